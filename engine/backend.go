@@ -1,0 +1,45 @@
+// Package engine turns prompt tokens into generated tokens: it owns the generation loop (prefill, decode,
+// stop conditions, cancellation, timings), sampling and KV-cache prefix reuse, and drives a Backend that
+// runs the transformer itself. Backends (the CPU one in package cpu, the WebGPU one in package gpu)
+// depend on this package, never the other way round.
+package engine
+
+import (
+	"context"
+	"errors"
+)
+
+// Backend runs the transformer forward pass and owns the KV cache of one sequence.
+//
+// The cache holds Len() positions. Forward appends len(tokens) positions after them, so tokens[i] sits at
+// position Len()+i, and returns the vocabulary-sized logits of the rows named in want (indices into
+// tokens, ascending). Truncate drops cached positions so that a new prompt sharing a prefix with the
+// cached sequence only computes its suffix.
+type Backend interface {
+	// Name is "cpu" or "gpu".
+	Name() string
+	// Device describes the hardware: the GPU adapter's name, or the CPU and thread count.
+	Device() string
+	// Forward evaluates tokens at positions Len()..Len()+len(tokens)-1 and returns logits for the rows
+	// in want. A cancelled ctx stops the work between layers and returns ctx.Err(); the cache then holds
+	// the positions before the call.
+	Forward(ctx context.Context, tokens []int32, want []int) ([][]float32, error)
+	// Len is the number of cached positions.
+	Len() int
+	// Truncate keeps the first n cached positions (n ≤ Len()).
+	Truncate(n int)
+	// MaxContext is the number of positions the cache can hold.
+	MaxContext() int
+	// Close releases the backend's memory (GPU buffers, worker goroutines).
+	Close() error
+}
+
+// Argmaxer is implemented by backends that can pick the greedy token on the device, so a decode step
+// reads back one id instead of a vocabulary of logits.
+type Argmaxer interface {
+	// ForwardArgmax evaluates tokens like Forward and returns the argmax of the last row's logits.
+	ForwardArgmax(ctx context.Context, tokens []int32) (int32, error)
+}
+
+// ErrContextFull is returned when a prompt or a generation would not fit in the context window.
+var ErrContextFull = errors.New("context window is full")
