@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+
+	"smolchat/model"
+	"smolchat/model/gguf"
+)
+
+func init() {
+	var asJSON *bool
+	register(&Command{
+		Name:    "inspect",
+		Summary: "show a GGUF file's metadata and tensor table",
+		Usage:   "FILE [--json]",
+		Flags:   func(fs *flag.FlagSet) { asJSON = fs.Bool("json", false, "print JSON instead of a table") },
+		Run: func(env *Env, args []string) error {
+			if len(args) != 1 {
+				return usageErr("inspect takes one GGUF file")
+			}
+			f, err := gguf.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if *asJSON {
+				return inspectJSON(env, f)
+			}
+			return inspectText(env, f)
+		},
+	})
+}
+
+// maxShown is how many elements of a long array inspect prints before summarizing.
+const maxShown = 8
+
+// summarize renders a metadata value for people: arrays longer than maxShown are cut with a count.
+func summarize(v any) any {
+	a, ok := v.(gguf.Array)
+	if !ok {
+		return v
+	}
+	n := a.Len()
+	var head []any
+	for i := 0; i < n && i < maxShown; i++ {
+		head = append(head, summarize(arrayElem(a, i)))
+	}
+	if n <= maxShown {
+		return head
+	}
+	return map[string]any{"type": a.Type.String(), "len": n, "head": head}
+}
+
+func arrayElem(a gguf.Array, i int) any {
+	switch x := a.Values.(type) {
+	case []uint8:
+		return x[i]
+	case []int8:
+		return x[i]
+	case []uint16:
+		return x[i]
+	case []int16:
+		return x[i]
+	case []uint32:
+		return x[i]
+	case []int32:
+		return x[i]
+	case []float32:
+		return x[i]
+	case []bool:
+		return x[i]
+	case []string:
+		return x[i]
+	case []uint64:
+		return x[i]
+	case []int64:
+		return x[i]
+	case []float64:
+		return x[i]
+	case []gguf.Array:
+		return x[i]
+	}
+	return nil
+}
+
+type inspectTensor struct {
+	Name  string   `json:"name"`
+	Type  string   `json:"type"`
+	Shape []uint64 `json:"shape"`
+	Bytes uint64   `json:"bytes"`
+}
+
+func inspectJSON(env *Env, f *gguf.File) error {
+	meta := map[string]any{}
+	for _, kv := range f.KVs {
+		meta[kv.Key] = summarize(kv.Value)
+	}
+	var ts []inspectTensor
+	for _, t := range f.Tensors {
+		ts = append(ts, inspectTensor{t.Name, t.Type.String(), t.Dims, t.Size})
+	}
+	counts := map[string]int{}
+	for _, tc := range f.TypeCounts() {
+		counts[tc.Type.String()] = tc.Count
+	}
+	out := map[string]any{"file": f.Path, "version": f.Version, "alignment": f.Alignment,
+		"data_offset": f.DataOffset, "size": f.Size(), "metadata": meta, "tensors": ts, "type_counts": counts}
+	if c, err := model.ConfigFromGGUF(f); err == nil {
+		out["config"] = c
+		out["quantization"] = model.FileTypeName(f)
+	} else {
+		out["config_error"] = err.Error()
+	}
+	enc := json.NewEncoder(env.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func inspectText(env *Env, f *gguf.File) error {
+	w := env.Stdout
+	fmt.Fprintf(w, "%s: GGUF v%d, %d metadata keys, %d tensors, %d bytes, alignment %d, data at %d\n\n",
+		f.Path, f.Version, len(f.KVs), len(f.Tensors), f.Size(), f.Alignment, f.DataOffset)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tTYPE\tVALUE")
+	for _, kv := range f.KVs {
+		typ := kv.Type.String()
+		if a, ok := kv.Value.(gguf.Array); ok {
+			typ = fmt.Sprintf("%s[%d]", a.Type, a.Len())
+		}
+		val := summarize(kv.Value)
+		if m, ok := val.(map[string]any); ok {
+			val = fmt.Sprintf("%q … (%d elements)", m["head"], m["len"])
+		}
+		if s, ok := val.(string); ok {
+			if len(s) > 120 {
+				s = s[:120] + fmt.Sprintf("… (%d bytes)", len(s))
+			}
+			val = fmt.Sprintf("%q", s)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\n", kv.Key, typ, val)
+	}
+	tw.Flush()
+	if len(f.Tensors) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TENSOR\tTYPE\tSHAPE\tBYTES")
+		for _, t := range f.Tensors {
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%d\n", t.Name, t.Type, t.Dims, t.Size)
+		}
+		tw.Flush()
+		fmt.Fprint(w, "\ntypes:")
+		for _, tc := range f.TypeCounts() {
+			fmt.Fprintf(w, " %s×%d", tc.Type, tc.Count)
+		}
+		fmt.Fprintln(w)
+	}
+	if c, err := model.ConfigFromGGUF(f); err == nil {
+		fmt.Fprintf(w, "model: %s %s, %d layers, dim %d, heads %d/%d (head_dim %d), ff %d, vocab %d, ctx %d, rope base %g, tied output %v\n",
+			c.Arch, model.FileTypeName(f), c.Layers, c.Dim, c.Heads, c.KVHeads, c.HeadDim, c.FF, c.Vocab, c.Context, c.RopeBase, c.TiedOutput)
+	} else {
+		fmt.Fprintf(w, "model: not runnable: %v\n", err)
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package model
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"smolchat/model/gguf"
+	"smolchat/model/quant"
+)
+
+// Tensor is a weight matrix (or vector) as stored in the file: Rows rows of Cols elements (Cols = ne0),
+// each row a run of quantization blocks. Data is a view into the mapped file.
+type Tensor struct {
+	Name string
+	Type quant.Type
+	Rows int
+	Cols int
+	Data []byte
+}
+
+// RowBytes is the size of one row in bytes.
+func (t Tensor) RowBytes() int { return len(t.Data) / t.Rows }
+
+// Row is row r's bytes.
+func (t Tensor) Row(r int) []byte {
+	n := t.RowBytes()
+	return t.Data[r*n : (r+1)*n]
+}
+
+// Layer holds one transformer block's weights.
+type Layer struct {
+	AttnNorm, Q, K, V, O Tensor
+	FFNNorm, Gate, Up    Tensor
+	Down                 Tensor
+}
+
+// Weights are all of a model's tensors by role. Output is Embed when the embeddings are tied.
+type Weights struct {
+	Embed, OutputNorm, Output Tensor
+	Layers                    []Layer
+}
+
+// Model is an opened GGUF model.
+type Model struct {
+	Path    string
+	File    *gguf.File
+	Config  Config
+	Weights Weights
+}
+
+// Open maps the GGUF file at path and checks that it holds a model this project can run: a supported
+// architecture, every tensor present with the expected shape, and element types it can compute with.
+func Open(path string) (*Model, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := FromFile(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// FromFile builds a Model over an opened file.
+func FromFile(f *gguf.File) (*Model, error) {
+	c, err := ConfigFromGGUF(f)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Path: f.Path, File: f, Config: c}
+	get := func(name string, rows, cols int) (Tensor, error) {
+		t := f.Tensor(name)
+		if t == nil {
+			return Tensor{}, fmt.Errorf("model %s: tensor %s is missing", f.Path, name)
+		}
+		want := []uint64{uint64(cols), uint64(rows)}
+		if rows == 1 {
+			want = want[:1]
+		}
+		if len(t.Dims) != len(want) || t.Dims[0] != want[0] || (len(want) == 2 && t.Dims[1] != want[1]) {
+			return Tensor{}, fmt.Errorf("model %s: tensor %s has shape %v, want %v", f.Path, name, t.Dims, want)
+		}
+		if !quant.Supported(t.Type) {
+			return Tensor{}, fmt.Errorf("model %s: tensor %s has type %s, which this project cannot compute with (supported: %s)",
+				f.Path, name, t.Type, quant.SupportedNames())
+		}
+		return Tensor{Name: name, Type: t.Type, Rows: rows, Cols: cols, Data: f.Data(t)}, nil
+	}
+	w := &m.Weights
+	if w.Embed, err = get("token_embd.weight", c.Vocab, c.Dim); err != nil {
+		return nil, err
+	}
+	if w.OutputNorm, err = get("output_norm.weight", 1, c.Dim); err != nil {
+		return nil, err
+	}
+	w.Output = w.Embed
+	if !c.TiedOutput {
+		if w.Output, err = get("output.weight", c.Vocab, c.Dim); err != nil {
+			return nil, err
+		}
+	}
+	w.Layers = make([]Layer, c.Layers)
+	for l := range w.Layers {
+		L := &w.Layers[l]
+		p := fmt.Sprintf("blk.%d.", l)
+		for _, s := range []struct {
+			dst        *Tensor
+			name       string
+			rows, cols int
+		}{
+			{&L.AttnNorm, "attn_norm.weight", 1, c.Dim},
+			{&L.Q, "attn_q.weight", c.QDim(), c.Dim},
+			{&L.K, "attn_k.weight", c.KVDim(), c.Dim},
+			{&L.V, "attn_v.weight", c.KVDim(), c.Dim},
+			{&L.O, "attn_output.weight", c.Dim, c.QDim()},
+			{&L.FFNNorm, "ffn_norm.weight", 1, c.Dim},
+			{&L.Gate, "ffn_gate.weight", c.FF, c.Dim},
+			{&L.Up, "ffn_up.weight", c.FF, c.Dim},
+			{&L.Down, "ffn_down.weight", c.Dim, c.FF},
+		} {
+			if *s.dst, err = get(p+s.name, s.rows, s.cols); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// Name is the file's base name.
+func (m *Model) Name() string { return filepath.Base(m.Path) }
+
+// Tensor returns a tensor's info and data by name.
+func (m *Model) Tensor(name string) (*gguf.TensorInfo, []byte, error) {
+	t := m.File.Tensor(name)
+	if t == nil {
+		return nil, nil, fmt.Errorf("model %s: no tensor %s", m.Path, name)
+	}
+	return t, m.File.Data(t), nil
+}
+
+// ParamCount is the number of weights in the file.
+func (m *Model) ParamCount() int64 {
+	var n int64
+	for _, t := range m.File.Tensors {
+		n += int64(t.Elements)
+	}
+	return n
+}
+
+// Close unmaps the file.
+func (m *Model) Close() error { return m.File.Close() }
