@@ -97,24 +97,14 @@ func ParseType(name string) (Type, bool) {
 	return 0, false
 }
 
-// computable lists the types this project can dequantize and compute with.
-var computable = []Type{F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K}
-
-// Supported reports whether tensors of type t can be dequantized and used in the forward pass.
-func Supported(t Type) bool {
-	for _, c := range computable {
-		if c == t {
-			return true
-		}
-	}
-	return false
-}
-
-// SupportedNames lists the supported types, for error messages.
+// SupportedNames lists the types Supported accepts, for error messages.
 func SupportedNames() string {
 	s := ""
-	for i, t := range computable {
-		if i > 0 {
+	for _, t := range []Type{F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K} {
+		if !Supported(t) {
+			continue
+		}
+		if s != "" {
 			s += ", "
 		}
 		s += t.String()

@@ -1,0 +1,145 @@
+package model
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"smolchat/internal/testutil"
+	"smolchat/model/gguf"
+	"smolchat/model/quant"
+)
+
+// writeModel writes a tiny llama-style model; edit changes the declared tensors and keys.
+func writeModel(t *testing.T, arch string, typ quant.Type, skip string) string {
+	t.Helper()
+	const dim, ff, vocab = 32, 64, 16
+	var buf bytes.Buffer
+	w := gguf.NewWriter(&buf)
+	w.AddKV("general.architecture", arch)
+	for k, v := range map[string]uint32{"embedding_length": dim, "block_count": 1, "attention.head_count": 4,
+		"attention.head_count_kv": 2, "feed_forward_length": ff, "context_length": 128} {
+		w.AddKV(arch+"."+k, v)
+	}
+	type decl struct {
+		name string
+		dims []uint64
+		typ  quant.Type
+	}
+	ds := []decl{{"token_embd.weight", []uint64{dim, vocab}, typ}, {"output_norm.weight", []uint64{dim}, quant.F32}}
+	for _, d := range []decl{{"attn_norm", []uint64{dim}, quant.F32}, {"attn_q", []uint64{dim, dim}, typ},
+		{"attn_k", []uint64{dim, dim / 2}, typ}, {"attn_v", []uint64{dim, dim / 2}, typ}, {"attn_output", []uint64{dim, dim}, typ},
+		{"ffn_norm", []uint64{dim}, quant.F32}, {"ffn_gate", []uint64{dim, ff}, typ}, {"ffn_up", []uint64{dim, ff}, typ},
+		{"ffn_down", []uint64{ff, dim}, typ}} {
+		ds = append(ds, decl{"blk.0." + d.name + ".weight", d.dims, d.typ})
+	}
+	var kept []decl
+	for _, d := range ds {
+		if d.name != skip {
+			kept = append(kept, d)
+			if err := w.AddTensor(d.name, d.typ, d.dims); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	w.WriteHeader()
+	for _, d := range kept {
+		n := d.dims[0]
+		if len(d.dims) > 1 {
+			n *= d.dims[1]
+		}
+		rb, _ := d.typ.RowBytes(int(d.dims[0]))
+		w.WriteTensor(d.name, make([]byte, uint64(rb)*(n/d.dims[0])))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "m.gguf")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestOpenErrors(t *testing.T) {
+	good := writeModel(t, "llama", quant.F32, "")
+	m, err := Open(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	if c.Heads != 4 || c.KVHeads != 2 || c.HeadDim != 8 || c.RopeBase != 10000 || !c.TiedOutput || c.Vocab != 16 {
+		t.Errorf("config %+v", c)
+	}
+	if m.Weights.Output.Name != "token_embd.weight" {
+		t.Errorf("tied output is %q", m.Weights.Output.Name)
+	}
+	m.Close()
+
+	truncated := filepath.Join(t.TempDir(), "t.gguf")
+	data, _ := os.ReadFile(good)
+	os.WriteFile(truncated, data[:len(data)-100], 0o644)
+	noRead := filepath.Join(t.TempDir(), "noread.gguf")
+	os.WriteFile(noRead, data, 0o000)
+
+	cases := []struct{ name, path, want string }{
+		{"wrong architecture", writeModel(t, "gpt2", quant.F32, ""), `architecture "gpt2" is not supported (supported: llama, smollm3)`},
+		{"missing tensor", writeModel(t, "llama", quant.F32, "blk.0.ffn_up.weight"), "tensor blk.0.ffn_up.weight is missing"},
+		{"unsupported quant", writeModel(t, "llama", quant.Q4_1, ""), "type Q4_1, which this project cannot compute with"},
+		{"directory", t.TempDir(), "is a directory"},
+		{"truncated", truncated, "truncated file"},
+		{"missing file", filepath.Join(t.TempDir(), "none.gguf"), "no such file"},
+	}
+	if os.Geteuid() != 0 { // root reads anything
+		cases = append(cases, struct{ name, path, want string }{"no permission", noRead, "permission denied"})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Open(tc.path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+func TestSharedModels(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want Config
+		nope []int
+	}{
+		{"stories260K.gguf", Config{Arch: "llama", Dim: 64, Layers: 5, Heads: 8, KVHeads: 4, HeadDim: 8, FF: 172,
+			Vocab: 512, Context: 2048, RopeBase: 10000, RopeDim: 8, RMSEps: 1e-5}, nil},
+		{"smollm3-tiny-synthetic-Q4_K_M.gguf", Config{Arch: "smollm3", Dim: 512, Layers: 8, Heads: 4, KVHeads: 1,
+			HeadDim: 128, FF: 1536, Vocab: 128256, Context: 4096, RopeBase: 5e6, RopeDim: 128, RMSEps: 1e-6,
+			TiedOutput: true}, []int{3, 7}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			m, err := Open(testutil.SharedFile(t, tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			got := m.Config
+			nope := got.NoRope
+			got.NoRope = nil
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("config\n got %+v\nwant %+v", got, tc.want)
+			}
+			var gotNope []int
+			for l, n := range nope {
+				if n {
+					gotNope = append(gotNope, l)
+				}
+			}
+			if len(gotNope) != len(tc.nope) || (len(tc.nope) > 0 && gotNope[0] != tc.nope[0]) {
+				t.Errorf("NoPE layers %v, want %v", gotNope, tc.nope)
+			}
+		})
+	}
+}
