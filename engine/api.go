@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"time"
+)
+
+// Message is one chat turn, as in the OpenAI API: role is "system", "user", "assistant" or "tool".
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// GenParams controls one generation.
+type GenParams struct {
+	SamplerParams
+	// MaxTokens caps the generated tokens; 0 means "until the context is full".
+	MaxTokens int
+	// Stop ends generation when the text produced so far ends with one of these strings; the stop string
+	// itself is not returned.
+	Stop []string
+}
+
+// ChatRequest is a conversation to continue with the model's chat template.
+type ChatRequest struct {
+	Messages []Message
+	// Think enables SmolLM3's reasoning mode (/think) or disables it (/no_think); nil keeps the template's
+	// default, and a /think or /no_think flag in the system prompt wins over it.
+	Think  *bool
+	Params GenParams
+}
+
+// Delta is the text one generated token added, split into reasoning and answer. Text is valid UTF-8:
+// bytes of a character split across tokens are held back until the character is complete.
+type Delta struct {
+	Token    int32
+	Thinking string
+	Answer   string
+}
+
+// Timings measures one generation.
+type Timings struct {
+	PromptTokens     int // tokens in the prompt
+	CachedTokens     int // of those, reused from the KV cache
+	GeneratedTokens  int
+	TimeToFirstToken time.Duration // from the call to the first generated token
+	PromptDuration   time.Duration // prefill of the uncached prompt tokens
+	GenDuration      time.Duration // decoding after the first token
+	PromptTPS        float64       // uncached prompt tokens per second
+	GenTPS           float64       // generated tokens per second after the first
+}
+
+// Finish reasons, as in the OpenAI API.
+const (
+	FinishStop      = "stop"      // an end-of-generation token or a stop string
+	FinishLength    = "length"    // MaxTokens reached or the context is full
+	FinishCancelled = "cancelled" // the context was cancelled or emit returned an error
+)
+
+// Result is a finished generation.
+type Result struct {
+	PromptTokens []int32
+	Tokens       []int32
+	Text         string // everything generated, reasoning included
+	Thinking     string // the reasoning, without the <think> tags
+	Answer       string // the text after the reasoning
+	FinishReason string
+	Timings      Timings
+}
+
+// Info describes the loaded model and where it runs.
+type Info struct {
+	Model   string // file base name
+	Arch    string // general.architecture
+	Quant   string // file type, e.g. "Q4_K_M"
+	Backend string // "cpu" or "gpu"
+	Device  string // adapter name or CPU description
+	Context int    // context window in tokens
+	Params  int64  // parameter count
+}

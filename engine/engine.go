@@ -1,0 +1,395 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"smolchat/model"
+	"smolchat/model/chat"
+	"smolchat/model/tokenizer"
+)
+
+// prefillChunk bounds the tokens evaluated per Forward call during prefill, so that a cancelled request
+// stops quickly and activations stay small.
+const prefillChunk = 256
+
+// Engine generates text with one model on one backend. It runs one generation at a time (callers queue
+// on its lock) and keeps the KV cache between calls, so that a prompt extending the previous one (the
+// next turn of a chat) only evaluates its new tokens.
+type Engine struct {
+	mu      sync.Mutex
+	model   *model.Model
+	tok     *tokenizer.Tokenizer
+	tmpl    chat.Renderer
+	backend Backend
+	cached  []int32 // the tokens whose keys and values the backend holds, in order
+	// Date pins the date SmolLM3's template writes into the prompt; zero means today.
+	Date time.Time
+}
+
+// New makes an engine from its parts; Load is the usual way to get one.
+func New(m *model.Model, tok *tokenizer.Tokenizer, tmpl chat.Renderer, b Backend) *Engine {
+	return &Engine{model: m, tok: tok, tmpl: tmpl, backend: b}
+}
+
+// Info describes the model and the backend.
+func (e *Engine) Info() Info {
+	return Info{Model: e.model.Name(), Arch: e.model.Config.Arch, Quant: model.FileTypeName(e.model.File),
+		Backend: e.backend.Name(), Device: e.backend.Device(), Context: e.backend.MaxContext(),
+		Params: e.model.ParamCount()}
+}
+
+// Model is the loaded model.
+func (e *Engine) Model() *model.Model { return e.model }
+
+// Tokenizer is the model's tokenizer.
+func (e *Engine) Tokenizer() *tokenizer.Tokenizer { return e.tok }
+
+// Backend is the backend the engine runs on.
+func (e *Engine) Backend() Backend { return e.backend }
+
+// Template is the chat template renderer.
+func (e *Engine) Template() chat.Renderer { return e.tmpl }
+
+// Close releases the backend and unmaps the model.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err := e.backend.Close()
+	if cerr := e.model.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Tokenize encodes raw text, with BOS when the model's rules add one.
+func (e *Engine) Tokenize(text string, parseSpecial bool) []int32 {
+	return e.tok.Encode(text, tokenizer.EncodeOptions{AddBOS: e.tok.AddsBOS(), ParseSpecial: parseSpecial})
+}
+
+// RenderChat renders msgs with the model's chat template and encodes them: template markup with
+// special tokens, message content as plain text (a user cannot forge a turn boundary).
+func (e *Engine) RenderChat(msgs []Message, think *bool) (chat.Prompt, []int32, error) {
+	cm := make([]chat.Message, len(msgs))
+	for i, m := range msgs {
+		cm[i] = chat.Message{Role: m.Role, Content: m.Content}
+	}
+	opt := chat.DefaultOptions()
+	opt.EnableThinking = think
+	opt.Date = e.Date
+	p, err := e.tmpl.Render(cm, opt)
+	if err != nil {
+		return p, nil, err
+	}
+	var ids []int32
+	if e.tok.AddsBOS() {
+		ids = append(ids, e.tok.BOS())
+	}
+	ids = append(ids, p.Tokens(func(text string, special bool) []int32 {
+		return e.tok.Encode(text, tokenizer.EncodeOptions{ParseSpecial: special})
+	})...)
+	return p, ids, nil
+}
+
+// CountChatTokens is the prompt length of a conversation, for context meters and limits.
+func (e *Engine) CountChatTokens(msgs []Message, think *bool) (int, error) {
+	_, ids, err := e.RenderChat(msgs, think)
+	return len(ids), err
+}
+
+// reserve is how many positions a chat prompt leaves free for the answer when it is fitted into the
+// context by dropping old turns.
+func (e *Engine) reserve(p GenParams) int {
+	r := 512
+	if p.MaxTokens > 0 {
+		r = p.MaxTokens
+	}
+	return min(r, e.backend.MaxContext()/4)
+}
+
+// Chat continues a conversation. When the rendered conversation does not fit in the context (with room
+// for the answer), the oldest turns after the system message are dropped, a user turn at a time; if
+// even the last user turn does not fit, it fails with ErrContextFull.
+func (e *Engine) Chat(ctx context.Context, req ChatRequest, emit func(Delta) error) (Result, error) {
+	msgs := req.Messages
+	limit := e.backend.MaxContext() - e.reserve(req.Params)
+	for {
+		p, ids, err := e.RenderChat(msgs, req.Think)
+		if err != nil {
+			return Result{}, err
+		}
+		if len(ids) <= limit {
+			return e.Generate(ctx, ids, req.Params, p.InThink, emit)
+		}
+		next, ok := dropOldestTurn(msgs)
+		if !ok {
+			return Result{}, fmt.Errorf("%w: the conversation needs %d tokens but the context holds %d (with %d kept for the answer); shorten the last message or raise --ctx",
+				ErrContextFull, len(ids), e.backend.MaxContext(), e.reserve(req.Params))
+		}
+		msgs = next
+	}
+}
+
+// dropOldestTurn removes the first non-system message and everything up to the next user message, so
+// that the conversation still starts with the system prompt (if any) followed by a user turn. It fails
+// when only the last user turn (and what follows it) is left.
+func dropOldestTurn(msgs []Message) ([]Message, bool) {
+	start := 0
+	if len(msgs) > 0 && msgs[0].Role == "system" {
+		start = 1
+	}
+	lastUser := -1
+	for i := len(msgs) - 1; i >= start; i-- {
+		if msgs[i].Role == "user" {
+			lastUser = i
+			break
+		}
+	}
+	end := start + 1
+	for end < len(msgs) && msgs[end].Role != "user" {
+		end++
+	}
+	if lastUser <= start || end > lastUser {
+		return nil, false
+	}
+	out := append(append([]Message{}, msgs[:start]...), msgs[end:]...)
+	return out, true
+}
+
+// Complete continues a raw prompt (no chat template; BOS per the model's rules, special tokens parsed).
+func (e *Engine) Complete(ctx context.Context, prompt string, p GenParams, emit func(Delta) error) (Result, error) {
+	ids := e.Tokenize(prompt, true)
+	if len(ids) == 0 {
+		return Result{}, errors.New("empty prompt")
+	}
+	return e.Generate(ctx, ids, p, false, emit)
+}
+
+// Generate evaluates prompt and samples until an end-of-generation token, a stop string, MaxTokens or
+// the end of the context. emit gets each token's text as it is produced; an error from emit, like a
+// cancelled ctx, ends the generation with FinishCancelled and no error.
+func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, startInThink bool, emit func(Delta) error) (Result, error) {
+	if err := p.SamplerParams.Validate(); err != nil {
+		return Result{}, err
+	}
+	if p.MaxTokens < 0 {
+		return Result{}, fmt.Errorf("max tokens must not be negative, got %d", p.MaxTokens)
+	}
+	if len(prompt) == 0 {
+		return Result{}, errors.New("empty prompt")
+	}
+	vocab := e.tok.VocabSize()
+	for i, id := range prompt {
+		if id < 0 || int(id) >= vocab {
+			return Result{}, fmt.Errorf("prompt token %d at index %d is outside the vocabulary of %d", id, i, vocab)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	maxCtx := e.backend.MaxContext()
+	if len(prompt) >= maxCtx {
+		return Result{}, fmt.Errorf("%w: the prompt has %d tokens and the context holds %d", ErrContextFull, len(prompt), maxCtx)
+	}
+
+	start := time.Now()
+	res := Result{PromptTokens: prompt, FinishReason: FinishStop}
+	t := &res.Timings
+	t.PromptTokens = len(prompt)
+
+	// Reuse the cached prefix; at least the last prompt token is evaluated again for its logits.
+	keep := commonPrefix(e.cached, prompt)
+	if keep == len(prompt) {
+		keep--
+	}
+	e.backend.Truncate(keep)
+	e.cached = e.cached[:keep]
+	t.CachedTokens = keep
+
+	logits, err := e.prefill(ctx, prompt[keep:])
+	t.PromptDuration = time.Since(start)
+	if uncached := len(prompt) - keep; t.PromptDuration > 0 {
+		t.PromptTPS = float64(uncached) / t.PromptDuration.Seconds()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			res.FinishReason = FinishCancelled
+			return res, nil
+		}
+		return res, err
+	}
+
+	sampler := NewSampler(p.SamplerParams)
+	dec := e.tok.NewStreamDecoder()
+	split := NewThinkSplitter(startInThink)
+	stops := newStopMatcher(p.Stop)
+	var text, thinking, answer strings.Builder
+	history := append([]int32(nil), prompt...)
+	var genStart time.Time
+
+	emitText := func(id int32, s string) error {
+		th, an := split.Push(s)
+		text.WriteString(s)
+		thinking.WriteString(th)
+		answer.WriteString(an)
+		if emit == nil || (th == "" && an == "" && id < 0) {
+			return nil
+		}
+		return emit(Delta{Token: id, Thinking: th, Answer: an})
+	}
+
+loop:
+	for {
+		id := sampler.Sample(logits, history)
+		if res.Tokens == nil {
+			t.TimeToFirstToken = time.Since(start)
+			genStart = time.Now()
+		}
+		if e.tok.IsEOG(id) {
+			break
+		}
+		res.Tokens = append(res.Tokens, id)
+		history = append(history, id)
+		out, hit := stops.push(dec.Add(id))
+		if err := emitText(id, out); err != nil {
+			res.FinishReason = FinishCancelled
+			break
+		}
+		if hit {
+			break
+		}
+		switch {
+		case p.MaxTokens > 0 && len(res.Tokens) >= p.MaxTokens:
+			res.FinishReason = FinishLength
+			break loop
+		case e.backend.Len()+1 >= maxCtx:
+			res.FinishReason = FinishLength
+			break loop
+		case ctx.Err() != nil:
+			res.FinishReason = FinishCancelled
+			break loop
+		}
+		logits, err = e.forward(ctx, []int32{id})
+		if err != nil {
+			if ctx.Err() != nil {
+				res.FinishReason = FinishCancelled
+				break
+			}
+			return res, err
+		}
+	}
+	if res.FinishReason != FinishCancelled {
+		// Text held back for a possible stop string or an unfinished character is released at the end.
+		emitText(-1, stops.flush())
+	}
+	th, an := split.Flush()
+	thinking.WriteString(th)
+	answer.WriteString(an)
+	if emit != nil && (th != "" || an != "") && res.FinishReason != FinishCancelled {
+		emit(Delta{Token: -1, Thinking: th, Answer: an})
+	}
+	res.Text, res.Thinking, res.Answer = text.String(), thinking.String(), answer.String()
+	t.GeneratedTokens = len(res.Tokens)
+	if !genStart.IsZero() {
+		t.GenDuration = time.Since(genStart)
+		if n := len(res.Tokens) - 1; n > 0 && t.GenDuration > 0 {
+			t.GenTPS = float64(n) / t.GenDuration.Seconds()
+		}
+	}
+	return res, nil
+}
+
+// prefill evaluates tokens in chunks and returns the last token's logits.
+func (e *Engine) prefill(ctx context.Context, tokens []int32) ([]float32, error) {
+	var logits []float32
+	for len(tokens) > 0 {
+		n := min(len(tokens), prefillChunk)
+		var err error
+		if logits, err = e.forward(ctx, tokens[:n]); err != nil {
+			return nil, err
+		}
+		tokens = tokens[n:]
+	}
+	return logits, nil
+}
+
+// forward runs the backend on tokens, keeps e.cached in step with its cache, and returns the last row's
+// logits.
+func (e *Engine) forward(ctx context.Context, tokens []int32) ([]float32, error) {
+	out, err := e.backend.Forward(ctx, tokens, []int{len(tokens) - 1})
+	if err != nil {
+		// The backend leaves its cache as it was before the call.
+		e.cached = e.cached[:e.backend.Len()]
+		return nil, err
+	}
+	e.cached = append(e.cached, tokens...)
+	return out[0], nil
+}
+
+func commonPrefix(a, b []int32) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// stopMatcher holds back generated text that might be the start of a stop string.
+type stopMatcher struct {
+	stops   []string
+	pending string
+}
+
+func newStopMatcher(stops []string) *stopMatcher {
+	var s []string
+	for _, x := range stops {
+		if x != "" {
+			s = append(s, x)
+		}
+	}
+	return &stopMatcher{stops: s}
+}
+
+// push adds text and returns what can be released, and whether a stop string was found (text from the
+// stop string on is dropped).
+func (m *stopMatcher) push(text string) (string, bool) {
+	m.pending += text
+	if len(m.stops) == 0 {
+		out := m.pending
+		m.pending = ""
+		return out, false
+	}
+	cut := -1
+	for _, s := range m.stops {
+		if i := strings.Index(m.pending, s); i >= 0 && (cut < 0 || i < cut) {
+			cut = i
+		}
+	}
+	if cut >= 0 {
+		out := m.pending[:cut]
+		m.pending = ""
+		return out, true
+	}
+	hold := 0
+	for _, s := range m.stops {
+		for k := min(len(s)-1, len(m.pending)); k > hold; k-- {
+			if strings.HasSuffix(m.pending, s[:k]) {
+				hold = k
+				break
+			}
+		}
+	}
+	out := m.pending[:len(m.pending)-hold]
+	m.pending = m.pending[len(m.pending)-hold:]
+	return out, false
+}
+
+// flush releases held text at the end of a generation that no stop string ended.
+func (m *stopMatcher) flush() string {
+	out := m.pending
+	m.pending = ""
+	return out
+}

@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"smolchat/model"
+	"smolchat/model/chat"
+	"smolchat/model/tokenizer"
+)
+
+// BackendOptions are what a backend factory gets besides the model.
+type BackendOptions struct {
+	Context  int    // KV-cache positions
+	Threads  int    // CPU threads (0 = the backend's default)
+	Adapter  string // GPU adapter name substring or index ("" = automatic)
+	Force    bool   // use the GPU even if it is a software (CPU-type) adapter
+	Progress func(frac float64, msg string)
+	Log      *slog.Logger
+}
+
+// BackendFactory creates a backend for m. Backends register one in their package's init, the way
+// database/sql drivers do, so that this package never imports them.
+type BackendFactory func(m *model.Model, o BackendOptions) (Backend, error)
+
+var (
+	factoriesMu sync.Mutex
+	factories   = map[string]BackendFactory{}
+)
+
+// RegisterBackend makes a backend available to Load under name ("cpu", "gpu").
+func RegisterBackend(name string, f BackendFactory) {
+	factoriesMu.Lock()
+	defer factoriesMu.Unlock()
+	factories[name] = f
+}
+
+func factory(name string) (BackendFactory, error) {
+	factoriesMu.Lock()
+	defer factoriesMu.Unlock()
+	f, ok := factories[name]
+	if !ok {
+		var have []string
+		for n := range factories {
+			have = append(have, n)
+		}
+		sort.Strings(have)
+		return nil, fmt.Errorf("backend %q is not available (built with: %v)", name, have)
+	}
+	return f, nil
+}
+
+// DefaultContext is the context window used when LoadOptions.Context is 0.
+const DefaultContext = 8192
+
+// LoadOptions choose the model file and where it runs.
+type LoadOptions struct {
+	Path string
+	// Backend is "auto" (the best hardware GPU, else the CPU), "cpu" or "gpu" (the GPU path even on a
+	// software adapter such as lavapipe). Empty means auto.
+	Backend  string
+	Adapter  string
+	Context  int // tokens; 0 = DefaultContext; capped by the model's trained context
+	Threads  int
+	Progress func(frac float64, msg string)
+	Log      *slog.Logger
+}
+
+// Load opens the model at o.Path, builds its tokenizer and chat template, and starts a backend.
+func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	progress := o.Progress
+	if progress == nil {
+		progress = func(float64, string) {}
+	}
+	progress(0, "mapping "+o.Path)
+	m, err := model.Open(o.Path)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.FromGGUF(m.File)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("model %s: tokenizer: %w", o.Path, err)
+	}
+	if err := ctx.Err(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	n := o.Context
+	if n <= 0 {
+		n = DefaultContext
+	}
+	n = min(n, m.Config.Context)
+	bo := BackendOptions{Context: n, Threads: o.Threads, Adapter: o.Adapter, Progress: progress, Log: log}
+	var b Backend
+	switch o.Backend {
+	case "", "auto":
+		b, err = newBackend("gpu", m, bo)
+		if err != nil {
+			log.Info("using the CPU backend", "reason", err)
+			b, err = newBackend("cpu", m, bo)
+		}
+	case "gpu":
+		bo.Force = true
+		b, err = newBackend("gpu", m, bo)
+	case "cpu":
+		b, err = newBackend("cpu", m, bo)
+	default:
+		err = fmt.Errorf("unknown backend %q (want auto, cpu or gpu)", o.Backend)
+	}
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	template, _ := m.File.String("tokenizer.chat_template")
+	progress(1, "ready")
+	return New(m, tok, chat.ForModel(m.Config.Arch, template), b), nil
+}
+
+func newBackend(name string, m *model.Model, o BackendOptions) (Backend, error) {
+	f, err := factory(name)
+	if err != nil {
+		return nil, err
+	}
+	return f(m, o)
+}
