@@ -3,6 +3,12 @@
 //
 // Every layout here follows ggml-common.h byte for byte (see the SmolLM3 spec, §6). Blocks run along
 // ne0, so a row of n elements is n/BlockSize(t) consecutive blocks of TypeSize(t) bytes.
+//
+// The dequantizers and the reference quantizers reproduce llama.cpp's output bit for bit (checked on
+// amd64, see the tests). The dot products run in AVX2 assembly on amd64 CPUs with AVX2, FMA and F16C,
+// and in portable Go elsewhere, in builds with the purego tag, or after ForceGeneric(true). Both compute
+// the same exact integer sums per block; they differ only in the order of the float additions.
+// Everything here is safe for concurrent use.
 package quant
 
 import "fmt"

@@ -1,0 +1,6 @@
+//go:build !amd64 || purego
+
+package quant
+
+// accelerated is nil where no assembly kernels exist: other architectures, and builds with the purego tag.
+var accelerated *kernels
