@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"smolchat/model"
@@ -86,6 +88,19 @@ func arrayElem(a gguf.Array, i int) any {
 	return nil
 }
 
+// formatList prints array elements for people: strings quoted, numbers as numbers.
+func formatList(xs []any) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		if s, ok := x.(string); ok {
+			parts[i] = strconv.Quote(s)
+		} else {
+			parts[i] = fmt.Sprint(x)
+		}
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
 type inspectTensor struct {
 	Name  string   `json:"name"`
 	Type  string   `json:"type"`
@@ -130,15 +145,19 @@ func inspectText(env *Env, f *gguf.File) error {
 		if a, ok := kv.Value.(gguf.Array); ok {
 			typ = fmt.Sprintf("%s[%d]", a.Type, a.Len())
 		}
-		val := summarize(kv.Value)
-		if m, ok := val.(map[string]any); ok {
-			val = fmt.Sprintf("%q … (%d elements)", m["head"], m["len"])
-		}
-		if s, ok := val.(string); ok {
-			if len(s) > 120 {
-				s = s[:120] + fmt.Sprintf("… (%d bytes)", len(s))
+		var val string
+		switch v := summarize(kv.Value).(type) {
+		case map[string]any:
+			val = fmt.Sprintf("%s … (%d elements)", formatList(v["head"].([]any)), v["len"])
+		case []any:
+			val = formatList(v)
+		case string:
+			if len(v) > 120 {
+				v = v[:120] + fmt.Sprintf("… (%d bytes)", len(v))
 			}
-			val = fmt.Sprintf("%q", s)
+			val = strconv.Quote(v)
+		default:
+			val = fmt.Sprint(v)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%v\n", kv.Key, typ, val)
 	}

@@ -279,3 +279,37 @@ func TestSharedFiles(t *testing.T) {
 		})
 	}
 }
+
+// failWriter fails after n bytes, like a full disk.
+type failWriter struct{ n int }
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		k := f.n
+		f.n = 0
+		return k, errors.New("no space left on device")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+func TestWriterReportsWriteErrors(t *testing.T) {
+	w := NewWriter(&failWriter{n: 100})
+	w.AddKV("general.architecture", "llama")
+	w.AddTensor("x", quant.F32, []uint64{1 << 20})
+	w.AddTensor("y", quant.F32, []uint64{1 << 20})
+	if err := w.WriteHeader(); err != nil {
+		t.Fatalf("header (buffered) failed early: %v", err)
+	}
+	big := make([]byte, 4<<20)
+	err := w.WriteTensor("x", big)
+	if err == nil {
+		err = w.WriteTensor("y", big)
+	}
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("got %v, want the write error", err)
+	}
+	if err := w.Close(); err == nil {
+		t.Error("Close after a failed write returned nil")
+	}
+}

@@ -21,6 +21,7 @@ type Writer struct {
 	written   uint64 // bytes written so far
 	dataStart uint64
 	header    bool
+	err       error // the first write error; every later call returns it
 }
 
 // NewWriter writes to w with the default alignment (32).
@@ -94,7 +95,7 @@ func (w *Writer) WriteHeader() error {
 	}
 	w.pad()
 	w.dataStart = w.written
-	return nil
+	return w.err
 }
 
 // WriteTensor writes the data of the next declared tensor, which must be name, with exactly its size.
@@ -110,12 +111,11 @@ func (w *Writer) WriteTensor(name string, data []byte) error {
 		return fmt.Errorf("gguf: tensor %q: got %d bytes, want %d", name, len(data), t.Size)
 	}
 	for w.written-w.dataStart < t.Offset {
-		w.w.WriteByte(0)
-		w.written++
+		w.putByte(0)
 	}
-	w.put(string(data))
+	w.putBytes(data)
 	w.next++
-	return nil
+	return w.err
 }
 
 // Close checks that every tensor was written and flushes.
@@ -128,19 +128,53 @@ func (w *Writer) Close() error {
 	if w.next != len(w.tensors) {
 		return fmt.Errorf("gguf: %d of %d tensors written", w.next, len(w.tensors))
 	}
-	return w.w.Flush()
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("gguf: write: %w", err)
+	}
+	return nil
 }
 
 func (w *Writer) pad() {
 	for w.written%w.alignment != 0 {
-		w.w.WriteByte(0)
-		w.written++
+		w.putByte(0)
 	}
 }
 
+// The put functions record the first write error; later writes are skipped.
 func (w *Writer) put(s string) {
-	w.w.WriteString(s)
-	w.written += uint64(len(s))
+	if w.err != nil {
+		return
+	}
+	n, err := w.w.WriteString(s)
+	w.written += uint64(n)
+	if err != nil {
+		w.err = fmt.Errorf("gguf: write: %w", err)
+	}
+}
+
+func (w *Writer) putBytes(b []byte) {
+	if w.err != nil {
+		return
+	}
+	n, err := w.w.Write(b)
+	w.written += uint64(n)
+	if err != nil {
+		w.err = fmt.Errorf("gguf: write: %w", err)
+	}
+}
+
+func (w *Writer) putByte(b byte) {
+	if w.err != nil {
+		return
+	}
+	if err := w.w.WriteByte(b); err != nil {
+		w.err = fmt.Errorf("gguf: write: %w", err)
+		return
+	}
+	w.written++
 }
 
 func (w *Writer) u32(v uint32) {
@@ -170,10 +204,10 @@ func (w *Writer) value(v any, tagged bool) error {
 	switch x := v.(type) {
 	case uint8:
 		tag(TypeUint8)
-		w.put(string([]byte{x}))
+		w.putByte(x)
 	case int8:
 		tag(TypeInt8)
-		w.put(string([]byte{byte(x)}))
+		w.putByte(byte(x))
 	case uint16:
 		tag(TypeUint16)
 		w.put(string([]byte{byte(x), byte(x >> 8)}))
@@ -248,7 +282,7 @@ func (w *Writer) array(a Array) error {
 	w.u64(uint64(a.Len()))
 	switch x := a.Values.(type) {
 	case []uint8:
-		w.put(string(x))
+		w.putBytes(x)
 		return nil
 	case []Array:
 		for _, e := range x {
