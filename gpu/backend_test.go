@@ -1,0 +1,372 @@
+package gpu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"smolchat/cpu"
+	"smolchat/engine"
+	"smolchat/gpu/ref"
+	"smolchat/internal/testutil"
+	"smolchat/model"
+	"smolchat/model/synth"
+)
+
+// Figures from llama.cpp (node-llama-cpp 3.22.1, CPU backend) on the shared fixtures; see
+// ../shared/testdata/README.md.
+var (
+	storiesPrompt = []int32{1, 403, 407, 261, 378} // "Once upon a time" with BOS
+	storiesGreedy = []int32{432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337,
+		410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394}
+	storiesTop5 = []tokenLogit{{432, 17.7979}, {383, 14.2824}, {322, 9.7103}, {353, 9.5862}, {323, 9.1381}}
+
+	tinyPrompt = []int32{128000, 12805, 5304, 264, 892}
+	tinyTop5   = []tokenLogit{{44930, 110.4432}, {39486, 107.6652}, {59911, 97.2317}, {104517, 96.6924}, {892, 95.9408}}
+)
+
+type tokenLogit struct {
+	id    int32
+	logit float32
+}
+
+func openModel(t *testing.T, name string) *model.Model {
+	t.Helper()
+	m, err := model.Open(testutil.SharedFile(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// newBackend opens a backend on any adapter (lavapipe included), skipping when there is none.
+func newBackend(t *testing.T, m *model.Model, opts Options) *Backend {
+	t.Helper()
+	opts.Force = true
+	b, err := New(m, opts)
+	if errors.Is(err, ErrNoAdapter) {
+		t.Skipf("no WebGPU adapter: install mesa-vulkan-drivers (%v)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// greedyIDs decodes n tokens after prompt with ForwardArgmax, checking that every decode step is one
+// submit.
+func greedyIDs(t *testing.T, b *Backend, prompt []int32, n int) []int32 {
+	t.Helper()
+	ctx := context.Background()
+	next, err := b.ForwardArgmax(ctx, prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []int32{next}
+	for len(out) < n {
+		if next, err = b.ForwardArgmax(ctx, []int32{next}); err != nil {
+			t.Fatalf("step %d: %v", len(out), err)
+		}
+		if s := b.LastStep(); s.Submits != 1 {
+			t.Fatalf("decode step %d took %d submits, want 1", len(out), s.Submits)
+		}
+		out = append(out, next)
+	}
+	return out
+}
+
+func TestGreedyStories260K(t *testing.T) {
+	m := openModel(t, "stories260K.gguf")
+	// stories260K's largest tensor is 128 KiB; 20000-byte bindings split token_embd and output.weight
+	// (512 rows) and every layer's matrices into several chunks.
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{
+		{"default", Options{}},
+		{"f32-kv/no-subgroups", Options{KV: "f32", DeviceOptions: DeviceOptions{NoSubgroups: true}}},
+		{"split-bindings/batch2", Options{Batch: 2, DeviceOptions: DeviceOptions{MaxBindingSize: 20000}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBackend(t, m, c.opts)
+			start := time.Now()
+			got := greedyIDs(t, b, storiesPrompt, len(storiesGreedy))
+			el := time.Since(start)
+			if !slices.Equal(got, storiesGreedy) {
+				t.Errorf("greedy ids\n got %v\nwant %v", got, storiesGreedy)
+			}
+			s := b.LastStep()
+			t.Logf("%s: %d tokens in %v (%.1f tok/s incl. prefill); decode step: %d dispatches, %d submit(s)",
+				b.Device(), len(got), el.Round(time.Millisecond), float64(len(got))/el.Seconds(), s.Dispatches, s.Submits)
+		})
+	}
+}
+
+// checkTop compares logits with llama.cpp's top-5, relative to the top logit.
+func checkTop(t *testing.T, logits []float32, top []tokenLogit, tol float64) {
+	t.Helper()
+	norm := math.Max(1, math.Abs(float64(top[0].logit)))
+	worst := 0.0
+	for _, r := range top {
+		worst = math.Max(worst, math.Abs(float64(logits[r.id]-r.logit))/norm)
+	}
+	t.Logf("worst |Δlogit| over llama.cpp's top-5: %.5f of the top logit", worst)
+	if worst > tol {
+		got := make([]string, len(top))
+		for i, r := range top {
+			got[i] = fmt.Sprintf("%d:%.4f (want %.4f)", r.id, logits[r.id], r.logit)
+		}
+		t.Errorf("logits differ from llama.cpp by %.4f > %g: %v", worst, tol, got)
+	}
+}
+
+func TestStep0LogitsStories260K(t *testing.T) {
+	m := openModel(t, "stories260K.gguf")
+	b := newBackend(t, m, Options{})
+	logits, err := b.Forward(context.Background(), storiesPrompt, []int{len(storiesPrompt) - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTop(t, logits[0], storiesTop5, 1e-3)
+	ids, vals, err := b.ForwardTopK(context.Background(), []int32{storiesGreedy[0]}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The device top-k of the next step must agree with a host sort of the same logits.
+	b.Truncate(len(storiesPrompt))
+	full, err := b.Forward(context.Background(), []int32{storiesGreedy[0]}, []int{0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if full[0][id] != vals[i] {
+			t.Errorf("top-k rank %d: id %d value %v, but Forward gives %v", i, id, vals[i], full[0][id])
+		}
+		if i > 0 && vals[i] > vals[i-1] {
+			t.Errorf("top-k not descending at rank %d", i)
+		}
+	}
+	if ids[0] != storiesGreedy[1] {
+		t.Errorf("top-1 after the first greedy token = %d, want %d", ids[0], storiesGreedy[1])
+	}
+}
+
+func TestStep0LogitsSmolLM3Tiny(t *testing.T) {
+	m := openModel(t, "smollm3-tiny-synthetic-Q4_K_M.gguf")
+	b := newBackend(t, m, Options{Context: 64})
+	logits, err := b.Forward(context.Background(), tinyPrompt, []int{len(tinyPrompt) - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// llama.cpp's CPU path quantizes activations to 8 bits and its own backends differ by up to ~2 on
+	// this ~100 scale (README), so a few percent is the meaningful bound.
+	checkTop(t, logits[0], tinyTop5, 0.03)
+}
+
+func TestForwardContract(t *testing.T) {
+	m := openModel(t, "stories260K.gguf")
+	// Batch 20 splits the 24 tokens below into two submits, and 20 wanted rows in the first exceed the
+	// 16 logits rows one read-back holds, so an output-only submit follows it. The cache is f32: with
+	// f16, the last-bit differences between the mat-mat and mat-vec sums can round a cached key or value
+	// to a neighbouring half, which moves logits by a few 1e-4.
+	b := newBackend(t, m, Options{Context: 40, Batch: 20, KV: "f32"})
+	ctx := context.Background()
+	tokens := append(slices.Clone(storiesPrompt), storiesGreedy[:19]...)
+	want := make([]int, len(tokens))
+	for i := range want {
+		want[i] = i
+	}
+	all, err := b.Forward(ctx, tokens, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := b.LastStep(); s.Submits != 3 {
+		t.Errorf("24 tokens in batches of 20 with 24 wanted rows took %d submits, want 3", s.Submits)
+	}
+	b.Truncate(0)
+	for i, tok := range tokens {
+		l, err := b.Forward(ctx, []int32{tok}, []int{0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := relErr(l[0], all[i]); e > 1e-4 {
+			t.Errorf("row %d: prefill and decode logits differ by %.3g", i, e)
+		}
+	}
+	if b.Len() != len(tokens) {
+		t.Fatalf("Len = %d, want %d", b.Len(), len(tokens))
+	}
+
+	// Truncate rewinds: the same continuation from an earlier position gives the same logits.
+	b.Truncate(len(storiesPrompt))
+	l, err := b.Forward(ctx, storiesGreedy[:1], []int{0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(l[0], all[len(storiesPrompt)]); e > 1e-4 {
+		t.Errorf("after Truncate: logits differ by %.3g", e)
+	}
+
+	// A cancelled context leaves the cache as it was.
+	n := b.Len()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := b.Forward(cctx, []int32{1, 2, 3}, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled forward: err = %v, want context.Canceled", err)
+	}
+	if b.Len() != n {
+		t.Errorf("Len after cancel = %d, want %d", b.Len(), n)
+	}
+
+	// Bad input is an error, never a panic.
+	for _, c := range []struct {
+		name   string
+		tokens []int32
+		want   []int
+	}{
+		{"token out of range", []int32{1, 9999}, nil},
+		{"negative token", []int32{-1}, nil},
+		{"want out of range", []int32{1}, []int{1}},
+		{"want not ascending", []int32{1, 2}, []int{1, 0}},
+	} {
+		if _, err := b.Forward(ctx, c.tokens, c.want); err == nil {
+			t.Errorf("%s: no error", c.name)
+		}
+	}
+	if _, err := b.Forward(ctx, make([]int32, 40), nil); !errors.Is(err, engine.ErrContextFull) {
+		t.Errorf("context full: err = %v, want ErrContextFull", err)
+	}
+	if _, _, err := b.ForwardTopK(ctx, []int32{1}, MaxTopK+1); err == nil {
+		t.Error("top-k beyond MaxTopK accepted")
+	}
+
+	// After Close every call fails with ErrDeviceLost.
+	b.Close()
+	if _, err := b.Forward(ctx, []int32{1}, []int{0}); !errors.Is(err, ErrDeviceLost) {
+		t.Errorf("forward after close: err = %v, want ErrDeviceLost", err)
+	}
+}
+
+var _ engine.Backend = (*Backend)(nil)
+var _ engine.Argmaxer = (*Backend)(nil)
+
+// synthModel writes synth's smollm3-tiny preset (SmolLM3's architecture: Q4_K/Q6_K mix, tied Q6_K
+// embeddings over 128256 tokens, GQA 4:1, a NoPE layer) to a temporary file and opens it, so the
+// whole-model tests below need no shared fixtures.
+func synthModel(t *testing.T) *model.Model {
+	t.Helper()
+	p, err := synth.PresetByName("smollm3-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := synth.Write(context.Background(), f, p, synth.Options{Seed: 7}); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// rowErr is max |got - want| over the row divided by max |want|.
+func rowErr(got, want []float32) float64 { return relErr(got, want) }
+
+// TestAgainstReference runs a prompt teacher-forced through the GPU and through ref.Model, whose float
+// math has no activation quantization, and compares every position's logits.
+func TestAgainstReference(t *testing.T) {
+	m := synthModel(t)
+	r, err := ref.NewModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := []int32{128000, 12805, 5304, 264, 892, 17, 99999, 3, 128255}
+	var all [][]float32
+	for _, tok := range tokens {
+		all = append(all, r.Step(tok))
+	}
+	// The 128256-row LM head dominates the cost on a software adapter, so three positions are compared:
+	// the first, one inside the second prefill chunk of the batch-4 case, and the last.
+	rows := []int{0, 5, 8}
+	var want [][]float32
+	for _, i := range rows {
+		want = append(want, all[i])
+	}
+	for _, c := range []struct {
+		name string
+		opts Options
+		tol  float64
+	}{
+		// 4 MiB bindings split the 27 MiB Q6_K token_embd (the tied LM head) into 7 chunks.
+		{"f32-kv/batch4/split", Options{KV: "f32", Context: 32, Batch: 4, DeviceOptions: DeviceOptions{MaxBindingSize: 4 << 20}}, 1e-3},
+		{"f16-kv", Options{KV: "f16", Context: 32}, 1e-2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := newBackend(t, m, c.opts)
+			got, err := b.Forward(context.Background(), tokens, rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			worst := 0.0
+			for i := range rows {
+				worst = math.Max(worst, rowErr(got[i], want[i]))
+				if ga, wa := ref.Argmax(got[i]), ref.Argmax(want[i]); ga != wa {
+					t.Errorf("position %d: argmax %d, reference %d", rows[i], ga, wa)
+				}
+			}
+			t.Logf("max |Δlogit| / max |logit| over positions %v: %.2e", rows, worst)
+			if worst > c.tol {
+				t.Errorf("logits differ from the float reference by %.3g > %g", worst, c.tol)
+			}
+		})
+	}
+}
+
+// TestAgainstCPUBackend compares the GPU with the project's CPU backend, which quantizes activations
+// to 8 bits like llama.cpp, so agreement is only to a few percent of the logit scale on this random-weight
+// model (the CPU backend itself differs from ref.Model by about 5%; the GPU by about 1e-6).
+func TestAgainstCPUBackend(t *testing.T) {
+	m := synthModel(t)
+	cb, err := cpu.New(m, cpu.Options{Threads: 2, Context: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	b := newBackend(t, m, Options{Context: 32})
+	tokens := []int32{128000, 12805, 5304, 264, 892, 17}
+	rows := []int{0, 3, 5}
+	want, err := cb.Forward(context.Background(), tokens, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Forward(context.Background(), tokens, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for i := range rows {
+		worst = math.Max(worst, rowErr(got[i], want[i]))
+	}
+	t.Logf("max |Δlogit| / max |logit| vs the CPU backend: %.2e", worst)
+	if worst > 0.1 {
+		t.Errorf("GPU and CPU backends differ by %.3g of the logit scale", worst)
+	}
+}

@@ -1,0 +1,330 @@
+package gpu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/oliverbestmann/webgpu/wgpu"
+
+	"smolchat/model/quant"
+)
+
+// Buffer is a GPU buffer owned by a Device.
+type Buffer struct {
+	buf   *wgpu.Buffer
+	Size  uint64
+	label string
+}
+
+func (b *Buffer) release() {
+	if b != nil && b.buf != nil {
+		b.buf.Release()
+		b.buf = nil
+	}
+}
+
+const storageUsage = wgpu.BufferUsageStorage | wgpu.BufferUsageCopyDst | wgpu.BufferUsageCopySrc
+
+// align4 rounds n up to a multiple of 4, the granularity of buffer sizes, copies and writes.
+func align4(n uint64) uint64 { return (n + 3) &^ 3 }
+
+func (d *Device) newBuffer(label string, size uint64, usage wgpu.BufferUsage) (*Buffer, error) {
+	size = max(align4(size), 4)
+	if size > d.limits.MaxBufferSize {
+		return nil, fmt.Errorf("buffer %s: %d bytes exceeds the device's maximum buffer size %d", label, size, d.limits.MaxBufferSize)
+	}
+	var b *wgpu.Buffer
+	err := d.wrap("creating buffer "+label, func() error {
+		var err error
+		b, err = d.dev.TryCreateBuffer(&wgpu.BufferDescriptor{Label: label, Size: size, Usage: usage})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	buf := &Buffer{buf: b, Size: size, label: label}
+	d.mu.Lock()
+	d.owned = append(d.owned, buf)
+	d.mu.Unlock()
+	return buf, nil
+}
+
+// NewStorage creates a zeroed storage buffer of size bytes (rounded up to 4) that kernels read and write.
+func (d *Device) NewStorage(label string, size uint64) (*Buffer, error) {
+	if size > d.limits.MaxStorageBufferBindingSize {
+		return nil, fmt.Errorf("buffer %s: %d bytes exceeds the storage binding limit %d", label, size, d.limits.MaxStorageBufferBindingSize)
+	}
+	return d.newBuffer(label, size, storageUsage)
+}
+
+// Upload creates a storage buffer holding data.
+func (d *Device) Upload(label string, data []byte) (*Buffer, error) {
+	b, err := d.NewStorage(label, uint64(len(data)))
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Write(b, 0, data); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// UploadF32 is Upload for a float32 slice.
+func (d *Device) UploadF32(label string, v []float32) (*Buffer, error) {
+	return d.Upload(label, f32Bytes(v))
+}
+
+// Write copies data into b at byte offset off. The copy is queued and lands before the next submit's
+// work runs.
+func (d *Device) Write(b *Buffer, off uint64, data []byte) error {
+	if off%4 != 0 || off+uint64(len(data)) > b.Size {
+		return fmt.Errorf("writing %d bytes at %d into buffer %s of %d bytes: out of range or misaligned", len(data), off, b.label, b.Size)
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	if len(data)%4 != 0 {
+		padded := make([]byte, align4(uint64(len(data))))
+		copy(padded, data)
+		data = padded
+	}
+	return d.wrap("writing buffer "+b.label, func() error { return d.queue.TryWriteBuffer(b.buf, off, data) })
+}
+
+// uniform creates a uniform buffer holding the little-endian encoding of fields (uint32, int or
+// float32 each), padded to 16 bytes.
+func (d *Device) uniform(label string, fields ...any) (*Buffer, error) {
+	n := max((len(fields)+3)/4*4, 4)
+	data := make([]byte, 4*n)
+	for i, f := range fields {
+		var v uint32
+		switch f := f.(type) {
+		case uint32:
+			v = f
+		case int:
+			if f < 0 || f > math.MaxUint32 {
+				return nil, fmt.Errorf("uniform %s: field %d = %d out of u32 range", label, i, f)
+			}
+			v = uint32(f)
+		case float32:
+			v = math.Float32bits(f)
+		default:
+			return nil, fmt.Errorf("uniform %s: field %d has unsupported type %T", label, i, f)
+		}
+		binary.LittleEndian.PutUint32(data[4*i:], v)
+	}
+	b, err := d.newBuffer(label, uint64(len(data)), wgpu.BufferUsageUniform|wgpu.BufferUsageCopyDst)
+	if err != nil {
+		return nil, err
+	}
+	return b, d.Write(b, 0, data)
+}
+
+// SetStep writes the step uniform that every kernel reads: nTok tokens starting at cache position pos0.
+func (d *Device) SetStep(nTok, pos0 int) error {
+	var data [16]byte
+	binary.LittleEndian.PutUint32(data[0:], uint32(nTok))
+	binary.LittleEndian.PutUint32(data[4:], uint32(pos0))
+	return d.Write(d.step, 0, data[:])
+}
+
+// Read copies size bytes at off from b back to the host, waiting for all submitted work first.
+func (d *Device) Read(b *Buffer, off, size uint64) ([]byte, error) {
+	e, err := d.NewEncoder("read " + b.label)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, size)
+	e.ReadBack(b, off, out)
+	if err := e.Submit(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadF32 reads n floats at element offset off.
+func (d *Device) ReadF32(b *Buffer, off, n int) ([]float32, error) {
+	raw, err := d.Read(b, uint64(off)*4, uint64(n)*4)
+	if err != nil {
+		return nil, err
+	}
+	return bytesF32(raw), nil
+}
+
+// stagingBuffer returns a mappable buffer of at least size bytes, reusing the last one when it fits.
+func (d *Device) stagingBuffer(size uint64) (*wgpu.Buffer, error) {
+	size = max((size+255)&^255, 256)
+	if d.staging != nil && d.stageSz >= size {
+		return d.staging, nil
+	}
+	if d.staging != nil {
+		d.staging.Release()
+		d.staging = nil
+	}
+	var b *wgpu.Buffer
+	err := d.wrap("creating readback buffer", func() error {
+		var err error
+		b, err = d.dev.TryCreateBuffer(&wgpu.BufferDescriptor{Label: "readback", Size: size,
+			Usage: wgpu.BufferUsageMapRead | wgpu.BufferUsageCopyDst})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.staging, d.stageSz = b, size
+	return b, nil
+}
+
+// Weights is a 2-D tensor on the device: M rows of K elements of a ggml type, stored as raw GGUF blocks
+// in one or more buffers of whole rows, each within the storage binding limit.
+type Weights struct {
+	Name     string
+	Type     quant.Type
+	K, M     int // elements per row, rows
+	RowBytes int
+	Chunks   []WeightChunk
+}
+
+// WeightChunk is one buffer of consecutive rows.
+type WeightChunk struct {
+	Buf  *Buffer
+	Row0 int
+	Rows int
+}
+
+// Bytes is the tensor's size.
+func (w *Weights) Bytes() int64 { return int64(w.RowBytes) * int64(w.M) }
+
+// kernelTypes are the weight types the WGSL dequantizers handle.
+var kernelTypes = map[quant.Type]string{
+	quant.F32:  "f32",
+	quant.F16:  "f16",
+	quant.Q8_0: "q8_0",
+	quant.Q4_K: "q4_k",
+	quant.Q6_K: "q6_k",
+}
+
+// UploadWeights copies a tensor of m rows of k elements of type t (raw GGUF bytes) to the device,
+// splitting it into buffers of whole rows that fit a storage binding. progress, if not nil, is called
+// with the bytes copied so far.
+func (d *Device) UploadWeights(name string, t quant.Type, k, m int, data []byte, progress func(done int64)) (*Weights, error) {
+	if _, ok := kernelTypes[t]; !ok {
+		return nil, fmt.Errorf("tensor %s: type %s is not supported by the GPU kernels (F32, F16, Q8_0, Q4_K, Q6_K are)", name, t)
+	}
+	if k <= 0 || m <= 0 || k%4 != 0 {
+		return nil, fmt.Errorf("tensor %s: shape %d x %d not supported (rows need a positive multiple of 4 elements)", name, m, k)
+	}
+	rb, err := t.RowBytes(k)
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	if int64(len(data)) != int64(rb)*int64(m) {
+		return nil, fmt.Errorf("tensor %s: %d bytes of data, want %d rows x %d bytes", name, len(data), m, rb)
+	}
+	perChunk := int(d.maxBinding / uint64(rb))
+	if perChunk == 0 {
+		return nil, fmt.Errorf("tensor %s: one row of %d bytes exceeds the storage binding limit %d", name, rb, d.maxBinding)
+	}
+	w := &Weights{Name: name, Type: t, K: k, M: m, RowBytes: rb}
+	var done int64
+	for row0 := 0; row0 < m; row0 += perChunk {
+		rows := min(perChunk, m-row0)
+		label := name
+		if perChunk < m {
+			label = fmt.Sprintf("%s[%d:%d]", name, row0, row0+rows)
+		}
+		part := data[row0*rb : (row0+rows)*rb]
+		buf, err := d.uploadMapped(label, part, func(n int64) {
+			if progress != nil {
+				progress(done + n)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		done += int64(len(part))
+		w.Chunks = append(w.Chunks, WeightChunk{Buf: buf, Row0: row0, Rows: rows})
+	}
+	return w, nil
+}
+
+// uploadPiece bounds the bytes copied between progress reports.
+const uploadPiece = 8 << 20
+
+// uploadMapped creates a buffer mapped at creation and copies data straight into it, so an upload needs
+// no staging copy on the host beyond what the driver does; data may be a view of the memory-mapped file.
+func (d *Device) uploadMapped(label string, data []byte, progress func(int64)) (*Buffer, error) {
+	size := max(align4(uint64(len(data))), 4)
+	var b *wgpu.Buffer
+	err := d.wrap("uploading "+label, func() error {
+		var err error
+		b, err = d.dev.TryCreateBuffer(&wgpu.BufferDescriptor{Label: label, Size: size, Usage: storageUsage, MappedAtCreation: true})
+		if err != nil {
+			return err
+		}
+		dst, err := mappedRange(b, 0, size)
+		if err != nil {
+			return err
+		}
+		for off := 0; off < len(data); off += uploadPiece {
+			end := min(off+uploadPiece, len(data))
+			copy(dst[off:end], data[off:end])
+			if progress != nil {
+				progress(int64(end))
+			}
+		}
+		clear(dst[len(data):])
+		return b.TryUnmap()
+	})
+	if err != nil {
+		if b != nil {
+			b.Release()
+		}
+		return nil, err
+	}
+	buf := &Buffer{buf: b, Size: size, label: label}
+	d.mu.Lock()
+	d.owned = append(d.owned, buf)
+	d.mu.Unlock()
+	return buf, nil
+}
+
+// mappedRange is GetMappedRange with a failed mapping (a nil pointer, on which the wrapper's
+// unsafe.Slice panics) reported as an error.
+func mappedRange(b *wgpu.Buffer, off, size uint64) (m []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("mapping %d bytes failed: %v", size, r)
+		}
+	}()
+	m = b.GetMappedRange(uint(off), uint(size))
+	if uint64(len(m)) != size {
+		return nil, fmt.Errorf("mapping %d bytes failed", size)
+	}
+	return m, nil
+}
+
+func f32Bytes(v []float32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
+	}
+	return out
+}
+
+func bytesF32(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}
+
+func u32Bytes(v []uint32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], x)
+	}
+	return out
+}

@@ -1,0 +1,255 @@
+// Package gpu runs SmolLM3 (and other llama-style GGUF models) on a GPU through WebGPU: adapter discovery
+// and selection, a device layer that turns WebGPU failures into Go errors, weight upload with splitting
+// of tensors larger than a storage binding, the WGSL kernels of package shaders, and Backend, the
+// engine.Backend that runs the forward pass.
+//
+// Every WebGPU call that can fail runs inside error scopes (see scoped), because wgpu-native's default
+// handler for an uncaught error aborts the process. A lost device is remembered, and every later call
+// returns ErrDeviceLost.
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/oliverbestmann/webgpu/wgpu"
+)
+
+// DeviceOptions chooses and configures a device.
+type DeviceOptions struct {
+	// Adapter selects the adapter: "" or "auto", an index, or a name substring (see Choose).
+	Adapter string
+	// Force lets the auto policy use a CPU-type adapter when no hardware one exists.
+	Force bool
+	// MaxBindingSize caps the bytes of one storage binding; 0 means the device limit. Tests set it tiny
+	// so that splitting large tensors across bindings is exercised on small models.
+	MaxBindingSize uint64
+	// NoSubgroups makes kernels reduce through workgroup memory even when the device has subgroups.
+	NoSubgroups bool
+	// Log receives device messages; nil discards them.
+	Log *slog.Logger
+}
+
+// Device is an opened WebGPU device with the kernels built on it. Its methods are not safe for
+// concurrent use; Backend serializes access.
+type Device struct {
+	Info   AdapterInfo // the adapter in use
+	Reason string      // why it was chosen
+
+	inst    *wgpu.Instance
+	adapter *wgpu.Adapter
+	dev     *wgpu.Device
+	queue   *wgpu.Queue
+	limits  wgpu.Limits
+	log     *slog.Logger
+
+	f16        bool   // shader-f16 enabled
+	sgFeature  bool   // a subgroup feature is enabled on the device
+	subgroups  bool   // subgroup kernels in use
+	maxBinding uint64 // bytes per storage binding, a multiple of 256
+
+	lost  atomic.Pointer[error]
+	stats deviceStats
+
+	mu      sync.Mutex // guards the caches below
+	kernels map[string]*Kernel
+	layouts map[string]*wgpu.BindGroupLayout
+	step    *Buffer
+	staging *wgpu.Buffer
+	stageSz uint64
+	owned   []*Buffer // buffers released by Close
+}
+
+// OpenDevice enumerates adapters, picks one with Choose, and opens a device on it with the adapter's own
+// limits (not WebGPU's defaults) and the optional features smolchat can use. It returns an error
+// wrapping ErrNoAdapter when nothing qualifies.
+func OpenDevice(opts DeviceOptions) (*Device, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	inst, err := newInstance()
+	if err != nil {
+		return nil, err
+	}
+	raw := inst.EnumerateAdapters(nil)
+	infos := make([]AdapterInfo, len(raw))
+	for i, a := range raw {
+		infos[i] = describe(i, a)
+	}
+	release := func(keep int) {
+		for i, a := range raw {
+			if i != keep {
+				a.Release()
+			}
+		}
+	}
+	choice, err := Choose(infos, opts.Adapter, opts.Force)
+	if err != nil {
+		release(-1)
+		inst.Release()
+		return nil, fmt.Errorf("%w: %v", ErrNoAdapter, err)
+	}
+	if choice.Index < 0 {
+		release(-1)
+		inst.Release()
+		return nil, fmt.Errorf("%w: %s", ErrNoAdapter, choice.Reason)
+	}
+	release(choice.Index)
+	d := &Device{
+		Info:    infos[choice.Index],
+		Reason:  choice.Reason,
+		inst:    inst,
+		adapter: raw[choice.Index],
+		log:     log,
+		kernels: map[string]*Kernel{},
+		layouts: map[string]*wgpu.BindGroupLayout{},
+	}
+	if err := d.open(opts); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("opening %s: %w", d.Info, err)
+	}
+	return d, nil
+}
+
+func (d *Device) open(opts DeviceOptions) error {
+	d.limits = d.adapter.GetLimits()
+	var features []wgpu.FeatureName
+	if d.adapter.HasFeature(wgpu.FeatureNameShaderF16) {
+		features = append(features, wgpu.FeatureNameShaderF16)
+		d.f16 = true
+	}
+	if sg := subgroupFeature(d.adapter); sg != 0 {
+		features = append(features, sg)
+		d.sgFeature = true
+		d.subgroups = !opts.NoSubgroups
+	}
+	limits := d.limits
+	dev, err := d.adapter.RequestDevice(&wgpu.DeviceDescriptor{
+		Label:              "smolchat",
+		RequiredFeatures:   features,
+		RequiredLimits:     &limits,
+		DeviceLostCallback: d.onLost,
+	})
+	if err != nil {
+		return fmt.Errorf("requesting device: %w", err)
+	}
+	if dev == nil || !dev.IsValid() {
+		return errors.New("requesting device: the adapter returned no device")
+	}
+	d.dev = dev
+	d.queue = dev.GetQueue()
+	d.maxBinding = min(d.limits.MaxStorageBufferBindingSize, d.limits.MaxBufferSize, 1<<31)
+	if opts.MaxBindingSize > 0 {
+		d.maxBinding = min(d.maxBinding, opts.MaxBindingSize)
+	}
+	d.maxBinding &^= 255
+	if d.maxBinding == 0 {
+		return fmt.Errorf("storage binding limit %d bytes is too small", d.limits.MaxStorageBufferBindingSize)
+	}
+	step, err := d.newBuffer("step", 16, wgpu.BufferUsageUniform|wgpu.BufferUsageCopyDst)
+	if err != nil {
+		return err
+	}
+	d.step = step
+	d.log.Debug("gpu device opened", "adapter", d.Info.Name, "type", d.Info.Type, "backend", d.Info.Backend,
+		"shader_f16", d.f16, "subgroups", d.subgroups, "max_binding", d.maxBinding, "reason", d.Reason)
+	return nil
+}
+
+// onLost is the device-lost callback: it marks the device dead, so every later call returns the loss
+// instead of reaching wgpu-native, which aborts the process when work is submitted to a lost device.
+func (d *Device) onLost(reason wgpu.DeviceLostReason, message string) {
+	err := fmt.Errorf("%w (%s): %s", ErrDeviceLost, reason, message)
+	d.lost.CompareAndSwap(nil, &err)
+	d.log.Error("gpu device lost", "adapter", d.Info.Name, "reason", reason.String(), "message", message)
+}
+
+// Err is nil while the device works, and the loss error after the device was lost or closed.
+func (d *Device) Err() error {
+	if p := d.lost.Load(); p != nil {
+		return *p
+	}
+	if d.dev == nil {
+		return fmt.Errorf("%w: device is closed", ErrDeviceLost)
+	}
+	return nil
+}
+
+// ShaderF16 reports whether the device has the shader-f16 feature enabled.
+func (d *Device) ShaderF16() bool { return d.f16 }
+
+// Subgroups reports whether kernels use subgroup reductions.
+func (d *Device) Subgroups() bool { return d.subgroups }
+
+// subgroupsAvail reports whether the device could run subgroup kernels.
+func (d *Device) subgroupsAvail() bool { return d.sgFeature }
+
+// MaxBinding is the most bytes one storage binding may cover on this device (or the test cap).
+func (d *Device) MaxBinding() uint64 { return d.maxBinding }
+
+// Limits are the device's limits (the adapter's, requested in full).
+func (d *Device) Limits() wgpu.Limits { return d.limits }
+
+// Close releases the device and everything created on it. It is safe to call more than once.
+func (d *Device) Close() error {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, b := range d.owned {
+		b.release()
+	}
+	d.owned = nil
+	if d.staging != nil {
+		d.staging.Release()
+		d.staging = nil
+	}
+	for k, kern := range d.kernels {
+		kern.pipe.Release()
+		delete(d.kernels, k)
+	}
+	for k, l := range d.layouts {
+		l.Release()
+		delete(d.layouts, k)
+	}
+	if d.queue != nil {
+		d.queue.Release()
+		d.queue = nil
+	}
+	if d.dev != nil {
+		err := fmt.Errorf("%w: device is closed", ErrDeviceLost)
+		d.lost.CompareAndSwap(nil, &err)
+		destroyDevice(d.dev)
+		d.dev.Release()
+		d.dev = nil
+	}
+	if d.adapter != nil {
+		d.adapter.Release()
+		d.adapter = nil
+	}
+	if d.inst != nil {
+		d.inst.Release()
+		d.inst = nil
+	}
+	return nil
+}
+
+// wrap runs f inside error scopes after checking the device is alive.
+func (d *Device) wrap(what string, f func() error) error {
+	if err := d.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := scoped(d.dev, what, f); err != nil {
+		return err
+	}
+	// A loss reported while f ran (e.g. during a Poll) surfaces here rather than on the next call.
+	if err := d.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}

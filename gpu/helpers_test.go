@@ -1,0 +1,140 @@
+package gpu
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"smolchat/model/quant"
+)
+
+var (
+	testDevOnce sync.Once
+	testDev     *Device
+	testDevErr  error
+)
+
+// device returns the shared test device (any adapter, CPU-type ones included, so lavapipe serves CI),
+// skipping the test when the machine has none.
+func device(t *testing.T) *Device {
+	t.Helper()
+	testDevOnce.Do(func() {
+		testDev, testDevErr = OpenDevice(DeviceOptions{Force: true})
+	})
+	if errors.Is(testDevErr, ErrNoAdapter) {
+		t.Skipf("no WebGPU adapter: install mesa-vulkan-drivers (%v)", testDevErr)
+	}
+	if testDevErr != nil {
+		t.Fatal(testDevErr)
+	}
+	if err := testDev.Err(); err != nil {
+		t.Fatalf("shared test device is unusable: %v", err)
+	}
+	return testDev
+}
+
+// reductionModes lists the reductions the device can run: subgroups (when it has them) and the
+// workgroup-memory fallback.
+func reductionModes(d *Device) []bool {
+	if d.subgroupsAvail() {
+		return []bool{true, false}
+	}
+	return []bool{false}
+}
+
+// useSubgroups switches the device's kernels between reductions for one test.
+func useSubgroups(t *testing.T, d *Device, on bool) {
+	old := d.subgroups
+	d.subgroups = on
+	t.Cleanup(func() { d.subgroups = old })
+}
+
+// limitBinding caps storage bindings for one test so that tensors split into several chunks.
+func limitBinding(t *testing.T, d *Device, n uint64) {
+	old := d.maxBinding
+	d.maxBinding = n
+	t.Cleanup(func() { d.maxBinding = old })
+}
+
+func randF32(r *rand.Rand, n int, scale float32) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64()) * scale
+	}
+	return v
+}
+
+// quantized encodes m rows of k random values as type t and returns the raw bytes and their exact
+// dequantized values, which the kernels must reproduce.
+func quantized(t *testing.T, r *rand.Rand, typ quant.Type, m, k int) ([]byte, []float32) {
+	t.Helper()
+	rb, err := typ.RowBytes(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, m*rb)
+	deq := make([]float32, m*k)
+	for row := range m {
+		src := randF32(r, k, 1)
+		if err := quant.QuantizeRow(typ, src, raw[row*rb:(row+1)*rb]); err != nil {
+			t.Fatal(err)
+		}
+		if err := quant.DequantizeRow(typ, raw[row*rb:(row+1)*rb], deq[row*k:(row+1)*k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return raw, deq
+}
+
+// relErr is max |got - want| over max |want|: the error relative to the output's scale.
+func relErr(got, want []float32) float64 {
+	var worst, scale float64
+	for i := range want {
+		worst = math.Max(worst, math.Abs(float64(got[i])-float64(want[i])))
+		scale = math.Max(scale, math.Abs(float64(want[i])))
+		if math.IsNaN(float64(got[i])) {
+			return math.Inf(1)
+		}
+	}
+	if scale == 0 {
+		return worst
+	}
+	return worst / scale
+}
+
+func mustF32(t *testing.T, d *Device, b *Buffer, off, n int) []float32 {
+	t.Helper()
+	v, err := d.ReadF32(b, off, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func must[T any](t *testing.T) func(v T, err error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+// run records fn for T tokens at position pos0, submits and waits.
+func run(t *testing.T, d *Device, T, pos0 int, fn func(e *Encoder)) {
+	t.Helper()
+	if err := d.SetStep(T, pos0); err != nil {
+		t.Fatal(err)
+	}
+	e, err := d.NewEncoder(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn(e)
+	if err := e.Submit(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,386 @@
+package gpu
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/oliverbestmann/webgpu/wgpu"
+
+	"smolchat/shaders"
+)
+
+// Bind is the kind of one binding of a kernel.
+type Bind uint8
+
+// Binding kinds. Binding 0 is always the kernel's parameter uniform and binding 1 the step uniform; the
+// kernel's declaration lists the kinds of bindings 2 and up.
+const (
+	Uniform Bind = iota
+	ReadOnly
+	ReadWrite
+)
+
+// Kernel is a compiled compute pipeline with an explicit bind group layout.
+type Kernel struct {
+	Name   string
+	pipe   *wgpu.ComputePipeline
+	layout *wgpu.BindGroupLayout
+	binds  []Bind // bindings 2.. (0 and 1 are the uniforms)
+}
+
+// kernelSpec names a kernel variant.
+type kernelSpec struct {
+	file, entry string
+	defs        shaders.Defines
+	binds       []Bind
+	subgroups   bool // the file has a SUBGROUPS variant
+}
+
+func (s kernelSpec) key() string {
+	keys := make([]string, 0, len(s.defs))
+	for k := range s.defs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(s.file + ":" + s.entry)
+	for _, k := range keys {
+		b.WriteString(" " + k + "=" + s.defs[k])
+	}
+	return b.String()
+}
+
+// kernel compiles (or returns the cached) variant. A variant using subgroups that fails to compile
+// disables subgroups for the device and is rebuilt with the workgroup-memory reduction, since drivers
+// differ in which subgroup builtins they accept.
+func (d *Device) kernel(s kernelSpec) (*Kernel, error) {
+	if !s.subgroups {
+		return d.buildKernel(s)
+	}
+	s.defs = withDef(s.defs, "SUBGROUPS", map[bool]string{true: "1", false: ""}[d.subgroups])
+	k, err := d.buildKernel(s)
+	if err != nil && d.subgroups {
+		d.log.Warn("subgroup kernel failed to build; using workgroup-memory reductions", "kernel", s.file, "err", err)
+		d.subgroups = false
+		s.defs = withDef(s.defs, "SUBGROUPS", "")
+		return d.buildKernel(s)
+	}
+	return k, err
+}
+
+func withDef(defs shaders.Defines, name, value string) shaders.Defines {
+	out := shaders.Defines{}
+	for k, v := range defs {
+		out[k] = v
+	}
+	out[name] = value
+	return out
+}
+
+func (d *Device) buildKernel(s kernelSpec) (*Kernel, error) {
+	key := s.key()
+	d.mu.Lock()
+	k, ok := d.kernels[key]
+	d.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	src, err := shaders.Source(s.file, s.defs)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", key, err)
+	}
+	layout, err := d.layout(s.binds)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", key, err)
+	}
+	var pipe *wgpu.ComputePipeline
+	err = d.wrap("building kernel "+key, func() error {
+		mod, err := d.dev.TryCreateShaderModule(&wgpu.ShaderModuleDescriptor{Label: s.file, WGSLSource: &wgpu.ShaderSourceWGSL{Code: src}})
+		if err != nil {
+			return err
+		}
+		defer mod.Release()
+		pl, err := d.dev.TryCreatePipelineLayout(&wgpu.PipelineLayoutDescriptor{Label: s.file, BindGroupLayouts: []*wgpu.BindGroupLayout{layout}})
+		if err != nil {
+			return err
+		}
+		defer pl.Release()
+		pipe, err = d.dev.TryCreateComputePipeline(&wgpu.ComputePipelineDescriptor{Label: key, Layout: pl,
+			Compute: wgpu.ProgrammableStageDescriptor{Module: mod, EntryPoint: s.entry}})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	k = &Kernel{Name: key, pipe: pipe, layout: layout, binds: s.binds}
+	d.mu.Lock()
+	d.kernels[key] = k
+	d.mu.Unlock()
+	return k, nil
+}
+
+// layout returns the bind group layout for uniforms at 0 and 1 followed by binds; kernels with the same
+// binding kinds share one, so a bind group serves all of them (matvec and matmul, say).
+func (d *Device) layout(binds []Bind) (*wgpu.BindGroupLayout, error) {
+	key := fmt.Sprint(binds)
+	d.mu.Lock()
+	l, ok := d.layouts[key]
+	d.mu.Unlock()
+	if ok {
+		return l, nil
+	}
+	entries := []wgpu.BindGroupLayoutEntry{
+		{Binding: 0, Visibility: wgpu.ShaderStageCompute, Buffer: wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeUniform}},
+		{Binding: 1, Visibility: wgpu.ShaderStageCompute, Buffer: wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeUniform}},
+	}
+	for i, b := range binds {
+		t := wgpu.BufferBindingTypeStorage
+		switch b {
+		case Uniform:
+			t = wgpu.BufferBindingTypeUniform
+		case ReadOnly:
+			t = wgpu.BufferBindingTypeReadOnlyStorage
+		}
+		entries = append(entries, wgpu.BindGroupLayoutEntry{Binding: uint32(i + 2), Visibility: wgpu.ShaderStageCompute,
+			Buffer: wgpu.BufferBindingLayout{Type: t}})
+	}
+	err := d.wrap("creating bind group layout", func() error {
+		var err error
+		l, err = d.dev.TryCreateBindGroupLayout(&wgpu.BindGroupLayoutDescriptor{Entries: entries})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.layouts[key] = l
+	d.mu.Unlock()
+	return l, nil
+}
+
+// Range is a byte range of a buffer bound to a kernel. Size 0 means to the end of the buffer.
+type Range struct {
+	Buf       *Buffer
+	Off, Size uint64
+}
+
+// Whole binds all of b.
+func Whole(b *Buffer) Range { return Range{Buf: b} }
+
+// bindGroup binds params at 0, the step uniform at 1 and the ranges at 2.. for kernel k.
+func (d *Device) bindGroup(k *Kernel, params *Buffer, ranges ...Range) (*wgpu.BindGroup, error) {
+	if len(ranges) != len(k.binds) {
+		return nil, fmt.Errorf("kernel %s takes %d buffers, got %d", k.Name, len(k.binds), len(ranges))
+	}
+	entries := []wgpu.BindGroupEntry{
+		{Binding: 0, Buffer: params.buf, Size: params.Size},
+		{Binding: 1, Buffer: d.step.buf, Size: d.step.Size},
+	}
+	align := uint64(max(d.limits.MinStorageBufferOffsetAlignment, 4))
+	for i, r := range ranges {
+		if r.Buf == nil || r.Buf.buf == nil {
+			return nil, fmt.Errorf("kernel %s: buffer %d is missing", k.Name, i+2)
+		}
+		size := r.Size
+		if size == 0 {
+			size = r.Buf.Size - r.Off
+		}
+		if r.Off%align != 0 || r.Off+size > r.Buf.Size || size%4 != 0 {
+			return nil, fmt.Errorf("kernel %s: range [%d, +%d) of buffer %s (%d bytes) is out of bounds or misaligned", k.Name, r.Off, size, r.Buf.label, r.Buf.Size)
+		}
+		if k.binds[i] != Uniform && size > d.limits.MaxStorageBufferBindingSize {
+			return nil, fmt.Errorf("kernel %s: binding %s of %d bytes exceeds the storage binding limit %d", k.Name, r.Buf.label, size, d.limits.MaxStorageBufferBindingSize)
+		}
+		entries = append(entries, wgpu.BindGroupEntry{Binding: uint32(i + 2), Buffer: r.Buf.buf, Offset: r.Off, Size: size})
+	}
+	var bg *wgpu.BindGroup
+	err := d.wrap("binding "+k.Name, func() error {
+		var err error
+		bg, err = d.dev.TryCreateBindGroup(&wgpu.BindGroupDescriptor{Layout: k.layout, Entries: entries})
+		return err
+	})
+	return bg, err
+}
+
+// Stats counts the device work since it was opened: what a decode step costs in dispatches and submits.
+type Stats struct {
+	Dispatches int64
+	Submits    int64
+}
+
+type deviceStats struct {
+	Dispatches, Submits atomic.Int64
+}
+
+// Stats returns the counters.
+func (d *Device) Stats() Stats {
+	return Stats{Dispatches: d.stats.Dispatches.Load(), Submits: d.stats.Submits.Load()}
+}
+
+// Encoder records one command buffer: compute dispatches, buffer copies and read-backs, submitted once.
+type Encoder struct {
+	d          *Device
+	label      string
+	enc        *wgpu.CommandEncoder
+	pass       *wgpu.ComputePassEncoder
+	reads      []pendingRead
+	dispatches int
+	err        error
+}
+
+type pendingRead struct {
+	src *Buffer
+	off uint64
+	dst []byte
+}
+
+// NewEncoder starts recording.
+func (d *Device) NewEncoder(label string) (*Encoder, error) {
+	e := &Encoder{d: d, label: label}
+	err := d.wrap("recording "+label, func() error {
+		var err error
+		e.enc, err = d.dev.TryCreateCommandEncoder(&wgpu.CommandEncoderDescriptor{Label: label})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// gridX matches GRID_X in shaders/common.wgsl.
+const gridX = 32768
+
+// grid spreads n workgroups over x and y as the kernels expect (see common.wgsl).
+func grid(n int) (x, y uint32) {
+	if n <= gridX {
+		return uint32(n), 1
+	}
+	return gridX, uint32((n + gridX - 1) / gridX)
+}
+
+// Dispatch records k over a bind group with the given workgroup counts. Empty dispatches are skipped.
+func (e *Encoder) Dispatch(k *Kernel, bg *wgpu.BindGroup, x, y, z uint32) {
+	if e.err != nil || x == 0 || y == 0 || z == 0 {
+		return
+	}
+	if lim := e.d.limits.MaxComputeWorkgroupsPerDimension; x > lim || y > lim || z > lim {
+		e.err = fmt.Errorf("kernel %s: dispatch (%d, %d, %d) exceeds %d workgroups per dimension", k.Name, x, y, z, lim)
+		return
+	}
+	if e.pass == nil {
+		e.pass = e.enc.BeginComputePass(&wgpu.ComputePassDescriptor{Label: e.label})
+	}
+	e.pass.SetPipeline(k.pipe)
+	e.pass.SetBindGroup(0, bg, nil)
+	e.pass.DispatchWorkgroups(x, y, z)
+	e.dispatches++
+}
+
+func (e *Encoder) endPass() {
+	if e.pass == nil {
+		return
+	}
+	if err := e.pass.TryEnd(); err != nil && e.err == nil {
+		e.err = fmt.Errorf("ending compute pass: %w", err)
+	}
+	// The pass must be released before the command buffer is finished (wgpu-native issue 412).
+	e.pass.Release()
+	e.pass = nil
+}
+
+// Copy records a buffer-to-buffer copy (offsets and size multiples of 4).
+func (e *Encoder) Copy(src *Buffer, srcOff uint64, dst *Buffer, dstOff, size uint64) {
+	if e.err != nil || size == 0 {
+		return
+	}
+	if srcOff%4 != 0 || dstOff%4 != 0 || size%4 != 0 || srcOff+size > src.Size || dstOff+size > dst.Size {
+		e.err = fmt.Errorf("copy of %d bytes from %s+%d to %s+%d is out of bounds or misaligned", size, src.label, srcOff, dst.label, dstOff)
+		return
+	}
+	e.endPass()
+	if err := e.enc.TryCopyBufferToBuffer(src.buf, srcOff, dst.buf, dstOff, size); err != nil {
+		e.err = fmt.Errorf("recording copy from %s: %w", src.label, err)
+	}
+}
+
+// ReadBack arranges for len(dst) bytes at off of src to be copied into dst when Submit returns.
+func (e *Encoder) ReadBack(src *Buffer, off uint64, dst []byte) {
+	if e.err != nil || len(dst) == 0 {
+		return
+	}
+	if off%4 != 0 || len(dst)%4 != 0 || off+uint64(len(dst)) > src.Size {
+		e.err = fmt.Errorf("read-back of %d bytes at %d from %s (%d bytes) is out of bounds or misaligned", len(dst), off, src.label, src.Size)
+		return
+	}
+	e.reads = append(e.reads, pendingRead{src: src, off: off, dst: dst})
+}
+
+// Dispatches is the number of dispatches recorded so far.
+func (e *Encoder) Dispatches() int { return e.dispatches }
+
+// Submit finishes the command buffer and submits it. With read-backs pending it waits for the GPU and
+// fills their destinations; otherwise it returns as soon as the work is queued.
+func (e *Encoder) Submit() error {
+	d := e.d
+	e.endPass()
+	defer e.enc.Release()
+	if e.err != nil {
+		return fmt.Errorf("%s: %w", e.label, e.err)
+	}
+	var total uint64
+	for _, r := range e.reads {
+		total += uint64(len(r.dst))
+	}
+	var staging *wgpu.Buffer
+	if total > 0 {
+		var err error
+		if staging, err = d.stagingBuffer(total); err != nil {
+			return err
+		}
+		var off uint64
+		for _, r := range e.reads {
+			if err := e.enc.TryCopyBufferToBuffer(r.src.buf, r.off, staging, off, uint64(len(r.dst))); err != nil {
+				return fmt.Errorf("%s: recording read-back: %w", e.label, err)
+			}
+			off += uint64(len(r.dst))
+		}
+	}
+	err := d.wrap("submitting "+e.label, func() error {
+		cmd, err := e.enc.TryFinish(nil)
+		if err != nil {
+			return err
+		}
+		defer cmd.Release()
+		d.queue.Submit(cmd)
+		return nil
+	})
+	d.stats.Submits.Add(1)
+	d.stats.Dispatches.Add(int64(e.dispatches))
+	if err != nil || total == 0 {
+		return err
+	}
+	status := wgpu.MapAsyncStatus(0)
+	err = d.wrap("reading back "+e.label, func() error {
+		if err := staging.TryMapAsync(wgpu.MapModeRead, 0, total, func(s wgpu.MapAsyncStatus) { status = s }); err != nil {
+			return err
+		}
+		d.dev.Poll(true, nil)
+		if status != wgpu.MapAsyncStatusSuccess {
+			return fmt.Errorf("mapping the read-back buffer: %s", status)
+		}
+		src, err := mappedRange(staging, 0, total)
+		if err != nil {
+			return err
+		}
+		var off uint64
+		for _, r := range e.reads {
+			copy(r.dst, src[off:])
+			off += uint64(len(r.dst))
+		}
+		return staging.TryUnmap()
+	})
+	return err
+}

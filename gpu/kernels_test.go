@@ -1,0 +1,288 @@
+package gpu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"smolchat/gpu/ref"
+	"smolchat/model/quant"
+)
+
+func TestRMSNorm(t *testing.T) {
+	d := device(t)
+	for _, c := range []struct{ dim, stride, T int }{{64, 64, 1}, {300, 304, 3}, {2048, 2048, 2}} {
+		t.Run(fmt.Sprintf("dim%d/T%d", c.dim, c.T), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(1, uint64(c.dim)))
+			x := randF32(r, c.T*c.stride, 3)
+			g := randF32(r, c.dim, 1)
+			xb := must[*Buffer](t)(d.UploadF32("x", x))
+			gb := must[*Buffer](t)(d.UploadF32("g", g))
+			yb := must[*Buffer](t)(d.NewStorage("y", uint64(4*len(x))))
+			op := must[*Op](t)(d.NewRMSNorm(Whole(xb), Whole(gb), Whole(yb), c.dim, c.stride, 1e-6))
+			run(t, d, c.T, 0, func(e *Encoder) { op.Record(e, c.T) })
+			y := mustF32(t, d, yb, 0, len(x))
+			for tok := range c.T {
+				want := ref.RMSNorm(x[tok*c.stride:tok*c.stride+c.dim], g, 1e-6)
+				e := relErr(y[tok*c.stride:tok*c.stride+c.dim], want)
+				t.Logf("token %d: max rel err %.2e", tok, e)
+				if e > 1e-5 {
+					t.Errorf("token %d: max relative error %.3g", tok, e)
+				}
+			}
+		})
+	}
+}
+
+// ropeTable is what the backend uploads for a step: (cos, sin) per token and pair.
+func ropeTable(pos0, T, ropeDim int, base float64) []float32 {
+	var cs []float32
+	for tok := range T {
+		cs = append(cs, ref.RopeAngles(pos0+tok, ropeDim, base)...)
+	}
+	return cs
+}
+
+func TestRope(t *testing.T) {
+	d := device(t)
+	for _, c := range []struct{ heads, headDim, ropeDim, stride, T, pos0 int }{
+		{8, 8, 8, 64, 1, 0},
+		{3, 8, 6, 28, 2, 5},           // partial rotation, padded rows
+		{16, 128, 128, 2048, 3, 4000}, // SmolLM3's head shape at a large position
+	} {
+		t.Run(fmt.Sprintf("%dx%d/rot%d/pos%d", c.heads, c.headDim, c.ropeDim, c.pos0), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(2, uint64(c.headDim)))
+			x := randF32(r, c.T*c.stride, 1)
+			base := 5e6
+			xb := must[*Buffer](t)(d.UploadF32("x", x))
+			cb := must[*Buffer](t)(d.UploadF32("cs", ropeTable(c.pos0, c.T, c.ropeDim, base)))
+			op := must[*Op](t)(d.NewRope(Whole(xb), Whole(cb), c.heads, c.headDim, c.ropeDim, c.stride))
+			run(t, d, c.T, c.pos0, func(e *Encoder) { op.Record(e, c.T) })
+			got := mustF32(t, d, xb, 0, len(x))
+			want := append([]float32(nil), x...)
+			for tok := range c.T {
+				ref.Rope(want[tok*c.stride:tok*c.stride+c.heads*c.headDim], c.headDim, c.ropeDim, c.pos0+tok, base)
+			}
+			e := relErr(got, want)
+			t.Logf("max rel err %.2e", e)
+			if e > 1e-6 {
+				t.Errorf("max relative error %.3g", e)
+			}
+		})
+	}
+}
+
+// f16Round rounds values to half precision, as an f16 cache stores them.
+func f16Round(v []float32) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = quant.F16ToF32(quant.F32ToF16(x))
+	}
+	return out
+}
+
+// TestAttention fills a cache through the kv-store kernel in two steps (a prefill, then the step under
+// test) and checks causal attention for every new token against ref.Attention.
+func TestAttention(t *testing.T) {
+	d := device(t)
+	type attnCase struct {
+		heads, kvHeads, headDim int
+		pos0, T                 int
+		f16                     bool
+	}
+	var cases []attnCase
+	for _, f16 := range []bool{false, true} {
+		cases = append(cases,
+			attnCase{8, 4, 8, 0, 1, f16},     // stories260K, first token
+			attnCase{8, 4, 8, 70, 1, f16},    // decode past one 64-key tile
+			attnCase{4, 1, 128, 5, 9, f16},   // SmolLM3 head size, GQA 4:1, causal prefill
+			attnCase{4, 2, 160, 100, 3, f16}, // more than 64 dim pairs per head
+		)
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("h%d/kv%d/hd%d/pos%d/T%d/f16=%v", c.heads, c.kvHeads, c.headDim, c.pos0, c.T, c.f16), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(3, uint64(c.headDim*1000+c.pos0)))
+			kvDim := c.kvHeads * c.headDim
+			qDim := c.heads * c.headDim
+			n := c.pos0 + c.T
+			keys := randF32(r, n*kvDim, 1)
+			vals := randF32(r, n*kvDim, 1)
+			q := randF32(r, c.T*qDim, 1)
+			elt := 4
+			if c.f16 {
+				elt = 2
+			}
+			kc := must[*Buffer](t)(d.NewStorage("kc", uint64(elt*n*kvDim)))
+			vc := must[*Buffer](t)(d.NewStorage("vc", uint64(elt*n*kvDim)))
+			// Stage both batches of keys and values in one buffer, stored by two kv-store steps.
+			kb := must[*Buffer](t)(d.UploadF32("k", keys))
+			vb := must[*Buffer](t)(d.UploadF32("v", vals))
+			if c.pos0 > 0 {
+				st := must[*Op](t)(d.NewKVStore(Whole(kb), Whole(vb), Whole(kc), Whole(vc), kvDim, kvDim, c.f16))
+				run(t, d, c.pos0, 0, func(e *Encoder) { st.Record(e, c.pos0) })
+			}
+			off := uint64(4 * c.pos0 * kvDim)
+			st := must[*Op](t)(d.NewKVStore(Range{Buf: kb, Off: off}, Range{Buf: vb, Off: off}, Whole(kc), Whole(vc), kvDim, kvDim, c.f16))
+			qb := must[*Buffer](t)(d.UploadF32("q", q))
+			ob := must[*Buffer](t)(d.NewStorage("out", uint64(4*c.T*qDim)))
+			scale := float32(1 / math.Sqrt(float64(c.headDim)))
+			at := must[*Op](t)(d.NewAttention(Whole(qb), Whole(kc), Whole(vc), Whole(ob), AttnShape{
+				Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.headDim, QStride: qDim, OutStride: qDim, Scale: scale, F16: c.f16}))
+			run(t, d, c.T, c.pos0, func(e *Encoder) {
+				st.Record(e, c.T)
+				at.Record(e, c.T)
+			})
+			got := mustF32(t, d, ob, 0, c.T*qDim)
+			wk, wv := keys, vals
+			if c.f16 {
+				wk, wv = f16Round(keys), f16Round(vals)
+			}
+			for tok := range c.T {
+				want := ref.Attention(q[tok*qDim:(tok+1)*qDim], wk, wv, c.heads, c.kvHeads, c.headDim, c.pos0+tok+1, scale)
+				e := relErr(got[tok*qDim:(tok+1)*qDim], want)
+				if tok == c.T-1 {
+					t.Logf("max rel err %.2e", e)
+				}
+				if e > 1e-4 {
+					t.Errorf("token %d: max relative error %.3g", tok, e)
+				}
+			}
+		})
+	}
+}
+
+func TestSiluMulAndAdd(t *testing.T) {
+	d := device(t)
+	for _, c := range []struct{ n, T int }{{172, 1}, {1000, 3}} {
+		t.Run(fmt.Sprintf("n%d/T%d", c.n, c.T), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(4, uint64(c.n)))
+			// One spare token past T: the kernels must leave it alone.
+			g := randF32(r, (c.T+1)*c.n, 4)
+			u := randF32(r, (c.T+1)*c.n, 1)
+			gb := must[*Buffer](t)(d.UploadF32("g", g))
+			ub := must[*Buffer](t)(d.UploadF32("u", u))
+			sm := must[*Op](t)(d.NewSiluMul(Whole(gb), Whole(ub), c.n))
+			add := must[*Op](t)(d.NewAdd(Whole(ub), Whole(gb), c.n))
+			run(t, d, c.T, 0, func(e *Encoder) {
+				sm.Record(e, c.T)
+				add.Record(e, c.T) // u += silu(g)*u
+			})
+			gotG := mustF32(t, d, gb, 0, len(g))
+			gotU := mustF32(t, d, ub, 0, len(u))
+			live := c.T * c.n
+			wantG := append(ref.SiluMul(g[:live], u[:live]), g[live:]...)
+			wantU := append([]float32(nil), u...)
+			for i := range live {
+				wantU[i] += wantG[i]
+			}
+			if e := relErr(gotG, wantG); e > 1e-6 {
+				t.Errorf("silu_mul: max relative error %.3g", e)
+			}
+			if e := relErr(gotU, wantU); e > 1e-6 {
+				t.Errorf("add: max relative error %.3g", e)
+			}
+		})
+	}
+}
+
+func TestEmbed(t *testing.T) {
+	d := device(t)
+	for _, c := range matCases {
+		for _, split := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/split=%v", c.typ, split), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(5, uint64(c.k)))
+				raw, deq := quantized(t, r, c.typ, c.m, c.k)
+				if split {
+					rb, _ := c.typ.RowBytes(c.k)
+					limitBinding(t, d, uint64(5*rb))
+				}
+				w := must[*Weights](t)(d.UploadWeights("embd", c.typ, c.k, c.m, raw, nil))
+				toks := []uint32{0, uint32(c.m - 1), 6, 5, 17}
+				tb := must[*Buffer](t)(d.Upload("tok", u32Bytes(toks)))
+				ob := must[*Buffer](t)(d.NewStorage("out", uint64(4*len(toks)*c.k)))
+				op := must[*Embed](t)(d.NewEmbed(w, Whole(tb), Whole(ob)))
+				run(t, d, len(toks), 0, func(e *Encoder) { op.Record(e, len(toks)) })
+				got := mustF32(t, d, ob, 0, len(toks)*c.k)
+				for i, id := range toks {
+					want := deq[int(id)*c.k : int(id+1)*c.k]
+					if e := relErr(got[i*c.k:(i+1)*c.k], want); e != 0 {
+						t.Errorf("token %d (id %d): max relative error %.3g, want exact", i, id, e)
+					}
+				}
+			})
+		}
+	}
+}
+
+func readPairs(t *testing.T, d *Device, b *Buffer, n int) (vals []float32, idx []int) {
+	raw, err := d.Read(b, 0, uint64(8*n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		vals = append(vals, math.Float32frombits(binary.LittleEndian.Uint32(raw[8*i:])))
+		idx = append(idx, int(int32(binary.LittleEndian.Uint32(raw[8*i+4:]))))
+	}
+	return vals, idx
+}
+
+// logitsWithTies returns n random logits where the maximum appears twice and several values repeat.
+func logitsWithTies(seed uint64, n int) []float32 {
+	r := rand.New(rand.NewPCG(6, seed))
+	x := randF32(r, n, 3)
+	top := ref.Argmax(x)
+	x[n-1] = x[top]           // a later duplicate of the maximum
+	x[n/2], x[n/3] = 7.5, 7.5 // a repeated value that ranks high
+	return x
+}
+
+func TestArgmax(t *testing.T) {
+	d := device(t)
+	for _, n := range []int{1, 300, 4096, 10007, 128256} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			x := logitsWithTies(uint64(n), n)
+			if n == 1 {
+				x = []float32{-2}
+			}
+			// The row sits after 8 other floats, as a later row of a logits buffer would.
+			xb := must[*Buffer](t)(d.UploadF32("logits", append(make([]float32, 8), x...)))
+			op := must[*Argmax](t)(d.NewArgmax(Whole(xb), n, 8))
+			run(t, d, 1, 0, func(e *Encoder) { op.Record(e) })
+			raw, err := d.Read(op.Result, 0, 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := int(binary.LittleEndian.Uint32(raw))
+			if want := ref.Argmax(x); got != want {
+				t.Errorf("argmax = %d, want %d", got, want)
+			}
+			if v := math.Float32frombits(binary.LittleEndian.Uint32(raw[4:])); v != x[ref.Argmax(x)] {
+				t.Errorf("max value = %v, want %v", v, x[ref.Argmax(x)])
+			}
+		})
+	}
+}
+
+func TestTopK(t *testing.T) {
+	d := device(t)
+	for _, c := range []struct{ n, k int }{{5, 5}, {1000, 1}, {3000, 40}, {20000, 64}} {
+		t.Run(fmt.Sprintf("n%d/k%d", c.n, c.k), func(t *testing.T) {
+			x := logitsWithTies(uint64(c.n), c.n)
+			xb := must[*Buffer](t)(d.UploadF32("logits", x))
+			op := must[*TopK](t)(d.NewTopK(Whole(xb), c.n, 0, c.k))
+			run(t, d, 1, 0, func(e *Encoder) { op.Record(e) })
+			vals, idx := readPairs(t, d, op.Result, c.k)
+			want := ref.TopK(x, c.k)
+			for i := range c.k {
+				if idx[i] != want[i] || vals[i] != x[want[i]] {
+					t.Fatalf("rank %d: got (%d, %v), want (%d, %v)", i, idx[i], vals[i], want[i], x[want[i]])
+				}
+			}
+		})
+	}
+	if _, err := d.NewTopK(Range{}, 10, 0, MaxTopK+1); err == nil {
+		t.Error("k beyond MaxTopK accepted")
+	}
+}

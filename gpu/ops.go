@@ -1,0 +1,331 @@
+package gpu
+
+import (
+	"fmt"
+
+	"github.com/oliverbestmann/webgpu/wgpu"
+
+	"smolchat/shaders"
+)
+
+// An op is a kernel bound to its buffers at load time; Record adds its dispatches for a step of T
+// tokens to an encoder. Bind groups and parameter uniforms never change after construction: what varies
+// per step (T, the first position) lives in the device's step uniform (SetStep).
+
+// Workgroup shape of the decode mat-vec: WG threads computing rows MatVecRows rows at a time.
+const (
+	matvecWG   = 128
+	matvecRows = 4
+	// matvecMaxT is the largest token count recorded as mat-vecs; larger steps use the tiled mat-mat,
+	// which reads each weight tile once for 32 tokens.
+	matvecMaxT = 4
+	matmulTM   = 64 // rows per mat-mat workgroup (matmul.wgsl TM)
+	matmulTN   = 32 // tokens per mat-mat workgroup (matmul.wgsl TN)
+)
+
+var matBinds = []Bind{ReadOnly, ReadOnly, ReadWrite}
+
+// MatMul computes y[t][yOff + r] = sum_k W[r][k] x[t][k] for r < W.M, one dispatch per weight chunk.
+type MatMul struct {
+	W      *Weights
+	mv, mm *Kernel
+	parts  []matPart
+}
+
+type matPart struct {
+	bg   *wgpu.BindGroup
+	rows int
+}
+
+// NewMatMul binds w to activations x (token t at element t*xStride) and outputs y (token t at
+// t*yStride + yOff).
+func (d *Device) NewMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
+	wt := kernelTypes[w.Type]
+	if xStride%4 != 0 || xStride < w.K {
+		return nil, fmt.Errorf("matmul %s: x stride %d must be a multiple of 4 and at least K=%d", w.Name, xStride, w.K)
+	}
+	if yStride < yOff+w.M {
+		return nil, fmt.Errorf("matmul %s: y stride %d too small for offset %d + %d rows", w.Name, yStride, yOff, w.M)
+	}
+	mv, err := d.kernel(kernelSpec{file: "matvec.wgsl", entry: "main", binds: matBinds, subgroups: true,
+		defs: shaders.Defines{"WTYPE": wt, "WG": fmt.Sprint(matvecWG), "ROWS": fmt.Sprint(matvecRows)}})
+	if err != nil {
+		return nil, err
+	}
+	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: matBinds, defs: shaders.Defines{"WTYPE": wt}})
+	if err != nil {
+		return nil, err
+	}
+	op := &MatMul{W: w, mv: mv, mm: mm}
+	for _, c := range w.Chunks {
+		p, err := d.uniform(w.Name+" params", w.K, c.Rows, w.RowBytes, yOff+c.Row0, xStride, yStride)
+		if err != nil {
+			return nil, err
+		}
+		bg, err := d.bindGroup(mv, p, Whole(c.Buf), x, y)
+		if err != nil {
+			return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
+		}
+		op.parts = append(op.parts, matPart{bg: bg, rows: c.Rows})
+	}
+	return op, nil
+}
+
+// Record adds the product for T tokens.
+func (o *MatMul) Record(e *Encoder, T int) {
+	for _, p := range o.parts {
+		if T <= matvecMaxT {
+			x, y := grid((p.rows + matvecRows - 1) / matvecRows)
+			e.Dispatch(o.mv, p.bg, x, y, uint32(T))
+		} else {
+			x, y := grid((p.rows + matmulTM - 1) / matmulTM)
+			e.Dispatch(o.mm, p.bg, x, y, uint32((T+matmulTN-1)/matmulTN))
+		}
+	}
+}
+
+// Op is a kernel with one bind group and a dispatch shape that depends on T.
+type Op struct {
+	k     *Kernel
+	bg    *wgpu.BindGroup
+	shape func(T int) (x, y, z uint32)
+}
+
+// Record adds the op's dispatch for T tokens.
+func (o *Op) Record(e *Encoder, T int) {
+	x, y, z := o.shape(T)
+	e.Dispatch(o.k, o.bg, x, y, z)
+}
+
+func (d *Device) newSimple(spec kernelSpec, params []any, ranges []Range, shape func(T int) (x, y, z uint32)) (*Op, error) {
+	k, err := d.kernel(spec)
+	if err != nil {
+		return nil, err
+	}
+	p, err := d.uniform(spec.file+" params", params...)
+	if err != nil {
+		return nil, err
+	}
+	bg, err := d.bindGroup(k, p, ranges...)
+	if err != nil {
+		return nil, err
+	}
+	return &Op{k: k, bg: bg, shape: shape}, nil
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// NewRMSNorm normalizes rows of dim elements (token t at t*stride) of x into y with weight g.
+func (d *Device) NewRMSNorm(x, g, y Range, dim, stride int, eps float32) (*Op, error) {
+	return d.newSimple(kernelSpec{file: "rmsnorm.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite}},
+		[]any{dim, stride, eps}, []Range{x, g, y},
+		func(T int) (uint32, uint32, uint32) { return uint32(T), 1, 1 })
+}
+
+// NewRope rotates, in place, the first ropeDim dims of each of nHeads heads of headDim (token t at
+// t*stride in x) by the (cos, sin) pairs in cs (token t pair i at t*ropeDim/2 + i).
+func (d *Device) NewRope(x, cs Range, nHeads, headDim, ropeDim, stride int) (*Op, error) {
+	if ropeDim%2 != 0 || ropeDim > headDim || ropeDim <= 0 {
+		return nil, fmt.Errorf("rope: rotated dims %d must be even, positive and at most the head size %d", ropeDim, headDim)
+	}
+	return d.newSimple(kernelSpec{file: "rope.wgsl", entry: "main", binds: []Bind{ReadWrite, ReadOnly}},
+		[]any{nHeads, headDim, ropeDim, stride}, []Range{x, cs},
+		func(T int) (uint32, uint32, uint32) { return uint32(ceilDiv(nHeads*ropeDim/2, 64)), uint32(T), 1 })
+}
+
+// NewKVStore copies the step's keys k and values v (token t at t*srcStride) into the caches kc, vc at
+// rows S.pos0 + t; f16 selects the packed-half cache layout.
+func (d *Device) NewKVStore(k, v, kc, vc Range, kvDim, srcStride int, f16 bool) (*Op, error) {
+	if kvDim%2 != 0 {
+		return nil, fmt.Errorf("kv store: kv dim %d must be even", kvDim)
+	}
+	return d.newSimple(kernelSpec{file: "kv_store.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite, ReadWrite},
+		defs: shaders.Defines{"KV_F16": boolDef(f16)}},
+		[]any{kvDim, srcStride}, []Range{k, v, kc, vc},
+		func(T int) (uint32, uint32, uint32) { return uint32(ceilDiv(kvDim/2, 64)), uint32(T), 1 })
+}
+
+func boolDef(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
+}
+
+// AttnShape describes grouped-query attention over a KV cache.
+type AttnShape struct {
+	Heads, KVHeads, HeadDim int
+	QStride, OutStride      int // floats per token in q and out
+	Scale                   float32
+	F16                     bool // cache holds packed halves
+}
+
+// NewAttention attends the step's queries q to the caches kc, vc (row p at p*KVHeads*HeadDim) and
+// writes out.
+func (d *Device) NewAttention(q, kc, vc, out Range, s AttnShape) (*Op, error) {
+	if s.KVHeads <= 0 || s.Heads%s.KVHeads != 0 || s.HeadDim%2 != 0 {
+		return nil, fmt.Errorf("attention: %d heads over %d kv heads of %d dims not supported", s.Heads, s.KVHeads, s.HeadDim)
+	}
+	return d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadOnly, ReadWrite},
+		defs: shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "KV_F16": boolDef(s.F16)}},
+		[]any{s.Heads, s.KVHeads, s.QStride, s.KVHeads * s.HeadDim, s.OutStride, s.Scale}, []Range{q, kc, vc, out},
+		func(T int) (uint32, uint32, uint32) { return uint32(s.Heads), uint32(T), 1 })
+}
+
+func eltShape(n int) func(T int) (uint32, uint32, uint32) {
+	return func(T int) (uint32, uint32, uint32) {
+		x, y := grid(ceilDiv(T*n, 256))
+		return x, y, 1
+	}
+}
+
+// NewSiluMul sets g = silu(g) * u over n elements per token.
+func (d *Device) NewSiluMul(g, u Range, n int) (*Op, error) {
+	return d.newSimple(kernelSpec{file: "silu_mul.wgsl", entry: "main", binds: []Bind{ReadWrite, ReadOnly}},
+		[]any{n}, []Range{g, u}, eltShape(n))
+}
+
+// NewAdd sets a += b over n elements per token.
+func (d *Device) NewAdd(a, b Range, n int) (*Op, error) {
+	return d.newSimple(kernelSpec{file: "add.wgsl", entry: "main", binds: []Bind{ReadWrite, ReadOnly}},
+		[]any{n}, []Range{a, b}, eltShape(n))
+}
+
+// Embed gathers and dequantizes rows of an embedding table: out[t] = E[tok[t]].
+type Embed struct {
+	k     *Kernel
+	parts []*wgpu.BindGroup
+	dim   int
+}
+
+// NewEmbed binds table w, the token ids tok (u32) and the output out (token t at t*K floats).
+func (d *Device) NewEmbed(w *Weights, tok, out Range) (*Embed, error) {
+	k, err := d.kernel(kernelSpec{file: "embed.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite},
+		defs: shaders.Defines{"WTYPE": kernelTypes[w.Type]}})
+	if err != nil {
+		return nil, err
+	}
+	op := &Embed{k: k, dim: w.K}
+	for _, c := range w.Chunks {
+		p, err := d.uniform(w.Name+" embed params", w.K, w.RowBytes, c.Row0, c.Rows)
+		if err != nil {
+			return nil, err
+		}
+		bg, err := d.bindGroup(k, p, Whole(c.Buf), tok, out)
+		if err != nil {
+			return nil, fmt.Errorf("embed %s: %w", w.Name, err)
+		}
+		op.parts = append(op.parts, bg)
+	}
+	return op, nil
+}
+
+// Record gathers T tokens.
+func (o *Embed) Record(e *Encoder, T int) {
+	for _, bg := range o.parts {
+		e.Dispatch(o.k, bg, uint32(ceilDiv(o.dim/4, 64)), uint32(T), 1)
+	}
+}
+
+// argmaxChunk is the logits one argmax workgroup scans.
+const argmaxChunk = 4096
+
+// Argmax finds the largest of n logits (ties to the lower index) into an 8-byte result: index, value bits.
+type Argmax struct {
+	partial, finish *Kernel
+	bg              *wgpu.BindGroup
+	nPart           int
+	Result          *Buffer
+}
+
+// NewArgmax binds the logits row at element off of logits.
+func (d *Device) NewArgmax(logits Range, n, off int) (*Argmax, error) {
+	binds := []Bind{ReadOnly, ReadWrite, ReadWrite}
+	partial, err := d.kernel(kernelSpec{file: "argmax.wgsl", entry: "partial", binds: binds})
+	if err != nil {
+		return nil, err
+	}
+	finish, err := d.kernel(kernelSpec{file: "argmax.wgsl", entry: "finish", binds: binds})
+	if err != nil {
+		return nil, err
+	}
+	nPart := ceilDiv(n, argmaxChunk)
+	part, err := d.NewStorage("argmax partials", uint64(8*nPart))
+	if err != nil {
+		return nil, err
+	}
+	res, err := d.NewStorage("argmax result", 8)
+	if err != nil {
+		return nil, err
+	}
+	p, err := d.uniform("argmax params", n, off, argmaxChunk, nPart)
+	if err != nil {
+		return nil, err
+	}
+	bg, err := d.bindGroup(partial, p, logits, Whole(part), Whole(res))
+	if err != nil {
+		return nil, err
+	}
+	return &Argmax{partial: partial, finish: finish, bg: bg, nPart: nPart, Result: res}, nil
+}
+
+// Record adds both passes.
+func (o *Argmax) Record(e *Encoder) {
+	e.Dispatch(o.partial, o.bg, uint32(o.nPart), 1, 1)
+	e.Dispatch(o.finish, o.bg, 1, 1, 1)
+}
+
+// Top-k limits, matching topk.wgsl.
+const (
+	topkSlice = 1024
+	// MaxTopK is the largest candidate count the device top-k returns.
+	MaxTopK = 64
+)
+
+// TopK finds the k largest of n logits in descending order into Result (k pairs of value bits, index).
+type TopK struct {
+	partial, finish *Kernel
+	bg              *wgpu.BindGroup
+	nPart, K        int
+	Result          *Buffer
+}
+
+// NewTopK binds the logits row at element off of logits.
+func (d *Device) NewTopK(logits Range, n, off, k int) (*TopK, error) {
+	if k < 1 || k > MaxTopK || k > n {
+		return nil, fmt.Errorf("top-k: k = %d must be in 1..%d and at most the %d logits", k, MaxTopK, n)
+	}
+	binds := []Bind{ReadOnly, ReadWrite, ReadWrite}
+	partial, err := d.kernel(kernelSpec{file: "topk.wgsl", entry: "partial", binds: binds})
+	if err != nil {
+		return nil, err
+	}
+	finish, err := d.kernel(kernelSpec{file: "topk.wgsl", entry: "finish", binds: binds})
+	if err != nil {
+		return nil, err
+	}
+	nPart := ceilDiv(n, topkSlice)
+	part, err := d.NewStorage("top-k partials", uint64(8*nPart*k))
+	if err != nil {
+		return nil, err
+	}
+	res, err := d.NewStorage("top-k result", uint64(8*k))
+	if err != nil {
+		return nil, err
+	}
+	p, err := d.uniform("top-k params", n, off, k, nPart)
+	if err != nil {
+		return nil, err
+	}
+	bg, err := d.bindGroup(partial, p, logits, Whole(part), Whole(res))
+	if err != nil {
+		return nil, err
+	}
+	return &TopK{partial: partial, finish: finish, bg: bg, nPart: nPart, K: k, Result: res}, nil
+}
+
+// Record adds both passes.
+func (o *TopK) Record(e *Encoder) {
+	e.Dispatch(o.partial, o.bg, uint32(o.nPart), 1, 1)
+	e.Dispatch(o.finish, o.bg, 1, 1, 1)
+}

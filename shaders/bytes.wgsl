@@ -1,0 +1,40 @@
+// bytes.wgsl: byte-addressed loads from the raw weight buffer `w` (array<u32>, declared by the kernel).
+//
+// WGSL storage has no 8- or 16-bit types, so quantized blocks are read as little-endian u32 words and
+// picked apart with shifts. Q6_K (210 bytes) and Q8_0 (34 bytes) blocks start on 2-byte boundaries, so a
+// 4-byte field may straddle two words; every offset passed here is even.
+
+// u8_at returns the byte at byte offset off.
+fn u8_at(off: u32) -> u32 {
+    return (w[off >> 2u] >> ((off & 3u) * 8u)) & 0xFFu;
+}
+
+// u16_at returns the 16-bit little-endian value at the even byte offset off.
+fn u16_at(off: u32) -> u32 {
+    return (w[off >> 2u] >> ((off & 2u) * 8u)) & 0xFFFFu;
+}
+
+// u32_at returns the 32-bit little-endian value at the even byte offset off.
+fn u32_at(off: u32) -> u32 {
+    let i = off >> 2u;
+    if ((off & 2u) == 0u) {
+        return w[i];
+    }
+    return (w[i] >> 16u) | (w[i + 1u] << 16u);
+}
+
+// f16_at returns the IEEE half at the even byte offset off as f32.
+fn f16_at(off: u32) -> f32 {
+    return unpack2x16float(u16_at(off)).x;
+}
+
+// i8x4 sign-extends the four bytes of v (byte 0 first).
+fn i8x4(v: u32) -> vec4<f32> {
+    let b = vec4<i32>(bitcast<i32>(v << 24u), bitcast<i32>(v << 16u), bitcast<i32>(v << 8u), bitcast<i32>(v));
+    return vec4<f32>(b >> vec4<u32>(24u));
+}
+
+// u8x4 splits v into its four bytes (byte 0 first).
+fn u8x4(v: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<u32>(v, v >> 8u, v >> 16u, v >> 24u) & vec4<u32>(0xFFu));
+}

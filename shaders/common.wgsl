@@ -1,0 +1,19 @@
+// common.wgsl: declarations every kernel shares.
+//
+// Binding 1 of group 0 is the step uniform: what changes from one Forward call to the next (how many
+// tokens are evaluated and at which cache position the first one sits). The host writes it once per
+// submit, so the recorded dispatches and their bind groups never change.
+
+struct Step {
+    n_tok: u32, // tokens evaluated by this submit (the T of a prefill chunk, 1 when decoding)
+    pos0: u32,  // cache position of the first of them
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(1) var<uniform> S: Step;
+
+// GRID_X is the dispatch width of kernels that may need more workgroups than one dimension allows: a
+// workgroup's linear index is workgroup_id.x + workgroup_id.y * GRID_X, and the host dispatches
+// (min(n, GRID_X), ceil(n / GRID_X), ...). Dispatches narrower than GRID_X have workgroup_id.y == 0.
+const GRID_X = 32768u;
