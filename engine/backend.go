@@ -43,3 +43,14 @@ type Argmaxer interface {
 
 // ErrContextFull is returned when a prompt or a generation would not fit in the context window.
 var ErrContextFull = errors.New("context window is full")
+
+// TopKer is implemented by backends that can select the k largest logits on the device (k ≤ MaxDeviceTopK),
+// so that sampling with a top-k filter reads back k candidates instead of the vocabulary.
+type TopKer interface {
+	// ForwardTopK evaluates tokens like Forward and returns the ids and logits of the last row's k
+	// largest logits.
+	ForwardTopK(ctx context.Context, tokens []int32, k int) ([]int32, []float32, error)
+}
+
+// MaxDeviceTopK is the largest k a TopKer must support.
+const MaxDeviceTopK = 64

@@ -209,7 +209,9 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 	e.cached = e.cached[:keep]
 	t.CachedTokens = keep
 
-	logits, err := e.prefill(ctx, prompt[keep:])
+	step := newStepper(e, p.SamplerParams)
+	history := append([]int32(nil), prompt...)
+	id, err := e.prefill(ctx, step, prompt[keep:], history)
 	t.PromptDuration = time.Since(start)
 	if uncached := len(prompt) - keep; t.PromptDuration > 0 {
 		t.PromptTPS = float64(uncached) / t.PromptDuration.Seconds()
@@ -222,12 +224,10 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 		return res, err
 	}
 
-	sampler := NewSampler(p.SamplerParams)
 	dec := e.tok.NewStreamDecoder()
 	split := NewThinkSplitter(startInThink)
 	stops := newStopMatcher(p.Stop)
 	var text, thinking, answer strings.Builder
-	history := append([]int32(nil), prompt...)
 	var genStart time.Time
 
 	emitText := func(id int32, s string) error {
@@ -243,7 +243,6 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 
 loop:
 	for {
-		id := sampler.Sample(logits, history)
 		if res.Tokens == nil {
 			t.TimeToFirstToken = time.Since(start)
 			genStart = time.Now()
@@ -272,7 +271,7 @@ loop:
 			res.FinishReason = FinishCancelled
 			break loop
 		}
-		logits, err = e.forward(ctx, []int32{id})
+		id, err = step.next(ctx, []int32{id}, history)
 		if err != nil {
 			if ctx.Err() != nil {
 				res.FinishReason = FinishCancelled
@@ -302,31 +301,37 @@ loop:
 	return res, nil
 }
 
-// prefill evaluates tokens in chunks and returns the last token's logits.
-func (e *Engine) prefill(ctx context.Context, tokens []int32) ([]float32, error) {
-	var logits []float32
-	for len(tokens) > 0 {
-		n := min(len(tokens), prefillChunk)
-		var err error
-		if logits, err = e.forward(ctx, tokens[:n]); err != nil {
-			return nil, err
+// prefill evaluates tokens in chunks and returns the token that follows them.
+func (e *Engine) prefill(ctx context.Context, step *stepper, tokens, history []int32) (int32, error) {
+	for len(tokens) > prefillChunk {
+		if _, err := e.backend.Forward(ctx, tokens[:prefillChunk], nil); err != nil {
+			e.track(nil, err)
+			return 0, err
 		}
-		tokens = tokens[n:]
+		e.track(tokens[:prefillChunk], nil)
+		tokens = tokens[prefillChunk:]
 	}
-	return logits, nil
+	return step.next(ctx, tokens, history)
 }
 
-// forward runs the backend on tokens, keeps e.cached in step with its cache, and returns the last row's
-// logits.
+// forward runs the backend on tokens and returns the last row's logits.
 func (e *Engine) forward(ctx context.Context, tokens []int32) ([]float32, error) {
 	out, err := e.backend.Forward(ctx, tokens, []int{len(tokens) - 1})
+	e.track(tokens, err)
 	if err != nil {
-		// The backend leaves its cache as it was before the call.
-		e.cached = e.cached[:e.backend.Len()]
 		return nil, err
 	}
-	e.cached = append(e.cached, tokens...)
 	return out[0], nil
+}
+
+// track keeps e.cached in step with the backend's cache after evaluating tokens.
+func (e *Engine) track(tokens []int32, err error) {
+	if err != nil {
+		// The backend leaves its cache as it was before the call.
+		e.cached = e.cached[:min(len(e.cached), e.backend.Len())]
+		return
+	}
+	e.cached = append(e.cached, tokens...)
 }
 
 func commonPrefix(a, b []int32) int {

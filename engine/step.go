@@ -1,0 +1,65 @@
+package engine
+
+import (
+	"context"
+	"math"
+)
+
+// stepper evaluates tokens and picks the next one. When the sampling rule only needs the best token
+// (greedy) or the k best (a top-k filter, k ≤ MaxDeviceTopK) and no penalty can reorder the logits, it
+// lets a backend that can do so select them on the device; otherwise it reads back the whole row of
+// logits and samples on the CPU. Both ways pick the same token for the same seed.
+type stepper struct {
+	e       *Engine
+	sampler *Sampler
+	argmax  Argmaxer
+	topk    TopKer
+	k       int
+	sparse  []float32 // vocabulary-sized logits: -Inf but for the device's candidates
+}
+
+func newStepper(e *Engine, p SamplerParams) *stepper {
+	s := &stepper{e: e, sampler: NewSampler(p)}
+	neutral := (p.RepeatPenalty == 0 || p.RepeatPenalty == 1) && p.PresencePenalty == 0 && p.FrequencyPenalty == 0
+	if !neutral {
+		return s
+	}
+	if a, ok := e.backend.(Argmaxer); ok && p.Temperature <= 0 {
+		s.argmax = a
+	} else if t, ok := e.backend.(TopKer); ok && p.Temperature > 0 && p.TopK > 0 && p.TopK <= MaxDeviceTopK {
+		s.topk, s.k = t, p.TopK
+	}
+	return s
+}
+
+// next evaluates tokens (appending them to the cache) and returns the token to follow them.
+func (s *stepper) next(ctx context.Context, tokens []int32, history []int32) (int32, error) {
+	switch {
+	case s.argmax != nil:
+		id, err := s.argmax.ForwardArgmax(ctx, tokens)
+		s.e.track(tokens, err)
+		return id, err
+	case s.topk != nil:
+		ids, logits, err := s.topk.ForwardTopK(ctx, tokens, s.k)
+		s.e.track(tokens, err)
+		if err != nil {
+			return 0, err
+		}
+		if s.sparse == nil {
+			s.sparse = make([]float32, s.e.tok.VocabSize())
+		}
+		inf := float32(math.Inf(-1))
+		for i := range s.sparse {
+			s.sparse[i] = inf
+		}
+		for i, id := range ids {
+			s.sparse[id] = logits[i]
+		}
+		return s.sampler.Sample(s.sparse, history), nil
+	}
+	logits, err := s.e.forward(ctx, tokens)
+	if err != nil {
+		return 0, err
+	}
+	return s.sampler.Sample(logits, history), nil
+}
