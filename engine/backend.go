@@ -54,3 +54,7 @@ type TopKer interface {
 
 // MaxDeviceTopK is the largest k a TopKer must support.
 const MaxDeviceTopK = 64
+
+// ErrBackendLost marks an error after which a backend cannot be used again, such as a lost GPU device.
+// The engine fails the request, then re-creates the backend (or falls back to the CPU) for the next one.
+var ErrBackendLost = errors.New("backend lost")

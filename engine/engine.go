@@ -27,6 +27,8 @@ type Engine struct {
 	tmpl    chat.Renderer
 	backend Backend
 	cached  []int32 // the tokens whose keys and values the backend holds, in order
+	// reload makes a new backend after the current one is lost (nil: the engine cannot recover).
+	reload func() (Backend, error)
 	// Date pins the date SmolLM3's template writes into the prompt; zero means today.
 	Date time.Time
 }
@@ -221,7 +223,7 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 			res.FinishReason = FinishCancelled
 			return res, nil
 		}
-		return res, err
+		return res, e.recoverFrom(err)
 	}
 
 	dec := e.tok.NewStreamDecoder()
@@ -277,7 +279,7 @@ loop:
 				res.FinishReason = FinishCancelled
 				break
 			}
-			return res, err
+			return res, e.recoverFrom(err)
 		}
 	}
 	if res.FinishReason != FinishCancelled {
@@ -299,6 +301,43 @@ loop:
 		}
 	}
 	return res, nil
+}
+
+// recoverFrom replaces a lost backend so that the next request can run, and returns the request's
+// error with what happened to the backend. Other errors are returned as they are.
+func (e *Engine) recoverFrom(err error) error {
+	if !errors.Is(err, ErrBackendLost) {
+		return err
+	}
+	if e.reload == nil {
+		return err
+	}
+	old := e.backend.Name()
+	e.backend.Close()
+	b, rerr := e.reload()
+	if rerr != nil {
+		e.backend = lostBackend{name: old, err: fmt.Errorf("%w; re-creating it failed: %v", err, rerr)}
+		return fmt.Errorf("%w; re-creating the backend failed: %v", err, rerr)
+	}
+	e.backend = b
+	e.cached = e.cached[:0]
+	return fmt.Errorf("%w (the %s backend was replaced: now %s on %s)", err, old, b.Name(), b.Device())
+}
+
+// lostBackend stands in for a backend that was lost and could not be re-created: every call fails.
+type lostBackend struct {
+	name string
+	err  error
+}
+
+func (l lostBackend) Name() string    { return l.name }
+func (l lostBackend) Device() string  { return "unavailable" }
+func (l lostBackend) Len() int        { return 0 }
+func (l lostBackend) Truncate(int)    {}
+func (l lostBackend) MaxContext() int { return DefaultContext }
+func (l lostBackend) Close() error    { return nil }
+func (l lostBackend) Forward(context.Context, []int32, []int) ([][]float32, error) {
+	return nil, l.err
 }
 
 // prefill evaluates tokens in chunks and returns the token that follows them.

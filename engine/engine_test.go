@@ -363,3 +363,44 @@ func TestDropOldestTurn(t *testing.T) {
 		}
 	}
 }
+
+// lostAfter wraps a backend that is lost after n Forward calls.
+type lostAfter struct {
+	*scriptBackend
+	n int
+}
+
+func (l *lostAfter) Forward(ctx context.Context, tokens []int32, want []int) ([][]float32, error) {
+	if l.n--; l.n < 0 {
+		return nil, fmt.Errorf("queue submit: %w", ErrBackendLost)
+	}
+	return l.scriptBackend.Forward(ctx, tokens, want)
+}
+
+func TestBackendLostIsReplaced(t *testing.T) {
+	tok := testTokenizer(t)
+	hello, world := id(t, tok, "▁Hello"), id(t, tok, "▁world")
+	e, b := newScripted(t, []int32{1}, []int32{hello, world})
+	e.backend = &lostAfter{scriptBackend: b, n: 1}
+	fresh := &scriptBackend{script: b.script, eos: b.eos, vocab: b.vocab, ctx: b.ctx}
+	reloads := 0
+	e.reload = func() (Backend, error) { reloads++; return fresh, nil }
+
+	_, err := e.Generate(context.Background(), []int32{1}, greedy(0), false, nil)
+	if !errors.Is(err, ErrBackendLost) || !strings.Contains(err.Error(), "backend was replaced") {
+		t.Fatalf("first request: %v, want a lost-backend error saying it was replaced", err)
+	}
+	res, err := e.Generate(context.Background(), []int32{1}, greedy(0), false, nil)
+	if err != nil || res.Text != " Hello world" || reloads != 1 {
+		t.Errorf("next request on the new backend: %q, %v (reloads %d)", res.Text, err, reloads)
+	}
+
+	// When no backend can be made, requests fail with a clear error instead of crashing.
+	e.backend = &lostAfter{scriptBackend: fresh, n: 0}
+	e.reload = func() (Backend, error) { return nil, errors.New("no device") }
+	for range 2 {
+		if _, err := e.Generate(context.Background(), []int32{1}, greedy(0), false, nil); err == nil || !strings.Contains(err.Error(), "no device") {
+			t.Errorf("got %v, want the re-creation failure", err)
+		}
+	}
+}

@@ -99,29 +99,42 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 	}
 	n = min(n, m.Config.Context)
 	bo := BackendOptions{Context: n, Threads: o.Threads, Adapter: o.Adapter, Progress: progress, Log: log}
-	var b Backend
-	switch o.Backend {
-	case "", "auto":
-		b, err = newBackend("gpu", m, bo)
-		if err != nil {
-			log.Info("using the CPU backend", "reason", err)
-			b, err = newBackend("cpu", m, bo)
+	open := func() (Backend, error) {
+		switch o.Backend {
+		case "", "auto":
+			b, err := newBackend("gpu", m, bo)
+			if err != nil {
+				log.Info("using the CPU backend", "reason", err)
+				return newBackend("cpu", m, bo)
+			}
+			return b, nil
+		case "gpu":
+			bo.Force = true
+			return newBackend("gpu", m, bo)
+		case "cpu":
+			return newBackend("cpu", m, bo)
 		}
-	case "gpu":
-		bo.Force = true
-		b, err = newBackend("gpu", m, bo)
-	case "cpu":
-		b, err = newBackend("cpu", m, bo)
-	default:
-		err = fmt.Errorf("unknown backend %q (want auto, cpu or gpu)", o.Backend)
+		return nil, fmt.Errorf("unknown backend %q (want auto, cpu or gpu)", o.Backend)
 	}
+	b, err := open()
 	if err != nil {
 		m.Close()
 		return nil, err
 	}
 	template, _ := m.File.String("tokenizer.chat_template")
 	progress(1, "ready")
-	return New(m, tok, chat.ForModel(m.Config.Arch, template), b), nil
+	e := New(m, tok, chat.ForModel(m.Config.Arch, template), b)
+	// After a lost GPU device: a new device if one can be had, else the CPU.
+	e.reload = func() (Backend, error) {
+		bo.Progress = nil
+		b, err := open()
+		if err == nil {
+			return b, nil
+		}
+		log.Warn("re-creating the backend failed; falling back to the CPU", "err", err)
+		return newBackend("cpu", m, bo)
+	}
+	return e, nil
 }
 
 func newBackend(name string, m *model.Model, o BackendOptions) (Backend, error) {

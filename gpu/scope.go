@@ -72,6 +72,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"smolchat/engine"
 	"unsafe"
 
 	"github.com/oliverbestmann/webgpu/wgpu"
@@ -82,8 +83,14 @@ var (
 	ErrOutOfMemory = errors.New("GPU out of memory")
 	ErrValidation  = errors.New("GPU validation error")
 	ErrInternal    = errors.New("GPU internal error")
-	ErrDeviceLost  = errors.New("GPU device lost")
+	// ErrDeviceLost also matches engine.ErrBackendLost, so the engine knows to re-create the backend.
+	ErrDeviceLost error = lostError{}
 )
+
+type lostError struct{}
+
+func (lostError) Error() string        { return "GPU device lost" }
+func (lostError) Is(target error) bool { return target == engine.ErrBackendLost }
 
 // webgpu.h enum values.
 const (
