@@ -1,0 +1,174 @@
+// smolchat's page behaviour. The server renders everything and htmx swaps it in; this file adds what
+// HTML alone cannot do: Enter to send, the Stop button, collapsing the reasoning when the answer starts,
+// following the stream, copy buttons and the sidebar drawer on small screens. It is loaded as a file
+// because the Content-Security-Policy forbids inline scripts.
+(function () {
+  "use strict";
+
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const csrf = () => ($('meta[name="csrf-token"]') || {}).content || "";
+
+  function init() {
+    const form = $("#composer");
+    const prompt = $("#prompt");
+    const messages = $("#messages");
+    const scroller = $("#scroller");
+    if (!form || !prompt || !messages || !scroller) return;
+
+    // --- Composer -------------------------------------------------------------------------------
+    const autosize = () => {
+      prompt.style.height = "auto";
+      prompt.style.height = Math.min(prompt.scrollHeight, window.innerHeight * 0.4) + "px";
+    };
+    prompt.addEventListener("input", autosize);
+
+    prompt.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        if (!busy() && prompt.value.trim() !== "") form.requestSubmit();
+      }
+    });
+    document.body.addEventListener("htmx:beforeRequest", (e) => {
+      // Nothing to send, or an answer is still streaming (the server would refuse it).
+      if (e.detail.elt === form && (busy() || prompt.value.trim() === "")) e.preventDefault();
+    });
+
+    document.body.addEventListener("htmx:afterRequest", (e) => {
+      if (e.detail.elt === form && e.detail.successful) {
+        prompt.value = "";
+        autosize();
+        prompt.focus();
+      }
+    });
+    document.body.addEventListener("htmx:sendError", () => {
+      notice("Cannot reach smolchat. Is the server still running?");
+    });
+
+    // --- Streaming state: Stop button, follow the answer ------------------------------------------
+    const stop = $("#stop");
+    const send = $("#send");
+    const streaming = () => $(".msg.streaming", messages);
+    function busy() { return !!streaming(); }
+    function updateBusy() {
+      const on = busy();
+      stop.hidden = !on;
+      send.hidden = on;
+      form.classList.toggle("busy", on);
+    }
+    new MutationObserver(updateBusy).observe(messages, { childList: true });
+    updateBusy();
+
+    function stopAnswer() {
+      const s = streaming();
+      if (!s) return;
+      fetch("/stream/" + encodeURIComponent(s.dataset.stream) + "/cancel", {
+        method: "POST",
+        headers: { "X-CSRF-Token": csrf() },
+        credentials: "same-origin",
+      }).catch(() => notice("Could not stop the answer."));
+    }
+    stop.addEventListener("click", stopAnswer);
+
+    let follow = true;
+    scroller.addEventListener("scroll", () => {
+      follow = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+    }, { passive: true });
+    const toBottom = () => { scroller.scrollTop = scroller.scrollHeight; };
+
+    document.body.addEventListener("htmx:sseMessage", (e) => {
+      const type = e.detail && e.detail.type;
+      const article = e.target.closest && e.target.closest(".msg");
+      if (type === "answer" && article && !article.dataset.answering) {
+        // The answer started: fold the reasoning away, as the reader now wants the answer.
+        article.dataset.answering = "1";
+        const details = $("details.thinking", article);
+        if (details) {
+          details.open = false;
+          const summary = $("summary", details);
+          if (summary) summary.textContent = "Thought process";
+        }
+      }
+      if (follow) toBottom();
+    });
+    document.body.addEventListener("htmx:afterSwap", (e) => {
+      if (e.detail.target === messages || messages.contains(e.detail.target)) {
+        if (e.detail.elt === form || follow) toBottom();
+      }
+    });
+
+    // --- Keyboard ----------------------------------------------------------------------------------
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        if (document.body.classList.contains("sidebar-open")) {
+          toggleSidebar(false);
+        } else if (busy()) {
+          e.preventDefault();
+          stopAnswer();
+        }
+      }
+    });
+
+    // --- Copy buttons ------------------------------------------------------------------------------
+    document.body.addEventListener("click", (e) => {
+      const btn = e.target.closest("button.copy, button.copy-code");
+      if (!btn) return;
+      const text = btn.classList.contains("copy-code")
+        ? btn.parentElement.querySelector("code").innerText
+        : (btn.closest(".msg").querySelector(".content") || {}).innerText || "";
+      navigator.clipboard.writeText(text).then(() => {
+        btn.classList.add("copied");
+        setTimeout(() => btn.classList.remove("copied"), 1200);
+      }, () => notice("The browser refused to copy."));
+    });
+    const addCodeButtons = (root) => {
+      root.querySelectorAll(".markdown pre").forEach((pre) => {
+        if (pre.querySelector(".copy-code")) return;
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "copy-code";
+        b.textContent = "Copy";
+        b.setAttribute("aria-label", "Copy code");
+        pre.appendChild(b);
+      });
+    };
+    addCodeButtons(document);
+    document.body.addEventListener("htmx:load", (e) => addCodeButtons(e.detail.elt));
+
+    // --- Sidebar drawer (small screens) ------------------------------------------------------------
+    const open = $("#open-sidebar");
+    const scrim = $("#scrim");
+    function toggleSidebar(on) {
+      document.body.classList.toggle("sidebar-open", on);
+      open.setAttribute("aria-expanded", on ? "true" : "false");
+      scrim.hidden = !on;
+      if (on) ($("#sidebar a.new-chat") || {}).focus?.();
+    }
+    open.addEventListener("click", () => toggleSidebar(true));
+    $("#close-sidebar").addEventListener("click", () => toggleSidebar(false));
+    scrim.addEventListener("click", () => toggleSidebar(false));
+
+    // --- Title follows the conversation ------------------------------------------------------------
+    document.body.addEventListener("htmx:oobAfterSwap", () => {
+      const t = $("#chat-title");
+      if (t) document.title = t.textContent.trim() + " · smolchat";
+    });
+
+    function notice(text) {
+      const div = document.createElement("div");
+      div.className = "notice error";
+      div.setAttribute("role", "alert");
+      div.textContent = text;
+      messages.appendChild(div);
+      toBottom();
+    }
+
+    autosize();
+    toBottom();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

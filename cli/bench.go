@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+)
+
+func init() {
+	var (
+		mf          *modelFlags
+		pp, tg, rep *int
+		asJSON      *bool
+	)
+	register(&Command{
+		Name:    "bench",
+		Summary: "measure prompt processing and generation speed, like llama-bench",
+		Usage:   "--model FILE [--pp 512] [--tg 128] [--reps 3] [--cpu|--gpu] [--json]",
+		Flags: func(fs *flag.FlagSet) {
+			mf = addModelFlags(fs)
+			pp = fs.Int("pp", 512, "prompt tokens evaluated in one batch (0 = skip)")
+			tg = fs.Int("tg", 128, "tokens generated one at a time (0 = skip)")
+			rep = fs.Int("reps", 3, "repetitions; the median is reported")
+			asJSON = fs.Bool("json", false, "print JSON")
+		},
+		Run: func(env *Env, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unexpected arguments %q", args)
+			}
+			if *rep < 1 || *pp < 0 || *tg < 0 {
+				return usageErr("--reps must be ≥ 1 and --pp, --tg ≥ 0")
+			}
+			if *mf.ctx < *pp+*tg {
+				*mf.ctx = *pp + *tg // the cache must hold the whole run
+			}
+			e, err := mf.load(env)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			b := e.Backend()
+			if *pp+*tg > b.MaxContext() {
+				return fmt.Errorf("--pp %d + --tg %d exceed the context of %d", *pp, *tg, b.MaxContext())
+			}
+			vocab := e.Tokenizer().VocabSize()
+			rng := rand.New(rand.NewPCG(1, 2))
+			randTokens := func(n int) []int32 {
+				t := make([]int32, n)
+				for i := range t {
+					t[i] = int32(rng.IntN(vocab))
+				}
+				return t
+			}
+			ctx := context.Background()
+			var ppRates, tgRates []float64
+			for r := 0; r < *rep; r++ {
+				if *pp > 0 {
+					b.Truncate(0)
+					toks := randTokens(*pp)
+					start := time.Now()
+					// One batch, like llama-bench's pp: logits for the last row only.
+					if _, err := b.Forward(ctx, toks, []int{len(toks) - 1}); err != nil {
+						return err
+					}
+					ppRates = append(ppRates, float64(*pp)/time.Since(start).Seconds())
+				}
+				if *tg > 0 {
+					b.Truncate(0)
+					tok := randTokens(1)
+					start := time.Now()
+					for i := 0; i < *tg; i++ {
+						if _, err := b.Forward(ctx, tok, []int{0}); err != nil {
+							return err
+						}
+					}
+					tgRates = append(tgRates, float64(*tg)/time.Since(start).Seconds())
+				}
+			}
+			info := e.Info()
+			res := benchJSON{Model: info.Model, Quant: info.Quant, Backend: info.Backend, Adapter: info.Device,
+				PP: *pp, TG: *tg, Reps: *rep, PPRate: median(ppRates), TGRate: median(tgRates), PPRuns: ppRates, TGRuns: tgRates}
+			if *asJSON {
+				return json.NewEncoder(env.Stdout).Encode(res)
+			}
+			fmt.Fprintf(env.Stdout, "model %s (%s) on %s: %s\n", res.Model, res.Quant, res.Backend, res.Adapter)
+			if *pp > 0 {
+				fmt.Fprintf(env.Stdout, "pp%d: %.2f tok/s (median of %d: %v)\n", *pp, res.PPRate, *rep, roundAll(ppRates))
+			}
+			if *tg > 0 {
+				fmt.Fprintf(env.Stdout, "tg%d: %.2f tok/s (median of %d: %v)\n", *tg, res.TGRate, *rep, roundAll(tgRates))
+			}
+			return nil
+		},
+	})
+}
+
+type benchJSON struct {
+	Model   string    `json:"model"`
+	Quant   string    `json:"quant"`
+	Backend string    `json:"backend"`
+	Adapter string    `json:"adapter"`
+	PP      int       `json:"pp"`
+	TG      int       `json:"tg"`
+	Reps    int       `json:"reps"`
+	PPRate  float64   `json:"pp_tokens_per_second"`
+	TGRate  float64   `json:"tg_tokens_per_second"`
+	PPRuns  []float64 `json:"pp_runs"`
+	TGRuns  []float64 `json:"tg_runs"`
+}
+
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), x...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func roundAll(x []float64) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = float64(int(v*100+0.5)) / 100
+	}
+	return out
+}

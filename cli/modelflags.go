@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"smolchat/engine"
+
+	// The backends register themselves with the engine.
+	_ "smolchat/cpu"
+	_ "smolchat/gpu"
+)
+
+// modelFlags are the flags of every command that loads a model.
+type modelFlags struct {
+	model   *string
+	cpu     *bool
+	gpu     *bool
+	adapter *string
+	ctx     *int
+	threads *int
+}
+
+func addModelFlags(fs *flag.FlagSet) *modelFlags {
+	return &modelFlags{
+		model:   fs.String("model", "", "GGUF model `file`"),
+		cpu:     fs.Bool("cpu", false, "run on the CPU even when a GPU is available"),
+		gpu:     fs.Bool("gpu", false, "run on the GPU, even a software adapter such as lavapipe (fails instead of falling back)"),
+		adapter: fs.String("gpu-adapter", "", "GPU adapter to use, by name substring or index (see 'smolchat devices')"),
+		ctx:     fs.Int("ctx", engine.DefaultContext, "context window in tokens (capped by the model's)"),
+		threads: fs.Int("threads", 0, "CPU threads (0 = one per core)"),
+	}
+}
+
+// backend is the --cpu/--gpu choice as an engine backend name.
+func (f *modelFlags) backend() (string, error) {
+	switch {
+	case *f.cpu && *f.gpu:
+		return "", usageErr("--cpu and --gpu are exclusive")
+	case *f.cpu:
+		return "cpu", nil
+	case *f.gpu:
+		return "gpu", nil
+	}
+	return "auto", nil
+}
+
+// load opens the model named by --model on the chosen backend.
+func (f *modelFlags) load(env *Env) (*engine.Engine, error) {
+	if *f.model == "" {
+		return nil, usageErr("--model FILE is required")
+	}
+	b, err := f.backend()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: *f.model, Backend: b, Adapter: *f.adapter,
+		Context: *f.ctx, Threads: *f.threads, Log: env.Log})
+	if err != nil {
+		return nil, err
+	}
+	info := e.Info()
+	env.Log.Info("model loaded", "model", info.Model, "arch", info.Arch, "quant", info.Quant, "backend", info.Backend,
+		"device", info.Device, "ctx", info.Context, "took", time.Since(start).Round(time.Millisecond))
+	return e, nil
+}
+
+// thinkFlag reads --think/--no-think into the engine's tri-state.
+func thinkFlag(think, noThink bool) (*bool, error) {
+	switch {
+	case think && noThink:
+		return nil, usageErr("--think and --no-think are exclusive")
+	case think:
+		v := true
+		return &v, nil
+	case noThink:
+		v := false
+		return &v, nil
+	}
+	return nil, nil
+}
+
+func fmtRate(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", x)
+}

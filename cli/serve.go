@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"smolchat/engine"
+	"smolchat/model/hub"
+	"smolchat/server"
+)
+
+// serveOptions are the serve command's settings.
+type serveOptions struct {
+	model      *modelFlags
+	modelsDir  string
+	dataDir    string
+	host       string
+	port       int
+	maxQueue   int
+	apiKey     string
+	corsOrigin string
+}
+
+func init() {
+	var o *serveOptions
+	register(&Command{
+		Name:    "serve",
+		Summary: "serve the browser chat and the OpenAI-compatible API (the default command)",
+		Usage:   "[--model FILE] [--host HOST] [--port N] [--data-dir DIR] [--api-key KEY] [--cpu|--gpu] [--ctx N]",
+		Flags:   func(fs *flag.FlagSet) { o = addServeFlags(fs) },
+		Run: func(env *Env, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unexpected argument %q", args[0])
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return o.run(ctx, env)
+		},
+	})
+}
+
+// addServeFlags declares serve's flags on fs and returns the options they fill.
+func addServeFlags(fs *flag.FlagSet) *serveOptions {
+	o := &serveOptions{model: addModelFlags(fs)}
+	addModelsDirFlag(fs, &o.modelsDir)
+	defData, err := server.DefaultDataDir()
+	if err != nil {
+		defData = ""
+	}
+	fs.StringVar(&o.dataDir, "data-dir", defData, "directory of the chat history database")
+	fs.StringVar(&o.host, "host", "127.0.0.1", "address to listen on (0.0.0.0: every interface; set --api-key then)")
+	fs.IntVar(&o.port, "port", 8080, "port to listen on")
+	fs.IntVar(&o.maxQueue, "max-queue", 8, "requests that may wait for the model; more are refused with 503")
+	fs.StringVar(&o.apiKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on /v1")
+	fs.StringVar(&o.corsOrigin, "cors-origin", "", "let this browser origin call the API (CORS), e.g. http://localhost:3000")
+	return o
+}
+
+// run serves until ctx ends. It listens at once and loads the model in the background, so the page
+// opens right away and shows the loading progress.
+func (o *serveOptions) run(ctx context.Context, env *Env) error {
+	backend, err := o.model.backend()
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.port < 0 || o.port > 65535:
+		return usageErr("--port %d is not a port number (0-65535)", o.port)
+	case o.maxQueue < 1:
+		return usageErr("--max-queue %d: at least one request must be able to wait", o.maxQueue)
+	case o.dataDir == "":
+		return usageErr("no directory for the chat history: set --data-dir")
+	}
+	if !isLoopback(o.host) && o.apiKey == "" {
+		env.Log.Warn("the API is open to the network without an API key: anyone who can reach this port can use the model; set --api-key",
+			"host", o.host)
+	}
+
+	srv, err := server.New(server.Config{DataDir: o.dataDir, MaxQueue: o.maxQueue, APIKey: o.apiKey,
+		CORSOrigin: o.corsOrigin, Log: env.Log}, nil)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.port)))
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return fmt.Errorf("listen on %s port %d (is another smolchat running? choose another --port): %w", o.host, o.port, err)
+	}
+	url := pageURL(ln.Addr())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	env.Log.Info("serving; the model is loading", "url", url, "data", o.dataDir)
+
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	loaded := make(chan *engine.Engine, 1)
+	go func() {
+		e, err := o.load(loadCtx, env, srv, backend)
+		if err != nil {
+			if loadCtx.Err() == nil {
+				env.Log.Error("loading the model failed; the page shows the error", "err", err)
+				srv.SetLoadError(err)
+			}
+			loaded <- nil
+			return
+		}
+		srv.SetGenerator(e)
+		i := e.Info()
+		env.Log.Info("ready", "url", url, "model", i.Model, "backend", i.Backend, "adapter", i.Device, "ctx", i.Context)
+		loaded <- e
+	}()
+
+	select {
+	case <-ctx.Done():
+		env.Log.Info("shutting down")
+	case err = <-served:
+		err = fmt.Errorf("serving on %s: %w", url, err)
+	}
+	cancelLoad()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutCtx); serr != nil && err == nil {
+		err = fmt.Errorf("shutting down: %w", serr)
+	}
+	select {
+	case e := <-loaded:
+		if e != nil {
+			if cerr := e.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("closing the model: %w", cerr)
+			}
+		}
+	case <-time.After(5 * time.Second):
+		// A backend may not notice the cancellation until its current step ends; exiting frees it anyway.
+		env.Log.Warn("the model is still loading; exiting without waiting for it")
+	}
+	return err
+}
+
+// load finds the model (--model, else the default model, downloaded if missing) and loads it,
+// reporting progress to the page.
+func (o *serveOptions) load(ctx context.Context, env *Env, srv *server.Server, backend string) (*engine.Engine, error) {
+	path := *o.model.model
+	if path == "" {
+		srv.SetLoadProgress(0, "looking for "+hub.DefaultFile)
+		if _, err := os.Stat(hub.DefaultModelPath(o.modelsDir)); err != nil {
+			srv.SetLoadProgress(0, "downloading "+hub.DefaultFile+" (progress in the terminal)")
+		}
+		p, err := hub.EnsureDefault(ctx, hub.Options{ModelsDir: o.modelsDir, Progress: env.Stderr})
+		if err != nil {
+			return nil, fmt.Errorf("no --model given, and the default model is not available: %w", err)
+		}
+		path = p
+	}
+	return engine.Load(ctx, engine.LoadOptions{Path: path, Backend: backend, Adapter: *o.model.adapter,
+		Context: *o.model.ctx, Threads: *o.model.threads, Progress: srv.SetLoadProgress, Log: env.Log})
+}
+
+// isLoopback reports whether host only accepts connections from this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// pageURL is the address to open in a browser for a listener.
+func pageURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String()
+	}
+	host := tcp.IP.String()
+	if tcp.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+}

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a log sink that the test reads while the server writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// serveFlags parses serve's flags.
+func serveFlags(t *testing.T, args ...string) *serveOptions {
+	t.Helper()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	o := addServeFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+var logURL = regexp.MustCompile(`url=(http://[0-9.:]+)`)
+
+// TestServeRealModel serves a tiny synthesized SmolLM3 on the CPU: the server listens before the model is
+// ready, reports ready, answers the API, and shuts down when its context ends.
+func TestServeRealModel(t *testing.T) {
+	model := tinyModel(t)
+	o := serveFlags(t, "--model", model, "--cpu", "--port", "0", "--host", "127.0.0.1", "--data-dir", t.TempDir(), "--ctx", "1024")
+	var logs syncBuffer
+	env := &Env{Stdout: io.Discard, Stderr: io.Discard, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- o.run(ctx, env) }()
+
+	var base string
+	for start := time.Now(); base == "" && time.Since(start) < 10*time.Second; time.Sleep(10 * time.Millisecond) {
+		if m := logURL.FindStringSubmatch(logs.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("no URL logged:\n%s", logs.String())
+	}
+	client := &http.Client{Timeout: 60 * time.Second}
+	ready := false
+	for start := time.Now(); time.Since(start) < 60*time.Second; time.Sleep(50 * time.Millisecond) {
+		resp, err := client.Get(base + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			ready = true
+			break
+		}
+	}
+	if !ready {
+		t.Fatalf("the model never became ready:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "msg=ready") || !strings.Contains(logs.String(), "backend=cpu") {
+		t.Fatalf("no ready line with the backend:\n%s", logs.String())
+	}
+
+	resp, err := client.Post(base+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Choices []struct {
+			FinishReason string `json:"finish_reason"`
+		}
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(out.Choices) != 1 || out.Usage.CompletionTokens == 0 {
+		t.Fatalf("chat completion: status %d, %+v", resp.StatusCode, out)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop after its context ended")
+	}
+}
+
+func TestServeBadFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"cpu and gpu", []string{"--cpu", "--gpu"}, "exclusive"},
+		{"bad port", []string{"--port", "70000"}, "not a port"},
+		{"no queue", []string{"--max-queue", "0"}, "max-queue"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := serveFlags(t, append(tt.args, "--data-dir", t.TempDir())...)
+			env := &Env{Stdout: io.Discard, Stderr: io.Discard, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			err := o.run(context.Background(), env)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one about %q", err, tt.want)
+			}
+		})
+	}
+}

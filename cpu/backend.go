@@ -1,0 +1,303 @@
+// Package cpu runs the transformer on the CPU: the reference the GPU backend is checked against and the
+// fallback on machines without a usable GPU.
+//
+// The forward pass (forward.go) reads top to bottom like llama2.c's: embedding, then per layer RMSNorm,
+// Q/K/V, RoPE, attention over the KV cache, output projection, RMSNorm, SwiGLU feed-forward, and at the
+// end the final norm and the vocabulary projection for the rows the caller wants.
+//
+// Weights stay where the model file is mapped; only the small F32 norm vectors are decoded. Matrix
+// products quantize the activations to the format the weight type's integer dot product expects (Q8_K
+// for K-quants, Q8_0 for Q8_0/Q4_0), as llama.cpp does, and run on a persistent pool of worker threads.
+// A prompt is processed as a batch: each weight row is read once for all its tokens. The KV cache holds
+// half floats, like llama.cpp's; attention scores, softmax and sums are float32.
+package cpu
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/cpu"
+
+	"smolchat/engine"
+	"smolchat/model"
+	"smolchat/model/quant"
+)
+
+// maxBatch is the most tokens one pass through the layers handles; a longer Forward runs in batches of
+// this size. A larger batch reads each weight row for more tokens; a smaller one keeps the activations
+// in cache.
+const maxBatch = 64
+
+// Options configure a Backend.
+type Options struct {
+	// Threads is the number of threads the forward pass uses; 0 means one per CPU.
+	Threads int
+	// Context is the number of positions the KV cache can hold; 0 means the model's trained context.
+	// Memory for the cache is allocated as positions are used, not up front.
+	Context int
+}
+
+// Backend is the CPU implementation of engine.Backend. Its methods may be called from several
+// goroutines; calls are serialized.
+type Backend struct {
+	mu      sync.Mutex
+	cfg     model.Config
+	threads int
+	maxCtx  int
+	pool    *pool
+
+	embed   model.Tensor
+	outNorm []float32
+	output  matrix
+	layers  []layer
+
+	kv     kvCache
+	n      int // cached positions
+	closed bool
+
+	s scratch
+}
+
+// layer is one transformer block's weights in computable form.
+type layer struct {
+	attnNorm, ffnNorm []float32
+	q, k, v, o        matrix
+	gate, up, down    matrix
+	rope              bool
+}
+
+// scratch holds the activations of one batch of up to maxBatch tokens, allocated once.
+type scratch struct {
+	x       []float32 // residual stream, batch × Dim
+	xn      []float32 // normed input of a sub-layer, batch × Dim
+	q, k, v []float32 // batch × QDim, batch × KVDim, batch × KVDim
+	att     []float32 // attention output, batch × QDim
+	gate    []float32 // batch × FF
+	up      []float32 // batch × FF
+	tmp     []float32 // sub-layer output before the residual add, batch × Dim
+	rope    []ropeTable
+	attn    []attnScratch // per worker
+	encX    encoded       // xn, encoded for the Q/K/V and gate/up products
+	encAtt  encoded       // att, for the output projection
+	encFF   encoded       // gate, for the down projection
+}
+
+// New prepares m for the CPU. It checks every weight's type against the dot products available and
+// starts the worker threads; Close stops them.
+func New(m *model.Model, opts Options) (*Backend, error) {
+	c := m.Config
+	threads := opts.Threads
+	if threads < 0 {
+		return nil, fmt.Errorf("cpu backend: threads must not be negative, got %d", threads)
+	}
+	if threads == 0 {
+		threads = defaultThreads()
+	}
+	maxCtx := opts.Context
+	switch {
+	case maxCtx < 0:
+		return nil, fmt.Errorf("cpu backend: context must not be negative, got %d", maxCtx)
+	case maxCtx == 0:
+		maxCtx = c.Context
+	case maxCtx > c.Context:
+		return nil, fmt.Errorf("cpu backend: context %d exceeds the model's trained context of %d", maxCtx, c.Context)
+	}
+	if c.Heads%c.KVHeads != 0 || c.RopeDim > c.HeadDim || len(c.NoRope) != c.Layers {
+		return nil, fmt.Errorf("cpu backend: inconsistent model config (heads %d, kv heads %d, head dim %d, rope dim %d, %d NoRope flags for %d layers)",
+			c.Heads, c.KVHeads, c.HeadDim, c.RopeDim, len(c.NoRope), c.Layers)
+	}
+	b := &Backend{cfg: c, threads: threads, maxCtx: maxCtx, embed: m.Weights.Embed}
+	if !quant.Supported(b.embed.Type) {
+		return nil, fmt.Errorf("cpu backend: tensor %s has unsupported type %s", b.embed.Name, b.embed.Type)
+	}
+	var err error
+	if b.outNorm, err = f32Vector(m.Weights.OutputNorm, c.Dim); err != nil {
+		return nil, err
+	}
+	if b.output, err = newMatrix(m.Weights.Output); err != nil {
+		return nil, fmt.Errorf("cpu backend: %w", err)
+	}
+	b.layers = make([]layer, c.Layers)
+	for i, w := range m.Weights.Layers {
+		L := &b.layers[i]
+		L.rope = !c.NoRope[i]
+		if L.attnNorm, err = f32Vector(w.AttnNorm, c.Dim); err != nil {
+			return nil, err
+		}
+		if L.ffnNorm, err = f32Vector(w.FFNNorm, c.Dim); err != nil {
+			return nil, err
+		}
+		for _, p := range []struct {
+			dst *matrix
+			t   model.Tensor
+		}{{&L.q, w.Q}, {&L.k, w.K}, {&L.v, w.V}, {&L.o, w.O}, {&L.gate, w.Gate}, {&L.up, w.Up}, {&L.down, w.Down}} {
+			if *p.dst, err = newMatrix(p.t); err != nil {
+				return nil, fmt.Errorf("cpu backend: %w", err)
+			}
+		}
+	}
+	b.kv = newKVCache(c.Layers, c.KVDim())
+	b.allocScratch()
+	b.pool = newPool(threads)
+	return b, nil
+}
+
+// f32Vector decodes a 1-D weight (a norm) of n elements to float32.
+func f32Vector(t model.Tensor, n int) ([]float32, error) {
+	if t.Rows != 1 || t.Cols != n {
+		return nil, fmt.Errorf("cpu backend: tensor %s is %d×%d, want a vector of %d", t.Name, t.Rows, t.Cols, n)
+	}
+	v := make([]float32, n)
+	if err := quant.DequantizeRow(t.Type, t.Data, v); err != nil {
+		return nil, fmt.Errorf("cpu backend: tensor %s: %w", t.Name, err)
+	}
+	return v, nil
+}
+
+func (b *Backend) allocScratch() {
+	c, B := b.cfg, maxBatch
+	s := &b.s
+	s.x = make([]float32, B*c.Dim)
+	s.xn = make([]float32, B*c.Dim)
+	s.q = make([]float32, B*c.QDim())
+	s.k = make([]float32, B*c.KVDim())
+	s.v = make([]float32, B*c.KVDim())
+	s.att = make([]float32, B*c.QDim())
+	s.gate = make([]float32, B*c.FF)
+	s.up = make([]float32, B*c.FF)
+	s.tmp = make([]float32, B*c.Dim)
+	s.rope = make([]ropeTable, B)
+	s.attn = make([]attnScratch, b.threads)
+}
+
+// Name is "cpu".
+func (b *Backend) Name() string { return "cpu" }
+
+// Device names the CPU's vector extensions and the thread count, e.g. "CPU (2 threads, AVX2)".
+func (b *Backend) Device() string {
+	var feats []string
+	switch runtime.GOARCH {
+	case "amd64":
+		switch {
+		case cpu.X86.HasAVX512F:
+			feats = append(feats, "AVX-512")
+		case cpu.X86.HasAVX2:
+			feats = append(feats, "AVX2")
+		case cpu.X86.HasAVX:
+			feats = append(feats, "AVX")
+		}
+	case "arm64":
+		if cpu.ARM64.HasASIMDDP {
+			feats = append(feats, "NEON dotprod")
+		} else if cpu.ARM64.HasASIMD {
+			feats = append(feats, "NEON")
+		}
+	}
+	d := fmt.Sprintf("CPU (%d threads", b.threads)
+	if b.threads == 1 {
+		d = "CPU (1 thread"
+	}
+	if len(feats) > 0 {
+		d += ", " + strings.Join(feats, ", ")
+	}
+	return d + ")"
+}
+
+// Len is the number of cached positions.
+func (b *Backend) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n
+}
+
+// Truncate keeps the first n cached positions. The cache's memory is kept for reuse.
+func (b *Backend) Truncate(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n >= 0 && n < b.n {
+		b.n = n
+	}
+}
+
+// MaxContext is the number of positions the cache can hold.
+func (b *Backend) MaxContext() int { return b.maxCtx }
+
+// Close stops the worker threads and drops the cache. The model stays open: it belongs to the caller.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	b.pool.close()
+	b.kv = kvCache{}
+	b.s = scratch{}
+	b.n = 0
+	return nil
+}
+
+// Forward evaluates tokens at positions Len()..Len()+len(tokens)-1, appending them to the cache, and
+// returns the logits of the rows in want (ascending indices into tokens). On error, including a cancelled
+// ctx, the cache keeps the positions it had before the call.
+func (b *Backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]float32, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, fmt.Errorf("cpu backend: forward after close")
+	}
+	if err := b.check(tokens, want); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	vocab := b.cfg.Vocab
+	logits := make([][]float32, len(want))
+	store := make([]float32, len(want)*vocab)
+	for i := range logits {
+		logits[i] = store[i*vocab : (i+1)*vocab : (i+1)*vocab]
+	}
+	start := b.n
+	wi := 0 // next entry of want
+	for off := 0; off < len(tokens); off += maxBatch {
+		batch := tokens[off:min(off+maxBatch, len(tokens))]
+		var rows []int
+		first := wi
+		for wi < len(want) && want[wi] < off+len(batch) {
+			rows = append(rows, want[wi]-off)
+			wi++
+		}
+		if err := b.forwardBatch(ctx, batch, rows, store[first*vocab:wi*vocab]); err != nil {
+			b.n = start
+			return nil, err
+		}
+		b.n += len(batch)
+	}
+	return logits, nil
+}
+
+// check validates Forward's arguments.
+func (b *Backend) check(tokens []int32, want []int) error {
+	for i, t := range tokens {
+		if t < 0 || int(t) >= b.cfg.Vocab {
+			return fmt.Errorf("cpu backend: token %d at index %d is outside the vocabulary of %d", t, i, b.cfg.Vocab)
+		}
+	}
+	if b.n+len(tokens) > b.maxCtx {
+		return fmt.Errorf("cpu backend: %d cached + %d new positions exceed the context of %d: %w",
+			b.n, len(tokens), b.maxCtx, engine.ErrContextFull)
+	}
+	for i, w := range want {
+		if w < 0 || w >= len(tokens) {
+			return fmt.Errorf("cpu backend: wanted row %d is outside the %d tokens", w, len(tokens))
+		}
+		if i > 0 && w <= want[i-1] {
+			return fmt.Errorf("cpu backend: wanted rows must be strictly ascending, got %d after %d", w, want[i-1])
+		}
+	}
+	return nil
+}

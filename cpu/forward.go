@@ -1,0 +1,111 @@
+package cpu
+
+import (
+	"context"
+	"fmt"
+
+	"smolchat/model/quant"
+)
+
+// forwardBatch runs tokens (at most maxBatch) through the model at positions b.n.., writing their K and V
+// to the cache, and writes the logits of the batch rows in want to out (len(want) × Vocab). It does not
+// move b.n.
+func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, out []float32) error {
+	c, s := b.cfg, &b.s
+	T, pos0 := len(tokens), b.n
+	dim, qdim, kvdim, ff := c.Dim, c.QDim(), c.KVDim(), c.FF
+
+	// Token embeddings: one row of token_embd each, dequantized.
+	x := s.x[:T*dim]
+	for t, tok := range tokens {
+		if err := quant.DequantizeRow(b.embed.Type, b.embed.Row(int(tok)), x[t*dim:(t+1)*dim]); err != nil {
+			return fmt.Errorf("cpu backend: embedding of token %d: %w", tok, err)
+		}
+	}
+	// The rotation angles depend only on the position, so one table per token serves every layer.
+	for t := range T {
+		s.rope[t].fill(pos0+t, c.RopeBase, c.RopeDim)
+	}
+	b.kv.grow(pos0 + T)
+
+	xn, tmp := s.xn[:T*dim], s.tmp[:T*dim]
+	q, k, v := s.q[:T*qdim], s.k[:T*kvdim], s.v[:T*kvdim]
+	att := s.att[:T*qdim]
+	gate, up := s.gate[:T*ff], s.up[:T*ff]
+	for l := range b.layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		L := &b.layers[l]
+
+		// Attention: norm, Q/K/V projections, RoPE, cache, softmax(QKᵀ/√d)·V, output projection.
+		for t := range T {
+			rmsNorm(xn[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], L.attnNorm, c.RMSEps)
+		}
+		s.encX.reset(xn, T, dim)
+		if err := b.matmul(&s.encX, product{m: &L.q, out: q}, product{m: &L.k, out: k}, product{m: &L.v, out: v}); err != nil {
+			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
+		}
+		if L.rope {
+			for t := range T {
+				s.rope[t].rope(q[t*qdim:(t+1)*qdim], c.HeadDim)
+				s.rope[t].rope(k[t*kvdim:(t+1)*kvdim], c.HeadDim)
+			}
+		}
+		for t := range T {
+			b.kv.store(l, pos0+t, k[t*kvdim:(t+1)*kvdim], v[t*kvdim:(t+1)*kvdim])
+		}
+		b.attention(l, pos0, T, q, att)
+		s.encAtt.reset(att, T, qdim)
+		if err := b.matmul(&s.encAtt, product{m: &L.o, out: tmp}); err != nil {
+			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
+		}
+		add(x, tmp)
+
+		// Feed-forward: norm, down(silu(gate) · up).
+		for t := range T {
+			rmsNorm(xn[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], L.ffnNorm, c.RMSEps)
+		}
+		s.encX.reset(xn, T, dim)
+		if err := b.matmul(&s.encX, product{m: &L.gate, out: gate}, product{m: &L.up, out: up}); err != nil {
+			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
+		}
+		b.swiGLU(gate, up)
+		s.encFF.reset(gate, T, ff)
+		if err := b.matmul(&s.encFF, product{m: &L.down, out: tmp}); err != nil {
+			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
+		}
+		add(x, tmp)
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Only the wanted rows go through the final norm and the (vocabulary-sized) output projection.
+	for i, t := range want {
+		rmsNorm(xn[i*dim:(i+1)*dim], x[t*dim:(t+1)*dim], b.outNorm, c.RMSEps)
+	}
+	s.encX.reset(xn, len(want), dim)
+	if err := b.matmul(&s.encX, product{m: &b.output, out: out}); err != nil {
+		return fmt.Errorf("cpu backend: output: %w", err)
+	}
+	return nil
+}
+
+// swiGLU writes silu(gate)·up into gate, split over the workers.
+func (b *Backend) swiGLU(gate, up []float32) {
+	const chunk = 4096
+	var work chunks
+	work.reset(len(gate), chunk)
+	b.pool.run(func(int) {
+		for {
+			lo, hi, ok := work.claim()
+			if !ok {
+				return
+			}
+			swiGLU(gate[lo:hi], up[lo:hi])
+		}
+	})
+}

@@ -1,0 +1,289 @@
+package cpu
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"smolchat/model"
+	"smolchat/model/quant"
+)
+
+func TestRoPEHandComputed(t *testing.T) {
+	// One pair at position 1, base 10000: θ = 1 rad, so (1, 0) turns into (cos 1, sin 1).
+	var r ropeTable
+	r.fill(1, 10000, 2)
+	x := []float32{1, 0}
+	r.rope(x, 2)
+	if math.Abs(float64(x[0])-0.5403023059) > 1e-7 || math.Abs(float64(x[1])-0.8414709848) > 1e-7 {
+		t.Errorf("rotating (1, 0) by 1 rad gave %v, want (0.5403023, 0.8414710)", x)
+	}
+}
+
+func TestRoPE(t *testing.T) {
+	tests := []struct {
+		name             string
+		pos              int
+		base             float32
+		headDim, ropeDim int
+		heads            int
+	}{
+		{"position 0 is the identity", 0, 5e6, 128, 128, 2},
+		{"position 1", 1, 10000, 8, 8, 3},
+		{"position 7 smollm3", 7, 5e6, 128, 128, 4},
+		{"position 4095 smollm3", 4095, 5e6, 128, 128, 1},
+		{"partial rotation leaves the tail alone", 300, 10000, 16, 8, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(tt.pos)))
+			x := make([]float32, tt.heads*tt.headDim)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			want := make([]float64, len(x))
+			for h := 0; h < tt.heads; h++ {
+				v := x[h*tt.headDim : (h+1)*tt.headDim]
+				w := want[h*tt.headDim : (h+1)*tt.headDim]
+				for i := range v {
+					w[i] = float64(v[i])
+				}
+				for i := 0; i < tt.ropeDim/2; i++ {
+					theta := float64(tt.pos) * math.Pow(float64(tt.base), -2*float64(i)/float64(tt.ropeDim))
+					s, c := math.Sincos(theta)
+					a, b := float64(v[2*i]), float64(v[2*i+1])
+					w[2*i], w[2*i+1] = a*c-b*s, a*s+b*c
+				}
+			}
+			var r ropeTable
+			r.fill(tt.pos, tt.base, tt.ropeDim)
+			r.rope(x, tt.headDim)
+			// The angles are built as float32 products, as ggml does, so they drift from the exact ones
+			// by about pos·2⁻²⁴ radians.
+			tol := 1e-6 + 4*float64(tt.pos)*0x1p-24
+			for i := range x {
+				if d := math.Abs(float64(x[i]) - want[i]); d > tol {
+					t.Fatalf("element %d (head %d, dim %d): got %v, want %v (|Δ| %.2g > %.2g)",
+						i, i/tt.headDim, i%tt.headDim, x[i], want[i], d, tol)
+				}
+			}
+		})
+	}
+}
+
+// testBackend is a Backend with a config and cache but no weights, for exercising attention alone.
+func testBackend(t *testing.T, c model.Config, threads int) *Backend {
+	b := &Backend{cfg: c, threads: threads, pool: newPool(threads), kv: newKVCache(c.Layers, c.KVDim())}
+	b.s.attn = make([]attnScratch, threads)
+	t.Cleanup(b.pool.close)
+	return b
+}
+
+func TestAttentionGQA(t *testing.T) {
+	c := model.Config{Layers: 1, Heads: 8, KVHeads: 2, HeadDim: 16}
+	const pos0, T = 3, 4 // three cached positions, then a batch of four tokens
+	n := pos0 + T
+	b := testBackend(t, c, 2)
+	rng := rand.New(rand.NewPCG(7, 7))
+	randn := func(k int) []float32 {
+		v := make([]float32, k)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	b.kv.grow(n)
+	keys, vals := make([][]float32, n), make([][]float32, n)
+	for p := range n {
+		keys[p], vals[p] = randn(c.KVDim()), randn(c.KVDim())
+		b.kv.store(0, p, keys[p], vals[p])
+	}
+	q := randn(T * c.QDim())
+	out := make([]float32, T*c.QDim())
+	b.attention(0, pos0, T, q, out)
+
+	half := func(x float32) float64 { return float64(quant.F16ToF32(quant.F32ToF16(x))) }
+	// reference computes one head's output in float64 from the half-rounded inputs, reading KV head kvh.
+	reference := func(t, h, kvh int) []float64 {
+		hd := c.HeadDim
+		qh := q[t*c.QDim()+h*hd : t*c.QDim()+(h+1)*hd]
+		m := pos0 + t + 1
+		w := make([]float64, m)
+		peak := math.Inf(-1)
+		for p := range m {
+			for i := range hd {
+				w[p] += half(qh[i]) * half(keys[p][kvh*hd+i])
+			}
+			w[p] /= math.Sqrt(float64(hd))
+			peak = max(peak, w[p])
+		}
+		var sum float64
+		for p := range w {
+			w[p] = math.Exp(w[p] - peak)
+			sum += w[p]
+		}
+		o := make([]float64, hd)
+		for p := range m {
+			for i := range hd {
+				o[i] += w[p] / sum * half(vals[p][kvh*hd+i])
+			}
+		}
+		return o
+	}
+	group := c.Heads / c.KVHeads
+	var wrongMapping float64
+	for tok := range T {
+		for h := range c.Heads {
+			got := out[tok*c.QDim()+h*c.HeadDim : tok*c.QDim()+(h+1)*c.HeadDim]
+			want := reference(tok, h, h/group)
+			other := reference(tok, h, h%c.KVHeads) // the interleaved mapping, wrong for ggml and HF
+			for i := range got {
+				if d := math.Abs(float64(got[i]) - want[i]); d > 1e-5 {
+					t.Fatalf("token %d head %d element %d: got %v, want %v", tok, h, i, got[i], want[i])
+				}
+				wrongMapping = max(wrongMapping, math.Abs(float64(got[i])-other[i]))
+			}
+		}
+	}
+	if wrongMapping < 0.1 {
+		t.Errorf("the test cannot tell KV head h/group from h%%KVHeads (max difference %g)", wrongMapping)
+	}
+}
+
+// TestNoPELayers checks that the smollm3 layers without RoPE are the ones llama.cpp skips: moving or
+// dropping the NoPE set must push the error past the conformance limit (measured: 0.36 with no NoPE
+// layer, 1.2 for layers 0 and 4, 1.3 for all layers, against 0.06-0.10 for the right set).
+func TestNoPELayers(t *testing.T) {
+	m := openModel(t, tinyFile)
+	if got := m.Config.NoRope; len(got) != 8 || !got[3] || !got[7] || got[0] || got[4] {
+		t.Fatalf("NoRope = %v, want layers 3 and 7", got)
+	}
+	b := newBackend(t, m, Options{Threads: 2})
+	const limit = 0.15 // TestConformance's full-sequence limit for this file
+	tests := []struct {
+		name   string
+		noRope []int
+		bad    bool
+	}{
+		{"layers 3 and 7 (llama.cpp)", []int{3, 7}, false},
+		{"no NoPE layers", nil, true},
+		{"layers 0 and 4", []int{0, 4}, true},
+		{"every layer", []int{0, 1, 2, 3, 4, 5, 6, 7}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for l := range b.layers {
+				b.layers[l].rope = true
+			}
+			for _, l := range tt.noRope {
+				b.layers[l].rope = false
+			}
+			defer func() {
+				for l := range b.layers {
+					b.layers[l].rope = !m.Config.NoRope[l]
+				}
+			}()
+			w, at := worst(sequenceError(t, b, smollm3TinyScore))
+			t.Logf("worst error %.4f at %d", w, at)
+			if tt.bad && w <= limit {
+				t.Errorf("error %.4f stays within the limit %g: the conformance test cannot see this NoPE set is wrong", w, limit)
+			}
+			if !tt.bad && w > limit {
+				t.Errorf("error %.4f exceeds %g", w, limit)
+			}
+		})
+	}
+}
+
+func TestTiedOutput(t *testing.T) {
+	m := openModel(t, tinyFile)
+	if !m.Config.TiedOutput {
+		t.Fatal("the smollm3 tiny file should have tied embeddings")
+	}
+	b := newBackend(t, m, Options{Threads: 1})
+	if &b.output.Data[0] != &m.Weights.Embed.Data[0] || b.output.Rows != m.Config.Vocab {
+		t.Fatal("the output projection is not token_embd")
+	}
+	logits, err := b.Forward(context.Background(), []int32{128000, 12805}, []int{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The final normed hidden state of the wanted row is left in s.xn; the logit of token r must be its
+	// product with row r of token_embd.
+	dim := m.Config.Dim
+	act := make([]byte, dim/quant.QK_K*quant.Q8_K.TypeSize())
+	quant.QuantizeRowQ8K(b.s.xn[:dim], act)
+	e := m.Weights.Embed
+	for _, r := range []int{0, 1, 892, 64787, m.Config.Vocab - 1} {
+		want := quant.Dot(e.Type, e.Row(r), act, dim)
+		if logits[0][r] != want {
+			t.Errorf("logit %d = %v, want token_embd row · hidden = %v", r, logits[0][r], want)
+		}
+	}
+}
+
+// maxDiff is the largest |a[i]-b[i]|.
+func maxDiff(a, b []float32) float64 {
+	var d float64
+	for i := range a {
+		d = max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+func TestKVCacheReuse(t *testing.T) {
+	for _, file := range []string{storiesFile, tinyFile} {
+		t.Run(file, func(t *testing.T) {
+			m := openModel(t, file)
+			b := newBackend(t, m, Options{Threads: 2})
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(3, 3))
+			seq := make([]int32, 150) // more than two batches
+			for i := range seq {
+				seq[i] = int32(rng.IntN(m.Config.Vocab))
+			}
+			fresh, err := b.Forward(ctx, seq, allRows(len(seq)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const tol = 1e-4
+			// The same tokens in uneven pieces, each piece appended to the cache.
+			b.Truncate(0)
+			for off, step := 0, 1; off < len(seq); off, step = off+step, step*2+1 {
+				piece := seq[off:min(off+step, len(seq))]
+				got, err := b.Forward(ctx, piece, allRows(len(piece)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range got {
+					if d := maxDiff(got[i], fresh[off+i]); d > tol {
+						t.Fatalf("position %d fed in a piece at %d: logits differ by %g from one Forward", off+i, off, d)
+					}
+				}
+			}
+			if b.Len() != len(seq) {
+				t.Fatalf("Len = %d, want %d", b.Len(), len(seq))
+			}
+			// Truncate, then continue with other tokens: the result must equal a fresh run of the
+			// shared prefix plus the new tokens.
+			const keep = 70
+			tail := []int32{seq[5], seq[9], seq[2]}
+			b.Truncate(keep)
+			got, err := b.Forward(ctx, tail, []int{0, 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newBackend(t, m, Options{Threads: 1})
+			want, err := c.Forward(ctx, append(append([]int32{}, seq[:keep]...), tail...), []int{keep, keep + 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				if d := maxDiff(got[i], want[i]); d > tol {
+					t.Errorf("after Truncate(%d), row %d differs by %g from a fresh run", keep, i, d)
+				}
+			}
+		})
+	}
+}

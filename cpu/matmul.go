@@ -1,0 +1,202 @@
+package cpu
+
+import (
+	"fmt"
+
+	"smolchat/model"
+	"smolchat/model/quant"
+)
+
+// rowChunk is how many weight rows a thread claims at a time. Small enough that threads finish together,
+// large enough that claiming costs nothing next to the dot products (a row of a 3B model's matrix is
+// 1-9 KB).
+const rowChunk = 16
+
+// matrix is a weight matrix ready for the matmul: the tensor, the format its dot product wants the
+// activations in, and that dot product.
+type matrix struct {
+	model.Tensor
+	actType quant.Type
+	dot     func(w, a []byte, n int) float32
+	actRow  int // bytes of one activation row encoded as actType
+}
+
+func newMatrix(t model.Tensor) (matrix, error) {
+	at := quant.VecDotType(t.Type)
+	dot := quant.DotFunc(t.Type)
+	if dot == nil {
+		return matrix{}, fmt.Errorf("tensor %s: no dot product for type %s", t.Name, t.Type)
+	}
+	n, err := at.RowBytes(t.Cols)
+	if err != nil {
+		return matrix{}, fmt.Errorf("tensor %s: activations as %s: %w", t.Name, at, err)
+	}
+	rb, err := t.Type.RowBytes(t.Cols)
+	if err != nil {
+		return matrix{}, fmt.Errorf("tensor %s: %w", t.Name, err)
+	}
+	if t.Rows <= 0 || rb*t.Rows != len(t.Data) {
+		return matrix{}, fmt.Errorf("tensor %s: %d bytes, want %d rows of %d", t.Name, len(t.Data), t.Rows, rb)
+	}
+	return matrix{Tensor: t, actType: at, dot: dot, actRow: n}, nil
+}
+
+// encoded is a batch of activation rows encoded for the dot products: one buffer per activation format,
+// filled on first use, so that matrices sharing an input (Q, K, V; gate, up) quantize it once.
+type encoded struct {
+	x     []float32 // rows × cols
+	rows  int
+	cols  int
+	types []quant.Type
+	bufs  [][]byte
+	valid []bool
+}
+
+// reset points e at a new batch of activations and marks every encoding stale.
+func (e *encoded) reset(x []float32, rows, cols int) {
+	e.x, e.rows, e.cols = x[:rows*cols], rows, cols
+	clear(e.valid)
+}
+
+// slot returns the buffer for activation format t, growing it to hold e.rows rows of rowBytes.
+func (e *encoded) slot(t quant.Type, rowBytes int) (buf []byte, valid *bool) {
+	i := 0
+	for i < len(e.types) && e.types[i] != t {
+		i++
+	}
+	if i == len(e.types) {
+		e.types = append(e.types, t)
+		e.bufs = append(e.bufs, nil)
+		e.valid = append(e.valid, false)
+	}
+	need := e.rows * rowBytes
+	if len(e.bufs[i]) < need {
+		e.bufs[i] = make([]byte, need)
+		e.valid[i] = false
+	}
+	return e.bufs[i][:need], &e.valid[i]
+}
+
+// encodeRow writes activation row x in format t to dst.
+func encodeRow(t quant.Type, x []float32, dst []byte) error {
+	switch t {
+	case quant.Q8_K:
+		quant.QuantizeRowQ8K(x, dst)
+	case quant.Q8_0:
+		quant.QuantizeRowQ8_0(x, dst)
+	default:
+		return quant.QuantizeRow(t, x, dst)
+	}
+	return nil
+}
+
+// product is one output of a matmul: out (rows of the batch × m.Rows) = x · mᵀ.
+type product struct {
+	m   *matrix
+	out []float32
+	act []byte // the activations encoded as m.actType; set by encode
+}
+
+// matmul computes every product over the activation batch e: out[t][r] = m.Row(r) · x[t]. All
+// products run in one job over their concatenated rows, so a layer's Q, K and V (or gate and up) cost
+// one hand-out to the workers. Each weight row is read once for the whole batch, which is what makes a
+// long prompt cheaper per token than decoding.
+func (b *Backend) matmul(e *encoded, ps ...product) error {
+	if err := b.encode(e, ps); err != nil {
+		return err
+	}
+	total := 0
+	for _, p := range ps {
+		total += p.m.Rows
+	}
+	var work chunks
+	work.reset(total, rowChunk)
+	b.pool.run(func(int) {
+		for {
+			lo, hi, ok := work.claim()
+			if !ok {
+				return
+			}
+			// A chunk may span the boundary between two products.
+			for base, i := 0, 0; lo < hi; i++ {
+				p := ps[i]
+				end := base + p.m.Rows
+				if lo < end {
+					stop := min(hi, end)
+					mulRows(p, e, lo-base, stop-base)
+					lo = stop
+				}
+				base = end
+			}
+		}
+	})
+	return nil
+}
+
+// mulRows computes rows r0..r1-1 of p for every activation row. The chunk's weight rows (at most
+// rowChunk of them, ~100 KB for an 11008-wide Q4_K matrix) stay in the L2 cache while each activation
+// row, small enough for L1, passes over them; the other loop order would stream every activation row of
+// the batch from L3 once per weight row.
+func mulRows(p product, e *encoded, r0, r1 int) {
+	m, a := p.m, p.act
+	rb := m.RowBytes()
+	w := m.Data[r0*rb : r1*rb]
+	for t := 0; t < e.rows; t++ {
+		at := a[t*m.actRow : (t+1)*m.actRow]
+		out := p.out[t*m.Rows+r0 : t*m.Rows+r1]
+		for i := range out {
+			out[i] = m.dot(w[i*rb:(i+1)*rb], at, m.Cols)
+		}
+	}
+}
+
+// encode fills the activation encodings the products need and that are not yet valid.
+func (b *Backend) encode(e *encoded, ps []product) error {
+	type job struct {
+		t   quant.Type
+		buf []byte
+		n   int
+	}
+	var jobs []job
+	for i, p := range ps {
+		if p.m.Cols != e.cols {
+			return fmt.Errorf("matmul %s: %d columns, activations have %d", p.m.Name, p.m.Cols, e.cols)
+		}
+		buf, valid := e.slot(p.m.actType, p.m.actRow)
+		ps[i].act = buf
+		if !*valid {
+			*valid = true
+			jobs = append(jobs, job{p.m.actType, buf, p.m.actRow})
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	var work chunks
+	work.reset(len(jobs)*e.rows, 1)
+	errs := make([]error, b.pool.n)
+	run := func(w int) {
+		for {
+			i, _, ok := work.claim()
+			if !ok {
+				return
+			}
+			j, t := jobs[i/e.rows], i%e.rows
+			if err := encodeRow(j.t, e.x[t*e.cols:(t+1)*e.cols], j.buf[t*j.n:(t+1)*j.n]); err != nil && errs[w] == nil {
+				errs[w] = err
+			}
+		}
+	}
+	if len(jobs)*e.rows == 1 {
+		run(0) // one row: not worth waking the workers
+	} else {
+		b.pool.run(run)
+	}
+	for _, err := range errs {
+		if err != nil {
+			clear(e.valid)
+			return fmt.Errorf("encoding activations: %w", err)
+		}
+	}
+	return nil
+}

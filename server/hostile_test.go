@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"smolchat/engine"
+)
+
+// TestHostileRequests sends what a careless or malicious client might, and wants a clear 4xx with a
+// message for each: never a 500, a panic, or a server that stops answering.
+func TestHostileRequests(t *testing.T) {
+	f := newFake()
+	_, base := startServer(t, f, Config{})
+	user := `{"role":"user","content":"hi"}`
+	manyMessages := "[" + strings.Repeat(user+",", 4999) + user + "]"
+	hugeBody := `{"messages":[{"role":"user","content":"` + strings.Repeat("a", 2<<20) + `"}]}`
+	tests := []struct {
+		name   string
+		path   string
+		body   string
+		status int
+		param  string // expected error.param, if any
+		inMsg  string // expected in error.message
+	}{
+		{"empty body", "/v1/chat/completions", ``, 400, "", "empty"},
+		{"malformed JSON", "/v1/chat/completions", `{"messages": [`, 400, "", "not valid JSON"},
+		{"trailing garbage", "/v1/chat/completions", `{"messages":[` + user + `]} xyz`, 400, "", "JSON"},
+		{"array body", "/v1/chat/completions", `[1,2]`, 400, "", "JSON object"},
+		{"null body", "/v1/chat/completions", `null`, 400, "messages", "at least one"},
+		{"messages not an array", "/v1/chat/completions", `{"messages":"hi"}`, 400, "messages", "messages"},
+		{"no messages", "/v1/chat/completions", `{"messages":[]}`, 400, "messages", "at least one"},
+		{"temperature as string", "/v1/chat/completions", `{"messages":[` + user + `],"temperature":"hot"}`, 400, "temperature", "temperature"},
+		{"temperature out of range", "/v1/chat/completions", `{"messages":[` + user + `],"temperature":7}`, 400, "temperature", "out of range"},
+		{"top_p out of range", "/v1/chat/completions", `{"messages":[` + user + `],"top_p":1.5}`, 400, "top_p", "out of range"},
+		{"negative top_k", "/v1/chat/completions", `{"messages":[` + user + `],"top_k":-1}`, 400, "top_k", "negative"},
+		{"negative max_tokens", "/v1/chat/completions", `{"messages":[` + user + `],"max_tokens":-5}`, 400, "max_tokens", "at least 1"},
+		{"huge max_tokens", "/v1/chat/completions", `{"messages":[` + user + `],"max_tokens":100000000}`, 400, "max_tokens", "context window"},
+		{"max_tokens beyond int", "/v1/chat/completions", `{"messages":[` + user + `],"max_tokens":1e30}`, 400, "max_tokens", "max_tokens"},
+		{"fractional max_tokens", "/v1/chat/completions", `{"messages":[` + user + `],"max_completion_tokens":2.5}`, 400, "max_completion_tokens", ""},
+		{"thousands of messages", "/v1/chat/completions", `{"messages":` + manyMessages + `}`, 400, "messages", "at most 1024"},
+		{"unknown role", "/v1/chat/completions", `{"messages":[{"role":"wizard","content":"x"}]}`, 400, "messages[0].role", "wizard"},
+		{"missing role", "/v1/chat/completions", `{"messages":[{"content":"x"}]}`, 400, "messages[0].role", "no role"},
+		{"late system message", "/v1/chat/completions", `{"messages":[` + user + `,{"role":"system","content":"x"}]}`, 400, "messages[1].role", "first message"},
+		{"content as number", "/v1/chat/completions", `{"messages":[{"role":"user","content":42}]}`, 400, "", "content"},
+		{"image content part", "/v1/chat/completions", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, "", "image_url"},
+		{"several choices", "/v1/chat/completions", `{"messages":[` + user + `],"n":3}`, 400, "n", "one choice"},
+		{"tools", "/v1/chat/completions", `{"messages":[` + user + `],"tools":[{"type":"function"}]}`, 400, "tools", "not supported"},
+		{"json mode", "/v1/chat/completions", `{"messages":[` + user + `],"response_format":{"type":"json_object"}}`, 400, "response_format", "not supported"},
+		{"stop not strings", "/v1/chat/completions", `{"messages":[` + user + `],"stop":[1,2]}`, 400, "", "stop"},
+		{"too many stops", "/v1/chat/completions", `{"messages":[` + user + `],"stop":[` + strings.Repeat(`"x",`, 40) + `"x"]}`, 400, "", "at most 16"},
+		{"deep nesting", "/v1/chat/completions", `{"messages":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`, 400, "", ""},
+		{"invalid UTF-8", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}", 400, "", "UTF-8"},
+		{"huge body", "/v1/chat/completions", hugeBody, 413, "", "limit"},
+		{"token prompt", "/v1/completions", `{"prompt":[1,2,3]}`, 400, "", "prompt"},
+		{"no prompt", "/v1/completions", `{}`, 400, "prompt", "empty"},
+		{"echo", "/v1/completions", `{"prompt":"x","echo":true}`, 400, "echo", "not supported"},
+		{"unknown endpoint", "/v1/embeddings", `{}`, 404, "", "unknown endpoint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := postJSON(t, base+tt.path, tt.body)
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, b)
+			}
+			var out struct{ Error *apiError }
+			if err := json.Unmarshal(b, &out); err != nil || out.Error == nil {
+				t.Fatalf("not an OpenAI error body: %s (%v)", b, err)
+			}
+			e := out.Error
+			if e.Message == "" || e.Type == "" {
+				t.Fatalf("error lacks message or type: %s", b)
+			}
+			if tt.param != "" && (e.Param == nil || *e.Param != tt.param) {
+				t.Errorf("param = %v, want %q (%s)", e.Param, tt.param, e.Message)
+			}
+			if !strings.Contains(e.Message, tt.inMsg) {
+				t.Errorf("message %q lacks %q", e.Message, tt.inMsg)
+			}
+		})
+	}
+	if n := f.requestCount(); n != 0 {
+		t.Errorf("%d hostile requests reached the model", n)
+	}
+	// The server still works.
+	var out chatResponse
+	decodeBody(t, postJSON(t, base+"/v1/chat/completions", `{"messages":[{"role":"user","content":"<script>alert(1)</script>"}]}`), &out)
+	if len(out.Choices) != 1 || !strings.Contains(out.Choices[0].Message.Content, "<script>alert(1)</script>") {
+		t.Fatalf("a normal request after the hostile ones: %+v", out)
+	}
+}
+
+// TestHostilePage sends the page's endpoints bad input.
+func TestHostilePage(t *testing.T) {
+	f := newFake()
+	_, base := startServer(t, f, Config{})
+	b := newBrowser(t, base)
+	conv, sid, _ := b.send("", "hi", true)
+	b.stream(sid, nil)
+	tests := []struct {
+		name, method, path string
+		form               url.Values
+		status             int
+	}{
+		{"empty message", "POST", "/chat", url.Values{"content": {"   "}}, 400},
+		{"invalid UTF-8", "POST", "/chat", url.Values{"content": {"\xff\xfe"}}, 400},
+		{"bad temperature", "POST", "/chat", url.Values{"content": {"x"}, "temperature": {"hot"}}, 400},
+		{"missing conversation", "POST", "/chat", url.Values{"content": {"x"}, "conversation": {"nope"}}, 404},
+		{"regenerate missing", "POST", "/c/nope/regenerate", nil, 404},
+		{"edit bad id", "POST", "/c/" + conv + "/m/abc", url.Values{"content": {"x"}}, 400},
+		{"edit missing message", "POST", "/c/" + conv + "/m/999999", url.Values{"content": {"x"}}, 404},
+		{"edit empty", "POST", "/c/" + conv + "/m/1", url.Values{"content": {""}}, 400},
+		{"delete missing", "DELETE", "/c/nope", nil, 404},
+		{"export bad format", "GET", "/c/" + conv + "/export/exe", nil, 404},
+		{"export missing", "GET", "/c/nope/export/md", nil, 404},
+		{"huge form", "POST", "/chat", url.Values{"content": {strings.Repeat("x", 2<<20)}}, 413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := b.do(tt.method, tt.path, tt.form)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, body)
+			}
+			if !strings.Contains(body, `class="notice error"`) {
+				t.Fatalf("no error notice: %s", body)
+			}
+		})
+	}
+
+	// Markup in a message is shown, never run: escaped in the page, the stream and the final answer.
+	const evil = `<script>alert(1)</script><img src=x onerror=alert(2)>`
+	_, sid, body := b.send(conv, evil, false)
+	evs := b.stream(sid, nil)
+	page := b.get("/c/" + conv)
+	for name, text := range map[string]string{"send response": body, "stream": eventData(evs, "answer") + lastEvent(t, evs).Data, "page": page} {
+		if strings.Contains(text, "<script>alert") || strings.Contains(text, "<img src=x") {
+			t.Errorf("%s carries live markup", name)
+		}
+		if !strings.Contains(text, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+			t.Errorf("%s lacks the escaped text", name)
+		}
+	}
+}
+
+// TestPanicIsolated makes the model panic: that request fails with a 500, and the server lives on.
+func TestPanicIsolated(t *testing.T) {
+	_, base := startServer(t, panicGen{newFake()}, Config{})
+	resp := postJSON(t, base+"/v1/chat/completions", `{"messages":[{"role":"user","content":"boom"}]}`)
+	resp.Body.Close()
+	if resp.StatusCode != 500 {
+		t.Fatalf("panicking handler: status %d, want 500", resp.StatusCode)
+	}
+	// A panic inside a stream ends that stream only.
+	resp = postJSON(t, base+"/v1/chat/completions", `{"stream":true,"messages":[{"role":"user","content":"boom"}]}`)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	var out chatResponse
+	decodeBody(t, postJSON(t, base+"/v1/chat/completions", `{"messages":[{"role":"user","content":"fine"}]}`), &out)
+	if len(out.Choices) != 1 {
+		t.Fatalf("server broken after panics: %+v", out)
+	}
+	if resp := get(t, base+"/health"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("health after panics: %d", resp.StatusCode)
+	}
+}
+
+// panicGen panics on messages saying "boom".
+type panicGen struct{ *fakeGen }
+
+func (p panicGen) Chat(ctx context.Context, req engine.ChatRequest, emit func(engine.Delta) error) (engine.Result, error) {
+	if req.Messages[len(req.Messages)-1].Content == "boom" {
+		panic(fmt.Sprintf("boom %d", len(req.Messages)))
+	}
+	return p.fakeGen.Chat(ctx, req, emit)
+}

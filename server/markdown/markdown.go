@@ -1,0 +1,127 @@
+// Package markdown turns a model's answer into safe HTML for the chat page: CommonMark with GitHub's
+// extensions, code blocks highlighted with CSS classes (the page's Content-Security-Policy forbids
+// inline styles), raw HTML shown as text rather than interpreted, and the result sanitized.
+package markdown
+
+import (
+	"bytes"
+	"html"
+	"html/template"
+	"regexp"
+	"strings"
+
+	chromahtml "github.com/alecthomas/chroma/v2/formatters/html"
+	"github.com/alecthomas/chroma/v2/styles"
+	"github.com/microcosm-cc/bluemonday"
+	"github.com/yuin/goldmark"
+	highlighting "github.com/yuin/goldmark-highlighting/v2"
+	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/renderer"
+	gmhtml "github.com/yuin/goldmark/renderer/html"
+	"github.com/yuin/goldmark/util"
+)
+
+// Code highlighting themes for light and dark pages.
+const (
+	lightStyle = "github"
+	darkStyle  = "github-dark"
+)
+
+// Renderer converts Markdown to sanitized HTML. It is safe for concurrent use.
+type Renderer struct {
+	md     goldmark.Markdown
+	policy *bluemonday.Policy
+}
+
+// New returns a Renderer.
+func New() *Renderer {
+	md := goldmark.New(
+		goldmark.WithExtensions(
+			extension.GFM,
+			highlighting.NewHighlighting(
+				highlighting.WithStyle(lightStyle),
+				highlighting.WithFormatOptions(chromahtml.WithClasses(true)),
+			),
+		),
+		// Chat answers use single newlines as line breaks.
+		goldmark.WithRendererOptions(gmhtml.WithHardWraps()),
+	)
+	md.Renderer().AddOptions(renderer.WithNodeRenderers(util.Prioritized(rawHTMLAsText{}, 100)))
+
+	p := bluemonday.UGCPolicy()
+	p.AllowAttrs("class").Matching(regexp.MustCompile(`^[A-Za-z0-9_ -]+$`)).OnElements("span", "pre", "code", "div")
+	p.AllowAttrs("type").Matching(regexp.MustCompile(`^checkbox$`)).OnElements("input")
+	p.AllowAttrs("checked", "disabled").OnElements("input")
+	p.RequireNoFollowOnLinks(true)
+	p.AddTargetBlankToFullyQualifiedLinks(true)
+	return &Renderer{md: md, policy: p}
+}
+
+// Render returns src as sanitized HTML.
+func (r *Renderer) Render(src string) template.HTML {
+	var buf bytes.Buffer
+	if err := r.md.Convert([]byte(src), &buf); err != nil {
+		// goldmark only fails when the writer does; a bytes.Buffer does not. Keep the text regardless.
+		return template.HTML("<p>" + html.EscapeString(src) + "</p>")
+	}
+	return template.HTML(r.policy.SanitizeBytes(buf.Bytes()))
+}
+
+// CSS is the stylesheet for highlighted code: the light theme, or the dark one for pages that prefer it.
+// Each theme sits in its own media query: a theme styles only some token classes, and a light rule left
+// in force on a dark page would paint dark text on a dark background.
+func CSS() ([]byte, error) {
+	f := chromahtml.New(chromahtml.WithClasses(true))
+	var buf bytes.Buffer
+	buf.WriteString("/* Code highlighting: chroma " + lightStyle + " and " + darkStyle + ". */\n")
+	for _, theme := range []struct{ media, style string }{
+		{"not (prefers-color-scheme: dark)", lightStyle},
+		{"(prefers-color-scheme: dark)", darkStyle},
+	} {
+		buf.WriteString("@media " + theme.media + " {\n")
+		if err := f.WriteCSS(&buf, styles.Get(theme.style)); err != nil {
+			return nil, err
+		}
+		buf.WriteString("}\n")
+	}
+	return buf.Bytes(), nil
+}
+
+// rawHTMLAsText shows HTML written in an answer as text: models write "<div>" when explaining HTML, and
+// dropping it (goldmark's safe default) would garble the explanation.
+type rawHTMLAsText struct{}
+
+func (rawHTMLAsText) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
+	reg.Register(ast.KindRawHTML, renderRawHTML)
+	reg.Register(ast.KindHTMLBlock, renderHTMLBlock)
+}
+
+func renderRawHTML(w util.BufWriter, source []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
+	if entering {
+		segs := node.(*ast.RawHTML).Segments
+		for i := range segs.Len() {
+			seg := segs.At(i)
+			w.WriteString(html.EscapeString(string(seg.Value(source))))
+		}
+	}
+	return ast.WalkSkipChildren, nil
+}
+
+func renderHTMLBlock(w util.BufWriter, source []byte, node ast.Node, entering bool) (ast.WalkStatus, error) {
+	if !entering {
+		return ast.WalkContinue, nil
+	}
+	n := node.(*ast.HTMLBlock)
+	var lines []string
+	for i := range n.Lines().Len() {
+		line := n.Lines().At(i)
+		lines = append(lines, string(line.Value(source)))
+	}
+	if n.HasClosure() {
+		lines = append(lines, string(n.ClosureLine.Value(source)))
+	}
+	text := strings.TrimRight(strings.Join(lines, ""), "\n")
+	w.WriteString("<p>" + strings.ReplaceAll(html.EscapeString(text), "\n", "<br>\n") + "</p>\n")
+	return ast.WalkContinue, nil
+}

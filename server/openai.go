@@ -1,0 +1,378 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"smolchat/engine"
+)
+
+// Responses of the OpenAI-compatible API. Reasoning is returned apart from the answer, as
+// reasoning_content (delta.reasoning_content in streams), the way llama.cpp and DeepSeek do.
+
+// completion is the envelope of chat and text completions and of their stream chunks.
+type completion[C any] struct {
+	ID      string   `json:"id"`
+	Object  string   `json:"object"`
+	Created int64    `json:"created"`
+	Model   string   `json:"model"`
+	Choices []C      `json:"choices"`
+	Usage   *usage   `json:"usage,omitempty"`
+	Timings *timings `json:"timings,omitempty"`
+}
+
+type chatChoice struct {
+	Index        int         `json:"index"`
+	Message      *chatOutMsg `json:"message,omitempty"`
+	Delta        *chatOutMsg `json:"delta,omitempty"`
+	Logprobs     *struct{}   `json:"logprobs"`
+	FinishReason *string     `json:"finish_reason"`
+}
+
+type chatOutMsg struct {
+	Role             string  `json:"role,omitempty"`
+	Content          *string `json:"content,omitempty"`
+	ReasoningContent string  `json:"reasoning_content,omitempty"`
+}
+
+type textChoice struct {
+	Index        int       `json:"index"`
+	Text         string    `json:"text"`
+	Logprobs     *struct{} `json:"logprobs"`
+	FinishReason *string   `json:"finish_reason"`
+}
+
+type usage struct {
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	TotalTokens         int `json:"total_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+}
+
+// timings is llama.cpp's per-request timing extension.
+type timings struct {
+	CacheN             int     `json:"cache_n"`
+	PromptN            int     `json:"prompt_n"`
+	PromptMS           float64 `json:"prompt_ms"`
+	PromptPerSecond    float64 `json:"prompt_per_second"`
+	PredictedN         int     `json:"predicted_n"`
+	PredictedMS        float64 `json:"predicted_ms"`
+	PredictedPerSecond float64 `json:"predicted_per_second"`
+	TimeToFirstTokenMS float64 `json:"time_to_first_token_ms"`
+}
+
+func usageOf(t engine.Timings) *usage {
+	u := &usage{PromptTokens: t.PromptTokens, CompletionTokens: t.GeneratedTokens, TotalTokens: t.PromptTokens + t.GeneratedTokens}
+	u.PromptTokensDetails.CachedTokens = t.CachedTokens
+	return u
+}
+
+func timingsOf(t engine.Timings) *timings {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return &timings{CacheN: t.CachedTokens, PromptN: t.PromptTokens - t.CachedTokens, PromptMS: ms(t.PromptDuration),
+		PromptPerSecond: t.PromptTPS, PredictedN: t.GeneratedTokens, PredictedMS: ms(t.GenDuration),
+		PredictedPerSecond: t.GenTPS, TimeToFirstTokenMS: ms(t.TimeToFirstToken)}
+}
+
+// finishReason is the engine's finish reason as the API reports it.
+func finishReason(r string) *string {
+	if r != engine.FinishLength {
+		r = "stop"
+	}
+	return &r
+}
+
+func newID(prefix string) string {
+	var b [12]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// modelID is the model's name in the API: its file name without the extension.
+func modelID(info engine.Info) string { return strings.TrimSuffix(info.Model, ".gguf") }
+
+func (s *Server) handleModels(c *fiber.Ctx) error {
+	m := s.ready()
+	if m == nil {
+		return s.errLoading()
+	}
+	i := m.info
+	return c.JSON(fiber.Map{"object": "list", "data": []fiber.Map{{
+		"id": modelID(i), "object": "model", "created": s.started.Unix(), "owned_by": "smolchat",
+		"meta": fiber.Map{"file": i.Model, "arch": i.Arch, "quant": i.Quant, "params": i.Params,
+			"context_length": i.Context, "backend": i.Backend, "device": i.Device},
+	}}})
+}
+
+func (s *Server) handleHealth(c *fiber.Ctx) error {
+	if m := s.ready(); m != nil {
+		return c.JSON(fiber.Map{"status": "ok", "model": modelID(m.info), "backend": m.info.Backend, "device": m.info.Device})
+	}
+	st := s.load.Load()
+	body := fiber.Map{"status": "loading", "progress": st.frac, "message": st.msg}
+	if st.err != nil {
+		body["status"], body["error"] = "error", st.err.Error()
+	} else {
+		c.Set(fiber.HeaderRetryAfter, retryAfter)
+	}
+	return c.Status(fiber.StatusServiceUnavailable).JSON(body)
+}
+
+// generationError is the API answer for a failed generation.
+func generationError(err error) *apiError {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, engine.ErrContextFull):
+		return badRequest("messages", "%v", err).withCode("context_length_exceeded")
+	case errors.Is(err, errQueueFull):
+		return errBusy()
+	case errors.Is(err, errShutdown):
+		return apiErr(fiber.StatusServiceUnavailable, "unavailable_error", "", "%v", errShutdown)
+	}
+	return apiErr(fiber.StatusInternalServerError, "server_error", "", "generation failed: %v", err)
+}
+
+// lastTurn is the shortest conversation the engine may cut msgs down to when they do not fit: the system
+// message, if any, and everything from the last user message on.
+func lastTurn(msgs []engine.Message) []engine.Message {
+	var out []engine.Message
+	if msgs[0].Role == "system" {
+		out = append(out, msgs[0])
+	}
+	last := len(msgs) - 1
+	for last > 0 && msgs[last].Role != "user" {
+		last--
+	}
+	if last == 0 && msgs[0].Role == "system" {
+		return msgs
+	}
+	return append(out, msgs[last:]...)
+}
+
+func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
+	var req chatRequest
+	if err := decodeJSON(c.Body(), &req); err != nil {
+		return err
+	}
+	msgs, aerr := req.messages(s.cfg.MaxMessages)
+	if aerr != nil {
+		return aerr
+	}
+	if aerr := req.unsupported(); aerr != nil {
+		return aerr
+	}
+	m := s.ready()
+	if m == nil {
+		return s.errLoading()
+	}
+	params, aerr := req.params(m.info.Context)
+	if aerr != nil {
+		return aerr
+	}
+	think := req.think()
+	// The engine drops old turns to fit the context; refuse here, while a status can still be sent, what
+	// cannot fit even then.
+	n, err := m.gen.CountChatTokens(lastTurn(msgs), think)
+	if err != nil {
+		return badRequest("messages", "cannot render the conversation: %v", err)
+	}
+	if n >= m.info.Context {
+		return badRequest("messages", "the last turn alone is %d tokens; the context window holds %d", n, m.info.Context).
+			withCode("context_length_exceeded")
+	}
+	t, err := s.queue.enqueue()
+	if err != nil {
+		return errBusy()
+	}
+	creq := engine.ChatRequest{Messages: msgs, Think: think, Params: params}
+	out := completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(m.info)}
+	if !req.Stream {
+		res, err := s.generate(s.base, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {
+			return g.Chat(ctx, creq, nil)
+		})
+		if err == nil && res.FinishReason == engine.FinishCancelled {
+			err = context.Cause(s.base)
+		}
+		if err != nil {
+			return generationError(err)
+		}
+		answer := res.Answer
+		out.Choices = []chatChoice{{Message: &chatOutMsg{Role: "assistant", Content: &answer, ReasoningContent: res.Thinking},
+			FinishReason: finishReason(res.FinishReason)}}
+		out.Usage, out.Timings = usageOf(res.Timings), timingsOf(res.Timings)
+		return c.JSON(out)
+	}
+	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	out.Object = "chat.completion.chunk"
+	return s.startSSE(c, func(sse sseWriter) {
+		send := func(delta chatOutMsg, finish *string) error {
+			out.Choices = []chatChoice{{Delta: &delta, FinishReason: finish}}
+			return sendJSON(sse, out)
+		}
+		empty := ""
+		s.streamAPI(sse, t, func() error { return send(chatOutMsg{Role: "assistant", Content: &empty}, nil) },
+			func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
+				return g.Chat(ctx, creq, emit)
+			},
+			func(d engine.Delta) error {
+				if d.Thinking != "" {
+					if err := send(chatOutMsg{ReasoningContent: d.Thinking}, nil); err != nil {
+						return err
+					}
+				}
+				if d.Answer != "" {
+					answer := d.Answer
+					return send(chatOutMsg{Content: &answer}, nil)
+				}
+				return nil
+			},
+			func(res engine.Result) error {
+				if err := send(chatOutMsg{}, finishReason(res.FinishReason)); err != nil {
+					return err
+				}
+				if includeUsage {
+					out.Choices, out.Usage, out.Timings = []chatChoice{}, usageOf(res.Timings), timingsOf(res.Timings)
+					return sendJSON(sse, out)
+				}
+				return nil
+			})
+	})
+}
+
+func (s *Server) handleCompletions(c *fiber.Ctx) error {
+	var req completionRequest
+	if err := decodeJSON(c.Body(), &req); err != nil {
+		return err
+	}
+	if req.Prompt == "" {
+		return badRequest("prompt", "prompt must not be empty")
+	}
+	if req.Echo {
+		return badRequest("echo", "echo is not supported by this server")
+	}
+	m := s.ready()
+	if m == nil {
+		return s.errLoading()
+	}
+	params, aerr := req.params(m.info.Context)
+	if aerr != nil {
+		return aerr
+	}
+	t, err := s.queue.enqueue()
+	if err != nil {
+		return errBusy()
+	}
+	prompt := string(req.Prompt)
+	out := completion[textChoice]{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelID(m.info)}
+	if !req.Stream {
+		res, err := s.generate(s.base, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {
+			return g.Complete(ctx, prompt, params, nil)
+		})
+		if err == nil && res.FinishReason == engine.FinishCancelled {
+			err = context.Cause(s.base)
+		}
+		if err != nil {
+			return generationError(err)
+		}
+		out.Choices = []textChoice{{Text: res.Text, FinishReason: finishReason(res.FinishReason)}}
+		out.Usage, out.Timings = usageOf(res.Timings), timingsOf(res.Timings)
+		return c.JSON(out)
+	}
+	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	return s.startSSE(c, func(sse sseWriter) {
+		send := func(text string, finish *string) error {
+			out.Choices = []textChoice{{Text: text, FinishReason: finish}}
+			return sendJSON(sse, out)
+		}
+		s.streamAPI(sse, t, nil,
+			func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
+				return g.Complete(ctx, prompt, params, emit)
+			},
+			func(d engine.Delta) error {
+				if text := d.Thinking + d.Answer; text != "" {
+					return send(text, nil)
+				}
+				return nil
+			},
+			func(res engine.Result) error {
+				if err := send("", finishReason(res.FinishReason)); err != nil {
+					return err
+				}
+				if includeUsage {
+					out.Choices, out.Usage, out.Timings = []textChoice{}, usageOf(res.Timings), timingsOf(res.Timings)
+					return sendJSON(sse, out)
+				}
+				return nil
+			})
+	})
+}
+
+func sendJSON(sse sseWriter, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding a stream chunk: %w", err)
+	}
+	return sse.data(string(b))
+}
+
+// errClientGone is the cause of a generation cancelled because its client disconnected.
+var errClientGone = errors.New("the client disconnected")
+
+// streamAPI runs one streamed API generation: start (may be nil) writes the first chunk, emit each delta,
+// finish the closing chunks; then "data: [DONE]". A failed write means the client is gone and cancels
+// the generation. Errors after the headers went out are sent as an {"error": ...} chunk.
+func (s *Server) streamAPI(sse sseWriter, t *ticket, start func() error,
+	run func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error),
+	emit func(engine.Delta) error, finish func(engine.Result) error) {
+	ctx, cancel := context.WithCancelCause(s.base)
+	defer cancel(nil)
+	gone := func(err error) error {
+		cancel(errClientGone)
+		return err
+	}
+	if start != nil {
+		if err := start(); err != nil {
+			gone(err)
+		}
+	}
+	res, err := s.generate(ctx, t,
+		func(pos int) error {
+			if err := sse.comment(fmt.Sprintf("waiting for the model: position %d in the queue", pos)); err != nil {
+				return gone(err)
+			}
+			return nil
+		},
+		func(ctx context.Context, g Generator) (engine.Result, error) {
+			return run(ctx, g, func(d engine.Delta) error {
+				if err := emit(d); err != nil {
+					return gone(err)
+				}
+				return nil
+			})
+		})
+	if errors.Is(context.Cause(ctx), errClientGone) {
+		return
+	}
+	if err == nil && res.FinishReason == engine.FinishCancelled {
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		sendJSON(sse, fiber.Map{"error": generationError(err)})
+		return
+	}
+	if finish(res) == nil {
+		sse.data("[DONE]")
+	}
+}

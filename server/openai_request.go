@@ -1,0 +1,323 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+
+	"smolchat/engine"
+)
+
+// Requests of the OpenAI-compatible API, decoded strictly: a field of the wrong type is a 400 naming the
+// field, fields this server does not know are ignored (clients send many), and features it cannot honour
+// (tools, several choices, JSON mode) are refused rather than silently dropped.
+
+type chatRequest struct {
+	Model    string       `json:"model"`
+	Messages []apiMessage `json:"messages"`
+	sampling
+	Stream             bool            `json:"stream"`
+	StreamOptions      *streamOptions  `json:"stream_options"`
+	ChatTemplateKwargs *templateKwargs `json:"chat_template_kwargs"`
+	ReasoningEffort    *string         `json:"reasoning_effort"`
+	Tools              json.RawMessage `json:"tools"`
+	ResponseFormat     *struct {
+		Type string `json:"type"`
+	} `json:"response_format"`
+}
+
+type completionRequest struct {
+	Model  string      `json:"model"`
+	Prompt promptField `json:"prompt"`
+	sampling
+	Stream        bool           `json:"stream"`
+	StreamOptions *streamOptions `json:"stream_options"`
+	Echo          bool           `json:"echo"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type templateKwargs struct {
+	EnableThinking *bool `json:"enable_thinking"`
+}
+
+// sampling holds the generation fields chat and completion requests share.
+type sampling struct {
+	MaxTokens           *int        `json:"max_tokens"`
+	MaxCompletionTokens *int        `json:"max_completion_tokens"`
+	Temperature         *float64    `json:"temperature"`
+	TopP                *float64    `json:"top_p"`
+	TopK                *int        `json:"top_k"`
+	MinP                *float64    `json:"min_p"`
+	RepeatPenalty       *float64    `json:"repeat_penalty"`
+	PresencePenalty     *float64    `json:"presence_penalty"`
+	FrequencyPenalty    *float64    `json:"frequency_penalty"`
+	Seed                *int64      `json:"seed"`
+	Stop                stopStrings `json:"stop"`
+	N                   *int        `json:"n"`
+	Logprobs            *bool       `json:"logprobs"`
+}
+
+type apiMessage struct {
+	Role    string         `json:"role"`
+	Content messageContent `json:"content"`
+}
+
+// messageContent is a message's text: a string, null, or an array of text parts.
+type messageContent string
+
+func (m *messageContent) UnmarshalJSON(b []byte) error {
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*m = ""
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*m = messageContent(s)
+		return nil
+	case len(b) > 0 && b[0] == '[':
+		var parts []struct {
+			Type string  `json:"type"`
+			Text *string `json:"text"`
+		}
+		if err := json.Unmarshal(b, &parts); err != nil {
+			return errors.New("content parts must be objects with a type and a text")
+		}
+		var texts []string
+		for _, p := range parts {
+			if p.Type != "text" || p.Text == nil {
+				return fmt.Errorf("content part of type %q is not supported: this model reads text only", p.Type)
+			}
+			texts = append(texts, *p.Text)
+		}
+		*m = messageContent(strings.Join(texts, "\n"))
+		return nil
+	}
+	return errors.New("content must be a string or an array of text parts")
+}
+
+// stopStrings is "stop": a string or an array of strings.
+type stopStrings []string
+
+const maxStopStrings = 16
+
+func (s *stopStrings) UnmarshalJSON(b []byte) error {
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*s = nil
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var one string
+		if err := json.Unmarshal(b, &one); err != nil {
+			return err
+		}
+		*s = stopStrings{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("stop must be a string or an array of strings")
+	}
+	if len(many) > maxStopStrings {
+		return fmt.Errorf("stop has %d strings; at most %d are allowed", len(many), maxStopStrings)
+	}
+	*s = many
+	return nil
+}
+
+// promptField is a completion prompt: a string, or an array holding one string.
+type promptField string
+
+func (p *promptField) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*p = promptField(one)
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("prompt must be a string (token arrays are not supported)")
+	}
+	if len(many) != 1 {
+		return fmt.Errorf("prompt holds %d strings; this server completes one prompt per request", len(many))
+	}
+	*p = promptField(many[0])
+	return nil
+}
+
+// decodeJSON decodes a request body into v, answering a clear 400 for anything malformed.
+func decodeJSON(body []byte, v any) *apiError {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest("", "request body is empty: send a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return badRequest("", "request body is not valid UTF-8")
+	}
+	err := json.Unmarshal(body, v)
+	if err == nil {
+		return nil
+	}
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return badRequest("", "request body is not valid JSON (at byte %d): %v", syntax.Offset, syntax)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return badRequest("", "request body must be a JSON object, not %s", typ.Value)
+		}
+		// The path names the embedded struct of shared fields; clients know only the JSON names.
+		field := strings.TrimPrefix(typ.Field, "sampling.")
+		return badRequest(field, "%s: expected %s, got JSON %s", field, jsonKind(typ.Type), typ.Value)
+	}
+	return badRequest("", "invalid request: %v", err)
+}
+
+// jsonKind names what JSON a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return t.String()
+}
+
+// messages validates the conversation and converts it for the engine.
+func (r *chatRequest) messages(maxMessages int) ([]engine.Message, *apiError) {
+	if len(r.Messages) == 0 {
+		return nil, badRequest("messages", "messages must hold at least one message")
+	}
+	if len(r.Messages) > maxMessages {
+		return nil, badRequest("messages", "messages holds %d messages; at most %d are allowed", len(r.Messages), maxMessages)
+	}
+	out := make([]engine.Message, len(r.Messages))
+	for i, m := range r.Messages {
+		role := m.Role
+		switch role {
+		case "developer":
+			role = "system"
+		case "system", "user", "assistant", "tool":
+		case "":
+			return nil, badRequest(fmt.Sprintf("messages[%d].role", i), "messages[%d] has no role", i)
+		default:
+			return nil, badRequest(fmt.Sprintf("messages[%d].role", i),
+				"messages[%d].role %q is not one of system, developer, user, assistant, tool", i, m.Role)
+		}
+		if role == "system" && i > 0 {
+			return nil, badRequest(fmt.Sprintf("messages[%d].role", i), "only the first message may be a system message")
+		}
+		out[i] = engine.Message{Role: role, Content: string(m.Content)}
+	}
+	return out, nil
+}
+
+// think is the thinking switch the request asks for: chat_template_kwargs.enable_thinking, else
+// reasoning_effort ("none" turns it off, any other effort on), else nil for the template's default. A
+// /think or /no_think in the system prompt wins over both (the template sees to that).
+func (r *chatRequest) think() *bool {
+	if r.ChatTemplateKwargs != nil && r.ChatTemplateKwargs.EnableThinking != nil {
+		return r.ChatTemplateKwargs.EnableThinking
+	}
+	if r.ReasoningEffort != nil {
+		on := *r.ReasoningEffort != "none"
+		return &on
+	}
+	return nil
+}
+
+// unsupported refuses chat features this server cannot honour.
+func (r *chatRequest) unsupported() *apiError {
+	if t := bytes.TrimSpace(r.Tools); len(t) > 0 && !bytes.Equal(t, []byte("null")) && !bytes.Equal(t, []byte("[]")) {
+		return badRequest("tools", "tools are not supported by this server")
+	}
+	if r.ResponseFormat != nil && r.ResponseFormat.Type != "" && r.ResponseFormat.Type != "text" {
+		return badRequest("response_format", "response_format %q is not supported (only text)", r.ResponseFormat.Type)
+	}
+	return nil
+}
+
+// params validates the sampling fields against the context size and converts them, starting from the
+// model's recommended defaults.
+func (p *sampling) params(contextSize int) (engine.GenParams, *apiError) {
+	g := engine.GenParams{SamplerParams: engine.DefaultSamplerParams()}
+	inRange := func(name string, v *float64, lo, hi float64, dst *float32) *apiError {
+		if v == nil {
+			return nil
+		}
+		if *v < lo || *v > hi {
+			return badRequest(name, "%s = %v is out of range [%v, %v]", name, *v, lo, hi)
+		}
+		*dst = float32(*v)
+		return nil
+	}
+	for _, f := range []struct {
+		name   string
+		v      *float64
+		lo, hi float64
+		dst    *float32
+	}{
+		{"temperature", p.Temperature, 0, 2, &g.Temperature},
+		{"top_p", p.TopP, 0, 1, &g.TopP},
+		{"min_p", p.MinP, 0, 1, &g.MinP},
+		{"repeat_penalty", p.RepeatPenalty, 0, 10, &g.RepeatPenalty},
+		{"presence_penalty", p.PresencePenalty, -2, 2, &g.PresencePenalty},
+		{"frequency_penalty", p.FrequencyPenalty, -2, 2, &g.FrequencyPenalty},
+	} {
+		if err := inRange(f.name, f.v, f.lo, f.hi, f.dst); err != nil {
+			return g, err
+		}
+	}
+	if p.TopK != nil {
+		if *p.TopK < 0 {
+			return g, badRequest("top_k", "top_k = %d must not be negative (0 turns it off)", *p.TopK)
+		}
+		g.TopK = *p.TopK
+	}
+	if p.N != nil && *p.N != 1 {
+		return g, badRequest("n", "n = %d: this server returns one choice per request", *p.N)
+	}
+	if p.Logprobs != nil && *p.Logprobs {
+		return g, badRequest("logprobs", "logprobs are not supported by this server")
+	}
+	name, limit := "max_tokens", p.MaxTokens
+	if p.MaxCompletionTokens != nil {
+		name, limit = "max_completion_tokens", p.MaxCompletionTokens
+	}
+	if limit != nil {
+		switch {
+		case *limit < 1:
+			return g, badRequest(name, "%s = %d must be at least 1", name, *limit)
+		case *limit > contextSize:
+			return g, badRequest(name, "%s = %d is larger than the context window of %d tokens", name, *limit, contextSize)
+		}
+		g.MaxTokens = *limit
+	}
+	g.Seed = randomSeed()
+	if p.Seed != nil && *p.Seed >= 0 {
+		g.Seed = uint64(*p.Seed)
+	}
+	g.Stop = p.Stop
+	return g, nil
+}

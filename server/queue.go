@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// errQueueFull refuses a request when too many are already waiting for the model.
+var errQueueFull = errors.New("the server is busy: too many requests are waiting for the model")
+
+// queue hands the model to one request at a time, in arrival order, with at most max waiting. A
+// request takes a ticket first (refused at once when the queue is full, so that an HTTP handler can
+// still answer 503), then waits for its turn, then releases the ticket.
+type queue struct {
+	mu      sync.Mutex
+	max     int
+	busy    bool      // a ticket holds the model
+	waiting []*ticket // in arrival order
+	depth   func(float64)
+}
+
+type ticketState int
+
+const (
+	ticketWaiting ticketState = iota
+	ticketRunning
+	ticketDone
+)
+
+type ticket struct {
+	q     *queue
+	state ticketState
+	turn  chan struct{} // closed when the ticket gets the model
+	moved chan struct{} // signalled when a ticket ahead left the queue
+}
+
+func newQueue(max int, depth func(float64)) *queue {
+	return &queue{max: max, depth: depth}
+}
+
+// enqueue takes a ticket, which holds the model at once when it is free.
+func (q *queue) enqueue() (*ticket, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := &ticket{q: q, turn: make(chan struct{}), moved: make(chan struct{}, 1)}
+	if !q.busy {
+		q.busy = true
+		t.state = ticketRunning
+		close(t.turn)
+		return t, nil
+	}
+	if len(q.waiting) >= q.max {
+		return nil, errQueueFull
+	}
+	q.waiting = append(q.waiting, t)
+	q.depth(float64(len(q.waiting)))
+	return t, nil
+}
+
+// full reports whether a new request would be refused.
+func (q *queue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.busy && len(q.waiting) >= q.max
+}
+
+// position is the ticket's place among the waiting (1 = next), or 0 when it holds the model or left.
+func (t *ticket) position() int {
+	t.q.mu.Lock()
+	defer t.q.mu.Unlock()
+	for i, w := range t.q.waiting {
+		if w == t {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// wait blocks until the ticket holds the model. While it waits, progress gets the queue position at the
+// start, whenever it changes, and every heartbeat (so that a stream notices a gone client); an error
+// from progress or the end of ctx stops the wait. The caller releases the ticket in every case.
+func (t *ticket) wait(ctx context.Context, heartbeat time.Duration, progress func(pos int) error) error {
+	select {
+	case <-t.turn:
+		return nil
+	default:
+	}
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	report := func() error {
+		if pos := t.position(); pos > 0 && progress != nil {
+			return progress(pos)
+		}
+		return nil
+	}
+	if err := report(); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-t.turn:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-t.moved:
+		case <-tick.C:
+		}
+		if err := report(); err != nil {
+			return err
+		}
+	}
+}
+
+// release gives the model to the next waiting ticket, or leaves the queue. It is idempotent.
+func (t *ticket) release() {
+	q := t.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch t.state {
+	case ticketRunning:
+		if len(q.waiting) == 0 {
+			q.busy = false
+			break
+		}
+		next := q.waiting[0]
+		q.waiting = q.waiting[1:]
+		next.state = ticketRunning
+		close(next.turn)
+		q.notifyMoved(0)
+	case ticketWaiting:
+		for i, w := range q.waiting {
+			if w == t {
+				q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+				q.notifyMoved(i)
+				break
+			}
+		}
+	}
+	t.state = ticketDone
+	q.depth(float64(len(q.waiting)))
+}
+
+// notifyMoved tells the waiting tickets from index i on that their position changed.
+func (q *queue) notifyMoved(i int) {
+	for _, w := range q.waiting[i:] {
+		select {
+		case w.moved <- struct{}{}:
+		default:
+		}
+	}
+}

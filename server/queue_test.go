@@ -1,0 +1,116 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestQueueOrderAndBound(t *testing.T) {
+	var depth float64
+	var mu sync.Mutex
+	q := newQueue(2, func(d float64) { mu.Lock(); depth = d; mu.Unlock() })
+	first, err := q.enqueue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.wait(context.Background(), time.Second, nil); err != nil {
+		t.Fatalf("a free model must be had at once: %v", err)
+	}
+	second, _ := q.enqueue()
+	third, _ := q.enqueue()
+	if _, err := q.enqueue(); !errors.Is(err, errQueueFull) {
+		t.Fatalf("fourth ticket: err = %v, want errQueueFull", err)
+	}
+	if !q.full() || second.position() != 1 || third.position() != 2 {
+		t.Fatalf("full %v, positions %d %d", q.full(), second.position(), third.position())
+	}
+	mu.Lock()
+	if depth != 2 {
+		t.Fatalf("depth = %v, want 2", depth)
+	}
+	mu.Unlock()
+
+	// The third reports its position as it moves up, and gets the model after the second.
+	var got []int
+	var order []string
+	var wg sync.WaitGroup
+	var omu sync.Mutex
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := second.wait(context.Background(), time.Hour, nil); err != nil {
+			t.Error(err)
+		}
+		omu.Lock()
+		order = append(order, "second")
+		omu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		second.release()
+	}()
+	go func() {
+		defer wg.Done()
+		err := third.wait(context.Background(), time.Hour, func(pos int) error { got = append(got, pos); return nil })
+		if err != nil {
+			t.Error(err)
+		}
+		omu.Lock()
+		order = append(order, "third")
+		omu.Unlock()
+		third.release()
+	}()
+	time.Sleep(20 * time.Millisecond)
+	first.release()
+	wg.Wait()
+	if len(order) != 2 || order[0] != "second" || order[1] != "third" {
+		t.Fatalf("order = %v", order)
+	}
+	if len(got) < 2 || got[0] != 2 || got[len(got)-1] != 1 {
+		t.Fatalf("positions reported = %v, want 2 then 1", got)
+	}
+	if q.full() || q.busy {
+		t.Fatal("queue not free after every ticket was released")
+	}
+}
+
+func TestQueueLeaveWhileWaiting(t *testing.T) {
+	q := newQueue(4, func(float64) {})
+	holder, _ := q.enqueue()
+	waiter, _ := q.enqueue()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	stop := errors.New("client gone")
+	errc := make(chan error, 1)
+	go func() { errc <- waiter.wait(ctx, time.Hour, nil) }()
+	cancel(stop)
+	if err := <-errc; !errors.Is(err, stop) {
+		t.Fatalf("wait = %v, want the cancel cause", err)
+	}
+	waiter.release()
+	waiter.release() // idempotent
+	if waiter.position() != 0 || len(q.waiting) != 0 {
+		t.Fatal("a cancelled ticket stays in the queue")
+	}
+	holder.release()
+	if q.busy {
+		t.Fatal("the model stays taken after the holder released it")
+	}
+
+	// A progress error (a gone client noticed on the heartbeat) also ends the wait.
+	holder, _ = q.enqueue()
+	waiter, _ = q.enqueue()
+	gone := errors.New("write failed")
+	calls := 0
+	err := waiter.wait(context.Background(), 5*time.Millisecond, func(int) error {
+		if calls++; calls == 3 {
+			return gone
+		}
+		return nil
+	})
+	if !errors.Is(err, gone) {
+		t.Fatalf("wait = %v, want the progress error", err)
+	}
+	waiter.release()
+	holder.release()
+}

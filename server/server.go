@@ -1,0 +1,297 @@
+// Package server is smolchat's HTTP face: the browser chat (server-rendered HTML, htmx, Server-Sent
+// Events), an OpenAI-compatible API, health and Prometheus metrics. It serves one model to many clients:
+// generations run one at a time, in arrival order, from a bounded queue.
+//
+// The server can start before the model is loaded, so the page opens at once and shows the loading
+// progress: New accepts a nil Generator, SetLoadProgress reports progress, and SetGenerator makes the
+// model available.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
+	"github.com/gofiber/template/html/v2"
+
+	"smolchat/engine"
+	"smolchat/server/markdown"
+	"smolchat/server/store"
+	"smolchat/views"
+)
+
+// Generator is the model as the server uses it; *engine.Engine implements it.
+type Generator interface {
+	Info() engine.Info
+	Chat(ctx context.Context, req engine.ChatRequest, emit func(engine.Delta) error) (engine.Result, error)
+	Complete(ctx context.Context, prompt string, p engine.GenParams, emit func(engine.Delta) error) (engine.Result, error)
+	CountChatTokens(msgs []engine.Message, think *bool) (int, error)
+}
+
+// The engine is what the server runs in production.
+var _ Generator = (*engine.Engine)(nil)
+
+// Config configures a Server. Zero values take the defaults named on each field.
+type Config struct {
+	// DataDir holds the chat history database (smolchat.db). Required.
+	DataDir string
+	// MaxQueue is how many requests may wait for the model while it is busy; more are refused with
+	// 503 and Retry-After. Default 8.
+	MaxQueue int
+	// APIKey, when set, is required as a Bearer token on /v1.
+	APIKey string
+	// CORSOrigin, when set, allows that browser origin ("*" for any) to call /v1 and /health.
+	CORSOrigin string
+	// BodyLimit caps request bodies in bytes. Default 1 MiB.
+	BodyLimit int
+	// MaxMessages caps the messages of one API request. Default 1024.
+	MaxMessages int
+	// Log receives the server's logs. Default slog.Default().
+	Log *slog.Logger
+}
+
+const (
+	defaultMaxQueue    = 8
+	defaultBodyLimit   = 1 << 20
+	defaultMaxMessages = 1024
+	// retryAfter is the Retry-After, in seconds, of a 503 for a full queue or a loading model.
+	retryAfter = "5"
+)
+
+// Server is the chat and API server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	app     *fiber.App
+	views   *html.Engine
+	store   *store.Store
+	md      *markdown.Renderer
+	queue   *queue
+	metrics *metrics
+	assets  *assetSet
+	started time.Time
+
+	model atomic.Pointer[loaded]
+	load  atomic.Pointer[loadState]
+
+	// base is the parent of every generation's context; Shutdown cancels it.
+	base     context.Context
+	stopAll  context.CancelCauseFunc
+	closing  atomic.Bool
+	shutOnce sync.Once
+
+	streamsMu sync.Mutex
+	streams   map[string]*uiStream // browser generations by stream ID
+}
+
+// loaded is a ready model.
+type loaded struct {
+	gen  Generator
+	info engine.Info
+}
+
+// loadState is the progress of loading the model, shown while it is not ready.
+type loadState struct {
+	frac float64
+	msg  string
+	err  error
+}
+
+// errShutdown is the cause of generations cancelled by Shutdown.
+var errShutdown = errors.New("the server is shutting down")
+
+// New builds a server storing its history in cfg.DataDir. gen may be nil while the model loads.
+func New(cfg Config, gen Generator) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: Config.DataDir is required")
+	}
+	if cfg.MaxQueue < 0 || cfg.BodyLimit < 0 || cfg.MaxMessages < 0 {
+		return nil, fmt.Errorf("server: negative limit in config (max queue %d, body limit %d, max messages %d)",
+			cfg.MaxQueue, cfg.BodyLimit, cfg.MaxMessages)
+	}
+	if cfg.MaxQueue == 0 {
+		cfg.MaxQueue = defaultMaxQueue
+	}
+	if cfg.BodyLimit == 0 {
+		cfg.BodyLimit = defaultBodyLimit
+	}
+	if cfg.MaxMessages == 0 {
+		cfg.MaxMessages = defaultMaxMessages
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	assets, err := loadAssets()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "smolchat.db"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Log,
+		store:   st,
+		md:      markdown.New(),
+		metrics: newMetrics(),
+		assets:  assets,
+		started: time.Now(),
+		streams: map[string]*uiStream{},
+	}
+	s.queue = newQueue(cfg.MaxQueue, s.metrics.queueDepth.Set)
+	s.base, s.stopAll = context.WithCancelCause(context.Background())
+	s.load.Store(&loadState{msg: "waiting for the model"})
+	s.views = html.NewFileSystem(views.FS(), ".html")
+	s.views.AddFuncMap(s.templateFuncs())
+	if err := s.views.Load(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: parsing templates: %w", err)
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "smolchat",
+		DisableStartupMessage: true,
+		Immutable:             true, // values from a request outlive its handler (streams, queued work)
+		// fasthttp answers a body over its limit by closing the connection unread, which most clients
+		// see as a reset rather than a 413. So it reads up to 4× the limit, and limitBody refuses those
+		// with a proper 413; only grossly oversized bodies get the reset.
+		BodyLimit:    4 * cfg.BodyLimit,
+		ReadTimeout:  time.Minute,
+		IdleTimeout:  2 * time.Minute,
+		Views:        s.views,
+		ErrorHandler: s.handleError,
+	})
+	s.routes()
+	if gen != nil {
+		s.SetGenerator(gen)
+	}
+	return s, nil
+}
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.recoverPanics, s.countRequests, s.securityHeaders, s.refuseWhileClosing, s.limitBody)
+	if s.cfg.CORSOrigin != "" {
+		c := cors.New(cors.Config{AllowOrigins: s.cfg.CORSOrigin, AllowHeaders: "Authorization, Content-Type",
+			AllowMethods: "GET, POST, OPTIONS"})
+		app.Use("/v1", c)
+		app.Use("/health", c)
+	}
+
+	app.Get("/health", s.handleHealth)
+	app.Get("/metrics", s.handleMetrics())
+	app.Get("/assets/*", s.handleAsset)
+
+	v1 := app.Group("/v1", s.requireAPIKey)
+	v1.Get("/models", s.handleModels)
+	v1.Post("/chat/completions", s.handleChatCompletions)
+	v1.Post("/completions", s.handleCompletions)
+	v1.All("/*", func(c *fiber.Ctx) error {
+		return apiErr(fiber.StatusNotFound, "not_found_error", "", "unknown endpoint %s %s", c.Method(), c.Path())
+	})
+
+	app.Get("/", s.handleIndex)
+	app.Get("/c/:id", s.handleConversation)
+	app.Get("/status", s.handleStatus)
+	app.Get("/c/:id/export/:format", s.handleExport)
+	app.Get("/c/:id/m/:mid", s.handleMessage)
+	app.Get("/c/:id/m/:mid/edit", s.handleEditForm)
+	app.Get("/stream/:sid", s.handleStream)
+
+	ui := app.Group("", s.checkCSRF)
+	ui.Post("/chat", s.handleSend)
+	ui.Post("/settings", s.handleSettings)
+	ui.Post("/c/:id/regenerate", s.handleRegenerate)
+	ui.Post("/c/:id/m/:mid", s.handleEdit)
+	ui.Delete("/c/:id", s.handleDelete)
+	ui.Post("/stream/:sid/cancel", s.handleCancel)
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.app.Listener(ln)
+}
+
+// Shutdown stops accepting requests, ends open streams with an event, cancels queued and running
+// generations, waits for connections to finish (until ctx ends), and closes the history database.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutOnce.Do(func() {
+		s.closing.Store(true)
+		s.stopAll(errShutdown)
+		err = s.app.ShutdownWithContext(ctx)
+		s.waitStreams(ctx)
+		if cerr := s.store.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+// SetGenerator makes gen the model the server uses (nil marks it not ready again).
+func (s *Server) SetGenerator(gen Generator) {
+	if gen == nil {
+		s.model.Store(nil)
+		return
+	}
+	s.model.Store(&loaded{gen: gen, info: gen.Info()})
+	s.load.Store(&loadState{frac: 1, msg: "ready"})
+}
+
+// SetLoadProgress reports model loading progress (frac in [0, 1]) for /health and the page.
+func (s *Server) SetLoadProgress(frac float64, msg string) {
+	s.load.Store(&loadState{frac: min(max(frac, 0), 1), msg: msg})
+}
+
+// SetLoadError reports that loading the model failed; the page and /health show err.
+func (s *Server) SetLoadError(err error) {
+	prev := s.load.Load()
+	s.load.Store(&loadState{frac: prev.frac, msg: prev.msg, err: err})
+}
+
+// ready returns the model, or nil while it is loading.
+func (s *Server) ready() *loaded { return s.model.Load() }
+
+// waitStreams waits for browser streams to finish after their generations were cancelled; their final
+// events and saved answers must land before the database closes.
+func (s *Server) waitStreams(ctx context.Context) {
+	for {
+		s.streamsMu.Lock()
+		n := 0
+		for _, st := range s.streams {
+			if st.claimed {
+				n++
+			}
+		}
+		s.streamsMu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// DefaultDataDir is os.UserConfigDir()/smolchat, or os.UserCacheDir()/smolchat where there is no config
+// directory.
+func DefaultDataDir() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		if dir, err = os.UserCacheDir(); err != nil {
+			return "", fmt.Errorf("no user config or cache directory for the chat history (set --data-dir): %w", err)
+		}
+	}
+	return filepath.Join(dir, "smolchat"), nil
+}

@@ -1,0 +1,340 @@
+// Package store keeps the chat history: conversations and their messages, in one SQLite file (pure Go
+// driver, WAL mode) so that history survives restarts and the binary needs no C toolchain.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNotFound is returned when a conversation or message does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Conversation is one chat thread and its remembered settings.
+type Conversation struct {
+	ID    string
+	Title string
+	// Think is the thinking toggle of this conversation.
+	Think bool
+	// Temperature overrides the default sampling temperature when not nil.
+	Temperature *float64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Message is one turn of a conversation. The stats fields are set on assistant messages only.
+type Message struct {
+	ID             int64
+	ConversationID string
+	Role           string // "user" or "assistant"
+	Content        string // for an assistant: the answer, without the reasoning
+	Thinking       string // the assistant's reasoning, if any
+	CreatedAt      time.Time
+
+	FinishReason string        // "stop", "length", "cancelled" or "error"
+	PromptTokens int           // tokens of the prompt this answer continued
+	Tokens       int           // generated tokens
+	TokensPerSec float64       // decoding speed
+	TTFT         time.Duration // time to first token
+}
+
+// Store is the history database. It is safe for concurrent use.
+type Store struct {
+	db *sql.DB
+}
+
+const schemaVersion = 1
+
+const schema = `
+CREATE TABLE IF NOT EXISTS conversations (
+	id          TEXT PRIMARY KEY,
+	title       TEXT NOT NULL,
+	think       INTEGER NOT NULL,
+	temperature REAL,
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at DESC);
+CREATE TABLE IF NOT EXISTS messages (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+	role            TEXT NOT NULL,
+	content         TEXT NOT NULL,
+	thinking        TEXT NOT NULL DEFAULT '',
+	created_at      INTEGER NOT NULL,
+	finish_reason   TEXT NOT NULL DEFAULT '',
+	prompt_tokens   INTEGER NOT NULL DEFAULT 0,
+	tokens          INTEGER NOT NULL DEFAULT 0,
+	tokens_per_sec  REAL NOT NULL DEFAULT 0,
+	ttft_us         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, id);
+`
+
+// Open opens (creating if needed) the database at path, in WAL mode with foreign keys on.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("store: creating the data directory: %w", err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(path)+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: preparing %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) migrate() error {
+	var mode string
+	if err := s.db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if mode != "wal" {
+		return fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	var v int
+	if err := s.db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("database schema version %d is newer than this smolchat understands (%d)", v, schemaVersion)
+	}
+	if _, err := s.db.Exec(schema); err != nil {
+		return err
+	}
+	_, err := s.db.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
+	return err
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func millis(t time.Time) int64      { return t.UnixMilli() }
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms) }
+
+// CreateConversation stores a new conversation and returns it with its ID and times set.
+func (s *Store) CreateConversation(ctx context.Context, c Conversation) (Conversation, error) {
+	c.ID = newID()
+	now := time.Now()
+	c.CreatedAt, c.UpdatedAt = now, now
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO conversations (id, title, think, temperature, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Title, c.Think, c.Temperature, millis(now), millis(now))
+	if err != nil {
+		return Conversation{}, fmt.Errorf("store: creating conversation: %w", err)
+	}
+	return c, nil
+}
+
+const conversationColumns = `id, title, think, temperature, created_at, updated_at`
+
+func scanConversation(row interface{ Scan(...any) error }) (Conversation, error) {
+	var c Conversation
+	var temp sql.NullFloat64
+	var created, updated int64
+	if err := row.Scan(&c.ID, &c.Title, &c.Think, &temp, &created, &updated); err != nil {
+		return Conversation{}, err
+	}
+	if temp.Valid {
+		c.Temperature = &temp.Float64
+	}
+	c.CreatedAt, c.UpdatedAt = fromMillis(created), fromMillis(updated)
+	return c, nil
+}
+
+// Conversation returns the conversation with the given ID, or ErrNotFound.
+func (s *Store) Conversation(ctx context.Context, id string) (Conversation, error) {
+	c, err := scanConversation(s.db.QueryRowContext(ctx,
+		`SELECT `+conversationColumns+` FROM conversations WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Conversation{}, fmt.Errorf("conversation %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Conversation{}, fmt.Errorf("store: reading conversation %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// Conversations lists up to limit conversations, most recently active first.
+func (s *Store) Conversations(ctx context.Context, limit int) ([]Conversation, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+conversationColumns+` FROM conversations ORDER BY updated_at DESC, created_at DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: listing conversations: %w", err)
+	}
+	defer rows.Close()
+	var out []Conversation
+	for rows.Next() {
+		c, err := scanConversation(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: listing conversations: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: listing conversations: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateSettings stores a conversation's title, thinking toggle and temperature.
+func (s *Store) UpdateSettings(ctx context.Context, c Conversation) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE conversations SET title = ?, think = ?, temperature = ? WHERE id = ?`,
+		c.Title, c.Think, c.Temperature, c.ID)
+	return checkOne(res, err, "updating conversation "+c.ID)
+}
+
+// DeleteConversation removes a conversation and its messages.
+func (s *Store) DeleteConversation(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM conversations WHERE id = ?`, id)
+	return checkOne(res, err, "deleting conversation "+id)
+}
+
+func checkOne(res sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("store: %s: %w", what, ErrNotFound)
+	}
+	return nil
+}
+
+// AddMessage appends a message to its conversation, marks the conversation active, and returns the
+// message with its ID and time set.
+func (s *Store) AddMessage(ctx context.Context, m Message) (Message, error) {
+	m.CreatedAt = time.Now()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Message{}, fmt.Errorf("store: adding message: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, millis(m.CreatedAt), m.ConversationID)
+	if err := checkOne(res, err, "adding message to conversation "+m.ConversationID); err != nil {
+		return Message{}, err
+	}
+	res, err = tx.ExecContext(ctx, `INSERT INTO messages
+		(conversation_id, role, content, thinking, created_at, finish_reason, prompt_tokens, tokens, tokens_per_sec, ttft_us)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ConversationID, m.Role, m.Content, m.Thinking, millis(m.CreatedAt), m.FinishReason,
+		m.PromptTokens, m.Tokens, m.TokensPerSec, m.TTFT.Microseconds())
+	if err != nil {
+		return Message{}, fmt.Errorf("store: adding message: %w", err)
+	}
+	if m.ID, err = res.LastInsertId(); err != nil {
+		return Message{}, fmt.Errorf("store: adding message: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Message{}, fmt.Errorf("store: adding message: %w", err)
+	}
+	return m, nil
+}
+
+const messageColumns = `id, conversation_id, role, content, thinking, created_at, finish_reason,
+	prompt_tokens, tokens, tokens_per_sec, ttft_us`
+
+func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
+	var m Message
+	var created, ttft int64
+	err := row.Scan(&m.ID, &m.ConversationID, &m.Role, &m.Content, &m.Thinking, &created, &m.FinishReason,
+		&m.PromptTokens, &m.Tokens, &m.TokensPerSec, &ttft)
+	m.CreatedAt, m.TTFT = fromMillis(created), time.Duration(ttft)*time.Microsecond
+	return m, err
+}
+
+// Messages returns a conversation's messages in order.
+func (s *Store) Messages(ctx context.Context, conversationID string) ([]Message, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? ORDER BY id`, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("store: reading messages of %s: %w", conversationID, err)
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: reading messages of %s: %w", conversationID, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: reading messages of %s: %w", conversationID, err)
+	}
+	return out, nil
+}
+
+// Message returns one message of a conversation, or ErrNotFound.
+func (s *Store) Message(ctx context.Context, conversationID string, id int64) (Message, error) {
+	m, err := scanMessage(s.db.QueryRowContext(ctx,
+		`SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? AND id = ?`, conversationID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, fmt.Errorf("message %d of conversation %s: %w", id, conversationID, ErrNotFound)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("store: reading message %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// EditMessage replaces a message's text and deletes every later message of the conversation, since the
+// later turns answered the old text.
+func (s *Store) EditMessage(ctx context.Context, conversationID string, id int64, content string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: editing message %d: %w", id, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE messages SET content = ? WHERE conversation_id = ? AND id = ?`,
+		content, conversationID, id)
+	if err := checkOne(res, err, fmt.Sprintf("editing message %d", id)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE conversation_id = ? AND id > ?`, conversationID, id); err != nil {
+		return fmt.Errorf("store: editing message %d: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`,
+		millis(time.Now()), conversationID); err != nil {
+		return fmt.Errorf("store: editing message %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: editing message %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteMessage removes one message.
+func (s *Store) DeleteMessage(ctx context.Context, conversationID string, id int64) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM messages WHERE conversation_id = ? AND id = ?`, conversationID, id)
+	return checkOne(res, err, fmt.Sprintf("deleting message %d", id))
+}

@@ -1,0 +1,584 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"smolchat/engine"
+	"smolchat/server/store"
+)
+
+// The browser chat: server-rendered pages and fragments that htmx swaps in. Answers stream over
+// Server-Sent Events from /stream/{id} (stream.go); the protocol is in docs/STREAMING.md.
+
+// sidebarLimit is how many past conversations the sidebar lists.
+const sidebarLimit = 200
+
+// thinkCookie remembers the thinking toggle for new chats in this browser.
+const thinkCookie = "smolchat_think"
+
+// View models of the templates.
+type (
+	page struct {
+		CSRF          string
+		Title         string
+		ConvID        string
+		Conversations []sidebarItem
+		Messages      []messageView
+		Stream        *streamView // an answer still waiting for its event stream
+		Settings      settingsView
+		Status        statusView
+		Meter         meterView
+		Actions       actionsView
+	}
+	sidebarItem struct {
+		ID, Title string
+		Current   bool
+	}
+	messageView struct {
+		ConvID   string
+		ID       int64
+		User     bool
+		Text     string        // the user's message, escaped by the template
+		HTML     template.HTML // the answer, rendered from Markdown and sanitized
+		Thinking template.HTML
+		Stats    string
+		Note     string
+		NoteErr  bool
+	}
+	streamView struct {
+		ID    string
+		Meter meterView // sent out of band with a new placeholder, to show the prompt's size
+	}
+	settingsView struct {
+		Think       bool
+		Temperature string // "" = the default
+		OOB         bool
+	}
+	statusView struct {
+		Ready, Failed bool
+		Percent       int
+		Message       string
+		Model, Quant  string
+		Backend       string
+		Device        string
+		Context       int
+		OOB           bool
+	}
+	meterView struct {
+		Used, Size int
+		Low, High  int
+		OOB        bool
+	}
+	actionsView struct {
+		ConvID string
+		OOB    bool
+	}
+	noticeView struct {
+		Kind, Message string
+	}
+	errorPage struct {
+		CSRF, Title, Message string
+		Status               int
+	}
+)
+
+func (s *Server) templateFuncs() map[string]any {
+	return map[string]any{
+		"asset":     s.assetURL,
+		"thousands": thousands,
+		"compact":   compact,
+	}
+}
+
+// thousands writes n with thousands separators: 8,192.
+func thousands(n int) string {
+	str := strconv.Itoa(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	var b strings.Builder
+	for i, r := range str {
+		if i > 0 && (len(str)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// compact writes n briefly: 950, 1.2k, 8.2k, 64k.
+func compact(n int) string {
+	switch {
+	case n < 1000:
+		return strconv.Itoa(n)
+	case n < 10000:
+		return strconv.FormatFloat(float64(n)/1000, 'f', 1, 64) + "k"
+	}
+	return strconv.Itoa((n+500)/1000) + "k"
+}
+
+// render executes a template into a string, for fragments sent as events.
+func (s *Server) render(name string, data any) (string, error) {
+	var buf bytes.Buffer
+	if err := s.views.Render(&buf, name, data); err != nil {
+		return "", fmt.Errorf("rendering %s: %w", name, err)
+	}
+	return buf.String(), nil
+}
+
+// renderNotice answers an htmx request with a notice appended to the conversation, and a plain page load
+// with an error page.
+func (s *Server) renderNotice(c *fiber.Ctx, kind, msg string) error {
+	if c.Get("HX-Request") == "" {
+		status := c.Response().StatusCode()
+		return c.Render("error", errorPage{CSRF: csrfToken(c), Title: "Error", Status: status, Message: msg}, "layouts/main")
+	}
+	c.Set("HX-Retarget", "#messages")
+	c.Set("HX-Reswap", "beforeend")
+	return c.Render("partials/notice", noticeView{Kind: kind, Message: msg})
+}
+
+func (s *Server) statusView() statusView {
+	if m := s.ready(); m != nil {
+		i := m.info
+		return statusView{Ready: true, Model: modelID(i), Quant: i.Quant, Backend: strings.ToUpper(i.Backend),
+			Device: i.Device, Context: i.Context}
+	}
+	st := s.load.Load()
+	v := statusView{Percent: int(st.frac * 100), Message: st.msg}
+	if st.err != nil {
+		v.Failed, v.Message = true, st.err.Error()
+	}
+	return v
+}
+
+func newMeter(used, size int) meterView {
+	return meterView{Used: used, Size: size, Low: size / 2, High: size * 9 / 10}
+}
+
+// meter measures a conversation against the context window; zero while the model loads.
+func (s *Server) meter(msgs []engine.Message, think bool) meterView {
+	m := s.ready()
+	if m == nil {
+		return meterView{}
+	}
+	used := 0
+	if len(msgs) > 0 {
+		if n, err := m.gen.CountChatTokens(msgs, &think); err == nil {
+			used = n
+		}
+	}
+	return newMeter(used, m.info.Context)
+}
+
+// promptMeter is the context meter of an answer about to stream, sent along with its placeholder.
+func (s *Server) promptMeter(st *uiStream) meterView {
+	v := s.meter(st.req.Messages, *st.req.Think)
+	v.OOB = true
+	return v
+}
+
+func (s *Server) messageView(m store.Message) messageView {
+	v := messageView{ConvID: m.ConversationID, ID: m.ID, User: m.Role == "user"}
+	if v.User {
+		v.Text = m.Content
+		return v
+	}
+	v.HTML = s.md.Render(m.Content)
+	if strings.TrimSpace(m.Thinking) != "" {
+		v.Thinking = s.md.Render(m.Thinking)
+	}
+	v.Stats = statsText(m)
+	switch m.FinishReason {
+	case engine.FinishCancelled:
+		v.Note = "Stopped."
+	case engine.FinishLength:
+		v.Note = "Cut off: the context window is full. Start a new chat to go on."
+	}
+	return v
+}
+
+// statsText is the line under an answer: tokens, speed and time to first token.
+func statsText(m store.Message) string {
+	if m.Tokens == 0 {
+		return ""
+	}
+	ttft := fmt.Sprintf("%d ms", m.TTFT.Milliseconds())
+	if m.TTFT >= time.Second {
+		ttft = fmt.Sprintf("%.2f s", m.TTFT.Seconds())
+	}
+	unit := "tokens"
+	if m.Tokens == 1 {
+		unit = "token"
+	}
+	return fmt.Sprintf("%d %s · %.1f tok/s · %s to first token", m.Tokens, unit, m.TokensPerSec, ttft)
+}
+
+func engineMessages(msgs []store.Message) []engine.Message {
+	out := make([]engine.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = engine.Message{Role: m.Role, Content: m.Content}
+	}
+	return out
+}
+
+func formatTemp(t *float64) string {
+	if t == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*t, 'f', -1, 64)
+}
+
+// defaultThink is this browser's thinking toggle for new chats: on unless turned off.
+func defaultThink(c *fiber.Ctx) bool { return c.Cookies(thinkCookie) != "0" }
+
+func rememberThink(c *fiber.Ctx, on bool) {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	c.Cookie(&fiber.Cookie{Name: thinkCookie, Value: v, Path: "/", MaxAge: 365 * 24 * 3600, HTTPOnly: true,
+		SameSite: fiber.CookieSameSiteStrictMode})
+}
+
+func (s *Server) handleIndex(c *fiber.Ctx) error { return s.renderPage(c, nil) }
+
+func (s *Server) handleConversation(c *fiber.Ctx) error {
+	conv, err := s.conversation(c)
+	if err != nil {
+		return err
+	}
+	return s.renderPage(c, &conv)
+}
+
+func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
+	ctx := c.UserContext()
+	list, err := s.store.Conversations(ctx, sidebarLimit)
+	if err != nil {
+		return err
+	}
+	p := page{CSRF: csrfToken(c), Status: s.statusView(), Settings: settingsView{Think: defaultThink(c)}}
+	if conv != nil {
+		p.Title, p.ConvID = conv.Title, conv.ID
+		p.Settings = settingsView{Think: conv.Think, Temperature: formatTemp(conv.Temperature)}
+		msgs, err := s.store.Messages(ctx, conv.ID)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			p.Messages = append(p.Messages, s.messageView(m))
+		}
+		p.Meter = s.meter(engineMessages(msgs), conv.Think)
+		if id := s.pendingStream(conv.ID); id != "" {
+			p.Stream = &streamView{ID: id}
+		}
+	} else if m := s.ready(); m != nil {
+		p.Meter = newMeter(0, m.info.Context)
+	}
+	p.Actions = actionsView{ConvID: p.ConvID}
+	for _, cv := range list {
+		p.Conversations = append(p.Conversations, sidebarItem{ID: cv.ID, Title: cv.Title, Current: cv.ID == p.ConvID})
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Render("index", p, "layouts/main")
+}
+
+// handleStatus is the model badge, which polls itself while the model loads.
+func (s *Server) handleStatus(c *fiber.Ctx) error {
+	v := s.statusView()
+	if !v.Ready {
+		return c.Render("partials/status", v)
+	}
+	// The model just became ready: show the context meter too.
+	var buf bytes.Buffer
+	if err := s.views.Render(&buf, "partials/status", v); err != nil {
+		return err
+	}
+	m := newMeter(0, v.Context)
+	m.OOB = true
+	if err := s.views.Render(&buf, "partials/meter", m); err != nil {
+		return err
+	}
+	c.Type("html", "utf-8")
+	return c.Send(buf.Bytes())
+}
+
+// conversation loads the conversation named by the :id parameter, or answers 404.
+func (s *Server) conversation(c *fiber.Ctx) (store.Conversation, error) {
+	return s.loadConversation(c.UserContext(), c.Params("id"))
+}
+
+// loadConversation loads a conversation, or answers 404.
+func (s *Server) loadConversation(ctx context.Context, id string) (store.Conversation, error) {
+	conv, err := s.store.Conversation(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return conv, fiber.NewError(fiber.StatusNotFound, "This conversation does not exist: it may have been deleted. Start a new chat.")
+	}
+	return conv, err
+}
+
+// message loads the message named by :mid in the conversation named by :id.
+func (s *Server) message(c *fiber.Ctx) (store.Conversation, store.Message, error) {
+	conv, err := s.conversation(c)
+	if err != nil {
+		return conv, store.Message{}, err
+	}
+	mid, err := strconv.ParseInt(c.Params("mid"), 10, 64)
+	if err != nil {
+		return conv, store.Message{}, fiber.NewError(fiber.StatusBadRequest, "bad message id")
+	}
+	m, err := s.store.Message(c.UserContext(), conv.ID, mid)
+	if errors.Is(err, store.ErrNotFound) {
+		return conv, m, fiber.NewError(fiber.StatusNotFound, "This message does not exist any more.")
+	}
+	return conv, m, err
+}
+
+// formSettings reads the composer's thinking toggle and temperature.
+func formSettings(c *fiber.Ctx) (think bool, temp *float64, err error) {
+	think = c.FormValue("think") == "on"
+	if t := strings.TrimSpace(c.FormValue("temperature")); t != "" {
+		v, err := strconv.ParseFloat(t, 64)
+		if err != nil || v < 0 || v > 2 {
+			return think, nil, fiber.NewError(fiber.StatusBadRequest, "The temperature must be a number from 0 to 2.")
+		}
+		temp = &v
+	}
+	return think, temp, nil
+}
+
+// userText reads a message the user typed, refusing text that is empty or not UTF-8.
+func userText(c *fiber.Ctx) (string, error) {
+	text := strings.TrimSpace(c.FormValue("content"))
+	if !utf8.ValidString(text) {
+		return "", fiber.NewError(fiber.StatusBadRequest, "The message is not valid UTF-8 text.")
+	}
+	return text, nil
+}
+
+// titleOf makes a conversation title from its first message: the first line, shortened.
+func titleOf(text string) string {
+	line, _, _ := strings.Cut(text, "\n")
+	line = strings.Join(strings.Fields(line), " ")
+	const max = 60
+	if utf8.RuneCountInString(line) > max {
+		r := []rune(line)
+		line = strings.TrimSpace(string(r[:max])) + "…"
+	}
+	if line == "" {
+		line = "New chat"
+	}
+	return line
+}
+
+func (s *Server) handleSend(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	text, err := userText(c)
+	if err != nil {
+		return err
+	}
+	think, temp, err := formSettings(c)
+	if err != nil {
+		return err
+	}
+	convID := c.FormValue("conversation")
+	if name, arg, ok := parseCommand(text); ok {
+		return s.runCommand(c, name, arg, convID, think, temp)
+	}
+	if text == "" {
+		return fiber.NewError(fiber.StatusBadRequest, "Type a message first.")
+	}
+	if s.ready() == nil {
+		return s.errLoading()
+	}
+	if s.queue.full() {
+		return errBusy()
+	}
+	var conv store.Conversation
+	isNew := convID == ""
+	if isNew {
+		if conv, err = s.store.CreateConversation(ctx, store.Conversation{Title: titleOf(text), Think: think, Temperature: temp}); err != nil {
+			return err
+		}
+	} else {
+		if conv, err = s.loadConversation(ctx, convID); err != nil {
+			return err
+		}
+		if s.answering(conv.ID) {
+			return errStillAnswering
+		}
+		conv.Think, conv.Temperature = think, temp
+		if err := s.store.UpdateSettings(ctx, conv); err != nil {
+			return err
+		}
+	}
+	user, err := s.store.AddMessage(ctx, store.Message{ConversationID: conv.ID, Role: "user", Content: text})
+	if err != nil {
+		return err
+	}
+	st, err := s.startStream(ctx, conv)
+	if err != nil {
+		return err
+	}
+	data := struct {
+		User    messageView
+		Stream  streamView
+		New     bool
+		ConvID  string
+		Item    sidebarItem
+		Actions actionsView
+		Meter   meterView
+	}{User: s.messageView(user), Stream: streamView{ID: st.id}, New: isNew, ConvID: conv.ID,
+		Item: sidebarItem{ID: conv.ID, Title: conv.Title, Current: true}, Actions: actionsView{ConvID: conv.ID, OOB: true},
+		Meter: s.promptMeter(st)}
+	if isNew {
+		c.Set("HX-Push-Url", "/c/"+conv.ID)
+	}
+	return c.Render("partials/send", data)
+}
+
+// errStillAnswering refuses a change to a conversation while its answer streams.
+var errStillAnswering = fiber.NewError(fiber.StatusConflict, "SmolLM3 is still answering in this chat: wait for it or press Stop.")
+
+func (s *Server) handleSettings(c *fiber.Ctx) error {
+	think, temp, err := formSettings(c)
+	if err != nil {
+		return err
+	}
+	rememberThink(c, think)
+	if id := c.FormValue("conversation"); id != "" {
+		if err := s.saveSettings(c.UserContext(), id, think, temp); err != nil {
+			return err
+		}
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// saveSettings stores a conversation's thinking toggle and temperature.
+func (s *Server) saveSettings(ctx context.Context, id string, think bool, temp *float64) error {
+	conv, err := s.loadConversation(ctx, id)
+	if err != nil {
+		return err
+	}
+	conv.Think, conv.Temperature = think, temp
+	return s.store.UpdateSettings(ctx, conv)
+}
+
+func (s *Server) handleRegenerate(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	conv, err := s.conversation(c)
+	if err != nil {
+		return err
+	}
+	if s.ready() == nil {
+		return s.errLoading()
+	}
+	if s.answering(conv.ID) {
+		return errStillAnswering
+	}
+	msgs, err := s.store.Messages(ctx, conv.ID)
+	if err != nil {
+		return err
+	}
+	if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" {
+		if err := s.store.DeleteMessage(ctx, conv.ID, msgs[n-1].ID); err != nil {
+			return err
+		}
+		msgs = msgs[:n-1]
+	}
+	if len(msgs) == 0 || msgs[len(msgs)-1].Role != "user" {
+		return fiber.NewError(fiber.StatusBadRequest, "There is no question to answer again.")
+	}
+	st, err := s.startStream(ctx, conv)
+	if err != nil {
+		return err
+	}
+	return c.Render("partials/stream", streamView{ID: st.id, Meter: s.promptMeter(st)})
+}
+
+func (s *Server) handleMessage(c *fiber.Ctx) error {
+	_, m, err := s.message(c)
+	if err != nil {
+		return err
+	}
+	return c.Render("partials/message", s.messageView(m))
+}
+
+func (s *Server) handleEditForm(c *fiber.Ctx) error {
+	_, m, err := s.message(c)
+	if err != nil {
+		return err
+	}
+	if m.Role != "user" {
+		return fiber.NewError(fiber.StatusBadRequest, "Only your own messages can be edited.")
+	}
+	return c.Render("partials/edit", s.messageView(m))
+}
+
+func (s *Server) handleEdit(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	conv, m, err := s.message(c)
+	if err != nil {
+		return err
+	}
+	if m.Role != "user" {
+		return fiber.NewError(fiber.StatusBadRequest, "Only your own messages can be edited.")
+	}
+	text, err := userText(c)
+	if err != nil {
+		return err
+	}
+	if text == "" {
+		return fiber.NewError(fiber.StatusBadRequest, "The edited message is empty.")
+	}
+	if s.ready() == nil {
+		return s.errLoading()
+	}
+	if s.answering(conv.ID) {
+		return errStillAnswering
+	}
+	if err := s.store.EditMessage(ctx, conv.ID, m.ID, text); err != nil {
+		return err
+	}
+	msgs, err := s.store.Messages(ctx, conv.ID)
+	if err != nil {
+		return err
+	}
+	st, err := s.startStream(ctx, conv)
+	if err != nil {
+		return err
+	}
+	data := struct {
+		Messages []messageView
+		Stream   streamView
+	}{Stream: streamView{ID: st.id, Meter: s.promptMeter(st)}}
+	for _, m := range msgs {
+		data.Messages = append(data.Messages, s.messageView(m))
+	}
+	return c.Render("partials/messages", data)
+}
+
+func (s *Server) handleDelete(c *fiber.Ctx) error {
+	id := c.Params("id")
+	s.stopStreams(id)
+	if err := s.store.DeleteConversation(c.UserContext(), id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fiber.NewError(fiber.StatusNotFound, "This conversation was already deleted.")
+		}
+		return err
+	}
+	if strings.HasSuffix(c.Get("HX-Current-URL"), "/c/"+id) {
+		c.Set("HX-Redirect", "/")
+	}
+	return c.SendString("")
+}
