@@ -223,6 +223,9 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting requests, ends open streams with an event, cancels queued and running
 // generations, waits for connections to finish (until ctx ends), and closes the history database.
+//
+// A connection that never sent a request is closed by fasthttp once it is 5 seconds old, so give ctx at
+// least that long.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutOnce.Do(func() {
