@@ -63,12 +63,16 @@ func chatLoop(env *Env, e *engine.Engine, system string, think *bool, maxTokens 
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	sp := engine.DefaultSamplerParams()
 	sp.Temperature = temp
+	reasoning := e.Template().Name() == "smollm3" // only SmolLM3's template has a reasoning mode
 	for {
-		mode := "think"
-		if think != nil && !*think {
-			mode = "no_think"
+		switch {
+		case !reasoning:
+			fmt.Fprint(out, "\n> ")
+		case think != nil && !*think:
+			fmt.Fprint(out, "\n[no_think] > ")
+		default:
+			fmt.Fprint(out, "\n[think] > ")
 		}
-		fmt.Fprintf(out, "\n[%s] > ", mode)
 		if !in.Scan() {
 			fmt.Fprintln(out)
 			return in.Err()
