@@ -191,45 +191,7 @@ func (m *bpe) emitSymbol(raw string, id int32, out []int32) []int32 {
 	return out
 }
 
-// heapLess orders candidates by rank, then by position.
-func heapLess(a, b bpeCand) bool {
+// less orders candidates by rank, then by position.
+func (a bpeCand) less(b bpeCand) bool {
 	return a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
-}
-
-func heapPush(h []bpeCand, c bpeCand) []bpeCand {
-	h = append(h, c)
-	i := len(h) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !heapLess(h[i], h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-	return h
-}
-
-func heapPop(h []bpeCand) (bpeCand, []bpeCand) {
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			break
-		}
-		m := l
-		if r := l + 1; r < len(h) && heapLess(h[r], h[l]) {
-			m = r
-		}
-		if !heapLess(h[m], h[i]) {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	return top, h
 }

@@ -135,7 +135,7 @@ func (m *spm) merge(text string, from, to int, out []int32, ws *spmWork) []int32
 			return
 		}
 		if id, ok := m.ids[text[syms[l].start:syms[r].end]]; ok {
-			h = spmPush(h, spmCand{score: m.scores[id], left: l, right: r, size: syms[r].end - syms[l].start})
+			h = heapPush(h, spmCand{score: m.scores[id], left: l, right: r, size: syms[r].end - syms[l].start})
 		}
 	}
 	for i := 1; i < len(syms); i++ {
@@ -143,7 +143,7 @@ func (m *spm) merge(text string, from, to int, out []int32, ws *spmWork) []int32
 	}
 	for len(h) > 0 {
 		var c spmCand
-		c, h = spmPop(h)
+		c, h = heapPop(h)
 		l, r := &syms[c.left], &syms[c.right]
 		ln, rn := l.end-l.start, r.end-r.start
 		if ln == 0 || rn == 0 || ln+rn != c.size {
@@ -176,45 +176,7 @@ func (m *spm) merge(text string, from, to int, out []int32, ws *spmWork) []int32
 	return out
 }
 
-// spmLess puts the best candidate first: the highest score, then the leftmost.
-func spmLess(a, b spmCand) bool {
+// less puts the best candidate first: the highest score, then the leftmost.
+func (a spmCand) less(b spmCand) bool {
 	return a.score > b.score || (a.score == b.score && a.left < b.left)
-}
-
-func spmPush(h []spmCand, c spmCand) []spmCand {
-	h = append(h, c)
-	i := len(h) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !spmLess(h[i], h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-	return h
-}
-
-func spmPop(h []spmCand) (spmCand, []spmCand) {
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			break
-		}
-		m := l
-		if r := l + 1; r < len(h) && spmLess(h[r], h[l]) {
-			m = r
-		}
-		if !spmLess(h[m], h[i]) {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	return top, h
 }
