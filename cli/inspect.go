@@ -48,7 +48,7 @@ func summarize(v any) any {
 	n := a.Len()
 	var head []any
 	for i := 0; i < n && i < maxShown; i++ {
-		head = append(head, summarize(arrayElem(a, i)))
+		head = append(head, summarize(a.Index(i)))
 	}
 	if n <= maxShown {
 		return head
@@ -56,37 +56,6 @@ func summarize(v any) any {
 	return map[string]any{"type": a.Type.String(), "len": n, "head": head}
 }
 
-func arrayElem(a gguf.Array, i int) any {
-	switch x := a.Values.(type) {
-	case []uint8:
-		return x[i]
-	case []int8:
-		return x[i]
-	case []uint16:
-		return x[i]
-	case []int16:
-		return x[i]
-	case []uint32:
-		return x[i]
-	case []int32:
-		return x[i]
-	case []float32:
-		return x[i]
-	case []bool:
-		return x[i]
-	case []string:
-		return x[i]
-	case []uint64:
-		return x[i]
-	case []int64:
-		return x[i]
-	case []float64:
-		return x[i]
-	case []gguf.Array:
-		return x[i]
-	}
-	return nil
-}
 
 // formatList prints array elements for people: strings quoted, numbers as numbers.
 func formatList(xs []any) string {

@@ -106,6 +106,39 @@ func (a Array) Len() int {
 	return 0
 }
 
+// Index is element i (0 ≤ i < Len()), as the element type's Go value.
+func (a Array) Index(i int) any {
+	switch x := a.Values.(type) {
+	case []uint8:
+		return x[i]
+	case []int8:
+		return x[i]
+	case []uint16:
+		return x[i]
+	case []int16:
+		return x[i]
+	case []uint32:
+		return x[i]
+	case []int32:
+		return x[i]
+	case []float32:
+		return x[i]
+	case []bool:
+		return x[i]
+	case []string:
+		return x[i]
+	case []uint64:
+		return x[i]
+	case []int64:
+		return x[i]
+	case []float64:
+		return x[i]
+	case []Array:
+		return x[i]
+	}
+	return nil
+}
+
 // TensorInfo describes one tensor. Dims are in ggml order: Dims[0] (ne0) varies fastest and is the row
 // length; quantization blocks run along it.
 type TensorInfo struct {

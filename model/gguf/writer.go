@@ -293,7 +293,7 @@ func (w *Writer) array(a Array) error {
 		return nil
 	}
 	for i, n := 0, a.Len(); i < n; i++ {
-		v := index(a.Values, i)
+		v := a.Index(i)
 		if v == nil {
 			return fmt.Errorf("unsupported array of %T", a.Values)
 		}
@@ -304,31 +304,3 @@ func (w *Writer) array(a Array) error {
 	return nil
 }
 
-// index is element i of an array's value slice, or nil for an unsupported slice type.
-func index(values any, i int) any {
-	switch x := values.(type) {
-	case []int8:
-		return x[i]
-	case []uint16:
-		return x[i]
-	case []int16:
-		return x[i]
-	case []uint32:
-		return x[i]
-	case []int32:
-		return x[i]
-	case []float32:
-		return x[i]
-	case []bool:
-		return x[i]
-	case []string:
-		return x[i]
-	case []uint64:
-		return x[i]
-	case []int64:
-		return x[i]
-	case []float64:
-		return x[i]
-	}
-	return nil
-}
