@@ -56,7 +56,6 @@ func summarize(v any) any {
 	return map[string]any{"type": a.Type.String(), "len": n, "head": head}
 }
 
-
 // formatList prints array elements for people: strings quoted, numbers as numbers.
 func formatList(xs []any) string {
 	parts := make([]string, len(xs))

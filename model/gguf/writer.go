@@ -303,4 +303,3 @@ func (w *Writer) array(a Array) error {
 	}
 	return nil
 }
-
