@@ -7,6 +7,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Backend runs the transformer forward pass and owns the KV cache of one sequence.
@@ -58,3 +59,25 @@ const MaxDeviceTopK = 64
 // ErrBackendLost marks an error after which a backend cannot be used again, such as a lost GPU device.
 // The engine fails the request, then re-creates the backend (or falls back to the CPU) for the next one.
 var ErrBackendLost = errors.New("backend lost")
+
+// CheckForward validates Forward's arguments for a backend with cached positions and a vocabulary of
+// vocab tokens: ids in range, room in the context, and want strictly ascending rows of tokens.
+func CheckForward(tokens []int32, want []int, vocab, cached, maxCtx int) error {
+	for i, t := range tokens {
+		if t < 0 || int(t) >= vocab {
+			return fmt.Errorf("token %d at index %d is outside the vocabulary of %d", t, i, vocab)
+		}
+	}
+	if cached+len(tokens) > maxCtx {
+		return fmt.Errorf("%d cached + %d new positions exceed the context of %d: %w", cached, len(tokens), maxCtx, ErrContextFull)
+	}
+	for i, w := range want {
+		if w < 0 || w >= len(tokens) {
+			return fmt.Errorf("wanted row %d is outside the %d tokens", w, len(tokens))
+		}
+		if i > 0 && w <= want[i-1] {
+			return fmt.Errorf("wanted rows must be strictly ascending, got %d after %d", w, want[i-1])
+		}
+	}
+	return nil
+}

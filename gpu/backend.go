@@ -593,22 +593,8 @@ func (b *Backend) check(tokens []int32, want []int) error {
 	if err := b.d.Err(); err != nil {
 		return fmt.Errorf("gpu backend: %w", err)
 	}
-	for i, t := range tokens {
-		if t < 0 || int(t) >= b.cfg.Vocab {
-			return fmt.Errorf("gpu backend: token %d at index %d is outside the vocabulary of %d", t, i, b.cfg.Vocab)
-		}
-	}
-	if b.n+len(tokens) > b.maxCtx {
-		return fmt.Errorf("gpu backend: %d cached + %d new positions exceed the context of %d: %w",
-			b.n, len(tokens), b.maxCtx, engine.ErrContextFull)
-	}
-	for i, w := range want {
-		if w < 0 || w >= len(tokens) {
-			return fmt.Errorf("gpu backend: wanted row %d is outside the %d tokens", w, len(tokens))
-		}
-		if i > 0 && w <= want[i-1] {
-			return fmt.Errorf("gpu backend: wanted rows must be strictly ascending, got %d after %d", w, want[i-1])
-		}
+	if err := engine.CheckForward(tokens, want, b.cfg.Vocab, b.n, b.maxCtx); err != nil {
+		return fmt.Errorf("gpu backend: %w", err)
 	}
 	return nil
 }
