@@ -58,7 +58,7 @@ func (f *modelFlags) load(env *Env) (*engine.Engine, error) {
 	}
 	start := time.Now()
 	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: *f.model, Backend: b, Adapter: *f.adapter,
-		Context: *f.ctx, Threads: *f.threads, Log: env.Log})
+		Context: *f.ctx, Threads: *f.threads, Log: env.Log, Progress: loadProgress(env.Stderr)})
 	if err != nil {
 		return nil, err
 	}

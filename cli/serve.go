@@ -157,8 +157,12 @@ func (o *serveOptions) load(ctx context.Context, env *Env, srv *server.Server, b
 		}
 		path = p
 	}
+	termProgress := loadProgress(env.Stderr)
 	return engine.Load(ctx, engine.LoadOptions{Path: path, Backend: backend, Adapter: *o.model.adapter,
-		Context: *o.model.ctx, Threads: *o.model.threads, Progress: srv.SetLoadProgress, Log: env.Log})
+		Context: *o.model.ctx, Threads: *o.model.threads, Progress: func(frac float64, msg string) {
+			srv.SetLoadProgress(frac, msg)
+			termProgress(frac, msg)
+		}, Log: env.Log})
 }
 
 // isLoopback reports whether host only accepts connections from this machine.

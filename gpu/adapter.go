@@ -85,8 +85,13 @@ func newInstance() (inst *wgpu.Instance, err error) {
 			err = fmt.Errorf("creating WebGPU instance: %v", r)
 		}
 	}()
-	return wgpu.CreateInstance(nil), nil
+	return wgpu.CreateInstance(&wgpu.InstanceDescriptor{Backends: primaryBackends}), nil
 }
+
+// primaryBackends are Vulkan, Metal, DX12 and browser WebGPU (webgpu.h's WGPUInstanceBackend_Primary).
+// OpenGL is left out: wgpu's GL backend is a weaker compute target, and probing it on a machine
+// without a display makes Mesa print errors.
+const primaryBackends wgpu.InstanceBackend = 1<<0 | 1<<2 | 1<<3 | 1<<5
 
 func describe(i int, a *wgpu.Adapter) AdapterInfo {
 	info := a.GetInfo()

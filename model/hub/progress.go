@@ -3,7 +3,7 @@ package hub
 import (
 	"fmt"
 	"io"
-	"os"
+	"smolchat/internal/term"
 	"strings"
 	"time"
 )
@@ -41,18 +41,7 @@ type sample struct {
 }
 
 func newProgress(w io.Writer, name string, now func() time.Time) *progress {
-	return &progress{w: w, tty: isTerminal(w), name: name, now: now}
-}
-
-// isTerminal reports whether w is a character device such as a console (os.ModeCharDevice is set for
-// terminals on Unix and for consoles on Windows) and TERM does not ask for a dumb one.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok || os.Getenv("TERM") == "dumb" {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return &progress{w: w, tty: term.IsTerminal(w), name: name, now: now}
 }
 
 // Start begins (or, after a retry, continues) showing a transfer of total bytes of which done are
