@@ -5,20 +5,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-
-	"smolchat/internal/testutil"
 )
 
 // findChromium returns a Chromium or Chrome binary: $SMOLCHAT_CHROMIUM, else one on the PATH.
@@ -74,9 +70,8 @@ func (p *pageErrors) take() []string {
 
 // TestBrowser drives the chat page in headless Chromium: send with Enter, see the user message at once
 // and the answer stream in, stop it, toggle thinking and see the engine request change, reload and find
-// the history. With SMOLCHAT_SCREENSHOTS=1 it also saves screenshots to docs/screenshots.
-//
-// It runs on the test double; the real model is one line away (server.New(cfg, engine)).
+// the history. It runs on the test double; TestE2EBrowser does the same on the real engine and takes the
+// screenshots in docs/screenshots.
 func TestBrowser(t *testing.T) {
 	chromium := findChromium()
 	if chromium == "" {
@@ -201,80 +196,4 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the page reported errors:\n%s", strings.Join(e, "\n"))
 	}
 
-	if os.Getenv("SMOLCHAT_SCREENSHOTS") == "1" {
-		screenshots(t, ctx, f, base, step, waitJS)
-		if e := errs.take(); len(e) > 0 {
-			t.Fatalf("the page reported errors:\n%s", strings.Join(e, "\n"))
-		}
-	}
-}
-
-const screenshotQuestion = "How do I reverse a string in Go?"
-
-const screenshotReasoning = `The user wants to reverse a string in Go. Strings are UTF-8 byte sequences, so reversing bytes would break multi-byte characters. The safe way is to convert to a slice of runes, swap from both ends, and convert back. I should show a short function, mention the rune conversion, and note that combining characters are a limit of this approach.`
-
-const screenshotAnswer = "Reverse the **runes**, not the bytes — Go strings are UTF-8, so a byte-wise reverse would break characters like `é` or `ß`.\n\n" +
-	"```go\nfunc Reverse(s string) string {\n\tr := []rune(s)\n\tfor i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {\n\t\tr[i], r[j] = r[j], r[i]\n\t}\n\treturn string(r)\n}\n```\n\n" +
-	"How it works:\n\n" +
-	"1. `[]rune(s)` decodes the string into Unicode code points.\n" +
-	"2. Two indexes walk in from both ends and swap.\n" +
-	"3. `string(r)` encodes the runes back to UTF-8.\n\n" +
-	"> Combined characters (a letter plus an accent mark) are two runes, so they come out reversed too. For those, use a grapheme library such as `github.com/rivo/uniseg`."
-
-// screenshots saves the page in light and dark, with the reasoning open, and at phone width.
-func screenshots(t *testing.T, ctx context.Context, f *fakeGen, base string,
-	step func(string, ...chromedp.Action[chromedp.Void]), waitJS func(string, string)) {
-	dir := filepath.Join(testutil.RepoRoot(), "docs", "screenshots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	shot := func(name string) {
-		t.Helper()
-		buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote docs/screenshots/%s", name)
-	}
-	scheme := func(s string) chromedp.Action[chromedp.Void] {
-		return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
-			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: s}}})
-			return chromedp.Void{}, err
-		}
-	}
-
-	f.script(screenshotReasoning, screenshotAnswer)
-	defer f.script("", "")
-	step("new chat", chromedp.Navigate(base), chromedp.WaitVisible("#prompt"), scheme("light"))
-	step("thinking on", chromedp.Click(".switch"))
-	waitJS("toggle checked", `document.querySelector("#think").checked`)
-	shot("new-chat-light.png")
-	step("ask", chromedp.SendKeys("#prompt", screenshotQuestion), chromedp.SendKeys("#prompt", kb.Enter))
-	waitJS("reasoning streaming", `(document.querySelector(".msg.streaming .thinking-body")?.textContent || "").split(" ").length > 30`)
-	shot("streaming-light.png")
-	waitJS("scripted answer done", `!document.querySelector(".msg.streaming") && !!document.querySelector(".msg.assistant pre.chroma")`)
-	step("scroll to top", chromedp.Evaluate[chromedp.Void](`document.querySelector("#scroller").scrollTop = 0`))
-	step("light", scheme("light"), chromedp.Sleep(200*time.Millisecond))
-	shot("chat-light.png")
-	step("dark", scheme("dark"), chromedp.Sleep(200*time.Millisecond))
-	shot("chat-dark.png")
-	step("open the reasoning", chromedp.Click(".msg.assistant details.thinking summary"), chromedp.Sleep(200*time.Millisecond))
-	shot("thinking-dark.png")
-	step("light again", scheme("light"), chromedp.Sleep(200*time.Millisecond))
-	shot("thinking-light.png")
-	step("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Sleep(300*time.Millisecond))
-	shot("phone-light.png")
-	step("phone sidebar", chromedp.Click("#open-sidebar"), chromedp.Sleep(400*time.Millisecond))
-	shot("phone-sidebar.png")
-
-	// First start: the page is up while the model loads.
-	loading, loadingBase := startServer(t, nil, Config{})
-	loading.SetLoadProgress(0.37, "uploading weights to the GPU (121/326 tensors)")
-	step("loading page", chromedp.EmulateViewport(1280, 720), chromedp.Navigate(loadingBase), chromedp.WaitVisible(".model-status.loading"),
-		chromedp.Sleep(200*time.Millisecond))
-	shot("loading-light.png")
 }

@@ -208,7 +208,8 @@ func (s *Server) messageView(m store.Message) messageView {
 	return v
 }
 
-// statsText is the line under an answer: tokens, speed and time to first token.
+// statsText is the line under an answer: tokens, speed and time to first token. A single token has
+// no speed (it is measured from the first token on), so the line leaves it out rather than show 0.
 func statsText(m store.Message) string {
 	if m.Tokens == 0 {
 		return ""
@@ -220,6 +221,9 @@ func statsText(m store.Message) string {
 	unit := "tokens"
 	if m.Tokens == 1 {
 		unit = "token"
+	}
+	if m.TokensPerSec <= 0 {
+		return fmt.Sprintf("%d %s · %s to first token", m.Tokens, unit, ttft)
 	}
 	return fmt.Sprintf("%d %s · %.1f tok/s · %s to first token", m.Tokens, unit, m.TokensPerSec, ttft)
 }
@@ -437,10 +441,8 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 		ConvID  string
 		Item    sidebarItem
 		Actions actionsView
-		Meter   meterView
-	}{User: s.messageView(user), Stream: streamView{ID: st.id}, New: isNew, ConvID: conv.ID,
-		Item: sidebarItem{ID: conv.ID, Title: conv.Title, Current: true}, Actions: actionsView{ConvID: conv.ID, OOB: true},
-		Meter: s.promptMeter(st)}
+	}{User: s.messageView(user), Stream: streamView{ID: st.id, Meter: s.promptMeter(st)}, New: isNew, ConvID: conv.ID,
+		Item: sidebarItem{ID: conv.ID, Title: conv.Title, Current: true}, Actions: actionsView{ConvID: conv.ID, OOB: true}}
 	if isNew {
 		c.Set("HX-Push-Url", "/c/"+conv.ID)
 	}
