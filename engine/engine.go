@@ -103,15 +103,18 @@ func (e *Engine) CountChatTokens(msgs []Message, think *bool) (int, error) {
 	return len(ids), err
 }
 
-// reserve is how many positions a chat prompt leaves free for the answer when it is fitted into the
-// context by dropping old turns.
-func (e *Engine) reserve(p GenParams) int {
+// AnswerReserve is how many positions a chat prompt leaves free for the answer when it is fitted into
+// a context of contextSize tokens by dropping old turns: MaxTokens, or 512 when unset, at most a quarter
+// of the context. Chat fails with ErrContextFull when even the last user turn leaves fewer.
+func AnswerReserve(p GenParams, contextSize int) int {
 	r := 512
 	if p.MaxTokens > 0 {
 		r = p.MaxTokens
 	}
-	return min(r, e.backend.MaxContext()/4)
+	return min(r, contextSize/4)
 }
+
+func (e *Engine) reserve(p GenParams) int { return AnswerReserve(p, e.backend.MaxContext()) }
 
 // Chat continues a conversation. When the rendered conversation does not fit in the context (with room
 // for the answer), the oldest turns after the system message are dropped, a user turn at a time; if
