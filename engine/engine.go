@@ -42,7 +42,7 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, tmpl chat.Renderer, b Backend
 func (e *Engine) Info() Info {
 	return Info{Model: e.model.Name(), Arch: e.model.Config.Arch, Quant: model.FileTypeName(e.model.File),
 		Backend: e.backend.Name(), Device: e.backend.Device(), Context: e.backend.MaxContext(),
-		Params: e.model.ParamCount()}
+		Params: e.model.ParamCount(), Reasoning: e.tmpl.Name() == "smollm3"}
 }
 
 // Model is the loaded model.
