@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"smolchat/gpu"
 	"sort"
 	"time"
 )
@@ -81,7 +82,12 @@ func init() {
 				}
 			}
 			info := e.Info()
-			res := benchJSON{Model: info.Model, Quant: info.Quant, Backend: info.Backend, Adapter: info.Device,
+			var steps *gpu.StepStats
+			if g, ok := b.(interface{ LastStep() gpu.StepStats }); ok && *tg > 0 {
+				st := g.LastStep() // the last decode step of the last repetition
+				steps = &st
+			}
+			res := benchJSON{StepStats: steps, Model: info.Model, Quant: info.Quant, Backend: info.Backend, Adapter: info.Device,
 				PP: *pp, TG: *tg, Reps: *rep, PPRate: median(ppRates), TGRate: median(tgRates), PPRuns: ppRates, TGRuns: tgRates}
 			if *asJSON {
 				return json.NewEncoder(env.Stdout).Encode(res)
@@ -92,6 +98,9 @@ func init() {
 			}
 			if *tg > 0 {
 				fmt.Fprintf(env.Stdout, "tg%d: %.2f tok/s (median of %d: %v)\n", *tg, res.TGRate, *rep, roundAll(tgRates))
+			}
+			if steps != nil {
+				fmt.Fprintf(env.Stdout, "decode step: %d dispatches, %d submit(s) per token\n", steps.Dispatches, steps.Submits)
 			}
 			return nil
 		},
@@ -110,6 +119,8 @@ type benchJSON struct {
 	TGRate  float64   `json:"tg_tokens_per_second"`
 	PPRuns  []float64 `json:"pp_runs"`
 	TGRuns  []float64 `json:"tg_runs"`
+	// StepStats counts one decode step's GPU work (dispatches, submits); absent on the CPU.
+	StepStats *gpu.StepStats `json:"decode_step,omitempty"`
 }
 
 func median(x []float64) float64 {
