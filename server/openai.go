@@ -140,8 +140,20 @@ func generationError(err error) *apiError {
 		return errBusy()
 	case errors.Is(err, errShutdown):
 		return apiErr(fiber.StatusServiceUnavailable, "unavailable_error", "", "%v", errShutdown)
+	case errors.Is(err, engine.ErrBackendLost):
+		// The engine replaces a lost backend before it returns, so a retry normally succeeds.
+		e := apiErr(fiber.StatusServiceUnavailable, "unavailable_error", "", "the model's device failed during this request; retry it: %v", err).
+			withCode("backend_lost")
+		e.RetryAfter = "1"
+		return e
 	}
 	return apiErr(fiber.StatusInternalServerError, "server_error", "", "generation failed: %v", err)
+}
+
+// promptTokenizer is a Generator that can count a raw prompt's tokens (*engine.Engine can), so that a
+// completion prompt too long for the context is refused with a 400 before its stream starts.
+type promptTokenizer interface {
+	Tokenize(text string, parseSpecial bool) []int32
 }
 
 // lastTurn is the shortest conversation the engine may cut msgs down to when they do not fit: the system
@@ -191,6 +203,12 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	if n >= m.info.Context {
 		return badRequest("messages", "the last turn alone is %d tokens; the context window holds %d", n, m.info.Context).
 			withCode("context_length_exceeded")
+	}
+	// The engine also keeps room for the answer; once a stream has started, its refusal could no longer
+	// be a 400.
+	if r := engine.AnswerReserve(params, m.info.Context); n > m.info.Context-r {
+		return badRequest("messages", "the last turn alone is %d tokens; with %d kept for the answer, the context window of %d holds at most %d",
+			n, r, m.info.Context, m.info.Context-r).withCode("context_length_exceeded")
 	}
 	t, err := s.queue.enqueue()
 	if err != nil {
@@ -270,11 +288,17 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 	if aerr != nil {
 		return aerr
 	}
+	prompt := string(req.Prompt)
+	if tk, ok := m.gen.(promptTokenizer); ok {
+		if n := len(tk.Tokenize(prompt, true)); n >= m.info.Context {
+			return badRequest("prompt", "the prompt is %d tokens; the context window holds %d", n, m.info.Context).
+				withCode("context_length_exceeded")
+		}
+	}
 	t, err := s.queue.enqueue()
 	if err != nil {
 		return errBusy()
 	}
-	prompt := string(req.Prompt)
 	out := completion[textChoice]{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelID(m.info)}
 	if !req.Stream {
 		res, err := s.generate(s.base, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {

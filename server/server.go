@@ -91,6 +91,8 @@ type Server struct {
 
 	streamsMu sync.Mutex
 	streams   map[string]*uiStream // browser generations by stream ID
+
+	conns connTracker
 }
 
 // loaded is a ready model.
@@ -218,7 +220,7 @@ func (s *Server) routes() {
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.app.Listener(ln)
+	return s.app.Listener(s.conns.wrap(ln))
 }
 
 // Shutdown stops accepting requests, ends open streams with an event, cancels queued and running
@@ -231,7 +233,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.closing.Store(true)
 		s.stopAll(errShutdown)
+		// Connections that never carried a request would hold the shutdown to its deadline; close them
+		// until it is done (new ones may be accepted until the listener closes).
+		done := make(chan struct{})
+		go func() {
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				s.conns.closeSilent()
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
 		err = s.app.ShutdownWithContext(ctx)
+		close(done)
 		s.waitStreams(ctx)
 		if cerr := s.store.Close(); err == nil {
 			err = cerr
