@@ -84,7 +84,7 @@ func (s *Server) runCommand(c *fiber.Ctx, name, arg, convID string, think bool, 
 	default:
 		msg = "Temperature set to " + formatTemp(temp) + "."
 	}
-	return s.commandReply(c, msg, &settingsView{Think: think, Temperature: formatTemp(temp), OOB: true})
+	return s.commandReply(c, msg, &settingsView{Think: think, Temperature: formatTemp(temp), OOB: true, NoReasoning: s.noReasoning()})
 }
 
 // commandReply appends a notice to the conversation and, when settings changed, updates the composer's

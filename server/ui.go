@@ -63,6 +63,8 @@ type (
 		Think       bool
 		Temperature string // "" = the default
 		OOB         bool
+		// NoReasoning hides the thinking toggle: the loaded model's template has no reasoning mode.
+		NoReasoning bool
 	}
 	statusView struct {
 		Ready, Failed bool
@@ -160,6 +162,12 @@ func (s *Server) statusView() statusView {
 		v.Failed, v.Message = true, st.err.Error()
 	}
 	return v
+}
+
+// noReasoning reports that the loaded model has no reasoning mode to toggle (false while it loads).
+func (s *Server) noReasoning() bool {
+	m := s.ready()
+	return m != nil && !m.info.Reasoning
 }
 
 func newMeter(used, size int) meterView {
@@ -271,10 +279,11 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 	if err != nil {
 		return err
 	}
-	p := page{CSRF: csrfToken(c), Status: s.statusView(), Settings: settingsView{Think: defaultThink(c)}}
+	p := page{CSRF: csrfToken(c), Status: s.statusView(), Settings: settingsView{Think: defaultThink(c), NoReasoning: s.noReasoning()}}
 	if conv != nil {
 		p.Title, p.ConvID = conv.Title, conv.ID
 		p.Settings = settingsView{Think: conv.Think, Temperature: formatTemp(conv.Temperature)}
+		p.Settings.NoReasoning = s.noReasoning()
 		msgs, err := s.store.Messages(ctx, conv.ID)
 		if err != nil {
 			return err
