@@ -43,7 +43,7 @@ func newFake() *fakeGen {
 
 func (f *fakeGen) Info() engine.Info {
 	return engine.Info{Model: "SmolLM3-3B-Q4_K_M.gguf", Arch: "smollm3", Quant: "Q4_K_M", Backend: "gpu",
-		Device: "Fake GPU (test double)", Context: f.context, Params: 3_080_000_000}
+		Device: "Fake GPU (test double)", Context: f.context, Params: 3_080_000_000, Reasoning: true}
 }
 
 // script makes the fake give canned reasoning and answer from now on.
