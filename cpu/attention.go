@@ -17,8 +17,9 @@ type attnScratch struct {
 //
 // Query head h reads KV head h/(Heads/KVHeads) (grouped-query attention). The work is split over
 // (token, KV head) pairs, and the query heads of a group are handled together, so each cached key and
-// value is read once per group rather than once per query head. As in llama.cpp, the query is rounded to
-// half before its product with the half keys; scores, softmax and the weighted sum stay in float32.
+// value is read (and converted from half) once per group rather than once per query head. As in llama.cpp,
+// the query is rounded to half before its product with the half keys; scores, softmax and the weighted sum
+// stay in float32.
 func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 	c := b.cfg
 	hd, qdim := c.HeadDim, c.QDim()
@@ -47,27 +48,30 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 				qs[j] = quant.F16ToF32(quant.F32ToF16(x))
 			}
 			sc := ws.scores[:group*n]
-			kOff := 2 * kvh * hd
-			for p := range n {
-				key := b.kv.keyRow(l, p)[kOff : kOff+2*hd]
-				for g := range group {
-					sc[g*n+p] = quant.DotF16F32(key, qs[g*hd:(g+1)*hd]) * scale
-				}
+			clear(sc)
+			// Scores: each page's keys against the group's query heads, every key converted once.
+			for page := 0; page*kvPage < n; page++ {
+				first := page * kvPage
+				cnt := min(kvPage, n-first)
+				keys := b.kv.keyRows(l, page)[2*kvh*hd:]
+				quant.DotF16Rows(keys, 2*c.KVDim(), cnt, qs, hd, group, hd, sc[first:], n)
 			}
 			for g := range group {
-				softmax(sc[g*n : (g+1)*n])
+				row := sc[g*n : (g+1)*n]
+				for i := range row {
+					row[i] *= scale
+				}
+				softmax(row)
 			}
+			// Σ weight·value: the values are stored transposed, so each of the head's hd elements is a
+			// run over the page's positions, and its product with each query head's weights a dot product.
 			o := out[t*qdim+kvh*group*hd : t*qdim+(kvh+1)*group*hd]
 			clear(o)
 			for page := 0; page*kvPage < n; page++ {
 				first := page * kvPage
 				cnt := min(kvPage, n-first)
-				for e := range hd {
-					run := b.kv.valueRun(l, page, kvh*hd+e, cnt)
-					for g := range group {
-						o[g*hd+e] += quant.DotF16F32(run, sc[g*n+first:g*n+first+cnt])
-					}
-				}
+				vals := b.kv.valueRows(l, page)[2*kvh*hd*kvPage:]
+				quant.DotF16Rows(vals, 2*kvPage, hd, sc[first:], n, group, cnt, o, hd)
 			}
 		}
 	}

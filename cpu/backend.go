@@ -27,9 +27,10 @@ import (
 )
 
 // maxBatch is the most tokens one pass through the layers handles; a longer Forward runs in batches of
-// this size. A larger batch reads each weight row for more tokens; a smaller one keeps the activations
-// in cache.
-const maxBatch = 64
+// this size. Each batch reads (and unpacks) every weight row once for all its tokens, so a larger batch
+// costs less per token; 256 is the engine's prefill chunk, and its activations (about 35 MB for a 3B
+// model) still stream well through the matrix kernels, which take them four tokens at a time.
+const maxBatch = 256
 
 // Options configure a Backend.
 type Options struct {
@@ -69,7 +70,7 @@ type layer struct {
 	rope              bool
 }
 
-// scratch holds the activations of one batch of up to maxBatch tokens, allocated once.
+// scratch holds the activations of one batch of up to maxBatch tokens, grown as needed (allocScratch).
 type scratch struct {
 	x       []float32 // residual stream, batch × Dim
 	xn      []float32 // normed input of a sub-layer, batch × Dim
@@ -79,10 +80,12 @@ type scratch struct {
 	up      []float32 // batch × FF
 	tmp     []float32 // sub-layer output before the residual add, batch × Dim
 	rope    []ropeTable
-	attn    []attnScratch // per worker
-	encX    encoded       // xn, encoded for the Q/K/V and gate/up products
-	encAtt  encoded       // att, for the output projection
-	encFF   encoded       // gate, for the down projection
+	attn    []attnScratch   // per worker
+	mm      []quant.Scratch // per worker: repacked weights of the multi-row products
+	spans   spans           // the rows of the current matrix product, handed out to the workers
+	encX    encoded         // xn, encoded for the Q/K/V and gate/up products
+	encAtt  encoded         // att, for the output projection
+	encFF   encoded         // gate, for the down projection
 }
 
 // New prepares m for the CPU. It checks every weight's type against the dot products available and
@@ -140,8 +143,17 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 		}
 	}
 	b.kv = newKVCache(c.Layers, c.KVDim())
-	b.allocScratch()
+	b.allocScratch(1)
 	b.pool = newPool(threads)
+	mats := []*matrix{&b.output}
+	for i := range b.layers {
+		L := &b.layers[i]
+		mats = append(mats, &L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down)
+	}
+	if err := b.interleave(m, mats); err != nil {
+		b.pool.close()
+		return nil, fmt.Errorf("cpu backend: %w", err)
+	}
 	return b, nil
 }
 
@@ -157,20 +169,28 @@ func f32Vector(t model.Tensor, n int) ([]float32, error) {
 	return v, nil
 }
 
-func (b *Backend) allocScratch() {
-	c, B := b.cfg, maxBatch
+// allocScratch makes the per-batch buffers hold batches of up to rows tokens. They grow with the largest
+// batch seen, so that a backend that only generates keeps a few KB instead of a prompt batch's tens of MB.
+func (b *Backend) allocScratch(rows int) {
 	s := &b.s
-	s.x = make([]float32, B*c.Dim)
-	s.xn = make([]float32, B*c.Dim)
-	s.q = make([]float32, B*c.QDim())
-	s.k = make([]float32, B*c.KVDim())
-	s.v = make([]float32, B*c.KVDim())
-	s.att = make([]float32, B*c.QDim())
-	s.gate = make([]float32, B*c.FF)
-	s.up = make([]float32, B*c.FF)
-	s.tmp = make([]float32, B*c.Dim)
-	s.rope = make([]ropeTable, B)
-	s.attn = make([]attnScratch, b.threads)
+	if s.attn == nil {
+		s.attn = make([]attnScratch, b.threads)
+		s.mm = make([]quant.Scratch, b.threads)
+	}
+	if rows <= len(s.rope) {
+		return
+	}
+	c := b.cfg
+	s.x = make([]float32, rows*c.Dim)
+	s.xn = make([]float32, rows*c.Dim)
+	s.q = make([]float32, rows*c.QDim())
+	s.k = make([]float32, rows*c.KVDim())
+	s.v = make([]float32, rows*c.KVDim())
+	s.att = make([]float32, rows*c.QDim())
+	s.gate = make([]float32, rows*c.FF)
+	s.up = make([]float32, rows*c.FF)
+	s.tmp = make([]float32, rows*c.Dim)
+	s.rope = make([]ropeTable, rows)
 }
 
 // Name is "cpu".
@@ -236,6 +256,7 @@ func (b *Backend) Close() error {
 	b.pool.close()
 	b.kv = kvCache{}
 	b.s = scratch{}
+	b.layers, b.output = nil, matrix{} // the interleaved copies of the weights
 	b.n = 0
 	return nil
 }

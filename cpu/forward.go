@@ -11,6 +11,7 @@ import (
 // to the cache, and writes the logits of the batch rows in want to out (len(want) × Vocab). It does not
 // move b.n.
 func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, out []float32) error {
+	b.allocScratch(len(tokens))
 	c, s := b.cfg, &b.s
 	T, pos0 := len(tokens), b.n
 	dim, qdim, kvdim, ff := c.Dim, c.QDim(), c.KVDim(), c.FF
@@ -38,34 +39,35 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 		}
 		L := &b.layers[l]
 
-		// Attention: norm, Q/K/V projections, RoPE, cache, softmax(QKᵀ/√d)·V, output projection.
-		for t := range T {
-			rmsNorm(xn[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], L.attnNorm, c.RMSEps)
+		// Attention: norm, Q/K/V projections, RoPE, cache, softmax(QKᵀ/√d)·V, output projection. The first
+		// layer's norm is here; the others' come with the residual add that precedes them.
+		if l == 0 {
+			b.perToken(T, func(t int) {
+				rmsNorm(xn[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], L.attnNorm, c.RMSEps)
+			})
 		}
 		s.encX.reset(xn, T, dim)
 		if err := b.matmul(&s.encX, product{m: &L.q, out: q}, product{m: &L.k, out: k}, product{m: &L.v, out: v}); err != nil {
 			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
 		}
-		if L.rope {
-			for t := range T {
+		b.perToken(T, func(t int) {
+			if L.rope {
 				s.rope[t].rope(q[t*qdim:(t+1)*qdim], c.HeadDim)
 				s.rope[t].rope(k[t*kvdim:(t+1)*kvdim], c.HeadDim)
 			}
-		}
-		for t := range T {
 			b.kv.store(l, pos0+t, k[t*kvdim:(t+1)*kvdim], v[t*kvdim:(t+1)*kvdim])
-		}
+		})
 		b.attention(l, pos0, T, q, att)
 		s.encAtt.reset(att, T, qdim)
 		if err := b.matmul(&s.encAtt, product{m: &L.o, out: tmp}); err != nil {
 			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
 		}
-		add(x, tmp)
 
-		// Feed-forward: norm, down(silu(gate) · up).
-		for t := range T {
+		// Feed-forward: residual, norm, down(silu(gate) · up).
+		b.perToken(T, func(t int) {
+			add(x[t*dim:(t+1)*dim], tmp[t*dim:(t+1)*dim])
 			rmsNorm(xn[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], L.ffnNorm, c.RMSEps)
-		}
+		})
 		s.encX.reset(xn, T, dim)
 		if err := b.matmul(&s.encX, product{m: &L.gate, out: gate}, product{m: &L.up, out: up}); err != nil {
 			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
@@ -75,7 +77,17 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 		if err := b.matmul(&s.encFF, product{m: &L.down, out: tmp}); err != nil {
 			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
 		}
-		add(x, tmp)
+		// The residual, and the next layer's first norm while the row is in cache.
+		var next []float32
+		if l+1 < len(b.layers) {
+			next = b.layers[l+1].attnNorm
+		}
+		b.perToken(T, func(t int) {
+			add(x[t*dim:(t+1)*dim], tmp[t*dim:(t+1)*dim])
+			if next != nil {
+				rmsNorm(xn[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], next, c.RMSEps)
+			}
+		})
 	}
 	if len(want) == 0 {
 		return nil
@@ -94,9 +106,13 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 	return nil
 }
 
-// swiGLU writes silu(gate)·up into gate, split over the workers.
+// swiGLU writes silu(gate)·up into gate, split over the workers when there is enough of it.
 func (b *Backend) swiGLU(gate, up []float32) {
 	const chunk = 4096
+	if len(gate) <= 4*chunk {
+		swiGLU(gate, up)
+		return
+	}
 	var work chunks
 	work.reset(len(gate), chunk)
 	b.pool.run(func(int) {
@@ -106,6 +122,25 @@ func (b *Backend) swiGLU(gate, up []float32) {
 				return
 			}
 			swiGLU(gate[lo:hi], up[lo:hi])
+		}
+	})
+}
+
+// perToken calls f(t) for every token t of a batch of T, on the workers when there is more than one.
+func (b *Backend) perToken(T int, f func(t int)) {
+	if T == 1 {
+		f(0)
+		return
+	}
+	var work chunks
+	work.reset(T, 1)
+	b.pool.run(func(int) {
+		for {
+			t, _, ok := work.claim()
+			if !ok {
+				return
+			}
+			f(t)
 		}
 	})
 }

@@ -57,8 +57,8 @@ func (c *kvCache) keyRow(l, pos int) []byte {
 	return c.keys[l][pos>>kvPageBits][i : i+2*c.kvDim]
 }
 
-// valueRun is element i of layer l's value rows for the positions page·kvPage .. page·kvPage+n-1.
-func (c *kvCache) valueRun(l, page, i, n int) []byte {
-	o := 2 * i * kvPage
-	return c.vals[l][page][o : o+2*n]
-}
+// keyRows is layer l's key rows for the positions of page: kvPage rows of kvDim halves.
+func (c *kvCache) keyRows(l, page int) []byte { return c.keys[l][page] }
+
+// valueRows is layer l's values for the positions of page, transposed: kvDim runs of kvPage halves.
+func (c *kvCache) valueRows(l, page int) []byte { return c.vals[l][page] }

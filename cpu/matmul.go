@@ -7,9 +7,9 @@ import (
 	"smolchat/model/quant"
 )
 
-// rowChunk is how many weight rows a thread claims at a time. Small enough that threads finish together,
-// large enough that claiming costs nothing next to the dot products (a row of a 3B model's matrix is
-// 1-9 KB).
+// rowChunk is how many weight rows a thread claims at a time for a batch (and the granularity of the
+// longer claims of a single token). Small enough that threads finish together, large enough that
+// claiming and unpacking cost little next to the products; a multiple of 4, the interleaved groups.
 const rowChunk = 16
 
 // matrix is a weight matrix ready for the matmul: the tensor, the format its dot product wants the
@@ -18,7 +18,13 @@ type matrix struct {
 	model.Tensor
 	actType quant.Type
 	dot     func(w, a []byte, n int) float32
-	actRow  int // bytes of one activation row encoded as actType
+	mul     func(w, a []byte, n, rows, cols int, out []float32, ldo int, s *quant.Scratch) // rows × tokens
+	actRow  int                                                                            // bytes of one activation row encoded as actType
+
+	// il is the matrix interleaved for quant's kernels (interleave.go), nil when its type has none on
+	// this CPU; ilMul multiplies its rows.
+	il    []byte
+	ilMul func(w, a []byte, n, rows, cols int, out []float32, ldo int, s *quant.Scratch)
 }
 
 func newMatrix(t model.Tensor) (matrix, error) {
@@ -38,7 +44,7 @@ func newMatrix(t model.Tensor) (matrix, error) {
 	if t.Rows <= 0 || rb*t.Rows != len(t.Data) {
 		return matrix{}, fmt.Errorf("tensor %s: %d bytes, want %d rows of %d", t.Name, len(t.Data), t.Rows, rb)
 	}
-	return matrix{Tensor: t, actType: at, dot: dot, actRow: n}, nil
+	return matrix{Tensor: t, actType: at, dot: dot, mul: quant.MatMulFunc(t.Type), actRow: n}, nil
 }
 
 // encoded is a batch of activation rows encoded for the dot products: one buffer per activation format,
@@ -109,11 +115,19 @@ func (b *Backend) matmul(e *encoded, ps ...product) error {
 	for _, p := range ps {
 		total += p.m.Rows
 	}
-	var work chunks
-	work.reset(total, rowChunk)
-	b.pool.run(func(int) {
+	chunk := rowChunk
+	if e.rows == 1 {
+		// One token streams the weights from memory: each thread takes a contiguous span of the rows
+		// (spans), claimed in pieces small enough that a thread slowed down by the operating system
+		// holds the others up little.
+		chunk = max(rowChunk, (total/(32*b.pool.n)+rowChunk-1)/rowChunk*rowChunk)
+	}
+	work := &b.s.spans
+	work.reset(total, chunk, b.pool.n)
+	b.pool.run(func(w int) {
+		scratch := &b.s.mm[w]
 		for {
-			lo, hi, ok := work.claim()
+			lo, hi, ok := work.claim(w)
 			if !ok {
 				return
 			}
@@ -123,7 +137,7 @@ func (b *Backend) matmul(e *encoded, ps ...product) error {
 				end := base + p.m.Rows
 				if lo < end {
 					stop := min(hi, end)
-					mulRows(p, e, lo-base, stop-base)
+					mulRows(p, e, lo-base, stop-base, scratch)
 					lo = stop
 				}
 				base = end
@@ -133,21 +147,27 @@ func (b *Backend) matmul(e *encoded, ps ...product) error {
 	return nil
 }
 
-// mulRows computes rows r0..r1-1 of p for every activation row. The chunk's weight rows (at most
-// rowChunk of them, ~100 KB for an 11008-wide Q4_K matrix) stay in the L2 cache while each activation
-// row, small enough for L1, passes over them; the other loop order would stream every activation row of
-// the batch from L3 once per weight row.
-func mulRows(p product, e *encoded, r0, r1 int) {
+// mulRows computes rows r0..r1-1 of p for every activation row. Interleaved matrices go through quant's
+// kernels for them, which unpack a batch's rows group by group into scratch; the others use the
+// multi-row products on the mapped rows, or one dot product per row for a single token.
+func mulRows(p product, e *encoded, r0, r1 int, scratch *quant.Scratch) {
 	m, a := p.m, p.act
+	if m.il != nil {
+		// Chunks and products both come in multiples of four rows, the interleaved groups.
+		gb := len(m.il) / (m.Rows / 4)
+		m.ilMul(m.il[r0/4*gb:r1/4*gb], a, m.Cols, r1-r0, e.rows, p.out[r0:], m.Rows, scratch)
+		return
+	}
 	rb := m.RowBytes()
 	w := m.Data[r0*rb : r1*rb]
-	for t := 0; t < e.rows; t++ {
-		at := a[t*m.actRow : (t+1)*m.actRow]
-		out := p.out[t*m.Rows+r0 : t*m.Rows+r1]
+	if e.rows == 1 {
+		out := p.out[r0:r1]
 		for i := range out {
-			out[i] = m.dot(w[i*rb:(i+1)*rb], at, m.Cols)
+			out[i] = m.dot(w[i*rb:(i+1)*rb], a, m.Cols)
 		}
+		return
 	}
+	m.mul(w, a, m.Cols, r1-r0, e.rows, p.out[r0:], m.Rows, scratch)
 }
 
 // encode fills the activation encodings the products need and that are not yet valid.

@@ -57,8 +57,15 @@ func (r *ropeTable) rope(x []float32, headDim int) {
 	}
 }
 
-// swiGLU writes silu(gate) · up into gate.
+// swiGLU writes silu(gate) · up into gate: with AVX2 eight at a time (ops_amd64.s), the rest here.
 func swiGLU(gate, up []float32) {
+	up = up[:len(gate)]
+	n := swiGLUVector(gate, up)
+	swiGLUScalar(gate[n:], up[n:])
+}
+
+// swiGLUScalar is swiGLU one element at a time, with the exponential in float64.
+func swiGLUScalar(gate, up []float32) {
 	up = up[:len(gate)]
 	for i, g := range gate {
 		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
@@ -73,16 +80,17 @@ func add(x, y []float32) {
 	}
 }
 
-// softmax turns x into probabilities in place, subtracting the maximum first so exp cannot overflow.
+// softmax turns x into probabilities in place, subtracting the maximum first so exp cannot overflow. The
+// sum is accumulated in float64, as ggml does.
 func softmax(x []float32) {
 	m := float32(math.Inf(-1))
 	for _, v := range x {
 		m = max(m, v)
 	}
-	var sum float64
-	for i, v := range x {
+	n, sum := expSumVector(x, m)
+	for i, v := range x[n:] {
 		e := float32(math.Exp(float64(v - m)))
-		x[i] = e
+		x[n+i] = e
 		sum += float64(e)
 	}
 	inv := float32(1 / sum)

@@ -33,6 +33,29 @@ type kernels struct {
 	f32Bytes  func(w, a []byte, n int) float32 // the activation as float32 little-endian bytes
 	f16Bytes  func(w, a []byte, n int) float32
 	bf16Bytes func(w, a []byte, n int) float32
+
+
+	// The multi-row kernels (matmul.go, pack_amd64.s), nil where only the dot products exist. pack
+	// rearranges four weight rows ldw bytes apart (nb blocks each) into dst; packed multiplies groups
+	// such packed groups with four activation rows lda bytes apart, writing out[j·ldo + 4·g + r].
+	q4KPack, q6KPack     func(w []byte, ldw int, dst []byte, nb int)
+	q4KPacked, q6KPacked func(p, a []byte, lda int, out []float32, ldo, nb, groups int)
+
+	// The kernels on interleaved matrices (interleave.go), nil where they do not exist: interleave
+	// rearranges four rows ldw bytes apart into nb interleaved blocks at dst; unpack turns one group of
+	// nb interleaved blocks into the packed layout above; gemv multiplies groups interleaved groups with
+	// one activation row, writing out[4·g + r].
+	q4KInterleave, q6KInterleave func(w []byte, ldw int, dst []byte, nb int)
+	q4KUnpack, q6KUnpack         func(src, dst []byte, nb int)
+	q4KGemv, q6KGemv             func(w, a []byte, out []float32, nb, groups int)
+
+	// q8K is QuantizeRowQ8K for nb ≥ 1 blocks, nil for the Go implementation; for finite inputs it
+	// writes the same bytes.
+	q8K func(x []float32, dst []byte, nb int)
+
+	// f16Rows4 is DotF16Rows for four vectors and n a positive multiple of 8, nil where only the dot
+	// product exists.
+	f16Rows4 func(w []byte, ldw, rows int, x []float32, ldx, n int, out []float32, ldo int)
 }
 
 var genericKernels = &kernels{

@@ -85,6 +85,24 @@ var accelerated = func() *kernels {
 		}
 		return dotBF16AVX2(unsafe.Pointer(&w[0]), unsafe.Pointer(&a[0]), n)
 	}
+	k.q4KPack = func(w []byte, ldw int, dst []byte, nb int) { packQ4Kx4AVX2(&w[0], ldw, &dst[0], nb) }
+	k.q6KPack = func(w []byte, ldw int, dst []byte, nb int) { packQ6Kx4AVX2(&w[0], ldw, &dst[0], nb) }
+	k.q4KPacked = func(p, a []byte, lda int, out []float32, ldo, nb, groups int) {
+		gemmP4KQ8Kx4AVX2(&p[0], &a[0], lda, &out[0], ldo, nb, groups)
+	}
+	k.q6KPacked = func(p, a []byte, lda int, out []float32, ldo, nb, groups int) {
+		gemmP6KQ8Kx4AVX2(&p[0], &a[0], lda, &out[0], ldo, nb, groups)
+	}
+	k.q4KInterleave = func(w []byte, ldw int, dst []byte, nb int) { interleaveQ4Kx4AVX2(&w[0], ldw, &dst[0], nb) }
+	k.q6KInterleave = func(w []byte, ldw int, dst []byte, nb int) { interleaveQ6Kx4AVX2(&w[0], ldw, &dst[0], nb) }
+	k.q4KUnpack = func(src, dst []byte, nb int) { packC4KAVX2(&src[0], &dst[0], nb) }
+	k.q6KUnpack = func(src, dst []byte, nb int) { packC6KAVX2(&src[0], &dst[0], nb) }
+	k.q4KGemv = func(w, a []byte, out []float32, nb, groups int) { gemvC4KQ8KAVX2(&w[0], &a[0], &out[0], nb, groups) }
+	k.q6KGemv = func(w, a []byte, out []float32, nb, groups int) { gemvC6KQ8KAVX2(&w[0], &a[0], &out[0], nb, groups) }
+	k.q8K = func(x []float32, dst []byte, nb int) { quantizeQ8KAVX2(&x[0], &dst[0], nb) }
+	k.f16Rows4 = func(w []byte, ldw, rows int, x []float32, ldx, n int, out []float32, ldo int) {
+		dotF16Rows4AVX2(&w[0], ldw, rows, &x[0], ldx, n, &out[0], ldo)
+	}
 	return &k
 }()
 
@@ -130,3 +148,68 @@ func dotF16AVX2(w, x unsafe.Pointer, n int) float32
 //
 //go:noescape
 func dotBF16AVX2(w, x unsafe.Pointer, n int) float32
+
+// packQ4Kx4AVX2 repacks nb blocks of the four Q4_K rows at w, w+ldw, w+2·ldw, w+3·ldw into nb packed
+// blocks of q4KPackedBytes at dst (nb ≥ 1).
+//
+//go:noescape
+func packQ4Kx4AVX2(w *byte, ldw int, dst *byte, nb int)
+
+// packQ6Kx4AVX2 is packQ4Kx4AVX2 for Q6_K rows (q6KPackedBytes per packed block).
+//
+//go:noescape
+func packQ6Kx4AVX2(w *byte, ldw int, dst *byte, nb int)
+
+// gemmP4KQ8Kx4AVX2 computes out[j·ldo + 4·g + r], for j < 4 and r < 4, for each of the groups packed
+// groups of nb Q4_K blocks at p (one after the other): the dot product of row r of group g with the
+// Q8_K row at a + j·lda (nb, groups ≥ 1).
+//
+//go:noescape
+func gemmP4KQ8Kx4AVX2(p, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemmP6KQ8Kx4AVX2 is gemmP4KQ8Kx4AVX2 for packed Q6_K rows.
+//
+//go:noescape
+func gemmP6KQ8Kx4AVX2(p, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// interleaveQ4Kx4AVX2 rearranges nb blocks of the four Q4_K rows at w, w+ldw, w+2·ldw, w+3·ldw into nb
+// interleaved blocks of q4KInterleavedBytes at dst (nb ≥ 1).
+//
+//go:noescape
+func interleaveQ4Kx4AVX2(w *byte, ldw int, dst *byte, nb int)
+
+// interleaveQ6Kx4AVX2 is interleaveQ4Kx4AVX2 for Q6_K rows (q6KInterleavedBytes per block).
+//
+//go:noescape
+func interleaveQ6Kx4AVX2(w *byte, ldw int, dst *byte, nb int)
+
+// packC4KAVX2 turns nb interleaved Q4_K blocks at src into nb packed blocks at dst (nb ≥ 1).
+//
+//go:noescape
+func packC4KAVX2(src, dst *byte, nb int)
+
+// packC6KAVX2 turns nb interleaved Q6_K blocks at src into nb packed blocks at dst (nb ≥ 1).
+//
+//go:noescape
+func packC6KAVX2(src, dst *byte, nb int)
+
+// gemvC4KQ8KAVX2 computes out[4·g + r] for each of the groups interleaved groups of nb Q4_K blocks at
+// w: the dot product of row r of group g with the Q8_K row at a (nb, groups ≥ 1).
+//
+//go:noescape
+func gemvC4KQ8KAVX2(w, a *byte, out *float32, nb, groups int)
+
+// gemvC6KQ8KAVX2 is gemvC4KQ8KAVX2 for interleaved Q6_K rows.
+//
+//go:noescape
+func gemvC6KQ8KAVX2(w, a *byte, out *float32, nb, groups int)
+
+// quantizeQ8KAVX2 quantizes nb ≥ 1 blocks of 256 floats at x to Q8_K at dst, as quantizeRowQ8KGeneric.
+//
+//go:noescape
+func quantizeQ8KAVX2(x *float32, dst *byte, nb int)
+
+// dotF16Rows4AVX2 is DotF16Rows for four vectors, rows ≥ 1 and n a positive multiple of 8.
+//
+//go:noescape
+func dotF16Rows4AVX2(w *byte, ldw, rows int, x *float32, ldx, n int, out *float32, ldo int)

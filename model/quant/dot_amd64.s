@@ -68,6 +68,31 @@ GLOBL shufQ6<>(SB), RODATA|NOPTR, $128
 	VMOVSHDUP    X0, X1; \
 	VADDSS       X1, X0, X0
 
+// K_BLOCK_SUM_MINS ends a Q4_K/Q5_K block the way every K-quant kernel does (see matmul.go): the int32
+// lanes of Y10 (scaled quant sums) and X5 (mins times block sums) are each summed exactly, then
+// acc = fma(d·da, sumi, acc) and acc = fma(-dmin·da, summ, acc) on the low float of X9, with X12 =
+// [d·da, dmin·da]. Clobbers X0-X2 and X10.
+#define K_BLOCK_SUM_MINS \
+	VEXTRACTI128 $1, Y10, X0; \
+	VPADDD       X0, X10, X10; \
+	VPHADDD      X5, X10, X10; \
+	VPHADDD      X10, X10, X10; \
+	VCVTDQ2PS    X10, X10; \
+	VFMADD231SS  X12, X10, X9; \
+	VMOVSHDUP    X10, X10; \
+	VMOVSHDUP    X12, X2; \
+	VFNMADD231SS X2, X10, X9
+
+// K_BLOCK_SUM ends a Q6_K block: the int32 lanes of Y10 summed exactly, then acc = fma(d·da, sumi, acc)
+// on the low float of X9, with d·da in X12. Clobbers X0 and X10.
+#define K_BLOCK_SUM \
+	VEXTRACTI128 $1, Y10, X0; \
+	VPADDD       X0, X10, X10; \
+	VPHADDD      X10, X10, X10; \
+	VPHADDD      X10, X10, X10; \
+	VCVTDQ2PS    X10, X10; \
+	VFMADD231SS  X12, X10, X9
+
 // Q4K_GROUP accumulates into Y10 the 64 products of quant bytes qs(SI) (low nibbles: sub-block 2g, high
 // nibbles: sub-block 2g+1) with activation bytes q8(DI) and q8+32(DI), each scaled by its sub-block scale.
 // Y15 = 0x0f bytes, Y7 = the scale words in both lanes.
@@ -90,22 +115,20 @@ TEXT ·dotQ4KQ8KAVX2(SB), NOSPLIT, $0-28
 	MOVQ w+0(FP), SI
 	MOVQ a+8(FP), DI
 	MOVQ nb+16(FP), CX
-	VXORPS Y9, Y9, Y9     // Σ d·(scaled quant sums), 8 lanes
-	VXORPS X11, X11, X11  // Σ dmin·(mins·bsums), 4 lanes
+	VXORPS X9, X9, X9     // the dot product, in the low float
 	MOVL $0x0f0f0f0f, AX
 	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
 
 q4kLoop:
-	// d and dmin (f16 at 0 and 2) times the activation's float32 d.
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	// d and dmin (f16 at 0 and 2) times the activation's float32 d: X12 = [d·da, dmin·da].
 	MOVL         (SI), AX
-	VMOVD        AX, X1
-	VCVTPH2PS    X1, X1
+	VMOVD        AX, X12
+	VCVTPH2PS    X12, X12
 	VBROADCASTSS (DI), X2
-	VMULPS       X2, X1, X1
-	VBROADCASTSS X1, Y12
-	VMOVSHDUP    X1, X3
-	VBROADCASTSS X3, X13
+	VMULPS       X2, X12, X12
 
 	// The 12 scale bytes as three words u0, u1, u2 (ggml's utmp trick):
 	// scales 0-3 = u0 & 0x3f.., mins 0-3 = u1 & 0x3f..,
@@ -142,9 +165,7 @@ q4kLoop:
 	VEXTRACTI128 $1, Y5, X6
 	VPHADDW      X6, X5, X5
 	VEXTRACTI128 $1, Y4, X6
-	VPMADDWD     X6, X5, X5
-	VCVTDQ2PS    X5, X5
-	VFMADD231PS  X13, X5, X11
+	VPMADDWD     X6, X5, X5   // four int32 partial sums of min·(sub-block sum)
 
 	VPERMQ $0x44, Y4, Y7
 	VPXOR  Y10, Y10, Y10
@@ -152,22 +173,15 @@ q4kLoop:
 	Q4K_GROUP(48, 68, 64)
 	Q4K_GROUP(80, 132, 128)
 	Q4K_GROUP(112, 196, 192)
-	VCVTDQ2PS   Y10, Y10
-	VFMADD231PS Y12, Y10, Y9
+	K_BLOCK_SUM_MINS
 
 	ADDQ $144, SI
 	ADDQ $292, DI
 	DECQ CX
 	JNZ  q4kLoop
 
-	HSUM_Y9_X0
-	VMOVHLPS X11, X11, X1
-	VADDPS   X1, X11, X1
-	VMOVSHDUP X1, X2
-	VADDSS   X2, X1, X1
-	VSUBSS   X1, X0, X0
 	VZEROUPPER
-	MOVSS X0, ret+24(FP)
+	MOVSS X9, ret+24(FP)
 	RET
 
 // Q6K_QUARTER accumulates into Y10 the 32 products of one quarter of a Q6_K half: the 6-bit codes are
@@ -204,7 +218,7 @@ TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $0-28
 	MOVQ w+0(FP), SI
 	MOVQ a+8(FP), DI
 	MOVQ nb+16(FP), CX
-	VXORPS Y9, Y9, Y9
+	VXORPS X9, X9, X9
 	MOVL $0x0f0f0f0f, AX
 	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
@@ -213,11 +227,13 @@ TEXT ·dotQ6KQ8KAVX2(SB), NOSPLIT, $0-28
 	VPBROADCASTD X14, Y14
 
 q6kLoop:
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4224(SI)
 	MOVWLZX      208(SI), AX
-	VMOVD        AX, X1
-	VCVTPH2PS    X1, X1
-	VMULSS       (DI), X1, X1
-	VBROADCASTSS X1, Y12
+	VMOVD        AX, X12
+	VCVTPH2PS    X12, X12
+	VMULSS       (DI), X12, X12 // d·da
 
 	// The codes are unsigned (0..63); Σ (q-32)·a = Σ q·a - 32·Σ sc·bsum is settled once per block.
 	VMOVDQU   192(SI), X2
@@ -228,18 +244,16 @@ q6kLoop:
 	VPXOR Y10, Y10, Y10
 	Q6K_HALF(0, 128, 4, 0)
 	Q6K_HALF(64, 160, 132, 64)
-	VPSUBD      Y4, Y10, Y10
-	VCVTDQ2PS   Y10, Y10
-	VFMADD231PS Y12, Y10, Y9
+	VPSUBD Y4, Y10, Y10
+	K_BLOCK_SUM
 
 	ADDQ $210, SI
 	ADDQ $292, DI
 	DECQ CX
 	JNZ  q6kLoop
 
-	HSUM_Y9_X0
 	VZEROUPPER
-	MOVSS X0, ret+24(FP)
+	MOVSS X9, ret+24(FP)
 	RET
 
 // Q5K_GROUP is Q4K_GROUP for Q5_K: quant bytes at qs(SI), and the fifth bits of sub-blocks 2g and 2g+1

@@ -108,6 +108,15 @@ func QuantizeRowQ8K(x []float32, dst []byte) {
 	if len(x)%QK_K != 0 || len(dst) != nb*q8KBytes {
 		panic(fmt.Sprintf("quant: QuantizeRowQ8K of %d elements into %d bytes", len(x), len(dst)))
 	}
+	if nb > 0 && active.Load().q8K != nil {
+		active.Load().q8K(x, dst, nb)
+		return
+	}
+	quantizeRowQ8KGeneric(x, dst, nb)
+}
+
+// quantizeRowQ8KGeneric is QuantizeRowQ8K for nb blocks, in Go.
+func quantizeRowQ8KGeneric(x []float32, dst []byte, nb int) {
 	for b := 0; b < nb; b++ {
 		xs := x[QK_K*b:][:QK_K]
 		y := dst[q8KBytes*b:][:q8KBytes]

@@ -270,3 +270,43 @@ func TestActivationQuantizersPanicOnBadLengths(t *testing.T) {
 		})
 	}
 }
+
+// TestQuantizeQ8KAssemblyMatchesGeneric checks that the vector Q8_K quantizer writes the same bytes as the
+// Go one: random rows at several scales, an all-zero block, a block whose largest magnitude appears with
+// both signs (the first one sets the sign of d), a single non-zero element, and values on rounding ties.
+func TestQuantizeQ8KAssemblyMatchesGeneric(t *testing.T) {
+	if accelerated == nil || accelerated.q8K == nil {
+		t.Skip("skipping: no assembly quantizer on this CPU or build")
+	}
+	r := newRand(17)
+	var rows [][]float32
+	for _, std := range []float64{1e-6, 0.3, 1, 40, 1e20} {
+		rows = append(rows, gaussian(r, 2048, std))
+	}
+	special := make([]float32, 6*256)
+	for i := 256; i < 512; i++ { // block 1: ±3 both present, -3 first
+		special[i] = float32(i%5) - 2
+	}
+	special[300], special[302], special[400] = -3, 3, 3 // the first two in one eight-element run
+	special[512+77] = 0.25 // block 2: one element
+	for i := 768; i < 1024; i++ { // block 3: multiples of 1/2 after scaling by 127/max: ties
+		special[i] = float32(i%255-127) / 2
+	}
+	special[1023] = 127.0 / 2
+	for i := 1024; i < 1280; i++ { // block 4: the maximum at the very end
+		special[i] = float32(i%3) * 0.1
+	}
+	special[1279] = -9
+	rows = append(rows, special) // block 0 and 5 stay zero
+	for ri, x := range rows {
+		want, got := make([]byte, len(x)/256*292), make([]byte, len(x)/256*292)
+		quantizeRowQ8KGeneric(x, want, len(x)/256)
+		accelerated.q8K(x, got, len(x)/256)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("row %d: byte %d (block %d, offset %d) = %#02x, want %#02x", ri, i, i/292, i%292, got[i], want[i])
+				break
+			}
+		}
+	}
+}

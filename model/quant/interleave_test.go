@@ -1,0 +1,137 @@
+package quant
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+)
+
+// TestInterleavedMatMulMatchesDot checks that the kernels on interleaved matrices compute exactly what
+// the dot product of the original rows does: one activation row (the matrix-vector kernel), batches of
+// four and more (the unpacked multi-row kernel) and the tokens left over after the last four.
+func TestInterleavedMatMulMatchesDot(t *testing.T) {
+	for _, typ := range []Type{Q4_K, Q6_K} {
+		if !Interleaves(typ) {
+			t.Skipf("skipping: %s cannot be interleaved on this CPU or build", typ)
+		}
+		for ci, c := range []matMulCase{
+			{256, 4, 1, 4}, {512, 8, 3, 9}, {2048, 16, 4, 16}, {768, 12, 7, 12}, {11008, 4, 5, 6}, {256, 4, 9, 4},
+		} {
+			w, a := matMulInputs(t, typ, c, uint64(100+ci))
+			wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, Q8_K, c.n)
+			size, err := InterleavedSize(typ, c.rows, c.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			il := make([]byte, size)
+			if err := Interleave(typ, w, c.n, il); err != nil {
+				t.Fatal(err)
+			}
+			out := make([]float32, (c.cols-1)*c.ldo+c.rows)
+			for i := range out {
+				out[i] = float32(math.NaN())
+			}
+			InterleavedMatMulFunc(typ)(il, a, c.n, c.rows, c.cols, out, c.ldo, nil)
+			for j := range c.cols {
+				for i := range c.ldo {
+					if j*c.ldo+i >= len(out) {
+						break
+					}
+					got := out[j*c.ldo+i]
+					if i >= c.rows {
+						if !math.IsNaN(float64(got)) {
+							t.Errorf("%s %+v: wrote %g to out[%d][%d], beyond the rows", typ, c, got, j, i)
+						}
+						continue
+					}
+					want := Dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
+					if math.Float32bits(got) != math.Float32bits(want) {
+						t.Errorf("%s %+v: out[%d][%d] = %.9g, Dot = %.9g", typ, c, j, i, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestInterleaveErrors(t *testing.T) {
+	if !Interleaves(Q4_K) {
+		t.Skip("skipping: Q4_K cannot be interleaved on this CPU or build")
+	}
+	tests := []struct {
+		name    string
+		typ     Type
+		src     int
+		n       int
+		dst     int
+		wantErr string
+	}{
+		{"rows not a multiple of four", Q4_K, 3 * 144, 256, 608, "whole number of groups"},
+		{"partial block", Q4_K, 4 * 144, 200, 608, "not a multiple"},
+		{"destination size", Q4_K, 4 * 144, 256, 600, "take 608 bytes interleaved, got 600"},
+		{"type", Q8_0, 4 * 34, 32, 0, "cannot be interleaved"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Interleave(tt.typ, make([]byte, tt.src), tt.n, make([]byte, tt.dst))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Interleave = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	if _, err := InterleavedSize(Q6_K, 6, 256); err == nil {
+		t.Error("InterleavedSize of 6 rows: no error")
+	}
+	if InterleavedMatMulFunc(Q5_K) != nil {
+		t.Error("InterleavedMatMulFunc(Q5_K) is not nil")
+	}
+	defer ForceGeneric(false)
+	ForceGeneric(true)
+	if Interleaves(Q4_K) {
+		t.Error("Interleaves(Q4_K) with the generic kernels")
+	}
+}
+
+// BenchmarkGemv is the matrix-vector product of generation over 16 rows, interleaved ("4rows") and as
+// one dot product per row ("dots"), with the weights in cache. ns/blk is the cost of one row's block.
+func BenchmarkGemv(b *testing.B) {
+	const rows = 16
+	for _, typ := range []Type{Q4_K, Q6_K} {
+		if !Interleaves(typ) {
+			b.Skipf("skipping: %s cannot be interleaved", typ)
+		}
+		for _, n := range []int{2048, 11008} {
+			r := newRand(3)
+			w := make([]byte, rows*mustRowBytes(b, typ, n))
+			if err := QuantizeRow(typ, gaussian(r, rows*n, 1), w); err != nil {
+				b.Fatal(err)
+			}
+			a := make([]byte, mustRowBytes(b, Q8_K, n))
+			QuantizeRowQ8K(gaussian(r, n, 1), a)
+			size, _ := InterleavedSize(typ, rows, n)
+			il := make([]byte, size)
+			if err := Interleave(typ, w, n, il); err != nil {
+				b.Fatal(err)
+			}
+			out := make([]float32, rows)
+			mm, dot := InterleavedMatMulFunc(typ), DotFunc(typ)
+			wb := len(w) / rows
+			blocks := float64(rows * n / QK_K)
+			b.Run(fmt.Sprintf("%s/n=%d/4rows", typ, n), func(b *testing.B) {
+				for b.Loop() {
+					mm(il, a, n, rows, 1, out, rows, nil)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*blocks), "ns/blk")
+			})
+			b.Run(fmt.Sprintf("%s/n=%d/dots", typ, n), func(b *testing.B) {
+				for b.Loop() {
+					for i := range rows {
+						out[i] = dot(w[i*wb:][:wb], a, n)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*blocks), "ns/blk")
+			})
+		}
+	}
+}
