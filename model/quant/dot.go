@@ -34,7 +34,6 @@ type kernels struct {
 	f16Bytes  func(w, a []byte, n int) float32
 	bf16Bytes func(w, a []byte, n int) float32
 
-
 	// The multi-row kernels (matmul.go, pack_amd64.s), nil where only the dot products exist. pack
 	// rearranges four weight rows ldw bytes apart (nb blocks each) into dst; packed multiplies groups
 	// such packed groups with four activation rows lda bytes apart, writing out[j·ldo + 4·g + r].

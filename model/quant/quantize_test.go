@@ -288,8 +288,8 @@ func TestQuantizeQ8KAssemblyMatchesGeneric(t *testing.T) {
 		special[i] = float32(i%5) - 2
 	}
 	special[300], special[302], special[400] = -3, 3, 3 // the first two in one eight-element run
-	special[512+77] = 0.25 // block 2: one element
-	for i := 768; i < 1024; i++ { // block 3: multiples of 1/2 after scaling by 127/max: ties
+	special[512+77] = 0.25                              // block 2: one element
+	for i := 768; i < 1024; i++ {                       // block 3: multiples of 1/2 after scaling by 127/max: ties
 		special[i] = float32(i%255-127) / 2
 	}
 	special[1023] = 127.0 / 2
