@@ -58,6 +58,7 @@ type Backend struct {
 	kv     kvCache
 	n      int // cached positions
 	closed bool
+	frees  []func() // release the interleaved weights (allocWeights)
 
 	s scratch
 }
@@ -151,7 +152,7 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 		mats = append(mats, &L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down)
 	}
 	if err := b.interleave(m, mats); err != nil {
-		b.pool.close()
+		b.release()
 		return nil, fmt.Errorf("cpu backend: %w", err)
 	}
 	return b, nil
@@ -253,12 +254,21 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	b.closed = true
-	b.pool.close()
+	b.release()
 	b.kv = kvCache{}
 	b.s = scratch{}
-	b.layers, b.output = nil, matrix{} // the interleaved copies of the weights
 	b.n = 0
 	return nil
+}
+
+// release stops the workers and frees the interleaved weights, dropping every reference to them first.
+func (b *Backend) release() {
+	b.pool.close()
+	b.layers, b.output = nil, matrix{}
+	for _, free := range b.frees {
+		free()
+	}
+	b.frees = nil
 }
 
 // Forward evaluates tokens at positions Len()..Len()+len(tokens)-1, appending them to the cache, and

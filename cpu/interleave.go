@@ -49,7 +49,11 @@ func (b *Backend) interleave(m *model.Model, mats []*matrix) error {
 				}
 			}
 		}
-		il := make([]byte, size)
+		il, free, err := allocWeights(size)
+		if err != nil {
+			return fmt.Errorf("tensor %s: %w", mt.Name, err)
+		}
+		b.frees = append(b.frees, free)
 		gb := size / (mt.Rows / 4) // one group of four rows
 		var work chunks
 		work.reset(mt.Rows, interleaveRows)

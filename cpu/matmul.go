@@ -151,13 +151,29 @@ func (b *Backend) matmul(e *encoded, ps ...product) error {
 // kernels for them, which unpack a batch's rows group by group into scratch; the others use the
 // multi-row products on the mapped rows, or one dot product per row for a single token.
 func mulRows(p product, e *encoded, r0, r1 int, scratch *quant.Scratch) {
-	m, a := p.m, p.act
+	m := p.m
 	if m.il != nil {
-		// Chunks and products both come in multiples of four rows, the interleaved groups.
-		gb := len(m.il) / (m.Rows / 4)
-		m.ilMul(m.il[r0/4*gb:r1/4*gb], a, m.Cols, r1-r0, e.rows, p.out[r0:], m.Rows, scratch)
+		// The interleaved copy holds whole groups of four rows; rows outside them (a chunk can start
+		// inside a group when an earlier product in the job has a row count that is not a multiple of
+		// four) come from the mapped rows, with the same arithmetic.
+		g0, g1 := (r0+3)/4, r1/4
+		if g0 < g1 {
+			gb := len(m.il) / (m.Rows / 4)
+			mulMapped(p, e, r0, 4*g0, scratch)
+			m.ilMul(m.il[g0*gb:g1*gb], p.act, m.Cols, 4*(g1-g0), e.rows, p.out[4*g0:], m.Rows, scratch)
+			mulMapped(p, e, 4*g1, r1, scratch)
+			return
+		}
+	}
+	mulMapped(p, e, r0, r1, scratch)
+}
+
+// mulMapped computes rows r0..r1-1 of p from the mapped file's rows.
+func mulMapped(p product, e *encoded, r0, r1 int, scratch *quant.Scratch) {
+	if r0 >= r1 {
 		return
 	}
+	m, a := p.m, p.act
 	rb := m.RowBytes()
 	w := m.Data[r0*rb : r1*rb]
 	if e.rows == 1 {

@@ -942,6 +942,7 @@ gemv4kGroup:
 	VXORPS Y10, Y10, Y10
 
 gemv4kBlock:
+	// Two blocks ahead: the hardware prefetchers alone leave this loop waiting on memory.
 	PREFETCHT0 1216(SI)
 	PREFETCHT0 1280(SI)
 	PREFETCHT0 1344(SI)
