@@ -313,22 +313,8 @@ func (b *Backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]
 
 // check validates Forward's arguments.
 func (b *Backend) check(tokens []int32, want []int) error {
-	for i, t := range tokens {
-		if t < 0 || int(t) >= b.cfg.Vocab {
-			return fmt.Errorf("cpu backend: token %d at index %d is outside the vocabulary of %d", t, i, b.cfg.Vocab)
-		}
-	}
-	if b.n+len(tokens) > b.maxCtx {
-		return fmt.Errorf("cpu backend: %d cached + %d new positions exceed the context of %d: %w",
-			b.n, len(tokens), b.maxCtx, engine.ErrContextFull)
-	}
-	for i, w := range want {
-		if w < 0 || w >= len(tokens) {
-			return fmt.Errorf("cpu backend: wanted row %d is outside the %d tokens", w, len(tokens))
-		}
-		if i > 0 && w <= want[i-1] {
-			return fmt.Errorf("cpu backend: wanted rows must be strictly ascending, got %d after %d", w, want[i-1])
-		}
+	if err := engine.CheckForward(tokens, want, b.cfg.Vocab, b.n, b.maxCtx); err != nil {
+		return fmt.Errorf("cpu backend: %w", err)
 	}
 	return nil
 }

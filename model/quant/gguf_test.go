@@ -161,30 +161,6 @@ func TestNormWeights(t *testing.T) {
 	}
 }
 
-// detActivation reproduces the C harness's input (see detInput in quantize_test.go): exact float
-// operations only, so both languages build the same activation row.
-func detActivation(n int, seed uint32) []float32 {
-	x := make([]float32, n)
-	s := seed
-	blockScale := [5]float32{0.25, 0.5, 1, 2, 4}
-	for i := range x {
-		s = s*1664525 + 1013904223
-		v := float32(int32(s)>>8) * 0x1p-23
-		v *= blockScale[(i/256)%5]
-		if i%97 == 0 {
-			v *= 8
-		}
-		if (i/256)%7 == 6 {
-			v = 0
-		}
-		if (i/32)%11 == 5 {
-			v = 0.75
-		}
-		x[i] = v
-	}
-	return x
-}
-
 // TestDotLlamaCppTensors runs the first rows of real weight matrices against a deterministic activation
 // and compares with ggml_vec_dot_*_q8_K. The Q8_K activation must match bit for bit; the dots agree to
 // float rounding (the AVX2 kernels follow ggml's summation order and matched these figures exactly when
@@ -211,7 +187,7 @@ func TestDotLlamaCppTensors(t *testing.T) {
 				t.Fatalf("tensor %s missing or not %d wide", tt.name, tt.n)
 			}
 			act := make([]byte, tt.n/256*292)
-			quant.QuantizeRowQ8K(detActivation(tt.n, tt.seed), act)
+			quant.QuantizeRowQ8K(quant.DetInput(tt.n, tt.seed), act)
 			if h := fnv64(act); h != tt.actHash {
 				t.Fatalf("Q8_K activation hash %016x, want %016x (llama.cpp)", h, tt.actHash)
 			}
