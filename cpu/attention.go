@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"encoding/binary"
 	"math"
 
 	"smolchat/model/quant"
@@ -8,8 +9,10 @@ import (
 
 // attnScratch is one worker's buffers for attention.
 type attnScratch struct {
-	q      []float32 // the query heads of one KV group, rounded to half
+	q      []float32 // the query heads of one KV group (rounded to half, except in exact mode)
 	scores []float32 // group × positions
+	acc    []float32 // headDim: the running weighted sum of the values, every element a half
+	ms, vs []float32 // per position: the sum's rescaling and the value's weight (attendF16)
 }
 
 // attention computes, for each of the T batch tokens (at positions pos0..pos0+T-1, already in the cache)
@@ -17,9 +20,18 @@ type attnScratch struct {
 //
 // Query head h reads KV head h/(Heads/KVHeads) (grouped-query attention). The work is split over
 // (token, KV head) pairs, and the query heads of a group are handled together, so each cached key and
-// value is read (and converted from half) once per group rather than once per query head. As in llama.cpp,
-// the query is rounded to half before its product with the half keys; scores, softmax and the weighted sum
-// stay in float32.
+// value is read (and converted from half) once per group rather than once per query head.
+//
+// The arithmetic is that of llama.cpp's CPU flash attention on a half-float cache (ggml's
+// flash_attn_ext "one chunk" path, which it takes for decoding and for batches under 64 tokens): the
+// query is rounded to half before its products with the keys; the scores are float32; the softmax is
+// computed online, position by position, and the weighted sum of the values is kept in a half-precision
+// accumulator, rounded after every position, and divided by the softmax's sum at the end. The rounding
+// of that accumulator is the largest numerical difference between llama.cpp and a float32 attention,
+// and chaotic random-weight models amplify it, so the backend repeats it to be checked against the
+// reference closely (docs/ARCHITECTURE.md, "Numerics"). It uses this arithmetic for every batch size,
+// so that a prompt evaluated at once and token by token gives the same logits. In exact mode
+// (Options.Exact) the query stays float32 and the softmax and the weighted sum are float32.
 func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 	c := b.cfg
 	hd, qdim := c.HeadDim, c.QDim()
@@ -38,14 +50,21 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 			n := pos0 + t + 1 // causal: positions 0..pos0+t
 			if len(ws.q) < group*hd {
 				ws.q = make([]float32, group*hd)
+				ws.acc = make([]float32, hd)
 			}
 			if len(ws.scores) < group*n {
 				ws.scores = make([]float32, max(group*n, 2*len(ws.scores)))
+				ws.ms = make([]float32, max(n, 2*len(ws.ms)))
+				ws.vs = make([]float32, max(n, 2*len(ws.vs)))
 			}
 			heads := q[t*qdim+kvh*group*hd : t*qdim+(kvh+1)*group*hd]
 			qs := ws.q[:group*hd]
 			for j, x := range heads {
-				qs[j] = quant.F16ToF32(quant.F32ToF16(x))
+				if b.exact {
+					qs[j] = x
+				} else {
+					qs[j] = quant.F16ToF32(quant.F32ToF16(x))
+				}
 			}
 			sc := ws.scores[:group*n]
 			clear(sc)
@@ -56,22 +75,11 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 				keys := b.kv.keyRows(l, page)[2*kvh*hd:]
 				quant.DotF16Rows(keys, 2*c.KVDim(), cnt, qs, hd, group, hd, sc[first:], n)
 			}
-			for g := range group {
-				row := sc[g*n : (g+1)*n]
-				for i := range row {
-					row[i] *= scale
-				}
-				softmax(row)
-			}
-			// Σ weight·value: the values are stored transposed, so each of the head's hd elements is a
-			// run over the page's positions, and its product with each query head's weights a dot product.
 			o := out[t*qdim+kvh*group*hd : t*qdim+(kvh+1)*group*hd]
-			clear(o)
-			for page := 0; page*kvPage < n; page++ {
-				first := page * kvPage
-				cnt := min(kvPage, n-first)
-				vals := b.kv.valueRows(l, page)[2*kvh*hd*kvPage:]
-				quant.DotF16Rows(vals, 2*kvPage, hd, sc[first:], n, group, cnt, o, hd)
+			if b.exact {
+				attendF32(sc, n, group, scale, func(p int) []byte { return b.kv.valueRow(l, p)[2*kvh*hd : 2*(kvh+1)*hd] }, o)
+			} else {
+				b.attendF16(ws, l, kvh, sc, n, group, scale, o)
 			}
 		}
 	}
@@ -80,4 +88,60 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 		return
 	}
 	b.pool.run(job)
+}
+
+// attendF16 turns the raw scores sc (group rows of n) of KV head kvh in layer l into out (group rows of
+// headDim) the way ggml's flash attention does: for each position in order, a score above the running
+// maximum rescales the half accumulator by exp(old max − new max); otherwise the value is weighted by
+// exp(score − max). The rescalings and weights are worked out first, then quant.AccumulateF16 runs the
+// half-precision accumulation over each page of the cache.
+func (b *Backend) attendF16(ws *attnScratch, l, kvh int, sc []float32, n, group int, scale float32, out []float32) {
+	hd := len(out) / group
+	ms, vs, acc := ws.ms[:n], ws.vs[:n], ws.acc[:hd]
+	ldv := 2 * b.cfg.KVDim()
+	for g := range group {
+		m, sum := float32(math.Inf(-1)), float32(0)
+		for p, x := range sc[g*n : (g+1)*n] {
+			x *= scale
+			if x > m {
+				ms[p], vs[p] = float32(math.Exp(float64(m-x))), 1
+				m = x
+			} else {
+				ms[p], vs[p] = 1, float32(math.Exp(float64(x-m)))
+			}
+			sum = sum*ms[p] + vs[p]
+		}
+		clear(acc)
+		for page := 0; page*kvPage < n; page++ {
+			first := page * kvPage
+			cnt := min(kvPage, n-first)
+			quant.AccumulateF16(acc, b.kv.vals[l][page][2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
+		}
+		inv := 1 / sum
+		for i, a := range acc {
+			out[g*hd+i] = a * inv
+		}
+	}
+}
+
+// attendF32 is attendF16 in float32: a two-pass softmax of each row, then Σ weight·value.
+func attendF32(sc []float32, n, group int, scale float32, value func(p int) []byte, out []float32) {
+	hd := len(out) / group
+	for g := range group {
+		row := sc[g*n : (g+1)*n]
+		for i := range row {
+			row[i] *= scale
+		}
+		softmax(row)
+	}
+	clear(out)
+	for p := 0; p < n; p++ {
+		v := value(p)
+		for i := range hd {
+			x := quant.F16ToF32(binary.LittleEndian.Uint16(v[2*i:]))
+			for g := range group {
+				out[g*hd+i] += sc[g*n+p] * x
+			}
+		}
+	}
 }

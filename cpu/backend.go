@@ -39,6 +39,11 @@ type Options struct {
 	// Context is the number of positions the KV cache can hold; 0 means the model's trained context.
 	// Memory for the cache is allocated as positions are used, not up front.
 	Context int
+	// Exact computes in float32 where llama.cpp rounds: activations are not quantized for the matrix
+	// products (each weight row is dequantized instead), and attention keeps its query, softmax and
+	// weighted sum in float32. It is several times slower; it exists to check the GPU backend, which
+	// computes that way, against this one.
+	Exact bool
 }
 
 // Backend is the CPU implementation of engine.Backend. Its methods may be called from several
@@ -48,6 +53,7 @@ type Backend struct {
 	cfg     model.Config
 	threads int
 	maxCtx  int
+	exact   bool
 	pool    *pool
 
 	embed   model.Tensor
@@ -113,7 +119,7 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("cpu backend: inconsistent model config (heads %d, kv heads %d, head dim %d, rope dim %d, %d NoRope flags for %d layers)",
 			c.Heads, c.KVHeads, c.HeadDim, c.RopeDim, len(c.NoRope), c.Layers)
 	}
-	b := &Backend{cfg: c, threads: threads, maxCtx: maxCtx, embed: m.Weights.Embed}
+	b := &Backend{cfg: c, threads: threads, maxCtx: maxCtx, exact: opts.Exact, embed: m.Weights.Embed}
 	if !quant.Supported(b.embed.Type) {
 		return nil, fmt.Errorf("cpu backend: tensor %s has unsupported type %s", b.embed.Name, b.embed.Type)
 	}
@@ -150,6 +156,13 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 	for i := range b.layers {
 		L := &b.layers[i]
 		mats = append(mats, &L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down)
+	}
+	if opts.Exact {
+		// Exact products dequantize the mapped rows; the interleaved copy would go unused.
+		for _, mt := range mats {
+			mt.exact = true
+		}
+		return b, nil
 	}
 	if err := b.interleave(m, mats); err != nil {
 		b.release()
@@ -223,6 +236,9 @@ func (b *Backend) Device() string {
 	}
 	if len(feats) > 0 {
 		d += ", " + strings.Join(feats, ", ")
+	}
+	if b.exact {
+		d += ", exact float32"
 	}
 	return d + ")"
 }

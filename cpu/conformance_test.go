@@ -163,15 +163,24 @@ func TestGreedyStories260K(t *testing.T) {
 // stories260K is F32 and well conditioned: every position must agree within 0.005.
 //
 // The smollm3 tiny file has random weights, which make it chaotic: a one-ulp difference in a half-float
-// rounding inside attention grows, layer by layer, into a logit difference of a few percent. llama.cpp
-// itself disagrees with itself by up to 0.04 on this sequence depending only on whether the tokens come
-// in one batch or one at a time (smollm3TinyScore vs smollm3TinyScoreDecode). Its flash attention also
-// accumulates the weighted values in half precision, which this backend does in float32. So the
-// quantized path is held to 0.03 where no attention mixing happens (each token alone at position 0:
-// embeddings, Q4_K/Q6_K products with Q8_K activations, norms, FFN, tied output), and the full
-// sequence to 0.15 (measured here: 0.06 with the AVX2 kernels, 0.10 with the pure-Go ones, whose sums
-// round differently). That still catches the faults that matter: without RoPE the error is 1.3, and a
-// wrong NoPE layer set gives 0.36 to 1.3 (TestNoPELayers).
+// rounding grows, layer by layer, into a logit difference of a few percent. llama.cpp itself disagrees
+// with itself by up to 0.04 on this sequence depending only on whether the tokens come in one batch or
+// one at a time (smollm3TinyScore vs smollm3TinyScoreDecode). This backend repeats the roundings of
+// llama.cpp's CPU flash attention (attention.go), which brought the error on the first 20 positions from
+// 0.06 to under 0.03, the limit the CPU engine issue sets for teacher-forced sequences of 16 positions
+// or more. Against llama.cpp's token-by-token golden the first 20 positions are at 0.038-0.043: its
+// single-token products round differently from its batched ones, which is its self-disagreement above.
+// Over all 37 positions the error is 0.045-0.063 (AVX2 and pure-Go kernels, against either golden), so
+// the full sequences are held to 0.08. That still catches the faults that matter: without RoPE the error is
+// 1.3, and a wrong NoPE layer set gives 0.38 to 1.3 (TestNoPELayers).
+// first20 keeps the first 20 positions of a sequence comparison.
+func first20(run func(*testing.T, *Backend, scoreGolden) []float64) func(*testing.T, *Backend, scoreGolden) []float64 {
+	return func(t *testing.T, b *Backend, g scoreGolden) []float64 {
+		errs := run(t, b, g)
+		return errs[:min(20, len(errs))]
+	}
+}
+
 func TestConformance(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -182,8 +191,9 @@ func TestConformance(t *testing.T) {
 	}{
 		{"stories260K/sequence", storiesFile, stories260KScore, sequenceError, 0.005},
 		{"smollm3-tiny/first-token", tinyFile, smollm3TinyFirst, firstTokenError, 0.03},
-		{"smollm3-tiny/sequence", tinyFile, smollm3TinyScore, sequenceError, 0.15},
-		{"smollm3-tiny/sequence-vs-decode", tinyFile, smollm3TinyScoreDecode, sequenceError, 0.15},
+		{"smollm3-tiny/first-20", tinyFile, smollm3TinyScore, first20(sequenceError), 0.03},
+		{"smollm3-tiny/sequence", tinyFile, smollm3TinyScore, sequenceError, 0.08},
+		{"smollm3-tiny/sequence-vs-decode", tinyFile, smollm3TinyScoreDecode, sequenceError, 0.08},
 	}
 	backends := map[string]*Backend{} // one per file, closed when the parent test ends
 	parent := t

@@ -15,13 +15,12 @@ const kvPage = 1 << kvPageBits
 // half the memory and bandwidth of float32, and the same rounding as the reference. Memory comes in pages
 // of kvPage positions, allocated as the sequence grows, so it follows use rather than the maximum context.
 //
-// Keys are stored a row per position ([pos][kvDim]), so a query·key product is one contiguous dot
-// product. Values are stored transposed within a page ([kvDim][kvPage]), so each output element of
-// Σ_p weight_p·v_p is also one contiguous dot product, over the positions of the page.
+// Keys and values are both stored a row per position ([pos][kvDim]): a query·key product is one
+// contiguous dot product, and attention adds each position's value row to its accumulators in turn.
 type kvCache struct {
 	kvDim int
 	keys  [][][]byte // [layer][page] → kvPage × kvDim halves
-	vals  [][][]byte // [layer][page] → kvDim × kvPage halves
+	vals  [][][]byte // [layer][page] → kvPage × kvDim halves
 }
 
 func newKVCache(layers, kvDim int) kvCache {
@@ -45,9 +44,9 @@ func (c *kvCache) store(l, pos int, k, v []float32) {
 	for i, x := range k[:c.kvDim] {
 		binary.LittleEndian.PutUint16(kr[2*i:], quant.F32ToF16(x))
 	}
-	page, off := c.vals[l][pos>>kvPageBits], pos&(kvPage-1)
+	vr := c.valueRow(l, pos)
 	for i, x := range v[:c.kvDim] {
-		binary.LittleEndian.PutUint16(page[2*(i*kvPage+off):], quant.F32ToF16(x))
+		binary.LittleEndian.PutUint16(vr[2*i:], quant.F32ToF16(x))
 	}
 }
 
@@ -60,5 +59,8 @@ func (c *kvCache) keyRow(l, pos int) []byte {
 // keyRows is layer l's key rows for the positions of page: kvPage rows of kvDim halves.
 func (c *kvCache) keyRows(l, page int) []byte { return c.keys[l][page] }
 
-// valueRows is layer l's values for the positions of page, transposed: kvDim runs of kvPage halves.
-func (c *kvCache) valueRows(l, page int) []byte { return c.vals[l][page] }
+// valueRow is layer l's value row at pos: kvDim halves.
+func (c *kvCache) valueRow(l, pos int) []byte {
+	i := 2 * (pos & (kvPage - 1)) * c.kvDim
+	return c.vals[l][pos>>kvPageBits][i : i+2*c.kvDim]
+}

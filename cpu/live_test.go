@@ -105,15 +105,20 @@ func TestConformanceLive(t *testing.T) {
 				t.Fatal(err)
 			}
 			worst, at := 0.0, 0
+			profile := make([]string, len(golden.Positions))
 			for pos, g := range golden.Positions {
 				scale := math.Max(1, math.Abs(g.Top[0][1]))
+				posWorst := 0.0
 				for _, pair := range g.Top {
 					e := math.Abs(float64(logits[pos][int(pair[0])])-pair[1]) / scale
+					posWorst = math.Max(posWorst, e)
 					if e > worst {
 						worst, at = e, pos
 					}
 				}
+				profile[pos] = strconv.FormatFloat(posWorst, 'f', 4, 64)
 			}
+			t.Logf("error by position: %s", strings.Join(profile, " "))
 			t.Logf("%s: error %.5f (worst at position %d of %d; tolerance %g)", tc.name, worst, at, len(golden.Positions), tc.tol)
 			if worst > tc.tol {
 				t.Errorf("error %.5f exceeds %g", worst, tc.tol)

@@ -25,6 +25,10 @@ type matrix struct {
 	// this CPU; ilMul multiplies its rows.
 	il    []byte
 	ilMul func(w, a []byte, n, rows, cols int, out []float32, ldo int, s *quant.Scratch)
+
+	// exact makes the products dequantize each weight row and multiply it with the float32
+	// activations (Options.Exact) instead of quantizing the activations.
+	exact bool
 }
 
 func newMatrix(t model.Tensor) (matrix, error) {
@@ -152,6 +156,10 @@ func (b *Backend) matmul(e *encoded, ps ...product) error {
 // multi-row products on the mapped rows, or one dot product per row for a single token.
 func mulRows(p product, e *encoded, r0, r1 int, scratch *quant.Scratch) {
 	m := p.m
+	if m.exact {
+		mulExact(p, e, r0, r1)
+		return
+	}
 	if m.il != nil {
 		// The interleaved copy holds whole groups of four rows; rows outside them (a chunk can start
 		// inside a group when an earlier product in the job has a row count that is not a multiple of
@@ -186,6 +194,23 @@ func mulMapped(p product, e *encoded, r0, r1 int, scratch *quant.Scratch) {
 	m.mul(w, a, m.Cols, r1-r0, e.rows, p.out[r0:], m.Rows, scratch)
 }
 
+// mulExact computes rows r0..r1-1 of p in float32: each weight row is dequantized (exactly: every
+// supported format's values are float32 numbers) and its dot product taken with every activation row.
+func mulExact(p product, e *encoded, r0, r1 int) {
+	m := p.m
+	rb := m.RowBytes()
+	row := make([]float32, m.Cols)
+	for r := r0; r < r1; r++ {
+		// The tensor's type and size were checked by newMatrix, so this cannot fail.
+		if err := quant.DequantizeRow(m.Type, m.Data[r*rb:(r+1)*rb], row); err != nil {
+			panic(fmt.Sprintf("cpu: dequantizing %s row %d: %v", m.Name, r, err))
+		}
+		for t := 0; t < e.rows; t++ {
+			p.out[t*m.Rows+r] = quant.DotF32(row, e.x[t*e.cols:(t+1)*e.cols])
+		}
+	}
+}
+
 // encode fills the activation encodings the products need and that are not yet valid.
 func (b *Backend) encode(e *encoded, ps []product) error {
 	type job struct {
@@ -197,6 +222,9 @@ func (b *Backend) encode(e *encoded, ps []product) error {
 	for i, p := range ps {
 		if p.m.Cols != e.cols {
 			return fmt.Errorf("matmul %s: %d columns, activations have %d", p.m.Name, p.m.Cols, e.cols)
+		}
+		if p.m.exact {
+			continue // mulExact reads e.x
 		}
 		buf, valid := e.slot(p.m.actType, p.m.actRow)
 		ps[i].act = buf

@@ -98,7 +98,7 @@ func syntheticModel(t testing.TB) *model.Model {
 // referenceForward is an independent, plain float64 forward pass of m over tokens from position 0,
 // returning every position's logits. It follows the HF/llama.cpp definition of the block, with the
 // backend's documented rounding: keys, values and queries pass through half precision before attention.
-func referenceForward(m *model.Model, tokens []int32) [][]float64 {
+func referenceForward(m *model.Model, tokens []int32, halfQuery bool) [][]float64 {
 	c := m.Config
 	get := func(t model.Tensor) [][]float64 {
 		rows := make([][]float64, t.Rows)
@@ -164,7 +164,9 @@ func referenceForward(m *model.Model, tokens []int32) [][]float64 {
 			}
 			caches[l].k = append(caches[l].k, half(k))
 			caches[l].v = append(caches[l].v, half(v))
-			q = half(q)
+			if halfQuery {
+				q = half(q)
+			}
 			att := make([]float64, c.QDim())
 			for h := range c.Heads {
 				kvh := h / (c.Heads / c.KVHeads)
@@ -221,27 +223,37 @@ func TestForwardMatchesReference(t *testing.T) {
 		t.Fatalf("synthetic config %+v: want tied output and NoPE layer 3", m.Config)
 	}
 	tokens := synTokens(synContext, 1) // fills the context; crosses the batch boundary
-	want := referenceForward(m, tokens)
-	// The limit leaves room for the odd value whose half rounding differs between the float32 and
-	// float64 computations (one half ulp is 5e-4 relative); a real fault is orders of magnitude larger,
-	// as the mutated cases show.
-	const limit = 1e-3
+	// The reference rounds the query to half as the default mode does; exact mode keeps it float32.
+	want := referenceForward(m, tokens, true)
+	wantExact := referenceForward(m, tokens, false)
+	// Exact mode's limit leaves room for the odd value whose half rounding (in the KV cache) differs
+	// between the float32 and float64 computations: one half ulp is 5e-4 relative. The default mode adds
+	// llama.cpp's half-precision attention accumulator, which rounds after every position (measured
+	// 0.002 here). A real fault is orders of magnitude larger, as the mutated cases show.
 	tests := []struct {
 		name    string
 		threads int
+		exact   bool
 		pieces  []int            // lengths of the successive Forward calls
 		mutate  func(b *Backend) // a deliberate fault the comparison must catch
 	}{
-		{"one call, 1 thread", 1, []int{synContext}, nil},
-		{"one call, 3 threads", 3, []int{synContext}, nil},
-		{"token by token", 2, nil, nil},
-		{"uneven pieces", 2, []int{1, 5, 17, 2, 39}, nil},
-		{"fault: RoPE on the NoPE layer", 2, []int{synContext}, func(b *Backend) { b.layers[3].rope = true }},
-		{"fault: no RoPE on layer 1", 2, []int{synContext}, func(b *Backend) { b.layers[1].rope = false }},
+		{"one call, 1 thread", 1, false, []int{synContext}, nil},
+		{"one call, 3 threads", 3, false, []int{synContext}, nil},
+		{"token by token", 2, false, nil, nil},
+		{"uneven pieces", 2, false, []int{1, 5, 17, 2, 39}, nil},
+		{"exact, one call", 2, true, []int{synContext}, nil},
+		{"exact, uneven pieces", 2, true, []int{1, 5, 17, 2, 39}, nil},
+		{"fault: RoPE on the NoPE layer", 2, false, []int{synContext}, func(b *Backend) { b.layers[3].rope = true }},
+		{"fault: no RoPE on layer 1", 2, false, []int{synContext}, func(b *Backend) { b.layers[1].rope = false }},
+		{"fault (exact): RoPE on the NoPE layer", 2, true, []int{synContext}, func(b *Backend) { b.layers[3].rope = true }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBackend(t, m, Options{Threads: tt.threads})
+			limit, want := 5e-3, want
+			if tt.exact {
+				limit, want = 1e-3, wantExact
+			}
+			b := newBackend(t, m, Options{Threads: tt.threads, Exact: tt.exact})
 			if tt.mutate != nil {
 				tt.mutate(b)
 			}

@@ -340,33 +340,52 @@ func TestAgainstReference(t *testing.T) {
 	}
 }
 
-// TestAgainstCPUBackend compares the GPU with the project's CPU backend, which quantizes activations
-// to 8 bits like llama.cpp, so agreement is only to a few percent of the logit scale on this random-weight
-// model (the CPU backend itself differs from ref.Model by about 5%; the GPU by about 1e-6).
+// TestAgainstCPUBackend compares whole-model logits with the project's CPU backend. Against its exact
+// mode, which computes in float32 as this backend does (no activation quantization, float32 attention),
+// they must agree to 1e-3 of the logit scale on the trained stories260K and on a synthetic SmolLM3.
+// The CPU's default mode rounds as llama.cpp does (8-bit activations, half-precision attention sums),
+// which a random-weight model amplifies: that comparison is reported, with a bound only a broken
+// kernel would cross.
 func TestAgainstCPUBackend(t *testing.T) {
-	m := synthModel(t)
-	cb, err := cpu.New(m, cpu.Options{Threads: 2, Context: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cb.Close()
-	b := newBackend(t, m, Options{Context: 32})
-	tokens := []int32{128000, 12805, 5304, 264, 892, 17}
-	rows := []int{0, 3, 5}
-	want, err := cb.Forward(context.Background(), tokens, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := b.Forward(context.Background(), tokens, rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	worst := 0.0
-	for i := range rows {
-		worst = math.Max(worst, rowErr(got[i], want[i]))
-	}
-	t.Logf("max |Δlogit| / max |logit| vs the CPU backend: %.2e", worst)
-	if worst > 0.1 {
-		t.Errorf("GPU and CPU backends differ by %.3g of the logit scale", worst)
+	for _, c := range []struct {
+		name   string
+		open   func(t *testing.T) *model.Model
+		tokens []int32
+		rows   []int
+	}{
+		{"stories260K", func(t *testing.T) *model.Model { return openModel(t, "stories260K.gguf") },
+			[]int32{1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338}, []int{0, 4, 9, 16}},
+		{"synthetic smollm3", synthModel, []int32{128000, 12805, 5304, 264, 892, 17}, []int{0, 3, 5}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := c.open(t)
+			b := newBackend(t, m, Options{Context: 32})
+			got, err := b.Forward(context.Background(), c.tokens, c.rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mode := range []struct {
+				exact bool
+				tol   float64
+			}{{true, 1e-3}, {false, 0.1}} {
+				cb, err := cpu.New(m, cpu.Options{Threads: 2, Context: 32, Exact: mode.exact})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := cb.Forward(context.Background(), c.tokens, c.rows)
+				cb.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				worst := 0.0
+				for i := range c.rows {
+					worst = math.Max(worst, rowErr(got[i], want[i]))
+				}
+				t.Logf("max |Δlogit| / max |logit| vs the CPU backend (exact %v): %.2e", mode.exact, worst)
+				if worst > mode.tol {
+					t.Errorf("GPU and CPU backends (exact %v) differ by %.3g of the logit scale, more than %g", mode.exact, worst, mode.tol)
+				}
+			}
+		})
 	}
 }

@@ -55,6 +55,10 @@ type kernels struct {
 	// f16Rows4 is DotF16Rows for four vectors and n a positive multiple of 8, nil where only the dot
 	// product exists.
 	f16Rows4 func(w []byte, ldw, rows int, x []float32, ldx, n int, out []float32, ldo int)
+
+	// accumF16 is AccumulateF16 for len(acc) a positive multiple of 8 and at least one position, nil
+	// where only the Go loop exists.
+	accumF16 func(acc []float32, v []byte, ldv int, ms, vs []float32)
 }
 
 var genericKernels = &kernels{

@@ -103,6 +103,9 @@ var accelerated = func() *kernels {
 	k.f16Rows4 = func(w []byte, ldw, rows int, x []float32, ldx, n int, out []float32, ldo int) {
 		dotF16Rows4AVX2(&w[0], ldw, rows, &x[0], ldx, n, &out[0], ldo)
 	}
+	k.accumF16 = func(acc []float32, v []byte, ldv int, ms, vs []float32) {
+		accumF16AVX2(&acc[0], &v[0], ldv, &ms[0], &vs[0], len(ms), len(acc))
+	}
 	return &k
 }()
 
@@ -213,3 +216,8 @@ func quantizeQ8KAVX2(x *float32, dst *byte, nb int)
 //
 //go:noescape
 func dotF16Rows4AVX2(w *byte, ldw, rows int, x *float32, ldx, n int, out *float32, ldo int)
+
+// accumF16AVX2 is AccumulateF16 for dims a positive multiple of 8 and n ≥ 1.
+//
+//go:noescape
+func accumF16AVX2(acc *float32, v *byte, ldv int, ms, vs *float32, n, dims int)

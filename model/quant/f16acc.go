@@ -1,0 +1,53 @@
+package quant
+
+import (
+	"fmt"
+	"math"
+)
+
+// AccumulateF16 runs the inner loop of llama.cpp's CPU flash attention for one query head over
+// n = len(ms) positions, with the accumulator held in float32 (every value in it a half): for each p,
+// acc = half(acc·ms[p]) unless ms[p] is 1 (ms rescales the sum when the running maximum score rises),
+// then acc = half(acc + half(v_p)·vs[p]) with the product and sum fused into one rounding before the
+// conversion (vs weights the value), where v_p is the row of len(acc) halves at v[p·ldv:]. These are
+// ggml's ggml_vec_scale_f16 and ggml_vec_mad_f16 on a half accumulator; the cpu backend repeats them so
+// that its logits round as the reference's do, with the accumulator in registers across positions.
+func AccumulateF16(acc []float32, v []byte, ldv int, ms, vs []float32) {
+	n := len(ms)
+	if len(vs) != n || (n > 0 && (ldv < 2*len(acc) || len(v) < (n-1)*ldv+2*len(acc))) {
+		panic(fmt.Sprintf("quant: AccumulateF16 of %d positions (%d weights) over %d elements with %d bytes of v (stride %d)",
+			n, len(vs), len(acc), len(v), ldv))
+	}
+	if n == 0 {
+		return
+	}
+	i := 0
+	if k := active.Load().accumF16; k != nil && len(acc) >= 8 {
+		i = len(acc) &^ 7
+		k(acc[:i], v, ldv, ms, vs)
+	}
+	if i == len(acc) {
+		return
+	}
+	for p := range n {
+		row := v[p*ldv:]
+		for j := i; j < len(acc); j++ {
+			a := acc[j]
+			if ms[p] != 1 {
+				a = halfRound(a * ms[p])
+			}
+			x := F16ToF32(uint16(row[2*j]) | uint16(row[2*j+1])<<8)
+			acc[j] = halfRound(fmaF32(x, vs[p], a))
+		}
+	}
+}
+
+// halfRound rounds x to the nearest half (ties to even) and returns it as a float32.
+func halfRound(x float32) float32 { return F16ToF32(F32ToF16(x)) }
+
+// fmaF32 is a·b + c rounded once to float32, as a hardware fused multiply-add does. The product of two
+// float32s is exact in float64, so only the sum rounds twice (to float64, then float32), which differs
+// from a single rounding only when the float64 sum lands exactly halfway between two float32s.
+func fmaF32(a, b, c float32) float32 {
+	return float32(math.FMA(float64(a), float64(b), float64(c)))
+}

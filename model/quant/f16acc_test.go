@@ -1,0 +1,51 @@
+package quant
+
+import (
+	"encoding/binary"
+	"testing"
+)
+
+// TestAccumulateF16 checks both kernel sets bit for bit against the definition, for widths that use the
+// 32-wide, 8-wide and scalar parts and rows further apart than their length. A half times a float32 is
+// exact in float64, and so is its sum with a half of similar magnitude, so rounding that once to float32
+// and then to half is what a multiply (or fused multiply-add) followed by VCVTPS2PH gives. Rescaling by
+// ms = 1 must leave the accumulator alone, and 1 is what the kernels skip.
+func TestAccumulateF16(t *testing.T) {
+	r := newRand(5)
+	for _, c := range []struct{ dims, n, ldv int }{
+		{128, 20, 300}, {8, 3, 16}, {40, 7, 96}, {13, 5, 26}, {5, 2, 10}, {131, 9, 262}, {32, 1, 64}, {0, 2, 4},
+	} {
+		v := make([]byte, c.n*c.ldv)
+		for i, x := range gaussian(r, c.n*c.ldv/2, 2) {
+			binary.LittleEndian.PutUint16(v[2*i:], F32ToF16(x))
+		}
+		ms, vs := make([]float32, c.n), make([]float32, c.n)
+		for p := range ms {
+			ms[p], vs[p] = 1, float32(0.01+0.99*r.Float64())
+			if p%3 == 0 { // a new maximum: the sum is rescaled and the value weighs 1
+				ms[p], vs[p] = float32(r.Float64()), 1
+			}
+		}
+		init := make([]float32, c.dims)
+		for i, x := range gaussian(r, c.dims, 4) {
+			init[i] = halfRound(x)
+		}
+		want := append([]float32(nil), init...)
+		for p := range c.n {
+			for i := range want {
+				a := halfRound(float32(float64(want[i]) * float64(ms[p])))
+				x := float64(F16ToF32(binary.LittleEndian.Uint16(v[p*c.ldv+2*i:])))
+				want[i] = halfRound(float32(x*float64(vs[p]) + float64(a)))
+			}
+		}
+		eachKernelSet(t, func(t testing.TB, kernels string) {
+			acc := append([]float32(nil), init...)
+			AccumulateF16(acc, v, c.ldv, ms, vs)
+			for i := range acc {
+				if acc[i] != want[i] {
+					t.Errorf("%+v (%s): acc[%d] = %v, want %v", c, kernels, i, acc[i], want[i])
+				}
+			}
+		})
+	}
+}
