@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -82,5 +83,34 @@ func TestLogitsJSONContract(t *testing.T) {
 	}
 	if code, _, errs := runCLI("", "logits", "--model", p, "--tokens", "1,999999", "--cpu"); code == 0 || !strings.Contains(errs, "outside the vocabulary") {
 		t.Errorf("out-of-range token: exit %d, %s", code, errs)
+	}
+}
+
+// TestLogitsExact checks that --exact reaches the CPU backend: its logits are close to the default
+// mode's, which rounds as llama.cpp does, but not identical.
+func TestLogitsExact(t *testing.T) {
+	p := tinyModel(t)
+	top := func(args ...string) [][2]float64 {
+		t.Helper()
+		code, out, errs := runCLI("", append([]string{"logits", "--model", p, "--tokens", "128011,882,198,9906,25,11", "--top", "3", "--json", "--cpu"}, args...)...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		var got struct {
+			Positions []struct {
+				Top [][2]float64 `json:"top"`
+			} `json:"positions"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		return got.Positions[len(got.Positions)-1].Top
+	}
+	def, exact := top(), top("--exact")
+	if def[0] == exact[0] {
+		t.Errorf("--exact gave the default mode's logits exactly (%v): the option did not reach the backend", def[0])
+	}
+	if d := math.Abs(def[0][1]-exact[0][1]) / math.Max(1, math.Abs(def[0][1])); d > 0.2 {
+		t.Errorf("top logit %v with --exact, %v without: too far apart", exact[0], def[0])
 	}
 }

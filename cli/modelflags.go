@@ -21,6 +21,7 @@ type modelFlags struct {
 	adapter *string
 	ctx     *int
 	threads *int
+	exact   *bool
 }
 
 func addModelFlags(fs *flag.FlagSet) *modelFlags {
@@ -31,6 +32,7 @@ func addModelFlags(fs *flag.FlagSet) *modelFlags {
 		adapter: fs.String("gpu-adapter", "", "GPU adapter to use, by name substring or index (see 'smolchat devices')"),
 		ctx:     fs.Int("ctx", engine.DefaultContext, "context window in tokens (capped by the model's)"),
 		threads: fs.Int("threads", 0, "CPU threads (0 = one per core)"),
+		exact:   fs.Bool("exact", false, "CPU backend: compute in float32 instead of rounding as llama.cpp does (8-bit activations, half-precision attention sums); slower, and what the GPU computes"),
 	}
 }
 
@@ -58,7 +60,7 @@ func (f *modelFlags) load(env *Env) (*engine.Engine, error) {
 	}
 	start := time.Now()
 	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: *f.model, Backend: b, Adapter: *f.adapter,
-		Context: *f.ctx, Threads: *f.threads, Log: env.Log, Progress: loadProgress(env.Stderr)})
+		Context: *f.ctx, Threads: *f.threads, Exact: *f.exact, Log: env.Log, Progress: loadProgress(env.Stderr)})
 	if err != nil {
 		return nil, err
 	}
