@@ -86,9 +86,9 @@ func TestLogitsJSONContract(t *testing.T) {
 	}
 }
 
-// TestLogitsExact checks that --exact reaches the CPU backend: its logits are close to the default
-// mode's, which rounds as llama.cpp does, but not identical.
-func TestLogitsExact(t *testing.T) {
+// TestLogitsNumerics checks that --numerics reaches the CPU backend: each mode's logits are close to the
+// default's but not identical, and an unknown mode is an error.
+func TestLogitsNumerics(t *testing.T) {
 	p := tinyModel(t)
 	top := func(args ...string) [][2]float64 {
 		t.Helper()
@@ -106,11 +106,17 @@ func TestLogitsExact(t *testing.T) {
 		}
 		return got.Positions[len(got.Positions)-1].Top
 	}
-	def, exact := top(), top("--exact")
-	if def[0] == exact[0] {
-		t.Errorf("--exact gave the default mode's logits exactly (%v): the option did not reach the backend", def[0])
+	def := top()
+	for _, mode := range []string{"llama", "exact"} {
+		got := top("--numerics", mode)
+		if def[0] == got[0] {
+			t.Errorf("--numerics %s gave the default mode's logits exactly (%v): the option did not reach the backend", mode, def[0])
+		}
+		if d := math.Abs(def[0][1]-got[0][1]) / math.Max(1, math.Abs(def[0][1])); d > 0.2 {
+			t.Errorf("top logit %v with --numerics %s, %v without: too far apart", got[0], mode, def[0])
+		}
 	}
-	if d := math.Abs(def[0][1]-exact[0][1]) / math.Max(1, math.Abs(def[0][1])); d > 0.2 {
-		t.Errorf("top logit %v with --exact, %v without: too far apart", exact[0], def[0])
+	if code, _, errs := runCLI("", "logits", "--model", p, "--tokens", "1,2", "--cpu", "--numerics", "f16"); code == 0 || !strings.Contains(errs, `numerics "f16"`) {
+		t.Errorf("--numerics f16: exit %d, %s", code, errs)
 	}
 }

@@ -15,24 +15,24 @@ import (
 
 // modelFlags are the flags of every command that loads a model.
 type modelFlags struct {
-	model   *string
-	cpu     *bool
-	gpu     *bool
-	adapter *string
-	ctx     *int
-	threads *int
-	exact   *bool
+	model    *string
+	cpu      *bool
+	gpu      *bool
+	adapter  *string
+	ctx      *int
+	threads  *int
+	numerics *string
 }
 
 func addModelFlags(fs *flag.FlagSet) *modelFlags {
 	return &modelFlags{
-		model:   fs.String("model", "", "GGUF model `file`"),
-		cpu:     fs.Bool("cpu", false, "run on the CPU even when a GPU is available"),
-		gpu:     fs.Bool("gpu", false, "run on the GPU, even a software adapter such as lavapipe (fails instead of falling back)"),
-		adapter: fs.String("gpu-adapter", "", "GPU adapter to use, by name substring or index (see 'smolchat devices')"),
-		ctx:     fs.Int("ctx", engine.DefaultContext, "context window in tokens (capped by the model's)"),
-		threads: fs.Int("threads", 0, "CPU threads (0 = one per core)"),
-		exact:   fs.Bool("exact", false, "CPU backend: compute in float32 instead of rounding as llama.cpp does (8-bit activations, half-precision attention sums); slower, and what the GPU computes"),
+		model:    fs.String("model", "", "GGUF model `file`"),
+		cpu:      fs.Bool("cpu", false, "run on the CPU even when a GPU is available"),
+		gpu:      fs.Bool("gpu", false, "run on the GPU, even a software adapter such as lavapipe (fails instead of falling back)"),
+		adapter:  fs.String("gpu-adapter", "", "GPU adapter to use, by name substring or index (see 'smolchat devices')"),
+		ctx:      fs.Int("ctx", engine.DefaultContext, "context window in tokens (capped by the model's)"),
+		threads:  fs.Int("threads", 0, "CPU threads (0 = one per core)"),
+		numerics: fs.String("numerics", "fast", "CPU backend rounding: fast (8-bit activations as llama.cpp), llama (also llama.cpp's half-precision attention sums), exact (float32, as the GPU)"),
 	}
 }
 
@@ -60,7 +60,7 @@ func (f *modelFlags) load(env *Env) (*engine.Engine, error) {
 	}
 	start := time.Now()
 	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: *f.model, Backend: b, Adapter: *f.adapter,
-		Context: *f.ctx, Threads: *f.threads, Exact: *f.exact, Log: env.Log, Progress: loadProgress(env.Stderr)})
+		Context: *f.ctx, Threads: *f.threads, Numerics: *f.numerics, Log: env.Log, Progress: loadProgress(env.Stderr)})
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"encoding/binary"
 	"math"
 
 	"smolchat/model/quant"
@@ -9,7 +8,7 @@ import (
 
 // attnScratch is one worker's buffers for attention.
 type attnScratch struct {
-	q      []float32 // the query heads of one KV group (rounded to half, except in exact mode)
+	q      []float32 // the query heads of one KV group (rounded to half, except in Exact numerics)
 	scores []float32 // group × positions
 	acc    []float32 // headDim: the running weighted sum of the values, every element a half
 	ms, vs []float32 // per position: the sum's rescaling and the value's weight (attendF16)
@@ -22,16 +21,12 @@ type attnScratch struct {
 // (token, KV head) pairs, and the query heads of a group are handled together, so each cached key and
 // value is read (and converted from half) once per group rather than once per query head.
 //
-// The arithmetic is that of llama.cpp's CPU flash attention on a half-float cache (ggml's
-// flash_attn_ext "one chunk" path, which it takes for decoding and for batches under 64 tokens): the
-// query is rounded to half before its products with the keys; the scores are float32; the softmax is
-// computed online, position by position, and the weighted sum of the values is kept in a half-precision
-// accumulator, rounded after every position, and divided by the softmax's sum at the end. The rounding
-// of that accumulator is the largest numerical difference between llama.cpp and a float32 attention,
-// and chaotic random-weight models amplify it, so the backend repeats it to be checked against the
-// reference closely (docs/ARCHITECTURE.md, "Numerics"). It uses this arithmetic for every batch size,
-// so that a prompt evaluated at once and token by token gives the same logits. In exact mode
-// (Options.Exact) the query stays float32 and the softmax and the weighted sum are float32.
+// As in llama.cpp, the query is rounded to half before its products with the half keys (not in Exact
+// numerics). The scores are float32. Fast and Exact numerics then take a float32 softmax and a float32
+// weighted sum of the values (quant.WeightedSumF16). Llama numerics repeat llama.cpp's CPU flash
+// attention (attendF16): an online softmax whose running sum of values is kept in half precision. Every
+// mode uses the same arithmetic for every batch size, so that a prompt evaluated at once and token by
+// token gives the same logits.
 func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 	c := b.cfg
 	hd, qdim := c.HeadDim, c.QDim()
@@ -60,7 +55,7 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 			heads := q[t*qdim+kvh*group*hd : t*qdim+(kvh+1)*group*hd]
 			qs := ws.q[:group*hd]
 			for j, x := range heads {
-				if b.exact {
+				if b.num == Exact {
 					qs[j] = x
 				} else {
 					qs[j] = quant.F16ToF32(quant.F32ToF16(x))
@@ -76,10 +71,10 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 				quant.DotF16Rows(keys, 2*c.KVDim(), cnt, qs, hd, group, hd, sc[first:], n)
 			}
 			o := out[t*qdim+kvh*group*hd : t*qdim+(kvh+1)*group*hd]
-			if b.exact {
-				attendF32(sc, n, group, scale, func(p int) []byte { return b.kv.valueRow(l, p)[2*kvh*hd : 2*(kvh+1)*hd] }, o)
-			} else {
+			if b.num == Llama {
 				b.attendF16(ws, l, kvh, sc, n, group, scale, o)
+			} else {
+				b.attendF32(l, kvh, sc, n, group, scale, o)
 			}
 		}
 	}
@@ -124,8 +119,9 @@ func (b *Backend) attendF16(ws *attnScratch, l, kvh int, sc []float32, n, group 
 	}
 }
 
-// attendF32 is attendF16 in float32: a two-pass softmax of each row, then Σ weight·value.
-func attendF32(sc []float32, n, group int, scale float32, value func(p int) []byte, out []float32) {
+// attendF32 turns the raw scores sc (group rows of n) of KV head kvh in layer l into out (group rows of
+// headDim) in float32: a two-pass softmax of each row, then Σ weight·value over each page of the cache.
+func (b *Backend) attendF32(l, kvh int, sc []float32, n, group int, scale float32, out []float32) {
 	hd := len(out) / group
 	for g := range group {
 		row := sc[g*n : (g+1)*n]
@@ -135,13 +131,10 @@ func attendF32(sc []float32, n, group int, scale float32, value func(p int) []by
 		softmax(row)
 	}
 	clear(out)
-	for p := 0; p < n; p++ {
-		v := value(p)
-		for i := range hd {
-			x := quant.F16ToF32(binary.LittleEndian.Uint16(v[2*i:]))
-			for g := range group {
-				out[g*hd+i] += sc[g*n+p] * x
-			}
-		}
+	ldv := 2 * b.cfg.KVDim()
+	for page := 0; page*kvPage < n; page++ {
+		first := page * kvPage
+		cnt := min(kvPage, n-first)
+		quant.WeightedSumF16(out, group, b.kv.vals[l][page][2*kvh*hd:], ldv, sc[first:], n, cnt)
 	}
 }

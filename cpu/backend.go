@@ -9,7 +9,8 @@
 // products quantize the activations to the format the weight type's integer dot product expects (Q8_K
 // for K-quants, Q8_0 for Q8_0/Q4_0), as llama.cpp does, and run on a persistent pool of worker threads.
 // A prompt is processed as a batch: each weight row is read once for all its tokens. The KV cache holds
-// half floats, like llama.cpp's; attention scores, softmax and sums are float32.
+// half floats, like llama.cpp's. Options.Numerics can add the rounding of llama.cpp's flash attention
+// (Llama), or take the roundings away to compute in float32 as the GPU backend does (Exact).
 package cpu
 
 import (
@@ -39,11 +40,49 @@ type Options struct {
 	// Context is the number of positions the KV cache can hold; 0 means the model's trained context.
 	// Memory for the cache is allocated as positions are used, not up front.
 	Context int
-	// Exact computes in float32 where llama.cpp rounds: activations are not quantized for the matrix
-	// products (each weight row is dequantized instead), and attention keeps its query, softmax and
-	// weighted sum in float32. It is several times slower; it exists to check the GPU backend, which
-	// computes that way, against this one.
-	Exact bool
+	// Numerics chooses where the arithmetic rounds (Fast by default).
+	Numerics Numerics
+}
+
+// Numerics is how a Backend rounds. docs/ARCHITECTURE.md ("Numerics") compares the modes.
+type Numerics int
+
+const (
+	// Fast quantizes activations to 8 bits for the matrix products and rounds the attention query to
+	// half, as llama.cpp's CPU backend does; scores, softmax and the weighted sum of values are float32.
+	Fast Numerics = iota
+	// Llama also keeps the weighted sum of values in half precision, rounded after every position, as
+	// llama.cpp's CPU flash attention does, to reproduce its logits as closely as possible (the
+	// conformance tests). Its attention is several times slower per cached position than Fast's.
+	Llama
+	// Exact computes in float32 where llama.cpp rounds: the activations are not quantized (each weight
+	// row is dequantized instead) and the query is not rounded. It is several times slower; it exists to
+	// check the GPU backend, which computes that way, against this one.
+	Exact
+)
+
+// ParseNumerics reads "fast" (or ""), "llama" or "exact".
+func ParseNumerics(s string) (Numerics, error) {
+	switch s {
+	case "", "fast":
+		return Fast, nil
+	case "llama":
+		return Llama, nil
+	case "exact":
+		return Exact, nil
+	}
+	return Fast, fmt.Errorf("cpu backend: numerics %q: want fast, llama or exact", s)
+}
+
+// String is the name ParseNumerics reads.
+func (n Numerics) String() string {
+	switch n {
+	case Llama:
+		return "llama"
+	case Exact:
+		return "exact"
+	}
+	return "fast"
 }
 
 // Backend is the CPU implementation of engine.Backend. Its methods may be called from several
@@ -53,7 +92,7 @@ type Backend struct {
 	cfg     model.Config
 	threads int
 	maxCtx  int
-	exact   bool
+	num     Numerics
 	pool    *pool
 
 	embed   model.Tensor
@@ -119,7 +158,10 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("cpu backend: inconsistent model config (heads %d, kv heads %d, head dim %d, rope dim %d, %d NoRope flags for %d layers)",
 			c.Heads, c.KVHeads, c.HeadDim, c.RopeDim, len(c.NoRope), c.Layers)
 	}
-	b := &Backend{cfg: c, threads: threads, maxCtx: maxCtx, exact: opts.Exact, embed: m.Weights.Embed}
+	if opts.Numerics < Fast || opts.Numerics > Exact {
+		return nil, fmt.Errorf("cpu backend: unknown numerics %d", opts.Numerics)
+	}
+	b := &Backend{cfg: c, threads: threads, maxCtx: maxCtx, num: opts.Numerics, embed: m.Weights.Embed}
 	if !quant.Supported(b.embed.Type) {
 		return nil, fmt.Errorf("cpu backend: tensor %s has unsupported type %s", b.embed.Name, b.embed.Type)
 	}
@@ -157,7 +199,7 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 		L := &b.layers[i]
 		mats = append(mats, &L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down)
 	}
-	if opts.Exact {
+	if opts.Numerics == Exact {
 		// Exact products dequantize the mapped rows; the interleaved copy would go unused.
 		for _, mt := range mats {
 			mt.exact = true
@@ -237,8 +279,8 @@ func (b *Backend) Device() string {
 	if len(feats) > 0 {
 		d += ", " + strings.Join(feats, ", ")
 	}
-	if b.exact {
-		d += ", exact float32"
+	if b.num != Fast {
+		d += ", " + b.num.String() + " numerics"
 	}
 	return d + ")"
 }

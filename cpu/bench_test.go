@@ -63,3 +63,33 @@ func BenchmarkPrefill64(b *testing.B) {
 	}
 	b.ReportMetric(float64(64*b.N)/b.Elapsed().Seconds(), "tok/s")
 }
+
+// BenchmarkAttentionDecode is one decode step's attention in one layer of the SmolLM3-3B shape (16
+// query heads, 4 KV heads, head size 128) over 1024 cached positions, in each numerics mode.
+func BenchmarkAttentionDecode(b *testing.B) {
+	for _, num := range []Numerics{Fast, Llama, Exact} {
+		b.Run(num.String(), func(b *testing.B) {
+			c := model.Config{Layers: 1, Heads: 16, KVHeads: 4, HeadDim: 128}
+			const n = 1024
+			be := &Backend{cfg: c, threads: 2, pool: newPool(2), kv: newKVCache(1, c.KVDim()), num: num}
+			be.s.attn = make([]attnScratch, 2)
+			b.Cleanup(be.pool.close)
+			be.kv.grow(n)
+			row := make([]float32, c.KVDim())
+			for p := range n {
+				for i := range row {
+					row[i] = float32((p*31+i*7)%13-6) / 6
+				}
+				be.kv.store(0, p, row, row)
+			}
+			q := make([]float32, c.QDim())
+			for i := range q {
+				q[i] = float32(i%11-5) / 5
+			}
+			out := make([]float32, c.QDim())
+			for b.Loop() {
+				be.attention(0, n-1, 1, q, out)
+			}
+		})
+	}
+}

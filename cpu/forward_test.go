@@ -81,10 +81,11 @@ func testBackend(t *testing.T, c model.Config, threads int) *Backend {
 	return b
 }
 
-// TestAttentionGQA checks attention in both modes on a batch that follows cached positions. Exact mode
-// is compared with a float64 computation from the half-rounded cache; the default mode, bit for bit,
-// with a scalar twin of ggml's flash-attention recurrence (half query, online softmax, half
-// accumulator rounded after every position). Both must read KV head h/group for query head h.
+// TestAttentionGQA checks attention in each numerics mode on a batch that follows cached positions. Fast
+// and Exact are compared with a float64 computation from the half-rounded cache (with and without the
+// query rounded to half); Llama, bit for bit, with a scalar twin of ggml's flash-attention recurrence
+// (half query, online softmax, half accumulator rounded after every position). All must read KV head
+// h/group for query head h.
 func TestAttentionGQA(t *testing.T) {
 	for _, tc := range []struct{ headDim, pos0, T int }{
 		{16, 3, 4},   // three cached positions, then a batch of four tokens
@@ -116,9 +117,9 @@ func testAttentionGQA(t *testing.T, headDim, pos0, T int) {
 	for i := range q {
 		q[i] *= 3
 	}
-	run := func(exact bool) []float32 {
+	run := func(num Numerics) []float32 {
 		b := testBackend(t, c, 2)
-		b.exact = exact
+		b.num = num
 		b.kv.grow(n)
 		for p := range n {
 			b.kv.store(0, p, keys[p], vals[p])
@@ -129,9 +130,15 @@ func testAttentionGQA(t *testing.T, headDim, pos0, T int) {
 	}
 	half := func(x float32) float32 { return quant.F16ToF32(quant.F32ToF16(x)) }
 	hd := c.HeadDim
-	// reference computes one head's output in float64 from the half-rounded cache, reading KV head kvh.
-	reference := func(t, h, kvh int) []float64 {
-		qh := q[t*c.QDim()+h*hd : t*c.QDim()+(h+1)*hd]
+	// reference computes one head's output in float64 from the half-rounded cache, reading KV head kvh,
+	// with the query rounded to half or not.
+	reference := func(t, h, kvh int, halfQuery bool) []float64 {
+		qh := append([]float32(nil), q[t*c.QDim()+h*hd:t*c.QDim()+(h+1)*hd]...)
+		if halfQuery {
+			for i := range qh {
+				qh[i] = half(qh[i])
+			}
+		}
 		m := pos0 + t + 1
 		w := make([]float64, m)
 		peak := math.Inf(-1)
@@ -191,42 +198,48 @@ func testAttentionGQA(t *testing.T, headDim, pos0, T int) {
 		return acc
 	}
 	group := c.Heads / c.KVHeads
-	exact, def := run(true), run(false)
-	var wrongMapping, twinDiff, fromExact float64
+	fast, llama, exact := run(Fast), run(Llama), run(Exact)
+	var wrongMapping, twinDiff, fromFast float64
 	mismatches := 0
 	for tok := range T {
 		for h := range c.Heads {
-			got := exact[tok*c.QDim()+h*hd : tok*c.QDim()+(h+1)*hd]
-			want := reference(tok, h, h/group)
-			other := reference(tok, h, h%c.KVHeads) // the interleaved mapping, wrong for ggml and HF
-			for i := range got {
-				if d := math.Abs(float64(got[i]) - want[i]); d > 1e-5 {
-					t.Fatalf("exact: token %d head %d element %d: got %v, want %v", tok, h, i, got[i], want[i])
+			at := tok*c.QDim() + h*hd
+			for _, m := range []struct {
+				name string
+				got  []float32
+				half bool
+			}{{"exact", exact[at : at+hd], false}, {"fast", fast[at : at+hd], true}} {
+				want := reference(tok, h, h/group, m.half)
+				other := reference(tok, h, h%c.KVHeads, m.half) // the interleaved mapping, wrong for ggml and HF
+				for i, g := range m.got {
+					if d := math.Abs(float64(g) - want[i]); d > 1e-5 {
+						t.Fatalf("%s: token %d head %d element %d: got %v, want %v", m.name, tok, h, i, g, want[i])
+					}
+					wrongMapping = max(wrongMapping, math.Abs(float64(g)-other[i]))
 				}
-				wrongMapping = max(wrongMapping, math.Abs(float64(got[i])-other[i]))
 			}
-			gotDef := def[tok*c.QDim()+h*hd : tok*c.QDim()+(h+1)*hd]
 			// The twin's score sums in another order than the kernel's, which can move a score by an
 			// ulp and, rarely, the half accumulator by an ulp of half: such elements are counted.
 			for i, w := range twin(tok, h, h/group) {
-				d := math.Abs(float64(gotDef[i] - w))
+				g := llama[at+i]
+				d := math.Abs(float64(g - w))
 				twinDiff = max(twinDiff, d)
 				if d > 1e-6*math.Max(1, math.Abs(float64(w))) {
 					mismatches++
 				}
 				if d > 2e-3*math.Max(1, math.Abs(float64(w))) {
-					t.Fatalf("default: token %d head %d element %d: got %v, twin %v", tok, h, i, gotDef[i], w)
+					t.Fatalf("llama: token %d head %d element %d: got %v, twin %v", tok, h, i, g, w)
 				}
-				fromExact = max(fromExact, math.Abs(float64(gotDef[i]-got[i])))
+				fromFast = max(fromFast, math.Abs(float64(g-fast[at+i])))
 			}
 		}
 	}
-	t.Logf("default mode vs its scalar twin: max |Δ| %.2g, %d elements over 1e-6; vs exact mode: max |Δ| %.2g", twinDiff, mismatches, fromExact)
-	if mismatches > len(def)/100 {
-		t.Errorf("%d of %d elements differ from the twin", mismatches, len(def))
+	t.Logf("llama numerics vs its scalar twin: max |Δ| %.2g, %d elements over 1e-6; vs fast: max |Δ| %.2g", twinDiff, mismatches, fromFast)
+	if mismatches > len(llama)/100 {
+		t.Errorf("%d of %d elements differ from the twin", mismatches, len(llama))
 	}
-	if fromExact < 1e-4 {
-		t.Errorf("the default mode is within %.2g of exact mode: its half-precision rounding is not in use", fromExact)
+	if fromFast < 1e-4 {
+		t.Errorf("llama numerics are within %.2g of fast: the half-precision accumulator is not in use", fromFast)
 	}
 	if wrongMapping < 0.1 {
 		t.Errorf("the test cannot tell KV head h/group from h%%KVHeads (max difference %g)", wrongMapping)
@@ -241,8 +254,8 @@ func TestNoPELayers(t *testing.T) {
 	if got := m.Config.NoRope; len(got) != 8 || !got[3] || !got[7] || got[0] || got[4] {
 		t.Fatalf("NoRope = %v, want layers 3 and 7", got)
 	}
-	b := newBackend(t, m, Options{Threads: 2})
-	const limit = 0.08 // TestConformance's full-sequence limit for this file
+	b := newBackend(t, m, Options{Threads: 2, Numerics: Llama})
+	const limit = 0.08 // TestConformance's full-sequence limit for this file in Llama numerics
 	tests := []struct {
 		name   string
 		noRope []int

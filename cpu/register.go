@@ -7,6 +7,10 @@ import (
 
 func init() {
 	engine.RegisterBackend("cpu", func(m *model.Model, o engine.BackendOptions) (engine.Backend, error) {
-		return New(m, Options{Threads: o.Threads, Context: o.Context, Exact: o.Exact})
+		num, err := ParseNumerics(o.Numerics)
+		if err != nil {
+			return nil, err
+		}
+		return New(m, Options{Threads: o.Threads, Context: o.Context, Numerics: num})
 	})
 }

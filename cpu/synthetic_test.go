@@ -223,37 +223,43 @@ func TestForwardMatchesReference(t *testing.T) {
 		t.Fatalf("synthetic config %+v: want tied output and NoPE layer 3", m.Config)
 	}
 	tokens := synTokens(synContext, 1) // fills the context; crosses the batch boundary
-	// The reference rounds the query to half as the default mode does; exact mode keeps it float32.
+	// The reference rounds the query to half as Fast and Llama numerics do; Exact keeps it float32.
 	want := referenceForward(m, tokens, true)
 	wantExact := referenceForward(m, tokens, false)
-	// Exact mode's limit leaves room for the odd value whose half rounding (in the KV cache) differs
-	// between the float32 and float64 computations: one half ulp is 5e-4 relative. The default mode adds
-	// llama.cpp's half-precision attention accumulator, which rounds after every position (measured
-	// 0.002 here). A real fault is orders of magnitude larger, as the mutated cases show.
+	// The limit leaves room for the odd value whose half rounding (in the KV cache) differs between the
+	// float32 and float64 computations: one half ulp is 5e-4 relative. Llama numerics add llama.cpp's
+	// half-precision attention accumulator, which rounds after every position (measured 0.002 here). A
+	// real fault is orders of magnitude larger, as the mutated cases show.
 	tests := []struct {
 		name    string
 		threads int
-		exact   bool
+		num     Numerics
 		pieces  []int            // lengths of the successive Forward calls
 		mutate  func(b *Backend) // a deliberate fault the comparison must catch
 	}{
-		{"one call, 1 thread", 1, false, []int{synContext}, nil},
-		{"one call, 3 threads", 3, false, []int{synContext}, nil},
-		{"token by token", 2, false, nil, nil},
-		{"uneven pieces", 2, false, []int{1, 5, 17, 2, 39}, nil},
-		{"exact, one call", 2, true, []int{synContext}, nil},
-		{"exact, uneven pieces", 2, true, []int{1, 5, 17, 2, 39}, nil},
-		{"fault: RoPE on the NoPE layer", 2, false, []int{synContext}, func(b *Backend) { b.layers[3].rope = true }},
-		{"fault: no RoPE on layer 1", 2, false, []int{synContext}, func(b *Backend) { b.layers[1].rope = false }},
-		{"fault (exact): RoPE on the NoPE layer", 2, true, []int{synContext}, func(b *Backend) { b.layers[3].rope = true }},
+		{"one call, 1 thread", 1, Fast, []int{synContext}, nil},
+		{"one call, 3 threads", 3, Fast, []int{synContext}, nil},
+		{"token by token", 2, Fast, nil, nil},
+		{"uneven pieces", 2, Fast, []int{1, 5, 17, 2, 39}, nil},
+		{"llama, one call", 2, Llama, []int{synContext}, nil},
+		{"llama, token by token", 2, Llama, nil, nil},
+		{"exact, one call", 2, Exact, []int{synContext}, nil},
+		{"exact, uneven pieces", 2, Exact, []int{1, 5, 17, 2, 39}, nil},
+		{"fault: RoPE on the NoPE layer", 2, Fast, []int{synContext}, func(b *Backend) { b.layers[3].rope = true }},
+		{"fault: no RoPE on layer 1", 2, Fast, []int{synContext}, func(b *Backend) { b.layers[1].rope = false }},
+		{"fault (llama): RoPE on the NoPE layer", 2, Llama, []int{synContext}, func(b *Backend) { b.layers[3].rope = true }},
+		{"fault (exact): RoPE on the NoPE layer", 2, Exact, []int{synContext}, func(b *Backend) { b.layers[3].rope = true }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			limit, want := 5e-3, want
-			if tt.exact {
-				limit, want = 1e-3, wantExact
+			limit, want := 1e-3, want
+			switch tt.num {
+			case Llama:
+				limit = 5e-3
+			case Exact:
+				want = wantExact
 			}
-			b := newBackend(t, m, Options{Threads: tt.threads, Exact: tt.exact})
+			b := newBackend(t, m, Options{Threads: tt.threads, Numerics: tt.num})
 			if tt.mutate != nil {
 				tt.mutate(b)
 			}

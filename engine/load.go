@@ -16,7 +16,7 @@ import (
 type BackendOptions struct {
 	Context  int    // KV-cache positions
 	Threads  int    // CPU threads (0 = the backend's default)
-	Exact    bool   // CPU: float32 arithmetic instead of llama.cpp's roundings (cpu.Options.Exact)
+	Numerics string // CPU rounding: "" or "fast", "llama", "exact" (cpu.Numerics)
 	Adapter  string // GPU adapter name substring or index ("" = automatic)
 	Force    bool   // use the GPU even if it is a software (CPU-type) adapter
 	Progress func(frac float64, msg string)
@@ -66,7 +66,7 @@ type LoadOptions struct {
 	Adapter  string
 	Context  int // tokens; 0 = DefaultContext; capped by the model's trained context
 	Threads  int
-	Exact    bool // CPU backend: float32 arithmetic instead of llama.cpp's roundings
+	Numerics string // CPU backend rounding: "" or "fast", "llama", "exact"
 	Progress func(frac float64, msg string)
 	Log      *slog.Logger
 }
@@ -100,7 +100,7 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 		n = DefaultContext
 	}
 	n = min(n, m.Config.Context)
-	bo := BackendOptions{Context: n, Threads: o.Threads, Exact: o.Exact, Adapter: o.Adapter, Progress: progress, Log: log}
+	bo := BackendOptions{Context: n, Threads: o.Threads, Numerics: o.Numerics, Adapter: o.Adapter, Progress: progress, Log: log}
 	open := func() (Backend, error) {
 		switch o.Backend {
 		case "", "auto":

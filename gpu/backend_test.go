@@ -340,12 +340,12 @@ func TestAgainstReference(t *testing.T) {
 	}
 }
 
-// TestAgainstCPUBackend compares whole-model logits with the project's CPU backend. Against its exact
-// mode, which computes in float32 as this backend does (no activation quantization, float32 attention),
+// TestAgainstCPUBackend compares whole-model logits with the project's CPU backend. Against its Exact
+// numerics, which compute in float32 as this backend does (no activation quantization, float32 query),
 // they must agree to 1e-3 of the logit scale on the trained stories260K and on a synthetic SmolLM3.
-// The CPU's default mode rounds as llama.cpp does (8-bit activations, half-precision attention sums),
-// which a random-weight model amplifies: that comparison is reported, with a bound only a broken
-// kernel would cross.
+// The CPU's default (Fast) numerics quantize activations to 8 bits as llama.cpp does, which a
+// random-weight model amplifies: that comparison is reported, with a bound only a broken kernel would
+// cross.
 func TestAgainstCPUBackend(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -365,10 +365,10 @@ func TestAgainstCPUBackend(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, mode := range []struct {
-				exact bool
-				tol   float64
-			}{{true, 1e-3}, {false, 0.1}} {
-				cb, err := cpu.New(m, cpu.Options{Threads: 2, Context: 32, Exact: mode.exact})
+				num cpu.Numerics
+				tol float64
+			}{{cpu.Exact, 1e-3}, {cpu.Fast, 0.1}} {
+				cb, err := cpu.New(m, cpu.Options{Threads: 2, Context: 32, Numerics: mode.num})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -381,9 +381,9 @@ func TestAgainstCPUBackend(t *testing.T) {
 				for i := range c.rows {
 					worst = math.Max(worst, rowErr(got[i], want[i]))
 				}
-				t.Logf("max |Δlogit| / max |logit| vs the CPU backend (exact %v): %.2e", mode.exact, worst)
+				t.Logf("max |Δlogit| / max |logit| vs the CPU backend (%s numerics): %.2e", mode.num, worst)
 				if worst > mode.tol {
-					t.Errorf("GPU and CPU backends (exact %v) differ by %.3g of the logit scale, more than %g", mode.exact, worst, mode.tol)
+					t.Errorf("GPU and CPU backends (%s numerics) differ by %.3g of the logit scale, more than %g", mode.num, worst, mode.tol)
 				}
 			}
 		})

@@ -59,6 +59,9 @@ type kernels struct {
 	// accumF16 is AccumulateF16 for len(acc) a positive multiple of 8 and at least one position, nil
 	// where only the Go loop exists.
 	accumF16 func(acc []float32, v []byte, ldv int, ms, vs []float32)
+	// wsumF16x4 is WeightedSumF16 for four heads over the first cols columns (a positive multiple of 16)
+	// of rows dims long, n ≥ 1, nil where only the Go loop exists.
+	wsumF16x4 func(out []float32, dims int, v []byte, ldv int, w []float32, ldw, n, cols int)
 }
 
 var genericKernels = &kernels{

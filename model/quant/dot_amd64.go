@@ -103,6 +103,9 @@ var accelerated = func() *kernels {
 	k.f16Rows4 = func(w []byte, ldw, rows int, x []float32, ldx, n int, out []float32, ldo int) {
 		dotF16Rows4AVX2(&w[0], ldw, rows, &x[0], ldx, n, &out[0], ldo)
 	}
+	k.wsumF16x4 = func(out []float32, dims int, v []byte, ldv int, w []float32, ldw, n, cols int) {
+		wsumF16x4AVX2(&out[0], dims, &v[0], ldv, &w[0], ldw, n, cols)
+	}
 	k.accumF16 = func(acc []float32, v []byte, ldv int, ms, vs []float32) {
 		accumF16AVX2(&acc[0], &v[0], ldv, &ms[0], &vs[0], len(ms), len(acc))
 	}
@@ -221,3 +224,9 @@ func dotF16Rows4AVX2(w *byte, ldw, rows int, x *float32, ldx, n int, out *float3
 //
 //go:noescape
 func accumF16AVX2(acc *float32, v *byte, ldv int, ms, vs *float32, n, dims int)
+
+// wsumF16x4AVX2 is WeightedSumF16 for four heads, ldo apart in out, over dims columns (a positive
+// multiple of 16), n ≥ 1.
+//
+//go:noescape
+func wsumF16x4AVX2(out *float32, ldo int, v *byte, ldv int, w *float32, ldw, n, dims int)

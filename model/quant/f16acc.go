@@ -42,6 +42,42 @@ func AccumulateF16(acc []float32, v []byte, ldv int, ms, vs []float32) {
 	}
 }
 
+// WeightedSumF16 adds weighted sums of half-float rows to out: for g < heads and i < dims =
+// len(out)/heads, out[g·dims + i] += Σ_{p<n} w[g·ldw + p] · half(v[p·ldv + 2i]). It is the value half of
+// attention for the query heads that share a KV head: the rows are the cached values of n positions and
+// the weights each head's softmax over them. Sums are float32; with AVX2 and four heads (SmolLM3's
+// grouping) each row is converted once for the four.
+func WeightedSumF16(out []float32, heads int, v []byte, ldv int, w []float32, ldw, n int) {
+	if heads <= 0 || len(out)%heads != 0 {
+		panic(fmt.Sprintf("quant: WeightedSumF16 of %d outputs over %d heads", len(out), heads))
+	}
+	dims := len(out) / heads
+	if n <= 0 || dims == 0 {
+		return
+	}
+	if ldv < 2*dims || len(v) < (n-1)*ldv+2*dims || ldw < n || len(w) < (heads-1)*ldw+n {
+		panic(fmt.Sprintf("quant: WeightedSumF16 of %d positions × %d elements with %d bytes of v (stride %d) and %d weights (stride %d)",
+			n, dims, len(v), ldv, len(w), ldw))
+	}
+	j := 0
+	if k := active.Load().wsumF16x4; k != nil && heads == 4 && dims >= 16 {
+		j = dims &^ 15
+		k(out, dims, v, ldv, w, ldw, n, j)
+	}
+	if j == dims {
+		return
+	}
+	for g := range heads {
+		o := out[g*dims : (g+1)*dims]
+		for p, wp := range w[g*ldw : g*ldw+n] {
+			row := v[p*ldv:]
+			for i := j; i < dims; i++ {
+				o[i] += wp * F16ToF32(uint16(row[2*i])|uint16(row[2*i+1])<<8)
+			}
+		}
+	}
+}
+
 // halfRound rounds x to the nearest half (ties to even) and returns it as a float32.
 func halfRound(x float32) float32 { return F16ToF32(F32ToF16(x)) }
 
