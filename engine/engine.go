@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"smolchat/model"
@@ -26,7 +27,8 @@ type Engine struct {
 	tok     *tokenizer.Tokenizer
 	tmpl    chat.Renderer
 	backend Backend
-	cached  []int32 // the tokens whose keys and values the backend holds, in order
+	info    atomic.Pointer[Info] // Info's answer, replaced with the backend (readable during a generation)
+	cached  []int32              // the tokens whose keys and values the backend holds, in order
 	// reload makes a new backend after the current one is lost (nil: the engine cannot recover).
 	reload func() (Backend, error)
 	// Date pins the date SmolLM3's template writes into the prompt; zero means today.
@@ -35,14 +37,26 @@ type Engine struct {
 
 // New makes an engine from its parts; Load is the usual way to get one.
 func New(m *model.Model, tok *tokenizer.Tokenizer, tmpl chat.Renderer, b Backend) *Engine {
-	return &Engine{model: m, tok: tok, tmpl: tmpl, backend: b}
+	e := &Engine{model: m, tok: tok, tmpl: tmpl, backend: b}
+	e.setInfo()
+	return e
 }
 
 // Info describes the model and the backend.
-func (e *Engine) Info() Info {
-	return Info{Model: e.model.Name(), Arch: e.model.Config.Arch, Quant: model.FileTypeName(e.model.File),
+//
+// It reflects the backend in use: after a lost GPU is replaced, the new device (or the CPU). It does not
+// wait for a generation in progress.
+func (e *Engine) Info() Info { return *e.info.Load() }
+
+// setInfo records Info for the current backend; the engine's lock is held, or the engine is new.
+func (e *Engine) setInfo() {
+	if e.model == nil || e.backend == nil { // an engine for templates and tokens alone
+		e.info.Store(&Info{})
+		return
+	}
+	e.info.Store(&Info{Model: e.model.Name(), Arch: e.model.Config.Arch, Quant: model.FileTypeName(e.model.File),
 		Backend: e.backend.Name(), Device: e.backend.Device(), Context: e.backend.MaxContext(),
-		Params: e.model.ParamCount(), Reasoning: e.tmpl.Name() == "smollm3"}
+		Params: e.model.ParamCount(), Reasoning: e.tmpl.Name() == "smollm3"})
 }
 
 // Model is the loaded model.
@@ -320,9 +334,11 @@ func (e *Engine) recoverFrom(err error) error {
 	b, rerr := e.reload()
 	if rerr != nil {
 		e.backend = lostBackend{name: old, err: fmt.Errorf("%w; re-creating it failed: %v", err, rerr)}
+		e.setInfo()
 		return fmt.Errorf("%w; re-creating the backend failed: %v", err, rerr)
 	}
 	e.backend = b
+	e.setInfo()
 	e.cached = e.cached[:0]
 	return fmt.Errorf("%w (the %s backend was replaced: now %s on %s)", err, old, b.Name(), b.Device())
 }

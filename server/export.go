@@ -79,7 +79,7 @@ func exportMarkdown(conv store.Conversation, msgs []store.Message) string {
 		if m.Role == "user" {
 			b.WriteString("\n## You\n\n")
 		} else {
-			b.WriteString("\n## SmolLM3\n\n")
+			b.WriteString("\n## Assistant\n\n")
 		}
 		if strings.TrimSpace(m.Thinking) != "" {
 			fmt.Fprintf(&b, "<details>\n<summary>Thought process</summary>\n\n%s\n\n</details>\n\n", strings.TrimSpace(m.Thinking))

@@ -106,7 +106,7 @@ func (s *Server) handleModels(c *fiber.Ctx) error {
 	if m == nil {
 		return s.errLoading()
 	}
-	i := m.info
+	i := m.info()
 	return c.JSON(fiber.Map{"object": "list", "data": []fiber.Map{{
 		"id": modelID(i), "object": "model", "created": s.started.Unix(), "owned_by": "smolchat",
 		"meta": fiber.Map{"file": i.Model, "arch": i.Arch, "quant": i.Quant, "params": i.Params,
@@ -116,7 +116,7 @@ func (s *Server) handleModels(c *fiber.Ctx) error {
 
 func (s *Server) handleHealth(c *fiber.Ctx) error {
 	if m := s.ready(); m != nil {
-		return c.JSON(fiber.Map{"status": "ok", "model": modelID(m.info), "backend": m.info.Backend, "device": m.info.Device})
+		return c.JSON(fiber.Map{"status": "ok", "model": modelID(m.info()), "backend": m.info().Backend, "device": m.info().Device})
 	}
 	st := s.load.Load()
 	body := fiber.Map{"status": "loading", "progress": st.frac, "message": st.msg}
@@ -189,7 +189,7 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	if m == nil {
 		return s.errLoading()
 	}
-	params, aerr := req.params(m.info.Context)
+	params, aerr := req.params(m.info().Context)
 	if aerr != nil {
 		return aerr
 	}
@@ -200,22 +200,22 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	if err != nil {
 		return badRequest("messages", "cannot render the conversation: %v", err)
 	}
-	if n >= m.info.Context {
-		return badRequest("messages", "the last turn alone is %d tokens; the context window holds %d", n, m.info.Context).
+	if n >= m.info().Context {
+		return badRequest("messages", "the last turn alone is %d tokens; the context window holds %d", n, m.info().Context).
 			withCode("context_length_exceeded")
 	}
 	// The engine also keeps room for the answer; once a stream has started, its refusal could no longer
 	// be a 400.
-	if r := engine.AnswerReserve(params, m.info.Context); n > m.info.Context-r {
+	if r := engine.AnswerReserve(params, m.info().Context); n > m.info().Context-r {
 		return badRequest("messages", "the last turn alone is %d tokens; with %d kept for the answer, the context window of %d holds at most %d",
-			n, r, m.info.Context, m.info.Context-r).withCode("context_length_exceeded")
+			n, r, m.info().Context, m.info().Context-r).withCode("context_length_exceeded")
 	}
 	t, err := s.queue.enqueue()
 	if err != nil {
 		return errBusy()
 	}
 	creq := engine.ChatRequest{Messages: msgs, Think: think, Params: params}
-	out := completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(m.info)}
+	out := completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(m.info())}
 	if !req.Stream {
 		res, err := s.generate(s.base, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {
 			return g.Chat(ctx, creq, nil)
@@ -284,14 +284,14 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 	if m == nil {
 		return s.errLoading()
 	}
-	params, aerr := req.params(m.info.Context)
+	params, aerr := req.params(m.info().Context)
 	if aerr != nil {
 		return aerr
 	}
 	prompt := string(req.Prompt)
 	if tk, ok := m.gen.(promptTokenizer); ok {
-		if n := len(tk.Tokenize(prompt, true)); n >= m.info.Context {
-			return badRequest("prompt", "the prompt is %d tokens; the context window holds %d", n, m.info.Context).
+		if n := len(tk.Tokenize(prompt, true)); n >= m.info().Context {
+			return badRequest("prompt", "the prompt is %d tokens; the context window holds %d", n, m.info().Context).
 				withCode("context_length_exceeded")
 		}
 	}
@@ -299,7 +299,7 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 	if err != nil {
 		return errBusy()
 	}
-	out := completion[textChoice]{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelID(m.info)}
+	out := completion[textChoice]{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelID(m.info())}
 	if !req.Stream {
 		res, err := s.generate(s.base, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {
 			return g.Complete(ctx, prompt, params, nil)

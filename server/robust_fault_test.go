@@ -115,10 +115,11 @@ var (
 type flakyBackend struct {
 	engine.Backend
 	calls, lostAt int
+	n             int32 // which device this is: 1 for the first the factory made
 }
 
 func (b *flakyBackend) Name() string   { return "gpu" }
-func (b *flakyBackend) Device() string { return "Flaky test GPU" }
+func (b *flakyBackend) Device() string { return fmt.Sprintf("Flaky test GPU #%d", b.n) }
 
 func (b *flakyBackend) Forward(ctx context.Context, tokens []int32, want []int) ([][]float32, error) {
 	if b.calls++; b.calls == b.lostAt {
@@ -129,8 +130,8 @@ func (b *flakyBackend) Forward(ctx context.Context, tokens []int32, want []int) 
 
 // TestBackendLostRealEngine runs stories260K on a "GPU" whose first device is lost in the middle of the
 // first answer: the engine's own recovery (it re-creates the backend) and the server's answer meet end
-// to end. The failed request gets a 503 saying the backend was replaced; the next one is answered in
-// full by the new device, and greedy decoding gives the same text as before the loss.
+// to end. The failed request gets a 503 saying the backend was replaced; /health names the new device;
+// the next request is answered in full by it, and greedy decoding gives the same text as before the loss.
 func TestBackendLostRealEngine(t *testing.T) {
 	path := testutil.SharedFile(t, "stories260K.gguf")
 	flakyMade.Store(0)
@@ -144,11 +145,11 @@ func TestBackendLostRealEngine(t *testing.T) {
 				return nil, err
 			}
 			// The first device is lost at its 4th step; the ones made after it work.
-			lostAt := 0
-			if flakyMade.Add(1) == 1 {
+			lostAt, n := 0, flakyMade.Add(1)
+			if n == 1 {
 				lostAt = 4
 			}
-			return &flakyBackend{Backend: b, lostAt: lostAt}, nil
+			return &flakyBackend{Backend: b, lostAt: lostAt, n: n}, nil
 		})
 	})
 	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: path, Backend: "gpu", Adapter: flakyAdapter, Context: 256})
@@ -167,6 +168,11 @@ func TestBackendLostRealEngine(t *testing.T) {
 	t.Logf("lost device: %v", got)
 	if n := flakyMade.Load(); n != 2 {
 		t.Fatalf("%d backends made, want 2 (the first, and its replacement)", n)
+	}
+	var health struct{ Status, Backend, Device string }
+	decodeBody(t, get(t, base+"/health"), &health)
+	if health.Status != "ok" || health.Device != "Flaky test GPU #2" {
+		t.Errorf("/health after the replacement: %+v, want the second device", health)
 	}
 
 	resp := postJSON(t, base+"/v1/completions", body)

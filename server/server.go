@@ -97,9 +97,11 @@ type Server struct {
 
 // loaded is a ready model.
 type loaded struct {
-	gen  Generator
-	info engine.Info
+	gen Generator
 }
+
+// info describes the model and the backend it runs on now: a lost GPU's replacement shows at once.
+func (l *loaded) info() engine.Info { return l.gen.Info() }
 
 // loadState is the progress of loading the model, shown while it is not ready.
 type loadState struct {
@@ -264,7 +266,7 @@ func (s *Server) SetGenerator(gen Generator) {
 		s.model.Store(nil)
 		return
 	}
-	s.model.Store(&loaded{gen: gen, info: gen.Info()})
+	s.model.Store(&loaded{gen: gen})
 	s.load.Store(&loadState{frac: 1, msg: "ready"})
 }
 

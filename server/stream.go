@@ -256,7 +256,7 @@ func (s *Server) finishStream(st *uiStream, sse sseWriter, res engine.Result, er
 	if msg.Tokens > 0 {
 		size := 0
 		if l := s.ready(); l != nil {
-			size = l.info.Context
+			size = l.info().Context
 		}
 		m := newMeter(tm.PromptTokens+tm.GeneratedTokens, size)
 		m.OOB = true

@@ -152,7 +152,7 @@ func (s *Server) renderNotice(c *fiber.Ctx, kind, msg string) error {
 
 func (s *Server) statusView() statusView {
 	if m := s.ready(); m != nil {
-		i := m.info
+		i := m.info()
 		return statusView{Ready: true, Model: modelID(i), Quant: i.Quant, Backend: strings.ToUpper(i.Backend),
 			Device: i.Device, Context: i.Context}
 	}
@@ -167,7 +167,7 @@ func (s *Server) statusView() statusView {
 // noReasoning reports that the loaded model has no reasoning mode to toggle (false while it loads).
 func (s *Server) noReasoning() bool {
 	m := s.ready()
-	return m != nil && !m.info.Reasoning
+	return m != nil && !m.info().Reasoning
 }
 
 func newMeter(used, size int) meterView {
@@ -186,7 +186,7 @@ func (s *Server) meter(msgs []engine.Message, think bool) meterView {
 			used = n
 		}
 	}
-	return newMeter(used, m.info.Context)
+	return newMeter(used, m.info().Context)
 }
 
 // promptMeter is the context meter of an answer about to stream, sent along with its placeholder.
@@ -296,7 +296,7 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 			p.Stream = &streamView{ID: id}
 		}
 	} else if m := s.ready(); m != nil {
-		p.Meter = newMeter(0, m.info.Context)
+		p.Meter = newMeter(0, m.info().Context)
 	}
 	p.Actions = actionsView{ConvID: p.ConvID}
 	for _, cv := range list {
@@ -459,7 +459,7 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 }
 
 // errStillAnswering refuses a change to a conversation while its answer streams.
-var errStillAnswering = fiber.NewError(fiber.StatusConflict, "SmolLM3 is still answering in this chat: wait for it or press Stop.")
+var errStillAnswering = fiber.NewError(fiber.StatusConflict, "The model is still answering in this chat: wait for it or press Stop.")
 
 func (s *Server) handleSettings(c *fiber.Ctx) error {
 	think, temp, err := formSettings(c)

@@ -329,7 +329,7 @@ func TestRegenerateEditDelete(t *testing.T) {
 
 	// Exports.
 	md := b.get("/c/" + conv + "/export/md")
-	if !strings.HasPrefix(md, "# first\n") || !strings.Contains(md, "## You\n\nfirst, edited") ||
+	if !strings.HasPrefix(md, "# first\n") || !strings.Contains(md, "## You\n\nfirst, edited") || !strings.Contains(md, "\n## Assistant\n") ||
 		!strings.Contains(md, "<summary>Thought process</summary>") {
 		t.Fatalf("markdown export:\n%s", md)
 	}
@@ -444,6 +444,9 @@ func TestUIWhileLoading(t *testing.T) {
 	if !strings.Contains(page, "Loading model… 25%") || !strings.Contains(page, `hx-get="/status" hx-trigger="every 1s"`) {
 		t.Fatal("page does not show loading progress")
 	}
+	if !strings.Contains(page, `placeholder="Message the model…"`) {
+		t.Error("while loading, the composer should not name a model")
+	}
 	resp, body := b.do("POST", "/chat", url.Values{"content": {"hi"}})
 	if resp.StatusCode != 503 || !strings.Contains(body, "loading") || resp.Header.Get("HX-Retarget") != "#messages" {
 		t.Fatalf("send while loading: status %d, body %s", resp.StatusCode, body)
@@ -452,6 +455,10 @@ func TestUIWhileLoading(t *testing.T) {
 	_, status := b.do("GET", "/status", nil)
 	if strings.Contains(status, "hx-trigger") || !strings.Contains(status, "SmolLM3-3B-Q4_K_M") || !strings.Contains(status, `id="context-meter" hx-swap-oob="true"`) {
 		t.Fatalf("status once ready = %s", status)
+	}
+	// The page names the model that is loaded, whatever it is.
+	if page := b.get("/"); !strings.Contains(page, `placeholder="Message SmolLM3-3B-Q4_K_M…"`) || !strings.Contains(page, "SmolLM3-3B-Q4_K_M runs on this computer") {
+		t.Error("the ready page does not name the loaded model in the composer and the empty state")
 	}
 }
 
