@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // connTracker remembers the server's open connections so that Shutdown can close the ones on which a
@@ -20,14 +22,59 @@ type trackedConn struct {
 	t     *connTracker
 	heard atomic.Bool // the client has sent something
 	once  sync.Once
+
+	// ahead holds bytes a close watch read while the server was not reading (watchClose): the next
+	// Read returns them first. Only the watch writes it, and only while fasthttp does not read.
+	ahead []byte
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if len(c.ahead) > 0 {
+		n := copy(p, c.ahead)
+		c.ahead = c.ahead[n:]
+		return n, nil
+	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.heard.Store(true)
 	}
 	return n, err
+}
+
+// watchClose returns a context that is cancelled with errClientGone when the client at the other end of
+// conn closes it, for a request answered in one piece (a JSON API call without streaming): fasthttp
+// gives handlers no such signal, and a generation nobody will read would otherwise hold the model. It
+// works because an HTTP/1.1 client sends nothing while it waits for its answer: the watch reads the
+// connection while fasthttp does not (after the request, before the response), and a read that ends
+// means the client has gone. Bytes a pipelining client sends meanwhile end the watch and are kept for
+// fasthttp's next read. stop ends the watch and must be called before the handler returns.
+func watchClose(parent context.Context, conn net.Conn) (ctx context.Context, stop func()) {
+	tc, ok := conn.(*trackedConn)
+	if !ok {
+		return parent, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	var stopping atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 512)
+		n, err := tc.Conn.Read(buf)
+		if n > 0 {
+			tc.ahead = append(tc.ahead, buf[:n]...)
+			return
+		}
+		if err != nil && !stopping.Load() {
+			cancel(errClientGone)
+		}
+	}()
+	return ctx, func() {
+		stopping.Store(true)
+		tc.Conn.SetReadDeadline(time.Now()) // wakes the watch's Read
+		<-done
+		tc.Conn.SetReadDeadline(time.Time{}) // fasthttp sets its own before its next read
+		cancel(nil)
+	}
 }
 
 func (c *trackedConn) Close() error {

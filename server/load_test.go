@@ -170,3 +170,68 @@ func (q *queue) waitingCount() int {
 	defer q.mu.Unlock()
 	return len(q.waiting)
 }
+
+// TestDisconnectFreesModelNonStreaming drops clients of the JSON (non-streaming) endpoints mid-answer:
+// the generation must stop within a second, although nothing is written to them until it ends. A
+// keep-alive client that stays sends two requests on one connection, both answered in full: watching
+// the connection between request and response takes nothing from it.
+func TestDisconnectFreesModelNonStreaming(t *testing.T) {
+	f := newFake()
+	f.delay = 10 * time.Millisecond
+	_, base := startServer(t, f, Config{})
+	addr := strings.TrimPrefix(base, "http://")
+	send := func(conn net.Conn, path, body string) {
+		t.Helper()
+		if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			path, addr, len(body), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"endless"}]}`},
+		{"/v1/completions", `{"prompt":"endless"}`},
+	} {
+		f.answerWords = 10000
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(conn, c.path, c.body)
+		deadline := time.Now().Add(5 * time.Second)
+		for f.active.Load() != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no generation started", c.path)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond)
+		conn.Close()
+		took, ok := f.waitIdle(time.Second)
+		if !ok {
+			t.Fatalf("%s: the generation ran on for more than a second after its client left", c.path)
+		}
+		t.Logf("%s: generation stopped %v after the disconnect", c.path, took)
+	}
+
+	f.answerWords = 3
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	for i, msg := range []string{"first", "second"} {
+		send(conn, "/v1/chat/completions", `{"messages":[{"role":"user","content":"`+msg+`"}]}`)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("request %d on the kept-alive connection: %v", i+1, err)
+		}
+		var out struct {
+			Choices []struct{ Message struct{ Content string } }
+		}
+		decodeBody(t, resp, &out)
+		if resp.StatusCode != 200 || len(out.Choices) != 1 || out.Choices[0].Message.Content != f.expectedAnswer(msg) {
+			t.Fatalf("request %d: status %d, %+v; want %q", i+1, resp.StatusCode, out, f.expectedAnswer(msg))
+		}
+	}
+}

@@ -140,6 +140,9 @@ func generationError(err error) *apiError {
 		return errBusy()
 	case errors.Is(err, errShutdown):
 		return apiErr(fiber.StatusServiceUnavailable, "unavailable_error", "", "%v", errShutdown)
+	case errors.Is(err, errClientGone):
+		// Nobody reads this answer; 499 (nginx's "client closed request") keeps it out of the 5xx counts.
+		return apiErr(499, "client_closed", "", "%v", errClientGone)
 	case errors.Is(err, engine.ErrBackendLost):
 		// The engine replaces a lost backend before it returns, so a retry normally succeeds.
 		e := apiErr(fiber.StatusServiceUnavailable, "unavailable_error", "", "the model's device failed during this request; retry it: %v", err).
@@ -217,11 +220,13 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	creq := engine.ChatRequest{Messages: msgs, Think: think, Params: params}
 	out := completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(m.info())}
 	if !req.Stream {
-		res, err := s.generate(s.base, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {
+		ctx, stop := watchClose(s.base, c.Context().Conn())
+		res, err := s.generate(ctx, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {
 			return g.Chat(ctx, creq, nil)
 		})
+		stop()
 		if err == nil && res.FinishReason == engine.FinishCancelled {
-			err = context.Cause(s.base)
+			err = context.Cause(ctx)
 		}
 		if err != nil {
 			return generationError(err)
@@ -301,11 +306,13 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 	}
 	out := completion[textChoice]{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelID(m.info())}
 	if !req.Stream {
-		res, err := s.generate(s.base, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {
+		ctx, stop := watchClose(s.base, c.Context().Conn())
+		res, err := s.generate(ctx, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {
 			return g.Complete(ctx, prompt, params, nil)
 		})
+		stop()
 		if err == nil && res.FinishReason == engine.FinishCancelled {
-			err = context.Cause(s.base)
+			err = context.Cause(ctx)
 		}
 		if err != nil {
 			return generationError(err)
