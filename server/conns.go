@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,8 @@ func watchClose(parent context.Context, conn net.Conn) (ctx context.Context, sto
 	ctx, cancel := context.WithCancelCause(parent)
 	var stopping atomic.Bool
 	done := make(chan struct{})
+	// fasthttp's read deadline for the request (ReadTimeout) would end the watch of a long generation.
+	tc.Conn.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(done)
 		buf := make([]byte, 512)
@@ -64,7 +67,8 @@ func watchClose(parent context.Context, conn net.Conn) (ctx context.Context, sto
 			tc.ahead = append(tc.ahead, buf[:n]...)
 			return
 		}
-		if err != nil && !stopping.Load() {
+		var ne net.Error
+		if err != nil && !stopping.Load() && !(errors.As(err, &ne) && ne.Timeout()) {
 			cancel(errClientGone)
 		}
 	}()
