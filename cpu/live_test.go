@@ -93,12 +93,12 @@ func TestConformanceLive(t *testing.T) {
 			}
 			defer m.Close()
 			// Llama numerics are held to the tolerance; the default (Fast) numerics, whose
-			// float32 attention sums are more accurate than llama.cpp's half ones, to TestConformance's
-			// limit for them.
+			// float32 attention sums are more accurate than llama.cpp's half ones, and Exact (float32
+			// throughout, as the GPU) to TestConformance's limit for Fast.
 			for _, mode := range []struct {
 				num Numerics
 				tol float64
-			}{{Llama, tc.tol}, {Fast, tc.fast}} {
+			}{{Llama, tc.tol}, {Fast, tc.fast}, {Exact, tc.fast}} {
 				b, err := New(m, Options{Context: 256, Numerics: mode.num})
 				if err != nil {
 					t.Fatal(err)
