@@ -30,7 +30,7 @@ func init() {
 			think = fs.Bool("think", false, "start with reasoning on (/think)")
 			noThink = fs.Bool("no-think", false, "start with reasoning off (/no_think)")
 			n = fs.Int("n", 2048, "maximum tokens per answer")
-			temp = fs.Float64("temp", float64(engine.DefaultSamplerParams().Temperature), "temperature (0 = greedy)")
+			temp = fs.Float64("temp", flagFloat(engine.DefaultSamplerParams().Temperature), "temperature (0 = greedy)")
 		},
 		Run: func(env *Env, args []string) error {
 			if len(args) > 0 {

@@ -116,7 +116,7 @@ func TestLogitsNumerics(t *testing.T) {
 			t.Errorf("top logit %v with --numerics %s, %v without: too far apart", got[0], mode, def[0])
 		}
 	}
-	if code, _, errs := runCLI("", "logits", "--model", p, "--tokens", "1,2", "--cpu", "--numerics", "f16"); code == 0 || !strings.Contains(errs, `numerics "f16"`) {
+	if code, _, errs := runCLI("", "logits", "--model", p, "--tokens", "1,2", "--cpu", "--numerics", "f16"); code == 0 || !strings.Contains(errs, `--numerics "f16"`) {
 		t.Errorf("--numerics f16: exit %d, %s", code, errs)
 	}
 }

@@ -36,11 +36,11 @@ func init() {
 			noThink = fs.Bool("no-think", false, "SmolLM3 reasoning mode off (/no_think)")
 			n = fs.Int("n", 256, "maximum tokens to generate")
 			d := engine.DefaultSamplerParams()
-			temp = fs.Float64("temp", float64(d.Temperature), "temperature (0 = greedy)")
-			topP = fs.Float64("top-p", float64(d.TopP), "nucleus sampling threshold (1 = off)")
+			temp = fs.Float64("temp", flagFloat(d.Temperature), "temperature (0 = greedy)")
+			topP = fs.Float64("top-p", flagFloat(d.TopP), "nucleus sampling threshold (1 = off)")
 			topK = fs.Int("top-k", d.TopK, "keep the K most likely tokens (0 = off)")
-			minP = fs.Float64("min-p", float64(d.MinP), "drop tokens below this fraction of the top probability (0 = off)")
-			repeat = fs.Float64("repeat-penalty", float64(d.RepeatPenalty), "repetition penalty (1 = off)")
+			minP = fs.Float64("min-p", flagFloat(d.MinP), "drop tokens below this fraction of the top probability (0 = off)")
+			repeat = fs.Float64("repeat-penalty", flagFloat(d.RepeatPenalty), "repetition penalty (1 = off)")
 			seed = fs.Int64("seed", -1, "sampling seed (-1 = random)")
 		},
 		Run: func(env *Env, args []string) error {

@@ -4,12 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strconv"
 	"time"
 
 	"smolchat/engine"
 
 	// The backends register themselves with the engine.
-	_ "smolchat/cpu"
+	"smolchat/cpu"
 	_ "smolchat/gpu"
 )
 
@@ -58,6 +59,9 @@ func (f *modelFlags) load(env *Env) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, err := cpu.ParseNumerics(*f.numerics); err != nil {
+		return nil, usageErr("--numerics %q: want fast, llama or exact", *f.numerics)
+	}
 	start := time.Now()
 	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: *f.model, Backend: b, Adapter: *f.adapter,
 		Context: *f.ctx, Threads: *f.threads, Numerics: *f.numerics, Log: env.Log, Progress: loadProgress(env.Stderr)})
@@ -90,4 +94,11 @@ func fmtRate(x float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", x)
+}
+
+// flagFloat is a float32 default as the float64 a flag holds, without float32's binary tail, so that
+// usage text says 0.6 rather than 0.6000000238418579.
+func flagFloat(x float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+	return v
 }
