@@ -147,6 +147,16 @@
     $("#close-sidebar").addEventListener("click", () => toggleSidebar(false));
     scrim.addEventListener("click", () => toggleSidebar(false));
 
+    // --- The composer names the model once it is loaded -------------------------------------------
+    document.body.addEventListener("htmx:load", (e) => {
+      const st = e.detail.elt;
+      if (!st || st.id !== "model-status" || !st.dataset.model) return;
+      const prompt = $("#prompt");
+      if (prompt) prompt.placeholder = "Message " + st.dataset.model + "…";
+      const lead = $("#empty-state-model");
+      if (lead) lead.textContent = st.dataset.model;
+    });
+
     // --- Title follows the conversation ------------------------------------------------------------
     document.body.addEventListener("htmx:oobAfterSwap", () => {
       const t = $("#chat-title");

@@ -239,6 +239,12 @@ func TestE2EBrowser(t *testing.T) {
 	if got := eval[string](b, `document.querySelector(".model-status .backend").textContent`); !strings.HasPrefix(got, "CPU · ") {
 		t.Errorf("backend badge = %q, want the CPU", got)
 	}
+	if got := eval[string](b, `document.querySelector("#prompt").placeholder + " | " + document.querySelector("#empty-state-model").textContent`); got != "Message stories260K… | stories260K" {
+		t.Errorf("once the model is ready, the composer and the empty state say %q", got)
+	}
+	if eval[bool](b, `!!document.querySelector("#think[role=switch]")`) {
+		t.Error("the thinking toggle is still there for stories260K, which has no reasoning mode")
+	}
 	b.shot("new-chat-light.png")
 
 	// Greedy decoding, so that the story is the same on every run.

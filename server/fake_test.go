@@ -25,6 +25,7 @@ type fakeGen struct {
 	answerWords int           // numbered tokens after the echo
 	thinkWords  int           // reasoning tokens when thinking is on
 	context     int
+	noReasoning bool // Info says the model has no reasoning mode
 	// reasoning and answer, when set (by script), replace the generated reasoning and answer.
 	reasoning, answer string
 
@@ -43,7 +44,7 @@ func newFake() *fakeGen {
 
 func (f *fakeGen) Info() engine.Info {
 	return engine.Info{Model: "SmolLM3-3B-Q4_K_M.gguf", Arch: "smollm3", Quant: "Q4_K_M", Backend: "gpu",
-		Device: "Fake GPU (test double)", Context: f.context, Params: 3_080_000_000, Reasoning: true}
+		Device: "Fake GPU (test double)", Context: f.context, Params: 3_080_000_000, Reasoning: !f.noReasoning}
 }
 
 // script makes the fake give canned reasoning and answer from now on.

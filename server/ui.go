@@ -312,7 +312,7 @@ func (s *Server) handleStatus(c *fiber.Ctx) error {
 	if !v.Ready {
 		return c.Render("partials/status", v)
 	}
-	// The model just became ready: show the context meter too.
+	// The model just became ready: show the context meter too,
 	var buf bytes.Buffer
 	if err := s.views.Render(&buf, "partials/status", v); err != nil {
 		return err
@@ -320,6 +320,12 @@ func (s *Server) handleStatus(c *fiber.Ctx) error {
 	m := newMeter(0, v.Context)
 	m.OOB = true
 	if err := s.views.Render(&buf, "partials/meter", m); err != nil {
+		return err
+	}
+	// and the composer's settings as a page loaded now would have them: a model without a reasoning
+	// mode has no thinking toggle.
+	st := settingsView{Think: defaultThink(c), NoReasoning: s.noReasoning(), OOB: true}
+	if err := s.views.Render(&buf, "partials/settings", st); err != nil {
 		return err
 	}
 	c.Type("html", "utf-8")

@@ -453,12 +453,30 @@ func TestUIWhileLoading(t *testing.T) {
 	}
 	s.SetGenerator(newFake())
 	_, status := b.do("GET", "/status", nil)
-	if strings.Contains(status, "hx-trigger") || !strings.Contains(status, "SmolLM3-3B-Q4_K_M") || !strings.Contains(status, `id="context-meter" hx-swap-oob="true"`) {
+	if strings.Contains(status, `hx-trigger="every 1s"`) || !strings.Contains(status, "SmolLM3-3B-Q4_K_M") || !strings.Contains(status, `id="context-meter" hx-swap-oob="true"`) {
 		t.Fatalf("status once ready = %s", status)
 	}
+	if !strings.Contains(status, `id="composer-settings" hx-swap-oob="true"`) || !strings.Contains(status, `role="switch"`) {
+		t.Errorf("status once ready does not bring the composer's settings with the thinking toggle: %s", status)
+	}
 	// The page names the model that is loaded, whatever it is.
-	if page := b.get("/"); !strings.Contains(page, `placeholder="Message SmolLM3-3B-Q4_K_M…"`) || !strings.Contains(page, "SmolLM3-3B-Q4_K_M runs on this computer") {
+	if page := b.get("/"); !strings.Contains(page, `placeholder="Message SmolLM3-3B-Q4_K_M…"`) || !strings.Contains(page, `<span id="empty-state-model">SmolLM3-3B-Q4_K_M</span> runs on this computer`) {
 		t.Error("the ready page does not name the loaded model in the composer and the empty state")
+	}
+
+	// A model without a reasoning mode loaded under an open page: its thinking toggle goes away.
+	s2, base2 := startServer(t, nil, Config{})
+	s2.SetLoadProgress(0.5, "reading tensors")
+	b2 := newBrowser(t, base2)
+	if page := b2.get("/"); !strings.Contains(page, `role="switch"`) {
+		t.Fatal("the loading page has no thinking toggle to take away")
+	}
+	plain := newFake()
+	plain.noReasoning = true
+	s2.SetGenerator(plain)
+	_, status = b2.do("GET", "/status", nil)
+	if !strings.Contains(status, `id="composer-settings" hx-swap-oob="true"`) || strings.Contains(status, `role="switch"`) {
+		t.Errorf("status once a model without reasoning is ready: %s", status)
 	}
 }
 
