@@ -61,9 +61,9 @@ type Backend struct {
 	n      int // cached positions
 
 	// Activations for up to batch tokens.
-	tok, h, xn, q, k, v, att, proj, gate, up, cs *Buffer
-	sel, logits                                  *Buffer
-	kc, vc                                       []*Buffer
+	tok, h, xn, q, k, v, att, gate, up, cs *Buffer
+	sel, logits                            *Buffer
+	kc, vc                                 []*Buffer
 
 	embed   *Embed
 	layers  []layerOps
@@ -81,13 +81,11 @@ type layerOps struct {
 	wq, wk, wv   *MatMul
 	ropeQ, ropeK *Op // nil on NoPE layers
 	store, attn  *Op
-	wo           *MatMul
-	addAttn      *Op
+	wo           *MatMul // adds into the residual stream
 	ffnNorm      *Op
 	wGate, wUp   *MatMul
 	siluMul      *Op
-	wDown        *MatMul
-	addFFN       *Op
+	wDown        *MatMul // adds into the residual stream
 }
 
 // StepStats describes the device work of the last Forward call.
@@ -191,7 +189,7 @@ func (b *Backend) load(m *model.Model, progress func(done, total int64)) error {
 	}{
 		{&b.tok, "tokens", 1}, {&b.h, "hidden", c.Dim}, {&b.xn, "normed", c.Dim},
 		{&b.q, "q", c.QDim()}, {&b.k, "k", c.KVDim()}, {&b.v, "v", c.KVDim()}, {&b.att, "attention", c.QDim()},
-		{&b.proj, "projection", c.Dim}, {&b.gate, "gate", c.FF}, {&b.up, "up", c.FF}, {&b.cs, "rope cos/sin", c.RopeDim},
+		{&b.gate, "gate", c.FF}, {&b.up, "up", c.FF}, {&b.cs, "rope cos/sin", c.RopeDim},
 	}
 	for _, a := range alloc {
 		if *a.dst, err = f32(a.label, max(a.perTok, 1)); err != nil {
@@ -285,8 +283,11 @@ func (b *Backend) load(m *model.Model, progress func(done, total int64)) error {
 					Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, QStride: c.QDim(), OutStride: c.QDim(), Scale: scale, F16: b.kvF16})
 				return
 			},
-			func() (err error) { ops.wo, err = mat(L.O, b.att, c.QDim(), b.proj, c.Dim); return },
-			func() (err error) { ops.addAttn, err = d.NewAdd(Whole(b.h), Whole(b.proj), c.Dim); return },
+			// The output projections add into the residual stream h themselves (NewMatMulAdd).
+			func() (err error) {
+				ops.wo, err = d.NewMatMulAdd(ws[L.O.Name], Whole(b.att), c.QDim(), Whole(b.h), c.Dim, 0)
+				return
+			},
 			func() (err error) {
 				ops.ffnNorm, err = d.NewRMSNorm(Whole(b.h), fn, Whole(b.xn), c.Dim, c.Dim, eps)
 				return
@@ -294,8 +295,10 @@ func (b *Backend) load(m *model.Model, progress func(done, total int64)) error {
 			func() (err error) { ops.wGate, err = mat(L.Gate, b.xn, c.Dim, b.gate, c.FF); return },
 			func() (err error) { ops.wUp, err = mat(L.Up, b.xn, c.Dim, b.up, c.FF); return },
 			func() (err error) { ops.siluMul, err = d.NewSiluMul(Whole(b.gate), Whole(b.up), c.FF); return },
-			func() (err error) { ops.wDown, err = mat(L.Down, b.gate, c.FF, b.proj, c.Dim); return },
-			func() (err error) { ops.addFFN, err = d.NewAdd(Whole(b.h), Whole(b.proj), c.Dim); return },
+			func() (err error) {
+				ops.wDown, err = d.NewMatMulAdd(ws[L.Down.Name], Whole(b.gate), c.FF, Whole(b.h), c.Dim, 0)
+				return
+			},
 		}
 		for _, s := range steps {
 			if err := s(); err != nil {
@@ -543,13 +546,11 @@ func (b *Backend) submit(chunk []int32, pos int, layers bool, rows []int, first 
 			L.store.Record(e, T)
 			L.attn.Record(e, T)
 			L.wo.Record(e, T)
-			L.addAttn.Record(e, T)
 			L.ffnNorm.Record(e, T)
 			L.wGate.Record(e, T)
 			L.wUp.Record(e, T)
 			L.siluMul.Record(e, T)
 			L.wDown.Record(e, T)
-			L.addFFN.Record(e, T)
 		}
 		if len(rows) > 0 {
 			b.outNorm.Record(e, T)

@@ -25,9 +25,10 @@ var matCases = []matCase{
 	{quant.Q6_K, 37, 512},
 }
 
-// testMatMul uploads random weights of c and checks y = W x for T tokens against ref.MatVec.
-// A positive maxBinding forces the weights into chunks of that many bytes.
-func testMatMul(t *testing.T, d *Device, c matCase, T int, maxBinding uint64) float64 {
+// testMatMul uploads random weights of c and checks y = W x (y += W x when accumulate) for T tokens
+// against ref.MatVec, over a y that starts with random values: the elements outside the product's rows
+// must keep theirs. A positive maxBinding forces the weights into chunks of that many bytes.
+func testMatMul(t *testing.T, d *Device, c matCase, T int, maxBinding uint64, accumulate bool) float64 {
 	r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k*T)))
 	raw, deq := quantized(t, r, c.typ, c.m, c.k)
 	if maxBinding > 0 {
@@ -42,13 +43,28 @@ func testMatMul(t *testing.T, d *Device, c matCase, T int, maxBinding uint64) fl
 	yStride, yOff := c.m+3, 2
 	x := randF32(r, T*xStride, 1)
 	xb := must[*Buffer](t)(d.UploadF32("x", x))
-	yb := must[*Buffer](t)(d.NewStorage("y", uint64(4*T*yStride)))
-	op := must[*MatMul](t)(d.NewMatMul(w, Whole(xb), xStride, Whole(yb), yStride, yOff))
+	y0 := randF32(r, T*yStride, 1)
+	yb := must[*Buffer](t)(d.UploadF32("y", y0))
+	newOp := d.NewMatMul
+	if accumulate {
+		newOp = d.NewMatMulAdd
+	}
+	op := must[*MatMul](t)(newOp(w, Whole(xb), xStride, Whole(yb), yStride, yOff))
 	run(t, d, T, 0, func(e *Encoder) { op.Record(e, T) })
 	y := mustF32(t, d, yb, 0, T*yStride)
 	var worst float64
 	for tok := range T {
 		want := ref.MatVec(deq, c.m, c.k, x[tok*xStride:tok*xStride+c.k])
+		if accumulate {
+			for i := range want {
+				want[i] += y0[tok*yStride+yOff+i]
+			}
+		}
+		for i := range yStride {
+			if (i < yOff || i >= yOff+c.m) && y[tok*yStride+i] != y0[tok*yStride+i] {
+				t.Fatalf("token %d: element %d outside the product's rows changed", tok, i)
+			}
+		}
 		got := y[tok*yStride+yOff : tok*yStride+yOff+c.m]
 		e := relErr(got, want)
 		worst = max(worst, e)
@@ -66,7 +82,7 @@ func TestMatVec(t *testing.T) {
 			for _, T := range []int{1, 3} {
 				t.Run(fmt.Sprintf("%s/%dx%d/T%d/subgroups=%v", c.typ, c.m, c.k, T, sg), func(t *testing.T) {
 					useSubgroups(t, d, sg)
-					e := testMatMul(t, d, c, T, 0)
+					e := testMatMul(t, d, c, T, 0, false)
 					if sg && !d.subgroups {
 						t.Fatal("the subgroup variant failed to build and the device fell back")
 					}
@@ -82,7 +98,7 @@ func TestMatMulPrefill(t *testing.T) {
 	for _, c := range matCases {
 		for _, T := range []int{5, 33} {
 			t.Run(fmt.Sprintf("%s/%dx%d/T%d", c.typ, c.m, c.k, T), func(t *testing.T) {
-				e := testMatMul(t, d, c, T, 0)
+				e := testMatMul(t, d, c, T, 0, false)
 				t.Logf("max rel err %.2e", e)
 			})
 		}
@@ -96,9 +112,31 @@ func TestMatMulSplitBindings(t *testing.T) {
 		for _, T := range []int{1, 6} {
 			t.Run(fmt.Sprintf("%s/T%d", c.typ, T), func(t *testing.T) {
 				// Seven rows per binding: chunks whose row counts are not multiples of 4 or 64.
-				e := testMatMul(t, d, c, T, uint64(7*rb))
+				e := testMatMul(t, d, c, T, uint64(7*rb), false)
 				t.Logf("max rel err %.2e", e)
 			})
+		}
+	}
+}
+
+// TestMatMulAdd checks the products that add into their output (the residual connections), as mat-vec
+// (T ≤ 4, both reductions) and as mat-mat, with the weights split across bindings too.
+func TestMatMulAdd(t *testing.T) {
+	d := device(t)
+	for _, sg := range reductionModes(d) {
+		for _, c := range matCases {
+			rb, _ := c.typ.RowBytes(c.k)
+			for _, T := range []int{1, 3, 33} {
+				for _, split := range []uint64{0, uint64(7 * rb)} {
+					if T == 33 && sg != reductionModes(d)[0] {
+						continue // the mat-mat has no subgroup variant
+					}
+					t.Run(fmt.Sprintf("%s/T%d/split=%v/subgroups=%v", c.typ, T, split > 0, sg), func(t *testing.T) {
+						useSubgroups(t, d, sg)
+						t.Logf("max rel err %.2e", testMatMul(t, d, c, T, split, true))
+					})
+				}
+			}
 		}
 	}
 }

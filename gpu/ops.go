@@ -40,6 +40,16 @@ type matPart struct {
 // NewMatMul binds w to activations x (token t at element t*xStride) and outputs y (token t at
 // t*yStride + yOff).
 func (d *Device) NewMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
+	return d.newMatMul(w, x, xStride, y, yStride, yOff, false)
+}
+
+// NewMatMulAdd is NewMatMul adding the product to what y holds, y[t][yOff + r] += sum_k W[r][k] x[t][k]:
+// a residual connection fused into the projection that feeds it, one dispatch fewer per use.
+func (d *Device) NewMatMulAdd(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
+	return d.newMatMul(w, x, xStride, y, yStride, yOff, true)
+}
+
+func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int, accumulate bool) (*MatMul, error) {
 	wt := kernelTypes[w.Type]
 	if xStride%4 != 0 || xStride < w.K {
 		return nil, fmt.Errorf("matmul %s: x stride %d must be a multiple of 4 and at least K=%d", w.Name, xStride, w.K)
@@ -47,12 +57,13 @@ func (d *Device) NewMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	if yStride < yOff+w.M {
 		return nil, fmt.Errorf("matmul %s: y stride %d too small for offset %d + %d rows", w.Name, yStride, yOff, w.M)
 	}
+	accum := map[bool]string{true: "1", false: ""}[accumulate]
 	mv, err := d.kernel(kernelSpec{file: "matvec.wgsl", entry: "main", binds: matBinds, subgroups: true,
-		defs: shaders.Defines{"WTYPE": wt, "WG": fmt.Sprint(matvecWG), "ROWS": fmt.Sprint(matvecRows)}})
+		defs: shaders.Defines{"WTYPE": wt, "WG": fmt.Sprint(matvecWG), "ROWS": fmt.Sprint(matvecRows), "ACCUM": accum}})
 	if err != nil {
 		return nil, err
 	}
-	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: matBinds, defs: shaders.Defines{"WTYPE": wt}})
+	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: matBinds, defs: shaders.Defines{"WTYPE": wt, "ACCUM": accum}})
 	if err != nil {
 		return nil, err
 	}
@@ -183,12 +194,6 @@ func eltShape(n int) func(T int) (uint32, uint32, uint32) {
 func (d *Device) NewSiluMul(g, u Range, n int) (*Op, error) {
 	return d.newSimple(kernelSpec{file: "silu_mul.wgsl", entry: "main", binds: []Bind{ReadWrite, ReadOnly}},
 		[]any{n}, []Range{g, u}, eltShape(n))
-}
-
-// NewAdd sets a += b over n elements per token.
-func (d *Device) NewAdd(a, b Range, n int) (*Op, error) {
-	return d.newSimple(kernelSpec{file: "add.wgsl", entry: "main", binds: []Bind{ReadWrite, ReadOnly}},
-		[]any{n}, []Range{a, b}, eltShape(n))
 }
 
 // Embed gathers and dequantizes rows of an embedding table: out[t] = E[tok[t]].

@@ -1,5 +1,5 @@
 // matmul.wgsl: prefill mat-mat with dequantized tiles, y[t][out_off + r] = sum_k W[r][k] * x[t][k] for
-// t < S.n_tok.
+// t < S.n_tok (with ACCUM: += , the residual add fused into the product that feeds it).
 //
 // Bindings: identical to matvec.wgsl (0 P MatParams, 1 S Step, 2 w raw weights of type WTYPE,
 // 3 x activations as vec4, 4 y outputs), so one bind group serves both kernels.
@@ -89,7 +89,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var i = 0u; i < 4u; i++) {
             let r = row0 + tr * 4u + i;
             if (r < P.m) {
-                y[t * P.y_stride + P.out_off + r] = acc[j * 4u + i];
+                let o = t * P.y_stride + P.out_off + r;
+//#if ACCUM
+                y[o] += acc[j * 4u + i];
+//#else
+                y[o] = acc[j * 4u + i];
+//#endif
             }
         }
     }

@@ -1,4 +1,5 @@
-// matvec.wgsl: decode mat-vec with fused dequantization, y[t][out_off + r] = sum_k W[r][k] * x[t][k].
+// matvec.wgsl: decode mat-vec with fused dequantization, y[t][out_off + r] = sum_k W[r][k] * x[t][k]
+// (with ACCUM: y[t][out_off + r] += ..., the residual add fused into the product that feeds it).
 //
 // Bindings (group 0):
 //   0 P  uniform  MatParams (below)
@@ -62,6 +63,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     reduce_rows(acc, lid, sg_lane, sg_id, n_sg);
     if (lid < {{ROWS}}u && row0 + lid < P.m) {
-        y[t * P.y_stride + P.out_off + row0 + lid] = red_out[lid];
+        let i = t * P.y_stride + P.out_off + row0 + lid;
+//#if ACCUM
+        y[i] += red_out[lid];
+//#else
+        y[i] = red_out[lid];
+//#endif
     }
 }
