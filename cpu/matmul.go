@@ -27,7 +27,7 @@ type matrix struct {
 	ilMul func(w, a []byte, n, rows, cols int, out []float32, ldo int, s *quant.Scratch)
 
 	// exact makes the products dequantize each weight row and multiply it with the float32
-	// activations (Options.Exact) instead of quantizing the activations.
+	// activations (Exact numerics) instead of quantizing the activations.
 	exact bool
 }
 
