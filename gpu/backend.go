@@ -77,15 +77,14 @@ type Backend struct {
 
 // layerOps are one transformer block's dispatches, in order.
 type layerOps struct {
-	attnNorm     *Op
-	wq, wk, wv   *MatMul
-	ropeQ, ropeK *Op // nil on NoPE layers
-	store, attn  *Op
-	wo           *MatMul // adds into the residual stream
-	ffnNorm      *Op
-	wGate, wUp   *MatMul
-	siluMul      *Op
-	wDown        *MatMul // adds into the residual stream
+	attnNorm    *Op
+	wq, wk, wv  *MatMul // wq and wk apply RoPE, except on NoPE layers
+	store, attn *Op
+	wo          *MatMul // adds into the residual stream
+	ffnNorm     *Op
+	wGate, wUp  *MatMul
+	siluMul     *Op
+	wDown       *MatMul // adds into the residual stream
 }
 
 // StepStats describes the device work of the last Forward call.
@@ -261,19 +260,25 @@ func (b *Backend) load(m *model.Model, progress func(done, total int64)) error {
 				ops.attnNorm, err = d.NewRMSNorm(Whole(b.h), an, Whole(b.xn), c.Dim, c.Dim, eps)
 				return
 			},
-			func() (err error) { ops.wq, err = mat(L.Q, b.xn, c.Dim, b.q, c.QDim()); return },
-			func() (err error) { ops.wk, err = mat(L.K, b.xn, c.Dim, b.k, c.KVDim()); return },
-			func() (err error) { ops.wv, err = mat(L.V, b.xn, c.Dim, b.v, c.KVDim()); return },
+			// The query and key projections rotate their heads as they store them (NewMatMulRope),
+			// except on NoPE layers.
 			func() (err error) {
 				if c.NoRope[l] {
-					return nil
+					ops.wq, err = mat(L.Q, b.xn, c.Dim, b.q, c.QDim())
+				} else {
+					ops.wq, err = d.NewMatMulRope(ws[L.Q.Name], Whole(b.xn), c.Dim, Whole(b.q), c.QDim(), Whole(b.cs), c.HeadDim, c.RopeDim)
 				}
-				if ops.ropeQ, err = d.NewRope(Whole(b.q), Whole(b.cs), c.Heads, c.HeadDim, c.RopeDim, c.QDim()); err != nil {
-					return err
-				}
-				ops.ropeK, err = d.NewRope(Whole(b.k), Whole(b.cs), c.KVHeads, c.HeadDim, c.RopeDim, c.KVDim())
-				return err
+				return
 			},
+			func() (err error) {
+				if c.NoRope[l] {
+					ops.wk, err = mat(L.K, b.xn, c.Dim, b.k, c.KVDim())
+				} else {
+					ops.wk, err = d.NewMatMulRope(ws[L.K.Name], Whole(b.xn), c.Dim, Whole(b.k), c.KVDim(), Whole(b.cs), c.HeadDim, c.RopeDim)
+				}
+				return
+			},
+			func() (err error) { ops.wv, err = mat(L.V, b.xn, c.Dim, b.v, c.KVDim()); return },
 			func() (err error) {
 				ops.store, err = d.NewKVStore(Whole(b.k), Whole(b.v), Whole(b.kc[l]), Whole(b.vc[l]), c.KVDim(), c.KVDim(), b.kvF16)
 				return
@@ -539,10 +544,6 @@ func (b *Backend) submit(chunk []int32, pos int, layers bool, rows []int, first 
 			L.wq.Record(e, T)
 			L.wk.Record(e, T)
 			L.wv.Record(e, T)
-			if L.ropeQ != nil {
-				L.ropeQ.Record(e, T)
-				L.ropeK.Record(e, T)
-			}
 			L.store.Record(e, T)
 			L.attn.Record(e, T)
 			L.wo.Record(e, T)

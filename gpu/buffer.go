@@ -226,6 +226,9 @@ func (d *Device) UploadWeights(name string, t quant.Type, k, m int, data []byte,
 	if perChunk == 0 {
 		return nil, fmt.Errorf("tensor %s: one row of %d bytes exceeds the storage binding limit %d", name, rb, d.maxBinding)
 	}
+	if perChunk > 1 {
+		perChunk &^= 1 // chunks keep row pairs together, which the RoPE-fused products need
+	}
 	w := &Weights{Name: name, Type: t, K: k, M: m, RowBytes: rb}
 	var done int64
 	for row0 := 0; row0 < m; row0 += perChunk {

@@ -45,35 +45,6 @@ func ropeTable(pos0, T, ropeDim int, base float64) []float32 {
 	return cs
 }
 
-func TestRope(t *testing.T) {
-	d := device(t)
-	for _, c := range []struct{ heads, headDim, ropeDim, stride, T, pos0 int }{
-		{8, 8, 8, 64, 1, 0},
-		{3, 8, 6, 28, 2, 5},           // partial rotation, padded rows
-		{16, 128, 128, 2048, 3, 4000}, // SmolLM3's head shape at a large position
-	} {
-		t.Run(fmt.Sprintf("%dx%d/rot%d/pos%d", c.heads, c.headDim, c.ropeDim, c.pos0), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(2, uint64(c.headDim)))
-			x := randF32(r, c.T*c.stride, 1)
-			base := 5e6
-			xb := must[*Buffer](t)(d.UploadF32("x", x))
-			cb := must[*Buffer](t)(d.UploadF32("cs", ropeTable(c.pos0, c.T, c.ropeDim, base)))
-			op := must[*Op](t)(d.NewRope(Whole(xb), Whole(cb), c.heads, c.headDim, c.ropeDim, c.stride))
-			run(t, d, c.T, c.pos0, func(e *Encoder) { op.Record(e, c.T) })
-			got := mustF32(t, d, xb, 0, len(x))
-			want := append([]float32(nil), x...)
-			for tok := range c.T {
-				ref.Rope(want[tok*c.stride:tok*c.stride+c.heads*c.headDim], c.headDim, c.ropeDim, c.pos0+tok, base)
-			}
-			e := relErr(got, want)
-			t.Logf("max rel err %.2e", e)
-			if e > 1e-6 {
-				t.Errorf("max relative error %.3g", e)
-			}
-		})
-	}
-}
-
 // f16Round rounds values to half precision, as an f16 cache stores them.
 func f16Round(v []float32) []float32 {
 	out := make([]float32, len(v))

@@ -3,6 +3,7 @@ package gpu
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"smolchat/gpu/ref"
@@ -111,7 +112,8 @@ func TestMatMulSplitBindings(t *testing.T) {
 		rb, _ := c.typ.RowBytes(c.k)
 		for _, T := range []int{1, 6} {
 			t.Run(fmt.Sprintf("%s/T%d", c.typ, T), func(t *testing.T) {
-				// Seven rows per binding: chunks whose row counts are not multiples of 4 or 64.
+				// Seven rows' worth per binding, six once uploads keep row pairs together: chunks whose row
+				// counts are not multiples of 4 or 64.
 				e := testMatMul(t, d, c, T, uint64(7*rb), false)
 				t.Logf("max rel err %.2e", e)
 			})
@@ -138,5 +140,84 @@ func TestMatMulAdd(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMatMulRope checks the query and key projections that rotate their heads as they store them: the
+// product of random weights, then ref.Rope per token at its position, as mat-vec (both reductions) and
+// mat-mat, with whole and partial rotation, at SmolLM3's head size and a large position, and with the
+// weights split across bindings in pairs of rows. A split that would part a pair is refused.
+func TestMatMulRope(t *testing.T) {
+	d := device(t)
+	base := 5e6
+	for _, c := range []struct {
+		typ                     quant.Type
+		heads, headDim, ropeDim int
+		k, pos0                 int
+	}{
+		{quant.F32, 3, 8, 6, 36, 5},
+		{quant.Q4_K, 2, 128, 128, 256, 4000},
+		{quant.Q6_K, 5, 16, 16, 256, 17},
+	} {
+		m := c.heads * c.headDim
+		rb, _ := c.typ.RowBytes(c.k)
+		for _, sg := range reductionModes(d) {
+			for _, T := range []int{1, 3, 33} {
+				for _, split := range []uint64{0, uint64(6 * rb)} {
+					if T == 33 && sg != reductionModes(d)[0] {
+						continue // the mat-mat has no subgroup variant
+					}
+					t.Run(fmt.Sprintf("%s/%dx%d/rot%d/T%d/split=%v/subgroups=%v", c.typ, c.heads, c.headDim, c.ropeDim, T, split > 0, sg), func(t *testing.T) {
+						useSubgroups(t, d, sg)
+						r := rand.New(rand.NewPCG(uint64(m), uint64(T)))
+						raw, deq := quantized(t, r, c.typ, m, c.k)
+						if split > 0 {
+							limitBinding(t, d, split)
+						}
+						w := must[*Weights](t)(d.UploadWeights("w", c.typ, c.k, m, raw, nil))
+						if split > 0 && len(w.Chunks) < 2 {
+							t.Fatalf("binding cap %d left %d chunk(s)", split, len(w.Chunks))
+						}
+						xStride, yStride := c.k+4, m+2
+						x := randF32(r, T*xStride, 1)
+						xb := must[*Buffer](t)(d.UploadF32("x", x))
+						yb := must[*Buffer](t)(d.NewStorage("y", uint64(4*T*yStride)))
+						cb := must[*Buffer](t)(d.UploadF32("cs", ropeTable(c.pos0, T, c.ropeDim, base)))
+						op := must[*MatMul](t)(d.NewMatMulRope(w, Whole(xb), xStride, Whole(yb), yStride, Whole(cb), c.headDim, c.ropeDim))
+						run(t, d, T, c.pos0, func(e *Encoder) { op.Record(e, T) })
+						y := mustF32(t, d, yb, 0, T*yStride)
+						var worst float64
+						for tok := range T {
+							want := ref.MatVec(deq, m, c.k, x[tok*xStride:tok*xStride+c.k])
+							ref.Rope(want, c.headDim, c.ropeDim, c.pos0+tok, base)
+							e := relErr(y[tok*yStride:tok*yStride+m], want)
+							worst = max(worst, e)
+							if e > 1e-4 {
+								t.Errorf("token %d: max relative error %.3g > 1e-4", tok, e)
+							}
+						}
+						t.Logf("max rel err %.2e", worst)
+					})
+				}
+			}
+		}
+		t.Run(fmt.Sprintf("%s/odd-split", c.typ), func(t *testing.T) {
+			// Uploads keep row pairs together; weights chunked otherwise are refused.
+			limitBinding(t, d, uint64(7*rb))
+			r := rand.New(rand.NewPCG(1, 2))
+			raw, _ := quantized(t, r, c.typ, m, c.k)
+			w := must[*Weights](t)(d.UploadWeights("w", c.typ, c.k, m, raw, nil))
+			for _, ch := range w.Chunks {
+				if ch.Row0%2 != 0 || ch.Rows%2 != 0 {
+					t.Fatalf("upload chunk of rows %d+%d parts a pair", ch.Row0, ch.Rows)
+				}
+			}
+			odd := *w
+			odd.Chunks = []WeightChunk{{Buf: w.Chunks[0].Buf, Row0: 0, Rows: 3}, {Buf: w.Chunks[1].Buf, Row0: 3, Rows: m - 3}}
+			buf := must[*Buffer](t)(d.NewStorage("b", 4*uint64(max(m, c.k))))
+			if _, err := d.NewMatMulRope(&odd, Whole(buf), c.k, Whole(buf), m, Whole(buf), c.headDim, c.ropeDim); err == nil || !strings.Contains(err.Error(), "splits a pair") {
+				t.Errorf("chunks of 3 and %d rows: err = %v, want a refusal", m-3, err)
+			}
+		})
 	}
 }

@@ -40,16 +40,42 @@ type matPart struct {
 // NewMatMul binds w to activations x (token t at element t*xStride) and outputs y (token t at
 // t*yStride + yOff).
 func (d *Device) NewMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
-	return d.newMatMul(w, x, xStride, y, yStride, yOff, false)
+	return d.newMatMul(w, x, xStride, y, yStride, yOff, matOptions{})
 }
 
 // NewMatMulAdd is NewMatMul adding the product to what y holds, y[t][yOff + r] += sum_k W[r][k] x[t][k]:
 // a residual connection fused into the projection that feeds it, one dispatch fewer per use.
 func (d *Device) NewMatMulAdd(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
-	return d.newMatMul(w, x, xStride, y, yStride, yOff, true)
+	return d.newMatMul(w, x, xStride, y, yStride, yOff, matOptions{accumulate: true})
 }
 
-func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int, accumulate bool) (*MatMul, error) {
+// NewMatMulRope is NewMatMul for a query or key projection: its outputs are heads of headDim, whose
+// first ropeDim dims are rotated (RoPE, NORM pairs) by the (cos, sin) pairs in cs (token t pair i at
+// t*ropeDim/2 + i) as they are stored, sparing a separate RoPE dispatch. The product starts at y's
+// element 0 of each token; the weights' chunks must keep the pairs of rows together.
+func (d *Device) NewMatMulRope(w *Weights, x Range, xStride int, y Range, yStride int, cs Range, headDim, ropeDim int) (*MatMul, error) {
+	if ropeDim%2 != 0 || ropeDim <= 0 || ropeDim > headDim || w.M%headDim != 0 {
+		return nil, fmt.Errorf("matmul %s: RoPE over %d of each head's %d dims of %d rows: want an even count, at most the head size, and whole heads",
+			w.Name, ropeDim, headDim, w.M)
+	}
+	for _, c := range w.Chunks {
+		if c.Row0%2 != 0 || c.Rows%2 != 0 {
+			return nil, fmt.Errorf("matmul %s: a binding chunk of rows %d..%d splits a pair of rotated rows", w.Name, c.Row0, c.Row0+c.Rows-1)
+		}
+	}
+	return d.newMatMul(w, x, xStride, y, yStride, 0, matOptions{rope: true, cs: cs, headDim: headDim, ropeDim: ropeDim})
+}
+
+// matOptions are the fused extras of a matrix product.
+type matOptions struct {
+	accumulate bool // add into y
+	rope       bool // rotate the output heads
+	cs         Range
+	headDim    int
+	ropeDim    int
+}
+
+func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int, o matOptions) (*MatMul, error) {
 	wt := kernelTypes[w.Type]
 	if xStride%4 != 0 || xStride < w.K {
 		return nil, fmt.Errorf("matmul %s: x stride %d must be a multiple of 4 and at least K=%d", w.Name, xStride, w.K)
@@ -57,23 +83,33 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	if yStride < yOff+w.M {
 		return nil, fmt.Errorf("matmul %s: y stride %d too small for offset %d + %d rows", w.Name, yStride, yOff, w.M)
 	}
-	accum := map[bool]string{true: "1", false: ""}[accumulate]
-	mv, err := d.kernel(kernelSpec{file: "matvec.wgsl", entry: "main", binds: matBinds, subgroups: true,
-		defs: shaders.Defines{"WTYPE": wt, "WG": fmt.Sprint(matvecWG), "ROWS": fmt.Sprint(matvecRows), "ACCUM": accum}})
+	flag := func(on bool) string { return map[bool]string{true: "1", false: ""}[on] }
+	binds := matBinds
+	if o.rope {
+		binds = append(append([]Bind(nil), matBinds...), ReadOnly)
+	}
+	mv, err := d.kernel(kernelSpec{file: "matvec.wgsl", entry: "main", binds: binds, subgroups: true,
+		defs: shaders.Defines{"WTYPE": wt, "WG": fmt.Sprint(matvecWG), "ROWS": fmt.Sprint(matvecRows),
+			"ACCUM": flag(o.accumulate), "ROPE": flag(o.rope)}})
 	if err != nil {
 		return nil, err
 	}
-	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: matBinds, defs: shaders.Defines{"WTYPE": wt, "ACCUM": accum}})
+	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds,
+		defs: shaders.Defines{"WTYPE": wt, "ACCUM": flag(o.accumulate), "ROPE": flag(o.rope)}})
 	if err != nil {
 		return nil, err
 	}
 	op := &MatMul{W: w, mv: mv, mm: mm}
 	for _, c := range w.Chunks {
-		p, err := d.uniform(w.Name+" params", w.K, c.Rows, w.RowBytes, yOff+c.Row0, xStride, yStride)
+		p, err := d.uniform(w.Name+" params", w.K, c.Rows, w.RowBytes, yOff+c.Row0, xStride, yStride, o.headDim, o.ropeDim)
 		if err != nil {
 			return nil, err
 		}
-		bg, err := d.bindGroup(mv, p, Whole(c.Buf), x, y)
+		ranges := []Range{Whole(c.Buf), x, y}
+		if o.rope {
+			ranges = append(ranges, o.cs)
+		}
+		bg, err := d.bindGroup(mv, p, ranges...)
 		if err != nil {
 			return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
 		}
@@ -131,17 +167,6 @@ func (d *Device) NewRMSNorm(x, g, y Range, dim, stride int, eps float32) (*Op, e
 	return d.newSimple(kernelSpec{file: "rmsnorm.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite}},
 		[]any{dim, stride, eps}, []Range{x, g, y},
 		func(T int) (uint32, uint32, uint32) { return uint32(T), 1, 1 })
-}
-
-// NewRope rotates, in place, the first ropeDim dims of each of nHeads heads of headDim (token t at
-// t*stride in x) by the (cos, sin) pairs in cs (token t pair i at t*ropeDim/2 + i).
-func (d *Device) NewRope(x, cs Range, nHeads, headDim, ropeDim, stride int) (*Op, error) {
-	if ropeDim%2 != 0 || ropeDim > headDim || ropeDim <= 0 {
-		return nil, fmt.Errorf("rope: rotated dims %d must be even, positive and at most the head size %d", ropeDim, headDim)
-	}
-	return d.newSimple(kernelSpec{file: "rope.wgsl", entry: "main", binds: []Bind{ReadWrite, ReadOnly}},
-		[]any{nHeads, headDim, ropeDim, stride}, []Range{x, cs},
-		func(T int) (uint32, uint32, uint32) { return uint32(ceilDiv(nHeads*ropeDim/2, 64)), uint32(T), 1 })
 }
 
 // NewKVStore copies the step's keys k and values v (token t at t*srcStride) into the caches kc, vc at

@@ -1,5 +1,6 @@
 // matmul.wgsl: prefill mat-mat with dequantized tiles, y[t][out_off + r] = sum_k W[r][k] * x[t][k] for
-// t < S.n_tok (with ACCUM: += , the residual add fused into the product that feeds it).
+// t < S.n_tok (with ACCUM: += , the residual add fused into the product that feeds it; with ROPE: the
+// outputs are query or key heads, rotated before they are stored, see rope_pair.wgsl).
 //
 // Bindings: identical to matvec.wgsl (0 P MatParams, 1 S Step, 2 w raw weights of type WTYPE,
 // 3 x activations as vec4, 4 y outputs), so one bind group serves both kernels.
@@ -19,14 +20,18 @@ struct MatParams {
     out_off: u32,
     x_stride: u32,
     y_stride: u32,
-    _pad0: u32,
-    _pad1: u32,
+    head_dim: u32, // ROPE only
+    rope_dim: u32, // ROPE only
 }
 
 @group(0) @binding(0) var<uniform> P: MatParams;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+//#if ROPE
+@group(0) @binding(5) var<storage, read> cs: array<vec2<f32>>;
+//#include "rope_pair.wgsl"
+//#endif
 
 //#include "dq_{{WTYPE}}.wgsl"
 
@@ -90,10 +95,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let r = row0 + tr * 4u + i;
             if (r < P.m) {
                 let o = t * P.y_stride + P.out_off + r;
-//#if ACCUM
-                y[o] += acc[j * 4u + i];
+//#if ROPE
+                // This thread's four rows are two (even, odd) pairs.
+                let v = rope_pair(acc[j * 4u + (i & ~1u)], acc[j * 4u + (i | 1u)], (i & 1u) == 1u, t, P.out_off + r);
 //#else
-                y[o] = acc[j * 4u + i];
+                let v = acc[j * 4u + i];
+//#endif
+//#if ACCUM
+                y[o] += v;
+//#else
+                y[o] = v;
 //#endif
             }
         }

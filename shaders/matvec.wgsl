@@ -1,5 +1,6 @@
 // matvec.wgsl: decode mat-vec with fused dequantization, y[t][out_off + r] = sum_k W[r][k] * x[t][k]
-// (with ACCUM: y[t][out_off + r] += ..., the residual add fused into the product that feeds it).
+// (with ACCUM: y[t][out_off + r] += ..., the residual add fused into the product that feeds it; with
+// ROPE: the outputs are query or key heads, rotated before they are stored, see rope_pair.wgsl).
 //
 // Bindings (group 0):
 //   0 P  uniform  MatParams (below)
@@ -7,6 +8,7 @@
 //   2 w  storage read        array<u32>  weight rows (M rows of row_bytes, raw GGUF blocks of type WTYPE)
 //   3 x  storage read        array<vec4<f32>> activations, token t at element t*x_stride
 //   4 y  storage read_write  array<f32>  outputs, token t at element t*y_stride + out_off
+//   5 cs storage read        array<vec2<f32>>  with ROPE only: (cos, sin) per token and pair
 // Workgroup: WG threads computing ROWS consecutive rows for one token. The threads stride over K four
 // elements at a time, so each x vec4 is loaded once and used for all ROWS rows; partial sums are combined
 // by reduce_rows (subgroupAdd when SUBGROUPS, a shared-memory tree otherwise).
@@ -22,14 +24,18 @@ struct MatParams {
     out_off: u32,   // output element of row 0 of the chunk
     x_stride: u32,  // x elements per token
     y_stride: u32,  // y elements per token
-    _pad0: u32,
-    _pad1: u32,
+    head_dim: u32,  // ROPE only: elements per head
+    rope_dim: u32,  // ROPE only: rotated elements per head (even)
 }
 
 @group(0) @binding(0) var<uniform> P: MatParams;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+//#if ROPE
+@group(0) @binding(5) var<storage, read> cs: array<vec2<f32>>;
+//#include "rope_pair.wgsl"
+//#endif
 
 //#include "dq_{{WTYPE}}.wgsl"
 //#include "reduce.wgsl"
@@ -64,10 +70,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     reduce_rows(acc, lid, sg_lane, sg_id, n_sg);
     if (lid < {{ROWS}}u && row0 + lid < P.m) {
         let i = t * P.y_stride + P.out_off + row0 + lid;
-//#if ACCUM
-        y[i] += red_out[lid];
+//#if ROPE
+        // Rows come in (even, odd) pairs within the workgroup, so the partner's sum is in red_out.
+        let v = rope_pair(red_out[lid & ~1u], red_out[lid | 1u], (lid & 1u) == 1u, t, P.out_off + row0 + lid);
 //#else
-        y[i] = red_out[lid];
+        let v = red_out[lid];
+//#endif
+//#if ACCUM
+        y[i] += v;
+//#else
+        y[i] = v;
 //#endif
     }
 }
