@@ -61,9 +61,9 @@ type Backend struct {
 	n      int // cached positions
 
 	// Activations for up to batch tokens.
-	tok, h, xn, q, k, v, att, gate, up, cs *Buffer
-	sel, logits                            *Buffer
-	kc, vc                                 []*Buffer
+	tok, h, xn, q, k, v, att, gate, cs *Buffer
+	sel, logits                        *Buffer
+	kc, vc                             []*Buffer
 
 	embed   *Embed
 	layers  []layerOps
@@ -82,8 +82,7 @@ type layerOps struct {
 	store, attn *Op
 	wo          *MatMul // adds into the residual stream
 	ffnNorm     *Op
-	wGate, wUp  *MatMul
-	siluMul     *Op
+	wGate, wUp  *MatMul // wUp turns gate into silu(gate)·up
 	wDown       *MatMul // adds into the residual stream
 }
 
@@ -188,7 +187,7 @@ func (b *Backend) load(m *model.Model, progress func(done, total int64)) error {
 	}{
 		{&b.tok, "tokens", 1}, {&b.h, "hidden", c.Dim}, {&b.xn, "normed", c.Dim},
 		{&b.q, "q", c.QDim()}, {&b.k, "k", c.KVDim()}, {&b.v, "v", c.KVDim()}, {&b.att, "attention", c.QDim()},
-		{&b.gate, "gate", c.FF}, {&b.up, "up", c.FF}, {&b.cs, "rope cos/sin", c.RopeDim},
+		{&b.gate, "gate", c.FF}, {&b.cs, "rope cos/sin", c.RopeDim},
 	}
 	for _, a := range alloc {
 		if *a.dst, err = f32(a.label, max(a.perTok, 1)); err != nil {
@@ -298,8 +297,11 @@ func (b *Backend) load(m *model.Model, progress func(done, total int64)) error {
 				return
 			},
 			func() (err error) { ops.wGate, err = mat(L.Gate, b.xn, c.Dim, b.gate, c.FF); return },
-			func() (err error) { ops.wUp, err = mat(L.Up, b.xn, c.Dim, b.up, c.FF); return },
-			func() (err error) { ops.siluMul, err = d.NewSiluMul(Whole(b.gate), Whole(b.up), c.FF); return },
+			// The up projection finishes SwiGLU on the gate projection: gate = silu(gate) * up.
+			func() (err error) {
+				ops.wUp, err = d.NewMatMulGLU(ws[L.Up.Name], Whole(b.xn), c.Dim, Whole(b.gate), c.FF, 0)
+				return
+			},
 			func() (err error) {
 				ops.wDown, err = d.NewMatMulAdd(ws[L.Down.Name], Whole(b.gate), c.FF, Whole(b.h), c.Dim, 0)
 				return
@@ -550,7 +552,6 @@ func (b *Backend) submit(chunk []int32, pos int, layers bool, rows []int, first 
 			L.ffnNorm.Record(e, T)
 			L.wGate.Record(e, T)
 			L.wUp.Record(e, T)
-			L.siluMul.Record(e, T)
 			L.wDown.Record(e, T)
 		}
 		if len(rows) > 0 {

@@ -96,9 +96,9 @@ func TestValidationErrorIsReturned(t *testing.T) {
 	d := device(t)
 	x := must[*Buffer](t)(d.NewStorage("x", 64))
 	norm := must[*Op](t)(d.NewRMSNorm(Whole(x), Whole(x), Whole(x), 4, 4, 1e-5))
-	silu := must[*Op](t)(d.NewSiluMul(Whole(x), Whole(x), 4))
+	store := must[*Op](t)(d.NewKVStore(Whole(x), Whole(x), Whole(x), Whole(x), 4, 4, false))
 	e := must[*Encoder](t)(d.NewEncoder("mismatched bind group"))
-	e.Dispatch(norm.k, silu.bg, 1, 1, 1)
+	e.Dispatch(norm.k, store.bg, 1, 1, 1)
 	err := e.Submit()
 	if !errors.Is(err, ErrValidation) {
 		t.Fatalf("submit with a mismatched bind group: err = %v, want ErrValidation", err)

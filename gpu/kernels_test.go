@@ -124,28 +124,6 @@ func TestAttention(t *testing.T) {
 	}
 }
 
-func TestSiluMul(t *testing.T) {
-	d := device(t)
-	for _, c := range []struct{ n, T int }{{172, 1}, {1000, 3}} {
-		t.Run(fmt.Sprintf("n%d/T%d", c.n, c.T), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(4, uint64(c.n)))
-			// One spare token past T: the kernel must leave it alone.
-			g := randF32(r, (c.T+1)*c.n, 4)
-			u := randF32(r, (c.T+1)*c.n, 1)
-			gb := must[*Buffer](t)(d.UploadF32("g", g))
-			ub := must[*Buffer](t)(d.UploadF32("u", u))
-			sm := must[*Op](t)(d.NewSiluMul(Whole(gb), Whole(ub), c.n))
-			run(t, d, c.T, 0, func(e *Encoder) { sm.Record(e, c.T) })
-			gotG := mustF32(t, d, gb, 0, len(g))
-			live := c.T * c.n
-			wantG := append(ref.SiluMul(g[:live], u[:live]), g[live:]...)
-			if e := relErr(gotG, wantG); e > 1e-6 {
-				t.Errorf("silu_mul: max relative error %.3g", e)
-			}
-		})
-	}
-}
-
 func TestEmbed(t *testing.T) {
 	d := device(t)
 	for _, c := range matCases {

@@ -26,10 +26,17 @@ var matCases = []matCase{
 	{quant.Q6_K, 37, 512},
 }
 
-// testMatMul uploads random weights of c and checks y = W x (y += W x when accumulate) for T tokens
-// against ref.MatVec, over a y that starts with random values: the elements outside the product's rows
-// must keep theirs. A positive maxBinding forces the weights into chunks of that many bytes.
-func testMatMul(t *testing.T, d *Device, c matCase, T int, maxBinding uint64, accumulate bool) float64 {
+// Products a test runs: plain y = W x, y += W x (NewMatMulAdd), y = silu(y) * W x (NewMatMulGLU).
+const (
+	plainProduct = iota
+	addProduct
+	gluProduct
+)
+
+// testMatMul uploads random weights of c and checks the product of kind for T tokens against
+// ref.MatVec, over a y that starts with random values: the elements outside the product's rows must
+// keep theirs. A positive maxBinding forces the weights into chunks of that many bytes.
+func testMatMul(t *testing.T, d *Device, c matCase, T int, maxBinding uint64, kind int) float64 {
 	r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k*T)))
 	raw, deq := quantized(t, r, c.typ, c.m, c.k)
 	if maxBinding > 0 {
@@ -46,20 +53,21 @@ func testMatMul(t *testing.T, d *Device, c matCase, T int, maxBinding uint64, ac
 	xb := must[*Buffer](t)(d.UploadF32("x", x))
 	y0 := randF32(r, T*yStride, 1)
 	yb := must[*Buffer](t)(d.UploadF32("y", y0))
-	newOp := d.NewMatMul
-	if accumulate {
-		newOp = d.NewMatMulAdd
-	}
+	newOp := map[int]func(*Weights, Range, int, Range, int, int) (*MatMul, error){
+		plainProduct: d.NewMatMul, addProduct: d.NewMatMulAdd, gluProduct: d.NewMatMulGLU}[kind]
 	op := must[*MatMul](t)(newOp(w, Whole(xb), xStride, Whole(yb), yStride, yOff))
 	run(t, d, T, 0, func(e *Encoder) { op.Record(e, T) })
 	y := mustF32(t, d, yb, 0, T*yStride)
 	var worst float64
 	for tok := range T {
 		want := ref.MatVec(deq, c.m, c.k, x[tok*xStride:tok*xStride+c.k])
-		if accumulate {
+		switch before := y0[tok*yStride+yOff : tok*yStride+yOff+c.m]; kind {
+		case addProduct:
 			for i := range want {
-				want[i] += y0[tok*yStride+yOff+i]
+				want[i] += before[i]
 			}
+		case gluProduct:
+			want = ref.SiluMul(before, want)
 		}
 		for i := range yStride {
 			if (i < yOff || i >= yOff+c.m) && y[tok*yStride+i] != y0[tok*yStride+i] {
@@ -83,7 +91,7 @@ func TestMatVec(t *testing.T) {
 			for _, T := range []int{1, 3} {
 				t.Run(fmt.Sprintf("%s/%dx%d/T%d/subgroups=%v", c.typ, c.m, c.k, T, sg), func(t *testing.T) {
 					useSubgroups(t, d, sg)
-					e := testMatMul(t, d, c, T, 0, false)
+					e := testMatMul(t, d, c, T, 0, plainProduct)
 					if sg && !d.subgroups {
 						t.Fatal("the subgroup variant failed to build and the device fell back")
 					}
@@ -99,7 +107,7 @@ func TestMatMulPrefill(t *testing.T) {
 	for _, c := range matCases {
 		for _, T := range []int{5, 33} {
 			t.Run(fmt.Sprintf("%s/%dx%d/T%d", c.typ, c.m, c.k, T), func(t *testing.T) {
-				e := testMatMul(t, d, c, T, 0, false)
+				e := testMatMul(t, d, c, T, 0, plainProduct)
 				t.Logf("max rel err %.2e", e)
 			})
 		}
@@ -114,29 +122,33 @@ func TestMatMulSplitBindings(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/T%d", c.typ, T), func(t *testing.T) {
 				// Seven rows' worth per binding, six once uploads keep row pairs together: chunks whose row
 				// counts are not multiples of 4 or 64.
-				e := testMatMul(t, d, c, T, uint64(7*rb), false)
+				e := testMatMul(t, d, c, T, uint64(7*rb), plainProduct)
 				t.Logf("max rel err %.2e", e)
 			})
 		}
 	}
 }
 
-// TestMatMulAdd checks the products that add into their output (the residual connections), as mat-vec
-// (T ≤ 4, both reductions) and as mat-mat, with the weights split across bindings too.
-func TestMatMulAdd(t *testing.T) {
+// TestMatMulFused checks the products that combine with what their output holds: adding into it (the
+// residual connections) and finishing SwiGLU on it (the up projection), as mat-vec (T ≤ 4, both
+// reductions) and as mat-mat, with the weights split across bindings too.
+func TestMatMulFused(t *testing.T) {
 	d := device(t)
-	for _, sg := range reductionModes(d) {
-		for _, c := range matCases {
-			rb, _ := c.typ.RowBytes(c.k)
-			for _, T := range []int{1, 3, 33} {
-				for _, split := range []uint64{0, uint64(7 * rb)} {
-					if T == 33 && sg != reductionModes(d)[0] {
-						continue // the mat-mat has no subgroup variant
+	for _, kind := range []int{addProduct, gluProduct} {
+		for _, sg := range reductionModes(d) {
+			for _, c := range matCases {
+				rb, _ := c.typ.RowBytes(c.k)
+				for _, T := range []int{1, 3, 33} {
+					for _, split := range []uint64{0, uint64(7 * rb)} {
+						if T == 33 && sg != reductionModes(d)[0] {
+							continue // the mat-mat has no subgroup variant
+						}
+						name := map[int]string{addProduct: "add", gluProduct: "glu"}[kind]
+						t.Run(fmt.Sprintf("%s/%s/T%d/split=%v/subgroups=%v", name, c.typ, T, split > 0, sg), func(t *testing.T) {
+							useSubgroups(t, d, sg)
+							t.Logf("max rel err %.2e", testMatMul(t, d, c, T, split, kind))
+						})
 					}
-					t.Run(fmt.Sprintf("%s/T%d/split=%v/subgroups=%v", c.typ, T, split > 0, sg), func(t *testing.T) {
-						useSubgroups(t, d, sg)
-						t.Logf("max rel err %.2e", testMatMul(t, d, c, T, split, true))
-					})
 				}
 			}
 		}

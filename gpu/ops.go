@@ -49,6 +49,12 @@ func (d *Device) NewMatMulAdd(w *Weights, x Range, xStride int, y Range, yStride
 	return d.newMatMul(w, x, xStride, y, yStride, yOff, matOptions{accumulate: true})
 }
 
+// NewMatMulGLU is NewMatMul for the up projection of a SwiGLU feed-forward: y holds the gate projection
+// and becomes silu(gate) * (W x), the input of the down projection, sparing a separate SiLU dispatch.
+func (d *Device) NewMatMulGLU(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
+	return d.newMatMul(w, x, xStride, y, yStride, yOff, matOptions{glu: true})
+}
+
 // NewMatMulRope is NewMatMul for a query or key projection: its outputs are heads of headDim, whose
 // first ropeDim dims are rotated (RoPE, NORM pairs) by the (cos, sin) pairs in cs (token t pair i at
 // t*ropeDim/2 + i) as they are stored, sparing a separate RoPE dispatch. The product starts at y's
@@ -69,6 +75,7 @@ func (d *Device) NewMatMulRope(w *Weights, x Range, xStride int, y Range, yStrid
 // matOptions are the fused extras of a matrix product.
 type matOptions struct {
 	accumulate bool // add into y
+	glu        bool // y = silu(y) * product
 	rope       bool // rotate the output heads
 	cs         Range
 	headDim    int
@@ -90,12 +97,12 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	}
 	mv, err := d.kernel(kernelSpec{file: "matvec.wgsl", entry: "main", binds: binds, subgroups: true,
 		defs: shaders.Defines{"WTYPE": wt, "WG": fmt.Sprint(matvecWG), "ROWS": fmt.Sprint(matvecRows),
-			"ACCUM": flag(o.accumulate), "ROPE": flag(o.rope)}})
+			"ACCUM": flag(o.accumulate), "GLU": flag(o.glu), "ROPE": flag(o.rope)}})
 	if err != nil {
 		return nil, err
 	}
 	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds,
-		defs: shaders.Defines{"WTYPE": wt, "ACCUM": flag(o.accumulate), "ROPE": flag(o.rope)}})
+		defs: shaders.Defines{"WTYPE": wt, "ACCUM": flag(o.accumulate), "GLU": flag(o.glu), "ROPE": flag(o.rope)}})
 	if err != nil {
 		return nil, err
 	}
@@ -213,12 +220,6 @@ func eltShape(n int) func(T int) (uint32, uint32, uint32) {
 		x, y := grid(ceilDiv(T*n, 256))
 		return x, y, 1
 	}
-}
-
-// NewSiluMul sets g = silu(g) * u over n elements per token.
-func (d *Device) NewSiluMul(g, u Range, n int) (*Op, error) {
-	return d.newSimple(kernelSpec{file: "silu_mul.wgsl", entry: "main", binds: []Bind{ReadWrite, ReadOnly}},
-		[]any{n}, []Range{g, u}, eltShape(n))
 }
 
 // Embed gathers and dequantizes rows of an embedding table: out[t] = E[tok[t]].

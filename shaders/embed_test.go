@@ -64,11 +64,16 @@ func TestEmbeddedKernels(t *testing.T) {
 		}{file, defs})
 	}
 	for _, wt := range []string{"f32", "f16", "q8_0", "q4_k", "q6_k"} {
-		for _, fused := range []Defines{{"ACCUM": "", "ROPE": ""}, {"ACCUM": "1", "ROPE": ""}, {"ACCUM": "", "ROPE": "1"}} {
-			for _, sg := range []string{"1", ""} {
-				add("matvec.wgsl", Defines{"WTYPE": wt, "WG": "128", "ROWS": "4", "SUBGROUPS": sg, "ACCUM": fused["ACCUM"], "ROPE": fused["ROPE"]})
+		for _, fused := range []string{"", "ACCUM", "GLU", "ROPE"} {
+			flags := Defines{"ACCUM": "", "GLU": "", "ROPE": ""}
+			if fused != "" {
+				flags[fused] = "1"
 			}
-			add("matmul.wgsl", Defines{"WTYPE": wt, "ACCUM": fused["ACCUM"], "ROPE": fused["ROPE"]})
+			for _, sg := range []string{"1", ""} {
+				add("matvec.wgsl", Defines{"WTYPE": wt, "WG": "128", "ROWS": "4", "SUBGROUPS": sg,
+					"ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]})
+			}
+			add("matmul.wgsl", Defines{"WTYPE": wt, "ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]})
 		}
 		add("embed.wgsl", Defines{"WTYPE": wt})
 	}
@@ -76,7 +81,7 @@ func TestEmbeddedKernels(t *testing.T) {
 		add("attention.wgsl", Defines{"HD": "128", "KV_F16": f16})
 		add("kv_store.wgsl", Defines{"KV_F16": f16})
 	}
-	for _, f := range []string{"rmsnorm.wgsl", "silu_mul.wgsl", "argmax.wgsl", "topk.wgsl"} {
+	for _, f := range []string{"rmsnorm.wgsl", "argmax.wgsl", "topk.wgsl"} {
 		add(f, nil)
 	}
 	for _, v := range variants {

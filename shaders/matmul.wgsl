@@ -1,6 +1,7 @@
 // matmul.wgsl: prefill mat-mat with dequantized tiles, y[t][out_off + r] = sum_k W[r][k] * x[t][k] for
-// t < S.n_tok (with ACCUM: += , the residual add fused into the product that feeds it; with ROPE: the
-// outputs are query or key heads, rotated before they are stored, see rope_pair.wgsl).
+// t < S.n_tok (with ACCUM: += , the residual add fused into the product that feeds it; with GLU:
+// y = silu(y) * product, SwiGLU finished on the gate projection y holds; with ROPE: the outputs are
+// query or key heads, rotated before they are stored, see rope_pair.wgsl).
 //
 // Bindings: identical to matvec.wgsl (0 P MatParams, 1 S Step, 2 w raw weights of type WTYPE,
 // 3 x activations as vec4, 4 y outputs), so one bind group serves both kernels.
@@ -34,6 +35,9 @@ struct MatParams {
 //#endif
 
 //#include "dq_{{WTYPE}}.wgsl"
+//#if GLU
+//#include "silu.wgsl"
+//#endif
 
 const TM = 64u;
 const TN = 32u;
@@ -101,10 +105,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#else
                 let v = acc[j * 4u + i];
 //#endif
+//#if GLU
+                y[o] = silu(y[o]) * v; // y holds the gate projection
+//#else
 //#if ACCUM
                 y[o] += v;
 //#else
                 y[o] = v;
+//#endif
 //#endif
             }
         }

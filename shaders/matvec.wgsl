@@ -1,6 +1,7 @@
 // matvec.wgsl: decode mat-vec with fused dequantization, y[t][out_off + r] = sum_k W[r][k] * x[t][k]
 // (with ACCUM: y[t][out_off + r] += ..., the residual add fused into the product that feeds it; with
-// ROPE: the outputs are query or key heads, rotated before they are stored, see rope_pair.wgsl).
+// GLU: y = silu(y) * (W x), the up projection finishing SwiGLU on the gate projection that y holds;
+// with ROPE: the outputs are query or key heads, rotated before they are stored, see rope_pair.wgsl).
 //
 // Bindings (group 0):
 //   0 P  uniform  MatParams (below)
@@ -39,6 +40,9 @@ struct MatParams {
 
 //#include "dq_{{WTYPE}}.wgsl"
 //#include "reduce.wgsl"
+//#if GLU
+//#include "silu.wgsl"
+//#endif
 
 @compute @workgroup_size({{WG}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32
@@ -76,10 +80,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#else
         let v = red_out[lid];
 //#endif
+//#if GLU
+        y[i] = silu(y[i]) * v; // y holds the gate projection: SwiGLU, stored for the down projection
+//#else
 //#if ACCUM
         y[i] += v;
 //#else
         y[i] = v;
+//#endif
 //#endif
     }
 }
