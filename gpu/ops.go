@@ -60,8 +60,9 @@ func (d *Device) NewMatMulGLU(w *Weights, x Range, xStride int, y Range, yStride
 // t*ropeDim/2 + i) as they are stored, sparing a separate RoPE dispatch. The product starts at y's
 // element 0 of each token; the weights' chunks must keep the pairs of rows together.
 func (d *Device) NewMatMulRope(w *Weights, x Range, xStride int, y Range, yStride int, cs Range, headDim, ropeDim int) (*MatMul, error) {
-	if ropeDim%2 != 0 || ropeDim <= 0 || ropeDim > headDim || w.M%headDim != 0 {
-		return nil, fmt.Errorf("matmul %s: RoPE over %d of each head's %d dims of %d rows: want an even count, at most the head size, and whole heads",
+	// Pairs of rows (2i, 2i+1) of the whole product must be pairs within a head: even head sizes.
+	if ropeDim%2 != 0 || ropeDim <= 0 || ropeDim > headDim || headDim%2 != 0 || w.M%headDim != 0 {
+		return nil, fmt.Errorf("matmul %s: RoPE over %d of each head's %d dims of %d rows: want even counts, at most the head size, and whole heads",
 			w.Name, ropeDim, headDim, w.M)
 	}
 	for _, c := range w.Chunks {
