@@ -22,6 +22,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/template/html/v2"
+	"github.com/valyala/fasthttp"
 
 	"smolchat/engine"
 	"smolchat/server/markdown"
@@ -175,6 +176,16 @@ func New(cfg Config, gen Generator) (*Server, error) {
 		ErrorHandler: s.handleError,
 	})
 	s.routes()
+	// Fiber builds a list that every error handler reads lazily, in the first Render; two first requests
+	// at once race on it (the race detector caught an error page rendering while another connection's
+	// error was handled). Rendering once here builds it before any request arrives.
+	ctx := s.app.AcquireCtx(&fasthttp.RequestCtx{})
+	err = ctx.Render("partials/notice", noticeView{Kind: "info", Message: "ready"})
+	s.app.ReleaseCtx(ctx)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: rendering templates: %w", err)
+	}
 	if gen != nil {
 		s.SetGenerator(gen)
 	}
