@@ -110,7 +110,7 @@ func (b *Backend) attendF16(ws *attnScratch, l, kvh int, sc []float32, n, group 
 		for page := 0; page*kvPage < n; page++ {
 			first := page * kvPage
 			cnt := min(kvPage, n-first)
-			quant.AccumulateF16(acc, b.kv.vals[l][page][2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
+			quant.AccumulateF16(acc, b.kv.valueRows(l, page)[2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
 		}
 		inv := 1 / sum
 		for i, a := range acc {
@@ -135,6 +135,6 @@ func (b *Backend) attendF32(l, kvh int, sc []float32, n, group int, scale float3
 	for page := 0; page*kvPage < n; page++ {
 		first := page * kvPage
 		cnt := min(kvPage, n-first)
-		quant.WeightedSumF16(out, group, b.kv.vals[l][page][2*kvh*hd:], ldv, sc[first:], n, cnt)
+		quant.WeightedSumF16(out, group, b.kv.valueRows(l, page)[2*kvh*hd:], ldv, sc[first:], n, cnt)
 	}
 }

@@ -51,16 +51,18 @@ func (c *kvCache) store(l, pos int, k, v []float32) {
 }
 
 // keyRow is layer l's key row at pos: kvDim halves.
-func (c *kvCache) keyRow(l, pos int) []byte {
-	i := 2 * (pos & (kvPage - 1)) * c.kvDim
-	return c.keys[l][pos>>kvPageBits][i : i+2*c.kvDim]
-}
-
-// keyRows is layer l's key rows for the positions of page: kvPage rows of kvDim halves.
-func (c *kvCache) keyRows(l, page int) []byte { return c.keys[l][page] }
+func (c *kvCache) keyRow(l, pos int) []byte { return c.row(c.keys[l], pos) }
 
 // valueRow is layer l's value row at pos: kvDim halves.
-func (c *kvCache) valueRow(l, pos int) []byte {
+func (c *kvCache) valueRow(l, pos int) []byte { return c.row(c.vals[l], pos) }
+
+// row is the row at pos of one layer's pages of keys or values.
+func (c *kvCache) row(pages [][]byte, pos int) []byte {
 	i := 2 * (pos & (kvPage - 1)) * c.kvDim
-	return c.vals[l][pos>>kvPageBits][i : i+2*c.kvDim]
+	return pages[pos>>kvPageBits][i : i+2*c.kvDim]
 }
+
+// keyRows and valueRows are layer l's key or value rows for the positions of page: kvPage rows of
+// kvDim halves.
+func (c *kvCache) keyRows(l, page int) []byte   { return c.keys[l][page] }
+func (c *kvCache) valueRows(l, page int) []byte { return c.vals[l][page] }

@@ -59,7 +59,7 @@ func (d *Device) kernel(s kernelSpec) (*Kernel, error) {
 	if !s.subgroups {
 		return d.buildKernel(s)
 	}
-	s.defs = withDef(s.defs, "SUBGROUPS", map[bool]string{true: "1", false: ""}[d.subgroups])
+	s.defs = withDef(s.defs, "SUBGROUPS", boolDef(d.subgroups))
 	k, err := d.buildKernel(s)
 	if err != nil && d.subgroups {
 		d.log.Warn("subgroup kernel failed to build; using workgroup-memory reductions", "kernel", s.file, "err", err)

@@ -135,21 +135,31 @@ func TestMatMulSplitBindings(t *testing.T) {
 func TestMatMulFused(t *testing.T) {
 	d := device(t)
 	for _, kind := range []int{addProduct, gluProduct} {
-		for _, sg := range reductionModes(d) {
-			for _, c := range matCases {
-				rb, _ := c.typ.RowBytes(c.k)
-				for _, T := range []int{1, 3, 33} {
-					for _, split := range []uint64{0, uint64(7 * rb)} {
-						if T == 33 && sg != reductionModes(d)[0] {
-							continue // the mat-mat has no subgroup variant
-						}
-						name := map[int]string{addProduct: "add", gluProduct: "glu"}[kind]
-						t.Run(fmt.Sprintf("%s/%s/T%d/split=%v/subgroups=%v", name, c.typ, T, split > 0, sg), func(t *testing.T) {
-							useSubgroups(t, d, sg)
-							t.Logf("max rel err %.2e", testMatMul(t, d, c, T, split, kind))
-						})
-					}
-				}
+		for _, c := range matCases {
+			rb, _ := c.typ.RowBytes(c.k)
+			name := map[int]string{addProduct: "add", gluProduct: "glu"}[kind]
+			eachProductShape(t, d, fmt.Sprintf("%s/%s", name, c.typ), uint64(7*rb), func(t *testing.T, T int, split uint64) {
+				t.Logf("max rel err %.2e", testMatMul(t, d, c, T, split, kind))
+			})
+		}
+	}
+}
+
+// eachProductShape runs f as a subtest for every way a product is recorded: mat-vec (T 1 and 3, with
+// each reduction the device has) and mat-mat (T 33), with the weights whole and split into bindings of
+// split bytes.
+func eachProductShape(t *testing.T, d *Device, name string, split uint64, f func(t *testing.T, T int, split uint64)) {
+	modes := reductionModes(d)
+	for _, sg := range modes {
+		for _, T := range []int{1, 3, 33} {
+			if T > matvecMaxT && sg != modes[0] {
+				continue // the mat-mat has no subgroup variant
+			}
+			for _, sp := range []uint64{0, split} {
+				t.Run(fmt.Sprintf("%s/T%d/split=%v/subgroups=%v", name, T, sp > 0, sg), func(t *testing.T) {
+					useSubgroups(t, d, sg)
+					f(t, T, sp)
+				})
 			}
 		}
 	}
@@ -173,46 +183,37 @@ func TestMatMulRope(t *testing.T) {
 	} {
 		m := c.heads * c.headDim
 		rb, _ := c.typ.RowBytes(c.k)
-		for _, sg := range reductionModes(d) {
-			for _, T := range []int{1, 3, 33} {
-				for _, split := range []uint64{0, uint64(6 * rb)} {
-					if T == 33 && sg != reductionModes(d)[0] {
-						continue // the mat-mat has no subgroup variant
-					}
-					t.Run(fmt.Sprintf("%s/%dx%d/rot%d/T%d/split=%v/subgroups=%v", c.typ, c.heads, c.headDim, c.ropeDim, T, split > 0, sg), func(t *testing.T) {
-						useSubgroups(t, d, sg)
-						r := rand.New(rand.NewPCG(uint64(m), uint64(T)))
-						raw, deq := quantized(t, r, c.typ, m, c.k)
-						if split > 0 {
-							limitBinding(t, d, split)
-						}
-						w := must[*Weights](t)(d.UploadWeights("w", c.typ, c.k, m, raw, nil))
-						if split > 0 && len(w.Chunks) < 2 {
-							t.Fatalf("binding cap %d left %d chunk(s)", split, len(w.Chunks))
-						}
-						xStride, yStride := c.k+4, m+2
-						x := randF32(r, T*xStride, 1)
-						xb := must[*Buffer](t)(d.UploadF32("x", x))
-						yb := must[*Buffer](t)(d.NewStorage("y", uint64(4*T*yStride)))
-						cb := must[*Buffer](t)(d.UploadF32("cs", ropeTable(c.pos0, T, c.ropeDim, base)))
-						op := must[*MatMul](t)(d.NewMatMulRope(w, Whole(xb), xStride, Whole(yb), yStride, Whole(cb), c.headDim, c.ropeDim))
-						run(t, d, T, c.pos0, func(e *Encoder) { op.Record(e, T) })
-						y := mustF32(t, d, yb, 0, T*yStride)
-						var worst float64
-						for tok := range T {
-							want := ref.MatVec(deq, m, c.k, x[tok*xStride:tok*xStride+c.k])
-							ref.Rope(want, c.headDim, c.ropeDim, c.pos0+tok, base)
-							e := relErr(y[tok*yStride:tok*yStride+m], want)
-							worst = max(worst, e)
-							if e > 1e-4 {
-								t.Errorf("token %d: max relative error %.3g > 1e-4", tok, e)
-							}
-						}
-						t.Logf("max rel err %.2e", worst)
-					})
+		name := fmt.Sprintf("%s/%dx%d/rot%d", c.typ, c.heads, c.headDim, c.ropeDim)
+		eachProductShape(t, d, name, uint64(6*rb), func(t *testing.T, T int, split uint64) {
+			r := rand.New(rand.NewPCG(uint64(m), uint64(T)))
+			raw, deq := quantized(t, r, c.typ, m, c.k)
+			if split > 0 {
+				limitBinding(t, d, split)
+			}
+			w := must[*Weights](t)(d.UploadWeights("w", c.typ, c.k, m, raw, nil))
+			if split > 0 && len(w.Chunks) < 2 {
+				t.Fatalf("binding cap %d left %d chunk(s)", split, len(w.Chunks))
+			}
+			xStride, yStride := c.k+4, m+2
+			x := randF32(r, T*xStride, 1)
+			xb := must[*Buffer](t)(d.UploadF32("x", x))
+			yb := must[*Buffer](t)(d.NewStorage("y", uint64(4*T*yStride)))
+			cb := must[*Buffer](t)(d.UploadF32("cs", ropeTable(c.pos0, T, c.ropeDim, base)))
+			op := must[*MatMul](t)(d.NewMatMulRope(w, Whole(xb), xStride, Whole(yb), yStride, Whole(cb), c.headDim, c.ropeDim))
+			run(t, d, T, c.pos0, func(e *Encoder) { op.Record(e, T) })
+			y := mustF32(t, d, yb, 0, T*yStride)
+			var worst float64
+			for tok := range T {
+				want := ref.MatVec(deq, m, c.k, x[tok*xStride:tok*xStride+c.k])
+				ref.Rope(want, c.headDim, c.ropeDim, c.pos0+tok, base)
+				e := relErr(y[tok*yStride:tok*yStride+m], want)
+				worst = max(worst, e)
+				if e > 1e-4 {
+					t.Errorf("token %d: max relative error %.3g > 1e-4", tok, e)
 				}
 			}
-		}
+			t.Logf("max rel err %.2e", worst)
+		})
 		t.Run(fmt.Sprintf("%s/odd-split", c.typ), func(t *testing.T) {
 			// Uploads keep row pairs together; weights chunked otherwise are refused.
 			limitBinding(t, d, uint64(7*rb))

@@ -91,19 +91,18 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	if yStride < yOff+w.M {
 		return nil, fmt.Errorf("matmul %s: y stride %d too small for offset %d + %d rows", w.Name, yStride, yOff, w.M)
 	}
-	flag := func(on bool) string { return map[bool]string{true: "1", false: ""}[on] }
 	binds := matBinds
 	if o.rope {
 		binds = append(append([]Bind(nil), matBinds...), ReadOnly)
 	}
 	mv, err := d.kernel(kernelSpec{file: "matvec.wgsl", entry: "main", binds: binds, subgroups: true,
 		defs: shaders.Defines{"WTYPE": wt, "WG": fmt.Sprint(matvecWG), "ROWS": fmt.Sprint(matvecRows),
-			"ACCUM": flag(o.accumulate), "GLU": flag(o.glu), "ROPE": flag(o.rope)}})
+			"ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}})
 	if err != nil {
 		return nil, err
 	}
 	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds,
-		defs: shaders.Defines{"WTYPE": wt, "ACCUM": flag(o.accumulate), "GLU": flag(o.glu), "ROPE": flag(o.rope)}})
+		defs: shaders.Defines{"WTYPE": wt, "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}})
 	if err != nil {
 		return nil, err
 	}

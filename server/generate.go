@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
+
 	"smolchat/engine"
 )
 
@@ -29,6 +31,19 @@ func (s *Server) generate(ctx context.Context, t *ticket, progress func(pos int)
 	res, err := run(ctx, m.gen)
 	if err == nil {
 		s.metrics.observe(res.Timings)
+	}
+	return res, err
+}
+
+// generateWhole runs a generation whose answer is sent in one piece (a non-streamed API request). It is
+// cancelled if the client closes its connection meanwhile (watchClose), and a cancelled result comes
+// back as the cancellation's cause.
+func (s *Server) generateWhole(c *fiber.Ctx, t *ticket, run func(ctx context.Context, g Generator) (engine.Result, error)) (engine.Result, error) {
+	ctx, stop := watchClose(s.base, c.Context().Conn())
+	res, err := s.generate(ctx, t, nil, run)
+	stop()
+	if err == nil && res.FinishReason == engine.FinishCancelled {
+		err = context.Cause(ctx)
 	}
 	return res, err
 }

@@ -116,7 +116,8 @@ func (s *Server) handleModels(c *fiber.Ctx) error {
 
 func (s *Server) handleHealth(c *fiber.Ctx) error {
 	if m := s.ready(); m != nil {
-		return c.JSON(fiber.Map{"status": "ok", "model": modelID(m.info()), "backend": m.info().Backend, "device": m.info().Device})
+		i := m.info()
+		return c.JSON(fiber.Map{"status": "ok", "model": modelID(i), "backend": i.Backend, "device": i.Device})
 	}
 	st := s.load.Load()
 	body := fiber.Map{"status": "loading", "progress": st.frac, "message": st.msg}
@@ -192,7 +193,8 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	if m == nil {
 		return s.errLoading()
 	}
-	params, aerr := req.params(m.info().Context)
+	info := m.info() // one view of the model for the whole request
+	params, aerr := req.params(info.Context)
 	if aerr != nil {
 		return aerr
 	}
@@ -203,31 +205,26 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	if err != nil {
 		return badRequest("messages", "cannot render the conversation: %v", err)
 	}
-	if n >= m.info().Context {
-		return badRequest("messages", "the last turn alone is %d tokens; the context window holds %d", n, m.info().Context).
+	if n >= info.Context {
+		return badRequest("messages", "the last turn alone is %d tokens; the context window holds %d", n, info.Context).
 			withCode("context_length_exceeded")
 	}
 	// The engine also keeps room for the answer; once a stream has started, its refusal could no longer
 	// be a 400.
-	if r := engine.AnswerReserve(params, m.info().Context); n > m.info().Context-r {
+	if r := engine.AnswerReserve(params, info.Context); n > info.Context-r {
 		return badRequest("messages", "the last turn alone is %d tokens; with %d kept for the answer, the context window of %d holds at most %d",
-			n, r, m.info().Context, m.info().Context-r).withCode("context_length_exceeded")
+			n, r, info.Context, info.Context-r).withCode("context_length_exceeded")
 	}
 	t, err := s.queue.enqueue()
 	if err != nil {
 		return errBusy()
 	}
 	creq := engine.ChatRequest{Messages: msgs, Think: think, Params: params}
-	out := completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(m.info())}
+	out := completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(info)}
 	if !req.Stream {
-		ctx, stop := watchClose(s.base, c.Context().Conn())
-		res, err := s.generate(ctx, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {
+		res, err := s.generateWhole(c, t, func(ctx context.Context, g Generator) (engine.Result, error) {
 			return g.Chat(ctx, creq, nil)
 		})
-		stop()
-		if err == nil && res.FinishReason == engine.FinishCancelled {
-			err = context.Cause(ctx)
-		}
 		if err != nil {
 			return generationError(err)
 		}
@@ -289,14 +286,15 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 	if m == nil {
 		return s.errLoading()
 	}
-	params, aerr := req.params(m.info().Context)
+	info := m.info() // one view of the model for the whole request
+	params, aerr := req.params(info.Context)
 	if aerr != nil {
 		return aerr
 	}
 	prompt := string(req.Prompt)
 	if tk, ok := m.gen.(promptTokenizer); ok {
-		if n := len(tk.Tokenize(prompt, true)); n >= m.info().Context {
-			return badRequest("prompt", "the prompt is %d tokens; the context window holds %d", n, m.info().Context).
+		if n := len(tk.Tokenize(prompt, true)); n >= info.Context {
+			return badRequest("prompt", "the prompt is %d tokens; the context window holds %d", n, info.Context).
 				withCode("context_length_exceeded")
 		}
 	}
@@ -304,16 +302,11 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 	if err != nil {
 		return errBusy()
 	}
-	out := completion[textChoice]{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelID(m.info())}
+	out := completion[textChoice]{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelID(info)}
 	if !req.Stream {
-		ctx, stop := watchClose(s.base, c.Context().Conn())
-		res, err := s.generate(ctx, t, nil, func(ctx context.Context, g Generator) (engine.Result, error) {
+		res, err := s.generateWhole(c, t, func(ctx context.Context, g Generator) (engine.Result, error) {
 			return g.Complete(ctx, prompt, params, nil)
 		})
-		stop()
-		if err == nil && res.FinishReason == engine.FinishCancelled {
-			err = context.Cause(ctx)
-		}
 		if err != nil {
 			return generationError(err)
 		}

@@ -36,8 +36,7 @@ func AccumulateF16(acc []float32, v []byte, ldv int, ms, vs []float32) {
 			if ms[p] != 1 {
 				a = halfRound(a * ms[p])
 			}
-			x := F16ToF32(uint16(row[2*j]) | uint16(row[2*j+1])<<8)
-			acc[j] = halfRound(fmaF32(x, vs[p], a))
+			acc[j] = halfRound(fmaF32(f16At(row[2*j:]), vs[p], a))
 		}
 	}
 }
@@ -72,7 +71,7 @@ func WeightedSumF16(out []float32, heads int, v []byte, ldv int, w []float32, ld
 		for p, wp := range w[g*ldw : g*ldw+n] {
 			row := v[p*ldv:]
 			for i := j; i < dims; i++ {
-				o[i] += wp * F16ToF32(uint16(row[2*i])|uint16(row[2*i+1])<<8)
+				o[i] += wp * f16At(row[2*i:])
 			}
 		}
 	}
