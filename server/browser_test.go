@@ -30,6 +30,25 @@ func findChromium() string {
 	return ""
 }
 
+// chromiumAllocator starts headless Chromium with a fresh profile, quiet (no first-run, sync, update or
+// background traffic), with extra options added.
+func chromiumAllocator(t *testing.T, chromium string, extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc) {
+	opts := append([]chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+	}, extra...)
+	return chromedp.NewExecAllocator(context.Background(), opts...)
+}
+
 // pageErrors collects what the page complains about: script exceptions, console errors and CSP
 // violations (which Chromium logs as errors).
 type pageErrors struct {
@@ -82,20 +101,7 @@ func TestBrowser(t *testing.T) {
 	f.answerWords = 60
 	_, base := startServer(t, f, Config{})
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 860),
-	)
+	alloc, cancelAlloc := chromiumAllocator(t, chromium, chromedp.WindowSize(1280, 860))
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(alloc)
 	defer cancel()
