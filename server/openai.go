@@ -177,6 +177,13 @@ func lastTurn(msgs []engine.Message) []engine.Message {
 	return append(out, msgs[last:]...)
 }
 
+// fitLastTurn measures what the engine cannot drop to fit a conversation into the context window: n is
+// the tokens of its last turn (lastTurn), limit the most the window holds with room kept for the answer.
+func fitLastTurn(g Generator, size int, msgs []engine.Message, think *bool, p engine.GenParams) (n, limit int, err error) {
+	n, err = g.CountChatTokens(lastTurn(msgs), think)
+	return n, size - engine.AnswerReserve(p, size), err
+}
+
 func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	var req chatRequest
 	if err := decodeJSON(c.Body(), &req); err != nil {
@@ -201,7 +208,9 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	think := req.think()
 	// The engine drops old turns to fit the context; refuse here, while a status can still be sent, what
 	// cannot fit even then.
-	n, err := m.gen.CountChatTokens(lastTurn(msgs), think)
+	// The engine also keeps room for the answer; once a stream has started, its refusal could no longer
+	// be a 400.
+	n, limit, err := fitLastTurn(m.gen, info.Context, msgs, think, params)
 	if err != nil {
 		return badRequest("messages", "cannot render the conversation: %v", err)
 	}
@@ -209,11 +218,9 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		return badRequest("messages", "the last turn alone is %d tokens; the context window holds %d", n, info.Context).
 			withCode("context_length_exceeded")
 	}
-	// The engine also keeps room for the answer; once a stream has started, its refusal could no longer
-	// be a 400.
-	if r := engine.AnswerReserve(params, info.Context); n > info.Context-r {
+	if n > limit {
 		return badRequest("messages", "the last turn alone is %d tokens; with %d kept for the answer, the context window of %d holds at most %d",
-			n, r, info.Context, info.Context-r).withCode("context_length_exceeded")
+			n, info.Context-limit, info.Context, limit).withCode("context_length_exceeded")
 	}
 	t, err := s.queue.enqueue()
 	if err != nil {

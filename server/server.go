@@ -74,7 +74,7 @@ type Server struct {
 	log     *slog.Logger
 	app     *fiber.App
 	views   *html.Engine
-	store   *store.Store
+	store   history
 	md      *markdown.Renderer
 	queue   *queue
 	metrics *metrics
@@ -92,8 +92,28 @@ type Server struct {
 
 	streamsMu sync.Mutex
 	streams   map[string]*uiStream // browser generations by stream ID
+	changing  map[string]bool      // conversations whose change is being accepted (lockConversation)
+	unsaved   unsavedAnswers       // answers a failed write kept in memory
+	// reloadGrace is how long a streaming answer waits for a page rendered meanwhile to connect.
+	reloadGrace time.Duration
 
 	conns connTracker
+}
+
+// history is the chat history as the server uses it. *store.Store is the one in production; tests wrap it
+// to make writes fail as on a full disk.
+type history interface {
+	Conversations(ctx context.Context, limit int) ([]store.Conversation, error)
+	Conversation(ctx context.Context, id string) (store.Conversation, error)
+	CreateConversation(ctx context.Context, c store.Conversation, first store.Message) (store.Conversation, store.Message, error)
+	UpdateSettings(ctx context.Context, c store.Conversation) error
+	DeleteConversation(ctx context.Context, id string) error
+	AddMessage(ctx context.Context, m store.Message) (store.Message, error)
+	ReplaceMessage(ctx context.Context, old int64, m store.Message) (store.Message, error)
+	EditMessage(ctx context.Context, conversationID string, id int64, content string) (store.Message, error)
+	Messages(ctx context.Context, conversationID string) ([]store.Message, error)
+	Message(ctx context.Context, conversationID string, id int64) (store.Message, error)
+	Close() error
 }
 
 // loaded is a ready model.
@@ -152,6 +172,9 @@ func New(cfg Config, gen Generator) (*Server, error) {
 		assets:  assets,
 		started: time.Now(),
 		streams: map[string]*uiStream{},
+
+		changing:    map[string]bool{},
+		reloadGrace: reloadGrace,
 	}
 	s.queue = newQueue(cfg.MaxQueue, s.metrics.queueDepth.Set)
 	s.base, s.stopAll = context.WithCancelCause(context.Background())
@@ -229,6 +252,7 @@ func (s *Server) routes() {
 	ui.Post("/c/:id/m/:mid", s.handleEdit)
 	ui.Delete("/c/:id", s.handleDelete)
 	ui.Post("/stream/:sid/cancel", s.handleCancel)
+	ui.Post("/stream/:sid/save", s.handleSaveRetry)
 }
 
 // Serve serves on ln until Shutdown.
@@ -302,9 +326,11 @@ func (s *Server) waitStreams(ctx context.Context) {
 		s.streamsMu.Lock()
 		n := 0
 		for _, st := range s.streams {
-			if st.claimed {
+			st.mu.Lock()
+			if st.started && st.final == nil {
 				n++
 			}
+			st.mu.Unlock()
 		}
 		s.streamsMu.Unlock()
 		if n == 0 {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"html"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -13,12 +16,25 @@ import (
 	"smolchat/server/store"
 )
 
-// A browser answer is prepared by the request that posts the message (startStream) and runs when the
-// page opens its EventSource on /stream/{id} (handleStream), inside that response, so that a closed tab
-// stops the generation: the failed write after each event cancels it.
+// A browser answer is prepared by the request that posts the message (startStream), which has already
+// taken the answer's place in the queue, so that an accepted message is never refused later for a full
+// queue. It runs when a page opens its EventSource on /stream/{id} (handleStream), inside that response,
+// so that a closed tab stops the generation: a failed write cancels it once no page is listening.
+//
+// Several pages may follow one answer: a reloaded page, or a second tab on the same conversation. Each
+// is a sink; a page that connects late first gets the text it does not show yet. A page rendered while
+// the answer streams (a reload) is expected to connect: until it does, for up to reloadGrace, the
+// generation goes on even if the old page is already gone.
 
 // streamConnectTimeout is how long a prepared answer waits for its EventSource before it is dropped.
 const streamConnectTimeout = 30 * time.Second
+
+// reloadGrace is how long an answer waits for a page rendered while it streamed to connect.
+const reloadGrace = 10 * time.Second
+
+// endedKeep is how long an ended answer stays known, so that a page reloaded while it ended still gets
+// its last event (the saved or stopped answer) rather than a "no longer streaming" notice.
+const endedKeep = time.Minute
 
 // Causes of a cancelled browser generation.
 var (
@@ -27,86 +43,146 @@ var (
 )
 
 type uiStream struct {
-	id      string
-	convID  string
-	req     engine.ChatRequest
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	claimed bool // an EventSource connected; guarded by Server.streamsMu
-	expire  *time.Timer
+	id       string
+	convID   string
+	req      engine.ChatRequest
+	ticket   *ticket // the answer's place in the queue
+	replaces int64   // a regenerated answer: the answer it replaces once saved; 0 otherwise
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	expire   *time.Timer
+
+	mu       sync.Mutex // guards the fields below
+	started  bool       // a page connected and the generation runs
+	sinks    []*sink
+	thinking strings.Builder // the text generated so far, for pages that connect late
+	answer   strings.Builder
+	queue    string       // the last queue note, for the same
+	awaited  int          // pages rendered while it streamed that have not connected yet
+	final    *streamEvent // the last event, once the answer ended
+	saved    int64        // the stored answer's ID, once saved
+	done     chan struct{}
 }
 
-// startStream prepares the answer to a conversation as it is stored now.
-func (s *Server) startStream(ctx context.Context, conv store.Conversation) (*uiStream, error) {
-	msgs, err := s.store.Messages(ctx, conv.ID)
-	if err != nil {
-		return nil, err
-	}
+// sink is one page's event stream. gone is closed when a write to it failed or the answer ended.
+type sink struct {
+	sse  sseWriter
+	gone chan struct{}
+}
+
+type streamEvent struct{ name, data string }
+
+// startStream prepares the answer to msgs, the conversation as it is stored now; t is its place in the
+// queue, released by the stream from now on. The caller holds the conversation (lockConversation).
+func (s *Server) startStream(conv store.Conversation, msgs []store.Message, t *ticket, replaces int64) *uiStream {
 	p := engine.GenParams{SamplerParams: engine.DefaultSamplerParams()}
 	if conv.Temperature != nil {
 		p.Temperature = float32(*conv.Temperature)
 	}
 	p.Seed = randomSeed()
 	think := conv.Think
-	st := &uiStream{id: newID(""), convID: conv.ID,
+	st := &uiStream{id: newID(""), convID: conv.ID, ticket: t, replaces: replaces, done: make(chan struct{}),
 		req: engine.ChatRequest{Messages: engineMessages(msgs), Think: &think, Params: p}}
 	st.ctx, st.cancel = context.WithCancelCause(s.base)
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
-	for _, other := range s.streams {
-		if other.convID == conv.ID {
-			st.cancel(nil)
-			return nil, errStillAnswering
-		}
-	}
 	s.streams[st.id] = st
-	st.expire = time.AfterFunc(streamConnectTimeout, func() {
-		s.streamsMu.Lock()
-		defer s.streamsMu.Unlock()
-		if !st.claimed && s.streams[st.id] == st {
-			delete(s.streams, st.id)
-			st.cancel(errAbandoned)
-		}
-	})
-	return st, nil
+	st.expire = time.AfterFunc(streamConnectTimeout, func() { s.abandonStream(st, errAbandoned) })
+	return st
 }
 
-// pendingStream is the ID of a conversation's answer that no page has connected to yet (a reloaded
-// page picks it up), or "".
-func (s *Server) pendingStream(convID string) string {
+// abandonStream drops an answer no page has connected to, giving its place in the queue to the next.
+// It reports whether the answer was dropped (false: it has started, and its own run ends it).
+func (s *Server) abandonStream(st *uiStream, cause error) bool {
+	st.mu.Lock()
+	started := st.started
+	if !started {
+		st.started = true // no page may start it from now on
+	}
+	st.mu.Unlock()
+	if started {
+		return false
+	}
+	st.cancel(cause)
+	st.ticket.release()
+	if cause != errStopped {
+		s.dropStream(st)
+		return true
+	}
+	// Stopped before its page connected: the page still gets a last event when it does.
+	final, err := s.render("partials/message", messageView{Note: "Stopped."})
+	if err != nil {
+		final = `<p class="note">Stopped.</p>`
+	}
+	st.end(streamEvent{"done", final}, 0)
+	time.AfterFunc(endedKeep, func() { s.dropStream(st) })
+	return true
+}
+
+// lockConversation reserves a conversation while a change to it is accepted (a message stored, an answer
+// prepared), so that two sends at once cannot both be stored: the second gets 409. It also fails while
+// an answer is prepared or streaming. unlock must be called once the change is done or abandoned.
+func (s *Server) lockConversation(id string) (unlock func(), err error) {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
-	for id, st := range s.streams {
-		if st.convID == convID && !st.claimed {
-			return id
-		}
+	if s.changing[id] || s.answeringLocked(id) {
+		return nil, errStillAnswering
 	}
-	return ""
+	s.changing[id] = true
+	return func() {
+		s.streamsMu.Lock()
+		delete(s.changing, id)
+		s.streamsMu.Unlock()
+	}, nil
 }
 
 // answering reports whether a conversation has an answer prepared or streaming.
 func (s *Server) answering(convID string) bool {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
+	return s.answeringLocked(convID)
+}
+
+func (s *Server) answeringLocked(convID string) bool {
 	for _, st := range s.streams {
-		if st.convID == convID {
+		if st.convID == convID && !st.ended() {
 			return true
 		}
 	}
 	return false
 }
 
-// claimStream hands a prepared answer to the EventSource that asks for it, once.
-func (s *Server) claimStream(id string) *uiStream {
+// streamOf is a conversation's current answer (prepared, streaming or just ended), or nil.
+func (s *Server) streamOf(convID string) *uiStream {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
-	st := s.streams[id]
-	if st == nil || st.claimed {
-		return nil
+	var last *uiStream
+	for _, st := range s.streams {
+		if st.convID == convID && (last == nil || !st.ended()) {
+			last = st
+		}
 	}
-	st.claimed = true
-	st.expire.Stop()
-	return st
+	return last
+}
+
+// shownIn reports whether a page showing msgs, the stored conversation, shows this answer already: it
+// ended and was saved (a failed or unsaved one shows otherwise: the previous answer, or unsavedOf).
+func (st *uiStream) shownIn(msgs []store.Message) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.final == nil {
+		return false
+	}
+	return st.saved == 0 || slices.ContainsFunc(msgs, func(m store.Message) bool { return m.ID == st.saved })
+}
+
+func (st *uiStream) ended() bool {
+	select {
+	case <-st.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Server) dropStream(st *uiStream) {
@@ -120,11 +196,22 @@ func (s *Server) dropStream(st *uiStream) {
 // stopStreams stops the answers of a conversation (before it is deleted).
 func (s *Server) stopStreams(convID string) {
 	s.streamsMu.Lock()
-	defer s.streamsMu.Unlock()
+	var mine []*uiStream
 	for _, st := range s.streams {
 		if st.convID == convID {
-			st.cancel(errStopped)
+			mine = append(mine, st)
 		}
+	}
+	s.streamsMu.Unlock()
+	for _, st := range mine {
+		s.stop(st)
+	}
+}
+
+// stop ends an answer at the user's request, whether or not a page has connected to it.
+func (s *Server) stop(st *uiStream) {
+	if !s.abandonStream(st, errStopped) {
+		st.cancel(errStopped)
 	}
 }
 
@@ -133,88 +220,221 @@ func (s *Server) handleCancel(c *fiber.Ctx) error {
 	st := s.streams[c.Params("sid")]
 	s.streamsMu.Unlock()
 	if st != nil {
-		st.cancel(errStopped)
+		s.stop(st)
 	}
 	// An unknown stream has already finished: stopping it is done either way.
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
+// streamView is the placeholder of an answer, as a page shows it when rendered: empty for an answer not
+// started yet, with the text so far for one that is streaming (a reload). expectPage tells a streaming
+// answer that this page will connect.
+func (st *uiStream) view(meter meterView) streamView {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	v := streamView{ID: st.id, Meter: meter, Thinking: st.thinking.String(), Answer: st.answer.String()}
+	if st.started && st.final == nil {
+		v.From = "?t=" + strconv.Itoa(len(v.Thinking)) + "&a=" + strconv.Itoa(len(v.Answer))
+	}
+	return v
+}
+
+// expectPage holds a streaming answer for a page about to connect: if every page connected so far goes
+// away meanwhile (the one being reloaded), the generation goes on for up to grace.
+func (st *uiStream) expectPage(grace time.Duration) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.started || st.final != nil {
+		return
+	}
+	st.awaited++
+	time.AfterFunc(grace, func() {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.awaited--
+		st.cancelIfUnwatched()
+	})
+}
+
+// cancelIfUnwatched cancels the generation when no page follows it and none is expected. st.mu is held.
+func (st *uiStream) cancelIfUnwatched() {
+	if len(st.sinks) == 0 && st.awaited <= 0 && st.started && st.final == nil {
+		st.cancel(errClientGone)
+	}
+}
+
 func (s *Server) handleStream(c *fiber.Ctx) error {
-	st := s.claimStream(c.Params("sid"))
+	s.streamsMu.Lock()
+	st := s.streams[c.Params("sid")]
+	s.streamsMu.Unlock()
+	tOff, _ := strconv.Atoi(c.Query("t"))
+	aOff, _ := strconv.Atoi(c.Query("a"))
 	return s.startSSE(c, func(sse sseWriter) {
 		if st == nil {
-			// A reconnect after the answer ended, or a stale page: replace the placeholder, which also
-			// stops the browser from reconnecting.
+			// A reconnect long after the answer ended, or a stale page: replace the placeholder, which
+			// also stops the browser from reconnecting.
 			final, err := s.render("partials/message", messageView{Note: "This answer is no longer streaming: reload the page to see the saved conversation."})
 			if err == nil {
 				sse.event("error", final)
 			}
 			return
 		}
-		s.runStream(st, sse)
+		k, first := st.attach(sse, tOff, aOff)
+		switch {
+		case k == nil: // it had ended: its last event was sent
+		case first:
+			s.runStream(st)
+		default:
+			<-k.gone // closed after its last write
+		}
 	})
 }
 
-// runStream generates one browser answer into its event stream and stores it, even when stopped part way.
-func (s *Server) runStream(st *uiStream, sse sseWriter) {
-	defer s.dropStream(st)
+// attach adds a page's event stream to the answer, after sending it the text generated beyond what the
+// page shows (tOff and aOff bytes of reasoning and answer). It returns nil if the answer has ended (its
+// last event was sent instead), and first for the page that starts the generation.
+func (st *uiStream) attach(sse sseWriter, tOff, aOff int) (k *sink, first bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.final != nil {
+		sse.event(st.final.name, st.final.data)
+		return nil, false
+	}
+	first = !st.started
+	if first {
+		st.started = true
+		st.expire.Stop()
+	} else if st.awaited > 0 {
+		st.awaited--
+	}
+	k = &sink{sse: sse, gone: make(chan struct{})}
+	catchUp := []streamEvent{{data: "answer " + st.id}}
+	if st.queue != "" {
+		catchUp = append(catchUp, streamEvent{"queue", st.queue})
+	}
+	if t := st.thinking.String(); len(t) > tOff && tOff >= 0 {
+		catchUp = append(catchUp, streamEvent{"thinking", html.EscapeString(t[tOff:])})
+	}
+	if a := st.answer.String(); len(a) > aOff && aOff >= 0 {
+		catchUp = append(catchUp, streamEvent{"answer", html.EscapeString(a[aOff:])})
+	}
+	for _, ev := range catchUp {
+		var err error
+		if ev.name == "" {
+			err = sse.comment(ev.data)
+		} else {
+			err = sse.event(ev.name, ev.data)
+		}
+		if err != nil {
+			close(k.gone)
+			st.cancelIfUnwatched()
+			return k, first
+		}
+	}
+	st.sinks = append(st.sinks, k)
+	return k, first
+}
+
+// send writes an event to every page following the answer. A page whose write fails is dropped; when
+// none is left and none is expected, the generation is cancelled.
+func (st *uiStream) send(name, data string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.sendLocked(name, data)
+	st.cancelIfUnwatched()
+}
+
+func (st *uiStream) sendLocked(name, data string) {
+	live := st.sinks[:0]
+	for _, k := range st.sinks {
+		if err := k.sse.event(name, data); err != nil {
+			close(k.gone)
+			continue
+		}
+		live = append(live, k)
+	}
+	clear(st.sinks[len(live):])
+	st.sinks = live
+}
+
+// generated records a piece of the answer and sends it.
+func (st *uiStream) generated(d engine.Delta) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.thinking.WriteString(d.Thinking)
+	st.answer.WriteString(d.Answer)
+	if d.Thinking != "" {
+		st.sendLocked("thinking", html.EscapeString(d.Thinking))
+	}
+	if d.Answer != "" {
+		st.sendLocked("answer", html.EscapeString(d.Answer))
+	}
+	st.cancelIfUnwatched()
+}
+
+// queued records the queue note and sends it.
+func (st *uiStream) queued(note string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.queue = note
+	st.sendLocked("queue", note)
+	st.cancelIfUnwatched()
+}
+
+// end sends the answer's last event to every page, keeps it for pages that connect late, and closes the
+// stream.
+func (st *uiStream) end(ev streamEvent, saved int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	// Ended before the last event goes out: a page that reads it may change the conversation at once.
+	st.final, st.saved = &ev, saved
+	close(st.done)
+	st.sendLocked(ev.name, ev.data)
+	for _, k := range st.sinks {
+		close(k.gone)
+	}
+	st.sinks = nil
+}
+
+// runStream generates one browser answer into its event streams and stores it, even when stopped part way.
+func (s *Server) runStream(st *uiStream) {
 	defer st.cancel(nil)
-	gone := func(err error) error {
-		st.cancel(errClientGone)
-		return err
-	}
-	if err := sse.comment("answer " + st.id); err != nil {
-		gone(err)
-	}
-	var thinking, answer strings.Builder
 	queued := false
-	var res engine.Result
-	t, err := s.queue.enqueue()
-	if err == nil {
-		res, err = s.generate(st.ctx, t,
-			func(pos int) error {
-				queued = true
-				frag, err := s.render("partials/queue", pos)
-				if err != nil {
-					return err
-				}
-				if err := sse.event("queue", frag); err != nil {
-					return gone(err)
-				}
-				return nil
-			},
-			func(ctx context.Context, g Generator) (engine.Result, error) {
-				if queued {
-					if err := sse.event("queue", `<span class="queue-pos"></span>`); err != nil {
-						gone(err)
-					}
-				}
-				return g.Chat(ctx, st.req, func(d engine.Delta) error {
-					thinking.WriteString(d.Thinking)
-					answer.WriteString(d.Answer)
-					if d.Thinking != "" {
-						if err := sse.event("thinking", html.EscapeString(d.Thinking)); err != nil {
-							return gone(err)
-						}
-					}
-					if d.Answer != "" {
-						if err := sse.event("answer", html.EscapeString(d.Answer)); err != nil {
-							return gone(err)
-						}
-					}
-					return nil
-				})
+	res, err := s.generate(st.ctx, st.ticket,
+		func(pos int) error {
+			queued = true
+			frag, err := s.render("partials/queue", pos)
+			if err != nil {
+				return err
+			}
+			st.queued(frag)
+			return context.Cause(st.ctx)
+		},
+		func(ctx context.Context, g Generator) (engine.Result, error) {
+			if queued {
+				st.queued(`<span class="queue-pos"></span>`)
+			}
+			return g.Chat(ctx, st.req, func(d engine.Delta) error {
+				st.generated(d)
+				return context.Cause(ctx)
 			})
-	}
+		})
 	if res.Thinking == "" && res.Answer == "" {
 		// The engine returned no text (an error part way): keep what was streamed.
-		res.Thinking, res.Answer = thinking.String(), answer.String()
+		st.mu.Lock()
+		res.Thinking, res.Answer = st.thinking.String(), st.answer.String()
+		st.mu.Unlock()
 	}
-	s.finishStream(st, sse, res, err)
+	s.finishStream(st, res, err)
 }
 
 // finishStream stores a browser answer, however it ended, and sends the stream's last events.
-func (s *Server) finishStream(st *uiStream, sse sseWriter, res engine.Result, err error) {
+//
+// A regenerated answer replaces the one before it only when it completed or the user stopped it; one
+// that failed (an error, a shutdown, a page that went away) is kept as an earlier version instead, and
+// the page shows the previous answer again. An answer that cannot be written (a full disk) stays on the
+// page with a "not saved" note and a retry button, and in memory until it is saved.
+func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 	cause := context.Cause(st.ctx)
 	tm := res.Timings
 	msg := store.Message{ConversationID: st.convID, Role: "assistant", Content: res.Answer, Thinking: res.Thinking,
@@ -226,22 +446,28 @@ func (s *Server) finishStream(st *uiStream, sse sseWriter, res engine.Result, er
 	case err != nil:
 		msg.FinishReason = "error"
 	}
+	failed := (err != nil && cause == nil) || (cause != nil && !errors.Is(cause, errStopped))
+	if st.replaces != 0 && failed {
+		msg.ReplacedBy = st.replaces
+	}
+	var serr error
+	saved := int64(0)
 	if msg.Content != "" || msg.Thinking != "" {
-		// Saved with a context of its own: the server's may be cancelled by a shutdown, and the answer
-		// must still land.
-		saved, serr := s.store.AddMessage(context.Background(), msg)
-		switch {
-		case errors.Is(serr, store.ErrNotFound):
-			// The conversation was deleted while it streamed.
-		case serr != nil:
-			s.log.Error("saving an answer", "conversation", st.convID, "err", serr)
-		default:
-			msg = saved
+		var m store.Message
+		if m, serr = s.saveAnswer(msg, st.replaces); serr == nil && msg.ReplacedBy == 0 {
+			msg, saved = m, m.ID
 		}
 	}
-	s.dropStream(st)
-	if errors.Is(cause, errClientGone) {
-		return
+	if errors.Is(serr, store.ErrNotFound) {
+		serr = nil // the conversation was deleted while it streamed
+	}
+	if serr != nil {
+		s.log.Error("saving an answer", "conversation", st.convID, "err", serr)
+		if msg.ReplacedBy != 0 {
+			serr = nil // a failed regeneration, to be kept hidden: the page shows the previous answer
+		} else {
+			s.keepUnsaved(st.id, unsavedAnswer{msg: msg, replaces: st.replaces, err: serr})
+		}
 	}
 
 	view := s.messageView(msg)
@@ -253,7 +479,22 @@ func (s *Server) finishStream(st *uiStream, sse sseWriter, res engine.Result, er
 		kind, view.NoteErr = "error", true
 		view.Note = "The answer failed: " + generationError(err).Message
 	}
-	if msg.Tokens > 0 {
+	switch {
+	case serr != nil:
+		kind = "error"
+		view = s.unsavedView(st.id, msg, serr)
+	case st.replaces != 0 && saved == 0:
+		// The new answer did not replace the previous one: show that one again, saying why.
+		if prev, perr := s.store.Message(context.Background(), st.convID, st.replaces); perr == nil {
+			note := view.Note
+			if note == "" {
+				note = "Stopped before any text."
+			}
+			view = s.messageView(prev)
+			view.Note, view.NoteErr = note+" The previous answer is kept.", kind == "error"
+		}
+	}
+	if msg.Tokens > 0 && (st.replaces == 0 || saved != 0) {
 		size := 0
 		if l := s.ready(); l != nil {
 			size = l.info().Context
@@ -265,7 +506,7 @@ func (s *Server) finishStream(st *uiStream, sse sseWriter, res engine.Result, er
 			Meter meterView
 		}{view.Stats, m})
 		if rerr == nil {
-			sse.event("stats", stats)
+			st.send("stats", stats)
 		}
 	}
 	final, rerr := s.render("partials/message", view)
@@ -273,5 +514,17 @@ func (s *Server) finishStream(st *uiStream, sse sseWriter, res engine.Result, er
 		s.log.Error("rendering an answer", "err", rerr)
 		final = `<p class="note error">` + html.EscapeString(rerr.Error()) + `</p>`
 	}
-	sse.event(kind, final)
+	st.end(streamEvent{kind, final}, saved)
+	time.AfterFunc(endedKeep, func() { s.dropStream(st) })
+}
+
+// saveAnswer stores an answer: as a new version of the answer replaces (0: none) unless it is itself an
+// earlier version (msg.ReplacedBy set).
+func (s *Server) saveAnswer(msg store.Message, replaces int64) (store.Message, error) {
+	// A context of its own: the server's may be cancelled by a shutdown, and the answer must still land.
+	ctx := context.Background()
+	if replaces != 0 && msg.ReplacedBy == 0 {
+		return s.store.ReplaceMessage(ctx, replaces, msg)
+	}
+	return s.store.AddMessage(ctx, msg)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,10 +55,16 @@ type (
 		Stats    string
 		Note     string
 		NoteErr  bool
+		// RetrySave is the stream ID of an answer that could not be saved: the message offers a retry.
+		RetrySave string
 	}
 	streamView struct {
 		ID    string
 		Meter meterView // sent out of band with a new placeholder, to show the prompt's size
+		// A page rendered while the answer streams shows the text so far, and From asks the stream for
+		// what follows it.
+		Thinking, Answer string
+		From             string
 	}
 	settingsView struct {
 		Think       bool
@@ -170,8 +177,10 @@ func (s *Server) noReasoning() bool {
 	return m != nil && !m.info().Reasoning
 }
 
+// newMeter is the context meter. It shows at most a full window: the engine drops the oldest turns of a
+// longer conversation.
 func newMeter(used, size int) meterView {
-	return meterView{Used: used, Size: size, Low: size / 2, High: size * 9 / 10}
+	return meterView{Used: min(used, size), Size: size, Low: size / 2, High: size * 9 / 10}
 }
 
 // meter measures a conversation against the context window; zero while the model loads.
@@ -292,8 +301,16 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 			p.Messages = append(p.Messages, s.messageView(m))
 		}
 		p.Meter = s.meter(engineMessages(msgs), conv.Think)
-		if id := s.pendingStream(conv.ID); id != "" {
-			p.Stream = &streamView{ID: id}
+		// An answer prepared or streaming (a reload mid-answer) shows as a placeholder with its text so far,
+		// in place of the answer a regeneration replaces; one that has ended shows as saved.
+		if st := s.streamOf(conv.ID); st != nil && !st.shownIn(msgs) {
+			p.Messages = slices.DeleteFunc(p.Messages, func(v messageView) bool { return v.ID == st.replaces })
+			v := st.view(meterView{})
+			st.expectPage(s.reloadGrace)
+			p.Stream = &v
+		}
+		for _, a := range s.unsavedOf(conv.ID) {
+			p.Messages = append(p.Messages, a)
 		}
 	} else if m := s.ready(); m != nil {
 		p.Meter = newMeter(0, m.info().Context)
@@ -417,38 +434,45 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 	if text == "" {
 		return fiber.NewError(fiber.StatusBadRequest, "Type a message first.")
 	}
-	if s.ready() == nil {
+	m := s.ready()
+	if m == nil {
 		return s.errLoading()
 	}
-	if s.queue.full() {
-		return errBusy()
+	if err := checkMessageFits(m, text, think); err != nil {
+		return err
 	}
+	r, err := s.reserveTurn(convID)
+	if err != nil {
+		return err
+	}
+	defer r.end()
 	var conv store.Conversation
+	var msgs []store.Message
 	isNew := convID == ""
 	if isNew {
-		if conv, err = s.store.CreateConversation(ctx, store.Conversation{Title: titleOf(text), Think: think, Temperature: temp}); err != nil {
-			return err
+		var user store.Message
+		conv, user, err = s.store.CreateConversation(ctx, store.Conversation{Title: titleOf(text), Think: think, Temperature: temp},
+			store.Message{Role: "user", Content: text})
+		if err != nil {
+			return errNotSaved(err)
 		}
+		msgs = []store.Message{user}
 	} else {
 		if conv, err = s.loadConversation(ctx, convID); err != nil {
 			return err
 		}
-		if s.answering(conv.ID) {
-			return errStillAnswering
-		}
 		conv.Think, conv.Temperature = think, temp
 		if err := s.store.UpdateSettings(ctx, conv); err != nil {
+			return errNotSaved(err)
+		}
+		if _, err := s.store.AddMessage(ctx, store.Message{ConversationID: conv.ID, Role: "user", Content: text}); err != nil {
+			return errNotSaved(err)
+		}
+		if msgs, err = s.store.Messages(ctx, conv.ID); err != nil {
 			return err
 		}
 	}
-	user, err := s.store.AddMessage(ctx, store.Message{ConversationID: conv.ID, Role: "user", Content: text})
-	if err != nil {
-		return err
-	}
-	st, err := s.startStream(ctx, conv)
-	if err != nil {
-		return err
-	}
+	st := r.start(conv, msgs, 0)
 	data := struct {
 		User    messageView
 		Stream  streamView
@@ -456,12 +480,68 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 		ConvID  string
 		Item    sidebarItem
 		Actions actionsView
-	}{User: s.messageView(user), Stream: streamView{ID: st.id, Meter: s.promptMeter(st)}, New: isNew, ConvID: conv.ID,
+	}{User: s.messageView(msgs[len(msgs)-1]), Stream: streamView{ID: st.id, Meter: s.promptMeter(st)}, New: isNew, ConvID: conv.ID,
 		Item: sidebarItem{ID: conv.ID, Title: conv.Title, Current: true}, Actions: actionsView{ConvID: conv.ID, OOB: true}}
 	if isNew {
 		c.Set("HX-Push-Url", "/c/"+conv.ID)
 	}
 	return c.Render("partials/send", data)
+}
+
+// checkMessageFits refuses a message that cannot fit the context window with room for its answer, before
+// it is stored: the engine drops older turns to make room, but not the message itself.
+func checkMessageFits(m *loaded, text string, think bool) error {
+	msgs := []engine.Message{{Role: "user", Content: text}}
+	n, limit, err := fitLastTurn(m.gen, m.info().Context, msgs, &think, engine.GenParams{SamplerParams: engine.DefaultSamplerParams()})
+	if err != nil {
+		return fiber.NewError(fiber.StatusBadRequest, "The message cannot be read: "+err.Error())
+	}
+	if n > limit {
+		return fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf(
+			"This message is %s tokens; with room kept for the answer, the context window holds %s. Shorten it, or start smolchat with a larger --ctx.",
+			thousands(n), thousands(limit)))
+	}
+	return nil
+}
+
+// turn is the reservation of a new answer: its place in the queue and, for an existing conversation, the
+// conversation (lockConversation). It is taken before anything is stored, so that a change is either
+// refused whole or accepted together with its answer: never a question stored, then refused as busy.
+type turn struct {
+	s      *Server
+	ticket *ticket
+	unlock func()
+	used   bool
+}
+
+// reserveTurn takes a turn for conversation convID ("" for a new one).
+func (s *Server) reserveTurn(convID string) (*turn, error) {
+	t, err := s.queue.enqueue()
+	if err != nil {
+		return nil, errBusy()
+	}
+	r := &turn{s: s, ticket: t, unlock: func() {}}
+	if convID != "" {
+		if r.unlock, err = s.lockConversation(convID); err != nil {
+			t.release()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// start prepares the answer, which takes over the queue place.
+func (r *turn) start(conv store.Conversation, msgs []store.Message, replaces int64) *uiStream {
+	r.used = true
+	return r.s.startStream(conv, msgs, r.ticket, replaces)
+}
+
+// end releases the conversation, and the queue place unless an answer took it.
+func (r *turn) end() {
+	if !r.used {
+		r.ticket.release()
+	}
+	r.unlock()
 }
 
 // errStillAnswering refuses a change to a conversation while its answer streams.
@@ -500,26 +580,24 @@ func (s *Server) handleRegenerate(c *fiber.Ctx) error {
 	if s.ready() == nil {
 		return s.errLoading()
 	}
-	if s.answering(conv.ID) {
-		return errStillAnswering
+	r, err := s.reserveTurn(conv.ID)
+	if err != nil {
+		return err
 	}
+	defer r.end()
 	msgs, err := s.store.Messages(ctx, conv.ID)
 	if err != nil {
 		return err
 	}
+	// The answer being replaced stays until the new one is saved (finishStream).
+	var replaces int64
 	if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" {
-		if err := s.store.DeleteMessage(ctx, conv.ID, msgs[n-1].ID); err != nil {
-			return err
-		}
-		msgs = msgs[:n-1]
+		replaces, msgs = msgs[n-1].ID, msgs[:n-1]
 	}
 	if len(msgs) == 0 || msgs[len(msgs)-1].Role != "user" {
 		return fiber.NewError(fiber.StatusBadRequest, "There is no question to answer again.")
 	}
-	st, err := s.startStream(ctx, conv)
-	if err != nil {
-		return err
-	}
+	st := r.start(conv, msgs, replaces)
 	return c.Render("partials/stream", streamView{ID: st.id, Meter: s.promptMeter(st)})
 }
 
@@ -558,23 +636,30 @@ func (s *Server) handleEdit(c *fiber.Ctx) error {
 	if text == "" {
 		return fiber.NewError(fiber.StatusBadRequest, "The edited message is empty.")
 	}
-	if s.ready() == nil {
+	l := s.ready()
+	if l == nil {
 		return s.errLoading()
 	}
-	if s.answering(conv.ID) {
-		return errStillAnswering
-	}
-	if err := s.store.EditMessage(ctx, conv.ID, m.ID, text); err != nil {
+	if err := checkMessageFits(l, text, conv.Think); err != nil {
 		return err
+	}
+	r, err := s.reserveTurn(conv.ID)
+	if err != nil {
+		return err
+	}
+	defer r.end()
+	// The old message and the turns after it stay in the history as earlier versions.
+	if _, err := s.store.EditMessage(ctx, conv.ID, m.ID, text); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fiber.NewError(fiber.StatusNotFound, "This message does not exist any more.")
+		}
+		return errNotSaved(err)
 	}
 	msgs, err := s.store.Messages(ctx, conv.ID)
 	if err != nil {
 		return err
 	}
-	st, err := s.startStream(ctx, conv)
-	if err != nil {
-		return err
-	}
+	st := r.start(conv, msgs, 0)
 	data := struct {
 		Messages []messageView
 		Stream   streamView

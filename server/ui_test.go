@@ -122,6 +122,24 @@ func (b *browser) stream(id string, onEvent func(sseEvent)) []sseEvent {
 	return evs
 }
 
+// openStream connects to a browser stream and reads it until n answer tokens have arrived; the caller
+// closes the response (the page goes away) or reads on.
+func (b *browser) openStream(id string, n int) *http.Response {
+	b.t.Helper()
+	resp, err := b.client.Get(b.base + "/stream/" + id)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	answers := 0
+	readSSE(b.t, resp.Body, func(ev sseEvent) bool {
+		if ev.Name == "answer" {
+			answers++
+		}
+		return answers < n
+	})
+	return resp
+}
+
 func eventData(evs []sseEvent, name string) string {
 	var b strings.Builder
 	for _, e := range evs {
@@ -298,8 +316,9 @@ func TestRegenerateEditDelete(t *testing.T) {
 	if resp.StatusCode != 200 || m == nil {
 		t.Fatalf("regenerate: status %d: %s", resp.StatusCode, body)
 	}
-	if msgs, _ := s.store.Messages(ctx, conv); len(msgs) != 3 {
-		t.Fatalf("regenerate must drop the old answer first: %d messages", len(msgs))
+	before, _ := s.store.Messages(ctx, conv)
+	if len(before) != 4 || before[3].Role != "assistant" {
+		t.Fatalf("regenerate must keep the old answer until the new one is saved: %+v", before)
 	}
 	// While it streams, the conversation refuses another change.
 	if resp, _ := b.do("POST", "/chat", url.Values{"content": {"again"}, "conversation": {conv}}); resp.StatusCode != 409 {
@@ -307,7 +326,7 @@ func TestRegenerateEditDelete(t *testing.T) {
 	}
 	b.stream(m[1], nil)
 	msgs, _ := s.store.Messages(ctx, conv)
-	if len(msgs) != 4 || msgs[3].Role != "assistant" {
+	if len(msgs) != 4 || msgs[3].Role != "assistant" || msgs[3].ID == before[3].ID {
 		t.Fatalf("after regenerate: %+v", msgs)
 	}
 

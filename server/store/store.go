@@ -46,6 +46,10 @@ type Message struct {
 	Tokens       int           // generated tokens
 	TokensPerSec float64       // decoding speed
 	TTFT         time.Duration // time to first token
+
+	// ReplacedBy, when not zero, makes this message an earlier version: a regenerated answer, or an edited
+	// message and the turns that followed it. Versions are kept, never shown in Messages.
+	ReplacedBy int64
 }
 
 // Store is the history database. It is safe for concurrent use.
@@ -53,7 +57,8 @@ type Store struct {
 	db *sql.DB
 }
 
-const schemaVersion = 1
+// Schema versions: 1, the first; 2 adds messages.replaced_by (earlier versions of a turn are kept).
+const schemaVersion = 2
 
 const schema = `
 CREATE TABLE IF NOT EXISTS conversations (
@@ -76,7 +81,8 @@ CREATE TABLE IF NOT EXISTS messages (
 	prompt_tokens   INTEGER NOT NULL DEFAULT 0,
 	tokens          INTEGER NOT NULL DEFAULT 0,
 	tokens_per_sec  REAL NOT NULL DEFAULT 0,
-	ttft_us         INTEGER NOT NULL DEFAULT 0
+	ttft_us         INTEGER NOT NULL DEFAULT 0,
+	replaced_by     INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, id);
 `
@@ -122,6 +128,12 @@ func (s *Store) migrate() error {
 	if _, err := s.db.Exec(schema); err != nil {
 		return err
 	}
+	if v == 1 {
+		// CREATE TABLE IF NOT EXISTS left version 1's messages table as it was.
+		if _, err := s.db.Exec(`ALTER TABLE messages ADD COLUMN replaced_by INTEGER`); err != nil {
+			return fmt.Errorf("upgrading the schema from version 1: %w", err)
+		}
+	}
 	_, err := s.db.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
 	return err
 }
@@ -138,18 +150,46 @@ func newID() string {
 func millis(t time.Time) int64      { return t.UnixMilli() }
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms) }
 
-// CreateConversation stores a new conversation and returns it with its ID and times set.
-func (s *Store) CreateConversation(ctx context.Context, c Conversation) (Conversation, error) {
+// CreateConversation stores a new conversation together with its first message, in one transaction (a
+// failed write leaves no empty conversation behind), and returns both with their IDs and times set.
+func (s *Store) CreateConversation(ctx context.Context, c Conversation, first Message) (Conversation, Message, error) {
 	c.ID = newID()
 	now := time.Now()
 	c.CreatedAt, c.UpdatedAt = now, now
-	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO conversations (id, title, think, temperature, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		c.ID, c.Title, c.Think, c.Temperature, millis(now), millis(now))
+	err := s.inTx(ctx, "creating conversation", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO conversations (id, title, think, temperature, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Title, c.Think, c.Temperature, millis(now), millis(now)); err != nil {
+			return err
+		}
+		first.ConversationID = c.ID
+		var err error
+		first, err = insertMessage(ctx, tx, first)
+		return err
+	})
 	if err != nil {
-		return Conversation{}, fmt.Errorf("store: creating conversation: %w", err)
+		return Conversation{}, Message{}, err
 	}
-	return c, nil
+	return c, first, nil
+}
+
+// inTx runs f in a transaction, committed when f returns nil. Errors name what was being done.
+func (s *Store) inTx(ctx context.Context, what string, f func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	return nil
 }
 
 const conversationColumns = `id, title, think, temperature, created_at, updated_at`
@@ -233,49 +273,70 @@ func checkOne(res sql.Result, err error, what string) error {
 // AddMessage appends a message to its conversation, marks the conversation active, and returns the
 // message with its ID and time set.
 func (s *Store) AddMessage(ctx context.Context, m Message) (Message, error) {
+	err := s.inTx(ctx, "adding message", func(tx *sql.Tx) error {
+		var err error
+		m, err = insertMessage(ctx, tx, m)
+		return err
+	})
+	return m, err
+}
+
+// ReplaceMessage adds m as the new version of message old (a regenerated answer) in one transaction: m
+// becomes the current turn and old a kept earlier version.
+func (s *Store) ReplaceMessage(ctx context.Context, old int64, m Message) (Message, error) {
+	err := s.inTx(ctx, fmt.Sprintf("replacing message %d", old), func(tx *sql.Tx) error {
+		var err error
+		if m, err = insertMessage(ctx, tx, m); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE messages SET replaced_by = ? WHERE conversation_id = ? AND id = ? AND replaced_by IS NULL`,
+			m.ID, m.ConversationID, old)
+		return err
+	})
+	return m, err
+}
+
+// insertMessage appends m to its conversation and marks the conversation active.
+func insertMessage(ctx context.Context, tx *sql.Tx, m Message) (Message, error) {
 	m.CreatedAt = time.Now()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Message{}, fmt.Errorf("store: adding message: %w", err)
-	}
-	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, millis(m.CreatedAt), m.ConversationID)
 	if err := checkOne(res, err, "adding message to conversation "+m.ConversationID); err != nil {
 		return Message{}, err
 	}
+	var replacedBy *int64
+	if m.ReplacedBy != 0 {
+		replacedBy = &m.ReplacedBy
+	}
 	res, err = tx.ExecContext(ctx, `INSERT INTO messages
-		(conversation_id, role, content, thinking, created_at, finish_reason, prompt_tokens, tokens, tokens_per_sec, ttft_us)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(conversation_id, role, content, thinking, created_at, finish_reason, prompt_tokens, tokens, tokens_per_sec, ttft_us, replaced_by)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ConversationID, m.Role, m.Content, m.Thinking, millis(m.CreatedAt), m.FinishReason,
-		m.PromptTokens, m.Tokens, m.TokensPerSec, m.TTFT.Microseconds())
+		m.PromptTokens, m.Tokens, m.TokensPerSec, m.TTFT.Microseconds(), replacedBy)
 	if err != nil {
-		return Message{}, fmt.Errorf("store: adding message: %w", err)
+		return Message{}, err
 	}
 	if m.ID, err = res.LastInsertId(); err != nil {
-		return Message{}, fmt.Errorf("store: adding message: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Message{}, fmt.Errorf("store: adding message: %w", err)
+		return Message{}, err
 	}
 	return m, nil
 }
 
 const messageColumns = `id, conversation_id, role, content, thinking, created_at, finish_reason,
-	prompt_tokens, tokens, tokens_per_sec, ttft_us`
+	prompt_tokens, tokens, tokens_per_sec, ttft_us, COALESCE(replaced_by, 0)`
 
 func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
 	var created, ttft int64
 	err := row.Scan(&m.ID, &m.ConversationID, &m.Role, &m.Content, &m.Thinking, &created, &m.FinishReason,
-		&m.PromptTokens, &m.Tokens, &m.TokensPerSec, &ttft)
+		&m.PromptTokens, &m.Tokens, &m.TokensPerSec, &ttft, &m.ReplacedBy)
 	m.CreatedAt, m.TTFT = fromMillis(created), time.Duration(ttft)*time.Microsecond
 	return m, err
 }
 
-// Messages returns a conversation's messages in order.
+// Messages returns a conversation's current messages in order (earlier versions left out).
 func (s *Store) Messages(ctx context.Context, conversationID string) ([]Message, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? ORDER BY id`, conversationID)
+		`SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? AND replaced_by IS NULL ORDER BY id`, conversationID)
 	if err != nil {
 		return nil, fmt.Errorf("store: reading messages of %s: %w", conversationID, err)
 	}
@@ -294,10 +355,10 @@ func (s *Store) Messages(ctx context.Context, conversationID string) ([]Message,
 	return out, nil
 }
 
-// Message returns one message of a conversation, or ErrNotFound.
+// Message returns one current message of a conversation, or ErrNotFound.
 func (s *Store) Message(ctx context.Context, conversationID string, id int64) (Message, error) {
 	m, err := scanMessage(s.db.QueryRowContext(ctx,
-		`SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? AND id = ?`, conversationID, id))
+		`SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? AND id = ? AND replaced_by IS NULL`, conversationID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, fmt.Errorf("message %d of conversation %s: %w", id, conversationID, ErrNotFound)
 	}
@@ -307,34 +368,27 @@ func (s *Store) Message(ctx context.Context, conversationID string, id int64) (M
 	return m, nil
 }
 
-// EditMessage replaces a message's text and deletes every later message of the conversation, since the
-// later turns answered the old text.
-func (s *Store) EditMessage(ctx context.Context, conversationID string, id int64, content string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: editing message %d: %w", id, err)
-	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE messages SET content = ? WHERE conversation_id = ? AND id = ?`,
-		content, conversationID, id)
-	if err := checkOne(res, err, fmt.Sprintf("editing message %d", id)); err != nil {
+// EditMessage adds content as the new version of message id, in one transaction: the new message becomes
+// the conversation's last turn, and the old one with every later turn (they answered the old text)
+// become kept earlier versions.
+func (s *Store) EditMessage(ctx context.Context, conversationID string, id int64, content string) (Message, error) {
+	var m Message
+	err := s.inTx(ctx, fmt.Sprintf("editing message %d", id), func(tx *sql.Tx) error {
+		var role string
+		err := tx.QueryRowContext(ctx, `SELECT role FROM messages WHERE conversation_id = ? AND id = ? AND replaced_by IS NULL`,
+			conversationID, id).Scan(&role)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("message %d of conversation %s: %w", id, conversationID, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if m, err = insertMessage(ctx, tx, Message{ConversationID: conversationID, Role: role, Content: content}); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE messages SET replaced_by = ? WHERE conversation_id = ? AND id >= ? AND id < ? AND replaced_by IS NULL`,
+			m.ID, conversationID, id, m.ID)
 		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE conversation_id = ? AND id > ?`, conversationID, id); err != nil {
-		return fmt.Errorf("store: editing message %d: %w", id, err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`,
-		millis(time.Now()), conversationID); err != nil {
-		return fmt.Errorf("store: editing message %d: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: editing message %d: %w", id, err)
-	}
-	return nil
-}
-
-// DeleteMessage removes one message.
-func (s *Store) DeleteMessage(ctx context.Context, conversationID string, id int64) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM messages WHERE conversation_id = ? AND id = ?`, conversationID, id)
-	return checkOne(res, err, fmt.Sprintf("deleting message %d", id))
+	})
+	return m, err
 }

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,16 +26,13 @@ func TestConversationLifecycle(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
 	temp := 0.3
-	c, err := s.CreateConversation(ctx, Conversation{Title: "Hello", Think: true, Temperature: &temp})
+	c, u, err := s.CreateConversation(ctx, Conversation{Title: "Hello", Think: true, Temperature: &temp},
+		Message{Role: "user", Content: "Hi <b>there</b>"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ID == "" || c.CreatedAt.IsZero() {
-		t.Fatalf("created conversation lacks id or time: %+v", c)
-	}
-	u, err := s.AddMessage(ctx, Message{ConversationID: c.ID, Role: "user", Content: "Hi <b>there</b>"})
-	if err != nil {
-		t.Fatal(err)
+	if c.ID == "" || c.CreatedAt.IsZero() || u.ConversationID != c.ID || u.ID == 0 {
+		t.Fatalf("created conversation lacks id or time: %+v, first message %+v", c, u)
 	}
 	a, err := s.AddMessage(ctx, Message{ConversationID: c.ID, Role: "assistant", Content: "Hello!", Thinking: "greet",
 		FinishReason: "stop", PromptTokens: 12, Tokens: 3, TokensPerSec: 41.5, TTFT: 250 * time.Millisecond})
@@ -93,37 +93,157 @@ func TestConversationLifecycle(t *testing.T) {
 	}
 }
 
-func TestEditMessageDropsLaterTurns(t *testing.T) {
+// newConv creates a conversation whose turns have the given roles; it returns the conversation's ID and
+// the messages' IDs.
+func newConv(t *testing.T, s *Store, roles ...string) (string, []int64) {
+	t.Helper()
 	ctx := context.Background()
-	s, _ := openTemp(t)
-	c, _ := s.CreateConversation(ctx, Conversation{Title: "t"})
-	var ids []int64
-	for i, role := range []string{"user", "assistant", "user", "assistant"} {
-		m, err := s.AddMessage(ctx, Message{ConversationID: c.ID, Role: role, Content: string(rune('a' + i))})
+	c, first, err := s.CreateConversation(ctx, Conversation{Title: "t"}, Message{Role: roles[0], Content: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []int64{first.ID}
+	for i, role := range roles[1:] {
+		m, err := s.AddMessage(ctx, Message{ConversationID: c.ID, Role: role, Content: string(rune('b' + i))})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, m.ID)
 	}
-	if err := s.EditMessage(ctx, c.ID, ids[2], "edited"); err != nil {
+	return c.ID, ids
+}
+
+// contents lists the contents of a conversation's current messages.
+func contents(t *testing.T, s *Store, conv string) []string {
+	t.Helper()
+	msgs, err := s.Messages(context.Background(), conv)
+	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, _ := s.Messages(ctx, c.ID)
-	if len(msgs) != 3 || msgs[2].Content != "edited" {
-		t.Fatalf("after edit: %+v", msgs)
+	var out []string
+	for _, m := range msgs {
+		out = append(out, m.Content)
 	}
-	if err := s.DeleteMessage(ctx, c.ID, ids[1]); err != nil {
+	return out
+}
+
+func TestEditMessageKeepsLaterTurnsAsVersions(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	conv, ids := newConv(t, s, "user", "assistant", "user", "assistant")
+	m, err := s.EditMessage(ctx, conv, ids[2], "edited")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if msgs, _ := s.Messages(ctx, c.ID); len(msgs) != 2 {
-		t.Fatalf("after delete: %d messages", len(msgs))
+	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "b", "edited"}) || m.Role != "user" {
+		t.Fatalf("after edit: %q (new message %+v)", got, m)
+	}
+	// The old turns are kept as versions, replaced by the edit, and can no longer be edited.
+	var kept int
+	s.db.QueryRow(`SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND replaced_by = ?`, conv, m.ID).Scan(&kept)
+	if kept != 2 {
+		t.Fatalf("%d earlier versions kept, want 2", kept)
+	}
+	if _, err := s.EditMessage(ctx, conv, ids[3], "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("editing an earlier version: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestReplaceMessage(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	conv, ids := newConv(t, s, "user", "assistant")
+	m, err := s.ReplaceMessage(ctx, ids[1], Message{ConversationID: conv, Role: "assistant", Content: "again"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "again"}) {
+		t.Fatalf("after replace: %q", got)
+	}
+	// A version stored hidden (a failed regeneration) does not show.
+	if _, err := s.AddMessage(ctx, Message{ConversationID: conv, Role: "assistant", Content: "failed", ReplacedBy: m.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "again"}) {
+		t.Fatalf("after a hidden version: %q", got)
+	}
+}
+
+// TestFullDiskLeavesNothingHalfDone fills the database (SQLite's own SQLITE_FULL, from a page limit) and
+// checks that a failed write changes nothing, that the error says why, and that writes work again once
+// there is room.
+func TestFullDiskLeavesNothingHalfDone(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	conv, ids := newConv(t, s, "user", "assistant")
+	// max_page_count belongs to a connection: keep one, so that the limit holds for every write.
+	s.db.SetMaxOpenConns(1)
+	var pages int
+	if err := s.db.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 64<<10) // needs new pages
+	_, _, err := s.CreateConversation(ctx, Conversation{Title: "new"}, Message{Role: "user", Content: big})
+	if err == nil || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("create on a full database: err = %v, want a 'full' error", err)
+	}
+	if list, _ := s.Conversations(ctx, 10); len(list) != 1 {
+		t.Fatalf("a failed create left %d conversations, want 1", len(list))
+	}
+	if _, err := s.ReplaceMessage(ctx, ids[1], Message{ConversationID: conv, Role: "assistant", Content: big}); err == nil {
+		t.Fatal("replace on a full database succeeded")
+	}
+	if _, err := s.EditMessage(ctx, conv, ids[0], big); err == nil {
+		t.Fatal("edit on a full database succeeded")
+	}
+	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("failed writes changed the conversation: %q", got)
+	}
+	// Room again: writes succeed.
+	if _, err := s.db.Exec(`PRAGMA max_page_count = 1073741823`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReplaceMessage(ctx, ids[1], Message{ConversationID: conv, Role: "assistant", Content: big}); err != nil {
+		t.Fatalf("after space returned: %v", err)
+	}
+}
+
+// TestUpgradeFromVersion1 opens a database written by schema version 1 (no replaced_by column).
+func TestUpgradeFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _ := newConv(t, s, "user", "assistant")
+	for _, q := range []string{`ALTER TABLE messages DROP COLUMN replaced_by`, `PRAGMA user_version = 1`} {
+		if _, err := s.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("after upgrade: %q", got)
+	}
+	var v int
+	s.db.QueryRow(`PRAGMA user_version`).Scan(&v)
+	if v != schemaVersion {
+		t.Fatalf("user_version = %d, want %d", v, schemaVersion)
 	}
 }
 
 func TestNotFound(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
-	c, _ := s.CreateConversation(ctx, Conversation{Title: "t"})
+	c, _, _ := s.CreateConversation(ctx, Conversation{Title: "t"}, Message{Role: "user"})
 	tests := []struct {
 		name string
 		err  error
@@ -131,8 +251,11 @@ func TestNotFound(t *testing.T) {
 		{"conversation", func() error { _, err := s.Conversation(ctx, "nope"); return err }()},
 		{"message", func() error { _, err := s.Message(ctx, c.ID, 99); return err }()},
 		{"delete conversation", s.DeleteConversation(ctx, "nope")},
-		{"delete message", s.DeleteMessage(ctx, c.ID, 99)},
-		{"edit message", s.EditMessage(ctx, c.ID, 99, "x")},
+		{"edit message", func() error { _, err := s.EditMessage(ctx, c.ID, 99, "x"); return err }()},
+		{"replace in missing conversation", func() error {
+			_, err := s.ReplaceMessage(ctx, 1, Message{ConversationID: "nope", Role: "assistant"})
+			return err
+		}()},
 		{"message in missing conversation", func() error {
 			_, err := s.AddMessage(ctx, Message{ConversationID: "nope", Role: "user", Content: "x"})
 			return err
@@ -149,9 +272,9 @@ func TestNotFound(t *testing.T) {
 func TestConversationsOrder(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
-	a, _ := s.CreateConversation(ctx, Conversation{Title: "a"})
+	a, _, _ := s.CreateConversation(ctx, Conversation{Title: "a"}, Message{Role: "user"})
 	time.Sleep(2 * time.Millisecond)
-	b, _ := s.CreateConversation(ctx, Conversation{Title: "b"})
+	b, _, _ := s.CreateConversation(ctx, Conversation{Title: "b"}, Message{Role: "user"})
 	time.Sleep(2 * time.Millisecond)
 	if _, err := s.AddMessage(ctx, Message{ConversationID: a.ID, Role: "user", Content: "bump"}); err != nil {
 		t.Fatal(err)
