@@ -104,7 +104,6 @@ func TestDNSRebinding(t *testing.T) {
 		{"health, rebound name", base, "GET", "/health", "evil.example:" + port, "", 421},
 		{"metrics, rebound name", base, "GET", "/metrics", "evil.example:" + port, "", 421},
 		{"name with our address in it", base, "GET", "/", "127.0.0.1.evil.example:" + port, "", 421},
-		{"send, Host and Origin both rebound", base, "POST", "/chat", "evil.example:" + port, "http://evil.example:" + port, 421},
 		{"send, foreign Origin", base, "POST", "/chat", "", "http://evil.example:" + port, 403},
 		{"send, Origin null", base, "POST", "/chat", "", "null", 403},
 		{"send, own Origin", base, "POST", "/chat", "", "http://127.0.0.1:" + port, 200},
@@ -113,6 +112,11 @@ func TestDNSRebinding(t *testing.T) {
 		{"allowed name", allowedBase, "GET", "/health", "chat.example:" + allowedPort, "", 200},
 		{"allowed name behind a proxy", allowedBase, "GET", "/health", "CHAT.example", "", 200},
 		{"other name", allowedBase, "GET", "/health", "evil.example", "", 421},
+	}
+	before := f.requestCount()
+	if load, post := rebindingSend(t, base); load != 421 || post != 421 || f.requestCount() != before {
+		t.Errorf("a rebinding page: load %d, post %d, %d model requests; want 421, 421, none", load, post,
+			f.requestCount()-before)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,4 +157,34 @@ func TestDNSRebinding(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rebindingSend is what a page on evil.example does once its name resolves to the server: it loads the
+// chat (which hands it a CSRF cookie and token of its own), then posts a message with them, Host and
+// Origin both naming evil.example. It returns the two statuses.
+func rebindingSend(t *testing.T, base string) (load, post int) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+	evil := "evil.example:" + port
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	req.Host = evil
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	token := ""
+	if m := metaToken.FindSubmatch(page); m != nil {
+		token = string(m[1])
+	}
+	req, _ = http.NewRequest("POST", base+"/chat", strings.NewReader(url.Values{"content": {"exfiltrate"}}.Encode()))
+	req.Host = evil
+	req.Header.Set("Origin", "http://"+evil)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-CSRF-Token", token)
+	for _, c := range resp.Cookies() {
+		req.AddCookie(c)
+	}
+	return resp.StatusCode, send(t, httpClient, req).StatusCode
 }
