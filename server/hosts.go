@@ -143,7 +143,9 @@ func parseAllowedHosts(list []string) ([]string, error) {
 
 // checkHost refuses requests whose Host the server does not answer to (see hostPolicy).
 func (s *Server) checkHost(c *fiber.Ctx) error {
-	host := c.Hostname()
+	// The Host the browser sent: not c.Hostname(), which prefers X-Forwarded-Host, a header the rebinding
+	// page may set on its own requests.
+	host := string(c.Request().URI().Host())
 	if s.hosts.Load().allows(host) {
 		return c.Next()
 	}

@@ -161,13 +161,15 @@ func TestDNSRebinding(t *testing.T) {
 
 // rebindingSend is what a page on evil.example does once its name resolves to the server: it loads the
 // chat (which hands it a CSRF cookie and token of its own), then posts a message with them, Host and
-// Origin both naming evil.example. It returns the two statuses.
+// Origin both naming evil.example. It also sends X-Forwarded-Host with the server's own address, which
+// a page can add to its same-origin requests. It returns the two statuses.
 func rebindingSend(t *testing.T, base string) (load, post int) {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
 	evil := "evil.example:" + port
 	req, _ := http.NewRequest("GET", base+"/", nil)
 	req.Host = evil
+	req.Header.Set("X-Forwarded-Host", "127.0.0.1:"+port)
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +182,7 @@ func rebindingSend(t *testing.T, base string) (load, post int) {
 	}
 	req, _ = http.NewRequest("POST", base+"/chat", strings.NewReader(url.Values{"content": {"exfiltrate"}}.Encode()))
 	req.Host = evil
+	req.Header.Set("X-Forwarded-Host", "127.0.0.1:"+port)
 	req.Header.Set("Origin", "http://"+evil)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-CSRF-Token", token)
