@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,14 +19,16 @@ import (
 
 // serveOptions are the serve command's settings.
 type serveOptions struct {
-	model      *modelFlags
-	modelsDir  string
-	dataDir    string
-	host       string
-	port       int
-	maxQueue   int
-	apiKey     string
-	corsOrigin string
+	model         *modelFlags
+	modelsDir     string
+	dataDir       string
+	host          string
+	port          int
+	maxQueue      int
+	apiKey        string
+	corsOrigin    string
+	allowedHosts  string
+	metricsPublic bool
 }
 
 func init() {
@@ -33,7 +36,7 @@ func init() {
 	register(&Command{
 		Name:    "serve",
 		Summary: "serve the browser chat and the OpenAI-compatible API (the default command)",
-		Usage:   "[--model FILE] [--host HOST] [--port N] [--data-dir DIR] [--api-key KEY] [--cpu|--gpu] [--ctx N]",
+		Usage:   "[--model FILE] [--host HOST] [--port N] [--data-dir DIR] [--api-key KEY] [--allowed-hosts NAMES] [--cpu|--gpu] [--ctx N]",
 		Flags:   func(fs *flag.FlagSet) { o = addServeFlags(fs) },
 		Run: func(env *Env, args []string) error {
 			if len(args) > 0 {
@@ -55,11 +58,17 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 		defData = ""
 	}
 	fs.StringVar(&o.dataDir, "data-dir", defData, "directory of the chat history database")
-	fs.StringVar(&o.host, "host", "127.0.0.1", "address to listen on (0.0.0.0: every interface; set --api-key then)")
+	fs.StringVar(&o.host, "host", "127.0.0.1",
+		"address to listen on (0.0.0.0: every interface; set --api-key then, which guards the chat page, its history, the API and /metrics)")
 	fs.IntVar(&o.port, "port", 8080, "port to listen on")
 	fs.IntVar(&o.maxQueue, "max-queue", 8, "requests that may wait for the model; more are refused with 503")
-	fs.StringVar(&o.apiKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on /v1")
+	fs.StringVar(&o.apiKey, "api-key", "",
+		"require this key everywhere but /health: API clients send 'Authorization: Bearer KEY', browsers sign in with it once (sessions end on restart)")
 	fs.StringVar(&o.corsOrigin, "cors-origin", "", "let this browser origin call the API (CORS), e.g. http://localhost:3000")
+	fs.StringVar(&o.allowedHosts, "allowed-hosts", "",
+		"comma-separated host names the server also answers to, e.g. a LAN name or a reverse proxy's (the listen address, "+
+			"and localhost on loopback, always work); '*' accepts any, which lets web pages in through DNS rebinding")
+	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "leave /metrics open to clients without the --api-key key (for a scraper)")
 	return o
 }
 
@@ -83,8 +92,7 @@ func (o *serveOptions) run(ctx context.Context, env *Env) error {
 			"host", o.host)
 	}
 
-	srv, err := server.New(server.Config{DataDir: o.dataDir, MaxQueue: o.maxQueue, APIKey: o.apiKey,
-		CORSOrigin: o.corsOrigin, Log: env.Log}, nil)
+	srv, err := server.New(o.config(env), nil)
 	if err != nil {
 		return err
 	}
@@ -140,6 +148,22 @@ func (o *serveOptions) run(ctx context.Context, env *Env) error {
 		env.Log.Warn("the model is still loading; exiting without waiting for it")
 	}
 	return err
+}
+
+// config is the server's configuration from the flags.
+func (o *serveOptions) config(env *Env) server.Config {
+	var allowed []string
+	for h := range strings.SplitSeq(o.allowedHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			allowed = append(allowed, h)
+		}
+	}
+	if o.host != "" && net.ParseIP(o.host) == nil {
+		// --host NAME listens on the address NAME resolves to; the browser will send NAME.
+		allowed = append(allowed, o.host)
+	}
+	return server.Config{DataDir: o.dataDir, MaxQueue: o.maxQueue, APIKey: o.apiKey, CORSOrigin: o.corsOrigin,
+		AllowedHosts: allowed, MetricsPublic: o.metricsPublic, Log: env.Log}
 }
 
 // load finds the model (--model, else the default model, downloaded if missing) and loads it,

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -127,6 +128,7 @@ func TestServeBadFlags(t *testing.T) {
 		{"cpu and gpu", []string{"--cpu", "--gpu"}, "exclusive"},
 		{"bad port", []string{"--port", "70000"}, "not a port"},
 		{"no queue", []string{"--max-queue", "0"}, "max-queue"},
+		{"allowed host with a scheme", []string{"--allowed-hosts", "localhost,http://chat.example"}, "not a host name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,6 +137,44 @@ func TestServeBadFlags(t *testing.T) {
 			err := o.run(context.Background(), env)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one about %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestServeSecurityFlags: --allowed-hosts (comma-separated, or from its environment twin), a --host name
+// and --metrics-public reach the server's configuration.
+func TestServeSecurityFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     string // SMOLCHAT_ALLOWED_HOSTS
+		hosts   []string
+		metrics bool
+	}{
+		{"defaults", nil, "", nil, false},
+		{"list", []string{"--allowed-hosts", " chat.example , mybox.lan:8080,"}, "", []string{"chat.example", "mybox.lan:8080"}, false},
+		{"environment twin", nil, "chat.example", []string{"chat.example"}, false},
+		{"host name", []string{"--host", "mybox.lan"}, "", []string{"mybox.lan"}, false},
+		{"host address", []string{"--host", "0.0.0.0"}, "", nil, false},
+		{"metrics public", []string{"--metrics-public"}, "", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv(EnvName("allowed-hosts"), tt.env)
+			}
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			o := addServeFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := applyEnv(fs); err != nil {
+				t.Fatal(err)
+			}
+			cfg := o.config(&Env{})
+			if !slices.Equal(cfg.AllowedHosts, tt.hosts) || cfg.MetricsPublic != tt.metrics {
+				t.Fatalf("allowed hosts %q, metrics public %v; want %q, %v", cfg.AllowedHosts, cfg.MetricsPublic, tt.hosts, tt.metrics)
 			}
 		})
 	}

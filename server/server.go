@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +49,14 @@ type Config struct {
 	// MaxQueue is how many requests may wait for the model while it is busy; more are refused with
 	// 503 and Retry-After. Default 8.
 	MaxQueue int
-	// APIKey, when set, is required as a Bearer token on /v1.
+	// APIKey, when set, is required on every route but /health and /assets/: as a Bearer token from API
+	// clients, and from the browser at the sign-in page, which trades it for a session cookie.
 	APIKey string
+	// MetricsPublic leaves /metrics open when APIKey is set, for a scraper without the key.
+	MetricsPublic bool
+	// AllowedHosts are Host names the server answers to besides its listen address (and loopback names
+	// when that is loopback, or IP literals when it is every interface); "*" allows any. See hosts.go.
+	AllowedHosts []string
 	// CORSOrigin, when set, allows that browser origin ("*" for any) to call /v1 and /health.
 	CORSOrigin string
 	// BodyLimit caps request bodies in bytes. Default 1 MiB.
@@ -58,6 +65,11 @@ type Config struct {
 	MaxMessages int
 	// Log receives the server's logs. Default slog.Default().
 	Log *slog.Logger
+
+	// signInDelay replaces defaultSignInDelay, the wait before a wrong key is answered (tests shorten it).
+	signInDelay time.Duration
+	// now replaces time.Now as the clock of sessions and sign-in limits (tests move it).
+	now func() time.Time
 }
 
 const (
@@ -98,6 +110,10 @@ type Server struct {
 	reloadGrace time.Duration
 
 	conns connTracker
+
+	hosts    atomic.Pointer[hostPolicy]
+	sessions *sessionStore
+	attempts *attemptLimiter
 }
 
 // history is the chat history as the server uses it. *store.Store is the one in production; tests wrap it
@@ -155,6 +171,20 @@ func New(cfg Config, gen Generator) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.signInDelay == 0 {
+		cfg.signInDelay = defaultSignInDelay
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	allowed, err := parseAllowedHosts(cfg.AllowedHosts)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AllowedHosts = allowed
+	if slices.Contains(allowed, "*") {
+		cfg.Log.Warn("allowed hosts '*': any Host header is accepted, so a web page can reach this server through DNS rebinding; list this server's names instead")
+	}
 	assets, err := loadAssets()
 	if err != nil {
 		return nil, err
@@ -164,18 +194,21 @@ func New(cfg Config, gen Generator) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Log,
-		store:   st,
-		md:      markdown.New(),
-		metrics: newMetrics(),
-		assets:  assets,
-		started: time.Now(),
-		streams: map[string]*uiStream{},
+		cfg:      cfg,
+		log:      cfg.Log,
+		store:    st,
+		md:       markdown.New(),
+		metrics:  newMetrics(),
+		assets:   assets,
+		started:  time.Now(),
+		streams:  map[string]*uiStream{},
+		sessions: newSessionStore(cfg.now),
+		attempts: newAttemptLimiter(cfg.now),
 
 		changing:    map[string]bool{},
 		reloadGrace: reloadGrace,
 	}
+	s.hosts.Store(newHostPolicy(cfg.AllowedHosts, nil))
 	s.queue = newQueue(cfg.MaxQueue, s.metrics.queueDepth.Set)
 	s.base, s.stopAll = context.WithCancelCause(context.Background())
 	s.load.Store(&loadState{msg: "waiting for the model"})
@@ -215,9 +248,11 @@ func New(cfg Config, gen Generator) (*Server, error) {
 	return s, nil
 }
 
+// routes registers the middleware and the routes. Fiber runs them in the order they are registered, so
+// the routes above requireAuth are the public ones.
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.recoverPanics, s.countRequests, s.securityHeaders, s.refuseWhileClosing, s.limitBody)
+	app.Use(s.recoverPanics, s.checkHost, s.countRequests, s.securityHeaders, s.refuseWhileClosing, s.limitBody)
 	if s.cfg.CORSOrigin != "" {
 		c := cors.New(cors.Config{AllowOrigins: s.cfg.CORSOrigin, AllowHeaders: "Authorization, Content-Type",
 			AllowMethods: "GET, POST, OPTIONS"})
@@ -226,8 +261,11 @@ func (s *Server) routes() {
 	}
 
 	app.Get("/health", s.handleHealth)
-	app.Get("/metrics", s.handleMetrics())
 	app.Get("/assets/*", s.handleAsset)
+	metrics := s.handleMetrics()
+	if s.cfg.MetricsPublic {
+		app.Get("/metrics", metrics)
+	}
 
 	v1 := app.Group("/v1", s.requireAPIKey)
 	v1.Get("/models", s.handleModels)
@@ -237,6 +275,18 @@ func (s *Server) routes() {
 		return apiErr(fiber.StatusNotFound, "not_found_error", "", "unknown endpoint %s %s", c.Method(), c.Path())
 	})
 
+	if s.cfg.APIKey != "" {
+		app.Get("/signin", s.handleSignInPage)
+		app.Post("/signin", s.checkCSRF, s.handleSignIn)
+		app.Post("/signout", s.checkCSRF, s.handleSignOut)
+	} else {
+		app.Get("/signin", func(c *fiber.Ctx) error { return c.Redirect("/", fiber.StatusSeeOther) })
+	}
+	app.Use(s.requireAuth)
+
+	if !s.cfg.MetricsPublic {
+		app.Get("/metrics", metrics)
+	}
 	app.Get("/", s.handleIndex)
 	app.Get("/c/:id", s.handleConversation)
 	app.Get("/status", s.handleStatus)
@@ -257,6 +307,7 @@ func (s *Server) routes() {
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.hosts.Store(newHostPolicy(s.cfg.AllowedHosts, ln.Addr()))
 	return s.app.Listener(s.conns.wrap(ln))
 }
 

@@ -40,6 +40,7 @@ type (
 		Status        statusView
 		Meter         meterView
 		Actions       actionsView
+		SignOut       bool // an API key is set: offer to sign out
 	}
 	sidebarItem struct {
 		ID, Title string
@@ -288,7 +289,8 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 	if err != nil {
 		return err
 	}
-	p := page{CSRF: csrfToken(c), Status: s.statusView(), Settings: settingsView{Think: defaultThink(c), NoReasoning: s.noReasoning()}}
+	p := page{CSRF: csrfToken(c), Status: s.statusView(), Settings: settingsView{Think: defaultThink(c), NoReasoning: s.noReasoning()},
+		SignOut: s.cfg.APIKey != ""}
 	if conv != nil {
 		p.Title, p.ConvID = conv.Title, conv.ID
 		p.Settings = settingsView{Think: conv.Think, Temperature: formatTemp(conv.Temperature)}

@@ -34,16 +34,21 @@ func newBrowser(t testing.TB, base string) *browser {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	b := &browser{t: t, base: base, client: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
-	page := b.get("/")
+	b.loadToken(b.get("/"))
+	return b
+}
+
+// loadToken takes the CSRF token from a page.
+func (b *browser) loadToken(page string) {
+	b.t.Helper()
 	m := metaToken.FindStringSubmatch(page)
 	if m == nil {
-		t.Fatal("page has no CSRF token")
+		b.t.Fatal("page has no CSRF token")
 	}
 	b.token = m[1]
 	if !strings.Contains(page, `hx-headers='{"X-CSRF-Token": "`+b.token+`"}'`) {
-		t.Fatal("page does not send the CSRF token with htmx requests")
+		b.t.Fatal("page does not send the CSRF token with htmx requests")
 	}
-	return b
 }
 
 func (b *browser) get(path string) string {
