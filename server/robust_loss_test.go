@@ -396,7 +396,7 @@ func TestOversizedMessageRefused(t *testing.T) {
 	s, base := startServer(t, f, Config{})
 	b := newBrowser(t, base)
 	resp, body := b.do("POST", "/chat", url.Values{"content": {strings.Repeat("word ", 1200)}})
-	if resp.StatusCode != 400 || !strings.Contains(body, "1,216 tokens") || !strings.Contains(body, "context window holds") {
+	if resp.StatusCode != 400 || !strings.Contains(body, "1,216 tokens") || !strings.Contains(body, "context window holds 288.") {
 		t.Fatalf("oversized message: status %d: %s", resp.StatusCode, body)
 	}
 	if n := conversationCount(t, s); n != 0 {
