@@ -89,7 +89,7 @@ func TestBackendLostFailsOneRequest(t *testing.T) {
 		conv, sid, _ := b.send("", "hello", false)
 		evs := b.stream(sid, nil)
 		last := lastEvent(t, evs)
-		if last.Name != "error" || !strings.Contains(last.Data, "The answer failed") {
+		if last.Name != "failed" || !strings.Contains(last.Data, "The answer failed") {
 			t.Fatalf("lost device on the page: last event %+v", last)
 		}
 		_, sid, _ = b.send(conv, "again", false)

@@ -264,7 +264,7 @@ func TestFailedRegenerationKeepsAnswer(t *testing.T) {
 	}
 	evs := b.stream(m[1], nil)
 	last := evs[len(evs)-1]
-	if last.Name != "error" || !strings.Contains(last.Data, "You said: question") || !strings.Contains(last.Data, "previous answer is kept") {
+	if last.Name != "failed" || !strings.Contains(last.Data, "You said: question") || !strings.Contains(last.Data, "previous answer is kept") {
 		t.Fatalf("failed regeneration ended %s: %s", last.Name, last.Data)
 	}
 	after, _ := s.store.Messages(context.Background(), conv)
@@ -301,7 +301,7 @@ func TestFullDiskKeepsAnswer(t *testing.T) {
 	h.setFailing(errDiskFull)
 	evs := b.stream(sid, nil)
 	last := evs[len(evs)-1]
-	if last.Name != "error" || !strings.Contains(last.Data, "Not saved: adding message: database or disk is full") ||
+	if last.Name != "failed" || !strings.Contains(last.Data, "Not saved: adding message: database or disk is full") ||
 		!strings.Contains(last.Data, "You said: second") || !strings.Contains(last.Data, "/stream/"+sid+"/save") {
 		t.Fatalf("unsaved answer ended %s: %s", last.Name, last.Data)
 	}

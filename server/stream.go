@@ -275,7 +275,7 @@ func (s *Server) handleStream(c *fiber.Ctx) error {
 			// also stops the browser from reconnecting.
 			final, err := s.render("partials/message", messageView{Note: "This answer is no longer streaming: reload the page to see the saved conversation."})
 			if err == nil {
-				sse.event("error", final)
+				sse.event("failed", final)
 			}
 			return
 		}
@@ -474,14 +474,14 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 	kind := "done"
 	switch {
 	case errors.Is(cause, errShutdown):
-		kind, view.Note, view.NoteErr = "error", "The server shut down before the answer was finished.", true
+		kind, view.Note, view.NoteErr = "failed", "The server shut down before the answer was finished.", true
 	case err != nil && cause == nil:
-		kind, view.NoteErr = "error", true
+		kind, view.NoteErr = "failed", true
 		view.Note = "The answer failed: " + generationError(err).Message
 	}
 	switch {
 	case serr != nil:
-		kind = "error"
+		kind = "failed"
 		view = s.unsavedView(st.id, msg, serr)
 	case st.replaces != 0 && saved == 0:
 		// The new answer did not replace the previous one: show that one again, saying why.
@@ -491,7 +491,7 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 				note = "Stopped before any text."
 			}
 			view = s.messageView(prev)
-			view.Note, view.NoteErr = note+" The previous answer is kept.", kind == "error"
+			view.Note, view.NoteErr = note+" The previous answer is kept.", kind == "failed"
 		}
 	}
 	if msg.Tokens > 0 && (st.replaces == 0 || saved != 0) {

@@ -122,7 +122,7 @@ func (b *browser) stream(id string, onEvent func(sseEvent)) []sseEvent {
 		if onEvent != nil {
 			onEvent(ev)
 		}
-		return ev.Name != "done" && ev.Name != "error"
+		return ev.Name != "done" && ev.Name != "failed"
 	})
 	return evs
 }
@@ -508,7 +508,7 @@ func TestUnknownStream(t *testing.T) {
 	_, base := startServer(t, newFake(), Config{})
 	b := newBrowser(t, base)
 	evs := b.stream("0123456789abcdef", nil)
-	if ev := lastEvent(t, evs); ev.Name != "error" || !strings.Contains(ev.Data, "no longer streaming") {
+	if ev := lastEvent(t, evs); ev.Name != "failed" || !strings.Contains(ev.Data, "no longer streaming") {
 		t.Fatalf("unknown stream: %+v", evs)
 	}
 }
@@ -584,7 +584,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := <-uiEvents
-	if ev := lastEvent(t, evs); ev.Name != "error" || !strings.Contains(ev.Data, "shut down") {
+	if ev := lastEvent(t, evs); ev.Name != "failed" || !strings.Contains(ev.Data, "shut down") {
 		t.Fatalf("the browser stream ended with %+v", ev)
 	}
 	var apiChunks []string

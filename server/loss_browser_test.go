@@ -33,3 +33,28 @@ func TestReloadMidAnswerInBrowser(t *testing.T) {
 	}
 	b.noErrors("after the reload")
 }
+
+// TestNotSavedInBrowser makes the answer's write fail (a full disk): the page keeps the answer with a
+// "not saved" note, and its Retry button saves it once there is room.
+func TestNotSavedInBrowser(t *testing.T) {
+	b := startBrowser(t)
+	f := newFake()
+	f.delay = 30 * time.Millisecond
+	s, base := startServer(t, f, Config{})
+	h := &faultyHistory{history: s.store}
+	s.store = h
+	b.do("open the page", chromedp.Navigate(base), chromedp.WaitVisible("#prompt"))
+	b.send("keep this")
+	b.wait("the answer streaming", `!!document.querySelector(".msg.streaming")`, 10*time.Second)
+	h.setFailing(errDiskFull)
+	b.wait("the unsaved answer", `!document.querySelector(".msg.streaming") && !!document.querySelector("button.retry-save")`, 10*time.Second)
+	got := eval[string](b, `document.querySelector(".msg.assistant .content").textContent + " | " + document.querySelector(".msg.assistant .note").textContent`)
+	if !strings.Contains(got, "You said: keep this") || !strings.Contains(got, "| Not saved: adding message: database or disk is full") {
+		t.Fatalf("the unsaved answer shows %q", got)
+	}
+	h.setFailing(nil)
+	b.do("retry", chromedp.Click("button.retry-save"))
+	b.wait("the saved answer", `!document.querySelector("button.retry-save") && !document.querySelector(".msg.assistant .note") &&
+		(document.querySelector(".msg.assistant .content")?.textContent || "").includes("You said: keep this")`, 10*time.Second)
+	b.noErrors("after the retry")
+}
