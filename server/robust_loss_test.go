@@ -323,6 +323,11 @@ func TestFullDiskKeepsAnswer(t *testing.T) {
 		t.Fatalf("retry while full: status %d: %s", resp.StatusCode, body)
 	}
 
+	// A next message is refused while the answer before it cannot be saved: the history keeps its order.
+	if resp, body := b.do("POST", "/chat", url.Values{"content": {"third"}, "conversation": {conv}}); resp.StatusCode != 507 {
+		t.Fatalf("a next message while the answer is unsaved: status %d: %s", resp.StatusCode, body)
+	}
+
 	// Room again: the retry saves it, and new chats work.
 	h.setFailing(nil)
 	resp, body = b.do("POST", "/stream/"+sid+"/save", nil)
@@ -338,6 +343,22 @@ func TestFullDiskKeepsAnswer(t *testing.T) {
 	}
 	_, sid, _ = b.send("", "new chat", false)
 	b.stream(sid, nil)
+
+	// An unsaved answer is written before the next message, in order, when there is room again.
+	_, sid, _ = b.send(conv, "fourth", false)
+	h.setFailing(errDiskFull)
+	b.stream(sid, nil)
+	h.setFailing(nil)
+	_, sid, _ = b.send(conv, "fifth", false)
+	b.stream(sid, nil)
+	var roles []string
+	msgs, _ = s.store.Messages(context.Background(), conv)
+	for _, m := range msgs {
+		roles = append(roles, m.Role)
+	}
+	if got := strings.Join(roles, " "); got != "user assistant user assistant user assistant user assistant" {
+		t.Fatalf("turns after an unsaved answer and a next message: %s", got)
+	}
 }
 
 var resumeAttr = regexp.MustCompile(`sse-connect="/stream/([0-9a-f]+)\?t=(\d+)&amp;a=(\d+)"`)

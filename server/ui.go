@@ -360,10 +360,12 @@ func (s *Server) conversation(c *fiber.Ctx) (store.Conversation, error) {
 func (s *Server) loadConversation(ctx context.Context, id string) (store.Conversation, error) {
 	conv, err := s.store.Conversation(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return conv, fiber.NewError(fiber.StatusNotFound, "This conversation does not exist: it may have been deleted. Start a new chat.")
+		return conv, errNoConversation
 	}
 	return conv, err
 }
+
+var errNoConversation = fiber.NewError(fiber.StatusNotFound, "This conversation does not exist: it may have been deleted. Start a new chat.")
 
 // message loads the message named by :mid in the conversation named by :id.
 func (s *Server) message(c *fiber.Ctx) (store.Conversation, store.Message, error) {
@@ -523,11 +525,17 @@ func (s *Server) reserveTurn(convID string) (*turn, error) {
 		return nil, errBusy()
 	}
 	r := &turn{s: s, ticket: t, unlock: func() {}}
-	if convID != "" {
-		if r.unlock, err = s.lockConversation(convID); err != nil {
-			t.release()
-			return nil, err
-		}
+	if convID == "" {
+		return r, nil
+	}
+	if r.unlock, err = s.lockConversation(convID); err != nil {
+		t.release()
+		return nil, err
+	}
+	// An answer that could not be saved goes in before anything that follows it.
+	if err := s.saveUnsavedOf(convID); err != nil {
+		r.end()
+		return nil, errNotSaved(err)
 	}
 	return r, nil
 }

@@ -93,8 +93,37 @@ func saveError(err error) string {
 // errNotSaved answers a request whose change could not be written to the history. The write was one
 // transaction, so nothing was changed.
 func errNotSaved(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errNoConversation
+	}
 	return fiber.NewError(fiber.StatusInsufficientStorage,
 		"Not saved: "+saveError(err)+". Nothing was changed: free some space in the data directory, then try again.")
+}
+
+// saveUnsavedOf writes a conversation's unsaved answers before anything is added after them, so that
+// the history keeps its order; it fails, changing nothing more, while the disk is still full.
+func (s *Server) saveUnsavedOf(convID string) error {
+	u := &s.unsaved
+	u.mu.Lock()
+	var sids []string
+	for _, sid := range u.order {
+		if u.byID[sid].msg.ConversationID == convID {
+			sids = append(sids, sid)
+		}
+	}
+	u.mu.Unlock()
+	for _, sid := range sids {
+		a, ok := s.takeUnsaved(sid)
+		if !ok {
+			continue // a retry saved it meanwhile
+		}
+		if _, err := s.saveAnswer(a.msg, a.replaces); err != nil && !errors.Is(err, store.ErrNotFound) {
+			a.err = err
+			s.keepUnsaved(sid, a)
+			return err
+		}
+	}
+	return nil
 }
 
 // handleSaveRetry writes an unsaved answer again, and answers with the message as the page should now
