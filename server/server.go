@@ -194,7 +194,7 @@ func New(cfg Config, gen Generator) (*Server, error) {
 
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.recoverPanics, s.countRequests, s.securityHeaders, s.refuseWhileClosing, s.limitBody)
+	app.Use(s.refuseAmbiguousFraming, s.recoverPanics, s.countRequests, s.securityHeaders, s.refuseWhileClosing, s.limitBody)
 	if s.cfg.CORSOrigin != "" {
 		c := cors.New(cors.Config{AllowOrigins: s.cfg.CORSOrigin, AllowHeaders: "Authorization, Content-Type",
 			AllowMethods: "GET, POST, OPTIONS"})
