@@ -206,7 +206,7 @@ func (s *Server) routes() {
 	app.Get("/metrics", s.handleMetrics())
 	app.Get("/assets/*", s.handleAsset)
 
-	v1 := app.Group("/v1", s.requireAPIKey)
+	v1 := app.Group("/v1", s.requireAPIKey, requireJSON)
 	v1.Get("/models", s.handleModels)
 	v1.Post("/chat/completions", s.handleChatCompletions)
 	v1.Post("/completions", s.handleCompletions)
