@@ -26,6 +26,8 @@ type serveOptions struct {
 	maxQueue   int
 	apiKey     string
 	corsOrigin string
+	// writeTimeout drops a client that has stopped reading its answer (server.Config.StreamWriteTimeout).
+	writeTimeout time.Duration
 }
 
 func init() {
@@ -60,6 +62,8 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 	fs.IntVar(&o.maxQueue, "max-queue", 8, "requests that may wait for the model; more are refused with 503")
 	fs.StringVar(&o.apiKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' on /v1")
 	fs.StringVar(&o.corsOrigin, "cors-origin", "", "let this browser origin call the API (CORS), e.g. http://localhost:3000")
+	fs.DurationVar(&o.writeTimeout, "stream-write-timeout", 30*time.Second,
+		"drop a client that takes none of its answer for this long, and cancel its generation to free the model")
 	return o
 }
 
@@ -75,6 +79,8 @@ func (o *serveOptions) run(ctx context.Context, env *Env) error {
 		return usageErr("--port %d is not a port number (0-65535)", o.port)
 	case o.maxQueue < 1:
 		return usageErr("--max-queue %d: at least one request must be able to wait", o.maxQueue)
+	case o.writeTimeout <= 0:
+		return usageErr("--stream-write-timeout %v: give a positive duration, e.g. 30s", o.writeTimeout)
 	case o.dataDir == "":
 		return usageErr("no directory for the chat history: set --data-dir")
 	}
@@ -84,7 +90,7 @@ func (o *serveOptions) run(ctx context.Context, env *Env) error {
 	}
 
 	srv, err := server.New(server.Config{DataDir: o.dataDir, MaxQueue: o.maxQueue, APIKey: o.apiKey,
-		CORSOrigin: o.corsOrigin, Log: env.Log}, nil)
+		CORSOrigin: o.corsOrigin, StreamWriteTimeout: o.writeTimeout, Log: env.Log}, nil)
 	if err != nil {
 		return err
 	}

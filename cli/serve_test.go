@@ -127,6 +127,7 @@ func TestServeBadFlags(t *testing.T) {
 		{"cpu and gpu", []string{"--cpu", "--gpu"}, "exclusive"},
 		{"bad port", []string{"--port", "70000"}, "not a port"},
 		{"no queue", []string{"--max-queue", "0"}, "max-queue"},
+		{"no write timeout", []string{"--stream-write-timeout", "0s"}, "stream-write-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
