@@ -304,7 +304,7 @@ func refuseUnhonoured(fields ...unhonoured) *apiError {
 }
 
 const (
-	noTools    = "this server calls no tools: leave it out"
+	noTools    = "this server calls no tools"
 	noLogprobs = "logprobs are not supported by this server"
 )
 
