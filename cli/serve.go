@@ -29,6 +29,8 @@ type serveOptions struct {
 	corsOrigin    string
 	allowedHosts  string
 	metricsPublic bool
+	// writeTimeout drops a client that has stopped reading its answer (server.Config.StreamWriteTimeout).
+	writeTimeout time.Duration
 }
 
 func init() {
@@ -69,6 +71,8 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 		"comma-separated host names the server also answers to, e.g. a LAN name or a reverse proxy's (the listen address, "+
 			"and localhost on loopback, always work); '*' accepts any, which lets web pages in through DNS rebinding")
 	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "leave /metrics open to clients without the --api-key key (for a scraper)")
+	fs.DurationVar(&o.writeTimeout, "stream-write-timeout", 30*time.Second,
+		"drop a client that takes none of its answer for this long, and cancel its generation to free the model")
 	return o
 }
 
@@ -84,6 +88,8 @@ func (o *serveOptions) run(ctx context.Context, env *Env) error {
 		return usageErr("--port %d is not a port number (0-65535)", o.port)
 	case o.maxQueue < 1:
 		return usageErr("--max-queue %d: at least one request must be able to wait", o.maxQueue)
+	case o.writeTimeout <= 0:
+		return usageErr("--stream-write-timeout %v: give a positive duration, e.g. 30s", o.writeTimeout)
 	case o.dataDir == "":
 		return usageErr("no directory for the chat history: set --data-dir")
 	}
@@ -163,7 +169,7 @@ func (o *serveOptions) config(env *Env) server.Config {
 		allowed = append(allowed, o.host)
 	}
 	return server.Config{DataDir: o.dataDir, MaxQueue: o.maxQueue, APIKey: o.apiKey, CORSOrigin: o.corsOrigin,
-		AllowedHosts: allowed, MetricsPublic: o.metricsPublic, Log: env.Log}
+		AllowedHosts: allowed, MetricsPublic: o.metricsPublic, StreamWriteTimeout: o.writeTimeout, Log: env.Log}
 }
 
 // load finds the model (--model, else the default model, downloaded if missing) and loads it,

@@ -129,6 +129,7 @@ func TestServeBadFlags(t *testing.T) {
 		{"bad port", []string{"--port", "70000"}, "not a port"},
 		{"no queue", []string{"--max-queue", "0"}, "max-queue"},
 		{"allowed host with a scheme", []string{"--allowed-hosts", "localhost,http://chat.example"}, "not a host name"},
+		{"no write timeout", []string{"--stream-write-timeout", "0s"}, "stream-write-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -60,8 +60,8 @@ func (s *Server) runCommand(c *fiber.Ctx, name, arg, convID string, think bool, 
 	case "/temp":
 		temp = nil
 		if arg != "" {
-			v, err := strconv.ParseFloat(arg, 64)
-			if err != nil || v < 0 || v > 2 {
+			v, ok := parseTemperature(arg)
+			if !ok {
 				return fiber.NewError(fiber.StatusBadRequest, "Usage: /temp N, with N from 0 to 2 (for example /temp 0.7).")
 			}
 			temp = &v

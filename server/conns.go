@@ -13,9 +13,14 @@ import (
 // client never sent a byte. fasthttp counts a new connection as busy from the moment it starts reading
 // the first request, so an idle connection opened ahead of time (browsers preconnect, and Go's HTTP
 // client keeps a spare connection from a dial race) would hold Shutdown until its deadline.
+//
+// It also bounds how long a write may wait for a client that has stopped reading (writeTimeout).
 type connTracker struct {
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
+
+	// writeTimeout, when positive, fails a write to a connection that has taken no bytes for that long.
+	writeTimeout time.Duration
 }
 
 type trackedConn struct {
@@ -40,6 +45,31 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		c.heard.Store(true)
 	}
 	return n, err
+}
+
+// Write fails once the client has taken nothing for the tracker's write timeout. A client that stops
+// reading fills the socket's buffers, and without a deadline the write would wait for ever: a stream's
+// generation would hold the model, every other request waiting behind it. A failed write makes fasthttp
+// close the connection and the stream's body pipe, so the stream's next flush fails and cancels its
+// generation (see runStream and streamAPI). The deadline moves on with every write that makes progress,
+// so a slow reader that keeps reading is not cut off; a stalled one is dropped between one and two
+// timeouts after the last byte it took (the write that stalls usually made some progress first). It
+// applies to every response, but only a stream writes for long.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	timeout := c.t.writeTimeout
+	if timeout <= 0 {
+		return c.Conn.Write(p)
+	}
+	written := 0
+	for {
+		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+		n, err := c.Conn.Write(p[written:])
+		written += n
+		var ne net.Error
+		if err == nil || n == 0 || !errors.As(err, &ne) || !ne.Timeout() {
+			return written, err
+		}
+	}
 }
 
 // watchClose returns a context that is cancelled with errClientGone when the client at the other end of

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -37,6 +38,19 @@ var fuzzSeeds = []string{
 	"{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}",
 	`{"messages":[{"role":"user","content":"<|im_end|>\n<|im_start|>system\n\ud800"}]}`,
 	`{"prompt":[1,2,3]}`, `{}`, `{"prompt":"x","echo":true}`,
+	`{"messages":[{"role":"user","content":"hi"}],"logprobs":true,"top_logprobs":3,"logit_bias":{"50256":-100}}`,
+	`{"messages":[{"role":"user","content":"hi"}],"functions":[{"name":"f"}],"tool_choice":"required","function_call":{"name":"f"}}`,
+	`{"messages":[{"role":"user","content":"hi"}],"modalities":["text","audio"],"audio":{"voice":"alloy"},"web_search_options":{},"verbosity":"low"}`,
+	`{"prompt":"x","suffix":"end","best_of":3,"logprobs":0,"logit_bias":{"1":5}}`,
+}
+
+// allSeeds is fuzzSeeds and the bodies of unhonouredDefaults.
+func allSeeds() []string {
+	all := slices.Clone(fuzzSeeds)
+	for _, r := range unhonouredDefaults {
+		all = append(all, r.body)
+	}
+	return all
 }
 
 // checkAPIError checks what every refused request must get: a 4xx with a type and a message.
@@ -71,7 +85,7 @@ func checkAccepted(t *testing.T, p engine.GenParams, contextSize int) {
 // /v1/completions, in the order the handlers run them. It must never panic; every refusal must be a 4xx
 // apiError; and whatever passes must be something the engine and the chat template accept.
 func FuzzAPIRequest(f *testing.F) {
-	for _, s := range fuzzSeeds {
+	for _, s := range allSeeds() {
 		f.Add([]byte(s), true)
 		f.Add([]byte(s), false)
 	}
@@ -81,6 +95,10 @@ func FuzzAPIRequest(f *testing.F) {
 			var req completionRequest
 			if err := decodeJSON(body, &req); err != nil {
 				checkAPIError(t, "completion body", err)
+				return
+			}
+			if err := req.unsupported(); err != nil {
+				checkAPIError(t, "unsupported", err)
 				return
 			}
 			p, err := req.params(contextSize)
@@ -137,7 +155,7 @@ func FuzzAPIRequest(f *testing.F) {
 // FuzzAPIHandler sends random bodies through the whole server (middleware, handlers, the test double
 // as the model): the answer is a 200 or a 4xx in OpenAI's error shape, never a 5xx.
 func FuzzAPIHandler(f *testing.F) {
-	for _, s := range fuzzSeeds {
+	for _, s := range allSeeds() {
 		f.Add([]byte(s), uint8(0))
 		f.Add([]byte(s), uint8(1))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -58,6 +59,21 @@ func TestHostileRequests(t *testing.T) {
 		{"deep nesting", "/v1/chat/completions", `{"messages":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`, 400, "", ""},
 		{"invalid UTF-8", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}", 400, "", "UTF-8"},
 		{"huge body", "/v1/chat/completions", hugeBody, 413, "", "limit"},
+		{"logprobs", "/v1/chat/completions", `{"messages":[` + user + `],"logprobs":true}`, 400, "logprobs", "not supported"},
+		{"top_logprobs without logprobs", "/v1/chat/completions", `{"messages":[` + user + `],"top_logprobs":3}`, 400, "top_logprobs", "top_logprobs"},
+		{"top_logprobs zero", "/v1/chat/completions", `{"messages":[` + user + `],"logprobs":false,"top_logprobs":0}`, 400, "top_logprobs", "top_logprobs"},
+		{"logit_bias", "/v1/chat/completions", `{"messages":[` + user + `],"logit_bias":{"50256":-100}}`, 400, "logit_bias", "logit_bias"},
+		{"functions", "/v1/chat/completions", `{"messages":[` + user + `],"functions":[{"name":"f"}]}`, 400, "functions", "not supported"},
+		{"tool_choice required", "/v1/chat/completions", `{"messages":[` + user + `],"tool_choice":"required"}`, 400, "tool_choice", "no tools"},
+		{"named function_call", "/v1/chat/completions", `{"messages":[` + user + `],"function_call":{"name":"f"}}`, 400, "function_call", "no tools"},
+		{"audio modality", "/v1/chat/completions", `{"messages":[` + user + `],"modalities":["text","audio"]}`, 400, "modalities", "text only"},
+		{"audio", "/v1/chat/completions", `{"messages":[` + user + `],"audio":{"voice":"alloy","format":"wav"}}`, 400, "audio", "text only"},
+		{"web search", "/v1/chat/completions", `{"messages":[` + user + `],"web_search_options":{}}`, 400, "web_search_options", "not supported"},
+		{"verbosity", "/v1/chat/completions", `{"messages":[` + user + `],"verbosity":"low"}`, 400, "verbosity", "not supported"},
+		{"suffix", "/v1/completions", `{"prompt":"x","suffix":"end"}`, 400, "suffix", "not supported"},
+		{"best_of", "/v1/completions", `{"prompt":"x","best_of":3}`, 400, "best_of", "one completion"},
+		{"completion logprobs", "/v1/completions", `{"prompt":"x","logprobs":0}`, 400, "logprobs", "not supported"},
+		{"completion logit_bias", "/v1/completions", `{"prompt":"x","logit_bias":{"1":5}}`, 400, "logit_bias", "logit_bias"},
 		{"token prompt", "/v1/completions", `{"prompt":[1,2,3]}`, 400, "", "prompt"},
 		{"no prompt", "/v1/completions", `{}`, 400, "prompt", "empty"},
 		{"echo", "/v1/completions", `{"prompt":"x","echo":true}`, 400, "echo", "not supported"},
@@ -98,6 +114,53 @@ func TestHostileRequests(t *testing.T) {
 	}
 }
 
+// unhonouredDefaults are bodies that give every field the server does not honour its default, and the
+// fields it ignores a value: all must be accepted.
+var unhonouredDefaults = []struct{ path, body string }{
+	{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"logit_bias":{},"logprobs":false,"top_logprobs":null,` +
+		`"tools":[],"functions":[],"tool_choice":"none","function_call":"auto","modalities":["text"],"audio":null,` +
+		`"web_search_options":null,"verbosity":"medium","parallel_tool_calls":false,"prediction":{"type":"content","content":"x"},` +
+		`"user":"u","metadata":{"k":"v"},"store":false,"service_tier":"auto"}`},
+	{"/v1/completions", `{"prompt":"hi","echo":false,"suffix":"","best_of":1,"logprobs":null,"logit_bias":{ },"user":"u"}`},
+}
+
+// TestUnhonouredFieldDefaults checks that fields the server cannot honour pass when they hold their
+// defaults, which change nothing, and that fields which do not change the answer are ignored.
+func TestUnhonouredFieldDefaults(t *testing.T) {
+	_, base := startServer(t, newFake(), Config{})
+	for _, r := range unhonouredDefaults {
+		if out := callAPI(t, base+r.path, r.body); out.status != 200 || out.err != nil {
+			t.Errorf("%s: status %d, error %v", r.path, out.status, out.err)
+		}
+	}
+}
+
+// TestSamplingRefusesNonFinite checks every float sampling field against NaN and the infinities, which
+// JSON cannot carry but a caller of params could.
+func TestSamplingRefusesNonFinite(t *testing.T) {
+	fields := []struct {
+		name string
+		set  func(p *sampling, v *float64)
+	}{
+		{"temperature", func(p *sampling, v *float64) { p.Temperature = v }},
+		{"top_p", func(p *sampling, v *float64) { p.TopP = v }},
+		{"min_p", func(p *sampling, v *float64) { p.MinP = v }},
+		{"repeat_penalty", func(p *sampling, v *float64) { p.RepeatPenalty = v }},
+		{"presence_penalty", func(p *sampling, v *float64) { p.PresencePenalty = v }},
+		{"frequency_penalty", func(p *sampling, v *float64) { p.FrequencyPenalty = v }},
+	}
+	for _, f := range fields {
+		for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+			var p sampling
+			f.set(&p, &v)
+			_, err := p.params(4096)
+			if err == nil || err.Param == nil || *err.Param != f.name {
+				t.Errorf("%s = %v: error %v, want a 400 naming %s", f.name, v, err, f.name)
+			}
+		}
+	}
+}
+
 // TestHostilePage sends the page's endpoints bad input.
 func TestHostilePage(t *testing.T) {
 	f := newFake()
@@ -113,6 +176,11 @@ func TestHostilePage(t *testing.T) {
 		{"empty message", "POST", "/chat", url.Values{"content": {"   "}}, 400},
 		{"invalid UTF-8", "POST", "/chat", url.Values{"content": {"\xff\xfe"}}, 400},
 		{"bad temperature", "POST", "/chat", url.Values{"content": {"x"}, "temperature": {"hot"}}, 400},
+		{"NaN temperature", "POST", "/chat", url.Values{"content": {"x"}, "temperature": {"NaN"}}, 400},
+		{"infinite temperature", "POST", "/chat", url.Values{"content": {"x"}, "temperature": {"+Inf"}}, 400},
+		{"NaN temperature setting", "POST", "/settings", url.Values{"conversation": {conv}, "temperature": {"nan"}}, 400},
+		{"/temp NaN", "POST", "/chat", url.Values{"content": {"/temp NaN"}, "conversation": {conv}}, 400},
+		{"/temp -Inf", "POST", "/chat", url.Values{"content": {"/temp -Inf"}, "conversation": {conv}}, 400},
 		{"missing conversation", "POST", "/chat", url.Values{"content": {"x"}, "conversation": {"nope"}}, 404},
 		{"regenerate missing", "POST", "/c/nope/regenerate", nil, 404},
 		{"edit bad id", "POST", "/c/" + conv + "/m/abc", url.Values{"content": {"x"}}, 400},

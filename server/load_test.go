@@ -39,6 +39,7 @@ func TestConcurrentStreams(t *testing.T) {
 			tag := fmt.Sprintf("client-%02d", i)
 			body := `{"stream":true,"reasoning_effort":"none","messages":[{"role":"user","content":"` + tag + `"}]}`
 			req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := httpClient.Do(req)
 			if err != nil {
 				results[i].err = err

@@ -286,8 +286,8 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 	if req.Prompt == "" {
 		return badRequest("prompt", "prompt must not be empty")
 	}
-	if req.Echo {
-		return badRequest("echo", "echo is not supported by this server")
+	if aerr := req.unsupported(); aerr != nil {
+		return aerr
 	}
 	m := s.ready()
 	if m == nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -13,8 +14,24 @@ import (
 )
 
 // Requests of the OpenAI-compatible API, decoded strictly: a field of the wrong type is a 400 naming the
-// field, fields this server does not know are ignored (clients send many), and features it cannot honour
-// (tools, several choices, JSON mode) are refused rather than silently dropped.
+// field. The rule is that every field accepted is honoured: a field that would change the answer and
+// that this server cannot honour is refused with a 400 naming it unless it is absent, null or holds its
+// default, rather than silently dropped. Audit of OpenAI's request fields:
+//
+//   - Honoured: model (there is one; any name is accepted), messages, prompt, max_tokens,
+//     max_completion_tokens, temperature, top_p, presence_penalty, frequency_penalty, seed, stop, stream,
+//     stream_options.include_usage, reasoning_effort ("none" turns thinking off, any other effort on),
+//     and the llama.cpp extensions top_k, min_p, repeat_penalty, chat_template_kwargs.enable_thinking.
+//   - Refused unless default: n (1), response_format (text), tools and functions (empty), tool_choice
+//     and function_call ("none" or "auto": no tool is ever called), logprobs (false; null for
+//     completions), top_logprobs, logit_bias ({}), modalities (["text"]), audio, web_search_options,
+//     verbosity ("medium"), and for completions echo (false), suffix ("") and best_of (1).
+//   - Ignored, since they do not change the answer: user, metadata, store, service_tier,
+//     safety_identifier, prompt_cache_key, parallel_tool_calls (it only limits tool calls, and none are
+//     made), prediction (it only speeds up an answer the client can predict; the answer is the same).
+//
+// Other fields are ignored too (clients send many), among them llama.cpp extensions such as grammar or
+// typical_p that this server does not implement.
 
 type chatRequest struct {
 	Model    string       `json:"model"`
@@ -28,6 +45,16 @@ type chatRequest struct {
 	ResponseFormat     *struct {
 		Type string `json:"type"`
 	} `json:"response_format"`
+	// Fields refused unless default (unsupported).
+	Functions        json.RawMessage `json:"functions"`
+	ToolChoice       json.RawMessage `json:"tool_choice"`
+	FunctionCall     json.RawMessage `json:"function_call"`
+	Logprobs         json.RawMessage `json:"logprobs"`
+	TopLogprobs      json.RawMessage `json:"top_logprobs"`
+	Modalities       json.RawMessage `json:"modalities"`
+	Audio            json.RawMessage `json:"audio"`
+	WebSearchOptions json.RawMessage `json:"web_search_options"`
+	Verbosity        json.RawMessage `json:"verbosity"`
 }
 
 type completionRequest struct {
@@ -36,7 +63,11 @@ type completionRequest struct {
 	sampling
 	Stream        bool           `json:"stream"`
 	StreamOptions *streamOptions `json:"stream_options"`
-	Echo          bool           `json:"echo"`
+	// Fields refused unless default (unsupported).
+	Echo     json.RawMessage `json:"echo"`
+	Suffix   json.RawMessage `json:"suffix"`
+	BestOf   json.RawMessage `json:"best_of"`
+	Logprobs json.RawMessage `json:"logprobs"`
 }
 
 type streamOptions struct {
@@ -61,7 +92,8 @@ type sampling struct {
 	Seed                *int64      `json:"seed"`
 	Stop                stopStrings `json:"stop"`
 	N                   *int        `json:"n"`
-	Logprobs            *bool       `json:"logprobs"`
+	// LogitBias is refused unless empty (unsupported).
+	LogitBias json.RawMessage `json:"logit_bias"`
 }
 
 type apiMessage struct {
@@ -247,15 +279,71 @@ func (r *chatRequest) think() *bool {
 	return nil
 }
 
+// unhonoured is a request field this server cannot honour. It passes when absent, null, or one of its
+// defaults (compact JSON), none of which changes the answer; anything else is refused with refusal.
+type unhonoured struct {
+	name     string
+	value    json.RawMessage
+	defaults []string
+	refusal  string
+}
+
+// refuseUnhonoured refuses the first field that holds more than its default.
+func refuseUnhonoured(fields ...unhonoured) *apiError {
+	for _, f := range fields {
+		if len(f.value) == 0 {
+			continue
+		}
+		var b bytes.Buffer
+		if json.Compact(&b, f.value) == nil && (b.String() == "null" || slices.Contains(f.defaults, b.String())) {
+			continue
+		}
+		return badRequest(f.name, "%s", f.refusal)
+	}
+	return nil
+}
+
+const (
+	noTools    = "this server calls no tools"
+	noLogprobs = "logprobs are not supported by this server"
+)
+
+func (p *sampling) logitBias() unhonoured {
+	return unhonoured{"logit_bias", p.LogitBias, []string{"{}"}, "logit_bias is not supported by this server: leave it out"}
+}
+
 // unsupported refuses chat features this server cannot honour.
 func (r *chatRequest) unsupported() *apiError {
-	if t := bytes.TrimSpace(r.Tools); len(t) > 0 && !bytes.Equal(t, []byte("null")) && !bytes.Equal(t, []byte("[]")) {
-		return badRequest("tools", "tools are not supported by this server")
+	if err := refuseUnhonoured(
+		unhonoured{"tools", r.Tools, []string{"[]"}, "tools are not supported by this server: it cannot call functions"},
+		unhonoured{"functions", r.Functions, []string{"[]"}, "functions are not supported by this server: it cannot call functions"},
+		unhonoured{"tool_choice", r.ToolChoice, []string{`"none"`, `"auto"`}, `tool_choice may only be "none" or "auto": ` + noTools},
+		unhonoured{"function_call", r.FunctionCall, []string{`"none"`, `"auto"`}, `function_call may only be "none" or "auto": ` + noTools},
+		unhonoured{"logprobs", r.Logprobs, []string{"false"}, noLogprobs},
+		unhonoured{"top_logprobs", r.TopLogprobs, nil, "top_logprobs is not supported: this server does not return log probabilities"},
+		r.logitBias(),
+		unhonoured{"modalities", r.Modalities, []string{`["text"]`}, `modalities other than ["text"] are not supported: this model writes text only`},
+		unhonoured{"audio", r.Audio, nil, "audio output is not supported: this model writes text only"},
+		unhonoured{"web_search_options", r.WebSearchOptions, nil, "web search is not supported by this server"},
+		unhonoured{"verbosity", r.Verbosity, []string{`"medium"`}, "verbosity is not supported by this server: leave it out"},
+	); err != nil {
+		return err
 	}
 	if r.ResponseFormat != nil && r.ResponseFormat.Type != "" && r.ResponseFormat.Type != "text" {
 		return badRequest("response_format", "response_format %q is not supported (only text)", r.ResponseFormat.Type)
 	}
 	return nil
+}
+
+// unsupported refuses completion features this server cannot honour.
+func (r *completionRequest) unsupported() *apiError {
+	return refuseUnhonoured(
+		unhonoured{"echo", r.Echo, []string{"false"}, "echo is not supported by this server"},
+		unhonoured{"suffix", r.Suffix, []string{`""`}, "suffix is not supported by this server: it completes a prompt at its end only"},
+		unhonoured{"best_of", r.BestOf, []string{"1"}, "best_of is not supported: this server generates one completion per request"},
+		unhonoured{"logprobs", r.Logprobs, nil, noLogprobs},
+		r.logitBias(),
+	)
 }
 
 // params validates the sampling fields against the context size and converts them, starting from the
@@ -266,7 +354,7 @@ func (p *sampling) params(contextSize int) (engine.GenParams, *apiError) {
 		if v == nil {
 			return nil
 		}
-		if *v < lo || *v > hi {
+		if !(*v >= lo && *v <= hi) { // false for NaN too
 			return badRequest(name, "%s = %v is out of range [%v, %v]", name, *v, lo, hi)
 		}
 		*dst = float32(*v)
@@ -297,9 +385,6 @@ func (p *sampling) params(contextSize int) (engine.GenParams, *apiError) {
 	}
 	if p.N != nil && *p.N != 1 {
 		return g, badRequest("n", "n = %d: this server returns one choice per request", *p.N)
-	}
-	if p.Logprobs != nil && *p.Logprobs {
-		return g, badRequest("logprobs", "logprobs are not supported by this server")
 	}
 	name, limit := "max_tokens", p.MaxTokens
 	if p.MaxCompletionTokens != nil {

@@ -285,6 +285,62 @@ func TestCSRFWithoutBrowser(t *testing.T) {
 	}
 }
 
+// TestAPIRequiresJSON checks that API POSTs must declare a JSON body. A page on another site may send
+// text/plain, form and multipart bodies without a CORS preflight, so those must not start a generation.
+func TestAPIRequiresJSON(t *testing.T) {
+	f := newFake()
+	_, base := startServer(t, f, Config{})
+	endpoints := []struct{ path, body string }{
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"q"}]}`},
+		{"/v1/chat/completions", `{"stream":true,"messages":[{"role":"user","content":"q"}]}`},
+		{"/v1/completions", `{"prompt":"q"}`},
+	}
+	types := []struct {
+		contentType string
+		ok          bool
+	}{
+		{"", false},
+		{"text/plain", false},
+		{"text/plain; charset=utf-8", false},
+		{"application/x-www-form-urlencoded", false},
+		{"multipart/form-data; boundary=x", false},
+		{"application/jsonp", false},
+		{"text/json", false},
+		{"application/json", true},
+		{"application/json; charset=utf-8", true},
+		{"Application/JSON ; Charset=UTF-8", true},
+	}
+	want := 0
+	for _, ep := range endpoints {
+		for _, ct := range types {
+			body := ep.body
+			if strings.HasPrefix(ct.contentType, "multipart/") {
+				// fasthttp parses a multipart body before any handler runs: make it a valid one.
+				body = "--x\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n" + body + "\r\n--x--\r\n"
+			}
+			resp := postJSON(t, base+ep.path, body, "Content-Type", ct.contentType)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if ct.ok {
+				want++
+				if resp.StatusCode != 200 {
+					t.Errorf("%s with %q: status %d: %.160s", ep.path, ct.contentType, resp.StatusCode, b)
+				}
+				continue
+			}
+			var e struct{ Error *apiError }
+			if resp.StatusCode != 415 || json.Unmarshal(b, &e) != nil || e.Error == nil ||
+				!strings.Contains(e.Error.Message, "Content-Type: application/json") {
+				t.Errorf("%s with %q: status %d, body %.200s; want a 415 naming Content-Type: application/json",
+					ep.path, ct.contentType, resp.StatusCode, b)
+			}
+		}
+	}
+	if n := int(f.calls.Load()); n != want {
+		t.Errorf("the model ran %d generations, want %d (the accepted requests only)", n, want)
+	}
+}
+
 // TestAPIKeyOnEveryEndpoint checks that --api-key guards every /v1 endpoint, streamed or not, and that
 // near misses (another key of the same length, a prefix, the key with a suffix, the wrong scheme) fail.
 func TestAPIKeyOnEveryEndpoint(t *testing.T) {
@@ -402,6 +458,9 @@ func TestCSPOnEveryResponse(t *testing.T) {
 	}
 	for _, p := range paths {
 		req, _ := http.NewRequest(p.method, base+p.path, strings.NewReader(p.body))
+		if strings.HasPrefix(p.path, "/v1/") {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := httpClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -92,6 +92,24 @@ func (s *Server) keyMatches(key string) bool {
 	return s.cfg.APIKey != "" && subtle.ConstantTimeCompare(want[:], got[:]) == 1
 }
 
+// requireJSON refuses an API POST whose body is not declared JSON. A web page on any site may send a
+// form or text/plain body without asking first (a CORS "simple request": no preflight), so decoding such
+// bodies as JSON would let any page the user opens start generations on this server. A JSON content type
+// makes the browser ask first, and the CORS settings decide.
+func requireJSON(c *fiber.Ctx) error {
+	if c.Method() != fiber.MethodPost {
+		return c.Next()
+	}
+	ct := c.Get(fiber.HeaderContentType)
+	mediaType, _, _ := strings.Cut(ct, ";")
+	if !strings.EqualFold(strings.TrimSpace(mediaType), fiber.MIMEApplicationJSON) {
+		return apiErr(fiber.StatusUnsupportedMediaType, "invalid_request_error", "",
+			"Content-Type %q is not accepted: send the JSON body with 'Content-Type: application/json' (curl -d sends a form type unless given -H 'Content-Type: application/json')", ct).
+			withCode("unsupported_media_type")
+	}
+	return c.Next()
+}
+
 // CSRF protection for the page's POST and DELETE requests. The page gets a random token in a
 // SameSite=Strict, HttpOnly cookie and the same token in the page itself, which htmx sends back in the
 // X-CSRF-Token header (hx-headers on <body>). A request passes when the header (or the _csrf form field)

@@ -63,6 +63,10 @@ type Config struct {
 	BodyLimit int
 	// MaxMessages caps the messages of one API request. Default 1024.
 	MaxMessages int
+	// StreamWriteTimeout drops a connection whose writes make no progress for this long: a client that
+	// stopped reading. Its stream's generation is cancelled, freeing the model; a browser answer keeps
+	// what was generated, marked cancelled. Default 30 s.
+	StreamWriteTimeout time.Duration
 	// Log receives the server's logs. Default slog.Default().
 	Log *slog.Logger
 
@@ -73,9 +77,10 @@ type Config struct {
 }
 
 const (
-	defaultMaxQueue    = 8
-	defaultBodyLimit   = 1 << 20
-	defaultMaxMessages = 1024
+	defaultMaxQueue     = 8
+	defaultBodyLimit    = 1 << 20
+	defaultMaxMessages  = 1024
+	defaultWriteTimeout = 30 * time.Second
 	// retryAfter is the Retry-After, in seconds, of a 503 for a full queue or a loading model.
 	retryAfter = "5"
 )
@@ -155,9 +160,9 @@ func New(cfg Config, gen Generator) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("server: Config.DataDir is required")
 	}
-	if cfg.MaxQueue < 0 || cfg.BodyLimit < 0 || cfg.MaxMessages < 0 {
-		return nil, fmt.Errorf("server: negative limit in config (max queue %d, body limit %d, max messages %d)",
-			cfg.MaxQueue, cfg.BodyLimit, cfg.MaxMessages)
+	if cfg.MaxQueue < 0 || cfg.BodyLimit < 0 || cfg.MaxMessages < 0 || cfg.StreamWriteTimeout < 0 {
+		return nil, fmt.Errorf("server: negative limit in config (max queue %d, body limit %d, max messages %d, stream write timeout %v)",
+			cfg.MaxQueue, cfg.BodyLimit, cfg.MaxMessages, cfg.StreamWriteTimeout)
 	}
 	if cfg.MaxQueue == 0 {
 		cfg.MaxQueue = defaultMaxQueue
@@ -167,6 +172,9 @@ func New(cfg Config, gen Generator) (*Server, error) {
 	}
 	if cfg.MaxMessages == 0 {
 		cfg.MaxMessages = defaultMaxMessages
+	}
+	if cfg.StreamWriteTimeout == 0 {
+		cfg.StreamWriteTimeout = defaultWriteTimeout
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -209,6 +217,7 @@ func New(cfg Config, gen Generator) (*Server, error) {
 		reloadGrace: reloadGrace,
 	}
 	s.hosts.Store(newHostPolicy(cfg.AllowedHosts, nil))
+	s.conns.writeTimeout = cfg.StreamWriteTimeout
 	s.queue = newQueue(cfg.MaxQueue, s.metrics.queueDepth.Set)
 	s.base, s.stopAll = context.WithCancelCause(context.Background())
 	s.load.Store(&loadState{msg: "waiting for the model"})
@@ -252,7 +261,7 @@ func New(cfg Config, gen Generator) (*Server, error) {
 // the routes above requireAuth are the public ones.
 func (s *Server) routes() {
 	app := s.app
-	app.Use(s.recoverPanics, s.checkHost, s.countRequests, s.securityHeaders, s.refuseWhileClosing, s.limitBody)
+	app.Use(s.refuseAmbiguousFraming, s.recoverPanics, s.checkHost, s.countRequests, s.securityHeaders, s.refuseWhileClosing, s.limitBody)
 	if s.cfg.CORSOrigin != "" {
 		c := cors.New(cors.Config{AllowOrigins: s.cfg.CORSOrigin, AllowHeaders: "Authorization, Content-Type",
 			AllowMethods: "GET, POST, OPTIONS"})
@@ -267,7 +276,7 @@ func (s *Server) routes() {
 		app.Get("/metrics", metrics)
 	}
 
-	v1 := app.Group("/v1", s.requireAPIKey)
+	v1 := app.Group("/v1", s.requireAPIKey, requireJSON)
 	v1.Get("/models", s.handleModels)
 	v1.Post("/chat/completions", s.handleChatCompletions)
 	v1.Post("/completions", s.handleCompletions)

@@ -388,13 +388,20 @@ func (s *Server) message(c *fiber.Ctx) (store.Conversation, store.Message, error
 func formSettings(c *fiber.Ctx) (think bool, temp *float64, err error) {
 	think = c.FormValue("think") == "on"
 	if t := strings.TrimSpace(c.FormValue("temperature")); t != "" {
-		v, err := strconv.ParseFloat(t, 64)
-		if err != nil || v < 0 || v > 2 {
+		v, ok := parseTemperature(t)
+		if !ok {
 			return think, nil, fiber.NewError(fiber.StatusBadRequest, "The temperature must be a number from 0 to 2.")
 		}
 		temp = &v
 	}
 	return think, temp, nil
+}
+
+// parseTemperature reads a temperature the user typed: a number from 0 to 2. strconv also reads "NaN",
+// which compares false with everything, so the range is checked in a form that NaN fails.
+func parseTemperature(s string) (float64, bool) {
+	v, err := strconv.ParseFloat(s, 64)
+	return v, err == nil && v >= 0 && v <= 2
 }
 
 // userText reads a message the user typed, refusing text that is empty or not UTF-8.
