@@ -59,7 +59,7 @@ func TestRequestSmuggling(t *testing.T) {
 	_, base := startServer(t, f, Config{})
 	addr := strings.TrimPrefix(base, "http://")
 	const prompt = `{"prompt":"hidden"}`
-	hidden := fmt.Sprintf("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+	hidden := fmt.Sprintf("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 		len(prompt), prompt)
 	lastChunk := "0\r\n\r\n" // an empty chunked body
 	all := len(lastChunk + hidden)
@@ -78,7 +78,7 @@ func TestRequestSmuggling(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := rawExchange(t, addr, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+			got := rawExchange(t, addr, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
 				tt.headers+"\r\n"+tt.body)
 			if len(got) != 1 {
 				t.Fatalf("%d responses, want 1 (a 400): %+v", len(got), got)
@@ -99,9 +99,9 @@ func TestRequestSmuggling(t *testing.T) {
 
 	// A chunked body alone is fine, and a request pipelined after it is answered too.
 	t.Run("chunked alone", func(t *testing.T) {
-		got := rawExchange(t, addr, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+		got := rawExchange(t, addr, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
 			"Transfer-Encoding: chunked\r\n\r\n"+fmt.Sprintf("%x\r\n%s\r\n", len(prompt), prompt)+lastChunk+
-			"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
 		if len(got) != 2 || got[0].status != 200 || got[1].status != 200 || !strings.Contains(got[0].body, "hidden#0") {
 			t.Fatalf("want two 200s, the first a completion; got %+v", got)
 		}

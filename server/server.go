@@ -386,11 +386,9 @@ func (s *Server) waitStreams(ctx context.Context) {
 		s.streamsMu.Lock()
 		n := 0
 		for _, st := range s.streams {
-			st.mu.Lock()
-			if st.started && st.final == nil {
+			if st.started.Load() && !st.ended() {
 				n++
 			}
-			st.mu.Unlock()
 		}
 		s.streamsMu.Unlock()
 		if n == 0 {

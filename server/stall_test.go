@@ -95,7 +95,7 @@ func TestStalledReaderFreesModel(t *testing.T) {
 		s, base := startServer(t, g, cfg)
 		b := newBrowser(t, base)
 		conv, sid, _ := b.send("", "flood", false)
-		stalledClient(t, base, "GET /stream/"+sid+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		stalledClient(t, base, "GET /stream/"+sid+" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 		end := waitFlood(t, g, cfg.StreamWriteTimeout)
 
 		_, next, _ := b.send("", "next", false)
@@ -125,11 +125,43 @@ func TestStalledReaderFreesModel(t *testing.T) {
 		g := newFlood()
 		_, base := startServer(t, g, cfg)
 		body := `{"stream":true,"messages":[{"role":"user","content":"flood"}]}`
-		stalledClient(t, base, fmt.Sprintf("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		stalledClient(t, base, fmt.Sprintf("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
 			len(body), body))
 		waitFlood(t, g, cfg.StreamWriteTimeout)
 		if out := callAPI(t, base+"/v1/chat/completions", `{"messages":[{"role":"user","content":"next"}]}`); out.status != 200 || out.err != nil {
 			t.Fatalf("the next request: status %d, error %v", out.status, out.err)
 		}
 	})
+}
+
+// TestStalledPageBlocksNothingElse stalls one page's stream for good (a write timeout of a minute), then
+// renders the conversation and presses Stop: neither waits for the stalled write, which holds only the
+// answer's own writes.
+func TestStalledPageBlocksNothingElse(t *testing.T) {
+	g := newFlood()
+	s, base := startServer(t, g, Config{StreamWriteTimeout: time.Minute})
+	b := newBrowser(t, base)
+	conv, sid, _ := b.send("", "flood", false)
+	stalledClient(t, base, "GET /stream/"+sid+" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+	s.streamsMu.Lock()
+	st := s.streams[sid]
+	s.streamsMu.Unlock()
+	// The socket's buffers fill in well under a second; then the answer stops growing.
+	for prev := -1; ; time.Sleep(100 * time.Millisecond) {
+		_, a := st.text()
+		if len(a) > 0 && len(a) == prev {
+			break
+		}
+		prev = len(a)
+	}
+	start := time.Now()
+	if page := b.get("/c/" + conv); !strings.Contains(page, `sse-connect="/stream/`+sid+`?t=`) {
+		t.Fatal("the page does not show the streaming answer")
+	}
+	if resp, _ := b.do("POST", "/stream/"+sid+"/cancel", nil); resp.StatusCode != 204 {
+		t.Fatalf("stop: status %d", resp.StatusCode)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("rendering the page and stopping took %v: they waited for the stalled write", d)
+	}
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"html"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -42,36 +39,6 @@ var (
 	errAbandoned = errors.New("the page never opened the answer's stream")
 )
 
-type uiStream struct {
-	id       string
-	convID   string
-	req      engine.ChatRequest
-	ticket   *ticket // the answer's place in the queue
-	replaces int64   // a regenerated answer: the answer it replaces once saved; 0 otherwise
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
-	expire   *time.Timer
-
-	mu       sync.Mutex // guards the fields below
-	started  bool       // a page connected and the generation runs
-	sinks    []*sink
-	thinking strings.Builder // the text generated so far, for pages that connect late
-	answer   strings.Builder
-	queue    string       // the last queue note, for the same
-	awaited  int          // pages rendered while it streamed that have not connected yet
-	final    *streamEvent // the last event, once the answer ended
-	saved    int64        // the stored answer's ID, once saved
-	done     chan struct{}
-}
-
-// sink is one page's event stream. gone is closed when a write to it failed or the answer ended.
-type sink struct {
-	sse  sseWriter
-	gone chan struct{}
-}
-
-type streamEvent struct{ name, data string }
-
 // startStream prepares the answer to msgs, the conversation as it is stored now; t is its place in the
 // queue, released by the stream from now on. The caller holds the conversation (lockConversation).
 func (s *Server) startStream(conv store.Conversation, msgs []store.Message, t *ticket, replaces int64) *uiStream {
@@ -94,27 +61,18 @@ func (s *Server) startStream(conv store.Conversation, msgs []store.Message, t *t
 // abandonStream drops an answer no page has connected to, giving its place in the queue to the next.
 // It reports whether the answer was dropped (false: it has started, and its own run ends it).
 func (s *Server) abandonStream(st *uiStream, cause error) bool {
-	st.mu.Lock()
-	started := st.started
-	if !started {
-		st.started = true // no page may start it from now on
-	}
-	st.mu.Unlock()
-	if started {
+	if !st.started.CompareAndSwap(false, true) {
 		return false
 	}
 	st.cancel(cause)
 	st.ticket.release()
+	// A page that connects meanwhile gets a last event: "Stopped.", or for an answer no page opened in
+	// time, that it is no longer streaming.
+	last := s.noteEvent("done", "Stopped.")
 	if cause != errStopped {
-		s.dropStream(st)
-		return true
+		last = s.noteEvent("failed", noLongerStreaming)
 	}
-	// Stopped before its page connected: the page still gets a last event when it does.
-	final, err := s.render("partials/message", messageView{Note: "Stopped."})
-	if err != nil {
-		final = `<p class="note">Stopped.</p>`
-	}
-	st.end(streamEvent{"done", final}, 0)
+	st.end(last, 0)
 	time.AfterFunc(endedKeep, func() { s.dropStream(st) })
 	return true
 }
@@ -165,26 +123,6 @@ func (s *Server) streamOf(convID string) *uiStream {
 	return last
 }
 
-// shownIn reports whether a page showing msgs, the stored conversation, shows this answer already: it
-// ended and was saved (a failed or unsaved one shows otherwise: the previous answer, or unsavedOf).
-func (st *uiStream) shownIn(msgs []store.Message) bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.final == nil {
-		return false
-	}
-	return st.saved == 0 || slices.ContainsFunc(msgs, func(m store.Message) bool { return m.ID == st.saved })
-}
-
-func (st *uiStream) ended() bool {
-	select {
-	case <-st.done:
-		return true
-	default:
-		return false
-	}
-}
-
 func (s *Server) dropStream(st *uiStream) {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
@@ -226,43 +164,6 @@ func (s *Server) handleCancel(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
-// streamView is the placeholder of an answer, as a page shows it when rendered: empty for an answer not
-// started yet, with the text so far for one that is streaming (a reload). expectPage tells a streaming
-// answer that this page will connect.
-func (st *uiStream) view(meter meterView) streamView {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	v := streamView{ID: st.id, Meter: meter, Thinking: st.thinking.String(), Answer: st.answer.String()}
-	if st.started && st.final == nil {
-		v.From = "?t=" + strconv.Itoa(len(v.Thinking)) + "&a=" + strconv.Itoa(len(v.Answer))
-	}
-	return v
-}
-
-// expectPage holds a streaming answer for a page about to connect: if every page connected so far goes
-// away meanwhile (the one being reloaded), the generation goes on for up to grace.
-func (st *uiStream) expectPage(grace time.Duration) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if !st.started || st.final != nil {
-		return
-	}
-	st.awaited++
-	time.AfterFunc(grace, func() {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		st.awaited--
-		st.cancelIfUnwatched()
-	})
-}
-
-// cancelIfUnwatched cancels the generation when no page follows it and none is expected. st.mu is held.
-func (st *uiStream) cancelIfUnwatched() {
-	if len(st.sinks) == 0 && st.awaited <= 0 && st.started && st.final == nil {
-		st.cancel(errClientGone)
-	}
-}
-
 func (s *Server) handleStream(c *fiber.Ctx) error {
 	s.streamsMu.Lock()
 	st := s.streams[c.Params("sid")]
@@ -273,10 +174,8 @@ func (s *Server) handleStream(c *fiber.Ctx) error {
 		if st == nil {
 			// A reconnect long after the answer ended, or a stale page: replace the placeholder, which
 			// also stops the browser from reconnecting.
-			final, err := s.render("partials/message", messageView{Note: "This answer is no longer streaming: reload the page to see the saved conversation."})
-			if err == nil {
-				sse.event("failed", final)
-			}
+			ev := s.noteEvent("failed", noLongerStreaming)
+			sse.event(ev.name, ev.data)
 			return
 		}
 		k, first := st.attach(sse, tOff, aOff)
@@ -290,110 +189,15 @@ func (s *Server) handleStream(c *fiber.Ctx) error {
 	})
 }
 
-// attach adds a page's event stream to the answer, after sending it the text generated beyond what the
-// page shows (tOff and aOff bytes of reasoning and answer). It returns nil if the answer has ended (its
-// last event was sent instead), and first for the page that starts the generation.
-func (st *uiStream) attach(sse sseWriter, tOff, aOff int) (k *sink, first bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.final != nil {
-		sse.event(st.final.name, st.final.data)
-		return nil, false
-	}
-	first = !st.started
-	if first {
-		st.started = true
-		st.expire.Stop()
-	} else if st.awaited > 0 {
-		st.awaited--
-	}
-	k = &sink{sse: sse, gone: make(chan struct{})}
-	catchUp := []streamEvent{{data: "answer " + st.id}}
-	if st.queue != "" {
-		catchUp = append(catchUp, streamEvent{"queue", st.queue})
-	}
-	if t := st.thinking.String(); len(t) > tOff && tOff >= 0 {
-		catchUp = append(catchUp, streamEvent{"thinking", html.EscapeString(t[tOff:])})
-	}
-	if a := st.answer.String(); len(a) > aOff && aOff >= 0 {
-		catchUp = append(catchUp, streamEvent{"answer", html.EscapeString(a[aOff:])})
-	}
-	for _, ev := range catchUp {
-		var err error
-		if ev.name == "" {
-			err = sse.comment(ev.data)
-		} else {
-			err = sse.event(ev.name, ev.data)
-		}
-		if err != nil {
-			close(k.gone)
-			st.cancelIfUnwatched()
-			return k, first
-		}
-	}
-	st.sinks = append(st.sinks, k)
-	return k, first
-}
+const noLongerStreaming = "This answer is no longer streaming: reload the page to see the saved conversation."
 
-// send writes an event to every page following the answer. A page whose write fails is dropped; when
-// none is left and none is expected, the generation is cancelled.
-func (st *uiStream) send(name, data string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.sendLocked(name, data)
-	st.cancelIfUnwatched()
-}
-
-func (st *uiStream) sendLocked(name, data string) {
-	live := st.sinks[:0]
-	for _, k := range st.sinks {
-		if err := k.sse.event(name, data); err != nil {
-			close(k.gone)
-			continue
-		}
-		live = append(live, k)
+// noteEvent is a last event whose message is only a note.
+func (s *Server) noteEvent(kind, note string) streamEvent {
+	final, err := s.render("partials/message", messageView{Note: note})
+	if err != nil {
+		final = `<p class="note">` + html.EscapeString(note) + `</p>`
 	}
-	clear(st.sinks[len(live):])
-	st.sinks = live
-}
-
-// generated records a piece of the answer and sends it.
-func (st *uiStream) generated(d engine.Delta) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.thinking.WriteString(d.Thinking)
-	st.answer.WriteString(d.Answer)
-	if d.Thinking != "" {
-		st.sendLocked("thinking", html.EscapeString(d.Thinking))
-	}
-	if d.Answer != "" {
-		st.sendLocked("answer", html.EscapeString(d.Answer))
-	}
-	st.cancelIfUnwatched()
-}
-
-// queued records the queue note and sends it.
-func (st *uiStream) queued(note string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.queue = note
-	st.sendLocked("queue", note)
-	st.cancelIfUnwatched()
-}
-
-// end sends the answer's last event to every page, keeps it for pages that connect late, and closes the
-// stream.
-func (st *uiStream) end(ev streamEvent, saved int64) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	// Ended before the last event goes out: a page that reads it may change the conversation at once.
-	st.final, st.saved = &ev, saved
-	close(st.done)
-	st.sendLocked(ev.name, ev.data)
-	for _, k := range st.sinks {
-		close(k.gone)
-	}
-	st.sinks = nil
+	return streamEvent{kind, final}
 }
 
 // runStream generates one browser answer into its event streams and stores it, even when stopped part way.
@@ -421,9 +225,7 @@ func (s *Server) runStream(st *uiStream) {
 		})
 	if res.Thinking == "" && res.Answer == "" {
 		// The engine returned no text (an error part way): keep what was streamed.
-		st.mu.Lock()
-		res.Thinking, res.Answer = st.thinking.String(), st.answer.String()
-		st.mu.Unlock()
+		res.Thinking, res.Answer = st.text()
 	}
 	s.finishStream(st, res, err)
 }

@@ -1,0 +1,231 @@
+package server
+
+import (
+	"context"
+	"html"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"smolchat/engine"
+	"smolchat/server/store"
+)
+
+// A browser answer and the pages that follow it. Each page's event stream is a sink; the generation
+// writes every event to all of them. A page that connects late (a reload, a second tab) first gets the
+// text it does not show yet, then the same events as the others.
+//
+// Two locks, so that a page that stops reading never blocks anything but the answer's own writes:
+// writeMu orders the writes to the sinks (held across network writes, up to --stream-write-timeout),
+// textMu guards what was generated so far (never held across a write). A page render or a Stop takes
+// textMu or nothing; writeMu is taken before textMu.
+
+type uiStream struct {
+	id       string
+	convID   string
+	req      engine.ChatRequest
+	ticket   *ticket // the answer's place in the queue
+	replaces int64   // a regenerated answer: the answer it replaces once saved; 0 otherwise
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	expire   *time.Timer
+
+	started atomic.Bool  // a page connected and the generation runs, or the answer was dropped unstarted
+	awaited atomic.Int32 // grace periods running for pages rendered while it streamed (expectPage)
+	done    chan struct{}
+
+	writeMu sync.Mutex
+	sinks   []*sink // guarded by writeMu
+
+	textMu   sync.Mutex      // guards the fields below
+	thinking strings.Builder // the text generated so far, for pages that connect late
+	answer   strings.Builder
+	queue    string       // the last queue note, for the same
+	final    *streamEvent // the last event, once the answer ended
+	saved    int64        // the stored answer's ID, once saved
+}
+
+// sink is one page's event stream. gone is closed after its last write: when a write to it failed or
+// the answer ended.
+type sink struct {
+	sse  sseWriter
+	gone chan struct{}
+}
+
+type streamEvent struct{ name, data string }
+
+func (st *uiStream) ended() bool {
+	select {
+	case <-st.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// view is the placeholder of the answer, as a page shows it when rendered: empty for an answer not
+// started yet, with the text so far for one that is streaming (a reload), whose stream is then asked
+// for what follows that text.
+func (st *uiStream) view(meter meterView) streamView {
+	st.textMu.Lock()
+	defer st.textMu.Unlock()
+	v := streamView{ID: st.id, Meter: meter, Thinking: st.thinking.String(), Answer: st.answer.String()}
+	if st.started.Load() && st.final == nil {
+		v.From = "?t=" + strconv.Itoa(len(v.Thinking)) + "&a=" + strconv.Itoa(len(v.Answer))
+	}
+	return v
+}
+
+// shownIn reports whether a page showing msgs, the stored conversation, shows this answer already: it
+// ended and was saved (a failed or unsaved one shows otherwise: the previous answer, or unsavedOf).
+func (st *uiStream) shownIn(msgs []store.Message) bool {
+	st.textMu.Lock()
+	defer st.textMu.Unlock()
+	if st.final == nil {
+		return false
+	}
+	return st.saved == 0 || slices.ContainsFunc(msgs, func(m store.Message) bool { return m.ID == st.saved })
+}
+
+// expectPage holds a streaming answer for a page about to connect: if every page connected so far goes
+// away meanwhile (the one being reloaded), the generation goes on for up to grace.
+func (st *uiStream) expectPage(grace time.Duration) {
+	if !st.started.Load() || st.ended() {
+		return
+	}
+	st.awaited.Add(1)
+	time.AfterFunc(grace, func() {
+		st.awaited.Add(-1)
+		st.writeMu.Lock()
+		defer st.writeMu.Unlock()
+		st.cancelIfUnwatched()
+	})
+}
+
+// cancelIfUnwatched cancels the generation when no page follows it and none is expected. writeMu is held.
+func (st *uiStream) cancelIfUnwatched() {
+	if len(st.sinks) == 0 && st.awaited.Load() <= 0 && !st.ended() {
+		st.cancel(errClientGone)
+	}
+}
+
+// attach adds a page's event stream to the answer, after sending it the text generated beyond what the
+// page shows (tOff and aOff bytes of reasoning and answer). It returns nil if the answer has ended (its
+// last event was sent instead), and first for the page that starts the generation.
+func (st *uiStream) attach(sse sseWriter, tOff, aOff int) (k *sink, first bool) {
+	st.writeMu.Lock()
+	defer st.writeMu.Unlock()
+	first = st.started.CompareAndSwap(false, true)
+	if first {
+		st.expire.Stop()
+	}
+	st.textMu.Lock()
+	final := st.final
+	catchUp := []streamEvent{{"", "answer " + st.id}}
+	if st.queue != "" {
+		catchUp = append(catchUp, streamEvent{"queue", st.queue})
+	}
+	if t := st.thinking.String(); tOff >= 0 && len(t) > tOff {
+		catchUp = append(catchUp, streamEvent{"thinking", html.EscapeString(t[tOff:])})
+	}
+	if a := st.answer.String(); aOff >= 0 && len(a) > aOff {
+		catchUp = append(catchUp, streamEvent{"answer", html.EscapeString(a[aOff:])})
+	}
+	st.textMu.Unlock()
+	if final != nil {
+		sse.event(final.name, final.data)
+		return nil, false
+	}
+	k = &sink{sse: sse, gone: make(chan struct{})}
+	for _, ev := range catchUp {
+		var err error
+		if ev.name == "" {
+			err = sse.comment(ev.data)
+		} else {
+			err = sse.event(ev.name, ev.data)
+		}
+		if err != nil {
+			close(k.gone)
+			st.cancelIfUnwatched()
+			return k, first
+		}
+	}
+	st.sinks = append(st.sinks, k)
+	return k, first
+}
+
+// write sends an event to every page following the answer. A page whose write fails is dropped; when
+// none is left and none is expected, the generation is cancelled. writeMu is held.
+func (st *uiStream) write(name, data string) {
+	live := st.sinks[:0]
+	for _, k := range st.sinks {
+		if err := k.sse.event(name, data); err != nil {
+			close(k.gone)
+			continue
+		}
+		live = append(live, k)
+	}
+	clear(st.sinks[len(live):])
+	st.sinks = live
+	st.cancelIfUnwatched()
+}
+
+// send sends an event that pages connecting later need not see again (the stats line).
+func (st *uiStream) send(name, data string) {
+	st.writeMu.Lock()
+	defer st.writeMu.Unlock()
+	st.write(name, data)
+}
+
+// generated records a piece of the answer and sends it.
+func (st *uiStream) generated(d engine.Delta) {
+	st.writeMu.Lock()
+	defer st.writeMu.Unlock()
+	st.textMu.Lock()
+	st.thinking.WriteString(d.Thinking)
+	st.answer.WriteString(d.Answer)
+	st.textMu.Unlock()
+	if d.Thinking != "" {
+		st.write("thinking", html.EscapeString(d.Thinking))
+	}
+	if d.Answer != "" {
+		st.write("answer", html.EscapeString(d.Answer))
+	}
+}
+
+// queued records the queue note and sends it.
+func (st *uiStream) queued(note string) {
+	st.writeMu.Lock()
+	defer st.writeMu.Unlock()
+	st.textMu.Lock()
+	st.queue = note
+	st.textMu.Unlock()
+	st.write("queue", note)
+}
+
+// text is what was generated so far.
+func (st *uiStream) text() (thinking, answer string) {
+	st.textMu.Lock()
+	defer st.textMu.Unlock()
+	return st.thinking.String(), st.answer.String()
+}
+
+// end sends the answer's last event to every page, keeps it for pages that connect late, and closes the
+// stream. saved is the stored answer's ID (0: not stored as the conversation's current answer).
+func (st *uiStream) end(ev streamEvent, saved int64) {
+	st.writeMu.Lock()
+	defer st.writeMu.Unlock()
+	st.textMu.Lock()
+	st.final, st.saved = &ev, saved
+	st.textMu.Unlock()
+	// Ended before the last event goes out: a page that reads it may change the conversation at once.
+	close(st.done)
+	st.write(ev.name, ev.data)
+	for _, k := range st.sinks {
+		close(k.gone)
+	}
+	st.sinks = nil
+}
