@@ -13,12 +13,18 @@ var errQueueFull = errors.New("the server is busy: too many requests are waiting
 // queue hands the model to one request at a time, in arrival order, with at most max waiting. A
 // request takes a ticket first (refused at once when the queue is full, so that an HTTP handler can
 // still answer 503), then waits for its turn, then releases the ticket.
+//
+// A page's message takes a reservation instead (reserve): a place counted against the bound, so that
+// the answer cannot be refused once the message is stored, but one that neither holds the model nor
+// stands in line until the page opens the answer's stream (join, in wait). A page that never connects
+// then holds nothing up.
 type queue struct {
-	mu      sync.Mutex
-	max     int
-	busy    bool      // a ticket holds the model
-	waiting []*ticket // in arrival order
-	depth   func(float64)
+	mu       sync.Mutex
+	max      int
+	busy     bool      // a ticket holds the model
+	waiting  []*ticket // in arrival order
+	reserved int       // reservations not yet in line
+	depth    func(float64)
 }
 
 type ticketState int
@@ -26,6 +32,7 @@ type ticketState int
 const (
 	ticketWaiting ticketState = iota
 	ticketRunning
+	ticketReserved
 	ticketDone
 )
 
@@ -44,26 +51,71 @@ func newQueue(max int, depth func(float64)) *queue {
 func (q *queue) enqueue() (*ticket, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	t := &ticket{q: q, turn: make(chan struct{}), moved: make(chan struct{}, 1)}
-	if !q.busy {
-		q.busy = true
-		t.state = ticketRunning
-		close(t.turn)
-		return t, nil
-	}
-	if len(q.waiting) >= q.max {
+	if q.fullLocked() {
 		return nil, errQueueFull
 	}
-	q.waiting = append(q.waiting, t)
-	q.depth(float64(len(q.waiting)))
+	t := q.newTicket()
+	q.line(t)
 	return t, nil
+}
+
+// reserve takes a reservation: a place that wait turns into a place in line.
+func (q *queue) reserve() (*ticket, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fullLocked() {
+		return nil, errQueueFull
+	}
+	t := q.newTicket()
+	t.state = ticketReserved
+	q.reserved++
+	return t, nil
+}
+
+func (q *queue) newTicket() *ticket {
+	return &ticket{q: q, turn: make(chan struct{}), moved: make(chan struct{}, 1)}
+}
+
+// fullLocked reports whether a new ticket would be refused: the one running, those waiting and the
+// reservations fill the model and the max places in line. A reservation is counted as if in line, since
+// it may join the line at any time.
+func (q *queue) fullLocked() bool {
+	n := len(q.waiting) + q.reserved
+	if q.busy {
+		n++
+	}
+	return n >= q.max+1
 }
 
 // full reports whether a new request would be refused.
 func (q *queue) full() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.busy && len(q.waiting) >= q.max
+	return q.fullLocked()
+}
+
+// line gives t the model if it is free, else a place at the end of the line.
+func (q *queue) line(t *ticket) {
+	if !q.busy {
+		q.busy = true
+		t.state = ticketRunning
+		close(t.turn)
+		return
+	}
+	t.state = ticketWaiting
+	q.waiting = append(q.waiting, t)
+	q.depth(float64(len(q.waiting)))
+}
+
+// join puts a reserved ticket in line; other tickets are left as they are.
+func (t *ticket) join() {
+	q := t.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if t.state == ticketReserved {
+		q.reserved--
+		q.line(t)
+	}
 }
 
 // position is the ticket's place among the waiting (1 = next), or 0 when it holds the model or left.
@@ -78,10 +130,12 @@ func (t *ticket) position() int {
 	return 0
 }
 
-// wait blocks until the ticket holds the model. While it waits, progress gets the queue position at the
-// start, whenever it changes, and every heartbeat (so that a stream notices a gone client); an error
-// from progress or the end of ctx stops the wait. The caller releases the ticket in every case.
+// wait puts a reserved ticket in line, then blocks until the ticket holds the model. While it waits,
+// progress gets the queue position at the start, whenever it changes, and every heartbeat (so that a
+// stream notices a gone client); an error from progress or the end of ctx stops the wait. The caller
+// releases the ticket in every case.
 func (t *ticket) wait(ctx context.Context, heartbeat time.Duration, progress func(pos int) error) error {
+	t.join()
 	select {
 	case <-t.turn:
 		return nil
@@ -129,6 +183,8 @@ func (t *ticket) release() {
 		next.state = ticketRunning
 		close(next.turn)
 		q.notifyMoved(0)
+	case ticketReserved:
+		q.reserved--
 	case ticketWaiting:
 		for i, w := range q.waiting {
 			if w == t {

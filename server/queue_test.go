@@ -114,3 +114,47 @@ func TestQueueLeaveWhileWaiting(t *testing.T) {
 	waiter.release()
 	holder.release()
 }
+
+// TestQueueReservations: a reservation counts against the bound but neither holds the model nor stands
+// in line until it joins; released unjoined, it gives its place back.
+func TestQueueReservations(t *testing.T) {
+	q := newQueue(1, func(float64) {})
+	r1, err := q.reserve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The model is still free for a ticket.
+	run, err := q.enqueue()
+	if err != nil || run.state != ticketRunning {
+		t.Fatalf("enqueue beside a reservation: state %v, err %v; want it running", run.state, err)
+	}
+	// The model runs and one place is reserved: the bound of one waiting is reached.
+	if _, err := q.reserve(); !errors.Is(err, errQueueFull) {
+		t.Fatalf("second reservation: err = %v, want errQueueFull", err)
+	}
+	if _, err := q.enqueue(); !errors.Is(err, errQueueFull) {
+		t.Fatalf("ticket beyond the reservation: err = %v, want errQueueFull", err)
+	}
+	// Joining puts the reservation in line behind the running ticket.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r1.wait(ctx, time.Hour, nil); err == nil || r1.position() != 1 {
+		t.Fatalf("joined while busy: err %v, position %d; want a cancelled wait at position 1", err, r1.position())
+	}
+	r1.release()
+	run.release()
+	// Released unjoined, a reservation gives its place back.
+	r2, _ := q.reserve()
+	r3, err := q.reserve()
+	if err != nil {
+		t.Fatalf("two reservations on a free model: %v", err)
+	}
+	if _, err := q.reserve(); !errors.Is(err, errQueueFull) {
+		t.Fatalf("third reservation: err = %v, want errQueueFull", err)
+	}
+	r2.release()
+	r3.release()
+	if q.full() || q.reserved != 0 || q.busy {
+		t.Fatalf("after releases: full %v, reserved %d, busy %v", q.full(), q.reserved, q.busy)
+	}
+}

@@ -427,3 +427,24 @@ func TestOversizedMessageRefused(t *testing.T) {
 		t.Fatalf("meter shows %d of %d", m.Used, m.Size)
 	}
 }
+
+// TestUnopenedAnswerHoldsNothing sends a message whose page never opens the answer's stream: it keeps
+// a place in the queue, but the model serves others meanwhile.
+func TestUnopenedAnswerHoldsNothing(t *testing.T) {
+	f := newFake()
+	_, base := startServer(t, f, Config{MaxQueue: 1})
+	b := newBrowser(t, base)
+	_, sid, _ := b.send("", "later", false)
+	if out := callAPI(t, base+"/v1/chat/completions", `{"messages":[{"role":"user","content":"now"}]}`); out.status != 200 || out.err != nil {
+		t.Fatalf("an API request beside an unopened answer: status %d, error %v", out.status, out.err)
+	}
+	// The reserved place still counts: with the model busy and that place taken, a new chat is refused.
+	release := holdModel(t, f, base, 1)
+	if resp, body := b.do("POST", "/chat", url.Values{"content": {"refused"}}); resp.StatusCode != 503 {
+		t.Fatalf("a send with the model busy and the place reserved: status %d: %s", resp.StatusCode, body)
+	}
+	release()
+	if last := lastEvent(t, b.stream(sid, nil)); last.Name != "done" || !strings.Contains(last.Data, "You said: later") {
+		t.Fatalf("the unopened answer, opened at last, ended %s: %s", last.Name, last.Data)
+	}
+}

@@ -527,7 +527,7 @@ type turn struct {
 
 // reserveTurn takes a turn for conversation convID ("" for a new one).
 func (s *Server) reserveTurn(convID string) (*turn, error) {
-	t, err := s.queue.enqueue()
+	t, err := s.queue.reserve()
 	if err != nil {
 		return nil, errBusy()
 	}
