@@ -58,6 +58,13 @@ func (h *faultyHistory) AddMessage(ctx context.Context, m store.Message) (store.
 	return h.history.AddMessage(ctx, m)
 }
 
+func (h *faultyHistory) AddTurn(ctx context.Context, c store.Conversation, m store.Message) (store.Message, error) {
+	if err := h.failing(); err != nil {
+		return store.Message{}, err
+	}
+	return h.history.AddTurn(ctx, c, m)
+}
+
 func (h *faultyHistory) ReplaceMessage(ctx context.Context, old int64, m store.Message) (store.Message, error) {
 	if err := h.failing(); err != nil {
 		return store.Message{}, err

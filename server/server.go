@@ -130,6 +130,7 @@ type history interface {
 	UpdateSettings(ctx context.Context, c store.Conversation) error
 	DeleteConversation(ctx context.Context, id string) error
 	AddMessage(ctx context.Context, m store.Message) (store.Message, error)
+	AddTurn(ctx context.Context, c store.Conversation, m store.Message) (store.Message, error)
 	ReplaceMessage(ctx context.Context, old int64, m store.Message) (store.Message, error)
 	EditMessage(ctx context.Context, conversationID string, id int64, content string) (store.Message, error)
 	Messages(ctx context.Context, conversationID string) ([]store.Message, error)

@@ -473,10 +473,7 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 			return err
 		}
 		conv.Think, conv.Temperature = think, temp
-		if err := s.store.UpdateSettings(ctx, conv); err != nil {
-			return errNotSaved(err)
-		}
-		if _, err := s.store.AddMessage(ctx, store.Message{ConversationID: conv.ID, Role: "user", Content: text}); err != nil {
+		if _, err := s.store.AddTurn(ctx, conv, store.Message{Role: "user", Content: text}); err != nil {
 			return errNotSaved(err)
 		}
 		if msgs, err = s.store.Messages(ctx, conv.ID); err != nil {

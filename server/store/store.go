@@ -281,6 +281,22 @@ func (s *Store) AddMessage(ctx context.Context, m Message) (Message, error) {
 	return m, err
 }
 
+// AddTurn stores the conversation's settings and appends the user's message m, in one transaction: the
+// settings a message was sent with are stored with it or not at all.
+func (s *Store) AddTurn(ctx context.Context, c Conversation, m Message) (Message, error) {
+	err := s.inTx(ctx, "adding message", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE conversations SET title = ?, think = ?, temperature = ? WHERE id = ?`,
+			c.Title, c.Think, c.Temperature, c.ID)
+		if err := checkOne(res, err, "updating conversation "+c.ID); err != nil {
+			return err
+		}
+		m.ConversationID = c.ID
+		m, err = insertMessage(ctx, tx, m)
+		return err
+	})
+	return m, err
+}
+
 // ReplaceMessage adds m as the new version of message old (a regenerated answer) in one transaction: m
 // becomes the current turn and old a kept earlier version.
 func (s *Store) ReplaceMessage(ctx context.Context, old int64, m Message) (Message, error) {

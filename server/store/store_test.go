@@ -199,6 +199,14 @@ func TestFullDiskLeavesNothingHalfDone(t *testing.T) {
 	if _, err := s.EditMessage(ctx, conv, ids[0], big); err == nil {
 		t.Fatal("edit on a full database succeeded")
 	}
+	c, _ := s.Conversation(ctx, conv)
+	c.Title = "renamed"
+	if _, err := s.AddTurn(ctx, c, Message{Role: "user", Content: big}); err == nil {
+		t.Fatal("adding a turn on a full database succeeded")
+	}
+	if c, _ := s.Conversation(ctx, conv); c.Title != "t" {
+		t.Fatalf("a failed turn changed the settings: title %q", c.Title)
+	}
 	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("failed writes changed the conversation: %q", got)
 	}
