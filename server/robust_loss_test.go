@@ -324,6 +324,11 @@ func TestFullDiskKeepsAnswer(t *testing.T) {
 	if n := conversationCount(t, s); n != 1 {
 		t.Fatalf("%d conversations after a refused new chat, want 1", n)
 	}
+	// Settings too say why they were not saved.
+	if resp, body := b.do("POST", "/settings", url.Values{"conversation": {conv}, "temperature": {"0.5"}}); resp.StatusCode != 507 ||
+		!strings.Contains(body, "disk is full") {
+		t.Fatalf("settings on a full disk: status %d: %s", resp.StatusCode, body)
+	}
 	// A retry while still full says so again.
 	resp, body = b.do("POST", "/stream/"+sid+"/save", nil)
 	if resp.StatusCode != 200 || !strings.Contains(body, "Not saved") {

@@ -582,7 +582,10 @@ func (s *Server) saveSettings(ctx context.Context, id string, think bool, temp *
 		return err
 	}
 	conv.Think, conv.Temperature = think, temp
-	return s.store.UpdateSettings(ctx, conv)
+	if err := s.store.UpdateSettings(ctx, conv); err != nil {
+		return errNotSaved(err)
+	}
+	return nil
 }
 
 func (s *Server) handleRegenerate(c *fiber.Ctx) error {
