@@ -5,6 +5,7 @@ import (
 	"errors"
 	"html"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -293,7 +294,7 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 				note = "Stopped before any text."
 			}
 			view = s.messageView(prev)
-			view.Note, view.NoteErr = note+" The previous answer is kept.", kind == "failed"
+			view.Note, view.NoteErr = strings.TrimSuffix(note, ".")+". The previous answer is kept.", kind == "failed"
 		}
 	}
 	if msg.Tokens > 0 && (st.replaces == 0 || saved != 0) {
