@@ -63,7 +63,7 @@ func chatLoop(env *Env, e *engine.Engine, system string, think *bool, maxTokens 
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	sp := engine.DefaultSamplerParams()
 	sp.Temperature = temp
-	reasoning := e.Template().Name() == "smollm3" // only SmolLM3's template has a reasoning mode
+	reasoning := e.Template().Reasoning()
 	for {
 		switch {
 		case !reasoning:

@@ -93,7 +93,7 @@ func rendererFor(env *Env, path string) (chat.Renderer, error) {
 	arch, _ := f.String("general.architecture")
 	template, _ := f.String("tokenizer.chat_template")
 	r := chat.ForModel(arch, template)
-	if r.Name() == "raw" && template != "" {
+	if !r.Recognised() && template != "" {
 		env.Log.Warn("chat template not recognised: rendering the messages as raw text", "model", path, "arch", arch)
 	}
 	env.Log.Debug("chat template", "renderer", r.Name(), "arch", arch)

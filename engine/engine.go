@@ -56,7 +56,7 @@ func (e *Engine) setInfo() {
 	}
 	e.info.Store(&Info{Model: e.model.Name(), Arch: e.model.Config.Arch, Quant: model.FileTypeName(e.model.File),
 		Backend: e.backend.Name(), Device: e.backend.Device(), Context: e.backend.MaxContext(),
-		Params: e.model.ParamCount(), Reasoning: e.tmpl.Name() == "smollm3"})
+		Params: e.model.ParamCount(), Reasoning: e.tmpl.Reasoning()})
 }
 
 // Model is the loaded model.

@@ -87,9 +87,13 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 		return nil, err
 	}
 	tok, err := tokenizer.FromGGUF(m.File)
+	if err == nil && tok.VocabSize() != m.Config.Vocab {
+		err = fmt.Errorf("%s: tokenizer: tokenizer.ggml.tokens holds %d tokens but token_embd.weight has %d rows "+
+			"(a damaged or wrongly converted file: convert or download the model again)", o.Path, tok.VocabSize(), m.Config.Vocab)
+	}
 	if err != nil {
 		m.Close()
-		return nil, fmt.Errorf("model %s: tokenizer: %w", o.Path, err)
+		return nil, fmt.Errorf("model %w", err) // the error starts with the path
 	}
 	if err := ctx.Err(); err != nil {
 		m.Close()

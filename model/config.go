@@ -5,13 +5,14 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"strings"
 
 	"smolchat/model/gguf"
 )
 
-// Architectures this project can run. "llama" covers stories260K, SmolLM2, Llama-3.2 and TinyLlama.
+// Architectures this project can run. "llama" covers stories260K, TinyLlama and other Llama 2-style
+// files; Llama 3.x files are refused, as they carry rope_freqs.weight (Llama 3's RoPE frequency scaling,
+// not implemented yet), and so is any file whose pre-tokenizer is not implemented (SmolLM2's "smollm").
 var Architectures = []string{"llama", "smollm3"}
 
 // Config is a model's hyperparameters.
@@ -34,7 +35,8 @@ type Config struct {
 	NoRope []bool
 }
 
-// ConfigFromGGUF reads and checks the hyperparameters of f.
+// ConfigFromGGUF reads and checks the hyperparameters of f. A key that is present must hold a value
+// smolchat can run: a bad value is refused with its key, never replaced by a default.
 func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	var c Config
 	arch, ok := f.String("general.architecture")
@@ -49,53 +51,44 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		return c, fmt.Errorf("model %s: architecture %q is not supported (supported: %s)", f.Path, arch, strings.Join(Architectures, ", "))
 	}
 	c.Arch = arch
-	var errs []string
-	req := func(key string) int {
-		v, ok := f.Uint(arch + "." + key)
-		if !ok || v == 0 || v > math.MaxInt32 {
-			errs = append(errs, arch+"."+key)
-			return 0
-		}
-		return int(v)
+	k := keys{f: f, arch: arch}
+	c.Dim = k.count("embedding_length", required)
+	c.Layers = k.count("block_count", required)
+	c.Heads = k.count("attention.head_count", required)
+	c.FF = k.count("feed_forward_length", required)
+	c.Context = k.count("context_length", required)
+	c.RopeBase = float32(k.positive("rope.freq_base", 10000))
+	c.RMSEps = float32(k.positive("attention.layer_norm_rms_epsilon", 1e-5))
+	if err := k.err(); err != nil {
+		return c, err
 	}
-	opt := func(key string, def int) int {
-		if v, ok := f.Uint(arch + "." + key); ok && v > 0 && v <= math.MaxInt32 {
-			return int(v)
-		}
-		return def
+	c.KVHeads = k.count("attention.head_count_kv", c.Heads)
+	c.HeadDim = k.count("attention.key_length", c.Dim/c.Heads)
+	valueDim := k.count("attention.value_length", c.HeadDim)
+	c.RopeDim = k.count("rope.dimension_count", c.HeadDim)
+	if err := k.err(); err != nil {
+		return c, err
 	}
-	c.Dim = req("embedding_length")
-	c.Layers = req("block_count")
-	c.Heads = req("attention.head_count")
-	c.FF = req("feed_forward_length")
-	c.Context = req("context_length")
-	if len(errs) > 0 {
-		return c, fmt.Errorf("model %s: missing or invalid required keys: %s", f.Path, strings.Join(errs, ", "))
+	switch {
+	case c.Dim%c.Heads != 0:
+		return c, fmt.Errorf("model %s: %s is not a multiple of %s %s", f.Path, k.show("embedding_length"), k.show("attention.head_count"), badFile)
+	case c.Heads%c.KVHeads != 0:
+		return c, fmt.Errorf("model %s: %s is not a multiple of %s %s", f.Path, k.show("attention.head_count"), k.show("attention.head_count_kv"), badFile)
+	case valueDim != c.HeadDim:
+		return c, fmt.Errorf("model %s: %s differs from the key head width %d (smolchat supports only equal key and value head widths)", f.Path, k.show("attention.value_length"), c.HeadDim)
+	case c.RopeDim > c.HeadDim || c.RopeDim%2 != 0:
+		return c, fmt.Errorf("model %s: %s must be even and at most the head dimension %d %s", f.Path, k.show("rope.dimension_count"), c.HeadDim, badFile)
 	}
-	c.KVHeads = opt("attention.head_count_kv", c.Heads)
-	if c.Dim%c.Heads != 0 {
-		return c, fmt.Errorf("model %s: embedding_length %d is not a multiple of head_count %d", f.Path, c.Dim, c.Heads)
-	}
-	c.HeadDim = opt("attention.key_length", c.Dim/c.Heads)
-	if c.Heads%c.KVHeads != 0 {
-		return c, fmt.Errorf("model %s: head_count %d is not a multiple of head_count_kv %d", f.Path, c.Heads, c.KVHeads)
-	}
-	c.RopeDim = opt("rope.dimension_count", c.HeadDim)
-	if c.RopeDim > c.HeadDim || c.RopeDim%2 != 0 {
-		return c, fmt.Errorf("model %s: rope.dimension_count %d must be even and at most head_dim %d", f.Path, c.RopeDim, c.HeadDim)
-	}
-	c.RopeBase = 10000
-	if v, ok := f.Float(arch + ".rope.freq_base"); ok && v > 0 {
-		c.RopeBase = float32(v)
-	}
-	c.RMSEps = 1e-5
-	if v, ok := f.Float(arch + ".attention.layer_norm_rms_epsilon"); ok && v > 0 {
-		c.RMSEps = float32(v)
+	if err := checkRopeScaling(f, arch); err != nil {
+		return c, err
 	}
 	if toks, ok := f.Strings("tokenizer.ggml.tokens"); ok {
 		c.Vocab = len(toks)
 	}
-	c.Vocab = opt("vocab_size", c.Vocab)
+	c.Vocab = k.count("vocab_size", c.Vocab)
+	if err := k.err(); err != nil {
+		return c, err
+	}
 	if t := f.Tensor("token_embd.weight"); t != nil && len(t.Dims) == 2 {
 		c.Vocab = int(t.Dims[1]) // the embedding's row count is what the weights hold
 	}

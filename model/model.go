@@ -49,7 +49,8 @@ type Model struct {
 }
 
 // Open maps the GGUF file at path and checks that it holds a model this project can run: a supported
-// architecture, every tensor present with the expected shape, and element types it can compute with.
+// architecture, hyperparameters it can use, every tensor it needs present with the expected shape and an
+// element type it can compute with, and no tensor it would ignore.
 func Open(path string) (*Model, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -89,41 +90,23 @@ func FromFile(f *gguf.File) (*Model, error) {
 		return Tensor{Name: name, Type: t.Type, Rows: rows, Cols: cols, Data: f.Data(t)}, nil
 	}
 	w := &m.Weights
-	if w.Embed, err = get("token_embd.weight", c.Vocab, c.Dim); err != nil {
-		return nil, err
+	plan := tensorPlan(c, w)
+	known := make(map[string]bool, len(plan))
+	for _, p := range plan {
+		known[p.name] = true
 	}
-	if w.OutputNorm, err = get("output_norm.weight", 1, c.Dim); err != nil {
-		return nil, err
+	for _, t := range f.Tensors {
+		if !known[t.Name] {
+			return nil, unknownTensor(f.Path, c.Arch, t.Name)
+		}
 	}
-	w.Output = w.Embed
-	if !c.TiedOutput {
-		if w.Output, err = get("output.weight", c.Vocab, c.Dim); err != nil {
+	for _, p := range plan {
+		if *p.dst, err = get(p.name, p.rows, p.cols); err != nil {
 			return nil, err
 		}
 	}
-	w.Layers = make([]Layer, c.Layers)
-	for l := range w.Layers {
-		L := &w.Layers[l]
-		p := fmt.Sprintf("blk.%d.", l)
-		for _, s := range []struct {
-			dst        *Tensor
-			name       string
-			rows, cols int
-		}{
-			{&L.AttnNorm, "attn_norm.weight", 1, c.Dim},
-			{&L.Q, "attn_q.weight", c.QDim(), c.Dim},
-			{&L.K, "attn_k.weight", c.KVDim(), c.Dim},
-			{&L.V, "attn_v.weight", c.KVDim(), c.Dim},
-			{&L.O, "attn_output.weight", c.Dim, c.QDim()},
-			{&L.FFNNorm, "ffn_norm.weight", 1, c.Dim},
-			{&L.Gate, "ffn_gate.weight", c.FF, c.Dim},
-			{&L.Up, "ffn_up.weight", c.FF, c.Dim},
-			{&L.Down, "ffn_down.weight", c.Dim, c.FF},
-		} {
-			if *s.dst, err = get(p+s.name, s.rows, s.cols); err != nil {
-				return nil, err
-			}
-		}
+	if c.TiedOutput {
+		w.Output = w.Embed
 	}
 	return m, nil
 }

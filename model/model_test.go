@@ -1,67 +1,20 @@
 package model
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"smolchat/internal/craft"
 	"smolchat/internal/testutil"
-	"smolchat/model/gguf"
 	"smolchat/model/quant"
 )
 
-// writeModel writes a tiny llama-style model; edit changes the declared tensors and keys.
+// writeModel writes a tiny model of architecture arch with matrices of type typ, without tensor skip.
 func writeModel(t *testing.T, arch string, typ quant.Type, skip string) string {
-	t.Helper()
-	const dim, ff, vocab = 32, 64, 16
-	var buf bytes.Buffer
-	w := gguf.NewWriter(&buf)
-	w.AddKV("general.architecture", arch)
-	for k, v := range map[string]uint32{"embedding_length": dim, "block_count": 1, "attention.head_count": 4,
-		"attention.head_count_kv": 2, "feed_forward_length": ff, "context_length": 128} {
-		w.AddKV(arch+"."+k, v)
-	}
-	type decl struct {
-		name string
-		dims []uint64
-		typ  quant.Type
-	}
-	ds := []decl{{"token_embd.weight", []uint64{dim, vocab}, typ}, {"output_norm.weight", []uint64{dim}, quant.F32}}
-	for _, d := range []decl{{"attn_norm", []uint64{dim}, quant.F32}, {"attn_q", []uint64{dim, dim}, typ},
-		{"attn_k", []uint64{dim, dim / 2}, typ}, {"attn_v", []uint64{dim, dim / 2}, typ}, {"attn_output", []uint64{dim, dim}, typ},
-		{"ffn_norm", []uint64{dim}, quant.F32}, {"ffn_gate", []uint64{dim, ff}, typ}, {"ffn_up", []uint64{dim, ff}, typ},
-		{"ffn_down", []uint64{ff, dim}, typ}} {
-		ds = append(ds, decl{"blk.0." + d.name + ".weight", d.dims, d.typ})
-	}
-	var kept []decl
-	for _, d := range ds {
-		if d.name != skip {
-			kept = append(kept, d)
-			if err := w.AddTensor(d.name, d.typ, d.dims); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	w.WriteHeader()
-	for _, d := range kept {
-		n := d.dims[0]
-		if len(d.dims) > 1 {
-			n *= d.dims[1]
-		}
-		rb, _ := d.typ.RowBytes(int(d.dims[0]))
-		w.WriteTensor(d.name, make([]byte, uint64(rb)*(n/d.dims[0])))
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "m.gguf")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return craft.Model(arch, typ).RemoveTensor(skip).Write(t, "m.gguf")
 }
 
 func TestOpenErrors(t *testing.T) {

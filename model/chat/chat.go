@@ -54,8 +54,15 @@ func DefaultOptions() Options {
 
 // Renderer renders a conversation with one chat template.
 type Renderer interface {
-	// Name identifies the template: "smollm3", "chatml" or "raw".
+	// Name identifies the template: "smollm3", "chatml" or "raw". It is for logs and display only:
+	// behaviour follows the methods below, never the name.
 	Name() string
+	// Reasoning reports that the template has a reasoning mode that Options.EnableThinking switches
+	// (SmolLM3's /think and /no_think); templates without one ignore EnableThinking.
+	Reasoning() bool
+	// Recognised reports that the renderer reproduces a chat template; false for Raw, which renders
+	// no template at all (the fallback for a template that none of the renderers reproduces).
+	Recognised() bool
 	// Render renders msgs. It fails on an empty conversation, an unknown role, a system message that is
 	// not the first one, or tools the template cannot show.
 	Render(msgs []Message, opt Options) (Prompt, error)

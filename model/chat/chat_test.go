@@ -192,3 +192,23 @@ func TestForModel(t *testing.T) {
 		}
 	}
 }
+
+// TestCapabilities checks that a renderer reports a reasoning mode exactly when EnableThinking changes
+// its prompt, and that only Raw, which renders no template, reports itself unrecognised.
+func TestCapabilities(t *testing.T) {
+	msgs := []Message{{RoleUser, "Hi"}}
+	for _, r := range renderers {
+		on, off := true, false
+		a, errA := r.Render(msgs, Options{AddGenerationPrompt: true, EnableThinking: &on, Date: specDate})
+		b, errB := r.Render(msgs, Options{AddGenerationPrompt: true, EnableThinking: &off, Date: specDate})
+		if errA != nil || errB != nil {
+			t.Fatalf("%s: %v, %v", r.Name(), errA, errB)
+		}
+		if changes := a.String() != b.String(); r.Reasoning() != changes {
+			t.Errorf("%s: Reasoning() = %v, but EnableThinking changes the prompt: %v", r.Name(), r.Reasoning(), changes)
+		}
+		if _, raw := r.(Raw); r.Recognised() == raw {
+			t.Errorf("%s: Recognised() = %v", r.Name(), r.Recognised())
+		}
+	}
+}

@@ -13,6 +13,12 @@ type ChatML struct{}
 // Name is "chatml".
 func (ChatML) Name() string { return "chatml" }
 
+// Reasoning is false: ChatML has no reasoning mode.
+func (ChatML) Reasoning() bool { return false }
+
+// Recognised is true.
+func (ChatML) Recognised() bool { return true }
+
 var errNoTools = errors.New("chat: this chat template has no tools section")
 
 // Render renders msgs as ChatML.
@@ -44,6 +50,12 @@ type Raw struct{}
 
 // Name is "raw".
 func (Raw) Name() string { return "raw" }
+
+// Reasoning is false: there is no template, so no reasoning mode.
+func (Raw) Reasoning() bool { return false }
+
+// Recognised is false: Raw renders no template.
+func (Raw) Recognised() bool { return false }
 
 // Render concatenates the contents of msgs.
 func (Raw) Render(msgs []Message, opt Options) (Prompt, error) {

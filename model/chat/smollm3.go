@@ -23,6 +23,12 @@ type SmolLM3 struct{}
 // Name is "smollm3".
 func (SmolLM3) Name() string { return "smollm3" }
 
+// Reasoning is true: the template has /think and /no_think modes.
+func (SmolLM3) Reasoning() bool { return true }
+
+// Recognised is true.
+func (SmolLM3) Recognised() bool { return true }
+
 // The template's special tokens: the ChatML markers, the reasoning block tags and the tool-call tags
 // of the tools section.
 var smolSpecials = []string{imStart, imEnd, "<think>", "</think>", "<tool_call>", "</tool_call>"}

@@ -25,9 +25,13 @@ const (
 	keyAddSpacePrefix = "tokenizer.ggml.add_space_prefix"
 )
 
+// noToken is the id converters store for "no such token" (as stories260K does for padding).
+const noToken = 0xFFFFFFFF
+
 // VocabFromGGUF reads the tokenizer.ggml.* keys. Like llama.cpp, a SentencePiece vocabulary without
-// BOS/EOS/UNK keys gets the LLaMA defaults 1, 2 and 0, and a special id outside the vocabulary (files
-// store 0xFFFFFFFF for "none") counts as absent.
+// BOS/EOS/UNK keys gets the LLaMA defaults 1, 2 and 0, and a special id of 0xFFFFFFFF means none. Any
+// other id outside the vocabulary is refused: llama.cpp would fall back to a default id, and a model
+// run with the wrong end or start token gives wrong answers.
 func VocabFromGGUF(f *gguf.File) (Vocab, error) {
 	var v Vocab
 	var ok bool
@@ -75,16 +79,26 @@ func VocabFromGGUF(f *gguf.File) (Vocab, error) {
 			}
 		}
 	}
-	for key, dst := range map[string]*int32{keyBOS: &v.BOS, keyEOS: &v.EOS, keyUNK: &v.UNK, keyEOT: &v.EOT, keyEOM: &v.EOM, keyPAD: &v.PAD} {
-		if _, present := f.Get(key); !present {
+	for _, s := range []struct {
+		key string
+		dst *int32
+	}{{keyBOS, &v.BOS}, {keyEOS, &v.EOS}, {keyUNK, &v.UNK}, {keyEOT, &v.EOT}, {keyEOM, &v.EOM}, {keyPAD, &v.PAD}} {
+		if _, present := f.Get(s.key); !present || n == 0 { // no tokens: New refuses the vocabulary
 			continue
 		}
-		id, ok := f.Uint(key)
-		if !ok {
-			return v, missingOrMistyped(f, key, "an unsigned integer")
+		if i, ok := f.Int(s.key); ok && i < 0 {
+			return v, badID(f, s.key, i, n)
 		}
-		if id < n {
-			*dst = int32(id)
+		id, ok := f.Uint(s.key)
+		switch {
+		case !ok:
+			return v, missingOrMistyped(f, s.key, "an unsigned integer")
+		case id == noToken:
+			*s.dst = -1
+		case id >= n:
+			return v, badID(f, s.key, int64(id), n)
+		default:
+			*s.dst = int32(id)
 		}
 	}
 	for key, dst := range map[string]**bool{keyAddBOS: &v.AddBOS, keyAddEOS: &v.AddEOS, keyAddSpacePrefix: &v.AddSpacePrefix} {
@@ -111,6 +125,11 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	return t, nil
+}
+
+func badID(f *gguf.File, key string, id int64, n uint64) error {
+	return fmt.Errorf("%s: tokenizer: %s = %d is not an id of the %d-token vocabulary "+
+		"(a damaged or wrongly converted file: convert or download the model again)", f.Path, key, id, n)
 }
 
 func missingOrMistyped(f *gguf.File, key, want string) error {

@@ -205,11 +205,10 @@ func BenchmarkFromGGUF(b *testing.B) {
 	}
 }
 
-// smolLM3Tokenizer is the Llama 3 vocabulary with SmolLM3's metadata: smaug-bpe, EOS and padding
-// <|im_end|>, and SmolLM3's added tokens at their ids (spec §3), <think> and the tool tags user-defined.
-func smolLM3Tokenizer(t *testing.T) *Tokenizer {
+// sharedVocab reads the vocabulary of a shared fixture, for a test to edit.
+func sharedVocab(t *testing.T, name string) Vocab {
 	t.Helper()
-	f, err := gguf.Open(testutil.SharedFile(t, "ggml-vocab-llama-bpe.gguf"))
+	f, err := gguf.Open(testutil.SharedFile(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +217,14 @@ func smolLM3Tokenizer(t *testing.T) *Tokenizer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return v
+}
+
+// smolLM3Tokenizer is the Llama 3 vocabulary with SmolLM3's metadata: smaug-bpe, EOS and padding
+// <|im_end|>, and SmolLM3's added tokens at their ids (spec §3), <think> and the tool tags user-defined.
+func smolLM3Tokenizer(t *testing.T) *Tokenizer {
+	t.Helper()
+	v := sharedVocab(t, "ggml-vocab-llama-bpe.gguf")
 	v.Pre, v.EOS, v.PAD, v.EOT = "smaug-bpe", 128012, 128012, -1
 	for id, text := range map[int32]string{128002: "<think>", 128003: "</think>", 128011: "<|im_start|>", 128012: "<|im_end|>",
 		128013: "<tool_response>", 128014: "</tool_response>", 128015: "<tool_call>", 128016: "</tool_call>"} {

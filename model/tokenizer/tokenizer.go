@@ -6,9 +6,9 @@
 // the rest is pre-tokenized and merged exactly as llama.cpp does, and ids decode to the same bytes.
 // A Tokenizer is immutable once built and safe for concurrent use.
 //
-// Known differences from llama.cpp, none of which affects the supported models: byte-level vocabularies
-// whose pre-tokenizer is neither of the Llama 3 family nor GPT-2's are split the GPT-2 way; the
-// per-model lstrip/rstrip attributes and fill-in-the-middle tokens are not modelled; invalid UTF-8 is
+// A byte-level vocabulary whose pre-tokenizer this package does not implement is refused.
+//
+// Known differences from llama.cpp, none of which affects the supported models: the per-model lstrip/rstrip attributes and fill-in-the-middle tokens are not modelled; invalid UTF-8 is
 // judged by Go's decoder, which also rejects surrogates and overlong forms; and a byte-level token
 // holding a character outside the byte alphabet decodes to that character rather than to an error marker.
 package tokenizer
@@ -104,17 +104,42 @@ var eotTexts = []string{
 	"_<EOT>", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
 }
 
-// Byte-level pre-tokenizer names that use the Llama 3 split. The first group also adds BOS by default
-// and emits a word that is itself a token without merging, as llama.cpp does for them.
+// Byte-level pre-tokenizers (tokenizer.ggml.pre) this package splits text for, as llama.cpp does. The
+// first group uses the Llama 3 split, adds BOS by default, and emits a word that is itself a token
+// without merging; the second uses the Llama 3 split alone; the third GPT-2's. "default", which an
+// absent key also means, is llama.cpp's own four-expression split (splitDefault). Every other name
+// is refused: its split is not implemented, and another one would give the model wrong tokens.
 var (
 	llama3Pres     = []string{"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"}
 	llama3SplitPre = []string{"dbrx", "smaug-bpe", "glm4", "chatglm-bpe"}
-	addBOSPres     = []string{"tekken", "chameleon"}
+	gpt2Pres       = []string{"gpt-2"}
 )
+
+// splitFor is the split of a byte-level pre-tokenizer, and whether it ignores merges; ok is false for a
+// pre-tokenizer this package does not implement.
+func splitFor(pre string) (split splitFunc, ignoreMerges, ok bool) {
+	switch {
+	case slices.Contains(llama3Pres, pre):
+		return splitLlama3, true, true
+	case slices.Contains(llama3SplitPre, pre):
+		return splitLlama3, false, true
+	case slices.Contains(gpt2Pres, pre):
+		return splitGPT2, false, true
+	case pre == "" || pre == "default":
+		return splitDefault, false, true
+	}
+	return nil, false, false
+}
+
+// supportedPres lists the byte-level pre-tokenizers splitFor knows, for messages.
+func supportedPres() string {
+	return strings.Join(slices.Concat([]string{"default"}, gpt2Pres, llama3Pres, llama3SplitPre), ", ")
+}
 
 // New builds a tokenizer from a vocabulary. It fails on a vocabulary llama.cpp would refuse too: no
 // tokens, an unknown model, short score or type arrays, special ids out of range, a BOS or EOS the model
-// must add but lacks, or a malformed merge.
+// must add but lacks, or a malformed merge; and on a byte-level pre-tokenizer it does not implement.
+// (SentencePiece has no pre-tokenizer: as in llama.cpp, Pre is ignored there.)
 func New(v Vocab) (*Tokenizer, error) {
 	n := len(v.Tokens)
 	if n == 0 {
@@ -139,7 +164,11 @@ func New(v Vocab) (*Tokenizer, error) {
 	switch v.Model {
 	case "gpt2":
 		t.kind = kindBPE
-		t.addBOS = slices.Contains(llama3Pres, v.Pre) || slices.Contains(addBOSPres, v.Pre)
+		if _, _, ok := splitFor(v.Pre); !ok {
+			return nil, fmt.Errorf("tokenizer: pre-tokenizer %q (tokenizer.ggml.pre) is not supported: smolchat does not implement its text splitting, "+
+				"and another split would give the model wrong tokens (supported: %s)", v.Pre, supportedPres())
+		}
+		t.addBOS = slices.Contains(llama3Pres, v.Pre)
 	case "llama":
 		t.kind = kindSPM
 		t.addBOS = true
@@ -200,13 +229,7 @@ func New(v Vocab) (*Tokenizer, error) {
 
 	switch t.kind {
 	case kindBPE:
-		split, ignoreMerges := splitFunc(splitGPT2), false
-		switch {
-		case slices.Contains(llama3Pres, v.Pre):
-			split, ignoreMerges = splitLlama3, true
-		case slices.Contains(llama3SplitPre, v.Pre):
-			split = splitLlama3
-		}
+		split, ignoreMerges, _ := splitFor(v.Pre)
 		m, err := newBPE(t.ids, n, v.Merges, split, ignoreMerges)
 		if err != nil {
 			return nil, fmt.Errorf("tokenizer: %w", err)

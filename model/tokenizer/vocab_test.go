@@ -57,6 +57,7 @@ func TestNewErrors(t *testing.T) {
 		{"adds BOS without one", func(v *Vocab) { v.BOS = -1 }, "no BOS id"},
 		{"adds EOS without one", func(v *Vocab) { v.AddEOS = boolPtr(true) }, "no EOS id"},
 		{"merge without separator", func(v *Vocab) { v.Merges = []string{"ab"} }, `merge 0 ("ab")`},
+		{"unknown pre-tokenizer", func(v *Vocab) { v.Pre = "tekken" }, `pre-tokenizer "tekken" (tokenizer.ggml.pre) is not supported`},
 	}
 	for _, tt := range tests {
 		v := testBPEVocab("llama-bpe", []string{"a b"}, nil)
@@ -125,6 +126,8 @@ func TestFromGGUF(t *testing.T) {
 		{"add_bos mistyped", append(slices.Clone(base), [2]any{"tokenizer.ggml.add_bos_token", uint8(1)}), "add_bos_token"},
 		{"gpt2 without merges", [][2]any{{"tokenizer.ggml.model", "gpt2"}, base[1]}, "tokenizer.ggml.merges is missing"},
 		{"unknown model", [][2]any{{"tokenizer.ggml.model", "t5"}, base[1]}, `unsupported tokenizer model "t5"`},
+		{"BOS id out of range", append(slices.Clone(base), [2]any{"tokenizer.ggml.bos_token_id", uint32(len(v.Tokens))}), "bos_token_id = 280 is not an id"},
+		{"negative EOS id", append(slices.Clone(base[:4]), [2]any{"tokenizer.ggml.eos_token_id", int32(-1)}), "eos_token_id = -1 is not an id"},
 	}
 	for _, tt := range bad {
 		_, err := FromGGUF(writeGGUF(t, tt.kvs))

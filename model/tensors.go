@@ -1,0 +1,62 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+)
+
+// plannedTensor is a tensor the forward pass reads: where it goes, its name and its shape.
+type plannedTensor struct {
+	dst        *Tensor
+	name       string
+	rows, cols int
+}
+
+// tensorPlan lists every tensor a model of config c has, each with the field of w it fills. A file
+// must hold exactly these: no other tensor is harmless. (llama.cpp's loader is as strict: it fails on a
+// tensor it did not create, "wrong number of tensors".)
+func tensorPlan(c Config, w *Weights) []plannedTensor {
+	plan := []plannedTensor{
+		{&w.Embed, "token_embd.weight", c.Vocab, c.Dim},
+		{&w.OutputNorm, "output_norm.weight", 1, c.Dim},
+	}
+	if !c.TiedOutput {
+		plan = append(plan, plannedTensor{&w.Output, "output.weight", c.Vocab, c.Dim})
+	}
+	w.Layers = make([]Layer, c.Layers)
+	for l := range w.Layers {
+		L := &w.Layers[l]
+		p := fmt.Sprintf("blk.%d.", l)
+		plan = append(plan,
+			plannedTensor{&L.AttnNorm, p + "attn_norm.weight", 1, c.Dim},
+			plannedTensor{&L.Q, p + "attn_q.weight", c.QDim(), c.Dim},
+			plannedTensor{&L.K, p + "attn_k.weight", c.KVDim(), c.Dim},
+			plannedTensor{&L.V, p + "attn_v.weight", c.KVDim(), c.Dim},
+			plannedTensor{&L.O, p + "attn_output.weight", c.Dim, c.QDim()},
+			plannedTensor{&L.FFNNorm, p + "ffn_norm.weight", 1, c.Dim},
+			plannedTensor{&L.Gate, p + "ffn_gate.weight", c.FF, c.Dim},
+			plannedTensor{&L.Up, p + "ffn_up.weight", c.FF, c.Dim},
+			plannedTensor{&L.Down, p + "ffn_down.weight", c.Dim, c.FF},
+		)
+	}
+	return plan
+}
+
+// unknownTensor is the error for a tensor outside the plan: the file holds a feature the forward pass
+// would silently skip.
+func unknownTensor(path, arch, name string) error {
+	if name == "rope_freqs.weight" {
+		return fmt.Errorf("model %s: tensor rope_freqs.weight (Llama 3's RoPE frequency scaling, found in Llama 3.x files): %s",
+			path, noRopeScaling)
+	}
+	what := "not one smolchat uses"
+	switch {
+	case strings.HasSuffix(name, ".bias"):
+		what = "a bias, which smolchat's layers do not have"
+	case strings.Contains(name, "_exps.") || strings.Contains(name, "ffn_gate_inp."):
+		what = "a mixture of experts, which smolchat does not implement"
+	}
+	return fmt.Errorf("model %s: tensor %s is %s, and running without it would give wrong answers "+
+		"(a %s model has only token_embd, output_norm, output and, per layer, attn_norm, attn_q, attn_k, attn_v, "+
+		"attn_output, ffn_norm, ffn_gate, ffn_up and ffn_down weights)", path, name, what, arch)
+}
