@@ -25,6 +25,8 @@ type Step struct {
 // stepOp is a kernel bound to its buffers (Op, MatMul, Embed).
 type stepOp interface {
 	Record(e *Encoder, T int)
+	// describe names the kernel variant that T tokens after pos cached positions run, and its work.
+	describe(T, pos int) opInfo
 }
 
 // stepList builds steps in order and keeps the first error, so a block reads as a list.
