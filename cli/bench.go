@@ -13,30 +13,33 @@ import (
 
 func init() {
 	var (
-		mf          *modelFlags
-		pp, tg, rep *int
-		asJSON      *bool
+		mf                 *modelFlags
+		pp, tg, rep, depth *int
+		asJSON, profile    *bool
 	)
 	register(&Command{
 		Name:    "bench",
 		Summary: "measure prompt processing and generation speed, like llama-bench",
-		Usage:   "--model FILE [--pp 512] [--tg 128] [--reps 3] [--cpu|--gpu] [--json]",
+		Usage:   "--model FILE [--pp 512] [--tg 128] [--depth 0] [--reps 3] [--cpu|--gpu [--profile]] [--json]",
 		Flags: func(fs *flag.FlagSet) {
 			mf = addModelFlags(fs)
 			pp = fs.Int("pp", 512, "prompt tokens evaluated in one batch (0 = skip)")
 			tg = fs.Int("tg", 128, "tokens generated one at a time (0 = skip)")
 			rep = fs.Int("reps", 3, "repetitions; the median is reported")
+			depth = fs.Int("depth", 0, "positions cached before each measurement, like llama-bench's -d")
+			profile = fs.Bool("profile", false, "GPU only: time each kernel of a decode token and of a prefill step of min(--pp, batch) tokens instead")
 			asJSON = fs.Bool("json", false, "print JSON")
 		},
 		Run: func(env *Env, args []string) error {
 			if len(args) > 0 {
 				return usageErr("unexpected arguments %q", args)
 			}
-			if *rep < 1 || *pp < 0 || *tg < 0 {
-				return usageErr("--reps must be ≥ 1 and --pp, --tg ≥ 0")
+			if *rep < 1 || *pp < 0 || *tg < 0 || *depth < 0 {
+				return usageErr("--reps must be ≥ 1 and --pp, --tg, --depth ≥ 0")
 			}
-			if *mf.ctx < *pp+*tg {
-				*mf.ctx = *pp + *tg // the cache must hold the whole run
+			need := *depth + max(*pp, *tg) // each measurement starts again from the depth
+			if *mf.ctx < need {
+				*mf.ctx = need
 			}
 			e, err := mf.load(env)
 			if err != nil {
@@ -44,8 +47,11 @@ func init() {
 			}
 			defer e.Close()
 			b := e.Backend()
-			if *pp+*tg > b.MaxContext() {
-				return fmt.Errorf("--pp %d + --tg %d exceed the context of %d", *pp, *tg, b.MaxContext())
+			if need > b.MaxContext() {
+				return fmt.Errorf("--depth %d + max(--pp %d, --tg %d) exceed the context of %d: lower them or raise --ctx", *depth, *pp, *tg, b.MaxContext())
+			}
+			if *profile {
+				return runProfile(env, e.Info(), b, *depth, *pp, *rep, *asJSON)
 			}
 			vocab := e.Tokenizer().VocabSize()
 			rng := rand.New(rand.NewPCG(1, 2))
@@ -57,10 +63,21 @@ func init() {
 				return t
 			}
 			ctx := context.Background()
+			// toDepth empties the cache and fills it with --depth random tokens, untimed.
+			toDepth := func() error {
+				b.Truncate(0)
+				if *depth == 0 {
+					return nil
+				}
+				_, err := b.Forward(ctx, randTokens(*depth), nil)
+				return err
+			}
 			var ppRates, tgRates []float64
 			for r := 0; r < *rep; r++ {
 				if *pp > 0 {
-					b.Truncate(0)
+					if err := toDepth(); err != nil {
+						return err
+					}
 					toks := randTokens(*pp)
 					start := time.Now()
 					// One batch, like llama-bench's pp: logits for the last row only.
@@ -70,7 +87,9 @@ func init() {
 					ppRates = append(ppRates, float64(*pp)/time.Since(start).Seconds())
 				}
 				if *tg > 0 {
-					b.Truncate(0)
+					if err := toDepth(); err != nil {
+						return err
+					}
 					tok := randTokens(1)
 					start := time.Now()
 					for i := 0; i < *tg; i++ {
@@ -88,11 +107,14 @@ func init() {
 				steps = &st
 			}
 			res := benchJSON{StepStats: steps, Model: info.Model, Quant: info.Quant, Backend: info.Backend, Adapter: info.Device,
-				PP: *pp, TG: *tg, Reps: *rep, PPRate: median(ppRates), TGRate: median(tgRates), PPRuns: ppRates, TGRuns: tgRates}
+				PP: *pp, TG: *tg, Depth: *depth, Reps: *rep, PPRate: median(ppRates), TGRate: median(tgRates), PPRuns: ppRates, TGRuns: tgRates}
 			if *asJSON {
 				return json.NewEncoder(env.Stdout).Encode(res)
 			}
 			fmt.Fprintf(env.Stdout, "model %s (%s) on %s: %s\n", res.Model, res.Quant, res.Backend, res.Adapter)
+			if *depth > 0 {
+				fmt.Fprintf(env.Stdout, "after a prompt of %d tokens (--depth):\n", *depth)
+			}
 			if *pp > 0 {
 				fmt.Fprintf(env.Stdout, "pp%d: %.2f tok/s (median of %d: %v)\n", *pp, res.PPRate, *rep, roundAll(ppRates))
 			}
@@ -114,6 +136,7 @@ type benchJSON struct {
 	Adapter string    `json:"adapter"`
 	PP      int       `json:"pp"`
 	TG      int       `json:"tg"`
+	Depth   int       `json:"depth"`
 	Reps    int       `json:"reps"`
 	PPRate  float64   `json:"pp_tokens_per_second"`
 	TGRate  float64   `json:"tg_tokens_per_second"`

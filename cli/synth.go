@@ -20,15 +20,17 @@ func init() {
 	var (
 		preset, out, vocabFrom *string
 		seed                   *uint64
+		layers                 *int
 	)
 	register(&Command{
 		Name:    "synth",
 		Summary: "write a random-weight SmolLM3-shaped GGUF model (Q4_K_M mix) for tests and benchmarks",
-		Usage:   "--preset " + synth.PresetNames() + " --out FILE [--seed N] [--vocab-from FILE.gguf]",
+		Usage:   "--preset " + synth.PresetNames() + " --out FILE [--layers N] [--seed N] [--vocab-from FILE.gguf]",
 		Flags: func(fs *flag.FlagSet) {
 			preset = fs.String("preset", "", "model shape: "+synth.PresetNames())
 			out = fs.String("out", "", "GGUF file to write (replaced if it exists)")
 			seed = fs.Uint64("seed", 1, "random seed; the same seed gives the same file")
+			layers = fs.Int("layers", 0, "transformer blocks, if not the preset's: a short model of the full widths and tensor-type mix, for benchmarks")
 			vocabFrom = fs.String("vocab-from", "", "copy the BPE vocabulary from this GGUF (e.g. Llama-3's) instead of the built-in one")
 		},
 		Run: func(env *Env, args []string) error {
@@ -41,6 +43,15 @@ func init() {
 			p, err := synth.PresetByName(*preset)
 			if err != nil {
 				return usageErr("unknown preset %q (want %s)", *preset, synth.PresetNames())
+			}
+			switch {
+			case *layers < 0:
+				return usageErr("--layers %d: want a positive count, or 0 for the preset's %d", *layers, p.Layers)
+			case *layers > 0:
+				// The Q4_K_M rule and the NoPE layers follow the layer count, as they would in a real file
+				// of that depth; the name says the file is cut down.
+				p.Layers = *layers
+				p.Name = fmt.Sprintf("%s-%dlayers", p.Name, p.Layers)
 			}
 			opts := synth.Options{Seed: *seed, Log: env.Log}
 			if *vocabFrom != "" {

@@ -384,3 +384,11 @@ func (e *Encoder) Submit() error {
 	})
 	return err
 }
+
+// Wait blocks until the device has finished the work submitted so far.
+func (d *Device) Wait() error {
+	return d.wrap("waiting for the device", func() error {
+		d.dev.Poll(true, nil)
+		return nil
+	})
+}

@@ -143,6 +143,7 @@ type Op struct {
 	k     *Kernel
 	bg    *wgpu.BindGroup
 	shape func(T int) (x, y, z uint32)
+	cost  opCost
 }
 
 // Record adds the op's dispatch for T tokens.
@@ -151,7 +152,7 @@ func (o *Op) Record(e *Encoder, T int) {
 	e.Dispatch(o.k, o.bg, x, y, z)
 }
 
-func (d *Device) newSimple(spec kernelSpec, params []any, ranges []Range, shape func(T int) (x, y, z uint32)) (*Op, error) {
+func (d *Device) newSimple(spec kernelSpec, params []any, ranges []Range, shape func(T int) (x, y, z uint32), cost opCost) (*Op, error) {
 	k, err := d.kernel(spec)
 	if err != nil {
 		return nil, err
@@ -164,7 +165,7 @@ func (d *Device) newSimple(spec kernelSpec, params []any, ranges []Range, shape 
 	if err != nil {
 		return nil, err
 	}
-	return &Op{k: k, bg: bg, shape: shape}, nil
+	return &Op{k: k, bg: bg, shape: shape, cost: cost}, nil
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
@@ -173,7 +174,10 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 func (d *Device) NewRMSNorm(x, g, y Range, dim, stride int, eps float32) (*Op, error) {
 	return d.newSimple(kernelSpec{file: "rmsnorm.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite}},
 		[]any{dim, stride, eps}, []Range{x, g, y},
-		func(T int) (uint32, uint32, uint32) { return uint32(T), 1, 1 })
+		func(T int) (uint32, uint32, uint32) { return uint32(T), 1, 1 },
+		opCost{shape: fmt.Sprint(dim), cost: func(T, _ int) (float64, float64) {
+			return float64(4 * (2*T*dim + dim)), float64(4 * T * dim) // x in, y out, g; square, sum, scale, gain
+		}})
 }
 
 // NewKVStore copies the step's keys k and values v (token t at t*srcStride) into the caches kc, vc at
@@ -185,7 +189,18 @@ func (d *Device) NewKVStore(k, v, kc, vc Range, kvDim, srcStride int, f16 bool) 
 	return d.newSimple(kernelSpec{file: "kv_store.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite, ReadWrite},
 		defs: shaders.Defines{"KV_F16": boolDef(f16)}},
 		[]any{kvDim, srcStride}, []Range{k, v, kc, vc},
-		func(T int) (uint32, uint32, uint32) { return uint32(ceilDiv(kvDim/2, 64)), uint32(T), 1 })
+		func(T int) (uint32, uint32, uint32) { return uint32(ceilDiv(kvDim/2, 64)), uint32(T), 1 },
+		opCost{shape: fmt.Sprint(kvDim), cost: func(T, _ int) (float64, float64) {
+			return float64(2 * T * kvDim * (4 + cacheElt(f16))), 0 // k and v in, cache rows out
+		}})
+}
+
+// cacheElt is the bytes of one cached key or value element.
+func cacheElt(f16 bool) int {
+	if f16 {
+		return 2
+	}
+	return 4
 }
 
 func boolDef(b bool) string {
@@ -212,7 +227,14 @@ func (d *Device) NewAttention(q, kc, vc, out Range, s AttnShape) (*Op, error) {
 	return d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadOnly, ReadWrite},
 		defs: shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "KV_F16": boolDef(s.F16)}},
 		[]any{s.Heads, s.KVHeads, s.QStride, s.KVHeads * s.HeadDim, s.OutStride, s.Scale}, []Range{q, kc, vc, out},
-		func(T int) (uint32, uint32, uint32) { return uint32(s.Heads), uint32(T), 1 })
+		func(T int) (uint32, uint32, uint32) { return uint32(s.Heads), uint32(T), 1 },
+		opCost{shape: fmt.Sprintf("%dx%d/%d", s.Heads, s.HeadDim, s.KVHeads), cost: func(T, pos int) (float64, float64) {
+			// Token t attends to pos+t+1 positions; each cached row is read once for its query group.
+			seen := T*pos + T*(T+1)/2
+			rows := pos + T
+			bytes := 2*rows*s.KVHeads*s.HeadDim*cacheElt(s.F16) + 2*4*T*s.Heads*s.HeadDim
+			return float64(bytes), float64(4 * s.Heads * s.HeadDim * seen) // q·k and weight·v
+		}})
 }
 
 func eltShape(n int) func(T int) (uint32, uint32, uint32) {
@@ -225,6 +247,7 @@ func eltShape(n int) func(T int) (uint32, uint32, uint32) {
 // Embed gathers and dequantizes rows of an embedding table: out[t] = E[tok[t]].
 type Embed struct {
 	k     *Kernel
+	w     *Weights
 	parts []*wgpu.BindGroup
 	dim   int
 }
@@ -236,7 +259,7 @@ func (d *Device) NewEmbed(w *Weights, tok, out Range) (*Embed, error) {
 	if err != nil {
 		return nil, err
 	}
-	op := &Embed{k: k, dim: w.K}
+	op := &Embed{k: k, w: w, dim: w.K}
 	for _, c := range w.Chunks {
 		p, err := d.uniform(w.Name+" embed params", w.K, w.RowBytes, c.Row0, c.Rows)
 		if err != nil {

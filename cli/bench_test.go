@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"smolchat/internal/testutil"
+)
+
+func TestBenchDepth(t *testing.T) {
+	stories := testutil.SharedFile(t, "stories260K.gguf")
+	code, out, errs := runCLI("", "bench", "--model", stories, "--cpu", "--pp", "8", "--tg", "4", "--depth", "16", "--reps", "1", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got benchJSON
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("bench --json is not JSON: %v\n%s", err, out)
+	}
+	if got.Depth != 16 || got.PPRate <= 0 || got.TGRate <= 0 {
+		t.Errorf("bench --depth 16: %+v", got)
+	}
+}
+
+func TestBenchProfileJSON(t *testing.T) {
+	stories := testutil.SharedFile(t, "stories260K.gguf")
+	code, out, errs := runCLI("", "bench", "--model", stories, "--gpu", "--profile", "--pp", "8", "--depth", "4", "--reps", "1", "--json")
+	if code != 0 {
+		if strings.Contains(errs, "no suitable GPU adapter") {
+			t.Skipf("no WebGPU adapter: %s", errs)
+		}
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got struct {
+		Backend        string  `json:"backend"`
+		Depth          int     `json:"depth"`
+		PrefillTokens  int     `json:"prefill_tokens"`
+		DecodeSeconds  float64 `json:"decode_seconds_per_token"`
+		PrefillSeconds float64 `json:"prefill_seconds_per_token"`
+		Rows           []struct {
+			Step   string `json:"step"`
+			Decode struct {
+				Share float64 `json:"share"`
+			} `json:"decode"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("bench --profile --json is not JSON: %v\n%s", err, out)
+	}
+	if got.Backend != "gpu" || got.Depth != 4 || got.PrefillTokens != 8 || got.DecodeSeconds <= 0 || got.PrefillSeconds <= 0 || len(got.Rows) == 0 {
+		t.Errorf("bench --profile --json: %+v", got)
+	}
+}
+
+func TestBenchProfileErrors(t *testing.T) {
+	stories := testutil.SharedFile(t, "stories260K.gguf")
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"cpu", []string{"--cpu", "--profile"}, "add --gpu"},
+		{"negative depth", []string{"--cpu", "--depth", "-1"}, "--depth ≥ 0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errs := runCLI("", append([]string{"bench", "--model", stories}, c.args...)...)
+			if code == 0 || !strings.Contains(errs, c.want) {
+				t.Errorf("exit %d, stderr lacks %q:\n%s", code, c.want, errs)
+			}
+		})
+	}
+}
+
+func TestSynthLayers(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "short.gguf")
+	for _, c := range []struct {
+		layers string
+		code   int
+	}{{"2", 0}, {"-1", 2}} {
+		code, _, errs := runCLI("", "synth", "--preset", "smollm3-tiny", "--layers", c.layers, "--out", out)
+		if code != c.code {
+			t.Fatalf("synth --layers %s: exit %d, want %d: %s", c.layers, code, c.code, errs)
+		}
+	}
+	code, stdout, errs := runCLI("", "inspect", out)
+	if code != 0 || !strings.Contains(stdout, "2 layers") {
+		t.Errorf("inspect of a 2-layer file: exit %d\n%s%s", code, stdout, errs)
+	}
+}

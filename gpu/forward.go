@@ -1,0 +1,284 @@
+package gpu
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"smolchat/model"
+)
+
+// The forward pass on the device, listed once in the order it runs and with the step names of
+// cpu/forward.go. Each step is one kernel bound at load to its buffers; submit records the list as it
+// stands. Where the CPU does work between two matrix products (RoPE, the residual adds, SwiGLU), the GPU
+// folds it into the product that precedes it (the ROPE, ACCUM and GLU variants of the matrix kernels),
+// which saves a dispatch and a round trip of the activations through memory each time; the step's name
+// says what it folds in.
+
+// Step is one kernel of the forward pass.
+type Step struct {
+	Layer int    // transformer block, -1 outside them
+	Name  string // what it computes, as cpu/forward.go names it
+	op    stepOp
+}
+
+// stepOp is a kernel bound to its buffers (Op, MatMul, Embed).
+type stepOp interface {
+	Record(e *Encoder, T int)
+	// describe names the kernel variant that T tokens after pos cached positions run, and its work.
+	describe(T, pos int) opInfo
+}
+
+// stepList builds steps in order and keeps the first error, so a block reads as a list.
+type stepList struct {
+	layer int
+	steps []Step
+	err   error
+}
+
+// add builds the step unless an earlier one failed.
+func (s *stepList) add(name string, build func() (stepOp, error)) {
+	if s.err != nil {
+		return
+	}
+	op, err := build()
+	if err != nil {
+		if s.layer >= 0 {
+			s.err = fmt.Errorf("layer %d, %s: %w", s.layer, name, err)
+		} else {
+			s.err = fmt.Errorf("%s: %w", name, err)
+		}
+		return
+	}
+	s.steps = append(s.steps, Step{Layer: s.layer, Name: name, op: op})
+}
+
+// buildSteps uploads the layers' weights and builds the forward pass up to the final norm: the token
+// embedding, every transformer block (layerSteps), then the final norm, kept apart because only a step
+// with wanted rows runs it.
+func (b *Backend) buildSteps(W model.Weights, embed *Weights, up *uploader) error {
+	c, d := b.cfg, b.d
+	s := stepList{layer: -1}
+	s.add("token embedding", func() (stepOp, error) { return d.NewEmbed(embed, Whole(b.tok), Whole(b.h)) })
+	if s.err != nil {
+		return s.err
+	}
+	b.steps = s.steps
+	for l, L := range W.Layers {
+		w, err := up.layer(L)
+		if err != nil {
+			return fmt.Errorf("layer %d: %w", l, err)
+		}
+		steps, err := b.layerSteps(l, w)
+		if err != nil {
+			return err
+		}
+		b.steps = append(b.steps, steps...)
+	}
+	outNorm, err := up.vector(W.OutputNorm)
+	if err != nil {
+		return err
+	}
+	s = stepList{layer: -1}
+	s.add("final norm", func() (stepOp, error) {
+		return d.NewRMSNorm(Whole(b.h), outNorm, Whole(b.xn), c.Dim, c.Dim, c.RMSEps)
+	})
+	if s.err != nil {
+		return s.err
+	}
+	b.finalNorm = s.steps[0]
+	return nil
+}
+
+// layerSteps builds transformer block l, step by step as cpu/forward.go computes it.
+func (b *Backend) layerSteps(l int, w layerWeights) ([]Step, error) {
+	c, d := b.cfg, b.d
+	dim, qdim, kvdim, ff := c.Dim, c.QDim(), c.KVDim(), c.FF
+	h, xn, kc, vc := Whole(b.h), Whole(b.xn), Whole(b.kc[l]), Whole(b.vc[l])
+	rope := !c.NoRope[l]
+	s := stepList{layer: l}
+
+	// Attention: norm, Q/K/V projections, RoPE, cache, softmax(QKᵀ/√d)·V, output projection + residual.
+	s.add("attention norm", func() (stepOp, error) { return d.NewRMSNorm(h, w.attnNorm, xn, dim, dim, c.RMSEps) })
+	s.add(withRope("q projection", rope), func() (stepOp, error) { return b.projection(w.q, b.q, qdim, rope) })
+	s.add(withRope("k projection", rope), func() (stepOp, error) { return b.projection(w.k, b.k, kvdim, rope) })
+	s.add("v projection", func() (stepOp, error) { return d.NewMatMul(w.v, xn, dim, Whole(b.v), kvdim, 0) })
+	s.add("kv store", func() (stepOp, error) {
+		return d.NewKVStore(Whole(b.k), Whole(b.v), kc, vc, kvdim, kvdim, b.kvF16)
+	})
+	s.add("attention", func() (stepOp, error) {
+		return d.NewAttention(Whole(b.q), kc, vc, Whole(b.att), AttnShape{Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim,
+			QStride: qdim, OutStride: qdim, Scale: float32(1 / math.Sqrt(float64(c.HeadDim))), F16: b.kvF16})
+	})
+	s.add("output projection + residual", func() (stepOp, error) { return d.NewMatMulAdd(w.o, Whole(b.att), qdim, h, dim, 0) })
+
+	// Feed-forward: norm, down(silu(gate) · up) + residual.
+	s.add("ffn norm", func() (stepOp, error) { return d.NewRMSNorm(h, w.ffnNorm, xn, dim, dim, c.RMSEps) })
+	s.add("gate projection", func() (stepOp, error) { return d.NewMatMul(w.gate, xn, dim, Whole(b.gate), ff, 0) })
+	s.add("up projection + swiglu", func() (stepOp, error) { return d.NewMatMulGLU(w.upProj, xn, dim, Whole(b.gate), ff, 0) })
+	s.add("down projection + residual", func() (stepOp, error) { return d.NewMatMulAdd(w.down, Whole(b.gate), ff, h, dim, 0) })
+	return s.steps, s.err
+}
+
+// withRope names a query or key projection: on NoPE layers it does not rotate.
+func withRope(name string, rope bool) string {
+	if rope {
+		return name + " + rope"
+	}
+	return name
+}
+
+// projection binds a query or key projection of the normed hidden states into out (stride floats per
+// token), rotating the heads as they are stored when rope is set.
+func (b *Backend) projection(w *Weights, out *Buffer, stride int, rope bool) (*MatMul, error) {
+	c := b.cfg
+	if !rope {
+		return b.d.NewMatMul(w, Whole(b.xn), c.Dim, Whole(out), stride, 0)
+	}
+	return b.d.NewMatMulRope(w, Whole(b.xn), c.Dim, Whole(out), stride, Whole(b.cs), c.HeadDim, c.RopeDim)
+}
+
+// buildHead builds the output projection (the embedding table again when the model ties them) and the
+// device argmax over its logits.
+func (b *Backend) buildHead(W model.Weights, embed *Weights, up *uploader) error {
+	c, d := b.cfg, b.d
+	output := embed
+	if !c.TiedOutput {
+		var err error
+		if output, err = up.matrix(W.Output); err != nil {
+			return err
+		}
+	}
+	var err error
+	if b.lmHead, err = d.NewMatMul(output, Whole(b.sel), c.Dim, Whole(b.logits), c.Vocab, 0); err != nil {
+		return fmt.Errorf("output projection: %w", err)
+	}
+	if b.argmax, err = d.NewArgmax(Whole(b.logits), c.Vocab, 0); err != nil {
+		return fmt.Errorf("argmax: %w", err)
+	}
+	return nil
+}
+
+// Steps lists the forward pass's steps up to the final norm, in the order a submit records them.
+func (b *Backend) Steps() []Step {
+	return append(append([]Step(nil), b.steps...), b.finalNorm)
+}
+
+// headFunc records the output work for rows (indices into a submit's tokens, at most maxOut; first is
+// the index in want of the first of them) after the final norm, and returns what to do with the
+// read-back once the submit completes (or nil).
+type headFunc func(e *Encoder, rows []int, first int) (after func())
+
+// forward runs tokens through the layers in submits of at most b.batch tokens, recording head for the
+// wanted rows of each. On any error, cancellation included, the cache keeps the positions it had before
+// the call: positions are only committed at the end.
+func (b *Backend) forward(ctx context.Context, tokens []int32, want []int, head headFunc) error {
+	if err := b.check(tokens, want); err != nil {
+		return err
+	}
+	before := b.d.Stats()
+	defer func() {
+		after := b.d.Stats()
+		b.last = StepStats{Tokens: len(tokens), Dispatches: int(after.Dispatches - before.Dispatches), Submits: int(after.Submits - before.Submits)}
+	}()
+	wi := 0
+	pos := b.n
+	for off := 0; off < len(tokens); off += b.batch {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk := tokens[off:min(off+b.batch, len(tokens))]
+		var rows []int
+		first := wi
+		for wi < len(want) && want[wi] < off+len(chunk) {
+			rows = append(rows, want[wi]-off)
+			wi++
+		}
+		// The first maxOut wanted rows ride along with the layers' submit; more get output-only submits
+		// while the chunk's final hidden states are still in place.
+		n0 := min(len(rows), b.maxOut)
+		if err := b.submit(chunk, pos, true, rows[:n0], first, head); err != nil {
+			return err
+		}
+		for done := n0; done < len(rows); done += b.maxOut {
+			if err := b.submit(chunk, pos, false, rows[done:min(done+b.maxOut, len(rows))], first+done, head); err != nil {
+				return err
+			}
+		}
+		pos += len(chunk)
+	}
+	b.n = pos
+	return nil
+}
+
+// submit evaluates one chunk at cache position pos: with layers, it writes the chunk's inputs and
+// records every step up to the final norm; with rows, the final norm and head. It submits once.
+func (b *Backend) submit(chunk []int32, pos int, layers bool, rows []int, first int, head headFunc) error {
+	T := len(chunk)
+	if err := b.d.SetStep(T, pos); err != nil {
+		return err
+	}
+	e, err := b.d.NewEncoder("forward")
+	if err != nil {
+		return err
+	}
+	if layers {
+		if err := b.writeInputs(chunk, pos); err != nil {
+			return err
+		}
+		for _, s := range b.steps {
+			s.op.Record(e, T)
+		}
+		if len(rows) > 0 {
+			b.finalNorm.op.Record(e, T)
+		}
+	}
+	var after func()
+	if len(rows) > 0 {
+		after = head(e, rows, first)
+	}
+	if err := e.Submit(); err != nil {
+		return err
+	}
+	if after != nil {
+		after()
+	}
+	return nil
+}
+
+// writeInputs writes a chunk's token ids and the RoPE angles of its positions pos...
+func (b *Backend) writeInputs(chunk []int32, pos int) error {
+	c := b.cfg
+	ids := make([]uint32, len(chunk))
+	for i, t := range chunk {
+		ids[i] = uint32(t)
+	}
+	if err := b.d.Write(b.tok, 0, u32Bytes(ids)); err != nil {
+		return err
+	}
+	cs := make([]float32, 0, len(chunk)*c.RopeDim)
+	for i := range chunk {
+		cs = append(cs, ropeAngles(pos+i, c.RopeDim, float64(c.RopeBase))...)
+	}
+	return b.d.Write(b.cs, 0, f32Bytes(cs))
+}
+
+// selectRows copies the final-normed hidden states of rows (at most maxOut) to the LM head's input.
+func (b *Backend) selectRows(e *Encoder, rows []int) {
+	rowBytes := uint64(4 * b.cfg.Dim)
+	for i, r := range rows {
+		e.Copy(b.xn, uint64(r)*rowBytes, b.sel, uint64(i)*rowBytes, rowBytes)
+	}
+}
+
+// ropeAngles returns (cos, sin) of pos * base^(-2i/ropeDim) for each rotated pair, in float64 so the
+// angle stays exact at large positions.
+func ropeAngles(pos, ropeDim int, base float64) []float32 {
+	out := make([]float32, ropeDim)
+	for i := range ropeDim / 2 {
+		th := float64(pos) * math.Pow(base, -2*float64(i)/float64(ropeDim))
+		s, c := math.Sincos(th)
+		out[2*i], out[2*i+1] = float32(c), float32(s)
+	}
+	return out
+}

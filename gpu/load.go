@@ -1,0 +1,166 @@
+package gpu
+
+import (
+	"fmt"
+
+	"smolchat/model"
+	"smolchat/model/quant"
+)
+
+// load uploads the weights, allocates activations and the KV cache, and builds the forward pass's steps
+// (forward.go) and the output head.
+func (b *Backend) load(m *model.Model, progress func(done, total int64)) error {
+	up := newUploader(b.d, m.Weights, b.cfg, progress)
+	if err := b.allocActivations(); err != nil {
+		return err
+	}
+	if err := b.allocCache(); err != nil {
+		return err
+	}
+	// The embedding table is uploaded first: the output head reads it too when the model ties them.
+	embed, err := up.matrix(m.Weights.Embed)
+	if err != nil {
+		return err
+	}
+	if err := b.buildSteps(m.Weights, embed, up); err != nil {
+		return err
+	}
+	if err := b.buildHead(m.Weights, embed, up); err != nil {
+		return err
+	}
+	b.log.Info("gpu backend ready", "adapter", b.d.Info.Name, "weights_mib", up.total>>20, "context", b.maxCtx,
+		"kv", map[bool]string{true: "f16", false: "f32"}[b.kvF16], "batch", b.batch, "subgroups", b.d.Subgroups())
+	return nil
+}
+
+// uploader streams tensors to the device, reporting progress over all of a model's bytes.
+type uploader struct {
+	d           *Device
+	dim         int
+	done, total int64
+	progress    func(done, total int64)
+}
+
+func newUploader(d *Device, W model.Weights, c model.Config, progress func(done, total int64)) *uploader {
+	up := &uploader{d: d, dim: c.Dim, progress: progress}
+	tensors := []model.Tensor{W.Embed, W.OutputNorm}
+	if !c.TiedOutput {
+		tensors = append(tensors, W.Output)
+	}
+	for _, L := range W.Layers {
+		tensors = append(tensors, L.AttnNorm, L.Q, L.K, L.V, L.O, L.FFNNorm, L.Gate, L.Up, L.Down)
+	}
+	for _, t := range tensors {
+		up.total += int64(len(t.Data))
+	}
+	return up
+}
+
+// matrix uploads a weight matrix as stored (the kernels dequantize it).
+func (up *uploader) matrix(t model.Tensor) (*Weights, error) {
+	w, err := up.d.UploadWeights(t.Name, t.Type, t.Cols, t.Rows, t.Data, func(n int64) {
+		if up.progress != nil {
+			up.progress(up.done+n, up.total)
+		}
+	})
+	up.done += int64(len(t.Data))
+	return w, err
+}
+
+// vector uploads a norm weight as float32: it is small, and every token reads it whole.
+func (up *uploader) vector(t model.Tensor) (Range, error) {
+	if t.Rows != 1 || t.Cols != up.dim {
+		return Range{}, fmt.Errorf("tensor %s is %dx%d, want a vector of %d", t.Name, t.Rows, t.Cols, up.dim)
+	}
+	v := make([]float32, t.Cols)
+	if err := quant.DequantizeRow(t.Type, t.Data, v); err != nil {
+		return Range{}, fmt.Errorf("tensor %s: %w", t.Name, err)
+	}
+	buf, err := up.d.UploadF32(t.Name, v)
+	up.done += int64(len(t.Data))
+	return Whole(buf), err
+}
+
+// layerWeights are one transformer block's tensors on the device.
+type layerWeights struct {
+	attnNorm, ffnNorm              Range
+	q, k, v, o, gate, upProj, down *Weights
+}
+
+// layer uploads block L's tensors.
+func (up *uploader) layer(L model.Layer) (layerWeights, error) {
+	var w layerWeights
+	var err error
+	if w.attnNorm, err = up.vector(L.AttnNorm); err != nil {
+		return w, err
+	}
+	if w.ffnNorm, err = up.vector(L.FFNNorm); err != nil {
+		return w, err
+	}
+	for _, m := range []struct {
+		dst **Weights
+		t   model.Tensor
+	}{{&w.q, L.Q}, {&w.k, L.K}, {&w.v, L.V}, {&w.o, L.O}, {&w.gate, L.Gate}, {&w.upProj, L.Up}, {&w.down, L.Down}} {
+		if *m.dst, err = up.matrix(m.t); err != nil {
+			return w, err
+		}
+	}
+	return w, nil
+}
+
+// allocActivations allocates the per-token activations for a batch of tokens, and the output head's
+// inputs and logits for as many rows as one read-back carries.
+func (b *Backend) allocActivations() error {
+	c, d, T := b.cfg, b.d, b.batch
+	var err error
+	for _, a := range []struct {
+		dst    **Buffer
+		label  string
+		perTok int
+	}{
+		{&b.tok, "tokens", 1}, {&b.h, "hidden", c.Dim}, {&b.xn, "normed", c.Dim},
+		{&b.q, "q", c.QDim()}, {&b.k, "k", c.KVDim()}, {&b.v, "v", c.KVDim()}, {&b.att, "attention", c.QDim()},
+		{&b.gate, "gate", c.FF}, {&b.cs, "rope cos/sin", c.RopeDim},
+	} {
+		if *a.dst, err = d.NewStorage(a.label, uint64(4*T*max(a.perTok, 1))); err != nil {
+			return err
+		}
+	}
+	// Logits rows read back per submit: enough for a batch, within one binding.
+	b.maxOut = int(min(uint64(T), d.limits.MaxStorageBufferBindingSize/uint64(4*c.Vocab), 16))
+	if b.maxOut < 1 {
+		return fmt.Errorf("one row of %d logits exceeds the storage binding limit of %d bytes: this device cannot run a vocabulary this large",
+			c.Vocab, d.limits.MaxStorageBufferBindingSize)
+	}
+	if b.sel, err = d.NewStorage("selected rows", uint64(4*b.maxOut*c.Dim)); err != nil {
+		return err
+	}
+	b.logits, err = d.NewStorage("logits", uint64(4*b.maxOut*c.Vocab))
+	return err
+}
+
+// allocCache allocates each layer's key and value caches, one binding each.
+func (b *Backend) allocCache() error {
+	c, d := b.cfg, b.d
+	elt := 4
+	if b.kvF16 {
+		elt = 2
+	}
+	cacheBytes := uint64(b.maxCtx) * uint64(c.KVDim()) * uint64(elt)
+	if cacheBytes > d.limits.MaxStorageBufferBindingSize {
+		return fmt.Errorf("a layer's KV cache for %d positions needs %d bytes, over the storage binding limit %d: use a smaller context",
+			b.maxCtx, cacheBytes, d.limits.MaxStorageBufferBindingSize)
+	}
+	for l := range c.Layers {
+		kc, err := d.NewStorage(fmt.Sprintf("blk.%d.k_cache", l), cacheBytes)
+		if err != nil {
+			return fmt.Errorf("allocating the KV cache (%d positions): %w", b.maxCtx, err)
+		}
+		vc, err := d.NewStorage(fmt.Sprintf("blk.%d.v_cache", l), cacheBytes)
+		if err != nil {
+			return fmt.Errorf("allocating the KV cache (%d positions): %w", b.maxCtx, err)
+		}
+		b.kc, b.vc = append(b.kc, kc), append(b.vc, vc)
+	}
+	return nil
+}

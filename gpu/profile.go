@@ -1,0 +1,211 @@
+package gpu
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// The profiler times every step of the forward pass alone: each is recorded into its own command
+// buffer, submitted, and waited for, several times, and the median counts. This works on any adapter;
+// the cost is that each time includes one submit's fixed overhead, which a forward pass pays once.
+// (WebGPU timestamp queries would time the steps inside one submit; the binding exposes them only at
+// compute-pass boundaries, which this profiler does not use yet.)
+
+// ProfileOptions configure Profile.
+type ProfileOptions struct {
+	// Depth is the number of positions cached before the measured steps (llama-bench's -d): attention's
+	// cost grows with it.
+	Depth int
+	// Prefill is the number of tokens of the measured prefill step, at most the backend's batch; 0
+	// means the batch.
+	Prefill int
+	// Reps is the number of timed submits per step; the median counts. 0 means 5.
+	Reps int
+}
+
+// Profile is the time of each step of one decode token and of one prefill step, per token.
+type Profile struct {
+	Method         string       `json:"method"`
+	Depth          int          `json:"depth"`
+	PrefillTokens  int          `json:"prefill_tokens"`
+	Reps           int          `json:"reps"`
+	DecodeSeconds  float64      `json:"decode_seconds_per_token"`  // sum over the rows
+	PrefillSeconds float64      `json:"prefill_seconds_per_token"` // sum over the rows
+	Rows           []ProfileRow `json:"rows"`
+}
+
+// ProfileRow is one step name and shape, summed over the layers that run it.
+type ProfileRow struct {
+	Step          string     `json:"step"`
+	Shape         string     `json:"shape"`
+	KernelDecode  string     `json:"kernel_decode"`
+	KernelPrefill string     `json:"kernel_prefill"`
+	Count         int        `json:"count"` // step instances (layers) in the row
+	Decode        PhaseStats `json:"decode"`
+	Prefill       PhaseStats `json:"prefill"`
+}
+
+// PhaseStats is a row's time per token in one phase, its rates and its share of the phase's total.
+type PhaseStats struct {
+	Seconds float64 `json:"seconds_per_token"`
+	GBps    float64 `json:"gb_per_second"`
+	GFlops  float64 `json:"gflop_per_second"`
+	Share   float64 `json:"share"` // of the phase's total, 0..1
+	bytes   float64
+	flops   float64
+}
+
+// profileSteps are the steps the profiler times: the forward pass's, and the output projection of one row.
+func (b *Backend) profileSteps() []Step {
+	return append(b.Steps(), Step{Layer: -1, Name: "output projection (logits)", op: headOp{b.lmHead}})
+}
+
+// headOp records the output projection for one row, as a decode step or bench's prompt does.
+type headOp struct{ m *MatMul }
+
+func (h headOp) Record(e *Encoder, _ int) { h.m.Record(e, 1) }
+
+func (h headOp) describe(_, pos int) opInfo { return h.m.describe(1, pos) }
+
+// Profile fills the cache with opts.Depth positions of token 0 and times each step
+// of a decode token and of a prefill step at that depth. It leaves the cache at Len() == opts.Depth, its
+// contents those of the filler; the steps' own writes land beyond it.
+func (b *Backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	reps := opts.Reps
+	if reps == 0 {
+		reps = 5
+	}
+	prefill := opts.Prefill
+	if prefill == 0 {
+		prefill = b.batch
+	}
+	switch {
+	case reps < 0 || opts.Depth < 0 || prefill < 0:
+		return nil, fmt.Errorf("gpu profile: depth %d, prefill %d and reps %d must not be negative", opts.Depth, prefill, reps)
+	case prefill > b.batch:
+		return nil, fmt.Errorf("gpu profile: a prefill step of %d tokens exceeds the batch of %d: profile at most %d", prefill, b.batch, b.batch)
+	case opts.Depth+prefill > b.maxCtx:
+		return nil, fmt.Errorf("gpu profile: depth %d + %d prefill tokens exceed the context of %d: load with a larger context", opts.Depth, prefill, b.maxCtx)
+	}
+	b.n = 0
+	if opts.Depth > 0 {
+		if err := b.forward(ctx, make([]int32, opts.Depth), nil, nil); err != nil {
+			return nil, err
+		}
+	}
+	p := &Profile{Method: "isolated submits (each step submitted alone and waited for; median)", Depth: opts.Depth, PrefillTokens: prefill, Reps: reps}
+	steps := b.profileSteps()
+	rows := map[string]*ProfileRow{}
+	var order []string
+	for _, phase := range []struct {
+		T      int
+		decode bool
+	}{{1, true}, {prefill, false}} {
+		if phase.T == 0 {
+			continue
+		}
+		times, err := b.timeSteps(ctx, steps, phase.T, opts.Depth, reps)
+		if err != nil {
+			return nil, err
+		}
+		for i, s := range steps {
+			info := s.op.describe(phase.T, opts.Depth)
+			key := s.Name + "\x00" + info.Shape
+			r, ok := rows[key]
+			if !ok {
+				r = &ProfileRow{Step: s.Name, Shape: info.Shape}
+				rows[key] = r
+				order = append(order, key)
+			}
+			ph := &r.Prefill
+			perTok := times[i] / float64(phase.T)
+			if phase.decode {
+				ph = &r.Decode
+				r.Count++
+				r.KernelDecode = info.Kernel
+				p.DecodeSeconds += perTok
+			} else {
+				r.KernelPrefill = info.Kernel
+				p.PrefillSeconds += perTok
+			}
+			ph.Seconds += perTok
+			ph.bytes += info.Bytes / float64(phase.T)
+			ph.flops += info.Flops / float64(phase.T)
+		}
+	}
+	for _, k := range order {
+		r := rows[k]
+		r.Decode.finish(p.DecodeSeconds)
+		r.Prefill.finish(p.PrefillSeconds)
+		p.Rows = append(p.Rows, *r)
+	}
+	return p, nil
+}
+
+func (s *PhaseStats) finish(total float64) {
+	if s.Seconds <= 0 {
+		return
+	}
+	s.GBps = s.bytes / s.Seconds / 1e9
+	s.GFlops = s.flops / s.Seconds / 1e9
+	if total > 0 {
+		s.Share = s.Seconds / total
+	}
+}
+
+// timeSteps returns the median seconds of each step run alone for T tokens at cache position pos.
+func (b *Backend) timeSteps(ctx context.Context, steps []Step, T, pos, reps int) ([]float64, error) {
+	if err := b.writeInputs(make([]int32, T), pos); err != nil {
+		return nil, err
+	}
+	if err := b.d.SetStep(T, pos); err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(steps))
+	runs := make([]float64, reps)
+	for i, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// One untimed run first: drivers may finish building a pipeline on its first use.
+		for r := -1; r < reps; r++ {
+			sec, err := b.timeOne(s, T)
+			if err != nil {
+				return nil, fmt.Errorf("gpu profile: %s: %w", s.Name, err)
+			}
+			if r >= 0 {
+				runs[r] = sec
+			}
+		}
+		slices.Sort(runs)
+		out[i] = runs[reps/2]
+		if reps%2 == 0 {
+			out[i] = (runs[reps/2-1] + runs[reps/2]) / 2
+		}
+	}
+	return out, nil
+}
+
+// timeOne records s alone, submits it and waits for the device.
+func (b *Backend) timeOne(s Step, T int) (float64, error) {
+	e, err := b.d.NewEncoder("profile " + s.Name)
+	if err != nil {
+		return 0, err
+	}
+	s.op.Record(e, T)
+	start := time.Now()
+	if err := e.Submit(); err != nil {
+		return 0, err
+	}
+	if err := b.d.Wait(); err != nil {
+		return 0, err
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// Batch is the most tokens one submit evaluates, and so the longest prefill step Profile times.
+func (b *Backend) Batch() int { return b.batch }
