@@ -33,6 +33,14 @@
       if (e.detail.elt === form && (busy() || prompt.value.trim() === "")) e.preventDefault();
     });
 
+    // The page says which turn it shows last, so that a message typed in a stale tab (the chat moved on
+    // in another window) is refused rather than appended after turns this page never showed.
+    document.body.addEventListener("htmx:configRequest", (e) => {
+      if (e.detail.elt !== form) return;
+      const shown = messages.querySelectorAll('article.msg[id^="m-"]');
+      e.detail.parameters["shown"] = shown.length ? shown[shown.length - 1].id.slice(2) : "0";
+    });
+
     document.body.addEventListener("htmx:afterRequest", (e) => {
       if (e.detail.elt === form && e.detail.successful) {
         prompt.value = "";

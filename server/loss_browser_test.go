@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -57,4 +58,52 @@ func TestNotSavedInBrowser(t *testing.T) {
 	b.wait("the saved answer", `!document.querySelector("button.retry-save") && !document.querySelector(".msg.assistant .note") &&
 		(document.querySelector(".msg.assistant .content")?.textContent || "").includes("You said: keep this")`, 10*time.Second)
 	b.noErrors("after the retry")
+}
+
+// TestStaleTabInBrowser moves a chat on from another window while the page shows it: the page's send is
+// refused with a notice and its text kept, and after a reload it sends. The first chat of all also
+// removes the sidebar's "Your conversations will appear here".
+func TestStaleTabInBrowser(t *testing.T) {
+	b := startBrowser(t)
+	f := newFake()
+	s, base := startServer(t, f, Config{})
+	b.do("open the page", chromedp.Navigate(base), chromedp.WaitVisible("#prompt"))
+	if !eval[bool](b, `getComputedStyle(document.querySelector("#history-empty")).display !== "none"`) {
+		t.Fatal("an empty history does not say so")
+	}
+	b.send("first")
+	b.wait("the answer", `!document.querySelector(".msg.streaming") && !!document.querySelector(".msg.assistant .stats")`, 10*time.Second)
+	if eval[bool](b, `getComputedStyle(document.querySelector("#history-empty")).display !== "none"`) {
+		t.Fatal(`"Your conversations will appear here" still shows beside the first chat`)
+	}
+	convURL := eval[string](b, `location.href`)
+	conv := strings.TrimPrefix(convURL, base+"/c/")
+
+	// Another window moves the chat on; this page does not show it.
+	other := newBrowser(t, base)
+	_, sid, _ := other.send(conv, "moved on", false)
+	other.stream(sid, nil)
+
+	b.send("stale")
+	b.wait("the refusal", `(document.querySelector(".notice")?.textContent || "").includes("changed in another window")`, 10*time.Second)
+	// (chromedp types Enter as a key press and a separate "\r" character, which the page's keydown
+	// handler cannot cancel: a real Enter leaves no newline.)
+	if got := eval[string](b, `document.querySelector("#prompt").value`); strings.TrimSpace(got) != "stale" {
+		t.Fatalf("the refused message is not kept in the box: %q", got)
+	}
+	b.errs.take() // the 409, which the browser and htmx log as errors
+	b.do("reload", chromedp.Reload(), chromedp.WaitVisible("#prompt"))
+	b.send("fresh")
+	b.wait("the answer after the reload", `!document.querySelector(".msg.streaming") && document.querySelectorAll(".msg.assistant .stats").length === 3`, 10*time.Second)
+	var users []string
+	msgs, _ := s.store.Messages(context.Background(), conv)
+	for _, m := range msgs {
+		if m.Role == "user" {
+			users = append(users, m.Content)
+		}
+	}
+	if strings.Join(users, ",") != "first,moved on,fresh" {
+		t.Fatalf("stored questions: %q", users)
+	}
+	b.noErrors("after the reload")
 }

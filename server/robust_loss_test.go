@@ -460,3 +460,34 @@ func TestUnopenedAnswerHoldsNothing(t *testing.T) {
 		t.Fatalf("the unopened answer, opened at last, ended %s: %s", last.Name, last.Data)
 	}
 }
+
+// TestStaleTabRefused sends from a page that does not show the conversation's last turns (another tab
+// moved it on): refused with 409 and nothing stored; a page that shows them, or a client that does not
+// say what it shows, is accepted.
+func TestStaleTabRefused(t *testing.T) {
+	f := newFake()
+	s, base := startServer(t, f, Config{})
+	b := newBrowser(t, base)
+	conv, sid, _ := b.send("", "first", false)
+	b.stream(sid, nil)
+	msgs, _ := s.store.Messages(context.Background(), conv)
+	stale := itoa(msgs[len(msgs)-1].ID)
+	_, sid, _ = b.send(conv, "from the other tab", false) // the other tab moves the chat on
+	b.stream(sid, nil)
+
+	resp, body := b.do("POST", "/chat", url.Values{"content": {"from the stale tab"}, "conversation": {conv}, "shown": {stale}})
+	if resp.StatusCode != 409 || !strings.Contains(body, "changed in another window") {
+		t.Fatalf("send from a stale page: status %d: %s", resp.StatusCode, body)
+	}
+	if msgs, _ := s.store.Messages(context.Background(), conv); len(msgs) != 4 {
+		t.Fatalf("a refused send was stored: %d messages", len(msgs))
+	}
+	msgs, _ = s.store.Messages(context.Background(), conv)
+	for _, shown := range []string{itoa(msgs[len(msgs)-1].ID), ""} {
+		resp, body := b.do("POST", "/chat", url.Values{"content": {"up to date"}, "conversation": {conv}, "shown": {shown}})
+		if resp.StatusCode != 200 {
+			t.Fatalf("send with shown=%q: status %d: %s", shown, resp.StatusCode, body)
+		}
+		b.stream(streamAttr.FindStringSubmatch(body)[1], nil)
+	}
+}

@@ -472,6 +472,9 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 		if conv, err = s.loadConversation(ctx, convID); err != nil {
 			return err
 		}
+		if err := s.checkShown(ctx, c.FormValue("shown"), conv.ID, r.flushed); err != nil {
+			return err
+		}
 		conv.Think, conv.Temperature = think, temp
 		if _, err := s.store.AddTurn(ctx, conv, store.Message{Role: "user", Content: text}); err != nil {
 			return errNotSaved(err)
@@ -494,6 +497,34 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 		c.Set("HX-Push-Url", "/c/"+conv.ID)
 	}
 	return c.Render("partials/send", data)
+}
+
+// errStaleTab refuses a message sent from a page that does not show the conversation's latest turns.
+var errStaleTab = fiber.NewError(fiber.StatusConflict,
+	"This chat has changed in another window since this page was loaded: reload the page to see it, then send again (your message is still in the box).")
+
+// checkShown refuses a message from a stale page: shown is the ID of the last message the page shows
+// ("0": none; "": the client did not say, as API clients of /chat do not), and a message stored after it
+// would be appended after turns the user has not seen. The answers just written from memory (flushed)
+// are on the page already, though not under their IDs.
+func (s *Server) checkShown(ctx context.Context, shown, convID string, flushed []int64) error {
+	if shown == "" {
+		return nil
+	}
+	id, err := strconv.ParseInt(shown, 10, 64)
+	if err != nil || id < 0 {
+		return fiber.NewError(fiber.StatusBadRequest, "bad shown message id")
+	}
+	msgs, err := s.store.Messages(ctx, convID)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if m.ID > id && !slices.Contains(flushed, m.ID) {
+			return errStaleTab
+		}
+	}
+	return nil
 }
 
 // checkMessageFits refuses a message that cannot fit the context window with room for its answer, before
@@ -520,6 +551,9 @@ type turn struct {
 	ticket *ticket
 	unlock func()
 	used   bool
+	// flushed are the IDs of the conversation's unsaved answers, written when the turn was taken: the
+	// page shows them, though not under these IDs.
+	flushed []int64
 }
 
 // reserveTurn takes a turn for conversation convID ("" for a new one).
@@ -537,7 +571,7 @@ func (s *Server) reserveTurn(convID string) (*turn, error) {
 		return nil, err
 	}
 	// An answer that could not be saved goes in before anything that follows it.
-	if err := s.saveUnsavedOf(convID); err != nil {
+	if r.flushed, err = s.saveUnsavedOf(convID); err != nil {
 		r.end()
 		return nil, errNotSaved(err)
 	}

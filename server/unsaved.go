@@ -101,8 +101,9 @@ func errNotSaved(err error) error {
 }
 
 // saveUnsavedOf writes a conversation's unsaved answers before anything is added after them, so that
-// the history keeps its order; it fails, changing nothing more, while the disk is still full.
-func (s *Server) saveUnsavedOf(convID string) error {
+// the history keeps its order, and returns the IDs they were stored under; it fails, changing nothing
+// more, while the disk is still full.
+func (s *Server) saveUnsavedOf(convID string) ([]int64, error) {
 	u := &s.unsaved
 	u.mu.Lock()
 	var sids []string
@@ -112,18 +113,24 @@ func (s *Server) saveUnsavedOf(convID string) error {
 		}
 	}
 	u.mu.Unlock()
+	var saved []int64
 	for _, sid := range sids {
 		a, ok := s.takeUnsaved(sid)
 		if !ok {
 			continue // a retry saved it meanwhile
 		}
-		if _, err := s.saveAnswer(a.msg, a.replaces); err != nil && !errors.Is(err, store.ErrNotFound) {
+		m, err := s.saveAnswer(a.msg, a.replaces)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
 			a.err = err
 			s.keepUnsaved(sid, a)
-			return err
+			return saved, err
+		default:
+			saved = append(saved, m.ID)
 		}
 	}
-	return nil
+	return saved, nil
 }
 
 // handleSaveRetry writes an unsaved answer again, and answers with the message as the page should now
