@@ -22,7 +22,7 @@ func init() {
 	)
 	register(&Command{
 		Name:    "chat",
-		Summary: "chat in the terminal (/think, /no_think, /reset, /quit)",
+		Summary: "chat in the terminal (/help lists its commands)",
 		Usage:   "--model FILE [--system TEXT] [--think|--no-think]",
 		Flags: func(fs *flag.FlagSet) {
 			mf = addModelFlags(fs)
@@ -50,10 +50,19 @@ func init() {
 	})
 }
 
+// chatHelp lists the terminal chat's commands. Any other line, one starting with a slash included, is a
+// message to the model.
+const chatHelp = `  /think      reasoning on (models with a reasoning mode)
+  /no_think   reasoning off
+  /reset      forget the conversation
+  /quit       leave (also /exit, or Ctrl-D); Ctrl-C stops an answer
+  /help       this list
+`
+
 func chatLoop(env *Env, e *engine.Engine, system string, think *bool, maxTokens int, temp float32) error {
 	info := e.Info()
 	out := env.Stdout
-	fmt.Fprintf(out, "smolchat — %s on %s (%s). /think, /no_think, /reset, /quit\n", info.Model, info.Backend, info.Device)
+	fmt.Fprintf(out, "smolchat — %s on %s (%s). /help lists the commands.\n", info.Model, info.Backend, info.Device)
 	var history []engine.Message
 	if system != "" {
 		history = append(history, engine.Message{Role: "system", Content: system})
@@ -87,7 +96,14 @@ func chatLoop(env *Env, e *engine.Engine, system string, think *bool, maxTokens 
 			history = history[:base]
 			fmt.Fprintln(out, "(conversation cleared)")
 			continue
+		case "/help":
+			fmt.Fprint(out, chatHelp)
+			continue
 		case "/think", "/no_think":
+			if !reasoning {
+				fmt.Fprintf(out, "(%s has no reasoning mode: %s changes nothing)\n", info.Model, line)
+				continue
+			}
 			v := line == "/think"
 			think = &v
 			fmt.Fprintf(out, "(reasoning %s)\n", map[bool]string{true: "on", false: "off"}[v])

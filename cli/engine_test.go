@@ -29,6 +29,25 @@ func TestChatSession(t *testing.T) {
 	}
 }
 
+// TestChatCommands: /help lists the commands instead of going to the model, and /think on a model
+// without a reasoning mode (stories260K) says it changes nothing.
+func TestChatCommands(t *testing.T) {
+	stories := testutil.SharedFile(t, "stories260K.gguf")
+	code, out, errs := runCLI("/help\n/think\n/quit\n", "chat", "--model", stories, "--cpu", "--n", "4", "--temp", "0")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"/help lists the commands", "  /reset      forget the conversation",
+		"(stories260K.gguf has no reasoning mode: /think changes nothing)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("chat output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "tokens ·") || strings.Contains(out, "[think]") {
+		t.Errorf("a command reached the model, or the prompt offers reasoning:\n%s", out)
+	}
+}
+
 func TestGenerateJSONContract(t *testing.T) {
 	stories := testutil.SharedFile(t, "stories260K.gguf")
 	code, out, errs := runCLI("", "generate", "--model", stories, "--raw", "--prompt", "Once upon a time",
