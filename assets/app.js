@@ -48,8 +48,30 @@
         prompt.focus();
       }
     });
-    document.body.addEventListener("htmx:sendError", () => {
-      notice("Cannot reach smolchat. Is the server still running?");
+    // --- Server reachability ------------------------------------------------------------------------
+    // A request that cannot reach the server turns the status pill red and says so once; the page then
+    // asks /health every few seconds, and when the server answers again the pill and the notice go back.
+    let lost = null; // the notice, while the server cannot be reached
+    function serverLost() {
+      const pill = $("#model-status");
+      if (pill) pill.classList.add("unreachable");
+      if (lost) return;
+      lost = notice("Cannot reach smolchat. Is the server still running? This notice goes when it answers again.");
+      const poll = () => fetch("/health", { cache: "no-store", credentials: "same-origin" })
+        .then(serverBack, () => setTimeout(poll, 3000));
+      setTimeout(poll, 3000);
+    }
+    function serverBack() {
+      const pill = $("#model-status");
+      if (pill) pill.classList.remove("unreachable");
+      if (lost) lost.remove();
+      lost = null;
+    }
+    document.body.addEventListener("htmx:sendError", serverLost);
+    // An answer's event stream that breaks while its placeholder is still on the page (a finished or
+    // failed answer replaces the placeholder, which closes its stream first).
+    document.body.addEventListener("htmx:sseError", (e) => {
+      if (e.target && e.target.isConnected && e.target.classList.contains("streaming")) serverLost();
     });
 
     // --- Streaming state: Stop button, follow the answer ------------------------------------------
@@ -178,6 +200,7 @@
       div.textContent = text;
       messages.appendChild(div);
       toBottom();
+      return div;
     }
 
     autosize();

@@ -1,0 +1,53 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestServerUnreachableInBrowser stops the server under an open page: a send turns the status pill red
+// with one notice; when a server answers on the same address again, both go without a reload.
+func TestServerUnreachableInBrowser(t *testing.T) {
+	b := startBrowser(t)
+	dir := t.TempDir()
+	first, base := startServer(t, newFake(), Config{DataDir: dir})
+	b.do("open the page", chromedp.Navigate(base), chromedp.WaitVisible("#prompt"))
+	b.send("first")
+	b.wait("the answer", `!document.querySelector(".msg.streaming") && !!document.querySelector(".msg.assistant .stats")`, 10*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const lost = `document.querySelector("#model-status").classList.contains("unreachable") &&
+		[...document.querySelectorAll(".notice")].filter(n => n.textContent.includes("Cannot reach smolchat")).length`
+	b.send("while the server is away")
+	b.wait("the red pill and its notice", lost+` === 1`, 10*time.Second)
+
+	ln, err := net.Listen("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatalf("listening again on the page's address: %v", err)
+	}
+	second, err := New(Config{DataDir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, newFake())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- second.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		second.Shutdown(ctx)
+		<-done
+	})
+	b.wait("the pill and the notice back to normal", `!(`+lost+`) && !document.querySelector(".notice")`, 15*time.Second)
+	b.errs.take() // the browser logs the request that could not connect
+}
