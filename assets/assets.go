@@ -6,5 +6,5 @@ import "embed"
 
 // FS is the static files, served under /assets/.
 //
-//go:embed app.js style.css favicon.svg vendor
+//go:embed app.js theme.js style.css favicon.svg vendor
 var FS embed.FS

@@ -51,3 +51,34 @@ func TestServerUnreachableInBrowser(t *testing.T) {
 	b.wait("the pill and the notice back to normal", `!(`+lost+`) && !document.querySelector(".notice")`, 15*time.Second)
 	b.errs.take() // the browser logs the request that could not connect
 }
+
+// TestThemeSwitchInBrowser: the page follows the system's light or dark until the sidebar's switch
+// chooses one, which survives a reload; "System" follows the system again.
+func TestThemeSwitchInBrowser(t *testing.T) {
+	b := startBrowser(t)
+	_, base := startServer(t, newFake(), Config{})
+	const state = `document.documentElement.dataset.theme + " " + document.querySelector("#theme-switch").textContent + " " +
+		getComputedStyle(document.body).backgroundColor`
+	const (
+		light = "rgb(255, 255, 255)"
+		dark  = "rgb(23, 23, 22)"
+	)
+	type act = chromedp.Action[chromedp.Void]
+	steps := []struct {
+		name    string
+		actions []act
+		want    string
+	}{
+		{"system light", []act{chromedp.Navigate(base), scheme("light"), chromedp.WaitVisible("#prompt")}, "light Theme: System " + light},
+		{"system turns dark", []act{scheme("dark")}, "dark Theme: System " + dark},
+		{"choose light", []act{chromedp.Click("#theme-switch")}, "light Theme: Light " + light},
+		{"reload keeps it", []act{chromedp.Reload(), chromedp.WaitVisible("#prompt")}, "light Theme: Light " + light},
+		{"choose dark", []act{scheme("light"), chromedp.Click("#theme-switch")}, "dark Theme: Dark " + dark},
+		{"back to system", []act{chromedp.Click("#theme-switch")}, "light Theme: System " + light},
+	}
+	for _, st := range steps {
+		b.do(st.name, st.actions...)
+		b.wait(st.name, state+` === "`+st.want+`"`, 5*time.Second)
+	}
+	b.noErrors("after switching themes")
+}

@@ -75,11 +75,13 @@ func CSS() ([]byte, error) {
 	f := chromahtml.New(chromahtml.WithClasses(true))
 	var buf bytes.Buffer
 	buf.WriteString("/* Code highlighting: chroma " + lightStyle + " and " + darkStyle + ". */\n")
-	for _, theme := range []struct{ media, style string }{
-		{"not (prefers-color-scheme: dark)", lightStyle},
-		{"(prefers-color-scheme: dark)", darkStyle},
+	// The page's theme is its root's data-theme (assets/theme.js sets it: the user's choice, else the
+	// system's); each style's rules are nested under it.
+	for _, theme := range []struct{ name, style string }{
+		{"light", lightStyle},
+		{"dark", darkStyle},
 	} {
-		buf.WriteString("@media " + theme.media + " {\n")
+		buf.WriteString(`:root[data-theme="` + theme.name + `"] {` + "\n")
 		if err := f.WriteCSS(&buf, styles.Get(theme.style)); err != nil {
 			return nil, err
 		}

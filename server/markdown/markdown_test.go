@@ -49,7 +49,7 @@ func TestCSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(css)
-	if !strings.Contains(s, ".chroma .kd") || !strings.Contains(s, "@media (prefers-color-scheme: dark)") {
+	if !strings.Contains(s, ".chroma .kd") || !strings.Contains(s, `:root[data-theme="dark"] {`) || !strings.Contains(s, `:root[data-theme="light"] {`) {
 		t.Fatalf("stylesheet lacks token rules or the dark theme:\n%.400s", s)
 	}
 }
