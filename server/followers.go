@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"slices"
 	"strconv"
@@ -39,6 +40,10 @@ type uiStream struct {
 
 	writeMu sync.Mutex
 	sinks   []*sink // guarded by writeMu
+	// The live speed under the answer while it streams (guarded by writeMu): tokens so far, when the
+	// first came, when the line was last sent.
+	tokens          int
+	first, lastLive time.Time
 
 	textMu   sync.Mutex      // guards the fields below
 	thinking strings.Builder // the text generated so far, for pages that connect late
@@ -194,6 +199,26 @@ func (st *uiStream) generated(d engine.Delta) {
 	if d.Answer != "" {
 		st.write("answer", html.EscapeString(d.Answer))
 	}
+	st.liveSpeed(time.Now())
+}
+
+// liveStatsEvery is how often the speed line under a streaming answer is updated.
+const liveStatsEvery = 500 * time.Millisecond
+
+// liveSpeed counts a token and, at most every liveStatsEvery, sends the speed so far (the stats line the
+// finished answer gets replaces it). writeMu is held.
+func (st *uiStream) liveSpeed(now time.Time) {
+	st.tokens++
+	if st.first.IsZero() {
+		st.first, st.lastLive = now, now
+		return
+	}
+	if now.Sub(st.lastLive) < liveStatsEvery {
+		return
+	}
+	st.lastLive = now
+	rate := float64(st.tokens-1) / now.Sub(st.first).Seconds()
+	st.write("stats", fmt.Sprintf("%d tokens · %.1f tok/s", st.tokens, rate))
 }
 
 // queued records the queue note and sends it.

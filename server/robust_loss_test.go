@@ -491,3 +491,26 @@ func TestStaleTabRefused(t *testing.T) {
 		b.stream(streamAttr.FindStringSubmatch(body)[1], nil)
 	}
 }
+
+// TestLiveSpeed: while an answer streams, the line under it shows the tokens and speed so far, before
+// the final stats line.
+func TestLiveSpeed(t *testing.T) {
+	f := newFake()
+	f.delay, f.answerWords = 20*time.Millisecond, 60
+	_, base := startServer(t, f, Config{})
+	b := newBrowser(t, base)
+	_, sid, _ := b.send("", "speed", false)
+	evs := b.stream(sid, nil)
+	live := 0
+	for i, ev := range evs {
+		if ev.Name == "stats" && i < len(evs)-2 {
+			if !regexp.MustCompile(`^\d+ tokens · \d+\.\d tok/s$`).MatchString(ev.Data) {
+				t.Fatalf("live stats line %q", ev.Data)
+			}
+			live++
+		}
+	}
+	if live == 0 {
+		t.Fatal("no live speed while the answer streamed (1.2 s of tokens)")
+	}
+}
