@@ -97,7 +97,8 @@ step() {
   timeout -k 5 "$limit" "$@" >"$dest" 2>>"$log" || rc=$?
   case $rc in
     0) ;;
-    124 | 137) fail "$name: timed out after ${limit}s" ;;
+    124) fail "$name: timed out after ${limit}s" ;;
+    137) fail "$name: killed (ignored the timeout of ${limit}s, or ran out of memory)" ;;
     *) tail -n 5 "$log" | sed 's/^/    /' >&2; fail "$name: exit status $rc" ;;
   esac
 }
