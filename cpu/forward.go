@@ -10,6 +10,11 @@ import (
 // forwardBatch runs tokens (at most maxBatch) through the model at positions b.n.., writing their K and V
 // to the cache, and writes the logits of the batch rows in want to out (len(want) × Vocab). It does not
 // move b.n.
+//
+// The shape of the pass is model.Family's, for the values the loader lets through (model's
+// checkImplemented): pre-norm blocks, RoPE on adjacent pairs except on the c.NoRope layers, no QK-norm
+// and no biases, a SiLU-GLU feed-forward, unscaled embeddings, and the embedding table as the output
+// projection when c.TiedOutput.
 func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, out []float32) error {
 	b.allocScratch(len(tokens))
 	c, s := b.cfg, &b.s
