@@ -10,13 +10,18 @@ import (
 // forwardBatch runs tokens (at most maxBatch) through the model at positions b.n.., writing their K and V
 // to the cache, and writes the logits of the batch rows in want to out (len(want) × Vocab). It does not
 // move b.n.
+//
+// The shape of the pass is model.Family's, for the values the loader lets through (model's
+// checkImplemented): pre-norm blocks, RoPE on adjacent pairs except on the c.NoRope layers, no QK-norm
+// and no biases, a SiLU-GLU feed-forward, unscaled embeddings, and the embedding table as the output
+// projection when c.TiedOutput.
 func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, out []float32) error {
 	b.allocScratch(len(tokens))
 	c, s := b.cfg, &b.s
 	T, pos0 := len(tokens), b.n
 	dim, qdim, kvdim, ff := c.Dim, c.QDim(), c.KVDim(), c.FF
 
-	// Token embeddings: one row of token_embd each, dequantized.
+	// token embedding: one row of token_embd each, dequantized.
 	x := s.x[:T*dim]
 	for t, tok := range tokens {
 		if err := quant.DequantizeRow(b.embed.Type, b.embed.Row(int(tok)), x[t*dim:(t+1)*dim]); err != nil {
@@ -39,8 +44,9 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 		}
 		L := &b.layers[l]
 
-		// Attention: norm, Q/K/V projections, RoPE, cache, softmax(QKᵀ/√d)·V, output projection. The first
-		// layer's norm is here; the others' come with the residual add that precedes them.
+		// Attention, in gpu/forward.go's step names: attention norm, q/k/v projection, rope (not on NoPE
+		// layers), kv store, attention (softmax(QKᵀ/√d)·V), output projection, residual. The first layer's
+		// attention norm is here; the others' come with the residual add that precedes them.
 		if l == 0 {
 			b.perToken(T, func(t int) {
 				rmsNorm(xn[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], L.attnNorm, c.RMSEps)
@@ -48,7 +54,7 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 		}
 		s.encX.reset(xn, T, dim)
 		if err := b.matmul(&s.encX, product{m: &L.q, out: q}, product{m: &L.k, out: k}, product{m: &L.v, out: v}); err != nil {
-			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
+			return fmt.Errorf("cpu backend: layer %d, q/k/v projection: %w", l, err)
 		}
 		b.perToken(T, func(t int) {
 			if L.rope {
@@ -60,24 +66,24 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 		b.attention(l, pos0, T, q, att)
 		s.encAtt.reset(att, T, qdim)
 		if err := b.matmul(&s.encAtt, product{m: &L.o, out: tmp}); err != nil {
-			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
+			return fmt.Errorf("cpu backend: layer %d, output projection: %w", l, err)
 		}
 
-		// Feed-forward: residual, norm, down(silu(gate) · up).
+		// Feed-forward: residual, ffn norm, gate/up projection, swiglu, down projection, residual.
 		b.perToken(T, func(t int) {
 			add(x[t*dim:(t+1)*dim], tmp[t*dim:(t+1)*dim])
 			rmsNorm(xn[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], L.ffnNorm, c.RMSEps)
 		})
 		s.encX.reset(xn, T, dim)
 		if err := b.matmul(&s.encX, product{m: &L.gate, out: gate}, product{m: &L.up, out: up}); err != nil {
-			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
+			return fmt.Errorf("cpu backend: layer %d, gate/up projection: %w", l, err)
 		}
 		b.swiGLU(gate, up)
 		s.encFF.reset(gate, T, ff)
 		if err := b.matmul(&s.encFF, product{m: &L.down, out: tmp}); err != nil {
-			return fmt.Errorf("cpu backend: layer %d: %w", l, err)
+			return fmt.Errorf("cpu backend: layer %d, down projection: %w", l, err)
 		}
-		// The residual, and the next layer's first norm while the row is in cache.
+		// The residual, and the next layer's attention norm while the row is in cache.
 		var next []float32
 		if l+1 < len(b.layers) {
 			next = b.layers[l+1].attnNorm
@@ -95,7 +101,8 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Only the wanted rows go through the final norm and the (vocabulary-sized) output projection.
+	// Only the wanted rows go through the final norm and the (vocabulary-sized) output projection
+	// (gpu/forward.go's buildHead).
 	for i, t := range want {
 		rmsNorm(xn[i*dim:(i+1)*dim], x[t*dim:(t+1)*dim], b.outNorm, c.RMSEps)
 	}

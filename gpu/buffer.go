@@ -196,7 +196,9 @@ type WeightChunk struct {
 // Bytes is the tensor's size.
 func (w *Weights) Bytes() int64 { return int64(w.RowBytes) * int64(w.M) }
 
-// kernelTypes are the weight types the WGSL dequantizers handle.
+// kernelTypes are the weight types the WGSL kernels handle, each with the suffix of its dequantizer,
+// shaders/dq_{suffix}.wgsl (the WTYPE define). It is the GPU's column of quant's table of types: the
+// block layouts are quant's, and the list of supported types in messages comes from here.
 var kernelTypes = map[quant.Type]string{
 	quant.F32:  "f32",
 	quant.F16:  "f16",
@@ -210,7 +212,8 @@ var kernelTypes = map[quant.Type]string{
 // with the bytes copied so far.
 func (d *Device) UploadWeights(name string, t quant.Type, k, m int, data []byte, progress func(done int64)) (*Weights, error) {
 	if _, ok := kernelTypes[t]; !ok {
-		return nil, fmt.Errorf("tensor %s: type %s is not supported by the GPU kernels (F32, F16, Q8_0, Q4_K, Q6_K are)", name, t)
+		return nil, fmt.Errorf("tensor %s: type %s is not supported by the GPU kernels (%s are; use the CPU backend, or a file of those types)",
+			name, t, quant.Names(func(t quant.Type) bool { _, ok := kernelTypes[t]; return ok }))
 	}
 	if k <= 0 || m <= 0 || k%4 != 0 {
 		return nil, fmt.Errorf("tensor %s: shape %d x %d not supported (rows need a positive multiple of 4 elements)", name, m, k)

@@ -13,7 +13,8 @@ import (
 // stands. Where the CPU does work between two matrix products (RoPE, the residual adds, SwiGLU), the GPU
 // folds it into the product that precedes it (the ROPE, ACCUM and GLU variants of the matrix kernels),
 // which saves a dispatch and a round trip of the activations through memory each time; the step's name
-// says what it folds in.
+// says what it folds in. The pass has the shape of model.Family for the values the loader lets through
+// (see cpu/forward.go): the steps read c.NoRope and c.TiedOutput, and no family's name.
 
 // Step is one kernel of the forward pass.
 type Step struct {

@@ -10,15 +10,12 @@ import (
 	"smolchat/model/gguf"
 )
 
-// Architectures this project can run. "llama" covers stories260K, TinyLlama and other Llama 2-style
-// files; Llama 3.x files are refused, as they carry rope_freqs.weight (Llama 3's RoPE frequency scaling,
-// not implemented yet), and so is any file whose pre-tokenizer is not implemented (SmolLM2's "smollm").
-var Architectures = []string{"llama", "smollm3"}
-
-// Config is a model's hyperparameters.
+// Config is a model's hyperparameters and the shape of its forward pass. Behaviour that varies by
+// family is in the embedded Family and the fields after it, never decided by Arch, which is for display
+// and for choosing a chat template.
 type Config struct {
-	Arch     string
-	Dim      int // embedding length
+	Arch     string // general.architecture
+	Dim      int    // embedding length
 	Layers   int
 	Heads    int
 	KVHeads  int
@@ -29,9 +26,12 @@ type Config struct {
 	RopeBase float32
 	RopeDim  int // dims rotated per head, from the front (NORM pairs)
 	RMSEps   float32
+
+	Family
+	RopeScaling RopeScaling // always RopeScalingNone: the loader refuses the others
 	// TiedOutput is true when there is no output.weight: logits use token_embd.
 	TiedOutput bool
-	// NoRope[l] is true on layers that skip RoPE (smollm3's NoPE layers: (l+1)%4 == 0).
+	// NoRope[l] is true on layers that skip RoPE (Family.NoRopeStep).
 	NoRope []bool
 }
 
@@ -43,14 +43,11 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	if !ok {
 		return c, fmt.Errorf("model %s: no general.architecture key (supported: %s)", f.Path, strings.Join(Architectures, ", "))
 	}
-	supported := false
-	for _, a := range Architectures {
-		supported = supported || a == arch
+	family, err := familyOf(f.Path, arch)
+	if err != nil {
+		return c, err
 	}
-	if !supported {
-		return c, fmt.Errorf("model %s: architecture %q is not supported (supported: %s)", f.Path, arch, strings.Join(Architectures, ", "))
-	}
-	c.Arch = arch
+	c.Arch, c.Family = arch, family
 	k := keys{f: f, arch: arch}
 	c.Dim = k.count("embedding_length", required)
 	c.Layers = k.count("block_count", required)
@@ -82,6 +79,7 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	if err := checkRopeScaling(f, arch); err != nil {
 		return c, err
 	}
+	c.RopeScaling = RopeScalingNone
 	if toks, ok := f.Strings("tokenizer.ggml.tokens"); ok {
 		c.Vocab = len(toks)
 	}
@@ -96,13 +94,7 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		return c, fmt.Errorf("model %s: cannot tell the vocabulary size (no tokenizer.ggml.tokens, vocab_size or token_embd.weight)", f.Path)
 	}
 	c.TiedOutput = f.Tensor("output.weight") == nil
-	c.NoRope = make([]bool, c.Layers)
-	if arch == "smollm3" {
-		// llama.cpp hard-codes n_no_rope_layer_step = 4 for smollm3; the file has no key for it (spec §1.1).
-		for l := range c.NoRope {
-			c.NoRope[l] = (l+1)%4 == 0
-		}
-	}
+	c.NoRope = c.noRopeLayers(c.Layers)
 	return c, nil
 }
 

@@ -40,6 +40,8 @@ func TestOpenErrors(t *testing.T) {
 
 	cases := []struct{ name, path, want string }{
 		{"wrong architecture", writeModel(t, "gpt2", quant.F32, ""), `architecture "gpt2" is not supported (supported: llama, smollm3)`},
+		{"unimplemented feature", writeModel(t, "qwen3", quant.F32, ""),
+			`architecture "qwen3" needs RoPE style "neox" (only adjacent pairs, "norm", are implemented) and QK-norm`},
 		{"missing tensor", writeModel(t, "llama", quant.F32, "blk.0.ffn_up.weight"), "tensor blk.0.ffn_up.weight is missing"},
 		{"unsupported quant", writeModel(t, "llama", quant.Q4_1, ""), "type Q4_1, which this project cannot compute with"},
 		{"directory", t.TempDir(), "is a directory"},
@@ -67,10 +69,12 @@ func TestSharedModels(t *testing.T) {
 		nope []int
 	}{
 		{"stories260K.gguf", Config{Arch: "llama", Dim: 64, Layers: 5, Heads: 8, KVHeads: 4, HeadDim: 8, FF: 172,
-			Vocab: 512, Context: 2048, RopeBase: 10000, RopeDim: 8, RMSEps: 1e-5}, nil},
+			Vocab: 512, Context: 2048, RopeBase: 10000, RopeDim: 8, RMSEps: 1e-5,
+			Family: Family{Rope: RopeNorm, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1}, RopeScaling: RopeScalingNone}, nil},
 		{"smollm3-tiny-synthetic-Q4_K_M.gguf", Config{Arch: "smollm3", Dim: 512, Layers: 8, Heads: 4, KVHeads: 1,
 			HeadDim: 128, FF: 1536, Vocab: 128256, Context: 4096, RopeBase: 5e6, RopeDim: 128, RMSEps: 1e-6,
-			TiedOutput: true}, []int{3, 7}},
+			Family:      Family{Rope: RopeNorm, NoRopeStep: 4, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
+			RopeScaling: RopeScalingNone, TiedOutput: true}, []int{3, 7}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			m, err := Open(testutil.SharedFile(t, tc.file))

@@ -65,7 +65,8 @@ func NewModel(m *model.Model) (*Model, error) {
 	return r, nil
 }
 
-// Step evaluates one token at the next position and returns its logits.
+// Step evaluates one token at the next position and returns its logits. It follows model.Family for
+// the values the loader lets through (see cpu/forward.go).
 func (r *Model) Step(tok int32) []float32 {
 	c := r.cfg
 	pos := r.n

@@ -19,63 +19,39 @@ const (
 // Supported reports whether this package can compute with tensors of type t: DequantizeRow, Dot and
 // DotFunc all handle it. These are the weight types of llama.cpp's common GGUF files: F32, F16, BF16,
 // Q8_0, Q4_0, Q4_K, Q5_K and Q6_K.
-func Supported(t Type) bool {
-	switch t {
-	case F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K:
-		return true
-	}
-	return false
-}
+func Supported(t Type) bool { return infos[t].dot != nil }
 
 // DequantizeRow expands the blocks in src to len(dst) float32 values. src must hold exactly len(dst)
 // elements of type t. Besides the Supported types it accepts Q8_K, the activation format of the K-quant dot
 // products.
 func DequantizeRow(t Type, src []byte, dst []float32) error {
-	if !Supported(t) && t != Q8_K {
+	dq := infos[t].dequantize
+	if dq == nil {
 		return fmt.Errorf("dequantize %s: unsupported tensor type", t)
 	}
 	if err := checkRow(t, len(dst), len(src)); err != nil {
 		return fmt.Errorf("dequantize: %w", err)
 	}
-	switch t {
-	case F32:
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-		}
-	case F16:
-		for i := range dst {
-			dst[i] = F16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
-		}
-	case BF16:
-		for i := range dst {
-			dst[i] = BF16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
-		}
-	case Q8_0:
-		for b := 0; b < len(dst)/32; b++ {
-			dequantQ8_0(src[b*q8_0Bytes:][:q8_0Bytes], dst[b*32:][:32])
-		}
-	case Q4_0:
-		for b := 0; b < len(dst)/32; b++ {
-			dequantQ4_0(src[b*q4_0Bytes:][:q4_0Bytes], dst[b*32:][:32])
-		}
-	case Q4_K:
-		for b := 0; b < len(dst)/QK_K; b++ {
-			dequantQ4K(src[b*q4KBytes:][:q4KBytes], dst[b*QK_K:][:QK_K])
-		}
-	case Q5_K:
-		for b := 0; b < len(dst)/QK_K; b++ {
-			dequantQ5K(src[b*q5KBytes:][:q5KBytes], dst[b*QK_K:][:QK_K])
-		}
-	case Q6_K:
-		for b := 0; b < len(dst)/QK_K; b++ {
-			dequantQ6K(src[b*q6KBytes:][:q6KBytes], dst[b*QK_K:][:QK_K])
-		}
-	case Q8_K:
-		for b := 0; b < len(dst)/QK_K; b++ {
-			dequantQ8K(src[b*q8KBytes:][:q8KBytes], dst[b*QK_K:][:QK_K])
-		}
-	}
+	dq(src, dst)
 	return nil
+}
+
+func dequantF32(src []byte, dst []float32) {
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	}
+}
+
+func dequantF16(src []byte, dst []float32) {
+	for i := range dst {
+		dst[i] = F16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
+	}
+}
+
+func dequantBF16(src []byte, dst []float32) {
+	for i := range dst {
+		dst[i] = BF16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
+	}
 }
 
 // checkRow verifies that nbytes is exactly the encoding of n elements of type t.

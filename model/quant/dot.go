@@ -108,42 +108,14 @@ func Kernels() string { return active.Load().name }
 
 // VecDotType is the activation format the dot product of weight type t expects: Q8_K for the K-quants,
 // Q8_0 for Q8_0 and Q4_0, and F32 for the float types (and for any type that is not Supported).
-func VecDotType(t Type) Type {
-	switch t {
-	case Q4_K, Q5_K, Q6_K:
-		return Q8_K
-	case Q8_0, Q4_0:
-		return Q8_0
-	}
-	return F32
-}
+func VecDotType(t Type) Type { return infos[t].vecDot } // F32 is the zero Type
 
 // DotFunc returns the dot product of a row of n elements of weight type t with an activation row in
 // VecDotType(t) form (for float weights: float32 little-endian bytes, as QuantizeRow(F32, ...) writes).
 // Fetch it once per matrix: the returned function checks the lengths and calls the kernel, with no switch
 // on the type per row. DotFunc returns nil when t is not Supported. The function panics when the slices do
 // not hold n elements, a bug in the caller.
-func DotFunc(t Type) func(w, a []byte, n int) float32 {
-	switch t {
-	case Q4_K:
-		return DotQ4KQ8K
-	case Q5_K:
-		return DotQ5KQ8K
-	case Q6_K:
-		return DotQ6KQ8K
-	case Q8_0:
-		return DotQ8_0Q8_0
-	case Q4_0:
-		return DotQ4_0Q8_0
-	case F32:
-		return dotF32Bytes
-	case F16:
-		return dotF16Bytes
-	case BF16:
-		return dotBF16Bytes
-	}
-	return nil
-}
+func DotFunc(t Type) func(w, a []byte, n int) float32 { return infos[t].dot }
 
 // Dot is the dot product of a row w of n elements of type t with the activation row a in VecDotType(t)
 // form. It panics when t is not Supported or the lengths are wrong; check Supported when loading a model.

@@ -22,27 +22,34 @@ const (
 	q6KInterleavedBytes = 864 // one block of four interleaved Q6_K rows
 )
 
-// interleaved is the interleaving machinery for one weight type on this CPU.
-type interleaved struct {
+// multiRow is one weight type's kernels on four rows at a time, in the implementation in use: the
+// packed products of matmul.go and the interleaved layout. A nil function is a kernel this CPU lacks.
+type multiRow struct {
 	blockBytes  int // one interleaved block of four rows
 	packedBytes int // one packed block of four rows
+	pack        func(w []byte, ldw int, dst []byte, nb int)
 	interleave  func(w []byte, ldw int, dst []byte, nb int)
 	unpack      func(src, dst []byte, nb int)
 	gemv        func(w, a []byte, out []float32, nb, groups int)
 	gemm        func(p, a []byte, lda int, out []float32, ldo, nb, groups int)
 }
 
+func q4KMultiRow(k *kernels) multiRow {
+	return multiRow{q4KInterleavedBytes, q4KPackedBytes, k.q4KPack, k.q4KInterleave, k.q4KUnpack, k.q4KGemv, k.q4KPacked}
+}
+
+func q6KMultiRow(k *kernels) multiRow {
+	return multiRow{q6KInterleavedBytes, q6KPackedBytes, k.q6KPack, k.q6KInterleave, k.q6KUnpack, k.q6KGemv, k.q6KPacked}
+}
+
 // interleavedKernels returns the kernels for t, or false when t cannot be interleaved on this CPU (or with
 // ForceGeneric).
-func interleavedKernels(t Type) (interleaved, bool) {
-	k := active.Load()
-	switch {
-	case t == Q4_K && k.q4KInterleave != nil:
-		return interleaved{q4KInterleavedBytes, q4KPackedBytes, k.q4KInterleave, k.q4KUnpack, k.q4KGemv, k.q4KPacked}, true
-	case t == Q6_K && k.q6KInterleave != nil:
-		return interleaved{q6KInterleavedBytes, q6KPackedBytes, k.q6KInterleave, k.q6KUnpack, k.q6KGemv, k.q6KPacked}, true
+func interleavedKernels(t Type) (multiRow, bool) {
+	if infos[t].multiRow == nil {
+		return multiRow{}, false
 	}
-	return interleaved{}, false
+	il := infos[t].multiRow(active.Load())
+	return il, il.interleave != nil
 }
 
 // Interleaves reports whether matrices of type t can be interleaved with the kernels in use: Q4_K and

@@ -64,22 +64,7 @@ func MatMulFunc(t Type) func(w, a []byte, n, rows, cols int, out []float32, ldo 
 	if dot == nil {
 		return nil
 	}
-	var (
-		packed     func(k *kernels) (func(w []byte, ldw int, dst []byte, nb int), func(p, a []byte, lda int, out []float32, ldo, nb, groups int))
-		blockBytes int
-	)
-	switch t {
-	case Q4_K:
-		blockBytes = q4KPackedBytes
-		packed = func(k *kernels) (func(w []byte, ldw int, dst []byte, nb int), func(p, a []byte, lda int, out []float32, ldo, nb, groups int)) {
-			return k.q4KPack, k.q4KPacked
-		}
-	case Q6_K:
-		blockBytes = q6KPackedBytes
-		packed = func(k *kernels) (func(w []byte, ldw int, dst []byte, nb int), func(p, a []byte, lda int, out []float32, ldo, nb, groups int)) {
-			return k.q6KPack, k.q6KPacked
-		}
-	}
+	multi := infos[t].multiRow
 	at := VecDotType(t)
 	return func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
 		wb, err := t.RowBytes(n)
@@ -93,19 +78,19 @@ func MatMulFunc(t Type) func(w, a []byte, n, rows, cols int, out []float32, ldo 
 				rows, t, cols, at, n, len(w), len(a), len(out), ldo))
 		}
 		r0, j0 := 0, 0 // the rows and columns the packed kernels covered
-		if packed != nil && n > 0 && rows >= packRows && cols >= packCols {
-			if pack, mul := packed(active.Load()); pack != nil {
+		if multi != nil && n > 0 && rows >= packRows && cols >= packCols {
+			if k := multi(active.Load()); k.pack != nil {
 				if scratch == nil {
 					scratch = new(Scratch)
 				}
 				nb, groups := n/QK_K, rows/packRows
-				gb := nb * blockBytes
+				gb := nb * k.packedBytes
 				p := scratch.bytes(groups * gb)
 				for g := range groups {
-					pack(w[g*packRows*wb:], wb, p[g*gb:], nb)
+					k.pack(w[g*packRows*wb:], wb, p[g*gb:], nb)
 				}
 				for j0 = 0; j0+packCols <= cols; j0 += packCols {
-					mul(p, a[j0*ab:], ab, out[j0*ldo:], ldo, nb, groups)
+					k.gemm(p, a[j0*ab:], ab, out[j0*ldo:], ldo, nb, groups)
 				}
 				r0 = groups * packRows
 			}

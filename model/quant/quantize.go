@@ -13,9 +13,8 @@ import (
 // On amd64 their output matches llama.cpp's byte for byte (TestQuantizeMatchesLlamaCpp); where the Go
 // compiler fuses multiply-adds (arm64), a rare tie may round the other way. Inputs must be finite.
 func QuantizeRow(t Type, src []float32, dst []byte) error {
-	switch t {
-	case F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K:
-	default:
+	q := infos[t].quantize
+	if q == nil {
 		return fmt.Errorf("quantize %s: unsupported tensor type", t)
 	}
 	if err := checkRow(t, len(src), len(dst)); err != nil {
@@ -26,41 +25,26 @@ func QuantizeRow(t Type, src []float32, dst []byte) error {
 			return fmt.Errorf("quantize %s: element %d is %v", t, i, v)
 		}
 	}
-	switch t {
-	case F32:
-		for i, v := range src {
-			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
-		}
-	case F16:
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], F32ToF16(v))
-		}
-	case BF16:
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], F32ToBF16(v))
-		}
-	case Q8_0:
-		QuantizeRowQ8_0(src, dst)
-	case Q4_0:
-		for b := 0; b < len(src)/32; b++ {
-			quantizeQ4_0(src[32*b:][:32], dst[q4_0Bytes*b:][:q4_0Bytes])
-		}
-	case Q4_K:
-		for b := 0; b < len(src)/QK_K; b++ {
-			quantizeQ4K(src[QK_K*b:][:QK_K], dst[q4KBytes*b:][:q4KBytes])
-		}
-	case Q5_K:
-		for b := 0; b < len(src)/QK_K; b++ {
-			quantizeQ5K(src[QK_K*b:][:QK_K], dst[q5KBytes*b:][:q5KBytes])
-		}
-	case Q6_K:
-		for b := 0; b < len(src)/QK_K; b++ {
-			quantizeQ6K(src[QK_K*b:][:QK_K], dst[q6KBytes*b:][:q6KBytes])
-		}
-	case Q8_K:
-		QuantizeRowQ8K(src, dst)
-	}
+	q(src, dst)
 	return nil
+}
+
+func quantizeF32(src []float32, dst []byte) {
+	for i, v := range src {
+		binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
+	}
+}
+
+func quantizeF16(src []float32, dst []byte) {
+	for i, v := range src {
+		binary.LittleEndian.PutUint16(dst[2*i:], F32ToF16(v))
+	}
+}
+
+func quantizeBF16(src []float32, dst []byte) {
+	for i, v := range src {
+		binary.LittleEndian.PutUint16(dst[2*i:], F32ToBF16(v))
+	}
 }
 
 // nearestInt rounds to the nearest integer, ties to even, as ggml's nearest_int does: adding 1.5·2^23

@@ -11,7 +11,10 @@
 // Everything here is safe for concurrent use.
 package quant
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Type is a ggml_type id as stored in GGUF tensor infos.
 type Type uint32
@@ -38,30 +41,66 @@ const (
 // QK_K is the super-block size of the K-quants.
 const QK_K = 256
 
+// typeInfo is everything this package knows about one element type: its block layout and, where it can
+// compute with the type, the functions that do. A nil function is an operation the type does not have.
 type typeInfo struct {
 	name      string
 	blockSize int // elements per block
 	typeSize  int // bytes per block
+
+	dequantize func(src []byte, dst []float32) // a whole row (DequantizeRow)
+	quantize   func(src []float32, dst []byte) // a whole row, finite inputs (QuantizeRow)
+	// dot is the dot product of a weight row with an activation row in vecDot form (DotFunc); the types
+	// that have one are the weight types the backends accept (Supported).
+	dot    func(w, a []byte, n int) float32
+	vecDot Type
+	// multiRow returns the multi-row kernels of the implementation in use (matmul.go, interleave.go);
+	// nil for the types that have only the dot product.
+	multiRow func(k *kernels) multiRow
 }
 
 // infos lists every type whose layout is known, so a GGUF file using any of them can be inspected even
-// when this project cannot compute with it.
-var infos = map[Type]typeInfo{
-	F32:  {"F32", 1, 4},
-	F16:  {"F16", 1, 2},
-	Q4_0: {"Q4_0", 32, 18},
-	Q4_1: {"Q4_1", 32, 20},
-	Q5_0: {"Q5_0", 32, 22},
-	Q5_1: {"Q5_1", 32, 24},
-	Q8_0: {"Q8_0", 32, 34},
-	Q8_1: {"Q8_1", 32, 36},
-	Q2_K: {"Q2_K", 256, 84},
-	Q3_K: {"Q3_K", 256, 110},
-	Q4_K: {"Q4_K", 256, 144},
-	Q5_K: {"Q5_K", 256, 176},
-	Q6_K: {"Q6_K", 256, 210},
-	Q8_K: {"Q8_K", 256, 292},
-	BF16: {"BF16", 1, 2},
+// when this project cannot compute with it. It is filled by init because its functions use it.
+var infos map[Type]typeInfo
+
+func init() {
+	infos = map[Type]typeInfo{
+		F32: {name: "F32", blockSize: 1, typeSize: 4, dequantize: dequantF32, quantize: quantizeF32,
+			dot: dotF32Bytes, vecDot: F32},
+		F16: {name: "F16", blockSize: 1, typeSize: 2, dequantize: dequantF16, quantize: quantizeF16,
+			dot: dotF16Bytes, vecDot: F32},
+		BF16: {name: "BF16", blockSize: 1, typeSize: 2, dequantize: dequantBF16, quantize: quantizeBF16,
+			dot: dotBF16Bytes, vecDot: F32},
+		Q4_0: {name: "Q4_0", blockSize: 32, typeSize: q4_0Bytes, dequantize: blockwise(q4_0Bytes, 32, dequantQ4_0),
+			quantize: blockwise(32, q4_0Bytes, quantizeQ4_0), dot: DotQ4_0Q8_0, vecDot: Q8_0},
+		Q4_1: {name: "Q4_1", blockSize: 32, typeSize: 20},
+		Q5_0: {name: "Q5_0", blockSize: 32, typeSize: 22},
+		Q5_1: {name: "Q5_1", blockSize: 32, typeSize: 24},
+		Q8_0: {name: "Q8_0", blockSize: 32, typeSize: q8_0Bytes, dequantize: blockwise(q8_0Bytes, 32, dequantQ8_0),
+			quantize: QuantizeRowQ8_0, dot: DotQ8_0Q8_0, vecDot: Q8_0},
+		Q8_1: {name: "Q8_1", blockSize: 32, typeSize: 36},
+		Q2_K: {name: "Q2_K", blockSize: QK_K, typeSize: 84},
+		Q3_K: {name: "Q3_K", blockSize: QK_K, typeSize: 110},
+		Q4_K: {name: "Q4_K", blockSize: QK_K, typeSize: q4KBytes, dequantize: blockwise(q4KBytes, QK_K, dequantQ4K),
+			quantize: blockwise(QK_K, q4KBytes, quantizeQ4K), dot: DotQ4KQ8K, vecDot: Q8_K, multiRow: q4KMultiRow},
+		Q5_K: {name: "Q5_K", blockSize: QK_K, typeSize: q5KBytes, dequantize: blockwise(q5KBytes, QK_K, dequantQ5K),
+			quantize: blockwise(QK_K, q5KBytes, quantizeQ5K), dot: DotQ5KQ8K, vecDot: Q8_K},
+		Q6_K: {name: "Q6_K", blockSize: QK_K, typeSize: q6KBytes, dequantize: blockwise(q6KBytes, QK_K, dequantQ6K),
+			quantize: blockwise(QK_K, q6KBytes, quantizeQ6K), dot: DotQ6KQ8K, vecDot: Q8_K, multiRow: q6KMultiRow},
+		// Q8_K is the activation format of the K-quant dot products, not a weight type.
+		Q8_K: {name: "Q8_K", blockSize: QK_K, typeSize: q8KBytes, dequantize: blockwise(q8KBytes, QK_K, dequantQ8K),
+			quantize: QuantizeRowQ8K},
+	}
+}
+
+// blockwise makes a row function of a block function: a row is whole blocks, of xn elements of x and
+// yn of y each.
+func blockwise[X, Y any](xn, yn int, block func(x []X, y []Y)) func(x []X, y []Y) {
+	return func(x []X, y []Y) {
+		for b := range len(x) / xn {
+			block(x[b*xn:][:xn], y[b*yn:][:yn])
+		}
+	}
 }
 
 // Known reports whether t's block layout is known.
@@ -104,16 +143,15 @@ func ParseType(name string) (Type, bool) {
 }
 
 // SupportedNames lists the types Supported accepts, for error messages.
-func SupportedNames() string {
-	s := ""
-	for _, t := range []Type{F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K} {
-		if !Supported(t) {
-			continue
+func SupportedNames() string { return Names(Supported) }
+
+// Names lists, in ggml's id order, the names of the known types for which ok holds ("F32, Q4_K").
+func Names(ok func(Type) bool) string {
+	var names []string
+	for t := range Type(BF16 + 1) {
+		if t.Known() && ok(t) {
+			names = append(names, t.String())
 		}
-		if s != "" {
-			s += ", "
-		}
-		s += t.String()
 	}
-	return s
+	return strings.Join(names, ", ")
 }
