@@ -33,13 +33,18 @@ type matvecShape struct {
 	wg, rows int
 }
 
-// matvecShapeFor returns the mat-vec kernel for weights of type wt (kernelTypes). The K-quants have
-// kernels of their own, whose threads each take 64 elements of a row at a time (matvec_q4_k.wgsl), so
-// 64 threads cover a 4096-element row in one pass.
-func matvecShapeFor(wt string) matvecShape {
+// matvecShapeFor returns the mat-vec kernel for rows of k elements of type wt (kernelTypes). The K-quants
+// have kernels of their own whose threads take 64 elements of a row at a time (matvec_q4_k.wgsl) for 8
+// rows, sharing each x load 8 ways: rows of up to 32 such units get one unit per thread, 32 threads
+// (SmolLM3's 2048-wide rows), longer rows 64 threads (measured on lavapipe, docs/BENCHMARKS.md).
+func matvecShapeFor(wt string, k int) matvecShape {
 	switch wt {
 	case "q4_k", "q6_k":
-		return matvecShape{file: "matvec_" + wt + ".wgsl", wg: 64, rows: 4}
+		wg := 64
+		if k/64 <= 32 {
+			wg = 32
+		}
+		return matvecShape{file: "matvec_" + wt + ".wgsl", wg: wg, rows: 8}
 	}
 	return matvecShape{file: "matvec.wgsl", wg: matvecWG, rows: matvecRows}
 }
@@ -115,7 +120,7 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	if o.rope {
 		binds = append(append([]Bind(nil), matBinds...), ReadOnly)
 	}
-	shape := matvecShapeFor(wt)
+	shape := matvecShapeFor(wt, w.K)
 	mvDefs := shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(shape.rows),
 		"ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}
 	if shape.file == "matvec.wgsl" {
