@@ -11,8 +11,11 @@ import (
 )
 
 // matCase is one weight shape for the mat-vec and mat-mat tests. Rows are chosen not to be multiples of
-// the rows per workgroup (4 for mat-vec, 64 for mat-mat), and the F32/F16 K not a multiple of the
-// 32-wide K tile.
+// the rows per workgroup (4 for mat-vec, 8 for the K-quant mat-vecs, 64 for mat-mat), and the F32/F16 K
+// not a multiple of the 32-wide K tile. The K-quant mat-vec threads take 64 elements at a time, 32
+// threads per workgroup for rows of up to 2048 elements, else 64 (matvecShapeFor): the long rows (4352
+// and 4864 elements: 68 and 76 units) leave some threads a second unit and others none. Q6_K rows of an
+// odd block count (768, 4864) start at byte offsets 2 mod 4.
 type matCase struct {
 	typ  quant.Type
 	m, k int
@@ -24,6 +27,9 @@ var matCases = []matCase{
 	{quant.Q8_0, 37, 96},
 	{quant.Q4_K, 70, 512},
 	{quant.Q6_K, 37, 512},
+	{quant.Q4_K, 13, 4352},
+	{quant.Q6_K, 21, 768},
+	{quant.Q6_K, 10, 4864},
 }
 
 // Products a test runs: plain y = W x, y += W x (NewMatMulAdd), y = silu(y) * W x (NewMatMulGLU).

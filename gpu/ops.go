@@ -12,7 +12,8 @@ import (
 // tokens to an encoder. Bind groups and parameter uniforms never change after construction: what varies
 // per step (T, the first position) lives in the device's step uniform (SetStep).
 
-// Workgroup shape of the decode mat-vec: WG threads computing rows MatVecRows rows at a time.
+// Workgroup shape of the decode mat-vec (matvec.wgsl, F32/F16/Q8_0): WG threads computing matvecRows
+// rows at a time.
 const (
 	matvecWG   = 128
 	matvecRows = 4
@@ -25,10 +26,34 @@ const (
 
 var matBinds = []Bind{ReadOnly, ReadOnly, ReadWrite}
 
+// matvecShape is a decode mat-vec kernel and its workgroup shape: wg threads computing rows rows (even,
+// so that RoPE pairs stay in one workgroup).
+type matvecShape struct {
+	file     string
+	wg, rows int
+}
+
+// matvecShapeFor returns the mat-vec kernel for rows of k elements of type wt (kernelTypes). The K-quants
+// have kernels of their own whose threads take 64 elements of a row at a time (matvec_q4_k.wgsl) for 8
+// rows, sharing each x load 8 ways: rows of up to 32 such units get one unit per thread, 32 threads
+// (SmolLM3's 2048-wide rows), longer rows 64 threads (measured on lavapipe, docs/BENCHMARKS.md).
+func matvecShapeFor(wt string, k int) matvecShape {
+	switch wt {
+	case "q4_k", "q6_k":
+		wg := 64
+		if k/64 <= 32 {
+			wg = 32
+		}
+		return matvecShape{file: "matvec_" + wt + ".wgsl", wg: wg, rows: 8}
+	}
+	return matvecShape{file: "matvec.wgsl", wg: matvecWG, rows: matvecRows}
+}
+
 // MatMul computes y[t][yOff + r] = sum_k W[r][k] x[t][k] for r < W.M, one dispatch per weight chunk.
 type MatMul struct {
 	W      *Weights
 	mv, mm *Kernel
+	mvRows int // rows per mat-vec workgroup
 	parts  []matPart
 }
 
@@ -95,9 +120,13 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	if o.rope {
 		binds = append(append([]Bind(nil), matBinds...), ReadOnly)
 	}
-	mv, err := d.kernel(kernelSpec{file: "matvec.wgsl", entry: "main", binds: binds, subgroups: true,
-		defs: shaders.Defines{"WTYPE": wt, "WG": fmt.Sprint(matvecWG), "ROWS": fmt.Sprint(matvecRows),
-			"ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}})
+	shape := matvecShapeFor(wt, w.K)
+	mvDefs := shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(shape.rows),
+		"ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}
+	if shape.file == "matvec.wgsl" {
+		mvDefs["WTYPE"] = wt
+	}
+	mv, err := d.kernel(kernelSpec{file: shape.file, entry: "main", binds: binds, subgroups: true, defs: mvDefs})
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +135,7 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	if err != nil {
 		return nil, err
 	}
-	op := &MatMul{W: w, mv: mv, mm: mm}
+	op := &MatMul{W: w, mv: mv, mm: mm, mvRows: shape.rows}
 	for _, c := range w.Chunks {
 		p, err := d.uniform(w.Name+" params", w.K, c.Rows, w.RowBytes, yOff+c.Row0, xStride, yStride, o.headDim, o.ropeDim)
 		if err != nil {
@@ -129,7 +158,7 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 func (o *MatMul) Record(e *Encoder, T int) {
 	for _, p := range o.parts {
 		if T <= matvecMaxT {
-			x, y := grid((p.rows + matvecRows - 1) / matvecRows)
+			x, y := grid(ceilDiv(p.rows, o.mvRows))
 			e.Dispatch(o.mv, p.bg, x, y, uint32(T))
 		} else {
 			x, y := grid((p.rows + matmulTM - 1) / matmulTM)

@@ -33,8 +33,3 @@ fn i8x4(v: u32) -> vec4<f32> {
     let b = vec4<i32>(bitcast<i32>(v << 24u), bitcast<i32>(v << 16u), bitcast<i32>(v << 8u), bitcast<i32>(v));
     return vec4<f32>(b >> vec4<u32>(24u));
 }
-
-// u8x4 splits v into its four bytes (byte 0 first).
-fn u8x4(v: u32) -> vec4<f32> {
-    return vec4<f32>(vec4<u32>(v, v >> 8u, v >> 16u, v >> 24u) & vec4<u32>(0xFFu));
-}

@@ -70,8 +70,15 @@ func TestEmbeddedKernels(t *testing.T) {
 				flags[fused] = "1"
 			}
 			for _, sg := range []string{"1", ""} {
-				add("matvec.wgsl", Defines{"WTYPE": wt, "WG": "128", "ROWS": "4", "SUBGROUPS": sg,
-					"ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]})
+				mv := Defines{"WTYPE": wt, "WG": "128", "ROWS": "4", "SUBGROUPS": sg,
+					"ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]}
+				file := "matvec.wgsl"
+				if wt == "q4_k" || wt == "q6_k" {
+					file = "matvec_" + wt + ".wgsl" // the K-quants' own kernels
+					delete(mv, "WTYPE")
+					mv["WG"] = "64"
+				}
+				add(file, mv)
 			}
 			add("matmul.wgsl", Defines{"WTYPE": wt, "ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]})
 		}

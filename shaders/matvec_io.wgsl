@@ -1,0 +1,104 @@
+// matvec_io.wgsl: what the decode mat-vec kernels share (matvec.wgsl for F32/F16/Q8_0, matvec_q4_k.wgsl,
+// matvec_q6_k.wgsl): the parameters, the activation and output bindings, the reduction, and the store
+// with its fused variants. Each kernel declares the weight binding itself (2, w), since the K-quant
+// kernels read it in wider words than array<u32>.
+//
+// Bindings (group 0):
+//   0 P  uniform  MatParams (below)
+//   1 S  uniform  Step (common.wgsl; unused here)
+//   3 x  storage read        array<vec4<f32>> activations, token t at element t*x_stride
+//   4 y  storage read_write  array<f32>  outputs, token t at element t*y_stride + out_off
+//   5 cs storage read        array<vec2<f32>>  with ROPE only: (cos, sin) per token and pair
+//
+// The store is y[t][out_off + r] = sum (with ACCUM: +=, the residual add fused into the product that
+// feeds it; with GLU: y = silu(y) * sum, the up projection finishing SwiGLU on the gate projection that
+// y holds; with ROPE: the outputs are query or key heads, rotated before they are stored, see
+// rope_pair.wgsl).
+
+//#include "common.wgsl"
+
+struct MatParams {
+    k: u32,         // elements per row
+    m: u32,         // rows of this weight chunk
+    row_bytes: u32, // bytes per row
+    out_off: u32,   // output element of row 0 of the chunk
+    x_stride: u32,  // x elements per token
+    y_stride: u32,  // y elements per token
+    head_dim: u32,  // ROPE only: elements per head
+    rope_dim: u32,  // ROPE only: rotated elements per head (even)
+}
+
+@group(0) @binding(0) var<uniform> P: MatParams;
+@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+//#if ROPE
+@group(0) @binding(5) var<storage, read> cs: array<vec2<f32>>;
+//#include "rope_pair.wgsl"
+//#endif
+
+//#include "reduce.wgsl"
+//#if GLU
+//#include "silu.wgsl"
+//#endif
+
+// MatIds are the entry point's builtins: the kernels take them as one struct so that the subgroup ones
+// exist only in the SUBGROUPS variant.
+struct MatIds {
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+//#if SUBGROUPS
+    @builtin(subgroup_invocation_id) sg_lane: u32,
+    @builtin(subgroup_id) sg_id: u32,
+    @builtin(num_subgroups) n_sg: u32,
+//#endif
+}
+
+// first_row is the chunk row of the workgroup's first output row.
+fn first_row(id: MatIds) -> u32 {
+    return (id.wid.x + id.wid.y * GRID_X) * {{ROWS}}u;
+}
+
+// row_indices lists the workgroup's ROWS rows from row0; rows past the chunk's end repeat its last row,
+// so every invocation does the same work and reaches the reduction.
+fn row_indices(row0: u32) -> array<u32, {{ROWS}}> {
+    var rows: array<u32, {{ROWS}}>;
+    for (var r = 0u; r < {{ROWS}}u; r++) {
+        rows[r] = min(row0 + r, P.m - 1u);
+    }
+    return rows;
+}
+
+// finish_rows sums each row's per-invocation partial sums acc over the workgroup and stores the rows
+// (every invocation must call it).
+fn finish_rows(acc: array<f32, {{ROWS}}>, id: MatIds) {
+//#if SUBGROUPS
+    reduce_rows(acc, id.lid, id.sg_lane, id.sg_id, id.n_sg);
+//#else
+    reduce_rows(acc, id.lid, 0u, 0u, 0u);
+//#endif
+    store_rows(id.wid.z, first_row(id), id.lid);
+}
+
+// store_rows writes the ROWS sums that reduce_rows left in red_out for token t, rows row0.. of the
+// chunk; invocation lid < ROWS stores row row0 + lid. Rows past the chunk's end are dropped.
+fn store_rows(t: u32, row0: u32, lid: u32) {
+    if (lid >= {{ROWS}}u || row0 + lid >= P.m) {
+        return;
+    }
+    let i = t * P.y_stride + P.out_off + row0 + lid;
+//#if ROPE
+    // Rows come in (even, odd) pairs within the workgroup (ROWS is even), so the partner's sum is in red_out.
+    let v = rope_pair(red_out[lid & ~1u], red_out[lid | 1u], (lid & 1u) == 1u, t, P.out_off + row0 + lid);
+//#else
+    let v = red_out[lid];
+//#endif
+//#if GLU
+    y[i] = silu(y[i]) * v; // y holds the gate projection: SwiGLU, stored for the down projection
+//#else
+//#if ACCUM
+    y[i] += v;
+//#else
+    y[i] = v;
+//#endif
+//#endif
+}
