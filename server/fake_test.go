@@ -254,6 +254,13 @@ func startServer(t testing.TB, gen Generator, cfg Config) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveOn(t, s, ln)
+	return s, "http://" + ln.Addr().String()
+}
+
+// serveOn serves s on ln until the test ends, then shuts it down.
+func serveOn(t testing.TB, s *Server, ln net.Listener) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
@@ -268,7 +275,6 @@ func startServer(t testing.TB, gen Generator, cfg Config) (*Server, string) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return s, "http://" + ln.Addr().String()
 }
 
 var _ Generator = (*fakeGen)(nil)

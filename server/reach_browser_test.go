@@ -40,14 +40,7 @@ func TestServerUnreachableInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- second.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		second.Shutdown(ctx)
-		<-done
-	})
+	serveOn(t, second, ln)
 	b.wait("the pill and the notice back to normal", `!(`+lost+`) && !document.querySelector(".notice")`, 15*time.Second)
 	b.errs.take() // the browser logs the request that could not connect
 }
