@@ -26,6 +26,7 @@ import (
 
 type uiStream struct {
 	id       string
+	seq      uint64 // its place among the server's streams: later ones are newer
 	convID   string
 	req      engine.ChatRequest
 	ticket   *ticket // the answer's place in the queue

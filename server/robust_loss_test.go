@@ -289,6 +289,13 @@ func TestFailedRegenerationKeepsAnswer(t *testing.T) {
 	if len(after) != 2 || after[1].ID == before[1].ID || after[1].Content != g.expectedAnswer("question") {
 		t.Fatalf("after a regeneration: %+v", after)
 	}
+	// A page loaded now shows the one current answer: none of the streams that just ended comes back.
+	for range 5 {
+		page := b.get("/c/" + conv)
+		if n := strings.Count(page, `class="msg assistant`); n != 1 || strings.Contains(page, "sse-connect") {
+			t.Fatalf("the page after regenerations shows %d answers (stream placeholder: %v)", n, strings.Contains(page, "sse-connect"))
+		}
+	}
 }
 
 // TestFullDiskKeepsAnswer makes the history's writes fail (an injected "database or disk is full"): a

@@ -109,6 +109,7 @@ type Server struct {
 
 	streamsMu sync.Mutex
 	streams   map[string]*uiStream // browser generations by stream ID
+	streamSeq uint64               // the number of the last stream started
 	changing  map[string]bool      // conversations whose change is being accepted (lockConversation)
 	unsaved   unsavedAnswers       // answers a failed write kept in memory
 	// reloadGrace is how long a streaming answer waits for a page rendered meanwhile to connect.

@@ -54,6 +54,8 @@ func (s *Server) startStream(conv store.Conversation, msgs []store.Message, t *t
 	st.ctx, st.cancel = context.WithCancelCause(s.base)
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
+	s.streamSeq++
+	st.seq = s.streamSeq
 	s.streams[st.id] = st
 	st.expire = time.AfterFunc(streamConnectTimeout, func() { s.abandonStream(st, errAbandoned) })
 	return st
@@ -111,13 +113,14 @@ func (s *Server) answeringLocked(convID string) bool {
 	return false
 }
 
-// streamOf is a conversation's current answer (prepared, streaming or just ended), or nil.
+// streamOf is a conversation's latest answer (prepared, streaming or just ended), or nil. Only the latest
+// counts: an earlier one's answer may have been replaced since (a regeneration, an edit).
 func (s *Server) streamOf(convID string) *uiStream {
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
 	var last *uiStream
 	for _, st := range s.streams {
-		if st.convID == convID && (last == nil || !st.ended()) {
+		if st.convID == convID && (last == nil || st.seq > last.seq) {
 			last = st
 		}
 	}
