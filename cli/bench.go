@@ -63,13 +63,15 @@ func init() {
 				return t
 			}
 			ctx := context.Background()
-			// toDepth empties the cache and fills it with --depth random tokens, untimed.
+			// toDepth empties the cache and fills it with --depth random tokens, untimed. It asks for the last
+			// row's logits: a GPU forward without read-backs returns once its work is queued, and the
+			// fill still running would be timed as the first measured token.
 			toDepth := func() error {
 				b.Truncate(0)
 				if *depth == 0 {
 					return nil
 				}
-				_, err := b.Forward(ctx, randTokens(*depth), nil)
+				_, err := b.Forward(ctx, randTokens(*depth), []int{*depth - 1})
 				return err
 			}
 			var ppRates, tgRates []float64

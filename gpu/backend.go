@@ -61,6 +61,7 @@ type Backend struct {
 
 	// Activations for up to batch tokens.
 	tok, h, xn, q, k, v, att, gate, cs *Buffer
+	attPart                            *Buffer // split decode attention's partials, shared by the layers
 	sel, logits                        *Buffer
 	kc, vc                             []*Buffer
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -337,6 +338,35 @@ func TestAgainstReference(t *testing.T) {
 				t.Errorf("logits differ from the float reference by %.3g > %g", worst, c.tol)
 			}
 		})
+	}
+}
+
+// TestSplitDecodeWholeModel checks the split decode attention (chunks of 64 cached positions, merged by a
+// second pass) against the prefill kernel, which walks the cache in one workgroup, in the whole model:
+// the last of 150 tokens decoded alone after 149 must give the logits that one prefill of all 150 gives
+// for its last row.
+func TestSplitDecodeWholeModel(t *testing.T) {
+	m := openModel(t, "stories260K.gguf")
+	b := newBackend(t, m, Options{Context: 160, KV: "f32"})
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(5, 6))
+	tokens := make([]int32, 150)
+	for i := range tokens {
+		tokens[i] = int32(1 + r.IntN(m.Config.Vocab-1))
+	}
+	all, err := b.Forward(ctx, tokens, []int{len(tokens) - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Truncate(len(tokens) - 1)
+	one, err := b.Forward(ctx, tokens[len(tokens)-1:], []int{0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := relErr(one[0], all[0])
+	t.Logf("decode after 149 positions vs prefill: max rel err %.2e", e)
+	if e > 1e-4 {
+		t.Errorf("split decode and prefill logits of the 150th token differ by %.3g", e)
 	}
 }
 

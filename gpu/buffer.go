@@ -126,7 +126,13 @@ func (d *Device) SetStep(nTok, pos0 int) error {
 	var data [16]byte
 	binary.LittleEndian.PutUint32(data[0:], uint32(nTok))
 	binary.LittleEndian.PutUint32(data[4:], uint32(pos0))
-	return d.Write(d.step, 0, data[:])
+	if err := d.Write(d.step, 0, data[:]); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.pos0 = pos0
+	d.mu.Unlock()
+	return nil
 }
 
 // Read copies size bytes at off from b back to the host, waiting for all submitted work first.
@@ -333,4 +339,11 @@ func u32Bytes(v []uint32) []byte {
 		binary.LittleEndian.PutUint32(out[4*i:], x)
 	}
 	return out
+}
+
+// stepPos is the first position of the step uniform as SetStep last wrote it.
+func (d *Device) stepPos() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pos0
 }

@@ -58,6 +58,7 @@ type Device struct {
 	kernels map[string]*Kernel
 	layouts map[string]*wgpu.BindGroupLayout
 	step    *Buffer
+	pos0    int // the step uniform's first position: split decode attention sizes its dispatch by it
 	staging *wgpu.Buffer
 	stageSz uint64
 	owned   []*Buffer // buffers released by Close

@@ -108,8 +108,7 @@ func (b *Backend) layerSteps(l int, w layerWeights) ([]Step, error) {
 		return d.NewKVStore(Whole(b.k), Whole(b.v), kc, vc, kvdim, kvdim, b.kvF16)
 	})
 	s.add("attention", func() (stepOp, error) {
-		return d.NewAttention(Whole(b.q), kc, vc, Whole(b.att), AttnShape{Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim,
-			QStride: qdim, OutStride: qdim, Scale: float32(1 / math.Sqrt(float64(c.HeadDim))), F16: b.kvF16})
+		return d.NewAttention(Whole(b.q), kc, vc, Whole(b.att), b.attnShape())
 	})
 	s.add("output projection + residual", func() (stepOp, error) { return d.NewMatMulAdd(w.o, Whole(b.att), qdim, h, dim, 0) })
 
@@ -119,6 +118,17 @@ func (b *Backend) layerSteps(l int, w layerWeights) ([]Step, error) {
 	s.add("up projection + swiglu", func() (stepOp, error) { return d.NewMatMulGLU(w.upProj, xn, dim, Whole(b.gate), ff, 0) })
 	s.add("down projection + residual", func() (stepOp, error) { return d.NewMatMulAdd(w.down, Whole(b.gate), ff, h, dim, 0) })
 	return s.steps, s.err
+}
+
+// attnShape is the model's attention over the backend's buffers.
+func (b *Backend) attnShape() AttnShape {
+	c := b.cfg
+	s := AttnShape{Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, QStride: c.QDim(), OutStride: c.QDim(),
+		Scale: float32(1 / math.Sqrt(float64(c.HeadDim))), F16: b.kvF16}
+	if b.attPart != nil {
+		s.Partials = Whole(b.attPart)
+	}
+	return s
 }
 
 // withRope names a query or key projection: on NoPE layers it does not rotate.

@@ -70,6 +70,12 @@ func TestAttention(t *testing.T) {
 			attnCase{8, 4, 8, 70, 1, f16},    // decode past one 64-key tile
 			attnCase{4, 1, 128, 5, 9, f16},   // SmolLM3 head size, GQA 4:1, causal prefill
 			attnCase{4, 2, 160, 100, 3, f16}, // more than 64 dim pairs per head
+			// Split decode (attention_decode.wgsl, chunks of 64 positions):
+			attnCase{4, 1, 128, 0, 1, f16},     // one position, four heads per workgroup
+			attnCase{4, 4, 8, 127, 1, f16},     // two whole chunks, one head per kv head
+			attnCase{6, 2, 160, 64, 1, f16},    // a chunk and one position, three heads per workgroup
+			attnCase{8, 1, 64, 130, 1, f16},    // eight heads per kv head: two workgroups of four
+			attnCase{16, 4, 128, 4099, 1, f16}, // SmolLM3's heads over a long cache, 65 chunks
 		)
 	}
 	for _, c := range cases {
@@ -99,7 +105,7 @@ func TestAttention(t *testing.T) {
 			qb := must[*Buffer](t)(d.UploadF32("q", q))
 			ob := must[*Buffer](t)(d.NewStorage("out", uint64(4*c.T*qDim)))
 			scale := float32(1 / math.Sqrt(float64(c.headDim)))
-			at := must[*Op](t)(d.NewAttention(Whole(qb), Whole(kc), Whole(vc), Whole(ob), AttnShape{
+			at := must[*Attention](t)(d.NewAttention(Whole(qb), Whole(kc), Whole(vc), Whole(ob), AttnShape{
 				Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.headDim, QStride: qDim, OutStride: qDim, Scale: scale, F16: c.f16}))
 			run(t, d, c.T, c.pos0, func(e *Encoder) {
 				st.Record(e, c.T)
@@ -121,6 +127,29 @@ func TestAttention(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAttnDecodeGrid checks how the split decode pass spreads over the cache: SmolLM3 (16 heads, 4 per
+// kv head) gets at least 256 workgroups at 4096 positions, as issue #13 asks.
+func TestAttnDecodeGrid(t *testing.T) {
+	for _, c := range []struct {
+		heads, kvHeads, n int
+		x, y              uint32
+	}{
+		{16, 4, 1, 4, 1},
+		{16, 4, 64, 4, 1},
+		{16, 4, 65, 4, 2},
+		{16, 4, 4096, 4, 64},
+		{16, 4, 4100, 4, 65},
+		{8, 1, 130, 2, 3}, // eight heads a kv head: two workgroups of four
+		{6, 2, 10, 2, 1},  // three a kv head: one workgroup of three
+		{4, 4, 10, 4, 1},  // no grouping
+	} {
+		x, y := AttnShape{Heads: c.heads, KVHeads: c.kvHeads, HeadDim: 128}.decodeGrid(c.n)
+		if x != c.x || y != c.y {
+			t.Errorf("%d heads over %d kv heads, %d positions: grid (%d, %d), want (%d, %d)", c.heads, c.kvHeads, c.n, x, y, c.x, c.y)
+		}
 	}
 }
 

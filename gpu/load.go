@@ -162,5 +162,7 @@ func (b *Backend) allocCache() error {
 		}
 		b.kc, b.vc = append(b.kc, kc), append(b.vc, vc)
 	}
-	return nil
+	var err error
+	b.attPart, err = d.NewStorage("attention partials", AttnPartialBytes(b.attnShape(), int(cacheBytes)/(c.KVDim()*elt)))
+	return err
 }

@@ -245,25 +245,143 @@ type AttnShape struct {
 	QStride, OutStride      int // floats per token in q and out
 	Scale                   float32
 	F16                     bool // cache holds packed halves
+	// Partials is scratch for the split decode pass, AttnPartialBytes of it; layers run one after another
+	// and may share one. Unset, NewAttention allocates its own.
+	Partials Range
+}
+
+// attnChunk is the cached positions one split decode workgroup takes (attention_decode.wgsl CH).
+const attnChunk = 64
+
+// attnGroup is how many query heads of one kv head a split decode workgroup takes: the largest divisor
+// of the group size up to 4 (the lanes of a vec4), so all of them share each key and value load.
+func attnGroup(s AttnShape) int {
+	g := s.Heads / s.KVHeads
+	for w := min(g, 4); ; w-- {
+		if g%w == 0 {
+			return w
+		}
+	}
+}
+
+// AttnPartialBytes is the scratch the split decode pass needs for caches of up to positions rows.
+func AttnPartialBytes(s AttnShape, positions int) uint64 {
+	return uint64(4 * ceilDiv(positions, attnChunk) * s.Heads * (s.HeadDim + 2))
+}
+
+// Attention attends the step's queries to a layer's KV cache. Prefill (T > 1) runs attention.wgsl, one
+// workgroup per (head, token) walking the cache. Decode splits the cache into chunks of attnChunk
+// positions, one workgroup each per attnGroup heads, and merges the chunks in a second pass
+// (attention_decode.wgsl): a lone workgroup per head would leave the device idle as the cache grows.
+type Attention struct {
+	s                AttnShape
+	prefill          *Op
+	partial, combine *Kernel
+	split            *wgpu.BindGroup
+	decodeCost       func(pos int) (bytes, flops float64)
+	shape            string
 }
 
 // NewAttention attends the step's queries q to the caches kc, vc (row p at p*KVHeads*HeadDim) and
 // writes out.
-func (d *Device) NewAttention(q, kc, vc, out Range, s AttnShape) (*Op, error) {
+func (d *Device) NewAttention(q, kc, vc, out Range, s AttnShape) (*Attention, error) {
 	if s.KVHeads <= 0 || s.Heads%s.KVHeads != 0 || s.HeadDim%2 != 0 {
 		return nil, fmt.Errorf("attention: %d heads over %d kv heads of %d dims not supported", s.Heads, s.KVHeads, s.HeadDim)
 	}
-	return d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadOnly, ReadWrite},
+	kvDim := s.KVHeads * s.HeadDim
+	params := []any{s.Heads, s.KVHeads, s.QStride, kvDim, s.OutStride, s.Scale}
+	cost := func(T, pos int) (float64, float64) {
+		// Token t attends to pos+t+1 positions; each cached row is read once for its query group.
+		seen := T*pos + T*(T+1)/2
+		rows := pos + T
+		bytes := 2*rows*s.KVHeads*s.HeadDim*cacheElt(s.F16) + 2*4*T*s.Heads*s.HeadDim
+		return float64(bytes), float64(4 * s.Heads * s.HeadDim * seen) // q·k and weight·v
+	}
+	shape := fmt.Sprintf("%dx%d/%d", s.Heads, s.HeadDim, s.KVHeads)
+	prefill, err := d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadOnly, ReadWrite},
 		defs: shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "KV_F16": boolDef(s.F16)}},
-		[]any{s.Heads, s.KVHeads, s.QStride, s.KVHeads * s.HeadDim, s.OutStride, s.Scale}, []Range{q, kc, vc, out},
+		params, []Range{q, kc, vc, out},
 		func(T int) (uint32, uint32, uint32) { return uint32(s.Heads), uint32(T), 1 },
-		opCost{shape: fmt.Sprintf("%dx%d/%d", s.Heads, s.HeadDim, s.KVHeads), cost: func(T, pos int) (float64, float64) {
-			// Token t attends to pos+t+1 positions; each cached row is read once for its query group.
-			seen := T*pos + T*(T+1)/2
-			rows := pos + T
-			bytes := 2*rows*s.KVHeads*s.HeadDim*cacheElt(s.F16) + 2*4*T*s.Heads*s.HeadDim
-			return float64(bytes), float64(4 * s.Heads * s.HeadDim * seen) // q·k and weight·v
-		}})
+		opCost{shape: shape, cost: cost})
+	if err != nil {
+		return nil, err
+	}
+	// The cache's rows bound the positions a decode step can attend to, and so the partials it writes.
+	rowBytes := uint64(kvDim * cacheElt(s.F16))
+	cacheBytes := rangeBytes(kc)
+	maxPos := int(cacheBytes / rowBytes)
+	if maxPos < 1 {
+		return nil, fmt.Errorf("attention: a cache of %d bytes holds no row of %d bytes", cacheBytes, rowBytes)
+	}
+	need := AttnPartialBytes(s, maxPos)
+	part := s.Partials
+	if part.Buf == nil {
+		buf, err := d.NewStorage("attention partials", need)
+		if err != nil {
+			return nil, err
+		}
+		part = Whole(buf)
+	}
+	if size := rangeBytes(part); size < need {
+		return nil, fmt.Errorf("attention: the partials scratch of %d bytes is smaller than the %d that %d cached positions need: size it with AttnPartialBytes",
+			size, need, maxPos)
+	}
+	binds := []Bind{ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadWrite}
+	defs := shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "GW": fmt.Sprint(attnGroup(s)), "KV_F16": boolDef(s.F16)}
+	partial, err := d.kernel(kernelSpec{file: "attention_decode.wgsl", entry: "partial", binds: binds, defs: defs})
+	if err != nil {
+		return nil, err
+	}
+	combine, err := d.kernel(kernelSpec{file: "attention_decode.wgsl", entry: "combine", binds: binds, defs: defs})
+	if err != nil {
+		return nil, err
+	}
+	p, err := d.uniform("attention_decode.wgsl params", params...)
+	if err != nil {
+		return nil, err
+	}
+	bg, err := d.bindGroup(partial, p, q, kc, vc, part, out)
+	if err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	return &Attention{s: s, prefill: prefill, partial: partial, combine: combine, split: bg, shape: shape,
+		decodeCost: func(pos int) (float64, float64) {
+			bytes, flops := cost(1, pos)
+			// Each chunk writes and the combine reads back a partial per head.
+			return bytes + float64(2*AttnPartialBytes(s, pos+1)), flops
+		}}, nil
+}
+
+// Record adds the attention of T tokens at the device's step position.
+func (o *Attention) Record(e *Encoder, T int) {
+	if T != 1 {
+		o.prefill.Record(e, T)
+		return
+	}
+	x, y := o.s.decodeGrid(e.d.stepPos() + 1)
+	e.Dispatch(o.partial, o.split, x, y, 1)
+	e.Dispatch(o.combine, o.split, uint32(o.s.Heads), 1, 1)
+}
+
+// decodeGrid is the split decode pass's workgroups over n cached positions: head groups by chunks.
+func (s AttnShape) decodeGrid(n int) (x, y uint32) {
+	return uint32(s.Heads / attnGroup(s)), uint32(ceilDiv(n, attnChunk))
+}
+
+func (o *Attention) describe(T, pos int) opInfo {
+	if T != 1 {
+		return o.prefill.describe(T, pos)
+	}
+	bytes, flops := o.decodeCost(pos)
+	return opInfo{Kernel: variant(o.partial) + " + combine", Shape: o.shape, Bytes: bytes, Flops: flops}
+}
+
+// rangeBytes is the bytes r binds.
+func rangeBytes(r Range) uint64 {
+	if r.Size != 0 {
+		return r.Size
+	}
+	return r.Buf.Size - r.Off
 }
 
 func eltShape(n int) func(T int) (uint32, uint32, uint32) {

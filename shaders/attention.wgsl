@@ -16,27 +16,8 @@
 // pairs (2d, 2d+1) for d = lid, lid+64, ... (DPT of them). Dispatch: (n_heads, T, 1). HD (head_dim) is a define, even.
 
 //#include "common.wgsl"
+//#include "attention_io.wgsl"
 
-struct AttnParams {
-    n_heads: u32,
-    n_kv_heads: u32,
-    q_stride: u32,
-    kv_dim: u32,
-    out_stride: u32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: AttnParams;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-//#if KV_F16
-@group(0) @binding(3) var<storage, read> kc: array<u32>;
-@group(0) @binding(4) var<storage, read> vc: array<u32>;
-//#else
-@group(0) @binding(3) var<storage, read> kc: array<vec2<f32>>;
-@group(0) @binding(4) var<storage, read> vc: array<vec2<f32>>;
-//#endif
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 const WG = 64u;
@@ -46,23 +27,6 @@ const DPT = (HD / 2u + WG - 1u) / WG;
 var<workgroup> qs: array<f32, HD>;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> pt: array<f32, WG>;
-
-// kpair and vpair read the element pair at pair index i of a cache.
-fn kpair(i: u32) -> vec2<f32> {
-//#if KV_F16
-    return unpack2x16float(kc[i]);
-//#else
-    return kc[i];
-//#endif
-}
-
-fn vpair(i: u32) -> vec2<f32> {
-//#if KV_F16
-    return unpack2x16float(vc[i]);
-//#else
-    return vc[i];
-//#endif
-}
 
 fn tree(lid: u32, is_max: bool) -> f32 {
     workgroupBarrier();
