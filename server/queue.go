@@ -87,13 +87,6 @@ func (q *queue) fullLocked() bool {
 	return n >= q.max+1
 }
 
-// full reports whether a new request would be refused.
-func (q *queue) full() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.fullLocked()
-}
-
 // line gives t the model if it is free, else a place at the end of the line.
 func (q *queue) line(t *ticket) {
 	if !q.busy {

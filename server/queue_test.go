@@ -158,3 +158,10 @@ func TestQueueReservations(t *testing.T) {
 		t.Fatalf("after releases: full %v, reserved %d, busy %v", q.full(), q.reserved, q.busy)
 	}
 }
+
+// full reports whether a new request would be refused.
+func (q *queue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.fullLocked()
+}

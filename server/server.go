@@ -112,8 +112,6 @@ type Server struct {
 	streamSeq uint64               // the number of the last stream started
 	changing  map[string]bool      // conversations whose change is being accepted (lockConversation)
 	unsaved   unsavedAnswers       // answers a failed write kept in memory
-	// reloadGrace is how long a streaming answer waits for a page rendered meanwhile to connect.
-	reloadGrace time.Duration
 
 	conns connTracker
 
@@ -215,8 +213,7 @@ func New(cfg Config, gen Generator) (*Server, error) {
 		sessions: newSessionStore(cfg.now),
 		attempts: newAttemptLimiter(cfg.now),
 
-		changing:    map[string]bool{},
-		reloadGrace: reloadGrace,
+		changing: map[string]bool{},
 	}
 	s.hosts.Store(newHostPolicy(cfg.AllowedHosts, nil))
 	s.conns.writeTimeout = cfg.StreamWriteTimeout

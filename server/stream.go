@@ -75,9 +75,14 @@ func (s *Server) abandonStream(st *uiStream, cause error) bool {
 	if cause != errStopped {
 		last = s.noteEvent("failed", noLongerStreaming)
 	}
-	st.end(last, 0)
-	time.AfterFunc(endedKeep, func() { s.dropStream(st) })
+	s.endStream(st, last, 0)
 	return true
+}
+
+// endStream sends an answer's last event (st.end) and forgets the stream endedKeep later.
+func (s *Server) endStream(st *uiStream, last streamEvent, saved int64) {
+	st.end(last, saved)
+	time.AfterFunc(endedKeep, func() { s.dropStream(st) })
 }
 
 // lockConversation reserves a conversation while a change to it is accepted (a message stored, an answer
@@ -97,13 +102,7 @@ func (s *Server) lockConversation(id string) (unlock func(), err error) {
 	}, nil
 }
 
-// answering reports whether a conversation has an answer prepared or streaming.
-func (s *Server) answering(convID string) bool {
-	s.streamsMu.Lock()
-	defer s.streamsMu.Unlock()
-	return s.answeringLocked(convID)
-}
-
+// answeringLocked reports whether a conversation has an answer prepared or streaming. streamsMu is held.
 func (s *Server) answeringLocked(convID string) bool {
 	for _, st := range s.streams {
 		if st.convID == convID && !st.ended() {
@@ -320,8 +319,7 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 		s.log.Error("rendering an answer", "err", rerr)
 		final = `<p class="note error">` + html.EscapeString(rerr.Error()) + `</p>`
 	}
-	st.end(streamEvent{kind, final}, saved)
-	time.AfterFunc(endedKeep, func() { s.dropStream(st) })
+	s.endStream(st, streamEvent{kind, final}, saved)
 }
 
 // saveAnswer stores an answer: as a new version of the answer replaces (0: none) unless it is itself an

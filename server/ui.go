@@ -308,12 +308,10 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 		if st := s.streamOf(conv.ID); st != nil && !st.shownIn(msgs) {
 			p.Messages = slices.DeleteFunc(p.Messages, func(v messageView) bool { return v.ID == st.replaces })
 			v := st.view(meterView{})
-			st.expectPage(s.reloadGrace)
+			st.expectPage(reloadGrace)
 			p.Stream = &v
 		}
-		for _, a := range s.unsavedOf(conv.ID) {
-			p.Messages = append(p.Messages, a)
-		}
+		p.Messages = append(p.Messages, s.unsavedOf(conv.ID)...)
 	} else if m := s.ready(); m != nil {
 		p.Meter = newMeter(0, m.info().Context)
 	}
@@ -472,16 +470,18 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 		if conv, err = s.loadConversation(ctx, convID); err != nil {
 			return err
 		}
-		if err := s.checkShown(ctx, c.FormValue("shown"), conv.ID, r.flushed); err != nil {
-			return err
-		}
-		conv.Think, conv.Temperature = think, temp
-		if _, err := s.store.AddTurn(ctx, conv, store.Message{Role: "user", Content: text}); err != nil {
-			return errNotSaved(err)
-		}
 		if msgs, err = s.store.Messages(ctx, conv.ID); err != nil {
 			return err
 		}
+		if err := checkShown(c.FormValue("shown"), msgs, r.flushed); err != nil {
+			return err
+		}
+		conv.Think, conv.Temperature = think, temp
+		user, err := s.store.AddTurn(ctx, conv, store.Message{Role: "user", Content: text})
+		if err != nil {
+			return errNotSaved(err)
+		}
+		msgs = append(msgs, user)
 	}
 	st := r.start(conv, msgs, 0)
 	data := struct {
@@ -504,20 +504,16 @@ var errStaleTab = fiber.NewError(fiber.StatusConflict,
 	"This chat has changed in another window since this page was loaded: reload the page to see it, then send again (your message is still in the box).")
 
 // checkShown refuses a message from a stale page: shown is the ID of the last message the page shows
-// ("0": none; "": the client did not say, as API clients of /chat do not), and a message stored after it
-// would be appended after turns the user has not seen. The answers just written from memory (flushed)
-// are on the page already, though not under their IDs.
-func (s *Server) checkShown(ctx context.Context, shown, convID string, flushed []int64) error {
+// ("0": none; "": the client did not say, as API clients of /chat do not), msgs the conversation as
+// stored, and a message stored after the one shown would be appended after turns the user has not seen.
+// The answers just written from memory (flushed) are on the page already, though not under their IDs.
+func checkShown(shown string, msgs []store.Message, flushed []int64) error {
 	if shown == "" {
 		return nil
 	}
 	id, err := strconv.ParseInt(shown, 10, 64)
 	if err != nil || id < 0 {
 		return fiber.NewError(fiber.StatusBadRequest, "bad shown message id")
-	}
-	msgs, err := s.store.Messages(ctx, convID)
-	if err != nil {
-		return err
 	}
 	for _, m := range msgs {
 		if m.ID > id && !slices.Contains(flushed, m.ID) {
