@@ -85,11 +85,13 @@ func (b *chromeTab) wait(name, expr string, limit time.Duration) {
 	}
 }
 
-// messagesTail is the end of the conversation's HTML, to show what the page holds when a wait fails.
+// messagesTail is the end of the conversation's HTML and the page's notices, to show what the page
+// holds when a wait fails.
 func (b *chromeTab) messagesTail() string {
 	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
 	defer cancel()
-	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector("#messages")?.innerHTML || "(no #messages)").slice(-1500)`))
+	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector("#messages")?.innerHTML || "(no #messages)").slice(-1500) +
+		"\nnotices: " + [...document.querySelectorAll(".notice")].map((n) => n.textContent).join(" / ")`))
 	if err != nil {
 		return "(unreadable: " + err.Error() + ")"
 	}

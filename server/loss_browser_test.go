@@ -48,7 +48,10 @@ func TestNotSavedInBrowser(t *testing.T) {
 	b.send("keep this")
 	b.wait("the answer streaming", `!!document.querySelector(".msg.streaming")`, 10*time.Second)
 	h.setFailing(errDiskFull)
-	b.wait("the unsaved answer", `!document.querySelector(".msg.streaming") && !!document.querySelector("button.retry-save")`, 10*time.Second)
+	// htmx 2 wires a swapped-in button only when the swap settles (20 ms later): until then a click
+	// does nothing, so the wait includes the settle.
+	b.wait("the unsaved answer", `!document.querySelector(".msg.streaming") && !!document.querySelector("button.retry-save") &&
+		!document.querySelector(".htmx-added, .htmx-settling")`, 10*time.Second)
 	got := eval[string](b, `document.querySelector(".msg.assistant .content").textContent + " | " + document.querySelector(".msg.assistant .note").textContent`)
 	if !strings.Contains(got, "You said: keep this") || !strings.Contains(got, "| Not saved: adding message: database or disk is full") {
 		t.Fatalf("the unsaved answer shows %q", got)
