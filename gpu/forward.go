@@ -104,11 +104,8 @@ func (b *Backend) layerSteps(l int, w layerWeights) ([]Step, error) {
 	s.add(withRope("q projection", rope), func() (stepOp, error) { return b.projection(w.q, b.q, qdim, rope) })
 	s.add(withRope("k projection", rope), func() (stepOp, error) { return b.projection(w.k, b.k, kvdim, rope) })
 	s.add("v projection", func() (stepOp, error) { return d.NewMatMul(w.v, xn, dim, Whole(b.v), kvdim, 0) })
-	s.add("kv store", func() (stepOp, error) {
-		return d.NewKVStore(Whole(b.k), Whole(b.v), kc, vc, kvdim, kvdim, b.kvF16)
-	})
-	s.add("attention", func() (stepOp, error) {
-		return d.NewAttention(Whole(b.q), kc, vc, Whole(b.att), b.attnShape())
+	s.add("kv store + attention", func() (stepOp, error) {
+		return d.NewAttention(Whole(b.q), Whole(b.k), Whole(b.v), kc, vc, Whole(b.att), b.attnShape())
 	})
 	s.add("output projection + residual", func() (stepOp, error) { return d.NewMatMulAdd(w.o, Whole(b.att), qdim, h, dim, 0) })
 
@@ -124,7 +121,7 @@ func (b *Backend) layerSteps(l int, w layerWeights) ([]Step, error) {
 func (b *Backend) attnShape() AttnShape {
 	c := b.cfg
 	s := AttnShape{Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, QStride: c.QDim(), OutStride: c.QDim(),
-		Scale: float32(1 / math.Sqrt(float64(c.HeadDim))), F16: b.kvF16}
+		KVStride: c.KVDim(), Scale: float32(1 / math.Sqrt(float64(c.HeadDim))), F16: b.kvF16}
 	if b.attPart != nil {
 		s.Partials = Whole(b.attPart)
 	}

@@ -54,8 +54,9 @@ func f16Round(v []float32) []float32 {
 	return out
 }
 
-// TestAttention fills a cache through the kv-store kernel in two steps (a prefill, then the step under
-// test) and checks causal attention for every new token against ref.Attention.
+// TestAttention fills a cache in two steps, a kv store of pos0 rows and then the step under test (which
+// stores its own rows: decode inside the split pass), and checks causal attention for every new token
+// against ref.Attention, and the cache's new rows.
 func TestAttention(t *testing.T) {
 	d := device(t)
 	type attnCase struct {
@@ -101,20 +102,25 @@ func TestAttention(t *testing.T) {
 				run(t, d, c.pos0, 0, func(e *Encoder) { st.Record(e, c.pos0) })
 			}
 			off := uint64(4 * c.pos0 * kvDim)
-			st := must[*Op](t)(d.NewKVStore(Range{Buf: kb, Off: off}, Range{Buf: vb, Off: off}, Whole(kc), Whole(vc), kvDim, kvDim, c.f16))
 			qb := must[*Buffer](t)(d.UploadF32("q", q))
 			ob := must[*Buffer](t)(d.NewStorage("out", uint64(4*c.T*qDim)))
 			scale := float32(1 / math.Sqrt(float64(c.headDim)))
-			at := must[*Attention](t)(d.NewAttention(Whole(qb), Whole(kc), Whole(vc), Whole(ob), AttnShape{
-				Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.headDim, QStride: qDim, OutStride: qDim, Scale: scale, F16: c.f16}))
-			run(t, d, c.T, c.pos0, func(e *Encoder) {
-				st.Record(e, c.T)
-				at.Record(e, c.T)
-			})
+			at := must[*Attention](t)(d.NewAttention(Whole(qb), Range{Buf: kb, Off: off}, Range{Buf: vb, Off: off}, Whole(kc), Whole(vc), Whole(ob), AttnShape{
+				Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.headDim, QStride: qDim, OutStride: qDim, KVStride: kvDim, Scale: scale, F16: c.f16}))
+			run(t, d, c.T, c.pos0, func(e *Encoder) { at.Record(e, c.T) })
 			got := mustF32(t, d, ob, 0, c.T*qDim)
 			wk, wv := keys, vals
 			if c.f16 {
 				wk, wv = f16Round(keys), f16Round(vals)
+			}
+			for name, cache := range map[string]struct {
+				buf  *Buffer
+				want []float32
+			}{"key": {kc, wk}, "value": {vc, wv}} {
+				got := readCache(t, d, cache.buf, c.pos0*kvDim, c.T*kvDim, c.f16)
+				if e := relErr(got, cache.want[c.pos0*kvDim:]); e != 0 {
+					t.Errorf("the new %s rows differ from the step's, max relative error %.3g", name, e)
+				}
 			}
 			for tok := range c.T {
 				want := ref.Attention(q[tok*qDim:(tok+1)*qDim], wk, wv, c.heads, c.kvHeads, c.headDim, c.pos0+tok+1, scale)
@@ -128,6 +134,20 @@ func TestAttention(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readCache reads n elements of a KV cache from element off, f32 or packed halves.
+func readCache(t *testing.T, d *Device, b *Buffer, off, n int, f16 bool) []float32 {
+	t.Helper()
+	if !f16 {
+		return mustF32(t, d, b, off, n)
+	}
+	raw := must[[]byte](t)(d.Read(b, uint64(2*off), uint64(2*n)))
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = quant.F16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
+	}
+	return out
 }
 
 // TestAttnDecodeGrid checks how the split decode pass spreads over the cache: SmolLM3 (16 heads, 4 per

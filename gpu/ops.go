@@ -243,6 +243,7 @@ func boolDef(b bool) string {
 type AttnShape struct {
 	Heads, KVHeads, HeadDim int
 	QStride, OutStride      int // floats per token in q and out
+	KVStride                int // floats per token in the step's new keys and values
 	Scale                   float32
 	F16                     bool // cache holds packed halves
 	// Partials is scratch for the split decode pass, AttnPartialBytes of it; layers run one after another
@@ -269,26 +270,34 @@ func AttnPartialBytes(s AttnShape, positions int) uint64 {
 	return uint64(4 * ceilDiv(positions, attnChunk) * s.Heads * (s.HeadDim + 2))
 }
 
-// Attention attends the step's queries to a layer's KV cache. Prefill (T > 1) runs attention.wgsl, one
-// workgroup per (head, token) walking the cache. Decode splits the cache into chunks of attnChunk
-// positions, one workgroup each per attnGroup heads, and merges the chunks in a second pass
+// Attention stores the step's keys and values in a layer's KV cache and attends the step's queries to
+// it. Prefill (T > 1) runs kv_store.wgsl, then attention.wgsl, one workgroup per (head, token) walking
+// the cache. Decode splits the cache into chunks of attnChunk positions, one workgroup each per
+// attnGroup heads, which also store the new row, and merges the chunks in a second pass
 // (attention_decode.wgsl): a lone workgroup per head would leave the device idle as the cache grows.
 type Attention struct {
 	s                AttnShape
-	prefill          *Op
+	store, prefill   *Op
 	partial, combine *Kernel
 	split            *wgpu.BindGroup
 	decodeCost       func(pos int) (bytes, flops float64)
 	shape            string
 }
 
-// NewAttention attends the step's queries q to the caches kc, vc (row p at p*KVHeads*HeadDim) and
-// writes out.
-func (d *Device) NewAttention(q, kc, vc, out Range, s AttnShape) (*Attention, error) {
+// NewAttention stores the step's new keys k and values v (token t at t*KVStride) in the caches kc, vc
+// (row p at p*KVHeads*HeadDim), attends the step's queries q to them and writes out.
+func (d *Device) NewAttention(q, k, v, kc, vc, out Range, s AttnShape) (*Attention, error) {
 	if s.KVHeads <= 0 || s.Heads%s.KVHeads != 0 || s.HeadDim%2 != 0 {
 		return nil, fmt.Errorf("attention: %d heads over %d kv heads of %d dims not supported", s.Heads, s.KVHeads, s.HeadDim)
 	}
 	kvDim := s.KVHeads * s.HeadDim
+	if s.KVStride < kvDim || s.KVStride%2 != 0 {
+		return nil, fmt.Errorf("attention: new keys and values %d floats apart, want an even stride of at least %d", s.KVStride, kvDim)
+	}
+	store, err := d.NewKVStore(k, v, kc, vc, kvDim, s.KVStride, s.F16)
+	if err != nil {
+		return nil, err
+	}
 	params := []any{s.Heads, s.KVHeads, s.QStride, kvDim, s.OutStride, s.Scale}
 	cost := func(T, pos int) (float64, float64) {
 		// Token t attends to pos+t+1 positions; each cached row is read once for its query group.
@@ -299,7 +308,7 @@ func (d *Device) NewAttention(q, kc, vc, out Range, s AttnShape) (*Attention, er
 	}
 	shape := fmt.Sprintf("%dx%d/%d", s.Heads, s.HeadDim, s.KVHeads)
 	prefill, err := d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadOnly, ReadWrite},
-		defs: shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "KV_F16": boolDef(s.F16)}},
+		defs: shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "KV_F16": boolDef(s.F16), "KV_ACCESS": "read"}},
 		params, []Range{q, kc, vc, out},
 		func(T int) (uint32, uint32, uint32) { return uint32(s.Heads), uint32(T), 1 },
 		opCost{shape: shape, cost: cost})
@@ -326,8 +335,8 @@ func (d *Device) NewAttention(q, kc, vc, out Range, s AttnShape) (*Attention, er
 		return nil, fmt.Errorf("attention: the partials scratch of %d bytes is smaller than the %d that %d cached positions need: size it with AttnPartialBytes",
 			size, need, maxPos)
 	}
-	binds := []Bind{ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadWrite}
-	defs := shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "GW": fmt.Sprint(attnGroup(s)), "KV_F16": boolDef(s.F16)}
+	binds := []Bind{ReadOnly, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadOnly, ReadOnly}
+	defs := shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "GW": fmt.Sprint(attnGroup(s)), "KV_F16": boolDef(s.F16), "KV_ACCESS": "read_write"}
 	partial, err := d.kernel(kernelSpec{file: "attention_decode.wgsl", entry: "partial", binds: binds, defs: defs})
 	if err != nil {
 		return nil, err
@@ -340,11 +349,11 @@ func (d *Device) NewAttention(q, kc, vc, out Range, s AttnShape) (*Attention, er
 	if err != nil {
 		return nil, err
 	}
-	bg, err := d.bindGroup(partial, p, q, kc, vc, part, out)
+	bg, err := d.bindGroup(partial, p, q, kc, vc, part, out, k, v)
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	return &Attention{s: s, prefill: prefill, partial: partial, combine: combine, split: bg, shape: shape,
+	return &Attention{s: s, store: store, prefill: prefill, partial: partial, combine: combine, split: bg, shape: shape,
 		decodeCost: func(pos int) (float64, float64) {
 			bytes, flops := cost(1, pos)
 			// Each chunk writes and the combine reads back a partial per head.
@@ -352,9 +361,10 @@ func (d *Device) NewAttention(q, kc, vc, out Range, s AttnShape) (*Attention, er
 		}}, nil
 }
 
-// Record adds the attention of T tokens at the device's step position.
+// Record adds the kv store and attention of T tokens at the device's step position.
 func (o *Attention) Record(e *Encoder, T int) {
 	if T != 1 {
+		o.store.Record(e, T)
 		o.prefill.Record(e, T)
 		return
 	}
@@ -370,7 +380,8 @@ func (s AttnShape) decodeGrid(n int) (x, y uint32) {
 
 func (o *Attention) describe(T, pos int) opInfo {
 	if T != 1 {
-		return o.prefill.describe(T, pos)
+		st, at := o.store.describe(T, pos), o.prefill.describe(T, pos)
+		return opInfo{Kernel: st.Kernel + " + " + at.Kernel, Shape: at.Shape, Bytes: st.Bytes + at.Bytes, Flops: st.Flops + at.Flops}
 	}
 	bytes, flops := o.decodeCost(pos)
 	return opInfo{Kernel: variant(o.partial) + " + combine", Shape: o.shape, Bytes: bytes, Flops: flops}

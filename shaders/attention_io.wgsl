@@ -5,8 +5,9 @@
 // Bindings (group 0):
 //   0 P   uniform  AttnParams (below)
 //   2 q   storage read  array<f32>  queries, token t head h at t*q_stride + h*HD
-//   3 kc  storage read  key cache, row p kv head g at p*kv_dim + g*HD (f32, or packed f16 with KV_F16)
-//   4 vc  storage read  value cache, same layout
+//   3 kc  storage KV_ACCESS  key cache, row p kv head g at p*kv_dim + g*HD (f32, or packed f16 with KV_F16)
+//   4 vc  storage KV_ACCESS  value cache, same layout
+// KV_ACCESS is read, or read_write for a kernel that also stores the new token's row (attention_decode.wgsl).
 
 struct AttnParams {
     n_heads: u32,
@@ -22,11 +23,11 @@ struct AttnParams {
 @group(0) @binding(0) var<uniform> P: AttnParams;
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 //#if KV_F16
-@group(0) @binding(3) var<storage, read> kc: array<u32>;
-@group(0) @binding(4) var<storage, read> vc: array<u32>;
+@group(0) @binding(3) var<storage, {{KV_ACCESS}}> kc: array<u32>;
+@group(0) @binding(4) var<storage, {{KV_ACCESS}}> vc: array<u32>;
 //#else
-@group(0) @binding(3) var<storage, read> kc: array<vec2<f32>>;
-@group(0) @binding(4) var<storage, read> vc: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, {{KV_ACCESS}}> kc: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, {{KV_ACCESS}}> vc: array<vec2<f32>>;
 //#endif
 
 // kpair and vpair read the element pair at pair index i of a cache.
