@@ -50,6 +50,13 @@ func init() {
 			if need > b.MaxContext() {
 				return fmt.Errorf("--depth %d + max(--pp %d, --tg %d) exceed the context of %d: lower them or raise --ctx", *depth, *pp, *tg, b.MaxContext())
 			}
+			var tuning *gpu.TuneReport
+			if g, ok := b.(interface{ Tuning() *gpu.TuneReport }); ok {
+				tuning = g.Tuning()
+			}
+			if tuning != nil && !*asJSON {
+				printTuning(env, tuning)
+			}
 			if *profile {
 				return runProfile(env, e.Info(), b, *depth, *pp, *rep, *asJSON)
 			}
@@ -108,7 +115,7 @@ func init() {
 				st := g.LastStep() // the last decode step of the last repetition
 				steps = &st
 			}
-			res := benchJSON{StepStats: steps, Model: info.Model, Quant: info.Quant, Backend: info.Backend, Adapter: info.Device,
+			res := benchJSON{StepStats: steps, Tuning: tuning, Model: info.Model, Quant: info.Quant, Backend: info.Backend, Adapter: info.Device,
 				PP: *pp, TG: *tg, Depth: *depth, Reps: *rep, PPRate: median(ppRates), TGRate: median(tgRates), PPRuns: ppRates, TGRuns: tgRates}
 			if *asJSON {
 				return json.NewEncoder(env.Stdout).Encode(res)
@@ -146,6 +153,21 @@ type benchJSON struct {
 	TGRuns  []float64 `json:"tg_runs"`
 	// StepStats counts one decode step's GPU work (dispatches, submits); absent on the CPU.
 	StepStats *gpu.StepStats `json:"decode_step,omitempty"`
+	// Tuning is what the GPU's kernel tuning did at load; absent when it was off.
+	Tuning *gpu.TuneReport `json:"gpu_tuning,omitempty"`
+}
+
+// printTuning says what the GPU's kernel tuning did at load: each shape's choice, its time per
+// dispatch and the built-in choice's.
+func printTuning(env *Env, t *gpu.TuneReport) {
+	fmt.Fprintf(env.Stdout, "GPU tuning: %d shape(s) timed, %d from %s, %.1f s\n", t.Timed, t.Cached, t.File, t.Seconds)
+	for _, c := range t.Choices {
+		speedup := ""
+		if c.Default > 0 && c.Seconds > 0 {
+			speedup = fmt.Sprintf(" (built-in %.3f ms, %.2fx)", c.Default*1e3, c.Default/c.Seconds)
+		}
+		fmt.Fprintf(env.Stdout, "  %-28s %-30s %.3f ms of %d variants%s\n", c.Shape, c.Variant, c.Seconds*1e3, c.Tried, speedup)
+	}
 }
 
 func median(x []float64) float64 {

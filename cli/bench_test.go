@@ -26,7 +26,7 @@ func TestBenchDepth(t *testing.T) {
 
 func TestBenchProfileJSON(t *testing.T) {
 	stories := testutil.SharedFile(t, "stories260K.gguf")
-	code, out, errs := runCLI("", "bench", "--model", stories, "--gpu", "--profile", "--pp", "8", "--depth", "4", "--reps", "1", "--json")
+	code, out, errs := runCLI("", "bench", "--model", stories, "--gpu", "--gpu-tune", "off", "--profile", "--pp", "8", "--depth", "4", "--reps", "1", "--json")
 	if code != 0 {
 		if strings.Contains(errs, "no suitable GPU adapter") {
 			t.Skipf("no WebGPU adapter: %s", errs)
@@ -51,6 +51,37 @@ func TestBenchProfileJSON(t *testing.T) {
 	}
 	if got.Backend != "gpu" || got.Depth != 4 || got.PrefillTokens != 8 || got.DecodeSeconds <= 0 || got.PrefillSeconds <= 0 || len(got.Rows) == 0 {
 		t.Errorf("bench --profile --json: %+v", got)
+	}
+}
+
+// TestBenchTuning runs bench --gpu twice over one tuning file: the first load times the kernel
+// variants of stories260K's five weight shapes, the second reads them; --gpu-tune redo times them again.
+func TestBenchTuning(t *testing.T) {
+	stories := testutil.SharedFile(t, "stories260K.gguf")
+	file := filepath.Join(t.TempDir(), "tune.json")
+	for i, c := range []struct {
+		mode          string
+		timed, cached int
+	}{{"auto", 5, 0}, {"auto", 0, 5}, {"redo", 5, 0}} {
+		code, out, errs := runCLI("", "bench", "--model", stories, "--gpu", "--gpu-tune", c.mode, "--gpu-tune-file", file,
+			"--pp", "8", "--tg", "2", "--reps", "1", "--json")
+		if code != 0 {
+			if strings.Contains(errs, "no suitable GPU adapter") {
+				t.Skipf("no WebGPU adapter: %s", errs)
+			}
+			t.Fatalf("run %d: exit %d: %s", i, code, errs)
+		}
+		var got benchJSON
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("bench --json is not JSON: %v\n%s", err, out)
+		}
+		if tu := got.Tuning; tu == nil || tu.Timed != c.timed || tu.Cached != c.cached || tu.File != file {
+			t.Errorf("run %d (--gpu-tune %s): tuning %+v, want %d timed and %d cached from %s", i, c.mode, tu, c.timed, c.cached, file)
+		}
+	}
+	code, _, errs := runCLI("", "bench", "--model", stories, "--gpu", "--gpu-tune", "fast")
+	if code != 2 || !strings.Contains(errs, `--gpu-tune "fast": want auto, off or redo`) {
+		t.Errorf("--gpu-tune fast: exit %d, %s", code, errs)
 	}
 }
 

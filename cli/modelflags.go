@@ -11,7 +11,7 @@ import (
 
 	// The backends register themselves with the engine.
 	"smolchat/cpu"
-	_ "smolchat/gpu"
+	"smolchat/gpu"
 )
 
 // modelFlags are the flags of every command that loads a model.
@@ -23,6 +23,8 @@ type modelFlags struct {
 	ctx      *int
 	threads  *int
 	numerics *string
+	tune     *string
+	tuneFile *string
 }
 
 func addModelFlags(fs *flag.FlagSet) *modelFlags {
@@ -34,6 +36,8 @@ func addModelFlags(fs *flag.FlagSet) *modelFlags {
 		ctx:      fs.Int("ctx", engine.DefaultContext, "context window in tokens (capped by the model's)"),
 		threads:  fs.Int("threads", 0, "CPU threads (0 = one per core)"),
 		numerics: fs.String("numerics", "fast", "CPU backend rounding: fast (8-bit activations as llama.cpp), llama (also llama.cpp's half-precision attention sums), exact (float32, as the GPU)"),
+		tune:     fs.String("gpu-tune", "auto", "GPU kernel tuning: auto (time the kernel variants on the first load on an adapter and keep the fastest in --gpu-tune-file; later loads read them), off (built-in choices), redo (time them again)"),
+		tuneFile: fs.String("gpu-tune-file", "", "`file` keeping the GPU tuning's choices (default: smolchat/gpu-tune.json in the user's cache directory)"),
 	}
 }
 
@@ -50,21 +54,33 @@ func (f *modelFlags) backend() (string, error) {
 	return "auto", nil
 }
 
+// loadOptions are the engine's options for the model at path, the flags checked.
+func (f *modelFlags) loadOptions(env *Env, path string) (engine.LoadOptions, error) {
+	b, err := f.backend()
+	if err != nil {
+		return engine.LoadOptions{}, err
+	}
+	if _, err := cpu.ParseNumerics(*f.numerics); err != nil {
+		return engine.LoadOptions{}, usageErr("--numerics %q: want fast, llama or exact", *f.numerics)
+	}
+	if _, err := gpu.ParseTuneMode(*f.tune); err != nil {
+		return engine.LoadOptions{}, usageErr("--gpu-tune %q: want auto, off or redo", *f.tune)
+	}
+	return engine.LoadOptions{Path: path, Backend: b, Adapter: *f.adapter, Context: *f.ctx, Threads: *f.threads,
+		Numerics: *f.numerics, Tune: *f.tune, TuneFile: *f.tuneFile, Log: env.Log, Progress: loadProgress(env.Stderr)}, nil
+}
+
 // load opens the model named by --model on the chosen backend.
 func (f *modelFlags) load(env *Env) (*engine.Engine, error) {
 	if *f.model == "" {
 		return nil, usageErr("--model FILE is required")
 	}
-	b, err := f.backend()
+	o, err := f.loadOptions(env, *f.model)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cpu.ParseNumerics(*f.numerics); err != nil {
-		return nil, usageErr("--numerics %q: want fast, llama or exact", *f.numerics)
-	}
 	start := time.Now()
-	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: *f.model, Backend: b, Adapter: *f.adapter,
-		Context: *f.ctx, Threads: *f.threads, Numerics: *f.numerics, Log: env.Log, Progress: loadProgress(env.Stderr)})
+	e, err := engine.Load(context.Background(), o)
 	if err != nil {
 		return nil, err
 	}

@@ -79,8 +79,8 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 // run serves until ctx ends. It listens at once and loads the model in the background, so the page
 // opens right away and shows the loading progress.
 func (o *serveOptions) run(ctx context.Context, env *Env) error {
-	backend, err := o.model.backend()
-	if err != nil {
+	// The model's flags are checked now, not when the background load reaches them.
+	if _, err := o.model.loadOptions(env, ""); err != nil {
 		return err
 	}
 	switch {
@@ -115,7 +115,7 @@ func (o *serveOptions) run(ctx context.Context, env *Env) error {
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	loaded := make(chan *engine.Engine, 1)
 	go func() {
-		e, err := o.load(loadCtx, env, srv, backend)
+		e, err := o.load(loadCtx, env, srv)
 		if err != nil {
 			if loadCtx.Err() == nil {
 				env.Log.Error("loading the model failed; the page shows the error", "err", err)
@@ -174,7 +174,7 @@ func (o *serveOptions) config(env *Env) server.Config {
 
 // load finds the model (--model, else the default model, downloaded if missing) and loads it,
 // reporting progress to the page.
-func (o *serveOptions) load(ctx context.Context, env *Env, srv *server.Server, backend string) (*engine.Engine, error) {
+func (o *serveOptions) load(ctx context.Context, env *Env, srv *server.Server) (*engine.Engine, error) {
 	path := *o.model.model
 	if path == "" {
 		srv.SetLoadProgress(0, "looking for "+hub.DefaultFile)
@@ -187,12 +187,16 @@ func (o *serveOptions) load(ctx context.Context, env *Env, srv *server.Server, b
 		}
 		path = p
 	}
-	termProgress := loadProgress(env.Stderr)
-	return engine.Load(ctx, engine.LoadOptions{Path: path, Backend: backend, Adapter: *o.model.adapter,
-		Context: *o.model.ctx, Threads: *o.model.threads, Progress: func(frac float64, msg string) {
-			srv.SetLoadProgress(frac, msg)
-			termProgress(frac, msg)
-		}, Log: env.Log})
+	lo, err := o.model.loadOptions(env, path)
+	if err != nil {
+		return nil, err
+	}
+	termProgress := lo.Progress
+	lo.Progress = func(frac float64, msg string) {
+		srv.SetLoadProgress(frac, msg)
+		termProgress(frac, msg)
+	}
+	return engine.Load(ctx, lo)
 }
 
 // isLoopback reports whether host only accepts connections from this machine.

@@ -19,6 +19,8 @@ type BackendOptions struct {
 	Numerics string // CPU rounding: "" or "fast", "llama", "exact" (cpu.Numerics)
 	Adapter  string // GPU adapter name substring or index ("" = automatic)
 	Force    bool   // use the GPU even if it is a software (CPU-type) adapter
+	Tune     string // GPU kernel tuning: "" or "off", "auto", "redo" (gpu.TuneMode)
+	TuneFile string // GPU tuning cache ("" = the user's cache directory)
 	Progress func(frac float64, msg string)
 	Log      *slog.Logger
 }
@@ -67,6 +69,8 @@ type LoadOptions struct {
 	Context  int // tokens; 0 = DefaultContext; capped by the model's trained context
 	Threads  int
 	Numerics string // CPU backend rounding: "" or "fast", "llama", "exact"
+	Tune     string // GPU kernel tuning: "" or "off", "auto", "redo"
+	TuneFile string // GPU tuning cache ("" = the user's cache directory)
 	Progress func(frac float64, msg string)
 	Log      *slog.Logger
 }
@@ -104,7 +108,8 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 		n = DefaultContext
 	}
 	n = min(n, m.Config.Context)
-	bo := BackendOptions{Context: n, Threads: o.Threads, Numerics: o.Numerics, Adapter: o.Adapter, Progress: progress, Log: log}
+	bo := BackendOptions{Context: n, Threads: o.Threads, Numerics: o.Numerics, Adapter: o.Adapter, Tune: o.Tune, TuneFile: o.TuneFile,
+		Progress: progress, Log: log}
 	open := func() (Backend, error) {
 		switch o.Backend {
 		case "", "auto":
@@ -133,6 +138,9 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 	// After a lost GPU device: a new device if one can be had, else the CPU.
 	e.reload = func() (Backend, error) {
 		bo.Progress = nil
+		if bo.Tune == "redo" {
+			bo.Tune = "auto" // the first load re-tuned; a reload reads its choices
+		}
 		b, err := open()
 		if err == nil {
 			return b, nil

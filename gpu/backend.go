@@ -15,13 +15,21 @@ import (
 
 func init() {
 	engine.RegisterBackend("gpu", func(m *model.Model, o engine.BackendOptions) (engine.Backend, error) {
+		mode, err := ParseTuneMode(o.Tune)
+		if err != nil {
+			return nil, err
+		}
 		opts := Options{
 			DeviceOptions: DeviceOptions{Adapter: o.Adapter, Force: o.Force, Log: o.Log},
 			Context:       o.Context,
+			Tune:          TuneOptions{Mode: mode, File: o.TuneFile},
 		}
 		if o.Progress != nil {
 			opts.Progress = func(done, total int64) {
 				o.Progress(float64(done)/float64(max(total, 1)), "uploading weights to the GPU")
+			}
+			opts.Tune.Progress = func(done, total int, what string) {
+				o.Progress(float64(done)/float64(max(total, 1)), what)
 			}
 		}
 		b, err := New(m, opts)
@@ -44,6 +52,8 @@ type Options struct {
 	Batch int
 	// Progress, if set, is called as weights upload with the bytes done and the total.
 	Progress func(done, total int64)
+	// Tune chooses kernel variants by timing them on the device (tune.go); the zero value does not.
+	Tune TuneOptions
 }
 
 // Backend runs a model's forward pass on a WebGPU device. It implements engine.Backend and
@@ -71,7 +81,8 @@ type Backend struct {
 	argmax    *Argmax
 	topk      map[int]*TopK
 
-	last StepStats
+	tuning *TuneReport // what tuning did at load; nil when off
+	last   StepStats
 }
 
 // StepStats describes the device work of the last Forward call.
@@ -120,7 +131,7 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 		d.Close()
 		return nil, fmt.Errorf("gpu backend: KV cache type %q: want f16 or f32", opts.KV)
 	}
-	if err := b.load(m, opts.Progress); err != nil {
+	if err := b.load(m, opts.Progress, opts.Tune); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("gpu backend on %s: %w", d.Info.Name, err)
 	}

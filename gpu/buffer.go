@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/oliverbestmann/webgpu/wgpu"
 
@@ -22,6 +23,16 @@ func (b *Buffer) release() {
 		b.buf.Release()
 		b.buf = nil
 	}
+}
+
+// free releases a buffer before Close does (scratch that a load no longer needs).
+func (d *Device) free(b *Buffer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i := slices.Index(d.owned, b); i >= 0 {
+		d.owned = slices.Delete(d.owned, i, i+1)
+	}
+	b.release()
 }
 
 const storageUsage = wgpu.BufferUsageStorage | wgpu.BufferUsageCopyDst | wgpu.BufferUsageCopySrc

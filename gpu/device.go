@@ -62,6 +62,8 @@ type Device struct {
 	staging *wgpu.Buffer
 	stageSz uint64
 	owned   []*Buffer // buffers released by Close
+
+	tuned map[matShape]matvecShape // mat-vec variants chosen by tuning (tune.go), by weight shape
 }
 
 // OpenDevice enumerates adapters, picks one with Choose, and opens a device on it with the adapter's own
@@ -108,6 +110,7 @@ func OpenDevice(opts DeviceOptions) (*Device, error) {
 		log:     log,
 		kernels: map[string]*Kernel{},
 		layouts: map[string]*wgpu.BindGroupLayout{},
+		tuned:   map[matShape]matvecShape{},
 	}
 	if err := d.open(opts); err != nil {
 		d.Close()

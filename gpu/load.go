@@ -7,9 +7,13 @@ import (
 	"smolchat/model/quant"
 )
 
-// load uploads the weights, allocates activations and the KV cache, and builds the forward pass's steps
-// (forward.go) and the output head.
-func (b *Backend) load(m *model.Model, progress func(done, total int64)) error {
+// load chooses the kernel variants (tune.go), uploads the weights, allocates activations and the KV
+// cache, and builds the forward pass's steps (forward.go) and the output head.
+func (b *Backend) load(m *model.Model, progress func(done, total int64), tune TuneOptions) error {
+	var err error
+	if b.tuning, err = b.tune(m.Weights, tune); err != nil {
+		return err
+	}
 	up := newUploader(b.d, m.Weights, b.cfg, progress)
 	if err := b.allocActivations(); err != nil {
 		return err

@@ -27,10 +27,13 @@ const (
 var matBinds = []Bind{ReadOnly, ReadOnly, ReadWrite}
 
 // matvecShape is a decode mat-vec kernel and its workgroup shape: wg threads computing rows rows (even,
-// so that RoPE pairs stay in one workgroup).
+// so that RoPE pairs stay in one workgroup), reducing through workgroup memory even on a device with
+// subgroups when tree is set. Tuning (tune.go) chooses one per weight shape; matvecShapeFor is the
+// choice without it.
 type matvecShape struct {
 	file     string
 	wg, rows int
+	tree     bool
 }
 
 // matvecShapeFor returns the mat-vec kernel for rows of k elements of type wt (kernelTypes). The K-quants
@@ -109,6 +112,20 @@ type matOptions struct {
 }
 
 func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int, o matOptions) (*MatMul, error) {
+	return d.newMatMulShape(w, x, xStride, y, yStride, yOff, o, d.matvecShapeOf(w))
+}
+
+// matvecShapeOf is the mat-vec variant for w: tuning's choice for its shape, else the built-in one.
+func (d *Device) matvecShapeOf(w *Weights) matvecShape {
+	wt := kernelTypes[w.Type]
+	if s, ok := d.tuned[matShape{wt: wt, k: w.K, m: w.M}]; ok {
+		return s
+	}
+	return matvecShapeFor(wt, w.K)
+}
+
+// newMatMulShape is newMatMul with the mat-vec variant given.
+func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStride, yOff int, o matOptions, shape matvecShape) (*MatMul, error) {
 	wt := kernelTypes[w.Type]
 	if xStride%4 != 0 || xStride < w.K {
 		return nil, fmt.Errorf("matmul %s: x stride %d must be a multiple of 4 and at least K=%d", w.Name, xStride, w.K)
@@ -120,13 +137,12 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	if o.rope {
 		binds = append(append([]Bind(nil), matBinds...), ReadOnly)
 	}
-	shape := matvecShapeFor(wt, w.K)
 	mvDefs := shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(shape.rows),
 		"ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}
 	if shape.file == "matvec.wgsl" {
 		mvDefs["WTYPE"] = wt
 	}
-	mv, err := d.kernel(kernelSpec{file: shape.file, entry: "main", binds: binds, subgroups: true, defs: mvDefs})
+	mv, err := d.kernel(kernelSpec{file: shape.file, entry: "main", binds: binds, subgroups: !shape.tree, defs: mvDefs})
 	if err != nil {
 		return nil, err
 	}

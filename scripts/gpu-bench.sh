@@ -10,12 +10,14 @@
 #   1. list the adapters (devices, devices --json);
 #   2. synthesize the SmolLM3-3B-shaped Q4_K_M file (random weights; speed does not depend on them);
 #   3. check GPU against CPU logits on the synthetic smollm3-tiny model;
-#   4. tune kernels: a placeholder, skipped until `bench --gpu-tune` exists;
+#   4. tune the kernels on the 3B-shaped file (--gpu-tune redo, the choices kept in OUTDIR's tune.json,
+#      which the benchmarks then read);
 #   5. bench --gpu --profile --json at depth 0 and SMOLCHAT_BENCH_DEPTH, and bench --gpu pp/tg;
 #   6. write summary.txt: the figures and decode's share of the memory-bandwidth roofline.
 #
-# OUTDIR receives at most 8 small files (what a lent machine sends back): devices.json, logits-check.json,
-# bench.json, profile-d0.json, profile-dN.json, summary.txt, run.log. The model files are large and go to a
+# OUTDIR receives 8 small files (what a lent machine sends back): devices.json, logits-check.json, tune.json
+# (the tuning's choices, which summary.txt lists), bench.json, profile-d0.json, profile-dN.json, summary.txt,
+# run.log. The model files are large and go to a
 # temporary directory that is removed at exit (SMOLCHAT_BENCH_WORKDIR keeps them in a directory of yours).
 #
 # Settings (environment):
@@ -71,7 +73,10 @@ fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$work}
 # Flags' environment twins would silently change what is measured; the script passes what it needs.
 unset SMOLCHAT_CTX SMOLCHAT_NUMERICS SMOLCHAT_THREADS SMOLCHAT_CPU SMOLCHAT_GPU SMOLCHAT_JSON SMOLCHAT_PROFILE \
-  SMOLCHAT_DEPTH SMOLCHAT_PP SMOLCHAT_TG SMOLCHAT_REPS SMOLCHAT_TOP SMOLCHAT_LAYERS SMOLCHAT_MODEL
+  SMOLCHAT_DEPTH SMOLCHAT_PP SMOLCHAT_TG SMOLCHAT_REPS SMOLCHAT_TOP SMOLCHAT_LAYERS SMOLCHAT_MODEL \
+  SMOLCHAT_GPU_TUNE SMOLCHAT_GPU_TUNE_FILE
+# Every GPU command reads and writes the tuning choices in OUTDIR: step 4 makes them, the benchmarks use them.
+tune=(--gpu-tune auto --gpu-tune-file "$out/tune.json")
 
 start=$(date +%s)
 elapsed() { echo $(($(date +%s) - start)); }
@@ -135,7 +140,7 @@ step "3/6 logits --cpu --numerics exact" 60 "$work/logits-cpu-exact.json" \
 step "3/6 logits --cpu --numerics fast" 60 "$work/logits-cpu-fast.json" \
   "$bin" logits --model "$tiny" --cpu --numerics fast --ctx 64 --tokens "$tokens" --top 5 --json
 step "3/6 logits --gpu" 90 "$work/logits-gpu.json" \
-  "$bin" logits --model "$tiny" --gpu --ctx 64 --tokens "$tokens" --top 64 --json
+  "$bin" logits --model "$tiny" --gpu --gpu-tune off --ctx 64 --tokens "$tokens" --top 64 --json
 # The error metric of cpu/conformance_test.go: at each position, the worst |Δlogit| over the reference's
 # top-5 tokens, divided by max(1, |the reference's top-1 logit|). The bounds are gpu/backend_test.go's
 # TestAgainstCPUBackend (1e-3 against exact, 0.1 against fast: only a broken kernel crosses that).
@@ -174,21 +179,19 @@ say "3/6 $check"
 check_ok=yes
 case $check in *FAIL*) check_ok=no; say "3/6 the GPU's logits are off: benchmarking anyway, the run will exit 1" ;; esac
 
-# 4. Kernel tuning. Placeholder: `bench --gpu-tune` (issue #13) does not exist yet. When it lands, this step
-# runs it here, before the benchmarks, so that they use the tuned kernels; the script keeps its shape.
-if "$bin" help bench 2>&1 | grep -q -- '-gpu-tune'; then
-  say "4/6 tuning: this binary has --gpu-tune, but this script does not run it yet (update step 4)"
-else
-  say "4/6 tuning: SKIPPED (bench --gpu-tune is not implemented yet)"
-fi
+# 4. Kernel tuning on the 3B-shaped file: every weight shape's mat-vec variants are timed (redo: whatever
+# tune.json held) and the fastest kept; a short bench prints the choices against the built-in ones. The
+# benchmarks below read them, as a user's later loads would.
+step "4/6 tune (bench --gpu --gpu-tune redo)" 90 "$work/tune-report.json" \
+  "$bin" bench --model "$big" --gpu --gpu-tune redo --gpu-tune-file "$out/tune.json" --json --pp 0 --tg 1 --reps 1 --ctx 64
 
 # 5. The benchmarks on the 3B-shaped file. --ctx is what each needs, so the KV cache is no larger than used.
 step "5/6 bench --gpu --profile --depth 0" 120 "$out/profile-d0.json" \
-  "$bin" bench --model "$big" --gpu --profile --json --depth 0 --pp "$pp" --reps "$reps" --ctx "$pp"
+  "$bin" bench --model "$big" --gpu "${tune[@]}" --profile --json --depth 0 --pp "$pp" --reps "$reps" --ctx "$pp"
 step "5/6 bench --gpu --profile --depth $depth" 150 "$out/profile-d$depth.json" \
-  "$bin" bench --model "$big" --gpu --profile --json --depth "$depth" --pp "$pp" --reps "$reps" --ctx $((depth + pp))
+  "$bin" bench --model "$big" --gpu "${tune[@]}" --profile --json --depth "$depth" --pp "$pp" --reps "$reps" --ctx $((depth + pp))
 step "5/6 bench --gpu pp$pp/tg$tg" 180 "$out/bench.json" \
-  "$bin" bench --model "$big" --gpu --json --pp "$pp" --tg "$tg" --reps "$reps" --ctx $((pp > tg ? pp : tg))
+  "$bin" bench --model "$big" --gpu "${tune[@]}" --json --pp "$pp" --tg "$tg" --reps "$reps" --ctx $((pp > tg ? pp : tg))
 
 # 6. The summary. Bytes per decode token are the tensors' bytes (every weight is read once per token); with
 # an untied output matrix, token_embd contributes one row only and is left out. The profile's bytes are
@@ -226,7 +229,11 @@ for k, v in chk["against"].items():
     lb = " (lower bound: a top-5 id outside the GPU's top 64)" if v["lower_bound_only"] else ""
     print(f"check    GPU vs {k}: {v['worst']:.2e}{lb} at pos {v['position']}, {'PASS' if v['pass'] else 'FAIL'}"
           f" (bound {v['bound']:g}); argmax agrees {v['argmax_agrees']}/{v['positions']}")
-print("tune     skipped: bench --gpu-tune is not implemented yet")
+tu = js(f"{work}/tune-report.json").get("gpu_tuning") or {}
+print(f"tune     {tu.get('timed', 0)} shapes timed in {tu.get('seconds', 0):.1f} s (choices in tune.json):")
+for c in tu.get("choices", []):
+    vs = f", built-in {1e3 * c['default_seconds']:.3f} ms ({c['default_seconds'] / c['seconds']:.2f}x)" if c.get("default_seconds") else ""
+    print(f"         {c['shape']:<28} {c['variant']:<30} {1e3 * c['seconds']:.3f} ms{vs}")
 # StepStats has no JSON tags: its keys are the Go field names.
 st = {k.lower(): v for k, v in (bench.get("decode_step") or {}).items()}
 print(f"bench    pp{bench['pp']} {bench['pp_tokens_per_second']:.2f} tok/s, tg{bench['tg']}"

@@ -1,0 +1,436 @@
+package gpu
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"smolchat/model"
+	"smolchat/shaders"
+)
+
+// Self-tuning. Which workgroup shape makes a decode mat-vec fastest depends on the adapter: its
+// subgroup width, its cores, its caches, its driver's compiler. No table written here can know a user's
+// adapter, so the first load on an adapter times the candidate variants of every weight shape the model
+// has, keeps the fastest, and writes the choices to a cache file; later loads read them. An entry is
+// keyed by the adapter (name, vendor, backend, driver), a hash of the kernels' source (which stands for
+// the smolchat version: a changed kernel is tuned again) and the weight shape, so models that share
+// shapes share entries. A candidate that fails to build is skipped with a log line, never fatal.
+
+// TuneMode says whether a load tunes the kernels.
+type TuneMode string
+
+const (
+	TuneOff  TuneMode = "off"  // the built-in choices (matvecShapeFor); no timing, no file
+	TuneAuto TuneMode = "auto" // use the cache file's choices, timing the shapes it lacks
+	TuneRedo TuneMode = "redo" // time every shape again and rewrite its entries
+)
+
+// ParseTuneMode reads a --gpu-tune value; "" is off.
+func ParseTuneMode(s string) (TuneMode, error) {
+	switch m := TuneMode(s); m {
+	case "":
+		return TuneOff, nil
+	case TuneOff, TuneAuto, TuneRedo:
+		return m, nil
+	}
+	return "", fmt.Errorf("GPU tuning mode %q: want auto, off or redo", s)
+}
+
+// TuneOptions configure self-tuning at load.
+type TuneOptions struct {
+	Mode TuneMode
+	// File is the cache of choices; "" means DefaultTuneFile().
+	File string
+	// Progress, if set, is called before each shape is timed and once at the end (done == total).
+	Progress func(done, total int, what string)
+}
+
+// DefaultTuneFile is the choices' cache in the user's cache directory.
+func DefaultTuneFile() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory for the GPU tuning (%w): name a file with --gpu-tune-file", err)
+	}
+	return filepath.Join(dir, "smolchat", "gpu-tune.json"), nil
+}
+
+// TuneReport says what a load's tuning did.
+type TuneReport struct {
+	File    string        `json:"file"`
+	Timed   int           `json:"timed"`  // shapes timed in this load
+	Cached  int           `json:"cached"` // shapes whose choice came from the file
+	Seconds float64       `json:"seconds"`
+	Choices []TuneEntryAt `json:"choices"`
+}
+
+// TuneEntryAt is one shape's choice.
+type TuneEntryAt struct {
+	Shape string `json:"shape"`
+	tuneEntry
+}
+
+// tuneEntry is a shape's choice as the file keeps it.
+type tuneEntry struct {
+	Variant string  `json:"variant"`           // matvecShape.String()
+	Seconds float64 `json:"seconds"`           // the variant's time per dispatch
+	Default float64 `json:"default_seconds"`   // the built-in choice's, for comparison
+	Tried   int     `json:"variants_tried"`    // candidates that built and ran
+	Date    string  `json:"measured,omitzero"` // when
+}
+
+type tuneFile struct {
+	Version int                  `json:"version"`
+	Entries map[string]tuneEntry `json:"entries"`
+}
+
+const tuneFileVersion = 1
+
+// matShape is a weight shape the decode mat-vec runs over: a key for tuning.
+type matShape struct {
+	wt   string // kernelTypes suffix
+	k, m int
+}
+
+func (s matShape) String() string { return fmt.Sprintf("matvec %s %dx%d", s.wt, s.m, s.k) }
+
+// tuneRowsMax bounds the rows a shape is timed with: past a few thousand rows every workgroup shape
+// fills the device and the time per row is what differs, so the 128256-row output projection is timed on
+// its first rows rather than uploaded twice.
+const tuneRowsMax = 4096
+
+// tune chooses the mat-vec variant of every weight shape in W (Device.tuned), reading and updating the
+// cache file as opts.Mode says.
+func (b *Backend) tune(W model.Weights, opts TuneOptions) (*TuneReport, error) {
+	if opts.Mode == TuneOff || opts.Mode == "" {
+		return nil, nil
+	}
+	start := time.Now()
+	file := opts.File
+	if file == "" {
+		var err error
+		if file, err = DefaultTuneFile(); err != nil {
+			return nil, err
+		}
+	}
+	cache, err := readTuneFile(file)
+	if err != nil {
+		// A damaged cache costs a re-tune, not the load.
+		b.log.Warn("GPU tuning cache unreadable; tuning again", "file", file, "err", err)
+		cache = &tuneFile{Version: tuneFileVersion, Entries: map[string]tuneEntry{}}
+	}
+	shapes, tensors := weightShapes(W)
+	rep := &TuneReport{File: file}
+	prefix := b.d.tuneKey()
+	changed := false
+	for i, s := range shapes {
+		key := prefix + " | " + s.String()
+		e, ok := cache.Entries[key]
+		shape, valid := parseMatvecShape(s.wt, e.Variant)
+		if ok && valid && opts.Mode == TuneAuto {
+			b.d.tuned[s] = shape
+			rep.Cached++
+			rep.Choices = append(rep.Choices, TuneEntryAt{Shape: s.String(), tuneEntry: e})
+			continue
+		}
+		if opts.Progress != nil {
+			opts.Progress(i, len(shapes), "tuning GPU kernels: "+s.String())
+		}
+		e, shape, err = b.tuneMatvec(s, tensors[i])
+		if err != nil {
+			return nil, fmt.Errorf("tuning %s: %w", s, err)
+		}
+		b.d.tuned[s] = shape
+		cache.Entries[key] = e
+		changed = true
+		rep.Timed++
+		rep.Choices = append(rep.Choices, TuneEntryAt{Shape: s.String(), tuneEntry: e})
+	}
+	if opts.Progress != nil {
+		opts.Progress(len(shapes), len(shapes), "tuning GPU kernels: done")
+	}
+	if changed {
+		if err := writeTuneFile(file, cache); err != nil {
+			// The choices hold for this load; the next one tunes again.
+			b.log.Warn("GPU tuning cache not written", "file", file, "err", err)
+		}
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	b.log.Info("GPU kernels tuned", "file", file, "timed", rep.Timed, "cached", rep.Cached, "took", time.Since(start).Round(time.Millisecond))
+	return rep, nil
+}
+
+// Tuning is what tuning did at load, nil when it was off.
+func (b *Backend) Tuning() *TuneReport { return b.tuning }
+
+// weightShapes lists the distinct mat-vec shapes of W in the order the forward pass meets them, each
+// with a tensor of that shape to time it on.
+func weightShapes(W model.Weights) ([]matShape, []model.Tensor) {
+	var shapes []matShape
+	var tensors []model.Tensor
+	add := func(t model.Tensor) {
+		wt, ok := kernelTypes[t.Type]
+		if !ok || t.Rows == 0 {
+			return // the upload refuses it with its own message
+		}
+		s := matShape{wt: wt, k: t.Cols, m: t.Rows}
+		if !slices.Contains(shapes, s) {
+			shapes = append(shapes, s)
+			tensors = append(tensors, t)
+		}
+	}
+	for _, L := range W.Layers {
+		for _, t := range []model.Tensor{L.Q, L.K, L.V, L.O, L.Gate, L.Up, L.Down} {
+			add(t)
+		}
+	}
+	if W.Output.Rows > 0 {
+		add(W.Output)
+	} else {
+		add(W.Embed) // tied: the embedding table is the output projection
+	}
+	return shapes, tensors
+}
+
+// tuneMatvec times every candidate variant of shape s on the first rows of t and returns the fastest.
+func (b *Backend) tuneMatvec(s matShape, t model.Tensor) (tuneEntry, matvecShape, error) {
+	d := b.d
+	rows := min(s.m, tuneRowsMax)
+	rb := len(t.Data) / t.Rows
+	w, err := d.UploadWeights(t.Name+" (tuning)", t.Type, s.k, rows, t.Data[:rows*rb], nil)
+	if err != nil {
+		return tuneEntry{}, matvecShape{}, err
+	}
+	x, err := d.UploadF32("tuning x", make([]float32, s.k))
+	if err != nil {
+		return tuneEntry{}, matvecShape{}, err
+	}
+	y, err := d.NewStorage("tuning y", uint64(4*rows))
+	if err != nil {
+		return tuneEntry{}, matvecShape{}, err
+	}
+	defer func() {
+		for _, c := range w.Chunks {
+			d.free(c.Buf)
+		}
+		d.free(x)
+		d.free(y)
+	}()
+	if err := d.SetStep(1, 0); err != nil {
+		return tuneEntry{}, matvecShape{}, err
+	}
+	// Successive halving: every candidate runs once (its first use, so a slow first run can only lose
+	// it the race), then the fastest few and the built-in choice are timed again and the medians decide.
+	def := matvecShapeFor(s.wt, s.k)
+	type timed struct {
+		shape matvecShape
+		op    *MatMul
+		first float64
+	}
+	var runs []timed
+	for _, c := range matvecCandidates(d, s.wt) {
+		op, err := d.newMatMulShape(w, Whole(x), s.k, Whole(y), rows, 0, matOptions{}, c)
+		if err == nil {
+			var sec float64
+			if sec, err = d.timeRecord(func(e *Encoder) { op.Record(e, 1) }, 1); err == nil {
+				runs = append(runs, timed{c, op, sec})
+				continue
+			}
+		}
+		if d.Err() != nil {
+			return tuneEntry{}, matvecShape{}, err // the device is gone: nothing more to time
+		}
+		b.log.Info("GPU tuning: variant skipped", "shape", s.String(), "variant", c.String(), "err", err)
+	}
+	if len(runs) == 0 {
+		return tuneEntry{}, matvecShape{}, errors.New("no variant ran")
+	}
+	slices.SortStableFunc(runs, func(a, b timed) int { return cmp.Compare(a.first, b.first) })
+	best := tuneEntry{Seconds: -1, Tried: len(runs)}
+	var bestShape matvecShape
+	for i, r := range runs {
+		if i >= tuneFinalists && r.shape != def {
+			continue
+		}
+		sec, err := d.timeRecord(func(e *Encoder) { r.op.Record(e, 1) }, 3)
+		if err != nil {
+			return tuneEntry{}, matvecShape{}, err
+		}
+		if r.shape == def {
+			best.Default = sec
+		}
+		if best.Seconds < 0 || sec < best.Seconds {
+			best.Seconds, best.Variant, bestShape = sec, r.shape.String(), r.shape
+		}
+	}
+	best.Date = time.Now().UTC().Format(time.DateOnly)
+	return best, bestShape, nil
+}
+
+// tuneFinalists is how many of the fastest first runs are timed again.
+const tuneFinalists = 3
+
+// tuneBudget is the device time a timing aims for: long enough to see past a submit's fixed cost,
+// short enough that a whole model tunes in seconds.
+const tuneBudget = 2 * time.Millisecond
+
+// timeRecord returns the device time of what rec records, per recording: the median of reps submits
+// of a batch of recordings sized to take about tuneBudget (one recording alone, first, sizes it and
+// counts when reps is 1).
+func (d *Device) timeRecord(rec func(e *Encoder), reps int) (float64, error) {
+	submit := func(n int) (float64, error) {
+		e, err := d.NewEncoder("tuning")
+		if err != nil {
+			return 0, err
+		}
+		for range n {
+			rec(e)
+		}
+		start := time.Now()
+		if err := e.Submit(); err != nil {
+			return 0, err
+		}
+		if err := d.Wait(); err != nil {
+			return 0, err
+		}
+		return time.Since(start).Seconds() / float64(n), nil
+	}
+	first, err := submit(1)
+	if err != nil || reps <= 1 {
+		return first, err
+	}
+	n := max(1, min(64, int(tuneBudget.Seconds()/max(first, 1e-9))))
+	runs := make([]float64, reps)
+	for i := range runs {
+		if runs[i], err = submit(n); err != nil {
+			return 0, err
+		}
+	}
+	slices.Sort(runs)
+	return runs[reps/2], nil
+}
+
+// matvecCandidates are the workgroup shapes tuning tries for weight type wt: threads per workgroup and
+// rows per workgroup (even, for RoPE pairs), each with the device's reduction and, where that is the
+// subgroup one, also with the workgroup-memory tree. Shapes beyond the device's invocation or workgroup-memory limits
+// are left out.
+func matvecCandidates(d *Device, wt string) []matvecShape {
+	file, wgs, rows := "matvec.wgsl", []int{64, 128, 256}, []int{2, 4, 8}
+	if wt == "q4_k" || wt == "q6_k" {
+		file, wgs, rows = "matvec_"+wt+".wgsl", []int{32, 64, 128}, []int{4, 8, 16}
+	}
+	reductions := []bool{false}
+	if d.subgroups {
+		reductions = []bool{false, true}
+	}
+	var out []matvecShape
+	for _, wg := range wgs {
+		for _, r := range rows {
+			// reduce.wgsl keeps ROWS x WG partial sums and ROWS totals in workgroup memory.
+			if uint32(wg) > d.limits.MaxComputeInvocationsPerWorkgroup || uint32(4*r*(wg+1)) > d.limits.MaxComputeWorkgroupStorageSize {
+				continue
+			}
+			for _, tree := range reductions {
+				out = append(out, matvecShape{file: file, wg: wg, rows: r, tree: tree})
+			}
+		}
+	}
+	return out
+}
+
+// String names a variant as the cache file keeps it: reduce=auto is the device's reduction (subgroups
+// where it has them), reduce=tree the workgroup-memory tree even there.
+func (s matvecShape) String() string {
+	red := "auto"
+	if s.tree {
+		red = "tree"
+	}
+	return fmt.Sprintf("wg=%d rows=%d reduce=%s", s.wg, s.rows, red)
+}
+
+// parseMatvecShape reads a cached variant back; false when it is not one of this build's candidates'
+// forms (a file from another version is tuned again).
+func parseMatvecShape(wt, v string) (matvecShape, bool) {
+	var s matvecShape
+	var red string
+	if _, err := fmt.Sscanf(v, "wg=%d rows=%d reduce=%s", &s.wg, &s.rows, &red); err != nil || s.wg <= 0 || s.rows <= 0 || s.rows%2 != 0 {
+		return s, false
+	}
+	switch red {
+	case "tree":
+		s.tree = true
+	case "auto":
+	default:
+		return s, false
+	}
+	s.file = matvecShapeFor(wt, 256).file
+	return s, true
+}
+
+// tuneKey names the adapter and the kernels' source in a cache key.
+func (d *Device) tuneKey() string {
+	h := sha256.New()
+	for _, name := range shaders.Names() {
+		src, _ := shaders.Raw(name)
+		h.Write([]byte(name + "\x00" + src + "\x00"))
+	}
+	a := d.Info
+	return strings.Join([]string{a.Name, a.Vendor, a.Backend, a.Driver, "kernels " + hex.EncodeToString(h.Sum(nil))[:16]}, " | ")
+}
+
+func readTuneFile(path string) (*tuneFile, error) {
+	f := &tuneFile{Version: tuneFileVersion, Entries: map[string]tuneEntry{}}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return f, err
+	}
+	if err := json.Unmarshal(data, f); err != nil {
+		return f, err
+	}
+	if f.Version != tuneFileVersion || f.Entries == nil {
+		return &tuneFile{Version: tuneFileVersion, Entries: map[string]tuneEntry{}}, nil
+	}
+	return f, nil
+}
+
+// writeTuneFile replaces the file whole (a temporary file renamed over it), so a reader never sees half
+// of it.
+func writeTuneFile(path string, f *tuneFile) error {
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".gpu-tune-*.json")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}

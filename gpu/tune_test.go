@@ -1,0 +1,149 @@
+package gpu
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"smolchat/gpu/ref"
+)
+
+// TestMatvecCandidates runs every mat-vec variant tuning may choose against the CPU twin (ref.MatVec), on
+// the awkward shapes of matCases and for one and three tokens: a variant the tuner picks must compute
+// what the built-in one does.
+func TestMatvecCandidates(t *testing.T) {
+	d := device(t)
+	for _, c := range matCases {
+		for _, shape := range matvecCandidates(d, kernelTypes[c.typ]) {
+			for _, T := range []int{1, 3} {
+				t.Run(fmt.Sprintf("%s/%dx%d/%s/T%d", c.typ, c.m, c.k, shape, T), func(t *testing.T) {
+					r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k*T)))
+					raw, deq := quantized(t, r, c.typ, c.m, c.k)
+					w := must[*Weights](t)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
+					x := randF32(r, T*c.k, 1)
+					xb := must[*Buffer](t)(d.UploadF32("x", x))
+					yb := must[*Buffer](t)(d.NewStorage("y", uint64(4*T*c.m)))
+					op := must[*MatMul](t)(d.newMatMulShape(w, Whole(xb), c.k, Whole(yb), c.m, 0, matOptions{}, shape))
+					run(t, d, T, 0, func(e *Encoder) { op.Record(e, T) })
+					y := mustF32(t, d, yb, 0, T*c.m)
+					for tok := range T {
+						want := ref.MatVec(deq, c.m, c.k, x[tok*c.k:(tok+1)*c.k])
+						if e := relErr(y[tok*c.m:(tok+1)*c.m], want); e > 1e-4 {
+							t.Errorf("token %d: max relative error %.3g > 1e-4", tok, e)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestMatvecShapeStrings checks that every candidate's name reads back as itself, as the cache file
+// needs, and that names of other forms are refused (a file from another version is tuned again).
+func TestMatvecShapeStrings(t *testing.T) {
+	d := device(t)
+	for _, wt := range []string{"f32", "q8_0", "q4_k", "q6_k"} {
+		for _, c := range matvecCandidates(d, wt) {
+			got, ok := parseMatvecShape(wt, c.String())
+			if !ok || got != c {
+				t.Errorf("%s: %q reads back as %+v (%v), want %+v", wt, c.String(), got, ok, c)
+			}
+		}
+	}
+	for _, bad := range []string{"", "wg=64", "wg=64 rows=3 reduce=auto", "wg=0 rows=4 reduce=auto", "wg=64 rows=4 reduce=magic"} {
+		if _, ok := parseMatvecShape("q4_k", bad); ok {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestTune loads a synthetic SmolLM3 three times over one cache file: auto times every shape and
+// writes the file, auto again reads every choice from it, redo times them again. The tuned backend's
+// logits match an untuned one's. A damaged file costs a re-tune, not the load.
+func TestTune(t *testing.T) {
+	m := synthModel(t)
+	file := filepath.Join(t.TempDir(), "tune.json")
+	shapes, _ := weightShapes(m.Weights)
+	prompt := []int32{1, 2, 3, 4, 5}
+	logits := func(b *Backend) []float32 {
+		l, err := b.Forward(context.Background(), prompt, []int{len(prompt) - 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l[0]
+	}
+	untuned := newBackend(t, m, Options{})
+	if untuned.Tuning() != nil {
+		t.Fatal("the zero Options tuned")
+	}
+	want := logits(untuned)
+	untuned.Close()
+
+	var first []TuneEntryAt
+	for i, c := range []struct {
+		mode          TuneMode
+		timed, cached int
+		damage        bool
+	}{
+		{TuneAuto, len(shapes), 0, false},
+		{TuneAuto, 0, len(shapes), false},
+		{TuneRedo, len(shapes), 0, false},
+		{TuneAuto, len(shapes), 0, true},
+	} {
+		if c.damage {
+			if err := os.WriteFile(file, []byte("{not json"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var progress []string
+		b := newBackend(t, m, Options{Tune: TuneOptions{Mode: c.mode, File: file, Progress: func(done, total int, what string) {
+			progress = append(progress, fmt.Sprintf("%d/%d %s", done, total, what))
+		}}})
+		rep := b.Tuning()
+		if rep == nil || rep.Timed != c.timed || rep.Cached != c.cached || len(rep.Choices) != len(shapes) {
+			t.Fatalf("load %d (%s): report %+v, want %d timed and %d cached of %d shapes", i, c.mode, rep, c.timed, c.cached, len(shapes))
+		}
+		if wantLines := c.timed + 1; len(progress) != wantLines {
+			t.Errorf("load %d: progress %q, want a line per timed shape and one at the end", i, progress)
+		}
+		for _, ch := range rep.Choices {
+			if _, ok := parseMatvecShape("q4_k", ch.Variant); !ok || ch.Seconds <= 0 {
+				t.Errorf("load %d: choice %+v", i, ch)
+			}
+		}
+		if i == 0 {
+			first = rep.Choices
+		}
+		if i == 1 && !slices.Equal(rep.Choices, first) {
+			t.Errorf("the cached choices %+v differ from the timed ones %+v", rep.Choices, first)
+		}
+		if e := relErr(logits(b), want); e > 1e-4 {
+			t.Errorf("load %d: tuned logits differ from untuned ones by %.3g", i, e)
+		}
+		b.Close()
+	}
+	var f tuneFile
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &f); err != nil || len(f.Entries) != len(shapes) {
+		t.Fatalf("cache file: %d entries (%v), want %d:\n%s", len(f.Entries), err, len(shapes), data)
+	}
+}
+
+func TestParseTuneMode(t *testing.T) {
+	for in, want := range map[string]TuneMode{"": TuneOff, "off": TuneOff, "auto": TuneAuto, "redo": TuneRedo} {
+		if got, err := ParseTuneMode(in); err != nil || got != want {
+			t.Errorf("ParseTuneMode(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseTuneMode("fast"); err == nil {
+		t.Error(`ParseTuneMode("fast") accepted`)
+	}
+}
