@@ -47,6 +47,7 @@ type Device struct {
 	log     *slog.Logger
 
 	f16        bool   // shader-f16 enabled
+	timestamps bool   // timestamp-query enabled: the profiler times passes inside one submit
 	sgFeature  bool   // a subgroup feature is enabled on the device
 	subgroups  bool   // subgroup kernels in use
 	maxBinding uint64 // bytes per storage binding, a multiple of 256
@@ -125,6 +126,10 @@ func (d *Device) open(opts DeviceOptions) error {
 	if d.adapter.HasFeature(wgpu.FeatureNameShaderF16) {
 		features = append(features, wgpu.FeatureNameShaderF16)
 		d.f16 = true
+	}
+	if d.adapter.HasFeature(wgpu.FeatureNameTimestampQuery) {
+		features = append(features, wgpu.FeatureNameTimestampQuery)
+		d.timestamps = true
 	}
 	if sg := subgroupFeature(d.adapter); sg != 0 {
 		features = append(features, sg)

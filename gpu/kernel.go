@@ -225,6 +225,7 @@ type Encoder struct {
 	label      string
 	enc        *wgpu.CommandEncoder
 	pass       *wgpu.ComputePassEncoder
+	stamps     *wgpu.PassTimestampWrites // for the next pass, set by timePass
 	reads      []pendingRead
 	dispatches int
 	err        error
@@ -271,7 +272,8 @@ func (e *Encoder) Dispatch(k *Kernel, bg *wgpu.BindGroup, x, y, z uint32) {
 		return
 	}
 	if e.pass == nil {
-		e.pass = e.enc.BeginComputePass(&wgpu.ComputePassDescriptor{Label: e.label})
+		e.pass = e.enc.BeginComputePass(&wgpu.ComputePassDescriptor{Label: e.label, TimestampWrites: e.stamps})
+		e.stamps = nil
 	}
 	e.pass.SetPipeline(k.pipe)
 	e.pass.SetBindGroup(0, bg, nil)
@@ -289,6 +291,25 @@ func (e *Encoder) endPass() {
 	// The pass must be released before the command buffer is finished (wgpu-native issue 412).
 	e.pass.Release()
 	e.pass = nil
+}
+
+// timePass ends the current pass and makes the next one write its start and end times to queries
+// begin and begin+1 of qs (a device with timestamp-query). The timed pass lasts until the next endPass.
+func (e *Encoder) timePass(qs *wgpu.QuerySet, begin uint32) {
+	e.endPass()
+	e.stamps = &wgpu.PassTimestampWrites{QuerySet: qs, BeginningOfPassWriteIndex: begin, EndOfPassWriteIndex: begin + 1}
+}
+
+// resolveQueries records the copy of the first n queries of qs (8 bytes each) into dst.
+func (e *Encoder) resolveQueries(qs *wgpu.QuerySet, n uint32, dst *Buffer) {
+	e.endPass()
+	e.stamps = nil
+	if e.err != nil {
+		return
+	}
+	if err := e.enc.TryResolveQuerySet(qs, 0, n, dst.buf, 0); err != nil {
+		e.err = fmt.Errorf("resolving timestamps: %w", err)
+	}
 }
 
 // Copy records a buffer-to-buffer copy (offsets and size multiples of 4).

@@ -2,16 +2,21 @@ package gpu
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/oliverbestmann/webgpu/wgpu"
 )
 
-// The profiler times every step of the forward pass alone: each is recorded into its own command
-// buffer, submitted, and waited for, several times, and the median counts. This works on any adapter;
-// the cost is that each time includes one submit's fixed overhead, which a forward pass pays once.
-// (WebGPU timestamp queries would time the steps inside one submit; the binding exposes them only at
-// compute-pass boundaries, which this profiler does not use yet.)
+// The profiler times every step of the forward pass, several times, and the median counts. Where the
+// adapter has timestamp-query, all the steps run in one submit as a forward pass runs them, each in a
+// compute pass of its own whose start and end the device stamps: the time of a step is what it costs in
+// the pass, without a submit's fixed overhead (a pass boundary is a barrier, as between dependent
+// dispatches anyway). Elsewhere, or with ProfileOptions.Isolated, each step is recorded into its own
+// command buffer, submitted and waited for: that works on any adapter, and each time includes one
+// submit's fixed overhead, which a forward pass pays once.
 
 // ProfileOptions configure Profile.
 type ProfileOptions struct {
@@ -23,6 +28,8 @@ type ProfileOptions struct {
 	Prefill int
 	// Reps is the number of timed submits per step; the median counts. 0 means 5.
 	Reps int
+	// Isolated times each step in a submit of its own even where timestamp queries exist.
+	Isolated bool
 }
 
 // Profile is the time of each step of one decode token and of one prefill step, per token.
@@ -97,7 +104,11 @@ func (b *Backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, e
 			return nil, err
 		}
 	}
-	p := &Profile{Method: "isolated submits (each step submitted alone and waited for; median)", Depth: opts.Depth, PrefillTokens: prefill, Reps: reps}
+	method, timeSteps := "isolated submits (each step submitted alone and waited for; median)", b.timeSteps
+	if b.d.timestamps && !opts.Isolated {
+		method, timeSteps = "timestamp queries (every step in one submit, a compute pass each; median)", b.timeStepsStamped
+	}
+	p := &Profile{Method: method, Depth: opts.Depth, PrefillTokens: prefill, Reps: reps}
 	steps := b.profileSteps()
 	rows := map[string]*ProfileRow{}
 	var order []string
@@ -108,7 +119,7 @@ func (b *Backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, e
 		if phase.T == 0 {
 			continue
 		}
-		times, err := b.timeSteps(ctx, steps, phase.T, opts.Depth, reps)
+		times, err := timeSteps(ctx, steps, phase.T, opts.Depth, reps)
 		if err != nil {
 			return nil, err
 		}
@@ -181,13 +192,87 @@ func (b *Backend) timeSteps(ctx context.Context, steps []Step, T, pos, reps int)
 				runs[r] = sec
 			}
 		}
-		slices.Sort(runs)
-		out[i] = runs[reps/2]
-		if reps%2 == 0 {
-			out[i] = (runs[reps/2-1] + runs[reps/2]) / 2
-		}
+		out[i] = medianOf(runs)
 	}
 	return out, nil
+}
+
+// timeStepsStamped is timeSteps with timestamp queries: each repetition records every step, one
+// compute pass each, into one submit.
+func (b *Backend) timeStepsStamped(ctx context.Context, steps []Step, T, pos, reps int) ([]float64, error) {
+	d := b.d
+	if err := b.writeInputs(make([]int32, T), pos); err != nil {
+		return nil, err
+	}
+	if err := d.SetStep(T, pos); err != nil {
+		return nil, err
+	}
+	n := uint32(2 * len(steps))
+	var qs *wgpu.QuerySet
+	if err := d.wrap("creating timestamp queries", func() error {
+		var err error
+		qs, err = d.dev.TryCreateQuerySet(&wgpu.QuerySetDescriptor{Label: "profile", Type: wgpu.QueryTypeTimestamp, Count: n})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	defer qs.Release()
+	resolved, err := d.newBuffer("profile timestamps", uint64(8*n), wgpu.BufferUsageQueryResolve|wgpu.BufferUsageCopySrc)
+	if err != nil {
+		return nil, err
+	}
+	defer d.free(resolved)
+	period := float64(d.queue.GetTimestampPeriod()) // nanoseconds per tick
+	runs := make([][]float64, len(steps))
+	raw := make([]byte, 8*n)
+	// One untimed repetition first: drivers may finish building a pipeline on its first use.
+	for r := -1; r < reps; r++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		e, err := d.NewEncoder("profile")
+		if err != nil {
+			return nil, err
+		}
+		for i, s := range steps {
+			before := e.Dispatches()
+			e.timePass(qs, uint32(2*i))
+			s.op.Record(e, T)
+			if e.Dispatches() == before {
+				return nil, fmt.Errorf("gpu profile: %s records no work for %d tokens", s.Name, T)
+			}
+			e.endPass()
+		}
+		e.resolveQueries(qs, n, resolved)
+		e.ReadBack(resolved, 0, raw)
+		if err := e.Submit(); err != nil {
+			return nil, fmt.Errorf("gpu profile: %w", err)
+		}
+		if r < 0 {
+			continue
+		}
+		for i := range steps {
+			begin, end := binary.LittleEndian.Uint64(raw[16*i:]), binary.LittleEndian.Uint64(raw[16*i+8:])
+			runs[i] = append(runs[i], float64(end-begin)*period*1e-9)
+			if end < begin {
+				runs[i][len(runs[i])-1] = 0 // a wrapped or reordered counter: no information
+			}
+		}
+	}
+	out := make([]float64, len(steps))
+	for i, rs := range runs {
+		out[i] = medianOf(rs)
+	}
+	return out, nil
+}
+
+// medianOf is the median of x (sorted in place).
+func medianOf(x []float64) float64 {
+	slices.Sort(x)
+	if len(x)%2 == 1 {
+		return x[len(x)/2]
+	}
+	return (x[len(x)/2-1] + x[len(x)/2]) / 2
 }
 
 // timeOne records s alone, submits it and waits for the device.

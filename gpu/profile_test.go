@@ -4,25 +4,39 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
-// TestProfile runs the profiler on stories260K: every step of the forward pass is timed once, with a
-// positive time in both phases, and each phase's shares sum to 1.
+// TestProfile runs the profiler on stories260K, with timestamp queries where the device has them and
+// with isolated submits: every step of the forward pass is timed once, with a positive time in both
+// phases, and each phase's shares sum to 1.
 func TestProfile(t *testing.T) {
 	m := openModel(t, "stories260K.gguf")
 	b := newBackend(t, m, Options{Batch: 8})
-	for _, c := range []struct {
+	type profCase struct {
 		name string
 		opts ProfileOptions
-	}{
-		{"depth0", ProfileOptions{Reps: 1}},
-		{"depth5/prefill3", ProfileOptions{Depth: 5, Prefill: 3, Reps: 2}},
-	} {
+	}
+	cases := []profCase{
+		{"isolated/depth0", ProfileOptions{Reps: 1, Isolated: true}},
+		{"isolated/depth5/prefill3", ProfileOptions{Depth: 5, Prefill: 3, Reps: 2, Isolated: true}},
+	}
+	if b.d.timestamps {
+		cases = append(cases,
+			profCase{"timestamps/depth0", ProfileOptions{Reps: 1}},
+			profCase{"timestamps/depth70/prefill3", ProfileOptions{Depth: 70, Prefill: 3, Reps: 3}})
+	} else {
+		t.Log("the device has no timestamp-query: only isolated submits are tested")
+	}
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p, err := b.Profile(context.Background(), c.opts)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if stamped := strings.HasPrefix(p.Method, "timestamp"); stamped == c.opts.Isolated {
+				t.Errorf("method %q for Isolated=%v", p.Method, c.opts.Isolated)
 			}
 			steps := b.profileSteps()
 			want := map[string]int{}
