@@ -294,13 +294,11 @@ func (b *Backend) Len() int {
 	return b.n
 }
 
-// Truncate keeps the first n cached positions. The cache's memory is kept for reuse.
+// Truncate keeps the first n cached positions (none for n < 0). The cache's memory is kept for reuse.
 func (b *Backend) Truncate(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if n >= 0 && n < b.n {
-		b.n = n
-	}
+	b.n = max(0, min(n, b.n))
 }
 
 // MaxContext is the number of positions the cache can hold.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"smolchat/engine"
+	"smolchat/engine/backendtest"
 	"smolchat/internal/testutil"
 	"smolchat/model"
 )
@@ -224,6 +226,19 @@ func TestConformance(t *testing.T) {
 			if w > tt.limit {
 				t.Errorf("error %.5f at position %d exceeds %g; per position: %.4f", w, at, tt.limit, errs)
 			}
+		})
+	}
+}
+
+// TestBackendContract runs engine.Backend's contract (backendtest) on the CPU backend, on synth's
+// smollm3-tiny, in each numerics mode.
+func TestBackendContract(t *testing.T) {
+	m := backendtest.OpenSynth(t, "smollm3-tiny", 7)
+	for _, n := range []Numerics{Fast, Llama, Exact} {
+		t.Run(n.String(), func(t *testing.T) {
+			backendtest.Contract(t, backendtest.Model{Vocab: m.Config.Vocab, Tol: 1e-4}, func(t *testing.T, ctx int) engine.Backend {
+				return newBackend(t, m, Options{Context: ctx, Threads: 2, Numerics: n})
+			})
 		})
 	}
 }

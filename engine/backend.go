@@ -22,12 +22,13 @@ type Backend interface {
 	// Device describes the hardware: the GPU adapter's name, or the CPU and thread count.
 	Device() string
 	// Forward evaluates tokens at positions Len()..Len()+len(tokens)-1 and returns logits for the rows
-	// in want. A cancelled ctx stops the work between layers and returns ctx.Err(); the cache then holds
-	// the positions before the call.
+	// in want. A cancelled ctx stops the work at the backend's next check (the CPU checks between
+	// layers, the GPU between submits of up to its batch of tokens) and returns ctx.Err(); the cache
+	// then holds the positions before the call, as after any error.
 	Forward(ctx context.Context, tokens []int32, want []int) ([][]float32, error)
 	// Len is the number of cached positions.
 	Len() int
-	// Truncate keeps the first n cached positions (n ≤ Len()).
+	// Truncate keeps the first n cached positions: all of them when n ≥ Len(), none when n < 0.
 	Truncate(n int)
 	// MaxContext is the number of positions the cache can hold.
 	MaxContext() int

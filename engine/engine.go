@@ -22,11 +22,11 @@ const prefillChunk = 256
 // on its lock) and keeps the KV cache between calls, so that a prompt extending the previous one (the
 // next turn of a chat) only evaluates its new tokens.
 type Engine struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // held by a generation; guards backend and cached
 	model   *model.Model
 	tok     *tokenizer.Tokenizer
 	tmpl    chat.Renderer
-	backend Backend
+	backend Backend              // replaced, under mu, after a lost GPU: readers outside a generation use info
 	info    atomic.Pointer[Info] // Info's answer, replaced with the backend (readable during a generation)
 	cached  []int32              // the tokens whose keys and values the backend holds, in order
 	// reload makes a new backend after the current one is lost (nil: the engine cannot recover).
@@ -65,8 +65,13 @@ func (e *Engine) Model() *model.Model { return e.model }
 // Tokenizer is the model's tokenizer.
 func (e *Engine) Tokenizer() *tokenizer.Tokenizer { return e.tok }
 
-// Backend is the backend the engine runs on.
-func (e *Engine) Backend() Backend { return e.backend }
+// Backend is the backend the engine runs on. A lost GPU's backend is replaced at the end of the
+// generation that lost it, so this waits for a running generation; callers use it between them.
+func (e *Engine) Backend() Backend {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.backend
+}
 
 // Template is the chat template renderer.
 func (e *Engine) Template() chat.Renderer { return e.tmpl }
@@ -128,14 +133,15 @@ func AnswerReserve(p GenParams, contextSize int) int {
 	return min(r, contextSize/4)
 }
 
-func (e *Engine) reserve(p GenParams) int { return AnswerReserve(p, e.backend.MaxContext()) }
+// reserve is AnswerReserve for the backend in use (read through info: callers do not hold the lock).
+func (e *Engine) reserve(p GenParams) int { return AnswerReserve(p, e.Info().Context) }
 
 // Chat continues a conversation. When the rendered conversation does not fit in the context (with room
 // for the answer), the oldest turns after the system message are dropped, a user turn at a time; if
 // even the last user turn does not fit, it fails with ErrContextFull.
 func (e *Engine) Chat(ctx context.Context, req ChatRequest, emit func(Delta) error) (Result, error) {
 	msgs := req.Messages
-	limit := e.backend.MaxContext() - e.reserve(req.Params)
+	limit := e.Info().Context - e.reserve(req.Params)
 	for {
 		p, ids, err := e.RenderChat(msgs, req.Think)
 		if err != nil {
@@ -147,7 +153,7 @@ func (e *Engine) Chat(ctx context.Context, req ChatRequest, emit func(Delta) err
 		next, ok := dropOldestTurn(msgs)
 		if !ok {
 			return Result{}, fmt.Errorf("%w: the conversation needs %d tokens but the context holds %d (with %d kept for the answer); shorten the last message or raise --ctx",
-				ErrContextFull, len(ids), e.backend.MaxContext(), e.reserve(req.Params))
+				ErrContextFull, len(ids), e.Info().Context, e.reserve(req.Params))
 		}
 		msgs = next
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"smolchat/model/chat"
 	"strings"
+	"sync"
 	"testing"
 
 	"smolchat/model/tokenizer"
@@ -377,12 +379,20 @@ func (l *lostAfter) Forward(ctx context.Context, tokens []int32, want []int) ([]
 	return l.scriptBackend.Forward(ctx, tokens, want)
 }
 
-func TestBackendLostIsReplaced(t *testing.T) {
+// losingEngine is a scripted engine whose backend is lost at its second Forward, and the backend that
+// reload then gives.
+func losingEngine(t *testing.T) (*Engine, *scriptBackend) {
 	tok := testTokenizer(t)
 	hello, world := id(t, tok, "▁Hello"), id(t, tok, "▁world")
 	e, b := newScripted(t, []int32{1}, []int32{hello, world})
 	e.backend = &lostAfter{scriptBackend: b, n: 1}
 	fresh := &scriptBackend{script: b.script, eos: b.eos, vocab: b.vocab, ctx: b.ctx}
+	e.reload = func() (Backend, error) { return fresh, nil }
+	return e, fresh
+}
+
+func TestBackendLostIsReplaced(t *testing.T) {
+	e, fresh := losingEngine(t)
 	reloads := 0
 	e.reload = func() (Backend, error) { reloads++; return fresh, nil }
 
@@ -402,5 +412,27 @@ func TestBackendLostIsReplaced(t *testing.T) {
 		if _, err := e.Generate(context.Background(), []int32{1}, greedy(0), false, nil); err == nil || !strings.Contains(err.Error(), "no device") {
 			t.Errorf("got %v, want the re-creation failure", err)
 		}
+	}
+}
+
+// TestBackendSwapWhileChatting replaces a lost backend while other goroutines start chats and read the
+// backend: under -race, a read of the backend outside the engine's lock shows here.
+func TestBackendSwapWhileChatting(t *testing.T) {
+	e, fresh := losingEngine(t)
+	e.tmpl = chat.ForModel("llama", "") // a plain template: Chat needs one
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.Chat(context.Background(), ChatRequest{Messages: []Message{{Role: "user", Content: "hi"}}, Params: greedy(0)}, nil)
+			_ = e.Backend().Name()
+			_ = e.Info().Context
+		}()
+	}
+	e.Generate(context.Background(), []int32{1}, greedy(0), false, nil)
+	wg.Wait()
+	if e.Backend() != Backend(fresh) {
+		t.Error("the lost backend was not replaced")
 	}
 }

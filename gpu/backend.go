@@ -154,7 +154,7 @@ func (b *Backend) Len() int {
 	return b.n
 }
 
-// Truncate keeps the first n cached positions.
+// Truncate keeps the first n cached positions (none for n < 0).
 func (b *Backend) Truncate(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
