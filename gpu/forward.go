@@ -158,7 +158,7 @@ func (b *Backend) buildHead(W model.Weights, embed *Weights, up *uploader) error
 		}
 	}
 	var err error
-	if b.lmHead, err = d.NewMatMul(output, Whole(b.sel), c.Dim, Whole(b.logits), c.Vocab, 0); err != nil {
+	if b.lmHead, err = d.NewMatMulRows(output, Whole(b.sel), c.Dim, Whole(b.logits), c.Vocab, 0); err != nil {
 		return fmt.Errorf("output projection: %w", err)
 	}
 	if b.argmax, err = d.NewArgmax(Whole(b.logits), c.Vocab, 0); err != nil {

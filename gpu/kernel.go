@@ -171,12 +171,18 @@ func Whole(b *Buffer) Range { return Range{Buf: b} }
 
 // bindGroup binds params at 0, the step uniform at 1 and the ranges at 2.. for kernel k.
 func (d *Device) bindGroup(k *Kernel, params *Buffer, ranges ...Range) (*wgpu.BindGroup, error) {
+	return d.bindGroupStep(k, params, d.step, ranges...)
+}
+
+// bindGroupStep is bindGroup with step as the step uniform instead of the device's: an op whose token
+// count is not the step's (the output projection over the selected rows) keeps its own.
+func (d *Device) bindGroupStep(k *Kernel, params, step *Buffer, ranges ...Range) (*wgpu.BindGroup, error) {
 	if len(ranges) != len(k.binds) {
 		return nil, fmt.Errorf("kernel %s takes %d buffers, got %d", k.Name, len(k.binds), len(ranges))
 	}
 	entries := []wgpu.BindGroupEntry{
 		{Binding: 0, Buffer: params.buf, Size: params.Size},
-		{Binding: 1, Buffer: d.step.buf, Size: d.step.Size},
+		{Binding: 1, Buffer: step.buf, Size: step.Size},
 	}
 	align := uint64(max(d.limits.MinStorageBufferOffsetAlignment, 4))
 	for i, r := range ranges {

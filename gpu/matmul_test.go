@@ -94,7 +94,7 @@ func TestMatVec(t *testing.T) {
 	d := device(t)
 	for _, sg := range reductionModes(d) {
 		for _, c := range matCases {
-			for _, T := range []int{1, 3} {
+			for _, T := range []int{1, 2, 3, 4} { // decode; a few tokens in one workgroup
 				t.Run(fmt.Sprintf("%s/%dx%d/T%d/subgroups=%v", c.typ, c.m, c.k, T, sg), func(t *testing.T) {
 					useSubgroups(t, d, sg)
 					e := testMatMul(t, d, c, T, 0, plainProduct)

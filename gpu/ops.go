@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/oliverbestmann/webgpu/wgpu"
@@ -17,8 +18,9 @@ import (
 const (
 	matvecWG   = 128
 	matvecRows = 4
-	// matvecMaxT is the largest token count recorded as mat-vecs; larger steps use the tiled mat-mat,
-	// which reads each weight tile once for 32 tokens.
+	// matvecMaxT is the largest token count recorded as mat-vecs, one workgroup taking them all (the
+	// NT define), so each weight is read once for all; larger steps use the tiled mat-mat, which reads
+	// each weight tile once for 32 tokens.
 	matvecMaxT = 4
 	matmulTM   = 64 // rows per mat-mat workgroup (matmul.wgsl TM)
 	matmulTN   = 32 // tokens per mat-mat workgroup (matmul.wgsl TN)
@@ -53,11 +55,14 @@ func matvecShapeFor(wt string, k int) matvecShape {
 }
 
 // MatMul computes y[t][yOff + r] = sum_k W[r][k] x[t][k] for r < W.M, one dispatch per weight chunk.
+// Decode (one token) runs the mat-vec mv, a few tokens (up to matvecMaxT) its variant mvFew that takes
+// them all in each workgroup, more the tiled mat-mat mm.
 type MatMul struct {
-	W      *Weights
-	mv, mm *Kernel
-	mvRows int // rows per mat-vec workgroup
-	parts  []matPart
+	W             *Weights
+	mv, mvFew, mm *Kernel
+	mvRows        int     // rows per mat-vec workgroup
+	step          *Buffer // its own step uniform (NewMatMulRows), else nil: the device's
+	parts         []matPart
 }
 
 type matPart struct {
@@ -69,6 +74,17 @@ type matPart struct {
 // t*yStride + yOff).
 func (d *Device) NewMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
 	return d.newMatMul(w, x, xStride, y, yStride, yOff, matOptions{})
+}
+
+// NewMatMulRows is NewMatMul for a product over rows picked from a step's tokens (the output projection
+// of the wanted rows): its token count is the T it is recorded with, not the step's, so the kernels
+// neither compute nor store rows past those (the output may hold fewer rows than the step has tokens).
+func (d *Device) NewMatMulRows(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
+	step, err := d.uniform(w.Name+" rows", 0, 0, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	return d.newMatMul(w, x, xStride, y, yStride, yOff, matOptions{step: step})
 }
 
 // NewMatMulAdd is NewMatMul adding the product to what y holds, y[t][yOff + r] += sum_k W[r][k] x[t][k]:
@@ -109,6 +125,7 @@ type matOptions struct {
 	cs         Range
 	headDim    int
 	ropeDim    int
+	step       *Buffer // the op's own step uniform (NewMatMulRows)
 }
 
 func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int, o matOptions) (*MatMul, error) {
@@ -137,12 +154,19 @@ func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStri
 	if o.rope {
 		binds = append(append([]Bind(nil), matBinds...), ReadOnly)
 	}
-	mvDefs := shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(shape.rows),
-		"ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}
-	if shape.file == "matvec.wgsl" {
-		mvDefs["WTYPE"] = wt
+	mvKernel := func(nt int) (*Kernel, error) {
+		defs := shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(shape.rows), "NT": fmt.Sprint(nt),
+			"RNT": fmt.Sprint(shape.rows * nt), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}
+		if shape.file == "matvec.wgsl" {
+			defs["WTYPE"] = wt
+		}
+		return d.kernel(kernelSpec{file: shape.file, entry: "main", binds: binds, subgroups: !shape.tree, defs: defs})
 	}
-	mv, err := d.kernel(kernelSpec{file: shape.file, entry: "main", binds: binds, subgroups: !shape.tree, defs: mvDefs})
+	mv, err := mvKernel(1)
+	if err != nil {
+		return nil, err
+	}
+	mvFew, err := mvKernel(matvecMaxT)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +175,7 @@ func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStri
 	if err != nil {
 		return nil, err
 	}
-	op := &MatMul{W: w, mv: mv, mm: mm, mvRows: shape.rows}
+	op := &MatMul{W: w, mv: mv, mvFew: mvFew, mm: mm, mvRows: shape.rows, step: o.step}
 	for _, c := range w.Chunks {
 		p, err := d.uniform(w.Name+" params", w.K, c.Rows, w.RowBytes, yOff+c.Row0, xStride, yStride, o.headDim, o.ropeDim)
 		if err != nil {
@@ -161,7 +185,11 @@ func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStri
 		if o.rope {
 			ranges = append(ranges, o.cs)
 		}
-		bg, err := d.bindGroup(mv, p, ranges...)
+		step := o.step
+		if step == nil {
+			step = d.step
+		}
+		bg, err := d.bindGroupStep(mv, p, step, ranges...)
 		if err != nil {
 			return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
 		}
@@ -172,11 +200,24 @@ func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStri
 
 // Record adds the product for T tokens.
 func (o *MatMul) Record(e *Encoder, T int) {
+	if o.step != nil {
+		// The write lands before the submit that carries this recording (queue order); the op is
+		// recorded at most once per submit.
+		var data [16]byte
+		binary.LittleEndian.PutUint32(data[0:], uint32(T))
+		if err := e.d.Write(o.step, 0, data[:]); err != nil && e.err == nil {
+			e.err = err
+		}
+	}
 	for _, p := range o.parts {
-		if T <= matvecMaxT {
+		switch {
+		case T == 1:
 			x, y := grid(ceilDiv(p.rows, o.mvRows))
-			e.Dispatch(o.mv, p.bg, x, y, uint32(T))
-		} else {
+			e.Dispatch(o.mv, p.bg, x, y, 1)
+		case T <= matvecMaxT:
+			x, y := grid(ceilDiv(p.rows, o.mvRows))
+			e.Dispatch(o.mvFew, p.bg, x, y, 1)
+		default:
 			x, y := grid((p.rows + matmulTM - 1) / matmulTM)
 			e.Dispatch(o.mm, p.bg, x, y, uint32((T+matmulTN-1)/matmulTN))
 		}

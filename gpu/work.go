@@ -31,8 +31,11 @@ func (o *Op) describe(T, pos int) opInfo {
 
 func (o *MatMul) describe(T, _ int) opInfo {
 	k := o.mv
-	if T > matvecMaxT {
+	switch {
+	case T > matvecMaxT:
 		k = o.mm
+	case T > 1:
+		k = o.mvFew
 	}
 	w := o.W
 	return opInfo{Kernel: variant(k), Shape: fmt.Sprintf("%dx%d %s", w.M, w.K, w.Type),

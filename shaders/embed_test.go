@@ -1,6 +1,7 @@
 package shaders
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -70,15 +71,17 @@ func TestEmbeddedKernels(t *testing.T) {
 				flags[fused] = "1"
 			}
 			for _, sg := range []string{"1", ""} {
-				mv := Defines{"WTYPE": wt, "WG": "128", "ROWS": "4", "SUBGROUPS": sg,
-					"ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]}
-				file := "matvec.wgsl"
-				if wt == "q4_k" || wt == "q6_k" {
-					file = "matvec_" + wt + ".wgsl" // the K-quants' own kernels
-					delete(mv, "WTYPE")
-					mv["WG"] = "64"
+				for _, nt := range []int{1, 4} { // tokens per workgroup: decode, a few at once
+					mv := Defines{"WTYPE": wt, "WG": "128", "ROWS": "4", "NT": fmt.Sprint(nt), "RNT": fmt.Sprint(4 * nt), "SUBGROUPS": sg,
+						"ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]}
+					file := "matvec.wgsl"
+					if wt == "q4_k" || wt == "q6_k" {
+						file = "matvec_" + wt + ".wgsl" // the K-quants' own kernels
+						delete(mv, "WTYPE")
+						mv["WG"] = "64"
+					}
+					add(file, mv)
 				}
-				add(file, mv)
 			}
 			add("matmul.wgsl", Defines{"WTYPE": wt, "ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]})
 		}

@@ -4,10 +4,11 @@
 //
 // Bindings: matvec_io.wgsl, and
 //   2 w  storage read  array<u32>  weight rows (M rows of row_bytes, raw GGUF blocks of type WTYPE)
-// Workgroup: WG threads computing ROWS consecutive rows for one token. The threads stride over K four
-// elements at a time, so each x vec4 is loaded once and used for all ROWS rows; partial sums are combined
-// by reduce_rows (subgroupAdd when SUBGROUPS, a shared-memory tree otherwise).
-// Dispatch: grid (see common.wgsl) of ceil(M/ROWS) workgroups along x/y, T along z.
+// Workgroup: WG threads computing ROWS consecutive rows for NT tokens (matvec_io.wgsl). The threads
+// stride over K four elements at a time: each x vec4 of the NT tokens is loaded once and used for all
+// ROWS rows, each weight vec4 dequantized once and used for all NT tokens; partial sums are combined by
+// reduce_rows (subgroupAdd when SUBGROUPS, a shared-memory tree otherwise).
+// Dispatch: grid (see common.wgsl) of ceil(M/ROWS) workgroups along x/y, ceil(T/NT) along z.
 // Requires K % 4 == 0 and x_stride % 4 == 0.
 
 //#include "matvec_io.wgsl"
@@ -18,14 +19,20 @@
 
 @compute @workgroup_size({{WG}})
 fn main(id: MatIds) {
-    let t = id.wid.z;
     let rows = row_indices(first_row(id));
-    let xb = t * (P.x_stride >> 2u);
-    var acc: array<f32, {{ROWS}}>;
+    let t0 = first_token(id);
+    let nt = token_count(id);
+    var acc: array<f32, {{RNT}}>;
     for (var k = id.lid * 4u; k < P.k; k += {{WG}}u * 4u) {
-        let xv = x[xb + (k >> 2u)];
+        var xv: array<vec4<f32>, {{NT}}>;
+        for (var tt = 0u; tt < nt; tt++) {
+            xv[tt] = x[(t0 + tt) * (P.x_stride >> 2u) + (k >> 2u)];
+        }
         for (var r = 0u; r < {{ROWS}}u; r++) {
-            acc[r] += dot(dq4(rows[r] * P.row_bytes, k), xv);
+            let wv = dq4(rows[r] * P.row_bytes, k);
+            for (var tt = 0u; tt < nt; tt++) {
+                acc[tt * {{ROWS}}u + r] += dot(wv, xv[tt]);
+            }
         }
     }
     finish_rows(acc, id);

@@ -10,6 +10,10 @@
 //   4 y  storage read_write  array<f32>  outputs, token t at element t*y_stride + out_off
 //   5 cs storage read        array<vec2<f32>>  with ROPE only: (cos, sin) per token and pair
 //
+// Tokens: a workgroup takes NT consecutive tokens from wid.z * NT (NT = 1 for decode; a few at once
+// otherwise, so each weight comes from memory once for all of them), stopping at S.n_tok. Its partial
+// sums are ROWS per token, token-major, RNT = ROWS * NT in all.
+//
 // The store is y[t][out_off + r] = sum (with ACCUM: +=, the residual add fused into the product that
 // feeds it; with GLU: y = silu(y) * sum, the up projection finishing SwiGLU on the gate projection that
 // y holds; with ROPE: the outputs are query or key heads, rotated before they are stored, see
@@ -68,15 +72,31 @@ fn row_indices(row0: u32) -> array<u32, {{ROWS}}> {
     return rows;
 }
 
-// finish_rows sums each row's per-invocation partial sums acc over the workgroup and stores the rows
-// (every invocation must call it).
-fn finish_rows(acc: array<f32, {{ROWS}}>, id: MatIds) {
+// first_token is the workgroup's first token.
+fn first_token(id: MatIds) -> u32 {
+    return id.wid.z * {{NT}}u;
+}
+
+// token_count is how many of the workgroup's NT tokens exist (uniform over the workgroup).
+fn token_count(id: MatIds) -> u32 {
+    return min({{NT}}u, S.n_tok - first_token(id));
+}
+
+// finish_rows sums each row's per-invocation partial sums acc (ROWS per token) over the workgroup and
+// stores the rows, a token at a time (every invocation must call it).
+fn finish_rows(acc: array<f32, {{RNT}}>, id: MatIds) {
+    for (var tt = 0u; tt < token_count(id); tt++) {
+        var a: array<f32, {{ROWS}}>;
+        for (var r = 0u; r < {{ROWS}}u; r++) {
+            a[r] = acc[tt * {{ROWS}}u + r];
+        }
 //#if SUBGROUPS
-    reduce_rows(acc, id.lid, id.sg_lane, id.sg_id, id.n_sg);
+        reduce_rows(a, id.lid, id.sg_lane, id.sg_id, id.n_sg);
 //#else
-    reduce_rows(acc, id.lid, 0u, 0u, 0u);
+        reduce_rows(a, id.lid, 0u, 0u, 0u);
 //#endif
-    store_rows(id.wid.z, first_row(id), id.lid);
+        store_rows(first_token(id) + tt, first_row(id), id.lid);
+    }
 }
 
 // store_rows writes the ROWS sums that reduce_rows left in red_out for token t, rows row0.. of the

@@ -8,7 +8,10 @@
 // (sub-block 2g), element 64g+32+l its high nibble (sub-block 2g+1). Value = d*sc*q - dmin*m with the
 // 6-bit sc and m of the sub-block.
 //
-// Workgroup: WG threads computing ROWS consecutive rows for one token. A thread's unit of work is one
+// Workgroup: WG threads computing ROWS consecutive rows for NT tokens (matvec_io.wgsl). For each token
+// in turn the unit below runs again: its weight bytes were just loaded for the previous token, so they
+// come from the cache, and each weight is read from memory once for all the tokens.
+// (For one token:) A thread's unit of work is one
 // group of one super-block, 64 elements: it loads the group's 16 x vec4s once and reuses them, and their
 // two sub-block sums, for all ROWS rows; per row it loads the super-block header (one vec4) and the
 // group's 32 quant bytes (two vec4s), unpacks the two sub-blocks' scales and mins once (32 elements
@@ -16,7 +19,7 @@
 // element. Threads take groups lid, lid+WG, ...: neighbours read neighbouring 32-byte pieces of a row.
 // reduce_rows (subgroupAdd when SUBGROUPS, whatever the subgroup size; a shared-memory tree otherwise)
 // combines the threads' partial sums.
-// Dispatch: grid (see common.wgsl) of ceil(M/ROWS) workgroups along x/y, T along z.
+// Dispatch: grid (see common.wgsl) of ceil(M/ROWS) workgroups along x/y, ceil(T/NT) along z.
 // Requires K % 256 == 0 and x_stride % 4 == 0.
 
 //#include "matvec_io.wgsl"
@@ -26,42 +29,43 @@
 
 @compute @workgroup_size({{WG}})
 fn main(id: MatIds) {
-    let t = id.wid.z;
     let rows = row_indices(first_row(id));
-    let xb = t * (P.x_stride >> 2u);
     let row_vecs = P.row_bytes >> 4u;
-    var acc: array<f32, {{ROWS}}>;
+    var acc: array<f32, {{RNT}}>;
     let groups = P.k >> 6u;
     for (var gi = id.lid; gi < groups; gi += {{WG}}u) {
         let blk = gi >> 2u;
         let g = gi & 3u;
-        // The group's activations: 16 vec4s, elements 64g..64g+31 (sub-block 2g) then 64g+32.. (2g+1).
-        var xs: array<vec4<f32>, 16>;
-        let xi = xb + gi * 16u;
-        for (var j = 0u; j < 16u; j++) {
-            xs[j] = x[xi + j];
-        }
-        let one = vec4<f32>(1.0);
-        let sx0 = dot(xs[0] + xs[1] + xs[2] + xs[3] + xs[4] + xs[5] + xs[6] + xs[7], one);
-        let sx1 = dot(xs[8] + xs[9] + xs[10] + xs[11] + xs[12] + xs[13] + xs[14] + xs[15], one);
-        // Sub-blocks 2g and 2g+1 are bytes 2(g%2) and 2(g%2)+1 of the unpacked scale and min words of
-        // sub-blocks 0..3 (g < 2) or 4..7 (g >= 2); get_scale_min_k4 for four sub-blocks at once.
-        let hi = g >= 2u;
-        let sh = (g & 1u) * 16u;
-        for (var r = 0u; r < {{ROWS}}u; r++) {
-            let vb = rows[r] * row_vecs + blk * 9u;
-            let hdr = w[vb];
-            let qa = w[vb + 1u + 2u * g];
-            let qb = w[vb + 2u + 2u * g];
-            let scw = select(hdr.y & 0x3F3F3F3Fu, (hdr.w & 0x0F0F0F0Fu) | ((hdr.y >> 2u) & 0x30303030u), hi) >> sh;
-            let mw = select(hdr.z & 0x3F3F3F3Fu, ((hdr.w >> 4u) & 0x0F0F0F0Fu) | ((hdr.z >> 2u) & 0x30303030u), hi) >> sh;
-            let m4 = vec4<u32>(0x0F0F0F0Fu);
-            let d0 = dot_u8x16(qa & m4, xs[0], xs[1], xs[2], xs[3]) + dot_u8x16(qb & m4, xs[4], xs[5], xs[6], xs[7]);
-            let d1 = dot_u8x16((qa >> vec4<u32>(4u)) & m4, xs[8], xs[9], xs[10], xs[11]) +
-                dot_u8x16((qb >> vec4<u32>(4u)) & m4, xs[12], xs[13], xs[14], xs[15]);
-            let dm = unpack2x16float(hdr.x);
-            acc[r] += dm.x * (f32(scw & 0xFFu) * d0 + f32((scw >> 8u) & 0xFFu) * d1) -
-                dm.y * (f32(mw & 0xFFu) * sx0 + f32((mw >> 8u) & 0xFFu) * sx1);
+        for (var tt = 0u; tt < token_count(id); tt++) {
+            let xb = (first_token(id) + tt) * (P.x_stride >> 2u);
+            // The group's activations: 16 vec4s, elements 64g..64g+31 (sub-block 2g) then 64g+32.. (2g+1).
+            var xs: array<vec4<f32>, 16>;
+            let xi = xb + gi * 16u;
+            for (var j = 0u; j < 16u; j++) {
+                xs[j] = x[xi + j];
+            }
+            let one = vec4<f32>(1.0);
+            let sx0 = dot(xs[0] + xs[1] + xs[2] + xs[3] + xs[4] + xs[5] + xs[6] + xs[7], one);
+            let sx1 = dot(xs[8] + xs[9] + xs[10] + xs[11] + xs[12] + xs[13] + xs[14] + xs[15], one);
+            // Sub-blocks 2g and 2g+1 are bytes 2(g%2) and 2(g%2)+1 of the unpacked scale and min words of
+            // sub-blocks 0..3 (g < 2) or 4..7 (g >= 2); get_scale_min_k4 for four sub-blocks at once.
+            let hi = g >= 2u;
+            let sh = (g & 1u) * 16u;
+            for (var r = 0u; r < {{ROWS}}u; r++) {
+                let vb = rows[r] * row_vecs + blk * 9u;
+                let hdr = w[vb];
+                let qa = w[vb + 1u + 2u * g];
+                let qb = w[vb + 2u + 2u * g];
+                let scw = select(hdr.y & 0x3F3F3F3Fu, (hdr.w & 0x0F0F0F0Fu) | ((hdr.y >> 2u) & 0x30303030u), hi) >> sh;
+                let mw = select(hdr.z & 0x3F3F3F3Fu, ((hdr.w >> 4u) & 0x0F0F0F0Fu) | ((hdr.z >> 2u) & 0x30303030u), hi) >> sh;
+                let m4 = vec4<u32>(0x0F0F0F0Fu);
+                let d0 = dot_u8x16(qa & m4, xs[0], xs[1], xs[2], xs[3]) + dot_u8x16(qb & m4, xs[4], xs[5], xs[6], xs[7]);
+                let d1 = dot_u8x16((qa >> vec4<u32>(4u)) & m4, xs[8], xs[9], xs[10], xs[11]) +
+                    dot_u8x16((qb >> vec4<u32>(4u)) & m4, xs[12], xs[13], xs[14], xs[15]);
+                let dm = unpack2x16float(hdr.x);
+                acc[tt * {{ROWS}}u + r] += dm.x * (f32(scw & 0xFFu) * d0 + f32((scw >> 8u) & 0xFFu) * d1) -
+                    dm.y * (f32(mw & 0xFFu) * sx0 + f32((mw >> 8u) & 0xFFu) * sx1);
+            }
         }
     }
     finish_rows(acc, id);

@@ -8,7 +8,9 @@
 // ql[64n + 32(q%2) + l] (low nibble for q < 2, high nibble otherwise) and 2 high bits from qh[32n + l]
 // bits 2q..2q+1. Element e uses scales[e/16]. Value = d * scale * (q6 - 32).
 //
-// Workgroup: WG threads computing ROWS consecutive rows for one token. A thread's unit of work is 64
+// Workgroup: WG threads computing ROWS consecutive rows for NT tokens (matvec_io.wgsl); for each token
+// in turn the unit below runs again, its weight bytes from the cache (read from memory once for all).
+// For one token: A thread's unit of work is 64
 // elements of one half n of a super-block: l = 16h..16h+15 of its four quarters, each quarter's 16 one
 // scale group. It loads their 16 x vec4s and four sums once for all ROWS rows; per row it loads 16 bytes
 // each of ql (two places) and qh and the scale words, merges the 6-bit codes four bytes per word op,
@@ -16,7 +18,7 @@
 // d * Σ_q sc_q * (Σx·q6 - 32 Σx), so the -32 offset costs nothing per element. Threads take units
 // lid, lid+WG, ...; reduce_rows (subgroupAdd when SUBGROUPS, whatever the subgroup size; a shared-memory
 // tree otherwise) combines their partial sums.
-// Dispatch: grid (see common.wgsl) of ceil(M/ROWS) workgroups along x/y, T along z.
+// Dispatch: grid (see common.wgsl) of ceil(M/ROWS) workgroups along x/y, ceil(T/NT) along z.
 // Requires K % 256 == 0 and x_stride % 4 == 0.
 
 //#include "matvec_io.wgsl"
@@ -37,49 +39,50 @@ fn load4(off: u32) -> vec4<u32> {
 
 @compute @workgroup_size({{WG}})
 fn main(id: MatIds) {
-    let t = id.wid.z;
     let rows = row_indices(first_row(id));
-    let xb = t * (P.x_stride >> 2u);
-    var acc: array<f32, {{ROWS}}>;
+    var acc: array<f32, {{RNT}}>;
     let units = P.k >> 6u;
     for (var u = id.lid; u < units; u += {{WG}}u) {
         let blk = u >> 2u;
         let n = (u >> 1u) & 1u;
         let h = u & 1u;
-        // Quarter q's 16 elements start at element 256blk + 128n + 32q + 16h: x vec4 xi + 8q.
-        var xs: array<vec4<f32>, 16>;
-        let xi = xb + blk * 64u + n * 32u + h * 4u;
-        for (var q = 0u; q < 4u; q++) {
-            for (var j = 0u; j < 4u; j++) {
-                xs[4u * q + j] = x[xi + 8u * q + j];
+        for (var tt = 0u; tt < token_count(id); tt++) {
+            let xb = (first_token(id) + tt) * (P.x_stride >> 2u);
+            // Quarter q's 16 elements start at element 256blk + 128n + 32q + 16h: x vec4 xi + 8q.
+            var xs: array<vec4<f32>, 16>;
+            let xi = xb + blk * 64u + n * 32u + h * 4u;
+            for (var q = 0u; q < 4u; q++) {
+                for (var j = 0u; j < 4u; j++) {
+                    xs[4u * q + j] = x[xi + 8u * q + j];
+                }
             }
-        }
-        let one = vec4<f32>(1.0);
-        let sx = vec4<f32>(dot(xs[0] + xs[1] + xs[2] + xs[3], one), dot(xs[4] + xs[5] + xs[6] + xs[7], one),
-            dot(xs[8] + xs[9] + xs[10] + xs[11], one), dot(xs[12] + xs[13] + xs[14] + xs[15], one));
-        let m4 = vec4<u32>(0x0F0F0F0Fu);
-        let m2 = vec4<u32>(0x30303030u);
-        for (var r = 0u; r < {{ROWS}}u; r++) {
-            let base = rows[r] * P.row_bytes + blk * 210u;
-            let ql0 = load4(base + 64u * n + 16u * h);
-            let ql1 = load4(base + 64u * n + 32u + 16u * h);
-            let qh = load4(base + 128u + 32u * n + 16u * h);
-            // Scales 8n + h + {0, 2, 4, 6} (quarters 0..3) are bytes h and h+2 of words 2n and 2n+1.
-            let sw = load4(base + 192u);
-            let s01 = select(sw.x, sw.z, n == 1u) >> (8u * h);
-            let s23 = select(sw.y, sw.w, n == 1u) >> (8u * h);
-            let sc = vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(s01, s01 >> 16u, s23, s23 >> 16u) << vec4<u32>(24u)) >> vec4<u32>(24u));
-            // d is the half after the scales: the high half of word i+4 of load4(base + 192) if that
-            // offset is 2 mod 4, else its low half.
-            let d = unpack2x16float(w[((base + 192u) >> 2u) + 4u] >> ((base & 2u) * 8u)).x;
-            // 6-bit codes, four per word: low nibbles from ql, bits 4..5 from qh.
-            let q0 = (ql0 & m4) | ((qh << vec4<u32>(4u)) & m2);
-            let q1 = (ql1 & m4) | ((qh << vec4<u32>(2u)) & m2);
-            let q2 = ((ql0 >> vec4<u32>(4u)) & m4) | (qh & m2);
-            let q3 = ((ql1 >> vec4<u32>(4u)) & m4) | ((qh >> vec4<u32>(2u)) & m2);
-            let dq = vec4<f32>(dot_u8x16(q0, xs[0], xs[1], xs[2], xs[3]), dot_u8x16(q1, xs[4], xs[5], xs[6], xs[7]),
-                dot_u8x16(q2, xs[8], xs[9], xs[10], xs[11]), dot_u8x16(q3, xs[12], xs[13], xs[14], xs[15]));
-            acc[r] += d * dot(sc, dq - 32.0 * sx);
+            let one = vec4<f32>(1.0);
+            let sx = vec4<f32>(dot(xs[0] + xs[1] + xs[2] + xs[3], one), dot(xs[4] + xs[5] + xs[6] + xs[7], one),
+                dot(xs[8] + xs[9] + xs[10] + xs[11], one), dot(xs[12] + xs[13] + xs[14] + xs[15], one));
+            let m4 = vec4<u32>(0x0F0F0F0Fu);
+            let m2 = vec4<u32>(0x30303030u);
+            for (var r = 0u; r < {{ROWS}}u; r++) {
+                let base = rows[r] * P.row_bytes + blk * 210u;
+                let ql0 = load4(base + 64u * n + 16u * h);
+                let ql1 = load4(base + 64u * n + 32u + 16u * h);
+                let qh = load4(base + 128u + 32u * n + 16u * h);
+                // Scales 8n + h + {0, 2, 4, 6} (quarters 0..3) are bytes h and h+2 of words 2n and 2n+1.
+                let sw = load4(base + 192u);
+                let s01 = select(sw.x, sw.z, n == 1u) >> (8u * h);
+                let s23 = select(sw.y, sw.w, n == 1u) >> (8u * h);
+                let sc = vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(s01, s01 >> 16u, s23, s23 >> 16u) << vec4<u32>(24u)) >> vec4<u32>(24u));
+                // d is the half after the scales: the high half of word i+4 of load4(base + 192) if that
+                // offset is 2 mod 4, else its low half.
+                let d = unpack2x16float(w[((base + 192u) >> 2u) + 4u] >> ((base & 2u) * 8u)).x;
+                // 6-bit codes, four per word: low nibbles from ql, bits 4..5 from qh.
+                let q0 = (ql0 & m4) | ((qh << vec4<u32>(4u)) & m2);
+                let q1 = (ql1 & m4) | ((qh << vec4<u32>(2u)) & m2);
+                let q2 = ((ql0 >> vec4<u32>(4u)) & m4) | (qh & m2);
+                let q3 = ((ql1 >> vec4<u32>(4u)) & m4) | ((qh >> vec4<u32>(2u)) & m2);
+                let dq = vec4<f32>(dot_u8x16(q0, xs[0], xs[1], xs[2], xs[3]), dot_u8x16(q1, xs[4], xs[5], xs[6], xs[7]),
+                    dot_u8x16(q2, xs[8], xs[9], xs[10], xs[11]), dot_u8x16(q3, xs[12], xs[13], xs[14], xs[15]));
+                acc[tt * {{ROWS}}u + r] += d * dot(sc, dq - 32.0 * sx);
+            }
         }
     }
     finish_rows(acc, id);
