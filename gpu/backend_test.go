@@ -350,3 +350,33 @@ func TestAgainstCPUBackend(t *testing.T) {
 		})
 	}
 }
+
+// TestHeadCountsItsRows asks for 2 and then 6 rows of a 9-token step and checks that the output
+// projection wrote only those rows of its logits buffer: its kernels count the rows they are given, not
+// the step's tokens (which would store rows past the wanted ones, and past the buffer's end when the
+// step has more tokens than the buffer has rows).
+func TestHeadCountsItsRows(t *testing.T) {
+	m := synthModel(t)
+	b := newBackend(t, m, Options{Context: 32, Batch: 16})
+	vocab := m.Config.Vocab
+	for _, want := range [][]int{{3, 8}, {0, 1, 2, 4, 6, 8}} {
+		sentinel := make([]float32, b.maxOut*vocab)
+		for i := range sentinel {
+			sentinel[i] = 12345
+		}
+		if err := b.d.Write(b.logits, 0, f32Bytes(sentinel)); err != nil {
+			t.Fatal(err)
+		}
+		b.Truncate(0)
+		if _, err := b.Forward(context.Background(), []int32{1, 2, 3, 4, 5, 6, 7, 8, 9}, want); err != nil {
+			t.Fatal(err)
+		}
+		got := mustF32(t, b.d, b.logits, 0, b.maxOut*vocab)
+		for r := len(want); r < b.maxOut; r++ {
+			if v := got[r*vocab]; v != 12345 {
+				t.Errorf("%d wanted rows: logits row %d was written (%g)", len(want), r, v)
+				break
+			}
+		}
+	}
+}
