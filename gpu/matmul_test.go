@@ -94,7 +94,7 @@ func TestMatVec(t *testing.T) {
 	d := device(t)
 	for _, sg := range reductionModes(d) {
 		for _, c := range matCases {
-			for _, T := range []int{1, 2, 3, 4} { // decode; a few tokens in one workgroup
+			for _, T := range []int{1, 2, 5, 8} { // decode; a few tokens in one workgroup
 				t.Run(fmt.Sprintf("%s/%dx%d/T%d/subgroups=%v", c.typ, c.m, c.k, T, sg), func(t *testing.T) {
 					useSubgroups(t, d, sg)
 					e := testMatMul(t, d, c, T, 0, plainProduct)
@@ -111,7 +111,7 @@ func TestMatVec(t *testing.T) {
 func TestMatMulPrefill(t *testing.T) {
 	d := device(t)
 	for _, c := range matCases {
-		for _, T := range []int{5, 33} {
+		for _, T := range []int{matvecMaxT + 1, 33} {
 			t.Run(fmt.Sprintf("%s/%dx%d/T%d", c.typ, c.m, c.k, T), func(t *testing.T) {
 				e := testMatMul(t, d, c, T, 0, plainProduct)
 				t.Logf("max rel err %.2e", e)
@@ -124,7 +124,7 @@ func TestMatMulSplitBindings(t *testing.T) {
 	d := device(t)
 	for _, c := range matCases {
 		rb, _ := c.typ.RowBytes(c.k)
-		for _, T := range []int{1, 6} {
+		for _, T := range []int{1, 6, 33} {
 			t.Run(fmt.Sprintf("%s/T%d", c.typ, T), func(t *testing.T) {
 				// Seven rows' worth per binding, six once uploads keep row pairs together: chunks whose row
 				// counts are not multiples of 4 or 64.
@@ -136,7 +136,7 @@ func TestMatMulSplitBindings(t *testing.T) {
 }
 
 // TestMatMulFused checks the products that combine with what their output holds: adding into it (the
-// residual connections) and finishing SwiGLU on it (the up projection), as mat-vec (T ≤ 4, both
+// residual connections) and finishing SwiGLU on it (the up projection), as mat-vec (T ≤ matvecMaxT, both
 // reductions) and as mat-mat, with the weights split across bindings too.
 func TestMatMulFused(t *testing.T) {
 	d := device(t)
@@ -157,7 +157,7 @@ func TestMatMulFused(t *testing.T) {
 func eachProductShape(t *testing.T, d *Device, name string, split uint64, f func(t *testing.T, T int, split uint64)) {
 	modes := reductionModes(d)
 	for _, sg := range modes {
-		for _, T := range []int{1, 3, 33} {
+		for _, T := range []int{1, 3, matvecMaxT, 33} {
 			if T > matvecMaxT && sg != modes[0] {
 				continue // the mat-mat has no subgroup variant
 			}

@@ -21,7 +21,7 @@ const (
 	// matvecMaxT is the largest token count recorded as mat-vecs, one workgroup taking them all (the
 	// NT define), so each weight is read once for all; larger steps use the tiled mat-mat, which reads
 	// each weight tile once for 32 tokens.
-	matvecMaxT = 4
+	matvecMaxT = 8
 	matmulTM   = 64 // rows per mat-mat workgroup (matmul.wgsl TM)
 	matmulTN   = 32 // tokens per mat-mat workgroup (matmul.wgsl TN)
 )
