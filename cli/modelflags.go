@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"smolchat/engine"
+	"smolchat/model"
 
 	// The backends register themselves with the engine.
 	"smolchat/cpu"
@@ -23,6 +24,9 @@ type modelFlags struct {
 	ctx      *int
 	threads  *int
 	numerics *string
+	rope     *string
+	ropeFac  *float64
+	yarnOrig *int
 }
 
 func addModelFlags(fs *flag.FlagSet) *modelFlags {
@@ -34,6 +38,9 @@ func addModelFlags(fs *flag.FlagSet) *modelFlags {
 		ctx:      fs.Int("ctx", engine.DefaultContext, "context window in tokens (capped by the model's)"),
 		threads:  fs.Int("threads", 0, "CPU threads (0 = one per core)"),
 		numerics: fs.String("numerics", "fast", "CPU backend rounding: fast (8-bit activations as llama.cpp), llama (also llama.cpp's half-precision attention sums), exact (float32, as the GPU)"),
+		rope:     fs.String("rope-scaling", "", "RoPE scaling: none, linear or yarn (default: the model file's), as llama.cpp's flag"),
+		ropeFac:  fs.Float64("rope-scale", 0, "RoPE context scaling factor: with --rope-scaling yarn and 2, a model trained on 65536 positions takes --ctx up to 131072 (0 = the file's)"),
+		yarnOrig: fs.Int("yarn-orig-ctx", 0, "YaRN: the model's original context (0 = the file's, else its trained context)"),
 	}
 }
 
@@ -62,9 +69,13 @@ func (f *modelFlags) load(env *Env) (*engine.Engine, error) {
 	if _, err := cpu.ParseNumerics(*f.numerics); err != nil {
 		return nil, usageErr("--numerics %q: want fast, llama or exact", *f.numerics)
 	}
+	rope, err := f.ropeOptions()
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: *f.model, Backend: b, Adapter: *f.adapter,
-		Context: *f.ctx, Threads: *f.threads, Numerics: *f.numerics, Log: env.Log, Progress: loadProgress(env.Stderr)})
+		Context: *f.ctx, Threads: *f.threads, Numerics: *f.numerics, Rope: rope, Log: env.Log, Progress: loadProgress(env.Stderr)})
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +83,15 @@ func (f *modelFlags) load(env *Env) (*engine.Engine, error) {
 	env.Log.Info("model loaded", "model", info.Model, "arch", info.Arch, "quant", info.Quant, "backend", info.Backend,
 		"device", info.Device, "ctx", info.Context, "took", time.Since(start).Round(time.Millisecond))
 	return e, nil
+}
+
+// ropeOptions reads --rope-scaling, --rope-scale and --yarn-orig-ctx.
+func (f *modelFlags) ropeOptions() (model.RopeOptions, error) {
+	s, err := model.ParseRopeScaling(*f.rope)
+	if err != nil {
+		return model.RopeOptions{}, usageErr("--rope-scaling %q: want none, linear or yarn", *f.rope)
+	}
+	return model.RopeOptions{Scaling: s, Factor: *f.ropeFac, OrigContext: *f.yarnOrig}, nil
 }
 
 // thinkFlag reads --think/--no-think into the engine's tri-state.

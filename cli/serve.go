@@ -187,9 +187,13 @@ func (o *serveOptions) load(ctx context.Context, env *Env, srv *server.Server, b
 		}
 		path = p
 	}
+	rope, err := o.model.ropeOptions()
+	if err != nil {
+		return nil, err
+	}
 	termProgress := loadProgress(env.Stderr)
 	return engine.Load(ctx, engine.LoadOptions{Path: path, Backend: backend, Adapter: *o.model.adapter,
-		Context: *o.model.ctx, Threads: *o.model.threads, Progress: func(frac float64, msg string) {
+		Context: *o.model.ctx, Threads: *o.model.threads, Rope: rope, Progress: func(frac float64, msg string) {
 			srv.SetLoadProgress(frac, msg)
 			termProgress(frac, msg)
 		}, Log: env.Log})
