@@ -60,7 +60,12 @@ func TestLoadRefusesCraftedFiles(t *testing.T) {
 		{"YaRN key", base().Set(r+"scaling.yarn_beta_fast", float32(32)), "llama.rope.scaling.yarn_beta_fast = 32: smolchat runs YaRN with llama.cpp's defaults"},
 		{"NaN scaling factor", base().Set(r+"scaling.factor", nan), "llama.rope.scaling.factor = NaN"},
 
-		{"unknown pre-tokenizer", gpt2("qwen2"), `pre-tokenizer "qwen2" (tokenizer.ggml.pre) is not supported`},
+		{"unknown pre-tokenizer", gpt2("deepseek-llm"), `pre-tokenizer "deepseek-llm" (tokenizer.ggml.pre) is not supported`},
+		{"qwen2 pre-tokenizer", gpt2("qwen2"), ""},
+		{"qwen3 with its QK-norm weights", craft.Model("qwen3", quant.F32).AddTensor("blk.0.attn_q_norm.weight", quant.F32, 8).
+			AddTensor("blk.0.attn_k_norm.weight", quant.F32, 8), ""},
+		{"qwen3 without QK-norm weights", craft.Model("qwen3", quant.F32), "tensor blk.0.attn_q_norm.weight is missing"},
+		{"QK-norm weights in a llama file", base().AddTensor("blk.0.attn_q_norm.weight", quant.F32, 8), "tensor blk.0.attn_q_norm.weight is a QK-norm weight, which this architecture does not have"},
 
 		{"attention bias", base().AddTensor("blk.0.attn_q.bias", quant.F32, craft.Dim), "tensor blk.0.attn_q.bias is a bias"},
 		{"expert tensor", base().AddTensor("blk.0.ffn_gate_exps.weight", quant.F32, craft.Dim, craft.FF, 2), "tensor blk.0.ffn_gate_exps.weight is a mixture of experts"},

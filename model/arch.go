@@ -61,6 +61,8 @@ var families = map[string]Family{
 	// SmolLM3 is llama with NoPE layers; llama.cpp hard-codes n_no_rope_layer_step = 4 for it and the
 	// file has no key for it (spec §1.1).
 	"smollm3": {Rope: RopeNorm, NoRopeStep: 4, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
+	// Qwen3 dense (llama.cpp's llm_build_qwen3): QK-norm before NEOX RoPE.
+	"qwen3": {Rope: RopeNeox, QKNorm: true, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
 }
 
 // Architectures lists the families smolchat can run, sorted: those checkImplemented accepts.

@@ -42,7 +42,7 @@ func TestOpenErrors(t *testing.T) {
 	families["qwen2"] = Family{Rope: RopeNeox, AttnBias: true, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1}
 	t.Cleanup(func() { delete(families, "qwen2") })
 	cases := []struct{ name, path, want string }{
-		{"wrong architecture", writeModel(t, "gpt2", quant.F32, ""), `architecture "gpt2" is not supported (supported: llama, smollm3)`},
+		{"wrong architecture", writeModel(t, "gpt2", quant.F32, ""), `architecture "gpt2" is not supported (supported: llama, qwen3, smollm3)`},
 		{"unimplemented feature", writeModel(t, "qwen2", quant.F32, ""),
 			`architecture "qwen2" needs attention biases, which smolchat does not implement yet`},
 		{"missing tensor", writeModel(t, "llama", quant.F32, "blk.0.ffn_up.weight"), "tensor blk.0.ffn_up.weight is missing"},

@@ -64,6 +64,14 @@ var presets = []Preset{
 		Name: "smollm3-tiny", Arch: "smollm3", Pre: "smaug-bpe", Template: ChatTemplate, Dim: 256, Layers: 4, Heads: 4,
 		KVHeads: 1, FF: 768, Context: 4096, Vocab: 128256, RopeBase: 5e6, RMSEps: 1e-6,
 	},
+	{
+		// Qwen3 dense as llama.cpp's llm_build_qwen3 runs it: QK-norm, NEOX RoPE at base 1e6, heads wider
+		// than dim/heads (key_length 128, as Qwen3-0.6B's 16×128 over 1024), GQA 2:1, an untied head,
+		// the qwen2 pre-tokenizer and Qwen3's chat template (enable_thinking, <think>).
+		Name: "qwen3-tiny", Arch: "qwen3", Pre: "qwen2", Template: Qwen3Template, Dim: 256, Layers: 4, Heads: 4,
+		KVHeads: 2, KeyLength: 128, FF: 768, Context: 4096, Vocab: 128256, RopeBase: 1e6, RMSEps: 1e-6,
+		QKNorm: true, Untied: true,
+	},
 }
 
 // Presets lists the presets by name.
