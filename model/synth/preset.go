@@ -72,6 +72,14 @@ var presets = []Preset{
 		KVHeads: 2, KeyLength: 128, FF: 768, Context: 4096, Vocab: 128256, RopeBase: 1e6, RMSEps: 1e-6,
 		QKNorm: true, Untied: true,
 	},
+	{
+		// Llama 3.2 as llama.cpp's llm_build_llama runs it: rope_freqs.weight (Llama 3's frequency
+		// factors, factor 32 over an original 8192 positions) at base 500000, head width 64 (as the
+		// 1B/3B models), GQA 2:1, a tied output, the llama-bpe pre-tokenizer (which adds BOS). No chat
+		// template: a base model, rendered raw.
+		Name: "llama3-tiny", Arch: "llama", Pre: "llama-bpe", Dim: 256, Layers: 4, Heads: 4, KVHeads: 2, FF: 768,
+		Context: 4096, Vocab: 128256, RopeBase: 500000, RMSEps: 1e-5, Llama3Rope: true,
+	},
 }
 
 // Presets lists the presets by name.

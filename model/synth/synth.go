@@ -1,12 +1,14 @@
 // Package synth writes random-weight GGUF models with the architecture, tensor names, shapes, metadata
-// and Q4_K_M type mix of SmolLM3 (and, smaller, of Qwen3 and Llama 3), for tests and benchmarks that must not depend on downloading the real
-// 1.8 GB model. The outputs are gibberish; the files load and run like the real thing.
+// and Q4_K_M type mix of SmolLM3 (and, small, of Qwen3 and Llama 3), for tests and benchmarks that must
+// not depend on downloading real models. The outputs are gibberish; the files load and run like the real
+// thing.
 //
-// Two presets exist. smollm3-3b has the exact shapes of SmolLM3-3B (326 tensors: 216 Q4_K, 37 Q6_K,
+// smollm3-3b has the exact shapes of SmolLM3-3B (326 tensors: 216 Q4_K, 37 Q6_K,
 // 73 F32); its quantized tensors are random valid blocks generated directly, because quantizing three
 // billion f32 weights with the K-quant search would take minutes and speed does not depend on the
-// values. smollm3-tiny is a 4-layer model of the same architecture whose weights are drawn as f32 and
-// quantized with the quant package, so its activations behave like a model's.
+// values. smollm3-tiny, qwen3-tiny and llama3-tiny are 4-layer models of their architectures whose
+// weights are drawn as f32 and quantized with the quant package, so their activations behave like a
+// model's (the conformance tests check them against llama.cpp, internal/conformance).
 //
 // Output is deterministic: the same preset, seed and vocabulary give the same bytes, however many CPUs
 // share the work. The file is streamed one tensor at a time.
