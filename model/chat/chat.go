@@ -117,8 +117,8 @@ func (p Prompt) Tokens(enc func(text string, parseSpecial bool) []int32) []int32
 // ForModel picks the renderer for a model from its architecture (general.architecture) and its chat
 // template text (tokenizer.chat_template, empty if absent): SmolLM3's for the smollm3 architecture or
 // a template with SmolLM3's reasoning flags, Qwen3's for a ChatML template with an enable_thinking switch
-// and <think> blocks, ChatML for any other template using <|im_start|>, and Raw otherwise (a base model
-// such as stories260K has no template at all).
+// and <think> blocks, ChatML for any other template using <|im_start|>, Llama 3 Instruct's for one with
+// <|start_header_id|> turns, and Raw otherwise (a base model such as stories260K has no template at all).
 func ForModel(arch, template string) Renderer {
 	switch {
 	case arch == "smollm3" || strings.Contains(template, "Reasoning Mode") || strings.Contains(template, "/no_think"):
@@ -127,6 +127,8 @@ func ForModel(arch, template string) Renderer {
 		return Qwen3{}
 	case strings.Contains(template, imStart):
 		return ChatML{}
+	case strings.Contains(template, startHeader) && strings.Contains(template, eotID):
+		return Llama3{}
 	default:
 		return Raw{}
 	}
