@@ -101,7 +101,7 @@ func FromFile(f *gguf.File) (*Model, error) {
 	}
 	for _, t := range f.Tensors {
 		if !known[t.Name] {
-			return nil, unknownTensor(f.Path, c.Arch, t.Name)
+			return nil, unknownTensor(f.Path, c.Arch, t.Name, plan)
 		}
 	}
 	for _, p := range plan {

@@ -53,7 +53,7 @@ func tensorPlan(c Config, w *Weights, hasRopeFreqs bool) []plannedTensor {
 
 // unknownTensor is the error for a tensor outside the plan: the file holds a feature the forward pass
 // would silently skip.
-func unknownTensor(path, arch, name string) error {
+func unknownTensor(path, arch, name string, plan []plannedTensor) error {
 	if name == "rope_freqs.weight" {
 		return fmt.Errorf("model %s: tensor rope_freqs.weight (Llama 3's RoPE frequency scaling) in a %s model: "+
 			"only llama files may carry it (as in llama.cpp), and running without it would give wrong answers", path, arch)
@@ -67,7 +67,16 @@ func unknownTensor(path, arch, name string) error {
 	case strings.HasSuffix(name, "attn_q_norm.weight") || strings.HasSuffix(name, "attn_k_norm.weight"):
 		what = "a QK-norm weight, which this architecture does not have"
 	}
+	var global, layer []string
+	for _, p := range plan {
+		n := strings.TrimSuffix(p.name, ".weight")
+		if rest, ok := strings.CutPrefix(n, "blk.0."); ok {
+			layer = append(layer, rest)
+		} else if !strings.HasPrefix(n, "blk.") {
+			global = append(global, n)
+		}
+	}
 	return fmt.Errorf("model %s: tensor %s is %s, and running without it would give wrong answers "+
-		"(a %s model has only token_embd, output_norm, output and, per layer, attn_norm, attn_q, attn_k, attn_v, "+
-		"attn_output, ffn_norm, ffn_gate, ffn_up and ffn_down weights)", path, name, what, arch)
+		"(this %s model has only %s and, per layer, %s weights)", path, name, what, arch,
+		strings.Join(global, ", "), strings.Join(layer, ", "))
 }
