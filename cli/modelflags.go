@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"smolchat/engine"
+	"smolchat/model"
 
 	// The backends register themselves with the engine.
 	"smolchat/cpu"
@@ -25,6 +26,9 @@ type modelFlags struct {
 	numerics *string
 	tune     *string
 	tuneFile *string
+	rope     *string
+	ropeFac  *float64
+	yarnOrig *int
 }
 
 func addModelFlags(fs *flag.FlagSet) *modelFlags {
@@ -38,6 +42,9 @@ func addModelFlags(fs *flag.FlagSet) *modelFlags {
 		numerics: fs.String("numerics", "fast", "CPU backend rounding: fast (8-bit activations as llama.cpp), llama (also llama.cpp's half-precision attention sums), exact (float32, as the GPU)"),
 		tune:     fs.String("gpu-tune", "auto", "GPU kernel tuning: auto (time the kernel variants on the first load on an adapter and keep the fastest in --gpu-tune-file; later loads read them), off (built-in choices), redo (time them again)"),
 		tuneFile: fs.String("gpu-tune-file", "", "`file` keeping the GPU tuning's choices (default: smolchat/gpu-tune.json in the user's cache directory)"),
+		rope:     fs.String("rope-scaling", "", "RoPE scaling: none, linear or yarn (default: the model file's), as llama.cpp's flag"),
+		ropeFac:  fs.Float64("rope-scale", 0, "RoPE context scaling factor: with --rope-scaling yarn and 2, a model trained on 65536 positions takes --ctx up to 131072 (0 = the file's)"),
+		yarnOrig: fs.Int("yarn-orig-ctx", 0, "YaRN: the model's original context (0 = the file's, else its trained context)"),
 	}
 }
 
@@ -66,8 +73,12 @@ func (f *modelFlags) loadOptions(env *Env, path string) (engine.LoadOptions, err
 	if _, err := gpu.ParseTuneMode(*f.tune); err != nil {
 		return engine.LoadOptions{}, usageErr("--gpu-tune %q: want auto, off or redo", *f.tune)
 	}
+	rope, err := f.ropeOptions()
+	if err != nil {
+		return engine.LoadOptions{}, err
+	}
 	return engine.LoadOptions{Path: path, Backend: b, Adapter: *f.adapter, Context: *f.ctx, Threads: *f.threads,
-		Numerics: *f.numerics, Tune: *f.tune, TuneFile: *f.tuneFile, Log: env.Log, Progress: loadProgress(env.Stderr)}, nil
+		Numerics: *f.numerics, Rope: rope, Tune: *f.tune, TuneFile: *f.tuneFile, Log: env.Log, Progress: loadProgress(env.Stderr)}, nil
 }
 
 // load opens the model named by --model on the chosen backend.
@@ -88,6 +99,15 @@ func (f *modelFlags) load(env *Env) (*engine.Engine, error) {
 	env.Log.Info("model loaded", "model", info.Model, "arch", info.Arch, "quant", info.Quant, "backend", info.Backend,
 		"device", info.Device, "ctx", info.Context, "took", time.Since(start).Round(time.Millisecond))
 	return e, nil
+}
+
+// ropeOptions reads --rope-scaling, --rope-scale and --yarn-orig-ctx.
+func (f *modelFlags) ropeOptions() (model.RopeOptions, error) {
+	s, err := model.ParseRopeScaling(*f.rope)
+	if err != nil {
+		return model.RopeOptions{}, usageErr("--rope-scaling %q: want none, linear or yarn", *f.rope)
+	}
+	return model.RopeOptions{Scaling: s, Factor: *f.ropeFac, OrigContext: *f.yarnOrig}, nil
 }
 
 // thinkFlag reads --think/--no-think into the engine's tri-state.

@@ -24,7 +24,7 @@ func init() {
 	)
 	register(&Command{
 		Name:    "synth",
-		Summary: "write a random-weight SmolLM3-shaped GGUF model (Q4_K_M mix) for tests and benchmarks",
+		Summary: "write a random-weight GGUF model (SmolLM3, Qwen3 or Llama 3 shape) (Q4_K_M mix) for tests and benchmarks",
 		Usage:   "--preset " + synth.PresetNames() + " --out FILE [--layers N] [--seed N] [--vocab-from FILE.gguf]",
 		Flags: func(fs *flag.FlagSet) {
 			preset = fs.String("preset", "", "model shape: "+synth.PresetNames())

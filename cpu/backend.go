@@ -115,6 +115,7 @@ type layer struct {
 	attnNorm, ffnNorm []float32
 	q, k, v, o        matrix
 	gate, up, down    matrix
+	qNorm, kNorm      []float32 // QK-norm gains (c.QKNorm)
 	rope              bool
 }
 
@@ -183,6 +184,14 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 		}
 		if L.ffnNorm, err = f32Vector(w.FFNNorm, c.Dim); err != nil {
 			return nil, err
+		}
+		if c.QKNorm {
+			if L.qNorm, err = f32Vector(w.QNorm, c.HeadDim); err != nil {
+				return nil, err
+			}
+			if L.kNorm, err = f32Vector(w.KNorm, c.HeadDim); err != nil {
+				return nil, err
+			}
 		}
 		for _, p := range []struct {
 			dst *matrix

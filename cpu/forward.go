@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"smolchat/model"
 	"smolchat/model/quant"
 )
 
@@ -12,13 +13,15 @@ import (
 // move b.n.
 //
 // The shape of the pass is model.Family's, for the values the loader lets through (model's
-// checkImplemented): pre-norm blocks, RoPE on adjacent pairs except on the c.NoRope layers, no QK-norm
-// and no biases, a SiLU-GLU feed-forward, unscaled embeddings, and the embedding table as the output
-// projection when c.TiedOutput.
+// Family.unimplemented): pre-norm blocks, QK-norm when c.QKNorm, RoPE on adjacent (NORM) or half-split
+// (NEOX) pairs with the angles of c.RopeAngles (scaling included) except on the c.NoRope layers, no
+// biases, a SiLU-GLU feed-forward, unscaled embeddings, and the embedding table as the output projection
+// when c.TiedOutput.
 func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, out []float32) error {
 	b.allocScratch(len(tokens))
 	c, s := b.cfg, &b.s
 	T, pos0 := len(tokens), b.n
+	neox := c.Rope == model.RopeNeox
 	dim, qdim, kvdim, ff := c.Dim, c.QDim(), c.KVDim(), c.FF
 
 	// token embedding: one row of token_embd each, dequantized.
@@ -30,7 +33,7 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 	}
 	// The rotation angles depend only on the position, so one table per token serves every layer.
 	for t := range T {
-		s.rope[t].fill(pos0+t, c.RopeBase, c.RopeDim)
+		s.rope[t].fill(&c, pos0+t)
 	}
 	b.kv.grow(pos0 + T)
 
@@ -44,8 +47,8 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 		}
 		L := &b.layers[l]
 
-		// Attention, in gpu/forward.go's step names: attention norm, q/k/v projection, rope (not on NoPE
-		// layers), kv store, attention (softmax(QKᵀ/√d)·V), output projection, residual. The first layer's
+		// Attention, in gpu/forward.go's step names: attention norm, q/k/v projection, qk norm (QK-norm
+		// families), rope (not on NoPE layers), kv store, attention (softmax(QKᵀ/√d)·V), output projection, residual. The first layer's
 		// attention norm is here; the others' come with the residual add that precedes them.
 		if l == 0 {
 			b.perToken(T, func(t int) {
@@ -57,9 +60,14 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 			return fmt.Errorf("cpu backend: layer %d, q/k/v projection: %w", l, err)
 		}
 		b.perToken(T, func(t int) {
+			qt, kt := q[t*qdim:(t+1)*qdim], k[t*kvdim:(t+1)*kvdim]
+			if c.QKNorm {
+				headNorm(qt, L.qNorm, c.HeadDim, c.RMSEps)
+				headNorm(kt, L.kNorm, c.HeadDim, c.RMSEps)
+			}
 			if L.rope {
-				s.rope[t].rope(q[t*qdim:(t+1)*qdim], c.HeadDim)
-				s.rope[t].rope(k[t*kvdim:(t+1)*kvdim], c.HeadDim)
+				s.rope[t].rope(qt, c.HeadDim, neox)
+				s.rope[t].rope(kt, c.HeadDim, neox)
 			}
 			b.kv.store(l, pos0+t, k[t*kvdim:(t+1)*kvdim], v[t*kvdim:(t+1)*kvdim])
 		})

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"smolchat/gpu/ref"
 	"smolchat/model"
 	"smolchat/model/quant"
 )
@@ -14,27 +15,48 @@ import (
 func TestRoPEHandComputed(t *testing.T) {
 	// One pair at position 1, base 10000: θ = 1 rad, so (1, 0) turns into (cos 1, sin 1).
 	var r ropeTable
-	r.fill(1, 10000, 2)
+	r.fill(&model.Config{RopeDim: 2, RopeBase: 10000, RopeScaling: model.RopeScalingNone}, 1)
 	x := []float32{1, 0}
-	r.rope(x, 2)
+	r.rope(x, 2, false)
 	if math.Abs(float64(x[0])-0.5403023059) > 1e-7 || math.Abs(float64(x[1])-0.8414709848) > 1e-7 {
 		t.Errorf("rotating (1, 0) by 1 rad gave %v, want (0.5403023, 0.8414710)", x)
 	}
 }
 
+// TestRoPE checks the CPU's rotation (angles from model.Config.RopeAngles, pairs NORM or NEOX, QK-norm
+// first when asked) against gpu/ref's float64 one, for each scaling.
 func TestRoPE(t *testing.T) {
+	llama3 := make([]float32, 4) // rope_freqs of a rope dim of 8: the slow pairs divided by up to 8
+	for i := range llama3 {
+		llama3[i] = []float32{1, 1, 2.5, 8}[i]
+	}
+	plain := func(base float32, ropeDim int) model.Config {
+		return model.Config{RopeBase: base, RopeDim: ropeDim, RopeScaling: model.RopeScalingNone, RopeFactor: 1, RopeAttnFactor: 1}
+	}
+	with := func(c model.Config, f func(*model.Config)) model.Config { f(&c); return c }
 	tests := []struct {
-		name             string
-		pos              int
-		base             float32
-		headDim, ropeDim int
-		heads            int
+		name           string
+		pos            int
+		c              model.Config
+		headDim, heads int
+		neox, qkNorm   bool
 	}{
-		{"position 0 is the identity", 0, 5e6, 128, 128, 2},
-		{"position 1", 1, 10000, 8, 8, 3},
-		{"position 7 smollm3", 7, 5e6, 128, 128, 4},
-		{"position 4095 smollm3", 4095, 5e6, 128, 128, 1},
-		{"partial rotation leaves the tail alone", 300, 10000, 16, 8, 2},
+		{"position 0 is the identity", 0, plain(5e6, 128), 128, 2, false, false},
+		{"position 1", 1, plain(10000, 8), 8, 3, false, false},
+		{"position 7 smollm3", 7, plain(5e6, 128), 128, 4, false, false},
+		{"position 4095 smollm3", 4095, plain(5e6, 128), 128, 1, false, false},
+		{"partial rotation leaves the tail alone", 300, plain(10000, 8), 16, 2, false, false},
+		{"neox", 37, plain(1e6, 64), 64, 3, true, false},
+		{"neox, partial", 300, plain(10000, 8), 16, 2, true, false},
+		{"neox with qk-norm", 1000, plain(1e6, 128), 128, 2, true, true},
+		{"llama3 frequency factors", 2000, with(plain(500000, 8), func(c *model.Config) { c.RopeFreqs = llama3 }), 8, 2, false, false},
+		{"linear scaling", 3000, with(plain(10000, 64), func(c *model.Config) { c.RopeScaling, c.RopeFactor = model.RopeScalingLinear, 4 }), 64, 2, false, false},
+		{"yarn", 100000, with(plain(5e6, 128), func(c *model.Config) {
+			c.RopeScaling, c.RopeFactor, c.RopeOrigContext = model.RopeScalingYaRN, 2, 65536
+		}), 128, 2, false, false},
+		{"yarn, neox, attn factor", 40000, with(plain(1e6, 128), func(c *model.Config) {
+			c.RopeScaling, c.RopeFactor, c.RopeOrigContext, c.RopeAttnFactor = model.RopeScalingYaRN, 4, 32768, 0.9
+		}), 128, 2, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,28 +65,28 @@ func TestRoPE(t *testing.T) {
 			for i := range x {
 				x[i] = float32(rng.NormFloat64())
 			}
-			want := make([]float64, len(x))
-			for h := 0; h < tt.heads; h++ {
-				v := x[h*tt.headDim : (h+1)*tt.headDim]
-				w := want[h*tt.headDim : (h+1)*tt.headDim]
-				for i := range v {
-					w[i] = float64(v[i])
-				}
-				for i := 0; i < tt.ropeDim/2; i++ {
-					theta := float64(tt.pos) * math.Pow(float64(tt.base), -2*float64(i)/float64(tt.ropeDim))
-					s, c := math.Sincos(theta)
-					a, b := float64(v[2*i]), float64(v[2*i+1])
-					w[2*i], w[2*i+1] = a*c-b*s, a*s+b*c
-				}
+			g := make([]float32, tt.headDim)
+			for i := range g {
+				g[i] = float32(0.5 + rng.Float64())
 			}
+			want := append([]float32(nil), x...)
+			if tt.qkNorm {
+				ref.HeadNorm(want, g, tt.headDim, 1e-6)
+				headNorm(x, g, tt.headDim, 1e-6)
+			}
+			ref.Rotate(want, tt.headDim, tt.neox, ref.Angles(&tt.c, tt.pos))
 			var r ropeTable
-			r.fill(tt.pos, tt.base, tt.ropeDim)
-			r.rope(x, tt.headDim)
+			r.fill(&tt.c, tt.pos)
+			r.rope(x, tt.headDim, tt.neox)
 			// The angles are built as float32 products, as ggml does, so they drift from the exact ones
-			// by about pos·2⁻²⁴ radians.
-			tol := 1e-6 + 4*float64(tt.pos)*0x1p-24
+			// by about pos·2⁻²⁴ radians, times the magnitude of the values rotated.
+			var mag float64
+			for _, v := range want {
+				mag = max(mag, math.Abs(float64(v)))
+			}
+			tol := 2e-6 + 4*float64(tt.pos)*0x1p-24*max(1, mag)
 			for i := range x {
-				if d := math.Abs(float64(x[i]) - want[i]); d > tol {
+				if d := math.Abs(float64(x[i]) - float64(want[i])); d > tol {
 					t.Fatalf("element %d (head %d, dim %d): got %v, want %v (|Δ| %.2g > %.2g)",
 						i, i/tt.headDim, i%tt.headDim, x[i], want[i], d, tol)
 				}

@@ -2,6 +2,8 @@ package cpu
 
 import (
 	"math"
+
+	"smolchat/model"
 )
 
 // The element-wise operations of the forward pass. They follow ggml's CPU kernels in the details that
@@ -21,39 +23,45 @@ func rmsNorm(out, x, w []float32, eps float32) {
 	}
 }
 
-// ropeTable holds cos θ and sin θ for one position: θ_i = pos · base^(−2i/ropeDim), i < ropeDim/2.
+// ropeTable holds (cos θ_i, sin θ_i) of one position for the rotated pairs i < RopeDim/2, interleaved,
+// as model.Config.RopeAngles computes them (the GPU backend uploads the same numbers).
 type ropeTable struct {
-	cos, sin []float32
+	cs []float32
 }
 
-// fill computes the table for pos the way ggml's rope cache does: the frequency is a float32 power
-// multiplied up pair by pair, so the angles round exactly as llama.cpp's do.
-func (r *ropeTable) fill(pos int, base float32, ropeDim int) {
-	half := ropeDim / 2
-	if cap(r.cos) < half {
-		r.cos, r.sin = make([]float32, half), make([]float32, half)
+// fill computes the table for pos.
+func (r *ropeTable) fill(c *model.Config, pos int) {
+	if cap(r.cs) < c.RopeDim {
+		r.cs = make([]float32, c.RopeDim)
 	}
-	r.cos, r.sin = r.cos[:half], r.sin[:half]
-	step := float32(math.Pow(float64(base), -2/float64(ropeDim)))
-	theta := float32(pos)
-	for i := 0; i < half; i++ {
-		s, c := math.Sincos(float64(theta))
-		r.cos[i], r.sin[i] = float32(c), float32(s)
-		theta *= step
-	}
+	r.cs = r.cs[:c.RopeDim]
+	c.RopeAngles(pos, r.cs)
 }
 
-// rope rotates the adjacent pairs (2i, 2i+1) of the first 2·len(r.cos) values of every head in x
-// (ggml's NORM mode). x is heads × headDim values.
-func (r *ropeTable) rope(x []float32, headDim int) {
+// rope rotates the first len(r.cs) values of every head in x (heads × headDim values): adjacent pairs
+// (2i, 2i+1) with ggml's NORM mode, or half-split pairs (i, i+RopeDim/2) with NEOX.
+func (r *ropeTable) rope(x []float32, headDim int, neox bool) {
+	half := len(r.cs) / 2
+	step, stride := 2, 1 // pair i is (step·i, step·i + stride)
+	if neox {
+		step, stride = 1, half
+	}
 	for h := 0; h+headDim <= len(x); h += headDim {
 		v := x[h : h+headDim]
-		for i, c := range r.cos {
-			s := r.sin[i]
-			a, b := v[2*i], v[2*i+1]
-			v[2*i] = a*c - b*s
-			v[2*i+1] = a*s + b*c
+		for i := range half {
+			c, s := r.cs[2*i], r.cs[2*i+1]
+			j := step * i
+			a, b := v[j], v[j+stride]
+			v[j] = a*c - b*s
+			v[j+stride] = a*s + b*c
 		}
+	}
+}
+
+// headNorm RMS-normalizes every head of headDim values in x in place with gain w (QK-norm).
+func headNorm(x, w []float32, headDim int, eps float32) {
+	for h := 0; h+headDim <= len(x); h += headDim {
+		rmsNorm(x[h:h+headDim], x[h:h+headDim], w, eps)
 	}
 }
 

@@ -71,6 +71,9 @@ type LoadOptions struct {
 	Numerics string // CPU backend rounding: "" or "fast", "llama", "exact"
 	Tune     string // GPU kernel tuning: "" or "off", "auto", "redo"
 	TuneFile string // GPU tuning cache ("" = the user's cache directory)
+	// Rope overrides the file's RoPE scaling (--rope-scaling, --rope-scale, --yarn-orig-ctx); with a
+	// factor above 1 the context may grow to the original context times the factor.
+	Rope     model.RopeOptions
 	Progress func(frac float64, msg string)
 	Log      *slog.Logger
 }
@@ -88,6 +91,10 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 	progress(0, "mapping "+o.Path)
 	m, err := model.Open(o.Path)
 	if err != nil {
+		return nil, err
+	}
+	if err := m.ScaleRope(o.Rope); err != nil {
+		m.Close()
 		return nil, err
 	}
 	tok, err := tokenizer.FromGGUF(m.File)

@@ -13,8 +13,9 @@ import (
 // stands. Where the CPU does work between two matrix products (RoPE, the residual adds, SwiGLU), the GPU
 // folds it into the product that precedes it (the ROPE, ACCUM and GLU variants of the matrix kernels),
 // which saves a dispatch and a round trip of the activations through memory each time; the step's name
-// says what it folds in. The pass has the shape of model.Family for the values the loader lets through
-// (see cpu/forward.go): the steps read c.NoRope and c.TiedOutput, and no family's name.
+// says what it folds in. QK-norm and NEOX RoPE, which a projection cannot fold in, are a step of their own
+// (head_rope.wgsl). The pass has the shape of model.Family for the values the loader lets through (see
+// cpu/forward.go): the steps read c.Rope, c.QKNorm, c.NoRope and c.TiedOutput, and no family's name.
 
 // Step is one kernel of the forward pass.
 type Step struct {
@@ -97,12 +98,20 @@ func (b *Backend) layerSteps(l int, w layerWeights) ([]Step, error) {
 	dim, qdim, kvdim, ff := c.Dim, c.QDim(), c.KVDim(), c.FF
 	h, xn, kc, vc := Whole(b.h), Whole(b.xn), Whole(b.kc[l]), Whole(b.vc[l])
 	rope := !c.NoRope[l]
+	// Adjacent-pair RoPE of un-normed heads is fused into the projection (rope_pair.wgsl); QK-norm and
+	// NEOX pairs take a step of their own after it (head_rope.wgsl).
+	fused := rope && c.Rope == model.RopeNorm && !c.QKNorm
+	apart := c.QKNorm || (rope && !fused)
 	s := stepList{layer: l}
 
-	// Attention: norm, Q/K/V projections, RoPE, cache, softmax(QKᵀ/√d)·V, output projection + residual.
+	// Attention: norm, Q/K/V projections, QK-norm, RoPE, cache, softmax(QKᵀ/√d)·V, output projection + residual.
 	s.add("attention norm", func() (stepOp, error) { return d.NewRMSNorm(h, w.attnNorm, xn, dim, dim, c.RMSEps) })
-	s.add(withRope("q projection", rope), func() (stepOp, error) { return b.projection(w.q, b.q, qdim, rope) })
-	s.add(withRope("k projection", rope), func() (stepOp, error) { return b.projection(w.k, b.k, kvdim, rope) })
+	s.add(withRope("q projection", fused), func() (stepOp, error) { return b.projection(w.q, b.q, qdim, fused) })
+	s.add(withRope("k projection", fused), func() (stepOp, error) { return b.projection(w.k, b.k, kvdim, fused) })
+	if apart {
+		s.add(headStep("q", c.QKNorm, rope), func() (stepOp, error) { return b.headRope(b.q, c.Heads, qdim, w.qNorm, rope) })
+		s.add(headStep("k", c.QKNorm, rope), func() (stepOp, error) { return b.headRope(b.k, c.KVHeads, kvdim, w.kNorm, rope) })
+	}
 	s.add("v projection", func() (stepOp, error) { return d.NewMatMul(w.v, xn, dim, Whole(b.v), kvdim, 0) })
 	s.add("kv store + attention", func() (stepOp, error) {
 		return d.NewAttention(Whole(b.q), Whole(b.k), Whole(b.v), kc, vc, Whole(b.att), b.attnShape())
@@ -134,6 +143,24 @@ func withRope(name string, rope bool) string {
 		return name + " + rope"
 	}
 	return name
+}
+
+// headStep names the step after a query or key projection: "q norm + rope", "k rope", "q norm".
+func headStep(which string, norm, rope bool) string {
+	switch {
+	case norm && rope:
+		return which + " norm + rope"
+	case norm:
+		return which + " norm"
+	}
+	return which + " rope"
+}
+
+// headRope binds the QK-norm (gains g, when the family has it) and RoPE (when rope) of the heads in out.
+func (b *Backend) headRope(out *Buffer, heads, stride int, g Range, rope bool) (*Op, error) {
+	c := b.cfg
+	return b.d.NewHeadRope(Whole(out), heads, c.HeadDim, stride, c.RopeDim, HeadOptions{
+		Norm: c.QKNorm, G: g, Eps: c.RMSEps, Rope: rope, CS: Whole(b.cs), Neox: c.Rope == model.RopeNeox})
 }
 
 // projection binds a query or key projection of the normed hidden states into out (stride floats per
@@ -254,7 +281,8 @@ func (b *Backend) submit(chunk []int32, pos int, layers bool, rows []int, first 
 	return nil
 }
 
-// writeInputs writes a chunk's token ids and the RoPE angles of its positions pos...
+// writeInputs writes a chunk's token ids and the RoPE angles of its positions pos..., computed by
+// model.Config.RopeAngles as the CPU backend's are.
 func (b *Backend) writeInputs(chunk []int32, pos int) error {
 	c := b.cfg
 	ids := make([]uint32, len(chunk))
@@ -264,9 +292,9 @@ func (b *Backend) writeInputs(chunk []int32, pos int) error {
 	if err := b.d.Write(b.tok, 0, u32Bytes(ids)); err != nil {
 		return err
 	}
-	cs := make([]float32, 0, len(chunk)*c.RopeDim)
+	cs := make([]float32, len(chunk)*c.RopeDim)
 	for i := range chunk {
-		cs = append(cs, ropeAngles(pos+i, c.RopeDim, float64(c.RopeBase))...)
+		c.RopeAngles(pos+i, cs[i*c.RopeDim:(i+1)*c.RopeDim])
 	}
 	return b.d.Write(b.cs, 0, f32Bytes(cs))
 }
@@ -277,16 +305,4 @@ func (b *Backend) selectRows(e *Encoder, rows []int) {
 	for i, r := range rows {
 		e.Copy(b.xn, uint64(r)*rowBytes, b.sel, uint64(i)*rowBytes, rowBytes)
 	}
-}
-
-// ropeAngles returns (cos, sin) of pos * base^(-2i/ropeDim) for each rotated pair, in float64 so the
-// angle stays exact at large positions.
-func ropeAngles(pos, ropeDim int, base float64) []float32 {
-	out := make([]float32, ropeDim)
-	for i := range ropeDim / 2 {
-		th := float64(pos) * math.Pow(base, -2*float64(i)/float64(ropeDim))
-		s, c := math.Sincos(th)
-		out[2*i], out[2*i+1] = float32(c), float32(s)
-	}
-	return out
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"smolchat/gpu/ref"
+	"smolchat/model"
 	"smolchat/model/quant"
 )
 
@@ -270,5 +271,65 @@ func TestTopK(t *testing.T) {
 	}
 	if _, err := d.NewTopK(Range{}, 10, 0, MaxTopK+1); err == nil {
 		t.Error("k beyond MaxTopK accepted")
+	}
+}
+
+// TestHeadRope checks head_rope.wgsl (QK-norm and/or RoPE of NORM or NEOX pairs, in place) against
+// gpu/ref's HeadNorm and Rotate, with angles of every scaling from model.Config.RopeAngles.
+func TestHeadRope(t *testing.T) {
+	d := device(t)
+	yarn := model.Config{RopeBase: 1e6, RopeDim: 128, RopeScaling: model.RopeScalingYaRN, RopeFactor: 4, RopeOrigContext: 32768, RopeAttnFactor: 1}
+	plain := func(base float32, dim int) model.Config {
+		return model.Config{RopeBase: base, RopeDim: dim, RopeScaling: model.RopeScalingNone, RopeFactor: 1, RopeAttnFactor: 1}
+	}
+	for _, c := range []struct {
+		name                          string
+		heads, headDim, stride, T, p0 int
+		cfg                           model.Config
+		norm, rope, neox              bool
+	}{
+		{"qwen3 q: norm + neox", 16, 128, 2048, 3, 5, plain(1e6, 128), true, true, true},
+		{"qwen3 k: norm + neox, decode", 8, 128, 1024, 1, 300, plain(1e6, 128), true, true, true},
+		{"norm only (NoPE layer)", 4, 64, 256, 2, 0, plain(1e4, 64), true, false, false},
+		{"neox, partial rotation", 4, 16, 72, 2, 9, plain(1e4, 8), false, true, true},
+		{"norm + adjacent pairs", 2, 32, 64, 4, 17, plain(1e4, 32), true, true, false},
+		{"yarn neox at 100k", 4, 128, 512, 2, 100000, yarn, true, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(9, uint64(c.heads*c.headDim+c.p0)))
+			x := randF32(r, c.T*c.stride, 3)
+			g := randF32(r, c.headDim, 1)
+			var cs []float32
+			for tok := range c.T {
+				a := make([]float32, c.cfg.RopeDim)
+				c.cfg.RopeAngles(c.p0+tok, a)
+				cs = append(cs, a...)
+			}
+			xb := must[*Buffer](t)(d.UploadF32("x", x))
+			gb := must[*Buffer](t)(d.UploadF32("g", g))
+			cb := must[*Buffer](t)(d.UploadF32("cs", cs))
+			op := must[*Op](t)(d.NewHeadRope(Whole(xb), c.heads, c.headDim, c.stride, c.cfg.RopeDim, HeadOptions{
+				Norm: c.norm, G: Whole(gb), Eps: 1e-6, Rope: c.rope, CS: Whole(cb), Neox: c.neox}))
+			run(t, d, c.T, c.p0, func(e *Encoder) { op.Record(e, c.T) })
+			y := mustF32(t, d, xb, 0, len(x))
+			for tok := range c.T {
+				want := append([]float32(nil), x[tok*c.stride:(tok+1)*c.stride]...)
+				heads := want[:c.heads*c.headDim]
+				if c.norm {
+					ref.HeadNorm(heads, g, c.headDim, 1e-6)
+				}
+				if c.rope {
+					ref.Rotate(heads, c.headDim, c.neox, ref.Angles(&c.cfg, c.p0+tok))
+				}
+				got := y[tok*c.stride : (tok+1)*c.stride]
+				e := relErr(got, want)
+				// The float32 angles drift from ref's float64 ones by about pos·2⁻²⁴ radians.
+				tol := 2e-5 + 8*float64(c.p0+tok)*0x1p-24
+				t.Logf("token %d: max rel err %.2e (limit %.2g)", tok, e, tol)
+				if e > tol {
+					t.Errorf("token %d: max relative error %.3g", tok, e)
+				}
+			}
+		})
 	}
 }

@@ -52,7 +52,7 @@ func newUploader(d *Device, W model.Weights, c model.Config, progress func(done,
 		tensors = append(tensors, W.Output)
 	}
 	for _, L := range W.Layers {
-		tensors = append(tensors, L.AttnNorm, L.Q, L.K, L.V, L.O, L.FFNNorm, L.Gate, L.Up, L.Down)
+		tensors = append(tensors, L.AttnNorm, L.Q, L.K, L.V, L.O, L.FFNNorm, L.Gate, L.Up, L.Down, L.QNorm, L.KNorm)
 	}
 	for _, t := range tensors {
 		up.total += int64(len(t.Data))
@@ -71,10 +71,14 @@ func (up *uploader) matrix(t model.Tensor) (*Weights, error) {
 	return w, err
 }
 
-// vector uploads a norm weight as float32: it is small, and every token reads it whole.
-func (up *uploader) vector(t model.Tensor) (Range, error) {
-	if t.Rows != 1 || t.Cols != up.dim {
-		return Range{}, fmt.Errorf("tensor %s is %dx%d, want a vector of %d", t.Name, t.Rows, t.Cols, up.dim)
+// vector uploads a norm weight of the model's width as float32: it is small, and every token reads it
+// whole.
+func (up *uploader) vector(t model.Tensor) (Range, error) { return up.vectorOf(t, up.dim) }
+
+// vectorOf uploads a norm weight of n floats.
+func (up *uploader) vectorOf(t model.Tensor, n int) (Range, error) {
+	if t.Rows != 1 || t.Cols != n {
+		return Range{}, fmt.Errorf("tensor %s is %dx%d, want a vector of %d", t.Name, t.Rows, t.Cols, n)
 	}
 	v := make([]float32, t.Cols)
 	if err := quant.DequantizeRow(t.Type, t.Data, v); err != nil {
@@ -88,6 +92,7 @@ func (up *uploader) vector(t model.Tensor) (Range, error) {
 // layerWeights are one transformer block's tensors on the device.
 type layerWeights struct {
 	attnNorm, ffnNorm              Range
+	qNorm, kNorm                   Range // QK-norm gains (Family.QKNorm)
 	q, k, v, o, gate, upProj, down *Weights
 }
 
@@ -100,6 +105,14 @@ func (up *uploader) layer(L model.Layer) (layerWeights, error) {
 	}
 	if w.ffnNorm, err = up.vector(L.FFNNorm); err != nil {
 		return w, err
+	}
+	if L.QNorm.Data != nil {
+		if w.qNorm, err = up.vectorOf(L.QNorm, L.QNorm.Cols); err != nil {
+			return w, err
+		}
+		if w.kNorm, err = up.vectorOf(L.KNorm, L.KNorm.Cols); err != nil {
+			return w, err
+		}
 	}
 	for _, m := range []struct {
 		dst **Weights

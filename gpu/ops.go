@@ -598,3 +598,51 @@ func (o *TopK) Record(e *Encoder) {
 	e.Dispatch(o.partial, o.bg, uint32(o.nPart), 1, 1)
 	e.Dispatch(o.finish, o.bg, 1, 1, 1)
 }
+
+// HeadOptions choose what NewHeadRope does to each head: QK-norm with gains G, and RoPE by the angles in
+// CS (NEOX pairs or adjacent ones).
+type HeadOptions struct {
+	Norm bool
+	G    Range
+	Eps  float32
+	Rope bool
+	CS   Range // (cos, sin) per token and pair, RopeDim/2 pairs a token
+	Neox bool
+}
+
+// NewHeadRope QK-norms and/or rotates in place the heads of headDim floats in x (token t head h at
+// t*stride + h*headDim), heads of them a token (head_rope.wgsl): the query or key heads of families
+// whose RoPE the projection cannot fuse (NEOX pairs, or a norm before the rotation).
+func (d *Device) NewHeadRope(x Range, heads, headDim, stride, ropeDim int, o HeadOptions) (*Op, error) {
+	if !o.Norm && !o.Rope {
+		return nil, fmt.Errorf("head rope: neither a norm nor a rotation")
+	}
+	if o.Rope && (ropeDim <= 0 || ropeDim%2 != 0 || ropeDim > headDim) {
+		return nil, fmt.Errorf("head rope: RoPE over %d of a head's %d dims: want an even count, at most the head size", ropeDim, headDim)
+	}
+	if stride < heads*headDim {
+		return nil, fmt.Errorf("head rope: stride %d below %d heads of %d", stride, heads, headDim)
+	}
+	g, cs := o.G, o.CS
+	if !o.Norm {
+		g = cs // bound but unread
+	}
+	if !o.Rope {
+		cs = g
+	}
+	kind := "rope"
+	if o.Norm {
+		kind = "norm+rope"
+		if !o.Rope {
+			kind = "norm"
+		}
+	}
+	return d.newSimple(kernelSpec{file: "head_rope.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite},
+		defs: shaders.Defines{"NORM": boolDef(o.Norm), "ROPE": boolDef(o.Rope), "NEOX": boolDef(o.Neox)}},
+		[]any{headDim, stride, ropeDim, o.Eps}, []Range{g, cs, x},
+		func(T int) (uint32, uint32, uint32) { return uint32(heads), uint32(T), 1 },
+		opCost{shape: fmt.Sprintf("%s %dx%d", kind, heads, headDim), cost: func(T, _ int) (float64, float64) {
+			n := float64(T * heads * headDim)
+			return 8 * n, 6 * n // read and write each value; square, sum, scale, rotate
+		}})
+}

@@ -15,12 +15,15 @@ type Family struct {
 	// NoRopeStep > 0 makes every NoRopeStep-th layer skip RoPE (SmolLM3's NoPE layers: 4); Config.NoRope
 	// lists the layers.
 	NoRopeStep int
-	QKNorm     bool          // RMS-normalize each query and key head before RoPE (Qwen3)
-	AttnBias   bool          // the Q, K, V projections add a bias (Qwen2)
-	FFNBias    bool          // the feed-forward projections add a bias
-	Act        Activation    // the feed-forward: down(act(gate) · up)
-	Norm       NormPlacement // where the RMS norms sit in a block
-	EmbedScale float32       // the token embeddings are multiplied by it (Gemma: √dim); 1 for most
+	// HasRopeFreqs: the file may hold rope_freqs.weight, per-pair divisors of the RoPE frequencies (Llama 3's
+	// frequency scaling, which its converter writes as a tensor; llama.cpp's llm_build_llama reads it).
+	HasRopeFreqs bool
+	QKNorm       bool          // RMS-normalize each query and key head before RoPE (Qwen3)
+	AttnBias     bool          // the Q, K, V projections add a bias (Qwen2)
+	FFNBias      bool          // the feed-forward projections add a bias
+	Act          Activation    // the feed-forward: down(act(gate) · up)
+	Norm         NormPlacement // where the RMS norms sit in a block
+	EmbedScale   float32       // the token embeddings are multiplied by it (Gemma: √dim); 1 for most
 }
 
 // RopeStyle is how RoPE pairs the dimensions of a head it rotates.
@@ -31,8 +34,8 @@ const (
 	RopeNeox RopeStyle = "neox" // half-split pairs (i, i+RopeDim/2): LLAMA_ROPE_TYPE_NEOX (Qwen, GPT-NeoX)
 )
 
-// RopeScaling is how a file stretches RoPE beyond its trained context. Only RopeScalingNone is
-// implemented; checkRopeScaling refuses the others, naming the keys.
+// RopeScaling is how a file (or --rope-scaling) stretches RoPE beyond the trained context: none, linear or
+// YaRN (rope.go). ropeScaling refuses LongRoPE, naming the key.
 type RopeScaling string
 
 // RopeScalingNone rotates by the plain angles pos·base^(-2i/RopeDim).
@@ -53,12 +56,12 @@ const PreNorm NormPlacement = "pre"
 // families are the general.architecture values smolchat knows, with their forward pass. A family with a
 // fact no backend implements is listed so that its files are refused naming the feature, not the name.
 var families = map[string]Family{
-	// Llama 2-style files: stories260K, TinyLlama. (Llama 3.x files are refused for rope_freqs.weight.)
-	"llama": {Rope: RopeNorm, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
+	// Llama 2-style files (stories260K, TinyLlama) and Llama 3.x, whose files carry rope_freqs.weight.
+	"llama": {Rope: RopeNorm, HasRopeFreqs: true, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
 	// SmolLM3 is llama with NoPE layers; llama.cpp hard-codes n_no_rope_layer_step = 4 for it and the
 	// file has no key for it (spec §1.1).
 	"smollm3": {Rope: RopeNorm, NoRopeStep: 4, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
-	// Qwen3 (llama.cpp's llm_build_qwen3): not implemented yet.
+	// Qwen3 dense (llama.cpp's llm_build_qwen3): QK-norm before NEOX RoPE.
 	"qwen3": {Rope: RopeNeox, QKNorm: true, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
 }
 
@@ -82,8 +85,7 @@ func (f Family) unimplemented() []string {
 			missing = append(missing, what)
 		}
 	}
-	add(f.Rope != RopeNorm, fmt.Sprintf("RoPE style %q (only adjacent pairs, %q, are implemented)", f.Rope, RopeNorm))
-	add(f.QKNorm, "QK-norm (an RMS norm of each query and key head)")
+	add(f.Rope != RopeNorm && f.Rope != RopeNeox, fmt.Sprintf("RoPE style %q (%q and %q pairs are implemented)", f.Rope, RopeNorm, RopeNeox))
 	add(f.AttnBias, "attention biases")
 	add(f.FFNBias, "feed-forward biases")
 	add(f.Act != SiLUGLU, fmt.Sprintf("activation %q", f.Act))

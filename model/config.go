@@ -22,13 +22,22 @@ type Config struct {
 	HeadDim  int
 	FF       int // feed-forward length
 	Vocab    int
-	Context  int // the model's trained context length
+	Context  int // the positions the model can attend to: TrainedContext, stretched by RoPE scaling
 	RopeBase float32
-	RopeDim  int // dims rotated per head, from the front (NORM pairs)
+	RopeDim  int // dims rotated per head, from the front
 	RMSEps   float32
 
 	Family
-	RopeScaling RopeScaling // always RopeScalingNone: the loader refuses the others
+	// TrainedContext is {arch}.context_length.
+	TrainedContext int
+	// RoPE scaling (rope.go): the type, the context stretch (1 without scaling), YaRN's original
+	// context, rope.scaling.attn_factor (1 when absent), and Llama 3's per-pair frequency divisors
+	// (rope_freqs.weight; nil when the file has none).
+	RopeScaling     RopeScaling
+	RopeFactor      float32
+	RopeOrigContext int
+	RopeAttnFactor  float32
+	RopeFreqs       []float32
 	// TiedOutput is true when there is no output.weight: logits use token_embd.
 	TiedOutput bool
 	// NoRope[l] is true on layers that skip RoPE (Family.NoRopeStep).
@@ -76,10 +85,10 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	case c.RopeDim > c.HeadDim || c.RopeDim%2 != 0:
 		return c, fmt.Errorf("model %s: %s must be even and at most the head dimension %d %s", f.Path, k.show("rope.dimension_count"), c.HeadDim, badFile)
 	}
-	if err := checkRopeScaling(f, arch); err != nil {
+	c.TrainedContext = c.Context
+	if err := ropeScaling(f, arch, &c); err != nil {
 		return c, err
 	}
-	c.RopeScaling = RopeScalingNone
 	if toks, ok := f.Strings("tokenizer.ggml.tokens"); ok {
 		c.Vocab = len(toks)
 	}

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 
 	"smolchat/model/gguf"
@@ -32,11 +33,14 @@ type Layer struct {
 	AttnNorm, Q, K, V, O Tensor
 	FFNNorm, Gate, Up    Tensor
 	Down                 Tensor
+	QNorm, KNorm         Tensor // QK-norm gains, one head wide (Family.QKNorm; empty otherwise)
 }
 
-// Weights are all of a model's tensors by role. Output is Embed when the embeddings are tied.
+// Weights are all of a model's tensors by role. Output is Embed when the embeddings are tied. RopeFreqs
+// is Llama 3's rope_freqs.weight when the file has it (also decoded into Config.RopeFreqs).
 type Weights struct {
 	Embed, OutputNorm, Output Tensor
+	RopeFreqs                 Tensor
 	Layers                    []Layer
 }
 
@@ -90,14 +94,14 @@ func FromFile(f *gguf.File) (*Model, error) {
 		return Tensor{Name: name, Type: t.Type, Rows: rows, Cols: cols, Data: f.Data(t)}, nil
 	}
 	w := &m.Weights
-	plan := tensorPlan(c, w)
+	plan := tensorPlan(c, w, f.Tensor("rope_freqs.weight") != nil)
 	known := make(map[string]bool, len(plan))
 	for _, p := range plan {
 		known[p.name] = true
 	}
 	for _, t := range f.Tensors {
 		if !known[t.Name] {
-			return nil, unknownTensor(f.Path, c.Arch, t.Name)
+			return nil, unknownTensor(f.Path, c.Arch, t.Name, plan)
 		}
 	}
 	for _, p := range plan {
@@ -108,7 +112,29 @@ func FromFile(f *gguf.File) (*Model, error) {
 	if c.TiedOutput {
 		w.Output = w.Embed
 	}
+	if w.RopeFreqs.Data != nil {
+		if m.Config.RopeFreqs, err = ropeFreqs(f.Path, w.RopeFreqs); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
+}
+
+// ropeFreqs decodes rope_freqs.weight: F32 (as ggml's rope requires), finite and positive divisors.
+func ropeFreqs(path string, t Tensor) ([]float32, error) {
+	if t.Type != quant.F32 {
+		return nil, fmt.Errorf("model %s: tensor %s has type %s, want F32 (llama.cpp's RoPE reads only F32 frequency factors) %s", path, t.Name, t.Type, badFile)
+	}
+	v := make([]float32, t.Cols)
+	if err := quant.DequantizeRow(t.Type, t.Data, v); err != nil {
+		return nil, fmt.Errorf("model %s: tensor %s: %w", path, t.Name, err)
+	}
+	for i, x := range v {
+		if !(x > 0) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("model %s: tensor %s holds %g at %d, want finite divisors above 0 %s", path, t.Name, x, i, badFile)
+		}
+	}
+	return v, nil
 }
 
 // Name is the file's base name.

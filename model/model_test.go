@@ -38,10 +38,13 @@ func TestOpenErrors(t *testing.T) {
 	noRead := filepath.Join(t.TempDir(), "noread.gguf")
 	os.WriteFile(noRead, data, 0o000)
 
+	// A family with a fact no backend implements (Qwen2's attention biases), listed for this test only.
+	families["qwen2"] = Family{Rope: RopeNeox, AttnBias: true, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1}
+	t.Cleanup(func() { delete(families, "qwen2") })
 	cases := []struct{ name, path, want string }{
-		{"wrong architecture", writeModel(t, "gpt2", quant.F32, ""), `architecture "gpt2" is not supported (supported: llama, smollm3)`},
-		{"unimplemented feature", writeModel(t, "qwen3", quant.F32, ""),
-			`architecture "qwen3" needs RoPE style "neox" (only adjacent pairs, "norm", are implemented) and QK-norm`},
+		{"wrong architecture", writeModel(t, "gpt2", quant.F32, ""), `architecture "gpt2" is not supported (supported: llama, qwen3, smollm3)`},
+		{"unimplemented feature", writeModel(t, "qwen2", quant.F32, ""),
+			`architecture "qwen2" needs attention biases, which smolchat does not implement yet`},
 		{"missing tensor", writeModel(t, "llama", quant.F32, "blk.0.ffn_up.weight"), "tensor blk.0.ffn_up.weight is missing"},
 		{"unsupported quant", writeModel(t, "llama", quant.Q4_1, ""), "type Q4_1, which this project cannot compute with"},
 		{"directory", t.TempDir(), "is a directory"},
@@ -70,11 +73,13 @@ func TestSharedModels(t *testing.T) {
 	}{
 		{"stories260K.gguf", Config{Arch: "llama", Dim: 64, Layers: 5, Heads: 8, KVHeads: 4, HeadDim: 8, FF: 172,
 			Vocab: 512, Context: 2048, RopeBase: 10000, RopeDim: 8, RMSEps: 1e-5,
-			Family: Family{Rope: RopeNorm, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1}, RopeScaling: RopeScalingNone}, nil},
+			Family: Family{Rope: RopeNorm, HasRopeFreqs: true, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1}, TrainedContext: 2048,
+			RopeScaling: RopeScalingNone, RopeFactor: 1, RopeOrigContext: 2048, RopeAttnFactor: 1}, nil},
 		{"smollm3-tiny-synthetic-Q4_K_M.gguf", Config{Arch: "smollm3", Dim: 512, Layers: 8, Heads: 4, KVHeads: 1,
 			HeadDim: 128, FF: 1536, Vocab: 128256, Context: 4096, RopeBase: 5e6, RopeDim: 128, RMSEps: 1e-6,
-			Family:      Family{Rope: RopeNorm, NoRopeStep: 4, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
-			RopeScaling: RopeScalingNone, TiedOutput: true}, []int{3, 7}},
+			Family:         Family{Rope: RopeNorm, NoRopeStep: 4, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
+			TrainedContext: 4096, RopeScaling: RopeScalingNone, RopeFactor: 1, RopeOrigContext: 4096, RopeAttnFactor: 1,
+			TiedOutput: true}, []int{3, 7}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			m, err := Open(testutil.SharedFile(t, tc.file))
@@ -98,5 +103,41 @@ func TestSharedModels(t *testing.T) {
 				t.Errorf("NoPE layers %v, want %v", gotNope, tc.nope)
 			}
 		})
+	}
+}
+
+// TestScaleRope: the load options stretch the context as llama.cpp's --rope-scaling/--rope-scale do.
+func TestScaleRope(t *testing.T) {
+	open := func() *Model {
+		m, err := Open(writeModel(t, "smollm3", quant.F32, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	m := open()
+	trained := m.Config.Context
+	if err := m.ScaleRope(RopeOptions{Scaling: RopeScalingYaRN, Factor: 2}); err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	if c.Context != 2*trained || c.RopeOrigContext != trained || c.RopeFactor != 2 || c.RopeScaling != RopeScalingYaRN {
+		t.Errorf("yarn ×2: context %d, original %d, factor %g, %s; want %d, %d, 2, yarn", c.Context, c.RopeOrigContext, c.RopeFactor, c.RopeScaling, 2*trained, trained)
+	}
+	if err := m.ScaleRope(RopeOptions{Scaling: RopeScalingNone}); err != nil || m.Config.Context != trained || m.Config.RopeFactor != 1 {
+		t.Errorf("none after yarn: %v, context %d, factor %g", err, m.Config.Context, m.Config.RopeFactor)
+	}
+	for _, tc := range []struct {
+		o    RopeOptions
+		want string
+	}{
+		{RopeOptions{Scaling: RopeScalingYaRN}, "--rope-scaling yarn needs a factor above 1 (--rope-scale; 2 for"},
+		{RopeOptions{Scaling: RopeScalingLinear, Factor: 0.5}, "a factor of at least 1"},
+		{RopeOptions{Factor: -1}, "want a finite factor"},
+	} {
+		if err := open().ScaleRope(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want %q", tc.o, err, tc.want)
+		}
 	}
 }

@@ -17,11 +17,11 @@ type Model struct {
 	layers        []layer
 	keys, values  [][]float32 // per layer, position-major
 	n             int
-	ropeBase      float64
 }
 
 type layer struct {
 	attnNorm, ffnNorm        []float32
+	qNorm, kNorm             []float32
 	q, k, v, o, gate, up, dn []float32
 }
 
@@ -38,7 +38,7 @@ func NewModel(m *model.Model) (*Model, error) {
 		}
 		return out, nil
 	}
-	r := &Model{cfg: c, ropeBase: float64(c.RopeBase), keys: make([][]float32, c.Layers), values: make([][]float32, c.Layers)}
+	r := &Model{cfg: c, keys: make([][]float32, c.Layers), values: make([][]float32, c.Layers)}
 	var err error
 	if r.embed, err = deq(m.Weights.Embed); err != nil {
 		return nil, err
@@ -55,7 +55,10 @@ func NewModel(m *model.Model) (*Model, error) {
 			dst *[]float32
 			t   model.Tensor
 		}{{&l.attnNorm, L.AttnNorm}, {&l.ffnNorm, L.FFNNorm}, {&l.q, L.Q}, {&l.k, L.K}, {&l.v, L.V}, {&l.o, L.O},
-			{&l.gate, L.Gate}, {&l.up, L.Up}, {&l.dn, L.Down}} {
+			{&l.gate, L.Gate}, {&l.up, L.Up}, {&l.dn, L.Down}, {&l.qNorm, L.QNorm}, {&l.kNorm, L.KNorm}} {
+			if p.t.Data == nil { // no QK-norm
+				continue
+			}
 			if *p.dst, err = deq(p.t); err != nil {
 				return nil, err
 			}
@@ -72,14 +75,20 @@ func (r *Model) Step(tok int32) []float32 {
 	pos := r.n
 	h := append([]float32(nil), r.embed[int(tok)*c.Dim:(int(tok)+1)*c.Dim]...)
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
+	cs := Angles(&c, pos)
+	neox := c.Rope == model.RopeNeox
 	for li, L := range r.layers {
 		x := RMSNorm(h, L.attnNorm, c.RMSEps)
 		q := MatVec(L.q, c.QDim(), c.Dim, x)
 		k := MatVec(L.k, c.KVDim(), c.Dim, x)
 		v := MatVec(L.v, c.KVDim(), c.Dim, x)
+		if c.QKNorm {
+			HeadNorm(q, L.qNorm, c.HeadDim, c.RMSEps)
+			HeadNorm(k, L.kNorm, c.HeadDim, c.RMSEps)
+		}
 		if !c.NoRope[li] {
-			Rope(q, c.HeadDim, c.RopeDim, pos, r.ropeBase)
-			Rope(k, c.HeadDim, c.RopeDim, pos, r.ropeBase)
+			Rotate(q, c.HeadDim, neox, cs)
+			Rotate(k, c.HeadDim, neox, cs)
 		}
 		r.keys[li] = append(r.keys[li], k...)
 		r.values[li] = append(r.values[li], v...)

@@ -6,6 +6,8 @@ package ref
 import (
 	"math"
 	"sort"
+
+	"smolchat/model"
 )
 
 // MatVec returns y[r] = sum_k w[r*k + kk] * x[kk] for m rows of k elements.
@@ -36,28 +38,91 @@ func RMSNorm(x, g []float32, eps float32) []float32 {
 	return y
 }
 
-// RopeAngles returns (cos, sin) of pos * base^(-2i/ropeDim) for the ropeDim/2 pairs, interleaved.
+// RopeAngles returns (cos, sin) of pos * base^(-2i/ropeDim) for the ropeDim/2 pairs, interleaved: plain
+// RoPE, without scaling.
 func RopeAngles(pos int, ropeDim int, base float64) []float32 {
-	out := make([]float32, ropeDim)
-	for i := range ropeDim / 2 {
-		th := float64(pos) * math.Pow(base, -2*float64(i)/float64(ropeDim))
-		out[2*i] = float32(math.Cos(th))
-		out[2*i+1] = float32(math.Sin(th))
+	c := model.Config{RopeDim: ropeDim, RopeBase: float32(base), RopeScaling: model.RopeScalingNone}
+	a := Angles(&c, pos)
+	out := make([]float32, len(a))
+	for i, v := range a {
+		out[i] = float32(v)
+	}
+	return out
+}
+
+// Angles returns the (cos θ_i, sin θ_i)·mscale of the RopeDim/2 rotated pairs of c at pos, interleaved,
+// in float64 from the definitions (model/rope.go states them): Llama 3's frequency divisors, linear
+// scaling, YaRN's ramp between its correction dims and its magnitude scale 1 + 0.1·ln(factor).
+func Angles(c *model.Config, pos int) []float64 {
+	d := float64(c.RopeDim)
+	base := float64(c.RopeBase)
+	factor := 1.0
+	if c.RopeScaling != model.RopeScalingNone && c.RopeFactor > 0 {
+		factor = float64(c.RopeFactor)
+	}
+	yarn := c.RopeScaling == model.RopeScalingYaRN && factor != 1
+	mscale := 1.0
+	if c.RopeAttnFactor > 0 {
+		mscale = float64(c.RopeAttnFactor)
+	}
+	var lo, hi float64
+	if yarn {
+		mscale *= 1 + 0.1*math.Log(factor)
+		// YaRN's correction dims: the pair whose wavelength fits beta times into the original context.
+		corr := func(beta float64) float64 {
+			return d * math.Log(float64(c.RopeOrigContext)/(beta*2*math.Pi)) / (2 * math.Log(base))
+		}
+		lo, hi = max(0, math.Floor(corr(32))), min(d-1, math.Ceil(corr(1)))
+	}
+	out := make([]float64, c.RopeDim)
+	for i := range c.RopeDim / 2 {
+		extrap := float64(pos) * math.Pow(base, -2*float64(i)/d)
+		if c.RopeFreqs != nil {
+			extrap /= float64(c.RopeFreqs[i])
+		}
+		th := extrap / factor
+		if yarn {
+			ramp := 1 - min(1, max(0, (float64(i)-lo)/max(0.001, hi-lo)))
+			th = th*(1-ramp) + extrap*ramp
+		}
+		out[2*i], out[2*i+1] = math.Cos(th)*mscale, math.Sin(th)*mscale
 	}
 	return out
 }
 
 // Rope rotates in place the first ropeDim dims of each head of headDim in x (adjacent pairs, the NORM
-// convention of GGUF llama-family weights) for position pos.
+// convention of GGUF llama-family weights) for position pos, without scaling.
 func Rope(x []float32, headDim, ropeDim, pos int, base float64) {
 	cs := RopeAngles(pos, ropeDim, base)
+	c64 := make([]float64, len(cs))
+	for i, v := range cs {
+		c64[i] = float64(v)
+	}
+	Rotate(x, headDim, false, c64)
+}
+
+// Rotate rotates in place the first len(cs) dims of each head of headDim in x by the angles cs (Angles):
+// pairs (2i, 2i+1) (NORM), or (i, i+len(cs)/2) with neox (NEOX: Qwen, GPT-NeoX).
+func Rotate(x []float32, headDim int, neox bool, cs []float64) {
+	half := len(cs) / 2
 	for h := 0; h+headDim <= len(x); h += headDim {
-		for i := range ropeDim / 2 {
-			c, s := float64(cs[2*i]), float64(cs[2*i+1])
-			a, b := float64(x[h+2*i]), float64(x[h+2*i+1])
-			x[h+2*i] = float32(a*c - b*s)
-			x[h+2*i+1] = float32(a*s + b*c)
+		for i := range half {
+			j, k := h+2*i, h+2*i+1
+			if neox {
+				j, k = h+i, h+i+half
+			}
+			c, s := cs[2*i], cs[2*i+1]
+			a, b := float64(x[j]), float64(x[k])
+			x[j] = float32(a*c - b*s)
+			x[k] = float32(a*s + b*c)
 		}
+	}
+}
+
+// HeadNorm RMS-normalizes each head of headDim in x in place with gain g (QK-norm).
+func HeadNorm(x, g []float32, headDim int, eps float32) {
+	for h := 0; h+headDim <= len(x); h += headDim {
+		copy(x[h:h+headDim], RMSNorm(x[h:h+headDim], g, eps))
 	}
 }
 

@@ -34,9 +34,9 @@ type Message struct {
 type Options struct {
 	// AddGenerationPrompt appends the opening of an assistant turn for the model to complete.
 	AddGenerationPrompt bool
-	// EnableThinking selects SmolLM3's reasoning mode: nil means the template's default (thinking on).
-	// A /think or /no_think flag in the system message wins over it. Templates without a reasoning
-	// mode ignore it.
+	// EnableThinking selects the reasoning mode of SmolLM3 and Qwen3: nil means the template's default
+	// (thinking on). With SmolLM3 a /think or /no_think flag in the system message wins over it.
+	// Templates without a reasoning mode ignore it.
 	EnableThinking *bool
 	// Date is the "Today Date" SmolLM3 writes into its system block; the zero value means today, in
 	// local time. Pin it to keep a prompt (and a KV-cache prefix) stable across days.
@@ -116,14 +116,19 @@ func (p Prompt) Tokens(enc func(text string, parseSpecial bool) []int32) []int32
 
 // ForModel picks the renderer for a model from its architecture (general.architecture) and its chat
 // template text (tokenizer.chat_template, empty if absent): SmolLM3's for the smollm3 architecture or
-// a template with SmolLM3's reasoning flags, ChatML for any other template using <|im_start|>, and
-// Raw otherwise (a base model such as stories260K has no template at all).
+// a template with SmolLM3's reasoning flags, Qwen3's for a ChatML template with an enable_thinking switch
+// and <think> blocks, ChatML for any other template using <|im_start|>, Llama 3 Instruct's for one with
+// <|start_header_id|> turns, and Raw otherwise (a base model such as stories260K has no template at all).
 func ForModel(arch, template string) Renderer {
 	switch {
 	case arch == "smollm3" || strings.Contains(template, "Reasoning Mode") || strings.Contains(template, "/no_think"):
 		return SmolLM3{}
+	case strings.Contains(template, imStart) && strings.Contains(template, "enable_thinking") && strings.Contains(template, "<think>"):
+		return Qwen3{}
 	case strings.Contains(template, imStart):
 		return ChatML{}
+	case strings.Contains(template, startHeader) && strings.Contains(template, eotID):
+		return Llama3{}
 	default:
 		return Raw{}
 	}

@@ -8,11 +8,13 @@ import (
 	"smolchat/model/quant"
 )
 
-// Preset is the shape of a model to synthesize. Every preset is a smollm3 architecture: tied embeddings,
-// GQA, NoPE on every fourth layer (llama.cpp derives that from the architecture name, not from a key).
+// Preset is the shape of a model to synthesize: a smollm3 (NoPE on every fourth layer, which llama.cpp
+// derives from the architecture name, not from a key), llama or qwen3 architecture with GQA, and the
+// family's extras (QK-norm, Llama 3's rope_freqs, an untied output).
 type Preset struct {
 	Name    string
-	Dim     int // embedding length
+	Arch    string // general.architecture
+	Dim     int    // embedding length
 	Layers  int
 	Heads   int
 	KVHeads int
@@ -23,27 +25,60 @@ type Preset struct {
 	RopeBase float32
 	RMSEps   float32
 
+	// KeyLength is the head width when it is not Dim/Heads (Qwen3's attention.key_length); 0 otherwise.
+	KeyLength int
+	// QKNorm adds attn_q_norm and attn_k_norm (Qwen3).
+	QKNorm bool
+	// Llama3Rope writes rope_freqs.weight, Llama 3's frequency factors as its converter computes them
+	// (factor 32, low 1, high 4, original context 8192: Llama 3.2's rope_scaling).
+	Llama3Rope bool
+	// Untied writes an output.weight (Q6_K) instead of tying the head to the embeddings.
+	Untied bool
+	// Pre is tokenizer.ggml.pre; Template the tokenizer.chat_template.
+	Pre, Template string
+
 	// Direct fills the quantized tensors with random valid blocks (scales and quants drawn at random)
 	// instead of quantizing f32 weights. Inference speed does not depend on the values, and quantizing
 	// three billion weights with the careful K-quant search takes minutes, so the 3B preset does this.
 	Direct bool
 }
 
-// HeadDim is Dim / Heads.
-func (p Preset) HeadDim() int { return p.Dim / p.Heads }
+// HeadDim is KeyLength, or Dim / Heads.
+func (p Preset) HeadDim() int {
+	if p.KeyLength > 0 {
+		return p.KeyLength
+	}
+	return p.Dim / p.Heads
+}
 
 var presets = []Preset{
 	{
 		// The released SmolLM3-3B (spec §1, §2.2).
-		Name: "smollm3-3b", Dim: 2048, Layers: 36, Heads: 16, KVHeads: 4, FF: 11008, Context: 65536,
+		Name: "smollm3-3b", Arch: "smollm3", Pre: "smaug-bpe", Template: ChatTemplate, Dim: 2048, Layers: 36, Heads: 16, KVHeads: 4, FF: 11008, Context: 65536,
 		Vocab: 128256, RopeBase: 5e6, RMSEps: 1e-6, Direct: true,
 	},
 	{
 		// Small enough to write in a second and run anywhere, yet it exercises what the 3B model does:
 		// GQA 4:1, a NoPE layer (3), tied Q6_K embeddings over the full vocabulary, and both Q4_K and
 		// Q6_K for attn_v/ffn_down by the Q4_K_M rule (layers 2 and 3 of 4).
-		Name: "smollm3-tiny", Dim: 256, Layers: 4, Heads: 4, KVHeads: 1, FF: 768, Context: 4096,
-		Vocab: 128256, RopeBase: 5e6, RMSEps: 1e-6,
+		Name: "smollm3-tiny", Arch: "smollm3", Pre: "smaug-bpe", Template: ChatTemplate, Dim: 256, Layers: 4, Heads: 4,
+		KVHeads: 1, FF: 768, Context: 4096, Vocab: 128256, RopeBase: 5e6, RMSEps: 1e-6,
+	},
+	{
+		// Qwen3 dense as llama.cpp's llm_build_qwen3 runs it: QK-norm, NEOX RoPE at base 1e6, heads wider
+		// than dim/heads (key_length 128, as Qwen3-0.6B's 16×128 over 1024), GQA 2:1, an untied head,
+		// the qwen2 pre-tokenizer and Qwen3's chat template (enable_thinking, <think>).
+		Name: "qwen3-tiny", Arch: "qwen3", Pre: "qwen2", Template: Qwen3Template, Dim: 256, Layers: 4, Heads: 4,
+		KVHeads: 2, KeyLength: 128, FF: 768, Context: 4096, Vocab: 128256, RopeBase: 1e6, RMSEps: 1e-6,
+		QKNorm: true, Untied: true,
+	},
+	{
+		// Llama 3.2 as llama.cpp's llm_build_llama runs it: rope_freqs.weight (Llama 3's frequency
+		// factors, factor 32 over an original 8192 positions) at base 500000, head width 64 (as the
+		// 1B/3B models), GQA 2:1, a tied output, the llama-bpe pre-tokenizer (which adds BOS). No chat
+		// template: a base model, rendered raw.
+		Name: "llama3-tiny", Arch: "llama", Pre: "llama-bpe", Dim: 256, Layers: 4, Heads: 4, KVHeads: 2, FF: 768,
+		Context: 4096, Vocab: 128256, RopeBase: 500000, RMSEps: 1e-5, Llama3Rope: true,
 	},
 }
 
@@ -78,6 +113,8 @@ func (p Preset) check() error {
 		return fmt.Errorf("synth: preset %q: dim %d, heads %d and kv heads %d do not divide", p.Name, p.Dim, p.Heads, p.KVHeads)
 	case p.Dim%quant.QK_K != 0 || p.FF%quant.QK_K != 0:
 		return fmt.Errorf("synth: preset %q: dim %d and ff %d must be multiples of %d for K-quants", p.Name, p.Dim, p.FF, quant.QK_K)
+	case p.Arch != "smollm3" && p.Arch != "llama" && p.Arch != "qwen3":
+		return fmt.Errorf("synth: preset %q: architecture %q (want smollm3, llama or qwen3)", p.Name, p.Arch)
 	case p.Vocab <= maxSpecialID:
 		return fmt.Errorf("synth: preset %q: vocab %d cannot hold SmolLM3's special tokens (ids up to %d)", p.Name, p.Vocab, maxSpecialID)
 	}
@@ -97,7 +134,30 @@ const (
 	roleNorm       role = iota // RMSNorm gain: U(0.5, 1.5) × Std
 	roleMatrix                 // zero-mean weights with standard deviation Std
 	roleEmbeddings             // the token embeddings (also the tied output head)
+	roleFixed                  // the values given (rope_freqs)
 )
+
+// llama3RopeFreqs are Llama 3's RoPE frequency divisors as convert_hf_to_gguf.py computes them from
+// Llama 3.2's rope_scaling (factor 32, low_freq_factor 1, high_freq_factor 4, original context 8192): 1
+// for wavelengths under 8192/4, 32 over 8192, smoothly between.
+func llama3RopeFreqs(base float32, headDim int) []float32 {
+	const factor, low, high, old = 32.0, 1.0, 4.0, 8192.0
+	out := make([]float32, headDim/2)
+	for i := range out {
+		freq := 1 / math.Pow(float64(base), float64(2*i)/float64(headDim))
+		wavelen := 2 * math.Pi / freq
+		switch {
+		case wavelen < old/high:
+			out[i] = 1
+		case wavelen > old/low:
+			out[i] = factor
+		default:
+			smooth := (old/wavelen - low) / (high - low)
+			out[i] = float32(1 / ((1-smooth)/factor + smooth))
+		}
+	}
+	return out
+}
 
 // TensorSpec is one tensor of the planned file.
 type TensorSpec struct {
@@ -105,8 +165,9 @@ type TensorSpec struct {
 	Type quant.Type
 	Dims []uint64 // ggml order: ne0 (the row length) first
 	// Std is the target standard deviation of a matrix's weights, or the scale of a norm's gain.
-	Std  float64
-	role role
+	Std    float64
+	role   role
+	values []float32 // roleFixed
 }
 
 // Rows is the number of rows (1 for a vector).
@@ -148,7 +209,7 @@ const (
 // Types follow llama.cpp's Q4_K_M rules (spec §2.3): norms F32, token_embd Q6_K (it is the tied output),
 // attn_v and ffn_down Q6_K on the useMoreBits layers, everything else Q4_K. There is no output.weight.
 func (p Preset) Tensors() []TensorSpec {
-	d, qd, kvd, ff := uint64(p.Dim), uint64(p.Dim), uint64(p.KVHeads*p.HeadDim()), uint64(p.FF)
+	d, qd, kvd, ff := uint64(p.Dim), uint64(p.Heads*p.HeadDim()), uint64(p.KVHeads*p.HeadDim()), uint64(p.FF)
 	sub := embedStd * math.Sqrt(float64(p.Dim)/4/float64(2*p.Layers)) // each sub-layer's output std
 	in := 1 / math.Sqrt(float64(p.Dim))                               // unit-variance outputs from a normed input
 	ts := []TensorSpec{{Name: "token_embd.weight", Type: quant.Q6_K, Dims: []uint64{d, uint64(p.Vocab)},
@@ -172,6 +233,20 @@ func (p Preset) Tensors() []TensorSpec {
 			TensorSpec{Name: pre + "ffn_down.weight", Type: more, Dims: []uint64{ff, d},
 				Std: sub / (swigluRMS * math.Sqrt(float64(ff))), role: roleMatrix},
 		)
+		if p.QKNorm {
+			hd := uint64(p.HeadDim())
+			ts = append(ts,
+				TensorSpec{Name: pre + "attn_q_norm.weight", Type: quant.F32, Dims: []uint64{hd}, Std: 1, role: roleNorm},
+				TensorSpec{Name: pre + "attn_k_norm.weight", Type: quant.F32, Dims: []uint64{hd}, Std: 1, role: roleNorm})
+		}
+	}
+	if p.Llama3Rope {
+		ts = append(ts, TensorSpec{Name: "rope_freqs.weight", Type: quant.F32, Dims: []uint64{uint64(p.HeadDim() / 2)},
+			role: roleFixed, values: llama3RopeFreqs(p.RopeBase, p.HeadDim())})
+	}
+	if p.Untied {
+		ts = append(ts, TensorSpec{Name: "output.weight", Type: quant.Q6_K, Dims: []uint64{d, uint64(p.Vocab)},
+			Std: embedStd, role: roleMatrix})
 	}
 	// logits = embed · (normed h ⊙ gain): std ≈ embedStd · sqrt(dim) · rms(gain), and rms(U(0.5,1.5)) ≈ 1.04.
 	ts = append(ts, TensorSpec{Name: "output_norm.weight", Type: quant.F32, Dims: []uint64{d},

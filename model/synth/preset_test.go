@@ -151,9 +151,26 @@ func TestPlan3B(t *testing.T) {
 func TestPlanScales(t *testing.T) {
 	for _, p := range Presets() {
 		for _, ts := range p.Tensors() {
+			if ts.role == roleFixed {
+				continue
+			}
 			if !(ts.Std > 0) || ts.Std > 10 {
 				t.Errorf("%s %s: std %g", p.Name, ts.Name, ts.Std)
 			}
+		}
+	}
+}
+
+// TestLlama3RopeFreqs: the frequency factors of Llama 3.2's rope_scaling at head width 64 and base
+// 500000, as convert_hf_to_gguf.py computes them: 1 for the fast pairs, 32 for the slow, smooth between.
+func TestLlama3RopeFreqs(t *testing.T) {
+	f := llama3RopeFreqs(500000, 64)
+	if len(f) != 32 || f[0] != 1 || f[31] != 32 {
+		t.Fatalf("factors %v: want 32 of them from 1 to 32", f)
+	}
+	for i := 1; i < len(f); i++ {
+		if f[i] < f[i-1] {
+			t.Errorf("factor %d (%g) below factor %d (%g): want non-decreasing", i, f[i], i-1, f[i-1])
 		}
 	}
 }

@@ -1,12 +1,14 @@
-// Package synth writes random-weight GGUF models with SmolLM3's architecture, tensor names, shapes,
-// metadata and Q4_K_M type mix, for tests and benchmarks that must not depend on downloading the real
-// 1.8 GB model. The outputs are gibberish; the files load and run like the real thing.
+// Package synth writes random-weight GGUF models with the architecture, tensor names, shapes, metadata
+// and Q4_K_M type mix of SmolLM3 (and, small, of Qwen3 and Llama 3), for tests and benchmarks that must
+// not depend on downloading real models. The outputs are gibberish; the files load and run like the real
+// thing.
 //
-// Two presets exist. smollm3-3b has the exact shapes of SmolLM3-3B (326 tensors: 216 Q4_K, 37 Q6_K,
+// smollm3-3b has the exact shapes of SmolLM3-3B (326 tensors: 216 Q4_K, 37 Q6_K,
 // 73 F32); its quantized tensors are random valid blocks generated directly, because quantizing three
 // billion f32 weights with the K-quant search would take minutes and speed does not depend on the
-// values. smollm3-tiny is a 4-layer model of the same architecture whose weights are drawn as f32 and
-// quantized with the quant package, so its activations behave like a model's.
+// values. smollm3-tiny, qwen3-tiny and llama3-tiny are 4-layer models of their architectures whose
+// weights are drawn as f32 and quantized with the quant package, so their activations behave like a
+// model's (the conformance tests check them against llama.cpp, internal/conformance).
 //
 // Output is deterministic: the same preset, seed and vocabulary give the same bytes, however many CPUs
 // share the work. The file is streamed one tensor at a time.
@@ -45,17 +47,17 @@ func Description(p Preset, seed uint64, v *Vocab) string {
 		how = "the Q4_K/Q6_K tensors were generated directly as random valid blocks (random scales and quants) rather than by quantizing f32 weights, since speed does not depend on the values"
 	}
 	return fmt.Sprintf("Synthetic model written by smolchat synth (preset %s, seed %d): random weights, not a trained model, "+
-		"so its output is gibberish. Same tensor names, shapes and Q4_K_M type mix as SmolLM3; %s; reserved tokens' embeddings are 1/%g the scale of the others, "+
+		"so its output is gibberish. Tensor names, shapes and Q4_K_M type mix of a %s model; %s; reserved tokens' embeddings are 1/%g the scale of the others, "+
 		"as untrained rows are small in a real model. Vocabulary: %s.",
-		p.Name, seed, how, 1/unusedEmbedScale, v.Source)
+		p.Name, seed, p.Arch, how, 1/unusedEmbedScale, v.Source)
 }
 
 // Metadata is the file's key/value table, with the keys of a real SmolLM3 Q4_K_M GGUF (spec §2.2).
 // There is no tokenizer.ggml.add_bos_token key, as in the real file, so llama.cpp adds no BOS.
 func Metadata(p Preset, seed uint64, v *Vocab) []gguf.KV {
-	a := "smollm3."
-	return []gguf.KV{
-		{Key: "general.architecture", Type: gguf.TypeString, Value: "smollm3"},
+	a := p.Arch + "."
+	kvs := []gguf.KV{
+		{Key: "general.architecture", Type: gguf.TypeString, Value: p.Arch},
 		{Key: "general.name", Type: gguf.TypeString, Value: p.Name + "-synthetic"},
 		{Key: "general.description", Type: gguf.TypeString, Value: Description(p, seed, v)},
 		{Key: a + "block_count", Type: gguf.TypeUint32, Value: uint32(p.Layers)},
@@ -71,15 +73,21 @@ func Metadata(p Preset, seed uint64, v *Vocab) []gguf.KV {
 		{Key: "general.file_type", Type: gguf.TypeUint32, Value: uint32(fileTypeQ4KM)},
 		{Key: "general.quantization_version", Type: gguf.TypeUint32, Value: uint32(2)},
 		{Key: "tokenizer.ggml.model", Type: gguf.TypeString, Value: "gpt2"},
-		{Key: "tokenizer.ggml.pre", Type: gguf.TypeString, Value: "smaug-bpe"},
+		{Key: "tokenizer.ggml.pre", Type: gguf.TypeString, Value: p.Pre},
 		{Key: "tokenizer.ggml.tokens", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeString, Values: v.Tokens}},
 		{Key: "tokenizer.ggml.token_type", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeInt32, Values: v.Types}},
 		{Key: "tokenizer.ggml.merges", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeString, Values: v.Merges}},
 		{Key: "tokenizer.ggml.bos_token_id", Type: gguf.TypeUint32, Value: uint32(BOSID)},
 		{Key: "tokenizer.ggml.eos_token_id", Type: gguf.TypeUint32, Value: uint32(EOSID)},
 		{Key: "tokenizer.ggml.padding_token_id", Type: gguf.TypeUint32, Value: uint32(PadID)},
-		{Key: "tokenizer.chat_template", Type: gguf.TypeString, Value: ChatTemplate},
+		{Key: "tokenizer.chat_template", Type: gguf.TypeString, Value: p.Template},
 	}
+	if p.KeyLength > 0 {
+		kvs = append(kvs,
+			gguf.KV{Key: a + "attention.key_length", Type: gguf.TypeUint32, Value: uint32(p.KeyLength)},
+			gguf.KV{Key: a + "attention.value_length", Type: gguf.TypeUint32, Value: uint32(p.KeyLength)})
+	}
+	return kvs
 }
 
 // Write streams a GGUF model of preset p to w. Tensors are generated one at a time, the next while the

@@ -98,6 +98,13 @@ func fillRows(dst []byte, rowBytes int, src []float32, t TensorSpec, pcg *rand.P
 			directQ6K(row, std, pcg)
 			continue
 		}
+		if t.role == roleFixed {
+			copy(src, t.values)
+			if err := quant.QuantizeRow(t.Type, src, row); err != nil {
+				return err
+			}
+			continue
+		}
 		for i := range src {
 			if t.role == roleNorm {
 				src[i] = float32(std * (0.5 + rng.Float64()))

@@ -71,7 +71,7 @@ func readCases(t *testing.T, vocab string) (inputs []string, want [][]int32) {
 }
 
 func TestLlamaCppVocabCases(t *testing.T) {
-	for _, vocab := range []string{"ggml-vocab-llama-bpe.gguf", "ggml-vocab-llama-spm.gguf"} {
+	for _, vocab := range []string{"ggml-vocab-llama-bpe.gguf", "ggml-vocab-llama-spm.gguf", "ggml-vocab-qwen2.gguf"} {
 		t.Run(vocab, func(t *testing.T) {
 			tok := sharedTokenizer(t, vocab)
 			inputs, want := readCases(t, vocab)

@@ -159,7 +159,14 @@ func whitespaceRun(s string, i int) (end, lastStart, count, afterNewline int) {
 // splitLlama3 is the Llama 3 pre-tokenizer (also used by smaug-bpe, i.e. SmolLM3, and dbrx):
 //
 //	(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-func splitLlama3(s string, emit func(string)) {
+func splitLlama3(s string, emit func(string)) { splitDigits(s, 3, emit) }
+
+// splitQwen2 is Qwen2's (and Qwen3's) pre-tokenizer: Llama 3's with every digit on its own, \p{N}
+// instead of \p{N}{1,3} (llama.cpp's LLAMA_VOCAB_PRE_TYPE_QWEN2).
+func splitQwen2(s string, emit func(string)) { splitDigits(s, 1, emit) }
+
+// splitDigits is the Llama 3 split with numbers in groups of at most group digits.
+func splitDigits(s string, group int, emit func(string)) {
 	i := 0
 	for i < len(s) {
 		r, n := runeAt(s, i)
@@ -182,7 +189,7 @@ func splitLlama3(s string, emit func(string)) {
 			continue
 		}
 
-		// \p{N}{1,3} : digits in groups of at most three, left to right.
+		// \p{N}{1,3} : digits in groups of at most three (one for Qwen2), left to right.
 		if c == clsNumber {
 			j, digits := i, 0
 			for j < len(s) {
@@ -191,7 +198,7 @@ func splitLlama3(s string, emit func(string)) {
 					break
 				}
 				j += n2
-				if digits++; digits == 3 {
+				if digits++; digits == group {
 					emit(s[i:j])
 					i, digits = j, 0
 				}

@@ -106,12 +106,14 @@ var eotTexts = []string{
 
 // Byte-level pre-tokenizers (tokenizer.ggml.pre) this package splits text for, as llama.cpp does. The
 // first group uses the Llama 3 split, adds BOS by default, and emits a word that is itself a token
-// without merging; the second uses the Llama 3 split alone; the third GPT-2's. "default", which an
+// without merging; the second uses the Llama 3 split alone; the third Qwen2's (Llama 3's with single
+// digits); the fourth GPT-2's. "default", which an
 // absent key also means, is llama.cpp's own four-expression split (splitDefault). Every other name
 // is refused: its split is not implemented, and another one would give the model wrong tokens.
 var (
 	llama3Pres     = []string{"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"}
 	llama3SplitPre = []string{"dbrx", "smaug-bpe", "glm4", "chatglm-bpe"}
+	qwen2Pres      = []string{"qwen2", "deepseek-r1-qwen", "megrez"}
 	gpt2Pres       = []string{"gpt-2"}
 )
 
@@ -123,6 +125,8 @@ func splitFor(pre string) (split splitFunc, ignoreMerges, ok bool) {
 		return splitLlama3, true, true
 	case slices.Contains(llama3SplitPre, pre):
 		return splitLlama3, false, true
+	case slices.Contains(qwen2Pres, pre):
+		return splitQwen2, false, true
 	case slices.Contains(gpt2Pres, pre):
 		return splitGPT2, false, true
 	case pre == "" || pre == "default":
@@ -133,7 +137,7 @@ func splitFor(pre string) (split splitFunc, ignoreMerges, ok bool) {
 
 // supportedPres lists the byte-level pre-tokenizers splitFor knows, for messages.
 func supportedPres() string {
-	return strings.Join(slices.Concat([]string{"default"}, gpt2Pres, llama3Pres, llama3SplitPre), ", ")
+	return strings.Join(slices.Concat([]string{"default"}, gpt2Pres, llama3Pres, llama3SplitPre, qwen2Pres), ", ")
 }
 
 // New builds a tokenizer from a vocabulary. It fails on a vocabulary llama.cpp would refuse too: no

@@ -1,0 +1,46 @@
+package gpu
+
+import (
+	"context"
+	"testing"
+
+	"smolchat/internal/conformance"
+)
+
+// TestArchConformance compares the GPU's teacher-forced logits with llama.cpp's on the families'
+// synthetic models (internal/conformance): Qwen3 (QK-norm and NEOX RoPE in head_rope.wgsl), Llama 3
+// (rope_freqs in the host's angles) and SmolLM3 with YaRN. The GPU computes in float32 as the CPU's
+// exact numerics do, so it is held to the same limits; the prompt is fed in one Forward, token by token
+// for the short cases too, so that both the mat-mat and the mat-vec paths are compared.
+func TestArchConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("synthesizes the models")
+	}
+	for _, c := range conformance.Cases {
+		if c.Rope.Scaling == "" && len(c.Tokens) > 64 {
+			continue // the CPU's baseline for the YaRN case: 100 s on lavapipe, and no GPU feature of its own
+		}
+		t.Run(c.Name, func(t *testing.T) {
+			m := conformance.Open(t, c)
+			b := newBackend(t, m, Options{Context: c.Context()})
+			logits, err := b.Forward(context.Background(), c.Tokens, conformance.Want(c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conformance.Check(t, conformance.Errors(logits, c), c.Limits, false, "gpu, one forward")
+			if len(c.Tokens) > 64 {
+				return
+			}
+			b.Truncate(0)
+			var rows [][]float32
+			for _, tok := range c.Tokens {
+				l, err := b.Forward(context.Background(), []int32{tok}, []int{0})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rows = append(rows, l[0])
+			}
+			conformance.Check(t, conformance.Errors(rows, c), c.Limits, false, "gpu, token by token")
+		})
+	}
+}
