@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"smolchat/cpu"
-	"smolchat/internal/conformance"
 	"smolchat/engine"
 	"smolchat/gpu/ref"
+	"smolchat/internal/conformance"
 	"smolchat/internal/testutil"
 	"smolchat/model"
 	"smolchat/model/synth"
