@@ -2,7 +2,7 @@
 // fallback on machines without a usable GPU.
 //
 // The forward pass (forward.go) reads top to bottom like llama2.c's: embedding, then per layer RMSNorm,
-// Q/K/V, RoPE, attention over the KV cache, output projection, RMSNorm, SwiGLU feed-forward, and at the
+// Q/K/V, QK-norm (Qwen3), RoPE (angles from model.Config.RopeAngles), attention over the KV cache, output projection, RMSNorm, SwiGLU feed-forward, and at the
 // end the final norm and the vocabulary projection for the rows the caller wants.
 //
 // Weights stay where the model file is mapped; only the small F32 norm vectors are decoded. Matrix
