@@ -21,7 +21,7 @@ import (
 // TestWriteGolden regenerates golden.go from llama.cpp run now through the shared reference
 // (../shared/reference: node-llama-cpp 3.22.1, llama.cpp v0.5.0, CPU backend, 2 threads):
 //
-//	SMOLCHAT_WRITE_GOLDEN=1 go test ./internal/conformance -run TestWriteGolden
+//	SMOLCHAT_WRITE_GOLDEN=1 go test ./internal/conformance -run TestWriteGolden   (task golden)
 //
 // For each case it synthesizes the preset (seed 1), adds the case's RoPE scaling keys to a copy for
 // llama.cpp to read, and records `node ref.mjs score FILE ids --k 5 --json --ctx N`.
