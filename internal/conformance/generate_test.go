@@ -120,10 +120,7 @@ func withKeys(t *testing.T, path string, keys map[string]any) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	out := filepath.Join(os.Getenv("ADHOC_DIR"), "scaled-"+filepath.Base(path))
-	if os.Getenv("ADHOC_DIR") == "" {
-		out = filepath.Join(t.TempDir(), "scaled-"+filepath.Base(path))
-	}
+	out := filepath.Join(t.TempDir(), "scaled-"+filepath.Base(path))
 	dst, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)
