@@ -147,6 +147,17 @@ func inspectText(env *Env, f *gguf.File) error {
 	if c, err := model.ConfigFromGGUF(f); err == nil {
 		fmt.Fprintf(w, "model: %s %s, %d layers, dim %d, heads %d/%d (head_dim %d), ff %d, vocab %d, ctx %d, rope base %g, tied output %v\n",
 			c.Arch, model.FileTypeName(f), c.Layers, c.Dim, c.Heads, c.KVHeads, c.HeadDim, c.FF, c.Vocab, c.Context, c.RopeBase, c.TiedOutput)
+		rope := fmt.Sprintf("rope: %s pairs over %d of %d dims, scaling %s", c.Rope, c.RopeDim, c.HeadDim, c.RopeScaling)
+		if c.RopeScaling != model.RopeScalingNone {
+			rope += fmt.Sprintf(" ×%g (original context %d)", c.RopeFactor, c.RopeOrigContext)
+		}
+		if c.HasRopeFreqs && f.Tensor("rope_freqs.weight") != nil {
+			rope += ", Llama 3 frequency factors (rope_freqs.weight)"
+		}
+		if c.QKNorm {
+			rope += "; QK-norm"
+		}
+		fmt.Fprintln(w, rope)
 	} else {
 		fmt.Fprintf(w, "model: not runnable: %v\n", err)
 	}

@@ -2,8 +2,9 @@
 // fallback on machines without a usable GPU.
 //
 // The forward pass (forward.go) reads top to bottom like llama2.c's: embedding, then per layer RMSNorm,
-// Q/K/V, RoPE, attention over the KV cache, output projection, RMSNorm, SwiGLU feed-forward, and at the
-// end the final norm and the vocabulary projection for the rows the caller wants.
+// Q/K/V, QK-norm (Qwen3), RoPE (angles from model.Config.RopeAngles), attention over the KV cache,
+// output projection, RMSNorm, SwiGLU feed-forward, and at the end the final norm and the vocabulary
+// projection for the rows the caller wants.
 //
 // Weights stay where the model file is mapped; only the small F32 norm vectors are decoded. Matrix
 // products quantize the activations to the format the weight type's integer dot product expects (Q8_K

@@ -21,7 +21,7 @@ import (
 // TestWriteGolden regenerates golden.go from llama.cpp run now through the shared reference
 // (../shared/reference: node-llama-cpp 3.22.1, llama.cpp v0.5.0, CPU backend, 2 threads):
 //
-//	SMOLCHAT_WRITE_GOLDEN=1 go test ./internal/conformance -run TestWriteGolden
+//	SMOLCHAT_WRITE_GOLDEN=1 go test ./internal/conformance -run TestWriteGolden   (task golden)
 //
 // For each case it synthesizes the preset (seed 1), adds the case's RoPE scaling keys to a copy for
 // llama.cpp to read, and records `node ref.mjs score FILE ids --k 5 --json --ctx N`.
@@ -120,10 +120,7 @@ func withKeys(t *testing.T, path string, keys map[string]any) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	out := filepath.Join(os.Getenv("ADHOC_DIR"), "scaled-"+filepath.Base(path))
-	if os.Getenv("ADHOC_DIR") == "" {
-		out = filepath.Join(t.TempDir(), "scaled-"+filepath.Base(path))
-	}
+	out := filepath.Join(t.TempDir(), "scaled-"+filepath.Base(path))
 	dst, err := os.Create(out)
 	if err != nil {
 		t.Fatal(err)

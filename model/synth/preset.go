@@ -80,6 +80,20 @@ var presets = []Preset{
 		Name: "llama3-tiny", Arch: "llama", Pre: "llama-bpe", Dim: 256, Layers: 4, Heads: 4, KVHeads: 2, FF: 768,
 		Context: 4096, Vocab: 128256, RopeBase: 500000, RMSEps: 1e-5, Llama3Rope: true,
 	},
+	// The released shapes, with random valid blocks (Direct) as smollm3-3b, for benchmarks.
+	{
+		Name: "llama3.2-1b", Arch: "llama", Pre: "llama-bpe", Dim: 2048, Layers: 16, Heads: 32, KVHeads: 8, FF: 8192,
+		Context: 131072, Vocab: 128256, RopeBase: 500000, RMSEps: 1e-5, Llama3Rope: true, Direct: true,
+	},
+	{
+		Name: "llama3.2-3b", Arch: "llama", Pre: "llama-bpe", Dim: 3072, Layers: 28, Heads: 24, KVHeads: 8, FF: 8192,
+		Context: 131072, Vocab: 128256, RopeBase: 500000, RMSEps: 1e-5, Llama3Rope: true, Direct: true,
+	},
+	{
+		Name: "qwen3-0.6b", Arch: "qwen3", Pre: "qwen2", Template: Qwen3Template, Dim: 1024, Layers: 28, Heads: 16,
+		KVHeads: 8, KeyLength: 128, FF: 3072, Context: 40960, Vocab: 151936, RopeBase: 1e6, RMSEps: 1e-6, QKNorm: true,
+		Direct: true,
+	},
 }
 
 // Presets lists the presets by name.

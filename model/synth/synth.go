@@ -1,12 +1,11 @@
 // Package synth writes random-weight GGUF models with the architecture, tensor names, shapes, metadata
-// and Q4_K_M type mix of SmolLM3 (and, small, of Qwen3 and Llama 3), for tests and benchmarks that must
-// not depend on downloading real models. The outputs are gibberish; the files load and run like the real
-// thing.
+// and Q4_K_M type mix of SmolLM3, Qwen3 and Llama 3, for tests and benchmarks that must not depend on
+// downloading real models. The outputs are gibberish; the files load and run like the real thing.
 //
-// smollm3-3b has the exact shapes of SmolLM3-3B (326 tensors: 216 Q4_K, 37 Q6_K,
-// 73 F32); its quantized tensors are random valid blocks generated directly, because quantizing three
-// billion f32 weights with the K-quant search would take minutes and speed does not depend on the
-// values. smollm3-tiny, qwen3-tiny and llama3-tiny are 4-layer models of their architectures whose
+// smollm3-3b has the exact shapes of SmolLM3-3B (326 tensors: 216 Q4_K, 37 Q6_K, 73 F32), and
+// llama3.2-1b, llama3.2-3b and qwen3-0.6b those of their models; their quantized tensors are random
+// valid blocks generated directly, because quantizing billions of f32 weights with the K-quant search
+// would take minutes and speed does not depend on the values. smollm3-tiny, qwen3-tiny and llama3-tiny are 4-layer models of their architectures whose
 // weights are drawn as f32 and quantized with the quant package, so their activations behave like a
 // model's (the conformance tests check them against llama.cpp, internal/conformance).
 //

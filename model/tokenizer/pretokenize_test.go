@@ -94,7 +94,7 @@ func TestSplitCoversInput(t *testing.T) {
 	for _, split := range []struct {
 		name string
 		fn   splitFunc
-	}{{"llama3", splitLlama3}, {"gpt2", splitGPT2}} {
+	}{{"llama3", splitLlama3}, {"qwen2", splitQwen2}, {"gpt2", splitGPT2}} {
 		for _, in := range inputs {
 			words := splitAll(split.fn, in)
 			if got := strings.Join(words, ""); got != in {
@@ -105,6 +105,26 @@ func TestSplitCoversInput(t *testing.T) {
 					t.Errorf("%s: %q gave bad word %q", split.name, in, w)
 				}
 			}
+		}
+	}
+}
+
+// Qwen2's split is Llama 3's with every digit a word of its own (\p{N} for \p{N}{1,3}); the rest of its
+// behaviour is checked on llama.cpp's own suite (TestLlamaCppVocabCases, ggml-vocab-qwen2.gguf).
+func TestSplitQwen2Digits(t *testing.T) {
+	for _, tc := range []struct {
+		in          string
+		qwen, llama []string
+	}{
+		{"3333333", []string{"3", "3", "3", "3", "3", "3", "3"}, []string{"333", "333", "3"}},
+		{"a 12,345.6", []string{"a", " ", "1", "2", ",", "3", "4", "5", ".", "6"}, []string{"a", " ", "12", ",", "345", ".", "6"}},
+		{"Hello world", []string{"Hello", " world"}, []string{"Hello", " world"}},
+	} {
+		if got := splitAll(splitQwen2, tc.in); !slices.Equal(got, tc.qwen) {
+			t.Errorf("qwen2 %q: %q, want %q", tc.in, got, tc.qwen)
+		}
+		if got := splitAll(splitLlama3, tc.in); !slices.Equal(got, tc.llama) {
+			t.Errorf("llama3 %q: %q, want %q", tc.in, got, tc.llama)
 		}
 	}
 }
