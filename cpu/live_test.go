@@ -23,12 +23,7 @@ func TestConformanceLive(t *testing.T) {
 	if os.Getenv("SMOLCHAT_LIVE_REFERENCE") == "" {
 		t.Skip("live llama.cpp comparison: set SMOLCHAT_LIVE_REFERENCE=1 (task conformance)")
 	}
-	setup := filepath.Join(testutil.SharedDir(), "..", "reference", "setup.sh")
-	out, err := exec.Command(setup).Output()
-	if err != nil {
-		t.Fatalf("reference setup (%s): %v", setup, err)
-	}
-	ref := filepath.Join(strings.TrimSpace(string(out)), "ref.mjs")
+	ref := testutil.ReferenceScript(t)
 
 	tinySynth := filepath.Join(t.TempDir(), "synth-tiny.gguf")
 	p, err := synth.PresetByName("smollm3-tiny")

@@ -4,8 +4,10 @@ package testutil
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -31,4 +33,16 @@ func SharedFile(t testing.TB, name string) string {
 		t.Skipf("skipping: shared fixture %s not found (%v); it lives in ../shared/testdata beside the repository", name, err)
 	}
 	return p
+}
+
+// ReferenceScript installs (once) and locates llama.cpp's reference runner, ../shared/reference's
+// ref.mjs, failing the test when its setup fails.
+func ReferenceScript(t testing.TB) string {
+	t.Helper()
+	setup := filepath.Join(SharedDir(), "..", "reference", "setup.sh")
+	out, err := exec.Command(setup).Output()
+	if err != nil {
+		t.Fatalf("reference setup (%s): %v", setup, err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "ref.mjs")
 }
