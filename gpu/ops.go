@@ -20,8 +20,6 @@ const (
 	// matvecMaxT is the largest token count recorded as mat-vecs; larger steps use the tiled mat-mat,
 	// which reads each weight tile once for 32 tokens.
 	matvecMaxT = 4
-	matmulTM   = 64 // rows per mat-mat workgroup (matmul.wgsl TM)
-	matmulTN   = 32 // tokens per mat-mat workgroup (matmul.wgsl TN)
 )
 
 var matBinds = []Bind{ReadOnly, ReadOnly, ReadWrite}
@@ -49,11 +47,72 @@ func matvecShapeFor(wt string, k int) matvecShape {
 	return matvecShape{file: "matvec.wgsl", wg: matvecWG, rows: matvecRows}
 }
 
+// matmulShape is a prefill mat-mat variant, matmul.wgsl's knobs: tm rows by tn tokens a workgroup, rm
+// rows by rn tokens a thread (its register tile), f16 tiles in workgroup memory. Every shape is a
+// correct kernel; which is fastest depends on the adapter, so a tuner may choose among them.
+type matmulShape struct {
+	tm, tn, rm, rn int
+	f16            bool
+}
+
+// matmulTK is the K depth of one tile (matmul.wgsl TK): one 32-element sub-block of a K-quant.
+const matmulTK = 32
+
+// matmulDefault is the shape used unless one is chosen: the fastest on lavapipe of those timed
+// (docs/BENCHMARKS.md), 64 threads each holding an 8x8 register tile.
+var matmulDefault = matmulShape{tm: 64, tn: 64, rm: 8, rn: 8}
+
+func (s matmulShape) String() string {
+	f := ""
+	if s.f16 {
+		f = " f16"
+	}
+	return fmt.Sprintf("%dx%d/%dx%d%s", s.tm, s.tn, s.rm, s.rn, f)
+}
+
+func (s matmulShape) threads() int { return (s.tm / s.rm) * (s.tn / s.rn) }
+
+// check refuses shapes the kernel cannot run on d: register tiles of whole vec4s that divide the
+// workgroup tile, and the adapter's limits on threads and workgroup memory.
+func (s matmulShape) check(d *Device) error {
+	if s.rm <= 0 || s.rn <= 0 || s.rm%4 != 0 || s.rn%4 != 0 || s.tm%s.rm != 0 || s.tn%s.rn != 0 {
+		return fmt.Errorf("mat-mat tile %s: rows and tokens per thread must be multiples of 4 that divide the workgroup's", s)
+	}
+	if s.f16 && !d.f16 {
+		return fmt.Errorf("mat-mat tile %s: f16 tiles need the adapter's shader-f16 feature, which %s lacks", s, d.Info.Name)
+	}
+	elt := 4
+	if s.f16 {
+		elt = 2
+	}
+	if n := s.threads(); n > int(d.limits.MaxComputeInvocationsPerWorkgroup) {
+		return fmt.Errorf("mat-mat tile %s: %d threads exceed the adapter's %d per workgroup", s, n, d.limits.MaxComputeInvocationsPerWorkgroup)
+	}
+	if b := matmulTK * (s.tm + s.tn) * elt; b > int(d.limits.MaxComputeWorkgroupStorageSize) {
+		return fmt.Errorf("mat-mat tile %s: %d bytes of workgroup memory exceed the adapter's %d", s, b, d.limits.MaxComputeWorkgroupStorageSize)
+	}
+	return nil
+}
+
+// defs are the kernel defines of the shape for weights of kernel type wt: the K-quants have tile
+// fillers of their own (mm_tile_q4_k.wgsl, mm_tile_q6_k.wgsl), the other types dequantize through dq4.
+func (s matmulShape) defs(wt string) shaders.Defines {
+	defs := shaders.Defines{"TM": fmt.Sprint(s.tm), "TN": fmt.Sprint(s.tn), "RM": fmt.Sprint(s.rm), "RN": fmt.Sprint(s.rn),
+		"F16": boolDef(s.f16), "TILE": "dq4", "WTYPE": wt}
+	switch wt {
+	case "q4_k", "q6_k":
+		defs["TILE"] = wt
+		delete(defs, "WTYPE")
+	}
+	return defs
+}
+
 // MatMul computes y[t][yOff + r] = sum_k W[r][k] x[t][k] for r < W.M, one dispatch per weight chunk.
 type MatMul struct {
 	W      *Weights
 	mv, mm *Kernel
-	mvRows int // rows per mat-vec workgroup
+	mvRows int         // rows per mat-vec workgroup
+	mmTile matmulShape // of the mat-mat
 	parts  []matPart
 }
 
@@ -130,12 +189,20 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	if err != nil {
 		return nil, err
 	}
-	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds,
-		defs: shaders.Defines{"WTYPE": wt, "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}})
+	tile := d.matmulTile
+	if tile == (matmulShape{}) {
+		tile = matmulDefault
+	}
+	if err := tile.check(d); err != nil {
+		return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
+	}
+	mmDefs := tile.defs(wt)
+	mmDefs["ACCUM"], mmDefs["GLU"], mmDefs["ROPE"] = boolDef(o.accumulate), boolDef(o.glu), boolDef(o.rope)
+	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds, defs: mmDefs})
 	if err != nil {
 		return nil, err
 	}
-	op := &MatMul{W: w, mv: mv, mm: mm, mvRows: shape.rows}
+	op := &MatMul{W: w, mv: mv, mm: mm, mvRows: shape.rows, mmTile: tile}
 	for _, c := range w.Chunks {
 		p, err := d.uniform(w.Name+" params", w.K, c.Rows, w.RowBytes, yOff+c.Row0, xStride, yStride, o.headDim, o.ropeDim)
 		if err != nil {
@@ -161,8 +228,8 @@ func (o *MatMul) Record(e *Encoder, T int) {
 			x, y := grid(ceilDiv(p.rows, o.mvRows))
 			e.Dispatch(o.mv, p.bg, x, y, uint32(T))
 		} else {
-			x, y := grid((p.rows + matmulTM - 1) / matmulTM)
-			e.Dispatch(o.mm, p.bg, x, y, uint32((T+matmulTN-1)/matmulTN))
+			x, y := grid(ceilDiv(p.rows, o.mmTile.tm))
+			e.Dispatch(o.mm, p.bg, x, y, uint32(ceilDiv(T, o.mmTile.tn)))
 		}
 	}
 }
