@@ -55,12 +55,24 @@ type matmulShape struct {
 	f16            bool
 }
 
-// matmulTK is the K depth of one tile (matmul.wgsl TK): one 32-element sub-block of a K-quant.
-const matmulTK = 32
-
 // matmulDefault is the shape used unless one is chosen: the fastest on lavapipe of those timed
 // (docs/BENCHMARKS.md), 64 threads each holding an 8x8 register tile.
 var matmulDefault = matmulShape{tm: 64, tn: 64, rm: 8, rn: 8}
+
+// matmulTileBytes is the workgroup memory of matmul.wgsl with tile s for weights of kernel type wt: the
+// activation tile of TK x tn and the weight tile of the type's tile file (TK: 64 for the K-quants, 32
+// for dq4), which for the K-quants holds codes and scales, not floats.
+func matmulTileBytes(s matmulShape, wt string) int {
+	elt := 4
+	if s.f16 {
+		elt = 2
+	}
+	switch wt {
+	case "q4_k", "q6_k":
+		return 64 * (s.tn + s.tm) * elt
+	}
+	return 32 * (s.tn + s.tm) * elt
+}
 
 func (s matmulShape) String() string {
 	f := ""
@@ -74,21 +86,17 @@ func (s matmulShape) threads() int { return (s.tm / s.rm) * (s.tn / s.rn) }
 
 // check refuses shapes the kernel cannot run on d: register tiles of whole vec4s that divide the
 // workgroup tile, and the adapter's limits on threads and workgroup memory.
-func (s matmulShape) check(d *Device) error {
+func (s matmulShape) check(d *Device, wt string) error {
 	if s.rm <= 0 || s.rn <= 0 || s.rm%4 != 0 || s.rn%4 != 0 || s.tm%s.rm != 0 || s.tn%s.rn != 0 {
 		return fmt.Errorf("mat-mat tile %s: rows and tokens per thread must be multiples of 4 that divide the workgroup's", s)
 	}
 	if s.f16 && !d.f16 {
 		return fmt.Errorf("mat-mat tile %s: f16 tiles need the adapter's shader-f16 feature, which %s lacks", s, d.Info.Name)
 	}
-	elt := 4
-	if s.f16 {
-		elt = 2
-	}
 	if n := s.threads(); n > int(d.limits.MaxComputeInvocationsPerWorkgroup) {
 		return fmt.Errorf("mat-mat tile %s: %d threads exceed the adapter's %d per workgroup", s, n, d.limits.MaxComputeInvocationsPerWorkgroup)
 	}
-	if b := matmulTK * (s.tm + s.tn) * elt; b > int(d.limits.MaxComputeWorkgroupStorageSize) {
+	if b := matmulTileBytes(s, wt); b > int(d.limits.MaxComputeWorkgroupStorageSize) {
 		return fmt.Errorf("mat-mat tile %s: %d bytes of workgroup memory exceed the adapter's %d", s, b, d.limits.MaxComputeWorkgroupStorageSize)
 	}
 	return nil
@@ -193,7 +201,7 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	if tile == (matmulShape{}) {
 		tile = matmulDefault
 	}
-	if err := tile.check(d); err != nil {
+	if err := tile.check(d, wt); err != nil {
 		return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
 	}
 	mmDefs := tile.defs(wt)

@@ -9,13 +9,16 @@
 //
 // Defines (the variant knobs a tuner may choose among): TM rows x TN tokens per workgroup, RM rows x RN
 // tokens per thread (multiples of 4 that divide TM and TN), so (TM/RM)*(TN/RN) threads; TILE the weight
-// tile filler, mm_tile_{TILE}.wgsl (q4_k, q6_k, or dq4 for any type with a dq_{WTYPE}.wgsl); F16 keeps
-// both tiles in half precision (needs shader-f16; products and sums stay f32).
+// tile, mm_tile_{TILE}.wgsl (q4_k, q6_k, or dq4 for any type with a dq_{WTYPE}.wgsl), which sets the
+// tile's depth TK and how weights sit in workgroup memory; F16 keeps the activation tile (and dq4's
+// weight tile) in half precision (needs shader-f16; products and sums stay f32).
 //
-// Per step of TK = 32 along K: the weight tile (TK x TM, [k][row] as vec4 of 4 rows) is dequantized
-// into workgroup memory, each weight once per workgroup, and the activation tile (TK x TN, [k][token]
-// as vec4 of 4 tokens) copied beside it, transposed; then each thread reads RM/4 + RN/4 vec4s per k and
-// does RM*RN multiply-adds into its register tile. Rows past M re-read the chunk's last row and are not
+// Per step of TK along K: the tile file's fill_w decodes the weight tile into workgroup memory, each
+// weight once per workgroup (the K-quants keep their codes, four or eight a word, and one scale per
+// sub-block: a quarter to a fifth of the stores of dequantized floats), and fill_x copies the activation
+// tile (TK x TN, [k][token] as vec4 of 4 tokens) beside it, transposed; then per k each thread takes
+// RM/4 vec4s of weights (w4, dequantizing codes in registers) and RN/4 vec4s of activations and does
+// RM*RN multiply-adds into its register tile. Rows past M re-read the chunk's last row and are not
 // stored; tokens past n_tok and K past the end (only F32/F16 rows may end mid-tile) read zeros.
 // Dispatch: grid (see common.wgsl) of ceil(M/TM) workgroups along x/y, ceil(T/TN) along z.
 
@@ -54,20 +57,13 @@ const TM = {{TM}}u;
 const TN = {{TN}}u;
 const RM = {{RM}}u;
 const RN = {{RN}}u;
-const TK = 32u;
 const NT = (TM / RM) * (TN / RN); // threads per workgroup
 const TM4 = TM / 4u;
 const TN4 = TN / 4u;
 const RM4 = RM / 4u;
 const RN4 = RN / 4u;
 
-var<workgroup> wt: array<vec4<elt>, TK * TM4>; // [k][row / 4]
 var<workgroup> xt: array<vec4<elt>, TK * TN4>; // [k][token / 4]
-
-// put_w stores weight (row r of the tile, k index kk) into the weight tile.
-fn put_w(kk: u32, r: u32, v: f32) {
-    wt[kk * TM4 + (r >> 2u)][r & 3u] = elt(v);
-}
 
 //#include "mm_tile_{{TILE}}.wgsl"
 
@@ -106,7 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var kk = 0u; kk < TK; kk++) {
             var a: array<vec4<f32>, RM4>;
             for (var i = 0u; i < RM4; i++) {
-                a[i] = vec4<f32>(wt[kk * TM4 + tr * RM4 + i]);
+                a[i] = w4(kk, tr * RM4 + i);
             }
             for (var j4 = 0u; j4 < RN4; j4++) {
                 let b = vec4<f32>(xt[kk * TN4 + tc * RN4 + j4]);
