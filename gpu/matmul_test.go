@@ -263,15 +263,20 @@ var matmulCandidates = []matmulShape{
 // activations rounded to 11 significant bits (2^-11 ≈ 4.9e-4 each, so up to ~1e-3 per product), errors
 // of independent sign that add in quadrature over K, measured against the largest output. The f32
 // tiles keep 1e-4, as the mat-vec.
-const f16Tolerance = 3e-3
+const f16Tolerance = 2e-3
 
-// TestMatMulTiles checks every candidate mat-mat shape, with f32 tiles and (where the adapter has
-// shader-f16) f16 tiles, against ref.MatVec on the weight types and awkward shapes of matCases: T below
-// one tile, above one and not a multiple of any, M not a multiple of the rows per workgroup, K that ends
-// mid-tile (F32/F16) and Q6_K rows at byte offsets 2 mod 4; and fused stores with split bindings.
+// TestMatMulTiles checks the candidate mat-mat shapes, with f32 tiles and (where the adapter has
+// shader-f16) f16 tiles, against ref.MatVec on awkward shapes: T below one tile, above one and not a
+// multiple of any, M not a multiple of the rows per workgroup, K that ends mid-tile (F32/F16) and Q6_K
+// rows at byte offsets 2 mod 4, and the residual add with split bindings. The first shape runs all of
+// matCases; the others, whose code differs only in its constants, one case per weight tile file.
 func TestMatMulTiles(t *testing.T) {
 	d := device(t)
-	for _, s := range matmulCandidates {
+	for i, s := range matmulCandidates {
+		cases := matCases
+		if i > 0 {
+			cases = []matCase{{quant.F32, 37, 172}, {quant.Q4_K, 70, 512}, {quant.Q6_K, 21, 768}}
+		}
 		for _, f16 := range []bool{false, true} {
 			s.f16 = f16
 			tol := 1e-4
@@ -283,7 +288,7 @@ func TestMatMulTiles(t *testing.T) {
 					t.Skip(err)
 				}
 				useMatmulTile(t, d, s)
-				for _, c := range matCases {
+				for _, c := range cases {
 					for _, T := range []int{5, 70} {
 						t.Run(fmt.Sprintf("%s/%dx%d/T%d", c.typ, c.m, c.k, T), func(t *testing.T) {
 							t.Logf("max rel err %.2e", testMatMulTol(t, d, c, T, 0, plainProduct, tol))
@@ -296,6 +301,45 @@ func TestMatMulTiles(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestMatmulTileFor checks the choice of the default shape against the adapter's workgroup memory:
+// the 32 KiB K-quant tile where it fits, else one that fits WebGPU's default 16 KiB (f16 tiles where the
+// adapter has shader-f16), else a refusal naming the limit.
+func TestMatmulTileFor(t *testing.T) {
+	d := device(t)
+	small := matmulShape{tm: 32, tn: 32, rm: 8, rn: 8}
+	if d.f16 {
+		small = matmulShape{tm: 64, tn: 64, rm: 8, rn: 8, f16: true}
+	}
+	for _, c := range []struct {
+		mem  uint32
+		want matmulShape
+		err  string
+	}{
+		{32768, matmulPreferred[0], ""},
+		{16384, small, ""},
+		{8192, matmulShape{}, "workgroup memory"},
+	} {
+		t.Run(fmt.Sprint(c.mem), func(t *testing.T) {
+			old := d.limits.MaxComputeWorkgroupStorageSize
+			d.limits.MaxComputeWorkgroupStorageSize = c.mem
+			t.Cleanup(func() { d.limits.MaxComputeWorkgroupStorageSize = old })
+			if c.mem > old {
+				t.Skipf("the adapter has %d bytes of workgroup memory", old)
+			}
+			got, err := matmulTileFor(d, "q4_k")
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want one naming %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("got %s, %v; want %s", got, err, c.want)
+			}
+		})
 	}
 }
 
@@ -329,7 +373,7 @@ func BenchmarkMatMulTiles(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, s := range matmulCandidates {
+		for _, s := range append(matmulCandidates, matmulShape{tm: 64, tn: 64, rm: 8, rn: 8, f16: true}) {
 			b.Run(fmt.Sprintf("%s/%s", typ, s), func(b *testing.B) {
 				useMatmulTile(b, d, s)
 				op, err := d.NewMatMul(w, Whole(xb), k, Whole(yb), m, 0)

@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/oliverbestmann/webgpu/wgpu"
@@ -55,9 +56,32 @@ type matmulShape struct {
 	f16            bool
 }
 
-// matmulDefault is the shape used unless one is chosen: the fastest on lavapipe of those timed
-// (docs/BENCHMARKS.md), 64 threads each holding an 8x8 register tile.
-var matmulDefault = matmulShape{tm: 64, tn: 64, rm: 8, rn: 8}
+// matmulPreferred are the shapes used unless one is chosen, best first; a product takes the first its
+// adapter accepts (matmulShape.check). 8x8 register tiles were the fastest on lavapipe, f16 tiles no
+// faster there (BenchmarkMatMulTiles, docs/BENCHMARKS.md); the 64x64 tile of a K-quant needs 32 KiB of
+// workgroup memory, the f16 one and the 32x32 one fit WebGPU's default 16 KiB.
+var matmulPreferred = []matmulShape{
+	{tm: 64, tn: 64, rm: 8, rn: 8},
+	{tm: 64, tn: 64, rm: 8, rn: 8, f16: true},
+	{tm: 32, tn: 32, rm: 8, rn: 8},
+}
+
+// matmulTileFor returns the mat-mat shape for weights of kernel type wt on d: the device's chosen one
+// if set, else the first preferred shape the adapter accepts.
+func matmulTileFor(d *Device, wt string) (matmulShape, error) {
+	if d.matmulTile != (matmulShape{}) {
+		return d.matmulTile, d.matmulTile.check(d, wt)
+	}
+	var first error
+	for _, s := range matmulPreferred {
+		err := s.check(d, wt)
+		if err == nil {
+			return s, nil
+		}
+		first = cmp.Or(first, err)
+	}
+	return matmulShape{}, first
+}
 
 // matmulTileBytes is the workgroup memory of matmul.wgsl with tile s for weights of kernel type wt: the
 // activation tile of TK x tn and the weight tile of the type's tile file (TK: 64 for the K-quants, 32
@@ -197,11 +221,8 @@ func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, y
 	if err != nil {
 		return nil, err
 	}
-	tile := d.matmulTile
-	if tile == (matmulShape{}) {
-		tile = matmulDefault
-	}
-	if err := tile.check(d, wt); err != nil {
+	tile, err := matmulTileFor(d, wt)
+	if err != nil {
 		return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
 	}
 	mmDefs := tile.defs(wt)
