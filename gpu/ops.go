@@ -19,7 +19,7 @@ const (
 	matvecWG   = 128
 	matvecRows = 4
 	// matvecMaxT is the largest token count recorded as mat-vecs; larger steps use the tiled mat-mat,
-	// which reads each weight tile once for 32 tokens.
+	// which decodes each weight once per workgroup of up to 64 tokens (matmulShape).
 	matvecMaxT = 4
 )
 
@@ -59,10 +59,10 @@ type matmulShape struct {
 // matmulPreferred are the shapes used unless one is chosen, best first; a product takes the first its
 // adapter accepts (matmulShape.check). 8x8 register tiles were the fastest on lavapipe, f16 tiles no
 // faster there (BenchmarkMatMulTiles, docs/BENCHMARKS.md); the 64x64 tile of a K-quant needs 32 KiB of
-// workgroup memory, the f16 one and the 32x32 one fit WebGPU's default 16 KiB.
+// workgroup memory, the 32x32 one fits WebGPU's default 16 KiB. F16 tiles round weights and activations
+// to halves (f16Tolerance in the tests), so they are used only where chosen, never as a fallback.
 var matmulPreferred = []matmulShape{
 	{tm: 64, tn: 64, rm: 8, rn: 8},
-	{tm: 64, tn: 64, rm: 8, rn: 8, f16: true},
 	{tm: 32, tn: 32, rm: 8, rn: 8},
 }
 
