@@ -51,6 +51,9 @@ type Device struct {
 	sgFeature  bool   // a subgroup feature is enabled on the device
 	subgroups  bool   // subgroup kernels in use
 	maxBinding uint64 // bytes per storage binding, a multiple of 256
+	// matmulTile is the prefill mat-mat shape new products use; zero means the first of matmulPreferred
+	// the adapter accepts. Tests (and a tuner) set it to build other variants.
+	matmulTile matmulShape
 
 	lost  atomic.Pointer[error]
 	stats deviceStats

@@ -18,7 +18,7 @@ var (
 
 // device returns the shared test device (any adapter, CPU-type ones included, so lavapipe serves CI),
 // skipping the test when the machine has none.
-func device(t *testing.T) *Device {
+func device(t testing.TB) *Device {
 	t.Helper()
 	testDevOnce.Do(func() {
 		testDev, testDevErr = OpenDevice(DeviceOptions{Force: true})
@@ -68,7 +68,7 @@ func randF32(r *rand.Rand, n int, scale float32) []float32 {
 
 // quantized encodes m rows of k random values as type t and returns the raw bytes and their exact
 // dequantized values, which the kernels must reproduce.
-func quantized(t *testing.T, r *rand.Rand, typ quant.Type, m, k int) ([]byte, []float32) {
+func quantized(t testing.TB, r *rand.Rand, typ quant.Type, m, k int) ([]byte, []float32) {
 	t.Helper()
 	rb, err := typ.RowBytes(k)
 	if err != nil {

@@ -43,6 +43,11 @@ const (
 // ref.MatVec, over a y that starts with random values: the elements outside the product's rows must
 // keep theirs. A positive maxBinding forces the weights into chunks of that many bytes.
 func testMatMul(t *testing.T, d *Device, c matCase, T int, maxBinding uint64, kind int) float64 {
+	return testMatMulTol(t, d, c, T, maxBinding, kind, 1e-4)
+}
+
+// testMatMulTol is testMatMul with the largest relative error tol allows.
+func testMatMulTol(t *testing.T, d *Device, c matCase, T int, maxBinding uint64, kind int, tol float64) float64 {
 	r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k*T)))
 	raw, deq := quantized(t, r, c.typ, c.m, c.k)
 	if maxBinding > 0 {
@@ -83,8 +88,8 @@ func testMatMul(t *testing.T, d *Device, c matCase, T int, maxBinding uint64, ki
 		got := y[tok*yStride+yOff : tok*yStride+yOff+c.m]
 		e := relErr(got, want)
 		worst = max(worst, e)
-		if e > 1e-4 {
-			t.Errorf("token %d: max relative error %.3g > 1e-4", tok, e)
+		if e > tol {
+			t.Errorf("token %d: max relative error %.3g > %.3g", tok, e, tol)
 		}
 	}
 	return worst
@@ -238,5 +243,162 @@ func TestMatMulRope(t *testing.T) {
 				t.Errorf("chunks of 3 and %d rows: err = %v, want a refusal", m-3, err)
 			}
 		})
+	}
+}
+
+// matmulCandidates are the mat-mat shapes the tests check and the benchmark times: register tiles of
+// 8x8, 4x4 and 8x4 per thread, wide and narrow workgroups. Shapes an adapter refuses (workgroup memory,
+// threads, shader-f16) are skipped with a message.
+var matmulCandidates = []matmulShape{
+	{tm: 64, tn: 64, rm: 8, rn: 8},
+	{tm: 64, tn: 32, rm: 8, rn: 8},
+	{tm: 32, tn: 64, rm: 8, rn: 8},
+	{tm: 64, tn: 64, rm: 4, rn: 4},
+	{tm: 64, tn: 32, rm: 8, rn: 4},
+	{tm: 128, tn: 32, rm: 8, rn: 8},
+	{tm: 64, tn: 16, rm: 4, rn: 16},
+}
+
+// f16Tolerance bounds the relative error of the mat-mat with half-precision tiles: weights and
+// activations rounded to 11 significant bits (2^-11 ≈ 4.9e-4 each, so up to ~1e-3 per product), errors
+// of independent sign that add in quadrature over K, measured against the largest output. The f32
+// tiles keep 1e-4, as the mat-vec.
+const f16Tolerance = 2e-3
+
+// TestMatMulTiles checks the candidate mat-mat shapes, with f32 tiles and (where the adapter has
+// shader-f16) f16 tiles, against ref.MatVec on awkward shapes: T below one tile, above one and not a
+// multiple of any, M not a multiple of the rows per workgroup, K that ends mid-tile (F32/F16) and Q6_K
+// rows at byte offsets 2 mod 4, and the residual add with split bindings. The first shape runs all of
+// matCases; the others, whose code differs only in its constants, one case per weight tile file.
+func TestMatMulTiles(t *testing.T) {
+	d := device(t)
+	for i, s := range matmulCandidates {
+		cases := matCases
+		if i > 0 {
+			cases = []matCase{{quant.F32, 37, 172}, {quant.Q4_K, 70, 512}, {quant.Q6_K, 21, 768}}
+		}
+		for _, f16 := range []bool{false, true} {
+			s.f16 = f16
+			tol := 1e-4
+			if f16 {
+				tol = f16Tolerance
+			}
+			t.Run(s.String(), func(t *testing.T) {
+				if err := s.check(d, "q4_k"); err != nil {
+					t.Skip(err)
+				}
+				useMatmulTile(t, d, s)
+				for _, c := range cases {
+					for _, T := range []int{5, 70} {
+						t.Run(fmt.Sprintf("%s/%dx%d/T%d", c.typ, c.m, c.k, T), func(t *testing.T) {
+							t.Logf("max rel err %.2e", testMatMulTol(t, d, c, T, 0, plainProduct, tol))
+						})
+					}
+					rb, _ := c.typ.RowBytes(c.k)
+					t.Run(fmt.Sprintf("%s/add/split", c.typ), func(t *testing.T) {
+						t.Logf("max rel err %.2e", testMatMulTol(t, d, c, 33, uint64(7*rb), addProduct, tol))
+					})
+				}
+			})
+		}
+	}
+}
+
+// TestMatmulTileFor checks the choice of the default shape against the adapter's workgroup memory:
+// the 32 KiB K-quant tile where it fits, else one that fits WebGPU's default 16 KiB (never f16 tiles,
+// which round differently), else a refusal naming the limit.
+func TestMatmulTileFor(t *testing.T) {
+	d := device(t)
+	small := matmulShape{tm: 32, tn: 32, rm: 8, rn: 8}
+	for _, c := range []struct {
+		mem  uint32
+		want matmulShape
+		err  string
+	}{
+		{32768, matmulPreferred[0], ""},
+		{16384, small, ""},
+		{8192, matmulShape{}, "workgroup memory"},
+	} {
+		t.Run(fmt.Sprint(c.mem), func(t *testing.T) {
+			old := d.limits.MaxComputeWorkgroupStorageSize
+			d.limits.MaxComputeWorkgroupStorageSize = c.mem
+			t.Cleanup(func() { d.limits.MaxComputeWorkgroupStorageSize = old })
+			if c.mem > old {
+				t.Skipf("the adapter has %d bytes of workgroup memory", old)
+			}
+			got, err := matmulTileFor(d, "q4_k")
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want one naming %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Fatalf("got %s, %v; want %s", got, err, c.want)
+			}
+		})
+	}
+}
+
+// useMatmulTile makes the device build mat-mat kernels of shape s for one test.
+func useMatmulTile(t testing.TB, d *Device, s matmulShape) {
+	old := d.matmulTile
+	d.matmulTile = s
+	t.Cleanup(func() { d.matmulTile = old })
+}
+
+// BenchmarkMatMulTiles times one prefill product of SmolLM3-3B's widths (a 2048x2048 Q4_K or Q6_K
+// projection over 64 tokens) for each candidate shape: on lavapipe it says which shape does the least
+// work per weight.
+//
+//	go test ./gpu -run '^$' -bench MatMulTiles -benchtime 3x
+func BenchmarkMatMulTiles(b *testing.B) {
+	d := device(b)
+	const T, m, k = 64, 2048, 2048
+	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K} {
+		r := rand.New(rand.NewPCG(1, 2))
+		raw, _ := quantized(b, r, typ, m, k)
+		w, err := d.UploadWeights("w", typ, k, m, raw, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		xb, err := d.UploadF32("x", randF32(r, T*k, 1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		yb, err := d.NewStorage("y", uint64(4*T*m))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range append(matmulCandidates, matmulShape{tm: 64, tn: 64, rm: 8, rn: 8, f16: true}) {
+			b.Run(fmt.Sprintf("%s/%s", typ, s), func(b *testing.B) {
+				useMatmulTile(b, d, s)
+				op, err := d.NewMatMul(w, Whole(xb), k, Whole(yb), m, 0)
+				if err != nil {
+					b.Skip(err)
+				}
+				if err := d.SetStep(T, 0); err != nil {
+					b.Fatal(err)
+				}
+				best := 1e9
+				for b.Loop() {
+					c0 := processCPU()
+					e, err := d.NewEncoder("bench")
+					if err != nil {
+						b.Fatal(err)
+					}
+					op.Record(e, T)
+					if err := e.Submit(); err != nil {
+						b.Fatal(err)
+					}
+					if err := d.Wait(); err != nil {
+						b.Fatal(err)
+					}
+					best = min(best, processCPU()-c0)
+				}
+				b.ReportMetric(2*T*m*k/b.Elapsed().Seconds()*float64(b.N)/1e9, "GFLOP/s")
+				b.ReportMetric(best*1e3, "mincpu-ms")
+			})
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 
@@ -19,11 +20,9 @@ const (
 	matvecWG   = 128
 	matvecRows = 4
 	// matvecMaxT is the largest token count recorded as mat-vecs, one workgroup taking them all (the
-	// NT define), so each weight is read once for all; larger steps use the tiled mat-mat, which reads
-	// each weight tile once for 32 tokens.
+	// NT define), so each weight is read once for all; larger steps use the tiled mat-mat, which
+	// decodes each weight once per workgroup of up to 64 tokens (matmulShape).
 	matvecMaxT = 8
-	matmulTM   = 64 // rows per mat-mat workgroup (matmul.wgsl TM)
-	matmulTN   = 32 // tokens per mat-mat workgroup (matmul.wgsl TN)
 )
 
 var matBinds = []Bind{ReadOnly, ReadOnly, ReadWrite}
@@ -54,14 +53,106 @@ func matvecShapeFor(wt string, k int) matvecShape {
 	return matvecShape{file: "matvec.wgsl", wg: matvecWG, rows: matvecRows}
 }
 
+// matmulShape is a prefill mat-mat variant, matmul.wgsl's knobs: tm rows by tn tokens a workgroup, rm
+// rows by rn tokens a thread (its register tile), f16 tiles in workgroup memory. Every shape is a
+// correct kernel; which is fastest depends on the adapter, so a tuner may choose among them.
+type matmulShape struct {
+	tm, tn, rm, rn int
+	f16            bool
+}
+
+// matmulPreferred are the shapes used unless one is chosen, best first; a product takes the first its
+// adapter accepts (matmulShape.check). 8x8 register tiles were the fastest on lavapipe, f16 tiles no
+// faster there (BenchmarkMatMulTiles, docs/BENCHMARKS.md); the 64x64 tile of a K-quant needs 32 KiB of
+// workgroup memory, the 32x32 one fits WebGPU's default 16 KiB. F16 tiles round weights and activations
+// to halves (f16Tolerance in the tests), so they are used only where chosen, never as a fallback.
+var matmulPreferred = []matmulShape{
+	{tm: 64, tn: 64, rm: 8, rn: 8},
+	{tm: 32, tn: 32, rm: 8, rn: 8},
+}
+
+// matmulTileFor returns the mat-mat shape for weights of kernel type wt on d: the device's chosen one
+// if set, else the first preferred shape the adapter accepts.
+func matmulTileFor(d *Device, wt string) (matmulShape, error) {
+	if d.matmulTile != (matmulShape{}) {
+		return d.matmulTile, d.matmulTile.check(d, wt)
+	}
+	var first error
+	for _, s := range matmulPreferred {
+		err := s.check(d, wt)
+		if err == nil {
+			return s, nil
+		}
+		first = cmp.Or(first, err)
+	}
+	return matmulShape{}, first
+}
+
+// matmulTileBytes is the workgroup memory of matmul.wgsl with tile s for weights of kernel type wt: the
+// activation tile of TK x tn and the weight tile of the type's tile file (TK: 64 for the K-quants, 32
+// for dq4), which for the K-quants holds codes and scales, not floats.
+func matmulTileBytes(s matmulShape, wt string) int {
+	elt := 4
+	if s.f16 {
+		elt = 2
+	}
+	switch wt {
+	case "q4_k", "q6_k":
+		return 64 * (s.tn + s.tm) * elt
+	}
+	return 32 * (s.tn + s.tm) * elt
+}
+
+func (s matmulShape) String() string {
+	f := ""
+	if s.f16 {
+		f = " f16"
+	}
+	return fmt.Sprintf("%dx%d/%dx%d%s", s.tm, s.tn, s.rm, s.rn, f)
+}
+
+func (s matmulShape) threads() int { return (s.tm / s.rm) * (s.tn / s.rn) }
+
+// check refuses shapes the kernel cannot run on d: register tiles of whole vec4s that divide the
+// workgroup tile, and the adapter's limits on threads and workgroup memory.
+func (s matmulShape) check(d *Device, wt string) error {
+	if s.rm <= 0 || s.rn <= 0 || s.rm%4 != 0 || s.rn%4 != 0 || s.tm%s.rm != 0 || s.tn%s.rn != 0 {
+		return fmt.Errorf("mat-mat tile %s: rows and tokens per thread must be multiples of 4 that divide the workgroup's", s)
+	}
+	if s.f16 && !d.f16 {
+		return fmt.Errorf("mat-mat tile %s: f16 tiles need the adapter's shader-f16 feature, which %s lacks", s, d.Info.Name)
+	}
+	if n := s.threads(); n > int(d.limits.MaxComputeInvocationsPerWorkgroup) {
+		return fmt.Errorf("mat-mat tile %s: %d threads exceed the adapter's %d per workgroup", s, n, d.limits.MaxComputeInvocationsPerWorkgroup)
+	}
+	if b := matmulTileBytes(s, wt); b > int(d.limits.MaxComputeWorkgroupStorageSize) {
+		return fmt.Errorf("mat-mat tile %s: %d bytes of workgroup memory exceed the adapter's %d", s, b, d.limits.MaxComputeWorkgroupStorageSize)
+	}
+	return nil
+}
+
+// defs are the kernel defines of the shape for weights of kernel type wt: the K-quants have tile
+// fillers of their own (mm_tile_q4_k.wgsl, mm_tile_q6_k.wgsl), the other types dequantize through dq4.
+func (s matmulShape) defs(wt string) shaders.Defines {
+	defs := shaders.Defines{"TM": fmt.Sprint(s.tm), "TN": fmt.Sprint(s.tn), "RM": fmt.Sprint(s.rm), "RN": fmt.Sprint(s.rn),
+		"F16": boolDef(s.f16), "TILE": "dq4", "WTYPE": wt}
+	switch wt {
+	case "q4_k", "q6_k":
+		defs["TILE"] = wt
+		delete(defs, "WTYPE")
+	}
+	return defs
+}
+
 // MatMul computes y[t][yOff + r] = sum_k W[r][k] x[t][k] for r < W.M, one dispatch per weight chunk.
 // Decode (one token) runs the mat-vec mv, a few tokens (up to matvecMaxT) its variant mvFew that takes
 // them all in each workgroup, more the tiled mat-mat mm.
 type MatMul struct {
 	W             *Weights
 	mv, mvFew, mm *Kernel
-	mvRows        int     // rows per mat-vec workgroup
-	step          *Buffer // its own step uniform (NewMatMulRows), else nil: the device's
+	mvRows        int         // rows per mat-vec workgroup
+	mmTile        matmulShape // of the mat-mat
+	step          *Buffer     // its own step uniform (NewMatMulRows), else nil: the device's
 	parts         []matPart
 }
 
@@ -170,12 +261,17 @@ func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStri
 	if err != nil {
 		return nil, err
 	}
-	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds,
-		defs: shaders.Defines{"WTYPE": wt, "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}})
+	tile, err := matmulTileFor(d, wt)
+	if err != nil {
+		return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
+	}
+	mmDefs := tile.defs(wt)
+	mmDefs["ACCUM"], mmDefs["GLU"], mmDefs["ROPE"] = boolDef(o.accumulate), boolDef(o.glu), boolDef(o.rope)
+	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds, defs: mmDefs})
 	if err != nil {
 		return nil, err
 	}
-	op := &MatMul{W: w, mv: mv, mvFew: mvFew, mm: mm, mvRows: shape.rows, step: o.step}
+	op := &MatMul{W: w, mv: mv, mvFew: mvFew, mm: mm, mvRows: shape.rows, mmTile: tile, step: o.step}
 	for _, c := range w.Chunks {
 		p, err := d.uniform(w.Name+" params", w.K, c.Rows, w.RowBytes, yOff+c.Row0, xStride, yStride, o.headDim, o.ropeDim)
 		if err != nil {
@@ -218,8 +314,8 @@ func (o *MatMul) Record(e *Encoder, T int) {
 			x, y := grid(ceilDiv(p.rows, o.mvRows))
 			e.Dispatch(o.mvFew, p.bg, x, y, 1)
 		default:
-			x, y := grid((p.rows + matmulTM - 1) / matmulTM)
-			e.Dispatch(o.mm, p.bg, x, y, uint32((T+matmulTN-1)/matmulTN))
+			x, y := grid(ceilDiv(p.rows, o.mmTile.tm))
+			e.Dispatch(o.mm, p.bg, x, y, uint32(ceilDiv(T, o.mmTile.tn)))
 		}
 	}
 }

@@ -33,3 +33,14 @@ fn i8x4(v: u32) -> vec4<f32> {
     let b = vec4<i32>(bitcast<i32>(v << 24u), bitcast<i32>(v << 16u), bitcast<i32>(v << 8u), bitcast<i32>(v));
     return vec4<f32>(b >> vec4<u32>(24u));
 }
+
+// load4 returns the 16 bytes at the even byte offset off as four little-endian words. For off % 4 == 2,
+// each word joins the high half of one stored word with the low half of the next; the double shift
+// makes the same expression give zero for that second part when off % 4 == 0.
+fn load4(off: u32) -> vec4<u32> {
+    let i = off >> 2u;
+    let s = (off & 2u) * 8u;
+    let a = vec4<u32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]);
+    let b = vec4<u32>(a.yzw, w[i + 4u]);
+    return (a >> vec4<u32>(s)) | ((b << vec4<u32>(16u)) << vec4<u32>(16u - s));
+}

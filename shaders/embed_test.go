@@ -83,7 +83,15 @@ func TestEmbeddedKernels(t *testing.T) {
 					add(file, mv)
 				}
 			}
-			add("matmul.wgsl", Defines{"WTYPE": wt, "ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]})
+			for _, f16 := range []string{"1", ""} {
+				mm := Defines{"TM": "64", "TN": "64", "RM": "8", "RN": "8", "F16": f16, "TILE": "dq4", "WTYPE": wt,
+					"ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]}
+				if wt == "q4_k" || wt == "q6_k" {
+					mm["TILE"] = wt // the K-quants' own weight tiles
+					delete(mm, "WTYPE")
+				}
+				add("matmul.wgsl", mm)
+			}
 		}
 		add("embed.wgsl", Defines{"WTYPE": wt})
 	}

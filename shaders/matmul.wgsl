@@ -1,16 +1,33 @@
-// matmul.wgsl: prefill mat-mat with dequantized tiles, y[t][out_off + r] = sum_k W[r][k] * x[t][k] for
-// t < S.n_tok (with ACCUM: += , the residual add fused into the product that feeds it; with GLU:
-// y = silu(y) * product, SwiGLU finished on the gate projection y holds; with ROPE: the outputs are
-// query or key heads, rotated before they are stored, see rope_pair.wgsl).
+// matmul.wgsl: prefill mat-mat with register tiles over weight tiles dequantized once into workgroup
+// memory, y[t][out_off + r] = sum_k W[r][k] * x[t][k] for t < S.n_tok (with ACCUM: += , the residual add
+// fused into the product that feeds it; with GLU: y = silu(y) * product, SwiGLU finished on the gate
+// projection y holds; with ROPE: the outputs are query or key heads, rotated before they are stored, see
+// rope_pair.wgsl).
 //
-// Bindings: identical to matvec.wgsl (0 P MatParams, 1 S Step, 2 w raw weights of type WTYPE,
-// 3 x activations as vec4, 4 y outputs), so one bind group serves both kernels.
-// Workgroup: 256 threads computing a tile of 64 rows x 32 tokens. Per step of 32 along K, the weight
-// tile is dequantized into workgroup memory (each thread two vec4s) and the activation tile copied
-// beside it (one vec4 each); every thread then accumulates 4 rows x 2 tokens. Rows past M re-read the
-// last row and are not stored, tokens past n_tok read zeros, K past the end (only possible for F32/F16
-// rows) reads zeros.
-// Dispatch: grid (see common.wgsl) of ceil(M/64) workgroups along x/y, ceil(T/32) along z.
+// Bindings: identical to matvec.wgsl (0 P MatParams, 1 S Step, 2 w raw weights, declared by the tile
+// file, 3 x activations as vec4, 4 y outputs, 5 cs with ROPE), so one bind group serves both kernels.
+//
+// Defines (the variant knobs a tuner may choose among): TM rows x TN tokens per workgroup, RM rows x RN
+// tokens per thread (multiples of 4 that divide TM and TN), so (TM/RM)*(TN/RN) threads; TILE the weight
+// tile, mm_tile_{TILE}.wgsl (q4_k, q6_k, or dq4 for any type with a dq_{WTYPE}.wgsl), which sets the
+// tile's depth TK and how weights sit in workgroup memory; F16 keeps the activation tile (and dq4's
+// weight tile) in half precision (needs shader-f16; products and sums stay f32).
+//
+// Per step of TK along K: the tile file's fill_w decodes the weight tile into workgroup memory, each
+// weight once per workgroup (the K-quants keep their codes, four or eight a word, and one scale per
+// sub-block: a quarter to a fifth of the stores of dequantized floats), and fill_x copies the activation
+// tile (TK x TN, [k][token] as vec4 of 4 tokens) beside it, transposed; then per k each thread takes
+// RM/4 vec4s of weights (w4, dequantizing codes in registers) and RN/4 vec4s of activations and does
+// RM*RN multiply-adds into its register tile. Rows past M re-read the chunk's last row and are not
+// stored; tokens past n_tok and K past the end (only F32/F16 rows may end mid-tile) read zeros.
+// Dispatch: grid (see common.wgsl) of ceil(M/TM) workgroups along x/y, ceil(T/TN) along z.
+
+//#if F16
+enable f16;
+alias elt = f16;
+//#else
+alias elt = f32;
+//#endif
 
 //#include "common.wgsl"
 
@@ -26,84 +43,98 @@ struct MatParams {
 }
 
 @group(0) @binding(0) var<uniform> P: MatParams;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 //#if ROPE
 @group(0) @binding(5) var<storage, read> cs: array<vec2<f32>>;
 //#include "rope_pair.wgsl"
 //#endif
-
-//#include "dq_{{WTYPE}}.wgsl"
 //#if GLU
 //#include "silu.wgsl"
 //#endif
 
-const TM = 64u;
-const TN = 32u;
-const TK = 32u;
+const TM = {{TM}}u;
+const TN = {{TN}}u;
+const RM = {{RM}}u;
+const RN = {{RN}}u;
+const NT = (TM / RM) * (TN / RN); // threads per workgroup
+const TM4 = TM / 4u;
+const TN4 = TN / 4u;
+const RM4 = RM / 4u;
+const RN4 = RN / 4u;
 
-var<workgroup> wt: array<f32, TK * TM>; // [k][row]
-var<workgroup> xt: array<f32, TK * TN>; // [k][token]
+var<workgroup> xt: array<vec4<elt>, TK * TN4>; // [k][token / 4]
 
-@compute @workgroup_size(256)
+//#include "mm_tile_{{TILE}}.wgsl"
+
+// fill_x copies activations k0..k0+TK-1 of tokens tok0..tok0+TN-1 into xt, transposed: a unit is 4
+// tokens x 4 k, four vec4 loads in, four vec4 stores out.
+fn fill_x(tok0: u32, k0: u32, lid: u32) {
+    let xs4 = P.x_stride >> 2u;
+    for (var u = lid; u < TN4 * (TK / 4u); u += NT) {
+        let t4 = u % TN4;
+        let k4 = u / TN4;
+        var v: array<vec4<f32>, 4>;
+        for (var c = 0u; c < 4u; c++) {
+            let t = tok0 + 4u * t4 + c;
+            if (t < S.n_tok && k0 + 4u * k4 < P.k) {
+                v[c] = x[t * xs4 + (k0 >> 2u) + k4];
+            }
+        }
+        for (var e = 0u; e < 4u; e++) {
+            xt[(4u * k4 + e) * TN4 + t4] = vec4<elt>(vec4<f32>(v[0][e], v[1][e], v[2][e], v[3][e]));
+        }
+    }
+}
+
+@compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row0 = (wid.x + wid.y * GRID_X) * TM;
     let tok0 = wid.z * TN;
-    let tr = lid & 15u;  // rows tr*4 .. tr*4+3
-    let tc = lid >> 4u;  // tokens tc*2, tc*2+1
-    var acc: array<f32, 8>;
-
-    // Loader roles: weight vec4s (row lr, k offset lk) and (lr + 32, lk); activation vec4 (token lt, lk).
-    let lr = lid >> 3u;
-    let lk = (lid & 7u) * 4u;
-    let rb0 = min(row0 + lr, P.m - 1u) * P.row_bytes;
-    let rb1 = min(row0 + lr + 32u, P.m - 1u) * P.row_bytes;
-    let xs4 = P.x_stride >> 2u;
-
+    let tr = lid % (TM / RM); // rows tr*RM ..
+    let tc = lid / (TM / RM); // tokens tc*RN ..
+    // acc[j * RM4 + i] holds token tc*RN + j, rows tr*RM + 4i .. 4i+3.
+    var acc: array<vec4<f32>, RM4 * RN>;
     for (var k0 = 0u; k0 < P.k; k0 += TK) {
-        let k = k0 + lk;
-        var w0 = vec4<f32>(0.0);
-        var w1 = vec4<f32>(0.0);
-        var xv = vec4<f32>(0.0);
-        if (k < P.k) {
-            w0 = dq4(rb0, k);
-            w1 = dq4(rb1, k);
-            if (tok0 + lr < S.n_tok) {
-                xv = x[(tok0 + lr) * xs4 + (k >> 2u)];
-            }
-        }
-        for (var i = 0u; i < 4u; i++) {
-            wt[(lk + i) * TM + lr] = w0[i];
-            wt[(lk + i) * TM + lr + 32u] = w1[i];
-            xt[(lk + i) * TN + lr] = xv[i];
-        }
+        fill_w(row0, k0, lid);
+        fill_x(tok0, k0, lid);
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            let a = vec4<f32>(wt[kk * TM + tr * 4u], wt[kk * TM + tr * 4u + 1u], wt[kk * TM + tr * 4u + 2u], wt[kk * TM + tr * 4u + 3u]);
-            let b0 = xt[kk * TN + tc * 2u];
-            let b1 = xt[kk * TN + tc * 2u + 1u];
-            for (var i = 0u; i < 4u; i++) {
-                acc[i] += a[i] * b0;
-                acc[4u + i] += a[i] * b1;
+            var a: array<vec4<f32>, RM4>;
+            for (var i = 0u; i < RM4; i++) {
+                a[i] = w4(kk, tr * RM4 + i);
+            }
+            for (var j4 = 0u; j4 < RN4; j4++) {
+                let b = vec4<f32>(xt[kk * TN4 + tc * RN4 + j4]);
+                for (var i = 0u; i < RM4; i++) {
+                    let j = 4u * j4 * RM4 + i;
+                    acc[j] += a[i] * b.x;
+                    acc[j + RM4] += a[i] * b.y;
+                    acc[j + 2u * RM4] += a[i] * b.z;
+                    acc[j + 3u * RM4] += a[i] * b.w;
+                }
             }
         }
         workgroupBarrier();
     }
-    for (var j = 0u; j < 2u; j++) {
-        let t = tok0 + tc * 2u + j;
+    for (var j = 0u; j < RN; j++) {
+        let t = tok0 + tc * RN + j;
         if (t >= S.n_tok) {
-            continue;
+            break;
         }
-        for (var i = 0u; i < 4u; i++) {
-            let r = row0 + tr * 4u + i;
-            if (r < P.m) {
+        for (var i = 0u; i < RM4; i++) {
+            let a = acc[j * RM4 + i];
+            for (var c = 0u; c < 4u; c++) {
+                let r = row0 + tr * RM + 4u * i + c;
+                if (r >= P.m) {
+                    break;
+                }
                 let o = t * P.y_stride + P.out_off + r;
 //#if ROPE
-                // This thread's four rows are two (even, odd) pairs.
-                let v = rope_pair(acc[j * 4u + (i & ~1u)], acc[j * 4u + (i | 1u)], (i & 1u) == 1u, t, P.out_off + r);
+                // Rows 4i+c of one vec4 hold two (even, odd) pairs: row0 and RM are multiples of 4.
+                let v = rope_pair(a[c & ~1u], a[c | 1u], (c & 1u) == 1u, t, P.out_off + r);
 //#else
-                let v = acc[j * 4u + i];
+                let v = a[c];
 //#endif
 //#if GLU
                 y[o] = silu(y[o]) * v; // y holds the gate projection

@@ -1,0 +1,44 @@
+// mm_tile_q4_k.wgsl: matmul.wgsl's weight tile for Q4_K (layout: matvec_q4_k.wgsl's header): TK = 64
+// dequantized weights per row, one group g of a super-block (sub-blocks 2g and 2g+1, the low and high
+// nibbles of the group's 32 quant bytes), [k][row / 4] as vec4 of 4 rows (f16 with F16). A fill unit is
+// one row: the super-block header (one vec4<u32>: d, dmin, the scale bytes) and the group's codes (two
+// vec4<u32>); each sub-block's scale and min decoded once (32 elements each).
+
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+
+const TK = 64u;
+
+var<workgroup> wt: array<vec4<elt>, TK * TM4>;
+
+// fill_w dequantizes rows row0..row0+TM-1 (clamped to the chunk's last row), k0..k0+TK-1, into wt.
+fn fill_w(row0: u32, k0: u32, lid: u32) {
+    let blk = k0 >> 8u;
+    let g = (k0 >> 6u) & 3u;
+    // get_scale_min_k4 for sub-blocks 2g, 2g+1: bytes 2(g%2), 2(g%2)+1 of the scale and min words of
+    // sub-blocks 0..3 (g < 2) or 4..7.
+    let hi = g >= 2u;
+    let sh = (g & 1u) * 16u;
+    for (var r = lid; r < TM; r += NT) {
+        let vb = min(row0 + r, P.m - 1u) * (P.row_bytes >> 4u) + blk * 9u;
+        let hdr = w[vb];
+        let sc = select(hdr.y & 0x3F3F3F3Fu, (hdr.w & 0x0F0F0F0Fu) | ((hdr.y >> 2u) & 0x30303030u), hi) >> sh;
+        let mn = select(hdr.z & 0x3F3F3F3Fu, ((hdr.w >> 4u) & 0x0F0F0F0Fu) | ((hdr.z >> 2u) & 0x30303030u), hi) >> sh;
+        let dm = unpack2x16float(hdr.x);
+        let q = array<vec4<u32>, 2>(w[vb + 1u + 2u * g], w[vb + 2u + 2u * g]);
+        for (var h = 0u; h < 2u; h++) {
+            let ds = dm.x * f32((sc >> (8u * h)) & 0xFFu);
+            let ms = dm.y * f32((mn >> (8u * h)) & 0xFFu);
+            for (var i = 0u; i < 8u; i++) {
+                let word = q[i >> 2u][i & 3u] >> (4u * h);
+                for (var b = 0u; b < 4u; b++) {
+                    wt[(32u * h + 4u * i + b) * TM4 + (r >> 2u)][r & 3u] = elt(ds * f32((word >> (8u * b)) & 0x0Fu) - ms);
+                }
+            }
+        }
+    }
+}
+
+// w4 returns the weights at tile depth kk of tile rows 4q .. 4q+3.
+fn w4(kk: u32, q: u32) -> vec4<f32> {
+    return vec4<f32>(wt[kk * TM4 + q]);
+}
