@@ -160,7 +160,8 @@ type benchJSON struct {
 // printTuning says what the GPU's kernel tuning did at load: each shape's choice, its time per
 // dispatch and the built-in choice's.
 func printTuning(env *Env, t *gpu.TuneReport) {
-	fmt.Fprintf(env.Stdout, "GPU tuning: %d shape(s) timed, %d from %s, %.1f s\n", t.Timed, t.Cached, t.File, t.Seconds)
+	fmt.Fprintf(env.Stdout, "GPU tuning: %d shape(s) timed, %d from %s, %d left for the next load (time budget), %.1f s\n",
+		t.Timed, t.Cached, t.File, t.Left, t.Seconds)
 	for _, c := range t.Choices {
 		speedup := ""
 		if c.Default > 0 && c.Seconds > 0 {

@@ -55,14 +55,15 @@ func TestBenchProfileJSON(t *testing.T) {
 }
 
 // TestBenchTuning runs bench --gpu twice over one tuning file: the first load times the kernel
-// variants of stories260K's five weight shapes, the second reads them; --gpu-tune redo times them again.
+// variants of stories260K's five weight shapes (a mat-vec and a mat-mat choice each), the second reads
+// them; --gpu-tune redo times them again.
 func TestBenchTuning(t *testing.T) {
 	stories := testutil.SharedFile(t, "stories260K.gguf")
 	file := filepath.Join(t.TempDir(), "tune.json")
 	for i, c := range []struct {
 		mode          string
 		timed, cached int
-	}{{"auto", 5, 0}, {"auto", 0, 5}, {"redo", 5, 0}} {
+	}{{"auto", 10, 0}, {"auto", 0, 10}, {"redo", 10, 0}} {
 		code, out, errs := runCLI("", "bench", "--model", stories, "--gpu", "--gpu-tune", c.mode, "--gpu-tune-file", file,
 			"--pp", "8", "--tg", "2", "--reps", "1", "--json")
 		if code != 0 {

@@ -67,7 +67,8 @@ type Device struct {
 	stageSz uint64
 	owned   []*Buffer // buffers released by Close
 
-	tuned map[matShape]matvecShape // mat-vec variants chosen by tuning (tune.go), by weight shape
+	tuned     map[matShape]matvecShape // mat-vec variants chosen by tuning (tune.go), by weight shape
+	tunedTile map[matShape]matmulShape // mat-mat tiles chosen by tuning, by weight shape
 }
 
 // OpenDevice enumerates adapters, picks one with Choose, and opens a device on it with the adapter's own
@@ -107,14 +108,15 @@ func OpenDevice(opts DeviceOptions) (*Device, error) {
 	}
 	release(choice.Index)
 	d := &Device{
-		Info:    infos[choice.Index],
-		Reason:  choice.Reason,
-		inst:    inst,
-		adapter: raw[choice.Index],
-		log:     log,
-		kernels: map[string]*Kernel{},
-		layouts: map[string]*wgpu.BindGroupLayout{},
-		tuned:   map[matShape]matvecShape{},
+		Info:      infos[choice.Index],
+		Reason:    choice.Reason,
+		inst:      inst,
+		adapter:   raw[choice.Index],
+		log:       log,
+		kernels:   map[string]*Kernel{},
+		layouts:   map[string]*wgpu.BindGroupLayout{},
+		tuned:     map[matShape]matvecShape{},
+		tunedTile: map[matShape]matmulShape{},
 	}
 	if err := d.open(opts); err != nil {
 		d.Close()

@@ -246,19 +246,6 @@ func TestMatMulRope(t *testing.T) {
 	}
 }
 
-// matmulCandidates are the mat-mat shapes the tests check and the benchmark times: register tiles of
-// 8x8, 4x4 and 8x4 per thread, wide and narrow workgroups. Shapes an adapter refuses (workgroup memory,
-// threads, shader-f16) are skipped with a message.
-var matmulCandidates = []matmulShape{
-	{tm: 64, tn: 64, rm: 8, rn: 8},
-	{tm: 64, tn: 32, rm: 8, rn: 8},
-	{tm: 32, tn: 64, rm: 8, rn: 8},
-	{tm: 64, tn: 64, rm: 4, rn: 4},
-	{tm: 64, tn: 32, rm: 8, rn: 4},
-	{tm: 128, tn: 32, rm: 8, rn: 8},
-	{tm: 64, tn: 16, rm: 4, rn: 16},
-}
-
 // f16Tolerance bounds the relative error of the mat-mat with half-precision tiles: weights and
 // activations rounded to 11 significant bits (2^-11 ≈ 4.9e-4 each, so up to ~1e-3 per product), errors
 // of independent sign that add in quadrature over K, measured against the largest output. The f32

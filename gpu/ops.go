@@ -216,7 +216,8 @@ type matOptions struct {
 	cs         Range
 	headDim    int
 	ropeDim    int
-	step       *Buffer // the op's own step uniform (NewMatMulRows)
+	step       *Buffer     // the op's own step uniform (NewMatMulRows)
+	tile       matmulShape // the mat-mat's tile, when not the device's choice for the shape
 }
 
 func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int, o matOptions) (*MatMul, error) {
@@ -261,8 +262,16 @@ func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStri
 	if err != nil {
 		return nil, err
 	}
-	tile, err := matmulTileFor(d, wt)
-	if err != nil {
+	tile := o.tile
+	if tile == (matmulShape{}) {
+		tile = d.tunedTile[matShape{wt: wt, k: w.K, m: w.M}]
+	}
+	if tile == (matmulShape{}) {
+		var err error
+		if tile, err = matmulTileFor(d, wt); err != nil {
+			return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
+		}
+	} else if err := tile.check(d, wt); err != nil {
 		return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
 	}
 	mmDefs := tile.defs(wt)

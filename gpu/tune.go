@@ -53,6 +53,8 @@ type TuneOptions struct {
 	File string
 	// Progress, if set, is called before each shape is timed and once at the end (done == total).
 	Progress func(done, total int, what string)
+	// Budget bounds the time spent timing; 0 means tuneTimeBudget.
+	Budget time.Duration
 }
 
 // DefaultTuneFile is the choices' cache in the user's cache directory.
@@ -69,6 +71,7 @@ type TuneReport struct {
 	File    string        `json:"file"`
 	Timed   int           `json:"timed"`  // shapes timed in this load
 	Cached  int           `json:"cached"` // shapes whose choice came from the file
+	Left    int           `json:"left"`   // shapes left for the next load: the time budget ran out
 	Seconds float64       `json:"seconds"`
 	Choices []TuneEntryAt `json:"choices"`
 }
@@ -101,12 +104,21 @@ type matShape struct {
 	k, m int
 }
 
-func (s matShape) String() string { return fmt.Sprintf("matvec %s %dx%d", s.wt, s.m, s.k) }
+func (s matShape) String() string { return fmt.Sprintf("%s %dx%d", s.wt, s.m, s.k) }
 
 // tuneRowsMax bounds the rows a shape is timed with: past a few thousand rows every workgroup shape
 // fills the device and the time per row is what differs, so the 128256-row output projection is timed on
 // its first rows rather than uploaded twice.
 const tuneRowsMax = 4096
+
+// tuneTileRows bounds the rows a prefill tile is timed on: a batch of tokens over 256 rows is work
+// enough to rank the tiles (and seconds per candidate on a software adapter, which more rows would
+// multiply).
+const tuneTileRows = 256
+
+// tuneTimeBudget bounds a load's tuning: the shapes not reached keep the built-in choices for this load
+// and are timed at the next one (auto), so a slow adapter spreads its tuning over a few loads.
+const tuneTimeBudget = 20 * time.Second
 
 // tune chooses the mat-vec variant of every weight shape in W (Device.tuned), reading and updating the
 // cache file as opts.Mode says.
@@ -132,31 +144,39 @@ func (b *Backend) tune(W model.Weights, opts TuneOptions) (*TuneReport, error) {
 	rep := &TuneReport{File: file}
 	prefix := b.d.tuneKey()
 	changed := false
-	for i, s := range shapes {
-		key := prefix + " | " + s.String()
-		e, ok := cache.Entries[key]
-		shape, valid := parseMatvecShape(s.wt, e.Variant)
-		if ok && valid && opts.Mode == TuneAuto {
-			b.d.tuned[s] = shape
-			rep.Cached++
-			rep.Choices = append(rep.Choices, TuneEntryAt{Shape: s.String(), tuneEntry: e})
-			continue
+	knobs := b.knobs()
+	total := len(knobs) * len(shapes)
+	budget := cmp.Or(opts.Budget, tuneTimeBudget)
+	for ki, kn := range knobs {
+		for i, s := range shapes {
+			name := kn.kind + " " + s.String()
+			key := prefix + " | " + name
+			e, ok := cache.Entries[key]
+			if ok && opts.Mode == TuneAuto && kn.use(s, e.Variant) {
+				rep.Cached++
+				rep.Choices = append(rep.Choices, TuneEntryAt{Shape: name, tuneEntry: e})
+				continue
+			}
+			if rep.Timed > 0 && time.Since(start) > budget {
+				rep.Left++ // (one shape a load at least, so a slow adapter still gets through)
+				continue
+			}
+			if opts.Progress != nil {
+				opts.Progress(ki*len(shapes)+i, total, "tuning GPU kernels: "+name)
+			}
+			e, err := b.race(kn, s, tensors[i])
+			if err != nil {
+				return nil, fmt.Errorf("tuning %s: %w", name, err)
+			}
+			kn.use(s, e.Variant)
+			cache.Entries[key] = e
+			changed = true
+			rep.Timed++
+			rep.Choices = append(rep.Choices, TuneEntryAt{Shape: name, tuneEntry: e})
 		}
-		if opts.Progress != nil {
-			opts.Progress(i, len(shapes), "tuning GPU kernels: "+s.String())
-		}
-		e, shape, err = b.tuneMatvec(s, tensors[i])
-		if err != nil {
-			return nil, fmt.Errorf("tuning %s: %w", s, err)
-		}
-		b.d.tuned[s] = shape
-		cache.Entries[key] = e
-		changed = true
-		rep.Timed++
-		rep.Choices = append(rep.Choices, TuneEntryAt{Shape: s.String(), tuneEntry: e})
 	}
 	if opts.Progress != nil {
-		opts.Progress(len(shapes), len(shapes), "tuning GPU kernels: done")
+		opts.Progress(total, total, "tuning GPU kernels: done")
 	}
 	if changed {
 		if err := writeTuneFile(file, cache); err != nil {
@@ -165,7 +185,8 @@ func (b *Backend) tune(W model.Weights, opts TuneOptions) (*TuneReport, error) {
 		}
 	}
 	rep.Seconds = time.Since(start).Seconds()
-	b.log.Info("GPU kernels tuned", "file", file, "timed", rep.Timed, "cached", rep.Cached, "took", time.Since(start).Round(time.Millisecond))
+	b.log.Info("GPU kernels tuned", "file", file, "timed", rep.Timed, "cached", rep.Cached, "left for the next load", rep.Left,
+		"took", time.Since(start).Round(time.Millisecond))
 	return rep, nil
 }
 
@@ -201,22 +222,92 @@ func weightShapes(W model.Weights) ([]matShape, []model.Tensor) {
 	return shapes, tensors
 }
 
-// tuneMatvec times every candidate variant of shape s on the first rows of t and returns the fastest.
-func (b *Backend) tuneMatvec(s matShape, t model.Tensor) (tuneEntry, matvecShape, error) {
+// knob is one kernel choice tuning makes per weight shape: the decode mat-vec's workgroup shape, the
+// prefill mat-mat's tile. Its variants are named by strings (the cache file's), so that one race serves
+// both.
+type knob struct {
+	kind   string // "matvec" or "matmul"
+	tokens int    // the step it is timed on: 1 for decode, the batch for prefill
+	rows   int    // at most this many of the weight's rows are timed
+	// variants lists the candidates for weight type wt and names the built-in choice.
+	variants func(wt string, k int) (names []string, builtin string)
+	// build makes the product of variant v over w; use records v as s's choice, false when v is not
+	// a variant this build knows (a file from another version is tuned again).
+	build func(w *Weights, x, y Range, k, rows int, v string) (*MatMul, error)
+	use   func(s matShape, v string) bool
+}
+
+// knobs are the choices tuning makes: the mat-vec (decode; timed on 4096 rows) and the mat-mat tile
+// (prefill, timed on 1024 rows and one batch of tokens). F16 tiles are not candidates: they round the
+// weights and activations (TestMatMulTiles' tolerance), which a user chooses, not the tuner.
+func (b *Backend) knobs() []knob {
 	d := b.d
-	rows := min(s.m, tuneRowsMax)
+	return []knob{{
+		kind: "matvec", tokens: 1, rows: tuneRowsMax,
+		variants: func(wt string, k int) ([]string, string) {
+			var names []string
+			for _, c := range matvecCandidates(d, wt) {
+				names = append(names, c.String())
+			}
+			return names, matvecShapeFor(wt, k).String()
+		},
+		build: func(w *Weights, x, y Range, k, rows int, v string) (*MatMul, error) {
+			shape, _ := parseMatvecShape(kernelTypes[w.Type], v)
+			return d.newMatMulShape(w, x, k, y, rows, 0, matOptions{}, shape)
+		},
+		use: func(s matShape, v string) bool {
+			shape, ok := parseMatvecShape(s.wt, v)
+			if ok {
+				d.tuned[s] = shape
+			}
+			return ok
+		},
+	}, {
+		kind: "matmul", tokens: b.batch, rows: tuneTileRows,
+		variants: func(wt string, k int) ([]string, string) {
+			var names []string
+			for _, c := range matmulCandidates {
+				if c.check(d, wt) == nil {
+					names = append(names, c.String())
+				}
+			}
+			def, _ := matmulTileFor(d, wt)
+			return names, def.String()
+		},
+		build: func(w *Weights, x, y Range, k, rows int, v string) (*MatMul, error) {
+			tile, _ := parseMatmulShape(v)
+			return d.newMatMulShape(w, x, k, y, rows, 0, matOptions{tile: tile}, d.matvecShapeOf(w))
+		},
+		use: func(s matShape, v string) bool {
+			tile, ok := parseMatmulShape(v)
+			if ok && tile.check(d, s.wt) == nil {
+				d.tunedTile[s] = tile
+				return true
+			}
+			return false
+		},
+	}}
+}
+
+// race times every variant of kn on the first rows of t, for kn.tokens tokens, and returns the fastest.
+// Successive halving keeps it short: every candidate runs once (its first use, so a slow first run can
+// only lose it the race), then the fastest few and the built-in choice are timed again and the medians
+// decide.
+func (b *Backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
+	d := b.d
+	rows := min(s.m, kn.rows)
 	rb := len(t.Data) / t.Rows
 	w, err := d.UploadWeights(t.Name+" (tuning)", t.Type, s.k, rows, t.Data[:rows*rb], nil)
 	if err != nil {
-		return tuneEntry{}, matvecShape{}, err
+		return tuneEntry{}, err
 	}
-	x, err := d.UploadF32("tuning x", make([]float32, s.k))
+	x, err := d.UploadF32("tuning x", make([]float32, kn.tokens*s.k))
 	if err != nil {
-		return tuneEntry{}, matvecShape{}, err
+		return tuneEntry{}, err
 	}
-	y, err := d.NewStorage("tuning y", uint64(4*rows))
+	y, err := d.NewStorage("tuning y", uint64(4*kn.tokens*rows))
 	if err != nil {
-		return tuneEntry{}, matvecShape{}, err
+		return tuneEntry{}, err
 	}
 	defer func() {
 		for _, c := range w.Chunks {
@@ -225,55 +316,52 @@ func (b *Backend) tuneMatvec(s matShape, t model.Tensor) (tuneEntry, matvecShape
 		d.free(x)
 		d.free(y)
 	}()
-	if err := d.SetStep(1, 0); err != nil {
-		return tuneEntry{}, matvecShape{}, err
+	if err := d.SetStep(kn.tokens, 0); err != nil {
+		return tuneEntry{}, err
 	}
-	// Successive halving: every candidate runs once (its first use, so a slow first run can only lose
-	// it the race), then the fastest few and the built-in choice are timed again and the medians decide.
-	def := matvecShapeFor(s.wt, s.k)
+	names, def := kn.variants(s.wt, s.k)
 	type timed struct {
-		shape matvecShape
+		name  string
 		op    *MatMul
 		first float64
 	}
 	var runs []timed
-	for _, c := range matvecCandidates(d, s.wt) {
-		op, err := d.newMatMulShape(w, Whole(x), s.k, Whole(y), rows, 0, matOptions{}, c)
+	for _, v := range names {
+		op, err := kn.build(w, Whole(x), Whole(y), s.k, rows, v)
 		if err == nil {
 			var sec float64
-			if sec, err = d.timeRecord(func(e *Encoder) { op.Record(e, 1) }, 1); err == nil {
-				runs = append(runs, timed{c, op, sec})
+			if sec, err = d.timeRecord(func(e *Encoder) { op.Record(e, kn.tokens) }, 1); err == nil {
+				runs = append(runs, timed{v, op, sec})
 				continue
 			}
 		}
 		if d.Err() != nil {
-			return tuneEntry{}, matvecShape{}, err // the device is gone: nothing more to time
+			return tuneEntry{}, err // the device is gone: nothing more to time
 		}
-		b.log.Info("GPU tuning: variant skipped", "shape", s.String(), "variant", c.String(), "err", err)
+		b.log.Info("GPU tuning: variant skipped", "kernel", kn.kind, "shape", s.String(), "variant", v, "err", err)
 	}
 	if len(runs) == 0 {
-		return tuneEntry{}, matvecShape{}, errors.New("no variant ran")
+		return tuneEntry{}, errors.New("no variant ran")
 	}
 	slices.SortStableFunc(runs, func(a, b timed) int { return cmp.Compare(a.first, b.first) })
 	best := tuneEntry{Seconds: -1, Tried: len(runs)}
-	var bestShape matvecShape
 	for i, r := range runs {
-		if i >= tuneFinalists && r.shape != def {
+		if i >= tuneFinalists && r.name != def {
 			continue
 		}
-		sec, err := d.timeRecord(func(e *Encoder) { r.op.Record(e, 1) }, 3)
+		sec, err := d.timeRecord(func(e *Encoder) { r.op.Record(e, kn.tokens) }, 3)
 		if err != nil {
-			return tuneEntry{}, matvecShape{}, err
+			return tuneEntry{}, err
 		}
-		if r.shape == def {
+		if r.name == def {
 			best.Default = sec
 		}
 		if best.Seconds < 0 || sec < best.Seconds {
-			best.Seconds, best.Variant, bestShape = sec, r.shape.String(), r.shape
+			best.Seconds, best.Variant = sec, r.name
 		}
 	}
 	best.Date = time.Now().UTC().Format(time.DateOnly)
-	return best, bestShape, nil
+	return best, nil
 }
 
 // tuneFinalists is how many of the fastest first runs are timed again.
@@ -355,6 +443,30 @@ func (s matvecShape) String() string {
 		red = "tree"
 	}
 	return fmt.Sprintf("wg=%d rows=%d reduce=%s", s.wg, s.rows, red)
+}
+
+// matmulCandidates are the mat-mat shapes tuning tries (and the tests check): register tiles of 8x8, 4x4
+// and 8x4 per thread, wide and narrow workgroups. An adapter's limits (workgroup memory, threads) leave
+// some out (matmulShape.check).
+var matmulCandidates = []matmulShape{
+	{tm: 64, tn: 64, rm: 8, rn: 8},
+	{tm: 64, tn: 32, rm: 8, rn: 8},
+	{tm: 32, tn: 64, rm: 8, rn: 8},
+	{tm: 64, tn: 64, rm: 4, rn: 4},
+	{tm: 64, tn: 32, rm: 8, rn: 4},
+	{tm: 128, tn: 32, rm: 8, rn: 8},
+	{tm: 64, tn: 16, rm: 4, rn: 16},
+	{tm: 32, tn: 32, rm: 8, rn: 8},
+}
+
+// parseMatmulShape reads a tile's name (matmulShape.String) back; f16 tiles are not tuning's.
+func parseMatmulShape(v string) (matmulShape, bool) {
+	var s matmulShape
+	n, err := fmt.Sscanf(v, "%dx%d/%dx%d", &s.tm, &s.tn, &s.rm, &s.rn)
+	if err != nil || n != 4 || s.String() != v {
+		return matmulShape{}, false
+	}
+	return s, true
 }
 
 // parseMatvecShape reads a cached variant back; false when it is not one of this build's candidates'

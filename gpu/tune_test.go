@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"smolchat/gpu/ref"
 )
@@ -60,6 +62,16 @@ func TestMatvecShapeStrings(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+	for _, c := range matmulCandidates {
+		if got, ok := parseMatmulShape(c.String()); !ok || got != c {
+			t.Errorf("%q reads back as %+v (%v)", c.String(), got, ok)
+		}
+	}
+	for _, bad := range []string{"", "64x64", "64x64/8x8 f16", "64x64/8x8x"} {
+		if _, ok := parseMatmulShape(bad); ok {
+			t.Errorf("tile %q accepted", bad)
+		}
+	}
 }
 
 // TestTune loads a synthetic SmolLM3 three times over one cache file: auto times every shape and
@@ -68,7 +80,8 @@ func TestMatvecShapeStrings(t *testing.T) {
 func TestTune(t *testing.T) {
 	m := synthModel(t)
 	file := filepath.Join(t.TempDir(), "tune.json")
-	shapes, _ := weightShapes(m.Weights)
+	ws, _ := weightShapes(m.Weights)
+	shapes := 2 * len(ws) // a mat-vec and a mat-mat choice each
 	prompt := []int32{1, 2, 3, 4, 5}
 	logits := func(b *Backend) []float32 {
 		l, err := b.Forward(context.Background(), prompt, []int{len(prompt) - 1})
@@ -90,10 +103,10 @@ func TestTune(t *testing.T) {
 		timed, cached int
 		damage        bool
 	}{
-		{TuneAuto, len(shapes), 0, false},
-		{TuneAuto, 0, len(shapes), false},
-		{TuneRedo, len(shapes), 0, false},
-		{TuneAuto, len(shapes), 0, true},
+		{TuneAuto, shapes, 0, false},
+		{TuneAuto, 0, shapes, false},
+		{TuneRedo, shapes, 0, false},
+		{TuneAuto, shapes, 0, true},
 	} {
 		if c.damage {
 			if err := os.WriteFile(file, []byte("{not json"), 0o644); err != nil {
@@ -105,14 +118,16 @@ func TestTune(t *testing.T) {
 			progress = append(progress, fmt.Sprintf("%d/%d %s", done, total, what))
 		}}})
 		rep := b.Tuning()
-		if rep == nil || rep.Timed != c.timed || rep.Cached != c.cached || len(rep.Choices) != len(shapes) {
-			t.Fatalf("load %d (%s): report %+v, want %d timed and %d cached of %d shapes", i, c.mode, rep, c.timed, c.cached, len(shapes))
+		if rep == nil || rep.Timed != c.timed || rep.Cached != c.cached || len(rep.Choices) != shapes {
+			t.Fatalf("load %d (%s): report %+v, want %d timed and %d cached of %d choices", i, c.mode, rep, c.timed, c.cached, shapes)
 		}
 		if wantLines := c.timed + 1; len(progress) != wantLines {
 			t.Errorf("load %d: progress %q, want a line per timed shape and one at the end", i, progress)
 		}
 		for _, ch := range rep.Choices {
-			if _, ok := parseMatvecShape("q4_k", ch.Variant); !ok || ch.Seconds <= 0 {
+			_, mv := parseMatvecShape("q4_k", ch.Variant)
+			_, mm := parseMatmulShape(ch.Variant)
+			if ok := map[bool]bool{true: mv, false: mm}[strings.HasPrefix(ch.Shape, "matvec ")]; !ok || ch.Seconds <= 0 {
 				t.Errorf("load %d: choice %+v", i, ch)
 			}
 		}
@@ -132,8 +147,20 @@ func TestTune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(data, &f); err != nil || len(f.Entries) != len(shapes) {
-		t.Fatalf("cache file: %d entries (%v), want %d:\n%s", len(f.Entries), err, len(shapes), data)
+	if err := json.Unmarshal(data, &f); err != nil || len(f.Entries) != shapes {
+		t.Fatalf("cache file: %d entries (%v), want %d:\n%s", len(f.Entries), err, shapes, data)
+	}
+
+	// A spent time budget leaves the shapes to the next load, which times them.
+	budgetFile := filepath.Join(t.TempDir(), "budget.json")
+	b := newBackend(t, m, Options{Tune: TuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Nanosecond}})
+	if rep := b.Tuning(); rep.Timed != 1 || rep.Left != shapes-1 {
+		t.Errorf("a spent budget: %d timed and %d left, want 1 (a load times one at least) and %d", rep.Timed, rep.Left, shapes-1)
+	}
+	b.Close()
+	b = newBackend(t, m, Options{Tune: TuneOptions{Mode: TuneAuto, File: budgetFile}})
+	if rep := b.Tuning(); rep.Timed != shapes-1 || rep.Cached != 1 || rep.Left != 0 {
+		t.Errorf("the next load: %d timed, %d cached, %d left; want %d, 1, 0", rep.Timed, rep.Cached, rep.Left, shapes-1)
 	}
 }
 
