@@ -15,13 +15,15 @@ import (
 // Exports of a conversation, as Markdown to read and as JSON to process.
 
 type exportedConversation struct {
-	ID          string            `json:"id"`
-	Title       string            `json:"title"`
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
-	Think       bool              `json:"think"`
-	Temperature *float64          `json:"temperature,omitempty"`
-	Messages    []exportedMessage `json:"messages"`
+	ID          string    `json:"id"`
+	Title       string    `json:"title"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Think       bool      `json:"think"`
+	Temperature *float64  `json:"temperature,omitempty"`
+	// The system prompt and the other settings, empty ones (the defaults) left out.
+	store.Settings
+	Messages []exportedMessage `json:"messages"`
 }
 
 type exportedMessage struct {
@@ -52,7 +54,7 @@ func (s *Server) handleExport(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s.%s"`, fileName(conv.Title), format))
 	if format == "json" {
 		out := exportedConversation{ID: conv.ID, Title: conv.Title, CreatedAt: conv.CreatedAt, UpdatedAt: conv.UpdatedAt,
-			Think: conv.Think, Temperature: conv.Temperature, Messages: []exportedMessage{}}
+			Think: conv.Think, Temperature: conv.Temperature, Settings: conv.Settings, Messages: []exportedMessage{}}
 		for _, m := range msgs {
 			out.Messages = append(out.Messages, exportedMessage{Role: m.Role, Content: m.Content, Thinking: m.Thinking,
 				CreatedAt: m.CreatedAt, FinishReason: m.FinishReason, Tokens: m.Tokens, PromptTokens: m.PromptTokens,
@@ -74,7 +76,17 @@ func (s *Server) handleExport(c *fiber.Ctx) error {
 func exportMarkdown(conv store.Conversation, msgs []store.Message) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n", conv.Title)
-	fmt.Fprintf(&b, "_Exported from smolchat on %s · thinking %s_\n", time.Now().Format("2 January 2006 15:04"), onOff(conv.Think))
+	fmt.Fprintf(&b, "_Exported from smolchat on %s · thinking %s", time.Now().Format("2 January 2006 15:04"), onOff(conv.Think))
+	p := presetOf(conv)
+	for _, f := range settingFields {
+		if v := f.format(p); v != "" {
+			fmt.Fprintf(&b, " · %s %s", strings.ToLower(f.label), v)
+		}
+	}
+	b.WriteString("_\n")
+	if conv.Settings.System != "" {
+		fmt.Fprintf(&b, "\n## System prompt\n\n%s\n", conv.Settings.System)
+	}
 	for _, m := range msgs {
 		if m.Role == "user" {
 			b.WriteString("\n## You\n\n")

@@ -43,14 +43,11 @@ var (
 // startStream prepares the answer to msgs, the conversation as it is stored now; t is its place in the
 // queue, released by the stream from now on. The caller holds the conversation (lockConversation).
 func (s *Server) startStream(conv store.Conversation, msgs []store.Message, t *ticket, replaces int64) *uiStream {
-	p := engine.GenParams{SamplerParams: engine.DefaultSamplerParams()}
-	if conv.Temperature != nil {
-		p.Temperature = float32(*conv.Temperature)
-	}
+	p := genParams(presetOf(conv))
 	p.Seed = randomSeed()
 	think := conv.Think
 	st := &uiStream{id: newID(""), convID: conv.ID, ticket: t, replaces: replaces, done: make(chan struct{}),
-		req: engine.ChatRequest{Messages: engineMessages(msgs), Think: &think, Params: p}}
+		req: engine.ChatRequest{Messages: chatMessages(conv.Settings.System, msgs), Think: &think, Params: p}}
 	st.ctx, st.cancel = context.WithCancelCause(s.base)
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()

@@ -69,10 +69,21 @@ type (
 	}
 	settingsView struct {
 		Think       bool
-		Temperature string // "" = the default
-		OOB         bool
+		Temperature string // "" = the default, for the chip beside the toggle
+		System      string
+		Fields      []fieldView
+		Presets     []string
+		// Open shows the panel, with Status (what was just done) in it.
+		Open   bool
+		Status string
+		OOB    bool
 		// NoReasoning hides the thinking toggle: the loaded model's template has no reasoning mode.
 		NoReasoning bool
+	}
+	fieldView struct {
+		Name, Label, Value string
+		Unset, Range       string // the default (placeholder) and the range (tooltip)
+		Integer            bool
 	}
 	statusView struct {
 		Ready, Failed bool
@@ -222,8 +233,19 @@ func (s *Server) messageView(m store.Message) messageView {
 		v.Note = "Stopped."
 	case engine.FinishLength:
 		v.Note = "Cut off: the context window is full. Start a new chat to go on."
+		if s.contextFull(m) {
+			break
+		}
+		v.Note = fmt.Sprintf("Cut off at the limit of %d answer tokens (Settings).", m.Tokens)
 	}
 	return v
+}
+
+// contextFull reports whether an answer cut for length filled the context window, rather than reaching
+// its token limit. It is true while the model loads, when the size is not known.
+func (s *Server) contextFull(m store.Message) bool {
+	l := s.ready()
+	return l == nil || m.PromptTokens+m.Tokens+1 >= l.info().Context
 }
 
 // statsText is the line under an answer: tokens, speed and time to first token. A single token has
@@ -244,14 +266,6 @@ func statsText(m store.Message) string {
 		return fmt.Sprintf("%d %s · %s to first token", m.Tokens, unit, ttft)
 	}
 	return fmt.Sprintf("%d %s · %.1f tok/s · %s to first token", m.Tokens, unit, m.TokensPerSec, ttft)
-}
-
-func engineMessages(msgs []store.Message) []engine.Message {
-	out := make([]engine.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = engine.Message{Role: m.Role, Content: m.Content}
-	}
-	return out
 }
 
 func formatTemp(t *float64) string {
@@ -289,12 +303,14 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 	if err != nil {
 		return err
 	}
-	p := page{CSRF: csrfToken(c), Status: s.statusView(), Settings: settingsView{Think: defaultThink(c), NoReasoning: s.noReasoning()},
-		SignOut: s.cfg.APIKey != ""}
+	p := page{CSRF: csrfToken(c), Status: s.statusView(), SignOut: s.cfg.APIKey != ""}
+	settings, err := s.pageSettings(c, conv)
+	if err != nil {
+		return err
+	}
+	p.Settings = s.settingsView(ctx, settings)
 	if conv != nil {
 		p.Title, p.ConvID = conv.Title, conv.ID
-		p.Settings = settingsView{Think: conv.Think, Temperature: formatTemp(conv.Temperature)}
-		p.Settings.NoReasoning = s.noReasoning()
 		msgs, err := s.store.Messages(ctx, conv.ID)
 		if err != nil {
 			return err
@@ -302,7 +318,7 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 		for _, m := range msgs {
 			p.Messages = append(p.Messages, s.messageView(m))
 		}
-		p.Meter = s.meter(engineMessages(msgs), conv.Think)
+		p.Meter = s.meter(chatMessages(conv.Settings.System, msgs), conv.Think)
 		// An answer prepared or streaming (a reload mid-answer) shows as a placeholder with its text so far,
 		// in place of the answer a regeneration replaces; one that has ended shows as saved.
 		if st := s.streamOf(conv.ID); st != nil && !st.shownIn(msgs) {
@@ -323,6 +339,14 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 	return c.Render("index", p, "layouts/main")
 }
 
+// pageSettings are the settings a page shows: its conversation's, or a new chat's defaults.
+func (s *Server) pageSettings(c *fiber.Ctx, conv *store.Conversation) (store.Preset, error) {
+	if conv != nil {
+		return presetOf(*conv), nil
+	}
+	return s.newChatDefaults(c)
+}
+
 // handleStatus is the model badge, which polls itself while the model loads.
 func (s *Server) handleStatus(c *fiber.Ctx) error {
 	v := s.statusView()
@@ -341,7 +365,18 @@ func (s *Server) handleStatus(c *fiber.Ctx) error {
 	}
 	// and the composer's settings as a page loaded now would have them: a model without a reasoning
 	// mode has no thinking toggle.
-	st := settingsView{Think: defaultThink(c), NoReasoning: s.noReasoning(), OOB: true}
+	var conv *store.Conversation
+	if id, ok := strings.CutPrefix(c.Get("HX-Current-URL"), c.BaseURL()+"/c/"); ok {
+		if cv, err := s.loadConversation(c.UserContext(), id); err == nil {
+			conv = &cv
+		}
+	}
+	settings, err := s.pageSettings(c, conv)
+	if err != nil {
+		return err
+	}
+	st := s.settingsView(c.UserContext(), settings)
+	st.OOB = true
 	if err := s.views.Render(&buf, "partials/settings", st); err != nil {
 		return err
 	}
@@ -382,19 +417,6 @@ func (s *Server) message(c *fiber.Ctx) (store.Conversation, store.Message, error
 	return conv, m, err
 }
 
-// formSettings reads the composer's thinking toggle and temperature.
-func formSettings(c *fiber.Ctx) (think bool, temp *float64, err error) {
-	think = c.FormValue("think") == "on"
-	if t := strings.TrimSpace(c.FormValue("temperature")); t != "" {
-		v, ok := parseTemperature(t)
-		if !ok {
-			return think, nil, fiber.NewError(fiber.StatusBadRequest, "The temperature must be a number from 0 to 2.")
-		}
-		temp = &v
-	}
-	return think, temp, nil
-}
-
 // parseTemperature reads a temperature the user typed: a number from 0 to 2. strconv also reads "NaN",
 // which compares false with everything, so the range is checked in a form that NaN fails.
 func parseTemperature(s string) (float64, bool) {
@@ -432,13 +454,13 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	think, temp, err := formSettings(c)
+	settings, err := formSettings(c)
 	if err != nil {
 		return err
 	}
 	convID := c.FormValue("conversation")
 	if name, arg, ok := parseCommand(text); ok {
-		return s.runCommand(c, name, arg, convID, think, temp)
+		return s.runCommand(c, name, arg, convID, settings)
 	}
 	if text == "" {
 		return fiber.NewError(fiber.StatusBadRequest, "Type a message first.")
@@ -447,7 +469,7 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 	if m == nil {
 		return s.errLoading()
 	}
-	if err := checkMessageFits(m, text, think); err != nil {
+	if err := checkMessageFits(m, text, settings); err != nil {
 		return err
 	}
 	r, err := s.reserveTurn(convID)
@@ -460,7 +482,7 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 	isNew := convID == ""
 	if isNew {
 		var user store.Message
-		conv, user, err = s.store.CreateConversation(ctx, store.Conversation{Title: titleOf(text), Think: think, Temperature: temp},
+		conv, user, err = s.store.CreateConversation(ctx, withPreset(store.Conversation{Title: titleOf(text)}, settings),
 			store.Message{Role: "user", Content: text})
 		if err != nil {
 			return errNotSaved(err)
@@ -476,7 +498,7 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 		if err := checkShown(c.FormValue("shown"), msgs, r.flushed); err != nil {
 			return err
 		}
-		conv.Think, conv.Temperature = think, temp
+		conv = withPreset(conv, settings)
 		user, err := s.store.AddTurn(ctx, conv, store.Message{Role: "user", Content: text})
 		if err != nil {
 			return errNotSaved(err)
@@ -523,17 +545,18 @@ func checkShown(shown string, msgs []store.Message, flushed []int64) error {
 	return nil
 }
 
-// checkMessageFits refuses a message that cannot fit the context window with room for its answer, before
-// it is stored: the engine drops older turns to make room, but not the message itself.
-func checkMessageFits(m *loaded, text string, think bool) error {
-	msgs := []engine.Message{{Role: "user", Content: text}}
-	n, limit, err := fitLastTurn(m.gen, m.info().Context, msgs, &think, engine.GenParams{SamplerParams: engine.DefaultSamplerParams()})
+// checkMessageFits refuses a message that cannot fit the context window, after the system prompt and with
+// room for its answer, before it is stored: the engine drops older turns to make room, but not the
+// message itself.
+func checkMessageFits(m *loaded, text string, p store.Preset) error {
+	msgs := chatMessages(p.System, []store.Message{{Role: "user", Content: text}})
+	n, limit, err := fitLastTurn(m.gen, m.info().Context, msgs, &p.Think, genParams(p))
 	if err != nil {
 		return fiber.NewError(fiber.StatusBadRequest, "The message cannot be read: "+err.Error())
 	}
 	if n > limit {
 		return fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf(
-			"This message is %s tokens; with room kept for the answer, the context window holds %s. Shorten it, or start smolchat with a larger --ctx.",
+			"This message (with the system prompt) is %s tokens; with room kept for the answer, the context window holds %s. Shorten it or the system prompt, or start smolchat with a larger --ctx.",
 			thousands(n), thousands(limit)))
 	}
 	return nil
@@ -590,33 +613,6 @@ func (r *turn) end() {
 
 // errStillAnswering refuses a change to a conversation while its answer streams.
 var errStillAnswering = fiber.NewError(fiber.StatusConflict, "The model is still answering in this chat: wait for it or press Stop.")
-
-func (s *Server) handleSettings(c *fiber.Ctx) error {
-	think, temp, err := formSettings(c)
-	if err != nil {
-		return err
-	}
-	rememberThink(c, think)
-	if id := c.FormValue("conversation"); id != "" {
-		if err := s.saveSettings(c.UserContext(), id, think, temp); err != nil {
-			return err
-		}
-	}
-	return c.SendStatus(fiber.StatusNoContent)
-}
-
-// saveSettings stores a conversation's thinking toggle and temperature.
-func (s *Server) saveSettings(ctx context.Context, id string, think bool, temp *float64) error {
-	conv, err := s.loadConversation(ctx, id)
-	if err != nil {
-		return err
-	}
-	conv.Think, conv.Temperature = think, temp
-	if err := s.store.UpdateSettings(ctx, conv); err != nil {
-		return errNotSaved(err)
-	}
-	return nil
-}
 
 func (s *Server) handleRegenerate(c *fiber.Ctx) error {
 	ctx := c.UserContext()
@@ -687,7 +683,7 @@ func (s *Server) handleEdit(c *fiber.Ctx) error {
 	if l == nil {
 		return s.errLoading()
 	}
-	if err := checkMessageFits(l, text, conv.Think); err != nil {
+	if err := checkMessageFits(l, text, presetOf(conv)); err != nil {
 		return err
 	}
 	r, err := s.reserveTurn(conv.ID)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -28,8 +29,31 @@ type Conversation struct {
 	Think bool
 	// Temperature overrides the default sampling temperature when not nil.
 	Temperature *float64
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Settings are the system prompt and the other generation settings.
+	Settings  Settings
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Settings are a conversation's system prompt and generation settings besides the thinking toggle and
+// the temperature, which have columns of their own from version 1. A nil field takes the default; the
+// server checks the ranges. They are kept as one JSON column, so that a setting added later needs no
+// schema change.
+type Settings struct {
+	System        string   `json:"system,omitempty"`
+	TopP          *float64 `json:"top_p,omitempty"`
+	TopK          *int     `json:"top_k,omitempty"`
+	MinP          *float64 `json:"min_p,omitempty"`
+	RepeatPenalty *float64 `json:"repeat_penalty,omitempty"`
+	MaxTokens     *int     `json:"max_tokens,omitempty"`
+}
+
+// Preset is a named set of settings saved on the server, and the shape of the defaults for new chats.
+type Preset struct {
+	Name        string   `json:"-"`
+	Think       bool     `json:"think"`
+	Temperature *float64 `json:"temperature,omitempty"`
+	Settings
 }
 
 // Message is one turn of a conversation. The stats fields are set on assistant messages only.
@@ -57,8 +81,9 @@ type Store struct {
 	db *sql.DB
 }
 
-// Schema versions: 1, the first; 2 adds messages.replaced_by (earlier versions of a turn are kept).
-const schemaVersion = 2
+// Schema versions: 1, the first; 2 adds messages.replaced_by (earlier versions of a turn are kept); 3
+// adds conversations.settings, the presets and the preferences (the defaults for new chats).
+const schemaVersion = 3
 
 const schema = `
 CREATE TABLE IF NOT EXISTS conversations (
@@ -67,7 +92,8 @@ CREATE TABLE IF NOT EXISTS conversations (
 	think       INTEGER NOT NULL,
 	temperature REAL,
 	created_at  INTEGER NOT NULL,
-	updated_at  INTEGER NOT NULL
+	updated_at  INTEGER NOT NULL,
+	settings    TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at DESC);
 CREATE TABLE IF NOT EXISTS messages (
@@ -85,7 +111,22 @@ CREATE TABLE IF NOT EXISTS messages (
 	replaced_by     INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, id);
+CREATE TABLE IF NOT EXISTS presets (
+	name     TEXT PRIMARY KEY,
+	settings TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS prefs (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
 `
+
+// upgrades bring a database of an older schema version to the next: upgrades[v-1] from version v.
+// CREATE TABLE IF NOT EXISTS leaves an older table as it was, so added columns are added here.
+var upgrades = []string{
+	`ALTER TABLE messages ADD COLUMN replaced_by INTEGER`,
+	`ALTER TABLE conversations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'`,
+}
 
 // Open opens (creating if needed) the database at path, in WAL mode with foreign keys on.
 func Open(path string) (*Store, error) {
@@ -125,16 +166,24 @@ func (s *Store) migrate() error {
 	if v > schemaVersion {
 		return fmt.Errorf("database schema version %d is newer than this smolchat understands (%d)", v, schemaVersion)
 	}
-	if _, err := s.db.Exec(schema); err != nil {
+	if v == 0 {
+		// A new database: the schema is created whole.
+		if _, err := s.db.Exec(schema); err != nil {
+			return err
+		}
+		_, err := s.db.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
 		return err
 	}
-	if v == 1 {
-		// CREATE TABLE IF NOT EXISTS left version 1's messages table as it was.
-		if _, err := s.db.Exec(`ALTER TABLE messages ADD COLUMN replaced_by INTEGER`); err != nil {
-			return fmt.Errorf("upgrading the schema from version 1: %w", err)
+	for ; v < schemaVersion; v++ {
+		if _, err := s.db.Exec(upgrades[v-1]); err != nil {
+			return fmt.Errorf("upgrading the schema from version %d: %w", v, err)
+		}
+		if _, err := s.db.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			return fmt.Errorf("upgrading the schema from version %d: %w", v, err)
 		}
 	}
-	_, err := s.db.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
+	// New tables of later versions.
+	_, err := s.db.Exec(schema)
 	return err
 }
 
@@ -158,8 +207,8 @@ func (s *Store) CreateConversation(ctx context.Context, c Conversation, first Me
 	c.CreatedAt, c.UpdatedAt = now, now
 	err := s.inTx(ctx, "creating conversation", func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO conversations (id, title, think, temperature, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			c.ID, c.Title, c.Think, c.Temperature, millis(now), millis(now)); err != nil {
+			`INSERT INTO conversations (id, title, think, temperature, settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Title, c.Think, c.Temperature, settingsJSON(c.Settings), millis(now), millis(now)); err != nil {
 			return err
 		}
 		first.ConversationID = c.ID
@@ -192,14 +241,24 @@ func (s *Store) inTx(ctx context.Context, what string, f func(tx *sql.Tx) error)
 	return nil
 }
 
-const conversationColumns = `id, title, think, temperature, created_at, updated_at`
+const conversationColumns = `id, title, think, temperature, settings, created_at, updated_at`
+
+// settingsJSON is how Settings are stored.
+func settingsJSON(s Settings) string {
+	b, _ := json.Marshal(s) // strings, numbers and pointers to them: it cannot fail
+	return string(b)
+}
 
 func scanConversation(row interface{ Scan(...any) error }) (Conversation, error) {
 	var c Conversation
 	var temp sql.NullFloat64
 	var created, updated int64
-	if err := row.Scan(&c.ID, &c.Title, &c.Think, &temp, &created, &updated); err != nil {
+	var settings string
+	if err := row.Scan(&c.ID, &c.Title, &c.Think, &temp, &settings, &created, &updated); err != nil {
 		return Conversation{}, err
+	}
+	if err := json.Unmarshal([]byte(settings), &c.Settings); err != nil {
+		return Conversation{}, fmt.Errorf("the settings of conversation %s are not readable: %w", c.ID, err)
 	}
 	if temp.Valid {
 		c.Temperature = &temp.Float64
@@ -243,10 +302,16 @@ func (s *Store) Conversations(ctx context.Context, limit int) ([]Conversation, e
 	return out, nil
 }
 
-// UpdateSettings stores a conversation's title, thinking toggle and temperature.
+// UpdateSettings stores a conversation's title, thinking toggle, temperature and settings.
 func (s *Store) UpdateSettings(ctx context.Context, c Conversation) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE conversations SET title = ?, think = ?, temperature = ? WHERE id = ?`,
-		c.Title, c.Think, c.Temperature, c.ID)
+	return updateSettings(ctx, s.db, c)
+}
+
+func updateSettings(ctx context.Context, db interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}, c Conversation) error {
+	res, err := db.ExecContext(ctx, `UPDATE conversations SET title = ?, think = ?, temperature = ?, settings = ? WHERE id = ?`,
+		c.Title, c.Think, c.Temperature, settingsJSON(c.Settings), c.ID)
 	return checkOne(res, err, "updating conversation "+c.ID)
 }
 
@@ -285,12 +350,11 @@ func (s *Store) AddMessage(ctx context.Context, m Message) (Message, error) {
 // settings a message was sent with are stored with it or not at all.
 func (s *Store) AddTurn(ctx context.Context, c Conversation, m Message) (Message, error) {
 	err := s.inTx(ctx, "adding message", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE conversations SET title = ?, think = ?, temperature = ? WHERE id = ?`,
-			c.Title, c.Think, c.Temperature, c.ID)
-		if err := checkOne(res, err, "updating conversation "+c.ID); err != nil {
+		if err := updateSettings(ctx, tx, c); err != nil {
 			return err
 		}
 		m.ConversationID = c.ID
+		var err error
 		m, err = insertMessage(ctx, tx, m)
 		return err
 	})
@@ -407,4 +471,81 @@ func (s *Store) EditMessage(ctx context.Context, conversationID string, id int64
 		return err
 	})
 	return m, err
+}
+
+// Presets lists the saved presets by name.
+func (s *Store) Presets(ctx context.Context) ([]Preset, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, settings FROM presets ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: listing presets: %w", err)
+	}
+	defer rows.Close()
+	var out []Preset
+	for rows.Next() {
+		var name, js string
+		if err := rows.Scan(&name, &js); err != nil {
+			return nil, fmt.Errorf("store: listing presets: %w", err)
+		}
+		var p Preset
+		if err := json.Unmarshal([]byte(js), &p); err != nil {
+			return nil, fmt.Errorf("store: preset %q is not readable: %w", name, err)
+		}
+		p.Name = name
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: listing presets: %w", err)
+	}
+	return out, nil
+}
+
+// SavePreset stores a preset, replacing one of the same name.
+func (s *Store) SavePreset(ctx context.Context, p Preset) error {
+	js, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("store: saving preset %q: %w", p.Name, err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO presets (name, settings) VALUES (?, ?)
+		ON CONFLICT(name) DO UPDATE SET settings = excluded.settings`, p.Name, string(js)); err != nil {
+		return fmt.Errorf("store: saving preset %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+// DeletePreset removes a preset, or returns ErrNotFound.
+func (s *Store) DeletePreset(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM presets WHERE name = ?`, name)
+	return checkOne(res, err, fmt.Sprintf("deleting preset %q", name))
+}
+
+// prefNewChat is the preference holding the settings new chats start with.
+const prefNewChat = "new_chat"
+
+// NewChatDefaults returns the settings saved for new chats; ok is false when none were saved.
+func (s *Store) NewChatDefaults(ctx context.Context) (p Preset, ok bool, err error) {
+	var js string
+	err = s.db.QueryRowContext(ctx, `SELECT value FROM prefs WHERE key = ?`, prefNewChat).Scan(&js)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Preset{}, false, nil
+	}
+	if err != nil {
+		return Preset{}, false, fmt.Errorf("store: reading the defaults for new chats: %w", err)
+	}
+	if err := json.Unmarshal([]byte(js), &p); err != nil {
+		return Preset{}, false, fmt.Errorf("store: the defaults for new chats are not readable: %w", err)
+	}
+	return p, true, nil
+}
+
+// SaveNewChatDefaults stores the settings new chats start with.
+func (s *Store) SaveNewChatDefaults(ctx context.Context, p Preset) error {
+	js, err := json.Marshal(p)
+	if err == nil {
+		_, err = s.db.ExecContext(ctx, `INSERT INTO prefs (key, value) VALUES (?, ?)
+			ON CONFLICT(key) DO UPDATE SET value = excluded.value`, prefNewChat, string(js))
+	}
+	if err != nil {
+		return fmt.Errorf("store: saving the defaults for new chats: %w", err)
+	}
+	return nil
 }

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -219,32 +221,77 @@ func TestFullDiskLeavesNothingHalfDone(t *testing.T) {
 	}
 }
 
-// TestUpgradeFromVersion1 opens a database written by schema version 1 (no replaced_by column).
-func TestUpgradeFromVersion1(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v1.db")
-	s, err := Open(path)
+// writeOldDatabase writes the database of testdata/history-v2.sql at path, made older by the SQL in older
+// (run after it).
+func writeOldDatabase(t *testing.T, path string, older ...string) {
+	t.Helper()
+	script, err := os.ReadFile(filepath.Join("testdata", "history-v2.sql"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	conv, _ := newConv(t, s, "user", "assistant")
-	for _, q := range []string{`ALTER TABLE messages DROP COLUMN replaced_by`, `PRAGMA user_version = 1`} {
-		if _, err := s.db.Exec(q); err != nil {
-			t.Fatal(err)
+	db, err := sql.Open("sqlite", "file:"+filepath.ToSlash(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range append([]string{string(script)}, older...) {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("writing the old database: %v", err)
 		}
 	}
-	s.Close()
-	s, err = Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "b"}) {
-		t.Fatalf("after upgrade: %q", got)
-	}
-	var v int
-	s.db.QueryRow(`PRAGMA user_version`).Scan(&v)
-	if v != schemaVersion {
-		t.Fatalf("user_version = %d, want %d", v, schemaVersion)
+}
+
+// TestUpgrade opens databases of every earlier schema version: each keeps all its messages, shows the
+// same current turns, and comes out at the current version.
+func TestUpgrade(t *testing.T) {
+	for _, tc := range []struct {
+		version int
+		older   []string // turns the version 2 fixture into this version
+	}{
+		{2, nil},
+		// Version 1 had no replaced_by: every message was current.
+		{1, []string{`DELETE FROM messages WHERE replaced_by IS NOT NULL`, `ALTER TABLE messages DROP COLUMN replaced_by`, `PRAGMA user_version = 1`}},
+	} {
+		t.Run(fmt.Sprintf("v%d", tc.version), func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "old.db")
+			writeOldDatabase(t, path, tc.older...)
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var v, n int
+			s.db.QueryRow(`PRAGMA user_version`).Scan(&v)
+			if v != schemaVersion {
+				t.Fatalf("user_version = %d, want %d", v, schemaVersion)
+			}
+			s.db.QueryRow(`SELECT COUNT(*) FROM messages`).Scan(&n)
+			if want := map[int]int{1: 4, 2: 7}[tc.version]; n != want {
+				t.Fatalf("%d messages after the upgrade, want %d", n, want)
+			}
+			const id = "0123456789abcdef"
+			c, err := s.Conversation(ctx, id)
+			if err != nil || c.Title != "Old chat" || !c.Think || c.Temperature == nil || *c.Temperature != 0.3 || c.Settings != (Settings{}) {
+				t.Fatalf("conversation after the upgrade: %+v, %v", c, err)
+			}
+			want := []string{"First question", "First answer, again", "Second question, edited", "Second answer"}
+			if got := contents(t, s, id); !slices.Equal(got, want) {
+				t.Fatalf("current turns after the upgrade: %q, want %q", got, want)
+			}
+			msgs, _ := s.Messages(ctx, id)
+			if m := msgs[1]; m.Tokens != 6 || m.TokensPerSec != 11 || m.TTFT != 250*time.Millisecond || m.FinishReason != "stop" {
+				t.Fatalf("an answer's stats after the upgrade: %+v", m)
+			}
+			// The upgraded database takes the new settings.
+			c.Settings.System = "Be brief."
+			if err := s.UpdateSettings(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			if c, _ := s.Conversation(ctx, id); c.Settings.System != "Be brief." {
+				t.Fatalf("system prompt after the upgrade: %q", c.Settings.System)
+			}
+		})
 	}
 }
 
@@ -300,5 +347,50 @@ func TestConversationsOrder(t *testing.T) {
 	}
 	if list, _ := s.Conversations(ctx, 1); len(list) != 1 {
 		t.Fatalf("limit ignored: %d", len(list))
+	}
+}
+
+func TestSettingsPresetsAndDefaults(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	topK, p := 40, 0.9
+	c, _, err := s.CreateConversation(ctx, Conversation{Title: "t", Settings: Settings{System: "Be brief.", TopK: &topK, TopP: &p}},
+		Message{Role: "user", Content: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.NewChatDefaults(ctx); ok || err != nil {
+		t.Fatalf("defaults of a new database: ok %v, err %v", ok, err)
+	}
+	temp := 0.2
+	for _, pr := range []Preset{{Name: "b", Think: true, Temperature: &temp}, {Name: "a", Settings: Settings{System: "x"}}, {Name: "b", Settings: Settings{MaxTokens: &topK}}} {
+		if err := s.SavePreset(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SaveNewChatDefaults(ctx, Preset{Temperature: &temp, Settings: Settings{System: "Default system"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePreset(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleting a missing preset: %v", err)
+	}
+	s.Close()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, _ := s.Conversation(ctx, c.ID)
+	if got.Settings.System != "Be brief." || *got.Settings.TopK != 40 || *got.Settings.TopP != 0.9 || got.Settings.MinP != nil {
+		t.Fatalf("settings after reopen: %+v", got.Settings)
+	}
+	list, err := s.Presets(ctx)
+	if err != nil || len(list) != 2 || list[0].Name != "a" || list[0].System != "x" || list[1].Name != "b" ||
+		list[1].Think || list[1].Temperature != nil || *list[1].MaxTokens != 40 {
+		t.Fatalf("presets: %+v, %v", list, err)
+	}
+	d, ok, err := s.NewChatDefaults(ctx)
+	if !ok || err != nil || d.System != "Default system" || *d.Temperature != 0.2 {
+		t.Fatalf("defaults: %+v %v %v", d, ok, err)
 	}
 }
