@@ -23,10 +23,15 @@ type exportedConversation struct {
 	Temperature *float64  `json:"temperature,omitempty"`
 	// The system prompt and the other settings, empty ones (the defaults) left out.
 	store.Settings
-	Messages []exportedMessage `json:"messages"`
+	// Messages is the branch the conversation shows; AllMessages, when there is more than one version of
+	// a turn, every message of the tree (parent_id links them).
+	Messages    []exportedMessage `json:"messages"`
+	AllMessages []exportedMessage `json:"all_messages,omitempty"`
 }
 
 type exportedMessage struct {
+	ID           int64     `json:"id"`
+	ParentID     int64     `json:"parent_id,omitempty"`
 	Role         string    `json:"role"`
 	Content      string    `json:"content"`
 	Thinking     string    `json:"reasoning_content,omitempty"`
@@ -56,9 +61,16 @@ func (s *Server) handleExport(c *fiber.Ctx) error {
 		out := exportedConversation{ID: conv.ID, Title: conv.Title, CreatedAt: conv.CreatedAt, UpdatedAt: conv.UpdatedAt,
 			Think: conv.Think, Temperature: conv.Temperature, Settings: conv.Settings, Messages: []exportedMessage{}}
 		for _, m := range msgs {
-			out.Messages = append(out.Messages, exportedMessage{Role: m.Role, Content: m.Content, Thinking: m.Thinking,
-				CreatedAt: m.CreatedAt, FinishReason: m.FinishReason, Tokens: m.Tokens, PromptTokens: m.PromptTokens,
-				TokensPerSec: m.TokensPerSec, TTFTMillis: float64(m.TTFT.Microseconds()) / 1000})
+			out.Messages = append(out.Messages, exportMessage(m))
+		}
+		all, err := s.store.AllMessages(c.UserContext(), conv.ID)
+		if err != nil {
+			return err
+		}
+		if len(all) > len(msgs) {
+			for _, m := range all {
+				out.AllMessages = append(out.AllMessages, exportMessage(m))
+			}
 		}
 		b, err := json.MarshalIndent(out, "", "  ")
 		if err != nil {
@@ -69,6 +81,12 @@ func (s *Server) handleExport(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderContentType, "text/markdown; charset=utf-8")
 	return c.SendString(exportMarkdown(conv, msgs))
+}
+
+func exportMessage(m store.Message) exportedMessage {
+	return exportedMessage{ID: m.ID, ParentID: m.ParentID, Role: m.Role, Content: m.Content, Thinking: m.Thinking,
+		CreatedAt: m.CreatedAt, FinishReason: m.FinishReason, Tokens: m.Tokens, PromptTokens: m.PromptTokens,
+		TokensPerSec: m.TokensPerSec, TTFTMillis: float64(m.TTFT.Microseconds()) / 1000}
 }
 
 // exportMarkdown writes a conversation as a Markdown document: a heading per turn, the reasoning in a

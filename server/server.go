@@ -137,6 +137,8 @@ type history interface {
 	EditMessage(ctx context.Context, conversationID string, id int64, content string) (store.Message, error)
 	Messages(ctx context.Context, conversationID string) ([]store.Message, error)
 	Message(ctx context.Context, conversationID string, id int64) (store.Message, error)
+	AllMessages(ctx context.Context, conversationID string) ([]store.Message, error)
+	ShowVersion(ctx context.Context, conversationID string, id int64) error
 	Presets(ctx context.Context) ([]store.Preset, error)
 	SavePreset(ctx context.Context, p store.Preset) error
 	DeletePreset(ctx context.Context, name string) error
@@ -323,6 +325,7 @@ func (s *Server) routes() {
 	ui.Post("/presets/delete", s.handlePresetDelete)
 	ui.Post("/c/:id/regenerate", s.handleRegenerate)
 	ui.Post("/c/:id/m/:mid", s.handleEdit)
+	ui.Post("/c/:id/m/:mid/show", s.handleShowVersion)
 	ui.Delete("/c/:id", s.handleDelete)
 	ui.Post("/stream/:sid/cancel", s.handleCancel)
 	ui.Post("/stream/:sid/save", s.handleSaveRetry)

@@ -12,6 +12,22 @@ import (
 // settled is true once htmx has wired what it swapped in (it does so when the swap settles, 20 ms later).
 const settled = `!document.querySelector(".htmx-added, .htmx-settling")`
 
+// shotEach saves the page as name-light.png, name-dark.png and name-phone.png (light, 390 px wide) when
+// screenshots are on, and leaves it light at the desktop width.
+func (b *chromeTab) shotEach(name string) {
+	b.t.Helper()
+	if b.shots == "" {
+		return
+	}
+	b.do("light", scheme("light"))
+	b.shot(name + "-light.png")
+	b.do("dark", scheme("dark"))
+	b.shot(name + "-dark.png")
+	b.do("phone", scheme("light"), chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
+	b.shot(name + "-phone.png")
+	b.do("desktop", chromedp.EmulateViewport(1280, 800))
+}
+
 // TestBrowserSettings drives the settings panel in Chromium on the test double: open it, refuse a
 // temperature of NaN with a notice, set a system prompt and top-k, save them as a preset, send a message
 // and see the engine's request carry them, then reload and find them on the conversation. With
@@ -42,12 +58,7 @@ func TestBrowserSettings(t *testing.T) {
 	if got := eval[string](b, `[...document.querySelectorAll("#preset option")].map((o) => o.value).join("|")`); got != "|One sentence" {
 		t.Errorf("presets offered: %q", got)
 	}
-	b.shot("settings-light.png")
-	b.do("dark", scheme("dark"))
-	b.shot("settings-dark.png")
-	b.do("phone", scheme("light"), chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
-	b.shot("settings-phone.png")
-	b.do("desktop", chromedp.EmulateViewport(1280, 800))
+	b.shotEach("settings")
 
 	// Escape closes the panel; the message goes with the panel's settings.
 	b.do("close the panel", chromedp.SendKeys("#set-top_k", kb.Escape), chromedp.WaitNotVisible("#settings-panel"))

@@ -131,6 +131,18 @@ func (s *Server) dropStream(st *uiStream) {
 	}
 }
 
+// forgetEnded forgets a conversation's ended answers (kept for a page reloaded as they ended) once the
+// conversation shows another branch.
+func (s *Server) forgetEnded(convID string) {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	for id, st := range s.streams {
+		if st.convID == convID && st.ended() {
+			delete(s.streams, id)
+		}
+	}
+}
+
 // stopStreams stops the answers of a conversation (before it is deleted).
 func (s *Server) stopStreams(convID string) {
 	s.streamsMu.Lock()
@@ -272,7 +284,7 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 		}
 	}
 
-	view := s.messageView(msg)
+	view := s.messageView(s.withVersions(msg))
 	kind := "done"
 	switch {
 	case errors.Is(cause, errShutdown):
@@ -292,7 +304,7 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 			if note == "" {
 				note = "Stopped before any text."
 			}
-			view = s.messageView(prev)
+			view = s.messageView(s.withVersions(prev))
 			view.Note, view.NoteErr = strings.TrimSuffix(note, ".")+". The previous answer is kept.", kind == "failed"
 		}
 	}
@@ -317,6 +329,24 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 		final = `<p class="note error">` + html.EscapeString(rerr.Error()) + `</p>`
 	}
 	s.endStream(st, streamEvent{kind, final}, saved)
+}
+
+// withVersions fills in the versions of a stored message that the conversation shows, for its switcher;
+// a message not shown (or not stored) comes back as it is.
+func (s *Server) withVersions(m store.Message) store.Message {
+	if m.ID == 0 {
+		return m
+	}
+	msgs, err := s.store.Messages(context.Background(), m.ConversationID)
+	if err != nil {
+		return m
+	}
+	for _, b := range msgs {
+		if b.ID == m.ID {
+			m.Versions = b.Versions
+		}
+	}
+	return m
 }
 
 // saveAnswer stores an answer: as a new version of the answer replaces (0: none) unless it is itself an

@@ -58,6 +58,10 @@ type (
 		NoteErr  bool
 		// RetrySave is the stream ID of an answer that could not be saved: the message offers a retry.
 		RetrySave string
+		// Version of Versions, when there are several: the switcher shows ‹ Version/Versions › and
+		// goes to PrevID or NextID (0: none).
+		Version, Versions int
+		PrevID, NextID    int64
 	}
 	streamView struct {
 		ID    string
@@ -219,6 +223,15 @@ func (s *Server) promptMeter(st *uiStream) meterView {
 
 func (s *Server) messageView(m store.Message) messageView {
 	v := messageView{ConvID: m.ConversationID, ID: m.ID, User: m.Role == "user"}
+	if i := slices.Index(m.Versions, m.ID); len(m.Versions) > 1 && i >= 0 {
+		v.Version, v.Versions = i+1, len(m.Versions)
+		if i > 0 {
+			v.PrevID = m.Versions[i-1]
+		}
+		if i+1 < len(m.Versions) {
+			v.NextID = m.Versions[i+1]
+		}
+	}
 	if v.User {
 		v.Text = m.Content
 		return v
@@ -526,8 +539,9 @@ var errStaleTab = fiber.NewError(fiber.StatusConflict,
 	"This chat has changed in another window since this page was loaded: reload the page to see it, then send again (your message is still in the box).")
 
 // checkShown refuses a message from a stale page: shown is the ID of the last message the page shows
-// ("0": none; "": the client did not say, as API clients of /chat do not), msgs the conversation as
-// stored, and a message stored after the one shown would be appended after turns the user has not seen.
+// ("0": none; "": the client did not say, as API clients of /chat do not), msgs the branch the
+// conversation shows as stored. The message would be appended after turns the user has not seen if the
+// branch goes on after the one shown, or no longer holds it (another window showed another version).
 // The answers just written from memory (flushed) are on the page already, though not under their IDs.
 func checkShown(shown string, msgs []store.Message, flushed []int64) error {
 	if shown == "" {
@@ -537,8 +551,16 @@ func checkShown(shown string, msgs []store.Message, flushed []int64) error {
 	if err != nil || id < 0 {
 		return fiber.NewError(fiber.StatusBadRequest, "bad shown message id")
 	}
-	for _, m := range msgs {
-		if m.ID > id && !slices.Contains(flushed, m.ID) {
+	after := 0 // where the turns the page does not show begin
+	if id != 0 {
+		i := slices.IndexFunc(msgs, func(m store.Message) bool { return m.ID == id })
+		if i < 0 {
+			return errStaleTab
+		}
+		after = i + 1
+	}
+	for _, m := range msgs[after:] {
+		if !slices.Contains(flushed, m.ID) {
 			return errStaleTab
 		}
 	}
@@ -711,6 +733,41 @@ func (s *Server) handleEdit(c *fiber.Ctx) error {
 		data.Messages = append(data.Messages, s.messageView(m))
 	}
 	return c.Render("partials/messages", data)
+}
+
+// handleShowVersion switches a message to another of its versions: the page shows the branch through it.
+func (s *Server) handleShowVersion(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	conv, m, err := s.message(c)
+	if err != nil {
+		return err
+	}
+	unlock, err := s.lockConversation(conv.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := s.saveUnsavedOf(conv.ID); err != nil {
+		return errNotSaved(err)
+	}
+	if err := s.store.ShowVersion(ctx, conv.ID, m.ID); err != nil {
+		return errNotSaved(err)
+	}
+	// An answer that just ended belongs to the branch shown before: a reload must not bring it back.
+	s.forgetEnded(conv.ID)
+	msgs, err := s.store.Messages(ctx, conv.ID)
+	if err != nil {
+		return err
+	}
+	data := struct {
+		Messages []messageView
+		Meter    meterView
+	}{Meter: s.meter(chatMessages(conv.Settings.System, msgs), conv.Think)}
+	data.Meter.OOB = true
+	for _, m := range msgs {
+		data.Messages = append(data.Messages, s.messageView(m))
+	}
+	return c.Render("partials/branch", data)
 }
 
 func (s *Server) handleDelete(c *fiber.Ctx) error {

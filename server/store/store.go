@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -71,8 +72,17 @@ type Message struct {
 	TokensPerSec float64       // decoding speed
 	TTFT         time.Duration // time to first token
 
-	// ReplacedBy, when not zero, makes this message an earlier version: a regenerated answer, or an edited
-	// message and the turns that followed it. Versions are kept, never shown in Messages.
+	// The messages of a conversation form a tree: a regenerated answer or an edited message is a new
+	// version, a sibling of the one it replaces, and the turns that followed the old version stay under
+	// it. The conversation shows one branch, from its first message to its leaf.
+
+	// ParentID is the message this one follows (0: the first of its conversation).
+	ParentID int64
+	// Versions are the IDs of this message's versions, in the order they were written, this one
+	// included; Messages fills them in.
+	Versions []int64
+	// ReplacedBy, when set on a message to add, stores it as a version of that message that the
+	// conversation does not switch to (a failed regeneration, kept). It is not read back.
 	ReplacedBy int64
 }
 
@@ -82,8 +92,10 @@ type Store struct {
 }
 
 // Schema versions: 1, the first; 2 adds messages.replaced_by (earlier versions of a turn are kept); 3
-// adds conversations.settings, the presets and the preferences (the defaults for new chats).
-const schemaVersion = 3
+// adds conversations.settings, the presets and the preferences (the defaults for new chats); 4 makes
+// the messages a tree (messages.parent_id, conversations.leaf_id: the branch shown), replaced_by no
+// longer read.
+const schemaVersion = 4
 
 const schema = `
 CREATE TABLE IF NOT EXISTS conversations (
@@ -93,7 +105,8 @@ CREATE TABLE IF NOT EXISTS conversations (
 	temperature REAL,
 	created_at  INTEGER NOT NULL,
 	updated_at  INTEGER NOT NULL,
-	settings    TEXT NOT NULL DEFAULT '{}'
+	settings    TEXT NOT NULL DEFAULT '{}',
+	leaf_id     INTEGER
 );
 CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at DESC);
 CREATE TABLE IF NOT EXISTS messages (
@@ -108,7 +121,8 @@ CREATE TABLE IF NOT EXISTS messages (
 	tokens          INTEGER NOT NULL DEFAULT 0,
 	tokens_per_sec  REAL NOT NULL DEFAULT 0,
 	ttft_us         INTEGER NOT NULL DEFAULT 0,
-	replaced_by     INTEGER
+	replaced_by     INTEGER,
+	parent_id       INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, id);
 CREATE TABLE IF NOT EXISTS presets (
@@ -121,11 +135,97 @@ CREATE TABLE IF NOT EXISTS prefs (
 );
 `
 
-// upgrades bring a database of an older schema version to the next: upgrades[v-1] from version v.
-// CREATE TABLE IF NOT EXISTS leaves an older table as it was, so added columns are added here.
-var upgrades = []string{
-	`ALTER TABLE messages ADD COLUMN replaced_by INTEGER`,
-	`ALTER TABLE conversations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'`,
+// upgrades bring a database of an older schema version to the next: upgrades[v-1] from version v, each
+// in a transaction. CREATE TABLE IF NOT EXISTS leaves an older table as it was, so added columns are
+// added here.
+var upgrades = []func(tx *sql.Tx) error{
+	execUpgrade(`ALTER TABLE messages ADD COLUMN replaced_by INTEGER`),
+	execUpgrade(`ALTER TABLE conversations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'`),
+	upgradeToTree,
+}
+
+func execUpgrade(q string) func(tx *sql.Tx) error {
+	return func(tx *sql.Tx) error {
+		_, err := tx.Exec(q)
+		return err
+	}
+}
+
+// upgradeToTree finds the parent of every message of a version 3 database and each conversation's leaf,
+// by replaying how version 3 wrote them, in ID order: a message others point at with replaced_by (a
+// regeneration, or an edit, which also replaced the turns after the edited one) took the place of the
+// first of those, so it has that one's parent; a message pointing back at an earlier one (a failed
+// regeneration, kept hidden) is a version of it; any other message followed the branch's last message.
+func upgradeToTree(tx *sql.Tx) error {
+	for _, q := range []string{`ALTER TABLE messages ADD COLUMN parent_id INTEGER`, `ALTER TABLE conversations ADD COLUMN leaf_id INTEGER`} {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	type row struct {
+		id, replacedBy int64
+		conv           string
+	}
+	rows, err := tx.Query(`SELECT id, conversation_id, COALESCE(replaced_by, 0) FROM messages ORDER BY conversation_id, id`)
+	if err != nil {
+		return err
+	}
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.conv, &r.replacedBy); err != nil {
+			rows.Close()
+			return err
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for start := 0; start < len(all); {
+		end := start
+		for end < len(all) && all[end].conv == all[start].conv {
+			end++
+		}
+		conv := all[start:end]
+		first := map[int64]int64{} // a replacing message → the first message it replaced
+		for _, r := range conv {
+			if r.replacedBy > r.id {
+				if _, ok := first[r.replacedBy]; !ok {
+					first[r.replacedBy] = r.id
+				}
+			}
+		}
+		parent := map[int64]int64{}
+		var leaf int64
+		for _, r := range conv {
+			switch old, replaced := first[r.id]; {
+			case replaced:
+				parent[r.id], leaf = parent[old], r.id
+			case r.replacedBy != 0 && r.replacedBy < r.id:
+				parent[r.id] = parent[r.replacedBy]
+			default:
+				parent[r.id], leaf = leaf, r.id
+			}
+			if _, err := tx.Exec(`UPDATE messages SET parent_id = ? WHERE id = ?`, nullID(parent[r.id]), r.id); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(`UPDATE conversations SET leaf_id = ? WHERE id = ?`, nullID(leaf), conv[0].conv); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// nullID stores message ID 0 (none) as NULL.
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
 }
 
 // Open opens (creating if needed) the database at path, in WAL mode with foreign keys on.
@@ -175,11 +275,15 @@ func (s *Store) migrate() error {
 		return err
 	}
 	for ; v < schemaVersion; v++ {
-		if _, err := s.db.Exec(upgrades[v-1]); err != nil {
-			return fmt.Errorf("upgrading the schema from version %d: %w", v, err)
-		}
-		if _, err := s.db.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-			return fmt.Errorf("upgrading the schema from version %d: %w", v, err)
+		err := s.inTx(context.Background(), fmt.Sprintf("upgrading the schema from version %d", v), func(tx *sql.Tx) error {
+			if err := upgrades[v-1](tx); err != nil {
+				return err
+			}
+			_, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1))
+			return err
+		})
+		if err != nil {
+			return err
 		}
 	}
 	// New tables of later versions.
@@ -213,7 +317,7 @@ func (s *Store) CreateConversation(ctx context.Context, c Conversation, first Me
 		}
 		first.ConversationID = c.ID
 		var err error
-		first, err = insertMessage(ctx, tx, first)
+		first, err = insertMessage(ctx, tx, first, 0, true)
 		return err
 	})
 	if err != nil {
@@ -335,12 +439,12 @@ func checkOne(res sql.Result, err error, what string) error {
 	return nil
 }
 
-// AddMessage appends a message to its conversation, marks the conversation active, and returns the
-// message with its ID and time set.
+// AddMessage appends a message to its conversation's branch (or adds a version: Message.ReplacedBy),
+// marks the conversation active, and returns the message with its ID and time set.
 func (s *Store) AddMessage(ctx context.Context, m Message) (Message, error) {
 	err := s.inTx(ctx, "adding message", func(tx *sql.Tx) error {
 		var err error
-		m, err = insertMessage(ctx, tx, m)
+		m, err = appendMessage(ctx, tx, m)
 		return err
 	})
 	return m, err
@@ -355,68 +459,147 @@ func (s *Store) AddTurn(ctx context.Context, c Conversation, m Message) (Message
 		}
 		m.ConversationID = c.ID
 		var err error
-		m, err = insertMessage(ctx, tx, m)
+		m, err = appendMessage(ctx, tx, m)
 		return err
 	})
 	return m, err
 }
 
-// ReplaceMessage adds m as the new version of message old (a regenerated answer) in one transaction: m
-// becomes the current turn and old a kept earlier version.
+// ReplaceMessage adds m as a new version of message old (a regenerated answer): a sibling of old, which
+// it takes the place of on the branch shown.
 func (s *Store) ReplaceMessage(ctx context.Context, old int64, m Message) (Message, error) {
 	err := s.inTx(ctx, fmt.Sprintf("replacing message %d", old), func(tx *sql.Tx) error {
-		var err error
-		if m, err = insertMessage(ctx, tx, m); err != nil {
+		parent, err := parentOf(ctx, tx, m.ConversationID, old)
+		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE messages SET replaced_by = ? WHERE conversation_id = ? AND id = ? AND replaced_by IS NULL`,
-			m.ID, m.ConversationID, old)
+		m, err = insertMessage(ctx, tx, m, parent, true)
 		return err
 	})
 	return m, err
 }
 
-// insertMessage appends m to its conversation and marks the conversation active.
-func insertMessage(ctx context.Context, tx *sql.Tx, m Message) (Message, error) {
+// EditMessage adds content as a new version of message id, in one transaction: a sibling of it, and the
+// conversation's branch now ends there. The old version keeps the turns that followed it.
+func (s *Store) EditMessage(ctx context.Context, conversationID string, id int64, content string) (Message, error) {
+	var m Message
+	err := s.inTx(ctx, fmt.Sprintf("editing message %d", id), func(tx *sql.Tx) error {
+		old, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? AND id = ?`,
+			conversationID, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("message %d of conversation %s: %w", id, conversationID, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		m, err = insertMessage(ctx, tx, Message{ConversationID: conversationID, Role: old.Role, Content: content}, old.ParentID, true)
+		return err
+	})
+	return m, err
+}
+
+// ShowVersion makes the conversation show message id: its branch now runs through it, and on below it
+// along the latest versions.
+func (s *Store) ShowVersion(ctx context.Context, conversationID string, id int64) error {
+	return s.inTx(ctx, fmt.Sprintf("showing message %d", id), func(tx *sql.Tx) error {
+		if _, err := parentOf(ctx, tx, conversationID, id); err != nil {
+			return err
+		}
+		leaf := id
+		for {
+			var child int64
+			err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM messages WHERE conversation_id = ? AND parent_id = ?`,
+				conversationID, leaf).Scan(&child)
+			if err != nil {
+				return err
+			}
+			if child == 0 {
+				break
+			}
+			leaf = child
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE conversations SET leaf_id = ? WHERE id = ?`, leaf, conversationID)
+		return err
+	})
+}
+
+// parentOf is the parent of message id of a conversation (0: none), or ErrNotFound.
+func parentOf(ctx context.Context, tx *sql.Tx, conversationID string, id int64) (int64, error) {
+	var parent int64
+	err := tx.QueryRowContext(ctx, `SELECT COALESCE(parent_id, 0) FROM messages WHERE conversation_id = ? AND id = ?`,
+		conversationID, id).Scan(&parent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("message %d of conversation %s: %w", id, conversationID, ErrNotFound)
+	}
+	return parent, err
+}
+
+// appendMessage adds m after the last message of its conversation's branch, which it becomes; or, with
+// m.ReplacedBy set, as a hidden version of that message.
+func appendMessage(ctx context.Context, tx *sql.Tx, m Message) (Message, error) {
+	if m.ReplacedBy != 0 {
+		parent, err := parentOf(ctx, tx, m.ConversationID, m.ReplacedBy)
+		if err != nil {
+			return Message{}, err
+		}
+		return insertMessage(ctx, tx, m, parent, false)
+	}
+	var leaf int64
+	err := tx.QueryRowContext(ctx, `SELECT COALESCE(leaf_id, 0) FROM conversations WHERE id = ?`, m.ConversationID).Scan(&leaf)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, fmt.Errorf("adding message to conversation %s: %w", m.ConversationID, ErrNotFound)
+	}
+	if err != nil {
+		return Message{}, err
+	}
+	return insertMessage(ctx, tx, m, leaf, true)
+}
+
+// insertMessage stores m under parent (0: none), makes it the end of the branch shown if leaf, and
+// marks the conversation active.
+func insertMessage(ctx context.Context, tx *sql.Tx, m Message, parent int64, leaf bool) (Message, error) {
 	m.CreatedAt = time.Now()
+	m.ParentID = parent
 	res, err := tx.ExecContext(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, millis(m.CreatedAt), m.ConversationID)
 	if err := checkOne(res, err, "adding message to conversation "+m.ConversationID); err != nil {
 		return Message{}, err
 	}
-	var replacedBy *int64
-	if m.ReplacedBy != 0 {
-		replacedBy = &m.ReplacedBy
-	}
 	res, err = tx.ExecContext(ctx, `INSERT INTO messages
-		(conversation_id, role, content, thinking, created_at, finish_reason, prompt_tokens, tokens, tokens_per_sec, ttft_us, replaced_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(conversation_id, role, content, thinking, created_at, finish_reason, prompt_tokens, tokens, tokens_per_sec, ttft_us, replaced_by, parent_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ConversationID, m.Role, m.Content, m.Thinking, millis(m.CreatedAt), m.FinishReason,
-		m.PromptTokens, m.Tokens, m.TokensPerSec, m.TTFT.Microseconds(), replacedBy)
+		m.PromptTokens, m.Tokens, m.TokensPerSec, m.TTFT.Microseconds(), nullID(m.ReplacedBy), nullID(parent))
 	if err != nil {
 		return Message{}, err
 	}
 	if m.ID, err = res.LastInsertId(); err != nil {
 		return Message{}, err
 	}
+	if leaf {
+		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET leaf_id = ? WHERE id = ?`, m.ID, m.ConversationID); err != nil {
+			return Message{}, err
+		}
+	}
 	return m, nil
 }
 
 const messageColumns = `id, conversation_id, role, content, thinking, created_at, finish_reason,
-	prompt_tokens, tokens, tokens_per_sec, ttft_us, COALESCE(replaced_by, 0)`
+	prompt_tokens, tokens, tokens_per_sec, ttft_us, COALESCE(parent_id, 0)`
 
 func scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
 	var created, ttft int64
 	err := row.Scan(&m.ID, &m.ConversationID, &m.Role, &m.Content, &m.Thinking, &created, &m.FinishReason,
-		&m.PromptTokens, &m.Tokens, &m.TokensPerSec, &ttft, &m.ReplacedBy)
+		&m.PromptTokens, &m.Tokens, &m.TokensPerSec, &ttft, &m.ParentID)
 	m.CreatedAt, m.TTFT = fromMillis(created), time.Duration(ttft)*time.Microsecond
 	return m, err
 }
 
-// Messages returns a conversation's current messages in order (earlier versions left out).
-func (s *Store) Messages(ctx context.Context, conversationID string) ([]Message, error) {
+// AllMessages returns every message of a conversation, every version of every turn, in the order they
+// were written.
+func (s *Store) AllMessages(ctx context.Context, conversationID string) ([]Message, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? AND replaced_by IS NULL ORDER BY id`, conversationID)
+		`SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? ORDER BY id`, conversationID)
 	if err != nil {
 		return nil, fmt.Errorf("store: reading messages of %s: %w", conversationID, err)
 	}
@@ -435,10 +618,41 @@ func (s *Store) Messages(ctx context.Context, conversationID string) ([]Message,
 	return out, nil
 }
 
-// Message returns one current message of a conversation, or ErrNotFound.
+// Messages returns the branch a conversation shows, from its first message to its leaf, each message
+// with its versions.
+func (s *Store) Messages(ctx context.Context, conversationID string) ([]Message, error) {
+	all, err := s.AllMessages(ctx, conversationID)
+	if err != nil || len(all) == 0 {
+		return nil, err
+	}
+	var leaf int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(leaf_id, 0) FROM conversations WHERE id = ?`, conversationID).Scan(&leaf); err != nil {
+		return nil, fmt.Errorf("store: reading messages of %s: %w", conversationID, err)
+	}
+	byID := make(map[int64]Message, len(all))
+	children := map[int64][]int64{} // by parent, in ID order
+	for _, m := range all {
+		byID[m.ID] = m
+		children[m.ParentID] = append(children[m.ParentID], m.ID)
+	}
+	var out []Message
+	for id := leaf; id != 0; {
+		m, ok := byID[id]
+		if !ok || len(out) > len(all) {
+			return nil, fmt.Errorf("store: the branch of conversation %s is broken at message %d", conversationID, id)
+		}
+		m.Versions = children[m.ParentID]
+		out = append(out, m)
+		id = m.ParentID
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// Message returns one message of a conversation, on its branch or not, or ErrNotFound.
 func (s *Store) Message(ctx context.Context, conversationID string, id int64) (Message, error) {
 	m, err := scanMessage(s.db.QueryRowContext(ctx,
-		`SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? AND id = ? AND replaced_by IS NULL`, conversationID, id))
+		`SELECT `+messageColumns+` FROM messages WHERE conversation_id = ? AND id = ?`, conversationID, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, fmt.Errorf("message %d of conversation %s: %w", id, conversationID, ErrNotFound)
 	}
@@ -446,31 +660,6 @@ func (s *Store) Message(ctx context.Context, conversationID string, id int64) (M
 		return Message{}, fmt.Errorf("store: reading message %d: %w", id, err)
 	}
 	return m, nil
-}
-
-// EditMessage adds content as the new version of message id, in one transaction: the new message becomes
-// the conversation's last turn, and the old one with every later turn (they answered the old text)
-// become kept earlier versions.
-func (s *Store) EditMessage(ctx context.Context, conversationID string, id int64, content string) (Message, error) {
-	var m Message
-	err := s.inTx(ctx, fmt.Sprintf("editing message %d", id), func(tx *sql.Tx) error {
-		var role string
-		err := tx.QueryRowContext(ctx, `SELECT role FROM messages WHERE conversation_id = ? AND id = ? AND replaced_by IS NULL`,
-			conversationID, id).Scan(&role)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("message %d of conversation %s: %w", id, conversationID, ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		if m, err = insertMessage(ctx, tx, Message{ConversationID: conversationID, Role: role, Content: content}); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE messages SET replaced_by = ? WHERE conversation_id = ? AND id >= ? AND id < ? AND replaced_by IS NULL`,
-			m.ID, conversationID, id, m.ID)
-		return err
-	})
-	return m, err
 }
 
 // Presets lists the saved presets by name.

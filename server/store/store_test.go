@@ -129,45 +129,81 @@ func contents(t *testing.T, s *Store, conv string) []string {
 	return out
 }
 
-func TestEditMessageKeepsLaterTurnsAsVersions(t *testing.T) {
+// versions lists the versions of each message of a conversation's branch, as the page's switchers show
+// them: "2/3" for the second of three.
+func versions(t *testing.T, s *Store, conv string) []string {
+	t.Helper()
+	msgs, err := s.Messages(context.Background(), conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range msgs {
+		out = append(out, fmt.Sprintf("%d/%d", slices.Index(m.Versions, m.ID)+1, len(m.Versions)))
+	}
+	return out
+}
+
+// TestVersions: an edit makes a new branch from the edited turn, a regeneration a new version of the
+// answer; every version is kept, and showing an earlier one brings back the turns that followed it.
+func TestVersions(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
 	conv, ids := newConv(t, s, "user", "assistant", "user", "assistant")
-	m, err := s.EditMessage(ctx, conv, ids[2], "edited")
+	edited, err := s.EditMessage(ctx, conv, ids[2], "edited")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "b", "edited"}) || m.Role != "user" {
-		t.Fatalf("after edit: %q (new message %+v)", got, m)
+	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "b", "edited"}) || edited.Role != "user" || edited.ParentID != ids[1] {
+		t.Fatalf("after edit: %q (new message %+v)", got, edited)
 	}
-	// The old turns are kept as versions, replaced by the edit, and can no longer be edited.
-	var kept int
-	s.db.QueryRow(`SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND replaced_by = ?`, conv, m.ID).Scan(&kept)
-	if kept != 2 {
-		t.Fatalf("%d earlier versions kept, want 2", kept)
-	}
-	if _, err := s.EditMessage(ctx, conv, ids[3], "x"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("editing an earlier version: err = %v, want ErrNotFound", err)
-	}
-}
-
-func TestReplaceMessage(t *testing.T) {
-	ctx := context.Background()
-	s, _ := openTemp(t)
-	conv, ids := newConv(t, s, "user", "assistant")
-	m, err := s.ReplaceMessage(ctx, ids[1], Message{ConversationID: conv, Role: "assistant", Content: "again"})
+	ans, err := s.AddMessage(ctx, Message{ConversationID: conv, Role: "assistant", Content: "answer to the edit"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "again"}) {
-		t.Fatalf("after replace: %q", got)
-	}
-	// A version stored hidden (a failed regeneration) does not show.
-	if _, err := s.AddMessage(ctx, Message{ConversationID: conv, Role: "assistant", Content: "failed", ReplacedBy: m.ID}); err != nil {
+	again, err := s.ReplaceMessage(ctx, ans.ID, Message{ConversationID: conv, Role: "assistant", Content: "again"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "again"}) {
-		t.Fatalf("after a hidden version: %q", got)
+	// A failed regeneration is kept as a version without being shown.
+	if _, err := s.AddMessage(ctx, Message{ConversationID: conv, Role: "assistant", Content: "failed", ReplacedBy: again.ID}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		show     int64 // 0: look only
+		contents []string
+		versions []string
+	}{
+		{0, []string{"a", "b", "edited", "again"}, []string{"1/1", "1/1", "2/2", "2/3"}},
+		{ids[2], []string{"a", "b", "c", "d"}, []string{"1/1", "1/1", "1/2", "1/1"}},
+		{edited.ID, []string{"a", "b", "edited", "failed"}, []string{"1/1", "1/1", "2/2", "3/3"}},
+		{ans.ID, []string{"a", "b", "edited", "answer to the edit"}, []string{"1/1", "1/1", "2/2", "1/3"}},
+	}
+	for _, st := range steps {
+		if st.show != 0 {
+			if err := s.ShowVersion(ctx, conv, st.show); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := contents(t, s, conv); !slices.Equal(got, st.contents) {
+			t.Fatalf("showing %d: branch %q, want %q", st.show, got, st.contents)
+		}
+		if got := versions(t, s, conv); !slices.Equal(got, st.versions) {
+			t.Fatalf("showing %d: versions %q, want %q", st.show, got, st.versions)
+		}
+	}
+	// The conversation goes on from the branch shown.
+	if _, err := s.AddMessage(ctx, Message{ConversationID: conv, Role: "user", Content: "next"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "b", "edited", "answer to the edit", "next"}) {
+		t.Fatalf("after a message on the branch shown: %q", got)
+	}
+	if err := s.ShowVersion(ctx, conv, 9999); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("showing a missing message: %v", err)
+	}
+	if all, _ := s.AllMessages(ctx, conv); len(all) != 9 {
+		t.Fatalf("%d messages in the tree, want 9", len(all))
 	}
 }
 
@@ -278,6 +314,21 @@ func TestUpgrade(t *testing.T) {
 			want := []string{"First question", "First answer, again", "Second question, edited", "Second answer"}
 			if got := contents(t, s, id); !slices.Equal(got, want) {
 				t.Fatalf("current turns after the upgrade: %q, want %q", got, want)
+			}
+			if tc.version == 2 {
+				// Every version of the fixture has its place in the tree.
+				if got, want := versions(t, s, id), []string{"1/1", "2/2", "2/2", "1/1"}; !slices.Equal(got, want) {
+					t.Fatalf("versions after the upgrade: %q, want %q", got, want)
+				}
+				if err := s.ShowVersion(ctx, id, 4); err != nil {
+					t.Fatal(err)
+				}
+				if got, want := contents(t, s, id), []string{"First question", "First answer, again", "Second question", "Answer to the first wording"}; !slices.Equal(got, want) {
+					t.Fatalf("the edited question's first version after the upgrade: %q, want %q", got, want)
+				}
+				if err := s.ShowVersion(ctx, id, 7); err != nil {
+					t.Fatal(err)
+				}
 			}
 			msgs, _ := s.Messages(ctx, id)
 			if m := msgs[1]; m.Tokens != 6 || m.TokensPerSec != 11 || m.TTFT != 250*time.Millisecond || m.FinishReason != "stop" {
