@@ -31,9 +31,12 @@ type uiStream struct {
 	req      engine.ChatRequest
 	ticket   *ticket // the answer's place in the queue
 	replaces int64   // a regenerated answer: the answer it replaces once saved; 0 otherwise
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
-	expire   *time.Timer
+	// continues, for a continuation, is the answer cut by its token limit that this one goes on from
+	// (and replaces): its text starts the stream's text.
+	continues *store.Message
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	expire    *time.Timer
 
 	started atomic.Bool  // a page connected and the generation runs, or the answer was dropped unstarted
 	awaited atomic.Int32 // grace periods running for pages rendered while it streamed (expectPage)
@@ -79,7 +82,7 @@ func (st *uiStream) view(meter meterView) streamView {
 	st.textMu.Lock()
 	defer st.textMu.Unlock()
 	v := streamView{ID: st.id, Meter: meter, Thinking: st.thinking.String(), Answer: st.answer.String()}
-	if st.started.Load() && st.final == nil {
+	if (st.started.Load() || st.continues != nil) && st.final == nil {
 		v.From = "?t=" + strconv.Itoa(len(v.Thinking)) + "&a=" + strconv.Itoa(len(v.Answer))
 	}
 	return v
@@ -232,11 +235,15 @@ func (st *uiStream) queued(note string) {
 	st.write("queue", note)
 }
 
-// text is what was generated so far.
+// text is what was generated so far (for a continuation, after the text it continues).
 func (st *uiStream) text() (thinking, answer string) {
 	st.textMu.Lock()
 	defer st.textMu.Unlock()
-	return st.thinking.String(), st.answer.String()
+	thinking, answer = st.thinking.String(), st.answer.String()
+	if c := st.continues; c != nil {
+		thinking, answer = thinking[len(c.Thinking):], answer[len(c.Content):]
+	}
+	return thinking, answer
 }
 
 // end sends the answer's last event to every page, keeps it for pages that connect late, and closes the

@@ -326,6 +326,7 @@ func (s *Server) routes() {
 	ui.Post("/c/:id/regenerate", s.handleRegenerate)
 	ui.Post("/c/:id/m/:mid", s.handleEdit)
 	ui.Post("/c/:id/m/:mid/show", s.handleShowVersion)
+	ui.Post("/c/:id/m/:mid/continue", s.handleContinue)
 	ui.Delete("/c/:id", s.handleDelete)
 	ui.Post("/stream/:sid/cancel", s.handleCancel)
 	ui.Post("/stream/:sid/save", s.handleSaveRetry)

@@ -82,7 +82,7 @@ func TestSettingsReachEngineAndExport(t *testing.T) {
 		p.Temperature != 0.4 || p.TopP != 0.8 || p.TopK != 20 || p.MinP != 0.1 || p.RepeatPenalty != 1.2 || p.MaxTokens != 5 {
 		t.Fatalf("engine request: %+v", r)
 	}
-	if last := lastEvent(t, evs); !strings.Contains(last.Data, "Cut off at the limit of 5 answer tokens") {
+	if last := lastEvent(t, evs); !strings.Contains(last.Data, "Cut off at the limit of answer tokens") {
 		t.Errorf("an answer cut by max tokens says: %s", last.Data)
 	}
 	page := b.get("/c/" + conv)

@@ -42,12 +42,22 @@ var (
 
 // startStream prepares the answer to msgs, the conversation as it is stored now; t is its place in the
 // queue, released by the stream from now on. The caller holds the conversation (lockConversation).
-func (s *Server) startStream(conv store.Conversation, msgs []store.Message, t *ticket, replaces int64) *uiStream {
+//
+// A continuation (cont not nil) goes on from cont, an answer cut by its token limit and the last of
+// msgs; it is saved as a new version of cont, holding cont's text and what follows.
+func (s *Server) startStream(conv store.Conversation, msgs []store.Message, t *ticket, replaces int64, cont *store.Message) *uiStream {
 	p := genParams(presetOf(conv))
 	p.Seed = randomSeed()
 	think := conv.Think
 	st := &uiStream{id: newID(""), convID: conv.ID, ticket: t, replaces: replaces, done: make(chan struct{}),
 		req: engine.ChatRequest{Messages: chatMessages(conv.Settings.System, msgs), Think: &think, Params: p}}
+	if cont != nil {
+		st.replaces, st.continues = cont.ID, cont
+		st.req.Messages = st.req.Messages[:len(st.req.Messages)-1]
+		st.req.Continue = &engine.Partial{Thinking: cont.Thinking, Answer: cont.Content}
+		st.thinking.WriteString(cont.Thinking)
+		st.answer.WriteString(cont.Content)
+	}
 	st.ctx, st.cancel = context.WithCancelCause(s.base)
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
@@ -238,6 +248,12 @@ func (s *Server) runStream(st *uiStream) {
 	if res.Thinking == "" && res.Answer == "" {
 		// The engine returned no text (an error part way): keep what was streamed.
 		res.Thinking, res.Answer = st.text()
+	}
+	if c := st.continues; c != nil && (res.Thinking != "" || res.Answer != "") {
+		// The continued answer is the cut one and what followed it, its tokens counted from its start.
+		res.Thinking, res.Answer = c.Thinking+res.Thinking, c.Content+res.Answer
+		res.Timings.PromptTokens, res.Timings.TimeToFirstToken = c.PromptTokens, c.TTFT
+		res.Timings.GeneratedTokens += c.Tokens
 	}
 	s.finishStream(st, res, err)
 }

@@ -58,6 +58,8 @@ type (
 		NoteErr  bool
 		// RetrySave is the stream ID of an answer that could not be saved: the message offers a retry.
 		RetrySave string
+		// Continue offers to go on with an answer cut by its token limit.
+		Continue bool
 		// Version of Versions, when there are several: the switcher shows ‹ Version/Versions › and
 		// goes to PrevID or NextID (0: none).
 		Version, Versions int
@@ -249,7 +251,8 @@ func (s *Server) messageView(m store.Message) messageView {
 		if s.contextFull(m) {
 			break
 		}
-		v.Note = fmt.Sprintf("Cut off at the limit of %d answer tokens (Settings).", m.Tokens)
+		v.Note = "Cut off at the limit of answer tokens (Settings)."
+		v.Continue = m.ID != 0
 	}
 	return v
 }
@@ -619,10 +622,34 @@ func (s *Server) reserveTurn(convID string) (*turn, error) {
 	return r, nil
 }
 
+// reserveAnswer takes a turn for a new answer in a conversation, once the model is ready, and reads the
+// branch the conversation shows; the caller ends the turn.
+func (s *Server) reserveAnswer(ctx context.Context, convID string) (*turn, []store.Message, error) {
+	if s.ready() == nil {
+		return nil, nil, s.errLoading()
+	}
+	r, err := s.reserveTurn(convID)
+	if err != nil {
+		return nil, nil, err
+	}
+	msgs, err := s.store.Messages(ctx, convID)
+	if err != nil {
+		r.end()
+		return nil, nil, err
+	}
+	return r, msgs, nil
+}
+
 // start prepares the answer, which takes over the queue place.
 func (r *turn) start(conv store.Conversation, msgs []store.Message, replaces int64) *uiStream {
 	r.used = true
-	return r.s.startStream(conv, msgs, r.ticket, replaces)
+	return r.s.startStream(conv, msgs, r.ticket, replaces, nil)
+}
+
+// startContinue prepares the continuation of cont, the last of msgs.
+func (r *turn) startContinue(conv store.Conversation, msgs []store.Message, cont store.Message) *uiStream {
+	r.used = true
+	return r.s.startStream(conv, msgs, r.ticket, 0, &cont)
 }
 
 // end releases the conversation, and the queue place unless an answer took it.
@@ -642,18 +669,11 @@ func (s *Server) handleRegenerate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if s.ready() == nil {
-		return s.errLoading()
-	}
-	r, err := s.reserveTurn(conv.ID)
+	r, msgs, err := s.reserveAnswer(ctx, conv.ID)
 	if err != nil {
 		return err
 	}
 	defer r.end()
-	msgs, err := s.store.Messages(ctx, conv.ID)
-	if err != nil {
-		return err
-	}
 	// The answer being replaced stays until the new one is saved (finishStream).
 	var replaces int64
 	if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" {
@@ -733,6 +753,27 @@ func (s *Server) handleEdit(c *fiber.Ctx) error {
 		data.Messages = append(data.Messages, s.messageView(m))
 	}
 	return c.Render("partials/messages", data)
+}
+
+// handleContinue goes on with the conversation's last answer, cut by its token limit.
+func (s *Server) handleContinue(c *fiber.Ctx) error {
+	conv, m, err := s.message(c)
+	if err != nil {
+		return err
+	}
+	if m.Role != "assistant" || m.FinishReason != engine.FinishLength {
+		return fiber.NewError(fiber.StatusBadRequest, "Only an answer cut off by its token limit can be continued.")
+	}
+	r, msgs, err := s.reserveAnswer(c.UserContext(), conv.ID)
+	if err != nil {
+		return err
+	}
+	defer r.end()
+	if n := len(msgs); n == 0 || msgs[n-1].ID != m.ID {
+		return fiber.NewError(fiber.StatusConflict, "Only the last answer of the chat can be continued: reload the page to see where it stands.")
+	}
+	st := r.startContinue(conv, msgs, m)
+	return c.Render("partials/stream", st.view(s.promptMeter(st)))
 }
 
 // handleShowVersion switches a message to another of its versions: the page shows the branch through it.
