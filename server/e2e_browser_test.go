@@ -78,7 +78,9 @@ func (b *chromeTab) wait(name, expr string, limit time.Duration) {
 		if err == nil {
 			return
 		}
-		if ctx.Err() != nil || !strings.Contains(err.Error(), "Cannot find context with specified id") {
+		navigated := strings.Contains(err.Error(), "Cannot find context with specified id") ||
+			strings.Contains(err.Error(), "Inspected target navigated or closed")
+		if ctx.Err() != nil || !navigated {
 			b.t.Fatalf("waiting for %s: %v\nthe page's messages end with:\n%s", name, err, b.messagesTail())
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -139,6 +139,9 @@ type history interface {
 	Message(ctx context.Context, conversationID string, id int64) (store.Message, error)
 	AllMessages(ctx context.Context, conversationID string) ([]store.Message, error)
 	ShowVersion(ctx context.Context, conversationID string, id int64) error
+	Search(ctx context.Context, query string, limit int) ([]store.Hit, error)
+	Rename(ctx context.Context, id, title string) error
+	ImportConversation(ctx context.Context, c store.Conversation, msgs []store.Message) (store.Conversation, error)
 	Presets(ctx context.Context) ([]store.Preset, error)
 	SavePreset(ctx context.Context, p store.Preset) error
 	DeletePreset(ctx context.Context, name string) error
@@ -314,6 +317,9 @@ func (s *Server) routes() {
 	app.Get("/c/:id/export/:format", s.handleExport)
 	app.Get("/c/:id/m/:mid", s.handleMessage)
 	app.Get("/c/:id/m/:mid/edit", s.handleEditForm)
+	app.Get("/c/:id/rename", s.handleRenameForm)
+	app.Get("/c/:id/item", s.handleSidebarItem)
+	app.Get("/search", s.handleSearch)
 	app.Get("/stream/:sid", s.handleStream)
 
 	ui := app.Group("", s.checkCSRF)
@@ -328,6 +334,8 @@ func (s *Server) routes() {
 	ui.Post("/c/:id/m/:mid/show", s.handleShowVersion)
 	ui.Post("/c/:id/m/:mid/continue", s.handleContinue)
 	ui.Delete("/c/:id", s.handleDelete)
+	ui.Post("/c/:id/rename", s.handleRename)
+	ui.Post("/import", s.handleImport)
 	ui.Post("/stream/:sid/cancel", s.handleCancel)
 	ui.Post("/stream/:sid/save", s.handleSaveRetry)
 }

@@ -45,6 +45,7 @@ type (
 	sidebarItem struct {
 		ID, Title string
 		Current   bool
+		Snippet   template.HTML // a search's match in the conversation's messages
 	}
 	messageView struct {
 		ConvID   string

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -94,10 +95,10 @@ type Store struct {
 // Schema versions: 1, the first; 2 adds messages.replaced_by (earlier versions of a turn are kept); 3
 // adds conversations.settings, the presets and the preferences (the defaults for new chats); 4 makes
 // the messages a tree (messages.parent_id, conversations.leaf_id: the branch shown), replaced_by no
-// longer read.
-const schemaVersion = 4
+// longer read; 5 adds the full-text search indexes of titles and messages (SQLite FTS5).
+const schemaVersion = 5
 
-const schema = `
+var schema = `
 CREATE TABLE IF NOT EXISTS conversations (
 	id          TEXT PRIMARY KEY,
 	title       TEXT NOT NULL,
@@ -133,7 +134,29 @@ CREATE TABLE IF NOT EXISTS prefs (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );
-`
+` + searchSchema
+
+// searchSchema indexes the conversations' titles and the messages' text for Search: FTS5 tables over
+// the two tables' own rows (external content), kept up to date by triggers. Accents are folded.
+var searchSchema = ftsIndex("conversations", "title", "rowid") + ftsIndex("messages", "content", "id")
+
+// ftsIndex is the full-text index of one column of a table, table_fts, and the triggers that keep it.
+func ftsIndex(table, column, rowid string) string {
+	return strings.NewReplacer("{table}", table, "{column}", column, "{rowid}", rowid).Replace(`
+CREATE VIRTUAL TABLE IF NOT EXISTS {table}_fts USING fts5({column}, content='{table}', content_rowid='{rowid}',
+	tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER IF NOT EXISTS {table}_fts_insert AFTER INSERT ON {table} BEGIN
+	INSERT INTO {table}_fts(rowid, {column}) VALUES (new.{rowid}, new.{column});
+END;
+CREATE TRIGGER IF NOT EXISTS {table}_fts_delete AFTER DELETE ON {table} BEGIN
+	INSERT INTO {table}_fts({table}_fts, rowid, {column}) VALUES ('delete', old.{rowid}, old.{column});
+END;
+CREATE TRIGGER IF NOT EXISTS {table}_fts_update AFTER UPDATE OF {column} ON {table} BEGIN
+	INSERT INTO {table}_fts({table}_fts, rowid, {column}) VALUES ('delete', old.{rowid}, old.{column});
+	INSERT INTO {table}_fts(rowid, {column}) VALUES (new.{rowid}, new.{column});
+END;
+`)
+}
 
 // upgrades bring a database of an older schema version to the next: upgrades[v-1] from version v, each
 // in a transaction. CREATE TABLE IF NOT EXISTS leaves an older table as it was, so added columns are
@@ -142,6 +165,12 @@ var upgrades = []func(tx *sql.Tx) error{
 	execUpgrade(`ALTER TABLE messages ADD COLUMN replaced_by INTEGER`),
 	execUpgrade(`ALTER TABLE conversations ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'`),
 	upgradeToTree,
+	func(tx *sql.Tx) error {
+		// Index what is there already.
+		_, err := tx.Exec(searchSchema + `INSERT INTO conversations_fts(conversations_fts) VALUES ('rebuild');
+			INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');`)
+		return err
+	},
 }
 
 func execUpgrade(q string) func(tx *sql.Tx) error {
@@ -306,24 +335,53 @@ func fromMillis(ms int64) time.Time { return time.UnixMilli(ms) }
 // CreateConversation stores a new conversation together with its first message, in one transaction (a
 // failed write leaves no empty conversation behind), and returns both with their IDs and times set.
 func (s *Store) CreateConversation(ctx context.Context, c Conversation, first Message) (Conversation, Message, error) {
+	var msgs []Message
+	c, err := s.createWith(ctx, "creating conversation", c, []Message{first}, &msgs)
+	if err != nil {
+		return Conversation{}, Message{}, err
+	}
+	return c, msgs[0], nil
+}
+
+// createWith stores a new conversation and its messages, each following the one before, in one
+// transaction; the messages stored, with their IDs, go to out.
+func (s *Store) createWith(ctx context.Context, what string, c Conversation, msgs []Message, out *[]Message) (Conversation, error) {
 	c.ID = newID()
 	now := time.Now()
 	c.CreatedAt, c.UpdatedAt = now, now
-	err := s.inTx(ctx, "creating conversation", func(tx *sql.Tx) error {
+	err := s.inTx(ctx, what, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO conversations (id, title, think, temperature, settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.Title, c.Think, c.Temperature, settingsJSON(c.Settings), millis(now), millis(now)); err != nil {
 			return err
 		}
-		first.ConversationID = c.ID
-		var err error
-		first, err = insertMessage(ctx, tx, first, 0, true)
-		return err
+		var parent int64
+		*out = (*out)[:0]
+		for _, m := range msgs {
+			m.ConversationID = c.ID
+			m, err := insertMessage(ctx, tx, m, parent, true)
+			if err != nil {
+				return err
+			}
+			parent = m.ID
+			*out = append(*out, m)
+		}
+		return nil
 	})
 	if err != nil {
-		return Conversation{}, Message{}, err
+		return Conversation{}, err
 	}
-	return c, first, nil
+	return c, nil
+}
+
+// ImportConversation stores a conversation with its messages, each following the one before, in one
+// transaction, and returns it with its ID set.
+func (s *Store) ImportConversation(ctx context.Context, c Conversation, msgs []Message) (Conversation, error) {
+	if len(msgs) == 0 {
+		return Conversation{}, errors.New("store: importing a conversation without messages")
+	}
+	var stored []Message
+	return s.createWith(ctx, "importing a conversation", c, msgs, &stored)
 }
 
 // inTx runs f in a transaction, committed when f returns nil. Errors name what was being done.
@@ -738,3 +796,89 @@ func (s *Store) SaveNewChatDefaults(ctx context.Context, p Preset) error {
 	}
 	return nil
 }
+
+// Rename sets a conversation's title.
+func (s *Store) Rename(ctx context.Context, id, title string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE conversations SET title = ? WHERE id = ?`, title, id)
+	return checkOne(res, err, "renaming conversation "+id)
+}
+
+// Match marks the words a search found in a Hit's snippet.
+const (
+	MatchStart = "\x02"
+	MatchEnd   = "\x03"
+)
+
+// Hit is a conversation a search found: in its title, or in one of its messages, whose words around
+// the match are the Snippet (the matched words between MatchStart and MatchEnd).
+type Hit struct {
+	Conversation
+	Snippet string
+}
+
+// Search finds the conversations whose title or messages (any version) hold every word of query, as a
+// word or the start of one, accents folded: most recently active first, at most limit.
+func (s *Store) Search(ctx context.Context, query string, limit int) ([]Hit, error) {
+	var terms []string
+	for _, w := range strings.Fields(query) {
+		terms = append(terms, `"`+strings.ReplaceAll(w, `"`, `""`)+`"*`)
+	}
+	if len(terms) == 0 {
+		return nil, nil
+	}
+	match := strings.Join(terms, " ")
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT `+prefixed("c.", conversationColumns)+`, hit.snippet FROM conversations c JOIN (
+			SELECT c2.id AS id, '' AS snippet FROM conversations_fts JOIN conversations c2 ON c2.rowid = conversations_fts.rowid
+				WHERE conversations_fts MATCH ?1
+			UNION ALL
+			SELECT m.conversation_id, snippet(messages_fts, 0, ?2, ?3, '…', 12) FROM messages_fts
+				JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ?1
+		) hit ON hit.id = c.id
+		ORDER BY c.updated_at DESC, c.created_at DESC`, match, MatchStart, MatchEnd)
+	if err != nil {
+		return nil, fmt.Errorf("store: searching for %q: %w", query, err)
+	}
+	defer rows.Close()
+	var out []Hit
+	seen := map[string]int{}
+	for rows.Next() {
+		var snippet string
+		c, err := scanConversation(scanWith{rows, &snippet})
+		if err != nil {
+			return nil, fmt.Errorf("store: searching for %q: %w", query, err)
+		}
+		if i, ok := seen[c.ID]; ok {
+			if out[i].Snippet == "" {
+				out[i].Snippet = snippet // a title's hit shows a message's words too, when one matched
+			}
+			continue
+		}
+		if len(out) == limit {
+			continue
+		}
+		seen[c.ID] = len(out)
+		out = append(out, Hit{Conversation: c, Snippet: snippet})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: searching for %q: %w", query, err)
+	}
+	return out, nil
+}
+
+// prefixed qualifies each of a list of columns with a table's alias.
+func prefixed(alias, columns string) string {
+	var out []string
+	for _, c := range strings.Split(columns, ",") {
+		out = append(out, alias+strings.TrimSpace(c))
+	}
+	return strings.Join(out, ", ")
+}
+
+// scanWith scans a row's leading columns with another scanner's reader and the last into extra.
+type scanWith struct {
+	rows  *sql.Rows
+	extra *string
+}
+
+func (w scanWith) Scan(dst ...any) error { return w.rows.Scan(append(dst, w.extra)...) }

@@ -334,6 +334,10 @@ func TestUpgrade(t *testing.T) {
 			if m := msgs[1]; m.Tokens != 6 || m.TokensPerSec != 11 || m.TTFT != 250*time.Millisecond || m.FinishReason != "stop" {
 				t.Fatalf("an answer's stats after the upgrade: %+v", m)
 			}
+			// The upgraded database's messages, of every version, are indexed for search.
+			if hits, err := s.Search(ctx, "edited", 10); err != nil || len(hits) != 1 || hits[0].ID != id {
+				t.Fatalf("search after the upgrade: %+v, %v", hits, err)
+			}
 			// The upgraded database takes the new settings.
 			c.Settings.System = "Be brief."
 			if err := s.UpdateSettings(ctx, c); err != nil {
@@ -443,5 +447,66 @@ func TestSettingsPresetsAndDefaults(t *testing.T) {
 	d, ok, err := s.NewChatDefaults(ctx)
 	if !ok || err != nil || d.System != "Default system" || *d.Temperature != 0.2 {
 		t.Fatalf("defaults: %+v %v %v", d, ok, err)
+	}
+}
+
+// TestSearch: titles and messages (every version) are found by whole words or their starts, accents
+// folded, every word required; a renamed title and deleted conversations follow; punctuation alone
+// finds nothing and fails nothing.
+func TestSearch(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	a, _, _ := s.CreateConversation(ctx, Conversation{Title: "Crème brûlée recipe"}, Message{Role: "user", Content: "How do I caramelize sugar?"})
+	b, first, _ := s.CreateConversation(ctx, Conversation{Title: "Trip"}, Message{Role: "user", Content: "Plan a trip to Lisbon"})
+	if _, err := s.AddMessage(ctx, Message{ConversationID: b.ID, Role: "assistant", Content: "Day one: the <b>castle</b> and the tram."}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EditMessage(ctx, b.ID, first.ID, "Plan a trip to Porto"); err != nil {
+		t.Fatal(err)
+	}
+	found := func(q string) string {
+		t.Helper()
+		hits, err := s.Search(ctx, q, 10)
+		if err != nil {
+			t.Fatalf("search %q: %v", q, err)
+		}
+		var out []string
+		for _, h := range hits {
+			out = append(out, h.Title+"|"+strings.NewReplacer(MatchStart, "[", MatchEnd, "]").Replace(h.Snippet))
+		}
+		return strings.Join(out, " / ")
+	}
+	for _, tc := range []struct{ q, want string }{
+		{"creme", "Crème brûlée recipe|"},
+		{"caramel", "Crème brûlée recipe|How do I [caramelize] sugar?"},
+		{"lisbon", "Trip|Plan a trip to [Lisbon]"}, // an earlier version of the question
+		{"castle tram", "Trip|Day one: the <b>[castle]</b> and the [tram]."},
+		{"castle sugar", ""},
+		{"trip", "Trip|Plan a [trip] to Porto"},
+		{`?`, ""},
+		{`"`, ""},
+		{"   ", ""},
+	} {
+		if got := found(tc.q); got != tc.want && !(tc.q == "trip" && got == "Trip|Plan a [trip] to Lisbon") {
+			t.Errorf("search %q: %q, want %q", tc.q, got, tc.want)
+		}
+	}
+	if err := s.Rename(ctx, a.ID, "Dessert"); err != nil {
+		t.Fatal(err)
+	}
+	if got := found("dessert"); got != "Dessert|" {
+		t.Errorf("after a rename: %q", got)
+	}
+	if got := found("creme"); got != "" {
+		t.Errorf("the old title is still found: %q", got)
+	}
+	if err := s.DeleteConversation(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := found("castle"); got != "" {
+		t.Errorf("a deleted conversation's messages are still found: %q", got)
+	}
+	if err := s.Rename(ctx, "nope", "x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("renaming a missing conversation: %v", err)
 	}
 }
