@@ -186,11 +186,12 @@ func (s *Server) parseImport(data []byte) (store.Conversation, []store.Message, 
 		msgs = append(msgs, store.Message{Role: m.Role, Content: m.Content, Thinking: m.Thinking, FinishReason: m.FinishReason,
 			Tokens: m.Tokens, PromptTokens: m.PromptTokens, TokensPerSec: m.TokensPerSec, TTFT: durationMillis(m.TTFTMillis)})
 	}
+	auto := titleOf(in.Messages[0].Content)
 	title, err := checkTitle(in.Title)
 	if err != nil {
-		title = titleOf(in.Messages[0].Content)
+		title = auto
 	}
-	return withPreset(store.Conversation{Title: title}, p), msgs, nil
+	return withPreset(store.Conversation{Title: title, Renamed: title != auto}, p), msgs, nil
 }
 
 // checkPreset checks settings that did not come from the panel's form (an imported chat) against the

@@ -128,3 +128,37 @@ func TestImport(t *testing.T) {
 		t.Fatalf("refused imports stored %d conversations", len(after)-len(before))
 	}
 }
+
+// TestTitleFollowsFirstMessage: editing a chat's first message retitles it (page and sidebar) until the
+// user renames the chat; after that an edit leaves the title alone.
+func TestTitleFollowsFirstMessage(t *testing.T) {
+	f := newFake()
+	s, base := startServer(t, f, Config{})
+	b := newBrowser(t, base)
+	ctx := context.Background()
+	conv, sid, _ := b.send("", "Old question", false)
+	b.stream(sid, nil)
+	first := func() int64 { msgs, _ := s.store.Messages(ctx, conv); return msgs[0].ID }
+	edit := func(text string) string {
+		t.Helper()
+		resp, body := b.do("POST", "/c/"+conv+"/m/"+itoa(first()), url.Values{"content": {text}})
+		if resp.StatusCode != 200 {
+			t.Fatalf("edit: %d %s", resp.StatusCode, body)
+		}
+		b.stream(streamAttr.FindStringSubmatch(body)[1], nil)
+		return body
+	}
+	body := edit("New question")
+	if c, _ := s.store.Conversation(ctx, conv); c.Title != "New question" || c.Renamed ||
+		!strings.Contains(body, `<h1 id="chat-title" class="chat-title" hx-swap-oob="true">New question</h1>`) ||
+		!strings.Contains(body, `id="conv-`+conv+`" hx-swap-oob="true"`) {
+		t.Fatalf("after editing the first message: title %q; response %s", c.Title, body)
+	}
+	if resp, _ := b.do("POST", "/c/"+conv+"/rename", url.Values{"title": {"Mine"}}); resp.StatusCode != 200 {
+		t.Fatalf("rename: %d", resp.StatusCode)
+	}
+	body = edit("Third wording")
+	if c, _ := s.store.Conversation(ctx, conv); c.Title != "Mine" || !c.Renamed || strings.Contains(body, "chat-title") {
+		t.Fatalf("after a rename, an edit retitled the chat: %q", c.Title)
+	}
+}

@@ -46,6 +46,7 @@ type (
 		ID, Title string
 		Current   bool
 		Snippet   template.HTML // a search's match in the conversation's messages
+		OOB       bool          // swapped in out of band, in place of the entry with its ID
 	}
 	messageView struct {
 		ConvID   string
@@ -259,10 +260,13 @@ func (s *Server) messageView(m store.Message) messageView {
 }
 
 // contextFull reports whether an answer cut for length filled the context window, rather than reaching
-// its token limit. It is true while the model loads, when the size is not known.
+// its token limit. It is true while the model loads, when the size is not known. The counts leave out
+// tokens a template or a reasoning budget writes between the prompt and the answer, so a window with
+// fewer than fullSlack positions left counts as full: a continuation would have no room anyway.
 func (s *Server) contextFull(m store.Message) bool {
+	const fullSlack = 16
 	l := s.ready()
-	return l == nil || m.PromptTokens+m.Tokens+1 >= l.info().Context
+	return l == nil || m.PromptTokens+m.Tokens+fullSlack >= l.info().Context
 }
 
 // statsText is the line under an answer: tokens, speed and time to first token. A single token has
@@ -383,7 +387,7 @@ func (s *Server) handleStatus(c *fiber.Ctx) error {
 	// and the composer's settings as a page loaded now would have them: a model without a reasoning
 	// mode has no thinking toggle.
 	var conv *store.Conversation
-	if id, ok := strings.CutPrefix(c.Get("HX-Current-URL"), c.BaseURL()+"/c/"); ok {
+	if id := currentConvID(c); id != "" {
 		if cv, err := s.loadConversation(c.UserContext(), id); err == nil {
 			conv = &cv
 		}
@@ -692,7 +696,7 @@ func (s *Server) handleMessage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Render("partials/message", s.messageView(m))
+	return c.Render("partials/message", s.messageView(s.withVersions(m)))
 }
 
 func (s *Server) handleEditForm(c *fiber.Ctx) error {
@@ -741,6 +745,15 @@ func (s *Server) handleEdit(c *fiber.Ctx) error {
 		}
 		return errNotSaved(err)
 	}
+	// The title follows an edit of the first message until the user renames the chat.
+	var retitled *sidebarItem
+	if m.ParentID == 0 && !conv.Renamed && titleOf(text) != conv.Title {
+		conv.Title = titleOf(text)
+		if err := s.store.UpdateSettings(ctx, conv); err != nil {
+			return errNotSaved(err)
+		}
+		retitled = &sidebarItem{ID: conv.ID, Title: conv.Title, Current: true, OOB: true}
+	}
 	msgs, err := s.store.Messages(ctx, conv.ID)
 	if err != nil {
 		return err
@@ -749,7 +762,8 @@ func (s *Server) handleEdit(c *fiber.Ctx) error {
 	data := struct {
 		Messages []messageView
 		Stream   streamView
-	}{Stream: streamView{ID: st.id, Meter: s.promptMeter(st)}}
+		Retitled *sidebarItem
+	}{Stream: streamView{ID: st.id, Meter: s.promptMeter(st)}, Retitled: retitled}
 	for _, m := range msgs {
 		data.Messages = append(data.Messages, s.messageView(m))
 	}

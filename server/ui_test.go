@@ -359,7 +359,7 @@ func TestRegenerateEditDelete(t *testing.T) {
 
 	// Exports.
 	md := b.get("/c/" + conv + "/export/md")
-	if !strings.HasPrefix(md, "# first\n") || !strings.Contains(md, "## You\n\nfirst, edited") || !strings.Contains(md, "\n## Assistant\n") ||
+	if !strings.HasPrefix(md, "# first, edited\n") || !strings.Contains(md, "## You\n\nfirst, edited") || !strings.Contains(md, "\n## Assistant\n") ||
 		!strings.Contains(md, "<summary>Thought process</summary>") {
 		t.Fatalf("markdown export:\n%s", md)
 	}

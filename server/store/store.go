@@ -32,7 +32,10 @@ type Conversation struct {
 	// Temperature overrides the default sampling temperature when not nil.
 	Temperature *float64
 	// Settings are the system prompt and the other generation settings.
-	Settings  Settings
+	Settings Settings
+	// Renamed is set once the user gives the conversation a title; until then the title follows the
+	// first message.
+	Renamed   bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -95,8 +98,9 @@ type Store struct {
 // Schema versions: 1, the first; 2 adds messages.replaced_by (earlier versions of a turn are kept); 3
 // adds conversations.settings, the presets and the preferences (the defaults for new chats); 4 makes
 // the messages a tree (messages.parent_id, conversations.leaf_id: the branch shown), replaced_by no
-// longer read; 5 adds the full-text search indexes of titles and messages (SQLite FTS5).
-const schemaVersion = 5
+// longer read; 5 adds the full-text search indexes of titles and messages (SQLite FTS5); 6 adds
+// conversations.renamed.
+const schemaVersion = 6
 
 var schema = `
 CREATE TABLE IF NOT EXISTS conversations (
@@ -107,7 +111,8 @@ CREATE TABLE IF NOT EXISTS conversations (
 	created_at  INTEGER NOT NULL,
 	updated_at  INTEGER NOT NULL,
 	settings    TEXT NOT NULL DEFAULT '{}',
-	leaf_id     INTEGER
+	leaf_id     INTEGER,
+	renamed     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated_at DESC);
 CREATE TABLE IF NOT EXISTS messages (
@@ -171,6 +176,7 @@ var upgrades = []func(tx *sql.Tx) error{
 			INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');`)
 		return err
 	},
+	execUpgrade(`ALTER TABLE conversations ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0`),
 }
 
 func execUpgrade(q string) func(tx *sql.Tx) error {
@@ -351,8 +357,8 @@ func (s *Store) createWith(ctx context.Context, what string, c Conversation, msg
 	c.CreatedAt, c.UpdatedAt = now, now
 	err := s.inTx(ctx, what, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO conversations (id, title, think, temperature, settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.Title, c.Think, c.Temperature, settingsJSON(c.Settings), millis(now), millis(now)); err != nil {
+			`INSERT INTO conversations (id, title, think, temperature, settings, renamed, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Title, c.Think, c.Temperature, settingsJSON(c.Settings), c.Renamed, millis(now), millis(now)); err != nil {
 			return err
 		}
 		var parent int64
@@ -403,7 +409,7 @@ func (s *Store) inTx(ctx context.Context, what string, f func(tx *sql.Tx) error)
 	return nil
 }
 
-const conversationColumns = `id, title, think, temperature, settings, created_at, updated_at`
+const conversationColumns = `id, title, think, temperature, settings, renamed, created_at, updated_at`
 
 // settingsJSON is how Settings are stored.
 func settingsJSON(s Settings) string {
@@ -416,7 +422,7 @@ func scanConversation(row interface{ Scan(...any) error }) (Conversation, error)
 	var temp sql.NullFloat64
 	var created, updated int64
 	var settings string
-	if err := row.Scan(&c.ID, &c.Title, &c.Think, &temp, &settings, &created, &updated); err != nil {
+	if err := row.Scan(&c.ID, &c.Title, &c.Think, &temp, &settings, &c.Renamed, &created, &updated); err != nil {
 		return Conversation{}, err
 	}
 	if err := json.Unmarshal([]byte(settings), &c.Settings); err != nil {
@@ -797,9 +803,9 @@ func (s *Store) SaveNewChatDefaults(ctx context.Context, p Preset) error {
 	return nil
 }
 
-// Rename sets a conversation's title.
+// Rename sets a conversation's title, which from now on no longer follows its first message.
 func (s *Store) Rename(ctx context.Context, id, title string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE conversations SET title = ? WHERE id = ?`, title, id)
+	res, err := s.db.ExecContext(ctx, `UPDATE conversations SET title = ?, renamed = 1 WHERE id = ?`, title, id)
 	return checkOne(res, err, "renaming conversation "+id)
 }
 

@@ -308,7 +308,7 @@ func TestUpgrade(t *testing.T) {
 			}
 			const id = "0123456789abcdef"
 			c, err := s.Conversation(ctx, id)
-			if err != nil || c.Title != "Old chat" || !c.Think || c.Temperature == nil || *c.Temperature != 0.3 || c.Settings != (Settings{}) {
+			if err != nil || c.Title != "Old chat" || !c.Think || c.Temperature == nil || *c.Temperature != 0.3 || c.Settings != (Settings{}) || c.Renamed {
 				t.Fatalf("conversation after the upgrade: %+v, %v", c, err)
 			}
 			want := []string{"First question", "First answer, again", "Second question, edited", "Second answer"}
