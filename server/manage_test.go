@@ -162,3 +162,30 @@ func TestTitleFollowsFirstMessage(t *testing.T) {
 		t.Fatalf("after a rename, an edit retitled the chat: %q", c.Title)
 	}
 }
+
+// TestImportHostile: an imported chat's title and messages are hostile input: the page, the sidebar and
+// a search show them as text.
+func TestImportHostile(t *testing.T) {
+	f := newFake()
+	_, base := startServer(t, f, Config{})
+	b := newBrowser(t, base)
+	file := `{"title": "<img src=x onerror=alert(1)>", "messages": [
+		{"role": "user", "content": "<script>alert(2)</script> payload"},
+		{"role": "assistant", "content": "<iframe src=javascript:alert(3)></iframe> payload"}]}`
+	resp, body := b.upload("x.json", []byte(file))
+	if resp.StatusCode != 204 {
+		t.Fatalf("import: %d %s", resp.StatusCode, body)
+	}
+	page := b.get(resp.Header.Get("HX-Redirect"))
+	_, found := b.do("GET", "/search?q=payload", nil)
+	for _, html := range []string{page, found} {
+		for _, bad := range []string{"<img src=x", "<script>alert", "<iframe"} {
+			if strings.Contains(html, bad) {
+				t.Errorf("%q reached the HTML unescaped", bad)
+			}
+		}
+	}
+	if !strings.Contains(page, "&lt;img src=x onerror=alert(1)&gt;") || !strings.Contains(found, "&lt;script&gt;alert(2)&lt;/script&gt; <mark>payload</mark>") {
+		t.Errorf("the hostile text is not shown as text:\n%s\n%s", page, found)
+	}
+}
