@@ -86,3 +86,44 @@ func TestBrowserSettings(t *testing.T) {
 	b.wait("the preset's settings", `document.querySelector("#set-system")?.value === "You answer in one sentence." && document.querySelector("#set-top_k").value === "40"`, 5*time.Second)
 	b.noErrors("the settings panel")
 }
+
+// TestE2EBrowserSystemPrompt sets a system prompt and a limit of 8 answer tokens in the settings panel,
+// in Chromium on the synthetic SmolLM3 (CPU): the engine renders the system prompt into SmolLM3's
+// "Custom Instructions" (in place of its default persona), the context meter counts it, and the answer stops at 8 tokens with Continue
+// offered.
+func TestE2EBrowserSystemPrompt(t *testing.T) {
+	rec := newRecorder(synthEngine(t, 1024))
+	_, base := startServer(t, rec, Config{})
+	b := startBrowser(t)
+	meter := func(system string) int {
+		t.Helper()
+		b.do("new chat", chromedp.Navigate(base), chromedp.WaitVisible("#prompt"), chromedp.Click("#settings-toggle"), chromedp.WaitVisible("#set-system"))
+		if system != "" {
+			b.do("system prompt", chromedp.SendKeys("#set-system", system))
+		}
+		b.do("8 answer tokens", chromedp.SendKeys("#set-max_tokens", "8"), chromedp.SendKeys("#set-max_tokens", kb.Escape),
+			chromedp.WaitNotVisible("#settings-panel"))
+		b.send("Hi there")
+		b.wait("the answer", `!document.querySelector(".msg.streaming") && !!document.querySelector(".msg.assistant .stats")`, 30*time.Second)
+		return eval[int](b, `+document.querySelector("#context-meter meter").value`)
+	}
+	without := meter("")
+	with := meter("You are a pirate. Answer like one.")
+	req, res := rec.last(t)
+	p, _, err := rec.Engine.RenderChat(req.Messages, req.Think)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.String(), "## Custom Instructions\n\nYou are a pirate. Answer like one.") {
+		t.Errorf("the rendered prompt lacks the system prompt:\n%s", p.String())
+	}
+	// The meter counts the system prompt: it shows the rendered prompt and the answer.
+	n, err := rec.Engine.CountChatTokens(req.Messages, req.Think)
+	if err != nil || with != n+len(res.Tokens) || with == without {
+		t.Errorf("the meter shows %d tokens (%d without the system prompt); the prompt has %d and the answer %d", with, without, n, len(res.Tokens))
+	}
+	if len(res.Tokens) > 8 || (res.FinishReason == "length") != eval[bool](b, `!!document.querySelector(".msg.assistant .continue")`) {
+		t.Errorf("%d tokens, finish %s; Continue offered: %v", len(res.Tokens), res.FinishReason, eval[bool](b, `!!document.querySelector(".msg.assistant .continue")`))
+	}
+	b.noErrors("a system prompt on SmolLM3")
+}
