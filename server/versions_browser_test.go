@@ -20,6 +20,7 @@ func TestBrowserVersions(t *testing.T) {
 	f.script("", "The first answer.")
 	b.send("Tell me something")
 	b.wait("the first answer", done+"1", 10*time.Second)
+	b.wait("settled", settled, 5*time.Second)
 	f.script("", "Another answer, regenerated.")
 	b.do("regenerate", chromedp.Click("#messages > article.msg.assistant:last-of-type .regen"))
 	b.wait("the second version", `(document.querySelector(".msg.assistant .version-count")?.textContent || "") === "2/2"`, 10*time.Second)
