@@ -89,14 +89,26 @@ func (st *uiStream) view(meter meterView) streamView {
 }
 
 // shownIn reports whether a page showing msgs, the stored conversation, shows this answer already: it
-// ended and was saved (a failed or unsaved one shows otherwise: the previous answer, or unsavedOf).
+// was saved and msgs holds it, or it ended and was saved (a failed or unsaved one shows otherwise: the
+// previous answer, or unsavedOf).
 func (st *uiStream) shownIn(msgs []store.Message) bool {
 	st.textMu.Lock()
 	defer st.textMu.Unlock()
+	stored := slices.ContainsFunc(msgs, func(m store.Message) bool { return m.ID == st.saved })
+	if st.saved != 0 && stored {
+		return true // saved, and read back with msgs, though its last event may not be out yet
+	}
 	if st.final == nil {
 		return false
 	}
-	return st.saved == 0 || slices.ContainsFunc(msgs, func(m store.Message) bool { return m.ID == st.saved })
+	return st.saved == 0 || stored
+}
+
+// markSaved records the stored answer's ID as soon as it is written, before the last event goes out.
+func (st *uiStream) markSaved(id int64) {
+	st.textMu.Lock()
+	st.saved = id
+	st.textMu.Unlock()
 }
 
 // expectPage holds a streaming answer for a page about to connect: if every page connected so far goes

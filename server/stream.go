@@ -286,6 +286,7 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 		var m store.Message
 		if m, serr = s.saveAnswer(msg, st.replaces); serr == nil && msg.ReplacedBy == 0 {
 			msg, saved = m, m.ID
+			st.markSaved(saved)
 		}
 	}
 	if errors.Is(serr, store.ErrNotFound) {
