@@ -57,7 +57,7 @@ var settingFields = func() []settingField {
 
 // rangeText says what a field takes, for its error message and its tooltip.
 func (f settingField) rangeText() string {
-	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	num := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	switch {
 	case f.integer:
 		return fmt.Sprintf("a whole number from %s to %s", num(f.lo), num(f.hi))
