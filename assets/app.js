@@ -126,10 +126,33 @@
       }
     });
 
+    // --- Settings panel ----------------------------------------------------------------------------
+    // The panel is part of the composer's form (its fields go with every message); the server swaps it
+    // whole after a preset or defaults change, so the toggle is found by delegation.
+    const panel = () => $("#settings-panel");
+    function togglePanel(on) {
+      const p = panel();
+      const t = $("#settings-toggle");
+      if (!p || !t) return;
+      p.hidden = !on;
+      t.setAttribute("aria-expanded", on ? "true" : "false");
+      if (on) ($("#set-system") || {}).focus?.();
+    }
+    document.body.addEventListener("click", (e) => {
+      if (e.target.closest("#settings-toggle")) togglePanel(panel().hidden);
+    });
+    // Enter in a settings field would submit the form, sending the message: it only commits the field
+    // (the browser still fires its change event, which saves it).
+    form.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && e.target.matches(".settings-panel input")) e.preventDefault();
+    });
+
     // --- Keyboard ----------------------------------------------------------------------------------
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape") {
-        if (document.body.classList.contains("sidebar-open")) {
+        if (panel() && !panel().hidden) {
+          togglePanel(false);
+        } else if (document.body.classList.contains("sidebar-open")) {
           toggleSidebar(false);
         } else if (busy()) {
           e.preventDefault();

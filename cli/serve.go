@@ -31,6 +31,8 @@ type serveOptions struct {
 	metricsPublic bool
 	// writeTimeout drops a client that has stopped reading its answer (server.Config.StreamWriteTimeout).
 	writeTimeout time.Duration
+	// system is the system prompt of new chats: text, or @FILE to read it from a file.
+	system string
 }
 
 func init() {
@@ -71,6 +73,7 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 		"comma-separated host names the server also answers to, e.g. a LAN name or a reverse proxy's (the listen address, "+
 			"and localhost on loopback, always work); '*' accepts any, which lets web pages in through DNS rebinding")
 	fs.BoolVar(&o.metricsPublic, "metrics-public", false, "leave /metrics open to clients without the --api-key key (for a scraper)")
+	fs.StringVar(&o.system, "system", "", "system prompt of new chats in the browser: TEXT, or @FILE to read it from a file (each chat can change its own in Settings)")
 	fs.DurationVar(&o.writeTimeout, "stream-write-timeout", 30*time.Second,
 		"drop a client that takes none of its answer for this long, and cancel its generation to free the model")
 	return o
@@ -98,7 +101,11 @@ func (o *serveOptions) run(ctx context.Context, env *Env) error {
 			"host", o.host)
 	}
 
-	srv, err := server.New(o.config(env), nil)
+	cfg := o.config(env)
+	if cfg.System, err = readSystem(o.system); err != nil {
+		return err
+	}
+	srv, err := server.New(cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -219,4 +226,17 @@ func pageURL(addr net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+}
+
+// readSystem reads --system: the text itself, or the contents of the file named after an @.
+func readSystem(arg string) (string, error) {
+	name, ok := strings.CutPrefix(arg, "@")
+	if !ok {
+		return strings.TrimSpace(arg), nil
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", usageErr("--system %s: %v", arg, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

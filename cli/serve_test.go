@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -130,6 +132,8 @@ func TestServeBadFlags(t *testing.T) {
 		{"no queue", []string{"--max-queue", "0"}, "max-queue"},
 		{"allowed host with a scheme", []string{"--allowed-hosts", "localhost,http://chat.example"}, "not a host name"},
 		{"no write timeout", []string{"--stream-write-timeout", "0s"}, "stream-write-timeout"},
+		{"system prompt file missing", []string{"--system", "@/nonexistent/system.txt"}, "--system @/nonexistent/system.txt"},
+		{"system prompt too long", []string{"--system", strings.Repeat("x", 20001)}, "--system: the system prompt is 20,001 characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,5 +182,23 @@ func TestServeSecurityFlags(t *testing.T) {
 				t.Fatalf("allowed hosts %q, metrics public %v; want %q, %v", cfg.AllowedHosts, cfg.MetricsPublic, tt.hosts, tt.metrics)
 			}
 		})
+	}
+}
+
+// TestReadSystem: --system takes the text itself or, after an @, a file's contents.
+func TestReadSystem(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "system.txt")
+	if err := os.WriteFile(file, []byte("From a file.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ arg, want string }{
+		{"", ""},
+		{"  Be brief. ", "Be brief."},
+		{"@" + file, "From a file."},
+	} {
+		got, err := readSystem(tc.arg)
+		if err != nil || got != tc.want {
+			t.Errorf("readSystem(%q) = %q, %v; want %q", tc.arg, got, err, tc.want)
+		}
 	}
 }

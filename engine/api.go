@@ -27,6 +27,15 @@ type ChatRequest struct {
 	// default, and a /think or /no_think flag in the system prompt wins over it.
 	Think  *bool
 	Params GenParams
+	// Continue, when set, is the start of the assistant's answer, written after the generation prompt
+	// for the model to go on from (an answer cut by its token limit): the result holds only what follows.
+	Continue *Partial
+}
+
+// Partial is an answer begun: its reasoning (without the <think> tags) and its answer text. With an
+// empty Answer and some Thinking, the reasoning itself goes on.
+type Partial struct {
+	Thinking, Answer string
 }
 
 // Delta is the text one generated token added, split into reasoning and answer. Text is valid UTF-8:

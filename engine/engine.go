@@ -147,8 +147,14 @@ func (e *Engine) Chat(ctx context.Context, req ChatRequest, emit func(Delta) err
 		if err != nil {
 			return Result{}, err
 		}
+		inThink := p.InThink
+		if req.Continue != nil {
+			var more []int32
+			more, inThink = e.continuation(*req.Continue)
+			ids = append(ids, more...)
+		}
 		if len(ids) <= limit {
-			return e.Generate(ctx, ids, req.Params, p.InThink, emit)
+			return e.Generate(ctx, ids, req.Params, inThink, emit)
 		}
 		next, ok := dropOldestTurn(msgs)
 		if !ok {
@@ -157,6 +163,24 @@ func (e *Engine) Chat(ctx context.Context, req ChatRequest, emit func(Delta) err
 		}
 		msgs = next
 	}
+}
+
+// continuation encodes a begun answer as the model wrote it after the generation prompt: the reasoning
+// in its <think> block (left open when the answer has not begun: inThink), then the answer. The tags are
+// special tokens; the text is encoded as text, so that a "<think>" inside it stays text.
+func (e *Engine) continuation(p Partial) (ids []int32, inThink bool) {
+	markup := func(s string) { ids = append(ids, e.tok.Encode(s, tokenizer.EncodeOptions{ParseSpecial: true})...) }
+	text := func(s string) { ids = append(ids, e.tok.Encode(s, tokenizer.EncodeOptions{})...) }
+	if p.Thinking != "" {
+		markup(thinkOpen + "\n")
+		text(p.Thinking)
+		if p.Answer == "" {
+			return ids, true
+		}
+		markup("\n" + thinkClose + "\n")
+	}
+	text(p.Answer)
+	return ids, false
 }
 
 // dropOldestTurn removes the first non-system message and everything up to the next user message, so

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"smolchat/model/chat"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"smolchat/model/chat"
 	"smolchat/model/tokenizer"
 )
 
@@ -434,5 +435,34 @@ func TestBackendSwapWhileChatting(t *testing.T) {
 	wg.Wait()
 	if e.Backend() != Backend(fresh) {
 		t.Error("the lost backend was not replaced")
+	}
+}
+
+// TestContinuation: a begun answer is encoded after the prompt with its reasoning's tags as special
+// tokens and its text as message text is; a reasoning without an answer is left open.
+func TestContinuation(t *testing.T) {
+	tok := testTokenizer(t)
+	e := New(nil, tok, nil, nil)
+	special := func(s string) []int32 { return tok.Encode(s, tokenizer.EncodeOptions{ParseSpecial: true}) }
+	text := func(s string) []int32 { return tok.Encode(s, tokenizer.EncodeOptions{}) }
+	cat := func(parts ...[]int32) []int32 { return slices.Concat(parts...) }
+	tests := []struct {
+		p       Partial
+		want    []int32
+		inThink bool
+	}{
+		{Partial{Answer: "Hello"}, text("Hello"), false},
+		{Partial{Thinking: "Hello", Answer: "world"}, cat(special("<think>\n"), text("Hello"), special("\n</think>\n"), text("world")), false},
+		{Partial{Thinking: "Hello"}, cat(special("<think>\n"), text("Hello")), true},
+	}
+	th := id(t, tok, "<think>")
+	for _, tc := range tests {
+		got, inThink := e.continuation(tc.p)
+		if !slices.Equal(got, tc.want) || inThink != tc.inThink {
+			t.Errorf("continuation(%+v) = %v, %v; want %v, %v", tc.p, got, inThink, tc.want, tc.inThink)
+		}
+		if slices.Contains(got, th) != (tc.p.Thinking != "") {
+			t.Errorf("continuation(%+v): the <think> token is there: %v, want %v", tc.p, slices.Contains(got, th), tc.p.Thinking != "")
+		}
 	}
 }

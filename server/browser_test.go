@@ -64,7 +64,11 @@ func (p *pageErrors) listen(ctx context.Context) error {
 			msg = "exception: " + (&chromedp.ExceptionError{ExceptionDetails: e.ExceptionDetails}).Error()
 		case *runtime.EventConsoleAPICalled:
 			if e.Type == runtime.ConsoleAPICalledTypeError {
-				msg = fmt.Sprintf("console.error: %v", e.Args)
+				var args []string
+				for _, a := range e.Args { // a value as JSON, or an object's description
+					args = append(args, string(a.Value)+a.Description)
+				}
+				msg = "console.error: " + strings.Join(args, " ")
 			}
 		case *cdplog.EventEntryAdded:
 			if e.Entry.Level == cdplog.EntryLevelError {

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"smolchat/engine"
+	"smolchat/server/store"
 )
 
 // Slash commands typed as a whole message in the browser chat. They change the chat's settings or the
@@ -41,7 +42,7 @@ func parseCommand(text string) (name, arg string, ok bool) {
 	return "", "", false
 }
 
-func (s *Server) runCommand(c *fiber.Ctx, name, arg, convID string, think bool, temp *float64) error {
+func (s *Server) runCommand(c *fiber.Ctx, name, arg, convID string, settings store.Preset) error {
 	switch name {
 	case "/help":
 		return c.Render("partials/help", slashCommands)
@@ -55,20 +56,20 @@ func (s *Server) runCommand(c *fiber.Ctx, name, arg, convID string, think bool, 
 		c.Set("HX-Redirect", "/c/"+convID+"/export/md")
 		return c.SendString("")
 	case "/think", "/no_think":
-		think = name == "/think"
-		rememberThink(c, think)
+		settings.Think = name == "/think"
+		rememberThink(c, settings.Think)
 	case "/temp":
-		temp = nil
+		settings.Temperature = nil
 		if arg != "" {
 			v, ok := parseTemperature(arg)
 			if !ok {
 				return fiber.NewError(fiber.StatusBadRequest, "Usage: /temp N, with N from 0 to 2 (for example /temp 0.7).")
 			}
-			temp = &v
+			settings.Temperature = &v
 		}
 	}
 	if convID != "" {
-		if err := s.saveSettings(c.UserContext(), convID, think, temp); err != nil {
+		if err := s.saveSettings(c.UserContext(), convID, settings); err != nil {
 			return err
 		}
 	}
@@ -78,13 +79,15 @@ func (s *Server) runCommand(c *fiber.Ctx, name, arg, convID string, think bool, 
 		msg = "Thinking is on: SmolLM3 reasons before it answers."
 	case name == "/no_think":
 		msg = "Thinking is off: SmolLM3 answers directly."
-	case temp == nil:
+	case settings.Temperature == nil:
 		def := engine.DefaultSamplerParams().Temperature
 		msg = "Temperature reset to the default (" + strconv.FormatFloat(float64(def), 'g', -1, 32) + ")."
 	default:
-		msg = "Temperature set to " + formatTemp(temp) + "."
+		msg = "Temperature set to " + formatTemp(settings.Temperature) + "."
 	}
-	return s.commandReply(c, msg, &settingsView{Think: think, Temperature: formatTemp(temp), OOB: true, NoReasoning: s.noReasoning()})
+	v := s.settingsView(c.UserContext(), settings)
+	v.OOB = true
+	return s.commandReply(c, msg, &v)
 }
 
 // commandReply appends a notice to the conversation and, when settings changed, updates the composer's

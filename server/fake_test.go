@@ -112,14 +112,14 @@ func (f *fakeGen) Chat(ctx context.Context, req engine.ChatRequest, emit func(en
 		}
 	}
 	prompt, _ := f.CountChatTokens(req.Messages, req.Think)
-	return f.generate(ctx, prompt, last, think, req.Params, emit)
+	return f.generate(ctx, prompt, last, think, req.Continue, req.Params, emit)
 }
 
 func (f *fakeGen) Complete(ctx context.Context, prompt string, p engine.GenParams, emit func(engine.Delta) error) (engine.Result, error) {
 	f.mu.Lock()
 	f.prompts = append(f.prompts, prompt)
 	f.mu.Unlock()
-	return f.generate(ctx, words(prompt)+1, prompt, false, p, emit)
+	return f.generate(ctx, words(prompt)+1, prompt, false, nil, p, emit)
 }
 
 // expectedAnswer is the answer the fake gives to a user message, when nothing cuts it short.
@@ -152,7 +152,8 @@ func splitTokens(text string) []string {
 	return append(toks, text[start:])
 }
 
-func (f *fakeGen) generate(ctx context.Context, prompt int, msg string, think bool, p engine.GenParams,
+// generate streams the answer to msg; a continuation (cont) gets what follows the begun answer.
+func (f *fakeGen) generate(ctx context.Context, prompt int, msg string, think bool, cont *engine.Partial, p engine.GenParams,
 	emit func(engine.Delta) error) (engine.Result, error) {
 	f.calls.Add(1)
 	n := f.active.Add(1)
@@ -183,6 +184,17 @@ func (f *fakeGen) generate(ctx context.Context, prompt int, msg string, think bo
 	answerToks := f.answerTokens(msg)
 	if scripted != "" {
 		answerToks = splitTokens(scripted)
+	}
+	if cont != nil {
+		// The reasoning is over once an answer has begun; the answer goes on after the text it has.
+		if cont.Answer != "" {
+			deltas = nil
+		}
+		begun := ""
+		for len(answerToks) > 0 && strings.HasPrefix(cont.Answer, begun+answerToks[0]) {
+			begun += answerToks[0]
+			answerToks = answerToks[1:]
+		}
 	}
 	for _, t := range answerToks {
 		deltas = append(deltas, engine.Delta{Answer: t})

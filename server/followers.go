@@ -31,9 +31,12 @@ type uiStream struct {
 	req      engine.ChatRequest
 	ticket   *ticket // the answer's place in the queue
 	replaces int64   // a regenerated answer: the answer it replaces once saved; 0 otherwise
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
-	expire   *time.Timer
+	// continues, for a continuation, is the answer cut by its token limit that this one goes on from
+	// (and replaces): its text starts the stream's text.
+	continues *store.Message
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	expire    *time.Timer
 
 	started atomic.Bool  // a page connected and the generation runs, or the answer was dropped unstarted
 	awaited atomic.Int32 // grace periods running for pages rendered while it streamed (expectPage)
@@ -79,21 +82,33 @@ func (st *uiStream) view(meter meterView) streamView {
 	st.textMu.Lock()
 	defer st.textMu.Unlock()
 	v := streamView{ID: st.id, Meter: meter, Thinking: st.thinking.String(), Answer: st.answer.String()}
-	if st.started.Load() && st.final == nil {
+	if (st.started.Load() || st.continues != nil) && st.final == nil {
 		v.From = "?t=" + strconv.Itoa(len(v.Thinking)) + "&a=" + strconv.Itoa(len(v.Answer))
 	}
 	return v
 }
 
 // shownIn reports whether a page showing msgs, the stored conversation, shows this answer already: it
-// ended and was saved (a failed or unsaved one shows otherwise: the previous answer, or unsavedOf).
+// was saved and msgs holds it, or it ended and was saved (a failed or unsaved one shows otherwise: the
+// previous answer, or unsavedOf).
 func (st *uiStream) shownIn(msgs []store.Message) bool {
 	st.textMu.Lock()
 	defer st.textMu.Unlock()
+	stored := slices.ContainsFunc(msgs, func(m store.Message) bool { return m.ID == st.saved })
+	if st.saved != 0 && stored {
+		return true // saved, and read back with msgs, though its last event may not be out yet
+	}
 	if st.final == nil {
 		return false
 	}
-	return st.saved == 0 || slices.ContainsFunc(msgs, func(m store.Message) bool { return m.ID == st.saved })
+	return st.saved == 0 || stored
+}
+
+// markSaved records the stored answer's ID as soon as it is written, before the last event goes out.
+func (st *uiStream) markSaved(id int64) {
+	st.textMu.Lock()
+	st.saved = id
+	st.textMu.Unlock()
 }
 
 // expectPage holds a streaming answer for a page about to connect: if every page connected so far goes
@@ -232,11 +247,15 @@ func (st *uiStream) queued(note string) {
 	st.write("queue", note)
 }
 
-// text is what was generated so far.
+// text is what was generated so far (for a continuation, after the text it continues).
 func (st *uiStream) text() (thinking, answer string) {
 	st.textMu.Lock()
 	defer st.textMu.Unlock()
-	return st.thinking.String(), st.answer.String()
+	thinking, answer = st.thinking.String(), st.answer.String()
+	if c := st.continues; c != nil {
+		thinking, answer = thinking[len(c.Thinking):], answer[len(c.Content):]
+	}
+	return thinking, answer
 }
 
 // end sends the answer's last event to every page, keeps it for pages that connect late, and closes the

@@ -67,6 +67,9 @@ type Config struct {
 	// stopped reading. Its stream's generation is cancelled, freeing the model; a browser answer keeps
 	// what was generated, marked cancelled. Default 30 s.
 	StreamWriteTimeout time.Duration
+	// System is the system prompt of new chats (serve --system); it takes the place of the one saved as
+	// the default in the settings panel. Empty: that one, if any.
+	System string
 	// Log receives the server's logs. Default slog.Default().
 	Log *slog.Logger
 
@@ -134,6 +137,16 @@ type history interface {
 	EditMessage(ctx context.Context, conversationID string, id int64, content string) (store.Message, error)
 	Messages(ctx context.Context, conversationID string) ([]store.Message, error)
 	Message(ctx context.Context, conversationID string, id int64) (store.Message, error)
+	AllMessages(ctx context.Context, conversationID string) ([]store.Message, error)
+	ShowVersion(ctx context.Context, conversationID string, id int64) error
+	Search(ctx context.Context, query string, limit int) ([]store.Hit, error)
+	Rename(ctx context.Context, id, title string) error
+	ImportConversation(ctx context.Context, c store.Conversation, msgs []store.Message) (store.Conversation, error)
+	Presets(ctx context.Context) ([]store.Preset, error)
+	SavePreset(ctx context.Context, p store.Preset) error
+	DeletePreset(ctx context.Context, name string) error
+	NewChatDefaults(ctx context.Context) (store.Preset, bool, error)
+	SaveNewChatDefaults(ctx context.Context, p store.Preset) error
 	Close() error
 }
 
@@ -163,6 +176,9 @@ func New(cfg Config, gen Generator) (*Server, error) {
 	if cfg.MaxQueue < 0 || cfg.BodyLimit < 0 || cfg.MaxMessages < 0 || cfg.StreamWriteTimeout < 0 {
 		return nil, fmt.Errorf("server: negative limit in config (max queue %d, body limit %d, max messages %d, stream write timeout %v)",
 			cfg.MaxQueue, cfg.BodyLimit, cfg.MaxMessages, cfg.StreamWriteTimeout)
+	}
+	if err := checkSystem(cfg.System); err != nil {
+		return nil, fmt.Errorf("server: --system: %w; shorten it", err)
 	}
 	if cfg.MaxQueue == 0 {
 		cfg.MaxQueue = defaultMaxQueue
@@ -301,14 +317,25 @@ func (s *Server) routes() {
 	app.Get("/c/:id/export/:format", s.handleExport)
 	app.Get("/c/:id/m/:mid", s.handleMessage)
 	app.Get("/c/:id/m/:mid/edit", s.handleEditForm)
+	app.Get("/c/:id/rename", s.handleRenameForm)
+	app.Get("/c/:id/item", s.handleSidebarItem)
+	app.Get("/search", s.handleSearch)
 	app.Get("/stream/:sid", s.handleStream)
 
 	ui := app.Group("", s.checkCSRF)
 	ui.Post("/chat", s.handleSend)
 	ui.Post("/settings", s.handleSettings)
+	ui.Post("/settings/defaults", s.handleDefaults)
+	ui.Post("/presets", s.handlePresetSave)
+	ui.Post("/presets/apply", s.handlePresetApply)
+	ui.Post("/presets/delete", s.handlePresetDelete)
 	ui.Post("/c/:id/regenerate", s.handleRegenerate)
 	ui.Post("/c/:id/m/:mid", s.handleEdit)
+	ui.Post("/c/:id/m/:mid/show", s.handleShowVersion)
+	ui.Post("/c/:id/m/:mid/continue", s.handleContinue)
 	ui.Delete("/c/:id", s.handleDelete)
+	ui.Post("/c/:id/rename", s.handleRename)
+	ui.Post("/import", s.handleImport)
 	ui.Post("/stream/:sid/cancel", s.handleCancel)
 	ui.Post("/stream/:sid/save", s.handleSaveRetry)
 }

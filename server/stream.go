@@ -42,15 +42,22 @@ var (
 
 // startStream prepares the answer to msgs, the conversation as it is stored now; t is its place in the
 // queue, released by the stream from now on. The caller holds the conversation (lockConversation).
-func (s *Server) startStream(conv store.Conversation, msgs []store.Message, t *ticket, replaces int64) *uiStream {
-	p := engine.GenParams{SamplerParams: engine.DefaultSamplerParams()}
-	if conv.Temperature != nil {
-		p.Temperature = float32(*conv.Temperature)
-	}
+//
+// A continuation (cont not nil) goes on from cont, an answer cut by its token limit and the last of
+// msgs; it is saved as a new version of cont, holding cont's text and what follows.
+func (s *Server) startStream(conv store.Conversation, msgs []store.Message, t *ticket, replaces int64, cont *store.Message) *uiStream {
+	p := genParams(presetOf(conv))
 	p.Seed = randomSeed()
 	think := conv.Think
 	st := &uiStream{id: newID(""), convID: conv.ID, ticket: t, replaces: replaces, done: make(chan struct{}),
-		req: engine.ChatRequest{Messages: engineMessages(msgs), Think: &think, Params: p}}
+		req: engine.ChatRequest{Messages: chatMessages(conv.Settings.System, msgs), Think: &think, Params: p}}
+	if cont != nil {
+		st.replaces, st.continues = cont.ID, cont
+		st.req.Messages = st.req.Messages[:len(st.req.Messages)-1]
+		st.req.Continue = &engine.Partial{Thinking: cont.Thinking, Answer: cont.Content}
+		st.thinking.WriteString(cont.Thinking)
+		st.answer.WriteString(cont.Content)
+	}
 	st.ctx, st.cancel = context.WithCancelCause(s.base)
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
@@ -131,6 +138,18 @@ func (s *Server) dropStream(st *uiStream) {
 	defer s.streamsMu.Unlock()
 	if s.streams[st.id] == st {
 		delete(s.streams, st.id)
+	}
+}
+
+// forgetEnded forgets a conversation's ended answers (kept for a page reloaded as they ended) once the
+// conversation shows another branch.
+func (s *Server) forgetEnded(convID string) {
+	s.streamsMu.Lock()
+	defer s.streamsMu.Unlock()
+	for id, st := range s.streams {
+		if st.convID == convID && st.ended() {
+			delete(s.streams, id)
+		}
 	}
 }
 
@@ -230,6 +249,12 @@ func (s *Server) runStream(st *uiStream) {
 		// The engine returned no text (an error part way): keep what was streamed.
 		res.Thinking, res.Answer = st.text()
 	}
+	if c := st.continues; c != nil && (res.Thinking != "" || res.Answer != "") {
+		// The continued answer is the cut one and what followed it, its tokens counted from its start.
+		res.Thinking, res.Answer = c.Thinking+res.Thinking, c.Content+res.Answer
+		res.Timings.PromptTokens, res.Timings.TimeToFirstToken = c.PromptTokens, c.TTFT
+		res.Timings.GeneratedTokens += c.Tokens
+	}
 	s.finishStream(st, res, err)
 }
 
@@ -261,6 +286,7 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 		var m store.Message
 		if m, serr = s.saveAnswer(msg, st.replaces); serr == nil && msg.ReplacedBy == 0 {
 			msg, saved = m, m.ID
+			st.markSaved(saved)
 		}
 	}
 	if errors.Is(serr, store.ErrNotFound) {
@@ -275,7 +301,7 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 		}
 	}
 
-	view := s.messageView(msg)
+	view := s.messageView(s.withVersions(msg))
 	kind := "done"
 	switch {
 	case errors.Is(cause, errShutdown):
@@ -295,7 +321,7 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 			if note == "" {
 				note = "Stopped before any text."
 			}
-			view = s.messageView(prev)
+			view = s.messageView(s.withVersions(prev))
 			view.Note, view.NoteErr = strings.TrimSuffix(note, ".")+". The previous answer is kept.", kind == "failed"
 		}
 	}
@@ -320,6 +346,24 @@ func (s *Server) finishStream(st *uiStream, res engine.Result, err error) {
 		final = `<p class="note error">` + html.EscapeString(rerr.Error()) + `</p>`
 	}
 	s.endStream(st, streamEvent{kind, final}, saved)
+}
+
+// withVersions fills in the versions of a stored message that the conversation shows, for its switcher;
+// a message not shown (or not stored) comes back as it is.
+func (s *Server) withVersions(m store.Message) store.Message {
+	if m.ID == 0 {
+		return m
+	}
+	msgs, err := s.store.Messages(context.Background(), m.ConversationID)
+	if err != nil {
+		return m
+	}
+	for _, b := range msgs {
+		if b.ID == m.ID {
+			m.Versions = b.Versions
+		}
+	}
+	return m
 }
 
 // saveAnswer stores an answer: as a new version of the answer replaces (0: none) unless it is itself an

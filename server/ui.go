@@ -45,6 +45,8 @@ type (
 	sidebarItem struct {
 		ID, Title string
 		Current   bool
+		Snippet   template.HTML // a search's match in the conversation's messages
+		OOB       bool          // swapped in out of band, in place of the entry with its ID
 	}
 	messageView struct {
 		ConvID   string
@@ -58,6 +60,12 @@ type (
 		NoteErr  bool
 		// RetrySave is the stream ID of an answer that could not be saved: the message offers a retry.
 		RetrySave string
+		// Continue offers to go on with an answer cut by its token limit.
+		Continue bool
+		// Version of Versions, when there are several: the switcher shows ‹ Version/Versions › and
+		// goes to PrevID or NextID (0: none).
+		Version, Versions int
+		PrevID, NextID    int64
 	}
 	streamView struct {
 		ID    string
@@ -69,10 +77,21 @@ type (
 	}
 	settingsView struct {
 		Think       bool
-		Temperature string // "" = the default
-		OOB         bool
+		Temperature string // "" = the default, for the chip beside the toggle
+		System      string
+		Fields      []fieldView
+		Presets     []string
+		// Open shows the panel, with Status (what was just done) in it.
+		Open   bool
+		Status string
+		OOB    bool
 		// NoReasoning hides the thinking toggle: the loaded model's template has no reasoning mode.
 		NoReasoning bool
+	}
+	fieldView struct {
+		Name, Label, Value string
+		Unset, Range       string // the default (placeholder) and the range (tooltip)
+		Integer            bool
 	}
 	statusView struct {
 		Ready, Failed bool
@@ -208,6 +227,15 @@ func (s *Server) promptMeter(st *uiStream) meterView {
 
 func (s *Server) messageView(m store.Message) messageView {
 	v := messageView{ConvID: m.ConversationID, ID: m.ID, User: m.Role == "user"}
+	if i := slices.Index(m.Versions, m.ID); len(m.Versions) > 1 && i >= 0 {
+		v.Version, v.Versions = i+1, len(m.Versions)
+		if i > 0 {
+			v.PrevID = m.Versions[i-1]
+		}
+		if i+1 < len(m.Versions) {
+			v.NextID = m.Versions[i+1]
+		}
+	}
 	if v.User {
 		v.Text = m.Content
 		return v
@@ -222,8 +250,23 @@ func (s *Server) messageView(m store.Message) messageView {
 		v.Note = "Stopped."
 	case engine.FinishLength:
 		v.Note = "Cut off: the context window is full. Start a new chat to go on."
+		if s.contextFull(m) {
+			break
+		}
+		v.Note = "Cut off at the limit of answer tokens (Settings)."
+		v.Continue = m.ID != 0
 	}
 	return v
+}
+
+// contextFull reports whether an answer cut for length filled the context window, rather than reaching
+// its token limit. It is true while the model loads, when the size is not known. The counts leave out
+// tokens a template or a reasoning budget writes between the prompt and the answer, so a window with
+// fewer than fullSlack positions left counts as full: a continuation would have no room anyway.
+func (s *Server) contextFull(m store.Message) bool {
+	const fullSlack = 16
+	l := s.ready()
+	return l == nil || m.PromptTokens+m.Tokens+fullSlack >= l.info().Context
 }
 
 // statsText is the line under an answer: tokens, speed and time to first token. A single token has
@@ -244,14 +287,6 @@ func statsText(m store.Message) string {
 		return fmt.Sprintf("%d %s · %s to first token", m.Tokens, unit, ttft)
 	}
 	return fmt.Sprintf("%d %s · %.1f tok/s · %s to first token", m.Tokens, unit, m.TokensPerSec, ttft)
-}
-
-func engineMessages(msgs []store.Message) []engine.Message {
-	out := make([]engine.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = engine.Message{Role: m.Role, Content: m.Content}
-	}
-	return out
 }
 
 func formatTemp(t *float64) string {
@@ -289,12 +324,14 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 	if err != nil {
 		return err
 	}
-	p := page{CSRF: csrfToken(c), Status: s.statusView(), Settings: settingsView{Think: defaultThink(c), NoReasoning: s.noReasoning()},
-		SignOut: s.cfg.APIKey != ""}
+	p := page{CSRF: csrfToken(c), Status: s.statusView(), SignOut: s.cfg.APIKey != ""}
+	settings, err := s.pageSettings(c, conv)
+	if err != nil {
+		return err
+	}
+	p.Settings = s.settingsView(ctx, settings)
 	if conv != nil {
 		p.Title, p.ConvID = conv.Title, conv.ID
-		p.Settings = settingsView{Think: conv.Think, Temperature: formatTemp(conv.Temperature)}
-		p.Settings.NoReasoning = s.noReasoning()
 		msgs, err := s.store.Messages(ctx, conv.ID)
 		if err != nil {
 			return err
@@ -302,7 +339,7 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 		for _, m := range msgs {
 			p.Messages = append(p.Messages, s.messageView(m))
 		}
-		p.Meter = s.meter(engineMessages(msgs), conv.Think)
+		p.Meter = s.meter(chatMessages(conv.Settings.System, msgs), conv.Think)
 		// An answer prepared or streaming (a reload mid-answer) shows as a placeholder with its text so far,
 		// in place of the answer a regeneration replaces; one that has ended shows as saved.
 		if st := s.streamOf(conv.ID); st != nil && !st.shownIn(msgs) {
@@ -323,6 +360,14 @@ func (s *Server) renderPage(c *fiber.Ctx, conv *store.Conversation) error {
 	return c.Render("index", p, "layouts/main")
 }
 
+// pageSettings are the settings a page shows: its conversation's, or a new chat's defaults.
+func (s *Server) pageSettings(c *fiber.Ctx, conv *store.Conversation) (store.Preset, error) {
+	if conv != nil {
+		return presetOf(*conv), nil
+	}
+	return s.newChatDefaults(c)
+}
+
 // handleStatus is the model badge, which polls itself while the model loads.
 func (s *Server) handleStatus(c *fiber.Ctx) error {
 	v := s.statusView()
@@ -341,7 +386,18 @@ func (s *Server) handleStatus(c *fiber.Ctx) error {
 	}
 	// and the composer's settings as a page loaded now would have them: a model without a reasoning
 	// mode has no thinking toggle.
-	st := settingsView{Think: defaultThink(c), NoReasoning: s.noReasoning(), OOB: true}
+	var conv *store.Conversation
+	if id := currentConvID(c); id != "" {
+		if cv, err := s.loadConversation(c.UserContext(), id); err == nil {
+			conv = &cv
+		}
+	}
+	settings, err := s.pageSettings(c, conv)
+	if err != nil {
+		return err
+	}
+	st := s.settingsView(c.UserContext(), settings)
+	st.OOB = true
 	if err := s.views.Render(&buf, "partials/settings", st); err != nil {
 		return err
 	}
@@ -382,19 +438,6 @@ func (s *Server) message(c *fiber.Ctx) (store.Conversation, store.Message, error
 	return conv, m, err
 }
 
-// formSettings reads the composer's thinking toggle and temperature.
-func formSettings(c *fiber.Ctx) (think bool, temp *float64, err error) {
-	think = c.FormValue("think") == "on"
-	if t := strings.TrimSpace(c.FormValue("temperature")); t != "" {
-		v, ok := parseTemperature(t)
-		if !ok {
-			return think, nil, fiber.NewError(fiber.StatusBadRequest, "The temperature must be a number from 0 to 2.")
-		}
-		temp = &v
-	}
-	return think, temp, nil
-}
-
 // parseTemperature reads a temperature the user typed: a number from 0 to 2. strconv also reads "NaN",
 // which compares false with everything, so the range is checked in a form that NaN fails.
 func parseTemperature(s string) (float64, bool) {
@@ -432,13 +475,13 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	think, temp, err := formSettings(c)
+	settings, err := formSettings(c)
 	if err != nil {
 		return err
 	}
 	convID := c.FormValue("conversation")
 	if name, arg, ok := parseCommand(text); ok {
-		return s.runCommand(c, name, arg, convID, think, temp)
+		return s.runCommand(c, name, arg, convID, settings)
 	}
 	if text == "" {
 		return fiber.NewError(fiber.StatusBadRequest, "Type a message first.")
@@ -447,7 +490,7 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 	if m == nil {
 		return s.errLoading()
 	}
-	if err := checkMessageFits(m, text, think); err != nil {
+	if err := checkMessageFits(m, text, settings); err != nil {
 		return err
 	}
 	r, err := s.reserveTurn(convID)
@@ -460,7 +503,7 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 	isNew := convID == ""
 	if isNew {
 		var user store.Message
-		conv, user, err = s.store.CreateConversation(ctx, store.Conversation{Title: titleOf(text), Think: think, Temperature: temp},
+		conv, user, err = s.store.CreateConversation(ctx, withPreset(store.Conversation{Title: titleOf(text)}, settings),
 			store.Message{Role: "user", Content: text})
 		if err != nil {
 			return errNotSaved(err)
@@ -476,7 +519,7 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 		if err := checkShown(c.FormValue("shown"), msgs, r.flushed); err != nil {
 			return err
 		}
-		conv.Think, conv.Temperature = think, temp
+		conv = withPreset(conv, settings)
 		user, err := s.store.AddTurn(ctx, conv, store.Message{Role: "user", Content: text})
 		if err != nil {
 			return errNotSaved(err)
@@ -504,8 +547,9 @@ var errStaleTab = fiber.NewError(fiber.StatusConflict,
 	"This chat has changed in another window since this page was loaded: reload the page to see it, then send again (your message is still in the box).")
 
 // checkShown refuses a message from a stale page: shown is the ID of the last message the page shows
-// ("0": none; "": the client did not say, as API clients of /chat do not), msgs the conversation as
-// stored, and a message stored after the one shown would be appended after turns the user has not seen.
+// ("0": none; "": the client did not say, as API clients of /chat do not), msgs the branch the
+// conversation shows as stored. The message would be appended after turns the user has not seen if the
+// branch goes on after the one shown, or no longer holds it (another window showed another version).
 // The answers just written from memory (flushed) are on the page already, though not under their IDs.
 func checkShown(shown string, msgs []store.Message, flushed []int64) error {
 	if shown == "" {
@@ -515,25 +559,34 @@ func checkShown(shown string, msgs []store.Message, flushed []int64) error {
 	if err != nil || id < 0 {
 		return fiber.NewError(fiber.StatusBadRequest, "bad shown message id")
 	}
-	for _, m := range msgs {
-		if m.ID > id && !slices.Contains(flushed, m.ID) {
+	after := 0 // where the turns the page does not show begin
+	if id != 0 {
+		i := slices.IndexFunc(msgs, func(m store.Message) bool { return m.ID == id })
+		if i < 0 {
+			return errStaleTab
+		}
+		after = i + 1
+	}
+	for _, m := range msgs[after:] {
+		if !slices.Contains(flushed, m.ID) {
 			return errStaleTab
 		}
 	}
 	return nil
 }
 
-// checkMessageFits refuses a message that cannot fit the context window with room for its answer, before
-// it is stored: the engine drops older turns to make room, but not the message itself.
-func checkMessageFits(m *loaded, text string, think bool) error {
-	msgs := []engine.Message{{Role: "user", Content: text}}
-	n, limit, err := fitLastTurn(m.gen, m.info().Context, msgs, &think, engine.GenParams{SamplerParams: engine.DefaultSamplerParams()})
+// checkMessageFits refuses a message that cannot fit the context window, after the system prompt and with
+// room for its answer, before it is stored: the engine drops older turns to make room, but not the
+// message itself.
+func checkMessageFits(m *loaded, text string, p store.Preset) error {
+	msgs := chatMessages(p.System, []store.Message{{Role: "user", Content: text}})
+	n, limit, err := fitLastTurn(m.gen, m.info().Context, msgs, &p.Think, genParams(p))
 	if err != nil {
 		return fiber.NewError(fiber.StatusBadRequest, "The message cannot be read: "+err.Error())
 	}
 	if n > limit {
 		return fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf(
-			"This message is %s tokens; with room kept for the answer, the context window holds %s. Shorten it, or start smolchat with a larger --ctx.",
+			"This message (with the system prompt) is %s tokens; with room kept for the answer, the context window holds %s. Shorten it or the system prompt, or start smolchat with a larger --ctx.",
 			thousands(n), thousands(limit)))
 	}
 	return nil
@@ -574,10 +627,34 @@ func (s *Server) reserveTurn(convID string) (*turn, error) {
 	return r, nil
 }
 
+// reserveAnswer takes a turn for a new answer in a conversation, once the model is ready, and reads the
+// branch the conversation shows; the caller ends the turn.
+func (s *Server) reserveAnswer(ctx context.Context, convID string) (*turn, []store.Message, error) {
+	if s.ready() == nil {
+		return nil, nil, s.errLoading()
+	}
+	r, err := s.reserveTurn(convID)
+	if err != nil {
+		return nil, nil, err
+	}
+	msgs, err := s.store.Messages(ctx, convID)
+	if err != nil {
+		r.end()
+		return nil, nil, err
+	}
+	return r, msgs, nil
+}
+
 // start prepares the answer, which takes over the queue place.
 func (r *turn) start(conv store.Conversation, msgs []store.Message, replaces int64) *uiStream {
 	r.used = true
-	return r.s.startStream(conv, msgs, r.ticket, replaces)
+	return r.s.startStream(conv, msgs, r.ticket, replaces, nil)
+}
+
+// startContinue prepares the continuation of cont, the last of msgs.
+func (r *turn) startContinue(conv store.Conversation, msgs []store.Message, cont store.Message) *uiStream {
+	r.used = true
+	return r.s.startStream(conv, msgs, r.ticket, 0, &cont)
 }
 
 // end releases the conversation, and the queue place unless an answer took it.
@@ -591,51 +668,17 @@ func (r *turn) end() {
 // errStillAnswering refuses a change to a conversation while its answer streams.
 var errStillAnswering = fiber.NewError(fiber.StatusConflict, "The model is still answering in this chat: wait for it or press Stop.")
 
-func (s *Server) handleSettings(c *fiber.Ctx) error {
-	think, temp, err := formSettings(c)
-	if err != nil {
-		return err
-	}
-	rememberThink(c, think)
-	if id := c.FormValue("conversation"); id != "" {
-		if err := s.saveSettings(c.UserContext(), id, think, temp); err != nil {
-			return err
-		}
-	}
-	return c.SendStatus(fiber.StatusNoContent)
-}
-
-// saveSettings stores a conversation's thinking toggle and temperature.
-func (s *Server) saveSettings(ctx context.Context, id string, think bool, temp *float64) error {
-	conv, err := s.loadConversation(ctx, id)
-	if err != nil {
-		return err
-	}
-	conv.Think, conv.Temperature = think, temp
-	if err := s.store.UpdateSettings(ctx, conv); err != nil {
-		return errNotSaved(err)
-	}
-	return nil
-}
-
 func (s *Server) handleRegenerate(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	conv, err := s.conversation(c)
 	if err != nil {
 		return err
 	}
-	if s.ready() == nil {
-		return s.errLoading()
-	}
-	r, err := s.reserveTurn(conv.ID)
+	r, msgs, err := s.reserveAnswer(ctx, conv.ID)
 	if err != nil {
 		return err
 	}
 	defer r.end()
-	msgs, err := s.store.Messages(ctx, conv.ID)
-	if err != nil {
-		return err
-	}
 	// The answer being replaced stays until the new one is saved (finishStream).
 	var replaces int64
 	if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" {
@@ -653,7 +696,7 @@ func (s *Server) handleMessage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Render("partials/message", s.messageView(m))
+	return c.Render("partials/message", s.messageView(s.withVersions(m)))
 }
 
 func (s *Server) handleEditForm(c *fiber.Ctx) error {
@@ -687,7 +730,7 @@ func (s *Server) handleEdit(c *fiber.Ctx) error {
 	if l == nil {
 		return s.errLoading()
 	}
-	if err := checkMessageFits(l, text, conv.Think); err != nil {
+	if err := checkMessageFits(l, text, presetOf(conv)); err != nil {
 		return err
 	}
 	r, err := s.reserveTurn(conv.ID)
@@ -702,6 +745,15 @@ func (s *Server) handleEdit(c *fiber.Ctx) error {
 		}
 		return errNotSaved(err)
 	}
+	// The title follows an edit of the first message until the user renames the chat.
+	var retitled *sidebarItem
+	if m.ParentID == 0 && !conv.Renamed && titleOf(text) != conv.Title {
+		conv.Title = titleOf(text)
+		if err := s.store.UpdateSettings(ctx, conv); err != nil {
+			return errNotSaved(err)
+		}
+		retitled = &sidebarItem{ID: conv.ID, Title: conv.Title, Current: true, OOB: true}
+	}
 	msgs, err := s.store.Messages(ctx, conv.ID)
 	if err != nil {
 		return err
@@ -710,11 +762,68 @@ func (s *Server) handleEdit(c *fiber.Ctx) error {
 	data := struct {
 		Messages []messageView
 		Stream   streamView
-	}{Stream: streamView{ID: st.id, Meter: s.promptMeter(st)}}
+		Retitled *sidebarItem
+	}{Stream: streamView{ID: st.id, Meter: s.promptMeter(st)}, Retitled: retitled}
 	for _, m := range msgs {
 		data.Messages = append(data.Messages, s.messageView(m))
 	}
 	return c.Render("partials/messages", data)
+}
+
+// handleContinue goes on with the conversation's last answer, cut by its token limit.
+func (s *Server) handleContinue(c *fiber.Ctx) error {
+	conv, m, err := s.message(c)
+	if err != nil {
+		return err
+	}
+	if m.Role != "assistant" || m.FinishReason != engine.FinishLength {
+		return fiber.NewError(fiber.StatusBadRequest, "Only an answer cut off by its token limit can be continued.")
+	}
+	r, msgs, err := s.reserveAnswer(c.UserContext(), conv.ID)
+	if err != nil {
+		return err
+	}
+	defer r.end()
+	if n := len(msgs); n == 0 || msgs[n-1].ID != m.ID {
+		return fiber.NewError(fiber.StatusConflict, "Only the last answer of the chat can be continued: reload the page to see where it stands.")
+	}
+	st := r.startContinue(conv, msgs, m)
+	return c.Render("partials/stream", st.view(s.promptMeter(st)))
+}
+
+// handleShowVersion switches a message to another of its versions: the page shows the branch through it.
+func (s *Server) handleShowVersion(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	conv, m, err := s.message(c)
+	if err != nil {
+		return err
+	}
+	unlock, err := s.lockConversation(conv.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := s.saveUnsavedOf(conv.ID); err != nil {
+		return errNotSaved(err)
+	}
+	if err := s.store.ShowVersion(ctx, conv.ID, m.ID); err != nil {
+		return errNotSaved(err)
+	}
+	// An answer that just ended belongs to the branch shown before: a reload must not bring it back.
+	s.forgetEnded(conv.ID)
+	msgs, err := s.store.Messages(ctx, conv.ID)
+	if err != nil {
+		return err
+	}
+	data := struct {
+		Messages []messageView
+		Meter    meterView
+	}{Meter: s.meter(chatMessages(conv.Settings.System, msgs), conv.Think)}
+	data.Meter.OOB = true
+	for _, m := range msgs {
+		data.Messages = append(data.Messages, s.messageView(m))
+	}
+	return c.Render("partials/branch", data)
 }
 
 func (s *Server) handleDelete(c *fiber.Ctx) error {

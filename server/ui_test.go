@@ -68,11 +68,17 @@ func (b *browser) get(path string) string {
 // do sends an htmx request with the given form fields and returns the response and its body.
 func (b *browser) do(method, path string, form url.Values) (*http.Response, string) {
 	b.t.Helper()
-	req, err := http.NewRequest(method, b.base+path, strings.NewReader(form.Encode()))
+	return b.doBody(method, path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+}
+
+// doBody sends an htmx request with a body of the given type and returns the response and its body.
+func (b *browser) doBody(method, path, contentType string, body io.Reader) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(method, b.base+path, body)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("HX-Request", "true")
 	req.Header.Set("X-CSRF-Token", b.token)
 	resp, err := b.client.Do(req)
@@ -80,8 +86,8 @@ func (b *browser) do(method, path string, form url.Values) (*http.Response, stri
 		b.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	got, _ := io.ReadAll(resp.Body)
+	return resp, string(got)
 }
 
 var streamAttr = regexp.MustCompile(`sse-connect="/stream/([0-9a-f]+)"`)
@@ -353,7 +359,7 @@ func TestRegenerateEditDelete(t *testing.T) {
 
 	// Exports.
 	md := b.get("/c/" + conv + "/export/md")
-	if !strings.HasPrefix(md, "# first\n") || !strings.Contains(md, "## You\n\nfirst, edited") || !strings.Contains(md, "\n## Assistant\n") ||
+	if !strings.HasPrefix(md, "# first, edited\n") || !strings.Contains(md, "## You\n\nfirst, edited") || !strings.Contains(md, "\n## Assistant\n") ||
 		!strings.Contains(md, "<summary>Thought process</summary>") {
 		t.Fatalf("markdown export:\n%s", md)
 	}
