@@ -75,6 +75,7 @@ type Info struct {
 	Backend string // "cpu" or "gpu"
 	Device  string // adapter name or CPU description
 	Context int    // context window in tokens
+	Vocab   int    // tokens in the vocabulary
 	Params  int64  // parameter count
 	// Reasoning is true when the chat template has a reasoning mode to switch (SmolLM3's /think and
 	// /no_think); Think in a ChatRequest is ignored otherwise.

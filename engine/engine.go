@@ -55,7 +55,7 @@ func (e *Engine) setInfo() {
 		return
 	}
 	e.info.Store(&Info{Model: e.model.Name(), Arch: e.model.Config.Arch, Quant: model.FileTypeName(e.model.File),
-		Backend: e.backend.Name(), Device: e.backend.Device(), Context: e.backend.MaxContext(),
+		Backend: e.backend.Name(), Device: e.backend.Device(), Context: e.backend.MaxContext(), Vocab: e.tok.VocabSize(),
 		Params: e.model.ParamCount(), Reasoning: e.tmpl.Reasoning()})
 }
 

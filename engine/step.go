@@ -20,7 +20,8 @@ type stepper struct {
 
 func newStepper(e *Engine, p SamplerParams) *stepper {
 	s := &stepper{e: e, sampler: NewSampler(p)}
-	neutral := (p.RepeatPenalty == 0 || p.RepeatPenalty == 1) && p.PresencePenalty == 0 && p.FrequencyPenalty == 0
+	neutral := (p.RepeatPenalty == 0 || p.RepeatPenalty == 1) && p.PresencePenalty == 0 && p.FrequencyPenalty == 0 &&
+		len(p.LogitBias) == 0
 	if !neutral {
 		return s
 	}

@@ -101,7 +101,7 @@ func FuzzAPIRequest(f *testing.F) {
 				checkAPIError(t, "unsupported", err)
 				return
 			}
-			p, err := req.params(contextSize)
+			p, err := req.params(contextSize, 0)
 			if err != nil {
 				checkAPIError(t, "completion params", err)
 				return
@@ -126,7 +126,7 @@ func FuzzAPIRequest(f *testing.F) {
 			checkAPIError(t, "unsupported", err)
 			return
 		}
-		p, err := req.params(contextSize)
+		p, err := req.params(contextSize, 0)
 		if err != nil {
 			checkAPIError(t, "chat params", err)
 			return

@@ -62,7 +62,17 @@ func TestHostileRequests(t *testing.T) {
 		{"logprobs", "/v1/chat/completions", `{"messages":[` + user + `],"logprobs":true}`, 400, "logprobs", "not supported"},
 		{"top_logprobs without logprobs", "/v1/chat/completions", `{"messages":[` + user + `],"top_logprobs":3}`, 400, "top_logprobs", "top_logprobs"},
 		{"top_logprobs zero", "/v1/chat/completions", `{"messages":[` + user + `],"logprobs":false,"top_logprobs":0}`, 400, "top_logprobs", "top_logprobs"},
-		{"logit_bias", "/v1/chat/completions", `{"messages":[` + user + `],"logit_bias":{"50256":-100}}`, 400, "logit_bias", "logit_bias"},
+		{"logit_bias out of range", "/v1/chat/completions", `{"messages":[` + user + `],"logit_bias":{"50256":-101}}`, 400, "logit_bias", "out of range"},
+		{"logit_bias not an object", "/v1/chat/completions", `{"messages":[` + user + `],"logit_bias":[1]}`, 400, "logit_bias", "object"},
+		{"grammar", "/v1/chat/completions", `{"messages":[` + user + `],"grammar":"root ::= \"a\""}`, 400, "grammar", "llama.cpp"},
+		{"json_schema extension", "/v1/chat/completions", `{"messages":[` + user + `],"json_schema":{"type":"object"}}`, 400, "json_schema", "not supported"},
+		{"typical_p", "/v1/chat/completions", `{"messages":[` + user + `],"typical_p":0.5}`, 400, "typical_p", "typical"},
+		{"mirostat", "/v1/chat/completions", `{"messages":[` + user + `],"mirostat":2}`, 400, "mirostat", "mirostat"},
+		{"dry", "/v1/chat/completions", `{"messages":[` + user + `],"dry_multiplier":0.8}`, 400, "dry_multiplier", "DRY"},
+		{"ignore_eos", "/v1/chat/completions", `{"messages":[` + user + `],"ignore_eos":true}`, 400, "ignore_eos", "end-of-generation"},
+		{"n_probs", "/v1/completions", `{"prompt":"x","n_probs":5}`, 400, "n_probs", "logprobs"},
+		{"samplers", "/v1/completions", `{"prompt":"x","samplers":["top_k"]}`, 400, "samplers", "fixed"},
+		{"repeat_last_n below -1", "/v1/chat/completions", `{"messages":[` + user + `],"repeat_last_n":-2}`, 400, "repeat_last_n", "-1"},
 		{"functions", "/v1/chat/completions", `{"messages":[` + user + `],"functions":[{"name":"f"}]}`, 400, "functions", "not supported"},
 		{"tool_choice required", "/v1/chat/completions", `{"messages":[` + user + `],"tool_choice":"required"}`, 400, "tool_choice", "no tools"},
 		{"named function_call", "/v1/chat/completions", `{"messages":[` + user + `],"function_call":{"name":"f"}}`, 400, "function_call", "no tools"},
@@ -73,7 +83,7 @@ func TestHostileRequests(t *testing.T) {
 		{"suffix", "/v1/completions", `{"prompt":"x","suffix":"end"}`, 400, "suffix", "not supported"},
 		{"best_of", "/v1/completions", `{"prompt":"x","best_of":3}`, 400, "best_of", "one completion"},
 		{"completion logprobs", "/v1/completions", `{"prompt":"x","logprobs":0}`, 400, "logprobs", "not supported"},
-		{"completion logit_bias", "/v1/completions", `{"prompt":"x","logit_bias":{"1":5}}`, 400, "logit_bias", "logit_bias"},
+		{"completion logit_bias key", "/v1/completions", `{"prompt":"x","logit_bias":{"x":5}}`, 400, "logit_bias", "token id"},
 		{"token prompt", "/v1/completions", `{"prompt":[1,2,3]}`, 400, "", "prompt"},
 		{"no prompt", "/v1/completions", `{}`, 400, "prompt", "empty"},
 		{"echo", "/v1/completions", `{"prompt":"x","echo":true}`, 400, "echo", "not supported"},
@@ -122,6 +132,40 @@ var unhonouredDefaults = []struct{ path, body string }{
 		`"web_search_options":null,"verbosity":"medium","parallel_tool_calls":false,"prediction":{"type":"content","content":"x"},` +
 		`"user":"u","metadata":{"k":"v"},"store":false,"service_tier":"auto"}`},
 	{"/v1/completions", `{"prompt":"hi","echo":false,"suffix":"","best_of":1,"logprobs":null,"logit_bias":{ },"user":"u"}`},
+	// What llama.cpp's own web UI sends: its defaults.
+	{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"typical_p":1,"mirostat":0,"tfs_z":1.0,` +
+		`"xtc_probability":0,"dry_multiplier":0,"dynatemp_range":0,"top_n_sigma":-1,"n_probs":0,"ignore_eos":false,` +
+		`"n_predict":-1,"grammar":"","samplers":null,"reasoning_format":"deepseek","add_generation_prompt":true}`},
+}
+
+// TestLlamaInertFieldsIgnored checks that the llama.cpp fields that change nothing pass with any value.
+func TestLlamaInertFieldsIgnored(t *testing.T) {
+	_, base := startServer(t, newFake(), Config{})
+	for _, name := range llamaInert {
+		body := `{"messages":[{"role":"user","content":"hi"}],"` + name + `":{"any":[1,"x"]}}`
+		if out := callAPI(t, base+"/v1/chat/completions", body); out.status != 200 || out.err != nil {
+			t.Errorf("%s: status %d, error %v", name, out.status, out.err)
+		}
+	}
+}
+
+// TestLogitBiasReachesEngine checks that logit_bias and repeat_last_n arrive in the engine's parameters.
+func TestLogitBiasReachesEngine(t *testing.T) {
+	f := newFake()
+	_, base := startServer(t, f, Config{})
+	body := `{"messages":[{"role":"user","content":"hi"}],"logit_bias":{"7":-100,"12":3.5},"repeat_last_n":-1}`
+	if out := callAPI(t, base+"/v1/chat/completions", body); out.status != 200 || out.err != nil {
+		t.Fatalf("status %d, error %v", out.status, out.err)
+	}
+	p := f.lastRequest().Params
+	if len(p.LogitBias) != 2 || p.LogitBias[7] != -100 || p.LogitBias[12] != 3.5 || p.RepeatLastN != -1 {
+		t.Errorf("engine got logit_bias %v, repeat_last_n %d", p.LogitBias, p.RepeatLastN)
+	}
+	var s sampling
+	s.LogitBias = logitBias{50000: 1}
+	if _, err := s.params(4096, 49152); err == nil || err.Param == nil || *err.Param != "logit_bias" {
+		t.Errorf("a token beyond the vocabulary: error %v, want a 400 naming logit_bias", err)
+	}
 }
 
 // TestUnhonouredFieldDefaults checks that fields the server cannot honour pass when they hold their
@@ -153,7 +197,7 @@ func TestSamplingRefusesNonFinite(t *testing.T) {
 		for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
 			var p sampling
 			f.set(&p, &v)
-			_, err := p.params(4096)
+			_, err := p.params(4096, 0)
 			if err == nil || err.Param == nil || *err.Param != f.name {
 				t.Errorf("%s = %v: error %v, want a 400 naming %s", f.name, v, err, f.name)
 			}

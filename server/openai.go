@@ -201,7 +201,7 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		return s.errLoading()
 	}
 	info := m.info() // one view of the model for the whole request
-	params, aerr := req.params(info.Context)
+	params, aerr := req.params(info.Context, info.Vocab)
 	if aerr != nil {
 		return aerr
 	}
@@ -294,7 +294,7 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 		return s.errLoading()
 	}
 	info := m.info() // one view of the model for the whole request
-	params, aerr := req.params(info.Context)
+	params, aerr := req.params(info.Context, info.Vocab)
 	if aerr != nil {
 		return aerr
 	}
