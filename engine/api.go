@@ -18,6 +18,10 @@ type GenParams struct {
 	// Stop ends generation when the text produced so far ends with one of these strings; the stop string
 	// itself is not returned.
 	Stop []string
+	// Logprobs asks for each generated token's TokenLogprob, with the TopLogprobs (0 to MaxTopLogprobs)
+	// most likely alternatives.
+	Logprobs    bool
+	TopLogprobs int
 }
 
 // ChatRequest is a conversation to continue with the model's chat template.
@@ -35,6 +39,9 @@ type Delta struct {
 	Token    int32
 	Thinking string
 	Answer   string
+	// Logprob is Token's log probability when GenParams.Logprobs is set (nil for the text released at
+	// the end, whose Token is -1).
+	Logprob *TokenLogprob
 }
 
 // Timings measures one generation.
@@ -65,6 +72,8 @@ type Result struct {
 	Answer       string // the text after the reasoning
 	FinishReason string
 	Timings      Timings
+	// Logprobs holds one entry per token of Tokens when GenParams.Logprobs is set.
+	Logprobs []TokenLogprob
 }
 
 // Info describes the loaded model and where it runs.

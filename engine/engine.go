@@ -198,6 +198,9 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 	if p.MaxTokens < 0 {
 		return Result{}, fmt.Errorf("max tokens must not be negative, got %d", p.MaxTokens)
 	}
+	if p.TopLogprobs < 0 || p.TopLogprobs > MaxTopLogprobs {
+		return Result{}, fmt.Errorf("top logprobs = %d: want 0 to %d", p.TopLogprobs, MaxTopLogprobs)
+	}
 	if len(prompt) == 0 {
 		return Result{}, errors.New("empty prompt")
 	}
@@ -228,7 +231,7 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 	e.cached = e.cached[:keep]
 	t.CachedTokens = keep
 
-	step := newStepper(e, p.SamplerParams)
+	step := newStepper(e, p)
 	history := append([]int32(nil), prompt...)
 	id, err := e.prefill(ctx, step, prompt[keep:], history)
 	t.PromptDuration = time.Since(start)
@@ -249,7 +252,7 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 	var text, thinking, answer strings.Builder
 	var genStart time.Time
 
-	emitText := func(id int32, s string) error {
+	emitText := func(id int32, lp *TokenLogprob, s string) error {
 		th, an := split.Push(s)
 		text.WriteString(s)
 		thinking.WriteString(th)
@@ -257,7 +260,7 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 		if emit == nil || (th == "" && an == "" && id < 0) {
 			return nil
 		}
-		return emit(Delta{Token: id, Thinking: th, Answer: an})
+		return emit(Delta{Token: id, Thinking: th, Answer: an, Logprob: lp})
 	}
 
 loop:
@@ -271,8 +274,12 @@ loop:
 		}
 		res.Tokens = append(res.Tokens, id)
 		history = append(history, id)
+		lp := step.last
+		if lp != nil {
+			res.Logprobs = append(res.Logprobs, *lp)
+		}
 		out, hit := stops.push(dec.Add(id))
-		if err := emitText(id, out); err != nil {
+		if err := emitText(id, lp, out); err != nil {
 			res.FinishReason = FinishCancelled
 			break
 		}
@@ -301,7 +308,7 @@ loop:
 	}
 	if res.FinishReason != FinishCancelled {
 		// Text held back for a possible stop string or an unfinished character is released at the end.
-		emitText(-1, stops.flush())
+		emitText(-1, nil, stops.flush())
 	}
 	th, an := split.Flush()
 	thinking.WriteString(th)

@@ -16,13 +16,20 @@ type stepper struct {
 	topk    TopKer
 	k       int
 	sparse  []float32 // vocabulary-sized logits: -Inf but for the device's candidates
+
+	// With logprobs, last is the log probability of the token next returned, with top alternatives.
+	logprobs bool
+	top      int
+	temp     float32
+	last     *TokenLogprob
 }
 
-func newStepper(e *Engine, p SamplerParams) *stepper {
-	s := &stepper{e: e, sampler: NewSampler(p)}
+func newStepper(e *Engine, g GenParams) *stepper {
+	p := g.SamplerParams
+	s := &stepper{e: e, sampler: NewSampler(p), logprobs: g.Logprobs, top: g.TopLogprobs, temp: p.Temperature}
 	neutral := (p.RepeatPenalty == 0 || p.RepeatPenalty == 1) && p.PresencePenalty == 0 && p.FrequencyPenalty == 0 &&
 		len(p.LogitBias) == 0
-	if !neutral {
+	if !neutral || g.Logprobs { // log probabilities need the whole row
 		return s
 	}
 	if a, ok := e.backend.(Argmaxer); ok && p.Temperature <= 0 {
@@ -62,5 +69,10 @@ func (s *stepper) next(ctx context.Context, tokens []int32, history []int32) (in
 	if err != nil {
 		return 0, err
 	}
-	return s.sampler.Sample(logits, history), nil
+	id := s.sampler.Sample(logits, history)
+	if s.logprobs {
+		lp := logprobsOf(s.sampler.penalize(logits, history), id, s.temp, s.top, s.e.tok.Piece)
+		s.last = &lp
+	}
+	return id, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -30,11 +31,90 @@ type completion[C any] struct {
 }
 
 type chatChoice struct {
-	Index        int         `json:"index"`
-	Message      *chatOutMsg `json:"message,omitempty"`
-	Delta        *chatOutMsg `json:"delta,omitempty"`
-	Logprobs     *struct{}   `json:"logprobs"`
-	FinishReason *string     `json:"finish_reason"`
+	Index        int           `json:"index"`
+	Message      *chatOutMsg   `json:"message,omitempty"`
+	Delta        *chatOutMsg   `json:"delta,omitempty"`
+	Logprobs     *chatLogprobs `json:"logprobs"`
+	FinishReason *string       `json:"finish_reason"`
+}
+
+// chatLogprobs is chat's logprobs: one entry per generated token, the reasoning's included (tokens do
+// not split cleanly at </think>), so that joining the tokens gives the whole output.
+type chatLogprobs struct {
+	Content []tokenLogprob `json:"content"`
+	Refusal []tokenLogprob `json:"refusal"`
+}
+
+type tokenLogprob struct {
+	Token       string         `json:"token"`
+	Logprob     float64        `json:"logprob"`
+	Bytes       []int          `json:"bytes"`
+	TopLogprobs []tokenLogprob `json:"top_logprobs,omitempty"`
+}
+
+// logprobValue is a log probability as JSON can carry it: -Inf (a token the constraint forbade) is
+// -9999, as OpenAI's API reports tokens of no probability.
+func logprobValue(x float32) float64 {
+	if math.IsInf(float64(x), -1) {
+		return -9999
+	}
+	return float64(x)
+}
+
+func tokenLogprobOf(token []byte, lp float32) tokenLogprob {
+	b := make([]int, len(token))
+	for i, c := range token {
+		b[i] = int(c)
+	}
+	return tokenLogprob{Token: string(token), Logprob: logprobValue(lp), Bytes: b}
+}
+
+// chatLogprobsOf converts the engine's log probabilities; nil (JSON null) when there are none.
+func chatLogprobsOf(lps ...engine.TokenLogprob) *chatLogprobs {
+	if len(lps) == 0 {
+		return nil
+	}
+	out := &chatLogprobs{Content: make([]tokenLogprob, 0, len(lps))}
+	for _, lp := range lps {
+		t := tokenLogprobOf(lp.Bytes, lp.Logprob)
+		t.TopLogprobs = []tokenLogprob{} // present, even when empty, as OpenAI's API sends it
+		for _, a := range lp.Top {
+			t.TopLogprobs = append(t.TopLogprobs, tokenLogprobOf(a.Bytes, a.Logprob))
+		}
+		out.Content = append(out.Content, t)
+	}
+	return out
+}
+
+// textLogprobs is the legacy completions logprobs: parallel arrays, the alternatives keyed by text.
+type textLogprobs struct {
+	Tokens        []string             `json:"tokens"`
+	TokenLogprobs []float64            `json:"token_logprobs"`
+	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+	TextOffset    []int                `json:"text_offset"`
+}
+
+// textLogprobsOf converts the engine's log probabilities, the first token at offset bytes into the
+// text; nil (JSON null) when there are none.
+func textLogprobsOf(offset int, lps ...engine.TokenLogprob) *textLogprobs {
+	if len(lps) == 0 {
+		return nil
+	}
+	out := &textLogprobs{}
+	for _, lp := range lps {
+		out.Tokens = append(out.Tokens, string(lp.Bytes))
+		out.TokenLogprobs = append(out.TokenLogprobs, logprobValue(lp.Logprob))
+		top := map[string]float64{}
+		for _, a := range lp.Top {
+			if _, dup := top[string(a.Bytes)]; !dup { // two tokens of the same text: the likelier one
+				top[string(a.Bytes)] = logprobValue(a.Logprob)
+			}
+		}
+		out.TopLogprobs = append(out.TopLogprobs, top)
+		out.TextOffset = append(out.TextOffset, offset)
+		offset += len(lp.Bytes)
+	}
+	return out
 }
 
 type chatOutMsg struct {
@@ -44,10 +124,10 @@ type chatOutMsg struct {
 }
 
 type textChoice struct {
-	Index        int       `json:"index"`
-	Text         string    `json:"text"`
-	Logprobs     *struct{} `json:"logprobs"`
-	FinishReason *string   `json:"finish_reason"`
+	Index        int           `json:"index"`
+	Text         string        `json:"text"`
+	Logprobs     *textLogprobs `json:"logprobs"`
+	FinishReason *string       `json:"finish_reason"`
 }
 
 type usage struct {
@@ -205,6 +285,9 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	if aerr != nil {
 		return aerr
 	}
+	if aerr := req.logprobs(&params); aerr != nil {
+		return aerr
+	}
 	think := req.think()
 	// The engine drops old turns to fit the context; refuse here, while a status can still be sent, what
 	// cannot fit even then.
@@ -237,36 +320,46 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		}
 		answer := res.Answer
 		out.Choices = []chatChoice{{Message: &chatOutMsg{Role: "assistant", Content: &answer, ReasoningContent: res.Thinking},
-			FinishReason: finishReason(res.FinishReason)}}
+			Logprobs: chatLogprobsOf(res.Logprobs...), FinishReason: finishReason(res.FinishReason)}}
 		out.Usage, out.Timings = usageOf(res.Timings), timingsOf(res.Timings)
 		return c.JSON(out)
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	out.Object = "chat.completion.chunk"
 	return s.startSSE(c, func(sse sseWriter) {
-		send := func(delta chatOutMsg, finish *string) error {
-			out.Choices = []chatChoice{{Delta: &delta, FinishReason: finish}}
+		send := func(delta chatOutMsg, lp *chatLogprobs, finish *string) error {
+			out.Choices = []chatChoice{{Delta: &delta, Logprobs: lp, FinishReason: finish}}
 			return sendJSON(sse, out)
 		}
 		empty := ""
-		s.streamAPI(sse, t, func() error { return send(chatOutMsg{Role: "assistant", Content: &empty}, nil) },
+		s.streamAPI(sse, t, func() error { return send(chatOutMsg{Role: "assistant", Content: &empty}, nil, nil) },
 			func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
 				return g.Chat(ctx, creq, emit)
 			},
 			func(d engine.Delta) error {
+				// A token's log probability rides on the last chunk its text makes, or on a chunk of
+				// its own when the token's text is held back.
+				var lp *chatLogprobs
+				if d.Logprob != nil {
+					lp = chatLogprobsOf(*d.Logprob)
+				}
 				if d.Thinking != "" {
-					if err := send(chatOutMsg{ReasoningContent: d.Thinking}, nil); err != nil {
+					var withLP *chatLogprobs
+					if d.Answer == "" {
+						withLP, lp = lp, nil
+					}
+					if err := send(chatOutMsg{ReasoningContent: d.Thinking}, withLP, nil); err != nil {
 						return err
 					}
 				}
-				if d.Answer != "" {
+				if d.Answer != "" || lp != nil {
 					answer := d.Answer
-					return send(chatOutMsg{Content: &answer}, nil)
+					return send(chatOutMsg{Content: &answer}, lp, nil)
 				}
 				return nil
 			},
 			func(res engine.Result) error {
-				if err := send(chatOutMsg{}, finishReason(res.FinishReason)); err != nil {
+				if err := send(chatOutMsg{}, nil, finishReason(res.FinishReason)); err != nil {
 					return err
 				}
 				if includeUsage {
@@ -298,6 +391,9 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 	if aerr != nil {
 		return aerr
 	}
+	if aerr := req.logprobs(&params); aerr != nil {
+		return aerr
+	}
 	prompt := string(req.Prompt)
 	if tk, ok := m.gen.(promptTokenizer); ok {
 		if n := len(tk.Tokenize(prompt, true)); n >= info.Context {
@@ -317,28 +413,34 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 		if err != nil {
 			return generationError(err)
 		}
-		out.Choices = []textChoice{{Text: res.Text, FinishReason: finishReason(res.FinishReason)}}
+		out.Choices = []textChoice{{Text: res.Text, Logprobs: textLogprobsOf(0, res.Logprobs...), FinishReason: finishReason(res.FinishReason)}}
 		out.Usage, out.Timings = usageOf(res.Timings), timingsOf(res.Timings)
 		return c.JSON(out)
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	return s.startSSE(c, func(sse sseWriter) {
-		send := func(text string, finish *string) error {
-			out.Choices = []textChoice{{Text: text, FinishReason: finish}}
+		send := func(text string, lp *textLogprobs, finish *string) error {
+			out.Choices = []textChoice{{Text: text, Logprobs: lp, FinishReason: finish}}
 			return sendJSON(sse, out)
 		}
+		offset := 0 // of the next token in the generated text, for text_offset
 		s.streamAPI(sse, t, nil,
 			func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
 				return g.Complete(ctx, prompt, params, emit)
 			},
 			func(d engine.Delta) error {
-				if text := d.Thinking + d.Answer; text != "" {
-					return send(text, nil)
+				var lp *textLogprobs
+				if d.Logprob != nil {
+					lp = textLogprobsOf(offset, *d.Logprob)
+					offset += len(d.Logprob.Bytes)
+				}
+				if text := d.Thinking + d.Answer; text != "" || lp != nil {
+					return send(text, lp, nil)
 				}
 				return nil
 			},
 			func(res engine.Result) error {
-				if err := send("", finishReason(res.FinishReason)); err != nil {
+				if err := send("", nil, finishReason(res.FinishReason)); err != nil {
 					return err
 				}
 				if includeUsage {

@@ -21,14 +21,14 @@ import (
 //
 //   - Honoured: model (there is one; any name is accepted), messages, prompt, max_tokens,
 //     max_completion_tokens, temperature, top_p, presence_penalty, frequency_penalty, seed, stop, stream,
-//     stream_options.include_usage, logit_bias, reasoning_effort ("none" turns thinking off, any other
-//     effort on), and the llama.cpp extensions top_k, min_p, repeat_penalty, repeat_last_n,
+//     stream_options.include_usage, logit_bias, logprobs and top_logprobs (0 to 20; for completions the
+//     legacy integer logprobs), reasoning_effort ("none" turns thinking off, any other effort on), and
+//     the llama.cpp extensions top_k, min_p, repeat_penalty, repeat_last_n,
 //     chat_template_kwargs.enable_thinking.
 //   - Refused unless default: n (1), response_format (text), tools and functions (empty), tool_choice
-//     and function_call ("none" or "auto": no tool is ever called), logprobs (false; null for
-//     completions), top_logprobs, modalities (["text"]), audio, web_search_options, verbosity
-//     ("medium"), for completions echo (false), suffix ("") and best_of (1), and the llama.cpp extensions
-//     in llamaExtensions.
+//     and function_call ("none" or "auto": no tool is ever called), modalities (["text"]), audio,
+//     web_search_options, verbosity ("medium"), for completions echo (false), suffix ("") and best_of
+//     (1), and the llama.cpp extensions in llamaExtensions.
 //   - Ignored, since they do not change the answer: user, metadata, store, service_tier,
 //     safety_identifier, prompt_cache_key, parallel_tool_calls (it only limits tool calls, and none are
 //     made), prediction (it only speeds up an answer the client can predict; the answer is the same), and
@@ -52,8 +52,8 @@ type chatRequest struct {
 	Functions        json.RawMessage `json:"functions"`
 	ToolChoice       json.RawMessage `json:"tool_choice"`
 	FunctionCall     json.RawMessage `json:"function_call"`
-	Logprobs         json.RawMessage `json:"logprobs"`
-	TopLogprobs      json.RawMessage `json:"top_logprobs"`
+	Logprobs         *bool           `json:"logprobs"`
+	TopLogprobs      *int            `json:"top_logprobs"`
 	Modalities       json.RawMessage `json:"modalities"`
 	Audio            json.RawMessage `json:"audio"`
 	WebSearchOptions json.RawMessage `json:"web_search_options"`
@@ -67,10 +67,11 @@ type completionRequest struct {
 	Stream        bool           `json:"stream"`
 	StreamOptions *streamOptions `json:"stream_options"`
 	// Fields refused unless default (unsupported).
-	Echo     json.RawMessage `json:"echo"`
-	Suffix   json.RawMessage `json:"suffix"`
-	BestOf   json.RawMessage `json:"best_of"`
-	Logprobs json.RawMessage `json:"logprobs"`
+	Echo   json.RawMessage `json:"echo"`
+	Suffix json.RawMessage `json:"suffix"`
+	BestOf json.RawMessage `json:"best_of"`
+	// Logprobs is the legacy field: how many alternatives to list per token (null: no logprobs).
+	Logprobs *int `json:"logprobs"`
 }
 
 type streamOptions struct {
@@ -356,10 +357,39 @@ func refuseUnhonoured(fields ...unhonoured) *apiError {
 	return nil
 }
 
-const (
-	noTools    = "this server calls no tools"
-	noLogprobs = "logprobs are not supported by this server"
-)
+const noTools = "this server calls no tools"
+
+// withLogprobs sets the log probabilities a request asks for: on, with top alternatives (0 to
+// engine.MaxTopLogprobs) at field top.
+func withLogprobs(g *engine.GenParams, field string, top int) *apiError {
+	if top < 0 || top > engine.MaxTopLogprobs {
+		return badRequest(field, "%s = %d is out of range [0, %d]", field, top, engine.MaxTopLogprobs)
+	}
+	g.Logprobs, g.TopLogprobs = true, top
+	return nil
+}
+
+// logprobs sets chat's logprobs and top_logprobs; top_logprobs needs logprobs: true, as in OpenAI's API.
+func (r *chatRequest) logprobs(g *engine.GenParams) *apiError {
+	on := r.Logprobs != nil && *r.Logprobs
+	switch {
+	case r.TopLogprobs != nil && !on:
+		return badRequest("top_logprobs", "top_logprobs needs logprobs: true")
+	case !on:
+		return nil
+	case r.TopLogprobs == nil:
+		return withLogprobs(g, "top_logprobs", 0)
+	}
+	return withLogprobs(g, "top_logprobs", *r.TopLogprobs)
+}
+
+// logprobs sets a completion's logprobs: the number of alternatives per token, or null for none.
+func (r *completionRequest) logprobs(g *engine.GenParams) *apiError {
+	if r.Logprobs == nil {
+		return nil
+	}
+	return withLogprobs(g, "logprobs", *r.Logprobs)
+}
 
 // unsupported refuses chat features this server cannot honour.
 func (r *chatRequest) unsupported() *apiError {
@@ -368,8 +398,6 @@ func (r *chatRequest) unsupported() *apiError {
 		unhonoured{"functions", r.Functions, []string{"[]"}, "functions are not supported by this server: it cannot call functions"},
 		unhonoured{"tool_choice", r.ToolChoice, []string{`"none"`, `"auto"`}, `tool_choice may only be "none" or "auto": ` + noTools},
 		unhonoured{"function_call", r.FunctionCall, []string{`"none"`, `"auto"`}, `function_call may only be "none" or "auto": ` + noTools},
-		unhonoured{"logprobs", r.Logprobs, []string{"false"}, noLogprobs},
-		unhonoured{"top_logprobs", r.TopLogprobs, nil, "top_logprobs is not supported: this server does not return log probabilities"},
 		unhonoured{"modalities", r.Modalities, []string{`["text"]`}, `modalities other than ["text"] are not supported: this model writes text only`},
 		unhonoured{"audio", r.Audio, nil, "audio output is not supported: this model writes text only"},
 		unhonoured{"web_search_options", r.WebSearchOptions, nil, "web search is not supported by this server"},
@@ -389,7 +417,6 @@ func (r *completionRequest) unsupported() *apiError {
 		unhonoured{"echo", r.Echo, []string{"false"}, "echo is not supported by this server"},
 		unhonoured{"suffix", r.Suffix, []string{`""`}, "suffix is not supported by this server: it completes a prompt at its end only"},
 		unhonoured{"best_of", r.BestOf, []string{"1"}, "best_of is not supported: this server generates one completion per request"},
-		unhonoured{"logprobs", r.Logprobs, nil, noLogprobs},
 	)
 }
 
@@ -494,7 +521,7 @@ var llamaExtensions = []llamaExtension{
 	{"top_n_sigma", []string{"-1", "-1.0"}, "top-n-sigma sampling is not implemented"},
 	{"min_keep", []string{"0"}, "min_keep is not implemented"},
 	{"samplers", nil, "the sampler order is fixed: penalties, logit_bias, top_k, temperature, top_p, min_p"},
-	{"n_probs", []string{"0"}, "use logprobs and top_logprobs"},
+	{"n_probs", []string{"0"}, "use logprobs (and top_logprobs in chat)"},
 	{"post_sampling_probs", []string{"false"}, "post-sampling probabilities are not implemented"},
 	{"ignore_eos", []string{"false"}, "generation always stops at the end-of-generation token"},
 	{"n_predict", []string{"-1"}, "use max_tokens"},
