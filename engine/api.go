@@ -2,6 +2,8 @@ package engine
 
 import (
 	"time"
+
+	"smolchat/engine/constrain"
 )
 
 // Message is one chat turn, as in the OpenAI API: role is "system", "user", "assistant" or "tool".
@@ -22,6 +24,11 @@ type GenParams struct {
 	// most likely alternatives.
 	Logprobs    bool
 	TopLogprobs int
+	// Grammar, when set, constrains the answer (after the reasoning, if any) to its language; the
+	// generation ends when the grammar is complete and nothing may follow.
+	Grammar *constrain.Grammar
+
+	reasoning bool // set by Chat: the prompt leaves the model to reason before answering
 }
 
 // ChatRequest is a conversation to continue with the model's chat template.

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"smolchat/engine/constrain"
 	"smolchat/model"
 	"smolchat/model/chat"
 	"smolchat/model/tokenizer"
@@ -33,6 +34,9 @@ type Engine struct {
 	reload func() (Backend, error)
 	// Date pins the date SmolLM3's template writes into the prompt; zero means today.
 	Date time.Time
+
+	vocabOnce sync.Once
+	vocab     *constrain.Vocab // the tokenizer arranged for constrained decoding (vocabulary())
 }
 
 // New makes an engine from its parts; Load is the usual way to get one.
@@ -142,7 +146,9 @@ func (e *Engine) Chat(ctx context.Context, req ChatRequest, emit func(Delta) err
 			return Result{}, err
 		}
 		if len(ids) <= limit {
-			return e.Generate(ctx, ids, req.Params, p.InThink, emit)
+			params := req.Params
+			params.reasoning = p.Thinking
+			return e.Generate(ctx, ids, params, p.InThink, emit)
 		}
 		next, ok := dropOldestTurn(msgs)
 		if !ok {
@@ -231,7 +237,15 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 	e.cached = e.cached[:keep]
 	t.CachedTokens = keep
 
+	g, err := e.newGuide(p, p.reasoning && !startInThink)
+	if err != nil {
+		return res, err
+	}
+	if g != nil && startInThink {
+		g.phase = guideReasoning
+	}
 	step := newStepper(e, p)
+	step.guide = g
 	history := append([]int32(nil), prompt...)
 	id, err := e.prefill(ctx, step, prompt[keep:], history)
 	t.PromptDuration = time.Since(start)
@@ -285,6 +299,14 @@ loop:
 		}
 		if hit {
 			break
+		}
+		if g != nil {
+			if split.Answering() {
+				g.answering()
+			}
+			if g.final() {
+				break // the constraint is complete and nothing may follow: no need to sample the end
+			}
 		}
 		switch {
 		case p.MaxTokens > 0 && len(res.Tokens) >= p.MaxTokens:

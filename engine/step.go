@@ -22,6 +22,8 @@ type stepper struct {
 	top      int
 	temp     float32
 	last     *TokenLogprob
+
+	guide *guide // constrained decoding, nil without
 }
 
 func newStepper(e *Engine, g GenParams) *stepper {
@@ -29,7 +31,7 @@ func newStepper(e *Engine, g GenParams) *stepper {
 	s := &stepper{e: e, sampler: NewSampler(p), logprobs: g.Logprobs, top: g.TopLogprobs, temp: p.Temperature}
 	neutral := (p.RepeatPenalty == 0 || p.RepeatPenalty == 1) && p.PresencePenalty == 0 && p.FrequencyPenalty == 0 &&
 		len(p.LogitBias) == 0
-	if !neutral || g.Logprobs { // log probabilities need the whole row
+	if !neutral || g.Logprobs || g.Grammar != nil { // log probabilities and masks need the whole row
 		return s
 	}
 	if a, ok := e.backend.(Argmaxer); ok && p.Temperature <= 0 {
@@ -69,7 +71,15 @@ func (s *stepper) next(ctx context.Context, tokens []int32, history []int32) (in
 	if err != nil {
 		return 0, err
 	}
+	if s.guide != nil {
+		logits = s.guide.mask(logits)
+	}
 	id := s.sampler.Sample(logits, history)
+	if s.guide != nil {
+		if err := s.guide.accept(id); err != nil {
+			return 0, err
+		}
+	}
 	if s.logprobs {
 		lp := logprobsOf(s.sampler.penalize(logits, history), id, s.temp, s.top, s.e.tok.Piece)
 		s.last = &lp

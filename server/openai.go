@@ -288,6 +288,9 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	if aerr := req.logprobs(&params); aerr != nil {
 		return aerr
 	}
+	if params.Grammar, aerr = req.grammar(); aerr != nil {
+		return aerr
+	}
 	think := req.think()
 	// The engine drops old turns to fit the context; refuse here, while a status can still be sent, what
 	// cannot fit even then.
@@ -392,6 +395,9 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 		return aerr
 	}
 	if aerr := req.logprobs(&params); aerr != nil {
+		return aerr
+	}
+	if params.Grammar, aerr = req.sampling.grammar(); aerr != nil {
 		return aerr
 	}
 	prompt := string(req.Prompt)

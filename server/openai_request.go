@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"smolchat/engine"
+	"smolchat/engine/constrain"
 )
 
 // Requests of the OpenAI-compatible API, decoded strictly: a field of the wrong type is a 400 naming the
@@ -45,9 +46,7 @@ type chatRequest struct {
 	ChatTemplateKwargs *templateKwargs `json:"chat_template_kwargs"`
 	ReasoningEffort    *string         `json:"reasoning_effort"`
 	Tools              json.RawMessage `json:"tools"`
-	ResponseFormat     *struct {
-		Type string `json:"type"`
-	} `json:"response_format"`
+	ResponseFormat     *responseFormat `json:"response_format"`
 	// Fields refused unless default (unsupported).
 	Functions        json.RawMessage `json:"functions"`
 	ToolChoice       json.RawMessage `json:"tool_choice"`
@@ -405,10 +404,62 @@ func (r *chatRequest) unsupported() *apiError {
 	); err != nil {
 		return err
 	}
-	if r.ResponseFormat != nil && r.ResponseFormat.Type != "" && r.ResponseFormat.Type != "text" {
-		return badRequest("response_format", "response_format %q is not supported (only text)", r.ResponseFormat.Type)
-	}
 	return nil
+}
+
+// responseFormat is chat's response_format: text, json_object or json_schema.
+type responseFormat struct {
+	Type       string `json:"type"`
+	JSONSchema *struct {
+		Name   string          `json:"name"`
+		Schema json.RawMessage `json:"schema"`
+		Strict *bool           `json:"strict"`
+	} `json:"json_schema"`
+}
+
+// grammar compiles what the request constrains its answer to: response_format, or llama.cpp's
+// json_schema extension; nil when nothing.
+func (r *chatRequest) grammar() (*constrain.Grammar, *apiError) {
+	f := r.ResponseFormat
+	if f == nil || f.Type == "" || f.Type == "text" {
+		return r.sampling.grammar()
+	}
+	if g, err := r.sampling.grammar(); g != nil || err != nil {
+		return nil, badRequest("json_schema", "give either response_format or json_schema, not both")
+	}
+	switch f.Type {
+	case "json_object":
+		return constrain.CompileJSONObject(), nil
+	case "json_schema":
+		if f.JSONSchema == nil || len(f.JSONSchema.Schema) == 0 || string(f.JSONSchema.Schema) == "null" {
+			return nil, badRequest("response_format.json_schema.schema", "response_format json_schema needs json_schema.schema")
+		}
+		return compileSchema("response_format.json_schema.schema", f.JSONSchema.Schema)
+	}
+	return nil, badRequest("response_format.type", "response_format type %q is not one of text, json_object, json_schema", f.Type)
+}
+
+// grammar compiles llama.cpp's json_schema field; nil when absent.
+func (p *sampling) grammar() (*constrain.Grammar, *apiError) {
+	raw, ok := p.raw["json_schema"]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	return compileSchema("json_schema", raw)
+}
+
+// compileSchema compiles a JSON schema, refusing what the compiler does not support with a 400 that
+// names the keyword and where it is.
+func compileSchema(field string, schema json.RawMessage) (*constrain.Grammar, *apiError) {
+	g, err := constrain.CompileSchema(schema)
+	if err != nil {
+		var se *constrain.SchemaError
+		if errors.As(err, &se) && se.Keyword != "" {
+			return nil, badRequest(field, "%s: %v (keyword %q)", field, err, se.Keyword)
+		}
+		return nil, badRequest(field, "%s: %v", field, err)
+	}
+	return g, nil
 }
 
 // unsupported refuses completion features this server cannot honour.
@@ -511,7 +562,6 @@ type llamaExtension struct {
 // they change nothing while their switch is off, and a switch that is on is refused here.
 var llamaExtensions = []llamaExtension{
 	{"grammar", []string{`""`}, "grammars are not supported yet"},
-	{"json_schema", []string{`{}`}, "JSON schemas are not supported yet"},
 	{"typical_p", []string{"1", "1.0"}, "locally typical sampling is not implemented; use top_p or min_p"},
 	{"mirostat", []string{"0"}, "mirostat sampling is not implemented; use top_p or min_p"},
 	{"tfs_z", []string{"1", "1.0"}, "tail-free sampling is not implemented; use top_p or min_p"},

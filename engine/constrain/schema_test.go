@@ -1,0 +1,108 @@
+package constrain
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func matches(g *Grammar, text string) bool {
+	m := g.NewMatcher()
+	return m.Accept([]byte(text)) && m.Complete()
+}
+
+func TestSchemaMatches(t *testing.T) {
+	tests := []struct {
+		name   string
+		schema string
+		good   []string
+		bad    []string
+	}{
+		{"string", `{"type":"string"}`, []string{`""`, `"héllo"`, `"a\"b"`, `"\u00e9"`, `"tab\t"`},
+			[]string{`"x`, `x`, `"a` + "\x01" + `"`, `"\q"`, "\"\xff\""}},
+		{"string lengths", `{"type":"string","minLength":2,"maxLength":3}`, []string{`"ab"`, `"abc"`, `"éé"`},
+			[]string{`"a"`, `"abcd"`}},
+		{"enum", `{"enum":["red","green",3,null]}`, []string{`"red"`, `"green"`, `3`, `null`}, []string{`"blue"`, `"re"`}},
+		{"const", `{"const":{"a":[1,2]}}`, []string{`{"a":[1,2]}`}, []string{`{"a":[1]}`}},
+		{"integer", `{"type":"integer"}`, []string{`0`, `-12`, `123456789012345`}, []string{`01`, `1.5`, `-`, `1234567890123456`}},
+		{"number", `{"type":"number"}`, []string{`0`, `-1.5`, `2e10`, `3.25E-2`, `1e+99`}, []string{`.5`, `1.`, `1e`, `1e100`}},
+		{"boolean and null", `{"type":["boolean","null"]}`, []string{`true`, `false`, `null`}, []string{`nul`, `1`}},
+		{"object", `{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"string"}},"required":["a","b"],"additionalProperties":false}`,
+			[]string{`{"a":1,"b":"x"}`, `{ "a": 1, "b": "x" }`, "{\n  \"a\": 1,\n  \"b\": \"x\"\n}"},
+			[]string{`{"b":"x","a":1}`, `{"a":1}`, `{"a":1,"b":"x","c":2}`, "{\n           \"a\":1,\"b\":\"\"}"}},
+		{"optional properties", `{"properties":{"a":{"type":"integer"},"b":{"type":"integer"},"c":{"type":"integer"}},"required":["b"]}`,
+			[]string{`{"b":1}`, `{"a":1,"b":2}`, `{"b":1,"c":2}`, `{"a":0,"b":1,"c":2}`}, []string{`{}`, `{"a":1}`, `{"a":1,,"b":2}`, `{,"b":1}`}},
+		{"array", `{"type":"array","items":{"type":"boolean"},"minItems":1,"maxItems":3}`,
+			[]string{`[true]`, `[true, false]`, `[true,false,true]`}, []string{`[]`, `[true,true,true,true]`, `[1]`}},
+		{"empty array allowed", `{"type":"array","items":{"type":"null"}}`, []string{`[]`, `[null,null]`}, []string{`[,]`}},
+		{"anyOf", `{"anyOf":[{"type":"integer"},{"type":"string","maxLength":1}]}`, []string{`5`, `"a"`}, []string{`"ab"`, `true`}},
+		{"recursion", `{"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer"},"next":{"anyOf":[{"$ref":"#/$defs/node"},{"type":"null"}]}},"required":["v","next"]}},"$ref":"#/$defs/node"}`,
+			[]string{`{"v":1,"next":null}`, `{"v":1,"next":{"v":2,"next":{"v":3,"next":null}}}`}, []string{`{"v":1}`, `{"v":1,"next":{"v":2}}`}},
+		{"root recursion", `{"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#"}}},"required":["kids"]}`,
+			[]string{`{"kids":[]}`, `{"kids":[{"kids":[]},{"kids":[{"kids":[]}]}]}`}, []string{`{"kids":[{}]}`}},
+		{"any object", `{"type":"object"}`, []string{`{}`, `{"x":[1,{"y":null}]}`}, []string{`[]`, `{"x"}`}},
+		{"any value", `{}`, []string{`1`, `"s"`, `[{}]`}, []string{`{`, `tru`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := CompileSchema([]byte(tt.schema))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tt.good {
+				if !matches(g, s) {
+					t.Errorf("refused %q", s)
+				}
+			}
+			for _, s := range tt.bad {
+				if matches(g, s) {
+					t.Errorf("accepted %q", s)
+				}
+			}
+		})
+	}
+}
+
+func TestSchemaRefusals(t *testing.T) {
+	tests := []struct{ schema, keyword string }{
+		{`{"type":"string","pattern":"^a$"}`, "pattern"},
+		{`{"type":"string","format":"date"}`, "format"},
+		{`{"type":"integer","minimum":3}`, "minimum"},
+		{`{"oneOf":[{"type":"string"}]}`, "oneOf"},
+		{`{"type":"object","properties":{"a":{"not":{}}}}`, "not"},
+		{`{"type":"string","minItems":2}`, "minItems"},
+		{`{"type":"widget"}`, "type"},
+		{`{"$ref":"http://example.com/s"}`, "$ref"},
+		{`{"$ref":"#/$defs/missing"}`, "$ref"},
+		{`{"type":"array","maxItems":100000}`, "maxItems"},
+		{`{"type":"array","minItems":3,"maxItems":2}`, "maxItems"},
+		{`{"type":"object","properties":{"a":{}},"required":["b"]}`, "required"},
+		{`{"enum":[]}`, "enum"},
+		{`[1]`, ""},
+	}
+	for _, tt := range tests {
+		_, err := CompileSchema([]byte(tt.schema))
+		var se *SchemaError
+		if !errors.As(err, &se) || se.Keyword != tt.keyword {
+			t.Errorf("%s: error %v, want one naming %q", tt.schema, err, tt.keyword)
+			continue
+		}
+		if tt.keyword != "" && !strings.Contains(se.Error(), tt.keyword) {
+			t.Errorf("%s: message %q does not name %q", tt.schema, se.Error(), tt.keyword)
+		}
+	}
+}
+
+func TestJSONObjectMode(t *testing.T) {
+	g := CompileJSONObject()
+	for _, s := range []string{`{}`, `{"a":1}`, `{"a":{"b":[1,"x",null,true]}}`} {
+		if !matches(g, s) {
+			t.Errorf("refused %q", s)
+		}
+	}
+	for _, s := range []string{`[]`, `1`, `{"a":1} x`, `{"a":{"b":{"c":{"d":{"e":1}}}}}`} {
+		if matches(g, s) {
+			t.Errorf("accepted %q", s)
+		}
+	}
+}

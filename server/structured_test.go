@@ -1,0 +1,110 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/shared"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// structuredSchemas are the schemas the structured-output test holds a random model to: every
+// construct the compiler supports, alone and nested.
+var structuredSchemas = []string{
+	`{"type":"string","maxLength":12}`,
+	`{"type":"string","minLength":3,"maxLength":5}`,
+	`{"type":"integer"}`,
+	`{"type":"number"}`,
+	`{"type":"boolean"}`,
+	`{"type":"null"}`,
+	`{"enum":["red","green","blue"]}`,
+	`{"const":"fixed"}`,
+	`{"enum":[1,2.5,"x",null,true,{"k":[1]}]}`,
+	`{"type":["integer","null"]}`,
+	`{"type":"array","items":{"type":"integer"},"maxItems":4}`,
+	`{"type":"array","items":{"type":"boolean"},"minItems":2,"maxItems":3}`,
+	`{"type":"array","items":{"enum":["a","b"]},"minItems":1}`,
+	`{"type":"object","properties":{"name":{"type":"string","maxLength":8},"age":{"type":"integer"}},"required":["name","age"],"additionalProperties":false}`,
+	`{"type":"object","properties":{"a":{"type":"boolean"},"b":{"type":"null"},"c":{"type":"integer"}},"required":["b"],"additionalProperties":false}`,
+	`{"type":"object","properties":{"x":{"type":"number"},"y":{"type":"number"}},"required":["x","y"]}`,
+	`{"type":"object","properties":{},"additionalProperties":false}`,
+	`{"type":"object"}`,
+	`{"type":"object","properties":{"user":{"type":"object","properties":{"id":{"type":"integer"},"tags":{"type":"array","items":{"type":"string","maxLength":4},"maxItems":3}},"required":["id","tags"],"additionalProperties":false}},"required":["user"],"additionalProperties":false}`,
+	`{"anyOf":[{"type":"integer"},{"type":"string","maxLength":3}]}`,
+	`{"anyOf":[{"type":"object","properties":{"kind":{"const":"circle"},"r":{"type":"number"}},"required":["kind","r"],"additionalProperties":false},{"type":"object","properties":{"kind":{"const":"square"},"side":{"type":"integer"}},"required":["kind","side"],"additionalProperties":false}]}`,
+	`{"$defs":{"point":{"type":"object","properties":{"x":{"type":"integer"},"y":{"type":"integer"}},"required":["x","y"],"additionalProperties":false}},"type":"object","properties":{"from":{"$ref":"#/$defs/point"},"to":{"$ref":"#/$defs/point"}},"required":["from","to"],"additionalProperties":false}`,
+	`{"$defs":{"list":{"anyOf":[{"type":"null"},{"type":"object","properties":{"v":{"type":"integer"},"next":{"$ref":"#/$defs/list"}},"required":["v","next"],"additionalProperties":false}]}},"$ref":"#/$defs/list"}`,
+	`{"type":"object","properties":{"name":{"type":"string","maxLength":6},"children":{"type":"array","items":{"$ref":"#"},"maxItems":2}},"required":["name","children"],"additionalProperties":false}`,
+	`{"definitions":{"e":{"enum":["on","off"]}},"type":"array","items":{"$ref":"#/definitions/e"},"minItems":1,"maxItems":2}`,
+	`{"type":"object","properties":{"ok":{"type":"boolean"},"error":{"anyOf":[{"type":"string","maxLength":10},{"type":"null"}]}},"required":["ok","error"],"additionalProperties":false}`,
+	`{"type":"array","items":{"type":"array","items":{"type":"integer"},"maxItems":2},"maxItems":2}`,
+	`{"type":"object","properties":{"é":{"type":"string","maxLength":2},"quote\"d":{"type":"integer"}},"required":["é","quote\"d"],"additionalProperties":false}`,
+	`{"type":"string","enum":["<tag>","a&b","naïve"]}`,
+	`{"title":"annotated","description":"annotations are ignored","type":"object","properties":{"v":{"type":"integer","description":"a value"}},"required":["v"],"additionalProperties":false}`,
+	`{"type":"object","properties":{"items":{"type":"array","items":{"type":"object","properties":{"sku":{"type":"string","minLength":1,"maxLength":4},"qty":{"type":"integer"},"price":{"type":"number"}},"required":["sku","qty","price"],"additionalProperties":false},"minItems":1,"maxItems":2},"total":{"type":"number"}},"required":["items","total"],"additionalProperties":false}`,
+	`true`,
+}
+
+// TestE2EStructuredOutput holds the random-weight SmolLM3-shaped model to each schema through OpenAI's
+// Go SDK, at temperature 0 and 1 with several seeds: every answer must parse and validate with an
+// independent validator, and end with finish_reason "stop". Only the constraint can make a random
+// model's output valid.
+func TestE2EStructuredOutput(t *testing.T) {
+	rec, client, ctx := synthSDK(t)
+	for i, schema := range structuredSchemas {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			var v any
+			if err := json.Unmarshal([]byte(schema), &v); err != nil {
+				t.Fatal(err)
+			}
+			c := jsonschema.NewCompiler()
+			if err := c.AddResource("schema.json", v); err != nil {
+				t.Fatal(err)
+			}
+			validator, err := c.Compile("schema.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, run := range []struct {
+				temp float64
+				seed int64
+			}{{0, 1}, {1, 1}, {1, 2}, {1, 3}} {
+				params := openai.ChatCompletionNewParams{
+					Model:               "smollm3",
+					Messages:            []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Answer in JSON.")},
+					Temperature:         openai.Float(run.temp),
+					Seed:                openai.Int(run.seed),
+					MaxCompletionTokens: openai.Int(300),
+					ReasoningEffort:     shared.ReasoningEffortNone,
+					ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+						JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "answer", Schema: v, Strict: openai.Bool(true)}}},
+				}
+				resp, err := client.Chat.Completions.New(ctx, params)
+				if err != nil {
+					t.Fatal(err)
+				}
+				choice := resp.Choices[0]
+				_, res := rec.last(t)
+				if choice.FinishReason != "stop" {
+					t.Errorf("temperature %v seed %d: finish %q after %d tokens: %q", run.temp, run.seed, choice.FinishReason, len(res.Tokens), choice.Message.Content)
+					continue
+				}
+				var out any
+				if err := json.Unmarshal([]byte(choice.Message.Content), &out); err != nil {
+					t.Errorf("temperature %v seed %d: not JSON: %q (%v)", run.temp, run.seed, choice.Message.Content, err)
+					continue
+				}
+				if err := validator.Validate(out); err != nil {
+					t.Errorf("temperature %v seed %d: %q does not validate: %v", run.temp, run.seed, choice.Message.Content, err)
+				}
+				if strings.TrimSpace(choice.Message.Content) != choice.Message.Content {
+					t.Errorf("temperature %v seed %d: white space around the answer: %q", run.temp, run.seed, choice.Message.Content)
+				}
+				t.Logf("T=%v seed %d, %d tokens: %s", run.temp, run.seed, len(res.Tokens), choice.Message.Content)
+			}
+		})
+	}
+}
