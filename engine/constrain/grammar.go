@@ -127,13 +127,18 @@ func seq(parts ...[]elem) []elem {
 	return out
 }
 
+// buildError is a grammar that cannot be matched: a rule undefined or left-recursive.
+type buildError struct{ msg string }
+
+func (e *buildError) Error() string { return e.msg }
+
 // build checks that every rule is defined and that no rule can reach itself without consuming a byte
 // (left recursion, which a pushdown matcher would expand forever), and flattens the rules.
 func (b *builder) build() (*Grammar, error) {
 	g := &Grammar{names: b.names, alts: make([][]int32, len(b.names))}
 	for id, alts := range b.bodies {
 		if alts == nil {
-			return nil, fmt.Errorf("rule %q is used but never defined", b.names[id])
+			return nil, &buildError{fmt.Sprintf("rule %q is used but never defined", b.names[id])}
 		}
 		for _, a := range alts {
 			g.alts[id] = append(g.alts[id], int32(len(g.elems)))
@@ -198,7 +203,7 @@ func (g *Grammar) checkLeftRecursion() error {
 	visit = func(r int32, path []string) error {
 		switch state[r] {
 		case 1:
-			return fmt.Errorf("rule %q is left-recursive (%s): it can call itself before matching a byte", g.names[r], strings.Join(append(path, g.names[r]), " -> "))
+			return &buildError{fmt.Sprintf("rule %q is left-recursive (%s): it can call itself before matching a byte", g.names[r], strings.Join(append(path, g.names[r]), " -> "))}
 		case 2:
 			return nil
 		}
