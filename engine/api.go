@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"time"
 
 	"smolchat/engine/constrain"
@@ -27,6 +28,11 @@ type GenParams struct {
 	// Grammar, when set, constrains the answer (after the reasoning, if any) to its language; the
 	// generation ends when the grammar is complete and nothing may follow.
 	Grammar *constrain.Grammar
+	// Trigger, when set, makes Grammar lazy: the answer is free until the model writes this token
+	// (SmolLM3's <tool_call>), then Grammar applies until it is complete, and the answer is free again.
+	Trigger string
+	// Ban lists tokens (by text) the answer may not hold (tool_choice "none" bans <tool_call>).
+	Ban []string
 
 	reasoning bool // set by Chat: the prompt leaves the model to reason before answering
 }
@@ -38,6 +44,9 @@ type ChatRequest struct {
 	// default, and a /think or /no_think flag in the system prompt wins over it.
 	Think  *bool
 	Params GenParams
+	// Tools are the functions the model may call, rendered by the template's tools section (OpenAI's
+	// tools array, one JSON value each); templates without one refuse them.
+	Tools []json.RawMessage
 }
 
 // Delta is the text one generated token added, split into reasoning and answer. Text is valid UTF-8:
@@ -96,4 +105,6 @@ type Info struct {
 	// Reasoning is true when the chat template has a reasoning mode to switch (SmolLM3's /think and
 	// /no_think); Think in a ChatRequest is ignored otherwise.
 	Reasoning bool
+	// Tools is true when the chat template has a tools section (ChatRequest.Tools).
+	Tools bool
 }

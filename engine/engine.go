@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -60,7 +61,15 @@ func (e *Engine) setInfo() {
 	}
 	e.info.Store(&Info{Model: e.model.Name(), Arch: e.model.Config.Arch, Quant: model.FileTypeName(e.model.File),
 		Backend: e.backend.Name(), Device: e.backend.Device(), Context: e.backend.MaxContext(), Vocab: e.tok.VocabSize(),
-		Params: e.model.ParamCount(), Reasoning: e.tmpl.Reasoning()})
+		Params: e.model.ParamCount(), Reasoning: e.tmpl.Reasoning(), Tools: hasTools(e.tmpl)})
+}
+
+// hasTools reports that a template renders tools: it renders a conversation with one.
+func hasTools(r chat.Renderer) bool {
+	opt := chat.DefaultOptions()
+	opt.Tools = []json.RawMessage{json.RawMessage(`{"type":"function","function":{"name":"f"}}`)}
+	_, err := r.Render([]chat.Message{{Role: "user", Content: "x"}}, opt)
+	return err == nil
 }
 
 // Model is the loaded model.
@@ -93,7 +102,10 @@ func (e *Engine) Tokenize(text string, parseSpecial bool) []int32 {
 
 // RenderChat renders msgs with the model's chat template and encodes them: template markup with
 // special tokens, message content as plain text (a user cannot forge a turn boundary).
-func (e *Engine) RenderChat(msgs []Message, think *bool) (chat.Prompt, []int32, error) {
+//
+// tools are the functions the model may call (OpenAI's tools array, one JSON value each), for templates
+// with a tools section (Info.Tools).
+func (e *Engine) RenderChat(msgs []Message, think *bool, tools ...json.RawMessage) (chat.Prompt, []int32, error) {
 	cm := make([]chat.Message, len(msgs))
 	for i, m := range msgs {
 		cm[i] = chat.Message{Role: m.Role, Content: m.Content}
@@ -101,6 +113,7 @@ func (e *Engine) RenderChat(msgs []Message, think *bool) (chat.Prompt, []int32, 
 	opt := chat.DefaultOptions()
 	opt.EnableThinking = think
 	opt.Date = e.Date
+	opt.Tools = tools
 	p, err := e.tmpl.Render(cm, opt)
 	if err != nil {
 		return p, nil, err
@@ -141,7 +154,7 @@ func (e *Engine) Chat(ctx context.Context, req ChatRequest, emit func(Delta) err
 	msgs := req.Messages
 	limit := e.backend.MaxContext() - e.reserve(req.Params)
 	for {
-		p, ids, err := e.RenderChat(msgs, req.Think)
+		p, ids, err := e.RenderChat(msgs, req.Think, req.Tools...)
 		if err != nil {
 			return Result{}, err
 		}

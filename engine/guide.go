@@ -12,11 +12,15 @@ import (
 // only: the output must open the <think> block, may reason freely (but not end there), and is
 // constrained from the moment the reasoning block closes.
 type guide struct {
-	c      *constrain.Constraint
-	phase  guidePhase
-	open   int32   // the <think> token
-	eog    []int32 // end-of-generation tokens, forbidden while reasoning
-	masked []float32
+	c       *constrain.Constraint
+	grammar *constrain.Grammar // nil: only bans
+	vocab   *constrain.Vocab
+	phase   guidePhase
+	open    int32   // the <think> token
+	eog     []int32 // end-of-generation tokens, forbidden while reasoning
+	trigger int32   // with a lazy grammar, the token that starts it; -1 otherwise
+	ban     []int32 // tokens never allowed in the free answer
+	masked  []float32
 }
 
 type guidePhase int
@@ -25,6 +29,7 @@ const (
 	guideOpenThink guidePhase = iota // the output must start with <think>
 	guideReasoning                   // free, but it may not end
 	guideAnswer                      // the grammar applies
+	guideFree                        // free but for the banned tokens; a lazy grammar waits for its trigger
 )
 
 // vocabulary is the engine's tokenizer arranged for constraints, built on first use: tokens that text
@@ -46,10 +51,35 @@ func (e *Engine) vocabulary() *constrain.Vocab {
 // newGuide starts a guide for p.Grammar, or returns nil without one. reasoning says the prompt leaves
 // the model to reason first (chat.Prompt.Thinking).
 func (e *Engine) newGuide(p GenParams, reasoning bool) (*guide, error) {
-	if p.Grammar == nil {
+	if p.Grammar == nil && len(p.Ban) == 0 {
 		return nil, nil
 	}
-	g := &guide{c: constrain.New(p.Grammar, e.vocabulary()), phase: guideAnswer, eog: e.tok.EOGs()}
+	g := &guide{grammar: p.Grammar, vocab: e.vocabulary(), eog: e.tok.EOGs(), trigger: -1}
+	token := func(text, what string) (int32, error) {
+		id, ok := e.tok.TokenID(text)
+		if !ok {
+			return 0, fmt.Errorf("%s %q is not a token of this vocabulary", what, text)
+		}
+		return id, nil
+	}
+	for _, b := range p.Ban {
+		id, err := token(b, "banned text")
+		if err != nil {
+			return nil, err
+		}
+		g.ban = append(g.ban, id)
+	}
+	if p.Trigger != "" {
+		id, err := token(p.Trigger, "the grammar's trigger")
+		if err != nil {
+			return nil, err
+		}
+		g.trigger = id
+	}
+	g.phase = g.answerPhase()
+	if g.phase == guideAnswer {
+		g.c = constrain.New(p.Grammar, g.vocab)
+	}
 	if reasoning {
 		open, ok := e.tok.TokenID(thinkOpen)
 		if !ok {
@@ -85,8 +115,22 @@ func (g *guide) mask(logits []float32) []float32 {
 				l[i] = inf
 			}
 		}
+	case guideFree:
+		for _, id := range g.ban {
+			if int(id) < len(l) {
+				l[id] = inf
+			}
+		}
 	}
 	return l
+}
+
+// answerPhase is the phase the answer starts in: free with a lazy grammar or none, else constrained.
+func (g *guide) answerPhase() guidePhase {
+	if g.grammar == nil || g.trigger >= 0 {
+		return guideFree
+	}
+	return guideAnswer
 }
 
 // accept advances the guide over the token sampled from its mask.
@@ -98,16 +142,25 @@ func (g *guide) accept(id int32) error {
 		if !g.c.Accept(id) {
 			return fmt.Errorf("constrained decoding: no token can continue the output (token %d was refused); the grammar may need bytes the vocabulary cannot write", id)
 		}
+		if g.trigger >= 0 && g.c.Final() {
+			g.phase = guideFree // a lazy grammar's span is over
+		}
+	case guideFree:
+		if id == g.trigger {
+			g.c, g.phase = constrain.New(g.grammar, g.vocab), guideAnswer
+		}
 	}
 	return nil
 }
 
-// answering tells the guide that the reasoning block has closed: the grammar applies from now on.
+// answering tells the guide that the reasoning block has closed: the answer starts.
 func (g *guide) answering() {
 	if g.phase == guideReasoning {
-		g.phase = guideAnswer
+		if g.phase = g.answerPhase(); g.phase == guideAnswer {
+			g.c = constrain.New(g.grammar, g.vocab)
+		}
 	}
 }
 
 // final reports that the answer is complete and nothing may follow it.
-func (g *guide) final() bool { return g.phase == guideAnswer && g.c.Final() }
+func (g *guide) final() bool { return g.phase == guideAnswer && g.trigger < 0 && g.c.Final() }

@@ -10,6 +10,45 @@ import (
 // TestGuide runs scripted models under a grammar: the answer follows the grammar whatever the model
 // wants, the generation stops when the grammar is complete, and with reasoning on the output opens
 // <think>, reasons freely (but cannot end there) and is constrained after </think>.
+// TestGuideLazyAndBan: a lazy grammar applies from its trigger token until complete, then the
+// answer is free again; a banned token is never written.
+func TestGuideLazyAndBan(t *testing.T) {
+	tok := testTokenizer(t)
+	hello, world, stop := id(t, tok, "▁Hello"), id(t, tok, "▁world"), id(t, tok, "▁STOP")
+	quote, h := id(t, tok, "<0x22>"), id(t, tok, "<0x68>")
+	g, err := constrain.CompileSchema([]byte(`{"const":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int32{1, hello}
+	e, _ := newScripted(t, prompt, []int32{world, stop, quote, world, world, world, world, tok.EOS()})
+	p := greedy(0)
+	p.Grammar, p.Trigger = g, "▁STOP"
+	res, err := e.Generate(context.Background(), prompt, p, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answer != ` world STOP"hi" world` || res.FinishReason != FinishStop {
+		t.Errorf("lazy grammar: answer %q finish %s", res.Answer, res.FinishReason)
+	}
+	e, _ = newScripted(t, prompt, []int32{world, h, world, tok.EOS()})
+	p = greedy(0)
+	p.Ban = []string{"▁world"}
+	res, err = e.Generate(context.Background(), prompt, p, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range res.Tokens {
+		if id == world {
+			t.Errorf("banned token written: %v (%q)", res.Tokens, res.Text)
+		}
+	}
+	p.Ban = []string{"no such token"}
+	if _, err := e.Generate(context.Background(), prompt, p, false, nil); err == nil {
+		t.Error("a ban of text that is no token was accepted")
+	}
+}
+
 func TestGuide(t *testing.T) {
 	tok := testTokenizer(t)
 	hello, world := id(t, tok, "▁Hello"), id(t, tok, "▁world")

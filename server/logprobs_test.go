@@ -49,7 +49,7 @@ func rawLogprobs(t *testing.T, prompt, answer []int32) [][]float64 {
 // synthSDK serves the synthesized SmolLM3 model and returns OpenAI's Go client for it, with a context
 // that ends with the test.
 func synthSDK(t *testing.T) (*recorder, openai.Client, context.Context) {
-	rec := newRecorder(synthEngine(t, 512))
+	rec := newRecorder(synthEngine(t, 2048))
 	_, base := startServer(t, rec, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)

@@ -118,9 +118,10 @@ func textLogprobsOf(offset int, lps ...engine.TokenLogprob) *textLogprobs {
 }
 
 type chatOutMsg struct {
-	Role             string  `json:"role,omitempty"`
-	Content          *string `json:"content,omitempty"`
-	ReasoningContent string  `json:"reasoning_content,omitempty"`
+	Role             string        `json:"role,omitempty"`
+	Content          *string       `json:"content,omitempty"`
+	ReasoningContent string        `json:"reasoning_content,omitempty"`
+	ToolCalls        []toolCallOut `json:"tool_calls,omitempty"`
 }
 
 type textChoice struct {
@@ -291,6 +292,10 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	if params.Grammar, aerr = req.grammar(); aerr != nil {
 		return aerr
 	}
+	plan, aerr := req.tools(info, &params)
+	if aerr != nil {
+		return aerr
+	}
 	think := req.think()
 	// The engine drops old turns to fit the context; refuse here, while a status can still be sent, what
 	// cannot fit even then.
@@ -313,6 +318,18 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		return errBusy()
 	}
 	creq := engine.ChatRequest{Messages: msgs, Think: think, Params: params}
+	parseCalls := plan != nil && plan.parse
+	if plan != nil {
+		creq.Tools = plan.tools
+	}
+	// callsFinish is the finish reason: "tool_calls" when the answer made calls and ended by itself.
+	callsFinish := func(res engine.Result, calls int) *string {
+		if calls > 0 && res.FinishReason == engine.FinishStop {
+			r := "tool_calls"
+			return &r
+		}
+		return finishReason(res.FinishReason)
+	}
 	out := completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(info)}
 	if !req.Stream {
 		res, err := s.generateWhole(c, t, func(ctx context.Context, g Generator) (engine.Result, error) {
@@ -321,9 +338,15 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		if err != nil {
 			return generationError(err)
 		}
-		answer := res.Answer
-		out.Choices = []chatChoice{{Message: &chatOutMsg{Role: "assistant", Content: &answer, ReasoningContent: res.Thinking},
-			Logprobs: chatLogprobsOf(res.Logprobs...), FinishReason: finishReason(res.FinishReason)}}
+		msg := &chatOutMsg{Role: "assistant", Content: &res.Answer, ReasoningContent: res.Thinking}
+		if parseCalls {
+			content, calls := splitCalls(res.Answer)
+			msg.Content, msg.ToolCalls = &content, calls
+			if content == "" && len(calls) > 0 {
+				msg.Content = nil
+			}
+		}
+		out.Choices = []chatChoice{{Message: msg, Logprobs: chatLogprobsOf(res.Logprobs...), FinishReason: callsFinish(res, len(msg.ToolCalls))}}
 		out.Usage, out.Timings = usageOf(res.Timings), timingsOf(res.Timings)
 		return c.JSON(out)
 	}
@@ -335,34 +358,74 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 			return sendJSON(sse, out)
 		}
 		empty := ""
+		var split callSplitter
+		calls := 0
+		// answer turns answer text into deltas: content, or with tools, content and tool calls (the
+		// call's id and name first, then its arguments in chunks).
+		answer := func(text string, outs []chatOutMsg) []chatOutMsg {
+			content := func(t string) { outs = append(outs, chatOutMsg{Content: &t}) }
+			if !parseCalls {
+				if text != "" {
+					content(text)
+				}
+				return outs
+			}
+			split.push(text, content, func(c toolCallOut) {
+				index := calls
+				calls++
+				head := c
+				head.Index, head.Function.Arguments = &index, ""
+				outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{head}})
+				for _, a := range argumentChunks(c.Function.Arguments, 32) {
+					var part toolCallOut
+					part.Index, part.Function.Arguments = &index, a
+					outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{part}})
+				}
+			})
+			return outs
+		}
+		sendAll := func(outs []chatOutMsg, lp *chatLogprobs) error {
+			for i, m := range outs {
+				var withLP *chatLogprobs
+				if i == len(outs)-1 {
+					withLP = lp
+				}
+				if err := send(m, withLP, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		s.streamAPI(sse, t, func() error { return send(chatOutMsg{Role: "assistant", Content: &empty}, nil, nil) },
 			func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
 				return g.Chat(ctx, creq, emit)
 			},
 			func(d engine.Delta) error {
+				var outs []chatOutMsg
+				if d.Thinking != "" {
+					outs = append(outs, chatOutMsg{ReasoningContent: d.Thinking})
+				}
+				outs = answer(d.Answer, outs)
 				// A token's log probability rides on the last chunk its text makes, or on a chunk of
 				// its own when the token's text is held back.
 				var lp *chatLogprobs
 				if d.Logprob != nil {
 					lp = chatLogprobsOf(*d.Logprob)
-				}
-				if d.Thinking != "" {
-					var withLP *chatLogprobs
-					if d.Answer == "" {
-						withLP, lp = lp, nil
+					if len(outs) == 0 {
+						outs = append(outs, chatOutMsg{})
 					}
-					if err := send(chatOutMsg{ReasoningContent: d.Thinking}, withLP, nil); err != nil {
+				}
+				return sendAll(outs, lp)
+			},
+			func(res engine.Result) error {
+				if parseCalls {
+					var outs []chatOutMsg
+					split.flush(func(t string) { outs = append(outs, chatOutMsg{Content: &t}) })
+					if err := sendAll(outs, nil); err != nil {
 						return err
 					}
 				}
-				if d.Answer != "" || lp != nil {
-					answer := d.Answer
-					return send(chatOutMsg{Content: &answer}, lp, nil)
-				}
-				return nil
-			},
-			func(res engine.Result) error {
-				if err := send(chatOutMsg{}, nil, finishReason(res.FinishReason)); err != nil {
+				if err := send(chatOutMsg{}, nil, callsFinish(res, calls)); err != nil {
 					return err
 				}
 				if includeUsage {

@@ -46,10 +46,11 @@ type chatRequest struct {
 	ChatTemplateKwargs *templateKwargs `json:"chat_template_kwargs"`
 	ReasoningEffort    *string         `json:"reasoning_effort"`
 	Tools              json.RawMessage `json:"tools"`
+	ToolChoice         json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls  *bool           `json:"parallel_tool_calls"`
 	ResponseFormat     *responseFormat `json:"response_format"`
 	// Fields refused unless default (unsupported).
 	Functions        json.RawMessage `json:"functions"`
-	ToolChoice       json.RawMessage `json:"tool_choice"`
 	FunctionCall     json.RawMessage `json:"function_call"`
 	Logprobs         *bool           `json:"logprobs"`
 	TopLogprobs      *int            `json:"top_logprobs"`
@@ -144,8 +145,10 @@ func (l *logitBias) UnmarshalJSON(b []byte) error {
 }
 
 type apiMessage struct {
-	Role    string         `json:"role"`
-	Content messageContent `json:"content"`
+	Role       string         `json:"role"`
+	Content    messageContent `json:"content"`
+	ToolCalls  []apiToolCall  `json:"tool_calls"`
+	ToolCallID string         `json:"tool_call_id"` // SmolLM3's template shows a tool's result as a user turn, without it
 }
 
 // messageContent is a message's text: a string, null, or an array of text parts.
@@ -313,7 +316,17 @@ func (r *chatRequest) messages(maxMessages int) ([]engine.Message, *apiError) {
 		if role == "system" && i > 0 {
 			return nil, badRequest(fmt.Sprintf("messages[%d].role", i), "only the first message may be a system message")
 		}
-		out[i] = engine.Message{Role: role, Content: string(m.Content)}
+		content := string(m.Content)
+		if len(m.ToolCalls) > 0 {
+			if role != "assistant" {
+				return nil, badRequest(fmt.Sprintf("messages[%d].tool_calls", i), "messages[%d]: only assistant messages carry tool_calls", i)
+			}
+			var err error
+			if content, err = renderToolCalls(content, m.ToolCalls); err != nil {
+				return nil, badRequest(fmt.Sprintf("messages[%d].tool_calls", i), "messages[%d].%v", i, err)
+			}
+		}
+		out[i] = engine.Message{Role: role, Content: content}
 	}
 	return out, nil
 }
@@ -356,8 +369,6 @@ func refuseUnhonoured(fields ...unhonoured) *apiError {
 	return nil
 }
 
-const noTools = "this server calls no tools"
-
 // withLogprobs sets the log probabilities a request asks for: on, with top alternatives (0 to
 // engine.MaxTopLogprobs) at field top.
 func withLogprobs(g *engine.GenParams, field string, top int) *apiError {
@@ -393,10 +404,8 @@ func (r *completionRequest) logprobs(g *engine.GenParams) *apiError {
 // unsupported refuses chat features this server cannot honour.
 func (r *chatRequest) unsupported() *apiError {
 	if err := refuseUnhonoured(
-		unhonoured{"tools", r.Tools, []string{"[]"}, "tools are not supported by this server: it cannot call functions"},
-		unhonoured{"functions", r.Functions, []string{"[]"}, "functions are not supported by this server: it cannot call functions"},
-		unhonoured{"tool_choice", r.ToolChoice, []string{`"none"`, `"auto"`}, `tool_choice may only be "none" or "auto": ` + noTools},
-		unhonoured{"function_call", r.FunctionCall, []string{`"none"`, `"auto"`}, `function_call may only be "none" or "auto": ` + noTools},
+		unhonoured{"functions", r.Functions, []string{"[]"}, "functions (deprecated) are not supported: use tools"},
+		unhonoured{"function_call", r.FunctionCall, []string{`"none"`, `"auto"`}, `function_call (deprecated) is not supported: use tool_choice`},
 		unhonoured{"modalities", r.Modalities, []string{`["text"]`}, `modalities other than ["text"] are not supported: this model writes text only`},
 		unhonoured{"audio", r.Audio, nil, "audio output is not supported: this model writes text only"},
 		unhonoured{"web_search_options", r.WebSearchOptions, nil, "web search is not supported by this server"},

@@ -108,3 +108,100 @@ func TestE2EStructuredOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EToolChoice holds the random-weight model to tool_choice "required" and to a named function:
+// every answer must be tool calls, finish with "tool_calls", name a function offered (the named one
+// when named), and carry arguments that validate against its parameters.
+func TestE2EToolChoice(t *testing.T) {
+	rec, client, ctx := synthSDK(t)
+	params := map[string]string{
+		"get_weather": `{"type":"object","properties":{"city":{"type":"string","maxLength":10},"unit":{"enum":["C","F"]}},"required":["city","unit"],"additionalProperties":false}`,
+		"add":         `{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},"required":["a","b"],"additionalProperties":false}`,
+		"tag":         `{"type":"object","properties":{"tags":{"type":"array","items":{"type":"string","maxLength":5},"maxItems":3}},"required":["tags"],"additionalProperties":false}`,
+	}
+	validators := map[string]*jsonschema.Schema{}
+	var tools []openai.ChatCompletionToolUnionParam
+	for _, name := range []string{"get_weather", "add", "tag"} {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(params[name]), &v); err != nil {
+			t.Fatal(err)
+		}
+		c := jsonschema.NewCompiler()
+		if err := c.AddResource(name+".json", v); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Compile(name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		validators[name] = s
+		tools = append(tools, openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{Name: name, Parameters: v}))
+	}
+	required := openai.ChatCompletionToolChoiceOptionUnionParam{OfAuto: openai.String("required")}
+	choices := []struct {
+		name      string
+		choice    openai.ChatCompletionToolChoiceOptionUnionParam
+		only      string
+		parallel  bool
+		maxTokens int64
+	}{
+		{"required, one call", required, "", false, 300},
+		{"required, parallel calls", required, "", true, 1500},
+		{"named", openai.ToolChoiceOptionFunctionToolChoice(openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "add"}), "add", false, 300},
+	}
+	for _, ch := range choices {
+		for _, run := range []struct {
+			temp float64
+			seed int64
+		}{{0, 1}, {1, 1}, {1, 2}, {1, 3}, {1, 4}} {
+			resp, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+				Model:               "smollm3",
+				Messages:            []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is the weather in Paris?")},
+				Temperature:         openai.Float(run.temp),
+				Seed:                openai.Int(run.seed),
+				MaxCompletionTokens: openai.Int(ch.maxTokens),
+				ReasoningEffort:     shared.ReasoningEffortNone,
+				Tools:               tools,
+				ParallelToolCalls:   openai.Bool(ch.parallel),
+				ToolChoice:          ch.choice,
+			})
+			if err != nil {
+				t.Fatalf("%s: %v %s", ch.name, err, rawError(err))
+			}
+			c := resp.Choices[0]
+			_, res := rec.last(t)
+			if c.FinishReason != "tool_calls" || len(c.Message.ToolCalls) == 0 {
+				t.Errorf("%s T=%v seed %d: finish %q, %d calls, after %d tokens: %q", ch.name, run.temp, run.seed, c.FinishReason,
+					len(c.Message.ToolCalls), len(res.Tokens), res.Answer)
+				continue
+			}
+			if !ch.parallel && len(c.Message.ToolCalls) != 1 {
+				t.Errorf("%s: %d calls with parallel_tool_calls false", ch.name, len(c.Message.ToolCalls))
+			}
+			for _, call := range c.Message.ToolCalls {
+				v, ok := validators[call.Function.Name]
+				if !ok || (ch.only != "" && call.Function.Name != ch.only) {
+					t.Errorf("%s: call of %q", ch.name, call.Function.Name)
+					continue
+				}
+				var args any
+				if err := json.Unmarshal([]byte(call.Function.Arguments), &args); err != nil {
+					t.Errorf("%s: arguments %q: %v", ch.name, call.Function.Arguments, err)
+					continue
+				}
+				if err := v.Validate(args); err != nil {
+					t.Errorf("%s: arguments %s do not validate: %v", ch.name, call.Function.Arguments, err)
+				}
+			}
+			t.Logf("%s T=%v seed %d, %d tokens: %q", ch.name, run.temp, run.seed, len(res.Tokens), res.Answer)
+		}
+	}
+}
+
+// rawError is the body of an API error, for a test's message.
+func rawError(err error) string {
+	if e, ok := err.(*openai.Error); ok {
+		return e.RawJSON()
+	}
+	return ""
+}

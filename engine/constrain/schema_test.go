@@ -106,3 +106,39 @@ func TestJSONObjectMode(t *testing.T) {
 		}
 	}
 }
+
+func TestToolCalls(t *testing.T) {
+	funcs := []Function{
+		{Name: "get_weather", Parameters: []byte(`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}`)},
+		{Name: "now"},
+		{Name: "tree", Parameters: []byte(`{"$defs":{"n":{"type":"object","properties":{"k":{"type":"array","items":{"$ref":"#/$defs/n"}}},"required":["k"]}},"$ref":"#/$defs/n"}`)},
+	}
+	many, err := CompileToolCalls(funcs, "<tool_call>", "</tool_call>", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := CompileToolCalls(funcs, "", "</tool_call>", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"
+	for _, s := range []string{call, call + "\n" + call, `<tool_call>{"name":"now","arguments":{}}</tool_call>`,
+		`<tool_call>{"name":"tree","arguments":{"k":[{"k":[]}]}}</tool_call>`} {
+		if !matches(many, s) {
+			t.Errorf("refused %q", s)
+		}
+	}
+	for _, s := range []string{"", "hi " + call, `<tool_call>{"name":"nope","arguments":{}}</tool_call>`,
+		`<tool_call>{"name":"get_weather","arguments":{}}</tool_call>`, `<tool_call>{"arguments":{},"name":"now"}</tool_call>`} {
+		if matches(many, s) {
+			t.Errorf("accepted %q", s)
+		}
+	}
+	if !matches(one, "\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>") || matches(one, call) {
+		t.Error("the single call after its opening tag")
+	}
+	if _, err := CompileToolCalls([]Function{{Name: "f", Parameters: []byte(`{"type":"string","format":"email"}`)}}, "", "", false); err == nil ||
+		!strings.Contains(err.Error(), `"f"`) || !strings.Contains(err.Error(), "format") {
+		t.Errorf("a bad parameters schema: %v", err)
+	}
+}
