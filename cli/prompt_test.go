@@ -172,3 +172,29 @@ func TestParseMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestPromptCommandTools checks --tools: the tools section lists each tool as Jinja2's string filter
+// writes a Python dict. The expected lines are Jinja2 3.1.6's output ("{{ tool | string }}" over the
+// same file, json.load'ed), the surrounding text the template's tools section.
+func TestPromptCommandTools(t *testing.T) {
+	model := testutil.SharedFile(t, "smollm3-tiny-synthetic-Q4_K_M.gguf")
+	tools := promptTempFile(t, "tools.json", "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Weather in a city, e.g. \\\"Zürich\\\" or 'Bern'\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, \"days\": {\"type\": \"integer\", \"minimum\": 1, \"default\": 1.0}, \"unit\": {\"enum\": [\"c\", \"f\", null]}}, \"required\": [\"city\"], \"additionalProperties\": false}, \"strict\": true}},\n {\"type\": \"function\", \"function\": {\"name\": \"now\", \"parameters\": {}}}]\n")
+	msgs := promptTempFile(t, "messages.json", `[{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "Hi"}]`)
+	jinjaLines := "{'type': 'function', 'function': {'name': 'get_weather', 'description': 'Weather in a city, e.g. \"Zürich\" or \\'Bern\\'', 'parameters': {'type': 'object', 'properties': {'city': {'type': 'string'}, 'days': {'type': 'integer', 'minimum': 1, 'default': 1.0}, 'unit': {'enum': ['c', 'f', None]}}, 'required': ['city'], 'additionalProperties': False}, 'strict': True}}\n{'type': 'function', 'function': {'name': 'now', 'parameters': {}}}\n"
+	want := "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: 08 July 2025\nReasoning Mode: /think\n\n" +
+		"## Custom Instructions\n\nYou are helpful.\n\n### Tools\n\nYou may call one or more functions to assist with the user query.\n" +
+		"You are provided with function signatures within <tools></tools> XML tags:\n\n<tools>\n" + jinjaLines +
+		"</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n" +
+		"<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>\n\n<|im_end|>\n" +
+		"<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+	code, out, errs := runCLI("", "prompt", "--model", model, "--messages", msgs, "--tools", tools, "--date", "2025-07-08")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, errs)
+	}
+	if out != want {
+		t.Errorf("stdout\n%q\nwant\n%q", out, want)
+	}
+	if code, _, errs := runCLI("", "prompt", "--model", model, "--messages", msgs, "--tools", msgs+".missing"); code == 0 || !strings.Contains(errs, "tools") {
+		t.Errorf("a missing tools file: exit %d, stderr %q", code, errs)
+	}
+}
