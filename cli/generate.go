@@ -10,6 +10,7 @@ import (
 	"os/signal"
 
 	"smolchat/engine"
+	"smolchat/engine/constrain"
 )
 
 func init() {
@@ -22,11 +23,12 @@ func init() {
 		temp, topP, minP *float64
 		repeat           *float64
 		seed             *int64
+		schema           *string
 	)
 	register(&Command{
 		Name:    "generate",
 		Summary: "generate text from a prompt (chat-templated unless --raw)",
-		Usage:   "--model FILE --prompt TEXT [--raw] [--n N] [--temp T] [--top-p P] [--top-k K] [--seed S] [--think|--no-think] [--json]",
+		Usage:   "--model FILE --prompt TEXT [--raw] [--n N] [--temp T] [--top-p P] [--top-k K] [--seed S] [--think|--no-think] [--json-schema FILE] [--json]",
 		Flags: func(fs *flag.FlagSet) {
 			mf = addModelFlags(fs)
 			prompt = fs.String("prompt", "", "the prompt: one user message, or raw text with --raw")
@@ -42,6 +44,7 @@ func init() {
 			minP = fs.Float64("min-p", flagFloat(d.MinP), "drop tokens below this fraction of the top probability (0 = off)")
 			repeat = fs.Float64("repeat-penalty", flagFloat(d.RepeatPenalty), "repetition penalty (1 = off)")
 			seed = fs.Int64("seed", -1, "sampling seed (-1 = random)")
+			schema = fs.String("json-schema", "", "constrain the answer to the JSON schema in this `file` (as response_format json_schema does)")
 		},
 		Run: func(env *Env, args []string) error {
 			if *prompt == "" && len(args) == 1 {
@@ -69,6 +72,15 @@ func init() {
 				sp.Seed = rand.Uint64()
 			}
 			p := engine.GenParams{SamplerParams: sp, MaxTokens: *n}
+			if *schema != "" {
+				data, err := os.ReadFile(*schema)
+				if err != nil {
+					return fmt.Errorf("reading the JSON schema: %w", err)
+				}
+				if p.Grammar, err = constrain.CompileSchema(data); err != nil {
+					return fmt.Errorf("--json-schema %s: %w", *schema, err)
+				}
+			}
 
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()

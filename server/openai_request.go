@@ -20,20 +20,18 @@ import (
 // that this server cannot honour is refused with a 400 naming it unless it is absent, null or holds its
 // default, rather than silently dropped. docs/API.md lists every field and what becomes of it; in short:
 //
-//   - Honoured: model (there is one; any name is accepted), messages, prompt, max_tokens,
-//     max_completion_tokens, temperature, top_p, presence_penalty, frequency_penalty, seed, stop, stream,
-//     stream_options.include_usage, logit_bias, logprobs and top_logprobs (0 to 20; for completions the
-//     legacy integer logprobs), reasoning_effort ("none" turns thinking off, any other effort on), and
-//     the llama.cpp extensions top_k, min_p, repeat_penalty, repeat_last_n,
-//     chat_template_kwargs.enable_thinking.
-//   - Refused unless default: n (1), response_format (text), tools and functions (empty), tool_choice
-//     and function_call ("none" or "auto": no tool is ever called), modalities (["text"]), audio,
-//     web_search_options, verbosity ("medium"), for completions echo (false), suffix ("") and best_of
-//     (1), and the llama.cpp extensions in llamaExtensions.
+//   - Honoured: model (there is one; any name is accepted), messages (tool_calls included), prompt,
+//     max_tokens, max_completion_tokens, temperature, top_p, presence_penalty, frequency_penalty, seed,
+//     stop, stream, stream_options.include_usage, logit_bias, logprobs and top_logprobs,
+//     response_format, tools, tool_choice, parallel_tool_calls (with tool_choice "required"),
+//     reasoning_effort ("none" turns thinking off, any other effort on), and the llama.cpp extensions
+//     top_k, min_p, repeat_penalty, repeat_last_n, json_schema, chat_template_kwargs.enable_thinking.
+//   - Refused unless default: n (1), functions and function_call (deprecated), modalities (["text"]),
+//     audio, web_search_options, verbosity ("medium"), for completions echo (false), suffix ("") and
+//     best_of (1), and the llama.cpp extensions in llamaExtensions.
 //   - Ignored, since they do not change the answer: user, metadata, store, service_tier,
-//     safety_identifier, prompt_cache_key, parallel_tool_calls (it only limits tool calls, and none are
-//     made), prediction (it only speeds up an answer the client can predict; the answer is the same), and
-//     the llama.cpp fields in llamaInert.
+//     safety_identifier, prompt_cache_key, prediction (it only speeds up an answer the client can
+//     predict), and the llama.cpp fields in llamaInert.
 //
 // Other fields are ignored too: clients send many, and a field no server knows changes no answer.
 
