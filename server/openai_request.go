@@ -25,7 +25,8 @@ import (
 //     stop, stream, stream_options.include_usage, logit_bias, logprobs and top_logprobs,
 //     response_format, tools, tool_choice, parallel_tool_calls (with tool_choice "required"),
 //     reasoning_effort ("none" turns thinking off, any other effort on), and the llama.cpp extensions
-//     top_k, min_p, repeat_penalty, repeat_last_n, json_schema, chat_template_kwargs.enable_thinking.
+//     top_k, min_p, repeat_penalty, repeat_last_n, json_schema, grammar (GBNF),
+//     chat_template_kwargs.enable_thinking.
 //   - Refused unless default: n (1), functions and function_call (deprecated), modalities (["text"]),
 //     audio, web_search_options, verbosity ("medium"), for completions echo (false), suffix ("") and
 //     best_of (1), and the llama.cpp extensions in llamaExtensions.
@@ -432,7 +433,7 @@ func (r *chatRequest) grammar() (*constrain.Grammar, *apiError) {
 		return r.sampling.grammar()
 	}
 	if g, err := r.sampling.grammar(); g != nil || err != nil {
-		return nil, badRequest("json_schema", "give either response_format or json_schema, not both")
+		return nil, badRequest("response_format", "give either response_format or json_schema/grammar, not both")
 	}
 	switch f.Type {
 	case "json_object":
@@ -446,13 +447,29 @@ func (r *chatRequest) grammar() (*constrain.Grammar, *apiError) {
 	return nil, badRequest("response_format.type", "response_format type %q is not one of text, json_object, json_schema", f.Type)
 }
 
-// grammar compiles llama.cpp's json_schema field; nil when absent.
+// grammar compiles llama.cpp's json_schema or grammar (GBNF) field; nil when neither is given.
 func (p *sampling) grammar() (*constrain.Grammar, *apiError) {
-	raw, ok := p.raw["json_schema"]
-	if !ok || string(raw) == "null" {
-		return nil, nil
+	schema, hasSchema := p.raw["json_schema"]
+	hasSchema = hasSchema && string(schema) != "null"
+	var text string
+	if raw, ok := p.raw["grammar"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return nil, badRequest("grammar", "grammar must be a string of GBNF")
+		}
 	}
-	return compileSchema("json_schema", raw)
+	switch {
+	case hasSchema && text != "":
+		return nil, badRequest("grammar", "give either grammar or json_schema, not both")
+	case hasSchema:
+		return compileSchema("json_schema", schema)
+	case text != "":
+		g, err := constrain.CompileGBNF(text)
+		if err != nil {
+			return nil, badRequest("grammar", "grammar: %v", err)
+		}
+		return g, nil
+	}
+	return nil, nil
 }
 
 // compileSchema compiles a JSON schema, refusing what the compiler does not support with a 400 that
@@ -568,7 +585,6 @@ type llamaExtension struct {
 // tune another one (mirostat_tau with mirostat, dry_base with dry_multiplier, ...) are in llamaInert:
 // they change nothing while their switch is off, and a switch that is on is refused here.
 var llamaExtensions = []llamaExtension{
-	{"grammar", []string{`""`}, "grammars are not supported yet"},
 	{"typical_p", []string{"1", "1.0"}, "locally typical sampling is not implemented; use top_p or min_p"},
 	{"mirostat", []string{"0"}, "mirostat sampling is not implemented; use top_p or min_p"},
 	{"tfs_z", []string{"1", "1.0"}, "tail-free sampling is not implemented; use top_p or min_p"},
@@ -588,8 +604,8 @@ var llamaExtensions = []llamaExtension{
 	{"penalty_last_n", []string{"64"}, "use repeat_last_n"},
 	{"return_tokens", []string{"false"}, "token ids are not returned"},
 	{"response_fields", []string{"[]"}, "the response shape is OpenAI's"},
-	{"grammar_lazy", []string{"false"}, "grammars are not supported yet"},
-	{"grammar_triggers", []string{"[]"}, "grammars are not supported yet"},
+	{"grammar_lazy", []string{"false"}, "lazy grammars are not implemented; the grammar applies to the whole answer"},
+	{"grammar_triggers", []string{"[]"}, "lazy grammars are not implemented; the grammar applies to the whole answer"},
 	{"preserved_tokens", []string{"[]"}, "preserved_tokens is not implemented"},
 	{"lora", []string{"[]"}, "LoRA adapters are not supported"},
 	{"image_data", []string{"[]"}, "this model reads text only"},

@@ -3,10 +3,12 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -204,4 +206,41 @@ func rawError(err error) string {
 		return e.RawJSON()
 	}
 	return ""
+}
+
+// TestE2EGrammar holds the random-weight model to GBNF grammars (llama.cpp's grammar field) on both
+// endpoints; each answer must match a regular expression of the same language.
+func TestE2EGrammar(t *testing.T) {
+	_, client, ctx := synthSDK(t)
+	tests := []struct{ grammar, re string }{
+		{`root ::= ("yes" | "no") " " [0-9]{1,3}`, `^(yes|no) [0-9]{1,3}$`},
+		{`root ::= "[" item ("," item){0,3} "]"` + "\nitem ::= [a-z]{1,4}", `^\[[a-z]{1,4}(,[a-z]{1,4}){0,3}\]$`},
+		{`root ::= [^\n"]{0,20} "."`, `^[^\n"]{0,20}\.$`},
+		{`root ::= "é" [α-ω]{2}`, `^é[α-ω]{2}$`},
+	}
+	for _, tt := range tests {
+		re := regexp.MustCompile(tt.re)
+		for _, seed := range []int64{1, 2} {
+			chat, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "smollm3",
+				Messages:    []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Answer.")},
+				Temperature: openai.Float(1), Seed: openai.Int(seed), MaxCompletionTokens: openai.Int(100),
+				ReasoningEffort: shared.ReasoningEffortNone}, option.WithJSONSet("grammar", tt.grammar))
+			if err != nil {
+				t.Fatalf("%s: %v %s", tt.grammar, err, rawError(err))
+			}
+			comp, err := client.Completions.New(ctx, openai.CompletionNewParams{Model: "smollm3",
+				Prompt:      openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon")},
+				Temperature: openai.Float(1), Seed: openai.Int(seed), MaxTokens: openai.Int(100)}, option.WithJSONSet("grammar", tt.grammar))
+			if err != nil {
+				t.Fatalf("%s: %v %s", tt.grammar, err, rawError(err))
+			}
+			for what, c := range map[string]struct{ text, finish string }{
+				"chat":       {chat.Choices[0].Message.Content, string(chat.Choices[0].FinishReason)},
+				"completion": {comp.Choices[0].Text, string(comp.Choices[0].FinishReason)}} {
+				if c.finish != "stop" || !re.MatchString(c.text) {
+					t.Errorf("%s, %s, seed %d: %q (finish %s) does not match %s", tt.grammar, what, seed, c.text, c.finish, tt.re)
+				}
+			}
+		}
+	}
 }

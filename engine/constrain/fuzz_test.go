@@ -39,3 +39,24 @@ func isBuildError(err error) bool {
 	var be *buildError
 	return errors.As(err, &be)
 }
+
+// FuzzCompileGBNF: any text compiles or fails with a GBNFError or a build error, never a panic.
+func FuzzCompileGBNF(f *testing.F) {
+	for _, s := range []string{`root ::= "a"`, `root ::= [^a-z\]]* "\u00e9"{2,3}`, "root ::= x | (\"y\" x)+\nx ::= .",
+		`root ::= "(" root ")" | ""`, `root ::= root`, `root ::= [`, `root ::= "a"{1,`, "# c\nroot ::= [\\x00-\\U0010FFFF]?"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		g, err := CompileGBNF(text)
+		if err != nil {
+			var ge *GBNFError
+			if !errors.As(err, &ge) && !isBuildError(err) {
+				t.Fatalf("%q: error %T %v", text, err, err)
+			}
+			return
+		}
+		m := g.NewMatcher()
+		m.Accept([]byte("a(b)é"))
+		m.Complete()
+	})
+}

@@ -11,6 +11,21 @@ func matches(g *Grammar, text string) bool {
 	return m.Accept([]byte(text)) && m.Complete()
 }
 
+// checkLanguage checks that g matches every string of good and none of bad.
+func checkLanguage(t *testing.T, g *Grammar, good, bad []string) {
+	t.Helper()
+	for _, s := range good {
+		if !matches(g, s) {
+			t.Errorf("refused %q", s)
+		}
+	}
+	for _, s := range bad {
+		if matches(g, s) {
+			t.Errorf("accepted %q", s)
+		}
+	}
+}
+
 func TestSchemaMatches(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -49,16 +64,7 @@ func TestSchemaMatches(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, s := range tt.good {
-				if !matches(g, s) {
-					t.Errorf("refused %q", s)
-				}
-			}
-			for _, s := range tt.bad {
-				if matches(g, s) {
-					t.Errorf("accepted %q", s)
-				}
-			}
+			checkLanguage(t, g, tt.good, tt.bad)
 		})
 	}
 }
