@@ -124,6 +124,7 @@ func init() {
 				out.Timings.TPS = res.Timings.GenTPS
 				out.Timings.TTFTMillis = float64(res.Timings.TimeToFirstToken.Microseconds()) / 1000
 				out.Timings.CachedTokens = res.Timings.CachedTokens
+				out.Timings.ConstrainMS = float64(res.Timings.ConstrainDuration.Microseconds()) / 1000
 				return json.NewEncoder(env.Stdout).Encode(out)
 			}
 			fmt.Fprintln(env.Stdout)
@@ -154,6 +155,7 @@ type generateJSON struct {
 		TPS          float64 `json:"tokens_per_second"`
 		TTFTMillis   float64 `json:"time_to_first_token_ms"`
 		CachedTokens int     `json:"cached_prompt_tokens"`
+		ConstrainMS  float64 `json:"constrain_ms,omitempty"` // --json-schema: masking and matching, within the above
 	} `json:"timings"`
 }
 

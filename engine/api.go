@@ -70,6 +70,9 @@ type Timings struct {
 	GenDuration      time.Duration // decoding after the first token
 	PromptTPS        float64       // uncached prompt tokens per second
 	GenTPS           float64       // generated tokens per second after the first
+	// ConstrainDuration is the time spent masking logits and advancing the grammar (constrained
+	// decoding), within the durations above.
+	ConstrainDuration time.Duration
 }
 
 // Finish reasons, as in the OpenAI API.

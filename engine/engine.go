@@ -353,6 +353,7 @@ loop:
 	}
 	res.Text, res.Thinking, res.Answer = text.String(), thinking.String(), answer.String()
 	t.GeneratedTokens = len(res.Tokens)
+	t.ConstrainDuration = step.guideTime
 	if !genStart.IsZero() {
 		t.GenDuration = time.Since(genStart)
 		if n := len(res.Tokens) - 1; n > 0 && t.GenDuration > 0 {

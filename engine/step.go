@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"math"
+	"time"
 )
 
 // stepper evaluates tokens and picks the next one. When the sampling rule only needs the best token
@@ -23,7 +24,8 @@ type stepper struct {
 	temp     float32
 	last     *TokenLogprob
 
-	guide *guide // constrained decoding, nil without
+	guide     *guide        // constrained decoding, nil without
+	guideTime time.Duration // spent in the guide
 }
 
 func newStepper(e *Engine, g GenParams) *stepper {
@@ -72,11 +74,16 @@ func (s *stepper) next(ctx context.Context, tokens []int32, history []int32) (in
 		return 0, err
 	}
 	if s.guide != nil {
+		start := time.Now()
 		logits = s.guide.mask(logits)
+		s.guideTime += time.Since(start)
 	}
 	id := s.sampler.Sample(logits, history)
 	if s.guide != nil {
-		if err := s.guide.accept(id); err != nil {
+		start := time.Now()
+		err := s.guide.accept(id)
+		s.guideTime += time.Since(start)
+		if err != nil {
 			return 0, err
 		}
 	}

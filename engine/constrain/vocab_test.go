@@ -108,3 +108,12 @@ func BenchmarkMask(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNewVocab measures arranging SmolLM3's vocabulary in the trie, done once per engine on its
+// first constrained generation.
+func BenchmarkNewVocab(b *testing.B) {
+	_, tok := smolVocab(b)
+	for b.Loop() {
+		vocabOf(tok)
+	}
+}
