@@ -128,9 +128,10 @@ func (e *Engine) RenderChat(msgs []Message, think *bool, tools ...json.RawMessag
 	return p, ids, nil
 }
 
-// CountChatTokens is the prompt length of a conversation, for context meters and limits.
-func (e *Engine) CountChatTokens(msgs []Message, think *bool) (int, error) {
-	_, ids, err := e.RenderChat(msgs, think)
+// CountChatTokens is the prompt length of a conversation (with the tools offered, if any), for
+// context meters and limits.
+func (e *Engine) CountChatTokens(msgs []Message, think *bool, tools ...json.RawMessage) (int, error) {
+	_, ids, err := e.RenderChat(msgs, think, tools...)
 	return len(ids), err
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -84,8 +85,8 @@ func (f *fakeGen) waitIdle(limit time.Duration) (time.Duration, bool) {
 
 func words(s string) int { return len(strings.Fields(s)) }
 
-func (f *fakeGen) CountChatTokens(msgs []engine.Message, think *bool) (int, error) {
-	n := 12 // the template's markup
+func (f *fakeGen) CountChatTokens(msgs []engine.Message, think *bool, tools ...json.RawMessage) (int, error) {
+	n := 12 + 20*len(tools) // the template's markup
 	for _, m := range msgs {
 		n += 4 + words(m.Content)
 	}

@@ -259,9 +259,10 @@ func lastTurn(msgs []engine.Message) []engine.Message {
 }
 
 // fitLastTurn measures what the engine cannot drop to fit a conversation into the context window: n is
-// the tokens of its last turn (lastTurn), limit the most the window holds with room kept for the answer.
-func fitLastTurn(g Generator, size int, msgs []engine.Message, think *bool, p engine.GenParams) (n, limit int, err error) {
-	n, err = g.CountChatTokens(lastTurn(msgs), think)
+// the tokens of its last turn (lastTurn) with the tools offered, limit the most the window holds with
+// room kept for the answer.
+func fitLastTurn(g Generator, size int, msgs []engine.Message, think *bool, p engine.GenParams, tools ...json.RawMessage) (n, limit int, err error) {
+	n, err = g.CountChatTokens(lastTurn(msgs), think, tools...)
 	return n, size - engine.AnswerReserve(p, size), err
 }
 
@@ -301,7 +302,11 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	// cannot fit even then.
 	// The engine also keeps room for the answer; once a stream has started, its refusal could no longer
 	// be a 400.
-	n, limit, err := fitLastTurn(m.gen, info.Context, msgs, think, params)
+	var tools []json.RawMessage
+	if plan != nil {
+		tools = plan.tools
+	}
+	n, limit, err := fitLastTurn(m.gen, info.Context, msgs, think, params, tools...)
 	if err != nil {
 		return badRequest("messages", "cannot render the conversation: %v", err)
 	}

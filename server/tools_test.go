@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -157,6 +158,20 @@ func TestToolChoice(t *testing.T) {
 	want := "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"
 	if len(m) != 3 || m[1].Content != want || m[2].Role != "tool" || m[2].Content != "18C" {
 		t.Errorf("messages reaching the engine: %+v", m)
+	}
+	// The tools count against the context: too many to fit is a 400 before any stream starts.
+	small := newFake()
+	small.tools, small.context = true, 256
+	_, smallBase := startServer(t, small, Config{})
+	many := `"tools":[`
+	for i := range 12 {
+		if i > 0 {
+			many += ","
+		}
+		many += fmt.Sprintf(`{"type":"function","function":{"name":"f%d"}}`, i)
+	}
+	if out := callAPI(t, smallBase+"/v1/chat/completions", `{"stream":true,`+msgs+`,`+many+`]}`); out.status != 400 || out.err == nil || out.err.Code == nil || *out.err.Code != "context_length_exceeded" {
+		t.Errorf("tools beyond the context: status %d, error %+v", out.status, out.err)
 	}
 	for _, bad := range []struct{ body, param string }{
 		{`{` + msgs + `,` + tools + `,"tool_choice":{"type":"function","function":{"name":"nope"}}}`, "tool_choice"},
