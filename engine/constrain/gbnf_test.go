@@ -3,6 +3,7 @@ package constrain
 import (
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -68,5 +69,22 @@ func TestUTF8Ranges(t *testing.T) {
 				t.Fatalf("range %x-%x: U+%04X matched %v", r[0], r[1], c, got)
 			}
 		}
+	}
+}
+
+// TestGBNFAmbiguity: a grammar whose paths multiply is refused (at build) or stops matching, in
+// bounded time, rather than expanding 2^n stacks.
+func TestGBNFAmbiguity(t *testing.T) {
+	start := "root ::= " + strings.Repeat(`("" | "")`, 40) + ` "a"`
+	if _, err := CompileGBNF(start); err == nil || !isBuildError(err) {
+		t.Errorf("2^40 empty paths at the start: %v", err)
+	}
+	later := `root ::= "x" ` + strings.Repeat(`("" | "")`, 40) + ` "a"`
+	g, err := CompileGBNF(later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if matches(g, "xa") {
+		t.Error("matched through 2^40 paths")
 	}
 }

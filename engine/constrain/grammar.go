@@ -149,6 +149,9 @@ func (b *builder) build() (*Grammar, error) {
 	if err := g.checkLeftRecursion(); err != nil {
 		return nil, err
 	}
+	if _, ok := g.start(); !ok {
+		return nil, &buildError{fmt.Sprintf("the grammar is too ambiguous: its start expands to more than %d paths (or nests deeper than %d rules)", maxStacks, maxDepth)}
+	}
 	return g, nil
 }
 

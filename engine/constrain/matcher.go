@@ -23,7 +23,7 @@ type state struct {
 
 // maxStacks bounds the stacks of one state: an ambiguous grammar could otherwise make them grow
 // without bound. A schema's grammar stays at a handful.
-const maxStacks = 4096
+const maxStacks = 512
 
 // maxDepth bounds the expansion of nested rules that match no byte.
 const maxDepth = 1000
@@ -31,8 +31,8 @@ const maxDepth = 1000
 // expand appends to out the stacks that continue at pos with return stack next, with their tops at
 // byte classes (or accepted). It reports false if the expansion ran too deep.
 func (g *Grammar) expand(out []*stack, pos int32, next *stack, depth int) ([]*stack, bool) {
-	if depth > maxDepth {
-		return out, false
+	if depth > maxDepth || len(out) > maxStacks {
+		return out, false // too deep or too ambiguous: refuse rather than explode
 	}
 	e := &g.elems[pos]
 	switch e.kind {
@@ -55,14 +55,17 @@ func (g *Grammar) expand(out []*stack, pos int32, next *stack, depth int) ([]*st
 	return out, ok
 }
 
-// start is the state before any byte.
-func (g *Grammar) start() *state {
+// start is the state before any byte; false if its expansion is too deep or too ambiguous.
+func (g *Grammar) start() (*state, bool) {
 	var out []*stack
 	for _, start := range g.alts[0] {
-		out, _ = g.expand(out, start, nil, 0)
+		var ok bool
+		if out, ok = g.expand(out, start, nil, 0); !ok {
+			return nil, false
+		}
 	}
 	st, _ := g.canon(out)
-	return st
+	return st, true
 }
 
 // step appends to out the stacks that in continue as after byte c; none if c is not allowed.
@@ -144,7 +147,10 @@ type Matcher struct {
 }
 
 // NewMatcher starts matching g from its beginning.
-func (g *Grammar) NewMatcher() *Matcher { return &Matcher{g: g, s: g.start()} }
+func (g *Grammar) NewMatcher() *Matcher {
+	s, _ := g.start() // build checked that it expands
+	return &Matcher{g: g, s: s}
+}
 
 // Accept advances over text and reports whether it is allowed; a refused text leaves the matcher as it
 // was.
