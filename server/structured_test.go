@@ -47,6 +47,8 @@ var structuredSchemas = []string{
 	`{"type":"string","enum":["<tag>","a&b","naïve"]}`,
 	`{"title":"annotated","description":"annotations are ignored","type":"object","properties":{"v":{"type":"integer","description":"a value"}},"required":["v"],"additionalProperties":false}`,
 	`{"type":"object","properties":{"items":{"type":"array","items":{"type":"object","properties":{"sku":{"type":"string","minLength":1,"maxLength":4},"qty":{"type":"integer"},"price":{"type":"number"}},"required":["sku","qty","price"],"additionalProperties":false},"minItems":1,"maxItems":2},"total":{"type":"number"}},"required":["items","total"],"additionalProperties":false}`,
+	`{"type":"object","properties":{"age":{"type":"integer","minimum":0,"maximum":130},"delta":{"type":"integer","exclusiveMinimum":-50,"exclusiveMaximum":50}},"required":["age","delta"],"additionalProperties":false}`,
+	`{"type":"array","items":{"type":"integer","minimum":1000},"minItems":1,"maxItems":3}`,
 	`true`,
 }
 

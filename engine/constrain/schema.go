@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -43,6 +45,7 @@ var (
 	stringKeywords = []string{"minLength", "maxLength"}
 	objectKeywords = []string{"properties", "required", "additionalProperties"}
 	arrayKeywords  = []string{"items", "minItems", "maxItems"}
+	numberKeywords = []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
 )
 
 // schemaCompiler turns a JSON schema into grammar rules.
@@ -57,7 +60,8 @@ type schemaCompiler struct {
 // CompileSchema compiles a JSON schema to a grammar of the JSON texts it accepts, written compactly
 // but for bounded white space. It supports what OpenAI's structured outputs accept (object with
 // properties, required and additionalProperties; array with items, minItems and maxItems; string
-// with enum, const, minLength and maxLength; number, integer, boolean and null; anyOf; $ref to
+// with enum, const, minLength and maxLength; number; integer with minimum, maximum and their exclusive
+// forms; boolean and null; anyOf; $ref to
 // $defs, recursion included) and refuses anything else with a *SchemaError naming the keyword.
 //
 // Properties are written in the order the schema lists them, optional ones possibly left out, and no
@@ -113,7 +117,7 @@ func (c *schemaCompiler) fail(path, keyword, format string, args ...any) error {
 func (c *schemaCompiler) value(s map[string]json.RawMessage, path string) (elem, error) {
 	for k := range s {
 		if !slices.Contains(annotations, k) && !slices.Contains(anyKeywords, k) && !slices.Contains(stringKeywords, k) &&
-			!slices.Contains(objectKeywords, k) && !slices.Contains(arrayKeywords, k) && k != "strict" {
+			!slices.Contains(objectKeywords, k) && !slices.Contains(arrayKeywords, k) && !slices.Contains(numberKeywords, k) && k != "strict" {
 			return elem{}, c.fail(path, k, "keyword %q is not supported by this server's constrained decoding", k)
 		}
 	}
@@ -309,12 +313,15 @@ func marshal(v any) (string, error) {
 // typed compiles one type with its keywords.
 func (c *schemaCompiler) typed(t string, s map[string]json.RawMessage, path string) (elem, error) {
 	check := func(allowed []string) error {
-		for _, group := range [][]string{stringKeywords, objectKeywords, arrayKeywords} {
+		for _, group := range [][]string{stringKeywords, objectKeywords, arrayKeywords, numberKeywords} {
 			if slices.Equal(group, allowed) {
 				continue
 			}
 			for _, k := range group {
 				if _, ok := s[k]; ok {
+					if t == "number" && slices.Contains(numberKeywords, k) {
+						return c.fail(path, k, "keyword %q is supported on integers only, not on type \"number\"", k)
+					}
 					return c.fail(path, k, "keyword %q does not apply to type %q", k, t)
 				}
 			}
@@ -327,7 +334,11 @@ func (c *schemaCompiler) typed(t string, s map[string]json.RawMessage, path stri
 		if err = check(stringKeywords); err == nil {
 			return c.stringType(s, path)
 		}
-	case "integer", "number", "boolean", "null":
+	case "integer":
+		if err = check(numberKeywords); err == nil {
+			return c.integer(s, path)
+		}
+	case "number", "boolean", "null":
 		if err = check(nil); err == nil {
 			return c.primitive(t), nil
 		}
@@ -643,4 +654,96 @@ func (c *schemaCompiler) anyArray(depth int) elem {
 		body := c.repeat("items", c.anyValue(depth+1), c.sep(), 0, -1)
 		return c.b.ruleOf("array", seq(lit("["), []elem{c.ws}, body, []elem{c.ws}, lit("]")))
 	})
+}
+
+// maxInt is the largest integer the grammar writes: maxDigits nines.
+const maxInt = 999_999_999_999_999
+
+// integer is an integer type, within minimum and maximum (exclusive ones too) when given.
+func (c *schemaCompiler) integer(s map[string]json.RawMessage, path string) (elem, error) {
+	lo, hi := int64(-maxInt), int64(maxInt)
+	bounded := false
+	for _, k := range numberKeywords {
+		raw, ok := s[k]
+		if !ok {
+			continue
+		}
+		var f float64
+		if err := json.Unmarshal(raw, &f); err != nil {
+			return elem{}, c.fail(path, k, "%s must be a number", k)
+		}
+		if f < -maxInt || f > maxInt {
+			return elem{}, c.fail(path, k, "%s %v is beyond the ±%d this server writes", k, f, int64(maxInt))
+		}
+		bounded = true
+		switch k {
+		case "minimum":
+			lo = max(lo, int64(math.Ceil(f)))
+		case "exclusiveMinimum":
+			lo = max(lo, int64(math.Floor(f))+1)
+		case "maximum":
+			hi = min(hi, int64(math.Floor(f)))
+		case "exclusiveMaximum":
+			hi = min(hi, int64(math.Ceil(f))-1)
+		}
+	}
+	if !bounded {
+		return c.primitive("integer"), nil
+	}
+	if lo > hi {
+		return elem{}, c.fail(path, "maximum", "no integer lies between the minimum and the maximum")
+	}
+	var alts [][]elem
+	if hi >= 0 {
+		alts = append(alts, c.digitRange(max(lo, 0), hi)...)
+	}
+	if lo < 0 { // -x for x in [max(1, -hi), -lo]
+		for _, a := range c.digitRange(max(1, -hi), -lo) {
+			alts = append(alts, seq(lit("-"), a))
+		}
+	}
+	return c.b.ruleOf("integer-range", alts...), nil
+}
+
+// digitRange is the decimal numerals (no leading zeros) of lo to hi, 0 ≤ lo ≤ hi, as alternatives:
+// split into ranges of one length, then by leading digit, the rest of each in a rule of its own so that
+// the alternatives stay few.
+func (c *schemaCompiler) digitRange(lo, hi int64) [][]elem {
+	a, b := strconv.FormatInt(lo, 10), strconv.FormatInt(hi, 10)
+	if len(a) < len(b) {
+		top := int64(math.Pow10(len(a))) - 1 // the largest numeral as long as lo's
+		return append(c.digitRange(lo, top), c.digitRange(top+1, hi)...)
+	}
+	return c.sameLength(a, b)
+}
+
+// sameLength is the numerals from a to b, of one length.
+func (c *schemaCompiler) sameLength(a, b string) [][]elem {
+	digits := func(lo, hi byte) elem {
+		var s byteSet
+		s.add(lo, hi)
+		return class(s)
+	}
+	any := func(n int) []elem {
+		out := make([]elem, n)
+		for i := range out {
+			out[i] = digits('0', '9')
+		}
+		return out
+	}
+	n := len(a)
+	nines, zeros := strings.Repeat("9", n-1), strings.Repeat("0", n-1)
+	switch {
+	case n == 1:
+		return [][]elem{{digits(a[0], b[0])}}
+	case a[1:] == zeros && b[1:] == nines: // every numeral from a[0]00… to b[0]99…
+		return [][]elem{append([]elem{digits(a[0], b[0])}, any(n-1)...)}
+	case a[0] == b[0]:
+		return [][]elem{{digits(a[0], a[0]), c.b.ruleOf("digits", c.sameLength(a[1:], b[1:])...)}}
+	}
+	out := [][]elem{{digits(a[0], a[0]), c.b.ruleOf("digits", c.sameLength(a[1:], nines)...)}}
+	if a[0]+1 <= b[0]-1 {
+		out = append(out, append([]elem{digits(a[0]+1, b[0]-1)}, any(n-1)...))
+	}
+	return append(out, []elem{digits(b[0], b[0]), c.b.ruleOf("digits", c.sameLength(zeros, b[1:])...)})
 }

@@ -2,6 +2,7 @@ package constrain
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -73,7 +74,8 @@ func TestSchemaRefusals(t *testing.T) {
 	tests := []struct{ schema, keyword string }{
 		{`{"type":"string","pattern":"^a$"}`, "pattern"},
 		{`{"type":"string","format":"date"}`, "format"},
-		{`{"type":"integer","minimum":3}`, "minimum"},
+		{`{"type":"number","minimum":3}`, "minimum"},
+		{`{"type":"integer","multipleOf":3}`, "multipleOf"},
 		{`{"oneOf":[{"type":"string"}]}`, "oneOf"},
 		{`{"type":"object","properties":{"a":{"not":{}}}}`, "not"},
 		{`{"type":"string","minItems":2}`, "minItems"},
@@ -146,5 +148,50 @@ func TestToolCalls(t *testing.T) {
 	if _, err := CompileToolCalls([]Function{{Name: "f", Parameters: []byte(`{"type":"string","format":"email"}`)}}, "", "", false); err == nil ||
 		!strings.Contains(err.Error(), `"f"`) || !strings.Contains(err.Error(), "format") {
 		t.Errorf("a bad parameters schema: %v", err)
+	}
+}
+
+// TestIntegerRange checks minimum and maximum (exclusive ones too) against every integer near the
+// bounds and a sample beyond.
+func TestIntegerRange(t *testing.T) {
+	for _, tt := range []struct {
+		schema string
+		lo, hi int64
+	}{
+		{`{"type":"integer","minimum":0,"maximum":100}`, 0, 100},
+		{`{"type":"integer","minimum":-37,"maximum":215}`, -37, 215},
+		{`{"type":"integer","exclusiveMinimum":-1000,"exclusiveMaximum":-5}`, -999, -6},
+		{`{"type":"integer","minimum":17}`, 17, maxInt},
+		{`{"type":"integer","maximum":-3}`, -maxInt, -3},
+		{`{"type":"integer","minimum":1.5,"maximum":1999.9}`, 2, 1999},
+		{`{"type":"integer","minimum":7,"maximum":7}`, 7, 7},
+	} {
+		g, err := CompileSchema([]byte(tt.schema))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.schema, err)
+		}
+		check := func(v int64) {
+			want := v >= tt.lo && v <= tt.hi
+			if got := matches(g, strconv.FormatInt(v, 10)); got != want {
+				t.Errorf("%s: %d matched %v", tt.schema, v, got)
+			}
+		}
+		for _, b := range []int64{tt.lo, tt.hi, 0, -1, 1, 9, 10, 99, 100, -10, -100} {
+			for d := int64(-12); d <= 12; d++ {
+				check(b + d)
+			}
+		}
+		for v := int64(-2500); v <= 2500; v += 7 {
+			check(v)
+		}
+		if matches(g, "-0") || matches(g, "007") {
+			t.Errorf("%s: matched a numeral with a leading zero", tt.schema)
+		}
+	}
+	for _, s := range []string{`{"type":"integer","minimum":5,"maximum":4}`, `{"type":"number","minimum":1}`,
+		`{"type":"integer","maximum":1e20}`, `{"type":"integer","minimum":"1"}`} {
+		if _, err := CompileSchema([]byte(s)); err == nil {
+			t.Errorf("%s accepted", s)
+		}
 	}
 }
