@@ -49,6 +49,8 @@ var structuredSchemas = []string{
 	`{"type":"object","properties":{"items":{"type":"array","items":{"type":"object","properties":{"sku":{"type":"string","minLength":1,"maxLength":4},"qty":{"type":"integer"},"price":{"type":"number"}},"required":["sku","qty","price"],"additionalProperties":false},"minItems":1,"maxItems":2},"total":{"type":"number"}},"required":["items","total"],"additionalProperties":false}`,
 	`{"type":"object","properties":{"age":{"type":"integer","minimum":0,"maximum":130},"delta":{"type":"integer","exclusiveMinimum":-50,"exclusiveMaximum":50}},"required":["age","delta"],"additionalProperties":false}`,
 	`{"type":"array","items":{"type":"integer","minimum":1000},"minItems":1,"maxItems":3}`,
+	`{"type":"string","pattern":"^[A-Z]{2}-\\d{3}$"}`,
+	`{"type":"object","properties":{"date":{"type":"string","pattern":"^\\d{4}-\\d{2}-\\d{2}$"},"code":{"type":"string","pattern":"^(ab|cd){1,4}$"},"free":{"type":"string","pattern":"^[^\"\\\\]{0,8}$"}},"required":["date","code","free"],"additionalProperties":false}`,
 	`true`,
 }
 

@@ -42,7 +42,7 @@ var annotations = []string{"title", "description", "$schema", "$id", "$comment",
 // Keywords by the type they apply to; anything else is refused.
 var (
 	anyKeywords    = []string{"type", "enum", "const", "anyOf", "$ref", "$defs", "definitions"}
-	stringKeywords = []string{"minLength", "maxLength"}
+	stringKeywords = []string{"minLength", "maxLength", "pattern"}
 	objectKeywords = []string{"properties", "required", "additionalProperties"}
 	arrayKeywords  = []string{"items", "minItems", "maxItems"}
 	numberKeywords = []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
@@ -60,7 +60,7 @@ type schemaCompiler struct {
 // CompileSchema compiles a JSON schema to a grammar of the JSON texts it accepts, written compactly
 // but for bounded white space. It supports what OpenAI's structured outputs accept (object with
 // properties, required and additionalProperties; array with items, minItems and maxItems; string
-// with enum, const, minLength and maxLength; number; integer with minimum, maximum and their exclusive
+// with enum, const, minLength and maxLength or pattern; number; integer with minimum, maximum and their exclusive
 // forms; boolean and null; anyOf; $ref to
 // $defs, recursion included) and refuses anything else with a *SchemaError naming the keyword.
 //
@@ -419,6 +419,19 @@ func (c *schemaCompiler) repeat(name string, item elem, sep []elem, lo, hi int) 
 }
 
 func (c *schemaCompiler) stringType(s map[string]json.RawMessage, path string) (elem, error) {
+	if raw, ok := s["pattern"]; ok {
+		var expr string
+		if err := json.Unmarshal(raw, &expr); err != nil {
+			return elem{}, c.fail(path, "pattern", "pattern must be a string")
+		}
+		if _, ok := s["minLength"]; ok {
+			return elem{}, c.fail(path, "minLength", "minLength beside pattern is not supported: write the length into the pattern")
+		}
+		if _, ok := s["maxLength"]; ok {
+			return elem{}, c.fail(path, "maxLength", "maxLength beside pattern is not supported: write the length into the pattern")
+		}
+		return c.pattern(expr, path)
+	}
 	lo, hi, err := c.bounds(s, path, "minLength", "maxLength")
 	if err != nil {
 		return elem{}, err

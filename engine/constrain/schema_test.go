@@ -2,6 +2,8 @@ package constrain
 
 import (
 	"errors"
+	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,7 +74,7 @@ func TestSchemaMatches(t *testing.T) {
 
 func TestSchemaRefusals(t *testing.T) {
 	tests := []struct{ schema, keyword string }{
-		{`{"type":"string","pattern":"^a$"}`, "pattern"},
+		{`{"type":"string","pattern":"a\\Bb"}`, "pattern"},
 		{`{"type":"string","format":"date"}`, "format"},
 		{`{"type":"number","minimum":3}`, "minimum"},
 		{`{"type":"integer","multipleOf":3}`, "multipleOf"},
@@ -192,6 +194,33 @@ func TestIntegerRange(t *testing.T) {
 		`{"type":"integer","maximum":1e20}`, `{"type":"integer","minimum":"1"}`} {
 		if _, err := CompileSchema([]byte(s)); err == nil {
 			t.Errorf("%s accepted", s)
+		}
+	}
+}
+
+// TestPattern checks patterns against Go's regexp on the decoded value, for JSON-encoded candidates.
+func TestPattern(t *testing.T) {
+	candidates := []string{"", "a", "abc", "ABC", "aBc", "abcabc", "x-12", "12", "123", "1234", "2024-01-31", "20240131",
+		"hello world", "a\"b", `a\b`, "line\nbreak", "tab\t", "é", "éé", "日本", "ab12", "zz", "-5", "+7", "a.b", "a b c"}
+	for _, p := range []string{`^[a-c]+$`, `^(?i)abc$`, `abc`, `^\d{2,3}$`, `^\d{4}-\d{2}-\d{2}$`, `^[^"\\]*$`, `b$`, `^x`,
+		`^.{2}$`, `^[a-z]+ [a-z]+$`, `^(ab|cd)*[0-9]?$`, `^[\w.]+$`, `\n`, `^[é日本]+$`, `^[+-]?\d+$`, `^a\"b$`, `^a\\b$`} {
+		g, err := CompileSchema([]byte(fmt.Sprintf(`{"type":"string","pattern":%q}`, p)))
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		re := regexp.MustCompile(p)
+		for _, v := range candidates {
+			enc, _ := marshal(v)
+			if got, want := matches(g, enc), re.MatchString(v); got != want {
+				t.Errorf("pattern %s, value %q (%s): grammar %v, regexp %v", p, v, enc, got, want)
+			}
+		}
+	}
+	for _, s := range []string{`{"type":"string","pattern":"("}`, `{"type":"string","pattern":"a\\bb"}`,
+		`{"type":"string","pattern":"a","maxLength":3}`} {
+		var se *SchemaError
+		if _, err := CompileSchema([]byte(s)); !errors.As(err, &se) {
+			t.Errorf("%s: error %v, want a SchemaError", s, err)
 		}
 	}
 }
