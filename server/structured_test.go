@@ -51,6 +51,7 @@ var structuredSchemas = []string{
 	`{"type":"array","items":{"type":"integer","minimum":1000},"minItems":1,"maxItems":3}`,
 	`{"type":"string","pattern":"^[A-Z]{2}-\\d{3}$"}`,
 	`{"type":"object","properties":{"date":{"type":"string","pattern":"^\\d{4}-\\d{2}-\\d{2}$"},"code":{"type":"string","pattern":"^(ab|cd){1,4}$"},"free":{"type":"string","pattern":"^[^\"\\\\]{0,8}$"}},"required":["date","code","free"],"additionalProperties":false}`,
+	`{"type":"object","properties":{"when":{"type":"string","format":"date-time"},"day":{"type":"string","format":"date"},"id":{"type":"string","format":"uuid"},"ip":{"type":"string","format":"ipv4"},"mail":{"type":"string","format":"email"}},"required":["when","day","id","ip","mail"],"additionalProperties":false}`,
 	`true`,
 }
 
@@ -67,6 +68,7 @@ func TestE2EStructuredOutput(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := jsonschema.NewCompiler()
+			c.AssertFormat() // formats are checked, not annotations
 			if err := c.AddResource("schema.json", v); err != nil {
 				t.Fatal(err)
 			}

@@ -176,7 +176,7 @@ func TestToolChoice(t *testing.T) {
 	for _, bad := range []struct{ body, param string }{
 		{`{` + msgs + `,` + tools + `,"tool_choice":{"type":"function","function":{"name":"nope"}}}`, "tool_choice"},
 		{`{` + msgs + `,"tools":[{"type":"function","function":{"name":"bad name"}}]}`, "tools[0].function.name"},
-		{`{` + msgs + `,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"d":{"type":"string","format":"date"}}}}}]}`, "tools"},
+		{`{` + msgs + `,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"d":{"type":"string","format":"hostname"}}}}}]}`, "tools"},
 		{`{` + msgs + `,` + tools + `,"response_format":{"type":"json_object"}}`, "tools"},
 	} {
 		out := callAPI(t, base+"/v1/chat/completions", bad.body)

@@ -7,6 +7,22 @@ import (
 	"unicode/utf8"
 )
 
+// formats are the string formats supported, as patterns that accept a subset of each format (no
+// February 29, no leap seconds, a plain email address), so that every answer is valid.
+var formats = map[string]string{
+	"date":      `^` + datePattern + `$`,
+	"time":      `^` + timePattern + `$`,
+	"date-time": `^` + datePattern + `T` + timePattern + `$`,
+	"uuid":      `^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`,
+	"ipv4":      `^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$`,
+	"email":     `^[a-z0-9]([a-z0-9._-]{0,30}[a-z0-9])?@[a-z0-9]{1,20}(\.[a-z0-9]{1,20}){0,2}\.[a-z]{2,6}$`,
+}
+
+const (
+	datePattern = `\d{4}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)|02-(0[1-9]|1\d|2[0-8]))`
+	timePattern = `([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)`
+)
+
 // pattern compiles a string schema's pattern (a regular expression in the RE2 syntax Go reads, which
 // covers what JSON Schema patterns use) to the JSON string literals whose value it matches. As in
 // JSON Schema the pattern is a search: without ^ and $ anything may come before and after it.

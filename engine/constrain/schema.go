@@ -42,7 +42,7 @@ var annotations = []string{"title", "description", "$schema", "$id", "$comment",
 // Keywords by the type they apply to; anything else is refused.
 var (
 	anyKeywords    = []string{"type", "enum", "const", "anyOf", "$ref", "$defs", "definitions"}
-	stringKeywords = []string{"minLength", "maxLength", "pattern"}
+	stringKeywords = []string{"minLength", "maxLength", "pattern", "format"}
 	objectKeywords = []string{"properties", "required", "additionalProperties"}
 	arrayKeywords  = []string{"items", "minItems", "maxItems"}
 	numberKeywords = []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
@@ -419,16 +419,29 @@ func (c *schemaCompiler) repeat(name string, item elem, sep []elem, lo, hi int) 
 }
 
 func (c *schemaCompiler) stringType(s map[string]json.RawMessage, path string) (elem, error) {
-	if raw, ok := s["pattern"]; ok {
+	key := "pattern"
+	if _, ok := s["format"]; ok {
+		if _, both := s["pattern"]; both {
+			return elem{}, c.fail(path, "format", "format beside pattern is not supported")
+		}
+		key = "format"
+	}
+	if raw, ok := s[key]; ok {
 		var expr string
 		if err := json.Unmarshal(raw, &expr); err != nil {
-			return elem{}, c.fail(path, "pattern", "pattern must be a string")
+			return elem{}, c.fail(path, key, "%s must be a string", key)
 		}
-		if _, ok := s["minLength"]; ok {
-			return elem{}, c.fail(path, "minLength", "minLength beside pattern is not supported: write the length into the pattern")
+		if key == "format" {
+			p, ok := formats[expr]
+			if !ok {
+				return elem{}, c.fail(path, "format", "format %q is not supported (supported: date, time, date-time, uuid, ipv4, email)", expr)
+			}
+			expr = p
 		}
-		if _, ok := s["maxLength"]; ok {
-			return elem{}, c.fail(path, "maxLength", "maxLength beside pattern is not supported: write the length into the pattern")
+		for _, k := range []string{"minLength", "maxLength"} {
+			if _, ok := s[k]; ok {
+				return elem{}, c.fail(path, k, "%s beside %s is not supported", k, key)
+			}
 		}
 		return c.pattern(expr, path)
 	}

@@ -75,7 +75,7 @@ func TestSchemaMatches(t *testing.T) {
 func TestSchemaRefusals(t *testing.T) {
 	tests := []struct{ schema, keyword string }{
 		{`{"type":"string","pattern":"a\\Bb"}`, "pattern"},
-		{`{"type":"string","format":"date"}`, "format"},
+		{`{"type":"string","format":"hostname"}`, "format"},
 		{`{"type":"number","minimum":3}`, "minimum"},
 		{`{"type":"integer","multipleOf":3}`, "multipleOf"},
 		{`{"oneOf":[{"type":"string"}]}`, "oneOf"},
@@ -147,7 +147,7 @@ func TestToolCalls(t *testing.T) {
 	if !matches(one, "\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>") || matches(one, call) {
 		t.Error("the single call after its opening tag")
 	}
-	if _, err := CompileToolCalls([]Function{{Name: "f", Parameters: []byte(`{"type":"string","format":"email"}`)}}, "", "", false); err == nil ||
+	if _, err := CompileToolCalls([]Function{{Name: "f", Parameters: []byte(`{"type":"string","format":"hostname"}`)}}, "", "", false); err == nil ||
 		!strings.Contains(err.Error(), `"f"`) || !strings.Contains(err.Error(), "format") {
 		t.Errorf("a bad parameters schema: %v", err)
 	}
@@ -222,5 +222,34 @@ func TestPattern(t *testing.T) {
 		if _, err := CompileSchema([]byte(s)); !errors.As(err, &se) {
 			t.Errorf("%s: error %v, want a SchemaError", s, err)
 		}
+	}
+}
+
+func TestFormats(t *testing.T) {
+	tests := []struct {
+		format    string
+		good, bad []string
+	}{
+		{"date", []string{"2024-01-31", "1999-12-01", "2023-02-28"}, []string{"2024-02-30", "2024-13-01", "24-01-01", "2024-04-31"}},
+		{"time", []string{"23:59:59Z", "00:00:00.5+02:00"}, []string{"24:00:00Z", "12:00:00", "12:60:00Z"}},
+		{"date-time", []string{"2024-06-30T12:00:00Z"}, []string{"2024-06-30 12:00:00Z"}},
+		{"uuid", []string{"123e4567-e89b-12d3-a456-426614174000"}, []string{"123e4567e89b12d3a456426614174000"}},
+		{"ipv4", []string{"192.168.0.1", "0.0.0.0", "255.255.255.255"}, []string{"256.1.1.1", "1.2.3", "01.2.3.4"}},
+		{"email", []string{"a@b.co", "jo.doe@mail.example.org"}, []string{"a@b", "@b.co", ".a@b.co"}},
+	}
+	for _, tt := range tests {
+		g, err := CompileSchema([]byte(`{"type":"string","format":"` + tt.format + `"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := func(ss []string) []string {
+			var out []string
+			for _, s := range ss {
+				e, _ := marshal(s)
+				out = append(out, e)
+			}
+			return out
+		}
+		checkLanguage(t, g, enc(tt.good), enc(tt.bad))
 	}
 }
