@@ -10,6 +10,7 @@ import (
 	"os/signal"
 
 	"smolchat/engine"
+	"smolchat/engine/constrain"
 )
 
 func init() {
@@ -22,11 +23,12 @@ func init() {
 		temp, topP, minP *float64
 		repeat           *float64
 		seed             *int64
+		schema           *string
 	)
 	register(&Command{
 		Name:    "generate",
 		Summary: "generate text from a prompt (chat-templated unless --raw)",
-		Usage:   "--model FILE --prompt TEXT [--raw] [--n N] [--temp T] [--top-p P] [--top-k K] [--seed S] [--think|--no-think] [--json]",
+		Usage:   "--model FILE --prompt TEXT [--raw] [--n N] [--temp T] [--top-p P] [--top-k K] [--seed S] [--think|--no-think] [--json-schema FILE] [--json]",
 		Flags: func(fs *flag.FlagSet) {
 			mf = addModelFlags(fs)
 			prompt = fs.String("prompt", "", "the prompt: one user message, or raw text with --raw")
@@ -42,6 +44,7 @@ func init() {
 			minP = fs.Float64("min-p", flagFloat(d.MinP), "drop tokens below this fraction of the top probability (0 = off)")
 			repeat = fs.Float64("repeat-penalty", flagFloat(d.RepeatPenalty), "repetition penalty (1 = off)")
 			seed = fs.Int64("seed", -1, "sampling seed (-1 = random)")
+			schema = fs.String("json-schema", "", "constrain the answer to the JSON schema in this `file` (as response_format json_schema does)")
 		},
 		Run: func(env *Env, args []string) error {
 			if *prompt == "" && len(args) == 1 {
@@ -69,6 +72,15 @@ func init() {
 				sp.Seed = rand.Uint64()
 			}
 			p := engine.GenParams{SamplerParams: sp, MaxTokens: *n}
+			if *schema != "" {
+				data, err := os.ReadFile(*schema)
+				if err != nil {
+					return fmt.Errorf("reading the JSON schema: %w", err)
+				}
+				if p.Grammar, err = constrain.CompileSchema(data); err != nil {
+					return fmt.Errorf("--json-schema %s: %w", *schema, err)
+				}
+			}
 
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
@@ -112,6 +124,7 @@ func init() {
 				out.Timings.TPS = res.Timings.GenTPS
 				out.Timings.TTFTMillis = float64(res.Timings.TimeToFirstToken.Microseconds()) / 1000
 				out.Timings.CachedTokens = res.Timings.CachedTokens
+				out.Timings.ConstrainMS = float64(res.Timings.ConstrainDuration.Microseconds()) / 1000
 				return json.NewEncoder(env.Stdout).Encode(out)
 			}
 			fmt.Fprintln(env.Stdout)
@@ -142,6 +155,7 @@ type generateJSON struct {
 		TPS          float64 `json:"tokens_per_second"`
 		TTFTMillis   float64 `json:"time_to_first_token_ms"`
 		CachedTokens int     `json:"cached_prompt_tokens"`
+		ConstrainMS  float64 `json:"constrain_ms,omitempty"` // --json-schema: masking and matching, within the above
 	} `json:"timings"`
 }
 

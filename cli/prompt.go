@@ -18,18 +18,20 @@ import (
 func init() {
 	var (
 		model, messages, date *string
+		tools                 *string
 		think, noThink        *bool
 	)
 	register(&Command{
 		Name:    "prompt",
 		Summary: "print the prompt the model's chat template makes of a conversation",
-		Usage:   "--model FILE --messages FILE.json [--think|--no-think] [--date YYYY-MM-DD]",
+		Usage:   "--model FILE --messages FILE.json [--tools FILE.json] [--think|--no-think] [--date YYYY-MM-DD]",
 		Flags: func(fs *flag.FlagSet) {
 			model = fs.String("model", "", "GGUF model `file` (its architecture and chat template pick the renderer)")
 			messages = fs.String("messages", "", "OpenAI-style JSON `file` of messages, [{\"role\": \"user\", \"content\": \"...\"}]; - reads stdin")
 			think = fs.Bool("think", false, "SmolLM3 reasoning mode on (/think)")
 			noThink = fs.Bool("no-think", false, "SmolLM3 reasoning mode off (/no_think)")
 			date = fs.String("date", "", "the date SmolLM3's template writes, `YYYY-MM-DD` (default today)")
+			tools = fs.String("tools", "", "OpenAI-style JSON `file` of tools, [{\"type\": \"function\", \"function\": {...}}], for the template's tools section")
 		},
 		Run: func(env *Env, args []string) error {
 			if len(args) > 0 {
@@ -69,6 +71,12 @@ func init() {
 				return fmt.Errorf("messages %s: %w", *messages, err)
 			}
 
+			if *tools != "" {
+				if opt.Tools, err = readTools(*tools); err != nil {
+					return err
+				}
+			}
+
 			r, err := rendererFor(env, *model)
 			if err != nil {
 				return err
@@ -81,6 +89,20 @@ func init() {
 			return err
 		},
 	})
+}
+
+// readTools reads an OpenAI tools array, keeping each tool's JSON as written (its key order is what
+// the template shows).
+func readTools(path string) ([]json.RawMessage, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading tools: %w", err)
+	}
+	var tools []json.RawMessage
+	if err := json.Unmarshal(data, &tools); err != nil {
+		return nil, fmt.Errorf("tools %s: want a JSON array of tool objects: %w", path, err)
+	}
+	return tools, nil
 }
 
 // rendererFor picks the chat template renderer from a model file's metadata.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -170,5 +171,56 @@ func TestParseMessages(t *testing.T) {
 		if _, err := parseMessages([]byte(in)); err == nil {
 			t.Errorf("parseMessages(%q): no error", in)
 		}
+	}
+}
+
+// TestPromptCommandTools checks --tools: the tools section lists each tool as Jinja2's string filter
+// writes a Python dict. Each case's expected lines are Jinja2 3.1.6's output of
+// "{% for tool in xml_tools %}{{ tool | string }}\n{% endfor %}" over the same file, json.load'ed; the
+// text around them is the template's tools section.
+func TestPromptCommandTools(t *testing.T) {
+	model := testutil.SharedFile(t, "smollm3-tiny-synthetic-Q4_K_M.gguf")
+	const call = "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>"
+	hi := `[{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "Hi"}]`
+	turns := `[{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "Time?"},
+		{"role": "assistant", "content": ` + strconv.Quote(call) + `}, {"role": "tool", "content": "12:00"}, {"role": "user", "content": "Thanks"}]`
+	tests := []struct {
+		name, tools string
+		flags       []string
+		jinjaLines  string
+		messages    string
+		mode, tail  string
+	}{
+		{"think, two tools", "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Weather in a city, e.g. \\\"Zürich\\\" or 'Bern'\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, \"days\": {\"type\": \"integer\", \"minimum\": 1, \"default\": 1.0}, \"unit\": {\"enum\": [\"c\", \"f\", null]}}, \"required\": [\"city\"], \"additionalProperties\": false}, \"strict\": true}},\n {\"type\": \"function\", \"function\": {\"name\": \"now\", \"parameters\": {}}}]\n", nil, "{'type': 'function', 'function': {'name': 'get_weather', 'description': 'Weather in a city, e.g. \"Zürich\" or \\'Bern\\'', 'parameters': {'type': 'object', 'properties': {'city': {'type': 'string'}, 'days': {'type': 'integer', 'minimum': 1, 'default': 1.0}, 'unit': {'enum': ['c', 'f', None]}}, 'required': ['city'], 'additionalProperties': False}, 'strict': True}}\n{'type': 'function', 'function': {'name': 'now', 'parameters': {}}}\n", hi, "/think", "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"},
+		{"no-think, numbers and quotes", "[{\"type\": \"function\", \"function\": {\"name\": \"calc\", \"description\": \"It's a \\\"calculator\\\"\\tand more\\n\", \"parameters\": {\"type\": \"object\", \"properties\": {\"x\": {\"type\": \"number\", \"default\": 1e-07, \"maximum\": 1e+300, \"examples\": [0.1, 100000000000000000000, -0.0, true, null]}, \"tags\": {\"type\": \"array\", \"items\": {\"type\": \"string\", \"enum\": [\"日本\", \"é\", \"\\\\\"]}}}}}}]\n", []string{"--no-think"}, "{'type': 'function', 'function': {'name': 'calc', 'description': 'It\\'s a \"calculator\"\\tand more\\n', 'parameters': {'type': 'object', 'properties': {'x': {'type': 'number', 'default': 1e-07, 'maximum': 1e+300, 'examples': [0.1, 100000000000000000000, -0.0, True, None]}, 'tags': {'type': 'array', 'items': {'type': 'string', 'enum': ['日本', 'é', '\\\\']}}}}}}\n", "", "", ""},
+		{"several turns with a call", "[{\"type\": \"function\", \"function\": {\"name\": \"now\", \"description\": \"Current time\", \"parameters\": {\"type\": \"object\", \"properties\": {}}}}]\n", nil, "{'type': 'function', 'function': {'name': 'now', 'description': 'Current time', 'parameters': {'type': 'object', 'properties': {}}}}\n", "", "", ""},
+	}
+	tests[1].messages, tests[1].mode = hi, "/no_think"
+	tests[1].tail = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n"
+	tests[2].messages, tests[2].mode = turns, "/think"
+	tests[2].tail = "<|im_start|>user\nTime?<|im_end|>\n<|im_start|>assistant\n" + call + "<|im_end|>\n" +
+		"<|im_start|>user\n12:00<|im_end|>\n<|im_start|>user\nThanks<|im_end|>\n<|im_start|>assistant\n"
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tools := promptTempFile(t, "tools.json", tt.tools)
+			msgs := promptTempFile(t, "messages.json", tt.messages)
+			want := "<|im_start|>system\n## Metadata\n\nKnowledge Cutoff Date: June 2025\nToday Date: 08 July 2025\nReasoning Mode: " + tt.mode + "\n\n" +
+				"## Custom Instructions\n\nYou are helpful.\n\n### Tools\n\nYou may call one or more functions to assist with the user query.\n" +
+				"You are provided with function signatures within <tools></tools> XML tags:\n\n<tools>\n" + tt.jinjaLines +
+				"</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n" +
+				"<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>\n\n<|im_end|>\n" + tt.tail
+			args := append([]string{"prompt", "--model", model, "--messages", msgs, "--tools", tools, "--date", "2025-07-08"}, tt.flags...)
+			code, out, errs := runCLI("", args...)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr:\n%s", code, errs)
+			}
+			if out != want {
+				t.Errorf("stdout\n%q\nwant\n%q", out, want)
+			}
+		})
+	}
+	msgs := promptTempFile(t, "messages.json", hi)
+	if code, _, errs := runCLI("", "prompt", "--model", model, "--messages", msgs, "--tools", msgs+".missing"); code == 0 || !strings.Contains(errs, "tools") {
+		t.Errorf("a missing tools file: exit %d, stderr %q", code, errs)
 	}
 }

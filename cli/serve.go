@@ -102,6 +102,7 @@ func (o *serveOptions) run(ctx context.Context, env *Env) error {
 	}
 
 	cfg := o.config(env)
+	var err error
 	if cfg.System, err = readSystem(o.system); err != nil {
 		return err
 	}

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"encoding/json"
 	"time"
+
+	"smolchat/engine/constrain"
 )
 
 // Message is one chat turn, as in the OpenAI API: role is "system", "user", "assistant" or "tool".
@@ -18,6 +21,20 @@ type GenParams struct {
 	// Stop ends generation when the text produced so far ends with one of these strings; the stop string
 	// itself is not returned.
 	Stop []string
+	// Logprobs asks for each generated token's TokenLogprob, with the TopLogprobs (0 to MaxTopLogprobs)
+	// most likely alternatives.
+	Logprobs    bool
+	TopLogprobs int
+	// Grammar, when set, constrains the answer (after the reasoning, if any) to its language; the
+	// generation ends when the grammar is complete and nothing may follow.
+	Grammar *constrain.Grammar
+	// Trigger, when set, makes Grammar lazy: the answer is free until the model writes this token
+	// (SmolLM3's <tool_call>), then Grammar applies until it is complete, and the answer is free again.
+	Trigger string
+	// Ban lists tokens (by text) the answer may not hold (tool_choice "none" bans <tool_call>).
+	Ban []string
+
+	reasoning bool // set by Chat: the prompt leaves the model to reason before answering
 }
 
 // ChatRequest is a conversation to continue with the model's chat template.
@@ -27,6 +44,9 @@ type ChatRequest struct {
 	// default, and a /think or /no_think flag in the system prompt wins over it.
 	Think  *bool
 	Params GenParams
+	// Tools are the functions the model may call, rendered by the template's tools section (OpenAI's
+	// tools array, one JSON value each); templates without one refuse them.
+	Tools []json.RawMessage
 	// Continue, when set, is the start of the assistant's answer, written after the generation prompt
 	// for the model to go on from (an answer cut by its token limit): the result holds only what follows.
 	Continue *Partial
@@ -44,6 +64,9 @@ type Delta struct {
 	Token    int32
 	Thinking string
 	Answer   string
+	// Logprob is Token's log probability when GenParams.Logprobs is set (nil for the text released at
+	// the end, whose Token is -1).
+	Logprob *TokenLogprob
 }
 
 // Timings measures one generation.
@@ -56,6 +79,9 @@ type Timings struct {
 	GenDuration      time.Duration // decoding after the first token
 	PromptTPS        float64       // uncached prompt tokens per second
 	GenTPS           float64       // generated tokens per second after the first
+	// ConstrainDuration is the time spent masking logits and advancing the grammar (constrained
+	// decoding), within the durations above.
+	ConstrainDuration time.Duration
 }
 
 // Finish reasons, as in the OpenAI API.
@@ -74,6 +100,8 @@ type Result struct {
 	Answer       string // the text after the reasoning
 	FinishReason string
 	Timings      Timings
+	// Logprobs holds one entry per token of Tokens when GenParams.Logprobs is set.
+	Logprobs []TokenLogprob
 }
 
 // Info describes the loaded model and where it runs.
@@ -84,8 +112,11 @@ type Info struct {
 	Backend string // "cpu" or "gpu"
 	Device  string // adapter name or CPU description
 	Context int    // context window in tokens
+	Vocab   int    // tokens in the vocabulary
 	Params  int64  // parameter count
 	// Reasoning is true when the chat template has a reasoning mode to switch (SmolLM3's /think and
 	// /no_think); Think in a ChatRequest is ignored otherwise.
 	Reasoning bool
+	// Tools is true when the chat template has a tools section (ChatRequest.Tools).
+	Tools bool
 }

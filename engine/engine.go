@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"smolchat/engine/constrain"
 	"smolchat/model"
 	"smolchat/model/chat"
 	"smolchat/model/tokenizer"
@@ -33,6 +35,9 @@ type Engine struct {
 	reload func() (Backend, error)
 	// Date pins the date SmolLM3's template writes into the prompt; zero means today.
 	Date time.Time
+
+	vocabOnce sync.Once
+	vocab     *constrain.Vocab // the tokenizer arranged for constrained decoding (vocabulary())
 }
 
 // New makes an engine from its parts; Load is the usual way to get one.
@@ -55,8 +60,16 @@ func (e *Engine) setInfo() {
 		return
 	}
 	e.info.Store(&Info{Model: e.model.Name(), Arch: e.model.Config.Arch, Quant: model.FileTypeName(e.model.File),
-		Backend: e.backend.Name(), Device: e.backend.Device(), Context: e.backend.MaxContext(),
-		Params: e.model.ParamCount(), Reasoning: e.tmpl.Reasoning()})
+		Backend: e.backend.Name(), Device: e.backend.Device(), Context: e.backend.MaxContext(), Vocab: e.tok.VocabSize(),
+		Params: e.model.ParamCount(), Reasoning: e.tmpl.Reasoning(), Tools: hasTools(e.tmpl)})
+}
+
+// hasTools reports that a template renders tools: it renders a conversation with one.
+func hasTools(r chat.Renderer) bool {
+	opt := chat.DefaultOptions()
+	opt.Tools = []json.RawMessage{json.RawMessage(`{"type":"function","function":{"name":"f"}}`)}
+	_, err := r.Render([]chat.Message{{Role: "user", Content: "x"}}, opt)
+	return err == nil
 }
 
 // Model is the loaded model.
@@ -94,7 +107,10 @@ func (e *Engine) Tokenize(text string, parseSpecial bool) []int32 {
 
 // RenderChat renders msgs with the model's chat template and encodes them: template markup with
 // special tokens, message content as plain text (a user cannot forge a turn boundary).
-func (e *Engine) RenderChat(msgs []Message, think *bool) (chat.Prompt, []int32, error) {
+//
+// tools are the functions the model may call (OpenAI's tools array, one JSON value each), for templates
+// with a tools section (Info.Tools).
+func (e *Engine) RenderChat(msgs []Message, think *bool, tools ...json.RawMessage) (chat.Prompt, []int32, error) {
 	cm := make([]chat.Message, len(msgs))
 	for i, m := range msgs {
 		cm[i] = chat.Message{Role: m.Role, Content: m.Content}
@@ -102,6 +118,7 @@ func (e *Engine) RenderChat(msgs []Message, think *bool) (chat.Prompt, []int32, 
 	opt := chat.DefaultOptions()
 	opt.EnableThinking = think
 	opt.Date = e.Date
+	opt.Tools = tools
 	p, err := e.tmpl.Render(cm, opt)
 	if err != nil {
 		return p, nil, err
@@ -116,9 +133,10 @@ func (e *Engine) RenderChat(msgs []Message, think *bool) (chat.Prompt, []int32, 
 	return p, ids, nil
 }
 
-// CountChatTokens is the prompt length of a conversation, for context meters and limits.
-func (e *Engine) CountChatTokens(msgs []Message, think *bool) (int, error) {
-	_, ids, err := e.RenderChat(msgs, think)
+// CountChatTokens is the prompt length of a conversation (with the tools offered, if any), for
+// context meters and limits.
+func (e *Engine) CountChatTokens(msgs []Message, think *bool, tools ...json.RawMessage) (int, error) {
+	_, ids, err := e.RenderChat(msgs, think, tools...)
 	return len(ids), err
 }
 
@@ -143,7 +161,7 @@ func (e *Engine) Chat(ctx context.Context, req ChatRequest, emit func(Delta) err
 	msgs := req.Messages
 	limit := e.Info().Context - e.reserve(req.Params)
 	for {
-		p, ids, err := e.RenderChat(msgs, req.Think)
+		p, ids, err := e.RenderChat(msgs, req.Think, req.Tools...)
 		if err != nil {
 			return Result{}, err
 		}
@@ -154,7 +172,9 @@ func (e *Engine) Chat(ctx context.Context, req ChatRequest, emit func(Delta) err
 			ids = append(ids, more...)
 		}
 		if len(ids) <= limit {
-			return e.Generate(ctx, ids, req.Params, inThink, emit)
+			params := req.Params
+			params.reasoning = p.Thinking
+			return e.Generate(ctx, ids, params, inThink, emit)
 		}
 		next, ok := dropOldestTurn(msgs)
 		if !ok {
@@ -228,6 +248,9 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 	if p.MaxTokens < 0 {
 		return Result{}, fmt.Errorf("max tokens must not be negative, got %d", p.MaxTokens)
 	}
+	if p.TopLogprobs < 0 || p.TopLogprobs > MaxTopLogprobs {
+		return Result{}, fmt.Errorf("top logprobs = %d: want 0 to %d", p.TopLogprobs, MaxTopLogprobs)
+	}
 	if len(prompt) == 0 {
 		return Result{}, errors.New("empty prompt")
 	}
@@ -258,7 +281,15 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 	e.cached = e.cached[:keep]
 	t.CachedTokens = keep
 
-	step := newStepper(e, p.SamplerParams)
+	g, err := e.newGuide(p, p.reasoning && !startInThink)
+	if err != nil {
+		return res, err
+	}
+	if g != nil && startInThink {
+		g.phase = guideReasoning
+	}
+	step := newStepper(e, p)
+	step.guide = g
 	history := append([]int32(nil), prompt...)
 	id, err := e.prefill(ctx, step, prompt[keep:], history)
 	t.PromptDuration = time.Since(start)
@@ -279,7 +310,7 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 	var text, thinking, answer strings.Builder
 	var genStart time.Time
 
-	emitText := func(id int32, s string) error {
+	emitText := func(id int32, lp *TokenLogprob, s string) error {
 		th, an := split.Push(s)
 		text.WriteString(s)
 		thinking.WriteString(th)
@@ -287,7 +318,7 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 		if emit == nil || (th == "" && an == "" && id < 0) {
 			return nil
 		}
-		return emit(Delta{Token: id, Thinking: th, Answer: an})
+		return emit(Delta{Token: id, Thinking: th, Answer: an, Logprob: lp})
 	}
 
 loop:
@@ -301,13 +332,25 @@ loop:
 		}
 		res.Tokens = append(res.Tokens, id)
 		history = append(history, id)
+		lp := step.last
+		if lp != nil {
+			res.Logprobs = append(res.Logprobs, *lp)
+		}
 		out, hit := stops.push(dec.Add(id))
-		if err := emitText(id, out); err != nil {
+		if err := emitText(id, lp, out); err != nil {
 			res.FinishReason = FinishCancelled
 			break
 		}
 		if hit {
 			break
+		}
+		if g != nil {
+			if split.Answering() {
+				g.answering()
+			}
+			if g.final() {
+				break // the constraint is complete and nothing may follow: no need to sample the end
+			}
 		}
 		switch {
 		case p.MaxTokens > 0 && len(res.Tokens) >= p.MaxTokens:
@@ -331,7 +374,7 @@ loop:
 	}
 	if res.FinishReason != FinishCancelled {
 		// Text held back for a possible stop string or an unfinished character is released at the end.
-		emitText(-1, stops.flush())
+		emitText(-1, nil, stops.flush())
 	}
 	th, an := split.Flush()
 	thinking.WriteString(th)
@@ -341,6 +384,7 @@ loop:
 	}
 	res.Text, res.Thinking, res.Answer = text.String(), thinking.String(), answer.String()
 	t.GeneratedTokens = len(res.Tokens)
+	t.ConstrainDuration = step.guideTime
 	if !genStart.IsZero() {
 		t.GenDuration = time.Since(genStart)
 		if n := len(res.Tokens) - 1; n > 0 && t.GenDuration > 0 {

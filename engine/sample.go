@@ -20,6 +20,9 @@ type SamplerParams struct {
 	FrequencyPenalty float32 // subtract count × this from logits of recent tokens
 	RepeatLastN      int     // how many recent tokens the penalties look at; 0 = none, -1 = all
 	Seed             uint64  // same seed, same stream
+	// LogitBias is added to the logits of the tokens it names, after the penalties (OpenAI's logit_bias:
+	// -100 all but bans a token, +100 all but forces it).
+	LogitBias map[int32]float32
 }
 
 // DefaultSamplerParams are SmolLM3's recommended settings (its model card: temperature 0.6, top-p
@@ -51,6 +54,11 @@ func (p SamplerParams) Validate() error {
 		return bad("frequency_penalty", p.FrequencyPenalty, "a finite number")
 	case p.RepeatLastN < -1:
 		return fmt.Errorf("sampler: repeat_last_n = %d: want ≥ -1 (0 = none, -1 = all)", p.RepeatLastN)
+	}
+	for id, b := range p.LogitBias {
+		if id < 0 || !finite(b) {
+			return fmt.Errorf("sampler: logit_bias[%d] = %v: want a token id ≥ 0 and a finite bias", id, b)
+		}
 	}
 	return nil
 }
@@ -193,8 +201,8 @@ func expNeg(x float64) float64 {
 
 // penalize returns the logits with the penalties applied, as llama.cpp does: a token seen c > 0 times
 // in the last RepeatLastN tokens has its logit divided by RepeatPenalty if positive (multiplied if
-// not), then lowered by c·FrequencyPenalty + PresencePenalty. Without penalties it returns logits
-// itself; with them, a copy.
+// not), then lowered by c·FrequencyPenalty + PresencePenalty; then LogitBias is added. Without
+// penalties or bias it returns logits itself; with them, a copy.
 func (s *Sampler) penalize(logits []float32, history []int32) []float32 {
 	rp, fp, pp := s.p.RepeatPenalty, s.p.FrequencyPenalty, s.p.PresencePenalty
 	window := history
@@ -205,7 +213,10 @@ func (s *Sampler) penalize(logits []float32, history []int32) []float32 {
 		window = history[len(history)-n:]
 	}
 	if (rp == 0 || rp == 1) && fp == 0 && pp == 0 || len(window) == 0 {
-		return logits
+		if len(s.p.LogitBias) == 0 {
+			return logits
+		}
+		window = nil
 	}
 	clear(s.counts)
 	for _, id := range window {
@@ -225,6 +236,11 @@ func (s *Sampler) penalize(logits []float32, history []int32) []float32 {
 			}
 		}
 		l[id] = x - float32(c)*fp - pp
+	}
+	for id, b := range s.p.LogitBias {
+		if int(id) < len(l) {
+			l[id] += b
+		}
 	}
 	return l
 }

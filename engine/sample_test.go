@@ -51,6 +51,11 @@ func TestSampleGreedy(t *testing.T) {
 		{"all NaN gives 0", []float32{nan, nan}, nil, SamplerParams{}, 0},
 		{"penalties apply before the argmax", []float32{2, 1.9, 0}, []int32{0}, SamplerParams{RepeatPenalty: 1.5, RepeatLastN: 64}, 1},
 		{"top-k does not change greedy", []float32{0, 3, 1}, nil, SamplerParams{TopK: 1}, 1},
+		{"logit bias raises a token", []float32{2, 1, 0}, nil, SamplerParams{LogitBias: map[int32]float32{2: 2.5}}, 2},
+		{"logit bias bans a token", []float32{2, 1, 0}, nil, SamplerParams{LogitBias: map[int32]float32{0: -100}}, 1},
+		{"logit bias beyond the vocabulary is ignored", []float32{2, 1}, nil, SamplerParams{LogitBias: map[int32]float32{7: 100}}, 0},
+		{"logit bias after the penalties", []float32{2, 1.9, 0}, []int32{0}, SamplerParams{RepeatPenalty: 1.5, RepeatLastN: 64,
+			LogitBias: map[int32]float32{0: 0.6}}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +66,23 @@ func TestSampleGreedy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSampleLogitBiasBans checks that a -100 bias keeps a token out of random draws and leaves the
+// caller's logits alone.
+func TestSampleLogitBiasBans(t *testing.T) {
+	logits := logitsOf(0.7, 0.2, 0.1)
+	s := NewSampler(SamplerParams{Temperature: 1, Seed: 3, LogitBias: map[int32]float32{0: -100}})
+	counts := draws(s, logits, nil, 2000)
+	if counts[0] != 0 || counts[1] == 0 || counts[2] == 0 {
+		t.Errorf("counts with token 0 banned: %v", counts)
+	}
+	if logits[0] != float32(math.Log(0.7)) {
+		t.Errorf("Sample modified the logits: %v", logits)
+	}
+	if err := (SamplerParams{LogitBias: map[int32]float32{-1: 1}}).Validate(); err == nil {
+		t.Error("Validate accepted a negative token id in logit_bias")
 	}
 }
 

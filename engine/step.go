@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"math"
+	"time"
 )
 
 // stepper evaluates tokens and picks the next one. When the sampling rule only needs the best token
@@ -16,12 +17,23 @@ type stepper struct {
 	topk    TopKer
 	k       int
 	sparse  []float32 // vocabulary-sized logits: -Inf but for the device's candidates
+
+	// With logprobs, last is the log probability of the token next returned, with top alternatives.
+	logprobs bool
+	top      int
+	temp     float32
+	last     *TokenLogprob
+
+	guide     *guide        // constrained decoding, nil without
+	guideTime time.Duration // spent in the guide
 }
 
-func newStepper(e *Engine, p SamplerParams) *stepper {
-	s := &stepper{e: e, sampler: NewSampler(p)}
-	neutral := (p.RepeatPenalty == 0 || p.RepeatPenalty == 1) && p.PresencePenalty == 0 && p.FrequencyPenalty == 0
-	if !neutral {
+func newStepper(e *Engine, g GenParams) *stepper {
+	p := g.SamplerParams
+	s := &stepper{e: e, sampler: NewSampler(p), logprobs: g.Logprobs, top: g.TopLogprobs, temp: p.Temperature}
+	neutral := (p.RepeatPenalty == 0 || p.RepeatPenalty == 1) && p.PresencePenalty == 0 && p.FrequencyPenalty == 0 &&
+		len(p.LogitBias) == 0
+	if !neutral || g.Logprobs || g.Grammar != nil { // log probabilities and masks need the whole row
 		return s
 	}
 	if a, ok := e.backend.(Argmaxer); ok && p.Temperature <= 0 {
@@ -61,5 +73,23 @@ func (s *stepper) next(ctx context.Context, tokens []int32, history []int32) (in
 	if err != nil {
 		return 0, err
 	}
-	return s.sampler.Sample(logits, history), nil
+	if s.guide != nil {
+		start := time.Now()
+		logits = s.guide.mask(logits)
+		s.guideTime += time.Since(start)
+	}
+	id := s.sampler.Sample(logits, history)
+	if s.guide != nil {
+		start := time.Now()
+		err := s.guide.accept(id)
+		s.guideTime += time.Since(start)
+		if err != nil {
+			return 0, err
+		}
+	}
+	if s.logprobs {
+		lp := logprobsOf(s.sampler.penalize(logits, history), id, s.temp, s.top, s.e.tok.Piece)
+		s.last = &lp
+	}
+	return id, nil
 }

@@ -108,6 +108,10 @@ func (s *ThinkSplitter) Push(text string) (thinking, answer string) {
 	return th.String(), an.String()
 }
 
+// Answering reports that the output is past the reasoning block (or had none): what follows is
+// answer.
+func (s *ThinkSplitter) Answering() bool { return s.state == thinkAfter || s.state == thinkAnswer }
+
 // Flush ends the output and returns what was held back: the start of an unclosed tag is text after
 // all, and the trailing white space of the reasoning is dropped.
 func (s *ThinkSplitter) Flush() (thinking, answer string) {

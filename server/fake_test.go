@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,7 @@ type fakeGen struct {
 	thinkWords  int           // reasoning tokens when thinking is on
 	context     int
 	noReasoning bool // Info says the model has no reasoning mode
+	tools       bool // Info says the chat template has a tools section
 	// reasoning and answer, when set (by script), replace the generated reasoning and answer.
 	reasoning, answer string
 
@@ -44,7 +46,7 @@ func newFake() *fakeGen {
 
 func (f *fakeGen) Info() engine.Info {
 	return engine.Info{Model: "SmolLM3-3B-Q4_K_M.gguf", Arch: "smollm3", Quant: "Q4_K_M", Backend: "gpu",
-		Device: "Fake GPU (test double)", Context: f.context, Params: 3_080_000_000, Reasoning: !f.noReasoning}
+		Device: "Fake GPU (test double)", Context: f.context, Params: 3_080_000_000, Reasoning: !f.noReasoning, Tools: f.tools}
 }
 
 // script makes the fake give canned reasoning and answer from now on.
@@ -83,8 +85,8 @@ func (f *fakeGen) waitIdle(limit time.Duration) (time.Duration, bool) {
 
 func words(s string) int { return len(strings.Fields(s)) }
 
-func (f *fakeGen) CountChatTokens(msgs []engine.Message, think *bool) (int, error) {
-	n := 12 // the template's markup
+func (f *fakeGen) CountChatTokens(msgs []engine.Message, think *bool, tools ...json.RawMessage) (int, error) {
+	n := 12 + 20*len(tools) // the template's markup
 	for _, m := range msgs {
 		n += 4 + words(m.Content)
 	}

@@ -42,6 +42,11 @@ var fuzzSeeds = []string{
 	`{"messages":[{"role":"user","content":"hi"}],"functions":[{"name":"f"}],"tool_choice":"required","function_call":{"name":"f"}}`,
 	`{"messages":[{"role":"user","content":"hi"}],"modalities":["text","audio"],"audio":{"voice":"alloy"},"web_search_options":{},"verbosity":"low"}`,
 	`{"prompt":"x","suffix":"end","best_of":3,"logprobs":0,"logit_bias":{"1":5}}`,
+	`{"messages":[{"role":"user","content":"w?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c","content":"1"}],` +
+		`"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}}}],"tool_choice":"required","parallel_tool_calls":false}`,
+	`{"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"$defs":{"n":{"anyOf":[{"type":"null"},{"$ref":"#/$defs/n"}]}},"$ref":"#/$defs/n"}}}}`,
+	`{"prompt":"x","grammar":"root ::= [a-z]{1,3} (\"|\" root)?","logprobs":2}`,
+	`{"prompt":"x","json_schema":{"type":"array","items":{"enum":[1,"a"]},"maxItems":2}}`,
 }
 
 // allSeeds is fuzzSeeds and the bodies of unhonouredDefaults.
@@ -101,9 +106,17 @@ func FuzzAPIRequest(f *testing.F) {
 				checkAPIError(t, "unsupported", err)
 				return
 			}
-			p, err := req.params(contextSize)
+			p, err := req.params(contextSize, 0)
 			if err != nil {
 				checkAPIError(t, "completion params", err)
+				return
+			}
+			if err := req.logprobs(&p); err != nil {
+				checkAPIError(t, "completion logprobs", err)
+				return
+			}
+			if p.Grammar, err = req.grammar(); err != nil {
+				checkAPIError(t, "completion grammar", err)
 				return
 			}
 			checkAccepted(t, p, contextSize)
@@ -126,9 +139,21 @@ func FuzzAPIRequest(f *testing.F) {
 			checkAPIError(t, "unsupported", err)
 			return
 		}
-		p, err := req.params(contextSize)
+		p, err := req.params(contextSize, 0)
 		if err != nil {
 			checkAPIError(t, "chat params", err)
+			return
+		}
+		if err := req.logprobs(&p); err != nil {
+			checkAPIError(t, "logprobs", err)
+			return
+		}
+		if p.Grammar, err = req.grammar(); err != nil {
+			checkAPIError(t, "grammar", err)
+			return
+		}
+		if _, err := req.tools(engine.Info{Tools: true}, &p); err != nil {
+			checkAPIError(t, "tools", err)
 			return
 		}
 		checkAccepted(t, p, contextSize)

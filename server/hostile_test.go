@@ -52,28 +52,46 @@ func TestHostileRequests(t *testing.T) {
 		{"content as number", "/v1/chat/completions", `{"messages":[{"role":"user","content":42}]}`, 400, "", "content"},
 		{"image content part", "/v1/chat/completions", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, "", "image_url"},
 		{"several choices", "/v1/chat/completions", `{"messages":[` + user + `],"n":3}`, 400, "n", "one choice"},
-		{"tools", "/v1/chat/completions", `{"messages":[` + user + `],"tools":[{"type":"function"}]}`, 400, "tools", "not supported"},
-		{"json mode", "/v1/chat/completions", `{"messages":[` + user + `],"response_format":{"type":"json_object"}}`, 400, "response_format", "not supported"},
+		{"tools without a tools section", "/v1/chat/completions", `{"messages":[` + user + `],"tools":[{"type":"function","function":{"name":"f"}}]}`, 400, "tools", "no tools section"},
+		{"unknown response format", "/v1/chat/completions", `{"messages":[` + user + `],"response_format":{"type":"xml"}}`, 400, "response_format.type", "xml"},
+		{"json_schema without schema", "/v1/chat/completions", `{"messages":[` + user + `],"response_format":{"type":"json_schema","json_schema":{"name":"x"}}}`, 400, "response_format.json_schema.schema", "needs"},
+		{"unsupported schema keyword", "/v1/chat/completions", `{"messages":[` + user + `],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object","properties":{"d":{"type":"string","format":"hostname"}}}}}}`, 400, "response_format.json_schema.schema", `"format"`},
 		{"stop not strings", "/v1/chat/completions", `{"messages":[` + user + `],"stop":[1,2]}`, 400, "", "stop"},
 		{"too many stops", "/v1/chat/completions", `{"messages":[` + user + `],"stop":[` + strings.Repeat(`"x",`, 40) + `"x"]}`, 400, "", "at most 16"},
 		{"deep nesting", "/v1/chat/completions", `{"messages":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`, 400, "", ""},
 		{"invalid UTF-8", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}", 400, "", "UTF-8"},
 		{"huge body", "/v1/chat/completions", hugeBody, 413, "", "limit"},
-		{"logprobs", "/v1/chat/completions", `{"messages":[` + user + `],"logprobs":true}`, 400, "logprobs", "not supported"},
+		{"top_logprobs above 20", "/v1/chat/completions", `{"messages":[` + user + `],"logprobs":true,"top_logprobs":21}`, 400, "top_logprobs", "out of range"},
+		{"logprobs not a boolean", "/v1/chat/completions", `{"messages":[` + user + `],"logprobs":3}`, 400, "logprobs", "true or false"},
 		{"top_logprobs without logprobs", "/v1/chat/completions", `{"messages":[` + user + `],"top_logprobs":3}`, 400, "top_logprobs", "top_logprobs"},
 		{"top_logprobs zero", "/v1/chat/completions", `{"messages":[` + user + `],"logprobs":false,"top_logprobs":0}`, 400, "top_logprobs", "top_logprobs"},
-		{"logit_bias", "/v1/chat/completions", `{"messages":[` + user + `],"logit_bias":{"50256":-100}}`, 400, "logit_bias", "logit_bias"},
+		{"logit_bias out of range", "/v1/chat/completions", `{"messages":[` + user + `],"logit_bias":{"50256":-101}}`, 400, "logit_bias", "out of range"},
+		{"logit_bias not an object", "/v1/chat/completions", `{"messages":[` + user + `],"logit_bias":[1]}`, 400, "logit_bias", "object"},
+		{"bad grammar", "/v1/chat/completions", `{"messages":[` + user + `],"grammar":"root ::= \"a"}`, 400, "grammar", "unclosed string"},
+		{"grammar not a string", "/v1/completions", `{"prompt":"x","grammar":["a"]}`, 400, "grammar", "GBNF"},
+		{"grammar and json_schema", "/v1/completions", `{"prompt":"x","grammar":"root ::= \"a\"","json_schema":{}}`, 400, "grammar", "not both"},
+		{"grammar_lazy", "/v1/completions", `{"prompt":"x","grammar_lazy":true}`, 400, "grammar_lazy", "lazy"},
+		{"json_schema extension with multipleOf", "/v1/completions", `{"prompt":"x","json_schema":{"type":"integer","multipleOf":2}}`, 400, "json_schema", `"multipleOf"`},
+		{"typical_p", "/v1/chat/completions", `{"messages":[` + user + `],"typical_p":0.5}`, 400, "typical_p", "typical"},
+		{"mirostat", "/v1/chat/completions", `{"messages":[` + user + `],"mirostat":2}`, 400, "mirostat", "mirostat"},
+		{"dry", "/v1/chat/completions", `{"messages":[` + user + `],"dry_multiplier":0.8}`, 400, "dry_multiplier", "DRY"},
+		{"ignore_eos", "/v1/chat/completions", `{"messages":[` + user + `],"ignore_eos":true}`, 400, "ignore_eos", "end-of-generation"},
+		{"n_probs", "/v1/completions", `{"prompt":"x","n_probs":5}`, 400, "n_probs", "logprobs"},
+		{"samplers", "/v1/completions", `{"prompt":"x","samplers":["top_k"]}`, 400, "samplers", "fixed"},
+		{"repeat_last_n below -1", "/v1/chat/completions", `{"messages":[` + user + `],"repeat_last_n":-2}`, 400, "repeat_last_n", "-1"},
 		{"functions", "/v1/chat/completions", `{"messages":[` + user + `],"functions":[{"name":"f"}]}`, 400, "functions", "not supported"},
-		{"tool_choice required", "/v1/chat/completions", `{"messages":[` + user + `],"tool_choice":"required"}`, 400, "tool_choice", "no tools"},
-		{"named function_call", "/v1/chat/completions", `{"messages":[` + user + `],"function_call":{"name":"f"}}`, 400, "function_call", "no tools"},
+		{"tool_choice required without tools", "/v1/chat/completions", `{"messages":[` + user + `],"tool_choice":"required"}`, 400, "tool_choice", "needs tools"},
+		{"tool_choice unknown", "/v1/chat/completions", `{"messages":[` + user + `],"tool_choice":"always"}`, 400, "tool_choice", "always"},
+		{"named function_call", "/v1/chat/completions", `{"messages":[` + user + `],"function_call":{"name":"f"}}`, 400, "function_call", "tool_choice"},
+		{"tool_calls on a user message", "/v1/chat/completions", `{"messages":[{"role":"user","content":"x","tool_calls":[{"id":"1","type":"function","function":{"name":"f","arguments":"{}"}}]}]}`, 400, "messages[0].tool_calls", "assistant"},
 		{"audio modality", "/v1/chat/completions", `{"messages":[` + user + `],"modalities":["text","audio"]}`, 400, "modalities", "text only"},
 		{"audio", "/v1/chat/completions", `{"messages":[` + user + `],"audio":{"voice":"alloy","format":"wav"}}`, 400, "audio", "text only"},
 		{"web search", "/v1/chat/completions", `{"messages":[` + user + `],"web_search_options":{}}`, 400, "web_search_options", "not supported"},
 		{"verbosity", "/v1/chat/completions", `{"messages":[` + user + `],"verbosity":"low"}`, 400, "verbosity", "not supported"},
 		{"suffix", "/v1/completions", `{"prompt":"x","suffix":"end"}`, 400, "suffix", "not supported"},
 		{"best_of", "/v1/completions", `{"prompt":"x","best_of":3}`, 400, "best_of", "one completion"},
-		{"completion logprobs", "/v1/completions", `{"prompt":"x","logprobs":0}`, 400, "logprobs", "not supported"},
-		{"completion logit_bias", "/v1/completions", `{"prompt":"x","logit_bias":{"1":5}}`, 400, "logit_bias", "logit_bias"},
+		{"completion logprobs negative", "/v1/completions", `{"prompt":"x","logprobs":-1}`, 400, "logprobs", "out of range"},
+		{"completion logit_bias key", "/v1/completions", `{"prompt":"x","logit_bias":{"x":5}}`, 400, "logit_bias", "token id"},
 		{"token prompt", "/v1/completions", `{"prompt":[1,2,3]}`, 400, "", "prompt"},
 		{"no prompt", "/v1/completions", `{}`, 400, "prompt", "empty"},
 		{"echo", "/v1/completions", `{"prompt":"x","echo":true}`, 400, "echo", "not supported"},
@@ -122,6 +140,40 @@ var unhonouredDefaults = []struct{ path, body string }{
 		`"web_search_options":null,"verbosity":"medium","parallel_tool_calls":false,"prediction":{"type":"content","content":"x"},` +
 		`"user":"u","metadata":{"k":"v"},"store":false,"service_tier":"auto"}`},
 	{"/v1/completions", `{"prompt":"hi","echo":false,"suffix":"","best_of":1,"logprobs":null,"logit_bias":{ },"user":"u"}`},
+	// What llama.cpp's own web UI sends: its defaults.
+	{"/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"typical_p":1,"mirostat":0,"tfs_z":1.0,` +
+		`"xtc_probability":0,"dry_multiplier":0,"dynatemp_range":0,"top_n_sigma":-1,"n_probs":0,"ignore_eos":false,` +
+		`"n_predict":-1,"grammar":"","samplers":null,"reasoning_format":"deepseek","add_generation_prompt":true}`},
+}
+
+// TestLlamaInertFieldsIgnored checks that the llama.cpp fields that change nothing pass with any value.
+func TestLlamaInertFieldsIgnored(t *testing.T) {
+	_, base := startServer(t, newFake(), Config{})
+	for _, name := range llamaInert {
+		body := `{"messages":[{"role":"user","content":"hi"}],"` + name + `":{"any":[1,"x"]}}`
+		if out := callAPI(t, base+"/v1/chat/completions", body); out.status != 200 || out.err != nil {
+			t.Errorf("%s: status %d, error %v", name, out.status, out.err)
+		}
+	}
+}
+
+// TestLogitBiasReachesEngine checks that logit_bias and repeat_last_n arrive in the engine's parameters.
+func TestLogitBiasReachesEngine(t *testing.T) {
+	f := newFake()
+	_, base := startServer(t, f, Config{})
+	body := `{"messages":[{"role":"user","content":"hi"}],"logit_bias":{"7":-100,"12":3.5},"repeat_last_n":-1}`
+	if out := callAPI(t, base+"/v1/chat/completions", body); out.status != 200 || out.err != nil {
+		t.Fatalf("status %d, error %v", out.status, out.err)
+	}
+	p := f.lastRequest().Params
+	if len(p.LogitBias) != 2 || p.LogitBias[7] != -100 || p.LogitBias[12] != 3.5 || p.RepeatLastN != -1 {
+		t.Errorf("engine got logit_bias %v, repeat_last_n %d", p.LogitBias, p.RepeatLastN)
+	}
+	var s sampling
+	s.LogitBias = logitBias{50000: 1}
+	if _, err := s.params(4096, 49152); err == nil || err.Param == nil || *err.Param != "logit_bias" {
+		t.Errorf("a token beyond the vocabulary: error %v, want a 400 naming logit_bias", err)
+	}
 }
 
 // TestUnhonouredFieldDefaults checks that fields the server cannot honour pass when they hold their
@@ -153,7 +205,7 @@ func TestSamplingRefusesNonFinite(t *testing.T) {
 		for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
 			var p sampling
 			f.set(&p, &v)
-			_, err := p.params(4096)
+			_, err := p.params(4096, 0)
 			if err == nil || err.Param == nil || *err.Param != f.name {
 				t.Errorf("%s = %v: error %v, want a 400 naming %s", f.name, v, err, f.name)
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -30,24 +31,104 @@ type completion[C any] struct {
 }
 
 type chatChoice struct {
-	Index        int         `json:"index"`
-	Message      *chatOutMsg `json:"message,omitempty"`
-	Delta        *chatOutMsg `json:"delta,omitempty"`
-	Logprobs     *struct{}   `json:"logprobs"`
-	FinishReason *string     `json:"finish_reason"`
+	Index        int           `json:"index"`
+	Message      *chatOutMsg   `json:"message,omitempty"`
+	Delta        *chatOutMsg   `json:"delta,omitempty"`
+	Logprobs     *chatLogprobs `json:"logprobs"`
+	FinishReason *string       `json:"finish_reason"`
+}
+
+// chatLogprobs is chat's logprobs: one entry per generated token, the reasoning's included (tokens do
+// not split cleanly at </think>), so that joining the tokens gives the whole output.
+type chatLogprobs struct {
+	Content []tokenLogprob `json:"content"`
+	Refusal []tokenLogprob `json:"refusal"`
+}
+
+type tokenLogprob struct {
+	Token       string         `json:"token"`
+	Logprob     float64        `json:"logprob"`
+	Bytes       []int          `json:"bytes"`
+	TopLogprobs []tokenLogprob `json:"top_logprobs,omitempty"`
+}
+
+// logprobValue is a log probability as JSON can carry it: -Inf (a token the constraint forbade) is
+// -9999, as OpenAI's API reports tokens of no probability.
+func logprobValue(x float32) float64 {
+	if math.IsInf(float64(x), -1) {
+		return -9999
+	}
+	return float64(x)
+}
+
+func tokenLogprobOf(token []byte, lp float32) tokenLogprob {
+	b := make([]int, len(token))
+	for i, c := range token {
+		b[i] = int(c)
+	}
+	return tokenLogprob{Token: string(token), Logprob: logprobValue(lp), Bytes: b}
+}
+
+// chatLogprobsOf converts the engine's log probabilities; nil (JSON null) when there are none.
+func chatLogprobsOf(lps ...engine.TokenLogprob) *chatLogprobs {
+	if len(lps) == 0 {
+		return nil
+	}
+	out := &chatLogprobs{Content: make([]tokenLogprob, 0, len(lps))}
+	for _, lp := range lps {
+		t := tokenLogprobOf(lp.Bytes, lp.Logprob)
+		t.TopLogprobs = []tokenLogprob{} // present, even when empty, as OpenAI's API sends it
+		for _, a := range lp.Top {
+			t.TopLogprobs = append(t.TopLogprobs, tokenLogprobOf(a.Bytes, a.Logprob))
+		}
+		out.Content = append(out.Content, t)
+	}
+	return out
+}
+
+// textLogprobs is the legacy completions logprobs: parallel arrays, the alternatives keyed by text.
+type textLogprobs struct {
+	Tokens        []string             `json:"tokens"`
+	TokenLogprobs []float64            `json:"token_logprobs"`
+	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+	TextOffset    []int                `json:"text_offset"`
+}
+
+// textLogprobsOf converts the engine's log probabilities, the first token at offset bytes into the
+// text; nil (JSON null) when there are none.
+func textLogprobsOf(offset int, lps ...engine.TokenLogprob) *textLogprobs {
+	if len(lps) == 0 {
+		return nil
+	}
+	out := &textLogprobs{}
+	for _, lp := range lps {
+		out.Tokens = append(out.Tokens, string(lp.Bytes))
+		out.TokenLogprobs = append(out.TokenLogprobs, logprobValue(lp.Logprob))
+		top := map[string]float64{}
+		for _, a := range lp.Top {
+			if _, dup := top[string(a.Bytes)]; !dup { // two tokens of the same text: the likelier one
+				top[string(a.Bytes)] = logprobValue(a.Logprob)
+			}
+		}
+		out.TopLogprobs = append(out.TopLogprobs, top)
+		out.TextOffset = append(out.TextOffset, offset)
+		offset += len(lp.Bytes)
+	}
+	return out
 }
 
 type chatOutMsg struct {
-	Role             string  `json:"role,omitempty"`
-	Content          *string `json:"content,omitempty"`
-	ReasoningContent string  `json:"reasoning_content,omitempty"`
+	Role             string        `json:"role,omitempty"`
+	Content          *string       `json:"content,omitempty"`
+	ReasoningContent string        `json:"reasoning_content,omitempty"`
+	ToolCalls        []toolCallOut `json:"tool_calls,omitempty"`
 }
 
 type textChoice struct {
-	Index        int       `json:"index"`
-	Text         string    `json:"text"`
-	Logprobs     *struct{} `json:"logprobs"`
-	FinishReason *string   `json:"finish_reason"`
+	Index        int           `json:"index"`
+	Text         string        `json:"text"`
+	Logprobs     *textLogprobs `json:"logprobs"`
+	FinishReason *string       `json:"finish_reason"`
 }
 
 type usage struct {
@@ -178,9 +259,10 @@ func lastTurn(msgs []engine.Message) []engine.Message {
 }
 
 // fitLastTurn measures what the engine cannot drop to fit a conversation into the context window: n is
-// the tokens of its last turn (lastTurn), limit the most the window holds with room kept for the answer.
-func fitLastTurn(g Generator, size int, msgs []engine.Message, think *bool, p engine.GenParams) (n, limit int, err error) {
-	n, err = g.CountChatTokens(lastTurn(msgs), think)
+// the tokens of its last turn (lastTurn) with the tools offered, limit the most the window holds with
+// room kept for the answer.
+func fitLastTurn(g Generator, size int, msgs []engine.Message, think *bool, p engine.GenParams, tools ...json.RawMessage) (n, limit int, err error) {
+	n, err = g.CountChatTokens(lastTurn(msgs), think, tools...)
 	return n, size - engine.AnswerReserve(p, size), err
 }
 
@@ -201,7 +283,17 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		return s.errLoading()
 	}
 	info := m.info() // one view of the model for the whole request
-	params, aerr := req.params(info.Context)
+	params, aerr := req.params(info.Context, info.Vocab)
+	if aerr != nil {
+		return aerr
+	}
+	if aerr := req.logprobs(&params); aerr != nil {
+		return aerr
+	}
+	if params.Grammar, aerr = req.grammar(); aerr != nil {
+		return aerr
+	}
+	plan, aerr := req.tools(info, &params)
 	if aerr != nil {
 		return aerr
 	}
@@ -210,7 +302,11 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	// cannot fit even then.
 	// The engine also keeps room for the answer; once a stream has started, its refusal could no longer
 	// be a 400.
-	n, limit, err := fitLastTurn(m.gen, info.Context, msgs, think, params)
+	var tools []json.RawMessage
+	if plan != nil {
+		tools = plan.tools
+	}
+	n, limit, err := fitLastTurn(m.gen, info.Context, msgs, think, params, tools...)
 	if err != nil {
 		return badRequest("messages", "cannot render the conversation: %v", err)
 	}
@@ -227,6 +323,18 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		return errBusy()
 	}
 	creq := engine.ChatRequest{Messages: msgs, Think: think, Params: params}
+	parseCalls := plan != nil && plan.parse
+	if plan != nil {
+		creq.Tools = plan.tools
+	}
+	// callsFinish is the finish reason: "tool_calls" when the answer made calls and ended by itself.
+	callsFinish := func(res engine.Result, calls int) *string {
+		if calls > 0 && res.FinishReason == engine.FinishStop {
+			r := "tool_calls"
+			return &r
+		}
+		return finishReason(res.FinishReason)
+	}
 	out := completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(info)}
 	if !req.Stream {
 		res, err := s.generateWhole(c, t, func(ctx context.Context, g Generator) (engine.Result, error) {
@@ -235,38 +343,94 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		if err != nil {
 			return generationError(err)
 		}
-		answer := res.Answer
-		out.Choices = []chatChoice{{Message: &chatOutMsg{Role: "assistant", Content: &answer, ReasoningContent: res.Thinking},
-			FinishReason: finishReason(res.FinishReason)}}
+		msg := &chatOutMsg{Role: "assistant", Content: &res.Answer, ReasoningContent: res.Thinking}
+		if parseCalls {
+			content, calls := splitCalls(res.Answer)
+			msg.Content, msg.ToolCalls = &content, calls
+			if content == "" && len(calls) > 0 {
+				msg.Content = nil
+			}
+		}
+		out.Choices = []chatChoice{{Message: msg, Logprobs: chatLogprobsOf(res.Logprobs...), FinishReason: callsFinish(res, len(msg.ToolCalls))}}
 		out.Usage, out.Timings = usageOf(res.Timings), timingsOf(res.Timings)
 		return c.JSON(out)
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	out.Object = "chat.completion.chunk"
 	return s.startSSE(c, func(sse sseWriter) {
-		send := func(delta chatOutMsg, finish *string) error {
-			out.Choices = []chatChoice{{Delta: &delta, FinishReason: finish}}
+		send := func(delta chatOutMsg, lp *chatLogprobs, finish *string) error {
+			out.Choices = []chatChoice{{Delta: &delta, Logprobs: lp, FinishReason: finish}}
 			return sendJSON(sse, out)
 		}
 		empty := ""
-		s.streamAPI(sse, t, func() error { return send(chatOutMsg{Role: "assistant", Content: &empty}, nil) },
+		var split callSplitter
+		calls := 0
+		// answer turns answer text into deltas: content, or with tools, content and tool calls (the
+		// call's id and name first, then its arguments in chunks).
+		answer := func(text string, outs []chatOutMsg) []chatOutMsg {
+			content := func(t string) { outs = append(outs, chatOutMsg{Content: &t}) }
+			if !parseCalls {
+				if text != "" {
+					content(text)
+				}
+				return outs
+			}
+			split.push(text, content, func(c toolCallOut) {
+				index := calls
+				calls++
+				head := c
+				head.Index, head.Function.Arguments = &index, ""
+				outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{head}})
+				for _, a := range argumentChunks(c.Function.Arguments, 32) {
+					var part toolCallOut
+					part.Index, part.Function.Arguments = &index, a
+					outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{part}})
+				}
+			})
+			return outs
+		}
+		sendAll := func(outs []chatOutMsg, lp *chatLogprobs) error {
+			for i, m := range outs {
+				var withLP *chatLogprobs
+				if i == len(outs)-1 {
+					withLP = lp
+				}
+				if err := send(m, withLP, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		s.streamAPI(sse, t, func() error { return send(chatOutMsg{Role: "assistant", Content: &empty}, nil, nil) },
 			func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
 				return g.Chat(ctx, creq, emit)
 			},
 			func(d engine.Delta) error {
+				var outs []chatOutMsg
 				if d.Thinking != "" {
-					if err := send(chatOutMsg{ReasoningContent: d.Thinking}, nil); err != nil {
+					outs = append(outs, chatOutMsg{ReasoningContent: d.Thinking})
+				}
+				outs = answer(d.Answer, outs)
+				// A token's log probability rides on the last chunk its text makes, or on a chunk of
+				// its own when the token's text is held back.
+				var lp *chatLogprobs
+				if d.Logprob != nil {
+					lp = chatLogprobsOf(*d.Logprob)
+					if len(outs) == 0 {
+						outs = append(outs, chatOutMsg{})
+					}
+				}
+				return sendAll(outs, lp)
+			},
+			func(res engine.Result) error {
+				if parseCalls {
+					var outs []chatOutMsg
+					split.flush(func(t string) { outs = append(outs, chatOutMsg{Content: &t}) })
+					if err := sendAll(outs, nil); err != nil {
 						return err
 					}
 				}
-				if d.Answer != "" {
-					answer := d.Answer
-					return send(chatOutMsg{Content: &answer}, nil)
-				}
-				return nil
-			},
-			func(res engine.Result) error {
-				if err := send(chatOutMsg{}, finishReason(res.FinishReason)); err != nil {
+				if err := send(chatOutMsg{}, nil, callsFinish(res, calls)); err != nil {
 					return err
 				}
 				if includeUsage {
@@ -294,8 +458,14 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 		return s.errLoading()
 	}
 	info := m.info() // one view of the model for the whole request
-	params, aerr := req.params(info.Context)
+	params, aerr := req.params(info.Context, info.Vocab)
 	if aerr != nil {
+		return aerr
+	}
+	if aerr := req.logprobs(&params); aerr != nil {
+		return aerr
+	}
+	if params.Grammar, aerr = req.sampling.grammar(); aerr != nil {
 		return aerr
 	}
 	prompt := string(req.Prompt)
@@ -317,28 +487,34 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 		if err != nil {
 			return generationError(err)
 		}
-		out.Choices = []textChoice{{Text: res.Text, FinishReason: finishReason(res.FinishReason)}}
+		out.Choices = []textChoice{{Text: res.Text, Logprobs: textLogprobsOf(0, res.Logprobs...), FinishReason: finishReason(res.FinishReason)}}
 		out.Usage, out.Timings = usageOf(res.Timings), timingsOf(res.Timings)
 		return c.JSON(out)
 	}
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	return s.startSSE(c, func(sse sseWriter) {
-		send := func(text string, finish *string) error {
-			out.Choices = []textChoice{{Text: text, FinishReason: finish}}
+		send := func(text string, lp *textLogprobs, finish *string) error {
+			out.Choices = []textChoice{{Text: text, Logprobs: lp, FinishReason: finish}}
 			return sendJSON(sse, out)
 		}
+		offset := 0 // of the next token in the generated text, for text_offset
 		s.streamAPI(sse, t, nil,
 			func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
 				return g.Complete(ctx, prompt, params, emit)
 			},
 			func(d engine.Delta) error {
-				if text := d.Thinking + d.Answer; text != "" {
-					return send(text, nil)
+				var lp *textLogprobs
+				if d.Logprob != nil {
+					lp = textLogprobsOf(offset, *d.Logprob)
+					offset += len(d.Logprob.Bytes)
+				}
+				if text := d.Thinking + d.Answer; text != "" || lp != nil {
+					return send(text, lp, nil)
 				}
 				return nil
 			},
 			func(res engine.Result) error {
-				if err := send("", finishReason(res.FinishReason)); err != nil {
+				if err := send("", nil, finishReason(res.FinishReason)); err != nil {
 					return err
 				}
 				if includeUsage {

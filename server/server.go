@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,7 +37,7 @@ type Generator interface {
 	Info() engine.Info
 	Chat(ctx context.Context, req engine.ChatRequest, emit func(engine.Delta) error) (engine.Result, error)
 	Complete(ctx context.Context, prompt string, p engine.GenParams, emit func(engine.Delta) error) (engine.Result, error)
-	CountChatTokens(msgs []engine.Message, think *bool) (int, error)
+	CountChatTokens(msgs []engine.Message, think *bool, tools ...json.RawMessage) (int, error)
 }
 
 // The engine is what the server runs in production.
