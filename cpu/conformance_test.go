@@ -8,6 +8,7 @@ import (
 
 	"smolchat/engine"
 	"smolchat/engine/backendtest"
+	"smolchat/internal/conformance"
 	"smolchat/internal/testutil"
 	"smolchat/model"
 )
@@ -94,17 +95,6 @@ func compareTop(logits [][]float32, top [][5]tokenLogit) []float64 {
 		}
 	}
 	return errs
-}
-
-// worst returns the largest error and its position.
-func worst(errs []float64) (float64, int) {
-	w, at := 0.0, 0
-	for i, e := range errs {
-		if e > w {
-			w, at = e, i
-		}
-	}
-	return w, at
 }
 
 // sequenceError runs g.tokens teacher-forced through a fresh backend in one Forward and returns the
@@ -221,7 +211,7 @@ func TestConformance(t *testing.T) {
 			if len(errs) < 16 {
 				t.Fatalf("only %d positions compared, want at least 16", len(errs))
 			}
-			w, at := worst(errs)
+			w, at := conformance.Worst(errs)
 			t.Logf("%d positions, worst error %.5f at %d (limit %g)", len(errs), w, at, tt.limit)
 			if w > tt.limit {
 				t.Errorf("error %.5f at position %d exceeds %g; per position: %.4f", w, at, tt.limit, errs)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"smolchat/internal/conformance"
 	"testing"
 
 	"smolchat/gpu/ref"
@@ -301,7 +302,7 @@ func TestNoPELayers(t *testing.T) {
 					b.layers[l].rope = !m.Config.NoRope[l]
 				}
 			}()
-			w, at := worst(sequenceError(t, b, smollm3TinyScore))
+			w, at := conformance.Worst(sequenceError(t, b, smollm3TinyScore))
 			t.Logf("worst error %.4f at %d", w, at)
 			if tt.bad && w <= limit {
 				t.Errorf("error %.4f stays within the limit %g: the conformance test cannot see this NoPE set is wrong", w, limit)
