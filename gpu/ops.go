@@ -88,19 +88,34 @@ func matmulTileFor(d *Device, wt string) (matmulShape, error) {
 	return matmulShape{}, first
 }
 
-// matmulTileBytes is the workgroup memory of matmul.wgsl with tile s for weights of kernel type wt: the
-// activation tile of TK x tn and the weight tile of the type's tile file (TK: 64 for the K-quants, 32
-// for dq4), which for the K-quants holds codes and scales, not floats.
+// matmulTiles are the weight tile files of matmul.wgsl with their depth TK, by kernel type: the
+// K-quants have their own, 64 elements deep (mm_tile_q4_k.wgsl, mm_tile_q6_k.wgsl); other types use
+// matmulDQ4Tile, which dequantizes 32 deep through dq_{type}.wgsl.
+var matmulTiles = map[string]mmTileFile{
+	"q4_k": {"q4_k", 64},
+	"q6_k": {"q6_k", 64},
+}
+
+var matmulDQ4Tile = mmTileFile{"dq4", 32}
+
+// mmTileFile is a weight tile file, mm_tile_{file}.wgsl, and the depth TK it sets.
+type mmTileFile struct {
+	file string
+	tk   int
+}
+
+// matmulTileBytes is the workgroup memory of matmul.wgsl with tile s for weights of kernel type wt:
+// TK x (tm + tn) floats (halves with f16) for the weight and activation tiles.
 func matmulTileBytes(s matmulShape, wt string) int {
 	elt := 4
 	if s.f16 {
 		elt = 2
 	}
-	switch wt {
-	case "q4_k", "q6_k":
-		return 64 * (s.tn + s.tm) * elt
+	tile, ok := matmulTiles[wt]
+	if !ok {
+		tile = matmulDQ4Tile
 	}
-	return 32 * (s.tn + s.tm) * elt
+	return tile.tk * (s.tn + s.tm) * elt
 }
 
 func (s matmulShape) String() string {
@@ -131,14 +146,12 @@ func (s matmulShape) check(d *Device, wt string) error {
 	return nil
 }
 
-// defs are the kernel defines of the shape for weights of kernel type wt: the K-quants have tile
-// fillers of their own (mm_tile_q4_k.wgsl, mm_tile_q6_k.wgsl), the other types dequantize through dq4.
+// defs are the kernel defines of the shape for weights of kernel type wt (tile file from matmulTiles).
 func (s matmulShape) defs(wt string) shaders.Defines {
 	defs := shaders.Defines{"TM": fmt.Sprint(s.tm), "TN": fmt.Sprint(s.tn), "RM": fmt.Sprint(s.rm), "RN": fmt.Sprint(s.rn),
-		"F16": boolDef(s.f16), "TILE": "dq4", "WTYPE": wt}
-	switch wt {
-	case "q4_k", "q6_k":
-		defs["TILE"] = wt
+		"F16": boolDef(s.f16), "TILE": matmulDQ4Tile.file, "WTYPE": wt}
+	if tile, ok := matmulTiles[wt]; ok {
+		defs["TILE"] = tile.file
 		delete(defs, "WTYPE")
 	}
 	return defs

@@ -13,12 +13,11 @@
 // tile's depth TK and how weights sit in workgroup memory; F16 keeps the activation tile (and dq4's
 // weight tile) in half precision (needs shader-f16; products and sums stay f32).
 //
-// Per step of TK along K: the tile file's fill_w decodes the weight tile into workgroup memory, each
-// weight once per workgroup (the K-quants keep their codes, four or eight a word, and one scale per
-// sub-block: a quarter to a fifth of the stores of dequantized floats), and fill_x copies the activation
-// tile (TK x TN, [k][token] as vec4 of 4 tokens) beside it, transposed; then per k each thread takes
-// RM/4 vec4s of weights (w4, dequantizing codes in registers) and RN/4 vec4s of activations and does
-// RM*RN multiply-adds into its register tile. Rows past M re-read the chunk's last row and are not
+// Per step of TK along K: the tile file's fill_w dequantizes the weight tile into workgroup memory
+// (TK x TM, [k][row / 4] as vec4 of 4 rows), each weight once per workgroup, and fill_x copies the
+// activation tile (TK x TN, [k][token / 4]) beside it, transposed; then per k each thread takes RM/4
+// vec4s of weights (w4) and RN/4 vec4s of activations and does RM*RN multiply-adds into its register
+// tile. Rows past M re-read the chunk's last row and are not
 // stored; tokens past n_tok and K past the end (only F32/F16 rows may end mid-tile) read zeros.
 // Dispatch: grid (see common.wgsl) of ceil(M/TM) workgroups along x/y, ceil(T/TN) along z.
 
