@@ -25,13 +25,16 @@ fn main(id: MatIds) {
     var acc: array<f32, {{RNT}}>;
     for (var k = id.lid * 4u; k < P.k; k += {{WG}}u * 4u) {
         var xv: array<vec4<f32>, {{NT}}>;
-        for (var tt = 0u; tt < nt; tt++) {
-            xv[tt] = x[(t0 + tt) * (P.x_stride >> 2u) + (k >> 2u)];
+        // Constant trip counts, so that the compiler unrolls the loops and keeps xv and acc in registers.
+        for (var tt = 0u; tt < {{NT}}u; tt++) {
+            if (tt < nt) {
+                xv[tt] = x[(t0 + tt) * (P.x_stride >> 2u) + (k >> 2u)];
+            }
         }
         for (var r = 0u; r < {{ROWS}}u; r++) {
             let wv = dq4(rows[r] * P.row_bytes, k);
-            for (var tt = 0u; tt < nt; tt++) {
-                acc[tt * {{ROWS}}u + r] += dot(wv, xv[tt]);
+            for (var tt = 0u; tt < {{NT}}u; tt++) {
+                acc[tt * {{ROWS}}u + r] += dot(wv, xv[tt]); // tokens past nt add zeros
             }
         }
     }

@@ -85,7 +85,10 @@ fn token_count(id: MatIds) -> u32 {
 // finish_rows sums each row's per-invocation partial sums acc (ROWS per token) over the workgroup and
 // stores the rows, a token at a time (every invocation must call it).
 fn finish_rows(acc: array<f32, {{RNT}}>, id: MatIds) {
-    for (var tt = 0u; tt < token_count(id); tt++) {
+    for (var tt = 0u; tt < {{NT}}u; tt++) {
+        if (tt >= token_count(id)) {
+            break;
+        }
         var a: array<f32, {{ROWS}}>;
         for (var r = 0u; r < {{ROWS}}u; r++) {
             a[r] = acc[tt * {{ROWS}}u + r];

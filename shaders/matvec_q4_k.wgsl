@@ -30,13 +30,18 @@
 @compute @workgroup_size({{WG}})
 fn main(id: MatIds) {
     let rows = row_indices(first_row(id));
+    let nt = token_count(id);
     let row_vecs = P.row_bytes >> 4u;
     var acc: array<f32, {{RNT}}>;
     let groups = P.k >> 6u;
     for (var gi = id.lid; gi < groups; gi += {{WG}}u) {
         let blk = gi >> 2u;
         let g = gi & 3u;
-        for (var tt = 0u; tt < token_count(id); tt++) {
+        // A constant trip count, so that the compiler unrolls the loop and keeps acc in registers.
+        for (var tt = 0u; tt < {{NT}}u; tt++) {
+            if (tt >= nt) {
+                break;
+            }
             let xb = (first_token(id) + tt) * (P.x_stride >> 2u);
             // The group's activations: 16 vec4s, elements 64g..64g+31 (sub-block 2g) then 64g+32.. (2g+1).
             var xs: array<vec4<f32>, 16>;

@@ -30,13 +30,18 @@
 @compute @workgroup_size({{WG}})
 fn main(id: MatIds) {
     let rows = row_indices(first_row(id));
+    let nt = token_count(id);
     var acc: array<f32, {{RNT}}>;
     let units = P.k >> 6u;
     for (var u = id.lid; u < units; u += {{WG}}u) {
         let blk = u >> 2u;
         let n = (u >> 1u) & 1u;
         let h = u & 1u;
-        for (var tt = 0u; tt < token_count(id); tt++) {
+        // A constant trip count, so that the compiler unrolls the loop and keeps acc in registers.
+        for (var tt = 0u; tt < {{NT}}u; tt++) {
+            if (tt >= nt) {
+                break;
+            }
             let xb = (first_token(id) + tt) * (P.x_stride >> 2u);
             // Quarter q's 16 elements start at element 256blk + 128n + 32q + 16h: x vec4 xi + 8q.
             var xs: array<vec4<f32>, 16>;
