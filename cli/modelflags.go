@@ -17,34 +17,36 @@ import (
 
 // modelFlags are the flags of every command that loads a model.
 type modelFlags struct {
-	model    *string
-	cpu      *bool
-	gpu      *bool
-	adapter  *string
-	ctx      *int
-	threads  *int
-	numerics *string
-	tune     *string
-	tuneFile *string
-	rope     *string
-	ropeFac  *float64
-	yarnOrig *int
+	model      *string
+	cpu        *bool
+	gpu        *bool
+	adapter    *string
+	ctx        *int
+	threads    *int
+	numerics   *string
+	tune       *string
+	tuneFile   *string
+	tuneBudget *time.Duration
+	rope       *string
+	ropeFac    *float64
+	yarnOrig   *int
 }
 
 func addModelFlags(fs *flag.FlagSet) *modelFlags {
 	return &modelFlags{
-		model:    fs.String("model", "", "GGUF model `file`"),
-		cpu:      fs.Bool("cpu", false, "run on the CPU even when a GPU is available"),
-		gpu:      fs.Bool("gpu", false, "run on the GPU, even a software adapter such as lavapipe (fails instead of falling back)"),
-		adapter:  fs.String("gpu-adapter", "", "GPU adapter to use, by name substring or index (see 'smolchat devices')"),
-		ctx:      fs.Int("ctx", engine.DefaultContext, "context window in tokens (capped by the model's)"),
-		threads:  fs.Int("threads", 0, "CPU threads (0 = one per core)"),
-		numerics: fs.String("numerics", "fast", "CPU backend rounding: fast (8-bit activations as llama.cpp), llama (also llama.cpp's half-precision attention sums), exact (float32, as the GPU)"),
-		tune:     fs.String("gpu-tune", "auto", "GPU kernel tuning: auto (time the kernel variants on the first load on an adapter and keep the fastest in --gpu-tune-file; later loads read them), off (built-in choices), redo (time them again)"),
-		tuneFile: fs.String("gpu-tune-file", "", "`file` keeping the GPU tuning's choices (default: smolchat/gpu-tune.json in the user's cache directory)"),
-		rope:     fs.String("rope-scaling", "", "RoPE scaling: none, linear or yarn (default: the model file's), as llama.cpp's flag"),
-		ropeFac:  fs.Float64("rope-scale", 0, "RoPE context scaling factor: with --rope-scaling yarn and 2, a model trained on 65536 positions takes --ctx up to 131072 (0 = the file's)"),
-		yarnOrig: fs.Int("yarn-orig-ctx", 0, "YaRN: the model's original context (0 = the file's, else its trained context)"),
+		model:      fs.String("model", "", "GGUF model `file`"),
+		cpu:        fs.Bool("cpu", false, "run on the CPU even when a GPU is available"),
+		gpu:        fs.Bool("gpu", false, "run on the GPU, even a software adapter such as lavapipe (fails instead of falling back)"),
+		adapter:    fs.String("gpu-adapter", "", "GPU adapter to use, by name substring or index (see 'smolchat devices')"),
+		ctx:        fs.Int("ctx", engine.DefaultContext, "context window in tokens (capped by the model's)"),
+		threads:    fs.Int("threads", 0, "CPU threads (0 = one per core)"),
+		numerics:   fs.String("numerics", "fast", "CPU backend rounding: fast (8-bit activations as llama.cpp), llama (also llama.cpp's half-precision attention sums), exact (float32, as the GPU)"),
+		tune:       fs.String("gpu-tune", "auto", "GPU kernel tuning: auto (time the kernel variants on the first load on an adapter and keep the fastest in --gpu-tune-file; later loads read them), off (built-in choices), redo (time them again)"),
+		tuneFile:   fs.String("gpu-tune-file", "", "`file` keeping the GPU tuning's choices (default: smolchat/gpu-tune.json in the user's cache directory)"),
+		tuneBudget: fs.Duration("gpu-tune-budget", 20*time.Second, "the most time one load spends tuning; the shapes not reached are tuned at the next load"),
+		rope:       fs.String("rope-scaling", "", "RoPE scaling: none, linear or yarn (default: the model file's), as llama.cpp's flag"),
+		ropeFac:    fs.Float64("rope-scale", 0, "RoPE context scaling factor: with --rope-scaling yarn and 2, a model trained on 65536 positions takes --ctx up to 131072 (0 = the file's)"),
+		yarnOrig:   fs.Int("yarn-orig-ctx", 0, "YaRN: the model's original context (0 = the file's, else its trained context)"),
 	}
 }
 
@@ -73,12 +75,15 @@ func (f *modelFlags) loadOptions(env *Env, path string) (engine.LoadOptions, err
 	if _, err := gpu.ParseTuneMode(*f.tune); err != nil {
 		return engine.LoadOptions{}, usageErr("--gpu-tune %q: want auto, off or redo", *f.tune)
 	}
+	if *f.tuneBudget <= 0 {
+		return engine.LoadOptions{}, usageErr("--gpu-tune-budget %v: give a positive duration, e.g. 20s", *f.tuneBudget)
+	}
 	rope, err := f.ropeOptions()
 	if err != nil {
 		return engine.LoadOptions{}, err
 	}
 	return engine.LoadOptions{Path: path, Backend: b, Adapter: *f.adapter, Context: *f.ctx, Threads: *f.threads,
-		Numerics: *f.numerics, Rope: rope, Tune: *f.tune, TuneFile: *f.tuneFile, Log: env.Log, Progress: loadProgress(env.Stderr)}, nil
+		Numerics: *f.numerics, Rope: rope, Tune: *f.tune, TuneFile: *f.tuneFile, TuneBudget: *f.tuneBudget, Log: env.Log, Progress: loadProgress(env.Stderr)}, nil
 }
 
 // load opens the model named by --model on the chosen backend.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"smolchat/model"
 	"smolchat/model/chat"
@@ -14,15 +15,16 @@ import (
 
 // BackendOptions are what a backend factory gets besides the model.
 type BackendOptions struct {
-	Context  int    // KV-cache positions
-	Threads  int    // CPU threads (0 = the backend's default)
-	Numerics string // CPU rounding: "" or "fast", "llama", "exact" (cpu.Numerics)
-	Adapter  string // GPU adapter name substring or index ("" = automatic)
-	Force    bool   // use the GPU even if it is a software (CPU-type) adapter
-	Tune     string // GPU kernel tuning: "" or "off", "auto", "redo" (gpu.TuneMode)
-	TuneFile string // GPU tuning cache ("" = the user's cache directory)
-	Progress func(frac float64, msg string)
-	Log      *slog.Logger
+	Context    int           // KV-cache positions
+	Threads    int           // CPU threads (0 = the backend's default)
+	Numerics   string        // CPU rounding: "" or "fast", "llama", "exact" (cpu.Numerics)
+	Adapter    string        // GPU adapter name substring or index ("" = automatic)
+	Force      bool          // use the GPU even if it is a software (CPU-type) adapter
+	Tune       string        // GPU kernel tuning: "" or "off", "auto", "redo" (gpu.TuneMode)
+	TuneFile   string        // GPU tuning cache ("" = the user's cache directory)
+	TuneBudget time.Duration // the most time a load spends tuning (0 = the backend's default)
+	Progress   func(frac float64, msg string)
+	Log        *slog.Logger
 }
 
 // BackendFactory creates a backend for m. Backends register one in their package's init, the way
@@ -64,13 +66,14 @@ type LoadOptions struct {
 	Path string
 	// Backend is "auto" (the best hardware GPU, else the CPU), "cpu" or "gpu" (the GPU path even on a
 	// software adapter such as lavapipe). Empty means auto.
-	Backend  string
-	Adapter  string
-	Context  int // tokens; 0 = DefaultContext; capped by the model's trained context
-	Threads  int
-	Numerics string // CPU backend rounding: "" or "fast", "llama", "exact"
-	Tune     string // GPU kernel tuning: "" or "off", "auto", "redo"
-	TuneFile string // GPU tuning cache ("" = the user's cache directory)
+	Backend    string
+	Adapter    string
+	Context    int // tokens; 0 = DefaultContext; capped by the model's trained context
+	Threads    int
+	Numerics   string        // CPU backend rounding: "" or "fast", "llama", "exact"
+	Tune       string        // GPU kernel tuning: "" or "off", "auto", "redo"
+	TuneFile   string        // GPU tuning cache ("" = the user's cache directory)
+	TuneBudget time.Duration // the most time a load spends tuning (0 = the backend's default)
 	// Rope overrides the file's RoPE scaling (--rope-scaling, --rope-scale, --yarn-orig-ctx); with a
 	// factor above 1 the context may grow to the original context times the factor.
 	Rope     model.RopeOptions
@@ -115,7 +118,7 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 		n = DefaultContext
 	}
 	n = min(n, m.Config.Context)
-	bo := BackendOptions{Context: n, Threads: o.Threads, Numerics: o.Numerics, Adapter: o.Adapter, Tune: o.Tune, TuneFile: o.TuneFile,
+	bo := BackendOptions{Context: n, Threads: o.Threads, Numerics: o.Numerics, Adapter: o.Adapter, Tune: o.Tune, TuneFile: o.TuneFile, TuneBudget: o.TuneBudget,
 		Progress: progress, Log: log}
 	open := func() (Backend, error) {
 		switch o.Backend {

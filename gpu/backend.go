@@ -22,7 +22,7 @@ func init() {
 		opts := Options{
 			DeviceOptions: DeviceOptions{Adapter: o.Adapter, Force: o.Force, Log: o.Log},
 			Context:       o.Context,
-			Tune:          TuneOptions{Mode: mode, File: o.TuneFile},
+			Tune:          TuneOptions{Mode: mode, File: o.TuneFile, Budget: o.TuneBudget},
 		}
 		if o.Progress != nil {
 			opts.Progress = func(done, total int64) {

@@ -114,7 +114,7 @@ func TestTune(t *testing.T) {
 			}
 		}
 		var progress []string
-		b := newBackend(t, m, Options{Tune: TuneOptions{Mode: c.mode, File: file, Progress: func(done, total int, what string) {
+		b := newBackend(t, m, Options{Tune: TuneOptions{Mode: c.mode, File: file, Budget: time.Hour, Progress: func(done, total int, what string) {
 			progress = append(progress, fmt.Sprintf("%d/%d %s", done, total, what))
 		}}})
 		rep := b.Tuning()
@@ -158,7 +158,7 @@ func TestTune(t *testing.T) {
 		t.Errorf("a spent budget: %d timed and %d left, want 1 (a load times one at least) and %d", rep.Timed, rep.Left, shapes-1)
 	}
 	b.Close()
-	b = newBackend(t, m, Options{Tune: TuneOptions{Mode: TuneAuto, File: budgetFile}})
+	b = newBackend(t, m, Options{Tune: TuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Hour}})
 	if rep := b.Tuning(); rep.Timed != shapes-1 || rep.Cached != 1 || rep.Left != 0 {
 		t.Errorf("the next load: %d timed, %d cached, %d left; want %d, 1, 0", rep.Timed, rep.Cached, rep.Left, shapes-1)
 	}

@@ -74,7 +74,7 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$work}
 # Flags' environment twins would silently change what is measured; the script passes what it needs.
 unset SMOLCHAT_CTX SMOLCHAT_NUMERICS SMOLCHAT_THREADS SMOLCHAT_CPU SMOLCHAT_GPU SMOLCHAT_JSON SMOLCHAT_PROFILE \
   SMOLCHAT_DEPTH SMOLCHAT_PP SMOLCHAT_TG SMOLCHAT_REPS SMOLCHAT_TOP SMOLCHAT_LAYERS SMOLCHAT_MODEL \
-  SMOLCHAT_GPU_TUNE SMOLCHAT_GPU_TUNE_FILE
+  SMOLCHAT_GPU_TUNE SMOLCHAT_GPU_TUNE_FILE SMOLCHAT_GPU_TUNE_BUDGET
 # Every GPU command reads and writes the tuning choices in OUTDIR: step 4 makes them, the benchmarks use them.
 tune=(--gpu-tune auto --gpu-tune-file "$out/tune.json")
 
@@ -183,7 +183,7 @@ case $check in *FAIL*) check_ok=no; say "3/6 the GPU's logits are off: benchmark
 # tune.json held) and the fastest kept; a short bench prints the choices against the built-in ones. The
 # benchmarks below read them, as a user's later loads would.
 step "4/6 tune (bench --gpu --gpu-tune redo)" 90 "$work/tune-report.json" \
-  "$bin" bench --model "$big" --gpu --gpu-tune redo --gpu-tune-file "$out/tune.json" --json --pp 0 --tg 1 --reps 1 --ctx 64
+  "$bin" bench --model "$big" --gpu --gpu-tune redo --gpu-tune-file "$out/tune.json" --gpu-tune-budget 80s --json --pp 0 --tg 1 --reps 1 --ctx 64
 
 # 5. The benchmarks on the 3B-shaped file. --ctx is what each needs, so the KV cache is no larger than used.
 step "5/6 bench --gpu --profile --depth 0" 120 "$out/profile-d0.json" \
