@@ -166,6 +166,7 @@ type MatMul struct {
 	mvRows        int         // rows per mat-vec workgroup
 	mmTile        matmulShape // of the mat-mat
 	step          *Buffer     // its own step uniform (NewMatMulRows), else nil: the device's
+	stepT         int         // the token count step holds (0: none written yet)
 	parts         []matPart
 }
 
@@ -318,13 +319,18 @@ func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStri
 
 // Record adds the product for T tokens.
 func (o *MatMul) Record(e *Encoder, T int) {
-	if o.step != nil {
+	if o.step != nil && T != o.stepT {
 		// The write lands before the submit that carries this recording (queue order); the op is
-		// recorded at most once per submit.
+		// recorded at most once per submit, and only it writes its uniform, so a decode step (the same
+		// count every token) writes it once.
 		var data [16]byte
 		binary.LittleEndian.PutUint32(data[0:], uint32(T))
-		if err := e.d.Write(o.step, 0, data[:]); err != nil && e.err == nil {
-			e.err = err
+		if err := e.d.Write(o.step, 0, data[:]); err != nil {
+			if e.err == nil {
+				e.err = err
+			}
+		} else {
+			o.stepT = T
 		}
 	}
 	for _, p := range o.parts {

@@ -119,7 +119,14 @@ func (b *Backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, e
 		if phase.T == 0 {
 			continue
 		}
-		times, err := timeSteps(ctx, steps, phase.T, opts.Depth, reps)
+		// Every step reads the step's inputs at the profiled depth.
+		if err := b.writeInputs(make([]int32, phase.T), opts.Depth); err != nil {
+			return nil, err
+		}
+		if err := b.d.SetStep(phase.T, opts.Depth); err != nil {
+			return nil, err
+		}
+		times, err := timeSteps(ctx, steps, phase.T, reps)
 		if err != nil {
 			return nil, err
 		}
@@ -168,14 +175,8 @@ func (s *PhaseStats) finish(total float64) {
 	}
 }
 
-// timeSteps returns the median seconds of each step run alone for T tokens at cache position pos.
-func (b *Backend) timeSteps(ctx context.Context, steps []Step, T, pos, reps int) ([]float64, error) {
-	if err := b.writeInputs(make([]int32, T), pos); err != nil {
-		return nil, err
-	}
-	if err := b.d.SetStep(T, pos); err != nil {
-		return nil, err
-	}
+// timeSteps returns the median seconds of each step run alone for T tokens, the step's inputs written.
+func (b *Backend) timeSteps(ctx context.Context, steps []Step, T, reps int) ([]float64, error) {
 	out := make([]float64, len(steps))
 	runs := make([]float64, reps)
 	for i, s := range steps {
@@ -199,14 +200,8 @@ func (b *Backend) timeSteps(ctx context.Context, steps []Step, T, pos, reps int)
 
 // timeStepsStamped is timeSteps with timestamp queries: each repetition records every step, one
 // compute pass each, into one submit.
-func (b *Backend) timeStepsStamped(ctx context.Context, steps []Step, T, pos, reps int) ([]float64, error) {
+func (b *Backend) timeStepsStamped(ctx context.Context, steps []Step, T, reps int) ([]float64, error) {
 	d := b.d
-	if err := b.writeInputs(make([]int32, T), pos); err != nil {
-		return nil, err
-	}
-	if err := d.SetStep(T, pos); err != nil {
-		return nil, err
-	}
 	n := uint32(2 * len(steps))
 	var qs *wgpu.QuerySet
 	if err := d.wrap("creating timestamp queries", func() error {
