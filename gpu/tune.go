@@ -367,12 +367,12 @@ func (b *Backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 // tuneFinalists is how many of the fastest first runs are timed again.
 const tuneFinalists = 3
 
-// tuneBudget is the device time a timing aims for: long enough to see past a submit's fixed cost,
+// timingSpan is the device time one timed submit aims for: long enough to see past a submit's fixed cost,
 // short enough that a whole model tunes in seconds.
-const tuneBudget = 2 * time.Millisecond
+const timingSpan = 2 * time.Millisecond
 
 // timeRecord returns the device time of what rec records, per recording: the median of reps submits
-// of a batch of recordings sized to take about tuneBudget (one recording alone, first, sizes it and
+// of a batch of recordings sized to take about timingSpan (one recording alone, first, sizes it and
 // counts when reps is 1).
 func (d *Device) timeRecord(rec func(e *Encoder), reps int) (float64, error) {
 	submit := func(n int) (float64, error) {
@@ -396,7 +396,7 @@ func (d *Device) timeRecord(rec func(e *Encoder), reps int) (float64, error) {
 	if err != nil || reps <= 1 {
 		return first, err
 	}
-	n := max(1, min(64, int(tuneBudget.Seconds()/max(first, 1e-9))))
+	n := max(1, min(64, int(timingSpan.Seconds()/max(first, 1e-9))))
 	runs := make([]float64, reps)
 	for i := range runs {
 		if runs[i], err = submit(n); err != nil {
