@@ -49,8 +49,8 @@ func (a AdapterInfo) String() string {
 	return fmt.Sprintf("#%d %s (%s, %s)", a.Index, a.Name, a.Type, a.Backend)
 }
 
-// ErrNoAdapter means no adapter qualifies for the request; the caller falls back to the CPU backend.
-var ErrNoAdapter = errors.New("no suitable GPU adapter")
+// errNoAdapter means no adapter qualifies for the request; the caller falls back to the CPU backend.
+var errNoAdapter = errors.New("no suitable GPU adapter")
 
 // Adapters lists the system's WebGPU adapters in enumeration order.
 func Adapters() ([]AdapterInfo, error) {

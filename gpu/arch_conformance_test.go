@@ -22,7 +22,7 @@ func TestArchConformance(t *testing.T) {
 		}
 		t.Run(c.Name, func(t *testing.T) {
 			m := conformance.Open(t, c)
-			b := newBackend(t, m, Options{Context: c.Context()})
+			b := openTestBackend(t, m, options{Context: c.Context()})
 			logits, err := b.Forward(context.Background(), c.Tokens, conformance.Want(c))
 			if err != nil {
 				t.Fatal(err)

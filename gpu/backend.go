@@ -19,10 +19,10 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		opts := Options{
-			DeviceOptions: DeviceOptions{Adapter: o.Adapter, Force: o.Force, Log: o.Log},
+		opts := options{
+			deviceOptions: deviceOptions{Adapter: o.Adapter, Force: o.Force, Log: o.Log},
 			Context:       o.Context,
-			Tune:          TuneOptions{Mode: mode, File: o.TuneFile, Budget: o.TuneBudget},
+			Tune:          tuneOptions{Mode: mode, File: o.TuneFile, Budget: o.TuneBudget},
 		}
 		if o.Progress != nil {
 			opts.Progress = func(done, total int64) {
@@ -32,7 +32,7 @@ func init() {
 				o.Progress(float64(done)/float64(max(total, 1)), what)
 			}
 		}
-		b, err := New(m, opts)
+		b, err := newBackend(m, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -40,9 +40,9 @@ func init() {
 	})
 }
 
-// Options configure a Backend.
-type Options struct {
-	DeviceOptions
+// options configure a backend.
+type options struct {
+	deviceOptions
 	// Context is the number of positions the KV cache holds; 0 means min(model context, 4096).
 	Context int
 	// KV is the cache element type: "f16", "f32", or "" for f16 when the device has shader-f16 and f32
@@ -53,14 +53,14 @@ type Options struct {
 	// Progress, if set, is called as weights upload with the bytes done and the total.
 	Progress func(done, total int64)
 	// Tune chooses kernel variants by timing them on the device (tune.go); the zero value does not.
-	Tune TuneOptions
+	Tune tuneOptions
 }
 
-// Backend runs a model's forward pass on a WebGPU device. It implements engine.Backend and
+// backend runs a model's forward pass on a WebGPU device. It implements engine.backend and
 // engine.Argmaxer; calls are serialized.
-type Backend struct {
+type backend struct {
 	mu     sync.Mutex
-	d      *Device
+	d      *device
 	cfg    model.Config
 	log    *slog.Logger
 	maxCtx int
@@ -70,16 +70,16 @@ type Backend struct {
 	n      int // cached positions
 
 	// Activations for up to batch tokens.
-	tok, h, xn, q, k, v, att, gate, cs *Buffer
-	attPart                            *Buffer // split decode attention's partials, shared by the layers
-	sel, logits                        *Buffer
-	kc, vc                             []*Buffer
+	tok, h, xn, q, k, v, att, gate, cs *buffer
+	attPart                            *buffer // split decode attention's partials, shared by the layers
+	sel, logits                        *buffer
+	kc, vc                             []*buffer
 
-	steps     []Step // the token embedding and every layer's steps, in order (forward.go)
-	finalNorm Step
-	lmHead    *MatMul
-	argmax    *Argmax
-	topk      map[int]*TopK
+	steps     []step // the token embedding and every layer's steps, in order (forward.go)
+	finalNorm step
+	lmHead    *matMulOp
+	argmax    *argmaxOp
+	topk      map[int]*topKOp
 
 	tuning *TuneReport // what tuning did at load; nil when off
 	last   StepStats
@@ -92,9 +92,9 @@ type StepStats struct {
 	Submits    int // command buffers submitted
 }
 
-// New uploads m's weights to a device chosen by opts and builds every pipeline and bind group, so a
+// newBackend uploads m's weights to a device chosen by opts and builds every pipeline and bind group, so a
 // Forward only writes the step's inputs, records dispatches and submits.
-func New(m *model.Model, opts Options) (*Backend, error) {
+func newBackend(m *model.Model, opts options) (*backend, error) {
 	c := m.Config
 	if c.Heads <= 0 || c.KVHeads <= 0 || c.Heads%c.KVHeads != 0 || c.RopeDim > c.HeadDim || len(c.NoRope) != c.Layers {
 		return nil, fmt.Errorf("gpu backend: inconsistent model config (heads %d, kv heads %d, head dim %d, rope dim %d, %d NoRope flags for %d layers)",
@@ -116,11 +116,11 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 	if batch <= 0 {
 		batch = 64
 	}
-	d, err := OpenDevice(opts.DeviceOptions)
+	d, err := openDevice(opts.deviceOptions)
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{d: d, cfg: c, log: d.log, maxCtx: maxCtx, batch: min(batch, maxCtx), topk: map[int]*TopK{}}
+	b := &backend{d: d, cfg: c, log: d.log, maxCtx: maxCtx, batch: min(batch, maxCtx), topk: map[int]*topKOp{}}
 	switch opts.KV {
 	case "":
 		b.kvF16 = d.ShaderF16()
@@ -139,54 +139,54 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 }
 
 // Name is "gpu".
-func (b *Backend) Name() string { return "gpu" }
+func (b *backend) Name() string { return "gpu" }
 
 // Device names the adapter.
-func (b *Backend) Device() string {
+func (b *backend) Device() string {
 	i := b.d.Info
 	return fmt.Sprintf("%s (%s, %s)", i.Name, i.Type, i.Backend)
 }
 
 // Len is the number of cached positions.
-func (b *Backend) Len() int {
+func (b *backend) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.n
 }
 
 // Truncate keeps the first n cached positions (none for n < 0).
-func (b *Backend) Truncate(n int) {
+func (b *backend) Truncate(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.n = max(0, min(n, b.n))
 }
 
 // MaxContext is the number of positions the cache holds.
-func (b *Backend) MaxContext() int { return b.maxCtx }
+func (b *backend) MaxContext() int { return b.maxCtx }
 
 // LastStep reports the device work of the last Forward, ForwardArgmax or ForwardTopK call.
-func (b *Backend) LastStep() StepStats {
+func (b *backend) LastStep() StepStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.last
 }
 
 // DeviceInfo describes the adapter in use.
-func (b *Backend) DeviceInfo() AdapterInfo { return b.d.Info }
+func (b *backend) DeviceInfo() AdapterInfo { return b.d.Info }
 
 // Close releases the device and all its memory.
-func (b *Backend) Close() error {
+func (b *backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.d.Close()
 }
 
 // Forward evaluates tokens at positions Len().. and returns the logits of the rows in want.
-func (b *Backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]float32, error) {
+func (b *backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]float32, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	logits := make([][]float32, len(want))
-	err := b.forward(ctx, tokens, want, func(e *Encoder, rows []int, first int) func() {
+	err := b.forward(ctx, tokens, want, func(e *encoder, rows []int, first int) func() {
 		b.selectRows(e, rows)
 		b.lmHead.Record(e, len(rows))
 		raw := make([]byte, len(rows)*4*b.cfg.Vocab)
@@ -206,14 +206,14 @@ func (b *Backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]
 
 // ForwardArgmax evaluates tokens and returns the argmax of the last row's logits, computed on the
 // device: a decode step reads back 8 bytes.
-func (b *Backend) ForwardArgmax(ctx context.Context, tokens []int32) (int32, error) {
+func (b *backend) ForwardArgmax(ctx context.Context, tokens []int32) (int32, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(tokens) == 0 {
 		return 0, errors.New("gpu backend: no tokens")
 	}
 	res := make([]byte, 8)
-	err := b.forward(ctx, tokens, []int{len(tokens) - 1}, func(e *Encoder, rows []int, _ int) func() {
+	err := b.forward(ctx, tokens, []int{len(tokens) - 1}, func(e *encoder, rows []int, _ int) func() {
 		b.selectRows(e, rows)
 		b.lmHead.Record(e, len(rows))
 		b.argmax.Record(e)
@@ -232,7 +232,7 @@ func (b *Backend) ForwardArgmax(ctx context.Context, tokens []int32) (int32, err
 
 // ForwardTopK evaluates tokens and returns the k (1..MaxTopK) largest logits of the last row and their
 // token ids, in descending order, selected on the device.
-func (b *Backend) ForwardTopK(ctx context.Context, tokens []int32, k int) ([]int32, []float32, error) {
+func (b *backend) ForwardTopK(ctx context.Context, tokens []int32, k int) ([]int32, []float32, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(tokens) == 0 {
@@ -241,13 +241,13 @@ func (b *Backend) ForwardTopK(ctx context.Context, tokens []int32, k int) ([]int
 	op, ok := b.topk[k]
 	if !ok {
 		var err error
-		if op, err = b.d.NewTopK(Whole(b.logits), b.cfg.Vocab, 0, k); err != nil {
+		if op, err = b.d.NewTopK(whole(b.logits), b.cfg.Vocab, 0, k); err != nil {
 			return nil, nil, fmt.Errorf("gpu backend: %w", err)
 		}
 		b.topk[k] = op
 	}
 	res := make([]byte, 8*k)
-	err := b.forward(ctx, tokens, []int{len(tokens) - 1}, func(e *Encoder, rows []int, _ int) func() {
+	err := b.forward(ctx, tokens, []int{len(tokens) - 1}, func(e *encoder, rows []int, _ int) func() {
 		b.selectRows(e, rows)
 		b.lmHead.Record(e, len(rows))
 		op.Record(e)
@@ -267,7 +267,7 @@ func (b *Backend) ForwardTopK(ctx context.Context, tokens []int32, k int) ([]int
 }
 
 // check validates Forward's arguments.
-func (b *Backend) check(tokens []int32, want []int) error {
+func (b *backend) check(tokens []int32, want []int) error {
 	if err := b.d.Err(); err != nil {
 		return fmt.Errorf("gpu backend: %w", err)
 	}

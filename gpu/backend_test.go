@@ -46,12 +46,12 @@ func openModel(t *testing.T, name string) *model.Model {
 	return m
 }
 
-// newBackend opens a backend on any adapter (lavapipe included), skipping when there is none.
-func newBackend(t *testing.T, m *model.Model, opts Options) *Backend {
+// openTestBackend opens a backend on any adapter (lavapipe included), skipping when there is none.
+func openTestBackend(t *testing.T, m *model.Model, opts options) *backend {
 	t.Helper()
 	opts.Force = true
-	b, err := New(m, opts)
-	if errors.Is(err, ErrNoAdapter) {
+	b, err := newBackend(m, opts)
+	if errors.Is(err, errNoAdapter) {
 		t.Skipf("no WebGPU adapter: install mesa-vulkan-drivers (%v)", err)
 	}
 	if err != nil {
@@ -63,7 +63,7 @@ func newBackend(t *testing.T, m *model.Model, opts Options) *Backend {
 
 // greedyIDs decodes n tokens after prompt with ForwardArgmax, checking that every decode step is one
 // submit.
-func greedyIDs(t *testing.T, b *Backend, prompt []int32, n int) []int32 {
+func greedyIDs(t *testing.T, b *backend, prompt []int32, n int) []int32 {
 	t.Helper()
 	ctx := context.Background()
 	next, err := b.ForwardArgmax(ctx, prompt)
@@ -89,14 +89,14 @@ func TestGreedyStories260K(t *testing.T) {
 	// (512 rows) and every layer's matrices into several chunks.
 	for _, c := range []struct {
 		name string
-		opts Options
+		opts options
 	}{
-		{"default", Options{}},
-		{"f32-kv/no-subgroups", Options{KV: "f32", DeviceOptions: DeviceOptions{NoSubgroups: true}}},
-		{"split-bindings/batch2", Options{Batch: 2, DeviceOptions: DeviceOptions{MaxBindingSize: 20000}}},
+		{"default", options{}},
+		{"f32-kv/no-subgroups", options{KV: "f32", deviceOptions: deviceOptions{NoSubgroups: true}}},
+		{"split-bindings/batch2", options{Batch: 2, deviceOptions: deviceOptions{MaxBindingSize: 20000}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b := newBackend(t, m, c.opts)
+			b := openTestBackend(t, m, c.opts)
 			start := time.Now()
 			got := greedyIDs(t, b, storiesPrompt, len(storiesGreedy))
 			el := time.Since(start)
@@ -130,7 +130,7 @@ func checkTop(t *testing.T, logits []float32, top []tokenLogit, tol float64) {
 
 func TestStep0LogitsStories260K(t *testing.T) {
 	m := openModel(t, "stories260K.gguf")
-	b := newBackend(t, m, Options{})
+	b := openTestBackend(t, m, options{})
 	logits, err := b.Forward(context.Background(), storiesPrompt, []int{len(storiesPrompt) - 1})
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestStep0LogitsStories260K(t *testing.T) {
 
 func TestStep0LogitsSmolLM3Tiny(t *testing.T) {
 	m := openModel(t, "smollm3-tiny-synthetic-Q4_K_M.gguf")
-	b := newBackend(t, m, Options{Context: 64})
+	b := openTestBackend(t, m, options{Context: 64})
 	logits, err := b.Forward(context.Background(), tinyPrompt, []int{len(tinyPrompt) - 1})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestStep0LogitsSmolLM3Tiny(t *testing.T) {
 func TestBackendContract(t *testing.T) {
 	m := synthModel(t)
 	backendtest.Contract(t, backendtest.Model{Vocab: m.Config.Vocab, Tol: 1e-4}, func(t *testing.T, ctx int) engine.Backend {
-		return newBackend(t, m, Options{Context: ctx, Batch: 7, KV: "f32"})
+		return openTestBackend(t, m, options{Context: ctx, Batch: 7, KV: "f32"})
 	})
 }
 
@@ -188,7 +188,7 @@ func TestForwardContract(t *testing.T) {
 	m := openModel(t, "stories260K.gguf")
 	// Batch 20 splits the 24 tokens below into two submits, and 20 wanted rows in the first exceed the
 	// 16 logits rows one read-back holds, so an output-only submit follows it.
-	b := newBackend(t, m, Options{Context: 40, Batch: 20, KV: "f32"})
+	b := openTestBackend(t, m, options{Context: 40, Batch: 20, KV: "f32"})
 	ctx := context.Background()
 	tokens := append(slices.Clone(storiesPrompt), storiesGreedy[:19]...)
 	want := make([]int, len(tokens))
@@ -201,7 +201,7 @@ func TestForwardContract(t *testing.T) {
 	if s := b.LastStep(); s.Submits != 3 {
 		t.Errorf("24 tokens in batches of 20 with 24 wanted rows took %d submits, want 3", s.Submits)
 	}
-	if _, _, err := b.ForwardTopK(ctx, []int32{1}, MaxTopK+1); err == nil {
+	if _, _, err := b.ForwardTopK(ctx, []int32{1}, maxTopK+1); err == nil {
 		t.Error("top-k beyond MaxTopK accepted")
 	}
 
@@ -212,8 +212,8 @@ func TestForwardContract(t *testing.T) {
 	}
 }
 
-var _ engine.Backend = (*Backend)(nil)
-var _ engine.Argmaxer = (*Backend)(nil)
+var _ engine.Backend = (*backend)(nil)
+var _ engine.Argmaxer = (*backend)(nil)
 
 // synthModel opens synth's smollm3-tiny preset (SmolLM3's architecture: Q4_K/Q6_K mix, tied Q6_K
 // embeddings over 128256 tokens, GQA 4:1, a NoPE layer), so the whole-model tests below need no shared
@@ -245,15 +245,15 @@ func TestAgainstReference(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		opts Options
+		opts options
 		tol  float64
 	}{
 		// 4 MiB bindings split the 27 MiB Q6_K token_embd (the tied LM head) into 7 chunks.
-		{"f32-kv/batch4/split", Options{KV: "f32", Context: 32, Batch: 4, DeviceOptions: DeviceOptions{MaxBindingSize: 4 << 20}}, 1e-3},
-		{"f16-kv", Options{KV: "f16", Context: 32}, 1e-2},
+		{"f32-kv/batch4/split", options{KV: "f32", Context: 32, Batch: 4, deviceOptions: deviceOptions{MaxBindingSize: 4 << 20}}, 1e-3},
+		{"f16-kv", options{KV: "f16", Context: 32}, 1e-2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b := newBackend(t, m, c.opts)
+			b := openTestBackend(t, m, c.opts)
 			got, err := b.Forward(context.Background(), tokens, rows)
 			if err != nil {
 				t.Fatal(err)
@@ -279,7 +279,7 @@ func TestAgainstReference(t *testing.T) {
 // for its last row.
 func TestSplitDecodeWholeModel(t *testing.T) {
 	m := openModel(t, "stories260K.gguf")
-	b := newBackend(t, m, Options{Context: 160, KV: "f32"})
+	b := openTestBackend(t, m, options{Context: 160, KV: "f32"})
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(5, 6))
 	tokens := make([]int32, 150)
@@ -339,7 +339,7 @@ func TestAgainstCPUBackend(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := c.open(t)
-			b := newBackend(t, m, Options{Context: 32})
+			b := openTestBackend(t, m, options{Context: 32})
 			got, err := b.Forward(context.Background(), c.tokens, c.rows)
 			if err != nil {
 				t.Fatal(err)
@@ -376,7 +376,7 @@ func TestAgainstCPUBackend(t *testing.T) {
 // step has more tokens than the buffer has rows).
 func TestHeadCountsItsRows(t *testing.T) {
 	m := synthModel(t)
-	b := newBackend(t, m, Options{Context: 32, Batch: 16})
+	b := openTestBackend(t, m, options{Context: 32, Batch: 16})
 	vocab := m.Config.Vocab
 	for _, want := range [][]int{{3, 8}, {0, 1, 2, 4, 6, 8}} {
 		sentinel := make([]float32, b.maxOut*vocab)

@@ -11,14 +11,14 @@ import (
 	"smolchat/model/quant"
 )
 
-// Buffer is a GPU buffer owned by a Device.
-type Buffer struct {
+// buffer is a GPU buffer owned by a device.
+type buffer struct {
 	buf   *wgpu.Buffer
 	Size  uint64
 	label string
 }
 
-func (b *Buffer) release() {
+func (b *buffer) release() {
 	if b != nil && b.buf != nil {
 		b.buf.Release()
 		b.buf = nil
@@ -26,7 +26,7 @@ func (b *Buffer) release() {
 }
 
 // free releases a buffer before Close does (scratch that a load no longer needs).
-func (d *Device) free(b *Buffer) {
+func (d *device) free(b *buffer) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if i := slices.Index(d.owned, b); i >= 0 {
@@ -40,7 +40,7 @@ const storageUsage = wgpu.BufferUsageStorage | wgpu.BufferUsageCopyDst | wgpu.Bu
 // align4 rounds n up to a multiple of 4, the granularity of buffer sizes, copies and writes.
 func align4(n uint64) uint64 { return (n + 3) &^ 3 }
 
-func (d *Device) newBuffer(label string, size uint64, usage wgpu.BufferUsage) (*Buffer, error) {
+func (d *device) newBuffer(label string, size uint64, usage wgpu.BufferUsage) (*buffer, error) {
 	size = max(align4(size), 4)
 	if size > d.limits.MaxBufferSize {
 		return nil, fmt.Errorf("buffer %s: %d bytes exceeds the device's maximum buffer size %d", label, size, d.limits.MaxBufferSize)
@@ -54,7 +54,7 @@ func (d *Device) newBuffer(label string, size uint64, usage wgpu.BufferUsage) (*
 	if err != nil {
 		return nil, err
 	}
-	buf := &Buffer{buf: b, Size: size, label: label}
+	buf := &buffer{buf: b, Size: size, label: label}
 	d.mu.Lock()
 	d.owned = append(d.owned, buf)
 	d.mu.Unlock()
@@ -62,7 +62,7 @@ func (d *Device) newBuffer(label string, size uint64, usage wgpu.BufferUsage) (*
 }
 
 // NewStorage creates a zeroed storage buffer of size bytes (rounded up to 4) that kernels read and write.
-func (d *Device) NewStorage(label string, size uint64) (*Buffer, error) {
+func (d *device) NewStorage(label string, size uint64) (*buffer, error) {
 	if size > d.limits.MaxStorageBufferBindingSize {
 		return nil, fmt.Errorf("buffer %s: %d bytes exceeds the storage binding limit %d", label, size, d.limits.MaxStorageBufferBindingSize)
 	}
@@ -70,7 +70,7 @@ func (d *Device) NewStorage(label string, size uint64) (*Buffer, error) {
 }
 
 // Upload creates a storage buffer holding data.
-func (d *Device) Upload(label string, data []byte) (*Buffer, error) {
+func (d *device) Upload(label string, data []byte) (*buffer, error) {
 	b, err := d.NewStorage(label, uint64(len(data)))
 	if err != nil {
 		return nil, err
@@ -82,13 +82,13 @@ func (d *Device) Upload(label string, data []byte) (*Buffer, error) {
 }
 
 // UploadF32 is Upload for a float32 slice.
-func (d *Device) UploadF32(label string, v []float32) (*Buffer, error) {
+func (d *device) UploadF32(label string, v []float32) (*buffer, error) {
 	return d.Upload(label, f32Bytes(v))
 }
 
 // Write copies data into b at byte offset off. The copy is queued and lands before the next submit's
 // work runs.
-func (d *Device) Write(b *Buffer, off uint64, data []byte) error {
+func (d *device) Write(b *buffer, off uint64, data []byte) error {
 	if off%4 != 0 || off+uint64(len(data)) > b.Size {
 		return fmt.Errorf("writing %d bytes at %d into buffer %s of %d bytes: out of range or misaligned", len(data), off, b.label, b.Size)
 	}
@@ -105,7 +105,7 @@ func (d *Device) Write(b *Buffer, off uint64, data []byte) error {
 
 // uniform creates a uniform buffer holding the little-endian encoding of fields (uint32, int or
 // float32 each), padded to 16 bytes.
-func (d *Device) uniform(label string, fields ...any) (*Buffer, error) {
+func (d *device) uniform(label string, fields ...any) (*buffer, error) {
 	n := max((len(fields)+3)/4*4, 4)
 	data := make([]byte, 4*n)
 	for i, f := range fields {
@@ -133,7 +133,7 @@ func (d *Device) uniform(label string, fields ...any) (*Buffer, error) {
 }
 
 // SetStep writes the step uniform that every kernel reads: nTok tokens starting at cache position pos0.
-func (d *Device) SetStep(nTok, pos0 int) error {
+func (d *device) SetStep(nTok, pos0 int) error {
 	var data [16]byte
 	binary.LittleEndian.PutUint32(data[0:], uint32(nTok))
 	binary.LittleEndian.PutUint32(data[4:], uint32(pos0))
@@ -147,7 +147,7 @@ func (d *Device) SetStep(nTok, pos0 int) error {
 }
 
 // Read copies size bytes at off from b back to the host, waiting for all submitted work first.
-func (d *Device) Read(b *Buffer, off, size uint64) ([]byte, error) {
+func (d *device) Read(b *buffer, off, size uint64) ([]byte, error) {
 	e, err := d.NewEncoder("read " + b.label)
 	if err != nil {
 		return nil, err
@@ -161,7 +161,7 @@ func (d *Device) Read(b *Buffer, off, size uint64) ([]byte, error) {
 }
 
 // ReadF32 reads n floats at element offset off.
-func (d *Device) ReadF32(b *Buffer, off, n int) ([]float32, error) {
+func (d *device) ReadF32(b *buffer, off, n int) ([]float32, error) {
 	raw, err := d.Read(b, uint64(off)*4, uint64(n)*4)
 	if err != nil {
 		return nil, err
@@ -170,7 +170,7 @@ func (d *Device) ReadF32(b *Buffer, off, n int) ([]float32, error) {
 }
 
 // stagingBuffer returns a mappable buffer of at least size bytes, reusing the last one when it fits.
-func (d *Device) stagingBuffer(size uint64) (*wgpu.Buffer, error) {
+func (d *device) stagingBuffer(size uint64) (*wgpu.Buffer, error) {
 	size = max((size+255)&^255, 256)
 	if d.staging != nil && d.stageSz >= size {
 		return d.staging, nil
@@ -193,25 +193,25 @@ func (d *Device) stagingBuffer(size uint64) (*wgpu.Buffer, error) {
 	return b, nil
 }
 
-// Weights is a 2-D tensor on the device: M rows of K elements of a ggml type, stored as raw GGUF blocks
+// weights is a 2-D tensor on the device: M rows of K elements of a ggml type, stored as raw GGUF blocks
 // in one or more buffers of whole rows, each within the storage binding limit.
-type Weights struct {
+type weights struct {
 	Name     string
 	Type     quant.Type
 	K, M     int // elements per row, rows
 	RowBytes int
-	Chunks   []WeightChunk
+	Chunks   []weightChunk
 }
 
-// WeightChunk is one buffer of consecutive rows.
-type WeightChunk struct {
-	Buf  *Buffer
+// weightChunk is one buffer of consecutive rows.
+type weightChunk struct {
+	Buf  *buffer
 	Row0 int
 	Rows int
 }
 
 // Bytes is the tensor's size.
-func (w *Weights) Bytes() int64 { return int64(w.RowBytes) * int64(w.M) }
+func (w *weights) Bytes() int64 { return int64(w.RowBytes) * int64(w.M) }
 
 // kernelTypes are the weight types the WGSL kernels handle, each with the suffix of its dequantizer,
 // shaders/dq_{suffix}.wgsl (the WTYPE define). It is the GPU's column of quant's table of types: the
@@ -227,7 +227,7 @@ var kernelTypes = map[quant.Type]string{
 // UploadWeights copies a tensor of m rows of k elements of type t (raw GGUF bytes) to the device,
 // splitting it into buffers of whole rows that fit a storage binding. progress, if not nil, is called
 // with the bytes copied so far.
-func (d *Device) UploadWeights(name string, t quant.Type, k, m int, data []byte, progress func(done int64)) (*Weights, error) {
+func (d *device) UploadWeights(name string, t quant.Type, k, m int, data []byte, progress func(done int64)) (*weights, error) {
 	if _, ok := kernelTypes[t]; !ok {
 		return nil, fmt.Errorf("tensor %s: type %s is not supported by the GPU kernels (%s are; use the CPU backend, or a file of those types)",
 			name, t, quant.Names(func(t quant.Type) bool { _, ok := kernelTypes[t]; return ok }))
@@ -249,7 +249,7 @@ func (d *Device) UploadWeights(name string, t quant.Type, k, m int, data []byte,
 	if perChunk > 1 {
 		perChunk &^= 1 // chunks keep row pairs together, which the RoPE-fused products need
 	}
-	w := &Weights{Name: name, Type: t, K: k, M: m, RowBytes: rb}
+	w := &weights{Name: name, Type: t, K: k, M: m, RowBytes: rb}
 	var done int64
 	for row0 := 0; row0 < m; row0 += perChunk {
 		rows := min(perChunk, m-row0)
@@ -267,7 +267,7 @@ func (d *Device) UploadWeights(name string, t quant.Type, k, m int, data []byte,
 			return nil, err
 		}
 		done += int64(len(part))
-		w.Chunks = append(w.Chunks, WeightChunk{Buf: buf, Row0: row0, Rows: rows})
+		w.Chunks = append(w.Chunks, weightChunk{Buf: buf, Row0: row0, Rows: rows})
 	}
 	return w, nil
 }
@@ -277,7 +277,7 @@ const uploadPiece = 8 << 20
 
 // uploadMapped creates a buffer mapped at creation and copies data straight into it, so an upload needs
 // no staging copy on the host beyond what the driver does; data may be a view of the memory-mapped file.
-func (d *Device) uploadMapped(label string, data []byte, progress func(int64)) (*Buffer, error) {
+func (d *device) uploadMapped(label string, data []byte, progress func(int64)) (*buffer, error) {
 	size := max(align4(uint64(len(data))), 4)
 	var b *wgpu.Buffer
 	err := d.wrap("uploading "+label, func() error {
@@ -306,7 +306,7 @@ func (d *Device) uploadMapped(label string, data []byte, progress func(int64)) (
 		}
 		return nil, err
 	}
-	buf := &Buffer{buf: b, Size: size, label: label}
+	buf := &buffer{buf: b, Size: size, label: label}
 	d.mu.Lock()
 	d.owned = append(d.owned, buf)
 	d.mu.Unlock()
@@ -353,7 +353,7 @@ func u32Bytes(v []uint32) []byte {
 }
 
 // stepPos is the first position of the step uniform as SetStep last wrote it.
-func (d *Device) stepPos() int {
+func (d *device) stepPos() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.pos0

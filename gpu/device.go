@@ -1,7 +1,8 @@
 // Package gpu runs SmolLM3 (and other llama-style GGUF models) on a GPU through WebGPU: adapter discovery
 // and selection, a device layer that turns WebGPU failures into Go errors, weight upload with splitting
-// of tensors larger than a storage binding, the WGSL kernels of package shaders, and Backend, the
-// engine.Backend that runs the forward pass.
+// of tensors larger than a storage binding, the WGSL kernels of package shaders, and the
+// engine.Backend that runs the forward pass, registered as "gpu". It exports only what the cli reads: adapters,
+// tuning and profiling reports.
 //
 // Every WebGPU call that can fail runs inside error scopes (see scoped), because wgpu-native's default
 // handler for an uncaught error aborts the process. A lost device is remembered, and every later call
@@ -18,8 +19,8 @@ import (
 	"github.com/oliverbestmann/webgpu/wgpu"
 )
 
-// DeviceOptions chooses and configures a device.
-type DeviceOptions struct {
+// deviceOptions chooses and configures a device.
+type deviceOptions struct {
 	// Adapter selects the adapter: "" or "auto", an index, or a name substring (see Choose).
 	Adapter string
 	// Force lets the auto policy use a CPU-type adapter when no hardware one exists.
@@ -33,9 +34,9 @@ type DeviceOptions struct {
 	Log *slog.Logger
 }
 
-// Device is an opened WebGPU device with the kernels built on it. Its methods are not safe for
-// concurrent use; Backend serializes access.
-type Device struct {
+// device is an opened WebGPU device with the kernels built on it. Its methods are not safe for
+// concurrent use; the backend serializes access.
+type device struct {
 	Info   AdapterInfo // the adapter in use
 	Reason string      // why it was chosen
 
@@ -59,22 +60,22 @@ type Device struct {
 	stats deviceStats
 
 	mu      sync.Mutex // guards the caches below
-	kernels map[string]*Kernel
+	kernels map[string]*kernel
 	layouts map[string]*wgpu.BindGroupLayout
-	step    *Buffer
+	step    *buffer
 	pos0    int // the step uniform's first position: split decode attention sizes its dispatch by it
 	staging *wgpu.Buffer
 	stageSz uint64
-	owned   []*Buffer // buffers released by Close
+	owned   []*buffer // buffers released by Close
 
 	tuned     map[matShape]matvecShape // mat-vec variants chosen by tuning (tune.go), by weight shape
 	tunedTile map[matShape]matmulShape // mat-mat tiles chosen by tuning, by weight shape
 }
 
-// OpenDevice enumerates adapters, picks one with Choose, and opens a device on it with the adapter's own
+// openDevice enumerates adapters, picks one with Choose, and opens a device on it with the adapter's own
 // limits (not WebGPU's defaults) and the optional features smolchat can use. It returns an error
 // wrapping ErrNoAdapter when nothing qualifies.
-func OpenDevice(opts DeviceOptions) (*Device, error) {
+func openDevice(opts deviceOptions) (*device, error) {
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -99,21 +100,21 @@ func OpenDevice(opts DeviceOptions) (*Device, error) {
 	if err != nil {
 		release(-1)
 		inst.Release()
-		return nil, fmt.Errorf("%w: %v", ErrNoAdapter, err)
+		return nil, fmt.Errorf("%w: %v", errNoAdapter, err)
 	}
 	if choice.Index < 0 {
 		release(-1)
 		inst.Release()
-		return nil, fmt.Errorf("%w: %s", ErrNoAdapter, choice.Reason)
+		return nil, fmt.Errorf("%w: %s", errNoAdapter, choice.Reason)
 	}
 	release(choice.Index)
-	d := &Device{
+	d := &device{
 		Info:      infos[choice.Index],
 		Reason:    choice.Reason,
 		inst:      inst,
 		adapter:   raw[choice.Index],
 		log:       log,
-		kernels:   map[string]*Kernel{},
+		kernels:   map[string]*kernel{},
 		layouts:   map[string]*wgpu.BindGroupLayout{},
 		tuned:     map[matShape]matvecShape{},
 		tunedTile: map[matShape]matmulShape{},
@@ -125,7 +126,7 @@ func OpenDevice(opts DeviceOptions) (*Device, error) {
 	return d, nil
 }
 
-func (d *Device) open(opts DeviceOptions) error {
+func (d *device) open(opts deviceOptions) error {
 	d.limits = d.adapter.GetLimits()
 	var features []wgpu.FeatureName
 	if d.adapter.HasFeature(wgpu.FeatureNameShaderF16) {
@@ -176,14 +177,14 @@ func (d *Device) open(opts DeviceOptions) error {
 
 // onLost is the device-lost callback: it marks the device dead, so every later call returns the loss
 // instead of reaching wgpu-native, which aborts the process when work is submitted to a lost device.
-func (d *Device) onLost(reason wgpu.DeviceLostReason, message string) {
+func (d *device) onLost(reason wgpu.DeviceLostReason, message string) {
 	err := fmt.Errorf("%w (%s): %s", ErrDeviceLost, reason, message)
 	d.lost.CompareAndSwap(nil, &err)
 	d.log.Error("gpu device lost", "adapter", d.Info.Name, "reason", reason.String(), "message", message)
 }
 
 // Err is nil while the device works, and the loss error after the device was lost or closed.
-func (d *Device) Err() error {
+func (d *device) Err() error {
 	if p := d.lost.Load(); p != nil {
 		return *p
 	}
@@ -194,22 +195,22 @@ func (d *Device) Err() error {
 }
 
 // ShaderF16 reports whether the device has the shader-f16 feature enabled.
-func (d *Device) ShaderF16() bool { return d.f16 }
+func (d *device) ShaderF16() bool { return d.f16 }
 
 // Subgroups reports whether kernels use subgroup reductions.
-func (d *Device) Subgroups() bool { return d.subgroups }
+func (d *device) Subgroups() bool { return d.subgroups }
 
 // subgroupsAvail reports whether the device could run subgroup kernels.
-func (d *Device) subgroupsAvail() bool { return d.sgFeature }
+func (d *device) subgroupsAvail() bool { return d.sgFeature }
 
 // MaxBinding is the most bytes one storage binding may cover on this device (or the test cap).
-func (d *Device) MaxBinding() uint64 { return d.maxBinding }
+func (d *device) MaxBinding() uint64 { return d.maxBinding }
 
 // Limits are the device's limits (the adapter's, requested in full).
-func (d *Device) Limits() wgpu.Limits { return d.limits }
+func (d *device) Limits() wgpu.Limits { return d.limits }
 
 // Close releases the device and everything created on it. It is safe to call more than once.
-func (d *Device) Close() error {
+func (d *device) Close() error {
 	if d == nil {
 		return nil
 	}
@@ -254,7 +255,7 @@ func (d *Device) Close() error {
 }
 
 // wrap runs f inside error scopes after checking the device is alive.
-func (d *Device) wrap(what string, f func() error) error {
+func (d *device) wrap(what string, f func() error) error {
 	if err := d.Err(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

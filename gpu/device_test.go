@@ -60,7 +60,7 @@ func TestChoose(t *testing.T) {
 }
 
 func TestAdapters(t *testing.T) {
-	device(t) // skips without an adapter
+	testDevice(t) // skips without an adapter
 	as, err := Adapters()
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func TestAdapters(t *testing.T) {
 }
 
 func TestDeviceUsesAdapterLimits(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	if got, want := d.Limits().MaxStorageBufferBindingSize, d.Info.Limits.MaxStorageBufferBindingSize; got != want {
 		t.Errorf("device binding limit %d, adapter offers %d", got, want)
 	}
@@ -93,11 +93,11 @@ func TestDeviceUsesAdapterLimits(t *testing.T) {
 // layout; the error must come back from Submit (wgpu reports it when the command buffer is finished)
 // rather than reach wgpu-native's default handler, which aborts the process.
 func TestValidationErrorIsReturned(t *testing.T) {
-	d := device(t)
-	x := must[*Buffer](t)(d.NewStorage("x", 64))
-	norm := must[*Op](t)(d.NewRMSNorm(Whole(x), Whole(x), Whole(x), 4, 4, 1e-5))
-	store := must[*Op](t)(d.NewKVStore(Whole(x), Whole(x), Whole(x), Whole(x), 4, 4, false))
-	e := must[*Encoder](t)(d.NewEncoder("mismatched bind group"))
+	d := testDevice(t)
+	x := must[*buffer](t)(d.NewStorage("x", 64))
+	norm := must[*op](t)(d.NewRMSNorm(whole(x), whole(x), whole(x), 4, 4, 1e-5))
+	store := must[*op](t)(d.NewKVStore(whole(x), whole(x), whole(x), whole(x), 4, 4, false))
+	e := must[*encoder](t)(d.NewEncoder("mismatched bind group"))
 	e.Dispatch(norm.k, store.bg, 1, 1, 1)
 	err := e.Submit()
 	if !errors.Is(err, ErrValidation) {
@@ -110,11 +110,11 @@ func TestValidationErrorIsReturned(t *testing.T) {
 }
 
 func TestOutOfRangeRequestsAreErrors(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	if _, err := d.NewStorage("huge", d.Limits().MaxStorageBufferBindingSize+4); err == nil {
 		t.Error("buffer beyond the binding limit accepted")
 	}
-	b := must[*Buffer](t)(d.NewStorage("small", 16))
+	b := must[*buffer](t)(d.NewStorage("small", 16))
 	if err := d.Write(b, 8, make([]byte, 16)); err == nil {
 		t.Error("write past the end accepted")
 	}
@@ -131,7 +131,7 @@ func TestOutOfRangeRequestsAreErrors(t *testing.T) {
 // wgpu-native aborts the process on a submit to a lost device.
 func TestDeviceLoss(t *testing.T) {
 	m := openModel(t, "stories260K.gguf")
-	b := newBackend(t, m, Options{Context: 16})
+	b := openTestBackend(t, m, options{Context: 16})
 	if _, err := b.ForwardArgmax(context.Background(), storiesPrompt); err != nil {
 		t.Fatal(err)
 	}

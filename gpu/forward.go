@@ -17,16 +17,16 @@ import (
 // (head_rope.wgsl). The pass has the shape of model.Family for the values the loader lets through (see
 // cpu/forward.go): the steps read c.Rope, c.QKNorm, c.NoRope and c.TiedOutput, and no family's name.
 
-// Step is one kernel of the forward pass.
-type Step struct {
+// step is one kernel of the forward pass.
+type step struct {
 	Layer int    // transformer block, -1 outside them
 	Name  string // what it computes, as cpu/forward.go names it
 	op    stepOp
 }
 
-// stepOp is a kernel bound to its buffers (Op, MatMul, Embed).
+// stepOp is a kernel bound to its buffers (op, matMulOp, embedOp).
 type stepOp interface {
-	Record(e *Encoder, T int)
+	Record(e *encoder, T int)
 	// describe names the kernel variant that T tokens after pos cached positions run, and its work.
 	describe(T, pos int) opInfo
 }
@@ -34,7 +34,7 @@ type stepOp interface {
 // stepList builds steps in order and keeps the first error, so a block reads as a list.
 type stepList struct {
 	layer int
-	steps []Step
+	steps []step
 	err   error
 }
 
@@ -52,16 +52,16 @@ func (s *stepList) add(name string, build func() (stepOp, error)) {
 		}
 		return
 	}
-	s.steps = append(s.steps, Step{Layer: s.layer, Name: name, op: op})
+	s.steps = append(s.steps, step{Layer: s.layer, Name: name, op: op})
 }
 
 // buildSteps uploads the layers' weights and builds the forward pass up to the final norm: the token
 // embedding, every transformer block (layerSteps), then the final norm, kept apart because only a step
 // with wanted rows runs it.
-func (b *Backend) buildSteps(W model.Weights, embed *Weights, up *uploader) error {
+func (b *backend) buildSteps(W model.Weights, embed *weights, up *uploader) error {
 	c, d := b.cfg, b.d
 	s := stepList{layer: -1}
-	s.add("token embedding", func() (stepOp, error) { return d.NewEmbed(embed, Whole(b.tok), Whole(b.h)) })
+	s.add("token embedding", func() (stepOp, error) { return d.NewEmbed(embed, whole(b.tok), whole(b.h)) })
 	if s.err != nil {
 		return s.err
 	}
@@ -83,7 +83,7 @@ func (b *Backend) buildSteps(W model.Weights, embed *Weights, up *uploader) erro
 	}
 	s = stepList{layer: -1}
 	s.add("final norm", func() (stepOp, error) {
-		return d.NewRMSNorm(Whole(b.h), outNorm, Whole(b.xn), c.Dim, c.Dim, c.RMSEps)
+		return d.NewRMSNorm(whole(b.h), outNorm, whole(b.xn), c.Dim, c.Dim, c.RMSEps)
 	})
 	if s.err != nil {
 		return s.err
@@ -93,10 +93,10 @@ func (b *Backend) buildSteps(W model.Weights, embed *Weights, up *uploader) erro
 }
 
 // layerSteps builds transformer block l, step by step as cpu/forward.go computes it.
-func (b *Backend) layerSteps(l int, w layerWeights) ([]Step, error) {
+func (b *backend) layerSteps(l int, w layerWeights) ([]step, error) {
 	c, d := b.cfg, b.d
 	dim, qdim, kvdim, ff := c.Dim, c.QDim(), c.KVDim(), c.FF
-	h, xn, kc, vc := Whole(b.h), Whole(b.xn), Whole(b.kc[l]), Whole(b.vc[l])
+	h, xn, kc, vc := whole(b.h), whole(b.xn), whole(b.kc[l]), whole(b.vc[l])
 	rope := !c.NoRope[l]
 	// Adjacent-pair RoPE of un-normed heads is fused into the projection (rope_pair.wgsl); QK-norm and
 	// NEOX pairs take a step of their own after it (head_rope.wgsl).
@@ -112,27 +112,27 @@ func (b *Backend) layerSteps(l int, w layerWeights) ([]Step, error) {
 		s.add(headStep("q", c.QKNorm, rope), func() (stepOp, error) { return b.headRope(b.q, c.Heads, qdim, w.qNorm, rope) })
 		s.add(headStep("k", c.QKNorm, rope), func() (stepOp, error) { return b.headRope(b.k, c.KVHeads, kvdim, w.kNorm, rope) })
 	}
-	s.add("v projection", func() (stepOp, error) { return d.NewMatMul(w.v, xn, dim, Whole(b.v), kvdim, 0) })
+	s.add("v projection", func() (stepOp, error) { return d.NewMatMul(w.v, xn, dim, whole(b.v), kvdim, 0) })
 	s.add("kv store + attention", func() (stepOp, error) {
-		return d.NewAttention(Whole(b.q), Whole(b.k), Whole(b.v), kc, vc, Whole(b.att), b.attnShape())
+		return d.NewAttention(whole(b.q), whole(b.k), whole(b.v), kc, vc, whole(b.att), b.attnShape())
 	})
-	s.add("output projection + residual", func() (stepOp, error) { return d.NewMatMulAdd(w.o, Whole(b.att), qdim, h, dim, 0) })
+	s.add("output projection + residual", func() (stepOp, error) { return d.NewMatMulAdd(w.o, whole(b.att), qdim, h, dim, 0) })
 
 	// Feed-forward: norm, down(silu(gate) · up) + residual.
 	s.add("ffn norm", func() (stepOp, error) { return d.NewRMSNorm(h, w.ffnNorm, xn, dim, dim, c.RMSEps) })
-	s.add("gate projection", func() (stepOp, error) { return d.NewMatMul(w.gate, xn, dim, Whole(b.gate), ff, 0) })
-	s.add("up projection + swiglu", func() (stepOp, error) { return d.NewMatMulGLU(w.upProj, xn, dim, Whole(b.gate), ff, 0) })
-	s.add("down projection + residual", func() (stepOp, error) { return d.NewMatMulAdd(w.down, Whole(b.gate), ff, h, dim, 0) })
+	s.add("gate projection", func() (stepOp, error) { return d.NewMatMul(w.gate, xn, dim, whole(b.gate), ff, 0) })
+	s.add("up projection + swiglu", func() (stepOp, error) { return d.NewMatMulGLU(w.upProj, xn, dim, whole(b.gate), ff, 0) })
+	s.add("down projection + residual", func() (stepOp, error) { return d.NewMatMulAdd(w.down, whole(b.gate), ff, h, dim, 0) })
 	return s.steps, s.err
 }
 
 // attnShape is the model's attention over the backend's buffers.
-func (b *Backend) attnShape() AttnShape {
+func (b *backend) attnShape() attnShape {
 	c := b.cfg
-	s := AttnShape{Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, QStride: c.QDim(), OutStride: c.QDim(),
+	s := attnShape{Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, QStride: c.QDim(), OutStride: c.QDim(),
 		KVStride: c.KVDim(), Scale: float32(1 / math.Sqrt(float64(c.HeadDim))), F16: b.kvF16}
 	if b.attPart != nil {
-		s.Partials = Whole(b.attPart)
+		s.Partials = whole(b.attPart)
 	}
 	return s
 }
@@ -157,25 +157,25 @@ func headStep(which string, norm, rope bool) string {
 }
 
 // headRope binds the QK-norm (gains g, when the family has it) and RoPE (when rope) of the heads in out.
-func (b *Backend) headRope(out *Buffer, heads, stride int, g Range, rope bool) (*Op, error) {
+func (b *backend) headRope(out *buffer, heads, stride int, g bufRange, rope bool) (*op, error) {
 	c := b.cfg
-	return b.d.NewHeadRope(Whole(out), heads, c.HeadDim, stride, c.RopeDim, HeadOptions{
-		Norm: c.QKNorm, G: g, Eps: c.RMSEps, Rope: rope, CS: Whole(b.cs), Neox: c.Rope == model.RopeNeox})
+	return b.d.NewHeadRope(whole(out), heads, c.HeadDim, stride, c.RopeDim, headOptions{
+		Norm: c.QKNorm, G: g, Eps: c.RMSEps, Rope: rope, CS: whole(b.cs), Neox: c.Rope == model.RopeNeox})
 }
 
 // projection binds a query or key projection of the normed hidden states into out (stride floats per
 // token), rotating the heads as they are stored when rope is set.
-func (b *Backend) projection(w *Weights, out *Buffer, stride int, rope bool) (*MatMul, error) {
+func (b *backend) projection(w *weights, out *buffer, stride int, rope bool) (*matMulOp, error) {
 	c := b.cfg
 	if !rope {
-		return b.d.NewMatMul(w, Whole(b.xn), c.Dim, Whole(out), stride, 0)
+		return b.d.NewMatMul(w, whole(b.xn), c.Dim, whole(out), stride, 0)
 	}
-	return b.d.NewMatMulRope(w, Whole(b.xn), c.Dim, Whole(out), stride, Whole(b.cs), c.HeadDim, c.RopeDim)
+	return b.d.NewMatMulRope(w, whole(b.xn), c.Dim, whole(out), stride, whole(b.cs), c.HeadDim, c.RopeDim)
 }
 
 // buildHead builds the output projection (the embedding table again when the model ties them) and the
 // device argmax over its logits.
-func (b *Backend) buildHead(W model.Weights, embed *Weights, up *uploader) error {
+func (b *backend) buildHead(W model.Weights, embed *weights, up *uploader) error {
 	c, d := b.cfg, b.d
 	output := embed
 	if !c.TiedOutput {
@@ -185,29 +185,29 @@ func (b *Backend) buildHead(W model.Weights, embed *Weights, up *uploader) error
 		}
 	}
 	var err error
-	if b.lmHead, err = d.NewMatMulRows(output, Whole(b.sel), c.Dim, Whole(b.logits), c.Vocab, 0); err != nil {
+	if b.lmHead, err = d.NewMatMulRows(output, whole(b.sel), c.Dim, whole(b.logits), c.Vocab, 0); err != nil {
 		return fmt.Errorf("output projection: %w", err)
 	}
-	if b.argmax, err = d.NewArgmax(Whole(b.logits), c.Vocab, 0); err != nil {
+	if b.argmax, err = d.NewArgmax(whole(b.logits), c.Vocab, 0); err != nil {
 		return fmt.Errorf("argmax: %w", err)
 	}
 	return nil
 }
 
 // Steps lists the forward pass's steps up to the final norm, in the order a submit records them.
-func (b *Backend) Steps() []Step {
-	return append(append([]Step(nil), b.steps...), b.finalNorm)
+func (b *backend) Steps() []step {
+	return append(append([]step(nil), b.steps...), b.finalNorm)
 }
 
 // headFunc records the output work for rows (indices into a submit's tokens, at most maxOut; first is
 // the index in want of the first of them) after the final norm, and returns what to do with the
 // read-back once the submit completes (or nil).
-type headFunc func(e *Encoder, rows []int, first int) (after func())
+type headFunc func(e *encoder, rows []int, first int) (after func())
 
 // forward runs tokens through the layers in submits of at most b.batch tokens, recording head for the
 // wanted rows of each. On any error, cancellation included, the cache keeps the positions it had before
 // the call: positions are only committed at the end.
-func (b *Backend) forward(ctx context.Context, tokens []int32, want []int, head headFunc) error {
+func (b *backend) forward(ctx context.Context, tokens []int32, want []int, head headFunc) error {
 	if err := b.check(tokens, want); err != nil {
 		return err
 	}
@@ -248,7 +248,7 @@ func (b *Backend) forward(ctx context.Context, tokens []int32, want []int, head 
 
 // submit evaluates one chunk at cache position pos: with layers, it writes the chunk's inputs and
 // records every step up to the final norm; with rows, the final norm and head. It submits once.
-func (b *Backend) submit(chunk []int32, pos int, layers bool, rows []int, first int, head headFunc) error {
+func (b *backend) submit(chunk []int32, pos int, layers bool, rows []int, first int, head headFunc) error {
 	T := len(chunk)
 	if err := b.d.SetStep(T, pos); err != nil {
 		return err
@@ -283,7 +283,7 @@ func (b *Backend) submit(chunk []int32, pos int, layers bool, rows []int, first 
 
 // writeInputs writes a chunk's token ids and the RoPE angles of its positions pos..., computed by
 // model.Config.RopeAngles as the CPU backend's are.
-func (b *Backend) writeInputs(chunk []int32, pos int) error {
+func (b *backend) writeInputs(chunk []int32, pos int) error {
 	c := b.cfg
 	ids := make([]uint32, len(chunk))
 	for i, t := range chunk {
@@ -300,7 +300,7 @@ func (b *Backend) writeInputs(chunk []int32, pos int) error {
 }
 
 // selectRows copies the final-normed hidden states of rows (at most maxOut) to the LM head's input.
-func (b *Backend) selectRows(e *Encoder, rows []int) {
+func (b *backend) selectRows(e *encoder, rows []int) {
 	rowBytes := uint64(4 * b.cfg.Dim)
 	for i, r := range rows {
 		e.Copy(b.xn, uint64(r)*rowBytes, b.sel, uint64(i)*rowBytes, rowBytes)

@@ -12,18 +12,18 @@ import (
 
 var (
 	testDevOnce sync.Once
-	testDev     *Device
+	testDev     *device
 	testDevErr  error
 )
 
-// device returns the shared test device (any adapter, CPU-type ones included, so lavapipe serves CI),
+// testDevice returns the shared test testDevice (any adapter, CPU-type ones included, so lavapipe serves CI),
 // skipping the test when the machine has none.
-func device(t testing.TB) *Device {
+func testDevice(t testing.TB) *device {
 	t.Helper()
 	testDevOnce.Do(func() {
-		testDev, testDevErr = OpenDevice(DeviceOptions{Force: true})
+		testDev, testDevErr = openDevice(deviceOptions{Force: true})
 	})
-	if errors.Is(testDevErr, ErrNoAdapter) {
+	if errors.Is(testDevErr, errNoAdapter) {
 		t.Skipf("no WebGPU adapter: install mesa-vulkan-drivers (%v)", testDevErr)
 	}
 	if testDevErr != nil {
@@ -37,7 +37,7 @@ func device(t testing.TB) *Device {
 
 // reductionModes lists the reductions the device can run: subgroups (when it has them) and the
 // workgroup-memory fallback.
-func reductionModes(d *Device) []bool {
+func reductionModes(d *device) []bool {
 	if d.subgroupsAvail() {
 		return []bool{true, false}
 	}
@@ -45,14 +45,14 @@ func reductionModes(d *Device) []bool {
 }
 
 // useSubgroups switches the device's kernels between reductions for one test.
-func useSubgroups(t *testing.T, d *Device, on bool) {
+func useSubgroups(t *testing.T, d *device, on bool) {
 	old := d.subgroups
 	d.subgroups = on
 	t.Cleanup(func() { d.subgroups = old })
 }
 
 // limitBinding caps storage bindings for one test so that tensors split into several chunks.
-func limitBinding(t *testing.T, d *Device, n uint64) {
+func limitBinding(t *testing.T, d *device, n uint64) {
 	old := d.maxBinding
 	d.maxBinding = n
 	t.Cleanup(func() { d.maxBinding = old })
@@ -104,7 +104,7 @@ func relErr(got, want []float32) float64 {
 	return worst / scale
 }
 
-func mustF32(t *testing.T, d *Device, b *Buffer, off, n int) []float32 {
+func mustF32(t *testing.T, d *device, b *buffer, off, n int) []float32 {
 	t.Helper()
 	v, err := d.ReadF32(b, off, n)
 	if err != nil {
@@ -124,7 +124,7 @@ func must[T any](t *testing.T) func(v T, err error) T {
 }
 
 // run records fn for T tokens at position pos0, submits and waits.
-func run(t *testing.T, d *Device, T, pos0 int, fn func(e *Encoder)) {
+func run(t *testing.T, d *device, T, pos0 int, fn func(e *encoder)) {
 	t.Helper()
 	if err := d.SetStep(T, pos0); err != nil {
 		t.Fatal(err)

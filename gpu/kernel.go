@@ -11,30 +11,30 @@ import (
 	"smolchat/shaders"
 )
 
-// Bind is the kind of one binding of a kernel.
-type Bind uint8
+// binding is the kind of one binding of a kernel.
+type binding uint8
 
 // Binding kinds. Binding 0 is always the kernel's parameter uniform and binding 1 the step uniform; the
 // kernel's declaration lists the kinds of bindings 2 and up.
 const (
-	Uniform Bind = iota
-	ReadOnly
-	ReadWrite
+	bindUniform binding = iota
+	bindReadOnly
+	bindReadWrite
 )
 
-// Kernel is a compiled compute pipeline with an explicit bind group layout.
-type Kernel struct {
+// kernel is a compiled compute pipeline with an explicit bind group layout.
+type kernel struct {
 	Name   string
 	pipe   *wgpu.ComputePipeline
 	layout *wgpu.BindGroupLayout
-	binds  []Bind // bindings 2.. (0 and 1 are the uniforms)
+	binds  []binding // bindings 2.. (0 and 1 are the uniforms)
 }
 
 // kernelSpec names a kernel variant.
 type kernelSpec struct {
 	file, entry string
 	defs        shaders.Defines
-	binds       []Bind
+	binds       []binding
 	subgroups   bool // the file has a SUBGROUPS variant
 }
 
@@ -55,7 +55,7 @@ func (s kernelSpec) key() string {
 // kernel compiles (or returns the cached) variant. A variant using subgroups that fails to compile
 // disables subgroups for the device and is rebuilt with the workgroup-memory reduction, since drivers
 // differ in which subgroup builtins they accept.
-func (d *Device) kernel(s kernelSpec) (*Kernel, error) {
+func (d *device) kernel(s kernelSpec) (*kernel, error) {
 	if !s.subgroups {
 		return d.buildKernel(s)
 	}
@@ -79,7 +79,7 @@ func withDef(defs shaders.Defines, name, value string) shaders.Defines {
 	return out
 }
 
-func (d *Device) buildKernel(s kernelSpec) (*Kernel, error) {
+func (d *device) buildKernel(s kernelSpec) (*kernel, error) {
 	key := s.key()
 	d.mu.Lock()
 	k, ok := d.kernels[key]
@@ -114,7 +114,7 @@ func (d *Device) buildKernel(s kernelSpec) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	k = &Kernel{Name: key, pipe: pipe, layout: layout, binds: s.binds}
+	k = &kernel{Name: key, pipe: pipe, layout: layout, binds: s.binds}
 	d.mu.Lock()
 	d.kernels[key] = k
 	d.mu.Unlock()
@@ -123,7 +123,7 @@ func (d *Device) buildKernel(s kernelSpec) (*Kernel, error) {
 
 // layout returns the bind group layout for uniforms at 0 and 1 followed by binds; kernels with the same
 // binding kinds share one, so a bind group serves all of them (matvec and matmul, say).
-func (d *Device) layout(binds []Bind) (*wgpu.BindGroupLayout, error) {
+func (d *device) layout(binds []binding) (*wgpu.BindGroupLayout, error) {
 	key := fmt.Sprint(binds)
 	d.mu.Lock()
 	l, ok := d.layouts[key]
@@ -138,9 +138,9 @@ func (d *Device) layout(binds []Bind) (*wgpu.BindGroupLayout, error) {
 	for i, b := range binds {
 		t := wgpu.BufferBindingTypeStorage
 		switch b {
-		case Uniform:
+		case bindUniform:
 			t = wgpu.BufferBindingTypeUniform
-		case ReadOnly:
+		case bindReadOnly:
 			t = wgpu.BufferBindingTypeReadOnlyStorage
 		}
 		entries = append(entries, wgpu.BindGroupLayoutEntry{Binding: uint32(i + 2), Visibility: wgpu.ShaderStageCompute,
@@ -160,23 +160,23 @@ func (d *Device) layout(binds []Bind) (*wgpu.BindGroupLayout, error) {
 	return l, nil
 }
 
-// Range is a byte range of a buffer bound to a kernel. Size 0 means to the end of the buffer.
-type Range struct {
-	Buf       *Buffer
+// bufRange is a byte range of a buffer bound to a kernel. Size 0 means to the end of the buffer.
+type bufRange struct {
+	Buf       *buffer
 	Off, Size uint64
 }
 
-// Whole binds all of b.
-func Whole(b *Buffer) Range { return Range{Buf: b} }
+// whole binds all of b.
+func whole(b *buffer) bufRange { return bufRange{Buf: b} }
 
 // bindGroup binds params at 0, the step uniform at 1 and the ranges at 2.. for kernel k.
-func (d *Device) bindGroup(k *Kernel, params *Buffer, ranges ...Range) (*wgpu.BindGroup, error) {
+func (d *device) bindGroup(k *kernel, params *buffer, ranges ...bufRange) (*wgpu.BindGroup, error) {
 	return d.bindGroupStep(k, params, d.step, ranges...)
 }
 
 // bindGroupStep is bindGroup with step as the step uniform instead of the device's: an op whose token
 // count is not the step's (the output projection over the selected rows) keeps its own.
-func (d *Device) bindGroupStep(k *Kernel, params, step *Buffer, ranges ...Range) (*wgpu.BindGroup, error) {
+func (d *device) bindGroupStep(k *kernel, params, step *buffer, ranges ...bufRange) (*wgpu.BindGroup, error) {
 	if len(ranges) != len(k.binds) {
 		return nil, fmt.Errorf("kernel %s takes %d buffers, got %d", k.Name, len(k.binds), len(ranges))
 	}
@@ -196,7 +196,7 @@ func (d *Device) bindGroupStep(k *Kernel, params, step *Buffer, ranges ...Range)
 		if r.Off%align != 0 || r.Off+size > r.Buf.Size || size%4 != 0 {
 			return nil, fmt.Errorf("kernel %s: range [%d, +%d) of buffer %s (%d bytes) is out of bounds or misaligned", k.Name, r.Off, size, r.Buf.label, r.Buf.Size)
 		}
-		if k.binds[i] != Uniform && size > d.limits.MaxStorageBufferBindingSize {
+		if k.binds[i] != bindUniform && size > d.limits.MaxStorageBufferBindingSize {
 			return nil, fmt.Errorf("kernel %s: binding %s of %d bytes exceeds the storage binding limit %d", k.Name, r.Buf.label, size, d.limits.MaxStorageBufferBindingSize)
 		}
 		entries = append(entries, wgpu.BindGroupEntry{Binding: uint32(i + 2), Buffer: r.Buf.buf, Offset: r.Off, Size: size})
@@ -210,8 +210,8 @@ func (d *Device) bindGroupStep(k *Kernel, params, step *Buffer, ranges ...Range)
 	return bg, err
 }
 
-// Stats counts the device work since it was opened: what a decode step costs in dispatches and submits.
-type Stats struct {
+// deviceCounts counts the device work since it was opened: what a decode step costs in dispatches and submits.
+type deviceCounts struct {
 	Dispatches int64
 	Submits    int64
 }
@@ -221,13 +221,13 @@ type deviceStats struct {
 }
 
 // Stats returns the counters.
-func (d *Device) Stats() Stats {
-	return Stats{Dispatches: d.stats.Dispatches.Load(), Submits: d.stats.Submits.Load()}
+func (d *device) Stats() deviceCounts {
+	return deviceCounts{Dispatches: d.stats.Dispatches.Load(), Submits: d.stats.Submits.Load()}
 }
 
-// Encoder records one command buffer: compute dispatches, buffer copies and read-backs, submitted once.
-type Encoder struct {
-	d          *Device
+// encoder records one command buffer: compute dispatches, buffer copies and read-backs, submitted once.
+type encoder struct {
+	d          *device
 	label      string
 	enc        *wgpu.CommandEncoder
 	pass       *wgpu.ComputePassEncoder
@@ -238,14 +238,14 @@ type Encoder struct {
 }
 
 type pendingRead struct {
-	src *Buffer
+	src *buffer
 	off uint64
 	dst []byte
 }
 
 // NewEncoder starts recording.
-func (d *Device) NewEncoder(label string) (*Encoder, error) {
-	e := &Encoder{d: d, label: label}
+func (d *device) NewEncoder(label string) (*encoder, error) {
+	e := &encoder{d: d, label: label}
 	err := d.wrap("recording "+label, func() error {
 		var err error
 		e.enc, err = d.dev.TryCreateCommandEncoder(&wgpu.CommandEncoderDescriptor{Label: label})
@@ -269,7 +269,7 @@ func grid(n int) (x, y uint32) {
 }
 
 // Dispatch records k over a bind group with the given workgroup counts. Empty dispatches are skipped.
-func (e *Encoder) Dispatch(k *Kernel, bg *wgpu.BindGroup, x, y, z uint32) {
+func (e *encoder) Dispatch(k *kernel, bg *wgpu.BindGroup, x, y, z uint32) {
 	if e.err != nil || x == 0 || y == 0 || z == 0 {
 		return
 	}
@@ -287,7 +287,7 @@ func (e *Encoder) Dispatch(k *Kernel, bg *wgpu.BindGroup, x, y, z uint32) {
 	e.dispatches++
 }
 
-func (e *Encoder) endPass() {
+func (e *encoder) endPass() {
 	if e.pass == nil {
 		return
 	}
@@ -301,13 +301,13 @@ func (e *Encoder) endPass() {
 
 // timePass ends the current pass and makes the next one write its start and end times to queries
 // begin and begin+1 of qs (a device with timestamp-query). The timed pass lasts until the next endPass.
-func (e *Encoder) timePass(qs *wgpu.QuerySet, begin uint32) {
+func (e *encoder) timePass(qs *wgpu.QuerySet, begin uint32) {
 	e.endPass()
 	e.stamps = &wgpu.PassTimestampWrites{QuerySet: qs, BeginningOfPassWriteIndex: begin, EndOfPassWriteIndex: begin + 1}
 }
 
 // resolveQueries records the copy of the first n queries of qs (8 bytes each) into dst.
-func (e *Encoder) resolveQueries(qs *wgpu.QuerySet, n uint32, dst *Buffer) {
+func (e *encoder) resolveQueries(qs *wgpu.QuerySet, n uint32, dst *buffer) {
 	e.endPass()
 	e.stamps = nil
 	if e.err != nil {
@@ -319,7 +319,7 @@ func (e *Encoder) resolveQueries(qs *wgpu.QuerySet, n uint32, dst *Buffer) {
 }
 
 // Copy records a buffer-to-buffer copy (offsets and size multiples of 4).
-func (e *Encoder) Copy(src *Buffer, srcOff uint64, dst *Buffer, dstOff, size uint64) {
+func (e *encoder) Copy(src *buffer, srcOff uint64, dst *buffer, dstOff, size uint64) {
 	if e.err != nil || size == 0 {
 		return
 	}
@@ -334,7 +334,7 @@ func (e *Encoder) Copy(src *Buffer, srcOff uint64, dst *Buffer, dstOff, size uin
 }
 
 // ReadBack arranges for len(dst) bytes at off of src to be copied into dst when Submit returns.
-func (e *Encoder) ReadBack(src *Buffer, off uint64, dst []byte) {
+func (e *encoder) ReadBack(src *buffer, off uint64, dst []byte) {
 	if e.err != nil || len(dst) == 0 {
 		return
 	}
@@ -346,11 +346,11 @@ func (e *Encoder) ReadBack(src *Buffer, off uint64, dst []byte) {
 }
 
 // Dispatches is the number of dispatches recorded so far.
-func (e *Encoder) Dispatches() int { return e.dispatches }
+func (e *encoder) Dispatches() int { return e.dispatches }
 
 // Submit finishes the command buffer and submits it. With read-backs pending it waits for the GPU and
 // fills their destinations; otherwise it returns as soon as the work is queued.
-func (e *Encoder) Submit() error {
+func (e *encoder) Submit() error {
 	d := e.d
 	e.endPass()
 	defer e.enc.Release()
@@ -413,7 +413,7 @@ func (e *Encoder) Submit() error {
 }
 
 // Wait blocks until the device has finished the work submitted so far.
-func (d *Device) Wait() error {
+func (d *device) Wait() error {
 	return d.wrap("waiting for the device", func() error {
 		d.dev.Poll(true, nil)
 		return nil

@@ -13,17 +13,17 @@ import (
 )
 
 func TestRMSNorm(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for _, c := range []struct{ dim, stride, T int }{{64, 64, 1}, {300, 304, 3}, {2048, 2048, 2}} {
 		t.Run(fmt.Sprintf("dim%d/T%d", c.dim, c.T), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, uint64(c.dim)))
 			x := randF32(r, c.T*c.stride, 3)
 			g := randF32(r, c.dim, 1)
-			xb := must[*Buffer](t)(d.UploadF32("x", x))
-			gb := must[*Buffer](t)(d.UploadF32("g", g))
-			yb := must[*Buffer](t)(d.NewStorage("y", uint64(4*len(x))))
-			op := must[*Op](t)(d.NewRMSNorm(Whole(xb), Whole(gb), Whole(yb), c.dim, c.stride, 1e-6))
-			run(t, d, c.T, 0, func(e *Encoder) { op.Record(e, c.T) })
+			xb := must[*buffer](t)(d.UploadF32("x", x))
+			gb := must[*buffer](t)(d.UploadF32("g", g))
+			yb := must[*buffer](t)(d.NewStorage("y", uint64(4*len(x))))
+			op := must[*op](t)(d.NewRMSNorm(whole(xb), whole(gb), whole(yb), c.dim, c.stride, 1e-6))
+			run(t, d, c.T, 0, func(e *encoder) { op.Record(e, c.T) })
 			y := mustF32(t, d, yb, 0, len(x))
 			for tok := range c.T {
 				want := ref.RMSNorm(x[tok*c.stride:tok*c.stride+c.dim], g, 1e-6)
@@ -59,7 +59,7 @@ func f16Round(v []float32) []float32 {
 // stores its own rows: decode inside the split pass), and checks causal attention for every new token
 // against ref.Attention, and the cache's new rows.
 func TestAttention(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	type attnCase struct {
 		heads, kvHeads, headDim int
 		pos0, T                 int
@@ -93,29 +93,29 @@ func TestAttention(t *testing.T) {
 			if c.f16 {
 				elt = 2
 			}
-			kc := must[*Buffer](t)(d.NewStorage("kc", uint64(elt*n*kvDim)))
-			vc := must[*Buffer](t)(d.NewStorage("vc", uint64(elt*n*kvDim)))
+			kc := must[*buffer](t)(d.NewStorage("kc", uint64(elt*n*kvDim)))
+			vc := must[*buffer](t)(d.NewStorage("vc", uint64(elt*n*kvDim)))
 			// Stage both batches of keys and values in one buffer, stored by two kv-store steps.
-			kb := must[*Buffer](t)(d.UploadF32("k", keys))
-			vb := must[*Buffer](t)(d.UploadF32("v", vals))
+			kb := must[*buffer](t)(d.UploadF32("k", keys))
+			vb := must[*buffer](t)(d.UploadF32("v", vals))
 			if c.pos0 > 0 {
-				st := must[*Op](t)(d.NewKVStore(Whole(kb), Whole(vb), Whole(kc), Whole(vc), kvDim, kvDim, c.f16))
-				run(t, d, c.pos0, 0, func(e *Encoder) { st.Record(e, c.pos0) })
+				st := must[*op](t)(d.NewKVStore(whole(kb), whole(vb), whole(kc), whole(vc), kvDim, kvDim, c.f16))
+				run(t, d, c.pos0, 0, func(e *encoder) { st.Record(e, c.pos0) })
 			}
 			off := uint64(4 * c.pos0 * kvDim)
-			qb := must[*Buffer](t)(d.UploadF32("q", q))
-			ob := must[*Buffer](t)(d.NewStorage("out", uint64(4*c.T*qDim)))
+			qb := must[*buffer](t)(d.UploadF32("q", q))
+			ob := must[*buffer](t)(d.NewStorage("out", uint64(4*c.T*qDim)))
 			scale := float32(1 / math.Sqrt(float64(c.headDim)))
-			at := must[*Attention](t)(d.NewAttention(Whole(qb), Range{Buf: kb, Off: off}, Range{Buf: vb, Off: off}, Whole(kc), Whole(vc), Whole(ob), AttnShape{
+			at := must[*attentionOp](t)(d.NewAttention(whole(qb), bufRange{Buf: kb, Off: off}, bufRange{Buf: vb, Off: off}, whole(kc), whole(vc), whole(ob), attnShape{
 				Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.headDim, QStride: qDim, OutStride: qDim, KVStride: kvDim, Scale: scale, F16: c.f16}))
-			run(t, d, c.T, c.pos0, func(e *Encoder) { at.Record(e, c.T) })
+			run(t, d, c.T, c.pos0, func(e *encoder) { at.Record(e, c.T) })
 			got := mustF32(t, d, ob, 0, c.T*qDim)
 			wk, wv := keys, vals
 			if c.f16 {
 				wk, wv = f16Round(keys), f16Round(vals)
 			}
 			for name, cache := range map[string]struct {
-				buf  *Buffer
+				buf  *buffer
 				want []float32
 			}{"key": {kc, wk}, "value": {vc, wv}} {
 				got := readCache(t, d, cache.buf, c.pos0*kvDim, c.T*kvDim, c.f16)
@@ -138,7 +138,7 @@ func TestAttention(t *testing.T) {
 }
 
 // readCache reads n elements of a KV cache from element off, f32 or packed halves.
-func readCache(t *testing.T, d *Device, b *Buffer, off, n int, f16 bool) []float32 {
+func readCache(t *testing.T, d *device, b *buffer, off, n int, f16 bool) []float32 {
 	t.Helper()
 	if !f16 {
 		return mustF32(t, d, b, off, n)
@@ -167,7 +167,7 @@ func TestAttnDecodeGrid(t *testing.T) {
 		{6, 2, 10, 2, 1},  // three a kv head: one workgroup of three
 		{4, 4, 10, 4, 1},  // no grouping
 	} {
-		x, y := AttnShape{Heads: c.heads, KVHeads: c.kvHeads, HeadDim: 128}.decodeGrid(c.n)
+		x, y := attnShape{Heads: c.heads, KVHeads: c.kvHeads, HeadDim: 128}.decodeGrid(c.n)
 		if x != c.x || y != c.y {
 			t.Errorf("%d heads over %d kv heads, %d positions: grid (%d, %d), want (%d, %d)", c.heads, c.kvHeads, c.n, x, y, c.x, c.y)
 		}
@@ -175,7 +175,7 @@ func TestAttnDecodeGrid(t *testing.T) {
 }
 
 func TestEmbed(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for _, c := range matCases {
 		for _, split := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/split=%v", c.typ, split), func(t *testing.T) {
@@ -185,12 +185,12 @@ func TestEmbed(t *testing.T) {
 					rb, _ := c.typ.RowBytes(c.k)
 					limitBinding(t, d, uint64(5*rb))
 				}
-				w := must[*Weights](t)(d.UploadWeights("embd", c.typ, c.k, c.m, raw, nil))
+				w := must[*weights](t)(d.UploadWeights("embd", c.typ, c.k, c.m, raw, nil))
 				toks := []uint32{0, uint32(c.m - 1), uint32(6 % c.m), uint32(5 % c.m), uint32(17 % c.m)}
-				tb := must[*Buffer](t)(d.Upload("tok", u32Bytes(toks)))
-				ob := must[*Buffer](t)(d.NewStorage("out", uint64(4*len(toks)*c.k)))
-				op := must[*Embed](t)(d.NewEmbed(w, Whole(tb), Whole(ob)))
-				run(t, d, len(toks), 0, func(e *Encoder) { op.Record(e, len(toks)) })
+				tb := must[*buffer](t)(d.Upload("tok", u32Bytes(toks)))
+				ob := must[*buffer](t)(d.NewStorage("out", uint64(4*len(toks)*c.k)))
+				op := must[*embedOp](t)(d.NewEmbed(w, whole(tb), whole(ob)))
+				run(t, d, len(toks), 0, func(e *encoder) { op.Record(e, len(toks)) })
 				got := mustF32(t, d, ob, 0, len(toks)*c.k)
 				for i, id := range toks {
 					want := deq[int(id)*c.k : int(id+1)*c.k]
@@ -203,7 +203,7 @@ func TestEmbed(t *testing.T) {
 	}
 }
 
-func readPairs(t *testing.T, d *Device, b *Buffer, n int) (vals []float32, idx []int) {
+func readPairs(t *testing.T, d *device, b *buffer, n int) (vals []float32, idx []int) {
 	raw, err := d.Read(b, 0, uint64(8*n))
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +226,7 @@ func logitsWithTies(seed uint64, n int) []float32 {
 }
 
 func TestArgmax(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for _, n := range []int{1, 300, 4096, 10007, 128256} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			x := logitsWithTies(uint64(n), n)
@@ -234,9 +234,9 @@ func TestArgmax(t *testing.T) {
 				x = []float32{-2}
 			}
 			// The row sits after 8 other floats, as a later row of a logits buffer would.
-			xb := must[*Buffer](t)(d.UploadF32("logits", append(make([]float32, 8), x...)))
-			op := must[*Argmax](t)(d.NewArgmax(Whole(xb), n, 8))
-			run(t, d, 1, 0, func(e *Encoder) { op.Record(e) })
+			xb := must[*buffer](t)(d.UploadF32("logits", append(make([]float32, 8), x...)))
+			op := must[*argmaxOp](t)(d.NewArgmax(whole(xb), n, 8))
+			run(t, d, 1, 0, func(e *encoder) { op.Record(e) })
 			raw, err := d.Read(op.Result, 0, 8)
 			if err != nil {
 				t.Fatal(err)
@@ -253,13 +253,13 @@ func TestArgmax(t *testing.T) {
 }
 
 func TestTopK(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for _, c := range []struct{ n, k int }{{5, 5}, {1000, 1}, {3000, 40}, {20000, 64}} {
 		t.Run(fmt.Sprintf("n%d/k%d", c.n, c.k), func(t *testing.T) {
 			x := logitsWithTies(uint64(c.n), c.n)
-			xb := must[*Buffer](t)(d.UploadF32("logits", x))
-			op := must[*TopK](t)(d.NewTopK(Whole(xb), c.n, 0, c.k))
-			run(t, d, 1, 0, func(e *Encoder) { op.Record(e) })
+			xb := must[*buffer](t)(d.UploadF32("logits", x))
+			op := must[*topKOp](t)(d.NewTopK(whole(xb), c.n, 0, c.k))
+			run(t, d, 1, 0, func(e *encoder) { op.Record(e) })
 			vals, idx := readPairs(t, d, op.Result, c.k)
 			want := ref.TopK(x, c.k)
 			for i := range c.k {
@@ -269,7 +269,7 @@ func TestTopK(t *testing.T) {
 			}
 		})
 	}
-	if _, err := d.NewTopK(Range{}, 10, 0, MaxTopK+1); err == nil {
+	if _, err := d.NewTopK(bufRange{}, 10, 0, maxTopK+1); err == nil {
 		t.Error("k beyond MaxTopK accepted")
 	}
 }
@@ -277,7 +277,7 @@ func TestTopK(t *testing.T) {
 // TestHeadRope checks head_rope.wgsl (QK-norm and/or RoPE of NORM or NEOX pairs, in place) against
 // gpu/ref's HeadNorm and Rotate, with angles of every scaling from model.Config.RopeAngles.
 func TestHeadRope(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	yarn := model.Config{RopeBase: 1e6, RopeDim: 128, RopeScaling: model.RopeScalingYaRN, RopeFactor: 4, RopeOrigContext: 32768, RopeAttnFactor: 1}
 	plain := func(base float32, dim int) model.Config {
 		return model.Config{RopeBase: base, RopeDim: dim, RopeScaling: model.RopeScalingNone, RopeFactor: 1, RopeAttnFactor: 1}
@@ -305,12 +305,12 @@ func TestHeadRope(t *testing.T) {
 				c.cfg.RopeAngles(c.p0+tok, a)
 				cs = append(cs, a...)
 			}
-			xb := must[*Buffer](t)(d.UploadF32("x", x))
-			gb := must[*Buffer](t)(d.UploadF32("g", g))
-			cb := must[*Buffer](t)(d.UploadF32("cs", cs))
-			op := must[*Op](t)(d.NewHeadRope(Whole(xb), c.heads, c.headDim, c.stride, c.cfg.RopeDim, HeadOptions{
-				Norm: c.norm, G: Whole(gb), Eps: 1e-6, Rope: c.rope, CS: Whole(cb), Neox: c.neox}))
-			run(t, d, c.T, c.p0, func(e *Encoder) { op.Record(e, c.T) })
+			xb := must[*buffer](t)(d.UploadF32("x", x))
+			gb := must[*buffer](t)(d.UploadF32("g", g))
+			cb := must[*buffer](t)(d.UploadF32("cs", cs))
+			op := must[*op](t)(d.NewHeadRope(whole(xb), c.heads, c.headDim, c.stride, c.cfg.RopeDim, headOptions{
+				Norm: c.norm, G: whole(gb), Eps: 1e-6, Rope: c.rope, CS: whole(cb), Neox: c.neox}))
+			run(t, d, c.T, c.p0, func(e *encoder) { op.Record(e, c.T) })
 			y := mustF32(t, d, xb, 0, len(x))
 			for tok := range c.T {
 				want := append([]float32(nil), x[tok*c.stride:(tok+1)*c.stride]...)

@@ -9,7 +9,7 @@ import (
 
 // load chooses the kernel variants (tune.go), uploads the weights, allocates activations and the KV
 // cache, and builds the forward pass's steps (forward.go) and the output head.
-func (b *Backend) load(m *model.Model, progress func(done, total int64), tune TuneOptions) error {
+func (b *backend) load(m *model.Model, progress func(done, total int64), tune tuneOptions) error {
 	var err error
 	if b.tuning, err = b.tune(m.Weights, tune); err != nil {
 		return err
@@ -39,13 +39,13 @@ func (b *Backend) load(m *model.Model, progress func(done, total int64), tune Tu
 
 // uploader streams tensors to the device, reporting progress over all of a model's bytes.
 type uploader struct {
-	d           *Device
+	d           *device
 	dim         int
 	done, total int64
 	progress    func(done, total int64)
 }
 
-func newUploader(d *Device, W model.Weights, c model.Config, progress func(done, total int64)) *uploader {
+func newUploader(d *device, W model.Weights, c model.Config, progress func(done, total int64)) *uploader {
 	up := &uploader{d: d, dim: c.Dim, progress: progress}
 	tensors := []model.Tensor{W.Embed, W.OutputNorm}
 	if !c.TiedOutput {
@@ -61,7 +61,7 @@ func newUploader(d *Device, W model.Weights, c model.Config, progress func(done,
 }
 
 // matrix uploads a weight matrix as stored (the kernels dequantize it).
-func (up *uploader) matrix(t model.Tensor) (*Weights, error) {
+func (up *uploader) matrix(t model.Tensor) (*weights, error) {
 	w, err := up.d.UploadWeights(t.Name, t.Type, t.Cols, t.Rows, t.Data, func(n int64) {
 		if up.progress != nil {
 			up.progress(up.done+n, up.total)
@@ -73,27 +73,27 @@ func (up *uploader) matrix(t model.Tensor) (*Weights, error) {
 
 // vector uploads a norm weight of the model's width as float32: it is small, and every token reads it
 // whole.
-func (up *uploader) vector(t model.Tensor) (Range, error) { return up.vectorOf(t, up.dim) }
+func (up *uploader) vector(t model.Tensor) (bufRange, error) { return up.vectorOf(t, up.dim) }
 
 // vectorOf uploads a norm weight of n floats.
-func (up *uploader) vectorOf(t model.Tensor, n int) (Range, error) {
+func (up *uploader) vectorOf(t model.Tensor, n int) (bufRange, error) {
 	if t.Rows != 1 || t.Cols != n {
-		return Range{}, fmt.Errorf("tensor %s is %dx%d, want a vector of %d", t.Name, t.Rows, t.Cols, n)
+		return bufRange{}, fmt.Errorf("tensor %s is %dx%d, want a vector of %d", t.Name, t.Rows, t.Cols, n)
 	}
 	v := make([]float32, t.Cols)
 	if err := quant.DequantizeRow(t.Type, t.Data, v); err != nil {
-		return Range{}, fmt.Errorf("tensor %s: %w", t.Name, err)
+		return bufRange{}, fmt.Errorf("tensor %s: %w", t.Name, err)
 	}
 	buf, err := up.d.UploadF32(t.Name, v)
 	up.done += int64(len(t.Data))
-	return Whole(buf), err
+	return whole(buf), err
 }
 
 // layerWeights are one transformer block's tensors on the device.
 type layerWeights struct {
-	attnNorm, ffnNorm              Range
-	qNorm, kNorm                   Range // QK-norm gains (Family.QKNorm)
-	q, k, v, o, gate, upProj, down *Weights
+	attnNorm, ffnNorm              bufRange
+	qNorm, kNorm                   bufRange // QK-norm gains (Family.QKNorm)
+	q, k, v, o, gate, upProj, down *weights
 }
 
 // layer uploads block L's tensors.
@@ -115,7 +115,7 @@ func (up *uploader) layer(L model.Layer) (layerWeights, error) {
 		}
 	}
 	for _, m := range []struct {
-		dst **Weights
+		dst **weights
 		t   model.Tensor
 	}{{&w.q, L.Q}, {&w.k, L.K}, {&w.v, L.V}, {&w.o, L.O}, {&w.gate, L.Gate}, {&w.upProj, L.Up}, {&w.down, L.Down}} {
 		if *m.dst, err = up.matrix(m.t); err != nil {
@@ -127,11 +127,11 @@ func (up *uploader) layer(L model.Layer) (layerWeights, error) {
 
 // allocActivations allocates the per-token activations for a batch of tokens, and the output head's
 // inputs and logits for as many rows as one read-back carries.
-func (b *Backend) allocActivations() error {
+func (b *backend) allocActivations() error {
 	c, d, T := b.cfg, b.d, b.batch
 	var err error
 	for _, a := range []struct {
-		dst    **Buffer
+		dst    **buffer
 		label  string
 		perTok int
 	}{
@@ -157,7 +157,7 @@ func (b *Backend) allocActivations() error {
 }
 
 // allocCache allocates each layer's key and value caches, one binding each.
-func (b *Backend) allocCache() error {
+func (b *backend) allocCache() error {
 	c, d := b.cfg, b.d
 	elt := 4
 	if b.kvF16 {
@@ -180,6 +180,6 @@ func (b *Backend) allocCache() error {
 		b.kc, b.vc = append(b.kc, kc), append(b.vc, vc)
 	}
 	var err error
-	b.attPart, err = d.NewStorage("attention partials", AttnPartialBytes(b.attnShape(), int(cacheBytes)/(c.KVDim()*elt)))
+	b.attPart, err = d.NewStorage("attention partials", attnPartialBytes(b.attnShape(), int(cacheBytes)/(c.KVDim()*elt)))
 	return err
 }

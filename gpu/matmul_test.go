@@ -42,18 +42,18 @@ const (
 // testMatMul uploads random weights of c and checks the product of kind for T tokens against
 // ref.MatVec, over a y that starts with random values: the elements outside the product's rows must
 // keep theirs. A positive maxBinding forces the weights into chunks of that many bytes.
-func testMatMul(t *testing.T, d *Device, c matCase, T int, maxBinding uint64, kind int) float64 {
+func testMatMul(t *testing.T, d *device, c matCase, T int, maxBinding uint64, kind int) float64 {
 	return testMatMulTol(t, d, c, T, maxBinding, kind, 1e-4)
 }
 
 // testMatMulTol is testMatMul with the largest relative error tol allows.
-func testMatMulTol(t *testing.T, d *Device, c matCase, T int, maxBinding uint64, kind int, tol float64) float64 {
+func testMatMulTol(t *testing.T, d *device, c matCase, T int, maxBinding uint64, kind int, tol float64) float64 {
 	r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k*T)))
 	raw, deq := quantized(t, r, c.typ, c.m, c.k)
 	if maxBinding > 0 {
 		limitBinding(t, d, maxBinding)
 	}
-	w := must[*Weights](t)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
+	w := must[*weights](t)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
 	if maxBinding > 0 && len(w.Chunks) < 2 {
 		t.Fatalf("binding cap %d left %d chunk(s)", maxBinding, len(w.Chunks))
 	}
@@ -61,13 +61,13 @@ func testMatMulTol(t *testing.T, d *Device, c matCase, T int, maxBinding uint64,
 	xStride := c.k + 4
 	yStride, yOff := c.m+3, 2
 	x := randF32(r, T*xStride, 1)
-	xb := must[*Buffer](t)(d.UploadF32("x", x))
+	xb := must[*buffer](t)(d.UploadF32("x", x))
 	y0 := randF32(r, T*yStride, 1)
-	yb := must[*Buffer](t)(d.UploadF32("y", y0))
-	newOp := map[int]func(*Weights, Range, int, Range, int, int) (*MatMul, error){
+	yb := must[*buffer](t)(d.UploadF32("y", y0))
+	newOp := map[int]func(*weights, bufRange, int, bufRange, int, int) (*matMulOp, error){
 		plainProduct: d.NewMatMul, addProduct: d.NewMatMulAdd, gluProduct: d.NewMatMulGLU}[kind]
-	op := must[*MatMul](t)(newOp(w, Whole(xb), xStride, Whole(yb), yStride, yOff))
-	run(t, d, T, 0, func(e *Encoder) { op.Record(e, T) })
+	op := must[*matMulOp](t)(newOp(w, whole(xb), xStride, whole(yb), yStride, yOff))
+	run(t, d, T, 0, func(e *encoder) { op.Record(e, T) })
 	y := mustF32(t, d, yb, 0, T*yStride)
 	var worst float64
 	for tok := range T {
@@ -96,7 +96,7 @@ func testMatMulTol(t *testing.T, d *Device, c matCase, T int, maxBinding uint64,
 }
 
 func TestMatVec(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for _, sg := range reductionModes(d) {
 		for _, c := range matCases {
 			for _, T := range []int{1, 2, 5, 8} { // decode; a few tokens in one workgroup
@@ -114,7 +114,7 @@ func TestMatVec(t *testing.T) {
 }
 
 func TestMatMulPrefill(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for _, c := range matCases {
 		for _, T := range []int{matvecMaxT + 1, 33} {
 			t.Run(fmt.Sprintf("%s/%dx%d/T%d", c.typ, c.m, c.k, T), func(t *testing.T) {
@@ -126,7 +126,7 @@ func TestMatMulPrefill(t *testing.T) {
 }
 
 func TestMatMulSplitBindings(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for _, c := range matCases {
 		rb, _ := c.typ.RowBytes(c.k)
 		for _, T := range []int{1, 6, 33} {
@@ -144,7 +144,7 @@ func TestMatMulSplitBindings(t *testing.T) {
 // residual connections) and finishing SwiGLU on it (the up projection), as mat-vec (T ≤ matvecMaxT, both
 // reductions) and as mat-mat, with the weights split across bindings too.
 func TestMatMulFused(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for _, kind := range []int{addProduct, gluProduct} {
 		for _, c := range matCases {
 			rb, _ := c.typ.RowBytes(c.k)
@@ -159,7 +159,7 @@ func TestMatMulFused(t *testing.T) {
 // eachProductShape runs f as a subtest for every way a product is recorded: mat-vec (T 1 and 3, with
 // each reduction the device has) and mat-mat (T 33), with the weights whole and split into bindings of
 // split bytes.
-func eachProductShape(t *testing.T, d *Device, name string, split uint64, f func(t *testing.T, T int, split uint64)) {
+func eachProductShape(t *testing.T, d *device, name string, split uint64, f func(t *testing.T, T int, split uint64)) {
 	modes := reductionModes(d)
 	for _, sg := range modes {
 		for _, T := range []int{1, 3, matvecMaxT, 33} {
@@ -181,7 +181,7 @@ func eachProductShape(t *testing.T, d *Device, name string, split uint64, f func
 // mat-mat, with whole and partial rotation, at SmolLM3's head size and a large position, and with the
 // weights split across bindings in pairs of rows. A split that would part a pair is refused.
 func TestMatMulRope(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	base := 5e6
 	for _, c := range []struct {
 		typ                     quant.Type
@@ -201,17 +201,17 @@ func TestMatMulRope(t *testing.T) {
 			if split > 0 {
 				limitBinding(t, d, split)
 			}
-			w := must[*Weights](t)(d.UploadWeights("w", c.typ, c.k, m, raw, nil))
+			w := must[*weights](t)(d.UploadWeights("w", c.typ, c.k, m, raw, nil))
 			if split > 0 && len(w.Chunks) < 2 {
 				t.Fatalf("binding cap %d left %d chunk(s)", split, len(w.Chunks))
 			}
 			xStride, yStride := c.k+4, m+2
 			x := randF32(r, T*xStride, 1)
-			xb := must[*Buffer](t)(d.UploadF32("x", x))
-			yb := must[*Buffer](t)(d.NewStorage("y", uint64(4*T*yStride)))
-			cb := must[*Buffer](t)(d.UploadF32("cs", ropeTable(c.pos0, T, c.ropeDim, base)))
-			op := must[*MatMul](t)(d.NewMatMulRope(w, Whole(xb), xStride, Whole(yb), yStride, Whole(cb), c.headDim, c.ropeDim))
-			run(t, d, T, c.pos0, func(e *Encoder) { op.Record(e, T) })
+			xb := must[*buffer](t)(d.UploadF32("x", x))
+			yb := must[*buffer](t)(d.NewStorage("y", uint64(4*T*yStride)))
+			cb := must[*buffer](t)(d.UploadF32("cs", ropeTable(c.pos0, T, c.ropeDim, base)))
+			op := must[*matMulOp](t)(d.NewMatMulRope(w, whole(xb), xStride, whole(yb), yStride, whole(cb), c.headDim, c.ropeDim))
+			run(t, d, T, c.pos0, func(e *encoder) { op.Record(e, T) })
 			y := mustF32(t, d, yb, 0, T*yStride)
 			var worst float64
 			for tok := range T {
@@ -230,16 +230,16 @@ func TestMatMulRope(t *testing.T) {
 			limitBinding(t, d, uint64(7*rb))
 			r := rand.New(rand.NewPCG(1, 2))
 			raw, _ := quantized(t, r, c.typ, m, c.k)
-			w := must[*Weights](t)(d.UploadWeights("w", c.typ, c.k, m, raw, nil))
+			w := must[*weights](t)(d.UploadWeights("w", c.typ, c.k, m, raw, nil))
 			for _, ch := range w.Chunks {
 				if ch.Row0%2 != 0 || ch.Rows%2 != 0 {
 					t.Fatalf("upload chunk of rows %d+%d parts a pair", ch.Row0, ch.Rows)
 				}
 			}
 			odd := *w
-			odd.Chunks = []WeightChunk{{Buf: w.Chunks[0].Buf, Row0: 0, Rows: 3}, {Buf: w.Chunks[1].Buf, Row0: 3, Rows: m - 3}}
-			buf := must[*Buffer](t)(d.NewStorage("b", 4*uint64(max(m, c.k))))
-			if _, err := d.NewMatMulRope(&odd, Whole(buf), c.k, Whole(buf), m, Whole(buf), c.headDim, c.ropeDim); err == nil || !strings.Contains(err.Error(), "splits a pair") {
+			odd.Chunks = []weightChunk{{Buf: w.Chunks[0].Buf, Row0: 0, Rows: 3}, {Buf: w.Chunks[1].Buf, Row0: 3, Rows: m - 3}}
+			buf := must[*buffer](t)(d.NewStorage("b", 4*uint64(max(m, c.k))))
+			if _, err := d.NewMatMulRope(&odd, whole(buf), c.k, whole(buf), m, whole(buf), c.headDim, c.ropeDim); err == nil || !strings.Contains(err.Error(), "splits a pair") {
 				t.Errorf("chunks of 3 and %d rows: err = %v, want a refusal", m-3, err)
 			}
 		})
@@ -258,7 +258,7 @@ const f16Tolerance = 2e-3
 // rows at byte offsets 2 mod 4, and the residual add with split bindings. The first shape runs all of
 // matCases; the others, whose code differs only in its constants, one case per weight tile file.
 func TestMatMulTiles(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for i, s := range matmulCandidates {
 		cases := matCases
 		if i > 0 {
@@ -295,7 +295,7 @@ func TestMatMulTiles(t *testing.T) {
 // the 32 KiB K-quant tile where it fits, else one that fits WebGPU's default 16 KiB (never f16 tiles,
 // which round differently), else a refusal naming the limit.
 func TestMatmulTileFor(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	small := matmulShape{tm: 32, tn: 32, rm: 8, rn: 8}
 	for _, c := range []struct {
 		mem  uint32
@@ -328,7 +328,7 @@ func TestMatmulTileFor(t *testing.T) {
 }
 
 // useMatmulTile makes the device build mat-mat kernels of shape s for one test.
-func useMatmulTile(t testing.TB, d *Device, s matmulShape) {
+func useMatmulTile(t testing.TB, d *device, s matmulShape) {
 	old := d.matmulTile
 	d.matmulTile = s
 	t.Cleanup(func() { d.matmulTile = old })
@@ -340,7 +340,7 @@ func useMatmulTile(t testing.TB, d *Device, s matmulShape) {
 //
 //	go test ./gpu -run '^$' -bench MatMulTiles -benchtime 3x
 func BenchmarkMatMulTiles(b *testing.B) {
-	d := device(b)
+	d := testDevice(b)
 	const T, m, k = 64, 2048, 2048
 	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K} {
 		r := rand.New(rand.NewPCG(1, 2))
@@ -360,7 +360,7 @@ func BenchmarkMatMulTiles(b *testing.B) {
 		for _, s := range append(matmulCandidates, matmulShape{tm: 64, tn: 64, rm: 8, rn: 8, f16: true}) {
 			b.Run(fmt.Sprintf("%s/%s", typ, s), func(b *testing.B) {
 				useMatmulTile(b, d, s)
-				op, err := d.NewMatMul(w, Whole(xb), k, Whole(yb), m, 0)
+				op, err := d.NewMatMul(w, whole(xb), k, whole(yb), m, 0)
 				if err != nil {
 					b.Skip(err)
 				}

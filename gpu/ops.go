@@ -25,7 +25,7 @@ const (
 	matvecMaxT = 8
 )
 
-var matBinds = []Bind{ReadOnly, ReadOnly, ReadWrite}
+var matBinds = []binding{bindReadOnly, bindReadOnly, bindReadWrite}
 
 // matvecShape is a decode mat-vec kernel and its workgroup shape: wg threads computing rows rows (even,
 // so that RoPE pairs stay in one workgroup), reducing through workgroup memory even on a device with
@@ -73,7 +73,7 @@ var matmulPreferred = []matmulShape{
 
 // matmulTileFor returns the mat-mat shape for weights of kernel type wt on d: the device's chosen one
 // if set, else the first preferred shape the adapter accepts.
-func matmulTileFor(d *Device, wt string) (matmulShape, error) {
+func matmulTileFor(d *device, wt string) (matmulShape, error) {
 	if d.matmulTile != (matmulShape{}) {
 		return d.matmulTile, d.matmulTile.check(d, wt)
 	}
@@ -130,7 +130,7 @@ func (s matmulShape) threads() int { return (s.tm / s.rm) * (s.tn / s.rn) }
 
 // check refuses shapes the kernel cannot run on d: register tiles of whole vec4s that divide the
 // workgroup tile, and the adapter's limits on threads and workgroup memory.
-func (s matmulShape) check(d *Device, wt string) error {
+func (s matmulShape) check(d *device, wt string) error {
 	if s.rm <= 0 || s.rn <= 0 || s.rm%4 != 0 || s.rn%4 != 0 || s.tm%s.rm != 0 || s.tn%s.rn != 0 {
 		return fmt.Errorf("mat-mat tile %s: rows and tokens per thread must be multiples of 4 that divide the workgroup's", s)
 	}
@@ -157,15 +157,15 @@ func (s matmulShape) defs(wt string) shaders.Defines {
 	return defs
 }
 
-// MatMul computes y[t][yOff + r] = sum_k W[r][k] x[t][k] for r < W.M, one dispatch per weight chunk.
+// matMulOp computes y[t][yOff + r] = sum_k W[r][k] x[t][k] for r < W.M, one dispatch per weight chunk.
 // Decode (one token) runs the mat-vec mv, a few tokens (up to matvecMaxT) its variant mvFew that takes
 // them all in each workgroup, more the tiled mat-mat mm.
-type MatMul struct {
-	W             *Weights
-	mv, mvFew, mm *Kernel
+type matMulOp struct {
+	W             *weights
+	mv, mvFew, mm *kernel
 	mvRows        int         // rows per mat-vec workgroup
 	mmTile        matmulShape // of the mat-mat
-	step          *Buffer     // its own step uniform (NewMatMulRows), else nil: the device's
+	step          *buffer     // its own step uniform (NewMatMulRows), else nil: the device's
 	stepT         int         // the token count step holds (0: none written yet)
 	parts         []matPart
 }
@@ -177,14 +177,14 @@ type matPart struct {
 
 // NewMatMul binds w to activations x (token t at element t*xStride) and outputs y (token t at
 // t*yStride + yOff).
-func (d *Device) NewMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
+func (d *device) NewMatMul(w *weights, x bufRange, xStride int, y bufRange, yStride, yOff int) (*matMulOp, error) {
 	return d.newMatMul(w, x, xStride, y, yStride, yOff, matOptions{})
 }
 
 // NewMatMulRows is NewMatMul for a product over rows picked from a step's tokens (the output projection
 // of the wanted rows): its token count is the T it is recorded with, not the step's, so the kernels
 // neither compute nor store rows past those (the output may hold fewer rows than the step has tokens).
-func (d *Device) NewMatMulRows(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
+func (d *device) NewMatMulRows(w *weights, x bufRange, xStride int, y bufRange, yStride, yOff int) (*matMulOp, error) {
 	step, err := d.uniform(w.Name+" rows", 0, 0, 0, 0)
 	if err != nil {
 		return nil, err
@@ -194,13 +194,13 @@ func (d *Device) NewMatMulRows(w *Weights, x Range, xStride int, y Range, yStrid
 
 // NewMatMulAdd is NewMatMul adding the product to what y holds, y[t][yOff + r] += sum_k W[r][k] x[t][k]:
 // a residual connection fused into the projection that feeds it, one dispatch fewer per use.
-func (d *Device) NewMatMulAdd(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
+func (d *device) NewMatMulAdd(w *weights, x bufRange, xStride int, y bufRange, yStride, yOff int) (*matMulOp, error) {
 	return d.newMatMul(w, x, xStride, y, yStride, yOff, matOptions{accumulate: true})
 }
 
 // NewMatMulGLU is NewMatMul for the up projection of a SwiGLU feed-forward: y holds the gate projection
 // and becomes silu(gate) * (W x), the input of the down projection, sparing a separate SiLU dispatch.
-func (d *Device) NewMatMulGLU(w *Weights, x Range, xStride int, y Range, yStride, yOff int) (*MatMul, error) {
+func (d *device) NewMatMulGLU(w *weights, x bufRange, xStride int, y bufRange, yStride, yOff int) (*matMulOp, error) {
 	return d.newMatMul(w, x, xStride, y, yStride, yOff, matOptions{glu: true})
 }
 
@@ -208,7 +208,7 @@ func (d *Device) NewMatMulGLU(w *Weights, x Range, xStride int, y Range, yStride
 // first ropeDim dims are rotated (RoPE, NORM pairs) by the (cos, sin) pairs in cs (token t pair i at
 // t*ropeDim/2 + i) as they are stored, sparing a separate RoPE dispatch. The product starts at y's
 // element 0 of each token; the weights' chunks must keep the pairs of rows together.
-func (d *Device) NewMatMulRope(w *Weights, x Range, xStride int, y Range, yStride int, cs Range, headDim, ropeDim int) (*MatMul, error) {
+func (d *device) NewMatMulRope(w *weights, x bufRange, xStride int, y bufRange, yStride int, cs bufRange, headDim, ropeDim int) (*matMulOp, error) {
 	// Pairs of rows (2i, 2i+1) of the whole product must be pairs within a head: even head sizes.
 	if ropeDim%2 != 0 || ropeDim <= 0 || ropeDim > headDim || headDim%2 != 0 || w.M%headDim != 0 {
 		return nil, fmt.Errorf("matmul %s: RoPE over %d of each head's %d dims of %d rows: want even counts, at most the head size, and whole heads",
@@ -227,19 +227,19 @@ type matOptions struct {
 	accumulate bool // add into y
 	glu        bool // y = silu(y) * product
 	rope       bool // rotate the output heads
-	cs         Range
+	cs         bufRange
 	headDim    int
 	ropeDim    int
-	step       *Buffer     // the op's own step uniform (NewMatMulRows)
+	step       *buffer     // the op's own step uniform (NewMatMulRows)
 	tile       matmulShape // the mat-mat's tile, when not the device's choice for the shape
 }
 
-func (d *Device) newMatMul(w *Weights, x Range, xStride int, y Range, yStride, yOff int, o matOptions) (*MatMul, error) {
+func (d *device) newMatMul(w *weights, x bufRange, xStride int, y bufRange, yStride, yOff int, o matOptions) (*matMulOp, error) {
 	return d.newMatMulShape(w, x, xStride, y, yStride, yOff, o, d.matvecShapeOf(w))
 }
 
 // matvecShapeOf is the mat-vec variant for w: tuning's choice for its shape, else the built-in one.
-func (d *Device) matvecShapeOf(w *Weights) matvecShape {
+func (d *device) matvecShapeOf(w *weights) matvecShape {
 	wt := kernelTypes[w.Type]
 	if s, ok := d.tuned[matShape{wt: wt, k: w.K, m: w.M}]; ok {
 		return s
@@ -248,7 +248,7 @@ func (d *Device) matvecShapeOf(w *Weights) matvecShape {
 }
 
 // newMatMulShape is newMatMul with the mat-vec variant given.
-func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStride, yOff int, o matOptions, shape matvecShape) (*MatMul, error) {
+func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange, yStride, yOff int, o matOptions, shape matvecShape) (*matMulOp, error) {
 	wt := kernelTypes[w.Type]
 	if xStride%4 != 0 || xStride < w.K {
 		return nil, fmt.Errorf("matmul %s: x stride %d must be a multiple of 4 and at least K=%d", w.Name, xStride, w.K)
@@ -258,9 +258,9 @@ func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStri
 	}
 	binds := matBinds
 	if o.rope {
-		binds = append(append([]Bind(nil), matBinds...), ReadOnly)
+		binds = append(append([]binding(nil), matBinds...), bindReadOnly)
 	}
-	mvKernel := func(nt int) (*Kernel, error) {
+	mvKernel := func(nt int) (*kernel, error) {
 		defs := shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(shape.rows), "NT": fmt.Sprint(nt),
 			"RNT": fmt.Sprint(shape.rows * nt), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}
 		if shape.file == "matvec.wgsl" {
@@ -294,13 +294,13 @@ func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStri
 	if err != nil {
 		return nil, err
 	}
-	op := &MatMul{W: w, mv: mv, mvFew: mvFew, mm: mm, mvRows: shape.rows, mmTile: tile, step: o.step}
+	op := &matMulOp{W: w, mv: mv, mvFew: mvFew, mm: mm, mvRows: shape.rows, mmTile: tile, step: o.step}
 	for _, c := range w.Chunks {
 		p, err := d.uniform(w.Name+" params", w.K, c.Rows, w.RowBytes, yOff+c.Row0, xStride, yStride, o.headDim, o.ropeDim)
 		if err != nil {
 			return nil, err
 		}
-		ranges := []Range{Whole(c.Buf), x, y}
+		ranges := []bufRange{whole(c.Buf), x, y}
 		if o.rope {
 			ranges = append(ranges, o.cs)
 		}
@@ -318,7 +318,7 @@ func (d *Device) newMatMulShape(w *Weights, x Range, xStride int, y Range, yStri
 }
 
 // Record adds the product for T tokens.
-func (o *MatMul) Record(e *Encoder, T int) {
+func (o *matMulOp) Record(e *encoder, T int) {
 	if o.step != nil && T != o.stepT {
 		// The write lands before the submit that carries this recording (queue order); the op is
 		// recorded at most once per submit, and only it writes its uniform, so a decode step (the same
@@ -348,21 +348,21 @@ func (o *MatMul) Record(e *Encoder, T int) {
 	}
 }
 
-// Op is a kernel with one bind group and a dispatch shape that depends on T.
-type Op struct {
-	k     *Kernel
+// op is a kernel with one bind group and a dispatch shape that depends on T.
+type op struct {
+	k     *kernel
 	bg    *wgpu.BindGroup
 	shape func(T int) (x, y, z uint32)
 	cost  opCost
 }
 
 // Record adds the op's dispatch for T tokens.
-func (o *Op) Record(e *Encoder, T int) {
+func (o *op) Record(e *encoder, T int) {
 	x, y, z := o.shape(T)
 	e.Dispatch(o.k, o.bg, x, y, z)
 }
 
-func (d *Device) newSimple(spec kernelSpec, params []any, ranges []Range, shape func(T int) (x, y, z uint32), cost opCost) (*Op, error) {
+func (d *device) newSimple(spec kernelSpec, params []any, ranges []bufRange, shape func(T int) (x, y, z uint32), cost opCost) (*op, error) {
 	k, err := d.kernel(spec)
 	if err != nil {
 		return nil, err
@@ -375,15 +375,15 @@ func (d *Device) newSimple(spec kernelSpec, params []any, ranges []Range, shape 
 	if err != nil {
 		return nil, err
 	}
-	return &Op{k: k, bg: bg, shape: shape, cost: cost}, nil
+	return &op{k: k, bg: bg, shape: shape, cost: cost}, nil
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // NewRMSNorm normalizes rows of dim elements (token t at t*stride) of x into y with weight g.
-func (d *Device) NewRMSNorm(x, g, y Range, dim, stride int, eps float32) (*Op, error) {
-	return d.newSimple(kernelSpec{file: "rmsnorm.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite}},
-		[]any{dim, stride, eps}, []Range{x, g, y},
+func (d *device) NewRMSNorm(x, g, y bufRange, dim, stride int, eps float32) (*op, error) {
+	return d.newSimple(kernelSpec{file: "rmsnorm.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadWrite}},
+		[]any{dim, stride, eps}, []bufRange{x, g, y},
 		func(T int) (uint32, uint32, uint32) { return uint32(T), 1, 1 },
 		opCost{shape: fmt.Sprint(dim), cost: func(T, _ int) (float64, float64) {
 			return float64(4 * (2*T*dim + dim)), float64(4 * T * dim) // x in, y out, g; square, sum, scale, gain
@@ -392,13 +392,13 @@ func (d *Device) NewRMSNorm(x, g, y Range, dim, stride int, eps float32) (*Op, e
 
 // NewKVStore copies the step's keys k and values v (token t at t*srcStride) into the caches kc, vc at
 // rows S.pos0 + t; f16 selects the packed-half cache layout.
-func (d *Device) NewKVStore(k, v, kc, vc Range, kvDim, srcStride int, f16 bool) (*Op, error) {
+func (d *device) NewKVStore(k, v, kc, vc bufRange, kvDim, srcStride int, f16 bool) (*op, error) {
 	if kvDim%2 != 0 {
 		return nil, fmt.Errorf("kv store: kv dim %d must be even", kvDim)
 	}
-	return d.newSimple(kernelSpec{file: "kv_store.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite, ReadWrite},
+	return d.newSimple(kernelSpec{file: "kv_store.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadWrite, bindReadWrite},
 		defs: shaders.Defines{"KV_F16": boolDef(f16)}},
-		[]any{kvDim, srcStride}, []Range{k, v, kc, vc},
+		[]any{kvDim, srcStride}, []bufRange{k, v, kc, vc},
 		func(T int) (uint32, uint32, uint32) { return uint32(ceilDiv(kvDim/2, 64)), uint32(T), 1 },
 		opCost{shape: fmt.Sprint(kvDim), cost: func(T, _ int) (float64, float64) {
 			return float64(2 * T * kvDim * (4 + cacheElt(f16))), 0 // k and v in, cache rows out
@@ -420,8 +420,8 @@ func boolDef(b bool) string {
 	return ""
 }
 
-// AttnShape describes grouped-query attention over a KV cache.
-type AttnShape struct {
+// attnShape describes grouped-query attention over a KV cache.
+type attnShape struct {
 	Heads, KVHeads, HeadDim int
 	QStride, OutStride      int // floats per token in q and out
 	KVStride                int // floats per token in the step's new keys and values
@@ -429,7 +429,7 @@ type AttnShape struct {
 	F16                     bool // cache holds packed halves
 	// Partials is scratch for the split decode pass, AttnPartialBytes of it; layers run one after another
 	// and may share one. Unset, NewAttention allocates its own.
-	Partials Range
+	Partials bufRange
 }
 
 // attnChunk is the cached positions one split decode workgroup takes (attention_decode.wgsl CH).
@@ -437,7 +437,7 @@ const attnChunk = 64
 
 // attnGroup is how many query heads of one kv head a split decode workgroup takes: the largest divisor
 // of the group size up to 4 (the lanes of a vec4), so all of them share each key and value load.
-func attnGroup(s AttnShape) int {
+func attnGroup(s attnShape) int {
 	g := s.Heads / s.KVHeads
 	for w := min(g, 4); ; w-- {
 		if g%w == 0 {
@@ -446,20 +446,20 @@ func attnGroup(s AttnShape) int {
 	}
 }
 
-// AttnPartialBytes is the scratch the split decode pass needs for caches of up to positions rows.
-func AttnPartialBytes(s AttnShape, positions int) uint64 {
+// attnPartialBytes is the scratch the split decode pass needs for caches of up to positions rows.
+func attnPartialBytes(s attnShape, positions int) uint64 {
 	return uint64(4 * ceilDiv(positions, attnChunk) * s.Heads * (s.HeadDim + 2))
 }
 
-// Attention stores the step's keys and values in a layer's KV cache and attends the step's queries to
+// attentionOp stores the step's keys and values in a layer's KV cache and attends the step's queries to
 // it. Prefill (T > 1) runs kv_store.wgsl, then attention.wgsl, one workgroup per (head, token) walking
 // the cache. Decode splits the cache into chunks of attnChunk positions, one workgroup each per
 // attnGroup heads, which also store the new row, and merges the chunks in a second pass
 // (attention_decode.wgsl): a lone workgroup per head would leave the device idle as the cache grows.
-type Attention struct {
-	s                AttnShape
-	store, prefill   *Op
-	partial, combine *Kernel
+type attentionOp struct {
+	s                attnShape
+	store, prefill   *op
+	partial, combine *kernel
 	split            *wgpu.BindGroup
 	decodeCost       func(pos int) (bytes, flops float64)
 	shape            string
@@ -467,7 +467,7 @@ type Attention struct {
 
 // NewAttention stores the step's new keys k and values v (token t at t*KVStride) in the caches kc, vc
 // (row p at p*KVHeads*HeadDim), attends the step's queries q to them and writes out.
-func (d *Device) NewAttention(q, k, v, kc, vc, out Range, s AttnShape) (*Attention, error) {
+func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*attentionOp, error) {
 	if s.KVHeads <= 0 || s.Heads%s.KVHeads != 0 || s.HeadDim%2 != 0 {
 		return nil, fmt.Errorf("attention: %d heads over %d kv heads of %d dims not supported", s.Heads, s.KVHeads, s.HeadDim)
 	}
@@ -488,9 +488,9 @@ func (d *Device) NewAttention(q, k, v, kc, vc, out Range, s AttnShape) (*Attenti
 		return float64(bytes), float64(4 * s.Heads * s.HeadDim * seen) // q·k and weight·v
 	}
 	shape := fmt.Sprintf("%dx%d/%d", s.Heads, s.HeadDim, s.KVHeads)
-	prefill, err := d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadOnly, ReadWrite},
+	prefill, err := d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadOnly, bindReadWrite},
 		defs: shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "KV_F16": boolDef(s.F16), "KV_ACCESS": "read"}},
-		params, []Range{q, kc, vc, out},
+		params, []bufRange{q, kc, vc, out},
 		func(T int) (uint32, uint32, uint32) { return uint32(s.Heads), uint32(T), 1 },
 		opCost{shape: shape, cost: cost})
 	if err != nil {
@@ -503,20 +503,20 @@ func (d *Device) NewAttention(q, k, v, kc, vc, out Range, s AttnShape) (*Attenti
 	if maxPos < 1 {
 		return nil, fmt.Errorf("attention: a cache of %d bytes holds no row of %d bytes", cacheBytes, rowBytes)
 	}
-	need := AttnPartialBytes(s, maxPos)
+	need := attnPartialBytes(s, maxPos)
 	part := s.Partials
 	if part.Buf == nil {
 		buf, err := d.NewStorage("attention partials", need)
 		if err != nil {
 			return nil, err
 		}
-		part = Whole(buf)
+		part = whole(buf)
 	}
 	if size := rangeBytes(part); size < need {
 		return nil, fmt.Errorf("attention: the partials scratch of %d bytes is smaller than the %d that %d cached positions need: size it with AttnPartialBytes",
 			size, need, maxPos)
 	}
-	binds := []Bind{ReadOnly, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadOnly, ReadOnly}
+	binds := []binding{bindReadOnly, bindReadWrite, bindReadWrite, bindReadWrite, bindReadWrite, bindReadOnly, bindReadOnly}
 	defs := shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "GW": fmt.Sprint(attnGroup(s)), "KV_F16": boolDef(s.F16), "KV_ACCESS": "read_write"}
 	partial, err := d.kernel(kernelSpec{file: "attention_decode.wgsl", entry: "partial", binds: binds, defs: defs})
 	if err != nil {
@@ -534,16 +534,16 @@ func (d *Device) NewAttention(q, k, v, kc, vc, out Range, s AttnShape) (*Attenti
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	return &Attention{s: s, store: store, prefill: prefill, partial: partial, combine: combine, split: bg, shape: shape,
+	return &attentionOp{s: s, store: store, prefill: prefill, partial: partial, combine: combine, split: bg, shape: shape,
 		decodeCost: func(pos int) (float64, float64) {
 			bytes, flops := cost(1, pos)
 			// Each chunk writes and the combine reads back a partial per head.
-			return bytes + float64(2*AttnPartialBytes(s, pos+1)), flops
+			return bytes + float64(2*attnPartialBytes(s, pos+1)), flops
 		}}, nil
 }
 
 // Record adds the kv store and attention of T tokens at the device's step position.
-func (o *Attention) Record(e *Encoder, T int) {
+func (o *attentionOp) Record(e *encoder, T int) {
 	if T != 1 {
 		o.store.Record(e, T)
 		o.prefill.Record(e, T)
@@ -555,11 +555,11 @@ func (o *Attention) Record(e *Encoder, T int) {
 }
 
 // decodeGrid is the split decode pass's workgroups over n cached positions: head groups by chunks.
-func (s AttnShape) decodeGrid(n int) (x, y uint32) {
+func (s attnShape) decodeGrid(n int) (x, y uint32) {
 	return uint32(s.Heads / attnGroup(s)), uint32(ceilDiv(n, attnChunk))
 }
 
-func (o *Attention) describe(T, pos int) opInfo {
+func (o *attentionOp) describe(T, pos int) opInfo {
 	if T != 1 {
 		st, at := o.store.describe(T, pos), o.prefill.describe(T, pos)
 		return opInfo{Kernel: st.Kernel + " + " + at.Kernel, Shape: at.Shape, Bytes: st.Bytes + at.Bytes, Flops: st.Flops + at.Flops}
@@ -569,7 +569,7 @@ func (o *Attention) describe(T, pos int) opInfo {
 }
 
 // rangeBytes is the bytes r binds.
-func rangeBytes(r Range) uint64 {
+func rangeBytes(r bufRange) uint64 {
 	if r.Size != 0 {
 		return r.Size
 	}
@@ -583,28 +583,28 @@ func eltShape(n int) func(T int) (uint32, uint32, uint32) {
 	}
 }
 
-// Embed gathers and dequantizes rows of an embedding table: out[t] = E[tok[t]].
-type Embed struct {
-	k     *Kernel
-	w     *Weights
+// embedOp gathers and dequantizes rows of an embedding table: out[t] = E[tok[t]].
+type embedOp struct {
+	k     *kernel
+	w     *weights
 	parts []*wgpu.BindGroup
 	dim   int
 }
 
 // NewEmbed binds table w, the token ids tok (u32) and the output out (token t at t*K floats).
-func (d *Device) NewEmbed(w *Weights, tok, out Range) (*Embed, error) {
-	k, err := d.kernel(kernelSpec{file: "embed.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite},
+func (d *device) NewEmbed(w *weights, tok, out bufRange) (*embedOp, error) {
+	k, err := d.kernel(kernelSpec{file: "embed.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadWrite},
 		defs: shaders.Defines{"WTYPE": kernelTypes[w.Type]}})
 	if err != nil {
 		return nil, err
 	}
-	op := &Embed{k: k, w: w, dim: w.K}
+	op := &embedOp{k: k, w: w, dim: w.K}
 	for _, c := range w.Chunks {
 		p, err := d.uniform(w.Name+" embed params", w.K, w.RowBytes, c.Row0, c.Rows)
 		if err != nil {
 			return nil, err
 		}
-		bg, err := d.bindGroup(k, p, Whole(c.Buf), tok, out)
+		bg, err := d.bindGroup(k, p, whole(c.Buf), tok, out)
 		if err != nil {
 			return nil, fmt.Errorf("embed %s: %w", w.Name, err)
 		}
@@ -614,7 +614,7 @@ func (d *Device) NewEmbed(w *Weights, tok, out Range) (*Embed, error) {
 }
 
 // Record gathers T tokens.
-func (o *Embed) Record(e *Encoder, T int) {
+func (o *embedOp) Record(e *encoder, T int) {
 	for _, bg := range o.parts {
 		e.Dispatch(o.k, bg, uint32(ceilDiv(o.dim/4, 64)), uint32(T), 1)
 	}
@@ -623,17 +623,17 @@ func (o *Embed) Record(e *Encoder, T int) {
 // argmaxChunk is the logits one argmax workgroup scans.
 const argmaxChunk = 4096
 
-// Argmax finds the largest of n logits (ties to the lower index) into an 8-byte result: index, value bits.
-type Argmax struct {
-	partial, finish *Kernel
+// argmaxOp finds the largest of n logits (ties to the lower index) into an 8-byte result: index, value bits.
+type argmaxOp struct {
+	partial, finish *kernel
 	bg              *wgpu.BindGroup
 	nPart           int
-	Result          *Buffer
+	Result          *buffer
 }
 
 // NewArgmax binds the logits row at element off of logits.
-func (d *Device) NewArgmax(logits Range, n, off int) (*Argmax, error) {
-	binds := []Bind{ReadOnly, ReadWrite, ReadWrite}
+func (d *device) NewArgmax(logits bufRange, n, off int) (*argmaxOp, error) {
+	binds := []binding{bindReadOnly, bindReadWrite, bindReadWrite}
 	partial, err := d.kernel(kernelSpec{file: "argmax.wgsl", entry: "partial", binds: binds})
 	if err != nil {
 		return nil, err
@@ -655,15 +655,15 @@ func (d *Device) NewArgmax(logits Range, n, off int) (*Argmax, error) {
 	if err != nil {
 		return nil, err
 	}
-	bg, err := d.bindGroup(partial, p, logits, Whole(part), Whole(res))
+	bg, err := d.bindGroup(partial, p, logits, whole(part), whole(res))
 	if err != nil {
 		return nil, err
 	}
-	return &Argmax{partial: partial, finish: finish, bg: bg, nPart: nPart, Result: res}, nil
+	return &argmaxOp{partial: partial, finish: finish, bg: bg, nPart: nPart, Result: res}, nil
 }
 
 // Record adds both passes.
-func (o *Argmax) Record(e *Encoder) {
+func (o *argmaxOp) Record(e *encoder) {
 	e.Dispatch(o.partial, o.bg, uint32(o.nPart), 1, 1)
 	e.Dispatch(o.finish, o.bg, 1, 1, 1)
 }
@@ -671,24 +671,24 @@ func (o *Argmax) Record(e *Encoder) {
 // Top-k limits, matching topk.wgsl.
 const (
 	topkSlice = 1024
-	// MaxTopK is the largest candidate count the device top-k returns.
-	MaxTopK = 64
+	// maxTopK is the largest candidate count the device top-k returns.
+	maxTopK = 64
 )
 
-// TopK finds the k largest of n logits in descending order into Result (k pairs of value bits, index).
-type TopK struct {
-	partial, finish *Kernel
+// topKOp finds the k largest of n logits in descending order into Result (k pairs of value bits, index).
+type topKOp struct {
+	partial, finish *kernel
 	bg              *wgpu.BindGroup
 	nPart, K        int
-	Result          *Buffer
+	Result          *buffer
 }
 
 // NewTopK binds the logits row at element off of logits.
-func (d *Device) NewTopK(logits Range, n, off, k int) (*TopK, error) {
-	if k < 1 || k > MaxTopK || k > n {
-		return nil, fmt.Errorf("top-k: k = %d must be in 1..%d and at most the %d logits", k, MaxTopK, n)
+func (d *device) NewTopK(logits bufRange, n, off, k int) (*topKOp, error) {
+	if k < 1 || k > maxTopK || k > n {
+		return nil, fmt.Errorf("top-k: k = %d must be in 1..%d and at most the %d logits", k, maxTopK, n)
 	}
-	binds := []Bind{ReadOnly, ReadWrite, ReadWrite}
+	binds := []binding{bindReadOnly, bindReadWrite, bindReadWrite}
 	partial, err := d.kernel(kernelSpec{file: "topk.wgsl", entry: "partial", binds: binds})
 	if err != nil {
 		return nil, err
@@ -710,34 +710,34 @@ func (d *Device) NewTopK(logits Range, n, off, k int) (*TopK, error) {
 	if err != nil {
 		return nil, err
 	}
-	bg, err := d.bindGroup(partial, p, logits, Whole(part), Whole(res))
+	bg, err := d.bindGroup(partial, p, logits, whole(part), whole(res))
 	if err != nil {
 		return nil, err
 	}
-	return &TopK{partial: partial, finish: finish, bg: bg, nPart: nPart, K: k, Result: res}, nil
+	return &topKOp{partial: partial, finish: finish, bg: bg, nPart: nPart, K: k, Result: res}, nil
 }
 
 // Record adds both passes.
-func (o *TopK) Record(e *Encoder) {
+func (o *topKOp) Record(e *encoder) {
 	e.Dispatch(o.partial, o.bg, uint32(o.nPart), 1, 1)
 	e.Dispatch(o.finish, o.bg, 1, 1, 1)
 }
 
-// HeadOptions choose what NewHeadRope does to each head: QK-norm with gains G, and RoPE by the angles in
+// headOptions choose what NewHeadRope does to each head: QK-norm with gains G, and RoPE by the angles in
 // CS (NEOX pairs or adjacent ones).
-type HeadOptions struct {
+type headOptions struct {
 	Norm bool
-	G    Range
+	G    bufRange
 	Eps  float32
 	Rope bool
-	CS   Range // (cos, sin) per token and pair, RopeDim/2 pairs a token
+	CS   bufRange // (cos, sin) per token and pair, RopeDim/2 pairs a token
 	Neox bool
 }
 
 // NewHeadRope QK-norms and/or rotates in place the heads of headDim floats in x (token t head h at
 // t*stride + h*headDim), heads of them a token (head_rope.wgsl): the query or key heads of families
 // whose RoPE the projection cannot fuse (NEOX pairs, or a norm before the rotation).
-func (d *Device) NewHeadRope(x Range, heads, headDim, stride, ropeDim int, o HeadOptions) (*Op, error) {
+func (d *device) NewHeadRope(x bufRange, heads, headDim, stride, ropeDim int, o headOptions) (*op, error) {
 	if !o.Norm && !o.Rope {
 		return nil, fmt.Errorf("head rope: neither a norm nor a rotation")
 	}
@@ -761,9 +761,9 @@ func (d *Device) NewHeadRope(x Range, heads, headDim, stride, ropeDim int, o Hea
 			kind = "norm"
 		}
 	}
-	return d.newSimple(kernelSpec{file: "head_rope.wgsl", entry: "main", binds: []Bind{ReadOnly, ReadOnly, ReadWrite},
+	return d.newSimple(kernelSpec{file: "head_rope.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadWrite},
 		defs: shaders.Defines{"NORM": boolDef(o.Norm), "ROPE": boolDef(o.Rope), "NEOX": boolDef(o.Neox)}},
-		[]any{headDim, stride, ropeDim, o.Eps}, []Range{g, cs, x},
+		[]any{headDim, stride, ropeDim, o.Eps}, []bufRange{g, cs, x},
 		func(T int) (uint32, uint32, uint32) { return uint32(heads), uint32(T), 1 },
 		opCost{shape: fmt.Sprintf("%s %dx%d", kind, heads, headDim), cost: func(T, _ int) (float64, float64) {
 			n := float64(T * heads * headDim)

@@ -65,21 +65,21 @@ type PhaseStats struct {
 }
 
 // profileSteps are the steps the profiler times: the forward pass's, and the output projection of one row.
-func (b *Backend) profileSteps() []Step {
-	return append(b.Steps(), Step{Layer: -1, Name: "output projection (logits)", op: headOp{b.lmHead}})
+func (b *backend) profileSteps() []step {
+	return append(b.Steps(), step{Layer: -1, Name: "output projection (logits)", op: headOp{b.lmHead}})
 }
 
 // headOp records the output projection for one row, as a decode step or bench's prompt does.
-type headOp struct{ m *MatMul }
+type headOp struct{ m *matMulOp }
 
-func (h headOp) Record(e *Encoder, _ int) { h.m.Record(e, 1) }
+func (h headOp) Record(e *encoder, _ int) { h.m.Record(e, 1) }
 
 func (h headOp) describe(_, pos int) opInfo { return h.m.describe(1, pos) }
 
 // Profile fills the cache with opts.Depth positions of token 0 and times each step
 // of a decode token and of a prefill step at that depth. It leaves the cache at Len() == opts.Depth, its
 // contents those of the filler; the steps' own writes land beyond it.
-func (b *Backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, error) {
+func (b *backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	reps := opts.Reps
@@ -176,7 +176,7 @@ func (s *PhaseStats) finish(total float64) {
 }
 
 // timeSteps returns the median seconds of each step run alone for T tokens, the step's inputs written.
-func (b *Backend) timeSteps(ctx context.Context, steps []Step, T, reps int) ([]float64, error) {
+func (b *backend) timeSteps(ctx context.Context, steps []step, T, reps int) ([]float64, error) {
 	out := make([]float64, len(steps))
 	runs := make([]float64, reps)
 	for i, s := range steps {
@@ -200,7 +200,7 @@ func (b *Backend) timeSteps(ctx context.Context, steps []Step, T, reps int) ([]f
 
 // timeStepsStamped is timeSteps with timestamp queries: each repetition records every step, one
 // compute pass each, into one submit.
-func (b *Backend) timeStepsStamped(ctx context.Context, steps []Step, T, reps int) ([]float64, error) {
+func (b *backend) timeStepsStamped(ctx context.Context, steps []step, T, reps int) ([]float64, error) {
 	d := b.d
 	n := uint32(2 * len(steps))
 	var qs *wgpu.QuerySet
@@ -271,7 +271,7 @@ func medianOf(x []float64) float64 {
 }
 
 // timeOne records s alone, submits it and waits for the device.
-func (b *Backend) timeOne(s Step, T int) (float64, error) {
+func (b *backend) timeOne(s step, T int) (float64, error) {
 	e, err := b.d.NewEncoder("profile " + s.Name)
 	if err != nil {
 		return 0, err
@@ -288,4 +288,4 @@ func (b *Backend) timeOne(s Step, T int) (float64, error) {
 }
 
 // Batch is the most tokens one submit evaluates, and so the longest prefill step Profile times.
-func (b *Backend) Batch() int { return b.batch }
+func (b *backend) Batch() int { return b.batch }

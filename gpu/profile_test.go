@@ -13,7 +13,7 @@ import (
 // phases, and each phase's shares sum to 1.
 func TestProfile(t *testing.T) {
 	m := openModel(t, "stories260K.gguf")
-	b := newBackend(t, m, Options{Batch: 8})
+	b := openTestBackend(t, m, options{Batch: 8})
 	type profCase struct {
 		name string
 		opts ProfileOptions

@@ -80,7 +80,7 @@ import (
 
 // Errors a device operation can wrap. Use errors.Is to tell them apart.
 var (
-	ErrOutOfMemory = errors.New("GPU out of memory")
+	errOutOfMemory = errors.New("GPU out of memory")
 	ErrValidation  = errors.New("GPU validation error")
 	ErrInternal    = errors.New("GPU internal error")
 	// ErrDeviceLost also matches engine.ErrBackendLost, so the engine knows to re-create the backend.
@@ -174,7 +174,7 @@ func scopeError(r *C.smolScopeResult) error {
 	case errTypeValidation:
 		return fmt.Errorf("%w: %s", ErrValidation, msg)
 	case errTypeOutOfMemory:
-		return fmt.Errorf("%w: %s", ErrOutOfMemory, msg)
+		return fmt.Errorf("%w: %s", errOutOfMemory, msg)
 	case errTypeInternal:
 		return fmt.Errorf("%w: %s", ErrInternal, msg)
 	}

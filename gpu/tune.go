@@ -46,8 +46,8 @@ func ParseTuneMode(s string) (TuneMode, error) {
 	return "", fmt.Errorf("GPU tuning mode %q: want auto, off or redo", s)
 }
 
-// TuneOptions configure self-tuning at load.
-type TuneOptions struct {
+// tuneOptions configure self-tuning at load.
+type tuneOptions struct {
 	Mode TuneMode
 	// File is the cache of choices; "" means DefaultTuneFile().
 	File string
@@ -57,8 +57,8 @@ type TuneOptions struct {
 	Budget time.Duration
 }
 
-// DefaultTuneFile is the choices' cache in the user's cache directory.
-func DefaultTuneFile() (string, error) {
+// defaultTuneFile is the choices' cache in the user's cache directory.
+func defaultTuneFile() (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return "", fmt.Errorf("no cache directory for the GPU tuning (%w): name a file with --gpu-tune-file", err)
@@ -120,9 +120,9 @@ const tuneTileRows = 256
 // and are timed at the next one (auto), so a slow adapter spreads its tuning over a few loads.
 const tuneTimeBudget = 20 * time.Second
 
-// tune chooses the mat-vec variant of every weight shape in W (Device.tuned), reading and updating the
+// tune chooses the mat-vec variant of every weight shape in W (device.tuned), reading and updating the
 // cache file as opts.Mode says.
-func (b *Backend) tune(W model.Weights, opts TuneOptions) (*TuneReport, error) {
+func (b *backend) tune(W model.Weights, opts tuneOptions) (*TuneReport, error) {
 	if opts.Mode == TuneOff || opts.Mode == "" {
 		return nil, nil
 	}
@@ -130,7 +130,7 @@ func (b *Backend) tune(W model.Weights, opts TuneOptions) (*TuneReport, error) {
 	file := opts.File
 	if file == "" {
 		var err error
-		if file, err = DefaultTuneFile(); err != nil {
+		if file, err = defaultTuneFile(); err != nil {
 			return nil, err
 		}
 	}
@@ -191,7 +191,7 @@ func (b *Backend) tune(W model.Weights, opts TuneOptions) (*TuneReport, error) {
 }
 
 // Tuning is what tuning did at load, nil when it was off.
-func (b *Backend) Tuning() *TuneReport { return b.tuning }
+func (b *backend) Tuning() *TuneReport { return b.tuning }
 
 // weightShapes lists the distinct mat-vec shapes of W in the order the forward pass meets them, each
 // with a tensor of that shape to time it on.
@@ -233,14 +233,14 @@ type knob struct {
 	variants func(wt string, k int) (names []string, builtin string)
 	// build makes the product of variant v over w; use records v as s's choice, false when v is not
 	// a variant this build knows (a file from another version is tuned again).
-	build func(w *Weights, x, y Range, k, rows int, v string) (*MatMul, error)
+	build func(w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error)
 	use   func(s matShape, v string) bool
 }
 
 // knobs are the choices tuning makes: the mat-vec (decode; timed on 4096 rows) and the mat-mat tile
 // (prefill, timed on 1024 rows and one batch of tokens). F16 tiles are not candidates: they round the
 // weights and activations (TestMatMulTiles' tolerance), which a user chooses, not the tuner.
-func (b *Backend) knobs() []knob {
+func (b *backend) knobs() []knob {
 	d := b.d
 	return []knob{{
 		kind: "matvec", tokens: 1, rows: tuneRowsMax,
@@ -251,7 +251,7 @@ func (b *Backend) knobs() []knob {
 			}
 			return names, matvecShapeFor(wt, k).String()
 		},
-		build: func(w *Weights, x, y Range, k, rows int, v string) (*MatMul, error) {
+		build: func(w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error) {
 			shape, _ := parseMatvecShape(kernelTypes[w.Type], v)
 			return d.newMatMulShape(w, x, k, y, rows, 0, matOptions{}, shape)
 		},
@@ -274,7 +274,7 @@ func (b *Backend) knobs() []knob {
 			def, _ := matmulTileFor(d, wt)
 			return names, def.String()
 		},
-		build: func(w *Weights, x, y Range, k, rows int, v string) (*MatMul, error) {
+		build: func(w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error) {
 			tile, _ := parseMatmulShape(v)
 			return d.newMatMulShape(w, x, k, y, rows, 0, matOptions{tile: tile}, d.matvecShapeOf(w))
 		},
@@ -293,7 +293,7 @@ func (b *Backend) knobs() []knob {
 // Successive halving keeps it short: every candidate runs once (its first use, so a slow first run can
 // only lose it the race), then the fastest few and the built-in choice are timed again and the medians
 // decide.
-func (b *Backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
+func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 	d := b.d
 	rows := min(s.m, kn.rows)
 	rb := len(t.Data) / t.Rows
@@ -322,15 +322,15 @@ func (b *Backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 	names, def := kn.variants(s.wt, s.k)
 	type timed struct {
 		name  string
-		op    *MatMul
+		op    *matMulOp
 		first float64
 	}
 	var runs []timed
 	for _, v := range names {
-		op, err := kn.build(w, Whole(x), Whole(y), s.k, rows, v)
+		op, err := kn.build(w, whole(x), whole(y), s.k, rows, v)
 		if err == nil {
 			var sec float64
-			if sec, err = d.timeRecord(func(e *Encoder) { op.Record(e, kn.tokens) }, 1); err == nil {
+			if sec, err = d.timeRecord(func(e *encoder) { op.Record(e, kn.tokens) }, 1); err == nil {
 				runs = append(runs, timed{v, op, sec})
 				continue
 			}
@@ -349,7 +349,7 @@ func (b *Backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 		if i >= tuneFinalists && r.name != def {
 			continue
 		}
-		sec, err := d.timeRecord(func(e *Encoder) { r.op.Record(e, kn.tokens) }, 3)
+		sec, err := d.timeRecord(func(e *encoder) { r.op.Record(e, kn.tokens) }, 3)
 		if err != nil {
 			return tuneEntry{}, err
 		}
@@ -374,7 +374,7 @@ const timingSpan = 2 * time.Millisecond
 // timeRecord returns the device time of what rec records, per recording: the median of reps submits
 // of a batch of recordings sized to take about timingSpan (one recording alone, first, sizes it and
 // counts when reps is 1).
-func (d *Device) timeRecord(rec func(e *Encoder), reps int) (float64, error) {
+func (d *device) timeRecord(rec func(e *encoder), reps int) (float64, error) {
 	submit := func(n int) (float64, error) {
 		e, err := d.NewEncoder("tuning")
 		if err != nil {
@@ -411,7 +411,7 @@ func (d *Device) timeRecord(rec func(e *Encoder), reps int) (float64, error) {
 // rows per workgroup (even, for RoPE pairs), each with the device's reduction and, where that is the
 // subgroup one, also with the workgroup-memory tree. Shapes beyond the device's invocation or workgroup-memory limits
 // are left out.
-func matvecCandidates(d *Device, wt string) []matvecShape {
+func matvecCandidates(d *device, wt string) []matvecShape {
 	file, wgs, rows := "matvec.wgsl", []int{64, 128, 256}, []int{2, 4, 8}
 	if wt == "q4_k" || wt == "q6_k" {
 		file, wgs, rows = "matvec_"+wt+".wgsl", []int{32, 64, 128}, []int{4, 8, 16}
@@ -489,7 +489,7 @@ func parseMatvecShape(wt, v string) (matvecShape, bool) {
 }
 
 // tuneKey names the adapter and the kernels' source in a cache key.
-func (d *Device) tuneKey() string {
+func (d *device) tuneKey() string {
 	h := sha256.New()
 	for _, name := range shaders.Names() {
 		src, _ := shaders.Raw(name)

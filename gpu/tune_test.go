@@ -19,19 +19,19 @@ import (
 // the awkward shapes of matCases and for one and three tokens: a variant the tuner picks must compute
 // what the built-in one does.
 func TestMatvecCandidates(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for _, c := range matCases {
 		for _, shape := range matvecCandidates(d, kernelTypes[c.typ]) {
 			for _, T := range []int{1, 3} {
 				t.Run(fmt.Sprintf("%s/%dx%d/%s/T%d", c.typ, c.m, c.k, shape, T), func(t *testing.T) {
 					r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k*T)))
 					raw, deq := quantized(t, r, c.typ, c.m, c.k)
-					w := must[*Weights](t)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
+					w := must[*weights](t)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
 					x := randF32(r, T*c.k, 1)
-					xb := must[*Buffer](t)(d.UploadF32("x", x))
-					yb := must[*Buffer](t)(d.NewStorage("y", uint64(4*T*c.m)))
-					op := must[*MatMul](t)(d.newMatMulShape(w, Whole(xb), c.k, Whole(yb), c.m, 0, matOptions{}, shape))
-					run(t, d, T, 0, func(e *Encoder) { op.Record(e, T) })
+					xb := must[*buffer](t)(d.UploadF32("x", x))
+					yb := must[*buffer](t)(d.NewStorage("y", uint64(4*T*c.m)))
+					op := must[*matMulOp](t)(d.newMatMulShape(w, whole(xb), c.k, whole(yb), c.m, 0, matOptions{}, shape))
+					run(t, d, T, 0, func(e *encoder) { op.Record(e, T) })
 					y := mustF32(t, d, yb, 0, T*c.m)
 					for tok := range T {
 						want := ref.MatVec(deq, c.m, c.k, x[tok*c.k:(tok+1)*c.k])
@@ -48,7 +48,7 @@ func TestMatvecCandidates(t *testing.T) {
 // TestMatvecShapeStrings checks that every candidate's name reads back as itself, as the cache file
 // needs, and that names of other forms are refused (a file from another version is tuned again).
 func TestMatvecShapeStrings(t *testing.T) {
-	d := device(t)
+	d := testDevice(t)
 	for _, wt := range []string{"f32", "q8_0", "q4_k", "q6_k"} {
 		for _, c := range matvecCandidates(d, wt) {
 			got, ok := parseMatvecShape(wt, c.String())
@@ -83,14 +83,14 @@ func TestTune(t *testing.T) {
 	ws, _ := weightShapes(m.Weights)
 	shapes := 2 * len(ws) // a mat-vec and a mat-mat choice each
 	prompt := []int32{1, 2, 3, 4, 5}
-	logits := func(b *Backend) []float32 {
+	logits := func(b *backend) []float32 {
 		l, err := b.Forward(context.Background(), prompt, []int{len(prompt) - 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return l[0]
 	}
-	untuned := newBackend(t, m, Options{})
+	untuned := openTestBackend(t, m, options{})
 	if untuned.Tuning() != nil {
 		t.Fatal("the zero Options tuned")
 	}
@@ -114,7 +114,7 @@ func TestTune(t *testing.T) {
 			}
 		}
 		var progress []string
-		b := newBackend(t, m, Options{Tune: TuneOptions{Mode: c.mode, File: file, Budget: time.Hour, Progress: func(done, total int, what string) {
+		b := openTestBackend(t, m, options{Tune: tuneOptions{Mode: c.mode, File: file, Budget: time.Hour, Progress: func(done, total int, what string) {
 			progress = append(progress, fmt.Sprintf("%d/%d %s", done, total, what))
 		}}})
 		rep := b.Tuning()
@@ -153,12 +153,12 @@ func TestTune(t *testing.T) {
 
 	// A spent time budget leaves the shapes to the next load, which times them.
 	budgetFile := filepath.Join(t.TempDir(), "budget.json")
-	b := newBackend(t, m, Options{Tune: TuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Nanosecond}})
+	b := openTestBackend(t, m, options{Tune: tuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Nanosecond}})
 	if rep := b.Tuning(); rep.Timed != 1 || rep.Left != shapes-1 {
 		t.Errorf("a spent budget: %d timed and %d left, want 1 (a load times one at least) and %d", rep.Timed, rep.Left, shapes-1)
 	}
 	b.Close()
-	b = newBackend(t, m, Options{Tune: TuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Hour}})
+	b = openTestBackend(t, m, options{Tune: tuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Hour}})
 	if rep := b.Tuning(); rep.Timed != shapes-1 || rep.Cached != 1 || rep.Left != 0 {
 		t.Errorf("the next load: %d timed, %d cached, %d left; want %d, 1, 0", rep.Timed, rep.Cached, rep.Left, shapes-1)
 	}

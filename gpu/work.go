@@ -24,12 +24,12 @@ type opCost struct {
 	cost  func(T, pos int) (bytes, flops float64)
 }
 
-func (o *Op) describe(T, pos int) opInfo {
+func (o *op) describe(T, pos int) opInfo {
 	bytes, flops := o.cost.cost(T, pos)
 	return opInfo{Kernel: variant(o.k), Shape: o.cost.shape, Bytes: bytes, Flops: flops}
 }
 
-func (o *MatMul) describe(T, _ int) opInfo {
+func (o *matMulOp) describe(T, _ int) opInfo {
 	k := o.mv
 	switch {
 	case T > matvecMaxT:
@@ -42,14 +42,14 @@ func (o *MatMul) describe(T, _ int) opInfo {
 		Bytes: float64(w.Bytes()) + 4*float64(T)*float64(w.K+w.M), Flops: 2 * float64(T) * float64(w.M) * float64(w.K)}
 }
 
-func (o *Embed) describe(T, _ int) opInfo {
+func (o *embedOp) describe(T, _ int) opInfo {
 	return opInfo{Kernel: variant(o.k), Shape: fmt.Sprintf("%d rows of %d %s", o.w.M, o.w.K, o.w.Type),
 		Bytes: float64(T) * float64(o.w.RowBytes+4*o.dim), Flops: float64(T * o.dim)}
 }
 
 // variant shortens a kernel's cache key ("matvec.wgsl:main ACCUM=1 GLU= …") to its file, its entry
 // point when not main, and the defines that are set.
-func variant(k *Kernel) string {
+func variant(k *kernel) string {
 	fields := strings.Fields(k.Name)
 	if len(fields) == 0 {
 		return ""
