@@ -113,7 +113,7 @@ func mustF32(t *testing.T, d *device, b *buffer, off, n int) []float32 {
 	return v
 }
 
-func must[T any](t *testing.T) func(v T, err error) T {
+func must[T any](t testing.TB) func(v T, err error) T {
 	return func(v T, err error) T {
 		t.Helper()
 		if err != nil {

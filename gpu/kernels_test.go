@@ -182,7 +182,7 @@ func TestEmbed(t *testing.T) {
 				r := rand.New(rand.NewPCG(5, uint64(c.k)))
 				raw, deq := quantized(t, r, c.typ, c.m, c.k)
 				if split {
-					rb, _ := c.typ.RowBytes(c.k)
+					rb, _ := deviceRowBytes(c.typ, c.k)
 					limitBinding(t, d, uint64(5*rb))
 				}
 				w := must[*weights](t)(d.UploadWeights("embd", c.typ, c.k, c.m, raw, nil))

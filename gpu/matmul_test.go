@@ -128,7 +128,7 @@ func TestMatMulPrefill(t *testing.T) {
 func TestMatMulSplitBindings(t *testing.T) {
 	d := testDevice(t)
 	for _, c := range matCases {
-		rb, _ := c.typ.RowBytes(c.k)
+		rb, _ := deviceRowBytes(c.typ, c.k)
 		for _, T := range []int{1, 6, 33} {
 			t.Run(fmt.Sprintf("%s/T%d", c.typ, T), func(t *testing.T) {
 				// Seven rows' worth per binding, six once uploads keep row pairs together: chunks whose row
@@ -147,7 +147,7 @@ func TestMatMulFused(t *testing.T) {
 	d := testDevice(t)
 	for _, kind := range []int{addProduct, gluProduct} {
 		for _, c := range matCases {
-			rb, _ := c.typ.RowBytes(c.k)
+			rb, _ := deviceRowBytes(c.typ, c.k)
 			name := map[int]string{addProduct: "add", gluProduct: "glu"}[kind]
 			eachProductShape(t, d, fmt.Sprintf("%s/%s", name, c.typ), uint64(7*rb), func(t *testing.T, T int, split uint64) {
 				t.Logf("max rel err %.2e", testMatMul(t, d, c, T, split, kind))
@@ -193,7 +193,7 @@ func TestMatMulRope(t *testing.T) {
 		{quant.Q6_K, 5, 16, 16, 256, 17},
 	} {
 		m := c.heads * c.headDim
-		rb, _ := c.typ.RowBytes(c.k)
+		rb, _ := deviceRowBytes(c.typ, c.k)
 		name := fmt.Sprintf("%s/%dx%d/rot%d", c.typ, c.heads, c.headDim, c.ropeDim)
 		eachProductShape(t, d, name, uint64(6*rb), func(t *testing.T, T int, split uint64) {
 			r := rand.New(rand.NewPCG(uint64(m), uint64(T)))
@@ -281,7 +281,7 @@ func TestMatMulTiles(t *testing.T) {
 							t.Logf("max rel err %.2e", testMatMulTol(t, d, c, T, 0, plainProduct, tol))
 						})
 					}
-					rb, _ := c.typ.RowBytes(c.k)
+					rb, _ := deviceRowBytes(c.typ, c.k)
 					t.Run(fmt.Sprintf("%s/add/split", c.typ), func(t *testing.T) {
 						t.Logf("max rel err %.2e", testMatMulTol(t, d, c, 33, uint64(7*rb), addProduct, tol))
 					})
@@ -385,6 +385,61 @@ func BenchmarkMatMulTiles(b *testing.B) {
 				}
 				b.ReportMetric(2*T*m*k/b.Elapsed().Seconds()*float64(b.N)/1e9, "GFLOP/s")
 				b.ReportMetric(best*1e3, "mincpu-ms")
+			})
+		}
+	}
+}
+
+// BenchmarkMatVec times one decode product (T = 1) of SmolLM3-3B's K-quant shapes for each mat-vec
+// variant tuning may choose, the first being the built-in one: on lavapipe its mincpu-ns/weight (the
+// least CPU time of a run, per weight) is the work a kernel does per weight, with less noise than the
+// wall clock on a shared machine. The 16384-row Q6_K shape stands for the output projection.
+//
+//	go test ./gpu -run '^$' -bench 'MatVec/q6_k' -benchtime 5x
+func BenchmarkMatVec(b *testing.B) {
+	d := testDevice(b)
+	shapes := []struct {
+		typ  quant.Type
+		m, k int
+	}{{quant.Q4_K, 11008, 2048}, {quant.Q4_K, 2048, 11008}, {quant.Q6_K, 2048, 11008}, {quant.Q6_K, 16384, 2048}}
+	for _, c := range shapes {
+		r := rand.New(rand.NewPCG(1, 2))
+		raw, _ := quantized(b, r, c.typ, c.m, c.k)
+		w, err := d.UploadWeights("w", c.typ, c.k, c.m, raw, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		xb := must[*buffer](b)(d.UploadF32("x", randF32(r, c.k, 1)))
+		yb := must[*buffer](b)(d.NewStorage("y", uint64(4*c.m)))
+		wt := kernelTypes[c.typ].suffix
+		variants := append([]matvecShape{matvecShapeFor(wt, c.k)}, matvecCandidates(d, wt)...)
+		for i, s := range variants {
+			name := s.String()
+			if i == 0 {
+				name = "built-in"
+			}
+			b.Run(fmt.Sprintf("%s/%dx%d/%s", wt, c.m, c.k, name), func(b *testing.B) {
+				op, err := d.newMatMulShape(w, whole(xb), c.k, whole(yb), c.m, 0, matOptions{}, s)
+				if err != nil {
+					b.Skip(err)
+				}
+				if err := d.SetStep(1, 0); err != nil {
+					b.Fatal(err)
+				}
+				best := 1e9
+				for b.Loop() {
+					c0 := processCPU()
+					e := must[*encoder](b)(d.NewEncoder("bench"))
+					op.Record(e, 1)
+					if err := e.Submit(); err != nil {
+						b.Fatal(err)
+					}
+					if err := d.Wait(); err != nil {
+						b.Fatal(err)
+					}
+					best = min(best, processCPU()-c0)
+				}
+				b.ReportMetric(best*1e9/float64(c.m*c.k), "mincpu-ns/weight")
 			})
 		}
 	}

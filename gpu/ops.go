@@ -240,7 +240,7 @@ func (d *device) newMatMul(w *weights, x bufRange, xStride int, y bufRange, yStr
 
 // matvecShapeOf is the mat-vec variant for w: tuning's choice for its shape, else the built-in one.
 func (d *device) matvecShapeOf(w *weights) matvecShape {
-	wt := kernelTypes[w.Type]
+	wt := kernelTypes[w.Type].suffix
 	if s, ok := d.tuned[matShape{wt: wt, k: w.K, m: w.M}]; ok {
 		return s
 	}
@@ -249,7 +249,7 @@ func (d *device) matvecShapeOf(w *weights) matvecShape {
 
 // newMatMulShape is newMatMul with the mat-vec variant given.
 func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange, yStride, yOff int, o matOptions, shape matvecShape) (*matMulOp, error) {
-	wt := kernelTypes[w.Type]
+	wt := kernelTypes[w.Type].suffix
 	if xStride%4 != 0 || xStride < w.K {
 		return nil, fmt.Errorf("matmul %s: x stride %d must be a multiple of 4 and at least K=%d", w.Name, xStride, w.K)
 	}
@@ -594,7 +594,7 @@ type embedOp struct {
 // NewEmbed binds table w, the token ids tok (u32) and the output out (token t at t*K floats).
 func (d *device) NewEmbed(w *weights, tok, out bufRange) (*embedOp, error) {
 	k, err := d.kernel(kernelSpec{file: "embed.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadWrite},
-		defs: shaders.Defines{"WTYPE": kernelTypes[w.Type]}})
+		defs: shaders.Defines{"WTYPE": kernelTypes[w.Type].suffix}})
 	if err != nil {
 		return nil, err
 	}

@@ -203,7 +203,7 @@ func weightShapes(W model.Weights) ([]matShape, []model.Tensor) {
 		if !ok || t.Rows == 0 {
 			return // the upload refuses it with its own message
 		}
-		s := matShape{wt: wt, k: t.Cols, m: t.Rows}
+		s := matShape{wt: wt.suffix, k: t.Cols, m: t.Rows}
 		if !slices.Contains(shapes, s) {
 			shapes = append(shapes, s)
 			tensors = append(tensors, t)
@@ -252,7 +252,7 @@ func (b *backend) knobs() []knob {
 			return names, matvecShapeFor(wt, k).String()
 		},
 		build: func(w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error) {
-			shape, _ := parseMatvecShape(kernelTypes[w.Type], v)
+			shape, _ := parseMatvecShape(kernelTypes[w.Type].suffix, v)
 			return d.newMatMulShape(w, x, k, y, rows, 0, matOptions{}, shape)
 		},
 		use: func(s matShape, v string) bool {
@@ -414,7 +414,7 @@ func (d *device) timeRecord(rec func(e *encoder), reps int) (float64, error) {
 func matvecCandidates(d *device, wt string) []matvecShape {
 	file, wgs, rows := "matvec.wgsl", []int{64, 128, 256}, []int{2, 4, 8}
 	if wt == "q4_k" || wt == "q6_k" {
-		file, wgs, rows = "matvec_"+wt+".wgsl", []int{32, 64, 128}, []int{4, 8, 16}
+		file, wgs, rows = "matvec_"+wt+".wgsl", []int{16, 32, 64, 128}, []int{8, 16, 32}
 	}
 	reductions := []bool{false}
 	if d.subgroups {
@@ -423,8 +423,9 @@ func matvecCandidates(d *device, wt string) []matvecShape {
 	var out []matvecShape
 	for _, wg := range wgs {
 		for _, r := range rows {
-			// reduce.wgsl keeps ROWS x WG partial sums and ROWS totals in workgroup memory.
-			if uint32(wg) > d.limits.MaxComputeInvocationsPerWorkgroup || uint32(4*r*(wg+1)) > d.limits.MaxComputeWorkgroupStorageSize {
+			// reduce.wgsl keeps ROWS x WG partial sums and ROWS totals in workgroup memory, and its
+			// first ROWS threads write the totals.
+			if r > wg || uint32(wg) > d.limits.MaxComputeInvocationsPerWorkgroup || uint32(4*r*(wg+1)) > d.limits.MaxComputeWorkgroupStorageSize {
 				continue
 			}
 			for _, tree := range reductions {

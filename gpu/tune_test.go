@@ -21,7 +21,7 @@ import (
 func TestMatvecCandidates(t *testing.T) {
 	d := testDevice(t)
 	for _, c := range matCases {
-		for _, shape := range matvecCandidates(d, kernelTypes[c.typ]) {
+		for _, shape := range matvecCandidates(d, kernelTypes[c.typ].suffix) {
 			for _, T := range []int{1, 3} {
 				t.Run(fmt.Sprintf("%s/%dx%d/%s/T%d", c.typ, c.m, c.k, shape, T), func(t *testing.T) {
 					r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k*T)))

@@ -1,8 +1,9 @@
 // bytes.wgsl: byte-addressed loads from the raw weight buffer `w` (array<u32>, declared by the kernel).
 //
 // WGSL storage has no 8- or 16-bit types, so quantized blocks are read as little-endian u32 words and
-// picked apart with shifts. Q6_K (210 bytes) and Q8_0 (34 bytes) blocks start on 2-byte boundaries, so a
-// 4-byte field may straddle two words; every offset passed here is even.
+// picked apart with shifts. Q8_0 (34 bytes) blocks start on 2-byte boundaries, so a 4-byte field may
+// straddle two words; every offset passed here is even. (Q6_K's 210-byte blocks are padded to 224 on
+// the device, gpu/buffer.go's kernelTypes, so that theirs are multiples of 4.)
 
 // u8_at returns the byte at byte offset off.
 fn u8_at(off: u32) -> u32 {
@@ -34,13 +35,8 @@ fn i8x4(v: u32) -> vec4<f32> {
     return vec4<f32>(b >> vec4<u32>(24u));
 }
 
-// load4 returns the 16 bytes at the even byte offset off as four little-endian words. For off % 4 == 2,
-// each word joins the high half of one stored word with the low half of the next; the double shift
-// makes the same expression give zero for that second part when off % 4 == 0.
+// load4 returns the 16 bytes at the byte offset off, a multiple of 4, as four little-endian words.
 fn load4(off: u32) -> vec4<u32> {
     let i = off >> 2u;
-    let s = (off & 2u) * 8u;
-    let a = vec4<u32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]);
-    let b = vec4<u32>(a.yzw, w[i + 4u]);
-    return (a >> vec4<u32>(s)) | ((b << vec4<u32>(16u)) << vec4<u32>(16u - s));
+    return vec4<u32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]);
 }

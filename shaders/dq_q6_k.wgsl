@@ -1,13 +1,13 @@
-// dq_q6_k.wgsl: dq4 for Q6_K rows: super-blocks of 256 elements in 210 bytes: ql[128] @0, qh[64] @128,
-// scales[16] int8 @192, d f16 @208. Half n (128 elements) uses ql[64n..], qh[32n..]; in it, quarter q
+// dq_q6_k.wgsl: dq4 for Q6_K rows: super-blocks of 256 elements in 210 bytes, padded to 224 on the
+// device (gpu/buffer.go's kernelTypes): ql[128] @0, qh[64] @128, scales[16] int8 @192, d f16 @208. Half n (128 elements) uses ql[64n..], qh[32n..]; in it, quarter q
 // (32 elements, l = 0..31) takes 4 low bits from ql[64n + 32(q%2) + l] (low nibble for q < 2, high
 // nibble otherwise) and 2 high bits from qh[32n + l] bits 2q..2q+1. Element e uses scales[e/16].
-// Value = d * scale * (q6 - 32). Blocks start on 2-byte boundaries, hence u32_at.
+// Value = d * scale * (q6 - 32).
 //#include "bytes.wgsl"
 
 // dq4 returns elements k..k+3 (k % 4 == 0) of the row starting at byte rb.
 fn dq4(rb: u32, k: u32) -> vec4<f32> {
-    let base = rb + (k >> 8u) * 210u;
+    let base = rb + (k >> 8u) * 224u;
     let j = k & 255u;
     let n = j >> 7u;
     let q = (j >> 5u) & 3u;

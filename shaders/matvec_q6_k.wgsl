@@ -1,9 +1,10 @@
 // matvec_q6_k.wgsl: decode mat-vec over Q6_K weights, y[t][out_off + r] = sum_k W[r][k] * x[t][k], with
 // the fused stores of matvec_io.wgsl (ACCUM, GLU, ROPE).
 //
-// Data layout: a row is K/256 super-blocks of 210 bytes: ql[128] @0, qh[64] @128, scales[16] int8 @192,
-// d f16 @208. Blocks (and rows) start on 2-byte boundaries only, so w is bound as array<u32> and load4
-// reads 16 bytes at an even offset as five words funnel-shifted into four. Half n (128 elements) of a
+// Data layout: a row is K/256 super-blocks of 210 bytes padded to 224 on the device (gpu/buffer.go's
+// kernelTypes), fourteen vec4<u32> (w is bound as vec4 words, so a row starts at vec4 row * K/256 * 14):
+// ql[128] @0 (vec4s 0..7), qh[64] @128 (vec4s 8..11), scales[16] int8 @192 (vec4 12), d f16 @208 (low
+// half of vec4 13's first word), 14 bytes of zeros. Half n (128 elements) of a
 // block uses ql[64n..], qh[32n..]; element 128n + 32q + l (quarter q, l < 32) takes 4 low bits from
 // ql[64n + 32(q%2) + l] (low nibble for q < 2, high nibble otherwise) and 2 high bits from qh[32n + l]
 // bits 2q..2q+1. Element e uses scales[e/16]. Value = d * scale * (q6 - 32).
@@ -23,14 +24,14 @@
 
 //#include "matvec_io.wgsl"
 //#include "packed.wgsl"
-//#include "bytes.wgsl"
 
-@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 
 @compute @workgroup_size({{WG}})
 fn main(id: MatIds) {
     let rows = row_indices(first_row(id));
     let nt = token_count(id);
+    let row_vecs = P.row_bytes >> 4u;
     var acc: array<f32, {{RNT}}>;
     let units = P.k >> 6u;
     for (var u = id.lid; u < units; u += {{WG}}u) {
@@ -57,18 +58,16 @@ fn main(id: MatIds) {
             let m4 = vec4<u32>(0x0F0F0F0Fu);
             let m2 = vec4<u32>(0x30303030u);
             for (var r = 0u; r < {{ROWS}}u; r++) {
-                let base = rows[r] * P.row_bytes + blk * 210u;
-                let ql0 = load4(base + 64u * n + 16u * h);
-                let ql1 = load4(base + 64u * n + 32u + 16u * h);
-                let qh = load4(base + 128u + 32u * n + 16u * h);
+                let vb = rows[r] * row_vecs + blk * 14u;
+                let ql0 = w[vb + 4u * n + h];       // ql[64n + 16h ..]
+                let ql1 = w[vb + 4u * n + 2u + h];  // ql[64n + 32 + 16h ..]
+                let qh = w[vb + 8u + 2u * n + h];   // qh[32n + 16h ..]
                 // Scales 8n + h + {0, 2, 4, 6} (quarters 0..3) are bytes h and h+2 of words 2n and 2n+1.
-                let sw = load4(base + 192u);
+                let sw = w[vb + 12u];
                 let s01 = select(sw.x, sw.z, n == 1u) >> (8u * h);
                 let s23 = select(sw.y, sw.w, n == 1u) >> (8u * h);
                 let sc = vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(s01, s01 >> 16u, s23, s23 >> 16u) << vec4<u32>(24u)) >> vec4<u32>(24u));
-                // d is the half after the scales: the high half of word i+4 of load4(base + 192) if that
-                // offset is 2 mod 4, else its low half.
-                let d = unpack2x16float(w[((base + 192u) >> 2u) + 4u] >> ((base & 2u) * 8u)).x;
+                let d = unpack2x16float(w[vb + 13u].x).x;
                 // 6-bit codes, four per word: low nibbles from ql, bits 4..5 from qh.
                 let q0 = (ql0 & m4) | ((qh << vec4<u32>(4u)) & m2);
                 let q1 = (ql1 & m4) | ((qh << vec4<u32>(2u)) & m2);

@@ -1,4 +1,5 @@
-// mm_tile_q6_k.wgsl: matmul.wgsl's weight tile for Q6_K (layout: matvec_q6_k.wgsl's header): TK = 64
+// mm_tile_q6_k.wgsl: matmul.wgsl's weight tile for Q6_K (layout: matvec_q6_k.wgsl's header, 224-byte
+// blocks): TK = 64
 // dequantized weights per row, quarters q0, q0+1 (q0 even) of half n of a super-block, elements
 // 128n + 32q0 + 32j + l: low bits from ql[64n + 32j + l] (nibble q0/2), high bits from qh[32n + l]
 // (bits 2(q0+j)); [k][row / 4] as vec4 of 4 rows (f16 with F16). A fill unit is one row: 96 bytes of ql
@@ -20,7 +21,7 @@ fn fill_w(row0: u32, k0: u32, lid: u32) {
     let q0 = (k0 >> 5u) & 3u;
     let lsh = vec4<u32>(2u * q0); // (q0/2)*4: nibble 0 or 1
     for (var r = lid; r < TM; r += NT) {
-        let base = min(row0 + r, P.m - 1u) * P.row_bytes + blk * 210u;
+        let base = min(row0 + r, P.m - 1u) * P.row_bytes + blk * 224u;
         let d = f16_at(base + 208u);
         let scw = u32_at(base + 192u + 8u * n + 2u * q0);
         for (var h = 0u; h < 2u; h++) {
