@@ -332,7 +332,7 @@ func BenchmarkQuantizeRowQ8K(b *testing.B) {
 	dst := make([]byte, 11008/256*292)
 	b.SetBytes(int64(4 * len(x)))
 	for b.Loop() {
-		quant.QuantizeRowQ8K(x, dst)
+		quantizeRowQ8K(x, dst)
 	}
 }
 

@@ -118,7 +118,7 @@ func TestDotLlamaCppTensors(t *testing.T) {
 				t.Fatalf("tensor %s missing or not %d wide", tt.name, tt.n)
 			}
 			act := make([]byte, tt.n/256*292)
-			quant.QuantizeRowQ8K(quanttest.DetInput(tt.n, tt.seed), act) // the reference, as llama.cpp's
+			quantizeRowQ8K(quanttest.DetInput(tt.n, tt.seed), act)
 			if h := quanttest.FNV64(act); h != tt.actHash {
 				t.Fatalf("Q8_K activation hash %016x, want %016x (llama.cpp)", h, tt.actHash)
 			}
