@@ -413,7 +413,7 @@ func (d *Device) timeRecord(rec func(e *Encoder), reps int) (float64, error) {
 // are left out.
 func matvecCandidates(d *Device, wt string) []matvecShape {
 	file, wgs, rows := "matvec.wgsl", []int{64, 128, 256}, []int{2, 4, 8}
-	if wt == "q4_k" || wt == "q6_k" {
+	if matvecOwn[wt] {
 		file, wgs, rows = "matvec_"+wt+".wgsl", []int{32, 64, 128}, []int{4, 8, 16}
 	}
 	reductions := []bool{false}
