@@ -26,9 +26,9 @@ func TestKScales(t *testing.T) {
 		t.Errorf("mins = %v, want %v", m, want)
 	}
 	var p [12]byte
-	packKScales(p[:], &sc, &m)
+	PackKScales(p[:], &sc, &m)
 	if string(p[:]) != string(kScaleBytes) {
-		t.Errorf("packKScales = % x, want % x", p, kScaleBytes)
+		t.Errorf("PackKScales = % x, want % x", p, kScaleBytes)
 	}
 }
 

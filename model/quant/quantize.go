@@ -214,8 +214,9 @@ func makeQKX2Quants(nmax int32, x, weights []float32, L, Laux []uint8, rmin, rde
 	return scale, -xmin
 }
 
-// packKScales stores eight 6-bit scales and mins in the 12-byte layout UnpackKScales reads.
-func packKScales(p []byte, ls, lm *[8]uint8) {
+// PackKScales stores eight 6-bit scales and mins in the 12-byte layout of a Q4_K/Q5_K super-block that
+// UnpackKScales reads (ggml-common.h; spec §6.2).
+func PackKScales(p []byte, ls, lm *[8]uint8) {
 	p = p[:12]
 	clear(p)
 	for j := 0; j < 8; j++ {
@@ -267,7 +268,7 @@ func quantizeKAsym(x []float32, hdr []byte, L *[QK_K]uint8, nmax int32, rmin, rd
 	dh, dminh := F32ToF16(maxScale/63), F32ToF16(maxMin/63)
 	binary.LittleEndian.PutUint16(hdr[0:], dh)
 	binary.LittleEndian.PutUint16(hdr[2:], dminh)
-	packKScales(hdr[4:16], &ls, &lm)
+	PackKScales(hdr[4:16], &ls, &lm)
 
 	d, dmin := F16ToF32(dh), F16ToF32(dminh)
 	for j := 0; j < 8; j++ {
