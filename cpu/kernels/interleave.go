@@ -47,7 +47,7 @@ func q6KMultiRow(k *impl) multiRow {
 }
 
 // interleavedKernels returns the kernels for t, or false when t cannot be interleaved on this CPU (or with
-// ForceGeneric).
+// the tests' forceGeneric).
 func interleavedKernels(t quant.Type) (multiRow, bool) {
 	if weights[t].multiRow == nil {
 		return multiRow{}, false
@@ -57,7 +57,7 @@ func interleavedKernels(t quant.Type) (multiRow, bool) {
 }
 
 // Interleaves reports whether matrices of type t can be interleaved with the kernels in use: Q4_K and
-// Q6_K on CPUs with AVX2. Check it once when loading; ForceGeneric turns it off.
+// Q6_K on CPUs with AVX2. Check it once when loading.
 func Interleaves(t quant.Type) bool {
 	_, ok := interleavedKernels(t)
 	return ok

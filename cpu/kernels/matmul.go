@@ -59,7 +59,7 @@ func (s *Scratch) bytes(n int) []byte {
 //
 // Q4_K and Q6_K weights on AVX2 go through the repacked kernels when there are at least four activation
 // rows; other types, the last rows%4 weight rows and cols%4 activation rows, and the portable build use
-// the dot product. MatMulFunc returns nil when t is not Supported. The function panics when the slices
+// the dot product. MatMulFunc returns nil for a type without kernels. The function panics when the slices
 // are too short for the sizes given or ldo < rows, a bug in the caller.
 func MatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
 	dot := DotFunc(t)
