@@ -145,7 +145,7 @@ func TestDequantizeFloats(t *testing.T) {
 	for i, v := range want {
 		binary.LittleEndian.PutUint32(f32[4*i:], math.Float32bits(v))
 		le16(f16[2*i:], F32ToF16(v))
-		le16(bf16[2*i:], F32ToBF16(v))
+		le16(bf16[2*i:], f32ToBF16(v))
 	}
 	for _, tt := range []struct {
 		typ Type

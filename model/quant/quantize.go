@@ -43,7 +43,7 @@ func quantizeF16(src []float32, dst []byte) {
 
 func quantizeBF16(src []float32, dst []byte) {
 	for i, v := range src {
-		binary.LittleEndian.PutUint16(dst[2*i:], F32ToBF16(v))
+		binary.LittleEndian.PutUint16(dst[2*i:], f32ToBF16(v))
 	}
 }
 

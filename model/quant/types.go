@@ -125,16 +125,6 @@ func (t Type) RowBytes(n int) (int, error) {
 	return n / i.blockSize * i.typeSize, nil
 }
 
-// ParseType maps ggml's name ("Q4_K", case-sensitive) to a Type.
-func ParseType(name string) (Type, bool) {
-	for t, i := range infos {
-		if i.name == name {
-			return t, true
-		}
-	}
-	return 0, false
-}
-
 // SupportedNames lists the types Supported accepts, for error messages.
 func SupportedNames() string { return Names(Supported) }
 
