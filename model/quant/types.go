@@ -56,34 +56,30 @@ type typeInfo struct {
 }
 
 // infos lists every type whose layout is known, so a GGUF file using any of them can be inspected even
-// when this project cannot compute with it. It is filled by init because its functions use it.
-var infos map[Type]typeInfo
-
-func init() {
-	infos = map[Type]typeInfo{
-		F32:  {name: "F32", blockSize: 1, typeSize: 4, dequantize: dequantF32, quantize: quantizeF32},
-		F16:  {name: "F16", blockSize: 1, typeSize: 2, dequantize: dequantF16, quantize: quantizeF16},
-		BF16: {name: "BF16", blockSize: 1, typeSize: 2, dequantize: dequantBF16, quantize: quantizeBF16},
-		Q4_0: {name: "Q4_0", blockSize: 32, typeSize: Q4_0Bytes, dequantize: blockwise(Q4_0Bytes, 32, dequantQ4_0),
-			quantize: blockwise(32, Q4_0Bytes, quantizeQ4_0)},
-		Q4_1: {name: "Q4_1", blockSize: 32, typeSize: 20},
-		Q5_0: {name: "Q5_0", blockSize: 32, typeSize: 22},
-		Q5_1: {name: "Q5_1", blockSize: 32, typeSize: 24},
-		Q8_0: {name: "Q8_0", blockSize: 32, typeSize: Q8_0Bytes, dequantize: blockwise(Q8_0Bytes, 32, dequantQ8_0),
-			quantize: QuantizeRowQ8_0},
-		Q8_1: {name: "Q8_1", blockSize: 32, typeSize: 36},
-		Q2_K: {name: "Q2_K", blockSize: QK_K, typeSize: 84},
-		Q3_K: {name: "Q3_K", blockSize: QK_K, typeSize: 110},
-		Q4_K: {name: "Q4_K", blockSize: QK_K, typeSize: Q4KBytes, dequantize: blockwise(Q4KBytes, QK_K, dequantQ4K),
-			quantize: blockwise(QK_K, Q4KBytes, quantizeQ4K)},
-		Q5_K: {name: "Q5_K", blockSize: QK_K, typeSize: Q5KBytes, dequantize: blockwise(Q5KBytes, QK_K, dequantQ5K),
-			quantize: blockwise(QK_K, Q5KBytes, quantizeQ5K)},
-		Q6_K: {name: "Q6_K", blockSize: QK_K, typeSize: Q6KBytes, dequantize: blockwise(Q6KBytes, QK_K, dequantQ6K),
-			quantize: blockwise(QK_K, Q6KBytes, quantizeQ6K)},
-		// Q8_K is the activation format of the K-quant dot products, not a weight type.
-		Q8_K: {name: "Q8_K", blockSize: QK_K, typeSize: Q8KBytes, dequantize: blockwise(Q8KBytes, QK_K, dequantQ8K),
-			quantize: QuantizeRowQ8K, activation: true},
-	}
+// when this project cannot compute with it.
+var infos = map[Type]typeInfo{
+	F32:  {name: "F32", blockSize: 1, typeSize: 4, dequantize: dequantF32, quantize: quantizeF32},
+	F16:  {name: "F16", blockSize: 1, typeSize: 2, dequantize: dequantF16, quantize: quantizeF16},
+	BF16: {name: "BF16", blockSize: 1, typeSize: 2, dequantize: dequantBF16, quantize: quantizeBF16},
+	Q4_0: {name: "Q4_0", blockSize: 32, typeSize: Q4_0Bytes, dequantize: blockwise(Q4_0Bytes, 32, dequantQ4_0),
+		quantize: blockwise(32, Q4_0Bytes, quantizeQ4_0)},
+	Q4_1: {name: "Q4_1", blockSize: 32, typeSize: 20},
+	Q5_0: {name: "Q5_0", blockSize: 32, typeSize: 22},
+	Q5_1: {name: "Q5_1", blockSize: 32, typeSize: 24},
+	Q8_0: {name: "Q8_0", blockSize: 32, typeSize: Q8_0Bytes, dequantize: blockwise(Q8_0Bytes, 32, dequantQ8_0),
+		quantize: QuantizeRowQ8_0},
+	Q8_1: {name: "Q8_1", blockSize: 32, typeSize: 36},
+	Q2_K: {name: "Q2_K", blockSize: QK_K, typeSize: 84},
+	Q3_K: {name: "Q3_K", blockSize: QK_K, typeSize: 110},
+	Q4_K: {name: "Q4_K", blockSize: QK_K, typeSize: Q4KBytes, dequantize: blockwise(Q4KBytes, QK_K, dequantQ4K),
+		quantize: blockwise(QK_K, Q4KBytes, quantizeQ4K)},
+	Q5_K: {name: "Q5_K", blockSize: QK_K, typeSize: Q5KBytes, dequantize: blockwise(Q5KBytes, QK_K, dequantQ5K),
+		quantize: blockwise(QK_K, Q5KBytes, quantizeQ5K)},
+	Q6_K: {name: "Q6_K", blockSize: QK_K, typeSize: Q6KBytes, dequantize: blockwise(Q6KBytes, QK_K, dequantQ6K),
+		quantize: blockwise(QK_K, Q6KBytes, quantizeQ6K)},
+	// Q8_K is the activation format of the K-quant dot products, not a weight type.
+	Q8_K: {name: "Q8_K", blockSize: QK_K, typeSize: Q8KBytes, dequantize: blockwise(Q8KBytes, QK_K, dequantQ8K),
+		quantize: QuantizeRowQ8K, activation: true},
 }
 
 // blockwise makes a row function of a block function: a row is whole blocks, of xn elements of x and
