@@ -39,29 +39,24 @@ type weightKernels struct {
 }
 
 // weights lists the weight types the CPU computes with. Every type quant.Supported accepts has an entry
-// (TestEveryWeightTypeHasKernels). It is filled by init because its functions use it.
-var weights map[quant.Type]weightKernels
+// (TestEveryWeightTypeHasKernels).
+var weights = map[quant.Type]weightKernels{
+	quant.F32:  {vecDot: quant.F32, dot: dotF32Bytes},
+	quant.F16:  {vecDot: quant.F32, dot: dotF16Bytes},
+	quant.BF16: {vecDot: quant.F32, dot: dotBF16Bytes},
+	quant.Q4_0: {vecDot: quant.Q8_0, dot: dotQ4_0Q8_0},
+	quant.Q8_0: {vecDot: quant.Q8_0, dot: dotQ8_0Q8_0},
+	quant.Q4_K: {vecDot: quant.Q8_K, dot: dotQ4KQ8K, multiRow: q4KMultiRow},
+	quant.Q5_K: {vecDot: quant.Q8_K, dot: dotQ5KQ8K},
+	quant.Q6_K: {vecDot: quant.Q8_K, dot: dotQ6KQ8K, multiRow: q6KMultiRow},
+}
 
 // activations are the encoders of the activation formats, for QuantizeActivation: the fast Q8_K quantizer
 // here, quant's reference quantizer for Q8_0 (prompt rows are few next to the weights), and float32 bytes.
-var activations map[quant.Type]func(x []float32, dst []byte) error
-
-func init() {
-	weights = map[quant.Type]weightKernels{
-		quant.F32:  {vecDot: quant.F32, dot: dotF32Bytes},
-		quant.F16:  {vecDot: quant.F32, dot: dotF16Bytes},
-		quant.BF16: {vecDot: quant.F32, dot: dotBF16Bytes},
-		quant.Q4_0: {vecDot: quant.Q8_0, dot: dotQ4_0Q8_0},
-		quant.Q8_0: {vecDot: quant.Q8_0, dot: dotQ8_0Q8_0},
-		quant.Q4_K: {vecDot: quant.Q8_K, dot: dotQ4KQ8K, multiRow: q4KMultiRow},
-		quant.Q5_K: {vecDot: quant.Q8_K, dot: dotQ5KQ8K},
-		quant.Q6_K: {vecDot: quant.Q8_K, dot: dotQ6KQ8K, multiRow: q6KMultiRow},
-	}
-	activations = map[quant.Type]func(x []float32, dst []byte) error{
-		quant.F32:  func(x []float32, dst []byte) error { return quant.QuantizeRow(quant.F32, x, dst) },
-		quant.Q8_0: func(x []float32, dst []byte) error { quant.QuantizeRowQ8_0(x, dst); return nil },
-		quant.Q8_K: func(x []float32, dst []byte) error { quantizeRowQ8K(x, dst); return nil },
-	}
+var activations = map[quant.Type]func(x []float32, dst []byte) error{
+	quant.F32:  func(x []float32, dst []byte) error { return quant.QuantizeRow(quant.F32, x, dst) },
+	quant.Q8_0: func(x []float32, dst []byte) error { quant.QuantizeRowQ8_0(x, dst); return nil },
+	quant.Q8_K: func(x []float32, dst []byte) error { quantizeRowQ8K(x, dst); return nil },
 }
 
 // impl is one implementation of the kernels. Each function receives slices whose lengths were checked
