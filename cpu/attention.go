@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"smolchat/cpu/kernels"
 
 	"smolchat/model/quant"
 )
@@ -23,7 +24,7 @@ type attnScratch struct {
 //
 // As in llama.cpp, the query is rounded to half before its products with the half keys (not in Exact
 // numerics). The scores are float32. Fast and Exact numerics then take a float32 softmax and a float32
-// weighted sum of the values (quant.WeightedSumF16). Llama numerics repeat llama.cpp's CPU flash
+// weighted sum of the values (kernels.WeightedSumF16). Llama numerics repeat llama.cpp's CPU flash
 // attention (attendF16): an online softmax whose running sum of values is kept in half precision. Every
 // mode uses the same arithmetic for every batch size, so that a prompt evaluated at once and token by
 // token gives the same logits.
@@ -68,7 +69,7 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 				first := page * kvPage
 				cnt := min(kvPage, n-first)
 				keys := b.kv.keyRows(l, page)[2*kvh*hd:]
-				quant.DotF16Rows(keys, 2*c.KVDim(), cnt, qs, hd, group, hd, sc[first:], n)
+				kernels.DotF16Rows(keys, 2*c.KVDim(), cnt, qs, hd, group, hd, sc[first:], n)
 			}
 			o := out[t*qdim+kvh*group*hd : t*qdim+(kvh+1)*group*hd]
 			if b.num == Llama {
@@ -88,7 +89,7 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 // attendF16 turns the raw scores sc (group rows of n) of KV head kvh in layer l into out (group rows of
 // headDim) the way ggml's flash attention does: for each position in order, a score above the running
 // maximum rescales the half accumulator by exp(old max − new max); otherwise the value is weighted by
-// exp(score − max). The rescalings and weights are worked out first, then quant.AccumulateF16 runs the
+// exp(score − max). The rescalings and weights are worked out first, then kernels.AccumulateF16 runs the
 // half-precision accumulation over each page of the cache.
 func (b *Backend) attendF16(ws *attnScratch, l, kvh int, sc []float32, n, group int, scale float32, out []float32) {
 	hd := len(out) / group
@@ -110,7 +111,7 @@ func (b *Backend) attendF16(ws *attnScratch, l, kvh int, sc []float32, n, group 
 		for page := 0; page*kvPage < n; page++ {
 			first := page * kvPage
 			cnt := min(kvPage, n-first)
-			quant.AccumulateF16(acc, b.kv.valueRows(l, page)[2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
+			kernels.AccumulateF16(acc, b.kv.valueRows(l, page)[2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
 		}
 		inv := 1 / sum
 		for i, a := range acc {
@@ -135,6 +136,6 @@ func (b *Backend) attendF32(l, kvh int, sc []float32, n, group int, scale float3
 	for page := 0; page*kvPage < n; page++ {
 		first := page * kvPage
 		cnt := min(kvPage, n-first)
-		quant.WeightedSumF16(out, group, b.kv.valueRows(l, page)[2*kvh*hd:], ldv, sc[first:], n, cnt)
+		kernels.WeightedSumF16(out, group, b.kv.valueRows(l, page)[2*kvh*hd:], ldv, sc[first:], n, cnt)
 	}
 }

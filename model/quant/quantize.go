@@ -43,7 +43,7 @@ func quantizeF16(src []float32, dst []byte) {
 
 func quantizeBF16(src []float32, dst []byte) {
 	for i, v := range src {
-		binary.LittleEndian.PutUint16(dst[2*i:], F32ToBF16(v))
+		binary.LittleEndian.PutUint16(dst[2*i:], f32ToBF16(v))
 	}
 }
 
@@ -60,12 +60,12 @@ func nearestInt(f float32) int32 {
 // as that is a bug in the caller.
 func QuantizeRowQ8_0(x []float32, dst []byte) {
 	nb := len(x) / 32
-	if len(x)%32 != 0 || len(dst) != nb*q8_0Bytes {
+	if len(x)%32 != 0 || len(dst) != nb*Q8_0Bytes {
 		panic(fmt.Sprintf("quant: QuantizeRowQ8_0 of %d elements into %d bytes", len(x), len(dst)))
 	}
 	for b := 0; b < nb; b++ {
 		xs := x[32*b:][:32]
-		y := dst[q8_0Bytes*b:][:q8_0Bytes]
+		y := dst[Q8_0Bytes*b:][:Q8_0Bytes]
 		var amax float32
 		for _, v := range xs {
 			amax = max(amax, abs32(v))
@@ -87,23 +87,16 @@ func QuantizeRowQ8_0(x []float32, dst []byte) {
 // elements a float32 d, qs = round(x/d) in [-127, 127] with d = -max/127 where max is the element of
 // largest magnitude (ggml's sign convention), and bsums, the sum of each run of 16 qs. len(x) must be a
 // multiple of 256 and len(dst) must be len(x)/256*292; it panics otherwise, as that is a bug in the caller.
+// This is the reference, matching llama.cpp's quantize_row_q8_K_ref; cpu/kernels has an AVX2 twin that
+// writes the same bytes.
 func QuantizeRowQ8K(x []float32, dst []byte) {
 	nb := len(x) / QK_K
-	if len(x)%QK_K != 0 || len(dst) != nb*q8KBytes {
+	if len(x)%QK_K != 0 || len(dst) != nb*Q8KBytes {
 		panic(fmt.Sprintf("quant: QuantizeRowQ8K of %d elements into %d bytes", len(x), len(dst)))
 	}
-	if nb > 0 && active.Load().q8K != nil {
-		active.Load().q8K(x, dst, nb)
-		return
-	}
-	quantizeRowQ8KGeneric(x, dst, nb)
-}
-
-// quantizeRowQ8KGeneric is QuantizeRowQ8K for nb blocks, in Go.
-func quantizeRowQ8KGeneric(x []float32, dst []byte, nb int) {
 	for b := 0; b < nb; b++ {
 		xs := x[QK_K*b:][:QK_K]
-		y := dst[q8KBytes*b:][:q8KBytes]
+		y := dst[Q8KBytes*b:][:Q8KBytes]
 		qs := y[4:260]
 		bsums := y[260:292]
 		var amax, vmax float32
@@ -221,8 +214,9 @@ func makeQKX2Quants(nmax int32, x, weights []float32, L, Laux []uint8, rmin, rde
 	return scale, -xmin
 }
 
-// packKScales stores eight 6-bit scales and mins in the 12-byte layout kScales reads.
-func packKScales(p []byte, ls, lm *[8]uint8) {
+// PackKScales stores eight 6-bit scales and mins in the 12-byte layout of a Q4_K/Q5_K super-block that
+// UnpackKScales reads (ggml-common.h; spec §6.2).
+func PackKScales(p []byte, ls, lm *[8]uint8) {
 	p = p[:12]
 	clear(p)
 	for j := 0; j < 8; j++ {
@@ -274,7 +268,7 @@ func quantizeKAsym(x []float32, hdr []byte, L *[QK_K]uint8, nmax int32, rmin, rd
 	dh, dminh := F32ToF16(maxScale/63), F32ToF16(maxMin/63)
 	binary.LittleEndian.PutUint16(hdr[0:], dh)
 	binary.LittleEndian.PutUint16(hdr[2:], dminh)
-	packKScales(hdr[4:16], &ls, &lm)
+	PackKScales(hdr[4:16], &ls, &lm)
 
 	d, dmin := F16ToF32(dh), F16ToF32(dminh)
 	for j := 0; j < 8; j++ {
@@ -383,7 +377,7 @@ func quantizeQ6K(x []float32, y []byte) {
 			maxAbsScale, maxScale = a, s
 		}
 	}
-	y = y[:q6KBytes]
+	y = y[:Q6KBytes]
 	if maxAbsScale < groupMaxEps {
 		clear(y)
 		return

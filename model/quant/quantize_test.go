@@ -1,75 +1,34 @@
-package quant
+package quant_test
 
 import (
 	"encoding/binary"
 	"math"
 	"strings"
 	"testing"
+
+	"smolchat/internal/quanttest"
+	"smolchat/model/quant"
 )
-
-// detInput is a test input that C and Go compute bit for bit alike (only exact float operations): uniform
-// values in [-1, 1) from a 32-bit LCG, scaled per 256-block by 1/4 … 4, every 97th element ×8 (outliers),
-// every 7th super-block all zeros and every 11th 32-block the constant 0.75 (the degenerate paths of the
-// scale searches).
-func detInput(n int, seed uint32) []float32 {
-	x := make([]float32, n)
-	s := seed
-	blockScale := [5]float32{0.25, 0.5, 1, 2, 4}
-	for i := range x {
-		s = s*1664525 + 1013904223
-		v := float32(int32(s)>>8) * 0x1p-23
-		v *= blockScale[(i/256)%5]
-		if i%97 == 0 {
-			v *= 8
-		}
-		if (i/256)%7 == 6 {
-			v = 0
-		}
-		if (i/32)%11 == 5 {
-			v = 0.75
-		}
-		x[i] = v
-	}
-	return x
-}
-
-// fnv64 is FNV-1a, to pin down large outputs in a few characters.
-func fnv64(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h
-}
-
-func floatBytes(x []float32) []byte {
-	b := make([]byte, 4*len(x))
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
 
 // TestQuantizeMatchesLlamaCpp pins the quantizers and dequantizers to llama.cpp. The figures are FNV-1a
 // hashes of the output of ggml's quantize_row_*_ref and dequantize_row_* (ggml 0.25.1, llama.cpp tag
-// v0.5.0 as shipped in node-llama-cpp 3.22.1) on detInput(16384, 7), whose own hash is checked first. The
+// v0.5.0 as shipped in node-llama-cpp 3.22.1) on quanttest.DetInput(16384, 7), whose own hash is checked first. The
 // Go code reproduces them bit for bit.
 func TestQuantizeMatchesLlamaCpp(t *testing.T) {
-	x := detInput(16384, 7)
-	if h := fnv64(floatBytes(x)); h != 0xe50892efc98240d3 {
+	x := quanttest.DetInput(16384, 7)
+	if h := quanttest.FNV64(quanttest.FloatBytes(x)); h != 0xe50892efc98240d3 {
 		t.Fatalf("input hash %016x, want e50892efc98240d3: the generator drifted from the one the figures came from", h)
 	}
 	tests := []struct {
-		typ        Type
+		typ        quant.Type
 		bytes, deq uint64
 	}{
-		{Q4_0, 0x7530c06e28092456, 0xc9b9cc30b5a6f155},
-		{Q8_0, 0x03fc4fd609a6aca6, 0xd84623e78e2571cc},
-		{Q4_K, 0xce0c0ffd5940d727, 0x99a231a78f59c53c},
-		{Q5_K, 0xd604ee699373ed6d, 0xa841364aa23d238f},
-		{Q6_K, 0x6c14d255158ef156, 0xc4af0255411d8ba0},
-		{Q8_K, 0xa61ff7cca93b32b1, 0x26e5b7e06c5908ea},
+		{quant.Q4_0, 0x7530c06e28092456, 0xc9b9cc30b5a6f155},
+		{quant.Q8_0, 0x03fc4fd609a6aca6, 0xd84623e78e2571cc},
+		{quant.Q4_K, 0xce0c0ffd5940d727, 0x99a231a78f59c53c},
+		{quant.Q5_K, 0xd604ee699373ed6d, 0xa841364aa23d238f},
+		{quant.Q6_K, 0x6c14d255158ef156, 0xc4af0255411d8ba0},
+		{quant.Q8_K, 0xa61ff7cca93b32b1, 0x26e5b7e06c5908ea},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ.String(), func(t *testing.T) {
@@ -78,17 +37,17 @@ func TestQuantizeMatchesLlamaCpp(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := make([]byte, nb)
-			if err := QuantizeRow(tt.typ, x, b); err != nil {
+			if err := quant.QuantizeRow(tt.typ, x, b); err != nil {
 				t.Fatal(err)
 			}
-			if h := fnv64(b); h != tt.bytes {
+			if h := quanttest.FNV64(b); h != tt.bytes {
 				t.Errorf("quantized bytes hash %016x, want %016x (llama.cpp)", h, tt.bytes)
 			}
 			y := make([]float32, len(x))
-			if err := DequantizeRow(tt.typ, b, y); err != nil {
+			if err := quant.DequantizeRow(tt.typ, b, y); err != nil {
 				t.Fatal(err)
 			}
-			if h := fnv64(floatBytes(y)); h != tt.deq {
+			if h := quanttest.FNV64(quanttest.FloatBytes(y)); h != tt.deq {
 				t.Errorf("dequantized hash %016x, want %016x (llama.cpp)", h, tt.deq)
 			}
 		})
@@ -100,30 +59,30 @@ func TestQuantizeMatchesLlamaCpp(t *testing.T) {
 // Q4_0 0.0859, Q4_K 0.0714, Q5_K 0.0362, Q6_K 0.0177, Q8_K 0.0070), so a quantizer that stops searching
 // or rounds badly fails.
 func TestQuantizeRoundTrip(t *testing.T) {
-	x := gaussian(newRand(7), 16*4096, 1)
+	x := quanttest.Gaussian(quanttest.Rand(7), 16*4096, 1)
 	tests := []struct {
-		typ    Type
+		typ    quant.Type
 		maxRel float64
 	}{
-		{F32, 0},
-		{F16, 0.00025},
-		{BF16, 0.0018},
-		{Q8_0, 0.0057},
-		{Q4_0, 0.09},
-		{Q4_K, 0.074},
-		{Q5_K, 0.0375},
-		{Q6_K, 0.0185},
-		{Q8_K, 0.0073},
+		{quant.F32, 0},
+		{quant.F16, 0.00025},
+		{quant.BF16, 0.0018},
+		{quant.Q8_0, 0.0057},
+		{quant.Q4_0, 0.09},
+		{quant.Q4_K, 0.074},
+		{quant.Q5_K, 0.0375},
+		{quant.Q6_K, 0.0185},
+		{quant.Q8_K, 0.0073},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ.String(), func(t *testing.T) {
 			nb, _ := tt.typ.RowBytes(len(x))
 			b := make([]byte, nb)
-			if err := QuantizeRow(tt.typ, x, b); err != nil {
+			if err := quant.QuantizeRow(tt.typ, x, b); err != nil {
 				t.Fatal(err)
 			}
 			y := make([]float32, len(x))
-			if err := DequantizeRow(tt.typ, b, y); err != nil {
+			if err := quant.DequantizeRow(tt.typ, b, y); err != nil {
 				t.Fatal(err)
 			}
 			var se, sx float64
@@ -144,8 +103,8 @@ func TestQuantizeRoundTrip(t *testing.T) {
 // TestQuantizeScaleInvariance checks that the quantizers adapt to the magnitude of their input: tiny and
 // huge rows lose no more, relatively, than unit ones (until f16 scales underflow or overflow).
 func TestQuantizeScaleInvariance(t *testing.T) {
-	base := gaussian(newRand(11), 1024, 1)
-	for _, typ := range []Type{Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K} {
+	base := quanttest.Gaussian(quanttest.Rand(11), 1024, 1)
+	for _, typ := range []quant.Type{quant.Q8_0, quant.Q4_0, quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.Q8_K} {
 		for _, scale := range []float32{1e-3, 1, 300} {
 			x := make([]float32, len(base))
 			for i := range x {
@@ -154,10 +113,10 @@ func TestQuantizeScaleInvariance(t *testing.T) {
 			nb, _ := typ.RowBytes(len(x))
 			b := make([]byte, nb)
 			y := make([]float32, len(x))
-			if err := QuantizeRow(typ, x, b); err != nil {
+			if err := quant.QuantizeRow(typ, x, b); err != nil {
 				t.Fatal(err)
 			}
-			if err := DequantizeRow(typ, b, y); err != nil {
+			if err := quant.DequantizeRow(typ, b, y); err != nil {
 				t.Fatal(err)
 			}
 			var se, sx float64
@@ -174,21 +133,21 @@ func TestQuantizeScaleInvariance(t *testing.T) {
 }
 
 func TestQuantizeZeros(t *testing.T) {
-	for _, typ := range []Type{F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K} {
+	for _, typ := range []quant.Type{quant.F16, quant.BF16, quant.Q8_0, quant.Q4_0, quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.Q8_K} {
 		x := make([]float32, 512)
 		nb, _ := typ.RowBytes(len(x))
 		b := make([]byte, nb)
 		for i := range b {
 			b[i] = 0xAA // must all be overwritten
 		}
-		if err := QuantizeRow(typ, x, b); err != nil {
+		if err := quant.QuantizeRow(typ, x, b); err != nil {
 			t.Fatal(err)
 		}
 		y := make([]float32, len(x))
 		for i := range y {
 			y[i] = 1
 		}
-		if err := DequantizeRow(typ, b, y); err != nil {
+		if err := quant.DequantizeRow(typ, b, y); err != nil {
 			t.Fatal(err)
 		}
 		for i, v := range y {
@@ -201,9 +160,9 @@ func TestQuantizeZeros(t *testing.T) {
 
 // TestQuantizeQ8KBsums checks the Q8_K block sums against the quants they summarise, and the ±127 range.
 func TestQuantizeQ8KBsums(t *testing.T) {
-	x := gaussian(newRand(5), 1024, 3)
+	x := quanttest.Gaussian(quanttest.Rand(5), 1024, 3)
 	b := make([]byte, 4*292)
-	QuantizeRowQ8K(x, b)
+	quant.QuantizeRowQ8K(x, b)
 	for blk := 0; blk < 4; blk++ {
 		y := b[blk*292:]
 		for j := 0; j < 16; j++ {
@@ -228,20 +187,20 @@ func TestQuantizeErrors(t *testing.T) {
 	inf[3] = float32(math.Inf(-1))
 	tests := []struct {
 		name    string
-		typ     Type
+		typ     quant.Type
 		src     []float32
 		dst     int
 		wantErr string
 	}{
-		{"unsupported type", Q2_K, make([]float32, 256), 84, "unsupported"},
-		{"partial block", Q4_K, make([]float32, 255), 144, "not a multiple of the block size"},
-		{"short destination", Q6_K, make([]float32, 256), 200, "take 210 bytes, got 200"},
-		{"NaN", Q4_K, nan, 144, "element 7 is NaN"},
-		{"Inf", Q8_0, inf, 34, "element 3 is -Inf"},
+		{"unsupported type", quant.Q2_K, make([]float32, 256), 84, "unsupported"},
+		{"partial block", quant.Q4_K, make([]float32, 255), 144, "not a multiple of the block size"},
+		{"short destination", quant.Q6_K, make([]float32, 256), 200, "take 210 bytes, got 200"},
+		{"NaN", quant.Q4_K, nan, 144, "element 7 is NaN"},
+		{"Inf", quant.Q8_0, inf, 34, "element 3 is -Inf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := QuantizeRow(tt.typ, tt.src, make([]byte, tt.dst))
+			err := quant.QuantizeRow(tt.typ, tt.src, make([]byte, tt.dst))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("QuantizeRow = %v, want an error containing %q", err, tt.wantErr)
 			}
@@ -254,10 +213,10 @@ func TestActivationQuantizersPanicOnBadLengths(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"Q8_K partial block", func() { QuantizeRowQ8K(make([]float32, 100), make([]byte, 292)) }},
-		{"Q8_K short destination", func() { QuantizeRowQ8K(make([]float32, 256), make([]byte, 291)) }},
-		{"Q8_0 partial block", func() { QuantizeRowQ8_0(make([]float32, 33), make([]byte, 68)) }},
-		{"Q8_0 long destination", func() { QuantizeRowQ8_0(make([]float32, 32), make([]byte, 35)) }},
+		{"Q8_K partial block", func() { quant.QuantizeRowQ8K(make([]float32, 100), make([]byte, 292)) }},
+		{"Q8_K short destination", func() { quant.QuantizeRowQ8K(make([]float32, 256), make([]byte, 291)) }},
+		{"Q8_0 partial block", func() { quant.QuantizeRowQ8_0(make([]float32, 33), make([]byte, 68)) }},
+		{"Q8_0 long destination", func() { quant.QuantizeRowQ8_0(make([]float32, 32), make([]byte, 35)) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,45 +227,5 @@ func TestActivationQuantizersPanicOnBadLengths(t *testing.T) {
 			}()
 			tt.f()
 		})
-	}
-}
-
-// TestQuantizeQ8KAssemblyMatchesGeneric checks that the vector Q8_K quantizer writes the same bytes as the
-// Go one: random rows at several scales, an all-zero block, a block whose largest magnitude appears with
-// both signs (the first one sets the sign of d), a single non-zero element, and values on rounding ties.
-func TestQuantizeQ8KAssemblyMatchesGeneric(t *testing.T) {
-	if accelerated == nil || accelerated.q8K == nil {
-		t.Skip("skipping: no assembly quantizer on this CPU or build")
-	}
-	r := newRand(17)
-	var rows [][]float32
-	for _, std := range []float64{1e-6, 0.3, 1, 40, 1e20} {
-		rows = append(rows, gaussian(r, 2048, std))
-	}
-	special := make([]float32, 6*256)
-	for i := 256; i < 512; i++ { // block 1: ±3 both present, -3 first
-		special[i] = float32(i%5) - 2
-	}
-	special[300], special[302], special[400] = -3, 3, 3 // the first two in one eight-element run
-	special[512+77] = 0.25                              // block 2: one element
-	for i := 768; i < 1024; i++ {                       // block 3: multiples of 1/2 after scaling by 127/max: ties
-		special[i] = float32(i%255-127) / 2
-	}
-	special[1023] = 127.0 / 2
-	for i := 1024; i < 1280; i++ { // block 4: the maximum at the very end
-		special[i] = float32(i%3) * 0.1
-	}
-	special[1279] = -9
-	rows = append(rows, special) // block 0 and 5 stay zero
-	for ri, x := range rows {
-		want, got := make([]byte, len(x)/256*292), make([]byte, len(x)/256*292)
-		quantizeRowQ8KGeneric(x, want, len(x)/256)
-		accelerated.q8K(x, got, len(x)/256)
-		for i := range want {
-			if got[i] != want[i] {
-				t.Errorf("row %d: byte %d (block %d, offset %d) = %#02x, want %#02x", ri, i, i/292, i%292, got[i], want[i])
-				break
-			}
-		}
 	}
 }

@@ -1,14 +1,12 @@
-// Package quant holds ggml's tensor element types: their block layouts, dequantization to f32,
-// reference quantizers, and the quantized dot products the CPU backend is built on.
+// Package quant holds ggml's tensor element types: their block layouts, dequantization to f32 and
+// reference quantizers. It says what the formats are; the CPU backend's kernels that compute with them
+// live in cpu/kernels, the GPU's in shaders/.
 //
 // Every layout here follows ggml-common.h byte for byte (see the SmolLM3 spec, §6). Blocks run along
 // ne0, so a row of n elements is n/BlockSize(t) consecutive blocks of TypeSize(t) bytes.
 //
 // The dequantizers and the reference quantizers reproduce llama.cpp's output bit for bit (checked on
-// amd64, see the tests). The dot products run in AVX2 assembly on amd64 CPUs with AVX2, FMA and F16C,
-// and in portable Go elsewhere, in builds with the purego tag, or after ForceGeneric(true). Both compute
-// the same exact integer sums per block; they differ only in the order of the float additions.
-// Everything here is safe for concurrent use.
+// amd64, see the tests). Everything here is safe for concurrent use.
 package quant
 
 import (
@@ -41,8 +39,10 @@ const (
 // QK_K is the super-block size of the K-quants.
 const QK_K = 256
 
-// typeInfo is everything this package knows about one element type: its block layout and, where it can
-// compute with the type, the functions that do. A nil function is an operation the type does not have.
+// typeInfo is everything this package knows about one element type: its block layout and, where this
+// project reads or writes the type, the functions that do. A nil function is an operation the type does
+// not have. The backends keep their own columns of this table, keyed by Type: cpu/kernels' dot products
+// and gpu's dequantizer shaders.
 type typeInfo struct {
 	name      string
 	blockSize int // elements per block
@@ -50,47 +50,36 @@ type typeInfo struct {
 
 	dequantize func(src []byte, dst []float32) // a whole row (DequantizeRow)
 	quantize   func(src []float32, dst []byte) // a whole row, finite inputs (QuantizeRow)
-	// dot is the dot product of a weight row with an activation row in vecDot form (DotFunc); the types
-	// that have one are the weight types the backends accept (Supported).
-	dot    func(w, a []byte, n int) float32
-	vecDot Type
-	// multiRow returns the multi-row kernels of the implementation in use (matmul.go, interleave.go);
-	// nil for the types that have only the dot product.
-	multiRow func(k *kernels) multiRow
+	// activation marks a format that only encodes activations for the dot products (Q8_K), never a
+	// weight in a file, so Supported leaves it out although it has a dequantizer.
+	activation bool
 }
 
 // infos lists every type whose layout is known, so a GGUF file using any of them can be inspected even
-// when this project cannot compute with it. It is filled by init because its functions use it.
-var infos map[Type]typeInfo
-
-func init() {
-	infos = map[Type]typeInfo{
-		F32: {name: "F32", blockSize: 1, typeSize: 4, dequantize: dequantF32, quantize: quantizeF32,
-			dot: dotF32Bytes, vecDot: F32},
-		F16: {name: "F16", blockSize: 1, typeSize: 2, dequantize: dequantF16, quantize: quantizeF16,
-			dot: dotF16Bytes, vecDot: F32},
-		BF16: {name: "BF16", blockSize: 1, typeSize: 2, dequantize: dequantBF16, quantize: quantizeBF16,
-			dot: dotBF16Bytes, vecDot: F32},
-		Q4_0: {name: "Q4_0", blockSize: 32, typeSize: q4_0Bytes, dequantize: blockwise(q4_0Bytes, 32, dequantQ4_0),
-			quantize: blockwise(32, q4_0Bytes, quantizeQ4_0), dot: DotQ4_0Q8_0, vecDot: Q8_0},
-		Q4_1: {name: "Q4_1", blockSize: 32, typeSize: 20},
-		Q5_0: {name: "Q5_0", blockSize: 32, typeSize: 22},
-		Q5_1: {name: "Q5_1", blockSize: 32, typeSize: 24},
-		Q8_0: {name: "Q8_0", blockSize: 32, typeSize: q8_0Bytes, dequantize: blockwise(q8_0Bytes, 32, dequantQ8_0),
-			quantize: QuantizeRowQ8_0, dot: DotQ8_0Q8_0, vecDot: Q8_0},
-		Q8_1: {name: "Q8_1", blockSize: 32, typeSize: 36},
-		Q2_K: {name: "Q2_K", blockSize: QK_K, typeSize: 84},
-		Q3_K: {name: "Q3_K", blockSize: QK_K, typeSize: 110},
-		Q4_K: {name: "Q4_K", blockSize: QK_K, typeSize: q4KBytes, dequantize: blockwise(q4KBytes, QK_K, dequantQ4K),
-			quantize: blockwise(QK_K, q4KBytes, quantizeQ4K), dot: DotQ4KQ8K, vecDot: Q8_K, multiRow: q4KMultiRow},
-		Q5_K: {name: "Q5_K", blockSize: QK_K, typeSize: q5KBytes, dequantize: blockwise(q5KBytes, QK_K, dequantQ5K),
-			quantize: blockwise(QK_K, q5KBytes, quantizeQ5K), dot: DotQ5KQ8K, vecDot: Q8_K},
-		Q6_K: {name: "Q6_K", blockSize: QK_K, typeSize: q6KBytes, dequantize: blockwise(q6KBytes, QK_K, dequantQ6K),
-			quantize: blockwise(QK_K, q6KBytes, quantizeQ6K), dot: DotQ6KQ8K, vecDot: Q8_K, multiRow: q6KMultiRow},
-		// Q8_K is the activation format of the K-quant dot products, not a weight type.
-		Q8_K: {name: "Q8_K", blockSize: QK_K, typeSize: q8KBytes, dequantize: blockwise(q8KBytes, QK_K, dequantQ8K),
-			quantize: QuantizeRowQ8K},
-	}
+// when this project cannot compute with it.
+var infos = map[Type]typeInfo{
+	F32:  {name: "F32", blockSize: 1, typeSize: 4, dequantize: dequantF32, quantize: quantizeF32},
+	F16:  {name: "F16", blockSize: 1, typeSize: 2, dequantize: dequantF16, quantize: quantizeF16},
+	BF16: {name: "BF16", blockSize: 1, typeSize: 2, dequantize: dequantBF16, quantize: quantizeBF16},
+	Q4_0: {name: "Q4_0", blockSize: 32, typeSize: Q4_0Bytes, dequantize: blockwise(Q4_0Bytes, 32, dequantQ4_0),
+		quantize: blockwise(32, Q4_0Bytes, quantizeQ4_0)},
+	Q4_1: {name: "Q4_1", blockSize: 32, typeSize: 20},
+	Q5_0: {name: "Q5_0", blockSize: 32, typeSize: 22},
+	Q5_1: {name: "Q5_1", blockSize: 32, typeSize: 24},
+	Q8_0: {name: "Q8_0", blockSize: 32, typeSize: Q8_0Bytes, dequantize: blockwise(Q8_0Bytes, 32, dequantQ8_0),
+		quantize: QuantizeRowQ8_0},
+	Q8_1: {name: "Q8_1", blockSize: 32, typeSize: 36},
+	Q2_K: {name: "Q2_K", blockSize: QK_K, typeSize: 84},
+	Q3_K: {name: "Q3_K", blockSize: QK_K, typeSize: 110},
+	Q4_K: {name: "Q4_K", blockSize: QK_K, typeSize: Q4KBytes, dequantize: blockwise(Q4KBytes, QK_K, dequantQ4K),
+		quantize: blockwise(QK_K, Q4KBytes, quantizeQ4K)},
+	Q5_K: {name: "Q5_K", blockSize: QK_K, typeSize: Q5KBytes, dequantize: blockwise(Q5KBytes, QK_K, dequantQ5K),
+		quantize: blockwise(QK_K, Q5KBytes, quantizeQ5K)},
+	Q6_K: {name: "Q6_K", blockSize: QK_K, typeSize: Q6KBytes, dequantize: blockwise(Q6KBytes, QK_K, dequantQ6K),
+		quantize: blockwise(QK_K, Q6KBytes, quantizeQ6K)},
+	// Q8_K is the activation format of the K-quant dot products, not a weight type.
+	Q8_K: {name: "Q8_K", blockSize: QK_K, typeSize: Q8KBytes, dequantize: blockwise(Q8KBytes, QK_K, dequantQ8K),
+		quantize: QuantizeRowQ8K, activation: true},
 }
 
 // blockwise makes a row function of a block function: a row is whole blocks, of xn elements of x and
@@ -130,16 +119,6 @@ func (t Type) RowBytes(n int) (int, error) {
 		return 0, fmt.Errorf("%s row of %d elements is not a multiple of the block size %d", i.name, n, i.blockSize)
 	}
 	return n / i.blockSize * i.typeSize, nil
-}
-
-// ParseType maps ggml's name ("Q4_K", case-sensitive) to a Type.
-func ParseType(name string) (Type, bool) {
-	for t, i := range infos {
-		if i.name == name {
-			return t, true
-		}
-	}
-	return 0, false
 }
 
 // SupportedNames lists the types Supported accepts, for error messages.

@@ -298,30 +298,6 @@ func TestDirectBlocks(t *testing.T) {
 	}
 }
 
-// packQ4KScales is the inverse of ggml's get_scale_min_k4, checked through quant's dequantizer: with every
-// quant 1, sub-block s decodes to d·sc[s] − dmin·m[s].
-func TestPackQ4KScales(t *testing.T) {
-	sc := [8]uint8{1, 63, 17, 32, 48, 5, 60, 33}
-	m := [8]uint8{62, 0, 31, 16, 7, 63, 40, 21}
-	blk := make([]byte, 144)
-	blk[0], blk[1] = 0x00, 0x3c // d = 1.0 (f16)
-	blk[2], blk[3] = 0x00, 0x38 // dmin = 0.5
-	packQ4KScales(blk[4:16], &sc, &m)
-	for i := 16; i < 144; i++ {
-		blk[i] = 0x11
-	}
-	y := make([]float32, 256)
-	if err := quant.DequantizeRow(quant.Q4_K, blk, y); err != nil {
-		t.Fatal(err)
-	}
-	for s := range 8 {
-		want := float32(sc[s]) - 0.5*float32(m[s])
-		if y[32*s] != want || y[32*s+31] != want {
-			t.Errorf("sub-block %d decodes to %g, want %g", s, y[32*s], want)
-		}
-	}
-}
-
 func TestWriteErrors(t *testing.T) {
 	p, _ := PresetByName("smollm3-tiny")
 	ctx, cancel := context.WithCancel(context.Background())

@@ -90,12 +90,8 @@ func fillRows(dst []byte, rowBytes int, src []float32, t TensorSpec, pcg *rand.P
 		if scale != nil {
 			std *= scale[r]
 		}
-		switch {
-		case direct && t.Type == quant.Q4_K:
-			directQ4K(row, std, pcg)
-			continue
-		case direct && t.Type == quant.Q6_K:
-			directQ6K(row, std, pcg)
+		if gen := directBlocks[t.Type]; direct && gen != nil {
+			gen(row, std, pcg)
 			continue
 		}
 		if t.role == roleFixed {
@@ -121,6 +117,12 @@ func fillRows(dst []byte, rowBytes int, src []float32, t TensorSpec, pcg *rand.P
 
 // Direct generation writes random but valid K-quant blocks whose values have mean ≈0 and standard
 // deviation ≈std: the quants are uniform, so a block's spread is its scale times the quants' spread.
+
+// directBlocks are the generators of the types that have one; the others are quantized from f32 rows.
+var directBlocks = map[quant.Type]func(dst []byte, std float64, pcg *rand.PCG){
+	quant.Q4_K: directQ4K,
+	quant.Q6_K: directQ6K,
+}
 
 // Q4_K: value = d·sc·q − dmin·m with q uniform in 0..15 (mean 7.5, std √21.25). Taking dmin = 8·d and
 // m = round(15·sc/16) makes dmin·m ≈ 7.5·d·sc, which centres every sub-block on zero.
@@ -184,19 +186,8 @@ func directQ4K(dst []byte, std float64, pcg *rand.PCG) {
 			sc[j] = uint8(q4kScLo + int(r>>(8*j)&0xff)%(q4kScHi-q4kScLo+1))
 			m[j] = uint8((15*int(sc[j]) + 8) / 16)
 		}
-		packQ4KScales(blk[4:16], &sc, &m)
+		quant.PackKScales(blk[4:16], &sc, &m)
 		fillRandom(blk[16:], pcg)
-	}
-}
-
-// packQ4KScales stores eight 6-bit scales and mins in ggml's 12-byte layout (spec §6.2): sub-blocks 0–3
-// in the low 6 bits of bytes 0–3 (scales) and 4–7 (mins); sub-blocks 4–7 as nibbles in bytes 8–11, with
-// their top 2 bits in bits 6–7 of bytes 0–3 (scales) and 4–7 (mins).
-func packQ4KScales(p []byte, sc, m *[8]uint8) {
-	for j := range 4 {
-		p[j] = sc[j] | (sc[j+4]>>4)<<6
-		p[j+4] = m[j] | (m[j+4]>>4)<<6
-		p[j+8] = sc[j+4]&0x0f | (m[j+4]&0x0f)<<4
 	}
 }
 

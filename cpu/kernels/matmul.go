@@ -1,8 +1,10 @@
-package quant
+package kernels
 
 import (
 	"fmt"
 	"unsafe"
+
+	"smolchat/model/quant"
 )
 
 // The multi-row products. A prompt multiplies every weight matrix by many activation rows at once; doing
@@ -57,24 +59,24 @@ func (s *Scratch) bytes(n int) []byte {
 //
 // Q4_K and Q6_K weights on AVX2 go through the repacked kernels when there are at least four activation
 // rows; other types, the last rows%4 weight rows and cols%4 activation rows, and the portable build use
-// the dot product. MatMulFunc returns nil when t is not Supported. The function panics when the slices
+// the dot product. MatMulFunc returns nil for a type without kernels. The function panics when the slices
 // are too short for the sizes given or ldo < rows, a bug in the caller.
-func MatMulFunc(t Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
+func MatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
 	dot := DotFunc(t)
 	if dot == nil {
 		return nil
 	}
-	multi := infos[t].multiRow
+	multi := weights[t].multiRow
 	at := VecDotType(t)
 	return func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
 		wb, err := t.RowBytes(n)
 		if err != nil {
-			panic(fmt.Sprintf("quant: matmul of %s rows: %v", t, err))
+			panic(fmt.Sprintf("kernels: matmul of %s rows: %v", t, err))
 		}
 		ab, _ := at.RowBytes(n) // n is a whole number of blocks of either type
 		if rows < 0 || cols < 0 || ldo < rows || len(w) < rows*wb || len(a) < cols*ab ||
 			(cols > 0 && len(out) < (cols-1)*ldo+rows) {
-			panic(fmt.Sprintf("quant: matmul of %d %s rows by %d %s rows of %d elements with %d, %d and %d bytes/floats (ldo %d)",
+			panic(fmt.Sprintf("kernels: matmul of %d %s rows by %d %s rows of %d elements with %d, %d and %d bytes/floats (ldo %d)",
 				rows, t, cols, at, n, len(w), len(a), len(out), ldo))
 		}
 		r0, j0 := 0, 0 // the rows and columns the packed kernels covered
@@ -83,7 +85,7 @@ func MatMulFunc(t Type) func(w, a []byte, n, rows, cols int, out []float32, ldo 
 				if scratch == nil {
 					scratch = new(Scratch)
 				}
-				nb, groups := n/QK_K, rows/packRows
+				nb, groups := n/quant.QK_K, rows/packRows
 				gb := nb * k.packedBytes
 				p := scratch.bytes(groups * gb)
 				for g := range groups {

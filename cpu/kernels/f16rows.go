@@ -1,4 +1,4 @@
-package quant
+package kernels
 
 import "fmt"
 
@@ -10,7 +10,7 @@ import "fmt"
 func DotF16Rows(w []byte, ldw, rows int, x []float32, ldx, nx, n int, out []float32, ldo int) {
 	if rows < 0 || nx < 0 || n < 0 || (rows > 0 && (ldw < 2*n || len(w) < (rows-1)*ldw+2*n)) ||
 		(nx > 0 && (ldx < n || len(x) < (nx-1)*ldx+n || ldo < rows || len(out) < (nx-1)*ldo+rows)) {
-		panic(fmt.Sprintf("quant: DotF16Rows of %d rows (stride %d, %d bytes) by %d vectors (stride %d, %d floats) of %d into %d floats (stride %d)",
+		panic(fmt.Sprintf("kernels: DotF16Rows of %d rows (stride %d, %d bytes) by %d vectors (stride %d, %d floats) of %d into %d floats (stride %d)",
 			rows, ldw, len(w), nx, ldx, len(x), n, len(out), ldo))
 	}
 	if rows == 0 || nx == 0 {
@@ -25,14 +25,14 @@ func DotF16Rows(w []byte, ldw, rows int, x []float32, ldx, nx, n int, out []floa
 		if n8 < n {
 			for jj := 0; jj < j; jj++ {
 				for r := range rows {
-					out[jj*ldo+r] += DotF16F32(w[r*ldw+2*n8:][:2*(n-n8)], x[jj*ldx+n8:][:n-n8])
+					out[jj*ldo+r] += dotF16F32(w[r*ldw+2*n8:][:2*(n-n8)], x[jj*ldx+n8:][:n-n8])
 				}
 			}
 		}
 	}
 	for ; j < nx; j++ {
 		for r := range rows {
-			out[j*ldo+r] += DotF16F32(w[r*ldw:][:2*n], x[j*ldx:][:n])
+			out[j*ldo+r] += dotF16F32(w[r*ldw:][:2*n], x[j*ldx:][:n])
 		}
 	}
 }

@@ -1,6 +1,10 @@
-package quant
+package kernels
 
-import "fmt"
+import (
+	"fmt"
+
+	"smolchat/model/quant"
+)
 
 // Interleaved matrices. The CPU backend keeps its Q4_K and Q6_K matrices in a layout of its own, made at
 // load time: rows in groups of four, each group block by block, and within a block the four rows' quant
@@ -34,47 +38,47 @@ type multiRow struct {
 	gemm        func(p, a []byte, lda int, out []float32, ldo, nb, groups int)
 }
 
-func q4KMultiRow(k *kernels) multiRow {
+func q4KMultiRow(k *impl) multiRow {
 	return multiRow{q4KInterleavedBytes, q4KPackedBytes, k.q4KPack, k.q4KInterleave, k.q4KUnpack, k.q4KGemv, k.q4KPacked}
 }
 
-func q6KMultiRow(k *kernels) multiRow {
+func q6KMultiRow(k *impl) multiRow {
 	return multiRow{q6KInterleavedBytes, q6KPackedBytes, k.q6KPack, k.q6KInterleave, k.q6KUnpack, k.q6KGemv, k.q6KPacked}
 }
 
 // interleavedKernels returns the kernels for t, or false when t cannot be interleaved on this CPU (or with
-// ForceGeneric).
-func interleavedKernels(t Type) (multiRow, bool) {
-	if infos[t].multiRow == nil {
+// the tests' forceGeneric).
+func interleavedKernels(t quant.Type) (multiRow, bool) {
+	if weights[t].multiRow == nil {
 		return multiRow{}, false
 	}
-	il := infos[t].multiRow(active.Load())
+	il := weights[t].multiRow(active.Load())
 	return il, il.interleave != nil
 }
 
 // Interleaves reports whether matrices of type t can be interleaved with the kernels in use: Q4_K and
-// Q6_K on CPUs with AVX2. Check it once when loading; ForceGeneric turns it off.
-func Interleaves(t Type) bool {
+// Q6_K on CPUs with AVX2. Check it once when loading.
+func Interleaves(t quant.Type) bool {
 	_, ok := interleavedKernels(t)
 	return ok
 }
 
 // InterleavedSize is the size of rows rows of n elements of type t once interleaved. rows must be a
 // multiple of 4 and n of 256.
-func InterleavedSize(t Type, rows, n int) (int, error) {
+func InterleavedSize(t quant.Type, rows, n int) (int, error) {
 	il, ok := interleavedKernels(t)
 	if !ok {
 		return 0, fmt.Errorf("interleave: %s matrices cannot be interleaved on this CPU", t)
 	}
-	if rows < 0 || rows%4 != 0 || n < 0 || n%QK_K != 0 {
-		return 0, fmt.Errorf("interleave: %d rows of %d elements: want a multiple of 4 rows of a multiple of %d elements", rows, n, QK_K)
+	if rows < 0 || rows%4 != 0 || n < 0 || n%quant.QK_K != 0 {
+		return 0, fmt.Errorf("interleave: %d rows of %d elements: want a multiple of 4 rows of a multiple of %d elements", rows, n, quant.QK_K)
 	}
-	return rows / 4 * n / QK_K * il.blockBytes, nil
+	return rows / 4 * n / quant.QK_K * il.blockBytes, nil
 }
 
 // Interleave rearranges the consecutive rows of n elements of type t in src, a multiple of four of them,
 // into dst, which must be InterleavedSize bytes.
-func Interleave(t Type, src []byte, n int, dst []byte) error {
+func Interleave(t quant.Type, src []byte, n int, dst []byte) error {
 	rb, err := t.RowBytes(n)
 	if err != nil {
 		return fmt.Errorf("interleave: %w", err)
@@ -91,7 +95,7 @@ func Interleave(t Type, src []byte, n int, dst []byte) error {
 		return fmt.Errorf("interleave: %d %s rows of %d elements take %d bytes interleaved, got %d", rows, t, n, size, len(dst))
 	}
 	il, _ := interleavedKernels(t)
-	nb := n / QK_K
+	nb := n / quant.QK_K
 	for g := 0; g < rows/4; g++ {
 		il.interleave(src[g*4*rb:], rb, dst[g*nb*il.blockBytes:], nb)
 	}
@@ -105,19 +109,19 @@ func Interleave(t Type, src []byte, n int, dst []byte) error {
 // One activation row runs the matrix-vector kernel; four or more are multiplied four at a time after
 // unpacking the rows into scratch (nil allocates). It returns nil when t cannot be interleaved; the
 // function panics when the sizes do not match, a bug in the caller.
-func InterleavedMatMulFunc(t Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
+func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
 	if !Interleaves(t) {
 		return nil
 	}
 	return func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
 		il, ok := interleavedKernels(t)
 		if !ok {
-			panic(fmt.Sprintf("quant: interleaved %s matmul with kernels that cannot run it", t))
+			panic(fmt.Sprintf("kernels: interleaved %s matmul with kernels that cannot run it", t))
 		}
-		ab, err := Q8_K.RowBytes(n)
+		ab, err := quant.Q8_K.RowBytes(n)
 		if err != nil || rows < 0 || rows%4 != 0 || cols < 0 || ldo < rows ||
-			len(w) < rows/4*n/QK_K*il.blockBytes || len(a) < cols*ab || (cols > 0 && len(out) < (cols-1)*ldo+rows) {
-			panic(fmt.Sprintf("quant: interleaved matmul of %d %s rows by %d rows of %d elements with %d, %d and %d bytes/floats (ldo %d)",
+			len(w) < rows/4*n/quant.QK_K*il.blockBytes || len(a) < cols*ab || (cols > 0 && len(out) < (cols-1)*ldo+rows) {
+			panic(fmt.Sprintf("kernels: interleaved matmul of %d %s rows by %d rows of %d elements with %d, %d and %d bytes/floats (ldo %d)",
 				rows, t, cols, n, len(w), len(a), len(out), ldo))
 		}
 		if rows == 0 || cols == 0 {
@@ -129,7 +133,7 @@ func InterleavedMatMulFunc(t Type) func(w, a []byte, n, rows, cols int, out []fl
 			}
 			return
 		}
-		nb, groups := n/QK_K, rows/4
+		nb, groups := n/quant.QK_K, rows/4
 		j := 0
 		if cols >= packCols {
 			if scratch == nil {

@@ -1,6 +1,6 @@
 //go:build !amd64 || purego
 
-package quant
+package kernels
 
 // accelerated is nil where no assembly kernels exist: other architectures, and builds with the purego tag.
-var accelerated *kernels
+var accelerated *impl

@@ -1,32 +1,35 @@
-package quant
+package kernels
 
 import (
 	"fmt"
 	"math"
 	"strings"
 	"testing"
+
+	"smolchat/internal/quanttest"
+	"smolchat/model/quant"
 )
 
 // eachKernelSet runs f once with the portable kernels and, where this CPU has them, once with the
 // assembly ones, restoring the default afterwards.
 func eachKernelSet(t testing.TB, f func(t testing.TB, name string)) {
-	defer ForceGeneric(false)
-	ForceGeneric(true)
+	defer forceGeneric(false)
+	forceGeneric(true)
 	f(t, "generic")
-	ForceGeneric(false)
+	forceGeneric(false)
 	if accelerated != nil {
 		f(t, accelerated.name)
 	}
 }
 
 // refDot is Σ w·a in float64 over the dequantized rows, and Σ |w·a| as the scale of its rounding error.
-func refDot(t testing.TB, wt Type, w []byte, at Type, a []byte, n int) (dot, mag float64) {
+func refDot(t testing.TB, wt quant.Type, w []byte, at quant.Type, a []byte, n int) (dot, mag float64) {
 	t.Helper()
 	wf, af := make([]float32, n), make([]float32, n)
-	if err := DequantizeRow(wt, w, wf); err != nil {
+	if err := quant.DequantizeRow(wt, w, wf); err != nil {
 		t.Fatal(err)
 	}
-	if err := DequantizeRow(at, a, af); err != nil {
+	if err := quant.DequantizeRow(at, a, af); err != nil {
 		t.Fatal(err)
 	}
 	for i := range wf {
@@ -40,22 +43,22 @@ func refDot(t testing.TB, wt Type, w []byte, at Type, a []byte, n int) (dot, mag
 // TestDotMatchesDequantized checks every weight type's dot product against Σ dequant(w)·dequant(a) on
 // quantized random data, for each kernel set.
 func TestDotMatchesDequantized(t *testing.T) {
-	r := newRand(21)
-	for _, typ := range []Type{Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, F32, F16, BF16} {
+	r := quanttest.Rand(21)
+	for _, typ := range []quant.Type{quant.Q4_K, quant.Q5_K, quant.Q6_K, quant.Q8_0, quant.Q4_0, quant.F32, quant.F16, quant.BF16} {
 		for _, n := range []int{256, 2048, 11008} {
-			x := gaussian(r, n, 1)
-			act := gaussian(r, n, 2)
+			x := quanttest.Gaussian(r, n, 1)
+			act := quanttest.Gaussian(r, n, 2)
 			w := make([]byte, mustRowBytes(t, typ, n))
 			a := make([]byte, mustRowBytes(t, VecDotType(typ), n))
-			if err := QuantizeRow(typ, x, w); err != nil {
+			if err := quant.QuantizeRow(typ, x, w); err != nil {
 				t.Fatal(err)
 			}
-			if err := QuantizeRow(VecDotType(typ), act, a); err != nil {
+			if err := quant.QuantizeRow(VecDotType(typ), act, a); err != nil {
 				t.Fatal(err)
 			}
 			want, mag := refDot(t, typ, w, VecDotType(typ), a, n)
 			eachKernelSet(t, func(t testing.TB, kernels string) {
-				got := Dot(typ, w, a, n)
+				got := dot(typ, w, a, n)
 				if d := math.Abs(float64(got) - want); d > 1e-6*mag+1e-6 {
 					t.Errorf("%s n=%d (%s): Dot = %.7g, want %.7g (Σ|w·a| = %.4g)", typ, n, kernels, got, want, mag)
 				}
@@ -71,23 +74,23 @@ func TestDotAssemblyMatchesGeneric(t *testing.T) {
 	if accelerated == nil {
 		t.Skip("skipping: no assembly kernels on this CPU or build")
 	}
-	r := newRand(99)
+	r := quanttest.Rand(99)
 	kernels := []struct {
-		typ       Type
-		act       Type
+		typ       quant.Type
+		act       quant.Type
 		asm, pure func(w, a []byte, nb int) float32
 	}{
-		{Q4_K, Q8_K, accelerated.q4K, genericKernels.q4K},
-		{Q5_K, Q8_K, accelerated.q5K, genericKernels.q5K},
-		{Q6_K, Q8_K, accelerated.q6K, genericKernels.q6K},
-		{Q8_0, Q8_0, accelerated.q8_0, genericKernels.q8_0},
-		{Q4_0, Q8_0, accelerated.q4_0, genericKernels.q4_0},
+		{quant.Q4_K, quant.Q8_K, accelerated.q4K, generic.q4K},
+		{quant.Q5_K, quant.Q8_K, accelerated.q5K, generic.q5K},
+		{quant.Q6_K, quant.Q8_K, accelerated.q6K, generic.q6K},
+		{quant.Q8_0, quant.Q8_0, accelerated.q8_0, generic.q8_0},
+		{quant.Q4_0, quant.Q8_0, accelerated.q4_0, generic.q4_0},
 	}
 	for _, k := range kernels {
 		for _, nb := range []int{1, 2, 3, 8, 43} {
 			for trial := 0; trial < 20; trial++ {
-				w := randomBlocks(r, k.typ, nb)
-				a := randomBlocks(r, k.act, nb)
+				w := quanttest.RandomBlocks(r, k.typ, nb)
+				a := quanttest.RandomBlocks(r, k.act, nb)
 				if trial == 0 { // saturate: every activation byte at -128 or 127
 					for i := range a {
 						if i%k.act.TypeSize() >= 4 {
@@ -96,9 +99,9 @@ func TestDotAssemblyMatchesGeneric(t *testing.T) {
 					}
 					a = fixBsums(k.act, a)
 				}
-				if k.act == Q8_0 {
+				if k.act == quant.Q8_0 {
 					for i := range a {
-						if i%q8_0Bytes >= 2 && a[i] == 0x80 {
+						if i%quant.Q8_0Bytes >= 2 && a[i] == 0x80 {
 							a[i] = 0x81
 						}
 					}
@@ -112,12 +115,12 @@ func TestDotAssemblyMatchesGeneric(t *testing.T) {
 			}
 		}
 	}
-	x, y := gaussian(r, 1037, 1), gaussian(r, 1037, 1)
+	x, y := quanttest.Gaussian(r, 1037, 1), quanttest.Gaussian(r, 1037, 1)
 	h, bh := make([]byte, 2*len(x)), make([]byte, 2*len(x))
-	if err := QuantizeRow(F16, x, h); err != nil {
+	if err := quant.QuantizeRow(quant.F16, x, h); err != nil {
 		t.Fatal(err)
 	}
-	if err := QuantizeRow(BF16, x, bh); err != nil {
+	if err := quant.QuantizeRow(quant.BF16, x, bh); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []int{1, 7, 8, 15, 16, 17, 31, 32, 33, 1037} {
@@ -129,12 +132,12 @@ func TestDotAssemblyMatchesGeneric(t *testing.T) {
 			name      string
 			asm, pure float32
 		}{
-			{"F32", accelerated.f32(x[:n], y[:n]), genericKernels.f32(x[:n], y[:n])},
-			{"F16", accelerated.f16(h[:2*n], y[:n]), genericKernels.f16(h[:2*n], y[:n])},
-			{"BF16", accelerated.bf16(bh[:2*n], y[:n]), genericKernels.bf16(bh[:2*n], y[:n])},
-			{"F32 bytes", accelerated.f32Bytes(floatBytes(x[:n]), floatBytes(y[:n]), n), genericKernels.f32(x[:n], y[:n])},
-			{"F16 bytes", accelerated.f16Bytes(h[:2*n], floatBytes(y[:n]), n), genericKernels.f16(h[:2*n], y[:n])},
-			{"BF16 bytes", accelerated.bf16Bytes(bh[:2*n], floatBytes(y[:n]), n), genericKernels.bf16(bh[:2*n], y[:n])},
+			{"F32", accelerated.f32(x[:n], y[:n]), generic.f32(x[:n], y[:n])},
+			{"F16", accelerated.f16(h[:2*n], y[:n]), generic.f16(h[:2*n], y[:n])},
+			{"BF16", accelerated.bf16(bh[:2*n], y[:n]), generic.bf16(bh[:2*n], y[:n])},
+			{"F32 bytes", accelerated.f32Bytes(quanttest.FloatBytes(x[:n]), quanttest.FloatBytes(y[:n]), n), generic.f32(x[:n], y[:n])},
+			{"F16 bytes", accelerated.f16Bytes(h[:2*n], quanttest.FloatBytes(y[:n]), n), generic.f16(h[:2*n], y[:n])},
+			{"BF16 bytes", accelerated.bf16Bytes(bh[:2*n], quanttest.FloatBytes(y[:n]), n), generic.bf16(bh[:2*n], y[:n])},
 		} {
 			if math.Abs(float64(c.asm-c.pure)) > 1e-6*mag {
 				t.Errorf("%s n=%d: assembly %.9g, generic %.9g", c.name, n, c.asm, c.pure)
@@ -144,12 +147,12 @@ func TestDotAssemblyMatchesGeneric(t *testing.T) {
 }
 
 // fixBsums recomputes the block sums of Q8_K blocks after their quants were edited; Q8_0 has none.
-func fixBsums(t Type, a []byte) []byte {
-	if t != Q8_K {
+func fixBsums(t quant.Type, a []byte) []byte {
+	if t != quant.Q8_K {
 		return a
 	}
-	for b := 0; b < len(a)/q8KBytes; b++ {
-		blk := a[b*q8KBytes:]
+	for b := 0; b < len(a)/quant.Q8KBytes; b++ {
+		blk := a[b*quant.Q8KBytes:]
 		for j := 0; j < 16; j++ {
 			var s int16
 			for _, q := range blk[4+16*j : 4+16*j+16] {
@@ -162,7 +165,7 @@ func fixBsums(t Type, a []byte) []byte {
 	return a
 }
 
-func mustRowBytes(t testing.TB, typ Type, n int) int {
+func mustRowBytes(t testing.TB, typ quant.Type, n int) int {
 	t.Helper()
 	b, err := typ.RowBytes(n)
 	if err != nil {
@@ -172,32 +175,32 @@ func mustRowBytes(t testing.TB, typ Type, n int) int {
 }
 
 func TestDotFloats(t *testing.T) {
-	r := newRand(4)
+	r := quanttest.Rand(4)
 	for _, n := range []int{0, 1, 3, 64, 1001} {
-		x, y := gaussian(r, n, 1), gaussian(r, n, 1)
+		x, y := quanttest.Gaussian(r, n, 1), quanttest.Gaussian(r, n, 1)
 		wf16, wbf16 := make([]byte, 2*n), make([]byte, 2*n)
-		if err := QuantizeRow(F16, x, wf16); err != nil {
+		if err := quant.QuantizeRow(quant.F16, x, wf16); err != nil {
 			t.Fatal(err)
 		}
-		if err := QuantizeRow(BF16, x, wbf16); err != nil {
+		if err := quant.QuantizeRow(quant.BF16, x, wbf16); err != nil {
 			t.Fatal(err)
 		}
 		for _, tt := range []struct {
 			name string
-			typ  Type
+			typ  quant.Type
 			w    []byte
 			f    func() float32
 		}{
-			{"DotF32", F32, floatBytes(x), func() float32 { return DotF32(x, y) }},
-			{"DotF16F32", F16, wf16, func() float32 { return DotF16F32(wf16, y) }},
-			{"DotBF16F32", BF16, wbf16, func() float32 { return DotBF16F32(wbf16, y) }},
+			{"DotF32", quant.F32, quanttest.FloatBytes(x), func() float32 { return DotF32(x, y) }},
+			{"dotF16F32", quant.F16, wf16, func() float32 { return dotF16F32(wf16, y) }},
+			{"dotBF16F32", quant.BF16, wbf16, func() float32 { return dotBF16F32(wbf16, y) }},
 		} {
-			want, mag := refDot(t, tt.typ, tt.w, F32, floatBytes(y), n)
+			want, mag := refDot(t, tt.typ, tt.w, quant.F32, quanttest.FloatBytes(y), n)
 			eachKernelSet(t, func(t testing.TB, kernels string) {
 				if got := tt.f(); math.Abs(float64(got)-want) > 1e-6*mag {
 					t.Errorf("%s n=%d (%s) = %.7g, want %.7g", tt.name, n, kernels, got, want)
 				}
-				if got := Dot(tt.typ, tt.w, floatBytes(y), n); math.Abs(float64(got)-want) > 1e-6*mag {
+				if got := dot(tt.typ, tt.w, quanttest.FloatBytes(y), n); math.Abs(float64(got)-want) > 1e-6*mag {
 					t.Errorf("Dot(%s) n=%d (%s) = %.7g, want %.7g", tt.typ, n, kernels, got, want)
 				}
 			})
@@ -206,25 +209,25 @@ func TestDotFloats(t *testing.T) {
 }
 
 func TestMatVec(t *testing.T) {
-	r := newRand(8)
+	r := quanttest.Rand(8)
 	const rows, n = 5, 512
-	for _, typ := range []Type{Q4_K, Q6_K, Q8_0, F32} {
+	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K, quant.Q8_0, quant.F32} {
 		rb := mustRowBytes(t, typ, n)
-		x := gaussian(r, rows*n, 1)
+		x := quanttest.Gaussian(r, rows*n, 1)
 		w := make([]byte, rows*rb)
-		if err := QuantizeRow(typ, x, w); err != nil {
+		if err := quant.QuantizeRow(typ, x, w); err != nil {
 			t.Fatal(err)
 		}
 		a := make([]byte, mustRowBytes(t, VecDotType(typ), n))
-		if err := QuantizeRow(VecDotType(typ), gaussian(r, n, 1), a); err != nil {
+		if err := quant.QuantizeRow(VecDotType(typ), quanttest.Gaussian(r, n, 1), a); err != nil {
 			t.Fatal(err)
 		}
 		out := make([]float32, rows)
-		if err := MatVec(typ, w, a, n, out); err != nil {
+		if err := matVec(typ, w, a, n, out); err != nil {
 			t.Fatal(err)
 		}
 		for i := range out {
-			if want := Dot(typ, w[i*rb:(i+1)*rb], a, n); out[i] != want {
+			if want := dot(typ, w[i*rb:(i+1)*rb], a, n); out[i] != want {
 				t.Errorf("%s row %d = %g, want %g", typ, i, out[i], want)
 			}
 		}
@@ -233,21 +236,21 @@ func TestMatVec(t *testing.T) {
 	a := make([]byte, 292)
 	tests := []struct {
 		name    string
-		typ     Type
+		typ     quant.Type
 		w       int
 		a       []byte
 		n, rows int
 		wantErr string
 	}{
-		{"unsupported", Q2_K, 84, a, 256, 1, "no dot product for Q2_K"},
-		{"partial block", Q4_K, 144, a, 200, 1, "not a multiple"},
-		{"weight size", Q4_K, 144, a, 256, 2, "2 rows of 256 Q4_K elements take 288 bytes, got 144"},
-		{"activation size", Q4_K, 144, a[:200], 256, 1, "activation"},
-		{"activation in the wrong format", Q8_0, 34 * 8, a, 256, 1, "activation: 256 Q8_0 elements take 272 bytes, got 292"},
+		{"unsupported", quant.Q2_K, 84, a, 256, 1, "no dot product for Q2_K"},
+		{"partial block", quant.Q4_K, 144, a, 200, 1, "not a multiple"},
+		{"weight size", quant.Q4_K, 144, a, 256, 2, "2 rows of 256 Q4_K elements take 288 bytes, got 144"},
+		{"activation size", quant.Q4_K, 144, a[:200], 256, 1, "activation"},
+		{"activation in the wrong format", quant.Q8_0, 34 * 8, a, 256, 1, "activation: 256 Q8_0 elements take 272 bytes, got 292"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := MatVec(tt.typ, make([]byte, tt.w), tt.a, tt.n, make([]float32, tt.rows))
+			err := matVec(tt.typ, make([]byte, tt.w), tt.a, tt.n, make([]float32, tt.rows))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("MatVec = %v, want an error containing %q", err, tt.wantErr)
 			}
@@ -260,22 +263,22 @@ func TestDotPanicsOnBadLengths(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"Q4_K short weights", func() { DotQ4KQ8K(make([]byte, 143), make([]byte, 292), 256) }},
-		{"Q6_K short activation", func() { DotQ6KQ8K(make([]byte, 210), make([]byte, 291), 256) }},
-		{"Q5_K partial block", func() { DotQ5KQ8K(make([]byte, 176), make([]byte, 292), 255) }},
-		{"Q8_0 long weights", func() { DotQ8_0Q8_0(make([]byte, 35), make([]byte, 34), 32) }},
-		{"Q4_0 negative n", func() { DotQ4_0Q8_0(nil, nil, -32) }},
+		{"Q4_K short weights", func() { dotQ4KQ8K(make([]byte, 143), make([]byte, 292), 256) }},
+		{"Q6_K short activation", func() { dotQ6KQ8K(make([]byte, 210), make([]byte, 291), 256) }},
+		{"Q5_K partial block", func() { dotQ5KQ8K(make([]byte, 176), make([]byte, 292), 255) }},
+		{"Q8_0 long weights", func() { dotQ8_0Q8_0(make([]byte, 35), make([]byte, 34), 32) }},
+		{"Q4_0 negative n", func() { dotQ4_0Q8_0(nil, nil, -32) }},
 		{"F32 lengths", func() { DotF32(make([]float32, 3), make([]float32, 4)) }},
-		{"F16 lengths", func() { DotF16F32(make([]byte, 3), make([]float32, 2)) }},
-		{"BF16 lengths", func() { DotBF16F32(make([]byte, 6), make([]float32, 2)) }},
-		{"Dot unsupported", func() { Dot(Q2_K, make([]byte, 84), make([]byte, 292), 256) }},
-		{"Dot F32 bytes", func() { Dot(F32, make([]byte, 8), make([]byte, 4), 2) }},
+		{"F16 lengths", func() { dotF16F32(make([]byte, 3), make([]float32, 2)) }},
+		{"BF16 lengths", func() { dotBF16F32(make([]byte, 6), make([]float32, 2)) }},
+		{"Dot unsupported", func() { dot(quant.Q2_K, make([]byte, 84), make([]byte, 292), 256) }},
+		{"Dot F32 bytes", func() { dot(quant.F32, make([]byte, 8), make([]byte, 4), 2) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
-				if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "quant: ") {
-					t.Errorf("recovered %v, want a quant panic", r)
+				if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "kernels: ") {
+					t.Errorf("recovered %v, want a kernels panic", r)
 				}
 			}()
 			tt.f()
@@ -284,7 +287,7 @@ func TestDotPanicsOnBadLengths(t *testing.T) {
 }
 
 func TestVecDotType(t *testing.T) {
-	want := map[Type]Type{Q4_K: Q8_K, Q5_K: Q8_K, Q6_K: Q8_K, Q8_0: Q8_0, Q4_0: Q8_0, F32: F32, F16: F32, BF16: F32}
+	want := map[quant.Type]quant.Type{quant.Q4_K: quant.Q8_K, quant.Q5_K: quant.Q8_K, quant.Q6_K: quant.Q8_K, quant.Q8_0: quant.Q8_0, quant.Q4_0: quant.Q8_0, quant.F32: quant.F32, quant.F16: quant.F32, quant.BF16: quant.F32}
 	for w, a := range want {
 		if got := VecDotType(w); got != a {
 			t.Errorf("VecDotType(%s) = %s, want %s", w, got, a)
@@ -292,37 +295,21 @@ func TestVecDotType(t *testing.T) {
 	}
 }
 
-func TestForceGeneric(t *testing.T) {
-	defer ForceGeneric(false)
-	ForceGeneric(true)
-	if Kernels() != "generic" {
-		t.Errorf("after ForceGeneric(true), Kernels() = %q", Kernels())
-	}
-	ForceGeneric(false)
-	want := "generic"
-	if accelerated != nil {
-		want = accelerated.name
-	}
-	if Kernels() != want {
-		t.Errorf("after ForceGeneric(false), Kernels() = %q, want %q", Kernels(), want)
-	}
-}
-
 // Benchmarks: one weight row against one activation row, at the model's two row lengths (2048 for the
 // attention and up/gate projections, 11008 for the down projection). The MB/s column is weight bytes read.
 func BenchmarkDot(b *testing.B) {
-	r := newRand(1)
-	for _, typ := range []Type{Q4_K, Q6_K, Q5_K, Q8_0, Q4_0, F32, F16} {
+	r := quanttest.Rand(1)
+	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K, quant.Q5_K, quant.Q8_0, quant.Q4_0, quant.F32, quant.F16} {
 		for _, n := range []int{2048, 11008} {
 			if n%typ.BlockSize() != 0 {
 				continue
 			}
 			w := make([]byte, mustRowBytes(b, typ, n))
 			a := make([]byte, mustRowBytes(b, VecDotType(typ), n))
-			if err := QuantizeRow(typ, gaussian(r, n, 1), w); err != nil {
+			if err := quant.QuantizeRow(typ, quanttest.Gaussian(r, n, 1), w); err != nil {
 				b.Fatal(err)
 			}
-			if err := QuantizeRow(VecDotType(typ), gaussian(r, n, 1), a); err != nil {
+			if err := quant.QuantizeRow(VecDotType(typ), quanttest.Gaussian(r, n, 1), a); err != nil {
 				b.Fatal(err)
 			}
 			dot := DotFunc(typ)
@@ -341,17 +328,17 @@ func BenchmarkDot(b *testing.B) {
 }
 
 func BenchmarkQuantizeRowQ8K(b *testing.B) {
-	x := gaussian(newRand(2), 11008, 1)
+	x := quanttest.Gaussian(quanttest.Rand(2), 11008, 1)
 	dst := make([]byte, 11008/256*292)
 	b.SetBytes(int64(4 * len(x)))
 	for b.Loop() {
-		QuantizeRowQ8K(x, dst)
+		quantizeRowQ8K(x, dst)
 	}
 }
 
 // TestDot8 checks the SWAR products exactly against scalar sums, at the extremes of their ranges.
 func TestDot8(t *testing.T) {
-	r := newRand(13)
+	r := quanttest.Rand(13)
 	scalar := func(q, a uint64) int32 {
 		var s int32
 		for k := 0; k < 64; k += 8 {

@@ -1,6 +1,6 @@
 //go:build amd64 && !purego
 
-package quant
+package kernels
 
 import (
 	"unsafe"
@@ -12,11 +12,11 @@ import (
 // and the pure-Go kernels run. The K-quant kernels follow the structure of llama.cpp's AVX2 ones:
 // VPMADDUBSW multiplies the unsigned weight codes by the signed activation bytes, VPMADDWD applies the
 // 16-bit sub-block scales, and each super-block's int32 sum is scaled in float at the end.
-var accelerated = func() *kernels {
+var accelerated = func() *impl {
 	if !cpu.X86.HasAVX2 || !cpu.X86.HasFMA || !cpu.X86.HasF16C {
 		return nil
 	}
-	k := *genericKernels
+	k := *generic
 	k.name = "avx2"
 	k.q4K = func(w, a []byte, nb int) float32 {
 		if nb == 0 {

@@ -1,8 +1,10 @@
-package quant
+package kernels
 
 import (
 	"fmt"
 	"math"
+
+	"smolchat/model/quant"
 )
 
 // AccumulateF16 runs the inner loop of llama.cpp's CPU flash attention for one query head over
@@ -15,7 +17,7 @@ import (
 func AccumulateF16(acc []float32, v []byte, ldv int, ms, vs []float32) {
 	n := len(ms)
 	if len(vs) != n || (n > 0 && (ldv < 2*len(acc) || len(v) < (n-1)*ldv+2*len(acc))) {
-		panic(fmt.Sprintf("quant: AccumulateF16 of %d positions (%d weights) over %d elements with %d bytes of v (stride %d)",
+		panic(fmt.Sprintf("kernels: AccumulateF16 of %d positions (%d weights) over %d elements with %d bytes of v (stride %d)",
 			n, len(vs), len(acc), len(v), ldv))
 	}
 	if n == 0 {
@@ -48,14 +50,14 @@ func AccumulateF16(acc []float32, v []byte, ldv int, ms, vs []float32) {
 // grouping) each row is converted once for the four.
 func WeightedSumF16(out []float32, heads int, v []byte, ldv int, w []float32, ldw, n int) {
 	if heads <= 0 || len(out)%heads != 0 {
-		panic(fmt.Sprintf("quant: WeightedSumF16 of %d outputs over %d heads", len(out), heads))
+		panic(fmt.Sprintf("kernels: WeightedSumF16 of %d outputs over %d heads", len(out), heads))
 	}
 	dims := len(out) / heads
 	if n <= 0 || dims == 0 {
 		return
 	}
 	if ldv < 2*dims || len(v) < (n-1)*ldv+2*dims || ldw < n || len(w) < (heads-1)*ldw+n {
-		panic(fmt.Sprintf("quant: WeightedSumF16 of %d positions × %d elements with %d bytes of v (stride %d) and %d weights (stride %d)",
+		panic(fmt.Sprintf("kernels: WeightedSumF16 of %d positions × %d elements with %d bytes of v (stride %d) and %d weights (stride %d)",
 			n, dims, len(v), ldv, len(w), ldw))
 	}
 	j := 0
@@ -78,7 +80,7 @@ func WeightedSumF16(out []float32, heads int, v []byte, ldv int, w []float32, ld
 }
 
 // halfRound rounds x to the nearest half (ties to even) and returns it as a float32.
-func halfRound(x float32) float32 { return F16ToF32(F32ToF16(x)) }
+func halfRound(x float32) float32 { return quant.F16ToF32(quant.F32ToF16(x)) }
 
 // fmaF32 is a·b + c rounded once to float32, as a hardware fused multiply-add does. The product of two
 // float32s is exact in float64, so only the sum rounds twice (to float64, then float32), which differs

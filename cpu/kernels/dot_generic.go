@@ -1,8 +1,11 @@
-package quant
+package kernels
 
 import (
 	"encoding/binary"
+	"math"
 	"math/bits"
+
+	"smolchat/model/quant"
 )
 
 // The portable kernels. Each super-block's integer sums are exact (int32), and only the per-block scale
@@ -48,6 +51,10 @@ func dot8Wide(q, a uint64) int32 {
 	return int32(int64((q&lanesEven)*ro+1<<47)>>48) + int32(int64((q>>8&lanesEven)*re+1<<47)>>48)
 }
 
+func f16At(b []byte) float32 { return quant.F16ToF32(binary.LittleEndian.Uint16(b)) }
+
+func f32At(b []byte) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b)) }
+
 func i16At(b []byte) int32 { return int32(int16(binary.LittleEndian.Uint16(b))) }
 
 // minsDotBsums is Σ_s m[s]·(bsums[2s]+bsums[2s+1]): the Q8_K block sums over each 32-element sub-block,
@@ -64,11 +71,11 @@ func minsDotBsums(m *[8]uint8, bs []byte) int32 {
 func dotQ4KQ8KGeneric(w, a []byte, nb int) float32 {
 	var sum float32
 	for i := 0; i < nb; i++ {
-		x := w[i*q4KBytes:][:q4KBytes]
-		y := a[i*q8KBytes:][:q8KBytes]
+		x := w[i*quant.Q4KBytes:][:quant.Q4KBytes]
+		y := a[i*quant.Q8KBytes:][:quant.Q8KBytes]
 		dy := f32At(y)
 		d, dmin := f16At(x)*dy, f16At(x[2:])*dy
-		sc, m := kScales(x[4:16])
+		sc, m := quant.UnpackKScales(x[4:16])
 		qs, q8 := x[16:144], y[4:260]
 		var sumi int32
 		for g := 0; g < 4; g++ {
@@ -90,11 +97,11 @@ func dotQ4KQ8KGeneric(w, a []byte, nb int) float32 {
 func dotQ5KQ8KGeneric(w, a []byte, nb int) float32 {
 	var sum float32
 	for i := 0; i < nb; i++ {
-		x := w[i*q5KBytes:][:q5KBytes]
-		y := a[i*q8KBytes:][:q8KBytes]
+		x := w[i*quant.Q5KBytes:][:quant.Q5KBytes]
+		y := a[i*quant.Q8KBytes:][:quant.Q8KBytes]
 		dy := f32At(y)
 		d, dmin := f16At(x)*dy, f16At(x[2:])*dy
-		sc, m := kScales(x[4:16])
+		sc, m := quant.UnpackKScales(x[4:16])
 		qh, qs, q8 := x[16:48], x[48:176], y[4:260]
 		h0, h1, h2, h3 := le64(qh[0:8]), le64(qh[8:16]), le64(qh[16:24]), le64(qh[24:32])
 		var sumi int32
@@ -124,8 +131,8 @@ func dotQ5KQ8KGeneric(w, a []byte, nb int) float32 {
 func dotQ6KQ8KGeneric(w, a []byte, nb int) float32 {
 	var sum float32
 	for i := 0; i < nb; i++ {
-		x := w[i*q6KBytes:][:q6KBytes]
-		y := a[i*q8KBytes:][:q8KBytes]
+		x := w[i*quant.Q6KBytes:][:quant.Q6KBytes]
+		y := a[i*quant.Q8KBytes:][:quant.Q8KBytes]
 		d := f16At(x[208:]) * f32At(y)
 		sc := x[192:208]
 		bs := y[260:292]
@@ -160,8 +167,8 @@ func dotQ6KQ8KGeneric(w, a []byte, nb int) float32 {
 func dotQ8_0Q8_0Generic(w, a []byte, nb int) float32 {
 	var sum float32
 	for i := 0; i < nb; i++ {
-		x := w[i*q8_0Bytes:][:q8_0Bytes]
-		y := a[i*q8_0Bytes:][:q8_0Bytes]
+		x := w[i*quant.Q8_0Bytes:][:quant.Q8_0Bytes]
+		y := a[i*quant.Q8_0Bytes:][:quant.Q8_0Bytes]
 		qx, qy := x[2:34], y[2:34]
 		var s0, s1 int32
 		for l := 0; l < 32; l += 2 {
@@ -176,8 +183,8 @@ func dotQ8_0Q8_0Generic(w, a []byte, nb int) float32 {
 func dotQ4_0Q8_0Generic(w, a []byte, nb int) float32 {
 	var sum float32
 	for i := 0; i < nb; i++ {
-		x := w[i*q4_0Bytes:][:q4_0Bytes]
-		y := a[i*q8_0Bytes:][:q8_0Bytes]
+		x := w[i*quant.Q4_0Bytes:][:quant.Q4_0Bytes]
+		y := a[i*quant.Q8_0Bytes:][:quant.Q8_0Bytes]
 		qx := x[2:18]
 		lo, hi := y[2:18], y[18:34]
 		var s int32

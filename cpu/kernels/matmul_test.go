@@ -1,10 +1,13 @@
-package quant
+package kernels
 
 import (
 	"fmt"
 	"math"
 	"strings"
 	"testing"
+
+	"smolchat/internal/quanttest"
+	"smolchat/model/quant"
 )
 
 // matMulCase is one shape for the MatMulFunc tests: rows weight rows and cols activation rows of n
@@ -19,30 +22,30 @@ var matMulCases = []matMulCase{
 // matMulInputs returns random weights (every code used) and activations for c. For Q8_K activations
 // the first block of the first row is saturated at -128 and 127, which no quantizer writes but the
 // kernels must handle; Q8_0 activations stay within ±127, the documented input range of their kernels.
-func matMulInputs(t testing.TB, typ Type, c matMulCase, seed uint64) (w, a []byte) {
-	r := newRand(seed)
+func matMulInputs(t testing.TB, typ quant.Type, c matMulCase, seed uint64) (w, a []byte) {
+	r := quanttest.Rand(seed)
 	at := VecDotType(typ)
 	switch typ {
-	case F32, F16, BF16:
+	case quant.F32, quant.F16, quant.BF16:
 		w = make([]byte, c.rows*mustRowBytes(t, typ, c.n))
-		if err := QuantizeRow(typ, gaussian(r, c.rows*c.n, 1), w); err != nil {
+		if err := quant.QuantizeRow(typ, quanttest.Gaussian(r, c.rows*c.n, 1), w); err != nil {
 			t.Fatal(err)
 		}
-		return w, floatBytes(gaussian(r, c.cols*c.n, 1))
+		return w, quanttest.FloatBytes(quanttest.Gaussian(r, c.cols*c.n, 1))
 	}
-	w = randomBlocks(r, typ, c.rows*c.n/typ.BlockSize())
-	a = randomBlocks(r, at, c.cols*c.n/at.BlockSize())
+	w = quanttest.RandomBlocks(r, typ, c.rows*c.n/typ.BlockSize())
+	a = quanttest.RandomBlocks(r, at, c.cols*c.n/at.BlockSize())
 	switch at {
-	case Q8_K:
-		if len(a) >= q8KBytes {
+	case quant.Q8_K:
+		if len(a) >= quant.Q8KBytes {
 			for i := 4; i < 260; i++ {
 				a[i] = byte(0x80 - i%2)
 			}
-			fixBsums(at, a[:q8KBytes])
+			fixBsums(at, a[:quant.Q8KBytes])
 		}
-	case Q8_0:
+	case quant.Q8_0:
 		for i := range a {
-			if i%q8_0Bytes >= 2 && a[i] == 0x80 {
+			if i%quant.Q8_0Bytes >= 2 && a[i] == 0x80 {
 				a[i] = 0x81
 			}
 		}
@@ -55,7 +58,7 @@ func matMulInputs(t testing.TB, typ Type, c matMulCase, seed uint64) (w, a []byt
 // an output stride wider than the rows, one activation row, and no weight rows. Nothing outside the
 // rows of each output column may be written.
 func TestMatMulMatchesDot(t *testing.T) {
-	for _, typ := range []Type{Q4_K, Q6_K, Q5_K, Q8_0, Q4_0, F32, F16} {
+	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K, quant.Q5_K, quant.Q8_0, quant.Q4_0, quant.F32, quant.F16} {
 		at := VecDotType(typ)
 		for ci, c := range matMulCases {
 			if c.n%typ.BlockSize() != 0 {
@@ -82,7 +85,7 @@ func TestMatMulMatchesDot(t *testing.T) {
 							}
 							continue
 						}
-						want := Dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
+						want := dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
 						if math.Float32bits(got) != math.Float32bits(want) {
 							t.Errorf("%s %+v (%s): out[%d][%d] = %.9g, Dot = %.9g", typ, c, kernels, j, i, got, want)
 						}
@@ -99,21 +102,21 @@ func TestMatMulAssemblyMatchesGeneric(t *testing.T) {
 	if accelerated == nil {
 		t.Skip("skipping: no assembly kernels on this CPU or build")
 	}
-	for _, typ := range []Type{Q4_K, Q6_K} {
+	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K} {
 		c := matMulCase{11008, 8, 4, 8}
 		w, a := matMulInputs(t, typ, c, 77)
-		wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, Q8_K, c.n)
+		wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, quant.Q8_K, c.n)
 		out := make([]float32, c.cols*c.ldo)
 		MatMulFunc(typ)(w, a, c.n, c.rows, c.cols, out, c.ldo, nil)
-		pure := genericKernels.q4K
-		if typ == Q6_K {
-			pure = genericKernels.q6K
+		pure := generic.q4K
+		if typ == quant.Q6_K {
+			pure = generic.q6K
 		}
 		for j := range c.cols {
 			for i := range c.rows {
 				wr, ar := w[i*wb:][:wb], a[j*ab:][:ab]
-				want := pure(wr, ar, c.n/QK_K)
-				_, mag := refDot(t, typ, wr, Q8_K, ar, c.n)
+				want := pure(wr, ar, c.n/quant.QK_K)
+				_, mag := refDot(t, typ, wr, quant.Q8_K, ar, c.n)
 				if got := out[j*c.ldo+i]; math.Abs(float64(got-want)) > 1e-6*mag {
 					t.Errorf("%s: out[%d][%d] = %.9g, generic dot %.9g (Σ|w·a| = %.4g)", typ, j, i, got, want, mag)
 				}
@@ -127,13 +130,13 @@ func TestMatMulAssemblyMatchesGeneric(t *testing.T) {
 func TestScratchReuse(t *testing.T) {
 	var scratch Scratch
 	for _, c := range []matMulCase{{2048, 8, 4, 8}, {256, 4, 4, 4}, {4096, 12, 8, 12}, {512, 4, 8, 4}} {
-		w, a := matMulInputs(t, Q4_K, c, 3)
-		wb, ab := mustRowBytes(t, Q4_K, c.n), mustRowBytes(t, Q8_K, c.n)
+		w, a := matMulInputs(t, quant.Q4_K, c, 3)
+		wb, ab := mustRowBytes(t, quant.Q4_K, c.n), mustRowBytes(t, quant.Q8_K, c.n)
 		out := make([]float32, c.cols*c.ldo)
-		MatMulFunc(Q4_K)(w, a, c.n, c.rows, c.cols, out, c.ldo, &scratch)
+		MatMulFunc(quant.Q4_K)(w, a, c.n, c.rows, c.cols, out, c.ldo, &scratch)
 		for j := range c.cols {
 			for i := range c.rows {
-				if want := Dot(Q4_K, w[i*wb:][:wb], a[j*ab:][:ab], c.n); out[j*c.ldo+i] != want {
+				if want := dot(quant.Q4_K, w[i*wb:][:wb], a[j*ab:][:ab], c.n); out[j*c.ldo+i] != want {
 					t.Fatalf("%+v: out[%d][%d] = %g, want %g", c, j, i, out[j*c.ldo+i], want)
 				}
 			}
@@ -142,7 +145,7 @@ func TestScratchReuse(t *testing.T) {
 }
 
 func TestMatMulPanicsOnBadLengths(t *testing.T) {
-	mm := MatMulFunc(Q4_K)
+	mm := MatMulFunc(quant.Q4_K)
 	w, a := make([]byte, 4*144), make([]byte, 4*292)
 	tests := []struct {
 		name string
@@ -158,14 +161,14 @@ func TestMatMulPanicsOnBadLengths(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {
-				if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "quant: ") {
-					t.Errorf("recovered %v, want a quant panic", r)
+				if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "kernels: ") {
+					t.Errorf("recovered %v, want a kernels panic", r)
 				}
 			}()
 			tt.f()
 		})
 	}
-	if MatMulFunc(Q2_K) != nil {
+	if MatMulFunc(quant.Q2_K) != nil {
 		t.Error("MatMulFunc(Q2_K) is not nil")
 	}
 }
@@ -175,19 +178,19 @@ func TestMatMulPanicsOnBadLengths(t *testing.T) {
 // cost of one weight block for one token.
 func BenchmarkMatMul(b *testing.B) {
 	const rows, cols = 16, 64
-	for _, typ := range []Type{Q4_K, Q6_K} {
+	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K} {
 		for _, n := range []int{2048, 11008} {
-			r := newRand(3)
+			r := quanttest.Rand(3)
 			w := make([]byte, rows*mustRowBytes(b, typ, n))
-			if err := QuantizeRow(typ, gaussian(r, rows*n, 1), w); err != nil {
+			if err := quant.QuantizeRow(typ, quanttest.Gaussian(r, rows*n, 1), w); err != nil {
 				b.Fatal(err)
 			}
-			a := make([]byte, cols*mustRowBytes(b, Q8_K, n))
-			QuantizeRowQ8K(gaussian(r, cols*n, 1), a)
+			a := make([]byte, cols*mustRowBytes(b, quant.Q8_K, n))
+			quant.QuantizeRowQ8K(quanttest.Gaussian(r, cols*n, 1), a)
 			out := make([]float32, rows*cols)
 			mm, dot := MatMulFunc(typ), DotFunc(typ)
 			wb, ab := len(w)/rows, len(a)/cols
-			blocks := float64(rows * cols * n / QK_K)
+			blocks := float64(rows * cols * n / quant.QK_K)
 			eachKernelSet(b, func(_ testing.TB, kernels string) {
 				var scratch Scratch
 				b.Run(fmt.Sprintf("%s/n=%d/%s", typ, n, kernels), func(b *testing.B) {

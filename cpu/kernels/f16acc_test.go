@@ -1,9 +1,12 @@
-package quant
+package kernels
 
 import (
 	"encoding/binary"
 	"math"
 	"testing"
+
+	"smolchat/internal/quanttest"
+	"smolchat/model/quant"
 )
 
 // TestAccumulateF16 checks both kernel sets bit for bit against the definition, for widths that use the
@@ -12,13 +15,13 @@ import (
 // and then to half is what a multiply (or fused multiply-add) followed by VCVTPS2PH gives. Rescaling by
 // ms = 1 must leave the accumulator alone, and 1 is what the kernels skip.
 func TestAccumulateF16(t *testing.T) {
-	r := newRand(5)
+	r := quanttest.Rand(5)
 	for _, c := range []struct{ dims, n, ldv int }{
 		{128, 20, 300}, {8, 3, 16}, {40, 7, 96}, {13, 5, 26}, {5, 2, 10}, {131, 9, 262}, {64, 1, 128}, {72, 4, 150}, {0, 2, 4},
 	} {
 		v := make([]byte, c.n*c.ldv)
-		for i, x := range gaussian(r, c.n*c.ldv/2, 2) {
-			binary.LittleEndian.PutUint16(v[2*i:], F32ToF16(x))
+		for i, x := range quanttest.Gaussian(r, c.n*c.ldv/2, 2) {
+			binary.LittleEndian.PutUint16(v[2*i:], quant.F32ToF16(x))
 		}
 		ms, vs := make([]float32, c.n), make([]float32, c.n)
 		for p := range ms {
@@ -28,14 +31,14 @@ func TestAccumulateF16(t *testing.T) {
 			}
 		}
 		init := make([]float32, c.dims)
-		for i, x := range gaussian(r, c.dims, 4) {
+		for i, x := range quanttest.Gaussian(r, c.dims, 4) {
 			init[i] = halfRound(x)
 		}
 		want := append([]float32(nil), init...)
 		for p := range c.n {
 			for i := range want {
 				a := halfRound(float32(float64(want[i]) * float64(ms[p])))
-				x := float64(F16ToF32(binary.LittleEndian.Uint16(v[p*c.ldv+2*i:])))
+				x := float64(quant.F16ToF32(binary.LittleEndian.Uint16(v[p*c.ldv+2*i:])))
 				want[i] = halfRound(float32(x*float64(vs[p]) + float64(a)))
 			}
 		}
@@ -55,16 +58,16 @@ func TestAccumulateF16(t *testing.T) {
 // with and without columns past the last multiple of 16) and other head counts, sums added to what out
 // held.
 func TestWeightedSumF16(t *testing.T) {
-	r := newRand(8)
+	r := quanttest.Rand(8)
 	for _, c := range []struct{ heads, dims, n, ldv, ldw int }{
 		{4, 128, 37, 1024, 40}, {4, 16, 1, 32, 1}, {4, 40, 5, 80, 9}, {4, 8, 3, 16, 3}, {2, 8, 9, 32, 9}, {1, 33, 4, 70, 4}, {3, 16, 2, 32, 2},
 	} {
 		v := make([]byte, c.n*c.ldv)
-		for i, x := range gaussian(r, c.n*c.ldv/2, 1) {
-			binary.LittleEndian.PutUint16(v[2*i:], F32ToF16(x))
+		for i, x := range quanttest.Gaussian(r, c.n*c.ldv/2, 1) {
+			binary.LittleEndian.PutUint16(v[2*i:], quant.F32ToF16(x))
 		}
-		w := gaussian(r, c.heads*c.ldw, 1)
-		init := gaussian(r, c.heads*c.dims, 1)
+		w := quanttest.Gaussian(r, c.heads*c.ldw, 1)
+		init := quanttest.Gaussian(r, c.heads*c.dims, 1)
 		eachKernelSet(t, func(t testing.TB, kernels string) {
 			out := append([]float32(nil), init...)
 			WeightedSumF16(out, c.heads, v, c.ldv, w, c.ldw, c.n)
@@ -72,7 +75,7 @@ func TestWeightedSumF16(t *testing.T) {
 				for i := range c.dims {
 					want, mag := float64(init[g*c.dims+i]), math.Abs(float64(init[g*c.dims+i]))
 					for p := range c.n {
-						x := float64(w[g*c.ldw+p]) * float64(F16ToF32(binary.LittleEndian.Uint16(v[p*c.ldv+2*i:])))
+						x := float64(w[g*c.ldw+p]) * float64(quant.F16ToF32(binary.LittleEndian.Uint16(v[p*c.ldv+2*i:])))
 						want += x
 						mag += math.Abs(x)
 					}

@@ -1,17 +1,20 @@
-package quant
+package kernels
 
 import (
 	"fmt"
 	"math"
 	"strings"
 	"testing"
+
+	"smolchat/internal/quanttest"
+	"smolchat/model/quant"
 )
 
 // TestInterleavedMatMulMatchesDot checks that the kernels on interleaved matrices compute exactly what
 // the dot product of the original rows does: one activation row (the matrix-vector kernel), batches of
 // four and more (the unpacked multi-row kernel) and the tokens left over after the last four.
 func TestInterleavedMatMulMatchesDot(t *testing.T) {
-	for _, typ := range []Type{Q4_K, Q6_K} {
+	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K} {
 		if !Interleaves(typ) {
 			t.Skipf("skipping: %s cannot be interleaved on this CPU or build", typ)
 		}
@@ -19,7 +22,7 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 			{256, 4, 1, 4}, {512, 8, 3, 9}, {2048, 16, 4, 16}, {768, 12, 7, 12}, {11008, 4, 5, 6}, {256, 4, 9, 4},
 		} {
 			w, a := matMulInputs(t, typ, c, uint64(100+ci))
-			wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, Q8_K, c.n)
+			wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, quant.Q8_K, c.n)
 			size, err := InterleavedSize(typ, c.rows, c.n)
 			if err != nil {
 				t.Fatal(err)
@@ -45,7 +48,7 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 						}
 						continue
 					}
-					want := Dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
+					want := dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
 					if math.Float32bits(got) != math.Float32bits(want) {
 						t.Errorf("%s %+v: out[%d][%d] = %.9g, Dot = %.9g", typ, c, j, i, got, want)
 					}
@@ -56,21 +59,21 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 }
 
 func TestInterleaveErrors(t *testing.T) {
-	if !Interleaves(Q4_K) {
+	if !Interleaves(quant.Q4_K) {
 		t.Skip("skipping: Q4_K cannot be interleaved on this CPU or build")
 	}
 	tests := []struct {
 		name    string
-		typ     Type
+		typ     quant.Type
 		src     int
 		n       int
 		dst     int
 		wantErr string
 	}{
-		{"rows not a multiple of four", Q4_K, 3 * 144, 256, 608, "whole number of groups"},
-		{"partial block", Q4_K, 4 * 144, 200, 608, "not a multiple"},
-		{"destination size", Q4_K, 4 * 144, 256, 600, "take 608 bytes interleaved, got 600"},
-		{"type", Q8_0, 4 * 34, 32, 0, "cannot be interleaved"},
+		{"rows not a multiple of four", quant.Q4_K, 3 * 144, 256, 608, "whole number of groups"},
+		{"partial block", quant.Q4_K, 4 * 144, 200, 608, "not a multiple"},
+		{"destination size", quant.Q4_K, 4 * 144, 256, 600, "take 608 bytes interleaved, got 600"},
+		{"type", quant.Q8_0, 4 * 34, 32, 0, "cannot be interleaved"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,15 +83,15 @@ func TestInterleaveErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := InterleavedSize(Q6_K, 6, 256); err == nil {
+	if _, err := InterleavedSize(quant.Q6_K, 6, 256); err == nil {
 		t.Error("InterleavedSize of 6 rows: no error")
 	}
-	if InterleavedMatMulFunc(Q5_K) != nil {
+	if InterleavedMatMulFunc(quant.Q5_K) != nil {
 		t.Error("InterleavedMatMulFunc(Q5_K) is not nil")
 	}
-	defer ForceGeneric(false)
-	ForceGeneric(true)
-	if Interleaves(Q4_K) {
+	defer forceGeneric(false)
+	forceGeneric(true)
+	if Interleaves(quant.Q4_K) {
 		t.Error("Interleaves(Q4_K) with the generic kernels")
 	}
 }
@@ -97,18 +100,18 @@ func TestInterleaveErrors(t *testing.T) {
 // one dot product per row ("dots"), with the weights in cache. ns/blk is the cost of one row's block.
 func BenchmarkGemv(b *testing.B) {
 	const rows = 16
-	for _, typ := range []Type{Q4_K, Q6_K} {
+	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K} {
 		if !Interleaves(typ) {
 			b.Skipf("skipping: %s cannot be interleaved", typ)
 		}
 		for _, n := range []int{2048, 11008} {
-			r := newRand(3)
+			r := quanttest.Rand(3)
 			w := make([]byte, rows*mustRowBytes(b, typ, n))
-			if err := QuantizeRow(typ, gaussian(r, rows*n, 1), w); err != nil {
+			if err := quant.QuantizeRow(typ, quanttest.Gaussian(r, rows*n, 1), w); err != nil {
 				b.Fatal(err)
 			}
-			a := make([]byte, mustRowBytes(b, Q8_K, n))
-			QuantizeRowQ8K(gaussian(r, n, 1), a)
+			a := make([]byte, mustRowBytes(b, quant.Q8_K, n))
+			quant.QuantizeRowQ8K(quanttest.Gaussian(r, n, 1), a)
 			size, _ := InterleavedSize(typ, rows, n)
 			il := make([]byte, size)
 			if err := Interleave(typ, w, n, il); err != nil {
@@ -117,7 +120,7 @@ func BenchmarkGemv(b *testing.B) {
 			out := make([]float32, rows)
 			mm, dot := InterleavedMatMulFunc(typ), DotFunc(typ)
 			wb := len(w) / rows
-			blocks := float64(rows * n / QK_K)
+			blocks := float64(rows * n / quant.QK_K)
 			b.Run(fmt.Sprintf("%s/n=%d/4rows", typ, n), func(b *testing.B) {
 				for b.Loop() {
 					mm(il, a, n, rows, 1, out, rows, nil)
