@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"smolchat/model"
 	"smolchat/model/chat"
 	"smolchat/model/gguf"
 )
@@ -114,7 +115,7 @@ func rendererFor(env *Env, path string) (chat.Renderer, error) {
 	defer f.Close()
 	arch, _ := f.String("general.architecture")
 	template, _ := f.String("tokenizer.chat_template")
-	r := chat.ForModel(arch, template)
+	r := chat.ForModel(model.ChatFormat(arch), template)
 	if !r.Recognised() && template != "" {
 		env.Log.Warn("chat template not recognised: rendering the messages as raw text", "model", path, "arch", arch)
 	}

@@ -215,9 +215,13 @@ type weightChunk struct {
 func (w *weights) Bytes() int64 { return int64(w.RowBytes) * int64(w.M) }
 
 // kernelType is how the WGSL kernels take a weight type: the suffix of its shaders (dq_{suffix}.wgsl,
-// the WTYPE define) and, where the device stores blocks larger than the file's, the device's block size.
+// the WTYPE define), whether it has kernels of its own, and, where the device stores blocks larger than
+// the file's, the device's block size.
 type kernelType struct {
-	suffix     string
+	suffix string
+	// own: the type has its own mat-vec (matvec_{suffix}.wgsl) and mat-mat weight tile, 64 deep
+	// (mm_tile_{suffix}.wgsl); the others run matvec.wgsl and mm_tile_dq4.wgsl through their dequantizer.
+	own        bool
 	blockBytes int // 0: as in the file
 }
 
@@ -226,14 +230,24 @@ type kernelType struct {
 //
 // Q6_K's 210-byte blocks are padded to 224 on the device (6.7% more memory for those tensors) so that
 // every block starts on a 16-byte boundary: its fields then load as whole vec4 words, where at 2-byte
-// alignment each 16 bytes cost five word loads and a funnel shift, and the Q6_K mat-vec spent twice the
-// time per weight of Q4_K's (lavapipe, bench --profile).
+// alignment each 16 bytes cost five word loads and a funnel shift (27% more CPU time per weight for the
+// Q6_K mat-vec on lavapipe, BenchmarkMatVec).
 var kernelTypes = map[quant.Type]kernelType{
 	quant.F32:  {suffix: "f32"},
 	quant.F16:  {suffix: "f16"},
 	quant.Q8_0: {suffix: "q8_0"},
-	quant.Q4_K: {suffix: "q4_k"},
-	quant.Q6_K: {suffix: "q6_k", blockBytes: 224},
+	quant.Q4_K: {suffix: "q4_k", own: true},
+	quant.Q6_K: {suffix: "q6_k", own: true, blockBytes: 224},
+}
+
+// ownKernels reports whether the kernel type with suffix wt has kernels of its own (kernelType.own).
+func ownKernels(wt string) bool {
+	for _, kt := range kernelTypes {
+		if kt.suffix == wt {
+			return kt.own
+		}
+	}
+	return false
 }
 
 // deviceRowBytes is the bytes a row of k elements of type t takes on the device.

@@ -42,7 +42,7 @@ type matvecShape struct {
 // rows, sharing each x load 8 ways: rows of up to 32 such units get one unit per thread, 32 threads
 // (SmolLM3's 2048-wide rows), longer rows 64 threads (measured on lavapipe, docs/BENCHMARKS.md).
 func matvecShapeFor(wt string, k int) matvecShape {
-	if matvecOwn[wt] {
+	if ownKernels(wt) {
 		wg := 64
 		if k/64 <= 32 {
 			wg = 32
@@ -51,10 +51,6 @@ func matvecShapeFor(wt string, k int) matvecShape {
 	}
 	return matvecShape{file: "matvec.wgsl", wg: matvecWG, rows: matvecRows}
 }
-
-// matvecOwn are the kernel types with mat-vec kernels of their own, matvec_{type}.wgsl; the others run
-// matvec.wgsl through their dequantizer.
-var matvecOwn = map[string]bool{"q4_k": true, "q6_k": true}
 
 // matmulShape is a prefill mat-mat variant, matmul.wgsl's knobs: tm rows by tn tokens a workgroup, rm
 // rows by rn tokens a thread (its register tile), f16 tiles in workgroup memory. Every shape is a
@@ -91,15 +87,17 @@ func matmulTileFor(d *device, wt string) (matmulShape, error) {
 	return matmulShape{}, first
 }
 
-// matmulTiles are the weight tile files of matmul.wgsl with their depth TK, by kernel type: the
-// K-quants have their own, 64 elements deep (mm_tile_q4_k.wgsl, mm_tile_q6_k.wgsl); other types use
-// matmulDQ4Tile, which dequantizes 32 deep through dq_{type}.wgsl.
-var matmulTiles = map[string]mmTileFile{
-	"q4_k": {"q4_k", 64},
-	"q6_k": {"q6_k", 64},
-}
-
+// matmulDQ4Tile is the weight tile of the types without their own (kernelType.own), which dequantizes 32
+// deep through dq_{type}.wgsl; those with their own tile, mm_tile_{type}.wgsl, take it 64 deep.
 var matmulDQ4Tile = mmTileFile{"dq4", 32}
+
+// matmulTileOf returns the weight tile file of kernel type wt.
+func matmulTileOf(wt string) mmTileFile {
+	if ownKernels(wt) {
+		return mmTileFile{wt, 64}
+	}
+	return matmulDQ4Tile
+}
 
 // mmTileFile is a weight tile file, mm_tile_{file}.wgsl, and the depth TK it sets.
 type mmTileFile struct {
@@ -114,11 +112,7 @@ func matmulTileBytes(s matmulShape, wt string) int {
 	if s.f16 {
 		elt = 2
 	}
-	tile, ok := matmulTiles[wt]
-	if !ok {
-		tile = matmulDQ4Tile
-	}
-	return tile.tk * (s.tn + s.tm) * elt
+	return matmulTileOf(wt).tk * (s.tn + s.tm) * elt
 }
 
 func (s matmulShape) String() string {
@@ -149,13 +143,12 @@ func (s matmulShape) check(d *device, wt string) error {
 	return nil
 }
 
-// defs are the kernel defines of the shape for weights of kernel type wt (tile file from matmulTiles).
+// defs are the kernel defines of the shape for weights of kernel type wt (tile file from matmulTileOf).
 func (s matmulShape) defs(wt string) shaders.Defines {
 	defs := shaders.Defines{"TM": fmt.Sprint(s.tm), "TN": fmt.Sprint(s.tn), "RM": fmt.Sprint(s.rm), "RN": fmt.Sprint(s.rn),
-		"F16": boolDef(s.f16), "TILE": matmulDQ4Tile.file, "WTYPE": wt}
-	if tile, ok := matmulTiles[wt]; ok {
-		defs["TILE"] = tile.file
-		delete(defs, "WTYPE")
+		"F16": boolDef(s.f16), "TILE": matmulTileOf(wt).file}
+	if !ownKernels(wt) {
+		defs["WTYPE"] = wt // mm_tile_dq4.wgsl includes dq_{WTYPE}.wgsl
 	}
 	return defs
 }

@@ -24,7 +24,13 @@ type Family struct {
 	Act          Activation    // the feed-forward: down(act(gate) · up)
 	Norm         NormPlacement // where the RMS norms sit in a block
 	EmbedScale   float32       // the token embeddings are multiplied by it (Gemma: √dim); 1 for most
+	// ChatFormat is the chat format (a model/chat renderer's name) of the family's files that carry no
+	// tokenizer.chat_template; "" renders raw text.
+	ChatFormat string
 }
+
+// ChatFormat returns the chat format of architecture arch's files without a template (Family.ChatFormat).
+func ChatFormat(arch string) string { return families[arch].ChatFormat }
 
 // RopeStyle is how RoPE pairs the dimensions of a head it rotates.
 type RopeStyle string
@@ -60,7 +66,8 @@ var families = map[string]Family{
 	"llama": {Rope: RopeNorm, HasRopeFreqs: true, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
 	// SmolLM3 is llama with NoPE layers; llama.cpp hard-codes n_no_rope_layer_step = 4 for it and the
 	// file has no key for it (spec §1.1).
-	"smollm3": {Rope: RopeNorm, NoRopeStep: 4, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
+	// Files converted without the template still speak SmolLM3's format (the synthetic test file has none).
+	"smollm3": {Rope: RopeNorm, NoRopeStep: 4, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1, ChatFormat: "smollm3"},
 	// Qwen3 dense (llama.cpp's llm_build_qwen3): QK-norm before NEOX RoPE.
 	"qwen3": {Rope: RopeNeox, QKNorm: true, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
 }

@@ -113,7 +113,7 @@ func TestSharedModels(t *testing.T) {
 			RopeScaling: RopeScalingNone, RopeFactor: 1, RopeOrigContext: 2048, RopeAttnFactor: 1}, nil},
 		{"smollm3-tiny-synthetic-Q4_K_M.gguf", Config{Arch: "smollm3", Dim: 512, Layers: 8, Heads: 4, KVHeads: 1,
 			HeadDim: 128, FF: 1536, Vocab: 128256, Context: 4096, RopeBase: 5e6, RopeDim: 128, RMSEps: 1e-6,
-			Family:         Family{Rope: RopeNorm, NoRopeStep: 4, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1},
+			Family:         Family{Rope: RopeNorm, NoRopeStep: 4, Act: SiLUGLU, Norm: PreNorm, EmbedScale: 1, ChatFormat: "smollm3"},
 			TrainedContext: 4096, RopeScaling: RopeScalingNone, RopeFactor: 1, RopeOrigContext: 4096, RopeAttnFactor: 1,
 			TiedOutput: true}, []int{3, 7}},
 	} {

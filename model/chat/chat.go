@@ -114,14 +114,23 @@ func (p Prompt) Tokens(enc func(text string, parseSpecial bool) []int32) []int32
 	return ids
 }
 
-// ForModel picks the renderer for a model from its architecture (general.architecture) and its chat
-// template text (tokenizer.chat_template, empty if absent): SmolLM3's for the smollm3 architecture or
-// a template with SmolLM3's reasoning flags, Qwen3's for a ChatML template with an enable_thinking switch
-// and <think> blocks, ChatML for any other template using <|im_start|>, Llama 3 Instruct's for one with
-// <|start_header_id|> turns, and Raw otherwise (a base model such as stories260K has no template at all).
-func ForModel(arch, template string) Renderer {
+// ForModel picks the renderer for a model from its chat template text (tokenizer.chat_template):
+// SmolLM3's for a template with SmolLM3's reasoning flags, Qwen3's for a ChatML template with an
+// enable_thinking switch and <think> blocks, ChatML for any other template using <|im_start|>, Llama 3
+// Instruct's for one with <|start_header_id|> turns, and Raw otherwise. A file with no template gets
+// the renderer named format, its family's chat format (model.Family.ChatFormat), or Raw (a base model
+// such as stories260K).
+func ForModel(format, template string) Renderer {
+	if template == "" {
+		for _, r := range []Renderer{SmolLM3{}, Qwen3{}, ChatML{}, Llama3{}} {
+			if r.Name() == format {
+				return r
+			}
+		}
+		return Raw{}
+	}
 	switch {
-	case arch == "smollm3" || strings.Contains(template, "Reasoning Mode") || strings.Contains(template, "/no_think"):
+	case strings.Contains(template, "Reasoning Mode") || strings.Contains(template, "/no_think"):
 		return SmolLM3{}
 	case strings.Contains(template, imStart) && strings.Contains(template, "enable_thinking") && strings.Contains(template, "<think>"):
 		return Qwen3{}

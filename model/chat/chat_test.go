@@ -176,10 +176,12 @@ func TestRaw(t *testing.T) {
 
 func TestForModel(t *testing.T) {
 	tests := []struct {
-		arch, template string
-		want           string
+		format, template string
+		want             string
 	}{
 		{"smollm3", "", "smollm3"},
+		{"qwen3", "", "qwen3"},
+		{"smollm3", "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}", "chatml"}, // the file's template wins
 		{"llama", "{{- \"Reasoning Mode: \" + reasoning_mode -}}", "smollm3"},
 		{"llama", "{% if '/no_think' in system %}", "smollm3"},
 		{"qwen2", "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}", "chatml"},
@@ -187,8 +189,8 @@ func TestForModel(t *testing.T) {
 		{"llama", "{{ bos_token }}[INST] {{ m.content }} [/INST]", "raw"},
 	}
 	for _, tt := range tests {
-		if got := ForModel(tt.arch, tt.template).Name(); got != tt.want {
-			t.Errorf("ForModel(%q, %q) = %s, want %s", tt.arch, tt.template, got, tt.want)
+		if got := ForModel(tt.format, tt.template).Name(); got != tt.want {
+			t.Errorf("ForModel(%q, %q) = %s, want %s", tt.format, tt.template, got, tt.want)
 		}
 	}
 }
