@@ -41,6 +41,25 @@ func TestArchConformance(t *testing.T) {
 				rows = append(rows, l[0])
 			}
 			conformance.Check(t, conformance.Errors(rows, c), c.Limits, false, "gpu, token by token")
+
+			// The integer path of the mat-vecs (8-bit activations, as the CPU's fast numerics) is held
+			// to the same limits as the CPU's fast mode.
+			opts := options{Context: c.Context()}
+			opts.Int8 = true
+			bi := openTestBackend(t, m, opts)
+			if !bi.d.dot4 {
+				t.Log("the device has no packed integer dot products: no integer path to compare")
+				return
+			}
+			rows = rows[:0]
+			for _, tok := range c.Tokens {
+				l, err := bi.Forward(context.Background(), []int32{tok}, []int{0})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rows = append(rows, l[0])
+			}
+			conformance.Check(t, conformance.Errors(rows, c), c.Limits, false, "gpu int8, token by token")
 		})
 	}
 }

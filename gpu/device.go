@@ -30,6 +30,9 @@ type deviceOptions struct {
 	MaxBindingSize uint64
 	// NoSubgroups makes kernels reduce through workgroup memory even when the device has subgroups.
 	NoSubgroups bool
+	// Int8 makes the K-quant mat-vecs that tuning did not choose take the integer path (q8.wgsl) where
+	// the device has it, so that tests check its numerics end to end.
+	Int8 bool
 	// Log receives device messages; nil discards them.
 	Log *slog.Logger
 }
@@ -51,6 +54,8 @@ type device struct {
 	timestamps bool   // timestamp-query enabled: the profiler times passes inside one submit
 	sgFeature  bool   // a subgroup feature is enabled on the device
 	subgroups  bool   // subgroup kernels in use
+	dot4       bool   // WGSL's packed 4x8-bit integer dot products compile (the INT8 mat-vec variants)
+	int8       bool   // deviceOptions.Int8
 	maxBinding uint64 // bytes per storage binding, a multiple of 256
 	// matmulTile is the prefill mat-mat shape new products use; zero means the first of matmulPreferred
 	// the adapter accepts. Tests (and a tuner) set it to build other variants.
@@ -170,9 +175,29 @@ func (d *device) open(opts deviceOptions) error {
 		return err
 	}
 	d.step = step
+	d.dot4 = d.compiles(dot4Probe)
+	d.int8 = opts.Int8
 	d.log.Debug("gpu device opened", "adapter", d.Info.Name, "type", d.Info.Type, "backend", d.Info.Backend,
-		"shader_f16", d.f16, "subgroups", d.subgroups, "max_binding", d.maxBinding, "reason", d.Reason)
+		"shader_f16", d.f16, "subgroups", d.subgroups, "dot4", d.dot4, "max_binding", d.maxBinding, "reason", d.Reason)
 	return nil
+}
+
+// dot4Probe uses what the integer mat-vec path needs of WGSL's packed_4x8_integer_dot_product language
+// extension. WebGPU implementations list the language extensions they have, but the Go binding does not
+// expose the list, so the device compiles this instead.
+const dot4Probe = `@group(0) @binding(0) var<storage, read_write> o: array<i32>;
+@compute @workgroup_size(1) fn main() { o[0] = dot4I8Packed(pack4xI8(vec4<i32>(o[1])), 0x01010101u); }`
+
+// compiles reports whether the device accepts the WGSL source src.
+func (d *device) compiles(src string) bool {
+	err := d.wrap("compiling a probe", func() error {
+		mod, err := d.dev.TryCreateShaderModule(&wgpu.ShaderModuleDescriptor{Label: "probe", WGSLSource: &wgpu.ShaderSourceWGSL{Code: src}})
+		if err == nil {
+			mod.Release()
+		}
+		return err
+	})
+	return err == nil
 }
 
 // onLost is the device-lost callback: it marks the device dead, so every later call returns the loss

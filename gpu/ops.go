@@ -35,6 +35,7 @@ type matvecShape struct {
 	file     string
 	wg, rows int
 	tree     bool
+	int8     bool // the integer path of the K-quant kernels (q8.wgsl): 8-bit activations, dot4I8Packed
 }
 
 // matvecShapeFor returns the mat-vec kernel for rows of k elements of type wt (kernelTypes). The K-quants
@@ -234,13 +235,16 @@ func (d *device) newMatMul(w *weights, x bufRange, xStride int, y bufRange, yStr
 	return d.newMatMulShape(w, x, xStride, y, yStride, yOff, o, d.matvecShapeOf(w))
 }
 
-// matvecShapeOf is the mat-vec variant for w: tuning's choice for its shape, else the built-in one.
+// matvecShapeOf is the mat-vec variant for w: tuning's choice for its shape, else the built-in one
+// (on the integer path where deviceOptions.Int8 asks for it and the device has it).
 func (d *device) matvecShapeOf(w *weights) matvecShape {
 	wt := kernelTypes[w.Type].suffix
 	if s, ok := d.tuned[matShape{wt: wt, k: w.K, m: w.M}]; ok {
 		return s
 	}
-	return matvecShapeFor(wt, w.K)
+	s := matvecShapeFor(wt, w.K)
+	s.int8 = d.int8 && d.dot4 && ownKernels(wt)
+	return s
 }
 
 // newMatMulShape is newMatMul with the mat-vec variant given.
@@ -258,7 +262,8 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	}
 	mvKernel := func(nt int) (*kernel, error) {
 		defs := shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(shape.rows), "NT": fmt.Sprint(nt),
-			"RNT": fmt.Sprint(shape.rows * nt), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope)}
+			"RNT": fmt.Sprint(shape.rows * nt), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope),
+			"INT8": boolDef(shape.int8)}
 		if shape.file == "matvec.wgsl" {
 			defs["WTYPE"] = wt
 		}

@@ -409,8 +409,9 @@ func (d *device) timeRecord(rec func(e *encoder), reps int) (float64, error) {
 
 // matvecCandidates are the workgroup shapes tuning tries for weight type wt: threads per workgroup and
 // rows per workgroup (even, for RoPE pairs), each with the device's reduction and, where that is the
-// subgroup one, also with the workgroup-memory tree. Shapes beyond the device's invocation or workgroup-memory limits
-// are left out.
+// subgroup one, also with the workgroup-memory tree; for the K-quants on a device with packed integer dot
+// products, the integer path too (up to 16 rows). Shapes beyond the device's invocation or
+// workgroup-memory limits are left out.
 func matvecCandidates(d *device, wt string) []matvecShape {
 	file, wgs, rows := "matvec.wgsl", []int{64, 128, 256}, []int{2, 4, 8}
 	if ownKernels(wt) {
@@ -430,6 +431,10 @@ func matvecCandidates(d *device, wt string) []matvecShape {
 			}
 			for _, tree := range reductions {
 				out = append(out, matvecShape{file: file, wg: wg, rows: r, tree: tree})
+				// The integer path with the device's reduction, for the K-quants where it compiles.
+				if d.dot4 && ownKernels(wt) && !tree && r <= 16 {
+					out = append(out, matvecShape{file: file, wg: wg, rows: r, int8: true})
+				}
 			}
 		}
 	}
@@ -443,7 +448,11 @@ func (s matvecShape) String() string {
 	if s.tree {
 		red = "tree"
 	}
-	return fmt.Sprintf("wg=%d rows=%d reduce=%s", s.wg, s.rows, red)
+	path := ""
+	if s.int8 {
+		path = " int8"
+	}
+	return fmt.Sprintf("wg=%d rows=%d reduce=%s%s", s.wg, s.rows, red, path)
 }
 
 // matmulCandidates are the mat-mat shapes tuning tries (and the tests check): register tiles of 8x8, 4x4
@@ -475,6 +484,10 @@ func parseMatmulShape(v string) (matmulShape, bool) {
 func parseMatvecShape(wt, v string) (matvecShape, bool) {
 	var s matvecShape
 	var red string
+	v, s.int8 = strings.CutSuffix(v, " int8")
+	if s.int8 && !ownKernels(wt) {
+		return s, false
+	}
 	if _, err := fmt.Sscanf(v, "wg=%d rows=%d reduce=%s", &s.wg, &s.rows, &red); err != nil || s.wg <= 0 || s.rows <= 0 || s.rows%2 != 0 {
 		return s, false
 	}

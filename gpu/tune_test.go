@@ -17,7 +17,9 @@ import (
 
 // TestMatvecCandidates runs every mat-vec variant tuning may choose against the CPU twin (ref.MatVec), on
 // the awkward shapes of matCases and for one and three tokens: a variant the tuner picks must compute
-// what the built-in one does.
+// what the built-in one does. The integer variants are compared on the activations they see
+// (ref.QuantizeQ8x16) with a tolerance of 1e-3 instead of 1e-4: a product the GPU fuses may round a
+// quantization tie the other way, moving one activation by a step.
 func TestMatvecCandidates(t *testing.T) {
 	d := testDevice(t)
 	for _, c := range matCases {
@@ -34,9 +36,13 @@ func TestMatvecCandidates(t *testing.T) {
 					run(t, d, T, 0, func(e *encoder) { op.Record(e, T) })
 					y := mustF32(t, d, yb, 0, T*c.m)
 					for tok := range T {
-						want := ref.MatVec(deq, c.m, c.k, x[tok*c.k:(tok+1)*c.k])
-						if e := relErr(y[tok*c.m:(tok+1)*c.m], want); e > 1e-4 {
-							t.Errorf("token %d: max relative error %.3g > 1e-4", tok, e)
+						xt, tol := x[tok*c.k:(tok+1)*c.k], 1e-4
+						if shape.int8 {
+							xt, tol = ref.QuantizeQ8x16(xt), 1e-3
+						}
+						want := ref.MatVec(deq, c.m, c.k, xt)
+						if e := relErr(y[tok*c.m:(tok+1)*c.m], want); e > tol {
+							t.Errorf("token %d: max relative error %.3g > %g", tok, e, tol)
 						}
 					}
 				})
@@ -137,8 +143,16 @@ func TestTune(t *testing.T) {
 		if i == 1 && !slices.Equal(rep.Choices, first) {
 			t.Errorf("the cached choices %+v differ from the timed ones %+v", rep.Choices, first)
 		}
-		if e := relErr(logits(b), want); e > 1e-4 {
-			t.Errorf("load %d: tuned logits differ from untuned ones by %.3g", i, e)
+		// A choice of the integer path quantizes activations to 8 bits (TestArchConformance bounds that
+		// against llama.cpp); the others compute what the built-in variants do.
+		tol := 1e-4
+		for _, ch := range rep.Choices {
+			if strings.HasSuffix(ch.Variant, " int8") {
+				tol = 5e-2
+			}
+		}
+		if e := relErr(logits(b), want); e > tol {
+			t.Errorf("load %d: tuned logits differ from untuned ones by %.3g (limit %g)", i, e, tol)
 		}
 		b.Close()
 	}

@@ -19,11 +19,16 @@
 // element. Threads take groups lid, lid+WG, ...: neighbours read neighbouring 32-byte pieces of a row.
 // reduce_rows (subgroupAdd when SUBGROUPS, whatever the subgroup size; a shared-memory tree otherwise)
 // combines the threads' partial sums.
+// INT8 (q8.wgsl): the thread quantizes its 64 activations once (four groups of 16, a scale each) and
+// takes each Σx·q as Σ_16 scale * dot4I8Packed sums, and Σx for the min term from the quantized sums.
 // Dispatch: grid (see common.wgsl) of ceil(M/ROWS) workgroups along x/y, ceil(T/NT) along z.
 // Requires K % 256 == 0 and x_stride % 4 == 0.
 
 //#include "matvec_io.wgsl"
 //#include "packed.wgsl"
+//#if INT8
+//#include "q8.wgsl"
+//#endif
 
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 
@@ -49,9 +54,19 @@ fn main(id: MatIds) {
             for (var j = 0u; j < 16u; j++) {
                 xs[j] = x[xi + j];
             }
+//#if INT8
+            // Elements 0..15, 16..31 (sub-block 2g), 32..47, 48..63 (2g+1) of the group.
+            let xq0 = q8x16(xs[0], xs[1], xs[2], xs[3]);
+            let xq1 = q8x16(xs[4], xs[5], xs[6], xs[7]);
+            let xq2 = q8x16(xs[8], xs[9], xs[10], xs[11]);
+            let xq3 = q8x16(xs[12], xs[13], xs[14], xs[15]);
+            let sx0 = xq0.s + xq1.s;
+            let sx1 = xq2.s + xq3.s;
+//#else
             let one = vec4<f32>(1.0);
             let sx0 = dot(xs[0] + xs[1] + xs[2] + xs[3] + xs[4] + xs[5] + xs[6] + xs[7], one);
             let sx1 = dot(xs[8] + xs[9] + xs[10] + xs[11] + xs[12] + xs[13] + xs[14] + xs[15], one);
+//#endif
             // Sub-blocks 2g and 2g+1 are bytes 2(g%2) and 2(g%2)+1 of the unpacked scale and min words of
             // sub-blocks 0..3 (g < 2) or 4..7 (g >= 2); get_scale_min_k4 for four sub-blocks at once.
             let hi = g >= 2u;
@@ -64,9 +79,15 @@ fn main(id: MatIds) {
                 let scw = select(hdr.y & 0x3F3F3F3Fu, (hdr.w & 0x0F0F0F0Fu) | ((hdr.y >> 2u) & 0x30303030u), hi) >> sh;
                 let mw = select(hdr.z & 0x3F3F3F3Fu, ((hdr.w >> 4u) & 0x0F0F0F0Fu) | ((hdr.z >> 2u) & 0x30303030u), hi) >> sh;
                 let m4 = vec4<u32>(0x0F0F0F0Fu);
+//#if INT8
+                let d0 = xq0.d * f32(idot16(qa & m4, xq0.q)) + xq1.d * f32(idot16(qb & m4, xq1.q));
+                let d1 = xq2.d * f32(idot16((qa >> vec4<u32>(4u)) & m4, xq2.q)) +
+                    xq3.d * f32(idot16((qb >> vec4<u32>(4u)) & m4, xq3.q));
+//#else
                 let d0 = dot_u8x16(qa & m4, xs[0], xs[1], xs[2], xs[3]) + dot_u8x16(qb & m4, xs[4], xs[5], xs[6], xs[7]);
                 let d1 = dot_u8x16((qa >> vec4<u32>(4u)) & m4, xs[8], xs[9], xs[10], xs[11]) +
                     dot_u8x16((qb >> vec4<u32>(4u)) & m4, xs[12], xs[13], xs[14], xs[15]);
+//#endif
                 let dm = unpack2x16float(hdr.x);
                 acc[tt * {{ROWS}}u + r] += dm.x * (f32(scw & 0xFFu) * d0 + f32((scw >> 8u) & 0xFFu) * d1) -
                     dm.y * (f32(mw & 0xFFu) * sx0 + f32((mw >> 8u) & 0xFFu) * sx1);

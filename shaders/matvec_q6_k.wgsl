@@ -19,11 +19,17 @@
 // d * Σ_q sc_q * (Σx·q6 - 32 Σx), so the -32 offset costs nothing per element. Threads take units
 // lid, lid+WG, ...; reduce_rows (subgroupAdd when SUBGROUPS, whatever the subgroup size; a shared-memory
 // tree otherwise) combines their partial sums.
+// INT8 (q8.wgsl): the thread quantizes each quarter's 16 activations once (a scale each, the scale
+// granularity of the weights) and takes Σx·q6 as scale * dot4I8Packed sums, Σx for the -32 offset from
+// the quantized sums.
 // Dispatch: grid (see common.wgsl) of ceil(M/ROWS) workgroups along x/y, ceil(T/NT) along z.
 // Requires K % 256 == 0 and x_stride % 4 == 0.
 
 //#include "matvec_io.wgsl"
 //#include "packed.wgsl"
+//#if INT8
+//#include "q8.wgsl"
+//#endif
 
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 
@@ -52,9 +58,17 @@ fn main(id: MatIds) {
                     xs[4u * q + j] = x[xi + 8u * q + j];
                 }
             }
+//#if INT8
+            let xq0 = q8x16(xs[0], xs[1], xs[2], xs[3]);
+            let xq1 = q8x16(xs[4], xs[5], xs[6], xs[7]);
+            let xq2 = q8x16(xs[8], xs[9], xs[10], xs[11]);
+            let xq3 = q8x16(xs[12], xs[13], xs[14], xs[15]);
+            let sx = vec4<f32>(xq0.s, xq1.s, xq2.s, xq3.s);
+//#else
             let one = vec4<f32>(1.0);
             let sx = vec4<f32>(dot(xs[0] + xs[1] + xs[2] + xs[3], one), dot(xs[4] + xs[5] + xs[6] + xs[7], one),
                 dot(xs[8] + xs[9] + xs[10] + xs[11], one), dot(xs[12] + xs[13] + xs[14] + xs[15], one));
+//#endif
             let m4 = vec4<u32>(0x0F0F0F0Fu);
             let m2 = vec4<u32>(0x30303030u);
             for (var r = 0u; r < {{ROWS}}u; r++) {
@@ -73,8 +87,13 @@ fn main(id: MatIds) {
                 let q1 = (ql1 & m4) | ((qh << vec4<u32>(2u)) & m2);
                 let q2 = ((ql0 >> vec4<u32>(4u)) & m4) | (qh & m2);
                 let q3 = ((ql1 >> vec4<u32>(4u)) & m4) | ((qh >> vec4<u32>(2u)) & m2);
+//#if INT8
+                let dq = vec4<f32>(xq0.d * f32(idot16(q0, xq0.q)), xq1.d * f32(idot16(q1, xq1.q)),
+                    xq2.d * f32(idot16(q2, xq2.q)), xq3.d * f32(idot16(q3, xq3.q)));
+//#else
                 let dq = vec4<f32>(dot_u8x16(q0, xs[0], xs[1], xs[2], xs[3]), dot_u8x16(q1, xs[4], xs[5], xs[6], xs[7]),
                     dot_u8x16(q2, xs[8], xs[9], xs[10], xs[11]), dot_u8x16(q3, xs[12], xs[13], xs[14], xs[15]));
+//#endif
                 acc[tt * {{ROWS}}u + r] += d * dot(sc, dq - 32.0 * sx);
             }
         }

@@ -24,6 +24,28 @@ func MatVec(w []float32, m, k int, x []float32) []float32 {
 	return y
 }
 
+// QuantizeQ8x16 returns x as the integer mat-vec path sees it (shaders/q8.wgsl): each group of 16
+// quantized to int8 with the scale amax/127, rounded to nearest even, and scaled back. The arithmetic is
+// float32, as the kernel's.
+func QuantizeQ8x16(x []float32) []float32 {
+	out := make([]float32, len(x))
+	for g := 0; g < len(x); g += 16 {
+		grp := x[g:min(g+16, len(x))]
+		var amax float32
+		for _, v := range grp {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		if amax == 0 {
+			continue
+		}
+		inv, d := 127/amax, amax/127
+		for i, v := range grp {
+			out[g+i] = d * float32(math.RoundToEven(float64(v*inv)))
+		}
+	}
+	return out
+}
+
 // RMSNorm returns x / sqrt(mean(x^2) + eps) * g.
 func RMSNorm(x, g []float32, eps float32) []float32 {
 	var ss float64
