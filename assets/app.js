@@ -108,7 +108,7 @@
     document.body.addEventListener("htmx:sseMessage", (e) => {
       const type = e.detail && e.detail.type;
       const article = e.target.closest && e.target.closest(".msg");
-      if (type === "answer" && article && !article.dataset.answering) {
+      if (type && type.startsWith("answer-") && article && !article.dataset.answering) {
         // The answer started: fold the reasoning away, as the reader now wants the answer.
         article.dataset.answering = "1";
         const details = $("details.thinking", article);
@@ -161,31 +161,58 @@
       }
     });
 
-    // --- Copy buttons ------------------------------------------------------------------------------
+    // --- Copy buttons, code bars, formulas ------------------------------------------------------
     document.body.addEventListener("click", (e) => {
       const btn = e.target.closest("button.copy, button.copy-code");
       if (!btn) return;
       const text = btn.classList.contains("copy-code")
-        ? btn.parentElement.querySelector("code").innerText
+        ? (btn.closest(".code-block") || btn.parentElement).querySelector("code").innerText
         : (btn.closest(".msg").querySelector(".content") || {}).innerText || "";
       navigator.clipboard.writeText(text).then(() => {
         btn.classList.add("copied");
         setTimeout(() => btn.classList.remove("copied"), 1200);
       }, () => notice("The browser refused to copy."));
     });
-    const addCodeButtons = (root) => {
-      root.querySelectorAll(".markdown pre").forEach((pre) => {
-        if (pre.querySelector(".copy-code")) return;
+    // A code block's bar (server-rendered, naming the language) gets its Copy button; a formula
+    // (server-rendered as its TeX, escaped) is typeset by KaTeX with trust off: no \href, \url or
+    // \html… command makes a link or an attribute. A formula KaTeX refuses stays as its TeX, marked.
+    // This runs from a MutationObserver, so content swapped in by any means (a streamed block, a
+    // finished answer, a page) is done before it is painted.
+    const typeset = (el) => {
+      if (!window.katex) return;
+      try {
+        window.katex.render(el.textContent, el, {
+          displayMode: el.classList.contains("math-display"),
+          throwOnError: true, // an error is shown below, as text: KaTeX's own uses an inline style
+          trust: false,
+          strict: "ignore",
+          maxExpand: 1000,
+          maxSize: 20,
+          output: "htmlAndMathml",
+        });
+      } catch (err) {
+        el.classList.add("math-error");
+        el.title = String(err && err.message || err);
+      }
+      el.dataset.typeset = "1";
+    };
+    const decorate = (root) => {
+      if (!root.querySelectorAll) return;
+      root.querySelectorAll(".markdown .code-head").forEach((head) => {
+        if (head.querySelector(".copy-code")) return;
         const b = document.createElement("button");
         b.type = "button";
         b.className = "copy-code";
         b.textContent = "Copy";
         b.setAttribute("aria-label", "Copy code");
-        pre.appendChild(b);
+        head.appendChild(b);
       });
+      root.querySelectorAll(".markdown .math:not([data-typeset])").forEach(typeset);
     };
-    addCodeButtons(document);
-    document.body.addEventListener("htmx:load", (e) => addCodeButtons(e.detail.elt));
+    decorate(document);
+    new MutationObserver((records) => {
+      for (const r of records) r.addedNodes.forEach((n) => { if (n.nodeType === 1) decorate(n.parentNode || n); });
+    }).observe(messages, { childList: true, subtree: true });
 
     // --- Sidebar drawer (small screens) ------------------------------------------------------------
     const open = $("#open-sidebar");

@@ -70,10 +70,10 @@ type (
 	streamView struct {
 		ID    string
 		Meter meterView // sent out of band with a new placeholder, to show the prompt's size
-		// A page rendered while the answer streams shows the text so far, and From asks the stream for
-		// what follows it.
-		Thinking, Answer string
-		From             string
+		// A page rendered while the answer streams shows the text so far: each part's finished blocks
+		// and its open one, rendered (livePart).
+		Thinking, ThinkingOpen, Answer, AnswerOpen template.HTML
+		Answering                                  bool // the answer has started (the reasoning is folded)
 	}
 	settingsView struct {
 		Think       bool
