@@ -87,6 +87,8 @@ type (
 		OOB    bool
 		// NoReasoning hides the thinking toggle: the loaded model's template has no reasoning mode.
 		NoReasoning bool
+		// ThinkDefault is the saved defaults' thinking in new chats: "on", "off", or "" (the switch).
+		ThinkDefault string
 	}
 	fieldView struct {
 		Name, Label, Value string

@@ -59,6 +59,9 @@ type Preset struct {
 	Think       bool     `json:"think"`
 	Temperature *float64 `json:"temperature,omitempty"`
 	Settings
+	// ThinkDefault, in the defaults for new chats only: "on" or "off" starts every new chat with
+	// thinking so; "" with the Thinking switch as this browser last left it.
+	ThinkDefault string `json:"think_default,omitempty"`
 }
 
 // Message is one turn of a conversation. The stats fields are set on assistant messages only.
