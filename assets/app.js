@@ -22,15 +22,61 @@
     };
     prompt.addEventListener("input", autosize);
 
+    const attachments = $("#attachments");
+    const empty = () => prompt.value.trim() === "" && !attachments.querySelector(".attachment");
     prompt.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
-        if (!busy() && prompt.value.trim() !== "") form.requestSubmit();
+        if (!busy() && !empty()) form.requestSubmit();
       }
     });
     document.body.addEventListener("htmx:beforeRequest", (e) => {
       // Nothing to send, or an answer is still streaming (the server would refuse it).
-      if (e.detail.elt === form && (busy() || prompt.value.trim() === "")) e.preventDefault();
+      if (e.detail.elt === form && (busy() || empty())) e.preventDefault();
+    });
+
+    // --- Attachments ------------------------------------------------------------------------------
+    // Each file (from the button, a drop or a paste) goes to /attach, which reads its text and answers
+    // with a chip (name, token count, the text in a hidden field) or an error notice; the chips'
+    // fields go with the message. The server writes both, escaped: a file's name is never markup.
+    async function attachFile(file) {
+      const data = new FormData();
+      data.append("file", file, file.name);
+      let resp;
+      try {
+        resp = await fetch("/attach", { method: "POST", body: data, credentials: "same-origin",
+          headers: { "X-CSRF-Token": csrf(), "HX-Request": "true" } });
+      } catch (err) {
+        serverLost();
+        return;
+      }
+      const html = await resp.text();
+      if (!resp.ok) {
+        const text = new DOMParser().parseFromString(html, "text/html").body.textContent.trim();
+        notice(text || "The file could not be attached (" + resp.status + ").");
+        return;
+      }
+      attachments.insertAdjacentHTML("beforeend", html);
+    }
+    const attachAll = (files) => { for (const f of files) attachFile(f); };
+    const picker = $("#attach-file");
+    $("#attach").addEventListener("click", () => picker.click());
+    picker.addEventListener("change", () => { attachAll(picker.files); picker.value = ""; });
+    attachments.addEventListener("click", (e) => {
+      const x = e.target.closest(".attachment-remove");
+      if (x) { x.closest(".attachment").remove(); prompt.focus(); }
+    });
+    prompt.addEventListener("paste", (e) => {
+      const files = e.clipboardData && e.clipboardData.files;
+      if (files && files.length) { e.preventDefault(); attachAll(files); }
+    });
+    form.addEventListener("dragover", (e) => {
+      if (e.dataTransfer && [...e.dataTransfer.types].includes("Files")) { e.preventDefault(); form.classList.add("dropping"); }
+    });
+    form.addEventListener("dragleave", (e) => { if (!form.contains(e.relatedTarget)) form.classList.remove("dropping"); });
+    form.addEventListener("drop", (e) => {
+      form.classList.remove("dropping");
+      if (e.dataTransfer && e.dataTransfer.files.length) { e.preventDefault(); attachAll(e.dataTransfer.files); }
     });
 
     // The page says which turn it shows last, so that a message typed in a stale tab (the chat moved on
@@ -44,6 +90,7 @@
     document.body.addEventListener("htmx:afterRequest", (e) => {
       if (e.detail.elt === form && e.detail.successful) {
         prompt.value = "";
+        attachments.replaceChildren();
         autosize();
         prompt.focus();
       }

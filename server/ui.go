@@ -481,10 +481,15 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	files, err := formAttachments(c)
+	if err != nil {
+		return err
+	}
 	convID := c.FormValue("conversation")
-	if name, arg, ok := parseCommand(text); ok {
+	if name, arg, ok := parseCommand(text); ok && len(files) == 0 {
 		return s.runCommand(c, name, arg, convID, settings)
 	}
+	text = withAttachments(text, files)
 	if text == "" {
 		return fiber.NewError(fiber.StatusBadRequest, "Type a message first.")
 	}
