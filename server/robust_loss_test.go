@@ -490,6 +490,10 @@ func TestStaleTabRefused(t *testing.T) {
 	if resp.StatusCode != 409 || !strings.Contains(body, "changed in another window") {
 		t.Fatalf("send from a stale page: status %d: %s", resp.StatusCode, body)
 	}
+	// The page is shown the chat as it is now, in place of what it shows.
+	if !strings.Contains(body, "You said: from the other tab") || resp.Header.Get("HX-Retarget") != "#messages" || resp.Header.Get("HX-Reswap") != "innerHTML" {
+		t.Fatalf("the stale page is not brought up to date: %v %s", resp.Header, body)
+	}
 	if msgs, _ := s.store.Messages(context.Background(), conv); len(msgs) != 4 {
 		t.Fatalf("a refused send was stored: %d messages", len(msgs))
 	}

@@ -524,6 +524,9 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 			return err
 		}
 		if err := checkShown(c.FormValue("shown"), msgs, r.flushed); err != nil {
+			if errors.Is(err, errStaleTab) {
+				return s.renderStale(c, msgs)
+			}
 			return err
 		}
 		conv = withPreset(conv, settings)
@@ -552,6 +555,30 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 // errStaleTab refuses a message sent from a page that does not show the conversation's latest turns.
 var errStaleTab = fiber.NewError(fiber.StatusConflict,
 	"This chat has changed in another window since this page was loaded: reload the page to see it, then send again (your message is still in the box).")
+
+// staleNote is what a page that sent from a stale view is told, once it shows the chat as it is now.
+const staleNote = "This chat had changed in another window: it now shows here as it is. Your message was not sent and is still in the box: send it again to add it after these turns."
+
+// renderStale refuses a message from a stale page (409) by showing the page the conversation as it is
+// now (msgs), with a notice: the page reloads the chat before anything can be appended to it.
+func (s *Server) renderStale(c *fiber.Ctx, msgs []store.Message) error {
+	var b strings.Builder
+	for _, m := range msgs {
+		html, err := s.render("partials/message", s.messageView(m))
+		if err != nil {
+			return err
+		}
+		b.WriteString(html)
+	}
+	note, err := s.render("partials/notice", noticeView{Kind: "error", Message: staleNote})
+	if err != nil {
+		return err
+	}
+	c.Set("HX-Retarget", "#messages")
+	c.Set("HX-Reswap", "innerHTML")
+	c.Status(fiber.StatusConflict).Type("html", "utf-8")
+	return c.SendString(b.String() + note)
+}
 
 // checkShown refuses a message from a stale page: shown is the ID of the last message the page shows
 // ("0": none; "": the client did not say, as API clients of /chat do not), msgs the branch the
