@@ -49,7 +49,8 @@ func TestStreamedMarkdownIsSanitized(t *testing.T) {
 // answer renders them (a code block with its language and Copy button, a table with its columns'
 // alignment, formulas typeset by KaTeX), the hostile markup is inert (no image, no javascript: link,
 // nothing run), and when the answer ends nothing above the last paragraph moves. The page reports no
-// error, so no CSP violation either; KaTeX's fonts come from the server.
+// error, so no CSP violation either; KaTeX's fonts come from the server. With SMOLCHAT_SCREENSHOTS=1 it
+// saves the answer while it streams, and once it ended, light and dark, desktop and phone.
 func TestBrowserMarkdownStreams(t *testing.T) {
 	f := newFake()
 	f.script("", liveAnswer)
@@ -87,6 +88,10 @@ func TestBrowserMarkdownStreams(t *testing.T) {
 	// gains one short word.
 	const layout = `JSON.stringify([...document.querySelector(".msg.assistant .content").querySelectorAll("p, table, .code-block, .math-display")].map((e) => Math.round(e.getBoundingClientRect().top)).concat([Math.round(document.querySelector(".msg.assistant .content").getBoundingClientRect().height), Math.round(document.querySelector(".msg.assistant .msg-foot").getBoundingClientRect().top)]))`
 	before := eval[string](b, layout)
+	if b.shots != "" {
+		b.do("to the answer's start", chromedp.Evaluate[chromedp.Void](`document.querySelector(".msg.assistant").scrollIntoView()`))
+		b.shot("markdown-streaming-light.png")
+	}
 	close(f.resume)
 	b.wait("the finished answer", `!document.querySelector(".msg.streaming") && !!document.querySelector(".msg.assistant .stats")`, 10*time.Second)
 	b.wait("settled", settled, 5*time.Second)
@@ -102,4 +107,6 @@ func TestBrowserMarkdownStreams(t *testing.T) {
 		t.Error("KaTeX's main font was not loaded from the server")
 	}
 	b.noErrors("markdown streamed")
+	b.do("to the answer's start", chromedp.Evaluate[chromedp.Void](`document.querySelector(".msg.assistant").scrollIntoView()`))
+	b.shotEach("markdown")
 }

@@ -43,8 +43,10 @@ var imageExts = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".gif
 func Text(name string, data []byte) (string, error) {
 	sniffed := http.DetectContentType(data)
 	switch {
-	case strings.HasPrefix(sniffed, "image/") || imageExts[strings.ToLower(path.Ext(name))]:
+	case strings.HasPrefix(sniffed, "image/"):
 		return "", fmt.Errorf("%w (%s)", ErrImage, sniffed)
+	case imageExts[strings.ToLower(path.Ext(name))]:
+		return "", ErrImage
 	case isPDF(data):
 		return pdfText(data)
 	}
