@@ -42,6 +42,11 @@
     async function attachFile(file) {
       const data = new FormData();
       data.append("file", file, file.name);
+      // The chat's settings, which the file's token count depends on (the template's reasoning mode,
+      // the system prompt, the answer's room).
+      for (const [k, v] of new FormData(form)) {
+        if (k !== "content" && k !== "attachment" && k !== "attachment_name") data.append(k, v);
+      }
       let resp;
       try {
         resp = await fetch("/attach", { method: "POST", body: data, credentials: "same-origin",

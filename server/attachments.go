@@ -15,8 +15,9 @@ import (
 )
 
 // Attachments. The composer uploads a file (its button, a drop, a paste) to POST /attach, which reads
-// its text (server/attach), counts its tokens and answers with a chip for the composer: the file's name
-// and token count, and its text in a hidden field. The message is sent with the chips' fields, and
+// its text (server/attach), counts its tokens (in the chat's settings, which the composer sends along)
+// and answers with a chip for the composer: the file's name and token count, and its text in a hidden
+// field. The message is sent with the chips' fields, and
 // withAttachments puts each file's text into it. A file whose text cannot fit the context window with
 // room for an answer is refused there, with its count and the limit.
 
@@ -66,17 +67,33 @@ func (s *Server) handleAttach(c *fiber.Ctx) error {
 	if text == "" {
 		return fiber.NewError(fiber.StatusUnprocessableEntity, fmt.Sprintf("%s is not attached: it is empty.", name))
 	}
-	p := store.Preset{} // the defaults: the file alone must fit, with room for an answer
-	n, limit, err := fitLastTurn(m.gen, m.info().Context, chatMessages("", []store.Message{{Role: "user", Content: withAttachments("", []attachmentView{{Name: name, Text: text}})}}), &p.Think, genParams(p))
+	// The file's tokens: those of a message of it alone, less those of an empty message (the chat
+	// template's, and the system prompt's), in the chat's settings (the composer sends them along).
+	p, err := formSettings(c)
+	if err != nil {
+		return err
+	}
+	file := attachmentView{Name: name, Text: text}
+	count := func(files ...attachmentView) (n, limit int, err error) {
+		msgs := chatMessages(p.System, []store.Message{{Role: "user", Content: withAttachments("", files)}})
+		return fitLastTurn(m.gen, m.info().Context, msgs, &p.Think, genParams(p))
+	}
+	total, limit, err := count(file)
+	if err == nil {
+		var empty int
+		if empty, _, err = count(); err == nil {
+			file.Tokens, limit = total-empty, limit-empty
+		}
+	}
 	if err != nil {
 		return fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf("%s cannot be read: %v", name, err))
 	}
-	if n > limit {
+	if file.Tokens > limit {
 		return fiber.NewError(fiber.StatusRequestEntityTooLarge, fmt.Sprintf(
-			"%s is %s tokens; with room kept for the answer, the context window holds %s. Attach a shorter file or a part of it, or start smolchat with a larger --ctx.",
-			name, thousands(n), thousands(limit)))
+			"%s is %s tokens; with room kept for the answer, the chat's template and its system prompt, the context window holds %s. Attach a shorter file or a part of it, or start smolchat with a larger --ctx.",
+			name, thousands(file.Tokens), thousands(max(limit, 0))))
 	}
-	return c.Render("partials/attachment", attachmentView{Name: name, Text: text, Tokens: n})
+	return c.Render("partials/attachment", file)
 }
 
 // attachmentName is a file's name as shown and written into the message: its last path element, one

@@ -1,13 +1,18 @@
 package server
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"smolchat/engine"
 )
 
 // TestBrowserAttachments attaches files in Chromium on the test double in the three ways a person does:
@@ -75,4 +80,54 @@ func TestBrowserAttachments(t *testing.T) {
 		t.Error("hostile file markup ran, or the chips stayed after sending")
 	}
 	b.errs.take() // the refused image's 415 is logged by the browser as a failed request
+}
+
+// TestE2EBrowserAttachments attaches files in Chromium on the real engine (the synthetic SmolLM3, CPU,
+// a 1024-token context): the chip's token count is the one the model's tokenizer and chat template give
+// the file in the chat's settings (its tokens in a message, less those of an empty one), a file too
+// long for the context is refused with its count and the limit, and the answer's request carries the
+// PDF's text.
+func TestE2EBrowserAttachments(t *testing.T) {
+	synth := newRecorder(synthEngine(t, 1024))
+	_, base := startServer(t, synth, Config{})
+	b := startBrowser(t)
+	pdf, err := filepath.Abs(filepath.Join("testdata", "attach", "notes.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := filepath.Join(t.TempDir(), "long.txt")
+	if err := os.WriteFile(long, []byte(strings.Repeat("All work and no play makes a dull model. ", 120)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.do("open the page", chromedp.Navigate(base), chromedp.WaitVisible("#prompt"))
+	b.do("16 answer tokens", chromedp.Click("#settings-toggle"), chromedp.WaitVisible("#set-max_tokens"),
+		chromedp.SendKeys("#set-max_tokens", "16"), chromedp.SendKeys("#set-max_tokens", kb.Escape), chromedp.WaitNotVisible("#settings-panel"))
+	b.do("pick a PDF", chromedp.SetUploadFiles("#attach-file", []string{pdf}, chromedp.NodeReady))
+	b.wait("the PDF's chip", `document.querySelectorAll("#attachments .attachment").length === 1`, 20*time.Second)
+	text := eval[string](b, `document.querySelector("#attachments input[name=attachment]").value`)
+	think := true // the Thinking switch as a new chat starts (the template's overhead cancels out anyway)
+	withFile, err := synth.CountChatTokens([]engine.Message{{Role: "user", Content: withAttachments("", []attachmentView{{Name: "notes.pdf", Text: text}})}}, &think)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, err := synth.CountChatTokens([]engine.Message{{Role: "user", Content: ""}}, &think)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := withFile - empty
+	if got := eval[string](b, `document.querySelector("#attachments .attachment-tokens").textContent`); got != fmt.Sprintf("%d tokens", want) {
+		t.Errorf("the chip says %q; the model counts %d tokens", got, want)
+	}
+	b.do("pick a long file", chromedp.SetUploadFiles("#attach-file", []string{long}, chromedp.NodeReady))
+	b.wait("the refusal", `(document.querySelector(".notice.error")?.textContent || "").includes("long.txt is ")`, 20*time.Second)
+	if got := eval[string](b, `document.querySelector(".notice.error").textContent`); !regexp.MustCompile(`^long\.txt is [\d,]+ tokens; with room kept for the answer, the chat's template and its system prompt, the context window holds [\d,]+\.`).MatchString(got) {
+		t.Errorf("the long file's refusal: %q", got)
+	}
+	b.errs.take() // the refused file's 413
+	b.send("Summarize")
+	b.wait("the answer", `!document.querySelector(".msg.streaming") && !!document.querySelector(".msg.assistant .stats")`, 60*time.Second)
+	req, _ := synth.last(t)
+	if msg := req.Messages[len(req.Messages)-1].Content; !strings.Contains(msg, "notes.pdf:\n```\nMeeting notes: the launch moves to <b>Tuesday</b>.") || !strings.HasSuffix(msg, "\n\nSummarize") {
+		t.Errorf("the model was sent %q", msg)
+	}
 }

@@ -39,7 +39,7 @@ func TestAttach(t *testing.T) {
 		{"tool.exe", []byte("MZ\x90\x00\x03\x00\x00\x00"), 415, []string{"only text files (UTF-8) and PDFs can be attached"}, nil},
 		{"broken.pdf", pdf[:len(pdf)/2], 422, []string{"broken.pdf is not attached: the PDF cannot be read"}, nil},
 		{"empty.txt", []byte("  \n"), 422, []string{"it is empty"}, nil},
-		{"long.txt", []byte(strings.Repeat("word ", 600)), 413, []string{"long.txt is 6", "tokens; with room kept for the answer, the context window holds"}, nil},
+		{"long.txt", []byte(strings.Repeat("word ", 600)), 413, []string{"long.txt is 6", "tokens; with room kept for the answer, the chat&#39;s template and its system prompt, the context window holds"}, nil},
 		{"huge.txt", []byte(strings.Repeat("x", maxAttachmentBytes+1)), 413, []string{"huge.txt is 10,485,761 bytes; files of at most 10,485,760 bytes (10 MiB) can be attached."}, nil},
 	}
 	for _, tt := range tests {
