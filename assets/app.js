@@ -217,14 +217,40 @@
     document.body.addEventListener("click", (e) => {
       const btn = e.target.closest("button.copy, button.copy-code");
       if (!btn) return;
+      const content = btn.closest(".msg").querySelector(".content");
       const text = btn.classList.contains("copy-code")
-        ? (btn.closest(".code-block") || btn.parentElement).querySelector("code").innerText
-        : (btn.closest(".msg").querySelector(".content") || {}).innerText || "";
+        ? (btn.closest(".code-block") || btn.parentElement).querySelector("code").textContent // innerText doubles chroma's line breaks
+        : content ? answerText(content) : "";
       navigator.clipboard.writeText(text).then(() => {
         btn.classList.add("copied");
         setTimeout(() => btn.classList.remove("copied"), 1200);
       }, () => notice("The browser refused to copy."));
     });
+    // An answer as text to copy: its formulas as their TeX between $ or $$ (KaTeX's rendering would
+    // give each twice, as glyphs and as MathML), its code as written, without the code blocks' bars. innerText needs a laid
+    // out element for its line breaks, so the copy is laid out off screen for a moment.
+    function answerText(content) {
+      const clone = content.cloneNode(true);
+      clone.querySelectorAll(".math").forEach((m) => {
+        const tex = m.querySelector('annotation[encoding="application/x-tex"]');
+        const src = (tex ? tex.textContent : m.textContent).trim();
+        const fence = m.classList.contains("math-display") ? "$$" : "$";
+        m.replaceWith(document.createTextNode(fence + src + fence));
+      });
+      clone.querySelectorAll(".code-head").forEach((h) => h.remove());
+      clone.querySelectorAll("pre").forEach((pre) => { // plain text: chroma's line spans double innerText's breaks
+        const plain = document.createElement("pre");
+        plain.textContent = pre.textContent;
+        pre.replaceWith(plain);
+      });
+      clone.style.position = "fixed";
+      clone.style.left = "-10000px";
+      clone.style.width = content.offsetWidth + "px";
+      document.body.appendChild(clone);
+      const text = clone.innerText;
+      clone.remove();
+      return text;
+    }
     // A code block's bar (server-rendered, naming the language) gets its Copy button; a formula
     // (server-rendered as its TeX, escaped) is typeset by KaTeX with trust off: no \href, \url or
     // \html… command makes a link or an attribute. A formula KaTeX refuses stays as its TeX, marked.

@@ -106,6 +106,25 @@ func TestBrowserMarkdownStreams(t *testing.T) {
 	if !eval[bool](b, `performance.getEntriesByType("resource").some((r) => new URL(r.name).pathname.startsWith("/assets/vendor/katex/fonts/KaTeX_Main-Regular.woff2"))`) {
 		t.Error("KaTeX's main font was not loaded from the server")
 	}
+	// Copying: the answer with its formulas as TeX and without the code bar's words; a code block alone.
+	b.do("catch the clipboard", chromedp.Evaluate[chromedp.Void](`navigator.clipboard.writeText = (t) => { window.copied = t; return Promise.resolve(); }`))
+	b.do("copy the answer", chromedp.Click(".msg.assistant .msg-foot .copy"))
+	b.wait("copied", `typeof window.copied === "string"`, 5*time.Second)
+	answer := eval[string](b, `window.copied`)
+	for _, want := range []string{"Here is bold text, a formula $e^{i\\pi}+1=0$ inline and $a_1 * b_2$ too.", "$$\\int_0^1 x^2\\,dx = \\frac{1}{3}$$",
+		"func main() {\n\tfmt.Println(\"<b>hi</b>\")\n}", "The last paragraph is still open at the pause ok"} {
+		if !strings.Contains(answer, want) {
+			t.Errorf("the copied answer lacks %q:\n%s", want, answer)
+		}
+	}
+	if strings.Contains(answer, "Copy") || strings.Count(answer, "e^{i") != 1 {
+		t.Errorf("the copied answer carries the code bar or a formula twice:\n%s", answer)
+	}
+	b.do("copy the code", chromedp.Evaluate[chromedp.Void](`window.copied = undefined`), chromedp.Click(".msg.assistant .copy-code"))
+	b.wait("copied", `typeof window.copied === "string"`, 5*time.Second)
+	if code := eval[string](b, `window.copied`); code != "func main() {\n\tfmt.Println(\"<b>hi</b>\")\n}\n" {
+		t.Errorf("the copied code: %q", code)
+	}
 	b.noErrors("markdown streamed")
 	b.do("to the answer's start", chromedp.Evaluate[chromedp.Void](`document.querySelector(".msg.assistant").scrollIntoView()`))
 	b.shotEach("markdown")
