@@ -448,6 +448,7 @@ func TestSecurityHeaders(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	csp := resp.Header.Get("Content-Security-Policy")
+	t.Logf("Content-Security-Policy: %s", csp)
 	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
 		t.Fatalf("CSP = %q", csp)
 	}
