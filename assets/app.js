@@ -22,15 +22,66 @@
     };
     prompt.addEventListener("input", autosize);
 
+    const attachments = $("#attachments");
+    const empty = () => prompt.value.trim() === "" && !attachments.querySelector(".attachment");
     prompt.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
-        if (!busy() && prompt.value.trim() !== "") form.requestSubmit();
+        if (!busy() && !empty()) form.requestSubmit();
       }
     });
     document.body.addEventListener("htmx:beforeRequest", (e) => {
       // Nothing to send, or an answer is still streaming (the server would refuse it).
-      if (e.detail.elt === form && (busy() || prompt.value.trim() === "")) e.preventDefault();
+      if (e.detail.elt === form && (busy() || empty())) e.preventDefault();
+    });
+
+    // --- Attachments ------------------------------------------------------------------------------
+    // Each file (from the button, a drop or a paste) goes to /attach, which reads its text and answers
+    // with a chip (name, token count, the text in a hidden field) or an error notice; the chips'
+    // fields go with the message. The server writes both, escaped: a file's name is never markup.
+    async function attachFile(file) {
+      const data = new FormData();
+      data.append("file", file, file.name);
+      // The chat's settings, which the file's token count depends on (the template's reasoning mode,
+      // the system prompt, the answer's room).
+      for (const [k, v] of new FormData(form)) {
+        if (k !== "content" && k !== "attachment" && k !== "attachment_name") data.append(k, v);
+      }
+      let resp;
+      try {
+        resp = await fetch("/attach", { method: "POST", body: data, credentials: "same-origin",
+          headers: { "X-CSRF-Token": csrf(), "HX-Request": "true" } });
+      } catch (err) {
+        serverLost();
+        return;
+      }
+      const html = await resp.text();
+      if (!resp.ok) {
+        const text = new DOMParser().parseFromString(html, "text/html").body.textContent.trim();
+        notice(text || "The file could not be attached (" + resp.status + ").");
+        return;
+      }
+      attachments.insertAdjacentHTML("beforeend", html);
+    }
+    const attachAll = (files) => { for (const f of files) attachFile(f); };
+    const picker = $("#attach-file");
+    $("#attach").addEventListener("click", () => picker.click());
+    picker.addEventListener("change", () => { attachAll(picker.files); picker.value = ""; });
+    attachments.addEventListener("click", (e) => {
+      const x = e.target.closest(".attachment-remove");
+      if (x) { x.closest(".attachment").remove(); prompt.focus(); }
+    });
+    prompt.addEventListener("paste", (e) => {
+      const files = e.clipboardData && e.clipboardData.files;
+      if (files && files.length) { e.preventDefault(); attachAll(files); }
+    });
+    form.addEventListener("dragover", (e) => {
+      if (e.dataTransfer && [...e.dataTransfer.types].includes("Files")) { e.preventDefault(); form.classList.add("dropping"); }
+    });
+    form.addEventListener("dragleave", (e) => { if (!form.contains(e.relatedTarget)) form.classList.remove("dropping"); });
+    form.addEventListener("drop", (e) => {
+      form.classList.remove("dropping");
+      if (e.dataTransfer && e.dataTransfer.files.length) { e.preventDefault(); attachAll(e.dataTransfer.files); }
     });
 
     // The page says which turn it shows last, so that a message typed in a stale tab (the chat moved on
@@ -44,6 +95,7 @@
     document.body.addEventListener("htmx:afterRequest", (e) => {
       if (e.detail.elt === form && e.detail.successful) {
         prompt.value = "";
+        attachments.replaceChildren();
         autosize();
         prompt.focus();
       }
@@ -108,7 +160,7 @@
     document.body.addEventListener("htmx:sseMessage", (e) => {
       const type = e.detail && e.detail.type;
       const article = e.target.closest && e.target.closest(".msg");
-      if (type === "answer" && article && !article.dataset.answering) {
+      if (type && type.startsWith("answer-") && article && !article.dataset.answering) {
         // The answer started: fold the reasoning away, as the reader now wants the answer.
         article.dataset.answering = "1";
         const details = $("details.thinking", article);
@@ -161,31 +213,84 @@
       }
     });
 
-    // --- Copy buttons ------------------------------------------------------------------------------
+    // --- Copy buttons, code bars, formulas ------------------------------------------------------
     document.body.addEventListener("click", (e) => {
       const btn = e.target.closest("button.copy, button.copy-code");
       if (!btn) return;
+      const content = btn.closest(".msg").querySelector(".content");
       const text = btn.classList.contains("copy-code")
-        ? btn.parentElement.querySelector("code").innerText
-        : (btn.closest(".msg").querySelector(".content") || {}).innerText || "";
+        ? (btn.closest(".code-block") || btn.parentElement).querySelector("code").textContent // innerText doubles chroma's line breaks
+        : content ? answerText(content) : "";
       navigator.clipboard.writeText(text).then(() => {
         btn.classList.add("copied");
         setTimeout(() => btn.classList.remove("copied"), 1200);
       }, () => notice("The browser refused to copy."));
     });
-    const addCodeButtons = (root) => {
-      root.querySelectorAll(".markdown pre").forEach((pre) => {
-        if (pre.querySelector(".copy-code")) return;
+    // An answer as text to copy: its formulas as their TeX between $ or $$ (KaTeX's rendering would
+    // give each twice, as glyphs and as MathML), its code as written, without the code blocks' bars. innerText needs a laid
+    // out element for its line breaks, so the copy is laid out off screen for a moment.
+    function answerText(content) {
+      const clone = content.cloneNode(true);
+      clone.querySelectorAll(".math").forEach((m) => {
+        const tex = m.querySelector('annotation[encoding="application/x-tex"]');
+        const src = (tex ? tex.textContent : m.textContent).trim();
+        const fence = m.classList.contains("math-display") ? "$$" : "$";
+        m.replaceWith(document.createTextNode(fence + src + fence));
+      });
+      clone.querySelectorAll(".code-head").forEach((h) => h.remove());
+      clone.querySelectorAll("pre").forEach((pre) => { // plain text: chroma's line spans double innerText's breaks
+        const plain = document.createElement("pre");
+        plain.textContent = pre.textContent;
+        pre.replaceWith(plain);
+      });
+      clone.style.position = "fixed";
+      clone.style.left = "-10000px";
+      clone.style.width = content.offsetWidth + "px";
+      document.body.appendChild(clone);
+      const text = clone.innerText;
+      clone.remove();
+      return text;
+    }
+    // A code block's bar (server-rendered, naming the language) gets its Copy button; a formula
+    // (server-rendered as its TeX, escaped) is typeset by KaTeX with trust off: no \href, \url or
+    // \html… command makes a link or an attribute. A formula KaTeX refuses stays as its TeX, marked.
+    // This runs from a MutationObserver, so content swapped in by any means (a streamed block, a
+    // finished answer, a page) is done before it is painted.
+    const typeset = (el) => {
+      if (!window.katex) return;
+      try {
+        window.katex.render(el.textContent, el, {
+          displayMode: el.classList.contains("math-display"),
+          throwOnError: true, // an error is shown below, as text: KaTeX's own uses an inline style
+          trust: false,
+          strict: "ignore",
+          maxExpand: 1000,
+          maxSize: 20,
+          output: "htmlAndMathml",
+        });
+      } catch (err) {
+        el.classList.add("math-error");
+        el.title = String(err && err.message || err);
+      }
+      el.dataset.typeset = "1";
+    };
+    const decorate = (root) => {
+      if (!root.querySelectorAll) return;
+      root.querySelectorAll(".markdown .code-head").forEach((head) => {
+        if (head.querySelector(".copy-code")) return;
         const b = document.createElement("button");
         b.type = "button";
         b.className = "copy-code";
         b.textContent = "Copy";
         b.setAttribute("aria-label", "Copy code");
-        pre.appendChild(b);
+        head.appendChild(b);
       });
+      root.querySelectorAll(".markdown .math:not([data-typeset])").forEach(typeset);
     };
-    addCodeButtons(document);
-    document.body.addEventListener("htmx:load", (e) => addCodeButtons(e.detail.elt));
+    decorate(document);
+    new MutationObserver((records) => {
+      for (const r of records) r.addedNodes.forEach((n) => { if (n.nodeType === 1) decorate(n.parentNode || n); });
+    }).observe(messages, { childList: true, subtree: true });
 
     // --- Sidebar drawer (small screens) ------------------------------------------------------------
     const open = $("#open-sidebar");

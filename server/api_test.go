@@ -448,6 +448,7 @@ func TestSecurityHeaders(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	csp := resp.Header.Get("Content-Security-Policy")
+	t.Logf("Content-Security-Policy: %s", csp)
 	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
 		t.Fatalf("CSP = %q", csp)
 	}
@@ -457,7 +458,8 @@ func TestSecurityHeaders(t *testing.T) {
 		strings.Contains(page, "style=") {
 		t.Fatal("page has inline script, handler or style")
 	}
-	for _, asset := range []string{"/assets/app.js", "/assets/style.css", "/assets/highlight.css", "/assets/vendor/htmx.min.js", "/assets/vendor/htmx-ext-sse.min.js"} {
+	for _, asset := range []string{"/assets/app.js", "/assets/style.css", "/assets/highlight.css", "/assets/vendor/htmx.min.js", "/assets/vendor/htmx-ext-sse.min.js",
+		"/assets/vendor/katex/katex.min.js", "/assets/vendor/katex/katex.min.css", "/assets/vendor/katex/fonts/KaTeX_Main-Regular.woff2"} {
 		resp := get(t, base+asset)
 		resp.Body.Close()
 		if resp.StatusCode != 200 || resp.Header.Get("ETag") == "" {

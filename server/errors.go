@@ -87,8 +87,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if !errors.As(err, &ae) {
 		msg := err.Error()
 		var fe *fiber.Error
-		if errors.As(err, &fe) && fe.Code == fiber.StatusRequestEntityTooLarge {
+		if errors.As(err, &fe) && fe == fiber.ErrRequestEntityTooLarge { // limitBody's, not a handler's own
 			msg = fmt.Sprintf("request body is larger than the limit of %d bytes", s.cfg.BodyLimit)
+			if c.Path() == "/attach" {
+				msg = fmt.Sprintf("The file is larger than the limit of %s for an attachment.", mebibytes(maxAttachmentBytes))
+			}
 		}
 		if status == fiber.StatusInternalServerError {
 			s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)

@@ -30,6 +30,10 @@ type fakeGen struct {
 	tools       bool // Info says the chat template has a tools section
 	// reasoning and answer, when set (by script), replace the generated reasoning and answer.
 	reasoning, answer string
+	// resume, when set, holds a generation before its token number pauseAt until it is closed (or the
+	// generation is cancelled): a test looks at a page mid-answer.
+	resume  chan struct{}
+	pauseAt int
 
 	mu       sync.Mutex
 	requests []engine.ChatRequest
@@ -207,6 +211,12 @@ func (f *fakeGen) generate(ctx context.Context, prompt int, msg string, think bo
 		if p.MaxTokens > 0 && i >= p.MaxTokens {
 			res.FinishReason = engine.FinishLength
 			break
+		}
+		if f.resume != nil && i == f.pauseAt {
+			select {
+			case <-ctx.Done():
+			case <-f.resume:
+			}
 		}
 		select {
 		case <-ctx.Done():

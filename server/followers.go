@@ -3,15 +3,15 @@ package server
 import (
 	"context"
 	"fmt"
-	"html"
+	"html/template"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"smolchat/engine"
+	"smolchat/server/markdown"
 	"smolchat/server/store"
 )
 
@@ -49,10 +49,10 @@ type uiStream struct {
 	tokens          int
 	first, lastLive time.Time
 
-	textMu   sync.Mutex      // guards the fields below
-	thinking strings.Builder // the text generated so far, for pages that connect late
-	answer   strings.Builder
-	queue    string       // the last queue note, for the same
+	textMu   sync.Mutex // guards the fields below and the parts' text
+	thinking livePart   // the text generated so far, rendered as it grows
+	answer   livePart
+	queue    string       // the last queue note, for pages that connect late
 	final    *streamEvent // the last event, once the answer ended
 	saved    int64        // the stored answer's ID, once saved
 }
@@ -66,6 +66,66 @@ type sink struct {
 
 type streamEvent struct{ name, data string }
 
+// livePart is one part of a streaming answer, its reasoning or its answer, rendered from Markdown as
+// it grows, with the renderer of the finished message (markdown.Live), so that the page does not change
+// when the answer ends. Its events, for a part named P whose elements on the page are X-ID (the part)
+// and X-open-ID (its open block, the part's last child):
+//
+//	P-blocks  blocks just finished, inserted before the open block
+//	P-open    the open block, rendered again (see add)
+//	P-all     the whole part, for a page that connects late
+type livePart struct {
+	name, elem string
+	text       strings.Builder // guarded by textMu
+	md         *markdown.Live  // guarded by textMu
+	held       int             // pieces added since the open block was last sent (writeMu)
+}
+
+// An open block is sent again with every piece while its text is short. A long one (a long code
+// block) is re-rendered whole each time, so it is sent when a piece ends a line, or after heldMax
+// pieces; the answer's last event has all of it. (Counted, not timed, so that what a page is sent
+// depends only on the pieces.)
+const (
+	liveOpenShort = 4096
+	liveHeldMax   = 16
+)
+
+// init sets a part up in place (it holds a strings.Builder, which must not be copied), with the text
+// it starts with (a continued answer's).
+func (p *livePart) init(name, elem string, md *markdown.Renderer, text string) {
+	p.name, p.elem, p.md = name, elem, md.Live()
+	p.text.WriteString(text)
+	p.md.Add(text)
+}
+
+// openDiv is the element of a part's open block, holding html.
+func (p *livePart) openDiv(streamID, html string) string {
+	return `<div class="md-open" id="` + p.elem + `-open-` + streamID + `">` + html + `</div>`
+}
+
+// add records a piece of a part and sends what it changed on the page. writeMu is held.
+func (st *uiStream) add(p *livePart, piece string) {
+	if piece == "" {
+		return
+	}
+	st.textMu.Lock()
+	p.text.WriteString(piece)
+	blocks := p.md.Add(piece)
+	p.held++
+	due := blocks != "" || p.md.OpenLen() < liveOpenShort || strings.Contains(piece, "\n") || p.held >= liveHeldMax
+	var open string
+	if due {
+		open, p.held = p.md.Open(), 0
+	}
+	st.textMu.Unlock()
+	if blocks != "" {
+		st.write(p.name+"-blocks", blocks)
+	}
+	if due {
+		st.write(p.name+"-open", open)
+	}
+}
+
 func (st *uiStream) ended() bool {
 	select {
 	case <-st.done:
@@ -76,16 +136,14 @@ func (st *uiStream) ended() bool {
 }
 
 // view is the placeholder of the answer, as a page shows it when rendered: empty for an answer not
-// started yet, with the text so far for one that is streaming (a reload), whose stream is then asked
-// for what follows that text.
+// started yet, with the text so far, rendered, for one that is streaming (a reload).
 func (st *uiStream) view(meter meterView) streamView {
 	st.textMu.Lock()
 	defer st.textMu.Unlock()
-	v := streamView{ID: st.id, Meter: meter, Thinking: st.thinking.String(), Answer: st.answer.String()}
-	if (st.started.Load() || st.continues != nil) && st.final == nil {
-		v.From = "?t=" + strconv.Itoa(len(v.Thinking)) + "&a=" + strconv.Itoa(len(v.Answer))
-	}
-	return v
+	return streamView{ID: st.id, Meter: meter,
+		Thinking: template.HTML(st.thinking.md.Finished()), ThinkingOpen: template.HTML(st.thinking.md.Open()),
+		Answer: template.HTML(st.answer.md.Finished()), AnswerOpen: template.HTML(st.answer.md.Open()),
+		Answering: st.answer.text.Len() > 0}
 }
 
 // shownIn reports whether a page showing msgs, the stored conversation, shows this answer already: it
@@ -133,10 +191,10 @@ func (st *uiStream) cancelIfUnwatched() {
 	}
 }
 
-// attach adds a page's event stream to the answer, after sending it the text generated beyond what the
-// page shows (tOff and aOff bytes of reasoning and answer). It returns nil if the answer has ended (its
+// attach adds a page's event stream to the answer, after sending it the text generated so far (P-all:
+// the page may show less, if it was rendered a moment ago). It returns nil if the answer has ended (its
 // last event was sent instead), and first for the page that starts the generation.
-func (st *uiStream) attach(sse sseWriter, tOff, aOff int) (k *sink, first bool) {
+func (st *uiStream) attach(sse sseWriter) (k *sink, first bool) {
 	st.writeMu.Lock()
 	defer st.writeMu.Unlock()
 	first = st.started.CompareAndSwap(false, true)
@@ -149,11 +207,10 @@ func (st *uiStream) attach(sse sseWriter, tOff, aOff int) (k *sink, first bool) 
 	if st.queue != "" {
 		catchUp = append(catchUp, streamEvent{"queue", st.queue})
 	}
-	if t := st.thinking.String(); tOff >= 0 && len(t) > tOff {
-		catchUp = append(catchUp, streamEvent{"thinking", html.EscapeString(t[tOff:])})
-	}
-	if a := st.answer.String(); aOff >= 0 && len(a) > aOff {
-		catchUp = append(catchUp, streamEvent{"answer", html.EscapeString(a[aOff:])})
+	for _, p := range []*livePart{&st.thinking, &st.answer} {
+		if p.text.Len() > 0 {
+			catchUp = append(catchUp, streamEvent{p.name + "-all", p.md.Finished() + p.openDiv(st.id, p.md.Open())})
+		}
 	}
 	st.textMu.Unlock()
 	if final != nil {
@@ -205,16 +262,8 @@ func (st *uiStream) send(name, data string) {
 func (st *uiStream) generated(d engine.Delta) {
 	st.writeMu.Lock()
 	defer st.writeMu.Unlock()
-	st.textMu.Lock()
-	st.thinking.WriteString(d.Thinking)
-	st.answer.WriteString(d.Answer)
-	st.textMu.Unlock()
-	if d.Thinking != "" {
-		st.write("thinking", html.EscapeString(d.Thinking))
-	}
-	if d.Answer != "" {
-		st.write("answer", html.EscapeString(d.Answer))
-	}
+	st.add(&st.thinking, d.Thinking)
+	st.add(&st.answer, d.Answer)
 	st.liveSpeed(time.Now())
 }
 
@@ -251,7 +300,7 @@ func (st *uiStream) queued(note string) {
 func (st *uiStream) text() (thinking, answer string) {
 	st.textMu.Lock()
 	defer st.textMu.Unlock()
-	thinking, answer = st.thinking.String(), st.answer.String()
+	thinking, answer = st.thinking.text.String(), st.answer.text.String()
 	if c := st.continues; c != nil {
 		thinking, answer = thinking[len(c.Thinking):], answer[len(c.Content):]
 	}

@@ -260,7 +260,7 @@ func TestHostilePage(t *testing.T) {
 	_, sid, body := b.send(conv, evil, false)
 	evs := b.stream(sid, nil)
 	page := b.get("/c/" + conv)
-	for name, text := range map[string]string{"send response": body, "stream": eventData(evs, "answer") + lastEvent(t, evs).Data, "page": page} {
+	for name, text := range map[string]string{"send response": body, "stream": streamed(evs, "answer") + lastEvent(t, evs).Data, "page": page} {
 		if strings.Contains(text, "<script>alert") || strings.Contains(text, "<img src=x") {
 			t.Errorf("%s carries live markup", name)
 		}

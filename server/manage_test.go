@@ -71,14 +71,14 @@ func TestSearchRename(t *testing.T) {
 }
 
 // upload posts a file to /import as the page's form does.
-func (b *browser) upload(name string, data []byte) (*http.Response, string) {
+func (b *browser) upload(path, name string, data []byte) (*http.Response, string) {
 	b.t.Helper()
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
 	fw, _ := w.CreateFormFile("file", name)
 	fw.Write(data)
 	w.Close()
-	return b.doBody("POST", "/import", w.FormDataContentType(), &buf)
+	return b.doBody("POST", path, w.FormDataContentType(), &buf)
 }
 
 // TestImport: a chat exported as JSON comes back as a new chat with its messages, settings and stats;
@@ -93,7 +93,7 @@ func TestImport(t *testing.T) {
 	b.stream(streamAttr.FindStringSubmatch(body)[1], nil)
 	exported := b.get("/c/" + conv + "/export/json")
 
-	resp, body = b.upload("chat.json", []byte(exported))
+	resp, body = b.upload("/import", "chat.json", []byte(exported))
 	id := strings.TrimPrefix(resp.Header.Get("HX-Redirect"), "/c/")
 	if resp.StatusCode != 204 || id == "" || id == conv {
 		t.Fatalf("import: %d %s (redirect %q)", resp.StatusCode, body, resp.Header.Get("HX-Redirect"))
@@ -119,7 +119,7 @@ func TestImport(t *testing.T) {
 		{`{"messages": [{"role": "user", "content": "x", "completion_tokens": -1}]}`, "stats out of range"},
 		{"{\"messages\": [{\"role\": \"user\", \"content\": \"\xff\"}]}", "not UTF-8 text"},
 	} {
-		resp, body := b.upload("bad.json", []byte(tc.file))
+		resp, body := b.upload("/import", "bad.json", []byte(tc.file))
 		if resp.StatusCode != 400 || !strings.Contains(body, tc.want) {
 			t.Errorf("import %q: %d %s; want 400 saying %q", tc.file, resp.StatusCode, body, tc.want)
 		}
@@ -172,7 +172,7 @@ func TestImportHostile(t *testing.T) {
 	file := `{"title": "<img src=x onerror=alert(1)>", "messages": [
 		{"role": "user", "content": "<script>alert(2)</script> payload"},
 		{"role": "assistant", "content": "<iframe src=javascript:alert(3)></iframe> payload"}]}`
-	resp, body := b.upload("x.json", []byte(file))
+	resp, body := b.upload("/import", "x.json", []byte(file))
 	if resp.StatusCode != 204 {
 		t.Fatalf("import: %d %s", resp.StatusCode, body)
 	}

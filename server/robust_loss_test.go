@@ -380,7 +380,7 @@ func TestFullDiskKeepsAnswer(t *testing.T) {
 	}
 }
 
-var resumeAttr = regexp.MustCompile(`sse-connect="/stream/([0-9a-f]+)\?t=(\d+)&amp;a=(\d+)"`)
+var resumeAttr = regexp.MustCompile(`sse-connect="/stream/([0-9a-f]+)"`)
 
 // TestReloadMidAnswer renders the page while its answer streams: it shows the text so far, and the
 // answer goes on to the reloaded page after the first page has gone.
@@ -400,13 +400,17 @@ func TestReloadMidAnswer(t *testing.T) {
 	}
 	resp.Body.Close() // the old page goes away
 
-	// The reloaded page connects and follows the answer to its end, without being sent again what it shows.
-	evs := b.stream(m[1]+"?t="+m[2]+"&a="+m[3], nil)
+	// The reloaded page connects and follows the answer to its end: it is sent the answer so far, rendered
+	// (it may show a little less), then what follows.
+	evs := b.stream(m[1], nil)
 	if last := lastEvent(t, evs); last.Name != "done" || !strings.Contains(last.Data, "reload#59") || strings.Contains(last.Data, "Stopped") {
 		t.Fatalf("the reloaded page's stream ended %s: %s", last.Name, last.Data)
 	}
-	if rest := eventData(evs, "answer"); strings.Contains(rest, "You said") || !strings.Contains(rest, "reload#59") {
-		t.Fatalf("the reloaded page was sent %q", rest)
+	if first := eventData(evs, "answer-all"); !strings.Contains(first, "><p>You said: reload me") {
+		t.Fatalf("the reloaded page was sent %q for the answer so far", first)
+	}
+	if rest := streamed(evs, "answer"); !strings.Contains(rest, "reload#59") {
+		t.Fatalf("the reloaded page was shown %q", rest)
 	}
 }
 
@@ -485,6 +489,10 @@ func TestStaleTabRefused(t *testing.T) {
 	resp, body := b.do("POST", "/chat", url.Values{"content": {"from the stale tab"}, "conversation": {conv}, "shown": {stale}})
 	if resp.StatusCode != 409 || !strings.Contains(body, "changed in another window") {
 		t.Fatalf("send from a stale page: status %d: %s", resp.StatusCode, body)
+	}
+	// The page is shown the chat as it is now, in place of what it shows.
+	if !strings.Contains(body, "You said: from the other tab") || resp.Header.Get("HX-Retarget") != "#messages" || resp.Header.Get("HX-Reswap") != "innerHTML" {
+		t.Fatalf("the stale page is not brought up to date: %v %s", resp.Header, body)
 	}
 	if msgs, _ := s.store.Messages(context.Background(), conv); len(msgs) != 4 {
 		t.Fatalf("a refused send was stored: %d messages", len(msgs))

@@ -455,6 +455,9 @@ func TestCSPOnEveryResponse(t *testing.T) {
 		{"POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"q"}]}`},
 		{"POST", "/v1/chat/completions", `{`},
 		{"POST", "/chat", "content=x"},
+		{"POST", "/attach", ""},
+		{"GET", "/assets/vendor/katex/katex.min.js", ""},
+		{"GET", "/assets/vendor/katex/fonts/KaTeX_Main-Regular.woff2", ""},
 	}
 	for _, p := range paths {
 		req, _ := http.NewRequest(p.method, base+p.path, strings.NewReader(p.body))

@@ -54,9 +54,14 @@ func (s *Server) refuseWhileClosing(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// limitBody refuses request bodies over Config.BodyLimit.
+// limitBody refuses request bodies over Config.BodyLimit, and uploads of attachments over
+// maxAttachmentBytes (and their form's fields).
 func (s *Server) limitBody(c *fiber.Ctx) error {
-	if len(c.Body()) > s.cfg.BodyLimit {
+	limit := s.cfg.BodyLimit
+	if c.Path() == "/attach" {
+		limit = maxAttachmentBytes + 64<<10
+	}
+	if len(c.Body()) > limit {
 		return fiber.ErrRequestEntityTooLarge
 	}
 	return c.Next()

@@ -250,7 +250,7 @@ func New(cfg Config, gen Generator) (*Server, error) {
 		// fasthttp answers a body over its limit by closing the connection unread, which most clients
 		// see as a reset rather than a 413. So it reads up to 4× the limit, and limitBody refuses those
 		// with a proper 413; only grossly oversized bodies get the reset.
-		BodyLimit:    4 * cfg.BodyLimit,
+		BodyLimit:    max(4*cfg.BodyLimit, maxAttachmentBytes+1<<20),
 		ReadTimeout:  time.Minute,
 		IdleTimeout:  2 * time.Minute,
 		Views:        s.views,
@@ -325,6 +325,7 @@ func (s *Server) routes() {
 
 	ui := app.Group("", s.checkCSRF)
 	ui.Post("/chat", s.handleSend)
+	ui.Post("/attach", s.handleAttach)
 	ui.Post("/settings", s.handleSettings)
 	ui.Post("/settings/defaults", s.handleDefaults)
 	ui.Post("/presets", s.handlePresetSave)

@@ -119,6 +119,11 @@ func formSettings(c *fiber.Ctx) (store.Preset, error) {
 			return p, err
 		}
 	}
+	switch p.ThinkDefault = c.FormValue("think_default"); p.ThinkDefault {
+	case "", "on", "off":
+	default:
+		return p, fiber.NewError(fiber.StatusBadRequest, fmt.Sprintf("think_default is %q: it is on, off or empty (the Thinking switch as last left).", p.ThinkDefault))
+	}
 	sys := strings.TrimSpace(c.FormValue("system"))
 	if err := checkSystem(sys); err != nil {
 		return p, fiber.NewError(fiber.StatusBadRequest, err.Error())
@@ -183,7 +188,8 @@ func chatMessages(system string, msgs []store.Message) []engine.Message {
 }
 
 // newChatDefaults are the settings a new chat starts with: those saved as the defaults, else the model
-// card's; serve --system sets the system prompt over either. The thinking toggle is this browser's.
+// card's; serve --system sets the system prompt over either. Thinking is on or off as the defaults
+// say (ThinkDefault), else as this browser's Thinking switch was last left.
 func (s *Server) newChatDefaults(c *fiber.Ctx) (store.Preset, error) {
 	p, _, err := s.store.NewChatDefaults(c.UserContext())
 	if err != nil {
@@ -193,6 +199,9 @@ func (s *Server) newChatDefaults(c *fiber.Ctx) (store.Preset, error) {
 		p.System = s.cfg.System
 	}
 	p.Think = defaultThink(c)
+	if p.ThinkDefault != "" {
+		p.Think = p.ThinkDefault == "on"
+	}
 	return p, nil
 }
 
@@ -202,6 +211,11 @@ func (s *Server) settingsView(ctx context.Context, p store.Preset) settingsView 
 	for _, f := range settingFields {
 		v.Fields = append(v.Fields, fieldView{Name: f.name, Label: f.label, Value: f.format(p), Unset: f.unset,
 			Range: f.rangeText(), Integer: f.integer})
+	}
+	if d, _, err := s.store.NewChatDefaults(ctx); err == nil {
+		v.ThinkDefault = d.ThinkDefault // the panel shows the saved one, whatever chat it is on
+	} else {
+		s.log.Error("reading the defaults for new chats", "err", err)
 	}
 	if list, err := s.store.Presets(ctx); err == nil {
 		for _, pr := range list {
@@ -284,6 +298,7 @@ func (s *Server) handlePresetSave(c *fiber.Ctx) error {
 	if p.Name, err = presetName(c, "preset_name"); err != nil {
 		return err
 	}
+	p.ThinkDefault = "" // a setting of new chats, not of a preset
 	if err := s.store.SavePreset(c.UserContext(), p); err != nil {
 		return errNotSaved(err)
 	}

@@ -30,7 +30,8 @@ func (b *chromeTab) shotEach(name string) {
 
 // TestBrowserSettings drives the settings panel in Chromium on the test double: open it, refuse a
 // temperature of NaN with a notice, set a system prompt and top-k, save them as a preset, send a message
-// and see the engine's request carry them, then reload and find them on the conversation. With
+// and see the engine's request carry them, then reload and find them on the conversation; then set
+// thinking off for new chats and see a new chat start, and answer, without it. With
 // SMOLCHAT_SCREENSHOTS=1 it saves the open panel, light and dark, desktop and phone.
 func TestBrowserSettings(t *testing.T) {
 	f := newFake()
@@ -84,6 +85,23 @@ func TestBrowserSettings(t *testing.T) {
 	b.do("choose the preset", chromedp.Click("#settings-toggle"), chromedp.WaitVisible("#preset"),
 		chromedp.Evaluate[chromedp.Void](`const s = document.querySelector("#preset"); s.value = "One sentence"; s.dispatchEvent(new Event("change", {bubbles: true}))`))
 	b.wait("the preset's settings", `document.querySelector("#set-system")?.value === "You answer in one sentence." && document.querySelector("#set-top_k").value === "40"`, 5*time.Second)
+	b.wait("settled", settled, 5*time.Second)
+
+	// The thinking default: new chats start with thinking off, though the switch was left on.
+	if !eval[bool](b, `document.querySelector("#think").checked`) {
+		t.Fatal("the Thinking switch is off before the default is set")
+	}
+	b.do("thinking off in new chats", chromedp.SetValue("#set-think_default", "off"), chromedp.Click("#settings-defaults"))
+	b.wait("the defaults saved", `(document.querySelector("#settings-status")?.textContent || "").includes("New chats will start with these settings")`, 5*time.Second)
+	b.do("another new chat", chromedp.Navigate(base), chromedp.WaitVisible("#prompt"))
+	if got := eval[string](b, `document.querySelector("#think").checked + "|" + document.querySelector("#set-think_default").value`); got != "false|off" {
+		t.Errorf("a new chat after 'thinking off in new chats': switch checked, default = %q, want false|off", got)
+	}
+	b.send("Hello default")
+	b.wait("the answer", `!document.querySelector(".msg.streaming") && !!document.querySelector(".msg.assistant .stats")`, 10*time.Second)
+	if r := f.lastRequest(); r.Think == nil || *r.Think {
+		t.Errorf("the new chat's answer was asked with thinking %s", ptrStr(r.Think))
+	}
 	b.noErrors("the settings panel")
 }
 

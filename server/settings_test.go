@@ -92,7 +92,7 @@ func TestSettingsReachEngineAndExport(t *testing.T) {
 		}
 	}
 	md := b.get("/c/" + conv + "/export/md")
-	for _, want := range []string{"temperature 0.4 · top-p 0.8 · top-k 20 · min-p 0.1 · repeat penalty 1.2 · max answer tokens 5", "## System prompt\n\nYou are <b>terse</b>."} {
+	for _, want := range []string{"thinking off · temperature 0.4 · top-p 0.8 · top-k 20 · min-p 0.1 · repeat penalty 1.2 · max answer tokens 5", "## System prompt\n\nYou are <b>terse</b>."} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the Markdown export lacks %q:\n%s", want, md)
 		}
@@ -189,5 +189,49 @@ func TestOldDatabaseShows(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("the upgraded conversation's page lacks %q", want)
 		}
+	}
+}
+
+// TestThinkingDefault: the settings saved for new chats carry thinking on, off, or as this browser's
+// Thinking switch was last left; a new chat's page and its first answer follow it, and a value that is
+// none of these is refused, naming the field.
+func TestThinkingDefault(t *testing.T) {
+	tests := []struct {
+		saved, cookie string // the saved default; the switch as last left ("1" on, "0" off)
+		want          bool
+	}{
+		{"", "1", true}, {"", "0", false}, {"on", "0", true}, {"off", "1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.saved+"/"+tt.cookie, func(t *testing.T) {
+			f := newFake()
+			_, base := startServer(t, f, Config{})
+			b := newBrowser(t, base)
+			if resp, body := b.do("POST", "/settings/defaults", url.Values{"think_default": {tt.saved}}); resp.StatusCode != 200 ||
+				!strings.Contains(body, `<option value="`+tt.saved+`" selected>`) {
+				t.Fatalf("saving the defaults: %d %s", resp.StatusCode, body)
+			}
+			// The switch as last left: a change of it in any chat.
+			think := url.Values{}
+			if tt.cookie == "1" {
+				think.Set("think", "on")
+			}
+			if resp, body := b.do("POST", "/settings", think); resp.StatusCode != 204 {
+				t.Fatalf("the switch: %d %s", resp.StatusCode, body)
+			}
+			page := b.get("/")
+			if checked := strings.Contains(page, `name="think" value="on" checked`); checked != tt.want {
+				t.Errorf("a new chat's Thinking switch is on: %v, want %v", checked, tt.want)
+			}
+			if !strings.Contains(page, `<option value="`+tt.saved+`" selected>`) {
+				t.Errorf("the panel does not show the saved default %q", tt.saved)
+			}
+		})
+	}
+	f := newFake()
+	_, base := startServer(t, f, Config{})
+	b := newBrowser(t, base)
+	if resp, body := b.do("POST", "/settings/defaults", url.Values{"think_default": {"maybe"}}); resp.StatusCode != 400 || !strings.Contains(body, "think_default") {
+		t.Fatalf("think_default=maybe: %d %s", resp.StatusCode, body)
 	}
 }

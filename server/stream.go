@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"html"
-	"strconv"
 	"strings"
 	"time"
 
@@ -51,13 +50,15 @@ func (s *Server) startStream(conv store.Conversation, msgs []store.Message, t *t
 	think := conv.Think
 	st := &uiStream{id: newID(""), convID: conv.ID, ticket: t, replaces: replaces, done: make(chan struct{}),
 		req: engine.ChatRequest{Messages: chatMessages(conv.Settings.System, msgs), Think: &think, Params: p}}
+	var thinking, answer string
 	if cont != nil {
 		st.replaces, st.continues = cont.ID, cont
 		st.req.Messages = st.req.Messages[:len(st.req.Messages)-1]
 		st.req.Continue = &engine.Partial{Thinking: cont.Thinking, Answer: cont.Content}
-		st.thinking.WriteString(cont.Thinking)
-		st.answer.WriteString(cont.Content)
+		thinking, answer = cont.Thinking, cont.Content
 	}
+	st.thinking.init("thinking", "t", s.md, thinking)
+	st.answer.init("answer", "a", s.md, answer)
 	st.ctx, st.cancel = context.WithCancelCause(s.base)
 	s.streamsMu.Lock()
 	defer s.streamsMu.Unlock()
@@ -190,8 +191,6 @@ func (s *Server) handleStream(c *fiber.Ctx) error {
 	s.streamsMu.Lock()
 	st := s.streams[c.Params("sid")]
 	s.streamsMu.Unlock()
-	tOff, _ := strconv.Atoi(c.Query("t"))
-	aOff, _ := strconv.Atoi(c.Query("a"))
 	return s.startSSE(c, func(sse sseWriter) {
 		if st == nil {
 			// A reconnect long after the answer ended, or a stale page: replace the placeholder, which
@@ -200,7 +199,7 @@ func (s *Server) handleStream(c *fiber.Ctx) error {
 			sse.event(ev.name, ev.data)
 			return
 		}
-		k, first := st.attach(sse, tOff, aOff)
+		k, first := st.attach(sse)
 		switch {
 		case k == nil: // it had ended: its last event was sent
 		case first:

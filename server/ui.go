@@ -70,10 +70,10 @@ type (
 	streamView struct {
 		ID    string
 		Meter meterView // sent out of band with a new placeholder, to show the prompt's size
-		// A page rendered while the answer streams shows the text so far, and From asks the stream for
-		// what follows it.
-		Thinking, Answer string
-		From             string
+		// A page rendered while the answer streams shows the text so far: each part's finished blocks
+		// and its open one, rendered (livePart).
+		Thinking, ThinkingOpen, Answer, AnswerOpen template.HTML
+		Answering                                  bool // the answer has started (the reasoning is folded)
 	}
 	settingsView struct {
 		Think       bool
@@ -87,6 +87,8 @@ type (
 		OOB    bool
 		// NoReasoning hides the thinking toggle: the loaded model's template has no reasoning mode.
 		NoReasoning bool
+		// ThinkDefault is the saved defaults' thinking in new chats: "on", "off", or "" (the switch).
+		ThinkDefault string
 	}
 	fieldView struct {
 		Name, Label, Value string
@@ -479,10 +481,15 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	files, err := formAttachments(c)
+	if err != nil {
+		return err
+	}
 	convID := c.FormValue("conversation")
-	if name, arg, ok := parseCommand(text); ok {
+	if name, arg, ok := parseCommand(text); ok && len(files) == 0 {
 		return s.runCommand(c, name, arg, convID, settings)
 	}
+	text = withAttachments(text, files)
 	if text == "" {
 		return fiber.NewError(fiber.StatusBadRequest, "Type a message first.")
 	}
@@ -517,6 +524,9 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 			return err
 		}
 		if err := checkShown(c.FormValue("shown"), msgs, r.flushed); err != nil {
+			if errors.Is(err, errStaleTab) {
+				return s.renderStale(c, msgs)
+			}
 			return err
 		}
 		conv = withPreset(conv, settings)
@@ -545,6 +555,30 @@ func (s *Server) handleSend(c *fiber.Ctx) error {
 // errStaleTab refuses a message sent from a page that does not show the conversation's latest turns.
 var errStaleTab = fiber.NewError(fiber.StatusConflict,
 	"This chat has changed in another window since this page was loaded: reload the page to see it, then send again (your message is still in the box).")
+
+// staleNote is what a page that sent from a stale view is told, once it shows the chat as it is now.
+const staleNote = "This chat had changed in another window: it now shows here as it is. Your message was not sent and is still in the box: send it again to add it after these turns."
+
+// renderStale refuses a message from a stale page (409) by showing the page the conversation as it is
+// now (msgs), with a notice: the page reloads the chat before anything can be appended to it.
+func (s *Server) renderStale(c *fiber.Ctx, msgs []store.Message) error {
+	var b strings.Builder
+	for _, m := range msgs {
+		html, err := s.render("partials/message", s.messageView(m))
+		if err != nil {
+			return err
+		}
+		b.WriteString(html)
+	}
+	note, err := s.render("partials/notice", noticeView{Kind: "error", Message: staleNote})
+	if err != nil {
+		return err
+	}
+	c.Set("HX-Retarget", "#messages")
+	c.Set("HX-Reswap", "innerHTML")
+	c.Status(fiber.StatusConflict).Type("html", "utf-8")
+	return c.SendString(b.String() + note)
+}
 
 // checkShown refuses a message from a stale page: shown is the ID of the last message the page shows
 // ("0": none; "": the client did not say, as API clients of /chat do not), msgs the branch the

@@ -143,7 +143,7 @@ func (b *browser) openStream(id string, n int) *http.Response {
 	}
 	answers := 0
 	readSSE(b.t, resp.Body, func(ev sseEvent) bool {
-		if ev.Name == "answer" {
+		if ev.Name == "answer-open" {
 			answers++
 		}
 		return answers < n
@@ -160,6 +160,26 @@ func eventData(evs []sseEvent, name string) string {
 	}
 	return b.String()
 }
+
+// streamed is the HTML a page shows of an answer's part ("answer" or "thinking") once the events of
+// evs are applied, before the last one: a P-all event's, then the finished blocks, then the open one.
+func streamed(evs []sseEvent, part string) string {
+	var blocks, open string
+	for _, e := range evs {
+		switch e.Name {
+		case part + "-all": // the finished blocks, then the open one in its element
+			m := openDiv.FindStringSubmatchIndex(e.Data)
+			blocks, open = e.Data[:m[0]], strings.TrimSuffix(e.Data[m[1]:], "</div>")
+		case part + "-blocks":
+			blocks += e.Data
+		case part + "-open":
+			open = e.Data
+		}
+	}
+	return blocks + open
+}
+
+var openDiv = regexp.MustCompile(`<div class="md-open" id="[a-z]-open-[0-9a-f]+">`)
 
 func lastEvent(t testing.TB, evs []sseEvent) sseEvent {
 	t.Helper()
@@ -226,16 +246,17 @@ func TestChatFlow(t *testing.T) {
 		}
 	}
 	evs := b.stream(sid, nil)
-	if strings.Contains(eventData(evs, "answer"), "<b>") || !strings.Contains(eventData(evs, "answer"), "&lt;b&gt;world") {
-		t.Fatalf("answer deltas must be escaped: %q", eventData(evs, "answer"))
+	if a := streamed(evs, "answer"); strings.Contains(a, "<b>") || !strings.Contains(a, "&lt;b&gt;world") {
+		t.Fatalf("the streamed answer must show markup as text: %q", a)
 	}
-	if !strings.HasPrefix(eventData(evs, "thinking"), "Thinking step 0.") {
-		t.Fatalf("thinking deltas = %q", eventData(evs, "thinking"))
+	if th := streamed(evs, "thinking"); !strings.HasPrefix(th, "<p>Thinking step 0.") {
+		t.Fatalf("the streamed reasoning = %q", th)
 	}
 	var order []string
 	for _, e := range evs {
-		if len(order) == 0 || order[len(order)-1] != e.Name {
-			order = append(order, e.Name)
+		name, _, _ := strings.Cut(e.Name, "-") // thinking-open, thinking-blocks: thinking
+		if len(order) == 0 || order[len(order)-1] != name {
+			order = append(order, name)
 		}
 	}
 	if strings.Join(order, ",") != "thinking,answer,stats,done" {
@@ -287,7 +308,7 @@ func TestStopKeepsPartialAnswer(t *testing.T) {
 	conv, sid, _ := b.send("", "long story", false)
 	answers := 0
 	evs := b.stream(sid, func(ev sseEvent) {
-		if ev.Name == "answer" {
+		if ev.Name == "answer-open" {
 			if answers++; answers == 3 {
 				if resp, _ := b.do("POST", "/stream/"+sid+"/cancel", nil); resp.StatusCode != 204 {
 					t.Errorf("cancel: status %d", resp.StatusCode)
@@ -569,7 +590,7 @@ func TestGracefulShutdown(t *testing.T) {
 	go func() {
 		var once sync.Once
 		uiEvents <- b.stream(sid, func(ev sseEvent) {
-			if ev.Name == "answer" {
+			if ev.Name == "answer-open" {
 				once.Do(func() { close(flowing) })
 			}
 		})

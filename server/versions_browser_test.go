@@ -9,7 +9,8 @@ import (
 
 // TestBrowserVersions drives answer versions in Chromium on the test double: regenerate an answer and
 // browse back to the first one with the switcher; edit the first question, which starts a new branch,
-// then go back to the original question and find its answers, and send from there after a reload. With
+// then go back to the original question and find the answer chosen there before (the older one, not the
+// newest), and send from there after a reload: the conversation goes on from the version shown. With
 // SMOLCHAT_SCREENSHOTS=1 it saves the switcher, light and dark, desktop and phone.
 func TestBrowserVersions(t *testing.T) {
 	f := newFake()
@@ -43,10 +44,10 @@ func TestBrowserVersions(t *testing.T) {
 		t.Fatalf("the edited question's switcher says %q, want 2/2", got)
 	}
 	b.do("the original question", chromedp.Click(".msg.user .version-prev"))
-	// The branch goes on along the latest versions below the one chosen.
+	// The branch goes on below the one chosen as it was last shown: the first answer, chosen there.
 	b.wait("the original branch", `document.querySelector(".msg.user .bubble")?.textContent === "Tell me something" &&
-		document.querySelector(".msg.assistant .content").textContent.includes("Another answer, regenerated.") &&
-		document.querySelector(".msg.assistant .version-count").textContent === "2/2"`, 5*time.Second)
+		document.querySelector(".msg.assistant .content").textContent.includes("The first answer.") &&
+		document.querySelector(".msg.assistant .version-count").textContent === "1/2"`, 5*time.Second)
 
 	// The conversation goes on from the branch shown, after a reload too.
 	f.script("", "")
@@ -54,7 +55,7 @@ func TestBrowserVersions(t *testing.T) {
 	b.send("And then?")
 	b.wait("the next answer", done+"2", 10*time.Second)
 	r := f.lastRequest()
-	if len(r.Messages) != 3 || r.Messages[0].Content != "Tell me something" || r.Messages[1].Content != "Another answer, regenerated." {
+	if len(r.Messages) != 3 || r.Messages[0].Content != "Tell me something" || r.Messages[1].Content != "The first answer." {
 		t.Fatalf("the next request did not follow the branch shown: %+v\n%s", r.Messages, b.messagesTail())
 	}
 	b.noErrors("answer versions")

@@ -59,6 +59,9 @@ type Preset struct {
 	Think       bool     `json:"think"`
 	Temperature *float64 `json:"temperature,omitempty"`
 	Settings
+	// ThinkDefault, in the defaults for new chats only: "on" or "off" starts every new chat with
+	// thinking so; "" with the Thinking switch as this browser last left it.
+	ThinkDefault string `json:"think_default,omitempty"`
 }
 
 // Message is one turn of a conversation. The stats fields are set on assistant messages only.
@@ -99,8 +102,8 @@ type Store struct {
 // adds conversations.settings, the presets and the preferences (the defaults for new chats); 4 makes
 // the messages a tree (messages.parent_id, conversations.leaf_id: the branch shown), replaced_by no
 // longer read; 5 adds the full-text search indexes of titles and messages (SQLite FTS5); 6 adds
-// conversations.renamed.
-const schemaVersion = 6
+// conversations.renamed; 7 adds messages.shown_child (the child the branch shown last went through).
+const schemaVersion = 7
 
 var schema = `
 CREATE TABLE IF NOT EXISTS conversations (
@@ -128,7 +131,8 @@ CREATE TABLE IF NOT EXISTS messages (
 	tokens_per_sec  REAL NOT NULL DEFAULT 0,
 	ttft_us         INTEGER NOT NULL DEFAULT 0,
 	replaced_by     INTEGER,
-	parent_id       INTEGER
+	parent_id       INTEGER,
+	shown_child     INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, id);
 CREATE TABLE IF NOT EXISTS presets (
@@ -177,6 +181,7 @@ var upgrades = []func(tx *sql.Tx) error{
 		return err
 	},
 	execUpgrade(`ALTER TABLE conversations ADD COLUMN renamed INTEGER NOT NULL DEFAULT 0`),
+	execUpgrade(`ALTER TABLE messages ADD COLUMN shown_child INTEGER`), // unknown: the newest child, as before
 }
 
 func execUpgrade(q string) func(tx *sql.Tx) error {
@@ -563,7 +568,7 @@ func (s *Store) EditMessage(ctx context.Context, conversationID string, id int64
 }
 
 // ShowVersion makes the conversation show message id: its branch now runs through it, and on below it
-// along the latest versions.
+// the way it went when it was last shown (the versions shown then), else along the latest versions.
 func (s *Store) ShowVersion(ctx context.Context, conversationID string, id int64) error {
 	return s.inTx(ctx, fmt.Sprintf("showing message %d", id), func(tx *sql.Tx) error {
 		if _, err := parentOf(ctx, tx, conversationID, id); err != nil {
@@ -571,9 +576,12 @@ func (s *Store) ShowVersion(ctx context.Context, conversationID string, id int64
 		}
 		leaf := id
 		for {
+			// The child shown last, if it is still a child; else the newest.
 			var child int64
-			err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM messages WHERE conversation_id = ? AND parent_id = ?`,
-				conversationID, leaf).Scan(&child)
+			err := tx.QueryRowContext(ctx, `SELECT COALESCE(
+					(SELECT c.id FROM messages p JOIN messages c ON c.id = p.shown_child AND c.parent_id = p.id WHERE p.id = ?1),
+					(SELECT MAX(id) FROM messages WHERE conversation_id = ?2 AND parent_id = ?1), 0)`,
+				leaf, conversationID).Scan(&child)
 			if err != nil {
 				return err
 			}
@@ -582,9 +590,30 @@ func (s *Store) ShowVersion(ctx context.Context, conversationID string, id int64
 			}
 			leaf = child
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE conversations SET leaf_id = ? WHERE id = ?`, leaf, conversationID)
-		return err
+		return setLeaf(ctx, tx, conversationID, leaf)
 	})
+}
+
+// setLeaf makes leaf the end of the branch a conversation shows, and has every message above it
+// remember the child the branch goes through, so that showing one of them again later shows this way
+// down (ShowVersion).
+func setLeaf(ctx context.Context, tx *sql.Tx, conversationID string, leaf int64) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET leaf_id = ? WHERE id = ?`, leaf, conversationID); err != nil {
+		return err
+	}
+	for id := leaf; id != 0; {
+		parent, err := parentOf(ctx, tx, conversationID, id)
+		if err != nil {
+			return err
+		}
+		if parent != 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE messages SET shown_child = ? WHERE id = ?`, id, parent); err != nil {
+				return err
+			}
+		}
+		id = parent
+	}
+	return nil
 }
 
 // parentOf is the parent of message id of a conversation (0: none), or ErrNotFound.
@@ -640,7 +669,7 @@ func insertMessage(ctx context.Context, tx *sql.Tx, m Message, parent int64, lea
 		return Message{}, err
 	}
 	if leaf {
-		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET leaf_id = ? WHERE id = ?`, m.ID, m.ConversationID); err != nil {
+		if err := setLeaf(ctx, tx, m.ConversationID, m.ID); err != nil {
 			return Message{}, err
 		}
 	}

@@ -176,7 +176,8 @@ func TestVersions(t *testing.T) {
 	}{
 		{0, []string{"a", "b", "edited", "again"}, []string{"1/1", "1/1", "2/2", "2/3"}},
 		{ids[2], []string{"a", "b", "c", "d"}, []string{"1/1", "1/1", "1/2", "1/1"}},
-		{edited.ID, []string{"a", "b", "edited", "failed"}, []string{"1/1", "1/1", "2/2", "3/3"}},
+		// Back to the edit: the way below it as last shown ("again", not the newer failed one).
+		{edited.ID, []string{"a", "b", "edited", "again"}, []string{"1/1", "1/1", "2/2", "2/3"}},
 		{ans.ID, []string{"a", "b", "edited", "answer to the edit"}, []string{"1/1", "1/1", "2/2", "1/3"}},
 	}
 	for _, st := range steps {
@@ -508,5 +509,45 @@ func TestSearch(t *testing.T) {
 	}
 	if err := s.Rename(ctx, "nope", "x"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("renaming a missing conversation: %v", err)
+	}
+}
+
+// TestShowVersionGoesBackTheWayShown: showing a version again shows the branch below it as it was last
+// shown (the older answer chosen there), not the newest one, and the conversation goes on from there.
+func TestShowVersionGoesBackTheWayShown(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	conv, ids := newConv(t, s, "user", "assistant", "user", "assistant") // a b c d
+	newer, err := s.ReplaceMessage(ctx, ids[3], Message{ConversationID: conv, Role: "assistant", Content: "d2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The older answer d is chosen; then the first question is edited, and its first version shown again.
+	if err := s.ShowVersion(ctx, conv, ids[3]); err != nil {
+		t.Fatal(err)
+	}
+	edited, err := s.EditMessage(ctx, conv, ids[0], "a2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, s, conv); !slices.Equal(got, []string{"a2"}) {
+		t.Fatalf("after the edit: %q", got)
+	}
+	if err := s.ShowVersion(ctx, conv, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, s, conv); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("the first version again: %q, want the branch as it was shown (d, not %s)", got, newer.Content)
+	}
+	next, err := s.AddMessage(ctx, Message{ConversationID: conv, Role: "user", Content: "e"})
+	if err != nil || next.ParentID != ids[3] {
+		t.Fatalf("the next message went under %d, want the answer shown (%d): %v", next.ParentID, ids[3], err)
+	}
+	// The edit's branch is remembered the same way.
+	if err := s.ShowVersion(ctx, conv, edited.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, s, conv); !slices.Equal(got, []string{"a2"}) {
+		t.Fatalf("the edited version again: %q", got)
 	}
 }
