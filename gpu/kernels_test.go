@@ -72,6 +72,11 @@ func TestAttention(t *testing.T) {
 			attnCase{8, 4, 8, 70, 1, f16},    // decode past one 64-key tile
 			attnCase{4, 1, 128, 5, 9, f16},   // SmolLM3 head size, GQA 4:1, causal prefill
 			attnCase{4, 2, 160, 100, 3, f16}, // more than 64 dim pairs per head
+			// Prefill blocks (attention.wgsl: 64/GQ tokens a workgroup, tiles of 1024/HD positions):
+			attnCase{16, 4, 128, 7, 40, f16}, // SmolLM3's heads: blocks of 16 tokens, the last one partial
+			attnCase{8, 4, 8, 70, 33, f16},   // GQ 2: blocks of 32, tiles of 128 positions
+			attnCase{6, 2, 160, 3, 25, f16},  // GQ 3: blocks of 21 (63 of 64 threads), tiles of 6
+			attnCase{8, 1, 64, 0, 20, f16},   // GQ 8: blocks of 8 tokens, from an empty cache
 			// Split decode (attention_decode.wgsl, chunks of 64 positions):
 			attnCase{4, 1, 128, 0, 1, f16},     // one position, four heads per workgroup
 			attnCase{4, 4, 8, 127, 1, f16},     // two whole chunks, one head per kv head

@@ -453,8 +453,8 @@ func attnPartialBytes(s attnShape, positions int) uint64 {
 }
 
 // attentionOp stores the step's keys and values in a layer's KV cache and attends the step's queries to
-// it. Prefill (T > 1) runs kv_store.wgsl, then attention.wgsl, one workgroup per (head, token) walking
-// the cache. Decode splits the cache into chunks of attnChunk positions, one workgroup each per
+// it. Prefill (T > 1) runs kv_store.wgsl, then attention.wgsl, one workgroup per kv head and block of
+// tokens walking the cache in tiles that all its query heads and tokens share. Decode splits the cache into chunks of attnChunk positions, one workgroup each per
 // attnGroup heads, which also store the new row, and merges the chunks in a second pass
 // (attention_decode.wgsl): a lone workgroup per head would leave the device idle as the cache grows.
 type attentionOp struct {
@@ -481,18 +481,20 @@ func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*atte
 		return nil, err
 	}
 	params := []any{s.Heads, s.KVHeads, s.QStride, kvDim, s.OutStride, s.Scale}
+	gq := s.Heads / s.KVHeads
+	bq := max(1, 64/gq) // attention.wgsl's BQ: tokens a prefill workgroup takes
 	cost := func(T, pos int) (float64, float64) {
-		// Token t attends to pos+t+1 positions; each cached row is read once for its query group.
+		// Token t attends to pos+t+1 positions; each block of bq tokens reads the rows it sees once.
 		seen := T*pos + T*(T+1)/2
-		rows := pos + T
+		rows := ceilDiv(T, bq)*pos + T*(T+1)/2/max(1, bq) + T
 		bytes := 2*rows*s.KVHeads*s.HeadDim*cacheElt(s.F16) + 2*4*T*s.Heads*s.HeadDim
 		return float64(bytes), float64(4 * s.Heads * s.HeadDim * seen) // q·k and weight·v
 	}
 	shape := fmt.Sprintf("%dx%d/%d", s.Heads, s.HeadDim, s.KVHeads)
 	prefill, err := d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadOnly, bindReadWrite},
-		defs: shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "KV_F16": boolDef(s.F16), "KV_ACCESS": "read"}},
+		defs: shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "GQ": fmt.Sprint(gq), "KV_F16": boolDef(s.F16), "KV_ACCESS": "read"}},
 		params, []bufRange{q, kc, vc, out},
-		func(T int) (uint32, uint32, uint32) { return uint32(s.Heads), uint32(T), 1 },
+		func(T int) (uint32, uint32, uint32) { return uint32(s.KVHeads), uint32(ceilDiv(T, bq)), 1 },
 		opCost{shape: shape, cost: cost})
 	if err != nil {
 		return nil, err

@@ -13,17 +13,32 @@ import (
 	"time"
 
 	"smolchat/gpu/ref"
+	"smolchat/model/quant"
 )
 
 // TestMatvecCandidates runs every mat-vec variant tuning may choose against the CPU twin (ref.MatVec), on
 // the awkward shapes of matCases and for one and three tokens: a variant the tuner picks must compute
-// what the built-in one does. The integer variants are compared on the activations they see
+// what the built-in one does. Every variant runs on the first case of each type; the other cases, whose
+// awkward shapes the built-in variant meets too, run the built-in one and its integer twin (each
+// variant is two kernels to compile, which on lavapipe is most of the test's time). The integer variants are compared on the activations they see
 // (ref.QuantizeQ8x16) with a tolerance of 1e-3 instead of 1e-4: a product the GPU fuses may round a
 // quantization tie the other way, moving one activation by a step.
 func TestMatvecCandidates(t *testing.T) {
 	d := testDevice(t)
+	seen := map[quant.Type]bool{}
 	for _, c := range matCases {
-		for _, shape := range matvecCandidates(d, kernelTypes[c.typ].suffix) {
+		wt := kernelTypes[c.typ].suffix
+		shapes := matvecCandidates(d, wt)
+		if seen[c.typ] {
+			builtIn := matvecShapeFor(wt, c.k)
+			shapes = []matvecShape{builtIn}
+			if d.dot4 && ownKernels(wt) {
+				builtIn.int8 = true
+				shapes = append(shapes, builtIn)
+			}
+		}
+		seen[c.typ] = true
+		for _, shape := range shapes {
 			for _, T := range []int{1, 3} {
 				t.Run(fmt.Sprintf("%s/%dx%d/%s/T%d", c.typ, c.m, c.k, shape, T), func(t *testing.T) {
 					r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k*T)))

@@ -1,19 +1,25 @@
-// attention.wgsl: causal grouped-query attention of the new tokens over one layer's KV cache, for both
-// decode (T = 1) and prefill. Query token t (cache position S.pos0 + t) of head h attends to cache rows
-// 0 ..= S.pos0 + t of kv head h / (n_heads / n_kv_heads):
+// attention.wgsl: causal grouped-query attention of a prefill step's tokens over one layer's KV cache.
+// Query token t (cache position S.pos0 + t) of head h attends to cache rows 0 ..= S.pos0 + t of kv head
+// g = h / GQ (GQ = n_heads / n_kv_heads, a define):
 //   out = softmax(q . K^T * scale) V
-// The softmax is computed online (running max m, running sum l, output rescaled when m grows), one tile
-// of 64 keys at a time, so any context length fits in fixed workgroup memory and exp never overflows.
+// (Decode steps run attention_decode.wgsl, split over the cache.)
 //
 // Bindings (group 0):
-//   0 P    uniform  AttnParams
+//   0 P    uniform  AttnParams (attention_io.wgsl)
 //   1 S    uniform  Step
 //   2 q    storage read        array<f32>  queries, token t head h at t*q_stride + h*HD
 //   3 kc   storage read        key cache, row p kv head g at p*kv_dim + g*HD (f32, or packed f16 with KV_F16)
 //   4 vc   storage read        value cache, same layout
 //   5 out  storage read_write  array<f32>  token t head h at t*out_stride + h*HD
-// Workgroup: 64 threads per (head, token): each scores one key of the tile, then owns the output dim
-// pairs (2d, 2d+1) for d = lid, lid+64, ... (DPT of them). Dispatch: (n_heads, T, 1). HD (head_dim) is a define, even.
+//
+// Workgroup: 64 threads for one kv head and a block of BQ = 64 / GQ consecutive tokens: thread r < BQ*GQ
+// is query row (token t0 + r / GQ, head g*GQ + r % GQ), its query and output in registers. The cache is
+// walked in tiles of BK = 1024 / HD positions (8 KiB of keys and values in workgroup memory whatever the
+// head size): the threads load a tile together, once for the workgroup's BQ tokens and GQ heads (where a
+// workgroup per query would read it BQ*GQ times), then each row scores the tile's keys, rescales its
+// running sum once per tile (online softmax: running max m and sum l, so exp never overflows and any
+// context fits), and adds the tile's weighted values. Rows past a token's position are masked.
+// Dispatch: (n_kv_heads, ceil(T / BQ), 1). HD is even.
 
 //#include "common.wgsl"
 //#include "attention_io.wgsl"
@@ -22,86 +28,76 @@
 
 const WG = 64u;
 const HD = {{HD}}u;
-const DPT = (HD / 2u + WG - 1u) / WG;
+const HP = HD / 2u; // element pairs per head
+const GQ = {{GQ}}u;
+const BQ = max(1u, WG / GQ);
+const BK = max(1u, 1024u / HD);
 
-var<workgroup> qs: array<f32, HD>;
-var<workgroup> red: array<f32, WG>;
-var<workgroup> pt: array<f32, WG>;
-
-fn tree(lid: u32, is_max: bool) -> f32 {
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            if (is_max) {
-                red[lid] = max(red[lid], red[lid + s]);
-            } else {
-                red[lid] += red[lid + s];
-            }
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
+var<workgroup> kt: array<vec2<f32>, BK * HP>;
+var<workgroup> vt: array<vec2<f32>, BK * HP>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let h = wid.x;
-    let t = wid.y;
-    let g = h / (P.n_heads / P.n_kv_heads);
-    let n = S.pos0 + t + 1u;
-    for (var d = lid; d < HD; d += WG) {
-        qs[d] = q[t * P.q_stride + h * HD + d];
-    }
-    workgroupBarrier();
+    let g = wid.x;
+    let t0 = wid.y * BQ;
+    let t = t0 + lid / GQ;
+    let h = g * GQ + lid % GQ;
+    let valid = lid < BQ * GQ && t < S.n_tok;
+    let n = S.pos0 + t + 1u; // positions this row attends to
+    // Positions any row of the workgroup attends to: up to its last token's.
+    let n_all = S.pos0 + min(t0 + BQ, S.n_tok);
 
+    var qv: array<vec2<f32>, HP>;
+    var o: array<vec2<f32>, HP>;
+    if (valid) {
+        let qb = t * P.q_stride + h * HD;
+        for (var d = 0u; d < HP; d++) {
+            qv[d] = vec2<f32>(q[qb + 2u * d], q[qb + 2u * d + 1u]) * P.scale;
+        }
+    }
     var m = -3.0e38;
     var l = 0.0;
-    var o: array<vec2<f32>, DPT>;
-    for (var j0 = 0u; j0 < n; j0 += WG) {
-        let j = j0 + lid;
-        var s = -3.0e38;
-        if (j < n) {
-            let kb = (j * P.kv_dim + g * HD) / 2u;
-            var dotv = 0.0;
-            for (var d = 0u; d < HD / 2u; d++) {
-                let kp = kpair(kb + d);
-                dotv += qs[2u * d] * kp.x + qs[2u * d + 1u] * kp.y;
-            }
-            s = dotv * P.scale;
+    for (var j0 = 0u; j0 < n_all; j0 += BK) {
+        let cnt = min(BK, n_all - j0);
+        for (var i = lid; i < cnt * HP; i += WG) {
+            let at = ((j0 + i / HP) * P.kv_dim + g * HD) / 2u + i % HP;
+            kt[i] = kpair(at);
+            vt[i] = vpair(at);
         }
-        red[lid] = s;
-        let m_new = max(m, tree(lid, true));
-        var p = 0.0;
-        if (j < n) {
-            p = exp(s - m_new);
-        }
-        pt[lid] = p;
-        red[lid] = p;
-        let lt = tree(lid, false);
-        let alpha = exp(m - m_new);
-        l = l * alpha + lt;
-        m = m_new;
-        let cnt = min(WG, n - j0);
-        for (var i = 0u; i < DPT; i++) {
-            let d = lid + i * WG;
-            if (d < HD / 2u) {
-                var acc = o[i] * alpha;
-                for (var jj = 0u; jj < cnt; jj++) {
-                    acc += pt[jj] * vpair(((j0 + jj) * P.kv_dim + g * HD) / 2u + d);
+        workgroupBarrier();
+        if (valid && j0 < n) {
+            let seen = min(cnt, n - j0);
+            var s: array<f32, BK>;
+            var m_tile = m;
+            for (var jj = 0u; jj < seen; jj++) {
+                var acc = vec2<f32>(0.0);
+                for (var d = 0u; d < HP; d++) {
+                    acc += qv[d] * kt[jj * HP + d];
                 }
-                o[i] = acc;
+                s[jj] = acc.x + acc.y;
+                m_tile = max(m_tile, s[jj]);
             }
+            let alpha = exp(m - m_tile);
+            l *= alpha;
+            for (var d = 0u; d < HP; d++) {
+                o[d] *= alpha;
+            }
+            for (var jj = 0u; jj < seen; jj++) {
+                let p = exp(s[jj] - m_tile);
+                l += p;
+                for (var d = 0u; d < HP; d++) {
+                    o[d] += p * vt[jj * HP + d];
+                }
+            }
+            m = m_tile;
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < DPT; i++) {
-        let d = lid + i * WG;
-        if (d < HD / 2u) {
-            let at = t * P.out_stride + h * HD + 2u * d;
-            out[at] = o[i].x / l;
-            out[at + 1u] = o[i].y / l;
+    if (valid) {
+        let ob = t * P.out_stride + h * HD;
+        for (var d = 0u; d < HP; d++) {
+            out[ob + 2u * d] = o[d].x / l;
+            out[ob + 2u * d + 1u] = o[d].y / l;
         }
     }
 }
