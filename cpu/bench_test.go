@@ -71,24 +71,24 @@ func BenchmarkAttentionDecode(b *testing.B) {
 		b.Run(num.String(), func(b *testing.B) {
 			c := model.Config{Layers: 1, Heads: 16, KVHeads: 4, HeadDim: 128}
 			const n = 1024
-			be := &Backend{cfg: c, threads: 2, pool: newPool(2), kv: newKVCache(1, c.KVDim()), num: num}
+			be := &Backend{cfg: c, threads: 2, pool: newPool(2), kv: newKVPool(1, c.KVDim(), n/kvBlock), num: num}
 			be.s.attn = make([]attnScratch, 2)
 			b.Cleanup(be.pool.close)
-			be.kv.grow(n)
-			row := make([]float32, c.KVDim())
-			for p := range n {
-				for i := range row {
-					row[i] = float32((p*31+i*7)%13-6) / 6
+			rows := make([][]float32, n)
+			for p := range rows {
+				rows[p] = make([]float32, c.KVDim())
+				for i := range rows[p] {
+					rows[p][i] = float32((p*31+i*7)%13-6) / 6
 				}
-				be.kv.store(0, p, row, row)
 			}
+			at := slots(fillSeq(be, rows, rows), n-1, 1)
 			q := make([]float32, c.QDim())
 			for i := range q {
 				q[i] = float32(i%11-5) / 5
 			}
 			out := make([]float32, c.QDim())
 			for b.Loop() {
-				be.attention(0, n-1, 1, q, out)
+				be.attention(0, at, q, out)
 			}
 		})
 	}
