@@ -448,6 +448,27 @@ func (b *Backend) KV() engine.KVUsage {
 	return engine.KVUsage{BlockLen: kvBlock, BlockBytes: b.kv.blockBytes(), Blocks: b.kv.limit, Used: b.kv.used()}
 }
 
+// BlocksOnlyIn counts the blocks that no sequence but those of ids holds.
+func (b *Backend) BlocksOnlyIn(ids []engine.SeqID) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	held := map[int32]int32{}
+	for _, id := range ids {
+		if s, ok := b.seqs[id]; ok {
+			for _, blk := range s.blocks {
+				held[blk]++
+			}
+		}
+	}
+	n := 0
+	for blk, refs := range held {
+		if refs == b.kv.refs[blk] {
+			n++
+		}
+	}
+	return n
+}
+
 // ForwardSeqs evaluates a batch of sequences' tokens in one pass through the layers.
 func (b *Backend) ForwardSeqs(ctx context.Context, batch []engine.SeqEntry) ([][][]float32, error) {
 	b.mu.Lock()

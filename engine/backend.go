@@ -75,6 +75,9 @@ type SeqBackend interface {
 	ForwardSeqs(ctx context.Context, batch []SeqEntry) ([][][]float32, error)
 	// KV reports the pool's blocks.
 	KV() KVUsage
+	// BlocksOnlyIn counts the blocks that no sequence but those of ids holds: the blocks freeing them
+	// would return to the pool.
+	BlocksOnlyIn(ids []SeqID) int
 }
 
 // SeqID names a sequence of a SeqBackend.

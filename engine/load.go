@@ -151,6 +151,8 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 	template, _ := m.File.String("tokenizer.chat_template")
 	progress(1, "ready")
 	e := New(m, tok, chat.ForModel(m.Config.Arch, template), b)
+	e.Parallel = o.Parallel
+	e.setInfo()
 	// After a lost GPU device: a new device if one can be had, else the CPU.
 	e.reload = func() (Backend, error) {
 		bo.Progress = nil

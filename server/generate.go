@@ -26,8 +26,8 @@ func (s *Server) generate(ctx context.Context, t *ticket, progress func(pos int)
 	if m == nil {
 		return engine.Result{}, s.errLoading()
 	}
-	s.metrics.busy.Set(1)
-	defer s.metrics.busy.Set(0)
+	s.metrics.busy.Inc()
+	defer s.metrics.busy.Dec()
 	res, err := run(ctx, m.gen)
 	if err == nil {
 		s.metrics.observe(res.Timings)

@@ -1,6 +1,7 @@
 // Package server is smolchat's HTTP face: the browser chat (server-rendered HTML, htmx, Server-Sent
 // Events), an OpenAI-compatible API, health and Prometheus metrics. It serves one model to many clients:
-// generations run one at a time, in arrival order, from a bounded queue.
+// up to the engine's Parallel generations run together (the engine batches them), the others wait in
+// arrival order in a bounded queue.
 //
 // The server can start before the model is loaded, so the page opens at once and shows the loading
 // progress: New accepts a nil Generator, SetLoadProgress reports progress, and SetGenerator makes the
@@ -388,6 +389,7 @@ func (s *Server) SetGenerator(gen Generator) {
 		s.model.Store(nil)
 		return
 	}
+	s.queue.setSlots(gen.Info().Parallel)
 	s.model.Store(&loaded{gen: gen})
 	s.load.Store(&loadState{frac: 1, msg: "ready"})
 }
