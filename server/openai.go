@@ -198,7 +198,7 @@ func (s *Server) handleModels(c *fiber.Ctx) error {
 func (s *Server) handleHealth(c *fiber.Ctx) error {
 	if m := s.ready(); m != nil {
 		i := m.info()
-		return c.JSON(fiber.Map{"status": "ok", "model": modelID(i), "backend": i.Backend, "device": i.Device})
+		return c.JSON(fiber.Map{"status": "ok", "model": modelID(i), "backend": i.Backend, "device": i.Device, "parallel": i.Parallel})
 	}
 	st := s.load.Load()
 	body := fiber.Map{"status": "loading", "progress": st.frac, "message": st.msg}
@@ -220,6 +220,10 @@ func generationError(err error) *apiError {
 		return badRequest("messages", "%v", err).withCode("context_length_exceeded")
 	case errors.Is(err, errQueueFull):
 		return errBusy()
+	case errors.Is(err, engine.ErrKVFull):
+		e := apiErr(fiber.StatusServiceUnavailable, "unavailable_error", "", "%v", err).withCode("kv_memory_full")
+		e.RetryAfter = retryAfter
+		return e
 	case errors.Is(err, errShutdown):
 		return apiErr(fiber.StatusServiceUnavailable, "unavailable_error", "", "%v", errShutdown)
 	case errors.Is(err, errClientGone):

@@ -236,6 +236,7 @@ func New(cfg Config, gen Generator) (*Server, error) {
 	s.hosts.Store(newHostPolicy(cfg.AllowedHosts, nil))
 	s.conns.writeTimeout = cfg.StreamWriteTimeout
 	s.queue = newQueue(cfg.MaxQueue, s.metrics.queueDepth.Set)
+	s.metrics.reg.MustRegister(s.schedulerMetrics()...)
 	s.base, s.stopAll = context.WithCancelCause(context.Background())
 	s.load.Store(&loadState{msg: "waiting for the model"})
 	s.views = html.NewFileSystem(views.FS(), ".html")
@@ -316,6 +317,7 @@ func (s *Server) routes() {
 	app.Get("/", s.handleIndex)
 	app.Get("/c/:id", s.handleConversation)
 	app.Get("/status", s.handleStatus)
+	app.Get("/slots", s.handleSlots)
 	app.Get("/c/:id/export/:format", s.handleExport)
 	app.Get("/c/:id/m/:mid", s.handleMessage)
 	app.Get("/c/:id/m/:mid/edit", s.handleEditForm)
