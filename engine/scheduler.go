@@ -14,6 +14,10 @@ import (
 // (prefillChunk when nobody decodes: nobody waits).
 const stepChunk = 64
 
+// minShare is the fewest prompt tokens worth waiting for: a request whose prompt shares that many more
+// with a sequence in prefill than with any other waits for that prefill, then starts after it.
+const minShare = 16
+
 // maxCached bounds the conversations the cache keeps besides the KV budget, so that matching a prompt
 // against them stays cheap.
 const maxCached = 64
@@ -297,13 +301,12 @@ func (s *scheduler) match(prompt []int32) (keep int, src SeqID, ent *cachedSeq) 
 	return keep, src, ent
 }
 
-// prefillShares reports that a running sequence in prefill will hold at least a block more of prompt
-// than the keep positions available now (n > 1 choices, or requests with one system prompt arriving
-// together): the request then waits for it rather than evaluating the same tokens again.
+// prefillShares reports that a running sequence in prefill will hold at least minShare more tokens of
+// prompt than the keep positions available now (n > 1 choices, or requests with one system prompt
+// arriving together): the request then waits for it rather than evaluating the same tokens again.
 func (s *scheduler) prefillShares(prompt []int32, keep int) bool {
-	block := max(s.b.KV().BlockLen, 1)
 	for _, r := range s.running {
-		if !r.decoding && min(commonPrefix(r.prompt, prompt), len(prompt)-1) >= keep+block {
+		if !r.decoding && min(commonPrefix(r.prompt, prompt), len(prompt)-1) >= keep+minShare {
 			return true
 		}
 	}

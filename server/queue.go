@@ -86,6 +86,28 @@ func (q *queue) enqueue() (*ticket, error) {
 	return t, nil
 }
 
+// capacity is the most tickets the queue holds: slots running, max waiting.
+func (q *queue) capacity() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.max + q.slots
+}
+
+// enqueueN takes n tickets at once (the choices of one request), or none when they would not all fit.
+func (q *queue) enqueueN(n int) ([]*ticket, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.running+len(q.waiting)+q.reserved+n > q.max+q.slots {
+		return nil, errQueueFull
+	}
+	ts := make([]*ticket, n)
+	for i := range ts {
+		ts[i] = q.newTicket()
+		q.line(ts[i])
+	}
+	return ts, nil
+}
+
 // reserve takes a reservation: a place that wait turns into a place in line.
 func (q *queue) reserve() (*ticket, error) {
 	q.mu.Lock()
