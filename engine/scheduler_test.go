@@ -23,6 +23,7 @@ type seqFake struct {
 	last     SeqID
 	freed    []SeqID
 	fed      int // tokens evaluated, all sequences together
+	loseAt   int // ForwardSeqs fails with ErrBackendLost once fed would pass this (0 = never)
 }
 
 func newSeqFake(vocab, blocks int) *seqFake {
@@ -140,6 +141,9 @@ func (f *seqFake) ForwardSeqs(ctx context.Context, batch []SeqEntry) ([][][]floa
 	}
 	if f.usedLocked()+need > f.blocks {
 		return nil, fmt.Errorf("seqfake: %d blocks more: %w", need, ErrKVFull)
+	}
+	if f.loseAt > 0 && f.fed+len(batch) > f.loseAt {
+		return nil, fmt.Errorf("seqfake: device gone: %w", ErrBackendLost)
 	}
 	out := make([][][]float32, len(batch))
 	for i, e := range batch {
@@ -487,4 +491,80 @@ func tally(t *testing.T, results []genResult) (ok, full int) {
 		}
 	}
 	return ok, full
+}
+
+// TestSchedulerSlowClient holds one client's emit: its sequence sits out the decode steps (it runs at
+// most a token ahead of its client) while the other keeps decoding; once the client takes its tokens,
+// it decodes again, and both answers are the model's.
+func TestSchedulerSlowClient(t *testing.T) {
+	e, f := newSeqEngine(t, 2, 1000)
+	l := holdSteps(t, e)
+	gate := make(chan struct{})
+	slow := startGen(e, context.Background(), prompt(1, 5), greedy(6), func(Delta) error { <-gate; return nil })
+	<-l.arrived
+	fast := startGen(e, context.Background(), prompt(2, 5), greedy(20), func(Delta) error { return nil })
+	<-l.arrived
+	var slowSeq SeqID
+	slowSteps, steps := 0, 0
+	for steps < 12 {
+		b := l.next()
+		for _, x := range b {
+			if got := append(f.tokensOf(x.Seq), x.Tokens...); got[0] == prompt(1, 5)[0] {
+				slowSeq = x.Seq
+				slowSteps++
+			}
+		}
+		steps++
+		l.release()
+	}
+	// The slow sequence: its prompt step (whose token waits for the client), and no decode step.
+	if slowSeq == 0 || slowSteps != 1 {
+		t.Errorf("the sequence of a client that takes nothing was in %d of %d steps, want 1", slowSteps, steps)
+	}
+	close(gate)
+	stop := make(chan struct{})
+	defer close(stop)
+	go l.drain(stop)
+	for i, c := range []<-chan genResult{slow, fast} {
+		r := <-c
+		p := prompt(int32(i+1), 5)
+		if r.err != nil || !slices.Equal(r.res.Tokens, continuation(p, len(r.res.Tokens))) || len(r.res.Tokens) != []int{6, 20}[i] {
+			t.Errorf("request %d: %v, tokens %v", i, r.err, r.res.Tokens)
+		}
+	}
+}
+
+// TestSchedulerBackendLost loses the backend in the middle of a batch of three: each running request
+// gets the error, the engine re-creates the backend, and the next request runs on the new one.
+func TestSchedulerBackendLost(t *testing.T) {
+	e, f := newSeqEngine(t, 4, 1000)
+	f.loseAt = 3*5 + 3*4 // three prompts of 5, then four decode steps
+	var replaced *seqFake
+	e.reload = func() (Backend, error) {
+		replaced = newSeqFake(f.vocab, 1000)
+		return replaced, nil
+	}
+	l := holdSteps(t, e)
+	var started []<-chan genResult
+	for i := range 3 {
+		started = append(started, startGen(e, context.Background(), prompt(int32(i), 5), greedy(0), nil))
+	}
+	for range 3 {
+		<-l.arrived
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go l.drain(stop)
+	for i, c := range started {
+		if r := <-c; !errors.Is(r.err, ErrBackendLost) {
+			t.Errorf("request %d: err = %v, want ErrBackendLost", i, r.err)
+		}
+	}
+	res, err := e.Generate(context.Background(), prompt(7, 5), greedy(4), false, nil)
+	if err != nil || !slices.Equal(res.Tokens, continuation(prompt(7, 5), 4)) {
+		t.Fatalf("after the loss: %v, tokens %v", err, res.Tokens)
+	}
+	if replaced == nil || replaced.fed == 0 {
+		t.Error("the request after the loss did not run on the re-created backend")
+	}
 }
