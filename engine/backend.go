@@ -1,6 +1,7 @@
 // Package engine turns prompt tokens into generated tokens: it owns the generation loop (prefill, decode,
-// stop conditions, cancellation, timings), sampling and KV-cache prefix reuse, and drives a Backend that
-// runs the transformer itself. Backends (the CPU one in package cpu, the WebGPU one in package gpu)
+// stop conditions, cancellation, timings), sampling, the continuous batching of several generations
+// (scheduler.go) and KV-cache prefix reuse (the conversation cache), and drives a Backend that runs the
+// transformer itself. Backends (the CPU one in package cpu, the WebGPU one in package gpu)
 // depend on this package, never the other way round.
 package engine
 

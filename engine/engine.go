@@ -20,11 +20,13 @@ import (
 // stops quickly and activations stay small.
 const prefillChunk = 256
 
-// Engine generates text with one model on one backend. It runs one generation at a time (callers queue
-// on its lock) and keeps the KV cache between calls, so that a prompt extending the previous one (the
-// next turn of a chat) only evaluates its new tokens.
+// Engine generates text with one model on one backend. On a backend with sequences (SeqBackend) its
+// scheduler runs up to Parallel generations together and keeps finished conversations' KV blocks
+// (scheduler.go); on others it runs one generation at a time (callers queue on its lock) and keeps the
+// backend's cache between calls. Either way a prompt extending an earlier one (the next turn of a chat)
+// only evaluates its new tokens.
 type Engine struct {
-	mu      sync.Mutex // held by a generation; guards backend and cached
+	mu      sync.Mutex // held by a generation on the one-sequence path; guards backend and cached
 	model   *model.Model
 	tok     *tokenizer.Tokenizer
 	tmpl    chat.Renderer
@@ -96,7 +98,9 @@ func (e *Engine) Model() *model.Model { return e.model }
 func (e *Engine) Tokenizer() *tokenizer.Tokenizer { return e.tok }
 
 // Backend is the backend the engine runs on. A lost GPU's backend is replaced at the end of the
-// generation that lost it, so this waits for a running generation; callers use it between them.
+// generation that lost it, so this waits for a running generation of the one-sequence path; callers use
+// it between them. (The scheduler owns a SeqBackend's sequences; Forward on it uses a sequence of its
+// own.)
 func (e *Engine) Backend() Backend {
 	e.mu.Lock()
 	defer e.mu.Unlock()
