@@ -79,15 +79,7 @@ func TestEngineBatchedMatchesSolo(t *testing.T) {
 // SmolLM3-3B-shaped Q4_K_M file from `smolchat synth --preset smollm3-3b`), else the tiny fixture; the
 // sub-benchmarks alternate, so run it with -count for interleaved samples.
 func BenchmarkStreams(b *testing.B) {
-	path := os.Getenv("SMOLCHAT_BENCH_MODEL")
-	if path == "" {
-		path = testutil.SharedFile(b, tinyFile)
-	}
-	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: path, Backend: "cpu", Threads: 2, Context: 1024, Parallel: 4})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { e.Close() })
+	e := benchEngine(b, 1024)
 	vocab := e.Tokenizer().VocabSize()
 	const tokens = 128
 	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: tokens}
@@ -123,15 +115,7 @@ func BenchmarkStreams(b *testing.B) {
 // (20 new tokens) after another conversation ran: the conversation cache keeps its blocks, so only the
 // new tokens are evaluated. Model as in BenchmarkStreams. (The first turn, not timed, is a full prefill.)
 func BenchmarkReturnToConversation(b *testing.B) {
-	path := os.Getenv("SMOLCHAT_BENCH_MODEL")
-	if path == "" {
-		path = testutil.SharedFile(b, tinyFile)
-	}
-	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: path, Backend: "cpu", Threads: 2, Context: 4096, Parallel: 4})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { e.Close() })
+	e := benchEngine(b, 4096)
 	tok := e.Tokenizer()
 	words := func(n int, seed uint64) []int32 {
 		return slices.DeleteFunc(seqTokens(tok.VocabSize(), n, seed), tok.IsEOG)
@@ -161,4 +145,18 @@ func BenchmarkReturnToConversation(b *testing.B) {
 	b.ReportMetric(float64(ttft.Milliseconds())/float64(b.N), "ttft-ms")
 	b.ReportMetric(float64(first.Timings.PromptTokens), "prompt-tokens")
 	b.ReportMetric(float64(cached), "cached-tokens")
+}
+
+// benchEngine loads $SMOLCHAT_BENCH_MODEL, else the tiny fixture, on 2 threads with --parallel 4.
+func benchEngine(b *testing.B, ctx int) *engine.Engine {
+	path := os.Getenv("SMOLCHAT_BENCH_MODEL")
+	if path == "" {
+		path = testutil.SharedFile(b, tinyFile)
+	}
+	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: path, Backend: "cpu", Threads: 2, Context: ctx, Parallel: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	return e
 }
