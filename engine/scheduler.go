@@ -201,19 +201,25 @@ func (s *scheduler) close() {
 // run is the scheduler's goroutine: a step at a time until close.
 func (s *scheduler) run() {
 	defer close(s.stopped)
-	for s.collect() {
+	for !s.gone.Load() && s.collect() {
 		s.admit()
 		if len(s.running) > 0 {
 			s.step()
 		}
 		s.publish()
 	}
+	// Closed, or gone (the engine now runs one generation at a time, without the scheduler).
+	err := errEngineClosed
+	if s.gone.Load() {
+		err = errors.New("the backend was replaced by one that runs one generation at a time; retry the request")
+	}
 	for _, r := range slices.Concat(s.running, s.waiting) {
-		s.end(r, r.g.res, errEngineClosed)
+		s.end(r, r.g.res, err)
 	}
 	s.mu.Lock()
+	s.closed = true
 	for _, r := range s.incoming {
-		r.done <- seqDone{err: errEngineClosed}
+		r.done <- seqDone{err: err}
 	}
 	s.incoming = nil
 	s.mu.Unlock()
