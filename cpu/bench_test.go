@@ -2,9 +2,11 @@ package cpu
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 
+	"smolchat/engine"
 	"smolchat/model"
 )
 
@@ -90,6 +92,37 @@ func BenchmarkAttentionDecode(b *testing.B) {
 			for b.Loop() {
 				be.attention(0, at, q, out)
 			}
+		})
+	}
+}
+
+// BenchmarkDecodeRows is one decode step of 1 to 8 sequences together (ForwardSeqs, one token
+// each after a 32-token prompt): what continuous batching costs per step as the batch grows.
+func BenchmarkDecodeRows(b *testing.B) {
+	m := benchModel(b)
+	be := newBackend(b, m, Options{Threads: 2, Context: 512})
+	ctx := context.Background()
+	prompt := benchTokens(m, 33)
+	for _, rows := range []int{1, 2, 3, 4, 5, 8} {
+		b.Run(fmt.Sprint(rows), func(b *testing.B) {
+			batch := make([]engine.SeqEntry, rows)
+			for i := range batch {
+				id := be.NewSeq()
+				b.Cleanup(func() { be.FreeSeq(id) })
+				if _, err := be.ForwardSeqs(ctx, []engine.SeqEntry{{Seq: id, Tokens: prompt[:32]}}); err != nil {
+					b.Fatal(err)
+				}
+				batch[i] = engine.SeqEntry{Seq: id, Tokens: prompt[32:], Want: []int{0}}
+			}
+			for b.Loop() {
+				for _, e := range batch {
+					be.TruncateSeq(e.Seq, 32)
+				}
+				if _, err := be.ForwardSeqs(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
 	}
 }
