@@ -21,8 +21,16 @@ type cachedSeq struct {
 }
 
 // add keeps seq, which holds tokens. Entries whose tokens are a prefix of these are dropped: the new
-// entry serves every prompt they would.
+// entry serves every prompt they would; and when an entry already holds these tokens and more, seq is
+// freed instead and that entry counts as used.
 func (c *convCache) add(b SeqBackend, seq SeqID, tokens []int32) {
+	for _, e := range c.entries {
+		if len(e.tokens) >= len(tokens) && slices.Equal(e.tokens[:len(tokens)], tokens) {
+			b.FreeSeq(seq)
+			c.touch(e)
+			return
+		}
+	}
 	c.entries = slices.DeleteFunc(c.entries, func(e *cachedSeq) bool {
 		if len(e.tokens) <= len(tokens) && slices.Equal(e.tokens, tokens[:len(e.tokens)]) {
 			b.FreeSeq(e.seq)
