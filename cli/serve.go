@@ -25,6 +25,8 @@ type serveOptions struct {
 	host          string
 	port          int
 	maxQueue      int
+	parallel      int
+	kvMemory      byteSize
 	apiKey        string
 	corsOrigin    string
 	allowedHosts  string
@@ -34,6 +36,10 @@ type serveOptions struct {
 	// system is the system prompt of new chats: text, or @FILE to read it from a file.
 	system string
 }
+
+// maxParallel bounds --parallel: each running sequence adds a row to every step and a full context to
+// the KV memory's default.
+const maxParallel = 64
 
 func init() {
 	var o *serveOptions
@@ -66,6 +72,10 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 		"address to listen on (0.0.0.0: every interface; set --api-key then, which guards the chat page, its history, the API and /metrics)")
 	fs.IntVar(&o.port, "port", 8080, "port to listen on")
 	fs.IntVar(&o.maxQueue, "max-queue", 8, "requests that may wait for the model; more are refused with 503")
+	fs.IntVar(&o.parallel, "parallel", engine.DefaultParallel,
+		"generations that run together, batched into one pass per token (CPU backend; the GPU runs one at a time); more wait in the queue")
+	fs.Var(&o.kvMemory, "kv-memory",
+		"memory for the KV cache of every sequence, running and cached conversations (CPU backend), e.g. 4GiB; auto: room for --parallel full contexts and one more, at most a quarter of the machine's memory")
 	fs.StringVar(&o.apiKey, "api-key", "",
 		"require this key everywhere but /health: API clients send 'Authorization: Bearer KEY', browsers sign in with it once (sessions end on restart)")
 	fs.StringVar(&o.corsOrigin, "cors-origin", "", "let this browser origin call the API (CORS), e.g. http://localhost:3000")
@@ -91,6 +101,8 @@ func (o *serveOptions) run(ctx context.Context, env *Env) error {
 		return usageErr("--port %d is not a port number (0-65535)", o.port)
 	case o.maxQueue < 1:
 		return usageErr("--max-queue %d: at least one request must be able to wait", o.maxQueue)
+	case o.parallel < 1 || o.parallel > maxParallel:
+		return usageErr("--parallel %d: give 1 to %d generations", o.parallel, maxParallel)
 	case o.writeTimeout <= 0:
 		return usageErr("--stream-write-timeout %v: give a positive duration, e.g. 30s", o.writeTimeout)
 	case o.dataDir == "":
@@ -199,6 +211,7 @@ func (o *serveOptions) load(ctx context.Context, env *Env, srv *server.Server) (
 	if err != nil {
 		return nil, err
 	}
+	lo.Parallel, lo.KVMemory = o.parallel, int64(o.kvMemory)
 	termProgress := lo.Progress
 	lo.Progress = func(frac float64, msg string) {
 		srv.SetLoadProgress(frac, msg)

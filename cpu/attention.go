@@ -15,8 +15,8 @@ type attnScratch struct {
 	ms, vs []float32 // per position: the sum's rescaling and the value's weight (attendF16)
 }
 
-// attention computes, for each of the T batch tokens (at positions pos0..pos0+T-1, already in the cache)
-// and each query head, softmax(q·Kᵀ/√headDim) over the positions up to its own, times V.
+// attention computes, for each batch token t (at position at[t].pos of sequence at[t].seq, whose keys and
+// values up to that position are in the cache) and each query head, softmax(q·Kᵀ/√headDim) over the positions up to its own, times V.
 //
 // Query head h reads KV head h/(Heads/KVHeads) (grouped-query attention). The work is split over
 // (token, KV head) pairs, and the query heads of a group are handled together, so each cached key and
@@ -28,7 +28,8 @@ type attnScratch struct {
 // attention (attendF16): an online softmax whose running sum of values is kept in half precision. Every
 // mode uses the same arithmetic for every batch size, so that a prompt evaluated at once and token by
 // token gives the same logits.
-func (b *Backend) attention(l, pos0, T int, q, out []float32) {
+func (b *Backend) attention(l int, at []kvSlot, q, out []float32) {
+	T := len(at)
 	c := b.cfg
 	hd, qdim := c.HeadDim, c.QDim()
 	group := c.Heads / c.KVHeads
@@ -43,7 +44,8 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 				return
 			}
 			t, kvh := i/c.KVHeads, i%c.KVHeads
-			n := pos0 + t + 1 // causal: positions 0..pos0+t
+			seq := at[t].seq
+			n := at[t].pos + 1 // causal: positions 0..pos of its own sequence
 			if len(ws.q) < group*hd {
 				ws.q = make([]float32, group*hd)
 				ws.acc = make([]float32, hd)
@@ -64,18 +66,18 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 			}
 			sc := ws.scores[:group*n]
 			clear(sc)
-			// Scores: each page's keys against the group's query heads, every key converted once.
-			for page := 0; page*kvPage < n; page++ {
-				first := page * kvPage
-				cnt := min(kvPage, n-first)
-				keys := b.kv.keyRows(l, page)[2*kvh*hd:]
+			// Scores: each block's keys against the group's query heads, every key converted once.
+			for blk := 0; blk*kvBlock < n; blk++ {
+				first := blk * kvBlock
+				cnt := min(kvBlock, n-first)
+				keys := b.kv.keyRows(l, seq.blocks[blk])[2*kvh*hd:]
 				kernels.DotF16Rows(keys, 2*c.KVDim(), cnt, qs, hd, group, hd, sc[first:], n)
 			}
 			o := out[t*qdim+kvh*group*hd : t*qdim+(kvh+1)*group*hd]
 			if b.num == Llama {
-				b.attendF16(ws, l, kvh, sc, n, group, scale, o)
+				b.attendF16(ws, seq, l, kvh, sc, n, group, scale, o)
 			} else {
-				b.attendF32(l, kvh, sc, n, group, scale, o)
+				b.attendF32(seq, l, kvh, sc, n, group, scale, o)
 			}
 		}
 	}
@@ -86,12 +88,12 @@ func (b *Backend) attention(l, pos0, T int, q, out []float32) {
 	b.pool.run(job)
 }
 
-// attendF16 turns the raw scores sc (group rows of n) of KV head kvh in layer l into out (group rows of
+// attendF16 turns the raw scores sc (group rows of n) of KV head kvh in layer l of seq into out (group rows of
 // headDim) the way ggml's flash attention does: for each position in order, a score above the running
 // maximum rescales the half accumulator by exp(old max − new max); otherwise the value is weighted by
 // exp(score − max). The rescalings and weights are worked out first, then kernels.AccumulateF16 runs the
-// half-precision accumulation over each page of the cache.
-func (b *Backend) attendF16(ws *attnScratch, l, kvh int, sc []float32, n, group int, scale float32, out []float32) {
+// half-precision accumulation over each block of the cache.
+func (b *Backend) attendF16(ws *attnScratch, seq *kvSeq, l, kvh int, sc []float32, n, group int, scale float32, out []float32) {
 	hd := len(out) / group
 	ms, vs, acc := ws.ms[:n], ws.vs[:n], ws.acc[:hd]
 	ldv := 2 * b.cfg.KVDim()
@@ -108,10 +110,10 @@ func (b *Backend) attendF16(ws *attnScratch, l, kvh int, sc []float32, n, group 
 			sum = sum*ms[p] + vs[p]
 		}
 		clear(acc)
-		for page := 0; page*kvPage < n; page++ {
-			first := page * kvPage
-			cnt := min(kvPage, n-first)
-			kernels.AccumulateF16(acc, b.kv.valueRows(l, page)[2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
+		for blk := 0; blk*kvBlock < n; blk++ {
+			first := blk * kvBlock
+			cnt := min(kvBlock, n-first)
+			kernels.AccumulateF16(acc, b.kv.valueRows(l, seq.blocks[blk])[2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
 		}
 		inv := 1 / sum
 		for i, a := range acc {
@@ -120,9 +122,10 @@ func (b *Backend) attendF16(ws *attnScratch, l, kvh int, sc []float32, n, group 
 	}
 }
 
-// attendF32 turns the raw scores sc (group rows of n) of KV head kvh in layer l into out (group rows of
-// headDim) in float32: a two-pass softmax of each row, then Σ weight·value over each page of the cache.
-func (b *Backend) attendF32(l, kvh int, sc []float32, n, group int, scale float32, out []float32) {
+// attendF32 turns the raw scores sc (group rows of n) of KV head kvh in layer l of seq into out (group
+// rows of headDim) in float32: a two-pass softmax of each row, then Σ weight·value over each block of
+// the cache.
+func (b *Backend) attendF32(seq *kvSeq, l, kvh int, sc []float32, n, group int, scale float32, out []float32) {
 	hd := len(out) / group
 	for g := range group {
 		row := sc[g*n : (g+1)*n]
@@ -133,9 +136,9 @@ func (b *Backend) attendF32(l, kvh int, sc []float32, n, group int, scale float3
 	}
 	clear(out)
 	ldv := 2 * b.cfg.KVDim()
-	for page := 0; page*kvPage < n; page++ {
-		first := page * kvPage
-		cnt := min(kvPage, n-first)
-		kernels.WeightedSumF16(out, group, b.kv.valueRows(l, page)[2*kvh*hd:], ldv, sc[first:], n, cnt)
+	for blk := 0; blk*kvBlock < n; blk++ {
+		first := blk * kvBlock
+		cnt := min(kvBlock, n-first)
+		kernels.WeightedSumF16(out, group, b.kv.valueRows(l, seq.blocks[blk])[2*kvh*hd:], ldv, sc[first:], n, cnt)
 	}
 }

@@ -44,6 +44,13 @@ type Options struct {
 	Context int
 	// Numerics chooses where the arithmetic rounds (Fast by default).
 	Numerics Numerics
+	// KVMemory is the budget of the KV pool in bytes, shared by every sequence; 0 means
+	// engine.DefaultKVMemory for Parallel sequences. It must hold at least Context positions. Blocks are
+	// allocated as they are first used, not up front.
+	KVMemory int64
+	// Parallel is how many sequences the engine runs together (0 = engine.DefaultParallel), for
+	// KVMemory's default.
+	Parallel int
 }
 
 // Numerics is how a Backend rounds. docs/ARCHITECTURE.md ("Numerics") compares the modes.
@@ -89,8 +96,8 @@ func (n Numerics) String() string {
 	return "fast"
 }
 
-// Backend is the CPU implementation of engine.Backend. Its methods may be called from several
-// goroutines; calls are serialized.
+// Backend is the CPU implementation of engine.Backend and engine.SeqBackend. Its methods may be called
+// from several goroutines; calls are serialized.
 type Backend struct {
 	mu      sync.Mutex
 	cfg     model.Config
@@ -104,10 +111,12 @@ type Backend struct {
 	output  matrix
 	layers  []layer
 
-	kv     kvCache
-	n      int // cached positions
-	closed bool
-	frees  []func() // release the interleaved weights (allocWeights)
+	kv      kvPool
+	seqs    map[engine.SeqID]*kvSeq
+	nextSeq engine.SeqID
+	own     kvSeq // the sequence of Forward, Len and Truncate
+	closed  bool
+	frees   []func() // release the interleaved weights (allocWeights)
 
 	s scratch
 }
@@ -204,7 +213,22 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 			}
 		}
 	}
-	b.kv = newKVCache(c.Layers, c.KVDim())
+	blockBytes := kvBlockBytes(c.Layers, c.KVDim())
+	minBlocks := (maxCtx + kvBlock - 1) / kvBlock
+	budget := opts.KVMemory
+	if budget == 0 {
+		parallel := opts.Parallel
+		if parallel <= 0 {
+			parallel = engine.DefaultParallel
+		}
+		budget = max(engine.DefaultKVMemory(int64(blockBytes/kvBlock), maxCtx, parallel), int64(minBlocks*blockBytes))
+	}
+	if budget < 0 || budget/int64(blockBytes) < int64(minBlocks) {
+		return nil, fmt.Errorf("cpu backend: a KV memory budget of %d bytes does not hold the context of %d positions (%d bytes); raise --kv-memory or lower --ctx",
+			budget, maxCtx, int64(minBlocks)*int64(blockBytes))
+	}
+	b.kv = newKVPool(c.Layers, c.KVDim(), int(min(budget/int64(blockBytes), 1<<30)))
+	b.seqs = map[engine.SeqID]*kvSeq{}
 	b.allocScratch(1)
 	b.pool = newPool(threads)
 	mats := []*matrix{&b.output}
@@ -298,18 +322,21 @@ func (b *Backend) Device() string {
 	return d + ")"
 }
 
-// Len is the number of cached positions.
+// Len is the number of cached positions of Forward's sequence.
 func (b *Backend) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.n
+	return b.own.n
 }
 
-// Truncate keeps the first n cached positions (none for n < 0). The cache's memory is kept for reuse.
+// Truncate keeps the first n cached positions of Forward's sequence (none for n < 0). The blocks past
+// them go back to the pool.
 func (b *Backend) Truncate(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.n = max(0, min(n, b.n))
+	if !b.closed {
+		b.kv.truncate(&b.own, n)
+	}
 }
 
 // MaxContext is the number of positions the cache can hold.
@@ -324,9 +351,10 @@ func (b *Backend) Close() error {
 	}
 	b.closed = true
 	b.release()
-	b.kv = kvCache{}
+	b.kv = kvPool{}
+	b.seqs = nil
+	b.own = kvSeq{}
 	b.s = scratch{}
-	b.n = 0
 	return nil
 }
 
@@ -349,41 +377,190 @@ func (b *Backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]
 	if b.closed {
 		return nil, fmt.Errorf("cpu backend: forward after close")
 	}
-	if err := b.check(tokens, want); err != nil {
+	if err := engine.CheckForward(tokens, want, b.cfg.Vocab, b.own.n, b.maxCtx); err != nil {
+		return nil, fmt.Errorf("cpu backend: %w", err)
+	}
+	out, err := b.forward(ctx, []*kvSeq{&b.own}, []engine.SeqEntry{{Tokens: tokens, Want: want}})
+	if err != nil {
 		return nil, err
 	}
+	return out[0], nil
+}
+
+// NewSeq makes an empty sequence.
+func (b *Backend) NewSeq() engine.SeqID {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.addSeq(&kvSeq{})
+}
+
+func (b *Backend) addSeq(s *kvSeq) engine.SeqID {
+	b.nextSeq++
+	if b.seqs != nil { // nil after Close: the sequence is forgotten
+		b.seqs[b.nextSeq] = s
+	}
+	return b.nextSeq
+}
+
+// Fork makes a sequence that shares the first n positions of src.
+func (b *Backend) Fork(src engine.SeqID, n int) (engine.SeqID, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.seqs[src]
+	if !ok {
+		return 0, fmt.Errorf("cpu backend: fork of unknown sequence %d", src)
+	}
+	return b.addSeq(b.kv.fork(s, n)), nil
+}
+
+// SeqLen is the number of cached positions of sequence id.
+func (b *Backend) SeqLen(id engine.SeqID) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s, ok := b.seqs[id]; ok {
+		return s.n
+	}
+	return 0
+}
+
+// TruncateSeq keeps the first n positions of sequence id.
+func (b *Backend) TruncateSeq(id engine.SeqID, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s, ok := b.seqs[id]; ok {
+		b.kv.truncate(s, n)
+	}
+}
+
+// FreeSeq releases sequence id and its blocks.
+func (b *Backend) FreeSeq(id engine.SeqID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s, ok := b.seqs[id]; ok {
+		b.kv.truncate(s, 0)
+		delete(b.seqs, id)
+	}
+}
+
+// KV reports the pool's blocks.
+func (b *Backend) KV() engine.KVUsage {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return engine.KVUsage{BlockLen: kvBlock, BlockBytes: b.kv.blockBytes(), Blocks: b.kv.limit, Used: b.kv.used()}
+}
+
+// BlocksOnlyIn counts the blocks that no sequence but those of ids holds.
+func (b *Backend) BlocksOnlyIn(ids []engine.SeqID) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	held := map[int32]int32{}
+	for _, id := range ids {
+		if s, ok := b.seqs[id]; ok {
+			for _, blk := range s.blocks {
+				held[blk]++
+			}
+		}
+	}
+	n := 0
+	for blk, refs := range held {
+		if refs == b.kv.refs[blk] {
+			n++
+		}
+	}
+	return n
+}
+
+// ForwardSeqs evaluates a batch of sequences' tokens in one pass through the layers.
+func (b *Backend) ForwardSeqs(ctx context.Context, batch []engine.SeqEntry) ([][][]float32, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, fmt.Errorf("cpu backend: forward after close")
+	}
+	seqs := make([]*kvSeq, len(batch))
+	for i, e := range batch {
+		s, ok := b.seqs[e.Seq]
+		if !ok {
+			return nil, fmt.Errorf("cpu backend: batch entry %d: unknown sequence %d", i, e.Seq)
+		}
+		for _, o := range seqs[:i] {
+			if o == s {
+				return nil, fmt.Errorf("cpu backend: batch entry %d: sequence %d is in the batch twice", i, e.Seq)
+			}
+		}
+		if err := engine.CheckForward(e.Tokens, e.Want, b.cfg.Vocab, s.n, b.maxCtx); err != nil {
+			return nil, fmt.Errorf("cpu backend: sequence %d: %w", e.Seq, err)
+		}
+		seqs[i] = s
+	}
+	return b.forward(ctx, seqs, batch)
+}
+
+// kvSlot is where a batch row's keys and values go: a position of a sequence.
+type kvSlot struct {
+	seq *kvSeq
+	pos int
+}
+
+// forward evaluates the checked batch, entry i on seqs[i]: it takes the blocks the batch needs (or
+// fails with ErrKVFull before any work), stacks every entry's tokens into rows, and runs them through
+// the layers maxBatch rows at a time. On error every sequence is cut back to its length before the call.
+func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.SeqEntry) ([][][]float32, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	vocab := b.cfg.Vocab
-	logits := make([][]float32, len(want))
-	store := make([]float32, len(want)*vocab)
-	for i := range logits {
-		logits[i] = store[i*vocab : (i+1)*vocab : (i+1)*vocab]
+	need, rows, wanted := 0, 0, 0
+	for i, e := range batch {
+		need += b.kv.growCost(seqs[i], len(e.Tokens))
+		rows += len(e.Tokens)
+		wanted += len(e.Want)
 	}
-	start := b.n
+	if need > b.kv.available() {
+		return nil, b.kv.errFull(need)
+	}
+	tokens := make([]int32, 0, rows)
+	at := make([]kvSlot, 0, rows)
+	want := make([]int, 0, wanted) // rows of tokens
+	start := make([]int, len(seqs))
+	for i, e := range batch {
+		s := seqs[i]
+		start[i] = s.n
+		b.kv.grow(s, len(e.Tokens))
+		for _, w := range e.Want {
+			want = append(want, len(tokens)+w)
+		}
+		for j, t := range e.Tokens {
+			tokens = append(tokens, t)
+			at = append(at, kvSlot{s, s.n + j})
+		}
+	}
+	vocab := b.cfg.Vocab
+	store := make([]float32, wanted*vocab)
 	wi := 0 // next entry of want
 	for off := 0; off < len(tokens); off += maxBatch {
-		batch := tokens[off:min(off+maxBatch, len(tokens))]
-		var rows []int
+		end := min(off+maxBatch, len(tokens))
+		var local []int
 		first := wi
-		for wi < len(want) && want[wi] < off+len(batch) {
-			rows = append(rows, want[wi]-off)
+		for wi < len(want) && want[wi] < end {
+			local = append(local, want[wi]-off)
 			wi++
 		}
-		if err := b.forwardBatch(ctx, batch, rows, store[first*vocab:wi*vocab]); err != nil {
-			b.n = start
+		if err := b.forwardBatch(ctx, tokens[off:end], at[off:end], local, store[first*vocab:wi*vocab]); err != nil {
+			for i, s := range seqs {
+				b.kv.truncate(s, start[i])
+			}
 			return nil, err
 		}
-		b.n += len(batch)
 	}
-	return logits, nil
-}
-
-// check validates Forward's arguments.
-func (b *Backend) check(tokens []int32, want []int) error {
-	if err := engine.CheckForward(tokens, want, b.cfg.Vocab, b.n, b.maxCtx); err != nil {
-		return fmt.Errorf("cpu backend: %w", err)
+	out := make([][][]float32, len(batch))
+	k := 0
+	for i, e := range batch {
+		seqs[i].n += len(e.Tokens)
+		out[i] = make([][]float32, len(e.Want))
+		for j := range e.Want {
+			out[i][j] = store[k*vocab : (k+1)*vocab : (k+1)*vocab]
+			k++
+		}
 	}
-	return nil
+	return out, nil
 }

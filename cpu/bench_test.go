@@ -2,9 +2,11 @@ package cpu
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 
+	"smolchat/engine"
 	"smolchat/model"
 )
 
@@ -71,25 +73,56 @@ func BenchmarkAttentionDecode(b *testing.B) {
 		b.Run(num.String(), func(b *testing.B) {
 			c := model.Config{Layers: 1, Heads: 16, KVHeads: 4, HeadDim: 128}
 			const n = 1024
-			be := &Backend{cfg: c, threads: 2, pool: newPool(2), kv: newKVCache(1, c.KVDim()), num: num}
+			be := &Backend{cfg: c, threads: 2, pool: newPool(2), kv: newKVPool(1, c.KVDim(), n/kvBlock), num: num}
 			be.s.attn = make([]attnScratch, 2)
 			b.Cleanup(be.pool.close)
-			be.kv.grow(n)
-			row := make([]float32, c.KVDim())
-			for p := range n {
-				for i := range row {
-					row[i] = float32((p*31+i*7)%13-6) / 6
+			rows := make([][]float32, n)
+			for p := range rows {
+				rows[p] = make([]float32, c.KVDim())
+				for i := range rows[p] {
+					rows[p][i] = float32((p*31+i*7)%13-6) / 6
 				}
-				be.kv.store(0, p, row, row)
 			}
+			at := slots(fillSeq(be, rows, rows), n-1, 1)
 			q := make([]float32, c.QDim())
 			for i := range q {
 				q[i] = float32(i%11-5) / 5
 			}
 			out := make([]float32, c.QDim())
 			for b.Loop() {
-				be.attention(0, n-1, 1, q, out)
+				be.attention(0, at, q, out)
 			}
+		})
+	}
+}
+
+// BenchmarkDecodeRows is one decode step of 1 to 8 sequences together (ForwardSeqs, one token
+// each after a 32-token prompt): what continuous batching costs per step as the batch grows.
+func BenchmarkDecodeRows(b *testing.B) {
+	m := benchModel(b)
+	be := newBackend(b, m, Options{Threads: 2, Context: 512})
+	ctx := context.Background()
+	prompt := benchTokens(m, 33)
+	for _, rows := range []int{1, 2, 3, 4, 5, 8} {
+		b.Run(fmt.Sprint(rows), func(b *testing.B) {
+			batch := make([]engine.SeqEntry, rows)
+			for i := range batch {
+				id := be.NewSeq()
+				b.Cleanup(func() { be.FreeSeq(id) })
+				if _, err := be.ForwardSeqs(ctx, []engine.SeqEntry{{Seq: id, Tokens: prompt[:32]}}); err != nil {
+					b.Fatal(err)
+				}
+				batch[i] = engine.SeqEntry{Seq: id, Tokens: prompt[32:], Want: []int{0}}
+			}
+			for b.Loop() {
+				for _, e := range batch {
+					be.TruncateSeq(e.Seq, 32)
+				}
+				if _, err := be.ForwardSeqs(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
 	}
 }

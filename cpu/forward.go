@@ -8,19 +8,20 @@ import (
 	"smolchat/model/quant"
 )
 
-// forwardBatch runs tokens (at most maxBatch) through the model at positions b.n.., writing their K and V
-// to the cache, and writes the logits of the batch rows in want to out (len(want) × Vocab). It does not
-// move b.n.
+// forwardBatch runs tokens (at most maxBatch) through the model, token t at position at[t].pos of
+// sequence at[t].seq (whose blocks cover it: kvPool.grow), writing their K and V to the cache, and writes
+// the logits of the batch rows in want to out (len(want) × Vocab). It does not move the sequences'
+// lengths. The tokens of different sequences share the matrix products; only attention tells them apart.
 //
 // The shape of the pass is model.Family's, for the values the loader lets through (model's
 // Family.unimplemented): pre-norm blocks, QK-norm when c.QKNorm, RoPE on adjacent (NORM) or half-split
 // (NEOX) pairs with the angles of c.RopeAngles (scaling included) except on the c.NoRope layers, no
 // biases, a SiLU-GLU feed-forward, unscaled embeddings, and the embedding table as the output projection
 // when c.TiedOutput.
-func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, out []float32) error {
+func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, at []kvSlot, want []int, out []float32) error {
 	b.allocScratch(len(tokens))
 	c, s := b.cfg, &b.s
-	T, pos0 := len(tokens), b.n
+	T := len(tokens)
 	neox := c.Rope == model.RopeNeox
 	dim, qdim, kvdim, ff := c.Dim, c.QDim(), c.KVDim(), c.FF
 
@@ -33,9 +34,8 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 	}
 	// The rotation angles depend only on the position, so one table per token serves every layer.
 	for t := range T {
-		s.rope[t].fill(&c, pos0+t)
+		s.rope[t].fill(&c, at[t].pos)
 	}
-	b.kv.grow(pos0 + T)
 
 	xn, tmp := s.xn[:T*dim], s.tmp[:T*dim]
 	q, k, v := s.q[:T*qdim], s.k[:T*kvdim], s.v[:T*kvdim]
@@ -69,9 +69,9 @@ func (b *Backend) forwardBatch(ctx context.Context, tokens []int32, want []int, 
 				s.rope[t].rope(qt, c.HeadDim, neox)
 				s.rope[t].rope(kt, c.HeadDim, neox)
 			}
-			b.kv.store(l, pos0+t, k[t*kvdim:(t+1)*kvdim], v[t*kvdim:(t+1)*kvdim])
+			b.kv.store(at[t].seq, l, at[t].pos, k[t*kvdim:(t+1)*kvdim], v[t*kvdim:(t+1)*kvdim])
 		})
-		b.attention(l, pos0, T, q, att)
+		b.attention(l, at, q, att)
 		s.encAtt.reset(att, T, qdim)
 		if err := b.matmul(&s.encAtt, product{m: &L.o, out: tmp}); err != nil {
 			return fmt.Errorf("cpu backend: layer %d, output projection: %w", l, err)

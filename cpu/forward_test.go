@@ -99,10 +99,30 @@ func TestRoPE(t *testing.T) {
 
 // testBackend is a Backend with a config and cache but no weights, for exercising attention alone.
 func testBackend(t *testing.T, c model.Config, threads int) *Backend {
-	b := &Backend{cfg: c, threads: threads, pool: newPool(threads), kv: newKVCache(c.Layers, c.KVDim())}
+	b := &Backend{cfg: c, threads: threads, pool: newPool(threads), kv: newKVPool(c.Layers, c.KVDim(), 1<<20)}
 	b.s.attn = make([]attnScratch, threads)
 	t.Cleanup(b.pool.close)
 	return b
+}
+
+// fillSeq makes a sequence in b's pool holding keys[p] and vals[p] at each position p of layer 0.
+func fillSeq(b *Backend, keys, vals [][]float32) *kvSeq {
+	s := &kvSeq{}
+	b.kv.grow(s, len(keys))
+	for p := range keys {
+		b.kv.store(s, 0, p, keys[p], vals[p])
+	}
+	s.n = len(keys)
+	return s
+}
+
+// slots are the batch rows of positions pos0..pos0+T-1 of s.
+func slots(s *kvSeq, pos0, T int) []kvSlot {
+	at := make([]kvSlot, T)
+	for t := range at {
+		at[t] = kvSlot{s, pos0 + t}
+	}
+	return at
 }
 
 // TestAttentionGQA checks attention in each numerics mode on a batch that follows cached positions. Fast
@@ -144,12 +164,9 @@ func testAttentionGQA(t *testing.T, headDim, pos0, T int) {
 	run := func(num Numerics) []float32 {
 		b := testBackend(t, c, 2)
 		b.num = num
-		b.kv.grow(n)
-		for p := range n {
-			b.kv.store(0, p, keys[p], vals[p])
-		}
+		s := fillSeq(b, keys, vals)
 		out := make([]float32, T*c.QDim())
-		b.attention(0, pos0, T, q, out)
+		b.attention(0, slots(s, pos0, T), q, out)
 		return out
 	}
 	half := func(x float32) float32 { return quant.F16ToF32(quant.F32ToF16(x)) }

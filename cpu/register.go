@@ -11,6 +11,6 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return New(m, Options{Threads: o.Threads, Context: o.Context, Numerics: num})
+		return New(m, Options{Threads: o.Threads, Context: o.Context, Numerics: num, KVMemory: o.KVMemory, Parallel: o.Parallel})
 	})
 }

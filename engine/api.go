@@ -119,4 +119,7 @@ type Info struct {
 	Reasoning bool
 	// Tools is true when the chat template has a tools section (ChatRequest.Tools).
 	Tools bool
+	// Parallel is how many generations run together: Engine.Parallel on a backend with sequences, 1 on
+	// others.
+	Parallel int
 }

@@ -1,6 +1,7 @@
 // Package engine turns prompt tokens into generated tokens: it owns the generation loop (prefill, decode,
-// stop conditions, cancellation, timings), sampling and KV-cache prefix reuse, and drives a Backend that
-// runs the transformer itself. Backends (the CPU one in package cpu, the WebGPU one in package gpu)
+// stop conditions, cancellation, timings), sampling, the continuous batching of several generations
+// (scheduler.go) and KV-cache prefix reuse (the conversation cache), and drives a Backend that runs the
+// transformer itself. Backends (the CPU one in package cpu, the WebGPU one in package gpu)
 // depend on this package, never the other way round.
 package engine
 
@@ -42,6 +43,65 @@ type Argmaxer interface {
 	// ForwardArgmax evaluates tokens like Forward and returns the argmax of the last row's logits.
 	ForwardArgmax(ctx context.Context, tokens []int32) (int32, error)
 }
+
+// SeqBackend is a Backend that holds many sequences at once, each with its own KV cache, so that the
+// engine can evaluate one token of every running generation in one batched pass (each weight read once
+// for all of them) and keep finished conversations' caches for later requests.
+//
+// The KV memory is one pool of fixed-size blocks (KVUsage.BlockLen positions) under a budget: a sequence
+// is a table of blocks, so sequences of any length share the pool, and sequences made by Fork share the
+// blocks of their common prefix until one of them writes into a shared block (copy on write).
+//
+// The Backend methods (Forward, Len, Truncate) work on a sequence of their own, kept apart from those
+// that NewSeq and Fork make.
+type SeqBackend interface {
+	Backend
+	// NewSeq makes an empty sequence.
+	NewSeq() SeqID
+	// Fork makes a sequence holding the first n positions of src (all of them when n ≥ its length),
+	// sharing their blocks.
+	Fork(src SeqID, n int) (SeqID, error)
+	// SeqLen is the number of cached positions of a sequence (0 for an unknown id).
+	SeqLen(id SeqID) int
+	// TruncateSeq keeps the first n positions of a sequence (none when n < 0), releasing the blocks
+	// past them.
+	TruncateSeq(id SeqID, n int)
+	// FreeSeq releases a sequence and its blocks; unknown ids are ignored.
+	FreeSeq(id SeqID)
+	// ForwardSeqs evaluates a batch: each entry's tokens are appended to its sequence's cache (a
+	// sequence at most once per batch) and the logits of its Want rows are returned, by entry then
+	// row. The tokens of all entries go through the layers together. A sequence's logits do not depend
+	// on the other entries of the batch. When the pool has too few free blocks for the batch, nothing
+	// is evaluated and the error wraps ErrKVFull; on any error every sequence keeps the positions it had.
+	ForwardSeqs(ctx context.Context, batch []SeqEntry) ([][][]float32, error)
+	// KV reports the pool's blocks.
+	KV() KVUsage
+	// BlocksOnlyIn counts the blocks that no sequence but those of ids holds: the blocks freeing them
+	// would return to the pool.
+	BlocksOnlyIn(ids []SeqID) int
+}
+
+// SeqID names a sequence of a SeqBackend.
+type SeqID int32
+
+// SeqEntry is one sequence's part of a batch.
+type SeqEntry struct {
+	Seq    SeqID
+	Tokens []int32 // evaluated at the positions after the sequence's cached ones
+	Want   []int   // rows of Tokens whose logits are returned, strictly ascending
+}
+
+// KVUsage describes a SeqBackend's pool of KV blocks.
+type KVUsage struct {
+	BlockLen   int // positions per block
+	BlockBytes int // memory per block
+	Blocks     int // the budget in blocks
+	Used       int // blocks held by at least one sequence
+}
+
+// ErrKVFull is returned when a batch needs more KV blocks than the memory budget has free. The engine
+// then evicts cached conversations; when none is left, it refuses the request with this error.
+var ErrKVFull = errors.New("the KV memory budget is full")
 
 // ErrContextFull is returned when a prompt or a generation would not fit in the context window.
 var ErrContextFull = errors.New("context window is full")

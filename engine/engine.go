@@ -20,11 +20,13 @@ import (
 // stops quickly and activations stay small.
 const prefillChunk = 256
 
-// Engine generates text with one model on one backend. It runs one generation at a time (callers queue
-// on its lock) and keeps the KV cache between calls, so that a prompt extending the previous one (the
-// next turn of a chat) only evaluates its new tokens.
+// Engine generates text with one model on one backend. On a backend with sequences (SeqBackend) its
+// scheduler runs up to Parallel generations together and keeps finished conversations' KV blocks
+// (scheduler.go); on others it runs one generation at a time (callers queue on its lock) and keeps the
+// backend's cache between calls. Either way a prompt extending an earlier one (the next turn of a chat)
+// only evaluates its new tokens.
 type Engine struct {
-	mu      sync.Mutex // held by a generation; guards backend and cached
+	mu      sync.Mutex // held by a generation on the one-sequence path; guards backend and cached
 	model   *model.Model
 	tok     *tokenizer.Tokenizer
 	tmpl    chat.Renderer
@@ -35,6 +37,12 @@ type Engine struct {
 	reload func() (Backend, error)
 	// Date pins the date SmolLM3's template writes into the prompt; zero means today.
 	Date time.Time
+	// Parallel is how many sequences generate together on a backend with sequences (SeqBackend); 0
+	// means DefaultParallel. It is read when the first generation starts.
+	Parallel int
+
+	schedOnce sync.Once
+	sched     *scheduler // nil until the first generation, and on backends without sequences
 
 	vocabOnce sync.Once
 	vocab     *constrain.Vocab // the tokenizer arranged for constrained decoding (vocabulary())
@@ -61,7 +69,18 @@ func (e *Engine) setInfo() {
 	}
 	e.info.Store(&Info{Model: e.model.Name(), Arch: e.model.Config.Arch, Quant: model.FileTypeName(e.model.File),
 		Backend: e.backend.Name(), Device: e.backend.Device(), Context: e.backend.MaxContext(), Vocab: e.tok.VocabSize(),
-		Params: e.model.ParamCount(), Reasoning: e.tmpl.Reasoning(), Tools: hasTools(e.tmpl)})
+		Params: e.model.ParamCount(), Reasoning: e.tmpl.Reasoning(), Tools: hasTools(e.tmpl), Parallel: e.parallel()})
+}
+
+// parallel is how many generations run together on the current backend.
+func (e *Engine) parallel() int {
+	if _, ok := e.backend.(SeqBackend); !ok {
+		return 1
+	}
+	if e.Parallel > 0 {
+		return e.Parallel
+	}
+	return DefaultParallel
 }
 
 // hasTools reports that a template renders tools: it renders a conversation with one.
@@ -79,7 +98,9 @@ func (e *Engine) Model() *model.Model { return e.model }
 func (e *Engine) Tokenizer() *tokenizer.Tokenizer { return e.tok }
 
 // Backend is the backend the engine runs on. A lost GPU's backend is replaced at the end of the
-// generation that lost it, so this waits for a running generation; callers use it between them.
+// generation that lost it, so this waits for a running generation of the one-sequence path; callers use
+// it between them. (The scheduler owns a SeqBackend's sequences; Forward on it uses a sequence of its
+// own.)
 func (e *Engine) Backend() Backend {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -89,11 +110,18 @@ func (e *Engine) Backend() Backend {
 // Template is the chat template renderer.
 func (e *Engine) Template() chat.Renderer { return e.tmpl }
 
-// Close releases the backend and unmaps the model.
+// Close stops the scheduler (generations in progress fail), releases the backend and unmaps the model.
 func (e *Engine) Close() error {
+	e.schedOnce.Do(func() {}) // no scheduler starts after this
+	if e.sched != nil {
+		e.sched.close()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	err := e.backend.Close()
+	if e.model == nil { // an engine made by New from parts, without a model file
+		return err
+	}
 	if cerr := e.model.Close(); err == nil {
 		err = cerr
 	}
@@ -241,37 +269,52 @@ func (e *Engine) Complete(ctx context.Context, prompt string, p GenParams, emit 
 // Generate evaluates prompt and samples until an end-of-generation token, a stop string, MaxTokens or
 // the end of the context. emit gets each token's text as it is produced; an error from emit, like a
 // cancelled ctx, ends the generation with FinishCancelled and no error.
+//
+// On a backend with sequences (SeqBackend) the generation joins the scheduler's batch (scheduler.go);
+// on others it waits for the engine's lock and runs alone (generateAlone).
 func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, startInThink bool, emit func(Delta) error) (Result, error) {
-	if err := p.SamplerParams.Validate(); err != nil {
-		return Result{}, err
+	if s := e.scheduler(); s != nil {
+		return s.generate(ctx, prompt, p, startInThink, emit)
 	}
-	if p.MaxTokens < 0 {
-		return Result{}, fmt.Errorf("max tokens must not be negative, got %d", p.MaxTokens)
-	}
-	if p.TopLogprobs < 0 || p.TopLogprobs > MaxTopLogprobs {
-		return Result{}, fmt.Errorf("top logprobs = %d: want 0 to %d", p.TopLogprobs, MaxTopLogprobs)
-	}
-	if len(prompt) == 0 {
-		return Result{}, errors.New("empty prompt")
-	}
-	vocab := e.tok.VocabSize()
-	for i, id := range prompt {
-		if id < 0 || int(id) >= vocab {
-			return Result{}, fmt.Errorf("prompt token %d at index %d is outside the vocabulary of %d", id, i, vocab)
+	return e.generateAlone(ctx, prompt, p, startInThink, emit)
+}
+
+// scheduler is the engine's scheduler, started on first use, or nil when the backend holds one sequence
+// (or was replaced by one that does, after it was lost).
+func (e *Engine) scheduler() *scheduler {
+	e.schedOnce.Do(func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if sb, ok := e.backend.(SeqBackend); ok {
+			e.sched = newScheduler(e, sb, e.Parallel)
+			go e.sched.run()
 		}
+	})
+	if e.sched == nil || e.sched.gone.Load() {
+		return nil
 	}
+	return e.sched
+}
+
+// SchedulerStats reports the scheduler's sequences and KV blocks, and false when the backend runs one
+// generation at a time.
+func (e *Engine) SchedulerStats() (SchedulerStats, bool) {
+	s := e.scheduler()
+	if s == nil {
+		return SchedulerStats{}, false
+	}
+	return *s.stats.Load(), true
+}
+
+// generateAlone runs one generation on the backend's single sequence, holding the engine's lock, and
+// reuses the prefix it shares with the previous generation's tokens.
+func (e *Engine) generateAlone(ctx context.Context, prompt []int32, p GenParams, startInThink bool, emit func(Delta) error) (Result, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	maxCtx := e.backend.MaxContext()
-	if len(prompt) >= maxCtx {
-		return Result{}, fmt.Errorf("%w: the prompt has %d tokens and the context holds %d", ErrContextFull, len(prompt), maxCtx)
+	g, err := e.newGeneration(ctx, prompt, p, startInThink, e.backend.MaxContext(), e.backend, emit)
+	if err != nil {
+		return Result{}, err
 	}
-
-	start := time.Now()
-	res := Result{PromptTokens: prompt, FinishReason: FinishStop}
-	t := &res.Timings
-	t.PromptTokens = len(prompt)
-
 	// Reuse the cached prefix; at least the last prompt token is evaluated again for its logits.
 	keep := commonPrefix(e.cached, prompt)
 	if keep == len(prompt) {
@@ -279,119 +322,26 @@ func (e *Engine) Generate(ctx context.Context, prompt []int32, p GenParams, star
 	}
 	e.backend.Truncate(keep)
 	e.cached = e.cached[:keep]
-	t.CachedTokens = keep
+	g.begin(keep)
 
-	g, err := e.newGuide(p, p.reasoning && !startInThink)
-	if err != nil {
-		return res, err
-	}
-	if g != nil && startInThink {
-		g.phase = guideReasoning
-	}
-	step := newStepper(e, p)
-	step.guide = g
-	history := append([]int32(nil), prompt...)
-	id, err := e.prefill(ctx, step, prompt[keep:], history)
-	t.PromptDuration = time.Since(start)
-	if uncached := len(prompt) - keep; t.PromptDuration > 0 {
-		t.PromptTPS = float64(uncached) / t.PromptDuration.Seconds()
-	}
+	id, err := e.prefill(ctx, g.step, prompt[keep:], g.history)
+	g.prefilled()
 	if err != nil {
 		if ctx.Err() != nil {
-			res.FinishReason = FinishCancelled
-			return res, nil
+			return g.cancelled(), nil
 		}
-		return res, e.recoverFrom(err)
+		return g.res, e.recoverFrom(err)
 	}
-
-	dec := e.tok.NewStreamDecoder()
-	split := NewThinkSplitter(startInThink)
-	stops := newStopMatcher(p.Stop)
-	var text, thinking, answer strings.Builder
-	var genStart time.Time
-
-	emitText := func(id int32, lp *TokenLogprob, s string) error {
-		th, an := split.Push(s)
-		text.WriteString(s)
-		thinking.WriteString(th)
-		answer.WriteString(an)
-		if emit == nil || (th == "" && an == "" && id < 0) {
-			return nil
-		}
-		return emit(Delta{Token: id, Thinking: th, Answer: an, Logprob: lp})
-	}
-
-loop:
-	for {
-		if res.Tokens == nil {
-			t.TimeToFirstToken = time.Since(start)
-			genStart = time.Now()
-		}
-		if e.tok.IsEOG(id) {
-			break
-		}
-		res.Tokens = append(res.Tokens, id)
-		history = append(history, id)
-		lp := step.last
-		if lp != nil {
-			res.Logprobs = append(res.Logprobs, *lp)
-		}
-		out, hit := stops.push(dec.Add(id))
-		if err := emitText(id, lp, out); err != nil {
-			res.FinishReason = FinishCancelled
-			break
-		}
-		if hit {
-			break
-		}
-		if g != nil {
-			if split.Answering() {
-				g.answering()
-			}
-			if g.final() {
-				break // the constraint is complete and nothing may follow: no need to sample the end
-			}
-		}
-		switch {
-		case p.MaxTokens > 0 && len(res.Tokens) >= p.MaxTokens:
-			res.FinishReason = FinishLength
-			break loop
-		case e.backend.Len()+1 >= maxCtx:
-			res.FinishReason = FinishLength
-			break loop
-		case ctx.Err() != nil:
-			res.FinishReason = FinishCancelled
-			break loop
-		}
-		id, err = step.next(ctx, []int32{id}, history)
+	for !g.push(id, e.backend.Len()) {
+		id, err = g.step.next(ctx, []int32{id}, g.history)
 		if err != nil {
 			if ctx.Err() != nil {
-				res.FinishReason = FinishCancelled
-				break
+				return g.cancelled(), nil
 			}
-			return res, e.recoverFrom(err)
+			return g.res, e.recoverFrom(err)
 		}
 	}
-	if res.FinishReason != FinishCancelled {
-		// Text held back for a possible stop string or an unfinished character is released at the end.
-		emitText(-1, nil, stops.flush())
-	}
-	th, an := split.Flush()
-	thinking.WriteString(th)
-	answer.WriteString(an)
-	if emit != nil && (th != "" || an != "") && res.FinishReason != FinishCancelled {
-		emit(Delta{Token: -1, Thinking: th, Answer: an})
-	}
-	res.Text, res.Thinking, res.Answer = text.String(), thinking.String(), answer.String()
-	t.GeneratedTokens = len(res.Tokens)
-	t.ConstrainDuration = step.guideTime
-	if !genStart.IsZero() {
-		t.GenDuration = time.Since(genStart)
-		if n := len(res.Tokens) - 1; n > 0 && t.GenDuration > 0 {
-			t.GenTPS = float64(n) / t.GenDuration.Seconds()
-		}
-	}
-	return res, nil
+	return g.finish(), nil
 }
 
 // recoverFrom replaces a lost backend so that the next request can run, and returns the request's

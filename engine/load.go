@@ -23,6 +23,8 @@ type BackendOptions struct {
 	Tune       string        // GPU kernel tuning: "" or "off", "auto", "redo" (gpu.TuneMode)
 	TuneFile   string        // GPU tuning cache ("" = the user's cache directory)
 	TuneBudget time.Duration // the most time a load spends tuning (0 = the backend's default)
+	KVMemory   int64         // KV pool budget in bytes for backends with sequences (0 = DefaultKVMemory)
+	Parallel   int           // sequences that generate together (0 = DefaultParallel), for KVMemory's default
 	Progress   func(frac float64, msg string)
 	Log        *slog.Logger
 }
@@ -76,7 +78,11 @@ type LoadOptions struct {
 	TuneBudget time.Duration // the most time a load spends tuning (0 = the backend's default)
 	// Rope overrides the file's RoPE scaling (--rope-scaling, --rope-scale, --yarn-orig-ctx); with a
 	// factor above 1 the context may grow to the original context times the factor.
-	Rope     model.RopeOptions
+	Rope model.RopeOptions
+	// KVMemory is the KV pool's budget in bytes for backends with sequences (0 = DefaultKVMemory);
+	// Parallel is how many sequences generate together (0 = DefaultParallel; 1 = one at a time).
+	KVMemory int64
+	Parallel int
 	Progress func(frac float64, msg string)
 	Log      *slog.Logger
 }
@@ -119,7 +125,7 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 	}
 	n = min(n, m.Config.Context)
 	bo := BackendOptions{Context: n, Threads: o.Threads, Numerics: o.Numerics, Adapter: o.Adapter, Tune: o.Tune, TuneFile: o.TuneFile, TuneBudget: o.TuneBudget,
-		Progress: progress, Log: log}
+		KVMemory: o.KVMemory, Parallel: o.Parallel, Progress: progress, Log: log}
 	open := func() (Backend, error) {
 		switch o.Backend {
 		case "", "auto":
@@ -145,6 +151,8 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 	template, _ := m.File.String("tokenizer.chat_template")
 	progress(1, "ready")
 	e := New(m, tok, chat.ForModel(m.Config.ChatFormat, template), b)
+	e.Parallel = o.Parallel
+	e.setInfo()
 	// After a lost GPU device: a new device if one can be had, else the CPU.
 	e.reload = func() (Backend, error) {
 		bo.Progress = nil

@@ -28,7 +28,10 @@ type stepper struct {
 	guideTime time.Duration // spent in the guide
 }
 
-func newStepper(e *Engine, g GenParams) *stepper {
+// newStepper makes the stepper of a generation; dev, when not nil, is the backend it evaluates tokens on
+// (next), which may select tokens on the device. The scheduler evaluates tokens itself and hands the
+// logits to pick.
+func newStepper(e *Engine, dev Backend, g GenParams) *stepper {
 	p := g.SamplerParams
 	s := &stepper{e: e, sampler: NewSampler(p), logprobs: g.Logprobs, top: g.TopLogprobs, temp: p.Temperature}
 	neutral := (p.RepeatPenalty == 0 || p.RepeatPenalty == 1) && p.PresencePenalty == 0 && p.FrequencyPenalty == 0 &&
@@ -36,9 +39,9 @@ func newStepper(e *Engine, g GenParams) *stepper {
 	if !neutral || g.Logprobs || g.Grammar != nil { // log probabilities and masks need the whole row
 		return s
 	}
-	if a, ok := e.backend.(Argmaxer); ok && p.Temperature <= 0 {
+	if a, ok := dev.(Argmaxer); ok && p.Temperature <= 0 {
 		s.argmax = a
-	} else if t, ok := e.backend.(TopKer); ok && p.Temperature > 0 && p.TopK > 0 && p.TopK <= MaxDeviceTopK {
+	} else if t, ok := dev.(TopKer); ok && p.Temperature > 0 && p.TopK > 0 && p.TopK <= MaxDeviceTopK {
 		s.topk, s.k = t, p.TopK
 	}
 	return s
@@ -73,6 +76,12 @@ func (s *stepper) next(ctx context.Context, tokens []int32, history []int32) (in
 	if err != nil {
 		return 0, err
 	}
+	return s.pick(logits, history)
+}
+
+// pick chooses the token that follows history from its logits (a row the caller may not reuse): the
+// guide's mask, the sampler, the guide's advance, and the token's log probabilities when asked for.
+func (s *stepper) pick(logits []float32, history []int32) (int32, error) {
 	if s.guide != nil {
 		start := time.Now()
 		logits = s.guide.mask(logits)

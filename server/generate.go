@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -26,8 +28,8 @@ func (s *Server) generate(ctx context.Context, t *ticket, progress func(pos int)
 	if m == nil {
 		return engine.Result{}, s.errLoading()
 	}
-	s.metrics.busy.Set(1)
-	defer s.metrics.busy.Set(0)
+	s.metrics.busy.Inc()
+	defer s.metrics.busy.Dec()
 	res, err := run(ctx, m.gen)
 	if err == nil {
 		s.metrics.observe(res.Timings)
@@ -39,13 +41,74 @@ func (s *Server) generate(ctx context.Context, t *ticket, progress func(pos int)
 // cancelled if the client closes its connection meanwhile (watchClose), and a cancelled result comes
 // back as the cancellation's cause.
 func (s *Server) generateWhole(c *fiber.Ctx, t *ticket, run func(ctx context.Context, g Generator) (engine.Result, error)) (engine.Result, error) {
-	ctx, stop := watchClose(s.base, c.Context().Conn())
-	res, err := s.generate(ctx, t, nil, run)
-	stop()
-	if err == nil && res.FinishReason == engine.FinishCancelled {
-		err = context.Cause(ctx)
+	res, err := s.generateChoices(c, []*ticket{t}, func(ctx context.Context, g Generator, _ int) (engine.Result, error) {
+		return run(ctx, g)
+	})
+	if err != nil {
+		return engine.Result{}, err
 	}
-	return res, err
+	return res[0], nil
+}
+
+// generateChoices runs the choices of a non-streamed API request side by side, choice i on tickets[i]
+// (the engine batches them, and they share the prompt's KV blocks). The request fails when a choice
+// fails, and is cancelled when the client closes its connection.
+func (s *Server) generateChoices(c *fiber.Ctx, tickets []*ticket, run func(ctx context.Context, g Generator, i int) (engine.Result, error)) ([]engine.Result, error) {
+	watch, stop := watchClose(s.base, c.Context().Conn())
+	defer stop()
+	ctx, cancel := context.WithCancelCause(watch)
+	defer cancel(nil)
+	results := make([]engine.Result, len(tickets))
+	errs := make([]error, len(tickets))
+	choice := func(i int) {
+		results[i], errs[i] = s.generate(ctx, tickets[i], nil, func(ctx context.Context, g Generator) (engine.Result, error) {
+			return run(ctx, g, i)
+		})
+		if errs[i] != nil {
+			cancel(errs[i]) // the request fails: the other choices stop
+		}
+	}
+	// The first choice runs here, the others beside it; a panic in one of them is raised here too, where
+	// the server's recovery middleware answers it.
+	var wg sync.WaitGroup
+	panics := make([]any, len(tickets))
+	for i := 1; i < len(tickets); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					panics[i] = p
+					cancel(errors.New("a choice failed"))
+				}
+			}()
+			choice(i)
+		}()
+	}
+	func() {
+		defer wg.Wait()
+		choice(0)
+	}()
+	for _, p := range panics {
+		if p != nil {
+			panic(p)
+		}
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err // the first failure, or the client gone
+	}
+	for i, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+		if results[i].FinishReason == engine.FinishCancelled {
+			if err := context.Cause(ctx); err != nil {
+				return nil, err
+			}
+			return nil, errors.New("the generation was cancelled")
+		}
+	}
+	return results, nil
 }
 
 // randomSeed is the seed of a request that names none, so that answers vary.

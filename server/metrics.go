@@ -36,7 +36,7 @@ func newMetrics() *metrics {
 			Name: "smolchat_queue_depth", Help: "Requests waiting for the model.",
 		}),
 		busy: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "smolchat_generation_active", Help: "1 while the model is generating.",
+			Name: "smolchat_generation_active", Help: "Generations running (up to the engine's parallel sequences).",
 		}),
 		ttft: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "smolchat_time_to_first_token_seconds",

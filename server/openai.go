@@ -158,6 +158,32 @@ func usageOf(t engine.Timings) *usage {
 	return u
 }
 
+// usageOfChoices is the usage of a request's choices: the prompt once, every choice's tokens.
+func usageOfChoices(results []engine.Result) *usage {
+	u := usageOf(results[0].Timings)
+	for _, r := range results[1:] {
+		u.CompletionTokens += r.Timings.GeneratedTokens
+		u.TotalTokens += r.Timings.GeneratedTokens
+	}
+	return u
+}
+
+// takeTickets takes the queue places of a request's choices (n), all or none.
+func (s *Server) takeTickets(p *sampling, stream bool) ([]*ticket, *apiError) {
+	n, aerr := p.choices(stream)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if c := s.queue.capacity(); n > c {
+		return nil, badRequest("n", "n = %d: the server runs and queues at most %d generations (--parallel and --max-queue)", n, c)
+	}
+	tickets, err := s.queue.enqueueN(n)
+	if err != nil {
+		return nil, errBusy()
+	}
+	return tickets, nil
+}
+
 func timingsOf(t engine.Timings) *timings {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	return &timings{CacheN: t.CachedTokens, PromptN: t.PromptTokens - t.CachedTokens, PromptMS: ms(t.PromptDuration),
@@ -198,7 +224,7 @@ func (s *Server) handleModels(c *fiber.Ctx) error {
 func (s *Server) handleHealth(c *fiber.Ctx) error {
 	if m := s.ready(); m != nil {
 		i := m.info()
-		return c.JSON(fiber.Map{"status": "ok", "model": modelID(i), "backend": i.Backend, "device": i.Device})
+		return c.JSON(fiber.Map{"status": "ok", "model": modelID(i), "backend": i.Backend, "device": i.Device, "parallel": i.Parallel})
 	}
 	st := s.load.Load()
 	body := fiber.Map{"status": "loading", "progress": st.frac, "message": st.msg}
@@ -220,6 +246,10 @@ func generationError(err error) *apiError {
 		return badRequest("messages", "%v", err).withCode("context_length_exceeded")
 	case errors.Is(err, errQueueFull):
 		return errBusy()
+	case errors.Is(err, engine.ErrKVFull):
+		e := apiErr(fiber.StatusServiceUnavailable, "unavailable_error", "", "%v", err).withCode("kv_memory_full")
+		e.RetryAfter = retryAfter
+		return e
 	case errors.Is(err, errShutdown):
 		return apiErr(fiber.StatusServiceUnavailable, "unavailable_error", "", "%v", errShutdown)
 	case errors.Is(err, errClientGone):
@@ -318,9 +348,9 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		return badRequest("messages", "the last turn alone is %d tokens; with %d kept for the answer, the context window of %d holds at most %d",
 			n, info.Context-limit, info.Context, limit).withCode("context_length_exceeded")
 	}
-	t, err := s.queue.enqueue()
-	if err != nil {
-		return errBusy()
+	tickets, aerr := s.takeTickets(&req.sampling, req.Stream)
+	if aerr != nil {
+		return aerr
 	}
 	creq := engine.ChatRequest{Messages: msgs, Think: think, Params: params}
 	parseCalls := plan != nil && plan.parse
@@ -337,24 +367,30 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	}
 	out := completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(info)}
 	if !req.Stream {
-		res, err := s.generateWhole(c, t, func(ctx context.Context, g Generator) (engine.Result, error) {
-			return g.Chat(ctx, creq, nil)
+		results, err := s.generateChoices(c, tickets, func(ctx context.Context, g Generator, i int) (engine.Result, error) {
+			r := creq
+			r.Params.Seed = choiceSeed(params.Seed, i)
+			return g.Chat(ctx, r, nil)
 		})
 		if err != nil {
 			return generationError(err)
 		}
-		msg := &chatOutMsg{Role: "assistant", Content: &res.Answer, ReasoningContent: res.Thinking}
-		if parseCalls {
-			content, calls := splitCalls(res.Answer)
-			msg.Content, msg.ToolCalls = &content, calls
-			if content == "" && len(calls) > 0 {
-				msg.Content = nil
+		for i, res := range results {
+			msg := &chatOutMsg{Role: "assistant", Content: &res.Answer, ReasoningContent: res.Thinking}
+			if parseCalls {
+				content, calls := splitCalls(res.Answer)
+				msg.Content, msg.ToolCalls = &content, calls
+				if content == "" && len(calls) > 0 {
+					msg.Content = nil
+				}
 			}
+			out.Choices = append(out.Choices, chatChoice{Index: i, Message: msg, Logprobs: chatLogprobsOf(res.Logprobs...),
+				FinishReason: callsFinish(res, len(msg.ToolCalls))})
 		}
-		out.Choices = []chatChoice{{Message: msg, Logprobs: chatLogprobsOf(res.Logprobs...), FinishReason: callsFinish(res, len(msg.ToolCalls))}}
-		out.Usage, out.Timings = usageOf(res.Timings), timingsOf(res.Timings)
+		out.Usage, out.Timings = usageOfChoices(results), timingsOf(results[0].Timings)
 		return c.JSON(out)
 	}
+	t := tickets[0]
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	out.Object = "chat.completion.chunk"
 	return s.startSSE(c, func(sse sseWriter) {
@@ -475,22 +511,28 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 				withCode("context_length_exceeded")
 		}
 	}
-	t, err := s.queue.enqueue()
-	if err != nil {
-		return errBusy()
+	tickets, aerr := s.takeTickets(&req.sampling, req.Stream)
+	if aerr != nil {
+		return aerr
 	}
 	out := completion[textChoice]{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: modelID(info)}
 	if !req.Stream {
-		res, err := s.generateWhole(c, t, func(ctx context.Context, g Generator) (engine.Result, error) {
-			return g.Complete(ctx, prompt, params, nil)
+		results, err := s.generateChoices(c, tickets, func(ctx context.Context, g Generator, i int) (engine.Result, error) {
+			p := params
+			p.Seed = choiceSeed(params.Seed, i)
+			return g.Complete(ctx, prompt, p, nil)
 		})
 		if err != nil {
 			return generationError(err)
 		}
-		out.Choices = []textChoice{{Text: res.Text, Logprobs: textLogprobsOf(0, res.Logprobs...), FinishReason: finishReason(res.FinishReason)}}
-		out.Usage, out.Timings = usageOf(res.Timings), timingsOf(res.Timings)
+		for i, res := range results {
+			out.Choices = append(out.Choices, textChoice{Index: i, Text: res.Text, Logprobs: textLogprobsOf(0, res.Logprobs...),
+				FinishReason: finishReason(res.FinishReason)})
+		}
+		out.Usage, out.Timings = usageOfChoices(results), timingsOf(results[0].Timings)
 		return c.JSON(out)
 	}
+	t := tickets[0]
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	return s.startSSE(c, func(sse sseWriter) {
 		send := func(text string, lp *textLogprobs, finish *string) error {

@@ -497,6 +497,24 @@ func (r *completionRequest) unsupported() *apiError {
 
 // params validates the sampling fields against the context size and the vocabulary (vocab 0: unknown,
 // token ids are not checked) and converts them, starting from the model's recommended defaults.
+// maxChoices bounds n: every choice is a generation of its own, in the queue like a request.
+const maxChoices = 16
+
+// choices is n, the number of choices asked for: 1 unless set. With stream, n must be 1.
+func (p *sampling) choices(stream bool) (int, *apiError) {
+	if p.N == nil {
+		return 1, nil
+	}
+	if stream && *p.N != 1 {
+		return 0, badRequest("n", "n = %d with stream: a stream carries one choice; ask for n choices without stream", *p.N)
+	}
+	return *p.N, nil
+}
+
+// choiceSeed is the seed of choice i of a request with seed: the choices differ, and the same request
+// with the same seed gives the same choices.
+func choiceSeed(seed uint64, i int) uint64 { return seed + uint64(i)*0x9E3779B97F4A7C15 }
+
 func (p *sampling) params(contextSize, vocab int) (engine.GenParams, *apiError) {
 	g := engine.GenParams{SamplerParams: engine.DefaultSamplerParams()}
 	if err := refuseExtensions(p.raw); err != nil {
@@ -549,8 +567,8 @@ func (p *sampling) params(contextSize, vocab int) (engine.GenParams, *apiError) 
 	if len(p.LogitBias) > 0 {
 		g.LogitBias = p.LogitBias
 	}
-	if p.N != nil && *p.N != 1 {
-		return g, badRequest("n", "n = %d: this server returns one choice per request", *p.N)
+	if p.N != nil && (*p.N < 1 || *p.N > maxChoices) {
+		return g, badRequest("n", "n = %d: want 1 to %d choices", *p.N, maxChoices)
 	}
 	name, limit := "max_tokens", p.MaxTokens
 	if p.MaxCompletionTokens != nil {

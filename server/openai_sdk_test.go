@@ -103,3 +103,76 @@ func TestOpenAISDK(t *testing.T) {
 		t.Fatalf("wrong key: err = %v", err)
 	}
 }
+
+// TestOpenAISDKChoices asks for n = 3 choices through the SDK, on the real engine (the synthesized
+// model, --parallel 4): three choices, indexed, with the usage of one prompt and three answers; the same
+// seed gives the same choices; the choices after the first start from the first's prompt blocks
+// (cache-hit tokens). Streaming with n > 1 is refused naming n.
+func TestOpenAISDKChoices(t *testing.T) {
+	e := synthEngine(t, 512)
+	_, base := startServer(t, e, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("none"), option.WithMaxRetries(0))
+	params := openai.ChatCompletionNewParams{
+		Model:               "smollm3",
+		Messages:            []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("You write short stories about a small dog."), openai.UserMessage("Three endings, please.")},
+		N:                   openai.Int(3),
+		Temperature:         openai.Float(1),
+		Seed:                openai.Int(7),
+		MaxCompletionTokens: openai.Int(8),
+	}
+	before, _ := e.SchedulerStats()
+	first, err := client.Chat.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := e.SchedulerStats()
+	if len(first.Choices) != 3 {
+		t.Fatalf("%d choices, want 3", len(first.Choices))
+	}
+	var total int64
+	for i, c := range first.Choices {
+		if c.Index != int64(i) || c.FinishReason == "" {
+			t.Errorf("choice %d: index %d, finish %q", i, c.Index, c.FinishReason)
+		}
+		total += int64(len(c.Message.Content))
+	}
+	if total == 0 || first.Choices[0].Message.Content == first.Choices[1].Message.Content && first.Choices[1].Message.Content == first.Choices[2].Message.Content {
+		t.Errorf("three choices at temperature 1 with derived seeds: %q", []string{first.Choices[0].Message.Content, first.Choices[1].Message.Content, first.Choices[2].Message.Content})
+	}
+	u := first.Usage
+	if u.CompletionTokens < 3 || u.CompletionTokens > 3*8 || u.TotalTokens != u.PromptTokens+u.CompletionTokens {
+		t.Errorf("usage %+v: want one prompt and three answers of at most 8 tokens", u)
+	}
+	if hits := after.CacheHitTokens - before.CacheHitTokens; hits < 2*(u.PromptTokens-1) {
+		t.Errorf("the choices reused %d prompt tokens, want at least %d (two choices after the first)", hits, 2*(u.PromptTokens-1))
+	}
+	again, err := client.Chat.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range first.Choices {
+		if again.Choices[i].Message.Content != first.Choices[i].Message.Content {
+			t.Errorf("choice %d with the same seed: %q, then %q", i, first.Choices[i].Message.Content, again.Choices[i].Message.Content)
+		}
+	}
+
+	comp, err := client.Completions.New(ctx, openai.CompletionNewParams{
+		Model: "smollm3", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
+		N: openai.Int(3), MaxTokens: openai.Int(4), Seed: openai.Int(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(comp.Choices) != 3 || comp.Choices[2].Index != 2 {
+		t.Errorf("completions with n = 3: %d choices", len(comp.Choices))
+	}
+
+	stream := client.Chat.Completions.NewStreaming(ctx, params)
+	for stream.Next() {
+	}
+	var apiErr *openai.Error
+	if err := stream.Err(); !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "n" {
+		t.Errorf("streaming with n = 3: err = %v, want a 400 naming n", err)
+	}
+}

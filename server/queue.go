@@ -10,8 +10,9 @@ import (
 // errQueueFull refuses a request when too many are already waiting for the model.
 var errQueueFull = errors.New("the server is busy: too many requests are waiting for the model")
 
-// queue hands the model to one request at a time, in arrival order, with at most max waiting. A
-// request takes a ticket first (refused at once when the queue is full, so that an HTTP handler can
+// queue hands the model to up to slots requests at a time (the engine's Parallel: one on a backend
+// that runs one generation at a time), in arrival order, with at most max waiting. A request takes a
+// ticket first (refused at once when the queue is full, so that an HTTP handler can
 // still answer 503), then waits for its turn, then releases the ticket.
 //
 // A page's message takes a reservation instead (reserve): a place counted against the bound, so that
@@ -21,7 +22,8 @@ var errQueueFull = errors.New("the server is busy: too many requests are waiting
 type queue struct {
 	mu       sync.Mutex
 	max      int
-	busy     bool      // a ticket holds the model
+	slots    int       // tickets that may hold the model together
+	running  int       // tickets that hold it
 	waiting  []*ticket // in arrival order
 	reserved int       // reservations not yet in line
 	depth    func(float64)
@@ -44,7 +46,32 @@ type ticket struct {
 }
 
 func newQueue(max int, depth func(float64)) *queue {
-	return &queue{max: max, depth: depth}
+	return &queue{max: max, slots: 1, depth: depth}
+}
+
+// setSlots sets how many tickets hold the model together (at least one), and gives the new places to
+// waiting tickets.
+func (q *queue) setSlots(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.slots = max(n, 1)
+	moved := false
+	for q.running < q.slots && len(q.waiting) > 0 {
+		q.startLocked(q.waiting[0])
+		q.waiting = q.waiting[1:]
+		moved = true
+	}
+	if moved {
+		q.notifyMoved(0)
+		q.depth(float64(len(q.waiting)))
+	}
+}
+
+// startLocked gives t the model.
+func (q *queue) startLocked(t *ticket) {
+	q.running++
+	t.state = ticketRunning
+	close(t.turn)
 }
 
 // enqueue takes a ticket, which holds the model at once when it is free.
@@ -57,6 +84,28 @@ func (q *queue) enqueue() (*ticket, error) {
 	t := q.newTicket()
 	q.line(t)
 	return t, nil
+}
+
+// capacity is the most tickets the queue holds: slots running, max waiting.
+func (q *queue) capacity() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.max + q.slots
+}
+
+// enqueueN takes n tickets at once (the choices of one request), or none when they would not all fit.
+func (q *queue) enqueueN(n int) ([]*ticket, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.running+len(q.waiting)+q.reserved+n > q.max+q.slots {
+		return nil, errQueueFull
+	}
+	ts := make([]*ticket, n)
+	for i := range ts {
+		ts[i] = q.newTicket()
+		q.line(ts[i])
+	}
+	return ts, nil
 }
 
 // reserve takes a reservation: a place that wait turns into a place in line.
@@ -76,23 +125,17 @@ func (q *queue) newTicket() *ticket {
 	return &ticket{q: q, turn: make(chan struct{}), moved: make(chan struct{}, 1)}
 }
 
-// fullLocked reports whether a new ticket would be refused: the one running, those waiting and the
-// reservations fill the model and the max places in line. A reservation is counted as if in line, since
-// it may join the line at any time.
+// fullLocked reports whether a new ticket would be refused: those running, those waiting and the
+// reservations fill the model's slots and the max places in line. A reservation is counted as if in
+// line, since it may join the line at any time.
 func (q *queue) fullLocked() bool {
-	n := len(q.waiting) + q.reserved
-	if q.busy {
-		n++
-	}
-	return n >= q.max+1
+	return q.running+len(q.waiting)+q.reserved >= q.max+q.slots
 }
 
-// line gives t the model if it is free, else a place at the end of the line.
+// line gives t the model if a slot is free, else a place at the end of the line.
 func (q *queue) line(t *ticket) {
-	if !q.busy {
-		q.busy = true
-		t.state = ticketRunning
-		close(t.turn)
+	if q.running < q.slots {
+		q.startLocked(t)
 		return
 	}
 	t.state = ticketWaiting
@@ -160,21 +203,20 @@ func (t *ticket) wait(ctx context.Context, heartbeat time.Duration, progress fun
 	}
 }
 
-// release gives the model to the next waiting ticket, or leaves the queue. It is idempotent.
+// release gives the ticket's slot to the next waiting ticket, or leaves the queue. It is idempotent.
 func (t *ticket) release() {
 	q := t.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	switch t.state {
 	case ticketRunning:
-		if len(q.waiting) == 0 {
-			q.busy = false
+		q.running--
+		if len(q.waiting) == 0 || q.running >= q.slots {
 			break
 		}
 		next := q.waiting[0]
 		q.waiting = q.waiting[1:]
-		next.state = ticketRunning
-		close(next.turn)
+		q.startLocked(next)
 		q.notifyMoved(0)
 	case ticketReserved:
 		q.reserved--

@@ -70,7 +70,7 @@ func TestQueueOrderAndBound(t *testing.T) {
 	if len(got) < 2 || got[0] != 2 || got[len(got)-1] != 1 {
 		t.Fatalf("positions reported = %v, want 2 then 1", got)
 	}
-	if q.full() || q.busy {
+	if q.full() || q.running != 0 {
 		t.Fatal("queue not free after every ticket was released")
 	}
 }
@@ -93,7 +93,7 @@ func TestQueueLeaveWhileWaiting(t *testing.T) {
 		t.Fatal("a cancelled ticket stays in the queue")
 	}
 	holder.release()
-	if q.busy {
+	if q.running != 0 {
 		t.Fatal("the model stays taken after the holder released it")
 	}
 
@@ -154,8 +154,8 @@ func TestQueueReservations(t *testing.T) {
 	}
 	r2.release()
 	r3.release()
-	if q.full() || q.reserved != 0 || q.busy {
-		t.Fatalf("after releases: full %v, reserved %d, busy %v", q.full(), q.reserved, q.busy)
+	if q.full() || q.reserved != 0 || q.running != 0 {
+		t.Fatalf("after releases: full %v, reserved %d, running %d", q.full(), q.reserved, q.running)
 	}
 }
 
@@ -164,4 +164,42 @@ func (q *queue) full() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.fullLocked()
+}
+
+// TestQueueSlots gives the model to as many tickets as the engine runs together, and queues the others.
+func TestQueueSlots(t *testing.T) {
+	q := newQueue(1, func(float64) {})
+	q.setSlots(2)
+	a, _ := q.enqueue()
+	b, _ := q.enqueue()
+	c, err := q.enqueue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.enqueue(); !errors.Is(err, errQueueFull) {
+		t.Fatalf("a fourth ticket with two slots and one place in line: err = %v, want errQueueFull", err)
+	}
+	for i, tk := range []*ticket{a, b} {
+		select {
+		case <-tk.turn:
+		default:
+			t.Errorf("ticket %d does not hold a slot", i)
+		}
+	}
+	select {
+	case <-c.turn:
+		t.Fatal("the third ticket holds the model while two slots are taken")
+	default:
+	}
+	b.release()
+	select {
+	case <-c.turn:
+	default:
+		t.Fatal("the third ticket does not get the slot released")
+	}
+	a.release()
+	c.release()
+	if q.running != 0 || len(q.waiting) != 0 {
+		t.Errorf("after every release: %d running, %d waiting", q.running, len(q.waiting))
+	}
 }

@@ -1,6 +1,7 @@
 // Package server is smolchat's HTTP face: the browser chat (server-rendered HTML, htmx, Server-Sent
 // Events), an OpenAI-compatible API, health and Prometheus metrics. It serves one model to many clients:
-// generations run one at a time, in arrival order, from a bounded queue.
+// up to the engine's Parallel generations run together (the engine batches them), the others wait in
+// arrival order in a bounded queue.
 //
 // The server can start before the model is loaded, so the page opens at once and shows the loading
 // progress: New accepts a nil Generator, SetLoadProgress reports progress, and SetGenerator makes the
@@ -235,6 +236,7 @@ func New(cfg Config, gen Generator) (*Server, error) {
 	s.hosts.Store(newHostPolicy(cfg.AllowedHosts, nil))
 	s.conns.writeTimeout = cfg.StreamWriteTimeout
 	s.queue = newQueue(cfg.MaxQueue, s.metrics.queueDepth.Set)
+	s.metrics.reg.MustRegister(s.schedulerMetrics()...)
 	s.base, s.stopAll = context.WithCancelCause(context.Background())
 	s.load.Store(&loadState{msg: "waiting for the model"})
 	s.views = html.NewFileSystem(views.FS(), ".html")
@@ -315,6 +317,7 @@ func (s *Server) routes() {
 	app.Get("/", s.handleIndex)
 	app.Get("/c/:id", s.handleConversation)
 	app.Get("/status", s.handleStatus)
+	app.Get("/slots", s.handleSlots)
 	app.Get("/c/:id/export/:format", s.handleExport)
 	app.Get("/c/:id/m/:mid", s.handleMessage)
 	app.Get("/c/:id/m/:mid/edit", s.handleEditForm)
@@ -389,6 +392,7 @@ func (s *Server) SetGenerator(gen Generator) {
 		s.model.Store(nil)
 		return
 	}
+	s.queue.setSlots(gen.Info().Parallel)
 	s.model.Store(&loaded{gen: gen})
 	s.load.Store(&loadState{frac: 1, msg: "ready"})
 }

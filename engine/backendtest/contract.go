@@ -169,6 +169,17 @@ func relErr(got, want []float32) float64 {
 // that whole-model tests need no shared fixtures.
 func OpenSynth(t testing.TB, preset string, seed uint64) *model.Model {
 	t.Helper()
+	m, err := model.Open(WriteSynth(t, preset, seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// WriteSynth writes synth's preset with seed to a temporary file and returns its path.
+func WriteSynth(t testing.TB, preset string, seed uint64) string {
+	t.Helper()
 	p, err := synth.PresetByName(preset)
 	if err != nil {
 		t.Fatal(err)
@@ -185,10 +196,5 @@ func OpenSynth(t testing.TB, preset string, seed uint64) *model.Model {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	m, err := model.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return path
 }

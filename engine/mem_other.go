@@ -1,0 +1,7 @@
+//go:build !linux
+
+package engine
+
+// physicalMemory is the machine's memory in bytes, 0 when unknown (not asked on this system: the KV
+// budget's default then ignores it).
+func physicalMemory() uint64 { return 0 }

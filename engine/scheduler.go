@@ -1,0 +1,531 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// stepChunk bounds the prompt tokens a step evaluates while other sequences decode: a step's time is
+// about that of its tokens, so the running streams get a token every stepChunk prompt tokens or so
+// (prefillChunk when nobody decodes: nobody waits).
+const stepChunk = 64
+
+// minShare is the fewest prompt tokens worth waiting for: a request whose prompt shares that many more
+// with a sequence in prefill than with any other waits for that prefill, then starts after it.
+const minShare = 16
+
+// maxCached bounds the conversations the cache keeps besides the KV budget, so that matching a prompt
+// against them stays cheap.
+const maxCached = 64
+
+// scheduler runs the generations of an engine whose backend holds many sequences (SeqBackend): continuous
+// batching, as llama.cpp's server slots and vLLM do. One goroutine (run) owns the backend. A step:
+//
+//  1. takes the requests that arrived, and ends those whose ctx is done: a running one's blocks are
+//     freed at once, and no other sequence notices;
+//  2. admits waiting requests while fewer than parallel run. Each starts after the longest prefix its
+//     prompt shares with a cached conversation or a running sequence, whose blocks it shares (Fork); a
+//     request whose prompt shares more with one still in prefill waits for that prefill to end;
+//  3. builds one batch: the last picked token of every decoding sequence (one row each, its logits
+//     wanted), then chunks of the prompts still in prefill, in arrival order, at most stepChunk tokens
+//     in all while some sequence decodes (prefillChunk otherwise). A prompt's last chunk wants its last
+//     row: the logits of the first token;
+//  4. evaluates the batch with one ForwardSeqs: every weight is read once for all its rows. When the KV
+//     budget is full it evicts the least recently used cached conversation and plans again; with no
+//     cached one left it fails the newest request (ErrKVFull);
+//  5. hands each wanted row to its generation: the stepper picks the token (sampling, grammar,
+//     logprobs), push emits it and says whether the generation is over. A finished sequence's blocks
+//     stay in the conversation cache (convCache).
+//
+// Deltas go to each request's outbox; the request's own goroutine (generate) calls emit, so a slow
+// client never holds up the batch. A sequence whose last token is not emitted yet sits out the decode
+// steps until it is: as on the one-sequence path, a generation runs no further ahead of its client than
+// one token, and a client that stops reading stops its own generation, not the others.
+type scheduler struct {
+	e        *Engine
+	b        SeqBackend
+	parallel int
+	chunk    int // stepChunk; tests make it small
+	maxCtx   int
+	base     context.Context
+	stop     context.CancelFunc
+
+	mu       sync.Mutex
+	incoming []*seqRequest
+	closed   bool
+	wake     chan struct{} // signalled when a request arrives
+	stopped  chan struct{} // closed when run returns
+	gone     atomic.Bool   // the backend was lost and replaced by one without sequences
+
+	waiting []*seqRequest
+	running []*seqRequest // in admission order
+	cache   convCache
+
+	stats atomic.Pointer[SchedulerStats]
+	// onStep and onSubmit, when set (tests), are called with each batch before it is evaluated, and
+	// after a request is handed to the scheduler.
+	onStep   func(batch []SeqEntry)
+	onSubmit func()
+}
+
+// seqRequest is one generation in the scheduler.
+type seqRequest struct {
+	g        *generation
+	ctx      context.Context
+	prompt   []int32
+	seq      SeqID
+	hasSeq   bool
+	fed      int   // positions of the sequence in the KV cache: prompt, then generated tokens
+	next     int32 // while decoding, the picked token to evaluate next
+	decoding bool
+	out      outbox
+	done     chan seqDone
+}
+
+type seqDone struct {
+	res Result
+	err error
+}
+
+// SchedulerStats is what the scheduler runs, for /metrics and /slots.
+type SchedulerStats struct {
+	Parallel       int
+	Running        int
+	Waiting        int
+	Slots          []SlotInfo // the running sequences, in admission order
+	KV             KVUsage
+	CachedSeqs     int   // conversations kept in the cache
+	CachedBlocks   int   // blocks that only cached conversations hold (freed by evicting them all)
+	CacheHitTokens int64 // prompt tokens not evaluated thanks to a cached or running sequence
+	Evictions      int64 // cached conversations evicted for room
+	Steps          int64 // batches evaluated
+}
+
+// SlotInfo describes a running sequence.
+type SlotInfo struct {
+	PromptTokens int
+	CachedTokens int
+	Generated    int
+	Prefilling   bool // the prompt is still being evaluated
+}
+
+func newScheduler(e *Engine, b SeqBackend, parallel int) *scheduler {
+	if parallel <= 0 {
+		parallel = DefaultParallel
+	}
+	s := &scheduler{e: e, b: b, parallel: parallel, chunk: stepChunk, maxCtx: b.MaxContext(),
+		wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	s.base, s.stop = context.WithCancel(context.Background())
+	s.publish()
+	return s
+}
+
+var errEngineClosed = errors.New("the engine is closed")
+
+// generate runs one generation through the scheduler and emits its deltas from the caller's goroutine.
+func (s *scheduler) generate(ctx context.Context, prompt []int32, p GenParams, startInThink bool, emit func(Delta) error) (Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := &seqRequest{ctx: ctx, prompt: prompt, done: make(chan seqDone, 1)}
+	r.out.signal = make(chan struct{}, 1)
+	var push func(Delta) error
+	if emit != nil {
+		push = r.out.push
+	}
+	g, err := s.e.newGeneration(ctx, prompt, p, startInThink, s.maxCtx, nil, push)
+	if err != nil {
+		return Result{}, err
+	}
+	r.g = g
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return Result{}, errEngineClosed
+	}
+	s.incoming = append(s.incoming, r)
+	s.mu.Unlock()
+	s.signal()
+	if s.onSubmit != nil {
+		s.onSubmit()
+	}
+
+	var emitErr error
+	deliver := func() {
+		items := r.out.take()
+		for _, d := range items {
+			if emitErr == nil && emit != nil {
+				if emitErr = emit(d); emitErr != nil {
+					cancel() // the generation ends as cancelled at its next step
+				}
+			}
+		}
+		if r.out.emitted(len(items)) {
+			s.signal() // the sequence may decode again
+		}
+	}
+	for {
+		select {
+		case <-r.out.signal:
+			deliver()
+		case d := <-r.done:
+			deliver()
+			if emitErr != nil && d.err == nil {
+				d.res.FinishReason = FinishCancelled
+			}
+			return d.res, d.err
+		}
+	}
+}
+
+func (s *scheduler) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the scheduler: requests not finished get errEngineClosed. It waits for run to return.
+func (s *scheduler) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stop()
+	s.signal()
+	<-s.stopped
+}
+
+// run is the scheduler's goroutine: a step at a time until close.
+func (s *scheduler) run() {
+	defer close(s.stopped)
+	for !s.gone.Load() && s.collect() {
+		s.admit()
+		if len(s.running) > 0 {
+			s.step()
+		}
+		s.publish()
+	}
+	// Closed, or gone (the engine now runs one generation at a time, without the scheduler).
+	err := errEngineClosed
+	if s.gone.Load() {
+		err = errors.New("the backend was replaced by one that runs one generation at a time; retry the request")
+	}
+	for _, r := range slices.Concat(s.running, s.waiting) {
+		s.end(r, r.g.res, err)
+	}
+	s.mu.Lock()
+	s.closed = true
+	for _, r := range s.incoming {
+		r.done <- seqDone{err: err}
+	}
+	s.incoming = nil
+	s.mu.Unlock()
+}
+
+// collect takes the arrived requests and ends the cancelled ones, waiting while there is nothing to
+// do. It returns false when the scheduler is closed.
+func (s *scheduler) collect() bool {
+	for {
+		s.mu.Lock()
+		in, closed := s.incoming, s.closed
+		s.incoming = nil
+		s.mu.Unlock()
+		s.waiting = append(s.waiting, in...)
+		if closed {
+			return false
+		}
+		s.waiting = slices.DeleteFunc(s.waiting, func(r *seqRequest) bool {
+			if r.ctx.Err() == nil {
+				return false
+			}
+			r.done <- seqDone{res: r.g.cancelled()}
+			return true
+		})
+		for _, r := range slices.Clone(s.running) {
+			if r.ctx.Err() != nil {
+				s.end(r, r.g.cancelled(), nil)
+			}
+		}
+		if len(s.running)+len(s.waiting) > 0 {
+			return true
+		}
+		s.publish()
+		<-s.wake
+	}
+}
+
+// admit starts waiting requests while fewer than parallel run, in arrival order.
+func (s *scheduler) admit() {
+	for len(s.running) < s.parallel && len(s.waiting) > 0 {
+		r := s.waiting[0]
+		keep, src, ent := s.match(r.prompt)
+		if s.prefillShares(r.prompt, keep) {
+			return // the sequence in prefill will share more: wait for it
+		}
+		s.waiting = s.waiting[1:]
+		var err error
+		switch {
+		case ent != nil && keep == len(ent.tokens):
+			r.seq = ent.seq // the cached conversation continues: take it over
+			s.cache.remove(ent)
+		case keep > 0:
+			r.seq, err = s.b.Fork(src, keep)
+		default:
+			r.seq = s.b.NewSeq()
+		}
+		if err != nil {
+			r.done <- seqDone{res: r.g.res, err: err}
+			continue
+		}
+		r.hasSeq, r.fed = true, keep
+		s.addHits(keep)
+		r.g.begin(keep)
+		s.running = append(s.running, r)
+	}
+}
+
+// match finds the longest prefix of prompt held by a cached conversation or a running sequence, short
+// of the prompt's last token (whose logits must be computed): its length, the sequence, and the cache
+// entry when it is a cached one.
+func (s *scheduler) match(prompt []int32) (keep int, src SeqID, ent *cachedSeq) {
+	for _, c := range s.cache.entries {
+		if n := min(commonPrefix(c.tokens, prompt), len(prompt)-1); n > keep {
+			keep, src, ent = n, c.seq, c
+		}
+	}
+	for _, r := range s.running {
+		if n := min(commonPrefix(r.g.history[:r.fed], prompt), len(prompt)-1); n > keep {
+			keep, src, ent = n, r.seq, nil
+		}
+	}
+	if ent != nil {
+		s.cache.touch(ent)
+	}
+	return keep, src, ent
+}
+
+// prefillShares reports that a running sequence in prefill will hold at least minShare more tokens of
+// prompt than the keep positions available now (n > 1 choices, or requests with one system prompt
+// arriving together): the request then waits for it rather than evaluating the same tokens again.
+func (s *scheduler) prefillShares(prompt []int32, keep int) bool {
+	for _, r := range s.running {
+		if !r.decoding && min(commonPrefix(r.prompt, prompt), len(prompt)-1) >= keep+minShare {
+			return true
+		}
+	}
+	return false
+}
+
+// plan builds a step's batch (see scheduler) and returns it with the request of each entry.
+func (s *scheduler) plan() ([]SeqEntry, []*seqRequest) {
+	var batch []SeqEntry
+	var who []*seqRequest
+	for _, r := range s.running {
+		if r.decoding && !r.out.busy() {
+			batch = append(batch, SeqEntry{Seq: r.seq, Tokens: []int32{r.next}, Want: []int{0}})
+			who = append(who, r)
+		}
+	}
+	budget := prefillChunk
+	if len(batch) > 0 {
+		budget = s.chunk
+	}
+	for _, r := range s.running {
+		if r.decoding || budget == 0 {
+			continue
+		}
+		n := min(budget, len(r.prompt)-r.fed)
+		e := SeqEntry{Seq: r.seq, Tokens: r.prompt[r.fed : r.fed+n]}
+		if r.fed+n == len(r.prompt) {
+			e.Want = []int{n - 1}
+		}
+		budget -= n
+		batch = append(batch, e)
+		who = append(who, r)
+	}
+	return batch, who
+}
+
+// step evaluates one batch and hands its logits to the generations.
+func (s *scheduler) step() {
+	batch, who := s.plan()
+	if len(batch) == 0 {
+		<-s.wake // every running sequence waits for its client to take a token
+		return
+	}
+	if s.onStep != nil {
+		s.onStep(batch)
+	}
+	ctx := s.base
+	if len(who) == 1 {
+		ctx = who[0].ctx // alone, a request's cancellation can stop the pass between layers
+	}
+	out, err := s.b.ForwardSeqs(ctx, batch)
+	s.count(func(st *SchedulerStats) { st.Steps++ })
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrKVFull):
+		if s.cache.evictOldest(s.b) {
+			s.count(func(st *SchedulerStats) { st.Evictions++ })
+			return // plan again with the room made
+		}
+		r := s.running[len(s.running)-1]
+		s.end(r, r.g.res, fmt.Errorf("%w with %d sequences running: %v; retry later, or raise --kv-memory or lower --parallel",
+			ErrKVFull, len(s.running), err))
+		return
+	case len(who) == 1 && who[0].ctx.Err() != nil:
+		s.end(who[0], who[0].g.cancelled(), nil)
+		return
+	default:
+		s.fail(err)
+		return
+	}
+	for k, r := range who {
+		e := batch[k]
+		r.fed += len(e.Tokens)
+		if len(e.Want) == 0 {
+			continue // a prompt chunk: no token yet
+		}
+		if !r.decoding {
+			r.g.prefilled()
+			r.decoding = true
+		}
+		id, err := r.g.step.pick(out[k][0], r.g.history)
+		if err != nil {
+			s.end(r, r.g.res, err)
+			continue
+		}
+		if r.g.push(id, r.fed) {
+			s.end(r, r.g.finish(), nil)
+			continue
+		}
+		r.next = id
+	}
+}
+
+// fail ends every request with a backend error. After a lost backend the engine replaces it; the
+// scheduler goes on with the new one if it holds sequences, and otherwise leaves the engine to run one
+// generation at a time (gone).
+func (s *scheduler) fail(err error) {
+	lost := errors.Is(err, ErrBackendLost)
+	if lost {
+		s.e.mu.Lock()
+		err = s.e.recoverFrom(err)
+		b := s.e.backend
+		s.e.mu.Unlock()
+		s.cache = convCache{} // the sequences lived in the lost backend
+		for _, r := range s.running {
+			r.hasSeq = false
+		}
+		if sb, ok := b.(SeqBackend); ok {
+			s.b, s.maxCtx = sb, sb.MaxContext()
+		} else {
+			s.gone.Store(true)
+		}
+	}
+	for _, r := range slices.Clone(s.running) {
+		s.end(r, r.g.res, err)
+	}
+	if s.gone.Load() {
+		for _, r := range s.waiting {
+			r.done <- seqDone{res: r.g.res, err: err}
+		}
+		s.waiting = nil
+	}
+}
+
+// end finishes a running request: its sequence goes to the conversation cache when it finished
+// normally, and is freed otherwise (cancelled, failed).
+func (s *scheduler) end(r *seqRequest, res Result, err error) {
+	s.running = slices.DeleteFunc(s.running, func(x *seqRequest) bool { return x == r })
+	s.waiting = slices.DeleteFunc(s.waiting, func(x *seqRequest) bool { return x == r })
+	if r.hasSeq {
+		if err == nil && res.FinishReason != FinishCancelled && r.fed > 0 {
+			s.cache.add(s.b, r.seq, r.g.history[:r.fed])
+		} else {
+			s.b.FreeSeq(r.seq)
+		}
+		r.hasSeq = false
+	}
+	s.publish() // the stats show the end before the caller returns
+	r.done <- seqDone{res: res, err: err}
+}
+
+func (s *scheduler) addHits(n int) {
+	if n > 0 {
+		s.count(func(st *SchedulerStats) { st.CacheHitTokens += int64(n) })
+	}
+}
+
+// count updates the counters of the published stats (the scheduler's goroutine is their only writer).
+func (s *scheduler) count(f func(*SchedulerStats)) {
+	st := *s.stats.Load()
+	f(&st)
+	s.stats.Store(&st)
+}
+
+// publish records what runs for Stats.
+func (s *scheduler) publish() {
+	var st SchedulerStats
+	if old := s.stats.Load(); old != nil {
+		st.CacheHitTokens, st.Evictions, st.Steps = old.CacheHitTokens, old.Evictions, old.Steps
+	}
+	st.Parallel, st.Running, st.Waiting = s.parallel, len(s.running), len(s.waiting)
+	for _, r := range s.running {
+		st.Slots = append(st.Slots, SlotInfo{PromptTokens: len(r.prompt), CachedTokens: r.g.res.Timings.CachedTokens,
+			Generated: len(r.g.res.Tokens), Prefilling: !r.decoding})
+	}
+	if !s.gone.Load() {
+		st.KV = s.b.KV()
+		st.CachedSeqs = len(s.cache.entries)
+		st.CachedBlocks = s.b.BlocksOnlyIn(s.cache.seqs())
+	}
+	s.stats.Store(&st)
+}
+
+// outbox holds a request's deltas between the scheduler, which never waits for a client, and the
+// request's goroutine, which emits them.
+type outbox struct {
+	mu     sync.Mutex
+	items  []Delta
+	held   int // deltas pushed and not yet emitted
+	signal chan struct{}
+}
+
+func (o *outbox) push(d Delta) error {
+	o.mu.Lock()
+	o.items = append(o.items, d)
+	o.held++
+	o.mu.Unlock()
+	select {
+	case o.signal <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (o *outbox) take() []Delta {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	d := o.items
+	o.items = nil
+	return d
+}
+
+// emitted records that n deltas taken were emitted, and reports whether none is left.
+func (o *outbox) emitted(n int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.held -= n
+	return n > 0 && o.held == 0
+}
+
+// busy reports that a delta has not been emitted yet.
+func (o *outbox) busy() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.held > 0
+}
