@@ -55,6 +55,9 @@ type tuneOptions struct {
 	Progress func(done, total int, what string)
 	// Budget bounds the time spent timing; 0 means tuneTimeBudget.
 	Budget time.Duration
+	// maxVariants caps the variants raced per shape, the built-in one kept (tests of the cache and the
+	// budget, which do not need every candidate compiled); 0 races all.
+	maxVariants int
 }
 
 // defaultTuneFile is the choices' cache in the user's cache directory.
@@ -145,6 +148,18 @@ func (b *backend) tune(W model.Weights, opts tuneOptions) (*TuneReport, error) {
 	prefix := b.d.tuneKey()
 	changed := false
 	knobs := b.knobs()
+	if n := opts.maxVariants; n > 0 {
+		for i := range knobs {
+			all := knobs[i].variants
+			knobs[i].variants = func(wt string, k int) ([]string, string) {
+				names, def := all(wt, k)
+				if len(names) > n {
+					names = append(slices.DeleteFunc(names[:n:n], func(v string) bool { return v == def }), def)
+				}
+				return names, def
+			}
+		}
+	}
 	total := len(knobs) * len(shapes)
 	budget := cmp.Or(opts.Budget, tuneTimeBudget)
 	for ki, kn := range knobs {

@@ -135,7 +135,7 @@ func TestTune(t *testing.T) {
 			}
 		}
 		var progress []string
-		b := openTestBackend(t, m, options{Tune: tuneOptions{Mode: c.mode, File: file, Budget: time.Hour, Progress: func(done, total int, what string) {
+		b := openTestBackend(t, m, options{Tune: tuneOptions{Mode: c.mode, File: file, Budget: time.Hour, maxVariants: 4, Progress: func(done, total int, what string) {
 			progress = append(progress, fmt.Sprintf("%d/%d %s", done, total, what))
 		}}})
 		rep := b.Tuning()
@@ -182,12 +182,12 @@ func TestTune(t *testing.T) {
 
 	// A spent time budget leaves the shapes to the next load, which times them.
 	budgetFile := filepath.Join(t.TempDir(), "budget.json")
-	b := openTestBackend(t, m, options{Tune: tuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Nanosecond}})
+	b := openTestBackend(t, m, options{Tune: tuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Nanosecond, maxVariants: 4}})
 	if rep := b.Tuning(); rep.Timed != 1 || rep.Left != shapes-1 {
 		t.Errorf("a spent budget: %d timed and %d left, want 1 (a load times one at least) and %d", rep.Timed, rep.Left, shapes-1)
 	}
 	b.Close()
-	b = openTestBackend(t, m, options{Tune: tuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Hour}})
+	b = openTestBackend(t, m, options{Tune: tuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Hour, maxVariants: 4}})
 	if rep := b.Tuning(); rep.Timed != shapes-1 || rep.Cached != 1 || rep.Left != 0 {
 		t.Errorf("the next load: %d timed, %d cached, %d left; want %d, 1, 0", rep.Timed, rep.Cached, rep.Left, shapes-1)
 	}
