@@ -426,8 +426,17 @@ func TestReloadAfterStopShowsStopped(t *testing.T) {
 	if _, ok := f.waitIdle(5 * time.Second); !ok {
 		t.Fatal("generation still running after its only page left")
 	}
+	// The generation ends before its record is saved (the stream's goroutine writes it after the
+	// engine returns), so the page is read until it shows the stop, for as long as waitIdle allows.
+	stopped := func(page string) bool {
+		return strings.Contains(page, "You said: gone") && strings.Contains(page, "Stopped.") && !strings.Contains(page, "sse-connect")
+	}
 	page := b.get("/c/" + conv)
-	if !strings.Contains(page, "You said: gone") || !strings.Contains(page, "Stopped.") || strings.Contains(page, "sse-connect") {
+	for deadline := time.Now().Add(5 * time.Second); !stopped(page) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		page = b.get("/c/" + conv)
+	}
+	if !stopped(page) {
 		t.Fatalf("page after the answer stopped:\n%s", page)
 	}
 }
