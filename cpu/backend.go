@@ -221,7 +221,7 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 		if parallel <= 0 {
 			parallel = engine.DefaultParallel
 		}
-		budget = max(engine.DefaultKVMemory(int64(blockBytes/kvBlock), maxCtx, parallel), int64(minBlocks*blockBytes))
+		budget = max(engine.DefaultKVMemory(int64(blockBytes/kvBlock), maxCtx, parallel, kvBlock), int64(minBlocks*blockBytes))
 	}
 	if budget < 0 || budget/int64(blockBytes) < int64(minBlocks) {
 		return nil, fmt.Errorf("cpu backend: a KV memory budget of %d bytes does not hold the context of %d positions (%d bytes); raise --kv-memory or lower --ctx",
