@@ -149,20 +149,8 @@ func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, ou
 				}
 			}
 		}
-		switch cols - j {
-		case 0:
-		case 1:
+		for ; j < cols; j++ {
 			il.gemv(w, a[j*ab:], out[j*ldo:], nb, groups)
-		default:
-			// A few columns (the decode step of a few sequences, or a batch's last ones) take the rows
-			// group by group, so each group's weights come from memory once for all of them and from the
-			// cache for the rest; the arithmetic per row and column is gemv's either way.
-			for g := range groups {
-				wg := w[g*nb*il.blockBytes:]
-				for jj := j; jj < cols; jj++ {
-					il.gemv(wg, a[jj*ab:], out[jj*ldo+4*g:], nb, 1)
-				}
-			}
 		}
 	}
 }
