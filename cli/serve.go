@@ -75,7 +75,7 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 	fs.IntVar(&o.parallel, "parallel", engine.DefaultParallel,
 		"generations that run together, batched into one pass per token (CPU backend; the GPU runs one at a time); more wait in the queue")
 	fs.Var(&o.kvMemory, "kv-memory",
-		"memory for the KV cache of every sequence, running and cached conversations (CPU backend), e.g. 4GiB; auto: room for --parallel full contexts and one more, at most a quarter of the machine's memory")
+		"memory for the KV cache of every sequence, running and cached conversations (CPU backend), e.g. 4GiB; auto: room for --parallel full contexts and one more, each with a block to spare, at most a quarter of the machine's memory")
 	fs.StringVar(&o.apiKey, "api-key", "",
 		"require this key everywhere but /health: API clients send 'Authorization: Bearer KEY', browsers sign in with it once (sessions end on restart)")
 	fs.StringVar(&o.corsOrigin, "cors-origin", "", "let this browser origin call the API (CORS), e.g. http://localhost:3000")
