@@ -32,15 +32,7 @@ func TestArchConformance(t *testing.T) {
 				return
 			}
 			b.Truncate(0)
-			var rows [][]float32
-			for _, tok := range c.Tokens {
-				l, err := b.Forward(context.Background(), []int32{tok}, []int{0})
-				if err != nil {
-					t.Fatal(err)
-				}
-				rows = append(rows, l[0])
-			}
-			conformance.Check(t, conformance.Errors(rows, c), c.Limits, false, "gpu, token by token")
+			conformance.Check(t, conformance.Errors(tokenByToken(t, b, c.Tokens), c), c.Limits, false, "gpu, token by token")
 
 			// The integer path of the mat-vecs (8-bit activations, as the CPU's fast numerics) is held
 			// to the same limits as the CPU's fast mode.
@@ -51,15 +43,21 @@ func TestArchConformance(t *testing.T) {
 				t.Log("the device has no packed integer dot products: no integer path to compare")
 				return
 			}
-			rows = rows[:0]
-			for _, tok := range c.Tokens {
-				l, err := bi.Forward(context.Background(), []int32{tok}, []int{0})
-				if err != nil {
-					t.Fatal(err)
-				}
-				rows = append(rows, l[0])
-			}
-			conformance.Check(t, conformance.Errors(rows, c), c.Limits, false, "gpu int8, token by token")
+			conformance.Check(t, conformance.Errors(tokenByToken(t, bi, c.Tokens), c), c.Limits, false, "gpu int8, token by token")
 		})
 	}
+}
+
+// tokenByToken feeds tokens to b one Forward each (the mat-vec path) and returns every position's logits.
+func tokenByToken(t *testing.T, b *backend, tokens []int32) [][]float32 {
+	t.Helper()
+	var rows [][]float32
+	for _, tok := range tokens {
+		l, err := b.Forward(context.Background(), []int32{tok}, []int{0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, l[0])
+	}
+	return rows
 }
