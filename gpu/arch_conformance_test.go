@@ -28,6 +28,16 @@ func TestArchConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			conformance.Check(t, conformance.Errors(logits, c), c.Limits, false, "gpu, one forward")
+
+			// Prefill with f16-pair tiles (weights and activations rounded to halves, as llama.cpp's
+			// Vulkan mat-mat does) is held to the same limits.
+			bh := openTestBackend(t, m, options{Context: c.Context(), deviceOptions: deviceOptions{F16Tiles: true}})
+			logits, err = bh.Forward(context.Background(), c.Tokens, conformance.Want(c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conformance.Check(t, conformance.Errors(logits, c), c.Limits, false, "gpu f16 tiles, one forward")
+			bh.Close()
 			if len(c.Tokens) > 64 {
 				return
 			}

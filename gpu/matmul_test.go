@@ -253,8 +253,7 @@ func TestMatMulRope(t *testing.T) {
 // tiles keep 1e-4, as the mat-vec.
 const f16Tolerance = 2e-3
 
-// TestMatMulTiles checks the candidate mat-mat shapes, with f32 tiles and (where the adapter has
-// shader-f16) f16 tiles, against ref.MatVec on awkward shapes: T below one tile, above one and not a
+// TestMatMulTiles checks the candidate mat-mat shapes, with f32 tiles and f16-pair tiles, against ref.MatVec on awkward shapes: T below one tile, above one and not a
 // multiple of any, M not a multiple of the rows per workgroup, K that ends mid-tile (F32/F16) and Q6_K
 // rows at byte offsets 2 mod 4, and the residual add with split bindings. The first shape runs all of
 // matCases; the others, whose code differs only in its constants, one case per weight tile file.
@@ -358,7 +357,7 @@ func BenchmarkMatMulTiles(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, s := range append(matmulCandidates, matmulShape{tm: 64, tn: 64, rm: 8, rn: 8, f16: true}) {
+		for _, s := range matmulTuned() {
 			b.Run(fmt.Sprintf("%s/%s", typ, s), func(b *testing.B) {
 				useMatmulTile(b, d, s)
 				op, err := d.NewMatMul(w, whole(xb), k, whole(yb), m, 0)

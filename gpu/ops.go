@@ -54,7 +54,7 @@ func matvecShapeFor(wt string, k int) matvecShape {
 }
 
 // matmulShape is a prefill mat-mat variant, matmul.wgsl's knobs: tm rows by tn tokens a workgroup, rm
-// rows by rn tokens a thread (its register tile), f16 tiles in workgroup memory. Every shape is a
+// rows by rn tokens a thread (its register tile), f16 pairs in its workgroup-memory tiles. Every shape is a
 // correct kernel; which is fastest depends on the adapter, so a tuner may choose among them.
 type matmulShape struct {
 	tm, tn, rm, rn int
@@ -62,10 +62,11 @@ type matmulShape struct {
 }
 
 // matmulPreferred are the shapes used unless one is chosen, best first; a product takes the first its
-// adapter accepts (matmulShape.check). 8x8 register tiles were the fastest on lavapipe, f16 tiles no
-// faster there (BenchmarkMatMulTiles, docs/BENCHMARKS.md); the 64x64 tile of a K-quant needs 32 KiB of
-// workgroup memory, the 32x32 one fits WebGPU's default 16 KiB. F16 tiles round weights and activations
-// to halves (f16Tolerance in the tests), so they are used only where chosen, never as a fallback.
+// adapter accepts (matmulShape.check). 8x8 register tiles were the fastest on lavapipe
+// (BenchmarkMatMulTiles, docs/BENCHMARKS.md); the 64x64 tile of a K-quant needs 32 KiB of workgroup
+// memory, the 32x32 one fits WebGPU's default 16 KiB. F16 tiles, 1.4x faster on lavapipe, round weights
+// and activations to halves (f16Tolerance in the tests), so they are used only where tuning chose them
+// (or a test asks, deviceOptions.F16Tiles), never as the built-in choice.
 var matmulPreferred = []matmulShape{
 	{tm: 64, tn: 64, rm: 8, rn: 8},
 	{tm: 32, tn: 32, rm: 8, rn: 8},
@@ -79,6 +80,7 @@ func matmulTileFor(d *device, wt string) (matmulShape, error) {
 	}
 	var first error
 	for _, s := range matmulPreferred {
+		s.f16 = d.f16Tiles
 		err := s.check(d, wt)
 		if err == nil {
 			return s, nil
@@ -131,9 +133,6 @@ func (s matmulShape) threads() int { return (s.tm / s.rm) * (s.tn / s.rn) }
 func (s matmulShape) check(d *device, wt string) error {
 	if s.rm <= 0 || s.rn <= 0 || s.rm%4 != 0 || s.rn%4 != 0 || s.tm%s.rm != 0 || s.tn%s.rn != 0 {
 		return fmt.Errorf("mat-mat tile %s: rows and tokens per thread must be multiples of 4 that divide the workgroup's", s)
-	}
-	if s.f16 && !d.f16 {
-		return fmt.Errorf("mat-mat tile %s: f16 tiles need the adapter's shader-f16 feature, which %s lacks", s, d.Info.Name)
 	}
 	if n := s.threads(); n > int(d.limits.MaxComputeInvocationsPerWorkgroup) {
 		return fmt.Errorf("mat-mat tile %s: %d threads exceed the adapter's %d per workgroup", s, n, d.limits.MaxComputeInvocationsPerWorkgroup)

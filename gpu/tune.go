@@ -281,7 +281,7 @@ func (b *backend) knobs() []knob {
 		kind: "matmul", tokens: b.batch, rows: tuneTileRows,
 		variants: func(wt string, k int) ([]string, string) {
 			var names []string
-			for _, c := range matmulCandidates {
+			for _, c := range matmulTuned() {
 				if c.check(d, wt) == nil {
 					names = append(names, c.String())
 				}
@@ -484,10 +484,26 @@ var matmulCandidates = []matmulShape{
 	{tm: 32, tn: 32, rm: 8, rn: 8},
 }
 
-// parseMatmulShape reads a tile's name (matmulShape.String) back; f16 tiles are not tuning's.
+// matmulTuned are the shapes tuning times: every candidate with f32 tiles, and those with 8x8 register
+// tiles also with f16 pairs, which halve the words moved through workgroup memory per multiply-add
+// (1.4x faster on lavapipe, docs/BENCHMARKS.md) for a rounding of weights and activations to halves
+// within f16Tolerance (the tests), as llama.cpp's Vulkan mat-mat rounds them.
+func matmulTuned() []matmulShape {
+	out := slices.Clone(matmulCandidates)
+	for _, c := range matmulCandidates {
+		if c.rm == 8 && c.rn == 8 {
+			c.f16 = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// parseMatmulShape reads a tile's name (matmulShape.String) back.
 func parseMatmulShape(v string) (matmulShape, bool) {
 	var s matmulShape
 	n, err := fmt.Sscanf(v, "%dx%d/%dx%d", &s.tm, &s.tn, &s.rm, &s.rn)
+	s.f16 = strings.HasSuffix(v, " f16")
 	if err != nil || n != 4 || s.String() != v {
 		return matmulShape{}, false
 	}

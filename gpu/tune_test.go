@@ -83,12 +83,12 @@ func TestMatvecShapeStrings(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	for _, c := range matmulCandidates {
+	for _, c := range matmulTuned() {
 		if got, ok := parseMatmulShape(c.String()); !ok || got != c {
 			t.Errorf("%q reads back as %+v (%v)", c.String(), got, ok)
 		}
 	}
-	for _, bad := range []string{"", "64x64", "64x64/8x8 f16", "64x64/8x8x"} {
+	for _, bad := range []string{"", "64x64", "64x64/8x8 f32", "64x64/8x8x", "64x64/8x8 f16 f16"} {
 		if _, ok := parseMatmulShape(bad); ok {
 			t.Errorf("tile %q accepted", bad)
 		}

@@ -10,23 +10,19 @@
 // Defines (the variant knobs a tuner may choose among): TM rows x TN tokens per workgroup, RM rows x RN
 // tokens per thread (multiples of 4 that divide TM and TN), so (TM/RM)*(TN/RN) threads; TILE the weight
 // tile, mm_tile_{TILE}.wgsl (q4_k, q6_k, or dq4 for any type with a dq_{WTYPE}.wgsl), which sets the
-// tile's depth TK and how weights sit in workgroup memory; F16 keeps the activation tile (and dq4's
-// weight tile) in half precision (needs shader-f16; products and sums stay f32).
+// tile's depth TK and dequantizes weights into it through put_w; F16 keeps both tiles as half-precision
+// pairs packed in u32s (pack2x16float: core WGSL, no shader-f16 needed); products and sums stay f32.
 //
 // Per step of TK along K: the tile file's fill_w dequantizes the weight tile into workgroup memory
-// (TK x TM, [k][row / 4] as vec4 of 4 rows), each weight once per workgroup, and fill_x copies the
-// activation tile (TK x TN, [k][token / 4]) beside it, transposed; then per k each thread takes RM/4
-// vec4s of weights (w4) and RN/4 vec4s of activations and does RM*RN multiply-adds into its register
-// tile. Rows past M re-read the chunk's last row and are not
-// stored; tokens past n_tok and K past the end (only F32/F16 rows may end mid-tile) read zeros.
+// (TK x TM, [k][row / 4] as vec4 of 4 rows; with F16 [k / 2][row / 4], each u32 the (k, k+1) pair of a
+// row), each weight once per workgroup, and fill_x copies the activation tile (TK x TN, [k][token / 4],
+// with F16 pairs likewise) beside it, transposed; then per k each thread takes RM/4 vec4s of weights and
+// RN/4 vec4s of activations and does RM*RN multiply-adds into its register tile. Rows past M re-read
+// the chunk's last row and are not stored; tokens past n_tok and K past the end (only F32/F16 rows may
+// end mid-tile) read zeros.
+// Why F16 pairs: where the adapter pays per 32-bit word moved through workgroup memory (lavapipe
+// loads and stores each word of each thread one at a time), a pair halves the words per multiply-add.
 // Dispatch: grid (see common.wgsl) of ceil(M/TM) workgroups along x/y, ceil(T/TN) along z.
-
-//#if F16
-enable f16;
-alias elt = f16;
-//#else
-alias elt = f32;
-//#endif
 
 //#include "common.wgsl"
 
@@ -62,9 +58,28 @@ const TN4 = TN / 4u;
 const RM4 = RM / 4u;
 const RN4 = RN / 4u;
 
-var<workgroup> xt: array<vec4<elt>, TK * TN4>; // [k][token / 4]
+//#if F16
+var<workgroup> wt: array<vec4<u32>, TK / 2u * TM4>; // [k / 2][row / 4]
+var<workgroup> xt: array<vec4<u32>, TK / 2u * TN4>; // [k / 2][token / 4]
+//#else
+var<workgroup> wt: array<vec4<f32>, TK * TM4>; // [k][row / 4]
+var<workgroup> xt: array<vec4<f32>, TK * TN4>; // [k][token / 4]
+//#endif
 
 //#include "mm_tile_{{TILE}}.wgsl"
+
+// put_w stores weights k .. k+3 (k a multiple of 4) of tile row r.
+fn put_w(k: u32, r: u32, v: vec4<f32>) {
+//#if F16
+    let i = (k >> 1u) * TM4 + (r >> 2u);
+    wt[i][r & 3u] = pack2x16float(v.xy);
+    wt[i + TM4][r & 3u] = pack2x16float(v.zw);
+//#else
+    for (var c = 0u; c < 4u; c++) {
+        wt[(k + c) * TM4 + (r >> 2u)][r & 3u] = v[c];
+    }
+//#endif
+}
 
 // fill_x copies activations k0..k0+TK-1 of tokens tok0..tok0+TN-1 into xt, transposed: a unit is 4
 // tokens x 4 k, four vec4 loads in, four vec4 stores out.
@@ -80,9 +95,18 @@ fn fill_x(tok0: u32, k0: u32, lid: u32) {
                 v[c] = x[t * xs4 + (k0 >> 2u) + k4];
             }
         }
-        for (var e = 0u; e < 4u; e++) {
-            xt[(4u * k4 + e) * TN4 + t4] = vec4<elt>(vec4<f32>(v[0][e], v[1][e], v[2][e], v[3][e]));
+//#if F16
+        for (var e = 0u; e < 2u; e++) {
+            xt[(2u * k4 + e) * TN4 + t4] = vec4<u32>(pack2x16float(vec2<f32>(v[0][2u * e], v[0][2u * e + 1u])),
+                pack2x16float(vec2<f32>(v[1][2u * e], v[1][2u * e + 1u])),
+                pack2x16float(vec2<f32>(v[2][2u * e], v[2][2u * e + 1u])),
+                pack2x16float(vec2<f32>(v[3][2u * e], v[3][2u * e + 1u])));
         }
+//#else
+        for (var e = 0u; e < 4u; e++) {
+            xt[(4u * k4 + e) * TN4 + t4] = vec4<f32>(v[0][e], v[1][e], v[2][e], v[3][e]);
+        }
+//#endif
     }
 }
 
@@ -98,13 +122,42 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         fill_w(row0, k0, lid);
         fill_x(tok0, k0, lid);
         workgroupBarrier();
+//#if F16
+        for (var kp = 0u; kp < TK / 2u; kp++) {
+            // a[e * RM4 + i]: rows tr*RM + 4i .. 4i+3 at k = 2kp + e.
+            var a: array<vec4<f32>, 2u * RM4>;
+            for (var i = 0u; i < RM4; i++) {
+                let p = wt[kp * TM4 + tr * RM4 + i];
+                let r0 = unpack2x16float(p.x);
+                let r1 = unpack2x16float(p.y);
+                let r2 = unpack2x16float(p.z);
+                let r3 = unpack2x16float(p.w);
+                a[i] = vec4<f32>(r0.x, r1.x, r2.x, r3.x);
+                a[RM4 + i] = vec4<f32>(r0.y, r1.y, r2.y, r3.y);
+            }
+            for (var j4 = 0u; j4 < RN4; j4++) {
+                let p = xt[kp * TN4 + tc * RN4 + j4];
+                let t0 = unpack2x16float(p.x);
+                let t1 = unpack2x16float(p.y);
+                let t2 = unpack2x16float(p.z);
+                let t3 = unpack2x16float(p.w);
+                for (var i = 0u; i < RM4; i++) {
+                    let j = 4u * j4 * RM4 + i;
+                    acc[j] += a[i] * t0.x + a[RM4 + i] * t0.y;
+                    acc[j + RM4] += a[i] * t1.x + a[RM4 + i] * t1.y;
+                    acc[j + 2u * RM4] += a[i] * t2.x + a[RM4 + i] * t2.y;
+                    acc[j + 3u * RM4] += a[i] * t3.x + a[RM4 + i] * t3.y;
+                }
+            }
+        }
+//#else
         for (var kk = 0u; kk < TK; kk++) {
             var a: array<vec4<f32>, RM4>;
             for (var i = 0u; i < RM4; i++) {
-                a[i] = w4(kk, tr * RM4 + i);
+                a[i] = wt[kk * TM4 + tr * RM4 + i];
             }
             for (var j4 = 0u; j4 < RN4; j4++) {
-                let b = vec4<f32>(xt[kk * TN4 + tc * RN4 + j4]);
+                let b = xt[kk * TN4 + tc * RN4 + j4];
                 for (var i = 0u; i < RM4; i++) {
                     let j = 4u * j4 * RM4 + i;
                     acc[j] += a[i] * b.x;
@@ -114,6 +167,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 }
             }
         }
+//#endif
         workgroupBarrier();
     }
     for (var j = 0u; j < RN; j++) {

@@ -1,14 +1,12 @@
 // mm_tile_q4_k.wgsl: matmul.wgsl's weight tile for Q4_K (layout: matvec_q4_k.wgsl's header): TK = 64
 // dequantized weights per row, one group g of a super-block (sub-blocks 2g and 2g+1, the low and high
-// nibbles of the group's 32 quant bytes), [k][row / 4] as vec4 of 4 rows (f16 with F16). A fill unit is
+// nibbles of the group's 32 quant bytes), stored through matmul.wgsl's put_w. A fill unit is
 // one row: the super-block header (one vec4<u32>: d, dmin, the scale bytes) and the group's codes (two
 // vec4<u32>); each sub-block's scale and min decoded once (32 elements each).
 
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 
 const TK = 64u;
-
-var<workgroup> wt: array<vec4<elt>, TK * TM4>;
 
 // fill_w dequantizes rows row0..row0+TM-1 (clamped to the chunk's last row), k0..k0+TK-1, into wt.
 fn fill_w(row0: u32, k0: u32, lid: u32) {
@@ -30,15 +28,9 @@ fn fill_w(row0: u32, k0: u32, lid: u32) {
             let ms = dm.y * f32((mn >> (8u * h)) & 0xFFu);
             for (var i = 0u; i < 8u; i++) {
                 let word = q[i >> 2u][i & 3u] >> (4u * h);
-                for (var b = 0u; b < 4u; b++) {
-                    wt[(32u * h + 4u * i + b) * TM4 + (r >> 2u)][r & 3u] = elt(ds * f32((word >> (8u * b)) & 0x0Fu) - ms);
-                }
+                let codes = (vec4<u32>(word) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0x0Fu);
+                put_w(32u * h + 4u * i, r, ds * vec4<f32>(codes) - ms);
             }
         }
     }
-}
-
-// w4 returns the weights at tile depth kk of tile rows 4q .. 4q+3.
-fn w4(kk: u32, q: u32) -> vec4<f32> {
-    return vec4<f32>(wt[kk * TM4 + q]);
 }

@@ -2,7 +2,7 @@
 // blocks): TK = 64
 // dequantized weights per row, quarters q0, q0+1 (q0 even) of half n of a super-block, elements
 // 128n + 32q0 + 32j + l: low bits from ql[64n + 32j + l] (nibble q0/2), high bits from qh[32n + l]
-// (bits 2(q0+j)); [k][row / 4] as vec4 of 4 rows (f16 with F16). A fill unit is one row: 96 bytes of ql
+// (bits 2(q0+j)); stored through matmul.wgsl's put_w. A fill unit is one row: 96 bytes of ql
 // and qh as six 16-byte load4s, the four int8 scales (16 elements each) in one word, each decoded once,
 // and d; the 6-bit codes are merged four a word.
 
@@ -11,8 +11,6 @@
 //#include "bytes.wgsl"
 
 const TK = 64u;
-
-var<workgroup> wt: array<vec4<elt>, TK * TM4>;
 
 // fill_w dequantizes rows row0..row0+TM-1 (clamped to the chunk's last row), k0..k0+TK-1, into wt.
 fn fill_w(row0: u32, k0: u32, lid: u32) {
@@ -33,17 +31,10 @@ fn fill_w(row0: u32, k0: u32, lid: u32) {
                 let codes = ((load4(base + 64u * n + 32u * j + 16u * h) >> lsh) & vec4<u32>(0x0F0F0F0Fu)) |
                     (((qh >> vec4<u32>(2u * (q0 + j))) & vec4<u32>(0x03030303u)) << vec4<u32>(4u));
                 for (var i = 0u; i < 4u; i++) {
-                    for (var b = 0u; b < 4u; b++) {
-                        let kk = 32u * j + 16u * h + 4u * i + b;
-                        wt[kk * TM4 + (r >> 2u)][r & 3u] = elt(ds * (f32((codes[i] >> (8u * b)) & 0xFFu) - 32.0));
-                    }
+                    let c = (vec4<u32>(codes[i]) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xFFu);
+                    put_w(32u * j + 16u * h + 4u * i, r, ds * (vec4<f32>(c) - 32.0));
                 }
             }
         }
     }
-}
-
-// w4 returns the weights at tile depth kk of tile rows 4q .. 4q+3.
-fn w4(kk: u32, q: u32) -> vec4<f32> {
-    return vec4<f32>(wt[kk * TM4 + q]);
 }
