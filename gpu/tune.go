@@ -482,6 +482,7 @@ var matmulCandidates = []matmulShape{
 	{tm: 128, tn: 32, rm: 8, rn: 8},
 	{tm: 64, tn: 16, rm: 4, rn: 16},
 	{tm: 32, tn: 32, rm: 8, rn: 8},
+	{tm: 128, tn: 64, rm: 8, rn: 8},
 }
 
 // matmulTuned are the shapes tuning times: every candidate with f32 tiles, and those with 8x8 register
