@@ -253,41 +253,38 @@ func TestMatMulRope(t *testing.T) {
 // tiles keep 1e-4, as the mat-vec.
 const f16Tolerance = 2e-3
 
-// TestMatMulTiles checks the candidate mat-mat shapes, with f32 tiles and f16-pair tiles, against ref.MatVec on awkward shapes: T below one tile, above one and not a
+// TestMatMulTiles checks the shapes tuning may choose (f32 and f16-pair tiles) against ref.MatVec on awkward shapes: T below one tile, above one and not a
 // multiple of any, M not a multiple of the rows per workgroup, K that ends mid-tile (F32/F16) and Q6_K
 // rows at byte offsets 2 mod 4, and the residual add with split bindings. The first shape runs all of
 // matCases; the others, whose code differs only in its constants, one case per weight tile file.
 func TestMatMulTiles(t *testing.T) {
 	d := testDevice(t)
-	for i, s := range matmulCandidates {
+	for i, s := range matmulTuned() {
 		cases := matCases
 		if i > 0 {
 			cases = []matCase{{quant.F32, 37, 172}, {quant.Q4_K, 70, 512}, {quant.Q6_K, 21, 768}}
 		}
-		for _, f16 := range []bool{false, true} {
-			s.f16 = f16
-			tol := 1e-4
-			if f16 {
-				tol = f16Tolerance
+		tol := 1e-4
+		if s.f16 {
+			tol = f16Tolerance
+		}
+		t.Run(s.String(), func(t *testing.T) {
+			if err := s.check(d, "q4_k"); err != nil {
+				t.Skip(err)
 			}
-			t.Run(s.String(), func(t *testing.T) {
-				if err := s.check(d, "q4_k"); err != nil {
-					t.Skip(err)
-				}
-				useMatmulTile(t, d, s)
-				for _, c := range cases {
-					for _, T := range []int{5, 70} {
-						t.Run(fmt.Sprintf("%s/%dx%d/T%d", c.typ, c.m, c.k, T), func(t *testing.T) {
-							t.Logf("max rel err %.2e", testMatMulTol(t, d, c, T, 0, plainProduct, tol))
-						})
-					}
-					rb, _ := deviceRowBytes(c.typ, c.k)
-					t.Run(fmt.Sprintf("%s/add/split", c.typ), func(t *testing.T) {
-						t.Logf("max rel err %.2e", testMatMulTol(t, d, c, 33, uint64(7*rb), addProduct, tol))
+			useMatmulTile(t, d, s)
+			for _, c := range cases {
+				for _, T := range []int{5, 70} {
+					t.Run(fmt.Sprintf("%s/%dx%d/T%d", c.typ, c.m, c.k, T), func(t *testing.T) {
+						t.Logf("max rel err %.2e", testMatMulTol(t, d, c, T, 0, plainProduct, tol))
 					})
 				}
-			})
-		}
+				rb, _ := deviceRowBytes(c.typ, c.k)
+				t.Run(fmt.Sprintf("%s/add/split", c.typ), func(t *testing.T) {
+					t.Logf("max rel err %.2e", testMatMulTol(t, d, c, 33, uint64(7*rb), addProduct, tol))
+				})
+			}
+		})
 	}
 }
 
