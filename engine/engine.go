@@ -334,7 +334,7 @@ func (e *Engine) generateAlone(ctx context.Context, prompt []int32, p GenParams,
 	}
 	e.backend.Truncate(keep)
 	e.cached = e.cached[:keep]
-	g.begin(keep)
+	g.begin(keep, time.Now())
 
 	id, err := e.prefill(ctx, g.step, prompt[keep:], g.history)
 	g.prefilled()

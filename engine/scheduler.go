@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // stepChunk bounds the prompt tokens a step evaluates while other sequences decode: a step's time is
@@ -330,6 +331,7 @@ func (s *scheduler) collect() bool {
 func (s *scheduler) admit() {
 	for len(s.running) < s.parallel && len(s.waiting) > 0 {
 		r := s.waiting[0]
+		start := time.Now()
 		keep, src, ent := s.match(r.prompt)
 		if s.prefillShares(r.prompt, keep) {
 			return // the sequence in prefill will share more: wait for it
@@ -351,7 +353,7 @@ func (s *scheduler) admit() {
 		}
 		r.hasSeq, r.fed = true, keep
 		s.addHits(keep)
-		r.g.begin(keep)
+		r.g.begin(keep, start)
 		s.running = append(s.running, r)
 	}
 }
