@@ -276,6 +276,7 @@ func (d *kvDisk) write(b KVExporter, seq SeqID, tokens []int32, blockLen int, ab
 	f := &diskSeq{name: name, tokens: slices.Clone(tokens), size: size}
 	d.files = append(d.files, f)
 	d.trim(f)
+	d.log.Debug("wrote a conversation's KV cache to disk", "file", path, "tokens", len(tokens), "bytes", size)
 	return nil
 }
 

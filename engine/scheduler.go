@@ -358,10 +358,26 @@ func (s *scheduler) admit() {
 	}
 }
 
-// match finds the longest prefix of prompt held by a cached conversation or a running sequence, short
-// of the prompt's last token (whose logits must be computed): its length, the sequence, and the cache
-// entry when it is a cached one.
+// match finds the longest prefix of prompt held by a cached conversation, a running sequence or a file
+// of the disk cache (read into the conversation cache), short of the prompt's last token (whose logits
+// must be computed): its length, the sequence, and the cache entry when it is a cached one.
 func (s *scheduler) match(prompt []int32) (keep int, src SeqID, ent *cachedSeq) {
+	keep, src, ent = s.matchMemory(prompt)
+	if f, n := s.diskMatch(prompt); f != nil && n >= keep+minShare {
+		if e := s.loadSpilled(f); e != nil {
+			keep, src, ent = n, e.seq, e
+		} else {
+			keep, src, ent = s.matchMemory(prompt) // making room may have evicted the entry found
+		}
+	}
+	if ent != nil {
+		s.cache.touch(ent)
+	}
+	return keep, src, ent
+}
+
+// matchMemory is match among the cached conversations and the running sequences.
+func (s *scheduler) matchMemory(prompt []int32) (keep int, src SeqID, ent *cachedSeq) {
 	for _, c := range s.cache.entries {
 		if n := min(commonPrefix(c.tokens, prompt), len(prompt)-1); n > keep {
 			keep, src, ent = n, c.seq, c
@@ -371,14 +387,6 @@ func (s *scheduler) match(prompt []int32) (keep int, src SeqID, ent *cachedSeq) 
 		if n := min(commonPrefix(r.g.history[:r.fed], prompt), len(prompt)-1); n > keep {
 			keep, src, ent = n, r.seq, nil
 		}
-	}
-	if f, n := s.diskMatch(prompt); f != nil && n >= keep+minShare {
-		if e := s.loadSpilled(f); e != nil {
-			keep, src, ent = n, e.seq, e
-		}
-	}
-	if ent != nil {
-		s.cache.touch(ent)
 	}
 	return keep, src, ent
 }
