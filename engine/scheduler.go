@@ -29,8 +29,9 @@ const maxCached = 64
 //  1. takes the requests that arrived, and ends those whose ctx is done: a running one leaves the
 //     batch at once, and no other sequence notices (its blocks go to the conversation cache, see end);
 //  2. admits waiting requests while fewer than parallel run. Each starts after the longest prefix its
-//     prompt shares with a cached conversation or a running sequence, whose blocks it shares (Fork); a
-//     request whose prompt shares more with one still in prefill waits for that prefill to end;
+//     prompt shares with a cached conversation, a running sequence or a file of the disk cache (read
+//     back into the conversation cache first), whose blocks it shares (Fork); a request whose prompt
+//     shares more with one still in prefill waits for that prefill to end;
 //  3. builds one batch: the last picked token of every decoding sequence (one row each, its logits
 //     wanted), then chunks of the prompts still in prefill, in arrival order, at most stepChunk tokens
 //     in all while some sequence decodes (prefillChunk otherwise). A prompt's last chunk wants its last
@@ -40,7 +41,8 @@ const maxCached = 64
 //     cached one left it fails the newest request (ErrKVFull);
 //  5. hands each wanted row to its generation: the stepper picks the token (sampling, grammar,
 //     logprobs), push emits it and says whether the generation is over. A finished sequence's blocks
-//     stay in the conversation cache (convCache).
+//     stay in the conversation cache (convCache), which spills to disk (kvdisk.go) what it evicts, and
+//     what it holds while the scheduler has nothing to run or closes.
 //
 // Deltas go to each request's outbox; the request's own goroutine (generate) calls emit, so a slow
 // client never holds up the batch. A sequence whose last token is not emitted yet sits out the decode
