@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +28,7 @@ type serveOptions struct {
 	maxQueue      int
 	parallel      int
 	kvMemory      byteSize
+	kvDiskMax     diskCap
 	apiKey        string
 	corsOrigin    string
 	allowedHosts  string
@@ -76,6 +78,9 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 		"generations that run together, batched into one pass per token (CPU backend; the GPU runs one at a time); more wait in the queue")
 	fs.Var(&o.kvMemory, "kv-memory",
 		"memory for the KV cache of every sequence, running and cached conversations (CPU backend), e.g. 4GiB; auto: room for --parallel full contexts and one more, each with a block to spare, at most a quarter of the machine's memory")
+	o.kvDiskMax = diskCap{v: engine.DefaultKVDiskMax, def: engine.DefaultKVDiskMax}
+	fs.Var(&o.kvDiskMax, "kv-disk-max",
+		"disk for cached conversations spilled from --kv-memory, in --data-dir's kv-cache (CPU backend): evicted and idle conversations, and all of them at exit, are written there and read back instead of evaluated again, after a restart too; 0 turns it off")
 	fs.StringVar(&o.apiKey, "api-key", "",
 		"require this key everywhere but /health: API clients send 'Authorization: Bearer KEY', browsers sign in with it once (sessions end on restart)")
 	fs.StringVar(&o.corsOrigin, "cors-origin", "", "let this browser origin call the API (CORS), e.g. http://localhost:3000")
@@ -212,6 +217,7 @@ func (o *serveOptions) load(ctx context.Context, env *Env, srv *server.Server) (
 		return nil, err
 	}
 	lo.Parallel, lo.KVMemory = o.parallel, int64(o.kvMemory)
+	lo.KVDisk, lo.KVDiskMax = filepath.Join(o.dataDir, "kv-cache"), o.kvDiskMax.v
 	termProgress := lo.Progress
 	lo.Progress = func(frac float64, msg string) {
 		srv.SetLoadProgress(frac, msg)

@@ -46,3 +46,33 @@ func parseByteSize(s string) (int64, error) {
 	}
 	return int64(v * mult), nil
 }
+
+// diskCap is a flag holding a disk budget: a size as byteSize reads it, where 0 (or "off") turns the
+// use of disk off and "auto" is the default the flag was declared with.
+type diskCap struct {
+	v, def int64
+}
+
+func (d *diskCap) String() string {
+	if d.v == 0 {
+		return "off"
+	}
+	return fmtBytes(uint64(d.v))
+}
+
+func (d *diskCap) Set(s string) error {
+	switch strings.TrimSpace(s) {
+	case "off":
+		d.v = 0
+		return nil
+	case "auto":
+		d.v = d.def
+		return nil
+	}
+	v, err := parseByteSize(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a disk size: give bytes with a unit, e.g. 2GiB or 500MB, or 0 to turn it off", s)
+	}
+	d.v = v
+	return nil
+}

@@ -17,6 +17,7 @@ package cpu
 import (
 	"context"
 	"fmt"
+	"io"
 	"runtime"
 	"smolchat/cpu/kernels"
 	"strings"
@@ -563,4 +564,56 @@ func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 		}
 	}
 	return out, nil
+}
+
+// KVFormat names the layout ExportSeq writes: it changes with the model's shape and with the numerics,
+// which round the keys and values differently.
+func (b *Backend) KVFormat() string {
+	return fmt.Sprintf("cpu f16 keys and values: %d layers of %d, runs of %d positions, %s numerics",
+		b.cfg.Layers, b.cfg.KVDim(), kvBlock, b.num)
+}
+
+// ExportSeq writes the keys and values of positions from..to-1 of sequence id: a run per block (the
+// block's positions in the range), each run layer by layer, the key rows then the value rows, kvDim
+// little-endian halves a row: the cache's own bytes, so an import computes bit for bit as before.
+func (b *Backend) ExportSeq(id engine.SeqID, from, to int, w io.Writer) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.seqs[id]
+	if !ok {
+		return fmt.Errorf("cpu backend: export of unknown sequence %d", id)
+	}
+	if from < 0 || from%kvBlock != 0 || to > s.n || from > to {
+		return fmt.Errorf("cpu backend: export of positions %d..%d of a sequence of %d (the start must be a multiple of %d)", from, to, s.n, kvBlock)
+	}
+	return b.kv.runs(s.blocks, from, to, func(p []byte) error {
+		_, err := w.Write(p)
+		return err
+	})
+}
+
+// ImportSeq makes a sequence of n positions from what ExportSeq wrote for positions 0..n-1.
+func (b *Backend) ImportSeq(r io.Reader, n int) (engine.SeqID, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, fmt.Errorf("cpu backend: import after close")
+	}
+	if n < 0 || n > b.maxCtx {
+		return 0, fmt.Errorf("cpu backend: import of %d positions into a context of %d", n, b.maxCtx)
+	}
+	s := &kvSeq{}
+	if need := b.kv.growCost(s, n); need > b.kv.available() {
+		return 0, b.kv.errFull(need)
+	}
+	b.kv.grow(s, n)
+	if err := b.kv.runs(s.blocks, 0, n, func(p []byte) error {
+		_, err := io.ReadFull(r, p)
+		return err
+	}); err != nil {
+		b.kv.truncate(s, 0)
+		return 0, fmt.Errorf("cpu backend: import of %d positions: %w", n, err)
+	}
+	s.n = n
+	return b.addSeq(s), nil
 }

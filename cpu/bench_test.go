@@ -70,29 +70,36 @@ func BenchmarkPrefill64(b *testing.B) {
 // query heads, 4 KV heads, head size 128) over 1024 cached positions, in each numerics mode.
 func BenchmarkAttentionDecode(b *testing.B) {
 	for _, num := range []Numerics{Fast, Llama, Exact} {
-		b.Run(num.String(), func(b *testing.B) {
-			c := model.Config{Layers: 1, Heads: 16, KVHeads: 4, HeadDim: 128}
-			const n = 1024
-			be := &Backend{cfg: c, threads: 2, pool: newPool(2), kv: newKVPool(1, c.KVDim(), n/kvBlock), num: num}
-			be.s.attn = make([]attnScratch, 2)
-			b.Cleanup(be.pool.close)
-			rows := make([][]float32, n)
-			for p := range rows {
-				rows[p] = make([]float32, c.KVDim())
-				for i := range rows[p] {
-					rows[p][i] = float32((p*31+i*7)%13-6) / 6
-				}
-			}
-			at := slots(fillSeq(be, rows, rows), n-1, 1)
-			q := make([]float32, c.QDim())
-			for i := range q {
-				q[i] = float32(i%11-5) / 5
-			}
-			out := make([]float32, c.QDim())
-			for b.Loop() {
-				be.attention(0, at, q, out)
-			}
-		})
+		b.Run(num.String(), func(b *testing.B) { benchAttention(b, num, 1024, 1) })
+	}
+}
+
+// BenchmarkAttentionTurn is the attention, in one layer of the SmolLM3-3B shape, of a conversation's
+// next turn: 21 new tokens after 3,000 cached positions (BenchmarkReturnToConversation's step), Fast
+// numerics.
+func BenchmarkAttentionTurn(b *testing.B) { benchAttention(b, Fast, 3000, 21) }
+
+// benchAttention times the attention of T tokens at positions n-T..n-1 of one sequence.
+func benchAttention(b *testing.B, num Numerics, n, T int) {
+	c := model.Config{Layers: 1, Heads: 16, KVHeads: 4, HeadDim: 128}
+	be := &Backend{cfg: c, threads: 2, pool: newPool(2), kv: newKVPool(1, c.KVDim(), (n+kvBlock-1)/kvBlock), num: num}
+	be.s.attn = make([]attnScratch, 2)
+	b.Cleanup(be.pool.close)
+	rows := make([][]float32, n)
+	for p := range rows {
+		rows[p] = make([]float32, c.KVDim())
+		for i := range rows[p] {
+			rows[p][i] = float32((p*31+i*7)%13-6) / 6
+		}
+	}
+	at := slots(fillSeq(be, rows, rows), n-T, T)
+	q := make([]float32, T*c.QDim())
+	for i := range q {
+		q[i] = float32(i%11-5) / 5
+	}
+	out := make([]float32, T*c.QDim())
+	for b.Loop() {
+		be.attention(0, at, q, out)
 	}
 }
 

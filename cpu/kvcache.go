@@ -166,3 +166,21 @@ func (p *kvPool) errFull(need int) error {
 	return fmt.Errorf("cpu backend: the batch needs %d more KV blocks of %d positions but %d of %d are free: %w",
 		need, kvBlock, p.available(), p.limit, engine.ErrKVFull)
 }
+
+// runs calls f with the bytes of positions from..to-1 of the sequence whose table is blocks, in the
+// order ExportSeq writes them: a block at a time, layer by layer, key rows then value rows. from is a
+// multiple of kvBlock, so every run starts at a block's first row.
+func (p *kvPool) runs(blocks []int32, from, to int, f func([]byte) error) error {
+	for pos := from; pos < to; pos += kvBlock {
+		id, rows := blocks[pos>>kvBlockBits], min(to-pos, kvBlock)
+		for l := range p.layers {
+			if err := f(p.keyRows(l, id)[:rows*p.kvDim*2]); err != nil {
+				return err
+			}
+			if err := f(p.valueRows(l, id)[:rows*p.kvDim*2]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -91,10 +91,7 @@ func add(x, y []float32) {
 // softmax turns x into probabilities in place, subtracting the maximum first so exp cannot overflow. The
 // sum is accumulated in float64, as ggml does.
 func softmax(x []float32) {
-	m := float32(math.Inf(-1))
-	for _, v := range x {
-		m = max(m, v)
-	}
+	m := maxOf(x)
 	n, sum := expSumVector(x, m)
 	for i, v := range x[n:] {
 		e := float32(math.Exp(float64(v - m)))
@@ -105,4 +102,30 @@ func softmax(x []float32) {
 	for i := range x {
 		x[i] *= inv
 	}
+}
+
+// maxOf is the largest element of x (-Inf for none). Eight running maxima, each over every eighth
+// element, keep the comparisons independent of each other, so they overlap in the pipeline instead of
+// waiting on one running maximum (attention's softmax takes the maximum of thousands of scores a row).
+// The maximum of a set does not depend on the order of the comparisons.
+func maxOf(x []float32) float32 {
+	var m [8]float32
+	for j := range m {
+		m[j] = float32(math.Inf(-1))
+	}
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		v := x[i : i+8 : i+8]
+		for j := range m {
+			if v[j] > m[j] {
+				m[j] = v[j]
+			}
+		}
+	}
+	for _, v := range x[i:] {
+		if v > m[0] {
+			m[0] = v
+		}
+	}
+	return max(m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7])
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // Backend runs the transformer forward pass and owns the KV cache of one sequence.
@@ -79,6 +80,27 @@ type SeqBackend interface {
 	// BlocksOnlyIn counts the blocks that no sequence but those of ids holds: the blocks freeing them
 	// would return to the pool.
 	BlocksOnlyIn(ids []SeqID) int
+}
+
+// KVExporter is implemented by SeqBackends that can write a sequence's keys and values out and read
+// them back, so that the conversation cache can keep conversations on disk (kvdisk.go). Backends without
+// it keep them in memory only.
+//
+// The exported bytes of positions from..to-1 are the backend's own layout; what the engine relies on is
+// that the exports of consecutive ranges whose bounds are multiples of KVUsage.BlockLen, written one
+// after the other, are the export of their union, and that ImportSeq reads that back.
+type KVExporter interface {
+	// KVFormat names the layout and numerics of the exported keys and values (element type, layers,
+	// widths, block length, rounding): a sequence exported under one format is only imported by a
+	// backend reporting the same.
+	KVFormat() string
+	// ExportSeq writes the keys and values of positions from..to-1 of sequence id to w; from is a
+	// multiple of KVUsage.BlockLen and to is at most the sequence's length.
+	ExportSeq(id SeqID, from, to int, w io.Writer) error
+	// ImportSeq makes a sequence of n positions from r, which holds the export of positions 0..n-1 of a
+	// sequence in this format. When the pool has too few free blocks it reads nothing and the error
+	// wraps ErrKVFull; after any error no sequence is made.
+	ImportSeq(r io.Reader, n int) (SeqID, error)
 }
 
 // SeqID names a sequence of a SeqBackend.

@@ -13,22 +13,26 @@ import "slices"
 // that prefix with the new sequence (Fork, copy on write).
 type convCache struct {
 	entries []*cachedSeq // least recently used first
+	// spill, when set, is called with an entry about to be evicted (the disk cache writes it).
+	spill func(*cachedSeq)
 }
 
 type cachedSeq struct {
 	seq    SeqID
 	tokens []int32 // the tokens whose keys and values the sequence holds
+	// spilled: the disk cache holds these tokens, or was tried and need not be again.
+	spilled bool
 }
 
-// add keeps seq, which holds tokens. Entries whose tokens are a prefix of these are dropped: the new
+// add keeps seq, which holds tokens (spilled: the disk cache holds them). Entries whose tokens are a prefix of these are dropped: the new
 // entry serves every prompt they would; and when an entry already holds these tokens and more, seq is
 // freed instead and that entry counts as used.
-func (c *convCache) add(b SeqBackend, seq SeqID, tokens []int32) {
+func (c *convCache) add(b SeqBackend, seq SeqID, tokens []int32, spilled bool) *cachedSeq {
 	for _, e := range c.entries {
 		if len(e.tokens) >= len(tokens) && slices.Equal(e.tokens[:len(tokens)], tokens) {
 			b.FreeSeq(seq)
 			c.touch(e)
-			return
+			return e
 		}
 	}
 	c.entries = slices.DeleteFunc(c.entries, func(e *cachedSeq) bool {
@@ -38,10 +42,12 @@ func (c *convCache) add(b SeqBackend, seq SeqID, tokens []int32) {
 		}
 		return false
 	})
-	c.entries = append(c.entries, &cachedSeq{seq: seq, tokens: slices.Clone(tokens)})
+	e := &cachedSeq{seq: seq, tokens: slices.Clone(tokens), spilled: spilled}
+	c.entries = append(c.entries, e)
 	for len(c.entries) > maxCached {
 		c.evictOldest(b)
 	}
+	return e
 }
 
 // touch marks e as just used.
@@ -59,6 +65,9 @@ func (c *convCache) remove(e *cachedSeq) {
 func (c *convCache) evictOldest(b SeqBackend) bool {
 	if len(c.entries) == 0 {
 		return false
+	}
+	if c.spill != nil && !c.entries[0].spilled {
+		c.spill(c.entries[0])
 	}
 	b.FreeSeq(c.entries[0].seq)
 	c.entries = c.entries[1:]

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,9 @@ type Engine struct {
 
 	schedOnce sync.Once
 	sched     *scheduler // nil until the first generation, and on backends without sequences
+	// disk keeps the conversation cache's sequences in files (LoadOptions.KVDisk; nil: off).
+	disk   *kvDisk
+	logger *slog.Logger // nil: slog.Default()
 
 	vocabOnce sync.Once
 	vocab     *constrain.Vocab // the tokenizer arranged for constrained decoding (vocabulary())
@@ -89,6 +93,14 @@ func hasTools(r chat.Renderer) bool {
 	opt.Tools = []json.RawMessage{json.RawMessage(`{"type":"function","function":{"name":"f"}}`)}
 	_, err := r.Render([]chat.Message{{Role: "user", Content: "x"}}, opt)
 	return err == nil
+}
+
+// log is the engine's logger.
+func (e *Engine) log() *slog.Logger {
+	if e.logger == nil {
+		return slog.Default()
+	}
+	return e.logger
 }
 
 // Model is the loaded model.
@@ -322,7 +334,7 @@ func (e *Engine) generateAlone(ctx context.Context, prompt []int32, p GenParams,
 	}
 	e.backend.Truncate(keep)
 	e.cached = e.cached[:keep]
-	g.begin(keep)
+	g.begin(keep, time.Now())
 
 	id, err := e.prefill(ctx, g.step, prompt[keep:], g.history)
 	g.prefilled()

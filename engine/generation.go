@@ -73,10 +73,10 @@ func (e *Engine) newGeneration(ctx context.Context, prompt []int32, p GenParams,
 	return g, nil
 }
 
-// begin starts the clock when the generation gets the model, with cached of its prompt's tokens
-// already in the KV cache.
-func (g *generation) begin(cached int) {
-	g.start = time.Now()
+// begin records that the generation got the model at start, with cached of its prompt's tokens
+// already in the KV cache (start is before the search for them, which may read the disk cache).
+func (g *generation) begin(cached int, start time.Time) {
+	g.start = start
 	g.res.Timings.CachedTokens = cached
 }
 

@@ -83,8 +83,13 @@ type LoadOptions struct {
 	// Parallel is how many sequences generate together (0 = DefaultParallel; 1 = one at a time).
 	KVMemory int64
 	Parallel int
-	Progress func(frac float64, msg string)
-	Log      *slog.Logger
+	// KVDisk is the directory where cached conversations spill (--kv-disk-max, the data directory's
+	// kv-cache), at most KVDiskMax bytes of files; "" or KVDiskMax ≤ 0 keeps them in memory only, as
+	// does a backend without KVExporter.
+	KVDisk    string
+	KVDiskMax int64
+	Progress  func(frac float64, msg string)
+	Log       *slog.Logger
 }
 
 // Load opens the model at o.Path, builds its tokenizer and chat template, and starts a backend.
@@ -152,7 +157,11 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 	progress(1, "ready")
 	e := New(m, tok, chat.ForModel(m.Config.ChatFormat, template), b)
 	e.Parallel = o.Parallel
+	e.logger = log
 	e.setInfo()
+	if o.KVDisk != "" && o.KVDiskMax > 0 {
+		e.disk = openDisk(m, b, o.KVDisk, o.KVDiskMax, log)
+	}
 	// After a lost GPU device: a new device if one can be had, else the CPU.
 	e.reload = func() (Backend, error) {
 		bo.Progress = nil
@@ -167,6 +176,24 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 		return newBackend("cpu", m, bo)
 	}
 	return e, nil
+}
+
+// openDisk opens the disk cache of conversations for backend b, or returns nil (with a log line saying
+// why) when b cannot export its KV or the directory cannot be used: the cache then stays in memory.
+func openDisk(m *model.Model, b Backend, dir string, maxBytes int64, log *slog.Logger) *kvDisk {
+	sb, seqs := b.(SeqBackend)
+	x, ok := b.(KVExporter)
+	if !seqs || !ok {
+		log.Info("the backend cannot export its KV cache; cached conversations stay in memory only (no disk cache)", "backend", b.Name())
+		return nil
+	}
+	kv := sb.KV()
+	d, err := openKVDisk(dir, maxBytes, ModelIdentity(m), x.KVFormat(), int64(kv.BlockBytes/max(kv.BlockLen, 1)), log)
+	if err != nil {
+		log.Warn("the KV disk cache is off", "dir", dir, "err", err)
+		return nil
+	}
+	return d
 }
 
 func newBackend(name string, m *model.Model, o BackendOptions) (Backend, error) {

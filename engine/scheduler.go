@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // stepChunk bounds the prompt tokens a step evaluates while other sequences decode: a step's time is
@@ -25,11 +26,12 @@ const maxCached = 64
 // scheduler runs the generations of an engine whose backend holds many sequences (SeqBackend): continuous
 // batching, as llama.cpp's server slots and vLLM do. One goroutine (run) owns the backend. A step:
 //
-//  1. takes the requests that arrived, and ends those whose ctx is done: a running one's blocks are
-//     freed at once, and no other sequence notices;
+//  1. takes the requests that arrived, and ends those whose ctx is done: a running one leaves the
+//     batch at once, and no other sequence notices (its blocks go to the conversation cache, see end);
 //  2. admits waiting requests while fewer than parallel run. Each starts after the longest prefix its
-//     prompt shares with a cached conversation or a running sequence, whose blocks it shares (Fork); a
-//     request whose prompt shares more with one still in prefill waits for that prefill to end;
+//     prompt shares with a cached conversation, a running sequence or a file of the disk cache (read
+//     back into the conversation cache first), whose blocks it shares (Fork); a request whose prompt
+//     shares more with one still in prefill waits for that prefill to end;
 //  3. builds one batch: the last picked token of every decoding sequence (one row each, its logits
 //     wanted), then chunks of the prompts still in prefill, in arrival order, at most stepChunk tokens
 //     in all while some sequence decodes (prefillChunk otherwise). A prompt's last chunk wants its last
@@ -39,7 +41,8 @@ const maxCached = 64
 //     cached one left it fails the newest request (ErrKVFull);
 //  5. hands each wanted row to its generation: the stepper picks the token (sampling, grammar,
 //     logprobs), push emits it and says whether the generation is over. A finished sequence's blocks
-//     stay in the conversation cache (convCache).
+//     stay in the conversation cache (convCache), which spills to disk (kvdisk.go) what it evicts, and
+//     what it holds while the scheduler has nothing to run or closes.
 //
 // Deltas go to each request's outbox; the request's own goroutine (generate) calls emit, so a slow
 // client never holds up the batch. A sequence whose last token is not emitted yet sits out the decode
@@ -64,12 +67,18 @@ type scheduler struct {
 	waiting []*seqRequest
 	running []*seqRequest // in admission order
 	cache   convCache
+	// disk keeps cached conversations in files (nil: off, or the backend cannot export its KV); exp is
+	// the backend's export.
+	disk *kvDisk
+	exp  KVExporter
 
 	stats atomic.Pointer[SchedulerStats]
 	// onStep and onSubmit, when set (tests), are called with each batch before it is evaluated, and
-	// after a request is handed to the scheduler.
+	// after a request is handed to the scheduler; onIdle when the scheduler, idle, has spilled what it
+	// could to disk and waits.
 	onStep   func(batch []SeqEntry)
 	onSubmit func()
+	onIdle   func()
 }
 
 // seqRequest is one generation in the scheduler.
@@ -102,6 +111,7 @@ type SchedulerStats struct {
 	CachedBlocks   int   // blocks that only cached conversations hold (freed by evicting them all)
 	CacheHitTokens int64 // prompt tokens not evaluated thanks to a cached or running sequence
 	Evictions      int64 // cached conversations evicted for room
+	DiskLoads      int64 // conversations read back from the disk cache
 	Steps          int64 // batches evaluated
 }
 
@@ -120,8 +130,58 @@ func newScheduler(e *Engine, b SeqBackend, parallel int) *scheduler {
 	s := &scheduler{e: e, b: b, parallel: parallel, chunk: stepChunk, maxCtx: b.MaxContext(),
 		wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 	s.base, s.stop = context.WithCancel(context.Background())
+	s.useDisk(e.disk)
 	s.publish()
 	return s
+}
+
+// useDisk spills cached conversations to d when the backend exports its KV in d's format.
+func (s *scheduler) useDisk(d *kvDisk) {
+	s.disk, s.exp, s.cache.spill = nil, nil, nil
+	if x, ok := s.b.(KVExporter); ok && d != nil && x.KVFormat() == d.format {
+		s.disk, s.exp = d, x
+		s.cache.spill = func(e *cachedSeq) { s.spill(e, nil) }
+	}
+}
+
+// spill writes a cached conversation to the disk cache, unless it is too short to be worth a file or
+// a file already holds it; abort (nil: never) stops the write when the scheduler has work. It reports
+// whether the write was aborted.
+func (s *scheduler) spill(e *cachedSeq, abort func() bool) bool {
+	if len(e.tokens) < minSpill || s.disk.holds(e.tokens) {
+		e.spilled = true
+		return false
+	}
+	err := s.disk.write(s.exp, e.seq, e.tokens, s.b.KV().BlockLen, abort)
+	if errors.Is(err, errAborted) {
+		return true
+	}
+	if err != nil {
+		s.e.log().Warn("writing a conversation's KV cache to disk failed; it stays in memory only", "tokens", len(e.tokens), "err", err)
+	}
+	e.spilled = true
+	return false
+}
+
+// spillIdle writes the cached conversations not on disk yet, the most recently used first, while
+// nothing else is to be done: it stops as soon as a request arrives (the write is resumed, from the
+// start, at the next idle moment).
+func (s *scheduler) spillIdle() {
+	if s.disk == nil {
+		return
+	}
+	for i := len(s.cache.entries) - 1; i >= 0; i-- {
+		if e := s.cache.entries[i]; !e.spilled && s.spill(e, s.hasWork) {
+			return
+		}
+	}
+}
+
+// hasWork reports that a request arrived or the scheduler is closing.
+func (s *scheduler) hasWork() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.incoming) > 0 || s.closed
 }
 
 var errEngineClosed = errors.New("the engine is closed")
@@ -216,6 +276,14 @@ func (s *scheduler) run() {
 	for _, r := range slices.Concat(s.running, s.waiting) {
 		s.end(r, r.g.res, err)
 	}
+	if s.disk != nil && !s.gone.Load() {
+		// The cached conversations outlive the process on disk.
+		for _, e := range slices.Backward(s.cache.entries) {
+			if !e.spilled {
+				s.spill(e, nil)
+			}
+		}
+	}
 	s.mu.Lock()
 	s.closed = true
 	for _, r := range s.incoming {
@@ -253,6 +321,10 @@ func (s *scheduler) collect() bool {
 			return true
 		}
 		s.publish()
+		s.spillIdle()
+		if s.onIdle != nil {
+			s.onIdle()
+		}
 		<-s.wake
 	}
 }
@@ -261,6 +333,7 @@ func (s *scheduler) collect() bool {
 func (s *scheduler) admit() {
 	for len(s.running) < s.parallel && len(s.waiting) > 0 {
 		r := s.waiting[0]
+		start := time.Now()
 		keep, src, ent := s.match(r.prompt)
 		if s.prefillShares(r.prompt, keep) {
 			return // the sequence in prefill will share more: wait for it
@@ -282,15 +355,31 @@ func (s *scheduler) admit() {
 		}
 		r.hasSeq, r.fed = true, keep
 		s.addHits(keep)
-		r.g.begin(keep)
+		r.g.begin(keep, start)
 		s.running = append(s.running, r)
 	}
 }
 
-// match finds the longest prefix of prompt held by a cached conversation or a running sequence, short
-// of the prompt's last token (whose logits must be computed): its length, the sequence, and the cache
-// entry when it is a cached one.
+// match finds the longest prefix of prompt held by a cached conversation, a running sequence or a file
+// of the disk cache (read into the conversation cache), short of the prompt's last token (whose logits
+// must be computed): its length, the sequence, and the cache entry when it is a cached one.
 func (s *scheduler) match(prompt []int32) (keep int, src SeqID, ent *cachedSeq) {
+	keep, src, ent = s.matchMemory(prompt)
+	if f, n := s.diskMatch(prompt); f != nil && n >= keep+minShare {
+		if e := s.loadSpilled(f); e != nil {
+			keep, src, ent = n, e.seq, e
+		} else {
+			keep, src, ent = s.matchMemory(prompt) // making room may have evicted the entry found
+		}
+	}
+	if ent != nil {
+		s.cache.touch(ent)
+	}
+	return keep, src, ent
+}
+
+// matchMemory is match among the cached conversations and the running sequences.
+func (s *scheduler) matchMemory(prompt []int32) (keep int, src SeqID, ent *cachedSeq) {
 	for _, c := range s.cache.entries {
 		if n := min(commonPrefix(c.tokens, prompt), len(prompt)-1); n > keep {
 			keep, src, ent = n, c.seq, c
@@ -301,10 +390,33 @@ func (s *scheduler) match(prompt []int32) (keep int, src SeqID, ent *cachedSeq) 
 			keep, src, ent = n, r.seq, nil
 		}
 	}
-	if ent != nil {
-		s.cache.touch(ent)
-	}
 	return keep, src, ent
+}
+
+// diskMatch is the disk cache's file sharing the longest prefix with prompt, and its length.
+func (s *scheduler) diskMatch(prompt []int32) (*diskSeq, int) {
+	if s.disk == nil {
+		return nil, 0
+	}
+	return s.disk.best(prompt)
+}
+
+// loadSpilled reads a conversation from the disk cache into the conversation cache, evicting the
+// least recently used cached ones for room. It returns nil when the file could not be used (it is
+// then removed, with a log line) or the pool has no room even with the cache empty.
+func (s *scheduler) loadSpilled(f *diskSeq) *cachedSeq {
+	for {
+		seq, err := s.disk.load(s.b, s.exp, f)
+		switch {
+		case err == nil:
+			s.count(func(st *SchedulerStats) { st.DiskLoads++ })
+			return s.cache.add(s.b, seq, f.tokens, true)
+		case errors.Is(err, ErrKVFull) && s.cache.evictOldest(s.b):
+			s.count(func(st *SchedulerStats) { st.Evictions++ })
+		default:
+			return nil
+		}
+	}
 }
 
 // prefillShares reports that a running sequence in prefill will hold at least minShare more tokens of
@@ -422,6 +534,7 @@ func (s *scheduler) fail(err error) {
 		}
 		if sb, ok := b.(SeqBackend); ok {
 			s.b, s.maxCtx = sb, sb.MaxContext()
+			s.useDisk(s.disk) // the disk cache stays if the new backend reads its format
 		} else {
 			s.gone.Store(true)
 		}
@@ -437,14 +550,19 @@ func (s *scheduler) fail(err error) {
 	}
 }
 
-// end finishes a running request: its sequence goes to the conversation cache when it finished
-// normally, and is freed otherwise (cancelled, failed).
+// end finishes a running request: its sequence goes to the conversation cache when it finished or was
+// cancelled, and is freed when it failed. A cancelled sequence leaves the batch at once, but its
+// evaluated positions (the prompt, or the part of it evaluated, and the answer so far) stay cached like
+// a finished conversation's: a client that stopped an answer usually sends the conversation again,
+// with the stopped answer saved (the UI's stop) or without it (a retry), and both start after what is
+// cached. Its blocks are as free as any cached conversation's: evicted before a running sequence is
+// refused.
 func (s *scheduler) end(r *seqRequest, res Result, err error) {
 	s.running = slices.DeleteFunc(s.running, func(x *seqRequest) bool { return x == r })
 	s.waiting = slices.DeleteFunc(s.waiting, func(x *seqRequest) bool { return x == r })
 	if r.hasSeq {
-		if err == nil && res.FinishReason != FinishCancelled && r.fed > 0 {
-			s.cache.add(s.b, r.seq, r.g.history[:r.fed])
+		if err == nil && r.fed > 0 {
+			s.cache.add(s.b, r.seq, r.g.history[:r.fed], false)
 		} else {
 			s.b.FreeSeq(r.seq)
 		}
@@ -471,7 +589,7 @@ func (s *scheduler) count(f func(*SchedulerStats)) {
 func (s *scheduler) publish() {
 	var st SchedulerStats
 	if old := s.stats.Load(); old != nil {
-		st.CacheHitTokens, st.Evictions, st.Steps = old.CacheHitTokens, old.Evictions, old.Steps
+		st.CacheHitTokens, st.Evictions, st.Steps, st.DiskLoads = old.CacheHitTokens, old.Evictions, old.Steps, old.DiskLoads
 	}
 	st.Parallel, st.Running, st.Waiting = s.parallel, len(s.running), len(s.waiting)
 	for _, r := range s.running {

@@ -361,8 +361,10 @@ func TestSchedulerNewcomer(t *testing.T) {
 	close(stop)
 }
 
-// TestSchedulerCancelMidBatch cancels one of three decoding requests: its sequence is freed before the
-// next batch, which goes on without it, and the others' tokens are those they get alone.
+// TestSchedulerCancelMidBatch cancels one of three decoding requests: its sequence leaves before the
+// next batch, which goes on without it, into the conversation cache with what it evaluated (not freed:
+// a stopped answer's conversation is usually sent again), and the others' tokens are those they get
+// alone.
 func TestSchedulerCancelMidBatch(t *testing.T) {
 	e, f := newSeqEngine(t, 4, 1000)
 	l := holdSteps(t, e)
@@ -402,11 +404,18 @@ func TestSchedulerCancelMidBatch(t *testing.T) {
 			t.Errorf("the cancelled sequence %d is in the next batch", victim)
 		}
 	}
-	f.mu.Lock()
-	freed := slices.Contains(f.freed, victim)
-	f.mu.Unlock()
-	if !freed {
-		t.Errorf("the cancelled sequence %d was not freed before the next batch", victim)
+	// The scheduler waits in onStep: the test may read its cache.
+	cached := false
+	for _, c := range e.sched.cache.entries {
+		if c.seq == victim {
+			cached = true
+			if got := f.tokensOf(victim); !slices.Equal(c.tokens, got) || len(got) <= len(prompts[1]) {
+				t.Errorf("the cancelled sequence is cached as %v; it holds %v (its prompt and answer so far)", c.tokens, got)
+			}
+		}
+	}
+	if !cached {
+		t.Errorf("the cancelled sequence %d is not in the conversation cache", victim)
 	}
 	l.release()
 	stop := make(chan struct{})
@@ -426,6 +435,35 @@ func TestSchedulerCancelMidBatch(t *testing.T) {
 		case !slices.Equal(r.res.Tokens, continuation(prompts[i], len(r.res.Tokens))):
 			t.Errorf("request %d beside a cancelled one: tokens %v, want %v", i, r.res.Tokens, continuation(prompts[i], len(r.res.Tokens)))
 		}
+	}
+}
+
+// TestSchedulerCancelledKeepsConversation stops an answer after a few deltas (the client went away, or
+// pressed stop) and sends the conversation again with the stopped answer and a new turn: the prompt and
+// the answer so far come from the cache, and the new answer is the model's.
+func TestSchedulerCancelledKeepsConversation(t *testing.T) {
+	e, _ := newSeqEngine(t, 4, 1000)
+	first := prompt(4, 40)
+	deltas := 0
+	stopped, err := e.Generate(context.Background(), first, greedy(50), false, func(Delta) error {
+		if deltas++; deltas == 3 {
+			return errors.New("client gone")
+		}
+		return nil
+	})
+	if err != nil || stopped.FinishReason != FinishCancelled {
+		t.Fatalf("stopped answer: %v, finish %q", err, stopped.FinishReason)
+	}
+	next := slices.Concat(first, stopped.Tokens, prompt(9, 10))
+	r, err := e.Generate(context.Background(), next, greedy(5), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Timings.CachedTokens; got < len(first)+2 || got > len(first)+len(stopped.Tokens) {
+		t.Errorf("cached tokens %d, want the prompt's %d and most of the %d answer tokens", got, len(first), len(stopped.Tokens))
+	}
+	if want := continuation(next, 5); !slices.Equal(r.Tokens, want) {
+		t.Errorf("tokens %v, want %v", r.Tokens, want)
 	}
 }
 

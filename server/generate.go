@@ -68,32 +68,7 @@ func (s *Server) generateChoices(c *fiber.Ctx, tickets []*ticket, run func(ctx c
 			cancel(errs[i]) // the request fails: the other choices stop
 		}
 	}
-	// The first choice runs here, the others beside it; a panic in one of them is raised here too, where
-	// the server's recovery middleware answers it.
-	var wg sync.WaitGroup
-	panics := make([]any, len(tickets))
-	for i := 1; i < len(tickets); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() {
-				if p := recover(); p != nil {
-					panics[i] = p
-					cancel(errors.New("a choice failed"))
-				}
-			}()
-			choice(i)
-		}()
-	}
-	func() {
-		defer wg.Wait()
-		choice(0)
-	}()
-	for _, p := range panics {
-		if p != nil {
-			panic(p)
-		}
-	}
+	sideBySide(len(tickets), cancel, choice)
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return nil, err // the first failure, or the client gone
 	}
@@ -109,6 +84,33 @@ func (s *Server) generateChoices(c *fiber.Ctx, tickets []*ticket, run func(ctx c
 		}
 	}
 	return results, nil
+}
+
+// sideBySide runs choice(0) here and choice(1..n-1) beside it, and returns when all have. A panic in one
+// of them cancels the others and is raised here, where the server's recovery answers it.
+func sideBySide(n int, cancel context.CancelCauseFunc, choice func(i int)) {
+	var wg sync.WaitGroup
+	panics := make([]any, n)
+	for i := 1; i < n; i++ {
+		wg.Go(func() {
+			defer func() {
+				if p := recover(); p != nil {
+					panics[i] = p
+					cancel(errors.New("a choice failed"))
+				}
+			}()
+			choice(i)
+		})
+	}
+	func() {
+		defer wg.Wait()
+		choice(0)
+	}()
+	for _, p := range panics {
+		if p != nil {
+			panic(p)
+		}
+	}
 }
 
 // randomSeed is the seed of a request that names none, so that answers vary.

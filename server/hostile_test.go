@@ -52,7 +52,7 @@ func TestHostileRequests(t *testing.T) {
 		{"content as number", "/v1/chat/completions", `{"messages":[{"role":"user","content":42}]}`, 400, "", "content"},
 		{"image content part", "/v1/chat/completions", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, "", "image_url"},
 		{"too many choices", "/v1/chat/completions", `{"messages":[` + user + `],"n":17}`, 400, "n", "1 to 16"},
-		{"several choices streamed", "/v1/chat/completions", `{"messages":[` + user + `],"n":2,"stream":true}`, 400, "n", "with stream"},
+		{"no choices streamed", "/v1/chat/completions", `{"messages":[` + user + `],"n":0,"stream":true}`, 400, "n", "1 to 16"},
 		{"tools without a tools section", "/v1/chat/completions", `{"messages":[` + user + `],"tools":[{"type":"function","function":{"name":"f"}}]}`, 400, "tools", "no tools section"},
 		{"unknown response format", "/v1/chat/completions", `{"messages":[` + user + `],"response_format":{"type":"xml"}}`, 400, "response_format.type", "xml"},
 		{"json_schema without schema", "/v1/chat/completions", `{"messages":[` + user + `],"response_format":{"type":"json_schema","json_schema":{"name":"x"}}}`, 400, "response_format.json_schema.schema", "needs"},

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -169,11 +170,8 @@ func usageOfChoices(results []engine.Result) *usage {
 }
 
 // takeTickets takes the queue places of a request's choices (n), all or none.
-func (s *Server) takeTickets(p *sampling, stream bool) ([]*ticket, *apiError) {
-	n, aerr := p.choices(stream)
-	if aerr != nil {
-		return nil, aerr
-	}
+func (s *Server) takeTickets(p *sampling) ([]*ticket, *apiError) {
+	n := p.choices()
 	if c := s.queue.capacity(); n > c {
 		return nil, badRequest("n", "n = %d: the server runs and queues at most %d generations (--parallel and --max-queue)", n, c)
 	}
@@ -348,7 +346,7 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		return badRequest("messages", "the last turn alone is %d tokens; with %d kept for the answer, the context window of %d holds at most %d",
 			n, info.Context-limit, info.Context, limit).withCode("context_length_exceeded")
 	}
-	tickets, aerr := s.takeTickets(&req.sampling, req.Stream)
+	tickets, aerr := s.takeTickets(&req.sampling)
 	if aerr != nil {
 		return aerr
 	}
@@ -390,91 +388,97 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 		out.Usage, out.Timings = usageOfChoices(results), timingsOf(results[0].Timings)
 		return c.JSON(out)
 	}
-	t := tickets[0]
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	out.Object = "chat.completion.chunk"
 	return s.startSSE(c, func(sse sseWriter) {
-		send := func(delta chatOutMsg, lp *chatLogprobs, finish *string) error {
-			out.Choices = []chatChoice{{Delta: &delta, Logprobs: lp, FinishReason: finish}}
-			return sendJSON(sse, out)
-		}
-		empty := ""
-		var split callSplitter
-		calls := 0
-		// answer turns answer text into deltas: content, or with tools, content and tool calls (the
-		// call's id and name first, then its arguments in chunks).
-		answer := func(text string, outs []chatOutMsg) []chatOutMsg {
-			content := func(t string) { outs = append(outs, chatOutMsg{Content: &t}) }
-			if !parseCalls {
-				if text != "" {
-					content(text)
+		// choice is how choice i streams (its chunks carry its index; the streamAPI serializes writes).
+		choice := func(i int) streamChoice {
+			send := func(delta chatOutMsg, lp *chatLogprobs, finish *string) error {
+				out.Choices = []chatChoice{{Index: i, Delta: &delta, Logprobs: lp, FinishReason: finish}}
+				return sendJSON(sse, out)
+			}
+			empty := ""
+			var split callSplitter
+			calls := 0
+			// answer turns answer text into deltas: content, or with tools, content and tool calls (the
+			// call's id and name first, then its arguments in chunks).
+			answer := func(text string, outs []chatOutMsg) []chatOutMsg {
+				content := func(t string) { outs = append(outs, chatOutMsg{Content: &t}) }
+				if !parseCalls {
+					if text != "" {
+						content(text)
+					}
+					return outs
 				}
+				split.push(text, content, func(c toolCallOut) {
+					index := calls
+					calls++
+					head := c
+					head.Index, head.Function.Arguments = &index, ""
+					outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{head}})
+					for _, a := range argumentChunks(c.Function.Arguments, 32) {
+						var part toolCallOut
+						part.Index, part.Function.Arguments = &index, a
+						outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{part}})
+					}
+				})
 				return outs
 			}
-			split.push(text, content, func(c toolCallOut) {
-				index := calls
-				calls++
-				head := c
-				head.Index, head.Function.Arguments = &index, ""
-				outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{head}})
-				for _, a := range argumentChunks(c.Function.Arguments, 32) {
-					var part toolCallOut
-					part.Index, part.Function.Arguments = &index, a
-					outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{part}})
-				}
-			})
-			return outs
-		}
-		sendAll := func(outs []chatOutMsg, lp *chatLogprobs) error {
-			for i, m := range outs {
-				var withLP *chatLogprobs
-				if i == len(outs)-1 {
-					withLP = lp
-				}
-				if err := send(m, withLP, nil); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		s.streamAPI(sse, t, func() error { return send(chatOutMsg{Role: "assistant", Content: &empty}, nil, nil) },
-			func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
-				return g.Chat(ctx, creq, emit)
-			},
-			func(d engine.Delta) error {
-				var outs []chatOutMsg
-				if d.Thinking != "" {
-					outs = append(outs, chatOutMsg{ReasoningContent: d.Thinking})
-				}
-				outs = answer(d.Answer, outs)
-				// A token's log probability rides on the last chunk its text makes, or on a chunk of
-				// its own when the token's text is held back.
-				var lp *chatLogprobs
-				if d.Logprob != nil {
-					lp = chatLogprobsOf(*d.Logprob)
-					if len(outs) == 0 {
-						outs = append(outs, chatOutMsg{})
+			sendAll := func(outs []chatOutMsg, lp *chatLogprobs) error {
+				for i, m := range outs {
+					var withLP *chatLogprobs
+					if i == len(outs)-1 {
+						withLP = lp
 					}
-				}
-				return sendAll(outs, lp)
-			},
-			func(res engine.Result) error {
-				if parseCalls {
-					var outs []chatOutMsg
-					split.flush(func(t string) { outs = append(outs, chatOutMsg{Content: &t}) })
-					if err := sendAll(outs, nil); err != nil {
+					if err := send(m, withLP, nil); err != nil {
 						return err
 					}
 				}
-				if err := send(chatOutMsg{}, nil, callsFinish(res, calls)); err != nil {
-					return err
-				}
-				if includeUsage {
-					out.Choices, out.Usage, out.Timings = []chatChoice{}, usageOf(res.Timings), timingsOf(res.Timings)
-					return sendJSON(sse, out)
-				}
 				return nil
-			})
+			}
+			r := creq
+			r.Params.Seed = choiceSeed(params.Seed, i)
+			return streamChoice{
+				start: func() error { return send(chatOutMsg{Role: "assistant", Content: &empty}, nil, nil) },
+				run: func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
+					return g.Chat(ctx, r, emit)
+				},
+				emit: func(d engine.Delta) error {
+					var outs []chatOutMsg
+					if d.Thinking != "" {
+						outs = append(outs, chatOutMsg{ReasoningContent: d.Thinking})
+					}
+					outs = answer(d.Answer, outs)
+					// A token's log probability rides on the last chunk its text makes, or on a chunk of
+					// its own when the token's text is held back.
+					var lp *chatLogprobs
+					if d.Logprob != nil {
+						lp = chatLogprobsOf(*d.Logprob)
+						if len(outs) == 0 {
+							outs = append(outs, chatOutMsg{})
+						}
+					}
+					return sendAll(outs, lp)
+				},
+				finish: func(res engine.Result) error {
+					if parseCalls {
+						var outs []chatOutMsg
+						split.flush(func(t string) { outs = append(outs, chatOutMsg{Content: &t}) })
+						if err := sendAll(outs, nil); err != nil {
+							return err
+						}
+					}
+					return send(chatOutMsg{}, nil, callsFinish(res, calls))
+				},
+			}
+		}
+		s.streamAPI(sse, tickets, choice, func(results []engine.Result) error {
+			if !includeUsage {
+				return nil
+			}
+			out.Choices, out.Usage, out.Timings = []chatChoice{}, usageOfChoices(results), timingsOf(results[0].Timings)
+			return sendJSON(sse, out)
+		})
 	})
 }
 
@@ -511,7 +515,7 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 				withCode("context_length_exceeded")
 		}
 	}
-	tickets, aerr := s.takeTickets(&req.sampling, req.Stream)
+	tickets, aerr := s.takeTickets(&req.sampling)
 	if aerr != nil {
 		return aerr
 	}
@@ -532,39 +536,41 @@ func (s *Server) handleCompletions(c *fiber.Ctx) error {
 		out.Usage, out.Timings = usageOfChoices(results), timingsOf(results[0].Timings)
 		return c.JSON(out)
 	}
-	t := tickets[0]
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	return s.startSSE(c, func(sse sseWriter) {
-		send := func(text string, lp *textLogprobs, finish *string) error {
-			out.Choices = []textChoice{{Text: text, Logprobs: lp, FinishReason: finish}}
-			return sendJSON(sse, out)
+		choice := func(i int) streamChoice {
+			send := func(text string, lp *textLogprobs, finish *string) error {
+				out.Choices = []textChoice{{Index: i, Text: text, Logprobs: lp, FinishReason: finish}}
+				return sendJSON(sse, out)
+			}
+			offset := 0 // of the next token in the generated text, for text_offset
+			p := params
+			p.Seed = choiceSeed(params.Seed, i)
+			return streamChoice{
+				run: func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
+					return g.Complete(ctx, prompt, p, emit)
+				},
+				emit: func(d engine.Delta) error {
+					var lp *textLogprobs
+					if d.Logprob != nil {
+						lp = textLogprobsOf(offset, *d.Logprob)
+						offset += len(d.Logprob.Bytes)
+					}
+					if text := d.Thinking + d.Answer; text != "" || lp != nil {
+						return send(text, lp, nil)
+					}
+					return nil
+				},
+				finish: func(res engine.Result) error { return send("", nil, finishReason(res.FinishReason)) },
+			}
 		}
-		offset := 0 // of the next token in the generated text, for text_offset
-		s.streamAPI(sse, t, nil,
-			func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
-				return g.Complete(ctx, prompt, params, emit)
-			},
-			func(d engine.Delta) error {
-				var lp *textLogprobs
-				if d.Logprob != nil {
-					lp = textLogprobsOf(offset, *d.Logprob)
-					offset += len(d.Logprob.Bytes)
-				}
-				if text := d.Thinking + d.Answer; text != "" || lp != nil {
-					return send(text, lp, nil)
-				}
+		s.streamAPI(sse, tickets, choice, func(results []engine.Result) error {
+			if !includeUsage {
 				return nil
-			},
-			func(res engine.Result) error {
-				if err := send("", nil, finishReason(res.FinishReason)); err != nil {
-					return err
-				}
-				if includeUsage {
-					out.Choices, out.Usage, out.Timings = []textChoice{}, usageOf(res.Timings), timingsOf(res.Timings)
-					return sendJSON(sse, out)
-				}
-				return nil
-			})
+			}
+			out.Choices, out.Usage, out.Timings = []textChoice{}, usageOfChoices(results), timingsOf(results[0].Timings)
+			return sendJSON(sse, out)
+		})
 	})
 }
 
@@ -579,49 +585,77 @@ func sendJSON(sse sseWriter, v any) error {
 // errClientGone is the cause of a generation cancelled because its client disconnected.
 var errClientGone = errors.New("the client disconnected")
 
-// streamAPI runs one streamed API generation: start (may be nil) writes the first chunk, emit each delta,
-// finish the closing chunks; then "data: [DONE]". A failed write means the client is gone and cancels
-// the generation. Errors after the headers went out are sent as an {"error": ...} chunk.
-func (s *Server) streamAPI(sse sseWriter, t *ticket, start func() error,
-	run func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error),
-	emit func(engine.Delta) error, finish func(engine.Result) error) {
+// streamChoice is how a streamed API request writes one of its choices: start (may be nil) its first
+// chunk, run its generation, emit each delta, finish its closing chunk.
+type streamChoice struct {
+	start  func() error
+	run    func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error)
+	emit   func(engine.Delta) error
+	finish func(engine.Result) error
+}
+
+// streamAPI runs a streamed API request's choices side by side, choice i on tickets[i] (the engine
+// batches them, and they share the prompt's KV blocks): their chunks interleave, each carrying its
+// choice's index, as OpenAI's API streams n > 1, and a choice's closing chunk comes when it ends. Then
+// done writes what follows them all (the usage) and "data: [DONE]". Writes are serialized; a failed
+// write means the client is gone and cancels every choice. When a choice fails, the others are
+// cancelled and the error is sent as an {"error": ...} chunk.
+func (s *Server) streamAPI(sse sseWriter, tickets []*ticket, choice func(i int) streamChoice, done func([]engine.Result) error) {
 	ctx, cancel := context.WithCancelCause(s.base)
 	defer cancel(nil)
-	gone := func(err error) error {
-		cancel(errClientGone)
-		return err
+	var mu sync.Mutex
+	write := func(f func() error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if errors.Is(context.Cause(ctx), errClientGone) {
+			return errClientGone
+		}
+		if err := f(); err != nil {
+			cancel(errClientGone)
+			return err
+		}
+		return nil
 	}
-	if start != nil {
-		if err := start(); err != nil {
-			gone(err)
+	results := make([]engine.Result, len(tickets))
+	errs := make([]error, len(tickets))
+	one := func(i int) {
+		c := choice(i)
+		if c.start != nil {
+			write(c.start)
+		}
+		results[i], errs[i] = s.generate(ctx, tickets[i],
+			func(pos int) error {
+				return write(func() error { return sse.comment(fmt.Sprintf("waiting for the model: position %d in the queue", pos)) })
+			},
+			func(ctx context.Context, g Generator) (engine.Result, error) {
+				return c.run(ctx, g, func(d engine.Delta) error { return write(func() error { return c.emit(d) }) })
+			})
+		switch {
+		case errs[i] != nil:
+			cancel(errs[i]) // the request fails: the other choices stop
+		case results[i].FinishReason != engine.FinishCancelled:
+			write(func() error { return c.finish(results[i]) })
 		}
 	}
-	res, err := s.generate(ctx, t,
-		func(pos int) error {
-			if err := sse.comment(fmt.Sprintf("waiting for the model: position %d in the queue", pos)); err != nil {
-				return gone(err)
-			}
-			return nil
-		},
-		func(ctx context.Context, g Generator) (engine.Result, error) {
-			return run(ctx, g, func(d engine.Delta) error {
-				if err := emit(d); err != nil {
-					return gone(err)
-				}
-				return nil
-			})
-		})
+	sideBySide(len(tickets), cancel, one)
 	if errors.Is(context.Cause(ctx), errClientGone) {
 		return
 	}
-	if err == nil && res.FinishReason == engine.FinishCancelled {
-		err = context.Cause(ctx)
+	var err error
+	for i, e := range errs {
+		if e == nil && results[i].FinishReason == engine.FinishCancelled {
+			e = context.Cause(ctx)
+		}
+		if e != nil {
+			err = e
+			break
+		}
 	}
 	if err != nil {
 		sendJSON(sse, fiber.Map{"error": generationError(err)})
 		return
 	}
-	if finish(res) == nil {
+	if done(results) == nil {
 		sse.data("[DONE]")
 	}
 }

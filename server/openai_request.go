@@ -500,15 +500,12 @@ func (r *completionRequest) unsupported() *apiError {
 // maxChoices bounds n: every choice is a generation of its own, in the queue like a request.
 const maxChoices = 16
 
-// choices is n, the number of choices asked for: 1 unless set. With stream, n must be 1.
-func (p *sampling) choices(stream bool) (int, *apiError) {
+// choices is n, the number of choices asked for: 1 unless set.
+func (p *sampling) choices() int {
 	if p.N == nil {
-		return 1, nil
+		return 1
 	}
-	if stream && *p.N != 1 {
-		return 0, badRequest("n", "n = %d with stream: a stream carries one choice; ask for n choices without stream", *p.N)
-	}
-	return *p.N, nil
+	return *p.N
 }
 
 // choiceSeed is the seed of choice i of a request with seed: the choices differ, and the same request

@@ -107,7 +107,8 @@ func TestOpenAISDK(t *testing.T) {
 // TestOpenAISDKChoices asks for n = 3 choices through the SDK, on the real engine (the synthesized
 // model, --parallel 4): three choices, indexed, with the usage of one prompt and three answers; the same
 // seed gives the same choices; the choices after the first start from the first's prompt blocks
-// (cache-hit tokens). Streaming with n > 1 is refused naming n.
+// (cache-hit tokens). Streamed, chat and completions, the n choices come as chunks carrying their index,
+// one finish reason each, and with the same seed they are the choices the non-streamed request gave.
 func TestOpenAISDKChoices(t *testing.T) {
 	e := synthEngine(t, 512)
 	_, base := startServer(t, e, Config{})
@@ -168,11 +169,58 @@ func TestOpenAISDKChoices(t *testing.T) {
 		t.Errorf("completions with n = 3: %d choices", len(comp.Choices))
 	}
 
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
 	stream := client.Chat.Completions.NewStreaming(ctx, params)
+	texts, finishes := make([]string, 3), make([][]string, 3)
+	var streamed openai.CompletionUsage
 	for stream.Next() {
+		chunk := stream.Current()
+		if len(chunk.Choices) == 0 {
+			streamed = chunk.Usage
+		}
+		for _, c := range chunk.Choices {
+			if c.Index < 0 || c.Index >= 3 {
+				t.Fatalf("a chunk of choice %d: %s", c.Index, chunk.RawJSON())
+			}
+			texts[c.Index] += c.Delta.Content
+			if c.FinishReason != "" {
+				finishes[c.Index] = append(finishes[c.Index], c.FinishReason)
+			}
+		}
 	}
-	var apiErr *openai.Error
-	if err := stream.Err(); !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "n" {
-		t.Errorf("streaming with n = 3: err = %v, want a 400 naming n", err)
+	if err := stream.Err(); err != nil {
+		t.Fatalf("streaming with n = 3: %v", err)
+	}
+	for i, c := range first.Choices {
+		if texts[i] != c.Message.Content || len(finishes[i]) != 1 || finishes[i][0] != c.FinishReason {
+			t.Errorf("streamed choice %d: %q, finish %v; without stream %q, %q", i, texts[i], finishes[i], c.Message.Content, c.FinishReason)
+		}
+	}
+	if streamed.CompletionTokens != u.CompletionTokens || streamed.PromptTokens != u.PromptTokens {
+		t.Errorf("streamed usage %+v, without stream %+v", streamed, u)
+	}
+
+	compStream := client.Completions.NewStreaming(ctx, openai.CompletionNewParams{
+		Model: "smollm3", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon a time")},
+		N: openai.Int(3), MaxTokens: openai.Int(4), Seed: openai.Int(1)})
+	compTexts, compFinishes := make([]string, 3), make([]int, 3)
+	for compStream.Next() {
+		for _, c := range compStream.Current().Choices {
+			if c.Index < 0 || c.Index >= 3 {
+				t.Fatalf("a completion chunk of choice %d", c.Index)
+			}
+			compTexts[c.Index] += c.Text
+			if c.FinishReason != "" {
+				compFinishes[c.Index]++
+			}
+		}
+	}
+	if err := compStream.Err(); err != nil {
+		t.Fatalf("streaming completions with n = 3: %v", err)
+	}
+	for i, c := range comp.Choices {
+		if compTexts[i] != c.Text || compFinishes[i] != 1 {
+			t.Errorf("streamed completion %d: %q (%d finish reasons), without stream %q", i, compTexts[i], compFinishes[i], c.Text)
+		}
 	}
 }

@@ -47,7 +47,7 @@ func (s *Server) handleSlots(c *fiber.Ctx) error {
 		"parallel": st.Parallel, "batching": true, "running": st.Running, "waiting": st.Waiting, "slots": slots,
 		"kv": fiber.Map{"block_positions": st.KV.BlockLen, "block_bytes": st.KV.BlockBytes, "blocks": st.KV.Blocks,
 			"used": st.KV.Used, "cached": st.CachedBlocks, "free": st.KV.Blocks - st.KV.Used},
-		"cache": fiber.Map{"conversations": st.CachedSeqs, "hit_tokens": st.CacheHitTokens, "evictions": st.Evictions},
+		"cache": fiber.Map{"conversations": st.CachedSeqs, "hit_tokens": st.CacheHitTokens, "evictions": st.Evictions, "disk_loads": st.DiskLoads},
 	})
 }
 
@@ -80,5 +80,7 @@ func (s *Server) schedulerMetrics() []prometheus.Collector {
 			stat(func(st engine.SchedulerStats) float64 { return float64(st.CacheHitTokens) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "smolchat_kv_evictions_total", Help: "Cached conversations evicted to make room in the KV budget."},
 			stat(func(st engine.SchedulerStats) float64 { return float64(st.Evictions) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "smolchat_kv_disk_loads_total", Help: "Conversations read back from the KV disk cache (--kv-disk-max) instead of evaluated again."},
+			stat(func(st engine.SchedulerStats) float64 { return float64(st.DiskLoads) })),
 	}
 }

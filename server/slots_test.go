@@ -20,7 +20,7 @@ func (b batchingFake) SchedulerStats() (engine.SchedulerStats, bool) { return b.
 // TestSlotsAndSchedulerMetrics checks that /slots and /metrics show the scheduler's report: running
 // and waiting sequences, KV blocks used, cached and free, cache hits and evictions.
 func TestSlotsAndSchedulerMetrics(t *testing.T) {
-	st := engine.SchedulerStats{Parallel: 4, Running: 2, Waiting: 1, CachedSeqs: 3, CachedBlocks: 5, CacheHitTokens: 1234, Evictions: 7,
+	st := engine.SchedulerStats{Parallel: 4, Running: 2, Waiting: 1, CachedSeqs: 3, CachedBlocks: 5, CacheHitTokens: 1234, Evictions: 7, DiskLoads: 2,
 		KV:    engine.KVUsage{BlockLen: 256, BlockBytes: 1 << 20, Blocks: 40, Used: 12},
 		Slots: []engine.SlotInfo{{PromptTokens: 100, CachedTokens: 60, Generated: 9}, {PromptTokens: 3000, Prefilling: true}}}
 	_, base := startServer(t, batchingFake{newFake(), st}, Config{})
@@ -37,6 +37,7 @@ func TestSlotsAndSchedulerMetrics(t *testing.T) {
 		`smolchat_kv_cached_conversations 3`,
 		`smolchat_kv_cache_hit_tokens_total 1234`,
 		`smolchat_kv_evictions_total 7`,
+		`smolchat_kv_disk_loads_total 2`,
 	} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("/metrics lacks %q", want)
@@ -58,6 +59,7 @@ func TestSlotsAndSchedulerMetrics(t *testing.T) {
 		Cache struct {
 			Conversations int
 			HitTokens     int `json:"hit_tokens"`
+			DiskLoads     int `json:"disk_loads"`
 		}
 	}
 	resp = get(t, base+"/slots")
@@ -66,7 +68,8 @@ func TestSlotsAndSchedulerMetrics(t *testing.T) {
 	}
 	resp.Body.Close()
 	if !slots.Batching || slots.Parallel != 4 || slots.Running != 2 || slots.Waiting != 1 || len(slots.Slots) != 2 ||
-		slots.Slots[0].CachedTokens != 60 || !slots.Slots[1].Prefilling || slots.KV.Free != 28 || slots.Cache.HitTokens != 1234 {
+		slots.Slots[0].CachedTokens != 60 || !slots.Slots[1].Prefilling || slots.KV.Free != 28 || slots.Cache.HitTokens != 1234 ||
+		slots.Cache.DiskLoads != 2 {
 		t.Errorf("/slots = %+v", slots)
 	}
 

@@ -7,6 +7,8 @@
 package gguf
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"sort"
 
@@ -349,4 +351,35 @@ func (f *File) TypeCounts() []TypeCount {
 type TypeCount struct {
 	Type  quant.Type
 	Count int
+}
+
+// fingerprintSamples is how many pieces of the tensor data Fingerprint reads besides the header.
+const fingerprintSamples = 16
+
+// Fingerprint identifies the file's contents cheaply, for caches of values computed from its weights
+// (the engine's KV files on disk): a SHA-256 of the file's size, its header and tensor-info section
+// (every metadata key, tensor name, shape, type and offset) and sixteen 4 KiB pieces of the tensor data
+// spread evenly over it, the first and last included. Hashing the whole file would read gigabytes at
+// every start; the header alone would not tell apart two files that differ only in their weights (a
+// fine-tune saved with the same metadata), which the sampled pieces do unless the differences avoid
+// all of them.
+func (f *File) Fingerprint() [sha256.Size]byte {
+	h := sha256.New()
+	var size [8]byte
+	binary.LittleEndian.PutUint64(size[:], uint64(len(f.data)))
+	h.Write(size[:])
+	head := min(f.DataOffset, int64(len(f.data)))
+	h.Write(f.data[:head])
+	const piece = 4096
+	if span := int64(len(f.data)) - head - piece; span > 0 {
+		for i := range int64(fingerprintSamples) {
+			at := head + span*i/(fingerprintSamples-1)
+			h.Write(f.data[at : at+piece])
+		}
+	} else {
+		h.Write(f.data[head:])
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
