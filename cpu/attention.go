@@ -70,7 +70,7 @@ func (b *Backend) attention(l int, at []kvSlot, q, out []float32) {
 			for blk := 0; blk*kvBlock < n; blk++ {
 				first := blk * kvBlock
 				cnt := min(kvBlock, n-first)
-				keys := b.kv.keyRows(l, seq.blocks[blk])[2*kvh*hd:]
+				keys := b.kv.keyRows(l, seq.Blocks[blk])[2*kvh*hd:]
 				kernels.DotF16Rows(keys, 2*c.KVDim(), cnt, qs, hd, group, hd, sc[first:], n)
 			}
 			o := out[t*qdim+kvh*group*hd : t*qdim+(kvh+1)*group*hd]
@@ -113,7 +113,7 @@ func (b *Backend) attendF16(ws *attnScratch, seq *kvSeq, l, kvh int, sc []float3
 		for blk := 0; blk*kvBlock < n; blk++ {
 			first := blk * kvBlock
 			cnt := min(kvBlock, n-first)
-			kernels.AccumulateF16(acc, b.kv.valueRows(l, seq.blocks[blk])[2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
+			kernels.AccumulateF16(acc, b.kv.valueRows(l, seq.Blocks[blk])[2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
 		}
 		inv := 1 / sum
 		for i, a := range acc {
@@ -139,6 +139,6 @@ func (b *Backend) attendF32(seq *kvSeq, l, kvh int, sc []float32, n, group int, 
 	for blk := 0; blk*kvBlock < n; blk++ {
 		first := blk * kvBlock
 		cnt := min(kvBlock, n-first)
-		kernels.WeightedSumF16(out, group, b.kv.valueRows(l, seq.blocks[blk])[2*kvh*hd:], ldv, sc[first:], n, cnt)
+		kernels.WeightedSumF16(out, group, b.kv.valueRows(l, seq.Blocks[blk])[2*kvh*hd:], ldv, sc[first:], n, cnt)
 	}
 }

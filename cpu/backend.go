@@ -326,7 +326,7 @@ func (b *Backend) Device() string {
 func (b *Backend) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.own.n
+	return b.own.N
 }
 
 // Truncate keeps the first n cached positions of Forward's sequence (none for n < 0). The blocks past
@@ -335,7 +335,7 @@ func (b *Backend) Truncate(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.closed {
-		b.kv.truncate(&b.own, n)
+		b.kv.Truncate(&b.own, n)
 	}
 }
 
@@ -377,7 +377,7 @@ func (b *Backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]
 	if b.closed {
 		return nil, fmt.Errorf("cpu backend: forward after close")
 	}
-	if err := engine.CheckForward(tokens, want, b.cfg.Vocab, b.own.n, b.maxCtx); err != nil {
+	if err := engine.CheckForward(tokens, want, b.cfg.Vocab, b.own.N, b.maxCtx); err != nil {
 		return nil, fmt.Errorf("cpu backend: %w", err)
 	}
 	out, err := b.forward(ctx, []*kvSeq{&b.own}, []engine.SeqEntry{{Tokens: tokens, Want: want}})
@@ -410,7 +410,7 @@ func (b *Backend) Fork(src engine.SeqID, n int) (engine.SeqID, error) {
 	if !ok {
 		return 0, fmt.Errorf("cpu backend: fork of unknown sequence %d", src)
 	}
-	return b.addSeq(b.kv.fork(s, n)), nil
+	return b.addSeq(b.kv.Fork(s, n)), nil
 }
 
 // SeqLen is the number of cached positions of sequence id.
@@ -418,7 +418,7 @@ func (b *Backend) SeqLen(id engine.SeqID) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s, ok := b.seqs[id]; ok {
-		return s.n
+		return s.N
 	}
 	return 0
 }
@@ -428,7 +428,7 @@ func (b *Backend) TruncateSeq(id engine.SeqID, n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s, ok := b.seqs[id]; ok {
-		b.kv.truncate(s, n)
+		b.kv.Truncate(s, n)
 	}
 }
 
@@ -437,7 +437,7 @@ func (b *Backend) FreeSeq(id engine.SeqID) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s, ok := b.seqs[id]; ok {
-		b.kv.truncate(s, 0)
+		b.kv.Truncate(s, 0)
 		delete(b.seqs, id)
 	}
 }
@@ -446,28 +446,20 @@ func (b *Backend) FreeSeq(id engine.SeqID) {
 func (b *Backend) KV() engine.KVUsage {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return engine.KVUsage{BlockLen: kvBlock, BlockBytes: b.kv.blockBytes(), Blocks: b.kv.limit, Used: b.kv.used()}
+	return engine.KVUsage{BlockLen: kvBlock, BlockBytes: b.kv.blockBytes(), Blocks: b.kv.Limit(), Used: b.kv.Used()}
 }
 
 // BlocksOnlyIn counts the blocks that no sequence but those of ids holds.
 func (b *Backend) BlocksOnlyIn(ids []engine.SeqID) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	held := map[int32]int32{}
+	seqs := make([]*kvSeq, 0, len(ids))
 	for _, id := range ids {
 		if s, ok := b.seqs[id]; ok {
-			for _, blk := range s.blocks {
-				held[blk]++
-			}
+			seqs = append(seqs, s)
 		}
 	}
-	n := 0
-	for blk, refs := range held {
-		if refs == b.kv.refs[blk] {
-			n++
-		}
-	}
-	return n
+	return b.kv.OnlyIn(seqs)
 }
 
 // ForwardSeqs evaluates a batch of sequences' tokens in one pass through the layers.
@@ -488,7 +480,7 @@ func (b *Backend) ForwardSeqs(ctx context.Context, batch []engine.SeqEntry) ([][
 				return nil, fmt.Errorf("cpu backend: batch entry %d: sequence %d is in the batch twice", i, e.Seq)
 			}
 		}
-		if err := engine.CheckForward(e.Tokens, e.Want, b.cfg.Vocab, s.n, b.maxCtx); err != nil {
+		if err := engine.CheckForward(e.Tokens, e.Want, b.cfg.Vocab, s.N, b.maxCtx); err != nil {
 			return nil, fmt.Errorf("cpu backend: sequence %d: %w", e.Seq, err)
 		}
 		seqs[i] = s
@@ -511,11 +503,11 @@ func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 	}
 	need, rows, wanted := 0, 0, 0
 	for i, e := range batch {
-		need += b.kv.growCost(seqs[i], len(e.Tokens))
+		need += b.kv.GrowCost(seqs[i], len(e.Tokens))
 		rows += len(e.Tokens)
 		wanted += len(e.Want)
 	}
-	if need > b.kv.available() {
+	if need > b.kv.Available() {
 		return nil, b.kv.errFull(need)
 	}
 	tokens := make([]int32, 0, rows)
@@ -524,14 +516,14 @@ func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 	start := make([]int, len(seqs))
 	for i, e := range batch {
 		s := seqs[i]
-		start[i] = s.n
+		start[i] = s.N
 		b.kv.grow(s, len(e.Tokens))
 		for _, w := range e.Want {
 			want = append(want, len(tokens)+w)
 		}
 		for j, t := range e.Tokens {
 			tokens = append(tokens, t)
-			at = append(at, kvSlot{s, s.n + j})
+			at = append(at, kvSlot{s, s.N + j})
 		}
 	}
 	vocab := b.cfg.Vocab
@@ -547,7 +539,7 @@ func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 		}
 		if err := b.forwardBatch(ctx, tokens[off:end], at[off:end], local, store[first*vocab:wi*vocab]); err != nil {
 			for i, s := range seqs {
-				b.kv.truncate(s, start[i])
+				b.kv.Truncate(s, start[i])
 			}
 			return nil, err
 		}
@@ -555,7 +547,7 @@ func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 	out := make([][][]float32, len(batch))
 	k := 0
 	for i, e := range batch {
-		seqs[i].n += len(e.Tokens)
+		seqs[i].N += len(e.Tokens)
 		out[i] = make([][]float32, len(e.Want))
 		for j := range e.Want {
 			out[i][j] = store[k*vocab : (k+1)*vocab : (k+1)*vocab]
