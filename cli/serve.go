@@ -73,9 +73,9 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 	fs.IntVar(&o.port, "port", 8080, "port to listen on")
 	fs.IntVar(&o.maxQueue, "max-queue", 8, "requests that may wait for the model; more are refused with 503")
 	fs.IntVar(&o.parallel, "parallel", engine.DefaultParallel,
-		"generations that run together, batched into one pass per token (CPU backend; the GPU runs one at a time); more wait in the queue")
+		"generations that run together, batched into one pass per token; more wait in the queue")
 	fs.Var(&o.kvMemory, "kv-memory",
-		"memory for the KV cache of every sequence, running and cached conversations (CPU backend), e.g. 4GiB; auto: room for --parallel full contexts and one more, each with a block to spare, at most a quarter of the machine's memory")
+		"memory for the KV cache of every sequence, running and cached conversations, e.g. 4GiB; auto: room for --parallel full contexts and one more, each with a block to spare, at most a quarter of the machine's memory (on the GPU also at most what one storage binding holds per layer)")
 	fs.StringVar(&o.apiKey, "api-key", "",
 		"require this key everywhere but /health: API clients send 'Authorization: Bearer KEY', browsers sign in with it once (sessions end on restart)")
 	fs.StringVar(&o.corsOrigin, "cors-origin", "", "let this browser origin call the API (CORS), e.g. http://localhost:3000")

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"smolchat/engine"
+	"smolchat/internal/kvblock"
 	"smolchat/model"
 	"smolchat/model/quant"
 )
@@ -111,12 +112,11 @@ type Backend struct {
 	output  matrix
 	layers  []layer
 
-	kv      kvPool
-	seqs    map[engine.SeqID]*kvSeq
-	nextSeq engine.SeqID
-	own     kvSeq // the sequence of Forward, Len and Truncate
-	closed  bool
-	frees   []func() // release the interleaved weights (allocWeights)
+	kv           kvPool
+	kvblock.Seqs       // the sequences of NewSeq and Fork, in kv
+	own          kvSeq // the sequence of Forward, Len and Truncate
+	closed       bool
+	frees        []func() // release the interleaved weights (allocWeights)
 
 	s scratch
 }
@@ -228,7 +228,7 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 			budget, maxCtx, int64(minBlocks)*int64(blockBytes))
 	}
 	b.kv = newKVPool(c.Layers, c.KVDim(), int(min(budget/int64(blockBytes), 1<<30)))
-	b.seqs = map[engine.SeqID]*kvSeq{}
+	b.Seqs = kvblock.NewSeqs("cpu backend", &b.mu, &b.kv.Pool, blockBytes)
 	b.allocScratch(1)
 	b.pool = newPool(threads)
 	mats := []*matrix{&b.output}
@@ -352,7 +352,7 @@ func (b *Backend) Close() error {
 	b.closed = true
 	b.release()
 	b.kv = kvPool{}
-	b.seqs = nil
+	kvblock.Drop(&b.Seqs)
 	b.own = kvSeq{}
 	b.s = scratch{}
 	return nil
@@ -387,81 +387,6 @@ func (b *Backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]
 	return out[0], nil
 }
 
-// NewSeq makes an empty sequence.
-func (b *Backend) NewSeq() engine.SeqID {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.addSeq(&kvSeq{})
-}
-
-func (b *Backend) addSeq(s *kvSeq) engine.SeqID {
-	b.nextSeq++
-	if b.seqs != nil { // nil after Close: the sequence is forgotten
-		b.seqs[b.nextSeq] = s
-	}
-	return b.nextSeq
-}
-
-// Fork makes a sequence that shares the first n positions of src.
-func (b *Backend) Fork(src engine.SeqID, n int) (engine.SeqID, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s, ok := b.seqs[src]
-	if !ok {
-		return 0, fmt.Errorf("cpu backend: fork of unknown sequence %d", src)
-	}
-	return b.addSeq(b.kv.Fork(s, n)), nil
-}
-
-// SeqLen is the number of cached positions of sequence id.
-func (b *Backend) SeqLen(id engine.SeqID) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s, ok := b.seqs[id]; ok {
-		return s.N
-	}
-	return 0
-}
-
-// TruncateSeq keeps the first n positions of sequence id.
-func (b *Backend) TruncateSeq(id engine.SeqID, n int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s, ok := b.seqs[id]; ok {
-		b.kv.Truncate(s, n)
-	}
-}
-
-// FreeSeq releases sequence id and its blocks.
-func (b *Backend) FreeSeq(id engine.SeqID) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s, ok := b.seqs[id]; ok {
-		b.kv.Truncate(s, 0)
-		delete(b.seqs, id)
-	}
-}
-
-// KV reports the pool's blocks.
-func (b *Backend) KV() engine.KVUsage {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return engine.KVUsage{BlockLen: kvBlock, BlockBytes: b.kv.blockBytes(), Blocks: b.kv.Limit(), Used: b.kv.Used()}
-}
-
-// BlocksOnlyIn counts the blocks that no sequence but those of ids holds.
-func (b *Backend) BlocksOnlyIn(ids []engine.SeqID) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	seqs := make([]*kvSeq, 0, len(ids))
-	for _, id := range ids {
-		if s, ok := b.seqs[id]; ok {
-			seqs = append(seqs, s)
-		}
-	}
-	return b.kv.OnlyIn(seqs)
-}
-
 // ForwardSeqs evaluates a batch of sequences' tokens in one pass through the layers.
 func (b *Backend) ForwardSeqs(ctx context.Context, batch []engine.SeqEntry) ([][][]float32, error) {
 	b.mu.Lock()
@@ -469,21 +394,9 @@ func (b *Backend) ForwardSeqs(ctx context.Context, batch []engine.SeqEntry) ([][
 	if b.closed {
 		return nil, fmt.Errorf("cpu backend: forward after close")
 	}
-	seqs := make([]*kvSeq, len(batch))
-	for i, e := range batch {
-		s, ok := b.seqs[e.Seq]
-		if !ok {
-			return nil, fmt.Errorf("cpu backend: batch entry %d: unknown sequence %d", i, e.Seq)
-		}
-		for _, o := range seqs[:i] {
-			if o == s {
-				return nil, fmt.Errorf("cpu backend: batch entry %d: sequence %d is in the batch twice", i, e.Seq)
-			}
-		}
-		if err := engine.CheckForward(e.Tokens, e.Want, b.cfg.Vocab, s.N, b.maxCtx); err != nil {
-			return nil, fmt.Errorf("cpu backend: sequence %d: %w", e.Seq, err)
-		}
-		seqs[i] = s
+	seqs, err := kvblock.Lookup(&b.Seqs, batch, b.cfg.Vocab, b.maxCtx)
+	if err != nil {
+		return nil, err
 	}
 	return b.forward(ctx, seqs, batch)
 }
