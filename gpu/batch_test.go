@@ -43,11 +43,7 @@ const nearTie = 0.02
 func TestEngineBatchedMatchesSolo(t *testing.T) {
 	path := backendtest.WriteSynth(t, "smollm3-tiny", 7)
 	e := loadEngine(t, path, 512, 4)
-	var prompts [][]int32
-	for i, n := range []int{40, 3, 150, 70, 12} {
-		prompts = append(prompts, backendtest.EngineTokens(e, n, uint64(10+i)))
-	}
-	prompts = append(prompts, append(slices.Clone(prompts[2][:100]), prompts[1]...)) // shares 100 tokens with a running one
+	prompts := backendtest.BatchPrompts(e)
 	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 20}
 	batched := backendtest.GenerateTogether(t, e, prompts, params)
 	solo := loadEngine(t, path, 512, 1)

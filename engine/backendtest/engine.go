@@ -17,6 +17,16 @@ func EngineTokens(e *engine.Engine, n int, seed uint64) []int32 {
 	return slices.DeleteFunc(SeqTokens(tok.VocabSize(), n, seed), tok.IsEOG)
 }
 
+// BatchPrompts are the prompts of the batched-against-solo tests: five of 3 to 150 tokens, and one that
+// shares its first 100 tokens with the third (a fork of a sequence still running).
+func BatchPrompts(e *engine.Engine) [][]int32 {
+	var prompts [][]int32
+	for i, n := range []int{40, 3, 150, 70, 12} {
+		prompts = append(prompts, EngineTokens(e, n, uint64(10+i)))
+	}
+	return append(prompts, append(slices.Clone(prompts[2][:100]), prompts[1]...))
+}
+
 // GenerateTogether starts a generation of every prompt at once on e (continuous batching on a
 // SeqBackend) and returns each one's tokens.
 func GenerateTogether(t testing.TB, e *engine.Engine, prompts [][]int32, p engine.GenParams) [][]int32 {
