@@ -140,8 +140,9 @@ func (b *backend) kvLayerBytes() uint64 {
 }
 
 // reserveKV makes the cache buffers hold the blocks a batch needing need more blocks will use: the ids
-// kvblock hands out come from its free list first, then new ones. Growing copies the old buffers into
-// larger ones and rebinds the layers' attention.
+// kvblock hands out come from its free list first, then new ones. Growing allocates every layer's larger
+// buffers first (a failure leaves the cache as it was), copies the old ones into them and rebinds the
+// layers' attention.
 func (b *backend) reserveKV(need int) error {
 	free := b.kv.Allocated() - b.kv.Used()
 	want := b.kv.Allocated() + max(0, need-free)
@@ -150,31 +151,39 @@ func (b *backend) reserveKV(need int) error {
 	}
 	newCap := min(b.kv.Limit(), max(want, 2*b.kvCap))
 	lb := b.kvLayerBytes()
-	e, err := b.d.NewEncoder("growing the KV cache")
-	if err != nil {
-		return err
-	}
-	var old []*buffer
-	for l := range b.cfg.Layers {
-		for _, c := range []*[]*buffer{&b.kc, &b.vc} {
+	kc, vc := make([]*buffer, len(b.kc)), make([]*buffer, len(b.vc))
+	for l := range kc {
+		for _, c := range [][]*buffer{kc, vc} {
 			nb, err := b.d.NewStorage(fmt.Sprintf("blk.%d.kv_cache", l), uint64(newCap)*lb)
 			if err != nil {
+				for _, nb := range append(kc, vc...) {
+					if nb != nil {
+						b.d.free(nb)
+					}
+				}
 				return fmt.Errorf("growing the KV cache to %d blocks of %d positions: %w", newCap, kvBlockLen, err)
 			}
-			if prev := (*c)[l]; prev != nil {
-				e.Copy(prev, 0, nb, 0, uint64(b.kvCap)*lb)
-				old = append(old, prev)
-			}
-			(*c)[l] = nb
+			c[l] = nb
 		}
 	}
-	if err := e.Submit(); err != nil {
-		return err
+	if b.kvCap > 0 {
+		e, err := b.d.NewEncoder("growing the KV cache")
+		if err != nil {
+			return err
+		}
+		for l := range kc {
+			e.Copy(b.kc[l], 0, kc[l], 0, uint64(b.kvCap)*lb)
+			e.Copy(b.vc[l], 0, vc[l], 0, uint64(b.kvCap)*lb)
+		}
+		if err := e.Submit(); err != nil {
+			return err
+		}
+		for l := range kc {
+			b.d.free(b.kc[l])
+			b.d.free(b.vc[l])
+		}
 	}
-	for _, o := range old {
-		b.d.free(o)
-	}
-	b.kvCap = newCap
+	b.kc, b.vc, b.kvCap = kc, vc, newCap
 	for l, i := range b.attnAt {
 		op, err := b.attention(l)
 		if err != nil {

@@ -6,7 +6,8 @@
 
 struct Step {
     n_tok: u32, // tokens evaluated by this submit (the T of a prefill chunk, 1 when decoding)
-    pos0: u32,  // cache position of the first of them
+    pos0: u32,  // position of the first of them in its sequence; no kernel reads it: RoPE angles come
+                // per row and attention takes each sequence's positions (attention_io.wgsl's Seg)
     _pad0: u32,
     _pad1: u32,
 }
