@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"smolchat/engine"
 	"smolchat/engine/backendtest"
 	"smolchat/internal/testutil"
+	"smolchat/model/quant"
 )
 
 // loadEngine loads the model at path on the GPU (any adapter, lavapipe included), skipping when there is
@@ -137,4 +139,33 @@ func BenchmarkStreams(b *testing.B) {
 		path = testutil.SharedFile(b, "smollm3-tiny-synthetic-Q4_K_M.gguf")
 	}
 	backendtest.Streams(b, loadEngine(b, path, 1024, 4))
+}
+
+// BenchmarkDecodeRows is the least CPU time per weight of the decode mat-vec for 1 and 4 rows (the
+// few-token variant, matvecMaxT), on the shapes of the tiny SmolLM3-shaped file: its Q6_K output
+// projection (16,384 of its 128,256 rows) and a Q4_K feed-forward weight. Where the device is bound by
+// memory, four rows cost about one; on lavapipe, whose kernels are CPU code, the arithmetic per row
+// decides, and BenchmarkStreams follows it.
+func BenchmarkDecodeRows(b *testing.B) {
+	d := testDevice(b)
+	for _, c := range []struct {
+		typ  quant.Type
+		m, k int
+	}{{quant.Q6_K, 16384, 512}, {quant.Q4_K, 1536, 512}} {
+		r := rand.New(rand.NewPCG(1, 2))
+		raw, _ := quantized(b, r, c.typ, c.m, c.k)
+		w := must[*weights](b)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
+		xb := must[*buffer](b)(d.UploadF32("x", randF32(r, matvecMaxT*c.k, 1)))
+		yb := must[*buffer](b)(d.NewStorage("y", uint64(4*matvecMaxT*c.m)))
+		op := must[*matMulOp](b)(d.NewMatMul(w, whole(xb), c.k, whole(yb), c.m, 0))
+		for _, T := range []int{1, 4} {
+			b.Run(fmt.Sprintf("%s/%dx%d/rows%d", c.typ, c.m, c.k, T), func(b *testing.B) {
+				if err := d.SetStep(T, 0); err != nil {
+					b.Fatal(err)
+				}
+				best := leastCPU(b, d, func(e *encoder) { op.Record(e, T) })
+				b.ReportMetric(best*1e9/float64(c.m*c.k), "mincpu-ns/weight")
+			})
+		}
+	}
 }
