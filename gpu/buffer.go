@@ -132,7 +132,8 @@ func (d *device) uniform(label string, fields ...any) (*buffer, error) {
 	return b, d.Write(b, 0, data)
 }
 
-// SetStep writes the step uniform that every kernel reads: nTok tokens starting at cache position pos0.
+// SetStep writes the step uniform that every kernel reads: nTok rows, the first at position pos0 of its
+// sequence (no kernel reads pos0: common.wgsl).
 func (d *device) SetStep(nTok, pos0 int) error {
 	var data [16]byte
 	binary.LittleEndian.PutUint32(data[0:], uint32(nTok))
