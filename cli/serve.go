@@ -75,9 +75,9 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 	fs.IntVar(&o.port, "port", 8080, "port to listen on")
 	fs.IntVar(&o.maxQueue, "max-queue", 8, "requests that may wait for the model; more are refused with 503")
 	fs.IntVar(&o.parallel, "parallel", engine.DefaultParallel,
-		"generations that run together, batched into one pass per token (CPU backend; the GPU runs one at a time); more wait in the queue")
+		"generations that run together, batched into one pass per token; more wait in the queue")
 	fs.Var(&o.kvMemory, "kv-memory",
-		"memory for the KV cache of every sequence, running and cached conversations (CPU backend), e.g. 4GiB; auto: room for --parallel full contexts and one more, each with a block to spare, at most a quarter of the machine's memory")
+		"memory for the KV cache of every sequence, running and cached conversations, e.g. 4GiB; auto: room for --parallel full contexts and one more, each with a block to spare, at most a quarter of the machine's memory (on the GPU also at most what one storage binding holds per layer)")
 	o.kvDiskMax = diskCap{v: engine.DefaultKVDiskMax, def: engine.DefaultKVDiskMax}
 	fs.Var(&o.kvDiskMax, "kv-disk-max",
 		"disk for cached conversations spilled from --kv-memory, in --data-dir's kv-cache (CPU backend): evicted and idle conversations, and all of them at exit, are written there and read back instead of evaluated again, after a restart too; 0 turns it off")

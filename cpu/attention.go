@@ -102,7 +102,7 @@ func (b *Backend) attention(l int, at []kvSlot, q, out []float32) {
 			for blk := 0; blk*kvBlock < N; blk++ {
 				first := blk * kvBlock
 				cnt := min(kvBlock, N-first)
-				keys := b.kv.keyRows(l, seq.blocks[blk])[2*kvh*hd:]
+				keys := b.kv.keyRows(l, seq.Blocks[blk])[2*kvh*hd:]
 				kernels.DotF16Rows(keys, 2*c.KVDim(), cnt, qs, hd, rows, hd, sc[first:], N)
 			}
 			o := out[t0*qdim+kvh*group*hd:]
@@ -147,7 +147,7 @@ func (b *Backend) attendF16(ws *attnScratch, seq *kvSeq, l, kvh int, sc []float3
 		for blk := 0; blk*kvBlock < n; blk++ {
 			first := blk * kvBlock
 			cnt := min(kvBlock, n-first)
-			kernels.AccumulateF16(acc, b.kv.valueRows(l, seq.blocks[blk])[2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
+			kernels.AccumulateF16(acc, b.kv.valueRows(l, seq.Blocks[blk])[2*kvh*hd:], ldv, ms[first:first+cnt], vs[first:first+cnt])
 		}
 		inv := 1 / sum
 		for i, a := range acc {
@@ -176,7 +176,7 @@ func (b *Backend) attendF32(seq *kvSeq, l, kvh int, sc []float32, ld, n0, T, gro
 	ldv := 2 * b.cfg.KVDim()
 	for blk := 0; blk*kvBlock < n0+T-1; blk++ {
 		first := blk * kvBlock
-		values := b.kv.valueRows(l, seq.blocks[blk])[2*kvh*hd:]
+		values := b.kv.valueRows(l, seq.Blocks[blk])[2*kvh*hd:]
 		for t := range T {
 			if n := n0 + t; first < n {
 				kernels.WeightedSumF16(out[t*ldo:t*ldo+group*hd], group, values, ldv, sc[t*group*ld+first:], ld, min(kvBlock, n-first))

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"smolchat/engine"
+	"smolchat/internal/kvblock"
 	"smolchat/model"
 	"smolchat/model/quant"
 )
@@ -112,12 +113,11 @@ type Backend struct {
 	output  matrix
 	layers  []layer
 
-	kv      kvPool
-	seqs    map[engine.SeqID]*kvSeq
-	nextSeq engine.SeqID
-	own     kvSeq // the sequence of Forward, Len and Truncate
-	closed  bool
-	frees   []func() // release the interleaved weights (allocWeights)
+	kv           kvPool
+	kvblock.Seqs       // the sequences of NewSeq and Fork, in kv
+	own          kvSeq // the sequence of Forward, Len and Truncate
+	closed       bool
+	frees        []func() // release the interleaved weights (allocWeights)
 
 	s scratch
 }
@@ -229,7 +229,7 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 			budget, maxCtx, int64(minBlocks)*int64(blockBytes))
 	}
 	b.kv = newKVPool(c.Layers, c.KVDim(), int(min(budget/int64(blockBytes), 1<<30)))
-	b.seqs = map[engine.SeqID]*kvSeq{}
+	b.Seqs = kvblock.NewSeqs("cpu backend", &b.mu, &b.kv.Pool, blockBytes)
 	b.allocScratch(1)
 	b.pool = newPool(threads)
 	mats := []*matrix{&b.output}
@@ -327,7 +327,7 @@ func (b *Backend) Device() string {
 func (b *Backend) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.own.n
+	return b.own.N
 }
 
 // Truncate keeps the first n cached positions of Forward's sequence (none for n < 0). The blocks past
@@ -336,7 +336,7 @@ func (b *Backend) Truncate(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.closed {
-		b.kv.truncate(&b.own, n)
+		b.kv.Truncate(&b.own, n)
 	}
 }
 
@@ -353,7 +353,7 @@ func (b *Backend) Close() error {
 	b.closed = true
 	b.release()
 	b.kv = kvPool{}
-	b.seqs = nil
+	kvblock.Drop(&b.Seqs)
 	b.own = kvSeq{}
 	b.s = scratch{}
 	return nil
@@ -378,7 +378,7 @@ func (b *Backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]
 	if b.closed {
 		return nil, fmt.Errorf("cpu backend: forward after close")
 	}
-	if err := engine.CheckForward(tokens, want, b.cfg.Vocab, b.own.n, b.maxCtx); err != nil {
+	if err := engine.CheckForward(tokens, want, b.cfg.Vocab, b.own.N, b.maxCtx); err != nil {
 		return nil, fmt.Errorf("cpu backend: %w", err)
 	}
 	out, err := b.forward(ctx, []*kvSeq{&b.own}, []engine.SeqEntry{{Tokens: tokens, Want: want}})
@@ -388,89 +388,6 @@ func (b *Backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]
 	return out[0], nil
 }
 
-// NewSeq makes an empty sequence.
-func (b *Backend) NewSeq() engine.SeqID {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.addSeq(&kvSeq{})
-}
-
-func (b *Backend) addSeq(s *kvSeq) engine.SeqID {
-	b.nextSeq++
-	if b.seqs != nil { // nil after Close: the sequence is forgotten
-		b.seqs[b.nextSeq] = s
-	}
-	return b.nextSeq
-}
-
-// Fork makes a sequence that shares the first n positions of src.
-func (b *Backend) Fork(src engine.SeqID, n int) (engine.SeqID, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s, ok := b.seqs[src]
-	if !ok {
-		return 0, fmt.Errorf("cpu backend: fork of unknown sequence %d", src)
-	}
-	return b.addSeq(b.kv.fork(s, n)), nil
-}
-
-// SeqLen is the number of cached positions of sequence id.
-func (b *Backend) SeqLen(id engine.SeqID) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s, ok := b.seqs[id]; ok {
-		return s.n
-	}
-	return 0
-}
-
-// TruncateSeq keeps the first n positions of sequence id.
-func (b *Backend) TruncateSeq(id engine.SeqID, n int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s, ok := b.seqs[id]; ok {
-		b.kv.truncate(s, n)
-	}
-}
-
-// FreeSeq releases sequence id and its blocks.
-func (b *Backend) FreeSeq(id engine.SeqID) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s, ok := b.seqs[id]; ok {
-		b.kv.truncate(s, 0)
-		delete(b.seqs, id)
-	}
-}
-
-// KV reports the pool's blocks.
-func (b *Backend) KV() engine.KVUsage {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return engine.KVUsage{BlockLen: kvBlock, BlockBytes: b.kv.blockBytes(), Blocks: b.kv.limit, Used: b.kv.used()}
-}
-
-// BlocksOnlyIn counts the blocks that no sequence but those of ids holds.
-func (b *Backend) BlocksOnlyIn(ids []engine.SeqID) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	held := map[int32]int32{}
-	for _, id := range ids {
-		if s, ok := b.seqs[id]; ok {
-			for _, blk := range s.blocks {
-				held[blk]++
-			}
-		}
-	}
-	n := 0
-	for blk, refs := range held {
-		if refs == b.kv.refs[blk] {
-			n++
-		}
-	}
-	return n
-}
-
 // ForwardSeqs evaluates a batch of sequences' tokens in one pass through the layers.
 func (b *Backend) ForwardSeqs(ctx context.Context, batch []engine.SeqEntry) ([][][]float32, error) {
 	b.mu.Lock()
@@ -478,21 +395,9 @@ func (b *Backend) ForwardSeqs(ctx context.Context, batch []engine.SeqEntry) ([][
 	if b.closed {
 		return nil, fmt.Errorf("cpu backend: forward after close")
 	}
-	seqs := make([]*kvSeq, len(batch))
-	for i, e := range batch {
-		s, ok := b.seqs[e.Seq]
-		if !ok {
-			return nil, fmt.Errorf("cpu backend: batch entry %d: unknown sequence %d", i, e.Seq)
-		}
-		for _, o := range seqs[:i] {
-			if o == s {
-				return nil, fmt.Errorf("cpu backend: batch entry %d: sequence %d is in the batch twice", i, e.Seq)
-			}
-		}
-		if err := engine.CheckForward(e.Tokens, e.Want, b.cfg.Vocab, s.n, b.maxCtx); err != nil {
-			return nil, fmt.Errorf("cpu backend: sequence %d: %w", e.Seq, err)
-		}
-		seqs[i] = s
+	seqs, err := kvblock.Lookup(&b.Seqs, batch, b.cfg.Vocab, b.maxCtx)
+	if err != nil {
+		return nil, err
 	}
 	return b.forward(ctx, seqs, batch)
 }
@@ -512,11 +417,11 @@ func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 	}
 	need, rows, wanted := 0, 0, 0
 	for i, e := range batch {
-		need += b.kv.growCost(seqs[i], len(e.Tokens))
+		need += b.kv.GrowCost(seqs[i], len(e.Tokens))
 		rows += len(e.Tokens)
 		wanted += len(e.Want)
 	}
-	if need > b.kv.available() {
+	if need > b.kv.Available() {
 		return nil, b.kv.errFull(need)
 	}
 	tokens := make([]int32, 0, rows)
@@ -525,14 +430,14 @@ func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 	start := make([]int, len(seqs))
 	for i, e := range batch {
 		s := seqs[i]
-		start[i] = s.n
+		start[i] = s.N
 		b.kv.grow(s, len(e.Tokens))
 		for _, w := range e.Want {
 			want = append(want, len(tokens)+w)
 		}
 		for j, t := range e.Tokens {
 			tokens = append(tokens, t)
-			at = append(at, kvSlot{s, s.n + j})
+			at = append(at, kvSlot{s, s.N + j})
 		}
 	}
 	vocab := b.cfg.Vocab
@@ -548,7 +453,7 @@ func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 		}
 		if err := b.forwardBatch(ctx, tokens[off:end], at[off:end], local, store[first*vocab:wi*vocab]); err != nil {
 			for i, s := range seqs {
-				b.kv.truncate(s, start[i])
+				b.kv.Truncate(s, start[i])
 			}
 			return nil, err
 		}
@@ -556,7 +461,7 @@ func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 	out := make([][][]float32, len(batch))
 	k := 0
 	for i, e := range batch {
-		seqs[i].n += len(e.Tokens)
+		seqs[i].N += len(e.Tokens)
 		out[i] = make([][]float32, len(e.Want))
 		for j := range e.Want {
 			out[i][j] = store[k*vocab : (k+1)*vocab : (k+1)*vocab]
@@ -579,14 +484,14 @@ func (b *Backend) KVFormat() string {
 func (b *Backend) ExportSeq(id engine.SeqID, from, to int, w io.Writer) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s, ok := b.seqs[id]
+	s, ok := kvblock.Get(&b.Seqs, id)
 	if !ok {
 		return fmt.Errorf("cpu backend: export of unknown sequence %d", id)
 	}
-	if from < 0 || from%kvBlock != 0 || to > s.n || from > to {
-		return fmt.Errorf("cpu backend: export of positions %d..%d of a sequence of %d (the start must be a multiple of %d)", from, to, s.n, kvBlock)
+	if from < 0 || from%kvBlock != 0 || to > s.N || from > to {
+		return fmt.Errorf("cpu backend: export of positions %d..%d of a sequence of %d (the start must be a multiple of %d)", from, to, s.N, kvBlock)
 	}
-	return b.kv.runs(s.blocks, from, to, func(p []byte) error {
+	return b.kv.runs(s.Blocks, from, to, func(p []byte) error {
 		_, err := w.Write(p)
 		return err
 	})
@@ -603,17 +508,17 @@ func (b *Backend) ImportSeq(r io.Reader, n int) (engine.SeqID, error) {
 		return 0, fmt.Errorf("cpu backend: import of %d positions into a context of %d", n, b.maxCtx)
 	}
 	s := &kvSeq{}
-	if need := b.kv.growCost(s, n); need > b.kv.available() {
+	if need := b.kv.GrowCost(s, n); need > b.kv.Available() {
 		return 0, b.kv.errFull(need)
 	}
 	b.kv.grow(s, n)
-	if err := b.kv.runs(s.blocks, 0, n, func(p []byte) error {
+	if err := b.kv.runs(s.Blocks, 0, n, func(p []byte) error {
 		_, err := io.ReadFull(r, p)
 		return err
 	}); err != nil {
-		b.kv.truncate(s, 0)
+		b.kv.Truncate(s, 0)
 		return 0, fmt.Errorf("cpu backend: import of %d positions: %w", n, err)
 	}
-	s.n = n
-	return b.addSeq(s), nil
+	s.N = n
+	return kvblock.Add(&b.Seqs, s), nil
 }

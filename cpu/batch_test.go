@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,37 +28,9 @@ func TestEngineBatchedMatchesSolo(t *testing.T) {
 		return e
 	}
 	e := load(4)
-	tok := e.Tokenizer()
-	var prompts [][]int32
-	for i, n := range []int{40, 3, 150, 70, 12} {
-		p := seqTokens(tok.VocabSize(), n, uint64(10+i))
-		p = slices.DeleteFunc(p, tok.IsEOG)
-		prompts = append(prompts, p)
-	}
-	prompts = append(prompts, append(slices.Clone(prompts[2][:100]), prompts[1]...)) // shares 100 tokens with a running one
-	const max = 20
-	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: max}
-
-	type out struct {
-		tokens []int32
-		err    error
-	}
-	results := make([]chan out, len(prompts))
-	for i, p := range prompts {
-		results[i] = make(chan out, 1)
-		go func() {
-			r, err := e.Generate(context.Background(), p, params, false, nil)
-			results[i] <- out{r.Tokens, err}
-		}()
-	}
-	batched := make([][]int32, len(prompts))
-	for i := range prompts {
-		r := <-results[i]
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		batched[i] = r.tokens
-	}
+	prompts := backendtest.BatchPrompts(e)
+	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 20}
+	batched := backendtest.GenerateTogether(t, e, prompts, params)
 	for i, p := range prompts {
 		t.Run(fmt.Sprint("prompt ", i), func(t *testing.T) {
 			r, err := load(1).Generate(context.Background(), p, params, false, nil)
@@ -73,43 +44,11 @@ func TestEngineBatchedMatchesSolo(t *testing.T) {
 	}
 }
 
-// BenchmarkStreams is the aggregate generation speed of 1 and 4 greedy streams of 128 tokens after
-// 32-token prompts, generated together by the engine (--parallel 4, 2 threads): continuous batching
-// reads each weight once per step for every stream. It loads $SMOLCHAT_BENCH_MODEL when set (e.g. a
-// SmolLM3-3B-shaped Q4_K_M file from `smolchat synth --preset smollm3-3b`), else the tiny fixture; the
-// sub-benchmarks alternate, so run it with -count for interleaved samples.
-func BenchmarkStreams(b *testing.B) {
-	e := benchEngine(b, 1024, "")
-	vocab := e.Tokenizer().VocabSize()
-	const tokens = 128
-	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: tokens}
-	round := uint64(0)
-	for _, streams := range []int{1, 4} {
-		b.Run(fmt.Sprint(streams), func(b *testing.B) {
-			generated := 0
-			for b.Loop() {
-				var wg sync.WaitGroup
-				counts := make([]int, streams)
-				for s := range streams {
-					round++
-					prompt := slices.DeleteFunc(seqTokens(vocab, 32, round), e.Tokenizer().IsEOG) // no cache hits
-					wg.Go(func() {
-						r, err := e.Generate(context.Background(), prompt, params, false, nil)
-						if err != nil {
-							b.Error(err)
-						}
-						counts[s] = len(r.Tokens)
-					})
-				}
-				wg.Wait()
-				for _, n := range counts {
-					generated += n
-				}
-			}
-			b.ReportMetric(float64(generated)/b.Elapsed().Seconds(), "tok/s")
-		})
-	}
-}
+// BenchmarkStreams is the aggregate generation speed of 1 and 4 greedy streams (backendtest.Streams) on
+// the CPU, 2 threads. It loads $SMOLCHAT_BENCH_MODEL when set (e.g. a SmolLM3-3B-shaped Q4_K_M file from
+// `smolchat synth --preset smollm3-3b`), else the tiny fixture; run it with -count for interleaved
+// samples.
+func BenchmarkStreams(b *testing.B) { backendtest.Streams(b, benchEngine(b, 1024, "")) }
 
 // BenchmarkReturnToConversation is the time to first token of a 3,000-token conversation's next turn
 // (20 new tokens) after another conversation ran: the conversation cache keeps its blocks, so only the

@@ -112,7 +112,7 @@ func fillSeq(b *Backend, keys, vals [][]float32) *kvSeq {
 	for p := range keys {
 		b.kv.store(s, 0, p, keys[p], vals[p])
 	}
-	s.n = len(keys)
+	s.N = len(keys)
 	return s
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"smolchat/engine"
+	"smolchat/internal/kvblock"
 	"smolchat/model/quant"
 )
 
@@ -20,59 +21,34 @@ const kvBlockBits = 8
 const kvBlock = 1 << kvBlockBits
 
 // kvPool holds every sequence's keys and values in fixed-size blocks of kvBlock positions (paged, as
-// vLLM's PagedAttention): a sequence is a table of block ids, so sequences of any length share one
-// budget without fragmentation, and sequences with a common prefix share its blocks.
+// vLLM's PagedAttention): a sequence is a table of block ids (kvblock.Seq), so sequences of any length
+// share one budget without fragmentation, and sequences with a common prefix share its blocks. The
+// books (references, free blocks, copy on write) are kvblock's; this holds the blocks' memory.
 //
 // Values are IEEE half floats, as llama.cpp's default cache: half the memory and bandwidth of float32,
 // and the same rounding as the reference. A block is one allocation holding, for each layer, the keys
 // then the values of its positions, a row per position ([pos][kvDim]): a query·key product is one
 // contiguous dot product, and attention adds each position's value row to its accumulators in turn.
 //
-// Blocks are counted by reference (the sequences whose tables hold them). A block with no reference
-// goes to the free list, its memory kept for reuse; memory is allocated as blocks are first used, up
-// to limit blocks (the budget), so it follows use rather than the budget.
+// A block's memory is allocated when kvblock first hands out its id and kept for reuse, so memory
+// follows use rather than the budget.
 type kvPool struct {
+	kvblock.Pool
 	layers, kvDim int
-	data          [][]byte // by block id; allocated on first use
-	refs          []int32  // by block id
-	free          []int32  // ids of allocated blocks without a reference
-	limit         int      // the most blocks
+	data          [][]byte // by block id
 }
 
+// kvSeq is one sequence's cache: position i in blocks[i/kvBlock] at row i%kvBlock.
+type kvSeq = kvblock.Seq
+
 func newKVPool(layers, kvDim, limit int) kvPool {
-	return kvPool{layers: layers, kvDim: kvDim, limit: limit}
+	return kvPool{Pool: kvblock.New(kvBlockBits, limit), layers: layers, kvDim: kvDim}
 }
 
 // blockBytes is the memory of one block.
 func (p *kvPool) blockBytes() int { return kvBlockBytes(p.layers, p.kvDim) }
 
 func kvBlockBytes(layers, kvDim int) int { return layers * 2 * kvBlock * kvDim * 2 }
-
-// available is how many blocks alloc can still hand out.
-func (p *kvPool) available() int { return len(p.free) + p.limit - len(p.data) }
-
-// used is the number of blocks with a reference.
-func (p *kvPool) used() int { return len(p.data) - len(p.free) }
-
-// alloc takes a block with one reference; the caller has checked available.
-func (p *kvPool) alloc() int32 {
-	if n := len(p.free); n > 0 {
-		id := p.free[n-1]
-		p.free = p.free[:n-1]
-		p.refs[id] = 1
-		return id
-	}
-	p.data = append(p.data, make([]byte, p.blockBytes()))
-	p.refs = append(p.refs, 1)
-	return int32(len(p.data) - 1)
-}
-
-// release drops one reference to block id.
-func (p *kvPool) release(id int32) {
-	if p.refs[id]--; p.refs[id] == 0 {
-		p.free = append(p.free, id)
-	}
-}
 
 // keyRows and valueRows are layer l's key or value rows in block id: kvBlock rows of kvDim halves.
 func (p *kvPool) keyRows(l int, id int32) []byte {
@@ -85,17 +61,10 @@ func (p *kvPool) valueRows(l int, id int32) []byte {
 	return p.data[id][(2*l+1)*n : (2*l+2)*n]
 }
 
-// kvSeq is one sequence's cache: its first n positions live in blocks, position i in
-// blocks[i/kvBlock] at row i%kvBlock.
-type kvSeq struct {
-	blocks []int32
-	n      int
-}
-
 // store writes layer l's key and value rows (kvDim floats each) for position pos of s, rounding them to
 // half. The block is s's own (grow made it so).
 func (p *kvPool) store(s *kvSeq, l, pos int, k, v []float32) {
-	id, i := s.blocks[pos>>kvBlockBits], 2*(pos&(kvBlock-1))*p.kvDim
+	id, i := s.Blocks[pos>>kvBlockBits], 2*(pos&(kvBlock-1))*p.kvDim
 	kr := p.keyRows(l, id)[i : i+2*p.kvDim]
 	for j, x := range k[:p.kvDim] {
 		binary.LittleEndian.PutUint16(kr[2*j:], quant.F32ToF16(x))
@@ -106,65 +75,28 @@ func (p *kvPool) store(s *kvSeq, l, pos int, k, v []float32) {
 	}
 }
 
-// growCost is the number of blocks grow(s, extra) takes from the pool: new blocks past the end of s's
-// table, and a copy of its last block when that one is partly filled and shared (copy on write).
-func (p *kvPool) growCost(s *kvSeq, extra int) int {
-	need := (s.n+extra+kvBlock-1)>>kvBlockBits - len(s.blocks)
-	if s.n&(kvBlock-1) != 0 && extra > 0 && p.refs[s.blocks[len(s.blocks)-1]] > 1 {
-		need++
-	}
-	return need
-}
-
-// grow makes s's table cover positions s.n..s.n+extra-1 with blocks that s alone references, so that
-// their keys and values can be written; s.n is unchanged. The caller has checked growCost against
-// available.
+// grow makes s's table cover positions s.N..s.N+extra-1 with blocks that s alone references
+// (kvblock.Pool.Grow), allocating the memory of blocks used for the first time. The caller has checked
+// GrowCost against Available.
 func (p *kvPool) grow(s *kvSeq, extra int) {
-	if extra <= 0 {
-		return
-	}
-	if s.n&(kvBlock-1) != 0 {
-		last := len(s.blocks) - 1
-		if old := s.blocks[last]; p.refs[old] > 1 {
-			// Another sequence shares this block's first positions; the new ones must not overwrite
-			// its own positions past ours, so s gets a copy.
-			id := p.alloc()
-			copy(p.data[id], p.data[old])
-			p.release(old)
-			s.blocks[last] = id
-		}
-	}
-	for len(s.blocks)<<kvBlockBits < s.n+extra {
-		s.blocks = append(s.blocks, p.alloc())
-	}
+	p.Grow(s, extra, func(dst, src int32) {
+		p.allocData()
+		copy(p.data[dst], p.data[src])
+	})
+	p.allocData()
 }
 
-// truncate keeps s's first n positions (all of them when n ≥ s.n, none when n < 0) and releases the
-// blocks past them.
-func (p *kvPool) truncate(s *kvSeq, n int) {
-	s.n = max(0, min(n, s.n))
-	keep := (s.n + kvBlock - 1) >> kvBlockBits
-	for _, id := range s.blocks[keep:] {
-		p.release(id)
+// allocData gives every block id handed out so far its memory.
+func (p *kvPool) allocData() {
+	for len(p.data) < p.Allocated() {
+		p.data = append(p.data, make([]byte, p.blockBytes()))
 	}
-	s.blocks = s.blocks[:keep]
-}
-
-// fork makes a sequence sharing s's first n positions (at most s.n): the blocks that hold them gain a
-// reference.
-func (p *kvPool) fork(s *kvSeq, n int) *kvSeq {
-	n = max(0, min(n, s.n))
-	f := &kvSeq{blocks: append([]int32(nil), s.blocks[:(n+kvBlock-1)>>kvBlockBits]...), n: n}
-	for _, id := range f.blocks {
-		p.refs[id]++
-	}
-	return f
 }
 
 // errFull is the error of a batch that needs more blocks than the budget has left.
 func (p *kvPool) errFull(need int) error {
 	return fmt.Errorf("cpu backend: the batch needs %d more KV blocks of %d positions but %d of %d are free: %w",
-		need, kvBlock, p.available(), p.limit, engine.ErrKVFull)
+		need, kvBlock, p.Available(), p.Limit(), engine.ErrKVFull)
 }
 
 // runs calls f with the bytes of positions from..to-1 of the sequence whose table is blocks, in the

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"smolchat/engine"
+	"smolchat/internal/kvblock"
 	"smolchat/model"
 )
 
@@ -22,6 +23,8 @@ func init() {
 		opts := options{
 			deviceOptions: deviceOptions{Adapter: o.Adapter, Force: o.Force, Log: o.Log},
 			Context:       o.Context,
+			KVMemory:      o.KVMemory,
+			Parallel:      o.Parallel,
 			Tune:          tuneOptions{Mode: mode, File: o.TuneFile, Budget: o.TuneBudget},
 		}
 		if o.Progress != nil {
@@ -48,32 +51,48 @@ type options struct {
 	// KV is the cache element type: "f16", "f32", or "" for f16 when the device has shader-f16 and f32
 	// otherwise. (The f16 cache packs halves with pack2x16float, which any device can run.)
 	KV string
-	// Batch is the most tokens one submit evaluates during prefill; 0 means 64.
+	// Batch is the most rows (tokens of every sequence) one submit evaluates; 0 means 64.
 	Batch int
+	// KVMemory is the budget of the KV pool in bytes, shared by every sequence; 0 means
+	// engine.DefaultKVMemory for Parallel sequences, capped by the device's binding limit (kvBudget).
+	// It must hold Context positions. The cache's buffers grow as blocks are first used.
+	KVMemory int64
+	// Parallel is how many sequences the engine runs together (0 = engine.DefaultParallel), for
+	// KVMemory's default.
+	Parallel int
 	// Progress, if set, is called as weights upload with the bytes done and the total.
 	Progress func(done, total int64)
 	// Tune chooses kernel variants by timing them on the device (tune.go); the zero value does not.
 	Tune tuneOptions
 }
 
-// backend runs a model's forward pass on a WebGPU device. It implements engine.backend and
-// engine.Argmaxer; calls are serialized.
+// backend runs a model's forward pass on a WebGPU device. It implements engine.SeqBackend,
+// engine.Argmaxer and engine.TopKer; calls are serialized.
 type backend struct {
 	mu     sync.Mutex
 	d      *device
 	cfg    model.Config
 	log    *slog.Logger
 	maxCtx int
-	batch  int // tokens per submit
+	batch  int // rows per submit
 	maxOut int // logits rows per read-back
 	kvF16  bool
-	n      int // cached positions
 
-	// Activations for up to batch tokens.
+	// The paged KV cache (kvpool.go): the books, each layer's key and value buffers of kvCap blocks, and
+	// the sequences.
+	kv           kvblock.Pool
+	kvCap        int
+	kc, vc       []*buffer
+	kvScratch    *buffer // one layer's block: copy on write goes through it
+	kvblock.Seqs         // the sequences of NewSeq and Fork, in kv
+	own          kvSeq   // the sequence of Forward, Len and Truncate
+	maxSeqs      int     // sequences per submit
+
+	// Activations for up to batch rows.
 	tok, h, xn, q, k, v, att, gate, cs *buffer
-	attPart                            *buffer // split decode attention's partials, shared by the layers
 	sel, logits                        *buffer
-	kc, vc                             []*buffer
+	attnBatch                          *attnBatch // the submit's sequences, for attention
+	attnAt                             []int      // index in steps of each layer's attention
 
 	steps     []step // the token embedding and every layer's steps, in order (forward.go)
 	finalNorm step
@@ -131,7 +150,7 @@ func newBackend(m *model.Model, opts options) (*backend, error) {
 		d.Close()
 		return nil, fmt.Errorf("gpu backend: KV cache type %q: want f16 or f32", opts.KV)
 	}
-	if err := b.load(m, opts.Progress, opts.Tune); err != nil {
+	if err := b.load(m, opts); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("gpu backend on %s: %w", d.Info.Name, err)
 	}
@@ -147,18 +166,19 @@ func (b *backend) Device() string {
 	return fmt.Sprintf("%s (%s, %s)", i.Name, i.Type, i.Backend)
 }
 
-// Len is the number of cached positions.
+// Len is the number of cached positions of Forward's sequence.
 func (b *backend) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.n
+	return b.own.N
 }
 
-// Truncate keeps the first n cached positions (none for n < 0).
+// Truncate keeps the first n cached positions of Forward's sequence (none for n < 0); the blocks past
+// them go back to the pool.
 func (b *backend) Truncate(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.n = max(0, min(n, b.n))
+	b.kv.Truncate(&b.own, n)
 }
 
 // MaxContext is the number of positions the cache holds.
@@ -186,7 +206,15 @@ func (b *backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	logits := make([][]float32, len(want))
-	err := b.forward(ctx, tokens, want, func(e *encoder, rows []int, first int) func() {
+	if err := b.forwardOwn(ctx, tokens, want, b.logitsHead(logits)); err != nil {
+		return nil, err
+	}
+	return logits, nil
+}
+
+// logitsHead reads back the logits of the wanted rows into logits, indexed by wanted row.
+func (b *backend) logitsHead(logits [][]float32) headFunc {
+	return func(e *encoder, rows []int, first int) func() {
 		b.selectRows(e, rows)
 		b.lmHead.Record(e, len(rows))
 		raw := make([]byte, len(rows)*4*b.cfg.Vocab)
@@ -197,11 +225,32 @@ func (b *backend) Forward(ctx context.Context, tokens []int32, want []int) ([][]
 				logits[first+i] = all[i*b.cfg.Vocab : (i+1)*b.cfg.Vocab : (i+1)*b.cfg.Vocab]
 			}
 		}
-	})
+	}
+}
+
+// ForwardSeqs evaluates a batch of sequences' tokens: every submit's rows go through the layers
+// together, each weight read once for all of them.
+func (b *backend) ForwardSeqs(ctx context.Context, batch []engine.SeqEntry) ([][][]float32, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	seqs, err := kvblock.Lookup(&b.Seqs, batch, b.cfg.Vocab, b.maxCtx)
 	if err != nil {
 		return nil, err
 	}
-	return logits, nil
+	out := make([][][]float32, len(batch))
+	wanted := 0
+	for _, e := range batch {
+		wanted += len(e.Want)
+	}
+	// The wanted rows' logits, in forward's order: by entry, then row.
+	logits := make([][]float32, wanted)
+	if err := b.forward(ctx, seqs, batch, b.logitsHead(logits)); err != nil {
+		return nil, err
+	}
+	for i, e := range batch {
+		out[i], logits = logits[:len(e.Want):len(e.Want)], logits[len(e.Want):]
+	}
+	return out, nil
 }
 
 // ForwardArgmax evaluates tokens and returns the argmax of the last row's logits, computed on the
@@ -213,7 +262,7 @@ func (b *backend) ForwardArgmax(ctx context.Context, tokens []int32) (int32, err
 		return 0, errors.New("gpu backend: no tokens")
 	}
 	res := make([]byte, 8)
-	err := b.forward(ctx, tokens, []int{len(tokens) - 1}, func(e *encoder, rows []int, _ int) func() {
+	err := b.forwardOwn(ctx, tokens, []int{len(tokens) - 1}, func(e *encoder, rows []int, _ int) func() {
 		b.selectRows(e, rows)
 		b.lmHead.Record(e, len(rows))
 		b.argmax.Record(e)
@@ -247,7 +296,7 @@ func (b *backend) ForwardTopK(ctx context.Context, tokens []int32, k int) ([]int
 		b.topk[k] = op
 	}
 	res := make([]byte, 8*k)
-	err := b.forward(ctx, tokens, []int{len(tokens) - 1}, func(e *encoder, rows []int, _ int) func() {
+	err := b.forwardOwn(ctx, tokens, []int{len(tokens) - 1}, func(e *encoder, rows []int, _ int) func() {
 		b.selectRows(e, rows)
 		b.lmHead.Record(e, len(rows))
 		op.Record(e)
@@ -264,15 +313,4 @@ func (b *backend) ForwardTopK(ctx context.Context, tokens []int32, k int) ([]int
 		ids[i] = int32(binary.LittleEndian.Uint32(res[8*i+4:]))
 	}
 	return ids, vals, nil
-}
-
-// check validates Forward's arguments.
-func (b *backend) check(tokens []int32, want []int) error {
-	if err := b.d.Err(); err != nil {
-		return fmt.Errorf("gpu backend: %w", err)
-	}
-	if err := engine.CheckForward(tokens, want, b.cfg.Vocab, b.n, b.maxCtx); err != nil {
-		return fmt.Errorf("gpu backend: %w", err)
-	}
-	return nil
 }

@@ -182,6 +182,18 @@ func TestBackendContract(t *testing.T) {
 	})
 }
 
+// TestSeqContract runs engine.SeqBackend's contract (backendtest) on the GPU backend. Batching is not
+// bit for bit invariant here: a row's matrix products run as the mat-vec (alone in its submit), the
+// few-token mat-vec (up to matvecMaxT rows) or the tiled mat-mat (more), whose sums add in different
+// orders, so a row's logits depend on how many rows share its submit by a rounding. The tolerance is
+// TestBackendContract's, for the same reason; the cache is f32 as there.
+func TestSeqContract(t *testing.T) {
+	m := synthModel(t)
+	backendtest.SeqContract(t, backendtest.Model{Vocab: m.Config.Vocab}, func(t *testing.T, ctx int, kvMemory int64) engine.SeqBackend {
+		return openTestBackend(t, m, options{Context: ctx, KV: "f32", KVMemory: kvMemory})
+	}, 1e-4)
+}
+
 // TestForwardContract checks what the GPU adds to the contract: how a long call splits into submits,
 // the top-k bound, and a closed backend.
 func TestForwardContract(t *testing.T) {
@@ -212,7 +224,7 @@ func TestForwardContract(t *testing.T) {
 	}
 }
 
-var _ engine.Backend = (*backend)(nil)
+var _ engine.SeqBackend = (*backend)(nil)
 var _ engine.Argmaxer = (*backend)(nil)
 
 // synthModel opens synth's smollm3-tiny preset (SmolLM3's architecture: Q4_K/Q6_K mix, tied Q6_K

@@ -132,18 +132,13 @@ func (d *device) uniform(label string, fields ...any) (*buffer, error) {
 	return b, d.Write(b, 0, data)
 }
 
-// SetStep writes the step uniform that every kernel reads: nTok tokens starting at cache position pos0.
+// SetStep writes the step uniform that every kernel reads: nTok rows, the first at position pos0 of its
+// sequence (no kernel reads pos0: common.wgsl).
 func (d *device) SetStep(nTok, pos0 int) error {
 	var data [16]byte
 	binary.LittleEndian.PutUint32(data[0:], uint32(nTok))
 	binary.LittleEndian.PutUint32(data[4:], uint32(pos0))
-	if err := d.Write(d.step, 0, data[:]); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.pos0 = pos0
-	d.mu.Unlock()
-	return nil
+	return d.Write(d.step, 0, data[:])
 }
 
 // Read copies size bytes at off from b back to the host, waiting for all submitted work first.
@@ -404,11 +399,4 @@ func u32Bytes(v []uint32) []byte {
 		binary.LittleEndian.PutUint32(out[4*i:], x)
 	}
 	return out
-}
-
-// stepPos is the first position of the step uniform as SetStep last wrote it.
-func (d *device) stepPos() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.pos0
 }

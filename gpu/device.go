@@ -72,7 +72,6 @@ type device struct {
 	kernels map[string]*kernel
 	layouts map[string]*wgpu.BindGroupLayout
 	step    *buffer
-	pos0    int // the step uniform's first position: split decode attention sizes its dispatch by it
 	staging *wgpu.Buffer
 	stageSz uint64
 	owned   []*buffer // buffers released by Close

@@ -96,7 +96,7 @@ func TestValidationErrorIsReturned(t *testing.T) {
 	d := testDevice(t)
 	x := must[*buffer](t)(d.NewStorage("x", 64))
 	norm := must[*op](t)(d.NewRMSNorm(whole(x), whole(x), whole(x), 4, 4, 1e-5))
-	store := must[*op](t)(d.NewKVStore(whole(x), whole(x), whole(x), whole(x), 4, 4, false))
+	store := must[*op](t)(d.NewKVStore(whole(x), whole(x), whole(x), whole(x), whole(x), 4, 4, false))
 	e := must[*encoder](t)(d.NewEncoder("mismatched bind group"))
 	e.Dispatch(norm.k, store.bg, 1, 1, 1)
 	err := e.Submit()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"smolchat/engine"
 	"smolchat/model"
 )
 
@@ -77,6 +78,11 @@ func (b *backend) buildSteps(W model.Weights, embed *weights, up *uploader) erro
 		}
 		b.steps = append(b.steps, steps...)
 	}
+	for i, st := range b.steps {
+		if st.Name == attnStep {
+			b.attnAt = append(b.attnAt, i)
+		}
+	}
 	outNorm, err := up.vector(W.OutputNorm)
 	if err != nil {
 		return err
@@ -96,7 +102,7 @@ func (b *backend) buildSteps(W model.Weights, embed *weights, up *uploader) erro
 func (b *backend) layerSteps(l int, w layerWeights) ([]step, error) {
 	c, d := b.cfg, b.d
 	dim, qdim, kvdim, ff := c.Dim, c.QDim(), c.KVDim(), c.FF
-	h, xn, kc, vc := whole(b.h), whole(b.xn), whole(b.kc[l]), whole(b.vc[l])
+	h, xn := whole(b.h), whole(b.xn)
 	rope := !c.NoRope[l]
 	// Adjacent-pair RoPE of un-normed heads is fused into the projection (rope_pair.wgsl); QK-norm and
 	// NEOX pairs take a step of their own after it (head_rope.wgsl).
@@ -113,9 +119,7 @@ func (b *backend) layerSteps(l int, w layerWeights) ([]step, error) {
 		s.add(headStep("k", c.QKNorm, rope), func() (stepOp, error) { return b.headRope(b.k, c.KVHeads, kvdim, w.kNorm, rope) })
 	}
 	s.add("v projection", func() (stepOp, error) { return d.NewMatMul(w.v, xn, dim, whole(b.v), kvdim, 0) })
-	s.add("kv store + attention", func() (stepOp, error) {
-		return d.NewAttention(whole(b.q), whole(b.k), whole(b.v), kc, vc, whole(b.att), b.attnShape())
-	})
+	s.add(attnStep, func() (stepOp, error) { return b.attention(l) })
 	s.add("output projection + residual", func() (stepOp, error) { return d.NewMatMulAdd(w.o, whole(b.att), qdim, h, dim, 0) })
 
 	// Feed-forward: norm, down(silu(gate) · up) + residual.
@@ -126,15 +130,19 @@ func (b *backend) layerSteps(l int, w layerWeights) ([]step, error) {
 	return s.steps, s.err
 }
 
+// attnStep names each layer's attention step, which a growing KV cache rebinds (reserveKV).
+const attnStep = "kv store + attention"
+
+// attention binds layer l's kv store and attention to its caches.
+func (b *backend) attention(l int) (*attentionOp, error) {
+	return b.d.NewAttention(whole(b.q), whole(b.k), whole(b.v), whole(b.kc[l]), whole(b.vc[l]), whole(b.att), b.attnShape())
+}
+
 // attnShape is the model's attention over the backend's buffers.
 func (b *backend) attnShape() attnShape {
 	c := b.cfg
-	s := attnShape{Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, QStride: c.QDim(), OutStride: c.QDim(),
-		KVStride: c.KVDim(), Scale: float32(1 / math.Sqrt(float64(c.HeadDim))), F16: b.kvF16}
-	if b.attPart != nil {
-		s.Partials = whole(b.attPart)
-	}
-	return s
+	return attnShape{Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, QStride: c.QDim(), OutStride: c.QDim(),
+		KVStride: c.KVDim(), Scale: float32(1 / math.Sqrt(float64(c.HeadDim))), F16: b.kvF16, Batch: b.attnBatch}
 }
 
 // withRope names a query or key projection: on NoPE layers it does not rotate.
@@ -204,53 +212,130 @@ func (b *backend) Steps() []step {
 // read-back once the submit completes (or nil).
 type headFunc func(e *encoder, rows []int, first int) (after func())
 
-// forward runs tokens through the layers in submits of at most b.batch tokens, recording head for the
-// wanted rows of each. On any error, cancellation included, the cache keeps the positions it had before
-// the call: positions are only committed at the end.
-func (b *backend) forward(ctx context.Context, tokens []int32, want []int, head headFunc) error {
-	if err := b.check(tokens, want); err != nil {
+// forwardOwn evaluates tokens on Forward's own sequence.
+func (b *backend) forwardOwn(ctx context.Context, tokens []int32, want []int, head headFunc) error {
+	if err := engine.CheckForward(tokens, want, b.cfg.Vocab, b.own.N, b.maxCtx); err != nil {
+		return fmt.Errorf("gpu backend: %w", err)
+	}
+	return b.forward(ctx, []*kvSeq{&b.own}, []engine.SeqEntry{{Tokens: tokens, Want: want}}, head)
+}
+
+// forward evaluates a checked batch, entry i on seqs[i]: it takes the blocks the batch needs (or fails
+// with ErrKVFull before any work), stacks every entry's tokens into rows, and runs them through the
+// layers in submits of at most b.batch rows from at most b.maxSeqs sequences, recording head for the
+// wanted rows of each. On any error, cancellation included, every sequence keeps the positions it had:
+// positions are only committed at the end.
+func (b *backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.SeqEntry, head headFunc) error {
+	if err := b.d.Err(); err != nil {
+		return fmt.Errorf("gpu backend: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
 		return err
+	}
+	need, rows := 0, 0
+	for i, e := range batch {
+		need += b.kv.GrowCost(seqs[i], len(e.Tokens))
+		rows += len(e.Tokens)
+	}
+	if need > b.kv.Available() {
+		return b.errFull(need)
+	}
+	if err := b.reserveKV(need); err != nil {
+		return fmt.Errorf("gpu backend: %w", err)
 	}
 	before := b.d.Stats()
 	defer func() {
 		after := b.d.Stats()
-		b.last = StepStats{Tokens: len(tokens), Dispatches: int(after.Dispatches - before.Dispatches), Submits: int(after.Submits - before.Submits)}
+		b.last = StepStats{Tokens: rows, Dispatches: int(after.Dispatches - before.Dispatches), Submits: int(after.Submits - before.Submits)}
 	}()
-	wi := 0
-	pos := b.n
-	for off := 0; off < len(tokens); off += b.batch {
-		if err := ctx.Err(); err != nil {
-			return err
+	// Copy on write is recorded at the start of the first submit, which nothing stops before it runs:
+	// a sequence's replaced block must hold its old positions even if the batch fails later.
+	var copies [][2]int32
+	cow := func(dst, src int32) { copies = append(copies, [2]int32{dst, src}) }
+	rb := batchRows{entry: make([]int, 0, rows), first: make([]int, len(batch)), start: make([]int, len(batch))}
+	tokens := make([]int32, 0, rows)
+	var want []int // rows of tokens
+	for i, e := range batch {
+		s := seqs[i]
+		rb.start[i], rb.first[i] = s.N, len(tokens)
+		b.kv.Grow(s, len(e.Tokens), cow)
+		for _, w := range e.Want {
+			want = append(want, len(tokens)+w)
 		}
-		chunk := tokens[off:min(off+b.batch, len(tokens))]
-		var rows []int
+		tokens = append(tokens, e.Tokens...)
+		for range e.Tokens {
+			rb.entry = append(rb.entry, i)
+		}
+	}
+	wi := 0
+	for off := 0; off < len(tokens); {
+		if off > 0 {
+			if err := ctx.Err(); err != nil {
+				return b.undo(seqs, rb.start, err)
+			}
+		}
+		end, spans := b.nextSubmit(seqs, rb, off)
+		var local []int
 		first := wi
-		for wi < len(want) && want[wi] < off+len(chunk) {
-			rows = append(rows, want[wi]-off)
+		for wi < len(want) && want[wi] < end {
+			local = append(local, want[wi]-off)
 			wi++
 		}
 		// The first maxOut wanted rows ride along with the layers' submit; more get output-only submits
-		// while the chunk's final hidden states are still in place.
-		n0 := min(len(rows), b.maxOut)
-		if err := b.submit(chunk, pos, true, rows[:n0], first, head); err != nil {
-			return err
+		// while the rows' final hidden states are still in place.
+		n0 := min(len(local), b.maxOut)
+		if err := b.submit(tokens[off:end], spans, copies, true, local[:n0], first, head); err != nil {
+			return b.undo(seqs, rb.start, err)
 		}
-		for done := n0; done < len(rows); done += b.maxOut {
-			if err := b.submit(chunk, pos, false, rows[done:min(done+b.maxOut, len(rows))], first+done, head); err != nil {
-				return err
+		copies = nil
+		for done := n0; done < len(local); done += b.maxOut {
+			if err := b.submit(tokens[off:end], spans, nil, false, local[done:min(done+b.maxOut, len(local))], first+done, head); err != nil {
+				return b.undo(seqs, rb.start, err)
 			}
 		}
-		pos += len(chunk)
+		off = end
 	}
-	b.n = pos
+	for i, e := range batch {
+		seqs[i].N += len(e.Tokens)
+	}
 	return nil
 }
 
-// submit evaluates one chunk at cache position pos: with layers, it writes the chunk's inputs and
-// records every step up to the final norm; with rows, the final norm and head. It submits once.
-func (b *backend) submit(chunk []int32, pos int, layers bool, rows []int, first int, head headFunc) error {
+// undo cuts every sequence back to its length before a failed batch and returns err.
+func (b *backend) undo(seqs []*kvSeq, start []int, err error) error {
+	for i, s := range seqs {
+		b.kv.Truncate(s, start[i])
+	}
+	return err
+}
+
+// batchRows says where a batch's stacked rows come from: row r is of entry entry[r]; entry i's rows
+// start at row first[i] and its sequence's position start[i].
+type batchRows struct {
+	entry, first, start []int
+}
+
+// nextSubmit picks the rows of the submit that starts at row off: up to b.batch rows from at most
+// b.maxSeqs entries. It returns the row past them and each entry's span of them.
+func (b *backend) nextSubmit(seqs []*kvSeq, rb batchRows, off int) (int, []seqSpan) {
+	var spans []seqSpan
+	r := off
+	for r < len(rb.entry) && r-off < b.batch && len(spans) < b.maxSeqs {
+		i, r0 := rb.entry[r], r
+		for r < len(rb.entry) && r-off < b.batch && rb.entry[r] == i {
+			r++
+		}
+		spans = append(spans, seqSpan{blocks: seqs[i].Blocks, row0: r0 - off, n: r - r0, pos0: rb.start[i] + r0 - rb.first[i]})
+	}
+	return r, spans
+}
+
+// submit evaluates one submit's rows, spans the sequences they belong to: with layers, it records the
+// copies of copy on write, writes the rows' inputs and records every step up to the final norm; with
+// rows, the final norm and head. It submits once.
+func (b *backend) submit(chunk []int32, spans []seqSpan, copies [][2]int32, layers bool, rows []int, first int, head headFunc) error {
 	T := len(chunk)
-	if err := b.d.SetStep(T, pos); err != nil {
+	if err := b.d.SetStep(T, spans[0].pos0); err != nil {
 		return err
 	}
 	e, err := b.d.NewEncoder("forward")
@@ -258,7 +343,8 @@ func (b *backend) submit(chunk []int32, pos int, layers bool, rows []int, first 
 		return err
 	}
 	if layers {
-		if err := b.writeInputs(chunk, pos); err != nil {
+		b.copyBlocks(e, copies)
+		if err := b.writeInputs(chunk, spans); err != nil {
 			return err
 		}
 		for _, s := range b.steps {
@@ -281,9 +367,9 @@ func (b *backend) submit(chunk []int32, pos int, layers bool, rows []int, first 
 	return nil
 }
 
-// writeInputs writes a chunk's token ids and the RoPE angles of its positions pos..., computed by
-// model.Config.RopeAngles as the CPU backend's are.
-func (b *backend) writeInputs(chunk []int32, pos int) error {
+// writeInputs writes a submit's token ids, the RoPE angles of each row's position (computed by
+// model.Config.RopeAngles as the CPU backend's are), and the layout of its sequences for attention.
+func (b *backend) writeInputs(chunk []int32, spans []seqSpan) error {
 	c := b.cfg
 	ids := make([]uint32, len(chunk))
 	for i, t := range chunk {
@@ -293,10 +379,16 @@ func (b *backend) writeInputs(chunk []int32, pos int) error {
 		return err
 	}
 	cs := make([]float32, len(chunk)*c.RopeDim)
-	for i := range chunk {
-		c.RopeAngles(pos+i, cs[i*c.RopeDim:(i+1)*c.RopeDim])
+	for _, s := range spans {
+		for i := range s.n {
+			r := s.row0 + i
+			c.RopeAngles(s.pos0+i, cs[r*c.RopeDim:(r+1)*c.RopeDim])
+		}
 	}
-	return b.d.Write(b.cs, 0, f32Bytes(cs))
+	if err := b.d.Write(b.cs, 0, f32Bytes(cs)); err != nil {
+		return err
+	}
+	return b.attnBatch.write(b.d, spans)
 }
 
 // selectRows copies the final-normed hidden states of rows (at most maxOut) to the LM head's input.

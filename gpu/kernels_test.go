@@ -55,87 +55,137 @@ func f16Round(v []float32) []float32 {
 	return out
 }
 
-// TestAttention fills a cache in two steps, a kv store of pos0 rows and then the step under test (which
-// stores its own rows: decode inside the split pass), and checks causal attention for every new token
-// against ref.Attention, and the cache's new rows.
+// TestAttention fills a paged cache for one or more sequences (their blocks shuffled in the pool) with
+// a kv store of their cached positions, then runs the step under test: the kv store of every sequence's
+// new rows and the attention of each (prefill for sequences of several rows, split decode for those of
+// one, in one dispatch each). Every new row is checked against ref.Attention over its own sequence, and
+// the cache's new rows against the step's keys and values.
 func TestAttention(t *testing.T) {
 	d := testDevice(t)
+	type seq struct{ pos0, T int }
 	type attnCase struct {
 		heads, kvHeads, headDim int
-		pos0, T                 int
+		seqs                    []seq
 		f16                     bool
 	}
 	var cases []attnCase
 	for _, f16 := range []bool{false, true} {
 		cases = append(cases,
-			attnCase{8, 4, 8, 0, 1, f16},     // stories260K, first token
-			attnCase{8, 4, 8, 70, 1, f16},    // decode past one 64-key tile
-			attnCase{4, 1, 128, 5, 9, f16},   // SmolLM3 head size, GQA 4:1, causal prefill
-			attnCase{4, 2, 160, 100, 3, f16}, // more than 64 dim pairs per head
-			// Prefill blocks (attention.wgsl: 64/GQ tokens a workgroup, tiles of 1024/HD positions):
-			attnCase{16, 4, 128, 7, 40, f16}, // SmolLM3's heads: blocks of 16 tokens, the last one partial
-			attnCase{8, 4, 8, 70, 33, f16},   // GQ 2: blocks of 32, tiles of 128 positions
-			attnCase{6, 2, 160, 3, 25, f16},  // GQ 3: blocks of 21 (63 of 64 threads), tiles of 6
-			attnCase{8, 1, 64, 0, 20, f16},   // GQ 8: blocks of 8 tokens, from an empty cache
+			attnCase{8, 4, 8, []seq{{0, 1}}, f16},     // stories260K, first token
+			attnCase{8, 4, 8, []seq{{70, 1}}, f16},    // decode past one 64-key tile, across a block
+			attnCase{4, 1, 128, []seq{{5, 9}}, f16},   // SmolLM3 head size, GQA 4:1, causal prefill
+			attnCase{4, 2, 160, []seq{{100, 3}}, f16}, // more than 64 dim pairs per head
+			// Prefill blocks (attention.wgsl: 64/GQ rows a workgroup, tiles of 1024/HD positions):
+			attnCase{16, 4, 128, []seq{{7, 40}}, f16}, // SmolLM3's heads: blocks of 16 rows, the last one partial
+			attnCase{8, 4, 8, []seq{{70, 33}}, f16},   // GQ 2: blocks of 32, tiles of 128 positions
+			attnCase{6, 2, 160, []seq{{3, 25}}, f16},  // GQ 3: blocks of 21 (63 of 64 threads), tiles of 6
+			attnCase{8, 1, 64, []seq{{0, 20}}, f16},   // GQ 8: blocks of 8 rows, from an empty cache
 			// Split decode (attention_decode.wgsl, chunks of 64 positions):
-			attnCase{4, 1, 128, 0, 1, f16},     // one position, four heads per workgroup
-			attnCase{4, 4, 8, 127, 1, f16},     // two whole chunks, one head per kv head
-			attnCase{6, 2, 160, 64, 1, f16},    // a chunk and one position, three heads per workgroup
-			attnCase{8, 1, 64, 130, 1, f16},    // eight heads per kv head: two workgroups of four
-			attnCase{16, 4, 128, 4099, 1, f16}, // SmolLM3's heads over a long cache, 65 chunks
+			attnCase{4, 1, 128, []seq{{0, 1}}, f16},     // one position, four heads per workgroup
+			attnCase{4, 4, 8, []seq{{127, 1}}, f16},     // two whole chunks, one head per kv head
+			attnCase{6, 2, 160, []seq{{64, 1}}, f16},    // a chunk and one position, three heads per workgroup
+			attnCase{8, 1, 64, []seq{{130, 1}}, f16},    // eight heads per kv head: two workgroups of four
+			attnCase{16, 4, 128, []seq{{4099, 1}}, f16}, // SmolLM3's heads over a long cache, 65 chunks
+			// Several sequences a step: decode rows of different lengths, prefill rows beside them.
+			attnCase{16, 4, 128, []seq{{200, 1}, {3, 1}, {64, 1}}, f16},
+			attnCase{8, 4, 8, []seq{{10, 1}, {0, 17}, {129, 1}, {70, 5}}, f16},
 		)
 	}
+	const blockLen = 64 // the least the kernels take, so that small caches span several blocks
 	for _, c := range cases {
-		t.Run(fmt.Sprintf("h%d/kv%d/hd%d/pos%d/T%d/f16=%v", c.heads, c.kvHeads, c.headDim, c.pos0, c.T, c.f16), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(3, uint64(c.headDim*1000+c.pos0)))
-			kvDim := c.kvHeads * c.headDim
-			qDim := c.heads * c.headDim
-			n := c.pos0 + c.T
-			keys := randF32(r, n*kvDim, 1)
-			vals := randF32(r, n*kvDim, 1)
-			q := randF32(r, c.T*qDim, 1)
-			elt := 4
-			if c.f16 {
-				elt = 2
+		t.Run(fmt.Sprintf("h%d/kv%d/hd%d/%v/f16=%v", c.heads, c.kvHeads, c.headDim, c.seqs, c.f16), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(3, uint64(c.headDim*1000+c.seqs[0].pos0)))
+			kvDim, qDim := c.kvHeads*c.headDim, c.heads*c.headDim
+			// Each sequence's blocks, taken from a shuffled pool.
+			blocks, maxCtx := 0, 0
+			for _, s := range c.seqs {
+				blocks += ceilDiv(s.pos0+s.T, blockLen)
+				maxCtx = max(maxCtx, s.pos0+s.T)
 			}
-			kc := must[*buffer](t)(d.NewStorage("kc", uint64(elt*n*kvDim)))
-			vc := must[*buffer](t)(d.NewStorage("vc", uint64(elt*n*kvDim)))
-			// Stage both batches of keys and values in one buffer, stored by two kv-store steps.
-			kb := must[*buffer](t)(d.UploadF32("k", keys))
-			vb := must[*buffer](t)(d.UploadF32("v", vals))
-			if c.pos0 > 0 {
-				st := must[*op](t)(d.NewKVStore(whole(kb), whole(vb), whole(kc), whole(vc), kvDim, kvDim, c.f16))
-				run(t, d, c.pos0, 0, func(e *encoder) { st.Record(e, c.pos0) })
+			ids := r.Perm(blocks)
+			var spans []seqSpan
+			var keys, vals [][]float32 // by sequence: every position's
+			var newK, newV, q []float32
+			var oldK, oldV []float32
+			var oldSlots, newSlots []uint32
+			row := 0
+			for _, s := range c.seqs {
+				n := ceilDiv(s.pos0+s.T, blockLen)
+				sp := seqSpan{row0: row, n: s.T, pos0: s.pos0}
+				for _, id := range ids[:n] {
+					sp.blocks = append(sp.blocks, int32(id))
+				}
+				ids = ids[n:]
+				spans = append(spans, sp)
+				row += s.T
+				k, v := randF32(r, (s.pos0+s.T)*kvDim, 1), randF32(r, (s.pos0+s.T)*kvDim, 1)
+				keys, vals = append(keys, k), append(vals, v)
+				oldK, oldV = append(oldK, k[:s.pos0*kvDim]...), append(oldV, v[:s.pos0*kvDim]...)
+				newK, newV = append(newK, k[s.pos0*kvDim:]...), append(newV, v[s.pos0*kvDim:]...)
+				q = append(q, randF32(r, s.T*qDim, 1)...)
+				for p := range s.pos0 + s.T {
+					slot := uint32(int(sp.blocks[p/blockLen])*blockLen + p%blockLen)
+					if p < s.pos0 {
+						oldSlots = append(oldSlots, slot)
+					} else {
+						newSlots = append(newSlots, slot)
+					}
+				}
 			}
-			off := uint64(4 * c.pos0 * kvDim)
-			qb := must[*buffer](t)(d.UploadF32("q", q))
-			ob := must[*buffer](t)(d.NewStorage("out", uint64(4*c.T*qDim)))
+			T := row
 			scale := float32(1 / math.Sqrt(float64(c.headDim)))
-			at := must[*attentionOp](t)(d.NewAttention(whole(qb), bufRange{Buf: kb, Off: off}, bufRange{Buf: vb, Off: off}, whole(kc), whole(vc), whole(ob), attnShape{
-				Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.headDim, QStride: qDim, OutStride: qDim, KVStride: kvDim, Scale: scale, F16: c.f16}))
-			run(t, d, c.T, c.pos0, func(e *encoder) { at.Record(e, c.T) })
-			got := mustF32(t, d, ob, 0, c.T*qDim)
-			wk, wv := keys, vals
-			if c.f16 {
-				wk, wv = f16Round(keys), f16Round(vals)
+			shape := attnShape{Heads: c.heads, KVHeads: c.kvHeads, HeadDim: c.headDim, QStride: qDim, OutStride: qDim, KVStride: kvDim, Scale: scale, F16: c.f16}
+			batch := must[*attnBatch](t)(d.newAttnBatch(shape, blockLen, max(T, len(oldSlots)), len(c.seqs), maxCtx))
+			shape.Batch = batch
+			elt := uint64(cacheElt(c.f16))
+			kc := must[*buffer](t)(d.NewStorage("kc", elt*uint64(blocks*blockLen*kvDim)))
+			vc := must[*buffer](t)(d.NewStorage("vc", elt*uint64(blocks*blockLen*kvDim)))
+			if len(oldSlots) > 0 {
+				kb := must[*buffer](t)(d.UploadF32("old k", oldK))
+				vb := must[*buffer](t)(d.UploadF32("old v", oldV))
+				if err := d.Write(batch.slots, 0, u32Bytes(oldSlots)); err != nil {
+					t.Fatal(err)
+				}
+				st := must[*op](t)(d.NewKVStore(whole(kb), whole(vb), whole(kc), whole(vc), whole(batch.slots), kvDim, kvDim, c.f16))
+				run(t, d, len(oldSlots), 0, func(e *encoder) { st.Record(e, len(oldSlots)) })
 			}
+			kb := must[*buffer](t)(d.UploadF32("k", newK))
+			vb := must[*buffer](t)(d.UploadF32("v", newV))
+			qb := must[*buffer](t)(d.UploadF32("q", q))
+			ob := must[*buffer](t)(d.NewStorage("out", uint64(4*T*qDim)))
+			at := must[*attentionOp](t)(d.NewAttention(whole(qb), whole(kb), whole(vb), whole(kc), whole(vc), whole(ob), shape))
+			if err := batch.write(d, spans); err != nil {
+				t.Fatal(err)
+			}
+			run(t, d, T, 0, func(e *encoder) { at.Record(e, T) })
+			got := mustF32(t, d, ob, 0, T*qDim)
 			for name, cache := range map[string]struct {
 				buf  *buffer
 				want []float32
-			}{"key": {kc, wk}, "value": {vc, wv}} {
-				got := readCache(t, d, cache.buf, c.pos0*kvDim, c.T*kvDim, c.f16)
-				if e := relErr(got, cache.want[c.pos0*kvDim:]); e != 0 {
-					t.Errorf("the new %s rows differ from the step's, max relative error %.3g", name, e)
+			}{"key": {kc, newK}, "value": {vc, newV}} {
+				want := cache.want
+				if c.f16 {
+					want = f16Round(want)
+				}
+				for i, slot := range newSlots {
+					got := readCache(t, d, cache.buf, int(slot)*kvDim, kvDim, c.f16)
+					if e := relErr(got, want[i*kvDim:(i+1)*kvDim]); e != 0 {
+						t.Errorf("the new %s row %d differs from the step's, max relative error %.3g", name, i, e)
+					}
 				}
 			}
-			for tok := range c.T {
-				want := ref.Attention(q[tok*qDim:(tok+1)*qDim], wk, wv, c.heads, c.kvHeads, c.headDim, c.pos0+tok+1, scale)
-				e := relErr(got[tok*qDim:(tok+1)*qDim], want)
-				if tok == c.T-1 {
-					t.Logf("max rel err %.2e", e)
+			for i, s := range c.seqs {
+				wk, wv := keys[i], vals[i]
+				if c.f16 {
+					wk, wv = f16Round(wk), f16Round(wv)
 				}
-				if e > 1e-4 {
-					t.Errorf("token %d: max relative error %.3g", tok, e)
+				for tok := range s.T {
+					r := spans[i].row0 + tok
+					want := ref.Attention(q[r*qDim:(r+1)*qDim], wk, wv, c.heads, c.kvHeads, c.headDim, s.pos0+tok+1, scale)
+					e := relErr(got[r*qDim:(r+1)*qDim], want)
+					if e > 1e-4 {
+						t.Errorf("sequence %d, row %d: max relative error %.3g", i, tok, e)
+					}
 				}
 			}
 		})

@@ -3,22 +3,23 @@ package gpu
 import (
 	"fmt"
 
+	"smolchat/internal/kvblock"
 	"smolchat/model"
 	"smolchat/model/quant"
 )
 
 // load chooses the kernel variants (tune.go), uploads the weights, allocates activations and the KV
 // cache, and builds the forward pass's steps (forward.go) and the output head.
-func (b *backend) load(m *model.Model, progress func(done, total int64), tune tuneOptions) error {
+func (b *backend) load(m *model.Model, opts options) error {
 	var err error
-	if b.tuning, err = b.tune(m.Weights, tune); err != nil {
+	if b.tuning, err = b.tune(m.Weights, opts.Tune); err != nil {
 		return err
 	}
-	up := newUploader(b.d, m.Weights, b.cfg, progress)
+	up := newUploader(b.d, m.Weights, b.cfg, opts.Progress)
 	if err := b.allocActivations(); err != nil {
 		return err
 	}
-	if err := b.allocCache(); err != nil {
+	if err := b.allocCache(opts.KVMemory, opts.Parallel); err != nil {
 		return err
 	}
 	// The embedding table is uploaded first: the output head reads it too when the model ties them.
@@ -33,7 +34,8 @@ func (b *backend) load(m *model.Model, progress func(done, total int64), tune tu
 		return err
 	}
 	b.log.Info("gpu backend ready", "adapter", b.d.Info.Name, "weights_mib", up.total>>20, "context", b.maxCtx,
-		"kv", map[bool]string{true: "f16", false: "f32"}[b.kvF16], "batch", b.batch, "subgroups", b.d.Subgroups())
+		"kv", map[bool]string{true: "f16", false: "f32"}[b.kvF16], "kv_budget_mib", int64(b.kv.Limit())*int64(b.kvBlockBytes())>>20,
+		"batch", b.batch, "subgroups", b.d.Subgroups())
 	return nil
 }
 
@@ -156,30 +158,35 @@ func (b *backend) allocActivations() error {
 	return err
 }
 
-// allocCache allocates each layer's key and value caches, one binding each.
-func (b *backend) allocCache() error {
+// allocCache sizes the KV pool's budget (kvBudget), allocates the cache buffers for one context (they
+// grow as blocks are used: reserveKV) and the layout of a submit's sequences for attention. A submit
+// takes at most maxSeqsPerSubmit sequences, fewer when their split decode partials would exceed a
+// binding.
+func (b *backend) allocCache(budget int64, parallel int) error {
 	c, d := b.cfg, b.d
-	elt := 4
-	if b.kvF16 {
-		elt = 2
+	lb := b.kvLayerBytes()
+	blocks, err := d.kvBudget(budget, b.maxCtx, parallel, int64(b.kvBlockBytes()), int64(lb))
+	if err != nil {
+		return err
 	}
-	cacheBytes := uint64(b.maxCtx) * uint64(c.KVDim()) * uint64(elt)
-	if cacheBytes > d.limits.MaxStorageBufferBindingSize {
-		return fmt.Errorf("a layer's KV cache for %d positions needs %d bytes, over the storage binding limit %d: use a smaller context",
-			b.maxCtx, cacheBytes, d.limits.MaxStorageBufferBindingSize)
+	b.kv = kvblock.New(kvBlockBits, blocks)
+	b.Seqs = kvblock.NewSeqs("gpu backend", &b.mu, &b.kv, int(b.kvBlockBytes()))
+	b.kc, b.vc = make([]*buffer, c.Layers), make([]*buffer, c.Layers)
+	if err := b.reserveKV(ceilDiv(b.maxCtx, kvBlockLen)); err != nil {
+		return fmt.Errorf("allocating the KV cache (%d positions): %w", b.maxCtx, err)
 	}
-	for l := range c.Layers {
-		kc, err := d.NewStorage(fmt.Sprintf("blk.%d.k_cache", l), cacheBytes)
-		if err != nil {
-			return fmt.Errorf("allocating the KV cache (%d positions): %w", b.maxCtx, err)
-		}
-		vc, err := d.NewStorage(fmt.Sprintf("blk.%d.v_cache", l), cacheBytes)
-		if err != nil {
-			return fmt.Errorf("allocating the KV cache (%d positions): %w", b.maxCtx, err)
-		}
-		b.kc, b.vc = append(b.kc, kc), append(b.vc, vc)
+	if b.kvScratch, err = d.NewStorage("kv block copy", lb); err != nil {
+		return err
 	}
-	var err error
-	b.attPart, err = d.NewStorage("attention partials", attnPartialBytes(b.attnShape(), int(cacheBytes)/(c.KVDim()*elt)))
+	part := attnPartialBytes(b.attnShape(), b.maxCtx)
+	b.maxSeqs = int(min(uint64(min(maxSeqsPerSubmit, b.batch)), d.limits.MaxStorageBufferBindingSize/part))
+	if b.maxSeqs < 1 {
+		return fmt.Errorf("split decode attention over %d positions needs %d bytes of partials, over the storage binding limit %d: use a smaller context",
+			b.maxCtx, part, d.limits.MaxStorageBufferBindingSize)
+	}
+	b.attnBatch, err = d.newAttnBatch(b.attnShape(), kvBlockLen, b.batch, b.maxSeqs, b.maxCtx)
 	return err
 }
+
+// kvBlockBytes is the memory of one block: every layer's keys and values.
+func (b *backend) kvBlockBytes() uint64 { return 2 * uint64(b.cfg.Layers) * b.kvLayerBytes() }

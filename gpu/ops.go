@@ -390,15 +390,15 @@ func (d *device) NewRMSNorm(x, g, y bufRange, dim, stride int, eps float32) (*op
 		}})
 }
 
-// NewKVStore copies the step's keys k and values v (token t at t*srcStride) into the caches kc, vc at
-// rows S.pos0 + t; f16 selects the packed-half cache layout.
-func (d *device) NewKVStore(k, v, kc, vc bufRange, kvDim, srcStride int, f16 bool) (*op, error) {
+// NewKVStore copies the step's keys k and values v (row t at t*srcStride) into the paged caches kc, vc
+// at cache row slots[t] (u32s); f16 selects the packed-half cache layout.
+func (d *device) NewKVStore(k, v, kc, vc, slots bufRange, kvDim, srcStride int, f16 bool) (*op, error) {
 	if kvDim%2 != 0 {
 		return nil, fmt.Errorf("kv store: kv dim %d must be even", kvDim)
 	}
-	return d.newSimple(kernelSpec{file: "kv_store.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadWrite, bindReadWrite},
+	return d.newSimple(kernelSpec{file: "kv_store.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadWrite, bindReadWrite, bindReadOnly},
 		defs: shaders.Defines{"KV_F16": boolDef(f16)}},
-		[]any{kvDim, srcStride}, []bufRange{k, v, kc, vc},
+		[]any{kvDim, srcStride}, []bufRange{k, v, kc, vc, slots},
 		func(T int) (uint32, uint32, uint32) { return uint32(ceilDiv(kvDim/2, 64)), uint32(T), 1 },
 		opCost{shape: fmt.Sprint(kvDim), cost: func(T, _ int) (float64, float64) {
 			return float64(2 * T * kvDim * (4 + cacheElt(f16))), 0 // k and v in, cache rows out
@@ -420,16 +420,14 @@ func boolDef(b bool) string {
 	return ""
 }
 
-// attnShape describes grouped-query attention over a KV cache.
+// attnShape describes grouped-query attention over a paged KV cache.
 type attnShape struct {
 	Heads, KVHeads, HeadDim int
-	QStride, OutStride      int // floats per token in q and out
-	KVStride                int // floats per token in the step's new keys and values
+	QStride, OutStride      int // floats per row in q and out
+	KVStride                int // floats per row in the step's new keys and values
 	Scale                   float32
-	F16                     bool // cache holds packed halves
-	// Partials is scratch for the split decode pass, AttnPartialBytes of it; layers run one after another
-	// and may share one. Unset, NewAttention allocates its own.
-	Partials bufRange
+	F16                     bool       // cache holds packed halves
+	Batch                   *attnBatch // the step's sequences (kvpool.go), shared by the layers
 }
 
 // attnChunk is the cached positions one split decode workgroup takes (attention_decode.wgsl CH).
@@ -446,16 +444,19 @@ func attnGroup(s attnShape) int {
 	}
 }
 
-// attnPartialBytes is the scratch the split decode pass needs for caches of up to positions rows.
+// attnPartialBytes is the scratch the split decode pass needs for one sequence of up to positions.
 func attnPartialBytes(s attnShape, positions int) uint64 {
 	return uint64(4 * ceilDiv(positions, attnChunk) * s.Heads * (s.HeadDim + 2))
 }
 
-// attentionOp stores the step's keys and values in a layer's KV cache and attends the step's queries to
-// it. Prefill (T > 1) runs kv_store.wgsl, then attention.wgsl, one workgroup per kv head and block of
-// tokens walking the cache in tiles that all its query heads and tokens share. Decode splits the cache into chunks of attnChunk positions, one workgroup each per
-// attnGroup heads, which also store the new row, and merges the chunks in a second pass
-// (attention_decode.wgsl): a lone workgroup per head would leave the device idle as the cache grows.
+// attentionOp stores the step's keys and values in a layer's paged KV cache (kv_store.wgsl, every row
+// of every sequence in one dispatch) and attends each sequence's queries to its own positions. The
+// sequences with several rows run attention.wgsl, one workgroup per kv head and block of rows of a
+// sequence, walking the sequence's positions in tiles that all its query heads and rows share. Those
+// with one row (decode) split their positions into chunks of attnChunk, one workgroup each per
+// attnGroup heads, and merge the chunks in a second pass (attention_decode.wgsl): a lone workgroup per
+// head would leave the device idle as the cache grows. Each kernel takes all its sequences in one
+// dispatch (workgroup_id.z), sized by the step's attnBatch.
 type attentionOp struct {
 	s                attnShape
 	store, prefill   *op
@@ -465,8 +466,9 @@ type attentionOp struct {
 	shape            string
 }
 
-// NewAttention stores the step's new keys k and values v (token t at t*KVStride) in the caches kc, vc
-// (row p at p*KVHeads*HeadDim), attends the step's queries q to them and writes out.
+// NewAttention stores the step's new keys k and values v (row t at t*KVStride) in the paged caches kc,
+// vc (cache row r at r*KVHeads*HeadDim), attends the step's queries q to them, sequence by sequence as
+// s.Batch describes, and writes out.
 func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*attentionOp, error) {
 	if s.KVHeads <= 0 || s.Heads%s.KVHeads != 0 || s.HeadDim%2 != 0 {
 		return nil, fmt.Errorf("attention: %d heads over %d kv heads of %d dims not supported", s.Heads, s.KVHeads, s.HeadDim)
@@ -475,51 +477,39 @@ func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*atte
 	if s.KVStride < kvDim || s.KVStride%2 != 0 {
 		return nil, fmt.Errorf("attention: new keys and values %d floats apart, want an even stride of at least %d", s.KVStride, kvDim)
 	}
-	store, err := d.NewKVStore(k, v, kc, vc, kvDim, s.KVStride, s.F16)
+	a := s.Batch
+	if a == nil {
+		return nil, fmt.Errorf("attention: no batch layout")
+	}
+	store, err := d.NewKVStore(k, v, kc, vc, whole(a.slots), kvDim, s.KVStride, s.F16)
 	if err != nil {
 		return nil, err
 	}
-	params := []any{s.Heads, s.KVHeads, s.QStride, kvDim, s.OutStride, s.Scale}
+	params := []any{s.Heads, s.KVHeads, s.QStride, kvDim, s.OutStride, s.Scale, a.maxChunks}
 	gq := s.Heads / s.KVHeads
-	bq := max(1, 64/gq) // attention.wgsl's BQ: tokens a prefill workgroup takes
+	bq := max(1, 64/gq) // attention.wgsl's BQ: rows a prefill workgroup takes
 	cost := func(T, pos int) (float64, float64) {
-		// Token t attends to pos+t+1 positions; each block of bq tokens reads the rows it sees once.
+		// Row t attends to pos+t+1 positions; each block of bq rows reads the positions it sees once.
 		seen := T*pos + T*(T+1)/2
 		rows := ceilDiv(T, bq)*pos + T*(T+1)/2/max(1, bq) + T
 		bytes := 2*rows*s.KVHeads*s.HeadDim*cacheElt(s.F16) + 2*4*T*s.Heads*s.HeadDim
 		return float64(bytes), float64(4 * s.Heads * s.HeadDim * seen) // q·k and weight·v
 	}
 	shape := fmt.Sprintf("%dx%d/%d", s.Heads, s.HeadDim, s.KVHeads)
-	prefill, err := d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadOnly, bindReadWrite},
-		defs: shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "GQ": fmt.Sprint(gq), "KV_F16": boolDef(s.F16), "KV_ACCESS": "read"}},
-		params, []bufRange{q, kc, vc, out},
-		func(T int) (uint32, uint32, uint32) { return uint32(s.KVHeads), uint32(ceilDiv(T, bq)), 1 },
+	defs := shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "KV_F16": boolDef(s.F16), "BL": fmt.Sprint(a.blockLen)}
+	prefill, err := d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main",
+		binds: []binding{bindReadOnly, bindReadOnly, bindReadOnly, bindReadWrite, bindReadOnly, bindReadOnly},
+		defs:  withDef(defs, "GQ", fmt.Sprint(gq))},
+		params, []bufRange{q, kc, vc, out, whole(a.prefill), whole(a.tables)},
+		func(int) (uint32, uint32, uint32) {
+			return uint32(s.KVHeads), uint32(ceilDiv(a.maxRows, bq)), uint32(a.nPrefill)
+		},
 		opCost{shape: shape, cost: cost})
 	if err != nil {
 		return nil, err
 	}
-	// The cache's rows bound the positions a decode step can attend to, and so the partials it writes.
-	rowBytes := uint64(kvDim * cacheElt(s.F16))
-	cacheBytes := rangeBytes(kc)
-	maxPos := int(cacheBytes / rowBytes)
-	if maxPos < 1 {
-		return nil, fmt.Errorf("attention: a cache of %d bytes holds no row of %d bytes", cacheBytes, rowBytes)
-	}
-	need := attnPartialBytes(s, maxPos)
-	part := s.Partials
-	if part.Buf == nil {
-		buf, err := d.NewStorage("attention partials", need)
-		if err != nil {
-			return nil, err
-		}
-		part = whole(buf)
-	}
-	if size := rangeBytes(part); size < need {
-		return nil, fmt.Errorf("attention: the partials scratch of %d bytes is smaller than the %d that %d cached positions need: size it with AttnPartialBytes",
-			size, need, maxPos)
-	}
-	binds := []binding{bindReadOnly, bindReadWrite, bindReadWrite, bindReadWrite, bindReadWrite, bindReadOnly, bindReadOnly}
-	defs := shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "GW": fmt.Sprint(attnGroup(s)), "KV_F16": boolDef(s.F16), "KV_ACCESS": "read_write"}
+	binds := []binding{bindReadOnly, bindReadOnly, bindReadOnly, bindReadWrite, bindReadOnly, bindReadOnly, bindReadWrite}
+	defs = withDef(defs, "GW", fmt.Sprint(attnGroup(s)))
 	partial, err := d.kernel(kernelSpec{file: "attention_decode.wgsl", entry: "partial", binds: binds, defs: defs})
 	if err != nil {
 		return nil, err
@@ -532,7 +522,7 @@ func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*atte
 	if err != nil {
 		return nil, err
 	}
-	bg, err := d.bindGroup(partial, p, q, kc, vc, part, out, k, v)
+	bg, err := d.bindGroup(partial, p, q, kc, vc, out, whole(a.decode), whole(a.tables), whole(a.partials))
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
@@ -544,16 +534,15 @@ func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*atte
 		}}, nil
 }
 
-// Record adds the kv store and attention of T tokens at the device's step position.
+// Record adds the kv store of the step's T rows and the attention of its sequences (attnBatch).
 func (o *attentionOp) Record(e *encoder, T int) {
-	if T != 1 {
-		o.store.Record(e, T)
-		o.prefill.Record(e, T)
-		return
+	o.store.Record(e, T)
+	o.prefill.Record(e, T)
+	if a := o.s.Batch; a.nDecode > 0 {
+		x, y := o.s.decodeGrid(a.maxPos)
+		e.Dispatch(o.partial, o.split, x, y, uint32(a.nDecode))
+		e.Dispatch(o.combine, o.split, uint32(o.s.Heads), uint32(a.nDecode), 1)
 	}
-	x, y := o.s.decodeGrid(e.d.stepPos() + 1)
-	e.Dispatch(o.partial, o.split, x, y, 1)
-	e.Dispatch(o.combine, o.split, uint32(o.s.Heads), 1, 1)
 }
 
 // decodeGrid is the split decode pass's workgroups over n cached positions: head groups by chunks.
@@ -561,13 +550,15 @@ func (s attnShape) decodeGrid(n int) (x, y uint32) {
 	return uint32(s.Heads / attnGroup(s)), uint32(ceilDiv(n, attnChunk))
 }
 
+// describe reports the op for one sequence of T rows after pos cached positions.
 func (o *attentionOp) describe(T, pos int) opInfo {
 	if T != 1 {
 		st, at := o.store.describe(T, pos), o.prefill.describe(T, pos)
 		return opInfo{Kernel: st.Kernel + " + " + at.Kernel, Shape: at.Shape, Bytes: st.Bytes + at.Bytes, Flops: st.Flops + at.Flops}
 	}
+	st := o.store.describe(T, pos)
 	bytes, flops := o.decodeCost(pos)
-	return opInfo{Kernel: variant(o.partial) + " + combine", Shape: o.shape, Bytes: bytes, Flops: flops}
+	return opInfo{Kernel: st.Kernel + " + " + variant(o.partial) + " + combine", Shape: o.shape, Bytes: st.Bytes + bytes, Flops: flops}
 }
 
 // rangeBytes is the bytes r binds.

@@ -98,12 +98,20 @@ func (b *backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, e
 	case opts.Depth+prefill > b.maxCtx:
 		return nil, fmt.Errorf("gpu profile: depth %d + %d prefill tokens exceed the context of %d: load with a larger context", opts.Depth, prefill, b.maxCtx)
 	}
-	b.n = 0
+	b.kv.Truncate(&b.own, 0)
 	if opts.Depth > 0 {
-		if err := b.forward(ctx, make([]int32, opts.Depth), nil, nil); err != nil {
+		if err := b.forwardOwn(ctx, make([]int32, opts.Depth), nil, nil); err != nil {
 			return nil, err
 		}
 	}
+	// The steps' own rows land past the filler, in blocks Forward's sequence takes for them (its length
+	// stays opts.Depth; nothing else shares its blocks, so no copy on write).
+	if need := b.kv.GrowCost(&b.own, prefill); need > b.kv.Available() {
+		return nil, b.errFull(need)
+	} else if err := b.reserveKV(need); err != nil {
+		return nil, err
+	}
+	b.kv.Grow(&b.own, prefill, func(int32, int32) {})
 	method, timeSteps := "isolated submits (each step submitted alone and waited for; median)", b.timeSteps
 	if b.d.timestamps && !opts.Isolated {
 		method, timeSteps = "timestamp queries (every step in one submit, a compute pass each; median)", b.timeStepsStamped
@@ -120,7 +128,7 @@ func (b *backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, e
 			continue
 		}
 		// Every step reads the step's inputs at the profiled depth.
-		if err := b.writeInputs(make([]int32, phase.T), opts.Depth); err != nil {
+		if err := b.writeInputs(make([]int32, phase.T), []seqSpan{{blocks: b.own.Blocks, n: phase.T, pos0: opts.Depth}}); err != nil {
 			return nil, err
 		}
 		if err := b.d.SetStep(phase.T, opts.Depth); err != nil {

@@ -1,12 +1,14 @@
 // common.wgsl: declarations every kernel shares.
 //
-// Binding 1 of group 0 is the step uniform: what changes from one Forward call to the next (how many
-// tokens are evaluated and at which cache position the first one sits). The host writes it once per
-// submit, so the recorded dispatches and their bind groups never change.
+// Binding 1 of group 0 is the step uniform: what changes from one submit to the next (how many rows it
+// evaluates). The host writes it once per submit, so the recorded dispatches and their bind groups never
+// change; what else varies (each row's RoPE angles, the sequences attention takes) lives in buffers the
+// host writes alongside.
 
 struct Step {
-    n_tok: u32, // tokens evaluated by this submit (the T of a prefill chunk, 1 when decoding)
-    pos0: u32,  // cache position of the first of them
+    n_tok: u32, // rows evaluated by this submit, of one sequence or several (1 when one sequence decodes)
+    pos0: u32,  // position of the first of them in its sequence; no kernel reads it: RoPE angles come
+                // per row and attention takes each sequence's positions (attention_io.wgsl's Seg)
     _pad0: u32,
     _pad1: u32,
 }

@@ -1,14 +1,16 @@
-// kv_store.wgsl: appends the new tokens' keys and values to one layer's KV cache: cache row S.pos0 + t
-// gets k[t] and v[t]. With KV_F16 the cache holds IEEE halves packed two per u32 (pack2x16float is core
-// WGSL, so this needs no shader-f16); otherwise plain f32.
+// kv_store.wgsl: writes a step's new keys and values into one layer's paged KV cache: row t's key and
+// value go to cache row slots[t] (the block and offset of its sequence's position, attention_io.wgsl),
+// for every row of the step, whatever sequence it belongs to. With KV_F16 the cache holds IEEE halves
+// packed two per u32 (pack2x16float is core WGSL, so this needs no shader-f16); otherwise plain f32.
 //
 // Bindings (group 0):
-//   0 P   uniform  KVParams
-//   1 S   uniform  Step
-//   2 k   storage read        array<f32>  new keys, token t at t*src_stride
-//   3 v   storage read        array<f32>  new values, same layout
-//   4 kc  storage read_write  key cache, row p at p*kv_dim elements
-//   5 vc  storage read_write  value cache
+//   0 P      uniform  KVParams
+//   1 S      uniform  Step
+//   2 k      storage read        array<f32>  new keys, row t at t*src_stride
+//   3 v      storage read        array<f32>  new values, same layout
+//   4 kc     storage read_write  key cache, cache row r at r*kv_dim elements
+//   5 vc     storage read_write  value cache
+//   6 slots  storage read        array<u32>  the cache row of each step row
 // Workgroup: 64 threads, one element pair each. Dispatch: (ceil(kv_dim/2 / 64), T, 1). kv_dim is even.
 
 //#include "common.wgsl"
@@ -30,6 +32,7 @@ struct KVParams {
 @group(0) @binding(4) var<storage, read_write> kc: array<vec2<f32>>;
 @group(0) @binding(5) var<storage, read_write> vc: array<vec2<f32>>;
 //#endif
+@group(0) @binding(6) var<storage, read> slots: array<u32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -39,7 +42,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let src = t * P.src_stride + 2u * i;
-    let dst = (S.pos0 + t) * (P.kv_dim / 2u) + i;
+    let dst = slots[t] * (P.kv_dim / 2u) + i;
     let kk = vec2<f32>(k[src], k[src + 1u]);
     let vv = vec2<f32>(v[src], v[src + 1u]);
 //#if KV_F16

@@ -1,0 +1,171 @@
+package gpu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/oliverbestmann/webgpu/wgpu"
+
+	"smolchat/engine"
+	"smolchat/engine/backendtest"
+	"smolchat/internal/testutil"
+	"smolchat/model/quant"
+)
+
+// loadEngine loads the model at path on the GPU (any adapter, lavapipe included), skipping when there is
+// none.
+func loadEngine(t testing.TB, path string, ctx, parallel int) *engine.Engine {
+	t.Helper()
+	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: path, Backend: "gpu", Context: ctx, Parallel: parallel})
+	if errors.Is(err, errNoAdapter) {
+		t.Skipf("no WebGPU adapter: install mesa-vulkan-drivers (%v)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// nearTie is the gap between a greedy token's log probability and the runner-up's below which a
+// batched and a solo run may pick differently: the GPU's batched logits differ from solo ones by up to
+// 1e-4 of their scale (TestSeqContract), a few 1e-3 here.
+const nearTie = 0.02
+
+// TestEngineBatchedMatchesSolo generates greedily for several prompts at once on the GPU (continuous
+// batching, --parallel 4: prompts evaluated beside other sequences' decode steps, two prompts sharing a
+// prefix) and for each prompt alone on a fresh engine. The tokens must be the same up to the first near
+// tie of the solo run (two candidates within nearTie), where rounding may pick either; the test reports
+// how many tokens it compared.
+func TestEngineBatchedMatchesSolo(t *testing.T) {
+	path := backendtest.WriteSynth(t, "smollm3-tiny", 7)
+	e := loadEngine(t, path, 512, 4)
+	prompts := backendtest.BatchPrompts(e)
+	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 20}
+	batched := backendtest.GenerateTogether(t, e, prompts, params)
+	solo := loadEngine(t, path, 512, 1)
+	soloParams := params
+	soloParams.Logprobs, soloParams.TopLogprobs = true, 2
+	for i, p := range prompts {
+		t.Run(fmt.Sprint("prompt ", i), func(t *testing.T) {
+			r, err := solo.Generate(context.Background(), p, soloParams, false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, id := range r.Tokens {
+				if top := r.Logprobs[j].Top; len(top) == 2 && top[0].Logprob-top[1].Logprob < nearTie {
+					r.Tokens = r.Tokens[:j]
+					batched[i] = batched[i][:min(j, len(batched[i]))]
+					break
+				}
+				if j >= len(batched[i]) || batched[i][j] != id {
+					break
+				}
+			}
+			t.Logf("compared %d tokens (a near tie or the end after them)", len(r.Tokens))
+			if !slices.Equal(batched[i], r.Tokens) {
+				t.Errorf("batched %v\nalone   %v", batched[i], r.Tokens)
+			}
+		})
+	}
+}
+
+// TestEngineLostMidBatch loses the GPU while three generations decode together: each gets an error
+// wrapping engine.ErrBackendLost, the engine re-creates the backend, and the next request runs on it.
+func TestEngineLostMidBatch(t *testing.T) {
+	e := loadEngine(t, backendtest.WriteSynth(t, "smollm3-tiny", 7), 256, 4)
+	lost, ok := e.Backend().(*backend)
+	if !ok {
+		t.Fatalf("the engine runs on %T, want the GPU backend", e.Backend())
+	}
+	// Each generation's first token parks it in emit until the loss: then all three are running, and
+	// the next decode step is a batch of all of them.
+	arrived, release := make(chan int, 3), make(chan struct{})
+	type result struct {
+		res engine.Result
+		err error
+	}
+	results := make(chan result, 3)
+	for i := range 3 {
+		first := true
+		emit := func(engine.Delta) error {
+			if first {
+				first = false
+				arrived <- i
+				<-release
+			}
+			return nil
+		}
+		go func() {
+			r, err := e.Generate(context.Background(), backendtest.EngineTokens(e, 8, uint64(20+i)), engine.GenParams{MaxTokens: 10}, false, emit)
+			results <- result{r, err}
+		}()
+	}
+	for range 3 {
+		select {
+		case <-arrived:
+		case r := <-results:
+			t.Fatalf("a generation ended before the loss: %v, %d tokens", r.err, len(r.res.Tokens))
+		}
+	}
+	lost.d.onLost(wgpu.DeviceLostReasonUnknown, "simulated driver reset")
+	close(release)
+	for range 3 {
+		if r := <-results; !errors.Is(r.err, engine.ErrBackendLost) {
+			t.Errorf("err = %v, want ErrBackendLost", r.err)
+		}
+	}
+	if e.Backend() == engine.Backend(lost) {
+		t.Fatal("the lost backend was not replaced")
+	}
+	r, err := e.Generate(context.Background(), backendtest.EngineTokens(e, 8, 30), engine.GenParams{MaxTokens: 3}, false, nil)
+	if err != nil || len(r.Tokens) == 0 {
+		t.Errorf("after the loss: %v, %d tokens", err, len(r.Tokens))
+	}
+}
+
+// BenchmarkStreams is the aggregate generation speed of 1 and 4 greedy streams (backendtest.Streams) on
+// the GPU: four decode rows take the few-token mat-vec, which reads each weight once for up to
+// matvecMaxT rows. It loads $SMOLCHAT_BENCH_MODEL when set, else the shared tiny SmolLM3-shaped file;
+// run it with -count for interleaved samples. (cpu.BenchmarkStreams is its CPU twin.)
+func BenchmarkStreams(b *testing.B) {
+	path := os.Getenv("SMOLCHAT_BENCH_MODEL")
+	if path == "" {
+		path = testutil.SharedFile(b, "smollm3-tiny-synthetic-Q4_K_M.gguf")
+	}
+	backendtest.Streams(b, loadEngine(b, path, 1024, 4))
+}
+
+// BenchmarkDecodeRows is the least CPU time per weight of the decode mat-vec for 1 and 4 rows (the
+// few-token variant, matvecMaxT), on the shapes of the tiny SmolLM3-shaped file: its Q6_K output
+// projection (16,384 of its 128,256 rows) and a Q4_K feed-forward weight. Where the device is bound by
+// memory, four rows cost about one; on lavapipe, whose kernels are CPU code, the arithmetic per row
+// decides, and BenchmarkStreams follows it.
+func BenchmarkDecodeRows(b *testing.B) {
+	d := testDevice(b)
+	for _, c := range []struct {
+		typ  quant.Type
+		m, k int
+	}{{quant.Q6_K, 16384, 512}, {quant.Q4_K, 1536, 512}} {
+		r := rand.New(rand.NewPCG(1, 2))
+		raw, _ := quantized(b, r, c.typ, c.m, c.k)
+		w := must[*weights](b)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
+		xb := must[*buffer](b)(d.UploadF32("x", randF32(r, matvecMaxT*c.k, 1)))
+		yb := must[*buffer](b)(d.NewStorage("y", uint64(4*matvecMaxT*c.m)))
+		op := must[*matMulOp](b)(d.NewMatMul(w, whole(xb), c.k, whole(yb), c.m, 0))
+		for _, T := range []int{1, 4} {
+			b.Run(fmt.Sprintf("%s/%dx%d/rows%d", c.typ, c.m, c.k, T), func(b *testing.B) {
+				if err := d.SetStep(T, 0); err != nil {
+					b.Fatal(err)
+				}
+				best := leastCPU(b, d, func(e *encoder) { op.Record(e, T) })
+				b.ReportMetric(best*1e9/float64(c.m*c.k), "mincpu-ns/weight")
+			})
+		}
+	}
+}
