@@ -106,6 +106,11 @@ func TestGreedyStories260K(t *testing.T) {
 			s := b.LastStep()
 			t.Logf("%s: %d tokens in %v (%.1f tok/s incl. prefill); decode step: %d dispatches, %d submit(s)",
 				b.Device(), len(got), el.Round(time.Millisecond), float64(len(got))/el.Seconds(), s.Dispatches, s.Submits)
+			// Issue #13's budget: 11 dispatches a layer and 5 more (401 for SmolLM3-3B's 36 layers) with
+			// every weight in one binding; the decode step's kv store is the split attention's.
+			if want := 11*m.Config.Layers + 5; c.opts.MaxBindingSize == 0 && s.Dispatches > want {
+				t.Errorf("decode step: %d dispatches, want at most %d", s.Dispatches, want)
+			}
 		})
 	}
 }

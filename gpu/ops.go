@@ -461,7 +461,7 @@ type attentionOp struct {
 	s                attnShape
 	store, prefill   *op
 	partial, combine *kernel
-	split            *wgpu.BindGroup
+	split, merge     *wgpu.BindGroup
 	decodeCost       func(pos int) (bytes, flops float64)
 	shape            string
 }
@@ -485,7 +485,7 @@ func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*atte
 	if err != nil {
 		return nil, err
 	}
-	params := []any{s.Heads, s.KVHeads, s.QStride, kvDim, s.OutStride, s.Scale, a.maxChunks}
+	params := []any{s.Heads, s.KVHeads, s.QStride, kvDim, s.OutStride, s.Scale, a.maxChunks, s.KVStride}
 	gq := s.Heads / s.KVHeads
 	bq := max(1, 64/gq) // attention.wgsl's BQ: rows a prefill workgroup takes
 	cost := func(T, pos int) (float64, float64) {
@@ -496,7 +496,7 @@ func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*atte
 		return float64(bytes), float64(4 * s.Heads * s.HeadDim * seen) // q·k and weight·v
 	}
 	shape := fmt.Sprintf("%dx%d/%d", s.Heads, s.HeadDim, s.KVHeads)
-	defs := shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "KV_F16": boolDef(s.F16), "BL": fmt.Sprint(a.blockLen)}
+	defs := shaders.Defines{"HD": fmt.Sprint(s.HeadDim), "KV_F16": boolDef(s.F16), "BL": fmt.Sprint(a.blockLen), "KV_ACCESS": "read"}
 	prefill, err := d.newSimple(kernelSpec{file: "attention.wgsl", entry: "main",
 		binds: []binding{bindReadOnly, bindReadOnly, bindReadOnly, bindReadWrite, bindReadOnly, bindReadOnly},
 		defs:  withDef(defs, "GQ", fmt.Sprint(gq))},
@@ -508,13 +508,16 @@ func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*atte
 	if err != nil {
 		return nil, err
 	}
-	binds := []binding{bindReadOnly, bindReadOnly, bindReadOnly, bindReadWrite, bindReadOnly, bindReadOnly, bindReadWrite}
-	defs = withDef(defs, "GW", fmt.Sprint(attnGroup(s)))
-	partial, err := d.kernel(kernelSpec{file: "attention_decode.wgsl", entry: "partial", binds: binds, defs: defs})
+	// The split pass stores its rows itself (KV_ACCESS read_write); the combine only reads partials.
+	partial, err := d.kernel(kernelSpec{file: "attention_decode.wgsl", entry: "main",
+		binds: []binding{bindReadOnly, bindReadWrite, bindReadWrite, bindReadWrite, bindReadOnly, bindReadOnly, bindReadOnly, bindReadOnly},
+		defs:  withDef(withDef(defs, "GW", fmt.Sprint(attnGroup(s))), "KV_ACCESS", "read_write")})
 	if err != nil {
 		return nil, err
 	}
-	combine, err := d.kernel(kernelSpec{file: "attention_decode.wgsl", entry: "combine", binds: binds, defs: defs})
+	combine, err := d.kernel(kernelSpec{file: "attention_combine.wgsl", entry: "main",
+		binds: []binding{bindReadOnly, bindReadOnly, bindReadOnly, bindReadOnly, bindReadOnly, bindReadOnly, bindReadWrite},
+		defs:  defs})
 	if err != nil {
 		return nil, err
 	}
@@ -522,11 +525,15 @@ func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*atte
 	if err != nil {
 		return nil, err
 	}
-	bg, err := d.bindGroup(partial, p, q, kc, vc, out, whole(a.decode), whole(a.tables), whole(a.partials))
+	split, err := d.bindGroup(partial, p, q, kc, vc, whole(a.partials), whole(a.decode), whole(a.tables), k, v)
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)
 	}
-	return &attentionOp{s: s, store: store, prefill: prefill, partial: partial, combine: combine, split: bg, shape: shape,
+	merge, err := d.bindGroup(combine, p, q, kc, vc, whole(a.partials), whole(a.decode), whole(a.tables), out)
+	if err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	return &attentionOp{s: s, store: store, prefill: prefill, partial: partial, combine: combine, split: split, merge: merge, shape: shape,
 		decodeCost: func(pos int) (float64, float64) {
 			bytes, flops := cost(1, pos)
 			// Each chunk writes and the combine reads back a partial per head.
@@ -534,14 +541,18 @@ func (d *device) NewAttention(q, k, v, kc, vc, out bufRange, s attnShape) (*atte
 		}}, nil
 }
 
-// Record adds the kv store of the step's T rows and the attention of its sequences (attnBatch).
+// Record adds the attention of the step's sequences (attnBatch), and the kv store of its T rows when
+// some sequence has several (a step of decode rows only leaves the store to the split pass).
 func (o *attentionOp) Record(e *encoder, T int) {
-	o.store.Record(e, T)
-	o.prefill.Record(e, T)
-	if a := o.s.Batch; a.nDecode > 0 {
+	a := o.s.Batch
+	if a.nPrefill > 0 {
+		o.store.Record(e, T)
+		o.prefill.Record(e, T)
+	}
+	if a.nDecode > 0 {
 		x, y := o.s.decodeGrid(a.maxPos)
 		e.Dispatch(o.partial, o.split, x, y, uint32(a.nDecode))
-		e.Dispatch(o.combine, o.split, uint32(o.s.Heads), uint32(a.nDecode), 1)
+		e.Dispatch(o.combine, o.merge, uint32(o.s.Heads), uint32(a.nDecode), 1)
 	}
 }
 
@@ -556,9 +567,8 @@ func (o *attentionOp) describe(T, pos int) opInfo {
 		st, at := o.store.describe(T, pos), o.prefill.describe(T, pos)
 		return opInfo{Kernel: st.Kernel + " + " + at.Kernel, Shape: at.Shape, Bytes: st.Bytes + at.Bytes, Flops: st.Flops + at.Flops}
 	}
-	st := o.store.describe(T, pos)
 	bytes, flops := o.decodeCost(pos)
-	return opInfo{Kernel: st.Kernel + " + " + variant(o.partial) + " + combine", Shape: o.shape, Bytes: st.Bytes + bytes, Flops: flops}
+	return opInfo{Kernel: variant(o.partial) + " + " + variant(o.combine), Shape: o.shape, Bytes: bytes, Flops: flops}
 }
 
 // rangeBytes is the bytes r binds.

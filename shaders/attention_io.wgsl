@@ -1,18 +1,19 @@
 // attention_io.wgsl: what the attention kernels share (attention.wgsl for prefill, attention_decode.wgsl
-// for decode): the parameters, the query, cache and sequence bindings, and the cache reads. Each kernel
+// and attention_combine.wgsl for decode): the parameters, the query, cache and sequence bindings, and the cache reads. Each kernel
 // declares its outputs itself.
 //
 // The KV cache is paged: the caches of a layer hold blocks of BL positions (a define), and a sequence's
 // position j lives in cache row tables[table + j / BL] * BL + j % BL (cache_row), where table is where
 // the sequence's block table starts. A submit's rows belong to one or more sequences, each a Seg: rows
 // row0 .. row0 + n_tok - 1 of q and out, at the sequence's positions pos0 .. pos0 + n_tok - 1. The kernels
-// take a Seg each in workgroup_id.z.
+// take a Seg each in workgroup_id.z. KV_ACCESS is read, or read_write for the decode pass that stores
+// its rows itself.
 //
 // Bindings (group 0):
 //   0 P       uniform  AttnParams (below)
 //   2 q       storage read  array<f32>  queries, row t head h at t*q_stride + h*HD
-//   3 kc      storage read  key cache, cache row r kv head g at r*kv_dim + g*HD (f32, or packed f16 with KV_F16)
-//   4 vc      storage read  value cache, same layout
+//   3 kc      storage KV_ACCESS  key cache, cache row r kv head g at r*kv_dim + g*HD (f32, or packed f16 with KV_F16)
+//   4 vc      storage KV_ACCESS  value cache, same layout
 //   6 segs    storage read  array<Seg>  the sequences this dispatch attends for
 //   7 tables  storage read  array<u32>  the sequences' block tables, one after another
 
@@ -24,7 +25,7 @@ struct AttnParams {
     out_stride: u32,
     scale: f32,
     max_chunks: u32, // attention_decode.wgsl: chunks of partials per sequence
-    _pad1: u32,
+    new_stride: u32, // attention_decode.wgsl: floats per row of the step's new keys and values
 }
 
 struct Seg {
@@ -39,11 +40,11 @@ const BL = {{BL}}u; // positions per cache block
 @group(0) @binding(0) var<uniform> P: AttnParams;
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 //#if KV_F16
-@group(0) @binding(3) var<storage, read> kc: array<u32>;
-@group(0) @binding(4) var<storage, read> vc: array<u32>;
+@group(0) @binding(3) var<storage, {{KV_ACCESS}}> kc: array<u32>;
+@group(0) @binding(4) var<storage, {{KV_ACCESS}}> vc: array<u32>;
 //#else
-@group(0) @binding(3) var<storage, read> kc: array<vec2<f32>>;
-@group(0) @binding(4) var<storage, read> vc: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, {{KV_ACCESS}}> kc: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, {{KV_ACCESS}}> vc: array<vec2<f32>>;
 //#endif
 @group(0) @binding(6) var<storage, read> segs: array<Seg>;
 @group(0) @binding(7) var<storage, read> tables: array<u32>;
