@@ -36,14 +36,15 @@ type multiRow struct {
 	unpack      func(src, dst []byte, nb int)
 	gemv        func(w, a []byte, out []float32, nb, groups int)
 	gemm        func(p, a []byte, lda int, out []float32, ldo, nb, groups int)
+	gemvs       []func(w, a []byte, lda int, out []float32, ldo, nb, groups int) // by activation rows
 }
 
 func q4KMultiRow(k *impl) multiRow {
-	return multiRow{q4KInterleavedBytes, q4KPackedBytes, k.q4KPack, k.q4KInterleave, k.q4KUnpack, k.q4KGemv, k.q4KPacked}
+	return multiRow{q4KInterleavedBytes, q4KPackedBytes, k.q4KPack, k.q4KInterleave, k.q4KUnpack, k.q4KGemv, k.q4KPacked, k.q4KGemvs}
 }
 
 func q6KMultiRow(k *impl) multiRow {
-	return multiRow{q6KInterleavedBytes, q6KPackedBytes, k.q6KPack, k.q6KInterleave, k.q6KUnpack, k.q6KGemv, k.q6KPacked}
+	return multiRow{q6KInterleavedBytes, q6KPackedBytes, k.q6KPack, k.q6KInterleave, k.q6KUnpack, k.q6KGemv, k.q6KPacked, k.q6KGemvs}
 }
 
 // interleavedKernels returns the kernels for t, or false when t cannot be interleaved on this CPU (or with
@@ -134,6 +135,10 @@ func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, ou
 			return
 		}
 		nb, groups := n/quant.QK_K, rows/4
+		if cols > 1 && cols <= SmallBatch && len(il.gemvs) > 0 {
+			il.few(w, a, ab, cols, out, ldo, nb, groups)
+			return
+		}
 		j := 0
 		if cols >= packCols {
 			if scratch == nil {
@@ -151,6 +156,42 @@ func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, ou
 		}
 		for ; j < cols; j++ {
 			il.gemv(w, a[j*ab:], out[j*ldo:], nb, groups)
+		}
+	}
+}
+
+// SmallBatch is the most activation rows InterleavedMatMulFunc multiplies with the small-batch kernels
+// (the tokens of a decode step of several sequences), which stream the weights from memory once as the
+// matrix-vector kernel does; more go through the unpacked multi-row kernel, whose unpacking then pays off.
+const SmallBatch = 8
+
+// fewSpan is how many groups of rows the passes of a product with more activation rows than one kernel
+// takes (up to SmallBatch) share: the later passes find the groups in the L2 cache (about 200 KB for
+// rows of 11008 elements).
+const fewSpan = 8
+
+// few multiplies groups interleaved groups of nb blocks at w with cols activation rows (2 to SmallBatch)
+// ab bytes apart, in passes of as many rows as a small-batch kernel takes: each pass reads a block of
+// weights once and unpacks it once for all its rows, and computes exactly what gemv does for each.
+func (il multiRow) few(w, a []byte, ab, cols int, out []float32, ldo, nb, groups int) {
+	span := groups
+	if cols >= len(il.gemvs) || il.gemvs[cols] == nil {
+		span = fewSpan
+	}
+	gb := nb * il.blockBytes
+	for g0 := 0; g0 < groups; g0 += span {
+		g := min(span, groups-g0)
+		for j := 0; j < cols; {
+			c := min(cols-j, len(il.gemvs)-1)
+			for c > 1 && il.gemvs[c] == nil {
+				c--
+			}
+			if c == 1 {
+				il.gemv(w[g0*gb:], a[j*ab:], out[j*ldo+4*g0:], nb, g)
+			} else {
+				il.gemvs[c](w[g0*gb:], a[j*ab:], ab, out[j*ldo+4*g0:], ldo, nb, g)
+			}
+			j += c
 		}
 	}
 }

@@ -88,6 +88,10 @@ type impl struct {
 	q4KInterleave, q6KInterleave func(w []byte, ldw int, dst []byte, nb int)
 	q4KUnpack, q6KUnpack         func(src, dst []byte, nb int)
 	q4KGemv, q6KGemv             func(w, a []byte, out []float32, nb, groups int)
+	// q4KGemvs and q6KGemvs are the matrix-vector kernels for a few activation rows lda bytes apart:
+	// entry c multiplies groups interleaved groups with c rows, writing out[j·ldo + 4·g + r], bit for
+	// bit what gemv writes for each row; nil entries (and a nil slice) are counts without a kernel.
+	q4KGemvs, q6KGemvs []func(w, a []byte, lda int, out []float32, ldo, nb, groups int)
 
 	// q8K is quant.QuantizeRowQ8K for nb ≥ 1 blocks, nil for the Go implementation; for finite inputs
 	// it writes the same bytes.

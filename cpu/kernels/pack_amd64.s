@@ -172,6 +172,45 @@ GLOBL packQ6<>(SB), RODATA|NOPTR, $320
 	ANDL $0x3f3f3f3f, AX; \
 	ORQ  AX, R9
 
+// N_KERNEL is the body of the small-batch kernels at the end of this file (defined before the first
+// function so that go vet checks its argument names against each function's): for each group, the
+// tokens' float accumulators are zeroed, block(tokens) runs on each of the nb interleaved blocks of size
+// bytes, and the results are stored. Registers: SI the weights, DI token 0, R8 = lda, R10 = 3·lda, DX
+// the output, AX = DX + 2·ldo, R11 = ldo in bytes, CX the groups left, R12 the blocks left; Y15 = 0x0f
+// and Y14 = 0x30 bytes (Q6_K's masks; the Q4_K kernels use Y14 as an accumulator).
+#define N_KERNEL(block, tokens, size) \
+	MOVQ         w+0(FP), SI; \
+	MOVQ         lda+16(FP), R8; \
+	LEAQ         (R8)(R8*2), R10; \
+	MOVQ         out+24(FP), DX; \
+	MOVQ         ldo+32(FP), R11; \
+	SHLQ         $2, R11; \
+	MOVQ         groups+48(FP), CX; \
+	MOVL         $0x0f0f0f0f, AX; \
+	VMOVD        AX, X15; \
+	VPBROADCASTD X15, Y15; \
+	MOVL         $0x30303030, AX; \
+	VMOVD        AX, X14; \
+	VPBROADCASTD X14, Y14; \
+nGroup: \
+	MOVQ   a+8(FP), DI; \
+	MOVQ   nb+40(FP), R12; \
+	VXORPS Y0, Y0, Y0; \
+	tokens(N_ZEROF, 0, 0); \
+nBlock: \
+	block(tokens); \
+	ADDQ $size, SI; \
+	ADDQ $292, DI; \
+	DECQ R12; \
+	JNZ  nBlock; \
+	LEAQ (DX)(R11*2), AX; \
+	tokens(N_STOREF, 0, 0); \
+	ADDQ $16, DX; \
+	DECQ CX; \
+	JNZ  nGroup; \
+	VZEROUPPER; \
+	RET
+
 // func packQ4Kx4AVX2(w *byte, ldw int, dst *byte, nb int)
 TEXT ·packQ4Kx4AVX2(SB), NOSPLIT, $0-32
 	MOVQ w+0(FP), SI
@@ -1087,3 +1126,238 @@ gemv6kBlock:
 	JNZ  gemv6kGroup
 	VZEROUPPER
 	RET
+
+// ---- Small batches on interleaved weights: several activation rows per pass. ----
+//
+// The kernels below are the matrix-vector kernels above for two or four activation rows (the tokens of
+// a decode step of several sequences): each chunk of weights is loaded and unpacked into registers once
+// and multiplied with every token, so the weights are read from memory once for all of them and the
+// unpacking is shared. Per token and block the integer sums are exactly those of the matrix-vector
+// kernel (exact int32 additions in any order give the same sum), and the float steps are the same
+// instructions in the same order, so every output is bit for bit what gemvC4KQ8KAVX2 or
+// gemvC6KQ8KAVX2 writes. Tokens are lda bytes apart, output columns ldo floats apart.
+//
+// A token list applies op(x, y, base, out, L, H, S, f) to each token: base addresses its activation row
+// (DI, R8 = lda, R10 = 3·lda), out its output column (DX, AX = DX + 2·ldo, R11 = ldo bytes), L and H
+// are its 16-bit sums (Q4_K; Q6_K's tokens share two scratch registers), S its int32 block sums, and
+// f(SP) its float accumulator in the frame.
+
+#define N4K_TOKENS2(op, x, y) \
+	op(x, y, (DI), (DX), Y4, Y5, Y3, 0); \
+	op(x, y, (DI)(R8*1), (DX)(R11*1), Y6, Y7, Y12, 32)
+
+#define N4K_TOKENS4(op, x, y) \
+	N4K_TOKENS2(op, x, y); \
+	op(x, y, (DI)(R8*2), (DX)(R11*2), Y8, Y9, Y13, 64); \
+	op(x, y, (DI)(R10*1), (AX)(R11*1), Y10, Y11, Y14, 96)
+
+#define N6K_TOKENS2(op, x, y) \
+	op(x, y, (DI), (DX), Y10, Y11, Y6, 0); \
+	op(x, y, (DI)(R8*1), (DX)(R11*1), Y10, Y11, Y7, 32)
+
+#define N6K_TOKENS4(op, x, y) \
+	N6K_TOKENS2(op, x, y); \
+	op(x, y, (DI)(R8*2), (DX)(R11*2), Y10, Y11, Y8, 64); \
+	op(x, y, (DI)(R10*1), (AX)(R11*1), Y10, Y11, Y9, 96)
+
+// N_ZEROF zeroes a token's float accumulator (Y0 = 0); N_STOREF writes its rows 0-3 (lanes 0, 1, 4, 5)
+// to its output column; N_ZEROS zeroes its block sums.
+#define N_ZEROF(x, y, base, out, L, H, S, f) \
+	VMOVUPS Y0, f(SP)
+
+#define N_STOREF(x, y, base, out, L, H, S, f) \
+	VMOVUPS f(SP), Y2; \
+	P_STORE(Y2, X2, out)
+
+#define N_ZEROS(x, y, base, out, L, H, S, f) \
+	VPXOR S, S, S
+
+// N4K_FIRST and N4K_NEXT multiply the unpacked codes of chunk c of group g (Y0: sub-block 2g, Y1:
+// 2g+1) with the token, starting (FIRST) or adding to (NEXT) its 16-bit sums. Y2 is scratch.
+#define N4K_FIRST(g, c, base, out, L, H, S, f) \
+	VPBROADCASTQ 4+64*g+8*c base, Y2; \
+	VPMADDUBSW   Y2, Y0, L; \
+	VPBROADCASTQ 36+64*g+8*c base, Y2; \
+	VPMADDUBSW   Y2, Y1, H
+
+#define N4K_NEXT(g, c, base, out, L, H, S, f) \
+	VPBROADCASTQ 4+64*g+8*c base, Y2; \
+	VPMADDUBSW   Y2, Y0, Y2; \
+	VPADDW       Y2, L, L; \
+	VPBROADCASTQ 36+64*g+8*c base, Y2; \
+	VPMADDUBSW   Y2, Y1, Y2; \
+	VPADDW       Y2, H, H
+
+// N4K_SCALE adds the token's 16-bit sums, scaled by the sub-block scale words in Y1 and Y2, to S.
+#define N4K_SCALE(x, y, base, out, L, H, S, f) \
+	VPMADDWD Y1, L, L; \
+	VPADDD   L, S, S; \
+	VPMADDWD Y2, H, H; \
+	VPADDD   H, S, S
+
+// N4K_MIN0 and N4K_MIN set and add to L (free after the groups) the dot products of the token's block
+// sums p with the min words in Y1.
+#define N4K_MIN0(p, y, base, out, L, H, S, f) \
+	VPBROADCASTQ 260+8*p base, Y2; \
+	VPMADDWD     Y2, Y1, L
+
+#define N4K_MIN(p, y, base, out, L, H, S, f) \
+	VPBROADCASTQ 260+8*p base, Y2; \
+	VPMADDWD     Y2, Y1, Y2; \
+	VPADDD       Y2, L, L
+
+// N4K_END ends a block for the token, as gemvC4KQ8KAVX2 does: its sums S and mins L summed exactly per
+// row, then the two fused multiply-adds on its accumulator with d·da and -dmin·da (Y0, Y1 as K_DVECS
+// leaves them, times the token's da). Clobbers Y2, L and H.
+#define N4K_END(x, y, base, out, L, H, S, f) \
+	VPHADDD      L, S, S; \
+	VCVTDQ2PS    S, S; \
+	VBROADCASTSS base, Y2; \
+	VMULPS       Y2, Y0, H; \
+	VMULPS       Y2, Y1, Y2; \
+	VMOVUPS      f(SP), L; \
+	VFMADD231PS  H, S, L; \
+	VPERMILPS    $0x4e, S, S; \
+	VFMADD231PS  Y2, S, L; \
+	VMOVUPS      L, f(SP)
+
+// N4K_GROUP multiplies sub-blocks 2g and 2g+1 of the four rows with the tokens: each chunk's codes are
+// unpacked once (Y0, Y1), then the sub-blocks' scale words (Y1, Y2) are applied.
+#define N4K_GROUP(g, tokens) \
+	VMOVDQU 32*(4*g)(SI), Y0; \
+	VPSRLW  $4, Y0, Y1; \
+	VPAND   Y15, Y0, Y0; \
+	VPAND   Y15, Y1, Y1; \
+	tokens(N4K_FIRST, g, 0); \
+	N4K_CHUNK(g, 1, tokens); \
+	N4K_CHUNK(g, 2, tokens); \
+	N4K_CHUNK(g, 3, tokens); \
+	VMOVDQU 512(SI), Y0; \
+	VPSHUFB packK<>+64*g(SB), Y0, Y1; \
+	VPSHUFB packK<>+64*g+32(SB), Y0, Y2; \
+	tokens(N4K_SCALE, g, 0)
+
+#define N4K_CHUNK(g, c, tokens) \
+	VMOVDQU 32*(4*g+c)(SI), Y0; \
+	VPSRLW  $4, Y0, Y1; \
+	VPAND   Y15, Y0, Y0; \
+	VPAND   Y15, Y1, Y1; \
+	tokens(N4K_NEXT, g, c)
+
+// N_PREFETCH5 asks for the five cache lines from off(SI): the blocks two ahead (the hardware
+// prefetchers alone leave these loops waiting on memory).
+#define N_PREFETCH5(off) \
+	PREFETCHT0 off(SI); \
+	PREFETCHT0 off+64(SI); \
+	PREFETCHT0 off+128(SI); \
+	PREFETCHT0 off+192(SI); \
+	PREFETCHT0 off+256(SI)
+
+// N4K_BLOCK multiplies one interleaved Q4_K block with the tokens.
+#define N4K_BLOCK(tokens) \
+	N_PREFETCH5(1216); \
+	N_PREFETCH5(1536); \
+	tokens(N_ZEROS, 0, 0); \
+	N4K_GROUP(0, tokens); \
+	N4K_GROUP(1, tokens); \
+	N4K_GROUP(2, tokens); \
+	N4K_GROUP(3, tokens); \
+	VMOVDQU 544(SI), Y0; \
+	VPSHUFB packK<>+0x100(SB), Y0, Y1; \
+	tokens(N4K_MIN0, 0, 0); \
+	VPSHUFB packK<>+0x120(SB), Y0, Y1; \
+	tokens(N4K_MIN, 1, 0); \
+	VPSHUFB packK<>+0x140(SB), Y0, Y1; \
+	tokens(N4K_MIN, 2, 0); \
+	VPSHUFB packK<>+0x160(SB), Y0, Y1; \
+	tokens(N4K_MIN, 3, 0); \
+	VCVTPH2PS 576(SI), Y0; \
+	VPERMILPS $0xd8, Y0, Y0; \
+	VXORPS    packK<>+0x180(SB), Y0, Y0; \
+	VPERMILPS $0x4e, Y0, Y1; \
+	tokens(N4K_END, 0, 0)
+
+// N6K_COL multiplies the codes of two chunks (Y0, Y3) with the token's sixteen bytes at off and adds
+// the result, scaled by the scale words in Y4, to S. L and H are scratch (shared by the tokens).
+#define N6K_COL(off, y, base, out, L, H, S, f) \
+	VPBROADCASTQ off base, Y2; \
+	VPMADDUBSW   Y2, Y0, L; \
+	VPBROADCASTQ off+8 base, H; \
+	VPMADDUBSW   H, Y3, H; \
+	VPADDW       H, L, L; \
+	VPMADDWD     Y4, L, L; \
+	VPADDD       L, S, S
+
+// N6K_QUARTER is G6K_QUARTER for the tokens: the codes of chunks 2p and 2p+1 into Y0 and Y3 once, the
+// scale words of group 8n+2k+p into Y4 from the half's scales in Y5 (mask m of packQ6).
+#define N6K_QUARTER(codes, n, k, p, m, tokens) \
+	codes(n, 2*p, Y0, Y1); \
+	codes(n, 2*p+1, Y3, Y1); \
+	VPSHUFB packQ6<>+m(SB), Y5, Y4; \
+	VPSRAW  $8, Y4, Y4; \
+	tokens(N6K_COL, 4+128*n+32*k+16*p, 0)
+
+// N6K_OFFSET subtracts from S 32·Σ scale·(block sum) over the four groups of block sums q whose scale
+// words, times 32, are in Y4.
+#define N6K_OFFSET(q, y, base, out, L, H, S, f) \
+	VPBROADCASTQ 260+8*(q) base, Y2; \
+	VPMADDWD     Y2, Y4, Y2; \
+	VPSUBD       Y2, S, S
+
+#define N6K_OFFSETS(q, m, tokens) \
+	VPSHUFB packQ6<>+m(SB), Y5, Y4; \
+	VPSRAW  $3, Y4, Y4; \
+	tokens(N6K_OFFSET, q, 0)
+
+// N6K_HALF multiplies half n with the tokens, its offsets included.
+#define N6K_HALF(n, tokens) \
+	VMOVDQU 768+32*n(SI), Y5; \
+	N6K_OFFSETS(2*n, 0x100, tokens); \
+	N6K_OFFSETS(2*n+1, 0x120, tokens); \
+	N6K_QUARTER(C6K_CODES_0, n, 0, 0, 0x000, tokens); \
+	N6K_QUARTER(C6K_CODES_0, n, 0, 1, 0x020, tokens); \
+	N6K_QUARTER(C6K_CODES_1, n, 1, 0, 0x040, tokens); \
+	N6K_QUARTER(C6K_CODES_1, n, 1, 1, 0x060, tokens); \
+	N6K_QUARTER(C6K_CODES_2, n, 2, 0, 0x080, tokens); \
+	N6K_QUARTER(C6K_CODES_2, n, 2, 1, 0x0a0, tokens); \
+	N6K_QUARTER(C6K_CODES_3, n, 3, 0, 0x0c0, tokens); \
+	N6K_QUARTER(C6K_CODES_3, n, 3, 1, 0x0e0, tokens)
+
+// N6K_END ends a block for the token, as gemvC6KQ8KAVX2 does, with the rows' d in Y12.
+#define N6K_END(x, y, base, out, L, H, S, f) \
+	VPHADDD      S, S, S; \
+	VCVTDQ2PS    S, S; \
+	VBROADCASTSS base, Y2; \
+	VMULPS       Y2, Y12, Y2; \
+	VMOVUPS      f(SP), L; \
+	VFMADD231PS  Y2, S, L; \
+	VMOVUPS      L, f(SP)
+
+// N6K_BLOCK multiplies one interleaved Q6_K block with the tokens.
+#define N6K_BLOCK(tokens) \
+	N_PREFETCH5(1728); \
+	N_PREFETCH5(2048); \
+	N_PREFETCH5(2368); \
+	tokens(N_ZEROS, 0, 0); \
+	N6K_HALF(0, tokens); \
+	N6K_HALF(1, tokens); \
+	VMOVQ     832(SI), X12; \
+	VCVTPH2PS X12, X12; \
+	VPERMQ    $0x50, Y12, Y12; \
+	tokens(N6K_END, 0, 0)
+
+// func gemvC4KQ8Kx4AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC4KQ8Kx4AVX2(SB), NOSPLIT, $128-56
+	N_KERNEL(N4K_BLOCK, N4K_TOKENS4, 608)
+
+// func gemvC4KQ8Kx2AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC4KQ8Kx2AVX2(SB), NOSPLIT, $64-56
+	N_KERNEL(N4K_BLOCK, N4K_TOKENS2, 608)
+
+// func gemvC6KQ8Kx4AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC6KQ8Kx4AVX2(SB), NOSPLIT, $128-56
+	N_KERNEL(N6K_BLOCK, N6K_TOKENS4, 864)
+
+// func gemvC6KQ8Kx2AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC6KQ8Kx2AVX2(SB), NOSPLIT, $64-56
+	N_KERNEL(N6K_BLOCK, N6K_TOKENS2, 864)
