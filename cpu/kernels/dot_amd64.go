@@ -99,8 +99,8 @@ var accelerated = func() *impl {
 	k.q6KUnpack = func(src, dst []byte, nb int) { packC6KAVX2(&src[0], &dst[0], nb) }
 	k.q4KGemv = func(w, a []byte, out []float32, nb, groups int) { gemvC4KQ8KAVX2(&w[0], &a[0], &out[0], nb, groups) }
 	k.q6KGemv = func(w, a []byte, out []float32, nb, groups int) { gemvC6KQ8KAVX2(&w[0], &a[0], &out[0], nb, groups) }
-	k.q4KGemvs = gemvs(gemvC4KQ8Kx2AVX2, gemvC4KQ8Kx4AVX2)
-	k.q6KGemvs = gemvs(gemvC6KQ8Kx2AVX2, gemvC6KQ8Kx4AVX2)
+	k.q4KGemvs = gemvs(gemvC4KQ8Kx2AVX2, gemvC4KQ8Kx3AVX2, gemvC4KQ8Kx4AVX2)
+	k.q6KGemvs = gemvs(gemvC6KQ8Kx2AVX2, gemvC6KQ8Kx3AVX2, gemvC6KQ8Kx4AVX2)
 	k.q8K = func(x []float32, dst []byte, nb int) { quantizeQ8KAVX2(&x[0], &dst[0], nb) }
 	k.f16Rows4 = func(w []byte, ldw, rows int, x []float32, ldx, n int, out []float32, ldo int) {
 		dotF16Rows4AVX2(&w[0], ldw, rows, &x[0], ldx, n, &out[0], ldo)
@@ -114,14 +114,15 @@ var accelerated = func() *impl {
 	return &k
 }()
 
-// gemvs wraps the small-batch kernels for two and four activation rows as impl's q4KGemvs.
-func gemvs(x2, x4 func(w, a *byte, lda int, out *float32, ldo, nb, groups int)) []func(w, a []byte, lda int, out []float32, ldo, nb, groups int) {
-	wrap := func(k func(w, a *byte, lda int, out *float32, ldo, nb, groups int)) func(w, a []byte, lda int, out []float32, ldo, nb, groups int) {
-		return func(w, a []byte, lda int, out []float32, ldo, nb, groups int) {
+// gemvs wraps the small-batch kernels for two, three and four activation rows as impl's q4KGemvs.
+func gemvs(kernels ...func(w, a *byte, lda int, out *float32, ldo, nb, groups int)) []func(w, a []byte, lda int, out []float32, ldo, nb, groups int) {
+	fs := make([]func(w, a []byte, lda int, out []float32, ldo, nb, groups int), 2+len(kernels))
+	for i, k := range kernels {
+		fs[2+i] = func(w, a []byte, lda int, out []float32, ldo, nb, groups int) {
 			k(&w[0], &a[0], lda, &out[0], ldo, nb, groups)
 		}
 	}
-	return []func(w, a []byte, lda int, out []float32, ldo, nb, groups int){2: wrap(x2), 4: wrap(x4)}
+	return fs
 }
 
 // dotQ4KQ8KAVX2 is the dot product of nb Q4_K super-blocks at w with nb Q8_K blocks at a (nb ≥ 1).
@@ -230,6 +231,11 @@ func gemvC6KQ8KAVX2(w, a *byte, out *float32, nb, groups int)
 //go:noescape
 func gemvC4KQ8Kx4AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 
+// gemvC4KQ8Kx3AVX2 is gemvC4KQ8Kx4AVX2 for three activation rows.
+//
+//go:noescape
+func gemvC4KQ8Kx3AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
 // gemvC4KQ8Kx2AVX2 is gemvC4KQ8Kx4AVX2 for two activation rows.
 //
 //go:noescape
@@ -239,6 +245,11 @@ func gemvC4KQ8Kx2AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 //
 //go:noescape
 func gemvC6KQ8Kx4AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemvC6KQ8Kx3AVX2 is gemvC6KQ8Kx4AVX2 for three activation rows.
+//
+//go:noescape
+func gemvC6KQ8Kx3AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 
 // gemvC6KQ8Kx2AVX2 is gemvC6KQ8Kx4AVX2 for two activation rows.
 //

@@ -1129,7 +1129,7 @@ gemv6kBlock:
 
 // ---- Small batches on interleaved weights: several activation rows per pass. ----
 //
-// The kernels below are the matrix-vector kernels above for two or four activation rows (the tokens of
+// The kernels below are the matrix-vector kernels above for two to four activation rows (the tokens of
 // a decode step of several sequences): each chunk of weights is loaded and unpacked into registers once
 // and multiplied with every token, so the weights are read from memory once for all of them and the
 // unpacking is shared. Per token and block the integer sums are exactly those of the matrix-vector
@@ -1146,18 +1146,24 @@ gemv6kBlock:
 	op(x, y, (DI), (DX), Y4, Y5, Y3, 0); \
 	op(x, y, (DI)(R8*1), (DX)(R11*1), Y6, Y7, Y12, 32)
 
-#define N4K_TOKENS4(op, x, y) \
+#define N4K_TOKENS3(op, x, y) \
 	N4K_TOKENS2(op, x, y); \
-	op(x, y, (DI)(R8*2), (DX)(R11*2), Y8, Y9, Y13, 64); \
+	op(x, y, (DI)(R8*2), (DX)(R11*2), Y8, Y9, Y13, 64)
+
+#define N4K_TOKENS4(op, x, y) \
+	N4K_TOKENS3(op, x, y); \
 	op(x, y, (DI)(R10*1), (AX)(R11*1), Y10, Y11, Y14, 96)
 
 #define N6K_TOKENS2(op, x, y) \
 	op(x, y, (DI), (DX), Y10, Y11, Y6, 0); \
 	op(x, y, (DI)(R8*1), (DX)(R11*1), Y10, Y11, Y7, 32)
 
-#define N6K_TOKENS4(op, x, y) \
+#define N6K_TOKENS3(op, x, y) \
 	N6K_TOKENS2(op, x, y); \
-	op(x, y, (DI)(R8*2), (DX)(R11*2), Y10, Y11, Y8, 64); \
+	op(x, y, (DI)(R8*2), (DX)(R11*2), Y10, Y11, Y8, 64)
+
+#define N6K_TOKENS4(op, x, y) \
+	N6K_TOKENS3(op, x, y); \
 	op(x, y, (DI)(R10*1), (AX)(R11*1), Y10, Y11, Y9, 96)
 
 // N_ZEROF zeroes a token's float accumulator (Y0 = 0); N_STOREF writes its rows 0-3 (lanes 0, 1, 4, 5)
@@ -1350,6 +1356,10 @@ gemv6kBlock:
 TEXT ·gemvC4KQ8Kx4AVX2(SB), NOSPLIT, $128-56
 	N_KERNEL(N4K_BLOCK, N4K_TOKENS4, 608)
 
+// func gemvC4KQ8Kx3AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC4KQ8Kx3AVX2(SB), NOSPLIT, $96-56
+	N_KERNEL(N4K_BLOCK, N4K_TOKENS3, 608)
+
 // func gemvC4KQ8Kx2AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 TEXT ·gemvC4KQ8Kx2AVX2(SB), NOSPLIT, $64-56
 	N_KERNEL(N4K_BLOCK, N4K_TOKENS2, 608)
@@ -1357,6 +1367,10 @@ TEXT ·gemvC4KQ8Kx2AVX2(SB), NOSPLIT, $64-56
 // func gemvC6KQ8Kx4AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 TEXT ·gemvC6KQ8Kx4AVX2(SB), NOSPLIT, $128-56
 	N_KERNEL(N6K_BLOCK, N6K_TOKENS4, 864)
+
+// func gemvC6KQ8Kx3AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC6KQ8Kx3AVX2(SB), NOSPLIT, $96-56
+	N_KERNEL(N6K_BLOCK, N6K_TOKENS3, 864)
 
 // func gemvC6KQ8Kx2AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 TEXT ·gemvC6KQ8Kx2AVX2(SB), NOSPLIT, $64-56
