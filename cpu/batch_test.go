@@ -75,14 +75,21 @@ func TestEngineBatchedMatchesSolo(t *testing.T) {
 
 // BenchmarkStreams is the aggregate generation speed of 1 and 4 greedy streams of 128 tokens after
 // 32-token prompts, generated together by the engine (--parallel 4, 2 threads): continuous batching
-// reads each weight once per step for every stream. It loads $SMOLCHAT_BENCH_MODEL when set (e.g. a
+// reads each weight once per step for every stream. The end-of-generation tokens are banned, so that
+// every stream runs its 128 tokens (random weights end some streams early otherwise, and the steps
+// would decode fewer sequences than the benchmark says). It loads $SMOLCHAT_BENCH_MODEL when set (e.g. a
 // SmolLM3-3B-shaped Q4_K_M file from `smolchat synth --preset smollm3-3b`), else the tiny fixture; the
 // sub-benchmarks alternate, so run it with -count for interleaved samples.
 func BenchmarkStreams(b *testing.B) {
 	e := benchEngine(b, 1024)
 	vocab := e.Tokenizer().VocabSize()
 	const tokens = 128
-	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: tokens}
+	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0, LogitBias: map[int32]float32{}}, MaxTokens: tokens}
+	for id := range int32(vocab) {
+		if e.Tokenizer().IsEOG(id) {
+			params.LogitBias[id] = -1e9
+		}
+	}
 	round := uint64(0)
 	for _, streams := range []int{1, 4} {
 		b.Run(fmt.Sprint(streams), func(b *testing.B) {
@@ -103,6 +110,9 @@ func BenchmarkStreams(b *testing.B) {
 				}
 				wg.Wait()
 				for _, n := range counts {
+					if n != tokens {
+						b.Fatalf("a stream generated %d tokens, want %d", n, tokens)
+					}
 					generated += n
 				}
 			}
