@@ -10,7 +10,8 @@ import (
 // load time: rows in groups of four, each group block by block, and within a block the four rows' quant
 // bytes interleaved eight at a time, so that one 32-byte load feeds all four rows. A single token (the
 // matrix-vector product of generation) then costs about half of what four separate dot products do,
-// and a batch unpacks the groups it needs straight into the packed layout of matmul.go. An interleaved
+// the few tokens of a decode step of several sequences share each block's load and unpacking, and a
+// longer batch unpacks the groups it needs straight into the packed layout of matmul.go. An interleaved
 // block of four rows:
 //
 //	Q4_K, 608 bytes: qs [0, 512) (qword j of each row's 128 bytes at 32j + 8r) · the decoded 6-bit scales
@@ -107,8 +108,9 @@ func Interleave(t quant.Type, src []byte, n int, dst []byte) error {
 // batch of activation rows: w holds rows rows (a multiple of 4, from a group boundary) of n elements as
 // Interleave wrote them, a holds cols activation rows in Q8_K form, and out[j·ldo+r] is set to the dot
 // product of row r with activation row j, bit for bit what DotFunc(t) computes on the original rows.
-// One activation row runs the matrix-vector kernel; four or more are multiplied four at a time after
-// unpacking the rows into scratch (nil allocates). It returns nil when t cannot be interleaved; the
+// One activation row runs the matrix-vector kernel, two to SmallBatch the small-batch kernels (each block
+// unpacked once into registers for all the rows); more are multiplied four at a time after unpacking the
+// rows into scratch (nil allocates). It returns nil when t cannot be interleaved; the
 // function panics when the sizes do not match, a bug in the caller.
 func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
 	if !Interleaves(t) {

@@ -26,14 +26,7 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 		} {
 			w, a := matMulInputs(t, typ, c, uint64(100+ci))
 			wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, quant.Q8_K, c.n)
-			size, err := InterleavedSize(typ, c.rows, c.n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			il := make([]byte, size)
-			if err := Interleave(typ, w, c.n, il); err != nil {
-				t.Fatal(err)
-			}
+			il := interleaved(t, typ, w, c.rows, c.n)
 			out := make([]float32, (c.cols-1)*c.ldo+c.rows)
 			for i := range out {
 				out[i] = float32(math.NaN())
@@ -59,6 +52,20 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 			}
 		}
 	}
+}
+
+// interleaved returns rows rows of n elements of type t, w, interleaved.
+func interleaved(t testing.TB, typ quant.Type, w []byte, rows, n int) []byte {
+	t.Helper()
+	size, err := InterleavedSize(typ, rows, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	il := make([]byte, size)
+	if err := Interleave(typ, w, n, il); err != nil {
+		t.Fatal(err)
+	}
+	return il
 }
 
 func TestInterleaveErrors(t *testing.T) {

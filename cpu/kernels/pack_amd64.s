@@ -172,6 +172,17 @@ GLOBL packQ6<>(SB), RODATA|NOPTR, $320
 	ANDL $0x3f3f3f3f, AX; \
 	ORQ  AX, R9
 
+// N_ARGS reads the arguments of the small-batch kernels: SI the weights, R8 = lda, R10 = 3·lda, DX the
+// output, R11 = ldo in bytes, CX the groups.
+#define N_ARGS \
+	MOVQ         w+0(FP), SI; \
+	MOVQ         lda+16(FP), R8; \
+	LEAQ         (R8)(R8*2), R10; \
+	MOVQ         out+24(FP), DX; \
+	MOVQ         ldo+32(FP), R11; \
+	SHLQ         $2, R11; \
+	MOVQ         groups+48(FP), CX
+
 // N_KERNEL is the body of the small-batch kernels at the end of this file (defined before the first
 // function so that go vet checks its argument names against each function's): for each group, the
 // tokens' float accumulators are zeroed, block(tokens) runs on each of the nb interleaved blocks of size
@@ -179,13 +190,7 @@ GLOBL packQ6<>(SB), RODATA|NOPTR, $320
 // the output, AX = DX + 2·ldo, R11 = ldo in bytes, CX the groups left, R12 the blocks left; Y15 = 0x0f
 // and Y14 = 0x30 bytes (Q6_K's masks; the Q4_K kernels use Y14 as an accumulator).
 #define N_KERNEL(block, tokens, size) \
-	MOVQ         w+0(FP), SI; \
-	MOVQ         lda+16(FP), R8; \
-	LEAQ         (R8)(R8*2), R10; \
-	MOVQ         out+24(FP), DX; \
-	MOVQ         ldo+32(FP), R11; \
-	SHLQ         $2, R11; \
-	MOVQ         groups+48(FP), CX; \
+	N_ARGS; \
 	MOVL         $0x0f0f0f0f, AX; \
 	VMOVD        AX, X15; \
 	VPBROADCASTD X15, Y15; \
@@ -208,6 +213,41 @@ nBlock: \
 	ADDQ $16, DX; \
 	DECQ CX; \
 	JNZ  nGroup; \
+	VZEROUPPER; \
+	RET
+
+// Z_KERNEL is the body of the AVX-512 four-token kernel at the end of this file, as N_KERNEL: for
+// each group, the tokens' float accumulators Y12-Y15 are zeroed, block runs on each of its nb blocks of
+// size bytes, and the results are stored. Registers as N_KERNEL's; Z31 = 0x0f and Z30 = 0x30 bytes, Z29
+// the qword order of qwordsByRow.
+#define Z_KERNEL(block, size) \
+	N_ARGS; \
+	MOVL         $0x0f0f0f0f, AX; \
+	VPBROADCASTD AX, Z31; \
+	MOVL         $0x30303030, AX; \
+	VPBROADCASTD AX, Z30; \
+	VMOVDQU64    qwordsByRow<>(SB), Z29; \
+zGroup: \
+	MOVQ   a+8(FP), DI; \
+	MOVQ   nb+40(FP), R12; \
+	VXORPS Y12, Y12, Y12; \
+	VXORPS Y13, Y13, Y13; \
+	VXORPS Y14, Y14, Y14; \
+	VXORPS Y15, Y15, Y15; \
+zBlock: \
+	block; \
+	ADDQ $size, SI; \
+	ADDQ $292, DI; \
+	DECQ R12; \
+	JNZ  zBlock; \
+	P_STORE(Y12, X12, (DX)); \
+	P_STORE(Y13, X13, (DX)(R11*1)); \
+	P_STORE(Y14, X14, (DX)(R11*2)); \
+	LEAQ (DX)(R11*2), AX; \
+	P_STORE(Y15, X15, (AX)(R11*1)); \
+	ADDQ $16, DX; \
+	DECQ CX; \
+	JNZ  zGroup; \
 	VZEROUPPER; \
 	RET
 
@@ -1375,3 +1415,138 @@ TEXT ·gemvC6KQ8Kx3AVX2(SB), NOSPLIT, $96-56
 // func gemvC6KQ8Kx2AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 TEXT ·gemvC6KQ8Kx2AVX2(SB), NOSPLIT, $64-56
 	N_KERNEL(N6K_BLOCK, N6K_TOKENS2, 864)
+
+// ---- AVX-512: the four-token Q6_K kernel on 64-byte registers. ----
+//
+// The two chunks of a quarter (scale group 8n+2k+p of the four rows) are 64 contiguous bytes of ql and
+// of qh, so one register takes both. Its qwords are put in row order (row r's sixteen codes of the group
+// in 128-bit lane r) so that one VPMADDUBSW with the token's sixteen activation bytes broadcast to every
+// lane and one VPMADDWD with row r's scale in lane r cover the group, where the 32-byte kernels take two,
+// an add and a VPMADDWD. Per token and block the integer sums are again exactly those of the dot
+// product, and the block ends with gemvC6KQ8KAVX2's float steps.
+
+// qwordsByRow puts the qwords of two interleaved chunks (rows 0-3 of chunk a, then of chunk b) in the
+// order row 0 a, row 0 b, row 1 a, ..., row 3 b.
+DATA qwordsByRow<>+0x00(SB)/8, $0
+DATA qwordsByRow<>+0x08(SB)/8, $4
+DATA qwordsByRow<>+0x10(SB)/8, $1
+DATA qwordsByRow<>+0x18(SB)/8, $5
+DATA qwordsByRow<>+0x20(SB)/8, $2
+DATA qwordsByRow<>+0x28(SB)/8, $6
+DATA qwordsByRow<>+0x30(SB)/8, $3
+DATA qwordsByRow<>+0x38(SB)/8, $7
+GLOBL qwordsByRow<>(SB), RODATA|NOPTR, $64
+
+// wordOfLane: mask i (64 bytes at 64i) copies word i of each 128-bit lane to all eight words of the lane.
+#define WORD_OF_LANE(i, w) \
+	DATA wordOfLane<>+64*i+0x00(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x08(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x10(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x18(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x20(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x28(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x30(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x38(SB)/8, $w
+
+WORD_OF_LANE(0, 0x0100010001000100)
+WORD_OF_LANE(1, 0x0302030203020302)
+WORD_OF_LANE(2, 0x0504050405040504)
+WORD_OF_LANE(3, 0x0706070607060706)
+WORD_OF_LANE(4, 0x0908090809080908)
+WORD_OF_LANE(5, 0x0b0a0b0a0b0a0b0a)
+WORD_OF_LANE(6, 0x0d0c0d0c0d0c0d0c)
+WORD_OF_LANE(7, 0x0f0e0f0e0f0e0f0e)
+GLOBL wordOfLane<>(SB), RODATA|NOPTR, $512
+
+// Z6K_TOKEN adds the token's products with the codes in Z3 (group scale words in Z7) to S. Z8 is scratch.
+#define Z6K_TOKEN(off, base, S) \
+	VBROADCASTI64X2 off base, Z8; \
+	VPMADDUBSW      Z8, Z3, Z8; \
+	VPMADDWD        Z7, Z8, Z8; \
+	VPADDD          Z8, S, S
+
+// Z6K_QUARTER multiplies quarter k, chunks 2p and 2p+1 of half n: ql from qlc, the high bits hi(qh).
+#define Z6K_QUARTER(n, k, p, qlc, lo, hi) \
+	VMOVDQU64 32*(qlc)(SI), Z0; \
+	lo; \
+	VMOVDQU64 512+32*(4*n+2*p)(SI), Z1; \
+	hi; \
+	VPORQ     Z1, Z0, Z0; \
+	VPERMQ    Z0, Z29, Z3; \
+	VPSHUFB   wordOfLane<>+64*(2*k+p)(SB), Z4, Z7; \
+	Z6K_TOKEN(4+128*n+32*k+16*p, (DI), Z16); \
+	Z6K_TOKEN(4+128*n+32*k+16*p, (DI)(R8*1), Z17); \
+	Z6K_TOKEN(4+128*n+32*k+16*p, (DI)(R8*2), Z18); \
+	Z6K_TOKEN(4+128*n+32*k+16*p, (DI)(R10*1), Z19)
+
+// The low four bits of the codes (from the low or high nibbles of ql) and bits 4-5 (from qh).
+#define Z_LO_LOW VPANDQ Z31, Z0, Z0
+#define Z_LO_HIGH VPSRLW $4, Z0, Z0; VPANDQ Z31, Z0, Z0
+#define Z_HI_SHL4 VPSLLW $4, Z1, Z1; VPANDQ Z30, Z1, Z1
+#define Z_HI_SHL2 VPSLLW $2, Z1, Z1; VPANDQ Z30, Z1, Z1
+#define Z_HI_AS_IS VPANDQ Z30, Z1, Z1
+#define Z_HI_SHR2 VPSRLW $2, Z1, Z1; VPANDQ Z30, Z1, Z1
+
+// Z6K_OFFSET subtracts from S the token's 32·Σ scale·(block sum) over the eight groups of half n (Z5 =
+// 32 times the scale words of the half, row r in lane r).
+#define Z6K_OFFSET(n, base, S) \
+	VBROADCASTI32X4 260+16*n base, Z8; \
+	VPMADDWD        Z8, Z5, Z8; \
+	VPSUBD          Z8, S, S
+
+// Z6K_HALF multiplies half n with the four tokens.
+#define Z6K_HALF(n) \
+	VPMOVSXBW 768+32*n(SI), Z4; \
+	VPSLLW    $5, Z4, Z5; \
+	Z6K_OFFSET(n, (DI), Z16); \
+	Z6K_OFFSET(n, (DI)(R8*1), Z17); \
+	Z6K_OFFSET(n, (DI)(R8*2), Z18); \
+	Z6K_OFFSET(n, (DI)(R10*1), Z19); \
+	Z6K_QUARTER(n, 0, 0, 8*n, Z_LO_LOW, Z_HI_SHL4); \
+	Z6K_QUARTER(n, 0, 1, 8*n+2, Z_LO_LOW, Z_HI_SHL4); \
+	Z6K_QUARTER(n, 1, 0, 8*n+4, Z_LO_LOW, Z_HI_SHL2); \
+	Z6K_QUARTER(n, 1, 1, 8*n+6, Z_LO_LOW, Z_HI_SHL2); \
+	Z6K_QUARTER(n, 2, 0, 8*n, Z_LO_HIGH, Z_HI_AS_IS); \
+	Z6K_QUARTER(n, 2, 1, 8*n+2, Z_LO_HIGH, Z_HI_AS_IS); \
+	Z6K_QUARTER(n, 3, 0, 8*n+4, Z_LO_HIGH, Z_HI_SHR2); \
+	Z6K_QUARTER(n, 3, 1, 8*n+6, Z_LO_HIGH, Z_HI_SHR2)
+
+// Z_PAIRS sums the int32 lanes of Z (four per row, row r in 128-bit lane r) exactly into Y, two per row
+// in the layout of the 32-byte kernels: [r0 r0 r1 r1 | r2 r2 r3 r3]. Clobbers Y8 and Y9.
+#define Z_PAIRS(Z, Y) \
+	VEXTRACTI64X4 $0, Z, Y8; \
+	VEXTRACTI64X4 $1, Z, Y9; \
+	VPHADDD       Y9, Y8, Y; \
+	VPERMQ        $0xd8, Y, Y
+
+// Z6K_END ends a block for the token at base as gemvC6KQ8KAVX2 does, on its accumulator F, with the
+// rows' d in Y7. Clobbers Y8-Y11.
+#define Z6K_END(base, S, F) \
+	Z_PAIRS(S, Y10); \
+	VPHADDD      Y10, Y10, Y10; \
+	VCVTDQ2PS    Y10, Y10; \
+	VBROADCASTSS base, Y11; \
+	VMULPS       Y11, Y7, Y11; \
+	VFMADD231PS  Y11, Y10, F
+
+#define Z6K_BLOCK \
+	N_PREFETCH5(1728); \
+	N_PREFETCH5(2048); \
+	N_PREFETCH5(2368); \
+	VPXORD    Z16, Z16, Z16; \
+	VPXORD    Z17, Z17, Z17; \
+	VPXORD    Z18, Z18, Z18; \
+	VPXORD    Z19, Z19, Z19; \
+	Z6K_HALF(0); \
+	Z6K_HALF(1); \
+	VMOVQ     832(SI), X7; \
+	VCVTPH2PS X7, X7; \
+	VPERMQ    $0x50, Y7, Y7; \
+	Z6K_END((DI), Z16, Y12); \
+	Z6K_END((DI)(R8*1), Z17, Y13); \
+	Z6K_END((DI)(R8*2), Z18, Y14); \
+	Z6K_END((DI)(R10*1), Z19, Y15)
+
+// func gemvC6KQ8Kx4AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC6KQ8Kx4AVX512(SB), NOSPLIT, $0-56
+	Z_KERNEL(Z6K_BLOCK, 864)
