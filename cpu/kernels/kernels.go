@@ -7,7 +7,10 @@
 // Every kernel runs in AVX2 assembly on amd64 CPUs with AVX2, FMA and F16C, and in portable Go elsewhere
 // and in builds with the purego tag. Both compute the same exact integer sums per block; they differ only
 // in the order of the float additions. The tests compare each assembly kernel with its Go twin and with
-// the dequantized rows. Everything here is safe for concurrent use.
+// the dequantized rows. The kernels on interleaved matrices (one token, or the few of a decode step of
+// several sequences; one of them also on AVX-512 where the CPU has it) exist only in assembly, as does
+// the layout, and their tests compare them bit for bit with the dot products of the original rows.
+// Everything here is safe for concurrent use.
 package kernels
 
 import (
