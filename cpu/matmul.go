@@ -108,10 +108,10 @@ func (b *Backend) matmul(e *encoded, ps ...product) error {
 		total += p.m.Rows
 	}
 	chunk := rowChunk
-	if e.rows == 1 {
-		// One token streams the weights from memory: each thread takes a contiguous span of the rows
-		// (spans), claimed in pieces small enough that a thread slowed down by the operating system
-		// holds the others up little.
+	if e.rows <= kernels.SmallBatch {
+		// One token (or the few of a decode step) streams the weights from memory: each thread takes a
+		// contiguous span of the rows (spans), claimed in pieces small enough that a thread slowed down
+		// by the operating system holds the others up little.
 		chunk = max(rowChunk, (total/(32*b.pool.n)+rowChunk-1)/rowChunk*rowChunk)
 	}
 	work := &b.s.spans

@@ -99,6 +99,11 @@ var accelerated = func() *impl {
 	k.q6KUnpack = func(src, dst []byte, nb int) { packC6KAVX2(&src[0], &dst[0], nb) }
 	k.q4KGemv = func(w, a []byte, out []float32, nb, groups int) { gemvC4KQ8KAVX2(&w[0], &a[0], &out[0], nb, groups) }
 	k.q6KGemv = func(w, a []byte, out []float32, nb, groups int) { gemvC6KQ8KAVX2(&w[0], &a[0], &out[0], nb, groups) }
+	k.q4KGemvs = gemvs(gemvC4KQ8Kx2AVX2, gemvC4KQ8Kx3AVX2, gemvC4KQ8Kx4AVX2)
+	k.q6KGemvs = gemvs(gemvC6KQ8Kx2AVX2, gemvC6KQ8Kx3AVX2, gemvC6KQ8Kx4AVX2)
+	if hasAVX512 {
+		k.q6KGemvs = gemvs(gemvC6KQ8Kx2AVX2, gemvC6KQ8Kx3AVX2, gemvC6KQ8Kx4AVX512)
+	}
 	k.q8K = func(x []float32, dst []byte, nb int) { quantizeQ8KAVX2(&x[0], &dst[0], nb) }
 	k.f16Rows4 = func(w []byte, ldw, rows int, x []float32, ldx, n int, out []float32, ldo int) {
 		dotF16Rows4AVX2(&w[0], ldw, rows, &x[0], ldx, n, &out[0], ldo)
@@ -111,6 +116,20 @@ var accelerated = func() *impl {
 	}
 	return &k
 }()
+
+// hasAVX512 is whether the CPU (and OS) run the AVX-512 instructions of gemvC6KQ8Kx4AVX512.
+var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL
+
+// gemvs wraps the small-batch kernels for two, three and four activation rows as impl's q4KGemvs.
+func gemvs(kernels ...func(w, a *byte, lda int, out *float32, ldo, nb, groups int)) []func(w, a []byte, lda int, out []float32, ldo, nb, groups int) {
+	fs := make([]func(w, a []byte, lda int, out []float32, ldo, nb, groups int), 2+len(kernels))
+	for i, k := range kernels {
+		fs[2+i] = func(w, a []byte, lda int, out []float32, ldo, nb, groups int) {
+			k(&w[0], &a[0], lda, &out[0], ldo, nb, groups)
+		}
+	}
+	return fs
+}
 
 // dotQ4KQ8KAVX2 is the dot product of nb Q4_K super-blocks at w with nb Q8_K blocks at a (nb ≥ 1).
 //
@@ -209,6 +228,45 @@ func gemvC4KQ8KAVX2(w, a *byte, out *float32, nb, groups int)
 //
 //go:noescape
 func gemvC6KQ8KAVX2(w, a *byte, out *float32, nb, groups int)
+
+// gemvC4KQ8Kx4AVX2 is gemvC4KQ8KAVX2 for the four Q8_K rows at a, a+lda, a+2·lda and a+3·lda: for each
+// of the groups interleaved groups of nb Q4_K blocks at w, out[j·ldo + 4·g + r] is the dot product of
+// row r of group g with activation row j, as gemvC4KQ8KAVX2 computes it (nb, groups ≥ 1). Each block is
+// read and unpacked once for the four rows.
+//
+//go:noescape
+func gemvC4KQ8Kx4AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemvC4KQ8Kx3AVX2 is gemvC4KQ8Kx4AVX2 for three activation rows.
+//
+//go:noescape
+func gemvC4KQ8Kx3AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemvC4KQ8Kx2AVX2 is gemvC4KQ8Kx4AVX2 for two activation rows.
+//
+//go:noescape
+func gemvC4KQ8Kx2AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemvC6KQ8Kx4AVX2 is gemvC4KQ8Kx4AVX2 for interleaved Q6_K rows.
+//
+//go:noescape
+func gemvC6KQ8Kx4AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemvC6KQ8Kx4AVX512 is gemvC6KQ8Kx4AVX2 on 64-byte registers (AVX-512 F, BW, DQ and VL), with the same
+// results bit for bit.
+//
+//go:noescape
+func gemvC6KQ8Kx4AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemvC6KQ8Kx3AVX2 is gemvC6KQ8Kx4AVX2 for three activation rows.
+//
+//go:noescape
+func gemvC6KQ8Kx3AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemvC6KQ8Kx2AVX2 is gemvC6KQ8Kx4AVX2 for two activation rows.
+//
+//go:noescape
+func gemvC6KQ8Kx2AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 
 // quantizeQ8KAVX2 quantizes nb ≥ 1 blocks of 256 floats at x to Q8_K at dst, as quantizeRowQ8KGeneric.
 //

@@ -10,7 +10,8 @@ import (
 // load time: rows in groups of four, each group block by block, and within a block the four rows' quant
 // bytes interleaved eight at a time, so that one 32-byte load feeds all four rows. A single token (the
 // matrix-vector product of generation) then costs about half of what four separate dot products do,
-// and a batch unpacks the groups it needs straight into the packed layout of matmul.go. An interleaved
+// the few tokens of a decode step of several sequences share each block's load and unpacking, and a
+// longer batch unpacks the groups it needs straight into the packed layout of matmul.go. An interleaved
 // block of four rows:
 //
 //	Q4_K, 608 bytes: qs [0, 512) (qword j of each row's 128 bytes at 32j + 8r) · the decoded 6-bit scales
@@ -36,14 +37,15 @@ type multiRow struct {
 	unpack      func(src, dst []byte, nb int)
 	gemv        func(w, a []byte, out []float32, nb, groups int)
 	gemm        func(p, a []byte, lda int, out []float32, ldo, nb, groups int)
+	gemvs       []func(w, a []byte, lda int, out []float32, ldo, nb, groups int) // by activation rows
 }
 
 func q4KMultiRow(k *impl) multiRow {
-	return multiRow{q4KInterleavedBytes, q4KPackedBytes, k.q4KPack, k.q4KInterleave, k.q4KUnpack, k.q4KGemv, k.q4KPacked}
+	return multiRow{q4KInterleavedBytes, q4KPackedBytes, k.q4KPack, k.q4KInterleave, k.q4KUnpack, k.q4KGemv, k.q4KPacked, k.q4KGemvs}
 }
 
 func q6KMultiRow(k *impl) multiRow {
-	return multiRow{q6KInterleavedBytes, q6KPackedBytes, k.q6KPack, k.q6KInterleave, k.q6KUnpack, k.q6KGemv, k.q6KPacked}
+	return multiRow{q6KInterleavedBytes, q6KPackedBytes, k.q6KPack, k.q6KInterleave, k.q6KUnpack, k.q6KGemv, k.q6KPacked, k.q6KGemvs}
 }
 
 // interleavedKernels returns the kernels for t, or false when t cannot be interleaved on this CPU (or with
@@ -106,8 +108,9 @@ func Interleave(t quant.Type, src []byte, n int, dst []byte) error {
 // batch of activation rows: w holds rows rows (a multiple of 4, from a group boundary) of n elements as
 // Interleave wrote them, a holds cols activation rows in Q8_K form, and out[j·ldo+r] is set to the dot
 // product of row r with activation row j, bit for bit what DotFunc(t) computes on the original rows.
-// One activation row runs the matrix-vector kernel; four or more are multiplied four at a time after
-// unpacking the rows into scratch (nil allocates). It returns nil when t cannot be interleaved; the
+// One activation row runs the matrix-vector kernel, two to SmallBatch the small-batch kernels (each block
+// unpacked once into registers for all the rows); more are multiplied four at a time after unpacking the
+// rows into scratch (nil allocates). It returns nil when t cannot be interleaved; the
 // function panics when the sizes do not match, a bug in the caller.
 func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
 	if !Interleaves(t) {
@@ -134,6 +137,10 @@ func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, ou
 			return
 		}
 		nb, groups := n/quant.QK_K, rows/4
+		if cols > 1 && cols <= SmallBatch && len(il.gemvs) > 0 {
+			il.few(w, a, ab, cols, out, ldo, nb, groups)
+			return
+		}
 		j := 0
 		if cols >= packCols {
 			if scratch == nil {
@@ -151,6 +158,42 @@ func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, ou
 		}
 		for ; j < cols; j++ {
 			il.gemv(w, a[j*ab:], out[j*ldo:], nb, groups)
+		}
+	}
+}
+
+// SmallBatch is the most activation rows InterleavedMatMulFunc multiplies with the small-batch kernels
+// (the tokens of a decode step of several sequences), which stream the weights from memory once as the
+// matrix-vector kernel does; more go through the unpacked multi-row kernel, whose unpacking then pays off.
+const SmallBatch = 8
+
+// fewSpan is how many groups of rows the passes of a product with more activation rows than one kernel
+// takes (up to SmallBatch) share: the later passes find the groups in the L2 cache (about 200 KB for
+// rows of 11008 elements).
+const fewSpan = 8
+
+// few multiplies groups interleaved groups of nb blocks at w with cols activation rows (2 to SmallBatch)
+// ab bytes apart, in passes of as many rows as a small-batch kernel takes: each pass reads a block of
+// weights once and unpacks it once for all its rows, and computes exactly what gemv does for each.
+func (il multiRow) few(w, a []byte, ab, cols int, out []float32, ldo, nb, groups int) {
+	span := groups
+	if cols >= len(il.gemvs) || il.gemvs[cols] == nil {
+		span = fewSpan
+	}
+	gb := nb * il.blockBytes
+	for g0 := 0; g0 < groups; g0 += span {
+		g := min(span, groups-g0)
+		for j := 0; j < cols; {
+			c := min(cols-j, len(il.gemvs)-1)
+			for c > 1 && il.gemvs[c] == nil {
+				c--
+			}
+			if c == 1 {
+				il.gemv(w[g0*gb:], a[j*ab:], out[j*ldo+4*g0:], nb, g)
+			} else {
+				il.gemvs[c](w[g0*gb:], a[j*ab:], ab, out[j*ldo+4*g0:], ldo, nb, g)
+			}
+			j += c
 		}
 	}
 }

@@ -5,14 +5,16 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"smolchat/internal/quanttest"
 	"smolchat/model/quant"
 )
 
 // TestInterleavedMatMulMatchesDot checks that the kernels on interleaved matrices compute exactly what
-// the dot product of the original rows does: one activation row (the matrix-vector kernel), batches of
-// four and more (the unpacked multi-row kernel) and the tokens left over after the last four.
+// the dot product of the original rows does: one activation row (the matrix-vector kernel), two to
+// eight (the small-batch kernels, in passes of four, two and one, over spans of groups when they take
+// more than one pass), more (the unpacked multi-row kernel) and the tokens left over after the last four.
 func TestInterleavedMatMulMatchesDot(t *testing.T) {
 	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K} {
 		if !Interleaves(typ) {
@@ -20,17 +22,11 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 		}
 		for ci, c := range []matMulCase{
 			{256, 4, 1, 4}, {512, 8, 3, 9}, {2048, 16, 4, 16}, {768, 12, 7, 12}, {11008, 4, 5, 6}, {256, 4, 9, 4},
+			{256, 8, 2, 8}, {512, 40, 6, 41}, {256, 36, 8, 36}, {256, 44, 3, 44}, {1024, 4, 12, 4},
 		} {
 			w, a := matMulInputs(t, typ, c, uint64(100+ci))
 			wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, quant.Q8_K, c.n)
-			size, err := InterleavedSize(typ, c.rows, c.n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			il := make([]byte, size)
-			if err := Interleave(typ, w, c.n, il); err != nil {
-				t.Fatal(err)
-			}
+			il := interleaved(t, typ, w, c.rows, c.n)
 			out := make([]float32, (c.cols-1)*c.ldo+c.rows)
 			for i := range out {
 				out[i] = float32(math.NaN())
@@ -56,6 +52,20 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 			}
 		}
 	}
+}
+
+// interleaved returns rows rows of n elements of type t, w, interleaved.
+func interleaved(t testing.TB, typ quant.Type, w []byte, rows, n int) []byte {
+	t.Helper()
+	size, err := InterleavedSize(typ, rows, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	il := make([]byte, size)
+	if err := Interleave(typ, w, n, il); err != nil {
+		t.Fatal(err)
+	}
+	return il
 }
 
 func TestInterleaveErrors(t *testing.T) {
@@ -135,6 +145,39 @@ func BenchmarkGemv(b *testing.B) {
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*blocks), "ns/blk")
 			})
+		}
+	}
+}
+
+// BenchmarkInterleavedFew is the product of an interleaved matrix with 1 to 8 activation rows on one
+// thread, the decode step of that many sequences: 256 rows of 2048 (in the L2 cache: the kernels' own
+// cost) and 32768 (larger than the caches). ns/blk is the cost of one row's block, for all the
+// activation rows together, in the fastest call (the least disturbed by other load).
+func BenchmarkInterleavedFew(b *testing.B) {
+	const n = 2048
+	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K} {
+		if !Interleaves(typ) {
+			b.Skipf("skipping: %s cannot be interleaved", typ)
+		}
+		for _, rows := range []int{256, 32768} {
+			r := quanttest.Rand(5)
+			il := interleaved(b, typ, quanttest.RandomBlocks(r, typ, rows*n/quant.QK_K), rows, n)
+			mm := InterleavedMatMulFunc(typ)
+			blocks := float64(rows * n / quant.QK_K)
+			for _, cols := range []int{1, 2, 3, 4, 8} {
+				a := make([]byte, cols*mustRowBytes(b, quant.Q8_K, n))
+				quant.QuantizeRowQ8K(quanttest.Gaussian(r, cols*n, 1), a)
+				out := make([]float32, cols*rows)
+				b.Run(fmt.Sprintf("%s/rows=%d/cols=%d", typ, rows, cols), func(b *testing.B) {
+					fastest := time.Duration(math.MaxInt64)
+					for b.Loop() {
+						t0 := time.Now()
+						mm(il, a, n, rows, cols, out, rows, nil)
+						fastest = min(fastest, time.Since(t0))
+					}
+					b.ReportMetric(float64(fastest.Nanoseconds())/blocks, "ns/blk")
+				})
+			}
 		}
 	}
 }

@@ -7,7 +7,10 @@
 // Every kernel runs in AVX2 assembly on amd64 CPUs with AVX2, FMA and F16C, and in portable Go elsewhere
 // and in builds with the purego tag. Both compute the same exact integer sums per block; they differ only
 // in the order of the float additions. The tests compare each assembly kernel with its Go twin and with
-// the dequantized rows. Everything here is safe for concurrent use.
+// the dequantized rows. The kernels on interleaved matrices (one token, or the few of a decode step of
+// several sequences; one of them also on AVX-512 where the CPU has it) exist only in assembly, as does
+// the layout, and their tests compare them bit for bit with the dot products of the original rows.
+// Everything here is safe for concurrent use.
 package kernels
 
 import (
@@ -88,6 +91,10 @@ type impl struct {
 	q4KInterleave, q6KInterleave func(w []byte, ldw int, dst []byte, nb int)
 	q4KUnpack, q6KUnpack         func(src, dst []byte, nb int)
 	q4KGemv, q6KGemv             func(w, a []byte, out []float32, nb, groups int)
+	// q4KGemvs and q6KGemvs are the matrix-vector kernels for a few activation rows lda bytes apart:
+	// entry c multiplies groups interleaved groups with c rows, writing out[j·ldo + 4·g + r], bit for
+	// bit what gemv writes for each row; nil entries (and a nil slice) are counts without a kernel.
+	q4KGemvs, q6KGemvs []func(w, a []byte, lda int, out []float32, ldo, nb, groups int)
 
 	// q8K is quant.QuantizeRowQ8K for nb ≥ 1 blocks, nil for the Go implementation; for finite inputs
 	// it writes the same bytes.

@@ -172,6 +172,85 @@ GLOBL packQ6<>(SB), RODATA|NOPTR, $320
 	ANDL $0x3f3f3f3f, AX; \
 	ORQ  AX, R9
 
+// N_ARGS reads the arguments of the small-batch kernels: SI the weights, R8 = lda, R10 = 3·lda, DX the
+// output, R11 = ldo in bytes, CX the groups.
+#define N_ARGS \
+	MOVQ         w+0(FP), SI; \
+	MOVQ         lda+16(FP), R8; \
+	LEAQ         (R8)(R8*2), R10; \
+	MOVQ         out+24(FP), DX; \
+	MOVQ         ldo+32(FP), R11; \
+	SHLQ         $2, R11; \
+	MOVQ         groups+48(FP), CX
+
+// N_KERNEL is the body of the small-batch kernels at the end of this file (defined before the first
+// function so that go vet checks its argument names against each function's): for each group, the
+// tokens' float accumulators are zeroed, block(tokens) runs on each of the nb interleaved blocks of size
+// bytes, and the results are stored. Registers: SI the weights, DI token 0, R8 = lda, R10 = 3·lda, DX
+// the output, AX = DX + 2·ldo, R11 = ldo in bytes, CX the groups left, R12 the blocks left; Y15 = 0x0f
+// and Y14 = 0x30 bytes (Q6_K's masks; the Q4_K kernels use Y14 as an accumulator).
+#define N_KERNEL(block, tokens, size) \
+	N_ARGS; \
+	MOVL         $0x0f0f0f0f, AX; \
+	VMOVD        AX, X15; \
+	VPBROADCASTD X15, Y15; \
+	MOVL         $0x30303030, AX; \
+	VMOVD        AX, X14; \
+	VPBROADCASTD X14, Y14; \
+nGroup: \
+	MOVQ   a+8(FP), DI; \
+	MOVQ   nb+40(FP), R12; \
+	VXORPS Y0, Y0, Y0; \
+	tokens(N_ZEROF, 0, 0); \
+nBlock: \
+	block(tokens); \
+	ADDQ $size, SI; \
+	ADDQ $292, DI; \
+	DECQ R12; \
+	JNZ  nBlock; \
+	LEAQ (DX)(R11*2), AX; \
+	tokens(N_STOREF, 0, 0); \
+	ADDQ $16, DX; \
+	DECQ CX; \
+	JNZ  nGroup; \
+	VZEROUPPER; \
+	RET
+
+// Z_KERNEL is the body of the AVX-512 four-token kernel at the end of this file, as N_KERNEL: for
+// each group, the tokens' float accumulators Y12-Y15 are zeroed, block runs on each of its nb blocks of
+// size bytes, and the results are stored. Registers as N_KERNEL's; Z31 = 0x0f and Z30 = 0x30 bytes, Z29
+// the qword order of qwordsByRow.
+#define Z_KERNEL(block, size) \
+	N_ARGS; \
+	MOVL         $0x0f0f0f0f, AX; \
+	VPBROADCASTD AX, Z31; \
+	MOVL         $0x30303030, AX; \
+	VPBROADCASTD AX, Z30; \
+	VMOVDQU64    qwordsByRow<>(SB), Z29; \
+zGroup: \
+	MOVQ   a+8(FP), DI; \
+	MOVQ   nb+40(FP), R12; \
+	VXORPS Y12, Y12, Y12; \
+	VXORPS Y13, Y13, Y13; \
+	VXORPS Y14, Y14, Y14; \
+	VXORPS Y15, Y15, Y15; \
+zBlock: \
+	block; \
+	ADDQ $size, SI; \
+	ADDQ $292, DI; \
+	DECQ R12; \
+	JNZ  zBlock; \
+	P_STORE(Y12, X12, (DX)); \
+	P_STORE(Y13, X13, (DX)(R11*1)); \
+	P_STORE(Y14, X14, (DX)(R11*2)); \
+	LEAQ (DX)(R11*2), AX; \
+	P_STORE(Y15, X15, (AX)(R11*1)); \
+	ADDQ $16, DX; \
+	DECQ CX; \
+	JNZ  zGroup; \
+	VZEROUPPER; \
+	RET
+
 // func packQ4Kx4AVX2(w *byte, ldw int, dst *byte, nb int)
 TEXT ·packQ4Kx4AVX2(SB), NOSPLIT, $0-32
 	MOVQ w+0(FP), SI
@@ -1087,3 +1166,387 @@ gemv6kBlock:
 	JNZ  gemv6kGroup
 	VZEROUPPER
 	RET
+
+// ---- Small batches on interleaved weights: several activation rows per pass. ----
+//
+// The kernels below are the matrix-vector kernels above for two to four activation rows (the tokens of
+// a decode step of several sequences): each chunk of weights is loaded and unpacked into registers once
+// and multiplied with every token, so the weights are read from memory once for all of them and the
+// unpacking is shared. Per token and block the integer sums are exactly those of the matrix-vector
+// kernel (exact int32 additions in any order give the same sum), and the float steps are the same
+// instructions in the same order, so every output is bit for bit what gemvC4KQ8KAVX2 or
+// gemvC6KQ8KAVX2 writes. Tokens are lda bytes apart, output columns ldo floats apart.
+//
+// A token list applies op(x, y, base, out, L, H, S, f) to each token: base addresses its activation row
+// (DI, R8 = lda, R10 = 3·lda), out its output column (DX, AX = DX + 2·ldo, R11 = ldo bytes), L and H
+// are its 16-bit sums (Q4_K; Q6_K's tokens share two scratch registers), S its int32 block sums, and
+// f(SP) its float accumulator in the frame.
+
+#define N4K_TOKENS2(op, x, y) \
+	op(x, y, (DI), (DX), Y4, Y5, Y3, 0); \
+	op(x, y, (DI)(R8*1), (DX)(R11*1), Y6, Y7, Y12, 32)
+
+#define N4K_TOKENS3(op, x, y) \
+	N4K_TOKENS2(op, x, y); \
+	op(x, y, (DI)(R8*2), (DX)(R11*2), Y8, Y9, Y13, 64)
+
+#define N4K_TOKENS4(op, x, y) \
+	N4K_TOKENS3(op, x, y); \
+	op(x, y, (DI)(R10*1), (AX)(R11*1), Y10, Y11, Y14, 96)
+
+#define N6K_TOKENS2(op, x, y) \
+	op(x, y, (DI), (DX), Y10, Y11, Y6, 0); \
+	op(x, y, (DI)(R8*1), (DX)(R11*1), Y10, Y11, Y7, 32)
+
+#define N6K_TOKENS3(op, x, y) \
+	N6K_TOKENS2(op, x, y); \
+	op(x, y, (DI)(R8*2), (DX)(R11*2), Y10, Y11, Y8, 64)
+
+#define N6K_TOKENS4(op, x, y) \
+	N6K_TOKENS3(op, x, y); \
+	op(x, y, (DI)(R10*1), (AX)(R11*1), Y10, Y11, Y9, 96)
+
+// N_ZEROF zeroes a token's float accumulator (Y0 = 0); N_STOREF writes its rows 0-3 (lanes 0, 1, 4, 5)
+// to its output column; N_ZEROS zeroes its block sums.
+#define N_ZEROF(x, y, base, out, L, H, S, f) \
+	VMOVUPS Y0, f(SP)
+
+#define N_STOREF(x, y, base, out, L, H, S, f) \
+	VMOVUPS f(SP), Y2; \
+	P_STORE(Y2, X2, out)
+
+#define N_ZEROS(x, y, base, out, L, H, S, f) \
+	VPXOR S, S, S
+
+// N4K_FIRST and N4K_NEXT multiply the unpacked codes of chunk c of group g (Y0: sub-block 2g, Y1:
+// 2g+1) with the token, starting (FIRST) or adding to (NEXT) its 16-bit sums. Y2 is scratch.
+#define N4K_FIRST(g, c, base, out, L, H, S, f) \
+	VPBROADCASTQ 4+64*g+8*c base, Y2; \
+	VPMADDUBSW   Y2, Y0, L; \
+	VPBROADCASTQ 36+64*g+8*c base, Y2; \
+	VPMADDUBSW   Y2, Y1, H
+
+#define N4K_NEXT(g, c, base, out, L, H, S, f) \
+	VPBROADCASTQ 4+64*g+8*c base, Y2; \
+	VPMADDUBSW   Y2, Y0, Y2; \
+	VPADDW       Y2, L, L; \
+	VPBROADCASTQ 36+64*g+8*c base, Y2; \
+	VPMADDUBSW   Y2, Y1, Y2; \
+	VPADDW       Y2, H, H
+
+// N4K_SCALE adds the token's 16-bit sums, scaled by the sub-block scale words in Y1 and Y2, to S.
+#define N4K_SCALE(x, y, base, out, L, H, S, f) \
+	VPMADDWD Y1, L, L; \
+	VPADDD   L, S, S; \
+	VPMADDWD Y2, H, H; \
+	VPADDD   H, S, S
+
+// N4K_MIN0 and N4K_MIN set and add to L (free after the groups) the dot products of the token's block
+// sums p with the min words in Y1.
+#define N4K_MIN0(p, y, base, out, L, H, S, f) \
+	VPBROADCASTQ 260+8*p base, Y2; \
+	VPMADDWD     Y2, Y1, L
+
+#define N4K_MIN(p, y, base, out, L, H, S, f) \
+	VPBROADCASTQ 260+8*p base, Y2; \
+	VPMADDWD     Y2, Y1, Y2; \
+	VPADDD       Y2, L, L
+
+// N4K_END ends a block for the token, as gemvC4KQ8KAVX2 does: its sums S and mins L summed exactly per
+// row, then the two fused multiply-adds on its accumulator with d·da and -dmin·da (Y0, Y1 as K_DVECS
+// leaves them, times the token's da). Clobbers Y2, L and H.
+#define N4K_END(x, y, base, out, L, H, S, f) \
+	VPHADDD      L, S, S; \
+	VCVTDQ2PS    S, S; \
+	VBROADCASTSS base, Y2; \
+	VMULPS       Y2, Y0, H; \
+	VMULPS       Y2, Y1, Y2; \
+	VMOVUPS      f(SP), L; \
+	VFMADD231PS  H, S, L; \
+	VPERMILPS    $0x4e, S, S; \
+	VFMADD231PS  Y2, S, L; \
+	VMOVUPS      L, f(SP)
+
+// N4K_GROUP multiplies sub-blocks 2g and 2g+1 of the four rows with the tokens: each chunk's codes are
+// unpacked once (Y0, Y1), then the sub-blocks' scale words (Y1, Y2) are applied.
+#define N4K_GROUP(g, tokens) \
+	VMOVDQU 32*(4*g)(SI), Y0; \
+	VPSRLW  $4, Y0, Y1; \
+	VPAND   Y15, Y0, Y0; \
+	VPAND   Y15, Y1, Y1; \
+	tokens(N4K_FIRST, g, 0); \
+	N4K_CHUNK(g, 1, tokens); \
+	N4K_CHUNK(g, 2, tokens); \
+	N4K_CHUNK(g, 3, tokens); \
+	VMOVDQU 512(SI), Y0; \
+	VPSHUFB packK<>+64*g(SB), Y0, Y1; \
+	VPSHUFB packK<>+64*g+32(SB), Y0, Y2; \
+	tokens(N4K_SCALE, g, 0)
+
+#define N4K_CHUNK(g, c, tokens) \
+	VMOVDQU 32*(4*g+c)(SI), Y0; \
+	VPSRLW  $4, Y0, Y1; \
+	VPAND   Y15, Y0, Y0; \
+	VPAND   Y15, Y1, Y1; \
+	tokens(N4K_NEXT, g, c)
+
+// N_PREFETCH5 asks for the five cache lines from off(SI): the blocks two ahead (the hardware
+// prefetchers alone leave these loops waiting on memory).
+#define N_PREFETCH5(off) \
+	PREFETCHT0 off(SI); \
+	PREFETCHT0 off+64(SI); \
+	PREFETCHT0 off+128(SI); \
+	PREFETCHT0 off+192(SI); \
+	PREFETCHT0 off+256(SI)
+
+// N4K_BLOCK multiplies one interleaved Q4_K block with the tokens.
+#define N4K_BLOCK(tokens) \
+	N_PREFETCH5(1216); \
+	N_PREFETCH5(1536); \
+	tokens(N_ZEROS, 0, 0); \
+	N4K_GROUP(0, tokens); \
+	N4K_GROUP(1, tokens); \
+	N4K_GROUP(2, tokens); \
+	N4K_GROUP(3, tokens); \
+	VMOVDQU 544(SI), Y0; \
+	VPSHUFB packK<>+0x100(SB), Y0, Y1; \
+	tokens(N4K_MIN0, 0, 0); \
+	VPSHUFB packK<>+0x120(SB), Y0, Y1; \
+	tokens(N4K_MIN, 1, 0); \
+	VPSHUFB packK<>+0x140(SB), Y0, Y1; \
+	tokens(N4K_MIN, 2, 0); \
+	VPSHUFB packK<>+0x160(SB), Y0, Y1; \
+	tokens(N4K_MIN, 3, 0); \
+	VCVTPH2PS 576(SI), Y0; \
+	VPERMILPS $0xd8, Y0, Y0; \
+	VXORPS    packK<>+0x180(SB), Y0, Y0; \
+	VPERMILPS $0x4e, Y0, Y1; \
+	tokens(N4K_END, 0, 0)
+
+// N6K_COL multiplies the codes of two chunks (Y0, Y3) with the token's sixteen bytes at off and adds
+// the result, scaled by the scale words in Y4, to S. L and H are scratch (shared by the tokens).
+#define N6K_COL(off, y, base, out, L, H, S, f) \
+	VPBROADCASTQ off base, Y2; \
+	VPMADDUBSW   Y2, Y0, L; \
+	VPBROADCASTQ off+8 base, H; \
+	VPMADDUBSW   H, Y3, H; \
+	VPADDW       H, L, L; \
+	VPMADDWD     Y4, L, L; \
+	VPADDD       L, S, S
+
+// N6K_QUARTER is G6K_QUARTER for the tokens: the codes of chunks 2p and 2p+1 into Y0 and Y3 once, the
+// scale words of group 8n+2k+p into Y4 from the half's scales in Y5 (mask m of packQ6).
+#define N6K_QUARTER(codes, n, k, p, m, tokens) \
+	codes(n, 2*p, Y0, Y1); \
+	codes(n, 2*p+1, Y3, Y1); \
+	VPSHUFB packQ6<>+m(SB), Y5, Y4; \
+	VPSRAW  $8, Y4, Y4; \
+	tokens(N6K_COL, 4+128*n+32*k+16*p, 0)
+
+// N6K_OFFSET subtracts from S 32·Σ scale·(block sum) over the four groups of block sums q whose scale
+// words, times 32, are in Y4.
+#define N6K_OFFSET(q, y, base, out, L, H, S, f) \
+	VPBROADCASTQ 260+8*(q) base, Y2; \
+	VPMADDWD     Y2, Y4, Y2; \
+	VPSUBD       Y2, S, S
+
+#define N6K_OFFSETS(q, m, tokens) \
+	VPSHUFB packQ6<>+m(SB), Y5, Y4; \
+	VPSRAW  $3, Y4, Y4; \
+	tokens(N6K_OFFSET, q, 0)
+
+// N6K_HALF multiplies half n with the tokens, its offsets included.
+#define N6K_HALF(n, tokens) \
+	VMOVDQU 768+32*n(SI), Y5; \
+	N6K_OFFSETS(2*n, 0x100, tokens); \
+	N6K_OFFSETS(2*n+1, 0x120, tokens); \
+	N6K_QUARTER(C6K_CODES_0, n, 0, 0, 0x000, tokens); \
+	N6K_QUARTER(C6K_CODES_0, n, 0, 1, 0x020, tokens); \
+	N6K_QUARTER(C6K_CODES_1, n, 1, 0, 0x040, tokens); \
+	N6K_QUARTER(C6K_CODES_1, n, 1, 1, 0x060, tokens); \
+	N6K_QUARTER(C6K_CODES_2, n, 2, 0, 0x080, tokens); \
+	N6K_QUARTER(C6K_CODES_2, n, 2, 1, 0x0a0, tokens); \
+	N6K_QUARTER(C6K_CODES_3, n, 3, 0, 0x0c0, tokens); \
+	N6K_QUARTER(C6K_CODES_3, n, 3, 1, 0x0e0, tokens)
+
+// N6K_END ends a block for the token, as gemvC6KQ8KAVX2 does, with the rows' d in Y12.
+#define N6K_END(x, y, base, out, L, H, S, f) \
+	VPHADDD      S, S, S; \
+	VCVTDQ2PS    S, S; \
+	VBROADCASTSS base, Y2; \
+	VMULPS       Y2, Y12, Y2; \
+	VMOVUPS      f(SP), L; \
+	VFMADD231PS  Y2, S, L; \
+	VMOVUPS      L, f(SP)
+
+// N6K_BLOCK multiplies one interleaved Q6_K block with the tokens.
+#define N6K_BLOCK(tokens) \
+	N_PREFETCH5(1728); \
+	N_PREFETCH5(2048); \
+	N_PREFETCH5(2368); \
+	tokens(N_ZEROS, 0, 0); \
+	N6K_HALF(0, tokens); \
+	N6K_HALF(1, tokens); \
+	VMOVQ     832(SI), X12; \
+	VCVTPH2PS X12, X12; \
+	VPERMQ    $0x50, Y12, Y12; \
+	tokens(N6K_END, 0, 0)
+
+// func gemvC4KQ8Kx4AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC4KQ8Kx4AVX2(SB), NOSPLIT, $128-56
+	N_KERNEL(N4K_BLOCK, N4K_TOKENS4, 608)
+
+// func gemvC4KQ8Kx3AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC4KQ8Kx3AVX2(SB), NOSPLIT, $96-56
+	N_KERNEL(N4K_BLOCK, N4K_TOKENS3, 608)
+
+// func gemvC4KQ8Kx2AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC4KQ8Kx2AVX2(SB), NOSPLIT, $64-56
+	N_KERNEL(N4K_BLOCK, N4K_TOKENS2, 608)
+
+// func gemvC6KQ8Kx4AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC6KQ8Kx4AVX2(SB), NOSPLIT, $128-56
+	N_KERNEL(N6K_BLOCK, N6K_TOKENS4, 864)
+
+// func gemvC6KQ8Kx3AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC6KQ8Kx3AVX2(SB), NOSPLIT, $96-56
+	N_KERNEL(N6K_BLOCK, N6K_TOKENS3, 864)
+
+// func gemvC6KQ8Kx2AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC6KQ8Kx2AVX2(SB), NOSPLIT, $64-56
+	N_KERNEL(N6K_BLOCK, N6K_TOKENS2, 864)
+
+// ---- AVX-512: the four-token Q6_K kernel on 64-byte registers. ----
+//
+// The two chunks of a quarter (scale group 8n+2k+p of the four rows) are 64 contiguous bytes of ql and
+// of qh, so one register takes both. Its qwords are put in row order (row r's sixteen codes of the group
+// in 128-bit lane r) so that one VPMADDUBSW with the token's sixteen activation bytes broadcast to every
+// lane and one VPMADDWD with row r's scale in lane r cover the group, where the 32-byte kernels take two,
+// an add and a VPMADDWD. Per token and block the integer sums are again exactly those of the dot
+// product, and the block ends with gemvC6KQ8KAVX2's float steps.
+
+// qwordsByRow puts the qwords of two interleaved chunks (rows 0-3 of chunk a, then of chunk b) in the
+// order row 0 a, row 0 b, row 1 a, ..., row 3 b.
+DATA qwordsByRow<>+0x00(SB)/8, $0
+DATA qwordsByRow<>+0x08(SB)/8, $4
+DATA qwordsByRow<>+0x10(SB)/8, $1
+DATA qwordsByRow<>+0x18(SB)/8, $5
+DATA qwordsByRow<>+0x20(SB)/8, $2
+DATA qwordsByRow<>+0x28(SB)/8, $6
+DATA qwordsByRow<>+0x30(SB)/8, $3
+DATA qwordsByRow<>+0x38(SB)/8, $7
+GLOBL qwordsByRow<>(SB), RODATA|NOPTR, $64
+
+// wordOfLane: mask i (64 bytes at 64i) copies word i of each 128-bit lane to all eight words of the lane.
+#define WORD_OF_LANE(i, w) \
+	DATA wordOfLane<>+64*i+0x00(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x08(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x10(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x18(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x20(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x28(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x30(SB)/8, $w; \
+	DATA wordOfLane<>+64*i+0x38(SB)/8, $w
+
+WORD_OF_LANE(0, 0x0100010001000100)
+WORD_OF_LANE(1, 0x0302030203020302)
+WORD_OF_LANE(2, 0x0504050405040504)
+WORD_OF_LANE(3, 0x0706070607060706)
+WORD_OF_LANE(4, 0x0908090809080908)
+WORD_OF_LANE(5, 0x0b0a0b0a0b0a0b0a)
+WORD_OF_LANE(6, 0x0d0c0d0c0d0c0d0c)
+WORD_OF_LANE(7, 0x0f0e0f0e0f0e0f0e)
+GLOBL wordOfLane<>(SB), RODATA|NOPTR, $512
+
+// Z6K_TOKEN adds the token's products with the codes in Z3 (group scale words in Z7) to S. Z8 is scratch.
+#define Z6K_TOKEN(off, base, S) \
+	VBROADCASTI64X2 off base, Z8; \
+	VPMADDUBSW      Z8, Z3, Z8; \
+	VPMADDWD        Z7, Z8, Z8; \
+	VPADDD          Z8, S, S
+
+// Z6K_QUARTER multiplies quarter k, chunks 2p and 2p+1 of half n: ql from qlc, the high bits hi(qh).
+#define Z6K_QUARTER(n, k, p, qlc, lo, hi) \
+	VMOVDQU64 32*(qlc)(SI), Z0; \
+	lo; \
+	VMOVDQU64 512+32*(4*n+2*p)(SI), Z1; \
+	hi; \
+	VPORQ     Z1, Z0, Z0; \
+	VPERMQ    Z0, Z29, Z3; \
+	VPSHUFB   wordOfLane<>+64*(2*k+p)(SB), Z4, Z7; \
+	Z6K_TOKEN(4+128*n+32*k+16*p, (DI), Z16); \
+	Z6K_TOKEN(4+128*n+32*k+16*p, (DI)(R8*1), Z17); \
+	Z6K_TOKEN(4+128*n+32*k+16*p, (DI)(R8*2), Z18); \
+	Z6K_TOKEN(4+128*n+32*k+16*p, (DI)(R10*1), Z19)
+
+// The low four bits of the codes (from the low or high nibbles of ql) and bits 4-5 (from qh).
+#define Z_LO_LOW VPANDQ Z31, Z0, Z0
+#define Z_LO_HIGH VPSRLW $4, Z0, Z0; VPANDQ Z31, Z0, Z0
+#define Z_HI_SHL4 VPSLLW $4, Z1, Z1; VPANDQ Z30, Z1, Z1
+#define Z_HI_SHL2 VPSLLW $2, Z1, Z1; VPANDQ Z30, Z1, Z1
+#define Z_HI_AS_IS VPANDQ Z30, Z1, Z1
+#define Z_HI_SHR2 VPSRLW $2, Z1, Z1; VPANDQ Z30, Z1, Z1
+
+// Z6K_OFFSET subtracts from S the token's 32·Σ scale·(block sum) over the eight groups of half n (Z5 =
+// 32 times the scale words of the half, row r in lane r).
+#define Z6K_OFFSET(n, base, S) \
+	VBROADCASTI32X4 260+16*n base, Z8; \
+	VPMADDWD        Z8, Z5, Z8; \
+	VPSUBD          Z8, S, S
+
+// Z6K_HALF multiplies half n with the four tokens.
+#define Z6K_HALF(n) \
+	VPMOVSXBW 768+32*n(SI), Z4; \
+	VPSLLW    $5, Z4, Z5; \
+	Z6K_OFFSET(n, (DI), Z16); \
+	Z6K_OFFSET(n, (DI)(R8*1), Z17); \
+	Z6K_OFFSET(n, (DI)(R8*2), Z18); \
+	Z6K_OFFSET(n, (DI)(R10*1), Z19); \
+	Z6K_QUARTER(n, 0, 0, 8*n, Z_LO_LOW, Z_HI_SHL4); \
+	Z6K_QUARTER(n, 0, 1, 8*n+2, Z_LO_LOW, Z_HI_SHL4); \
+	Z6K_QUARTER(n, 1, 0, 8*n+4, Z_LO_LOW, Z_HI_SHL2); \
+	Z6K_QUARTER(n, 1, 1, 8*n+6, Z_LO_LOW, Z_HI_SHL2); \
+	Z6K_QUARTER(n, 2, 0, 8*n, Z_LO_HIGH, Z_HI_AS_IS); \
+	Z6K_QUARTER(n, 2, 1, 8*n+2, Z_LO_HIGH, Z_HI_AS_IS); \
+	Z6K_QUARTER(n, 3, 0, 8*n+4, Z_LO_HIGH, Z_HI_SHR2); \
+	Z6K_QUARTER(n, 3, 1, 8*n+6, Z_LO_HIGH, Z_HI_SHR2)
+
+// Z_PAIRS sums the int32 lanes of Z (four per row, row r in 128-bit lane r) exactly into Y, two per row
+// in the layout of the 32-byte kernels: [r0 r0 r1 r1 | r2 r2 r3 r3]. Clobbers Y8 and Y9.
+#define Z_PAIRS(Z, Y) \
+	VEXTRACTI64X4 $0, Z, Y8; \
+	VEXTRACTI64X4 $1, Z, Y9; \
+	VPHADDD       Y9, Y8, Y; \
+	VPERMQ        $0xd8, Y, Y
+
+// Z6K_END ends a block for the token at base as gemvC6KQ8KAVX2 does, on its accumulator F, with the
+// rows' d in Y7. Clobbers Y8-Y11.
+#define Z6K_END(base, S, F) \
+	Z_PAIRS(S, Y10); \
+	VPHADDD      Y10, Y10, Y10; \
+	VCVTDQ2PS    Y10, Y10; \
+	VBROADCASTSS base, Y11; \
+	VMULPS       Y11, Y7, Y11; \
+	VFMADD231PS  Y11, Y10, F
+
+#define Z6K_BLOCK \
+	N_PREFETCH5(1728); \
+	N_PREFETCH5(2048); \
+	N_PREFETCH5(2368); \
+	VPXORD    Z16, Z16, Z16; \
+	VPXORD    Z17, Z17, Z17; \
+	VPXORD    Z18, Z18, Z18; \
+	VPXORD    Z19, Z19, Z19; \
+	Z6K_HALF(0); \
+	Z6K_HALF(1); \
+	VMOVQ     832(SI), X7; \
+	VCVTPH2PS X7, X7; \
+	VPERMQ    $0x50, Y7, Y7; \
+	Z6K_END((DI), Z16, Y12); \
+	Z6K_END((DI)(R8*1), Z17, Y13); \
+	Z6K_END((DI)(R8*2), Z18, Y14); \
+	Z6K_END((DI)(R10*1), Z19, Y15)
+
+// func gemvC6KQ8Kx4AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC6KQ8Kx4AVX512(SB), NOSPLIT, $0-56
+	Z_KERNEL(Z6K_BLOCK, 864)

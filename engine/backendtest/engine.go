@@ -60,7 +60,15 @@ func GenerateTogether(t testing.TB, e *engine.Engine, prompts [][]int32, p engin
 // samples.
 func Streams(b *testing.B, e *engine.Engine) {
 	const tokens = 128
-	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: tokens}
+	// The end-of-generation tokens are banned, so that every stream runs its 128 tokens (random weights
+	// end some streams early otherwise, and the steps would decode fewer sequences than the benchmark
+	// says).
+	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0, LogitBias: map[int32]float32{}}, MaxTokens: tokens}
+	for id := range int32(e.Tokenizer().VocabSize()) {
+		if e.Tokenizer().IsEOG(id) {
+			params.LogitBias[id] = -1e9
+		}
+	}
 	round := uint64(0)
 	for _, streams := range []int{1, 4} {
 		b.Run(fmt.Sprint(streams), func(b *testing.B) {
@@ -81,6 +89,9 @@ func Streams(b *testing.B, e *engine.Engine) {
 				}
 				wg.Wait()
 				for _, n := range counts {
+					if n != tokens {
+						b.Fatalf("a stream generated %d tokens, want %d", n, tokens)
+					}
 					generated += n
 				}
 			}
