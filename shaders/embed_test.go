@@ -96,8 +96,9 @@ func TestEmbeddedKernels(t *testing.T) {
 		add("embed.wgsl", Defines{"WTYPE": wt})
 	}
 	for _, f16 := range []string{"1", ""} {
-		add("attention.wgsl", Defines{"HD": "128", "GQ": "4", "KV_F16": f16, "BL": "256"})
-		add("attention_decode.wgsl", Defines{"HD": "128", "GW": "4", "KV_F16": f16, "BL": "256"})
+		add("attention.wgsl", Defines{"HD": "128", "GQ": "4", "KV_F16": f16, "BL": "256", "KV_ACCESS": "read"})
+		add("attention_decode.wgsl", Defines{"HD": "128", "GW": "4", "KV_F16": f16, "BL": "256", "KV_ACCESS": "read_write"})
+		add("attention_combine.wgsl", Defines{"HD": "128", "KV_F16": f16, "BL": "256", "KV_ACCESS": "read"})
 		add("kv_store.wgsl", Defines{"KV_F16": f16})
 	}
 	for _, f := range []string{"rmsnorm.wgsl", "argmax.wgsl", "topk.wgsl"} {
