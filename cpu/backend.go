@@ -422,7 +422,7 @@ func (b *Backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 		wanted += len(e.Want)
 	}
 	if need > b.kv.Available() {
-		return nil, b.kv.errFull(need)
+		return nil, b.kv.ErrFull("cpu backend", need)
 	}
 	tokens := make([]int32, 0, rows)
 	at := make([]kvSlot, 0, rows)
@@ -509,7 +509,7 @@ func (b *Backend) ImportSeq(r io.Reader, n int) (engine.SeqID, error) {
 	}
 	s := &kvSeq{}
 	if need := b.kv.GrowCost(s, n); need > b.kv.Available() {
-		return 0, b.kv.errFull(need)
+		return 0, b.kv.ErrFull("cpu backend", need)
 	}
 	b.kv.grow(s, n)
 	if err := b.kv.runs(s.Blocks, 0, n, func(p []byte) error {

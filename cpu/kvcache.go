@@ -2,9 +2,7 @@ package cpu
 
 import (
 	"encoding/binary"
-	"fmt"
 
-	"smolchat/engine"
 	"smolchat/internal/kvblock"
 	"smolchat/model/quant"
 )
@@ -91,12 +89,6 @@ func (p *kvPool) allocData() {
 	for len(p.data) < p.Allocated() {
 		p.data = append(p.data, make([]byte, p.blockBytes()))
 	}
-}
-
-// errFull is the error of a batch that needs more blocks than the budget has left.
-func (p *kvPool) errFull(need int) error {
-	return fmt.Errorf("cpu backend: the batch needs %d more KV blocks of %d positions but %d of %d are free: %w",
-		need, kvBlock, p.Available(), p.Limit(), engine.ErrKVFull)
 }
 
 // runs calls f with the bytes of positions from..to-1 of the sequence whose table is blocks, in the

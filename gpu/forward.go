@@ -238,7 +238,7 @@ func (b *backend) forward(ctx context.Context, seqs []*kvSeq, batch []engine.Seq
 		rows += len(e.Tokens)
 	}
 	if need > b.kv.Available() {
-		return b.errFull(need)
+		return b.kv.ErrFull("gpu backend", need)
 	}
 	if err := b.reserveKV(need); err != nil {
 		return fmt.Errorf("gpu backend: %w", err)

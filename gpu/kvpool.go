@@ -209,11 +209,5 @@ func (b *backend) copyBlocks(e *encoder, copies [][2]int32) {
 	}
 }
 
-// errFull is the error of a batch that needs more blocks than the budget has left.
-func (b *backend) errFull(need int) error {
-	return fmt.Errorf("gpu backend: the batch needs %d more KV blocks of %d positions but %d of %d are free: %w",
-		need, kvBlockLen, b.kv.Available(), b.kv.Limit(), engine.ErrKVFull)
-}
-
 // kvSeq is a sequence's cache: kvblock's table of blocks.
 type kvSeq = kvblock.Seq

@@ -107,7 +107,7 @@ func (b *backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, e
 	// The steps' own rows land past the filler, in blocks Forward's sequence takes for them (its length
 	// stays opts.Depth; nothing else shares its blocks, so no copy on write).
 	if need := b.kv.GrowCost(&b.own, prefill); need > b.kv.Available() {
-		return nil, b.errFull(need)
+		return nil, b.kv.ErrFull("gpu backend", need)
 	} else if err := b.reserveKV(need); err != nil {
 		return nil, err
 	}

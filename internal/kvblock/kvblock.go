@@ -8,6 +8,12 @@
 // handed out from 0 up, so a backend may allocate memory as ids are first used (Allocated).
 package kvblock
 
+import (
+	"fmt"
+
+	"smolchat/engine"
+)
+
 // Seq is one sequence's cache: its first N positions live in blocks, position i in
 // Blocks[i/BlockLen] at row i%BlockLen.
 type Seq struct {
@@ -62,6 +68,13 @@ func (p *Pool) release(id int32) {
 	if p.refs[id]--; p.refs[id] == 0 {
 		p.free = append(p.free, id)
 	}
+}
+
+// ErrFull is the error of a batch that needs need more blocks than the pool has left; backend names
+// who says so ("cpu backend").
+func (p *Pool) ErrFull(backend string, need int) error {
+	return fmt.Errorf("%s: the batch needs %d more KV blocks of %d positions but %d of %d are free: %w",
+		backend, need, p.BlockLen(), p.Available(), p.Limit(), engine.ErrKVFull)
 }
 
 // GrowCost is the number of blocks Grow(s, extra) takes from the pool: new blocks past the end of s's
