@@ -186,7 +186,7 @@ func (b *backend) tune(W model.Weights, opts tuneOptions) (*TuneReport, error) {
 		for i, s := range shapes {
 			name := kn.kind + " " + s.String()
 			if b.d.weightTex {
-				name += " from textures" // timed on the storage it runs on
+				name += " (tex)" // timed on the weights' storage: textures
 			}
 			key := prefix + " | " + name
 			e, ok := cache.Entries[key]
