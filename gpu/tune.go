@@ -162,8 +162,9 @@ func (b *backend) tune(W model.Weights, opts tuneOptions) (*TuneReport, error) {
 	}
 	total := len(knobs) * len(shapes)
 	budget := cmp.Or(opts.Budget, tuneTimeBudget)
-	// Where the weights live comes first: the other knobs are timed on the storage it chose.
-	if !b.d.weightTex {
+	// Where the weights live comes first: the other knobs are timed on the storage it chose. Only the
+	// types with kernels of their own (the K-quants) can live in textures.
+	if !b.d.weightTex && slices.ContainsFunc(shapes, func(s matShape) bool { return ownKernels(s.wt) }) {
 		key := prefix + " | weights"
 		e, ok := cache.Entries[key]
 		if !ok || opts.Mode != TuneAuto || (e.Variant != storageBuffer && e.Variant != storageTexture) {
