@@ -167,7 +167,7 @@ func printTuning(env *Env, t *gpu.TuneReport) {
 		if c.Default > 0 && c.Seconds > 0 {
 			speedup = fmt.Sprintf(" (built-in %.3f ms, %.2fx)", c.Default*1e3, c.Default/c.Seconds)
 		}
-		fmt.Fprintf(env.Stdout, "  %-28s %-30s %.3f ms of %d variants%s\n", c.Shape, c.Variant, c.Seconds*1e3, c.Tried, speedup)
+		fmt.Fprintf(env.Stdout, "  %-32s %-30s %.3f ms of %d variants%s\n", c.Shape, c.Variant, c.Seconds*1e3, c.Tried, speedup)
 	}
 }
 

@@ -30,13 +30,15 @@ func TestArchConformance(t *testing.T) {
 			conformance.Check(t, conformance.Errors(logits, c), c.Limits, false, "gpu, one forward")
 
 			// Prefill with f16-pair tiles (weights and activations rounded to halves, as llama.cpp's
-			// Vulkan mat-mat does) is held to the same limits.
-			bh := openTestBackend(t, m, options{Context: c.Context(), deviceOptions: deviceOptions{F16Tiles: true}})
+			// Vulkan mat-mat does) is held to the same limits. This backend and the integer one below
+			// keep their K-quant weights in textures (weights.wgsl's WTEX): the embedding, mat-mat and
+			// mat-vec kernels' texture path end to end.
+			bh := openTestBackend(t, m, options{Context: c.Context(), deviceOptions: deviceOptions{F16Tiles: true, WeightTextures: true}})
 			logits, err = bh.Forward(context.Background(), c.Tokens, conformance.Want(c))
 			if err != nil {
 				t.Fatal(err)
 			}
-			conformance.Check(t, conformance.Errors(logits, c), c.Limits, false, "gpu f16 tiles, one forward")
+			conformance.Check(t, conformance.Errors(logits, c), c.Limits, false, "gpu f16 tiles from textures, one forward")
 			bh.Close()
 			if len(c.Tokens) > 64 {
 				return
@@ -47,13 +49,13 @@ func TestArchConformance(t *testing.T) {
 			// The integer path of the mat-vecs (8-bit activations, as the CPU's fast numerics) is held
 			// to the same limits as the CPU's fast mode.
 			opts := options{Context: c.Context()}
-			opts.Int8 = true
+			opts.Int8, opts.WeightTextures = true, true
 			bi := openTestBackend(t, m, opts)
 			if !bi.d.dot4 {
 				t.Log("the device has no packed integer dot products: no integer path to compare")
 				return
 			}
-			conformance.Check(t, conformance.Errors(tokenByToken(t, bi, c.Tokens), c), c.Limits, false, "gpu int8, token by token")
+			conformance.Check(t, conformance.Errors(tokenByToken(t, bi, c.Tokens), c), c.Limits, false, "gpu int8 from textures, token by token")
 		})
 	}
 }

@@ -11,17 +11,28 @@ import (
 	"smolchat/model/quant"
 )
 
-// buffer is a GPU buffer owned by a device.
+// buffer is a GPU buffer owned by a device, or a chunk of weights held in a texture (tex and view set,
+// buf nil; see weightTexture).
 type buffer struct {
 	buf   *wgpu.Buffer
 	Size  uint64
 	label string
+	tex   *wgpu.Texture
+	view  *wgpu.TextureView
 }
 
 func (b *buffer) release() {
-	if b != nil && b.buf != nil {
+	if b == nil {
+		return
+	}
+	if b.buf != nil {
 		b.buf.Release()
 		b.buf = nil
+	}
+	if b.view != nil {
+		b.view.Release()
+		b.tex.Release()
+		b.view, b.tex = nil, nil
 	}
 }
 
@@ -197,9 +208,11 @@ type weights struct {
 	K, M     int // elements per row, rows
 	RowBytes int
 	Chunks   []weightChunk
+	// Tex: the chunks are textures (weights.wgsl's WTEX), not storage buffers.
+	Tex bool
 }
 
-// weightChunk is one buffer of consecutive rows.
+// weightChunk is one buffer (or texture) of consecutive rows.
 type weightChunk struct {
 	Buf  *buffer
 	Row0 int
@@ -266,9 +279,15 @@ func padBlocks(dst, src []byte, from, to int) {
 }
 
 // UploadWeights copies a tensor of m rows of k elements of type t (raw GGUF bytes) to the device,
-// splitting it into buffers of whole rows that fit a storage binding. progress, if not nil, is called
-// with the bytes copied so far.
+// splitting it into buffers of whole rows that fit a storage binding, or into textures where the device
+// keeps weights in textures (device.weightTex) and the type has kernels of its own. progress, if not
+// nil, is called with the bytes copied so far.
 func (d *device) UploadWeights(name string, t quant.Type, k, m int, data []byte, progress func(done int64)) (*weights, error) {
+	return d.uploadWeights(name, t, k, m, data, progress, d.weightTex && kernelTypes[t].own)
+}
+
+// uploadWeights is UploadWeights with the storage chosen by the caller: textures when tex is set.
+func (d *device) uploadWeights(name string, t quant.Type, k, m int, data []byte, progress func(done int64), tex bool) (*weights, error) {
 	if _, ok := kernelTypes[t]; !ok {
 		return nil, fmt.Errorf("tensor %s: type %s is not supported by the GPU kernels (%s are; use the CPU backend, or a file of those types)",
 			name, t, quant.Names(func(t quant.Type) bool { _, ok := kernelTypes[t]; return ok }))
@@ -288,10 +307,17 @@ func (d *device) UploadWeights(name string, t quant.Type, k, m int, data []byte,
 	if perChunk == 0 {
 		return nil, fmt.Errorf("tensor %s: one row of %d bytes exceeds the storage binding limit %d", name, rb, d.maxBinding)
 	}
+	if tex {
+		// A texture holds texWidth × MaxTextureDimension2D texels of 16 bytes.
+		perChunk = min(perChunk, int(uint64(texWidth)*uint64(d.limits.MaxTextureDimension2D)*16/uint64(rb)))
+		if perChunk == 0 || rb%16 != 0 {
+			return nil, fmt.Errorf("tensor %s: rows of %d bytes do not fit the weight textures (%d texels wide, %d high)", name, rb, texWidth, d.limits.MaxTextureDimension2D)
+		}
+	}
 	if perChunk > 1 {
 		perChunk &^= 1 // chunks keep row pairs together, which the RoPE-fused products need
 	}
-	w := &weights{Name: name, Type: t, K: k, M: m, RowBytes: rb}
+	w := &weights{Name: name, Type: t, K: k, M: m, RowBytes: rb, Tex: tex}
 	var done int64
 	for row0 := 0; row0 < m; row0 += perChunk {
 		rows := min(perChunk, m-row0)
@@ -306,7 +332,11 @@ func (d *device) UploadWeights(name string, t quant.Type, k, m int, data []byte,
 			put = func(dst []byte, off, end int) { padBlocks(dst[off/from*to:], part[off:end], from, to) }
 		}
 		piece := max(1, uploadPiece/fileRow) * fileRow // whole rows, so whole blocks
-		buf, err := d.uploadMapped(label, uint64(rows*rb), len(part), piece, put, func(n int64) {
+		size := uint64(rows * rb)
+		if tex {
+			size = uint64(ceilDiv(rows*rb, texRowBytes) * texRowBytes) // whole texture rows
+		}
+		buf, err := d.uploadMapped(label, size, len(part), piece, put, func(n int64) {
 			if progress != nil {
 				progress(done + n)
 			}
@@ -314,10 +344,73 @@ func (d *device) UploadWeights(name string, t quant.Type, k, m int, data []byte,
 		if err != nil {
 			return nil, err
 		}
+		if tex {
+			if buf, err = d.weightTexture(buf); err != nil {
+				return nil, err
+			}
+		}
 		done += int64(len(part))
 		w.Chunks = append(w.Chunks, weightChunk{Buf: buf, Row0: row0, Rows: rows})
 	}
 	return w, nil
+}
+
+// texWidth is the width in texels of weight textures (W_TEX_WIDTH in shaders/weights.wgsl): a power of
+// two, within WebGPU's default maxTextureDimension2D (8192); texRowBytes is a row's bytes (rgba32uint
+// texels of 16 bytes), a multiple of the 256 a buffer-to-texture copy needs.
+const (
+	texWidth    = 4096
+	texRowBytes = 16 * texWidth
+)
+
+// weightTexture moves the bytes of staging, a whole number of texture rows, into a new rgba32uint
+// texture (see weights.wgsl) and frees staging.
+//
+// Why textures: on some adapters texel fetches are cheaper than storage loads. Mesa's lavapipe
+// compiles a storage load whose address differs between invocations as a loop over the SIMD lanes, a
+// guarded scalar load each, but a texel fetch as vector gathers: its K-quant mat-vecs take about a
+// quarter less CPU time per weight from a texture (BenchmarkWeightStorage). Tuning times both on the
+// user's adapter (tune.go) and keeps textures only where they win.
+func (d *device) weightTexture(staging *buffer) (*buffer, error) {
+	defer d.free(staging)
+	h := uint32(staging.Size / texRowBytes)
+	size := wgpu.Extent3D{Width: texWidth, Height: h, DepthOrArrayLayers: 1}
+	out := &buffer{Size: staging.Size, label: staging.label}
+	err := d.wrap("uploading "+staging.label+" to a texture", func() error {
+		var err error
+		out.tex, err = d.dev.TryCreateTexture(&wgpu.TextureDescriptor{Label: staging.label, Usage: wgpu.TextureUsageTextureBinding | wgpu.TextureUsageCopyDst,
+			Dimension: wgpu.TextureDimension2D, Size: size, Format: wgpu.TextureFormatRGBA32Uint, MipLevelCount: 1, SampleCount: 1})
+		if err != nil {
+			return err
+		}
+		if out.view, err = out.tex.TryCreateView(nil); err != nil {
+			out.tex.Release()
+			out.tex = nil
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	e, err := d.NewEncoder("weight texture")
+	if err == nil {
+		err = e.enc.TryCopyBufferToTexture(&wgpu.TexelCopyBufferInfo{Buffer: staging.buf, Layout: wgpu.TexelCopyBufferLayout{BytesPerRow: texRowBytes, RowsPerImage: h}},
+			&wgpu.TexelCopyTextureInfo{Texture: out.tex}, &size)
+		if err != nil {
+			e.enc.Release()
+		} else if err = e.Submit(); err == nil {
+			err = d.Wait() // the staging buffer is freed on return
+		}
+	}
+	if err != nil {
+		out.release()
+		return nil, fmt.Errorf("uploading %s to a texture: %w", staging.label, err)
+	}
+	d.mu.Lock()
+	d.owned = append(d.owned, out)
+	d.mu.Unlock()
+	return out, nil
 }
 
 // uploadPiece bounds the bytes copied between progress reports (rounded down to whole rows).

@@ -36,6 +36,9 @@ type deviceOptions struct {
 	// F16Tiles makes the prefill mat-mats that tuning did not choose keep their tiles as f16 pairs
 	// (matmul.wgsl F16), so that tests check their numerics end to end.
 	F16Tiles bool
+	// WeightTextures keeps the K-quant weights in textures (weights.wgsl's WTEX) whatever tuning says,
+	// so that tests check the texture path end to end.
+	WeightTextures bool
 	// Log receives device messages; nil discards them.
 	Log *slog.Logger
 }
@@ -60,6 +63,7 @@ type device struct {
 	dot4       bool   // WGSL's packed 4x8-bit integer dot products compile (the INT8 mat-vec variants)
 	int8       bool   // deviceOptions.Int8
 	f16Tiles   bool   // deviceOptions.F16Tiles
+	weightTex  bool   // K-quant weights are uploaded to textures (UploadWeights): tuning's choice or deviceOptions.WeightTextures
 	maxBinding uint64 // bytes per storage binding, a multiple of 256
 	// matmulTile is the prefill mat-mat shape new products use; zero means the first of matmulPreferred
 	// the adapter accepts. Tests (and a tuner) set it to build other variants.
@@ -181,6 +185,7 @@ func (d *device) open(opts deviceOptions) error {
 	d.dot4 = d.compiles(dot4Probe)
 	d.int8 = opts.Int8
 	d.f16Tiles = opts.F16Tiles
+	d.weightTex = opts.WeightTextures
 	d.log.Debug("gpu device opened", "adapter", d.Info.Name, "type", d.Info.Type, "backend", d.Info.Backend,
 		"shader_f16", d.f16, "subgroups", d.subgroups, "dot4", d.dot4, "max_binding", d.maxBinding, "reason", d.Reason)
 	return nil

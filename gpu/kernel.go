@@ -20,6 +20,7 @@ const (
 	bindUniform binding = iota
 	bindReadOnly
 	bindReadWrite
+	bindTexture // a texture_2d<u32>: weights held in a texture (buffer.tex)
 )
 
 // kernel is a compiled compute pipeline with an explicit bind group layout.
@@ -136,6 +137,11 @@ func (d *device) layout(binds []binding) (*wgpu.BindGroupLayout, error) {
 		{Binding: 1, Visibility: wgpu.ShaderStageCompute, Buffer: wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeUniform}},
 	}
 	for i, b := range binds {
+		if b == bindTexture {
+			entries = append(entries, wgpu.BindGroupLayoutEntry{Binding: uint32(i + 2), Visibility: wgpu.ShaderStageCompute,
+				Texture: wgpu.TextureBindingLayout{SampleType: wgpu.TextureSampleTypeUint, ViewDimension: wgpu.TextureViewDimension2D}})
+			continue
+		}
 		t := wgpu.BufferBindingTypeStorage
 		switch b {
 		case bindUniform:
@@ -186,6 +192,13 @@ func (d *device) bindGroupStep(k *kernel, params, step *buffer, ranges ...bufRan
 	}
 	align := uint64(max(d.limits.MinStorageBufferOffsetAlignment, 4))
 	for i, r := range ranges {
+		if k.binds[i] == bindTexture {
+			if r.Buf == nil || r.Buf.view == nil {
+				return nil, fmt.Errorf("kernel %s: texture %d is missing", k.Name, i+2)
+			}
+			entries = append(entries, wgpu.BindGroupEntry{Binding: uint32(i + 2), TextureView: r.Buf.view})
+			continue
+		}
 		if r.Buf == nil || r.Buf.buf == nil {
 			return nil, fmt.Errorf("kernel %s: buffer %d is missing", k.Name, i+2)
 		}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/oliverbestmann/webgpu/wgpu"
 
@@ -26,6 +27,24 @@ const (
 )
 
 var matBinds = []binding{bindReadOnly, bindReadOnly, bindReadWrite}
+
+// weightBinds returns binds, whose first is the weights', with a texture there when w is held in
+// textures.
+func weightBinds(w *weights, binds []binding) []binding {
+	out := slices.Clone(binds)
+	if w.Tex {
+		out[0] = bindTexture
+	}
+	return out
+}
+
+// weightDefs adds to defs what weights.wgsl needs to read w: WTEX when w is held in textures, WVEC4
+// when the kernel reads it 16 bytes at a time (the types with kernels of their own).
+func weightDefs(w *weights, defs shaders.Defines) shaders.Defines {
+	defs["WTEX"] = boolDef(w.Tex)
+	defs["WVEC4"] = boolDef(kernelTypes[w.Type].own)
+	return defs
+}
 
 // matvecShape is a decode mat-vec kernel and its workgroup shape: wg threads computing rows rows (even,
 // so that RoPE pairs stay in one workgroup), reducing through workgroup memory even on a device with
@@ -255,14 +274,14 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	if yStride < yOff+w.M {
 		return nil, fmt.Errorf("matmul %s: y stride %d too small for offset %d + %d rows", w.Name, yStride, yOff, w.M)
 	}
-	binds := matBinds
+	binds := weightBinds(w, matBinds)
 	if o.rope {
-		binds = append(append([]binding(nil), matBinds...), bindReadOnly)
+		binds = append(binds, bindReadOnly)
 	}
 	mvKernel := func(nt int) (*kernel, error) {
-		defs := shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(shape.rows), "NT": fmt.Sprint(nt),
+		defs := weightDefs(w, shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(shape.rows), "NT": fmt.Sprint(nt),
 			"RNT": fmt.Sprint(shape.rows * nt), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope),
-			"INT8": boolDef(shape.int8)}
+			"INT8": boolDef(shape.int8)})
 		if shape.file == "matvec.wgsl" {
 			defs["WTYPE"] = wt
 		}
@@ -288,7 +307,7 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	} else if err := tile.check(d, wt); err != nil {
 		return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
 	}
-	mmDefs := tile.defs(wt)
+	mmDefs := weightDefs(w, tile.defs(wt))
 	mmDefs["ACCUM"], mmDefs["GLU"], mmDefs["ROPE"] = boolDef(o.accumulate), boolDef(o.glu), boolDef(o.rope)
 	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds, defs: mmDefs})
 	if err != nil {
@@ -596,8 +615,10 @@ type embedOp struct {
 
 // NewEmbed binds table w, the token ids tok (u32) and the output out (token t at t*K floats).
 func (d *device) NewEmbed(w *weights, tok, out bufRange) (*embedOp, error) {
-	k, err := d.kernel(kernelSpec{file: "embed.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadWrite},
-		defs: shaders.Defines{"WTYPE": kernelTypes[w.Type].suffix}})
+	defs := weightDefs(w, shaders.Defines{"WTYPE": kernelTypes[w.Type].suffix})
+	defs["WVEC4"] = "" // embed.wgsl reads its rows a word at a time (bytes.wgsl)
+	k, err := d.kernel(kernelSpec{file: "embed.wgsl", entry: "main", binds: weightBinds(w, []binding{bindReadOnly, bindReadOnly, bindReadWrite}),
+		defs: defs})
 	if err != nil {
 		return nil, err
 	}

@@ -162,9 +162,33 @@ func (b *backend) tune(W model.Weights, opts tuneOptions) (*TuneReport, error) {
 	}
 	total := len(knobs) * len(shapes)
 	budget := cmp.Or(opts.Budget, tuneTimeBudget)
+	// Where the weights live comes first: the other knobs are timed on the storage it chose. Only the
+	// types with kernels of their own (the K-quants) can live in textures.
+	if !b.d.weightTex && slices.ContainsFunc(shapes, func(s matShape) bool { return ownKernels(s.wt) }) {
+		key := prefix + " | weights"
+		e, ok := cache.Entries[key]
+		if !ok || opts.Mode != TuneAuto || (e.Variant != storageBuffer && e.Variant != storageTexture) {
+			if opts.Progress != nil {
+				opts.Progress(0, total, "tuning GPU kernels: weight storage")
+			}
+			if e, err = b.raceStorage(shapes, tensors); err != nil {
+				return nil, fmt.Errorf("tuning the weight storage: %w", err)
+			}
+			cache.Entries[key] = e
+			changed = true
+			rep.Timed++
+		} else {
+			rep.Cached++
+		}
+		b.d.weightTex = e.Variant == storageTexture
+		rep.Choices = append(rep.Choices, TuneEntryAt{Shape: "weights", tuneEntry: e})
+	}
 	for ki, kn := range knobs {
 		for i, s := range shapes {
 			name := kn.kind + " " + s.String()
+			if b.d.weightTex {
+				name += " (tex)" // timed on the weights' storage: textures
+			}
 			key := prefix + " | " + name
 			e, ok := cache.Entries[key]
 			if ok && opts.Mode == TuneAuto && kn.use(s, e.Variant) {
@@ -377,6 +401,94 @@ func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 	}
 	best.Date = time.Now().UTC().Format(time.DateOnly)
 	return best, nil
+}
+
+// The weight storages tuning chooses between (weights.wgsl).
+const (
+	storageBuffer  = "buffers"
+	storageTexture = "textures"
+)
+
+// raceStorage times the built-in decode mat-vec and prefill mat-mat of the largest weight shape of each
+// type with kernels of its own (the K-quants, which textures can hold) from storage buffers and from
+// textures, and chooses textures when their times, each relative to the buffers', multiply to less
+// than one. Seconds and Default are the decode times per token over all those shapes, textures' and
+// buffers'.
+func (b *backend) raceStorage(shapes []matShape, tensors []model.Tensor) (tuneEntry, error) {
+	largest := map[string]int{} // weight type: index in shapes
+	for i, s := range shapes {
+		if j, ok := largest[s.wt]; ownKernels(s.wt) && (!ok || s.m*s.k > shapes[j].m*shapes[j].k) {
+			largest[s.wt] = i
+		}
+	}
+	e := tuneEntry{Variant: storageBuffer, Tried: 2, Date: time.Now().UTC().Format(time.DateOnly)}
+	ratio := 1.0
+	for _, i := range largest {
+		s, t := shapes[i], tensors[i]
+		var dec, pre [2]float64 // buffers, textures
+		for j, tex := range []bool{false, true} {
+			var err error
+			if dec[j], err = b.timeStorage(s, t, tex, 1, tuneRowsMax); err == nil {
+				pre[j], err = b.timeStorage(s, t, tex, b.batch, tuneTileRows)
+			}
+			if err != nil && (!tex || b.d.Err() != nil) {
+				return tuneEntry{}, err
+			}
+			if err != nil {
+				b.log.Info("GPU tuning: variant skipped", "kernel", "weights", "shape", s.String(), "variant", storageTexture, "err", err)
+				e.Tried, e.Seconds = 1, e.Default
+				return e, nil
+			}
+		}
+		e.Default += dec[0]
+		e.Seconds += dec[1]
+		ratio *= dec[1] / dec[0] * pre[1] / pre[0]
+	}
+	if ratio < 1 {
+		e.Variant = storageTexture
+	} else {
+		e.Seconds = e.Default
+	}
+	return e, nil
+}
+
+// timeStorage is the time of the built-in product of T tokens over the first rows of t (shape s),
+// uploaded to textures or to buffers.
+func (b *backend) timeStorage(s matShape, t model.Tensor, tex bool, T, rows int) (float64, error) {
+	d := b.d
+	rows = min(s.m, rows)
+	rb := len(t.Data) / t.Rows
+	w, err := d.uploadWeights(t.Name+" (tuning)", t.Type, s.k, rows, t.Data[:rows*rb], nil, tex)
+	if err != nil {
+		return 0, err
+	}
+	x, err := d.UploadF32("tuning x", make([]float32, T*s.k))
+	if err != nil {
+		return 0, err
+	}
+	y, err := d.NewStorage("tuning y", uint64(4*T*rows))
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		for _, c := range w.Chunks {
+			d.free(c.Buf)
+		}
+		d.free(x)
+		d.free(y)
+	}()
+	op, err := d.newMatMulShape(w, whole(x), s.k, whole(y), rows, 0, matOptions{}, matvecShapeFor(s.wt, s.k))
+	if err != nil {
+		return 0, err
+	}
+	if err := d.SetStep(T, 0); err != nil {
+		return 0, err
+	}
+	rec := func(e *encoder) { op.Record(e, T) }
+	if _, err := d.timeRecord(rec, 1); err != nil { // the first run builds and warms; it does not count
+		return 0, err
+	}
+	return d.timeRecord(rec, 3)
 }
 
 // tuneFinalists is how many of the fastest first runs are timed again.

@@ -102,7 +102,7 @@ func TestTune(t *testing.T) {
 	m := synthModel(t)
 	file := filepath.Join(t.TempDir(), "tune.json")
 	ws, _ := weightShapes(m.Weights)
-	shapes := 2 * len(ws) // a mat-vec and a mat-mat choice each
+	shapes := 2*len(ws) + 1 // a mat-vec and a mat-mat choice each, and where the weights live
 	prompt := []int32{1, 2, 3, 4, 5}
 	logits := func(b *backend) []float32 {
 		l, err := b.Forward(context.Background(), prompt, []int{len(prompt) - 1})
@@ -146,6 +146,12 @@ func TestTune(t *testing.T) {
 			t.Errorf("load %d: progress %q, want a line per timed shape and one at the end", i, progress)
 		}
 		for _, ch := range rep.Choices {
+			if ch.Shape == "weights" {
+				if (ch.Variant != storageBuffer && ch.Variant != storageTexture) || ch.Seconds <= 0 {
+					t.Errorf("load %d: weight storage %+v", i, ch)
+				}
+				continue
+			}
 			_, mv := parseMatvecShape("q4_k", ch.Variant)
 			_, mm := parseMatmulShape(ch.Variant)
 			if ok := map[bool]bool{true: mv, false: mm}[strings.HasPrefix(ch.Shape, "matvec ")]; !ok || ch.Seconds <= 0 {

@@ -7,21 +7,21 @@
 
 // u8_at returns the byte at byte offset off.
 fn u8_at(off: u32) -> u32 {
-    return (w[off >> 2u] >> ((off & 3u) * 8u)) & 0xFFu;
+    return (wword(off >> 2u) >> ((off & 3u) * 8u)) & 0xFFu;
 }
 
 // u16_at returns the 16-bit little-endian value at the even byte offset off.
 fn u16_at(off: u32) -> u32 {
-    return (w[off >> 2u] >> ((off & 2u) * 8u)) & 0xFFFFu;
+    return (wword(off >> 2u) >> ((off & 2u) * 8u)) & 0xFFFFu;
 }
 
 // u32_at returns the 32-bit little-endian value at the even byte offset off.
 fn u32_at(off: u32) -> u32 {
     let i = off >> 2u;
     if ((off & 2u) == 0u) {
-        return w[i];
+        return wword(i);
     }
-    return (w[i] >> 16u) | (w[i + 1u] << 16u);
+    return (wword(i) >> 16u) | (wword(i + 1u) << 16u);
 }
 
 // f16_at returns the IEEE half at the even byte offset off as f32.
@@ -38,5 +38,5 @@ fn i8x4(v: u32) -> vec4<f32> {
 // load4 returns the 16 bytes at the byte offset off, a multiple of 4, as four little-endian words.
 fn load4(off: u32) -> vec4<u32> {
     let i = off >> 2u;
-    return vec4<u32>(w[i], w[i + 1u], w[i + 2u], w[i + 3u]);
+    return vec4<u32>(wword(i), wword(i + 1u), wword(i + 2u), wword(i + 3u));
 }

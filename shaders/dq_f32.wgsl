@@ -4,5 +4,5 @@
 // dq4 returns elements k..k+3 (k % 4 == 0) of the row starting at byte rb.
 fn dq4(rb: u32, k: u32) -> vec4<f32> {
     let i = (rb >> 2u) + k;
-    return vec4<f32>(bitcast<f32>(w[i]), bitcast<f32>(w[i + 1u]), bitcast<f32>(w[i + 2u]), bitcast<f32>(w[i + 3u]));
+    return vec4<f32>(bitcast<f32>(wword(i)), bitcast<f32>(wword(i + 1u)), bitcast<f32>(wword(i + 2u)), bitcast<f32>(wword(i + 3u)));
 }

@@ -9,7 +9,7 @@ fn dq4(rb: u32, k: u32) -> vec4<f32> {
     let base = (rb >> 2u) + (k >> 8u) * 36u; // word index of the super-block
     let j = k & 255u;
     let s = j >> 5u;                         // sub-block 0..7
-    let dm = unpack2x16float(w[base]);
+    let dm = unpack2x16float(wword(base));
     // get_scale_min_k4: S[0..11] = bytes 4..15 of the block, i.e. words base+1..base+3.
     var sc: u32;
     var m: u32;
@@ -23,12 +23,12 @@ fn dq4(rb: u32, k: u32) -> vec4<f32> {
     }
     let g = j >> 6u;
     let l = j & 31u;
-    let q = w[base + 4u + g * 8u + (l >> 2u)] >> ((s & 1u) * 4u);
+    let q = wword(base + 4u + g * 8u + (l >> 2u)) >> ((s & 1u) * 4u);
     let nib = vec4<f32>(vec4<u32>(q, q >> 8u, q >> 16u, q >> 24u) & vec4<u32>(0x0Fu));
     return dm.x * f32(sc) * nib - vec4<f32>(dm.y * f32(m));
 }
 
 // sbyte is byte i of the 12 scale bytes of the super-block at word index base.
 fn sbyte(base: u32, i: u32) -> u32 {
-    return (w[base + 1u + (i >> 2u)] >> ((i & 3u) * 8u)) & 0xFFu;
+    return (wword(base + 1u + (i >> 2u)) >> ((i & 3u) * 8u)) & 0xFFu;
 }

@@ -20,7 +20,7 @@ struct EmbedParams {
 }
 
 @group(0) @binding(0) var<uniform> P: EmbedParams;
-@group(0) @binding(2) var<storage, read> w: array<u32>;
+//#include "weights.wgsl"
 @group(0) @binding(3) var<storage, read> tok: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 

@@ -13,7 +13,7 @@
 
 //#include "matvec_io.wgsl"
 
-@group(0) @binding(2) var<storage, read> w: array<u32>;
+//#include "weights.wgsl"
 
 //#include "dq_{{WTYPE}}.wgsl"
 

@@ -30,7 +30,7 @@
 //#include "q8.wgsl"
 //#endif
 
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+//#include "weights.wgsl"
 
 @compute @workgroup_size({{WG}})
 fn main(id: MatIds) {
@@ -73,9 +73,9 @@ fn main(id: MatIds) {
             let sh = (g & 1u) * 16u;
             for (var r = 0u; r < {{ROWS}}u; r++) {
                 let vb = rows[r] * row_vecs + blk * 9u;
-                let hdr = w[vb];
-                let qa = w[vb + 1u + 2u * g];
-                let qb = w[vb + 2u + 2u * g];
+                let hdr = wvec(vb);
+                let qa = wvec(vb + 1u + 2u * g);
+                let qb = wvec(vb + 2u + 2u * g);
                 let scw = select(hdr.y & 0x3F3F3F3Fu, (hdr.w & 0x0F0F0F0Fu) | ((hdr.y >> 2u) & 0x30303030u), hi) >> sh;
                 let mw = select(hdr.z & 0x3F3F3F3Fu, ((hdr.w >> 4u) & 0x0F0F0F0Fu) | ((hdr.z >> 2u) & 0x30303030u), hi) >> sh;
                 let m4 = vec4<u32>(0x0F0F0F0Fu);

@@ -31,7 +31,7 @@
 //#include "q8.wgsl"
 //#endif
 
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+//#include "weights.wgsl"
 
 @compute @workgroup_size({{WG}})
 fn main(id: MatIds) {
@@ -73,15 +73,15 @@ fn main(id: MatIds) {
             let m2 = vec4<u32>(0x30303030u);
             for (var r = 0u; r < {{ROWS}}u; r++) {
                 let vb = rows[r] * row_vecs + blk * 14u;
-                let ql0 = w[vb + 4u * n + h];       // ql[64n + 16h ..]
-                let ql1 = w[vb + 4u * n + 2u + h];  // ql[64n + 32 + 16h ..]
-                let qh = w[vb + 8u + 2u * n + h];   // qh[32n + 16h ..]
+                let ql0 = wvec(vb + 4u * n + h);       // ql[64n + 16h ..]
+                let ql1 = wvec(vb + 4u * n + 2u + h);  // ql[64n + 32 + 16h ..]
+                let qh = wvec(vb + 8u + 2u * n + h);   // qh[32n + 16h ..]
                 // Scales 8n + h + {0, 2, 4, 6} (quarters 0..3) are bytes h and h+2 of words 2n and 2n+1.
-                let sw = w[vb + 12u];
+                let sw = wvec(vb + 12u);
                 let s01 = select(sw.x, sw.z, n == 1u) >> (8u * h);
                 let s23 = select(sw.y, sw.w, n == 1u) >> (8u * h);
                 let sc = vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(s01, s01 >> 16u, s23, s23 >> 16u) << vec4<u32>(24u)) >> vec4<u32>(24u));
-                let d = unpack2x16float(w[vb + 13u].x).x;
+                let d = unpack2x16float(wvec(vb + 13u).x).x;
                 // 6-bit codes, four per word: low nibbles from ql, bits 4..5 from qh.
                 let q0 = (ql0 & m4) | ((qh << vec4<u32>(4u)) & m2);
                 let q1 = (ql1 & m4) | ((qh << vec4<u32>(2u)) & m2);

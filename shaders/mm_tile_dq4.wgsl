@@ -3,7 +3,7 @@
 // unit is 4 consecutive k of one row, one dq4 call; units row-fastest, so neighbouring threads read
 // neighbouring rows. K past the row's end (F32/F16 rows may end mid-tile) reads zeros.
 
-@group(0) @binding(2) var<storage, read> w: array<u32>;
+//#include "weights.wgsl"
 
 //#include "dq_{{WTYPE}}.wgsl"
 

@@ -4,7 +4,7 @@
 // one row: the super-block header (one vec4<u32>: d, dmin, the scale bytes) and the group's codes (two
 // vec4<u32>); each sub-block's scale and min decoded once (32 elements each).
 
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+//#include "weights.wgsl"
 
 const TK = 64u;
 
@@ -18,11 +18,11 @@ fn fill_w(row0: u32, k0: u32, lid: u32) {
     let sh = (g & 1u) * 16u;
     for (var r = lid; r < TM; r += NT) {
         let vb = min(row0 + r, P.m - 1u) * (P.row_bytes >> 4u) + blk * 9u;
-        let hdr = w[vb];
+        let hdr = wvec(vb);
         let sc = select(hdr.y & 0x3F3F3F3Fu, (hdr.w & 0x0F0F0F0Fu) | ((hdr.y >> 2u) & 0x30303030u), hi) >> sh;
         let mn = select(hdr.z & 0x3F3F3F3Fu, ((hdr.w >> 4u) & 0x0F0F0F0Fu) | ((hdr.z >> 2u) & 0x30303030u), hi) >> sh;
         let dm = unpack2x16float(hdr.x);
-        let q = array<vec4<u32>, 2>(w[vb + 1u + 2u * g], w[vb + 2u + 2u * g]);
+        let q = array<vec4<u32>, 2>(wvec(vb + 1u + 2u * g), wvec(vb + 2u + 2u * g));
         for (var h = 0u; h < 2u; h++) {
             let ds = dm.x * f32((sc >> (8u * h)) & 0xFFu);
             let ms = dm.y * f32((mn >> (8u * h)) & 0xFFu);

@@ -7,7 +7,7 @@
 // scales (16 elements each) in one word, each decoded once, and d; the 6-bit codes are merged four a
 // word.
 
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+//#include "weights.wgsl"
 
 const TK = 64u;
 
@@ -19,15 +19,15 @@ fn fill_w(row0: u32, k0: u32, lid: u32) {
     let lsh = vec4<u32>(2u * q0); // (q0/2)*4: nibble 0 or 1
     for (var r = lid; r < TM; r += NT) {
         let b4 = (min(row0 + r, P.m - 1u) * P.row_bytes + blk * 224u) >> 4u; // the block, in vec4s
-        let d = unpack2x16float(w[b4 + 13u].x).x; // byte 208
-        let scw = w[b4 + 12u][2u * n + (q0 >> 1u)]; // bytes 192 + 8n + 2q0 ..
+        let d = unpack2x16float(wvec(b4 + 13u).x).x; // byte 208
+        let scw = wvec(b4 + 12u)[2u * n + (q0 >> 1u)]; // bytes 192 + 8n + 2q0 ..
         for (var h = 0u; h < 2u; h++) {
-            let qh = w[b4 + 8u + 2u * n + h]; // byte 128 + 32n + 16h
+            let qh = wvec(b4 + 8u + 2u * n + h); // byte 128 + 32n + 16h
             for (var j = 0u; j < 2u; j++) {
                 // Elements 32j + 16h .. +15 share scale 2j + h.
                 let s = 2u * j + h;
                 let ds = d * f32(bitcast<i32>(scw << (24u - 8u * s)) >> 24u);
-                let codes = ((w[b4 + 4u * n + 2u * j + h] >> lsh) & vec4<u32>(0x0F0F0F0Fu)) |
+                let codes = ((wvec(b4 + 4u * n + 2u * j + h) >> lsh) & vec4<u32>(0x0F0F0F0Fu)) |
                     (((qh >> vec4<u32>(2u * (q0 + j))) & vec4<u32>(0x03030303u)) << vec4<u32>(4u));
                 for (var i = 0u; i < 4u; i++) {
                     let c = (vec4<u32>(codes[i]) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xFFu);
