@@ -87,20 +87,18 @@ func diskEngine(t *testing.T, dir string, maxBytes int64, identity string, block
 	return e, f
 }
 
-// kvFiles lists the files under dir, its models' subdirectories included.
+// kvFiles lists the KV files in dir and in its models' subdirectories.
 func kvFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	var names []string
-	err := filepath.WalkDir(dir, func(path string, e os.DirEntry, err error) error {
-		if err == nil && e.Type().IsRegular() {
-			names = append(names, path)
-		}
-		return err
-	})
+	top, err := filepath.Glob(filepath.Join(dir, "*.kv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return names
+	sub, err := filepath.Glob(filepath.Join(dir, "*", "*.kv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(top, sub...)
 }
 
 // firstTurn runs a conversation's first turn on an engine spilling to dir as "model A", closes it, and

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"testing"
 
 	"github.com/oliverbestmann/webgpu/wgpu"
@@ -21,7 +20,14 @@ import (
 // none.
 func loadEngine(t testing.TB, path string, ctx, parallel int) *engine.Engine {
 	t.Helper()
-	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: path, Backend: "gpu", Context: ctx, Parallel: parallel})
+	return loadEngineWith(t, engine.LoadOptions{Path: path, Context: ctx, Parallel: parallel})
+}
+
+// loadEngineWith is loadEngine with more options (the backend is the GPU).
+func loadEngineWith(t testing.TB, o engine.LoadOptions) *engine.Engine {
+	t.Helper()
+	o.Backend = "gpu"
+	e, err := engine.Load(context.Background(), o)
 	if errors.Is(err, errNoAdapter) {
 		t.Skipf("no WebGPU adapter: install mesa-vulkan-drivers (%v)", err)
 	}
@@ -57,18 +63,9 @@ func TestEngineBatchedMatchesSolo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for j, id := range r.Tokens {
-				if top := r.Logprobs[j].Top; len(top) == 2 && top[0].Logprob-top[1].Logprob < nearTie {
-					r.Tokens = r.Tokens[:j]
-					batched[i] = batched[i][:min(j, len(batched[i]))]
-					break
-				}
-				if j >= len(batched[i]) || batched[i][j] != id {
-					break
-				}
-			}
-			t.Logf("compared %d tokens (a near tie or the end after them)", len(r.Tokens))
-			if !slices.Equal(batched[i], r.Tokens) {
+			n, ok := backendtest.SameUpToTie(batched[i], r, nearTie)
+			t.Logf("compared %d tokens (a near tie or the end after them)", n)
+			if !ok {
 				t.Errorf("batched %v\nalone   %v", batched[i], r.Tokens)
 			}
 		})
