@@ -506,3 +506,36 @@ func TestKVDiskLoadLost(t *testing.T) {
 		t.Errorf("a load on a working backend: %v", err)
 	}
 }
+
+// otherFormat is a seqFake whose KV format is another backend's.
+type otherFormat struct{ *seqFake }
+
+func (otherFormat) KVFormat() string { return "another backend's tokens" }
+
+// TestKVDiskAfterLoss loses the backend; the one that replaces it exports another format (the CPU
+// after the GPU), and the disk cache goes on in that format's directory.
+func TestKVDiskAfterLoss(t *testing.T) {
+	dir := t.TempDir()
+	var log syncBuffer
+	e, f := diskEngine(t, dir, 1<<20, "model A", 1000, &log)
+	e.openDisk = func(b Backend) *kvDisk {
+		d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), b.(KVExporter).KVFormat(), 4, e.logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	f.loseAt = 1 // the first batch
+	e.reload = func() (Backend, error) { return otherFormat{newSeqFake(f.vocab, 1000)}, nil }
+	if _, err := e.Generate(context.Background(), prompt(1, 50), greedy(3), false, nil); !errors.Is(err, ErrBackendLost) {
+		t.Fatalf("err = %v, want ErrBackendLost", err)
+	}
+	if _, err := e.Generate(context.Background(), prompt(2, 50), greedy(3), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	want := filepath.Join(dir, modelDir(sha256.Sum256([]byte("model A")), "another backend's tokens"))
+	if files := kvFiles(t, dir); len(files) != 1 || filepath.Dir(files[0]) != want {
+		t.Errorf("files %v after the close, want one in %s", files, want)
+	}
+}
