@@ -131,11 +131,15 @@ func TestEngineLostMidBatch(t *testing.T) {
 // matvecMaxT rows. It loads $SMOLCHAT_BENCH_MODEL when set, else the shared tiny SmolLM3-shaped file;
 // run it with -count for interleaved samples. (cpu.BenchmarkStreams is its CPU twin.)
 func BenchmarkStreams(b *testing.B) {
-	path := os.Getenv("SMOLCHAT_BENCH_MODEL")
-	if path == "" {
-		path = testutil.SharedFile(b, "smollm3-tiny-synthetic-Q4_K_M.gguf")
+	backendtest.Streams(b, loadEngine(b, benchModel(b), 1024, 4))
+}
+
+// benchModel is $SMOLCHAT_BENCH_MODEL when set, else the shared tiny SmolLM3-shaped file.
+func benchModel(b *testing.B) string {
+	if path := os.Getenv("SMOLCHAT_BENCH_MODEL"); path != "" {
+		return path
 	}
-	backendtest.Streams(b, loadEngine(b, path, 1024, 4))
+	return testutil.SharedFile(b, "smollm3-tiny-synthetic-Q4_K_M.gguf")
 }
 
 // BenchmarkDecodeRows is the least CPU time per weight of the decode mat-vec for 1 and 4 rows (the

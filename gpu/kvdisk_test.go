@@ -146,3 +146,20 @@ func TestKVDiskAcrossBackends(t *testing.T) {
 		t.Errorf("%d files after both ran, want the GPU's beside the CPU's %d", len(all), len(cpuFiles))
 	}
 }
+
+// BenchmarkReturnAfterRestart is the time to first token of a 3,000-token conversation's next turn
+// after a restart, its positions read from the disk cache (backendtest.ReturnAfterRestart): the GPU
+// twin of cpu.BenchmarkReturnAfterRestart. It loads $SMOLCHAT_BENCH_MODEL when set, else the shared
+// tiny SmolLM3-shaped file, with --parallel 4.
+func BenchmarkReturnAfterRestart(b *testing.B) {
+	path := benchModel(b)
+	backendtest.ReturnAfterRestart(b, func(b *testing.B, dir string) *engine.Engine {
+		return loadEngineWith(b, engine.LoadOptions{Path: path, Context: 4096, Parallel: 4, KVDisk: dir, KVDiskMax: engine.DefaultKVDiskMax})
+	})
+}
+
+// BenchmarkReturnToConversation is the same turn after another conversation, from the conversation
+// cache in memory (backendtest.ReturnToConversation), for comparison.
+func BenchmarkReturnToConversation(b *testing.B) {
+	backendtest.ReturnToConversation(b, loadEngineWith(b, engine.LoadOptions{Path: benchModel(b), Context: 4096, Parallel: 4}))
+}
