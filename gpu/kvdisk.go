@@ -43,8 +43,9 @@ func (b *backend) kvType() string {
 const maxExportRead = 64 << 20
 
 // ExportSeq writes the keys and values of positions from..to-1 of sequence id to w (from a multiple of
-// the block length). Every block's rows are read back in one submit (one copy into the read-back
-// buffer and one map), a range longer than maxExportRead in a submit per maxExportRead.
+// the block length). The range's rows of every layer are read back in one submit (one copy into the
+// read-back buffer and one map); a range of more than maxExportRead bytes takes a submit per
+// maxExportRead.
 func (b *backend) ExportSeq(id engine.SeqID, from, to int, w io.Writer) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
