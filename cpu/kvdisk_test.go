@@ -25,9 +25,9 @@ func TestExportImport(t *testing.T) {
 // TestEngineKVDisk runs the engine's disk cache across a restart on the CPU (backendtest.EngineKVDisk):
 // the conversation read back from disk answers exactly as one evaluated again.
 func TestEngineKVDisk(t *testing.T) {
-	backendtest.EngineKVDisk(t, func(t testing.TB, path, kvDir string, kvMax int64) *engine.Engine {
+	backendtest.EngineKVDisk(t, func(t testing.TB, path, kvDir string, kvMax int64, log *slog.Logger) *engine.Engine {
 		e, err := engine.Load(context.Background(), engine.LoadOptions{Path: path, Backend: "cpu", Threads: 2, Context: 1024, Parallel: 2,
-			KVDisk: kvDir, KVDiskMax: kvMax, Log: slog.New(slog.DiscardHandler)})
+			KVDisk: kvDir, KVDiskMax: kvMax, Log: log})
 		if err != nil {
 			t.Fatal(err)
 		}

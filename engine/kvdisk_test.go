@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -13,9 +12,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"smolchat/internal/testutil"
 )
 
 // The seqFake exports a position as its token (4 bytes): what it "computed" for it.
@@ -54,24 +54,6 @@ func (f *seqFake) ImportSeq(r io.Reader, n int) (SeqID, error) {
 	f.last++
 	f.seqs[f.last] = t
 	return f.last, nil
-}
-
-// syncBuffer is a log destination the scheduler's goroutine writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // diskEngine makes an engine on a seqFake of blocks whose conversations spill to dir (at most maxBytes),
@@ -123,7 +105,7 @@ func firstTurn(t *testing.T, dir string, log io.Writer) (first, answer []int32, 
 // conversation's next turn starts after what the first engine evaluated, read from disk.
 func TestKVDiskRestart(t *testing.T) {
 	dir := t.TempDir()
-	var log syncBuffer
+	var log testutil.LogBuffer
 	first, answer, _ := firstTurn(t, dir, &log)
 
 	e2, f2 := diskEngine(t, dir, 1<<20, "model A", 1000, &log)
@@ -192,7 +174,7 @@ func TestKVDiskUnusable(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			var log syncBuffer
+			var log testutil.LogBuffer
 			first, answer, file := firstTurn(t, dir, &log)
 			c.damage(t, file)
 			e2, f2 := diskEngine(t, dir, 1<<20, "model A", 1000, &log)
@@ -221,7 +203,7 @@ func TestKVDiskUnusable(t *testing.T) {
 // write or load) goes first.
 func TestKVDiskCap(t *testing.T) {
 	f := newSeqFake(300, 1000)
-	var log syncBuffer
+	var log testutil.LogBuffer
 	conv := map[string][]int32{"a": prompt(1, 40), "b": prompt(2, 40), "c": prompt(3, 40), "d": prompt(4, 40)}
 	seqs := map[string]SeqID{}
 	for name, p := range conv {
@@ -300,7 +282,7 @@ func TestKVDiskCap(t *testing.T) {
 // waiting for an eviction or a close.
 func TestKVDiskEvictedAndIdle(t *testing.T) {
 	dir := t.TempDir()
-	var log syncBuffer
+	var log testutil.LogBuffer
 	e, f := diskEngine(t, dir, 1<<20, "model A", 20, &log) // 20 blocks of 4: one 60-token conversation
 	idle := make(chan struct{}, 16)
 	e.scheduler().onIdle = func() { idle <- struct{}{} }
@@ -360,7 +342,7 @@ func TestKVDiskSharedRoot(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
-			var log syncBuffer
+			var log testutil.LogBuffer
 			logger := slog.New(slog.NewTextHandler(&log, nil))
 			write := func(d *kvDisk, which ...int) {
 				for _, i := range which {
@@ -485,7 +467,7 @@ func (lostImporter) ImportSeq(io.Reader, int) (SeqID, error) {
 // backend that replaces it.
 func TestKVDiskLoadLost(t *testing.T) {
 	dir := t.TempDir()
-	var log syncBuffer
+	var log testutil.LogBuffer
 	first, _, file := firstTurn(t, dir, &log)
 	f := newSeqFake(300, 1000)
 	d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), f.KVFormat(), 4, slog.New(slog.NewTextHandler(&log, nil)))
@@ -516,7 +498,7 @@ func (otherFormat) KVFormat() string { return "another backend's tokens" }
 // after the GPU), and the disk cache goes on in that format's directory.
 func TestKVDiskAfterLoss(t *testing.T) {
 	dir := t.TempDir()
-	var log syncBuffer
+	var log testutil.LogBuffer
 	e, f := diskEngine(t, dir, 1<<20, "model A", 1000, &log)
 	e.openDisk = func(b Backend) *kvDisk {
 		d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), b.(KVExporter).KVFormat(), 4, e.logger)

@@ -89,10 +89,9 @@ func TestExportImportLost(t *testing.T) {
 }
 
 // kvEngine loads the model at path on the GPU with the KV disk cache in kvDir ("": off).
-func kvEngine(t testing.TB, path, kvDir string, kvMax int64) *engine.Engine {
+func kvEngine(t testing.TB, path, kvDir string, kvMax int64, log *slog.Logger) *engine.Engine {
 	t.Helper()
-	return loadEngineWith(t, engine.LoadOptions{Path: path, Context: 1024, Parallel: 2, KVDisk: kvDir, KVDiskMax: kvMax,
-		Log: slog.New(slog.DiscardHandler)})
+	return loadEngineWith(t, engine.LoadOptions{Path: path, Context: 1024, Parallel: 2, KVDisk: kvDir, KVDiskMax: kvMax, Log: log})
 }
 
 // TestEngineKVDisk runs the engine's disk cache across a restart on the GPU (backendtest.EngineKVDisk):
@@ -123,7 +122,7 @@ func TestKVDiskAcrossBackends(t *testing.T) {
 	if len(cpuFiles) == 0 {
 		t.Fatal("the CPU engine wrote no file")
 	}
-	g := kvEngine(t, path, dir, engine.DefaultKVDiskMax)
+	g := kvEngine(t, path, dir, engine.DefaultKVDiskMax, slog.New(slog.DiscardHandler))
 	if g.Backend().(engine.KVExporter).KVFormat() == cpuFormat {
 		t.Fatal("the GPU's KV format is the CPU's")
 	}

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"smolchat/engine"
+	"smolchat/internal/testutil"
 )
 
 // Exporter is a SeqBackend that the conversation cache can spill to disk.
@@ -134,35 +138,41 @@ func exportBadInput(t *testing.T, m Model, newBackend NewExporter) {
 }
 
 // LoadEngine loads the model at path for a test, with the KV disk cache in kvDir at most kvMax bytes
-// (kvDir "": off). The test closes the engine.
-type LoadEngine func(t testing.TB, path, kvDir string, kvMax int64) *engine.Engine
+// (kvDir "": off), logging to log. The test closes the engine.
+type LoadEngine func(t testing.TB, path, kvDir string, kvMax int64, log *slog.Logger) *engine.Engine
 
 // EngineKVDisk restarts an engine between a conversation's turns: with the disk cache the next turn
 // starts after the first turn's positions, read from disk, and its answer is the one an engine that
 // evaluates the whole prompt gives, up to the first near tie (SameUpToTie; 0: exactly); with
-// --kv-disk-max 0 nothing is written; a restart with another model file (same shape, other weights)
-// evaluates it all and leaves the first model's file alone.
+// --kv-disk-max 0 nothing is written; a damaged file is removed with a log line and the prompt
+// evaluated in full; a restart with another model file (same shape, other weights) evaluates it all and
+// leaves the first model's file alone.
 func EngineKVDisk(t *testing.T, load LoadEngine, tie float64) {
 	path := WriteSynth(t, "smollm3-tiny", 7)
 	other := WriteSynth(t, "smollm3-tiny", 8)
+	quiet := slog.New(slog.DiscardHandler)
+	refs := map[string]engine.Result{} // evaluations in full, by model and prompt
 	for _, c := range []struct {
 		name      string
 		max       int64
 		wantFiles bool
+		damage    bool   // flip a byte in the middle of the files
 		restart   string // the model file after the restart
 		wantHit   bool
 	}{
-		{"on", engine.DefaultKVDiskMax, true, path, true},
-		{"off", 0, false, path, false},
-		{"other model", engine.DefaultKVDiskMax, true, other, false},
+		{"on", engine.DefaultKVDiskMax, true, false, path, true},
+		{"off", 0, false, false, path, false},
+		{"damaged", engine.DefaultKVDiskMax, true, true, path, false},
+		{"other model", engine.DefaultKVDiskMax, true, false, other, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "kv")
+			var log testutil.LogBuffer
 			withDisk := func(path string) *engine.Engine {
 				if c.max == 0 {
-					return load(t, path, "", 0)
+					return load(t, path, "", 0, quiet)
 				}
-				return load(t, path, dir, c.max)
+				return load(t, path, dir, c.max, slog.New(slog.NewTextHandler(&log, nil)))
 			}
 			params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 8}
 			e1 := withDisk(path)
@@ -176,6 +186,11 @@ func EngineKVDisk(t *testing.T, load LoadEngine, tie float64) {
 			if (len(files) > 0) != c.wantFiles {
 				t.Fatalf("files after close: %v; want some: %v", files, c.wantFiles)
 			}
+			if c.damage {
+				for _, f := range files {
+					flipMiddle(t, f)
+				}
+			}
 
 			e2 := withDisk(c.restart)
 			next := slices.Concat(first, r1.Tokens, EngineTokens(e2, 30, 2))
@@ -183,11 +198,15 @@ func EngineKVDisk(t *testing.T, load LoadEngine, tie float64) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			refParams := params
-			refParams.Logprobs, refParams.TopLogprobs = true, 2
-			fresh, err := load(t, c.restart, "", 0).Generate(context.Background(), next, refParams, false, nil)
-			if err != nil {
-				t.Fatal(err)
+			key := fmt.Sprint(c.restart, next)
+			fresh, ok := refs[key]
+			if !ok {
+				refParams := params
+				refParams.Logprobs, refParams.TopLogprobs = true, 2
+				if fresh, err = load(t, c.restart, "", 0, quiet).Generate(context.Background(), next, refParams, false, nil); err != nil {
+					t.Fatal(err)
+				}
+				refs[key] = fresh
 			}
 			if n, ok := SameUpToTie(r2.Tokens, fresh, tie); !ok {
 				t.Errorf("after a restart %v, evaluated in full %v (compared %d tokens)", r2.Tokens, fresh.Tokens, n)
@@ -204,14 +223,29 @@ func EngineKVDisk(t *testing.T, load LoadEngine, tie float64) {
 					t.Errorf("--kv-disk-max 0 made the directory %s", dir)
 				}
 			}
-			if c.wantFiles && !c.wantHit {
-				for _, f := range files {
-					if _, err := os.Stat(f); err != nil {
-						t.Errorf("the first model's file: %v", err)
-					}
+			for _, f := range files {
+				// A hit's file may be replaced by the longer conversation's; the others are checked.
+				if _, err := os.Stat(f); !c.wantHit && (err == nil) == c.damage {
+					t.Errorf("the first turn's file %s: exists %v, want %v", f, err == nil, !c.damage)
 				}
 			}
+			if l := log.String(); c.damage && (!strings.Contains(l, "removing a KV cache file") || !strings.Contains(l, "checksum mismatch")) {
+				t.Errorf("the log does not say the damaged file was removed:\n%s", l)
+			}
 		})
+	}
+}
+
+// flipMiddle flips a bit of the byte in the middle of a file: one of its keys or values.
+func flipMiddle(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x10
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
