@@ -163,8 +163,11 @@ func (d *kvDisk) adopt(root string) {
 		}
 		_, _, err = d.readHeader(bufio.NewReader(f))
 		f.Close()
-		if err == nil {
-			os.Rename(filepath.Join(root, de.Name()), filepath.Join(d.dir, de.Name()))
+		if err != nil {
+			continue
+		}
+		if err := os.Rename(filepath.Join(root, de.Name()), filepath.Join(d.dir, de.Name())); err != nil {
+			d.log.Warn("moving a KV cache file into its model's directory failed; it is left where it is", "err", err)
 		}
 	}
 }
