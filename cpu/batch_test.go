@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"testing"
-	"time"
 
 	"smolchat/engine"
 	"smolchat/engine/backendtest"
@@ -51,94 +50,16 @@ func TestEngineBatchedMatchesSolo(t *testing.T) {
 func BenchmarkStreams(b *testing.B) { backendtest.Streams(b, benchEngine(b, 1024, "")) }
 
 // BenchmarkReturnToConversation is the time to first token of a 3,000-token conversation's next turn
-// (20 new tokens) after another conversation ran: the conversation cache keeps its blocks, so only the
-// new tokens are evaluated. Model as in BenchmarkStreams. (The first turn, not timed, is a full prefill.)
-// ttft-ms is the engine's (Timings.TimeToFirstToken, from the request's admission); wall-ttft-ms runs
-// from the call of Generate to the first token's delta.
+// after another conversation ran (backendtest.ReturnToConversation). Model as in BenchmarkStreams.
 func BenchmarkReturnToConversation(b *testing.B) {
-	e := benchEngine(b, 4096, "")
-	var t turns
-	t.first(b, e)
-	for b.Loop() {
-		t.generate(b, e, t.words(e, 300, 1000+uint64(t.n))) // another conversation
-		t.next(b, e)
-	}
-	t.report(b)
+	backendtest.ReturnToConversation(b, benchEngine(b, 4096, ""))
 }
 
-// BenchmarkReturnAfterRestart is BenchmarkReturnToConversation's next turn after a restart instead of
-// another conversation: the engine is closed (its conversation cache goes to disk, --kv-disk-max) and
-// loaded again, so the conversation's positions are read from the disk cache. The file is in the
-// operating system's page cache, as after a quick restart (not after a reboot). Model as in
-// BenchmarkStreams.
+// BenchmarkReturnAfterRestart is the same after a restart, the conversation read from the disk cache
+// (backendtest.ReturnAfterRestart). Model as in BenchmarkStreams. (gpu.BenchmarkReturnAfterRestart is
+// its GPU twin.)
 func BenchmarkReturnAfterRestart(b *testing.B) {
-	dir := b.TempDir()
-	e := benchEngine(b, 4096, dir)
-	var t turns
-	t.first(b, e)
-	for b.Loop() {
-		e.Close() // not in the figures: they time the next turn alone
-		e = benchEngine(b, 4096, dir)
-		t.next(b, e)
-	}
-	t.report(b)
-}
-
-// turns is a long conversation of benchmarks: a 3,000-token first turn, then turns of 20 tokens, each
-// timed to its first token.
-type turns struct {
-	conv, answer []int32
-	ttft, wall   time.Duration
-	n, cached    int
-}
-
-func (t *turns) words(e *engine.Engine, n int, seed uint64) []int32 {
-	tok := e.Tokenizer()
-	return slices.DeleteFunc(seqTokens(tok.VocabSize(), n, seed), tok.IsEOG)
-}
-
-// generate evaluates prompt and picks one token; it returns the result and the time from the call to
-// that token's delta.
-func (t *turns) generate(b *testing.B, e *engine.Engine, prompt []int32) (engine.Result, time.Duration) {
-	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 1}
-	start := time.Now()
-	var first time.Duration
-	r, err := e.Generate(context.Background(), prompt, params, false, func(engine.Delta) error {
-		if first == 0 {
-			first = time.Since(start)
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if first == 0 {
-		first = time.Since(start) // the token made no text
-	}
-	return r, first
-}
-
-func (t *turns) first(b *testing.B, e *engine.Engine) {
-	t.conv = t.words(e, 3000, 1)
-	r, _ := t.generate(b, e, t.conv)
-	t.answer = r.Tokens
-}
-
-func (t *turns) next(b *testing.B, e *engine.Engine) {
-	t.n++
-	t.conv = slices.Concat(t.conv, t.answer, t.words(e, 20, uint64(t.n)))
-	r, wall := t.generate(b, e, t.conv)
-	t.ttft += r.Timings.TimeToFirstToken
-	t.wall += wall
-	t.cached = r.Timings.CachedTokens
-	t.answer = r.Tokens
-}
-
-func (t *turns) report(b *testing.B) {
-	b.ReportMetric(float64(t.ttft.Milliseconds())/float64(t.n), "ttft-ms")
-	b.ReportMetric(float64(t.wall.Milliseconds())/float64(t.n), "wall-ttft-ms")
-	b.ReportMetric(float64(len(t.conv)), "prompt-tokens")
-	b.ReportMetric(float64(t.cached), "cached-tokens")
+	backendtest.ReturnAfterRestart(b, func(b *testing.B, dir string) *engine.Engine { return benchEngine(b, 4096, dir) })
 }
 
 // benchEngine loads $SMOLCHAT_BENCH_MODEL, else the tiny fixture, on 2 threads with --parallel 4, with

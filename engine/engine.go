@@ -44,9 +44,11 @@ type Engine struct {
 
 	schedOnce sync.Once
 	sched     *scheduler // nil until the first generation, and on backends without sequences
-	// disk keeps the conversation cache's sequences in files (LoadOptions.KVDisk; nil: off).
-	disk   *kvDisk
-	logger *slog.Logger // nil: slog.Default()
+	// disk keeps the conversation cache's sequences in files (LoadOptions.KVDisk; nil: off); openDisk
+	// opens the disk cache for a backend (nil: off), for the backend that replaces a lost one.
+	disk     *kvDisk
+	openDisk func(Backend) *kvDisk
+	logger   *slog.Logger // nil: slog.Default()
 
 	vocabOnce sync.Once
 	vocab     *constrain.Vocab // the tokenizer arranged for constrained decoding (vocabulary())

@@ -50,8 +50,14 @@ const minSpill = minShare
 // evaluated as if it had never been cached: a damaged cache costs time, never a wrong answer or an
 // error. The files take at most max bytes together; the least recently used go first (their
 // modification time records use across restarts). The scheduler's goroutine alone uses a kvDisk.
+//
+// The files live in a subdirectory of the cache's directory named by the model identity and the format
+// (modelDir), and a kvDisk reads, caps and removes nothing outside it: servers of different models, or
+// of one model on different backends, can share a data directory without removing each other's files,
+// each directory capped by its own server's --kv-disk-max. A directory whose model is gone stays until
+// removed by hand; opening the cache logs the others' sizes.
 type kvDisk struct {
-	dir    string
+	dir    string // root's subdirectory of this model and format
 	max    int64
 	model  [sha256.Size]byte // ModelIdentity
 	format string            // the backend's KVFormat
@@ -81,13 +87,17 @@ func ModelIdentity(m *model.Model) [sha256.Size]byte {
 	return id
 }
 
-// openKVDisk scans dir (making it if needed) for KV files: those of this model and format are kept,
-// the others removed with a log line.
-func openKVDisk(dir string, maxBytes int64, id [sha256.Size]byte, format string, perPos int64, log *slog.Logger) (*kvDisk, error) {
+// openKVDisk scans root's subdirectory for this model and format (making them if needed) for KV files:
+// those of this model and format are kept, the others removed with a log line. Files of the layout
+// before the subdirectories, directly in root, are moved into it when they are this model's and left
+// alone when they are not.
+func openKVDisk(root string, maxBytes int64, id [sha256.Size]byte, format string, perPos int64, log *slog.Logger) (*kvDisk, error) {
+	dir := filepath.Join(root, modelDir(id, format))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("the KV disk cache's directory: %w", err)
 	}
 	d := &kvDisk{dir: dir, max: maxBytes, model: id, format: format, log: log, perPos: max(perPos, 1)}
+	d.adopt(root)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("the KV disk cache's directory: %w", err)
@@ -100,8 +110,11 @@ func openKVDisk(dir string, maxBytes int64, id [sha256.Size]byte, format string,
 	for _, de := range ents {
 		name := de.Name()
 		switch {
-		case strings.HasSuffix(name, ".tmp"): // a write that did not finish
-			os.Remove(filepath.Join(dir, name))
+		case strings.HasSuffix(name, ".tmp"):
+			// A write that did not finish, unless another server of this model is writing it now.
+			if st, err := de.Info(); err == nil && time.Since(st.ModTime()) > staleTemp {
+				os.Remove(filepath.Join(dir, name))
+			}
 		case strings.HasSuffix(name, ".kv"):
 			f, used, err := d.scan(name)
 			if err != nil {
@@ -116,7 +129,74 @@ func openKVDisk(dir string, maxBytes int64, id [sha256.Size]byte, format string,
 		d.files = append(d.files, k.f)
 	}
 	d.trim(nil)
+	d.logOthers(root)
 	return d, nil
+}
+
+// staleTemp is the age past which a temporary file is a write that did not finish: a write in progress
+// touches its file every block.
+const staleTemp = time.Hour
+
+// modelDir is the name of the subdirectory of a model identity's files in a format: 16 hex digits of
+// their hash.
+func modelDir(id [sha256.Size]byte, format string) string {
+	h := sha256.New()
+	h.Write(id[:])
+	h.Write([]byte(format))
+	return fmt.Sprintf("%x", h.Sum(nil)[:8])
+}
+
+// adopt moves the files of this model and format that an older version left directly in root into
+// d.dir. Other files there may be another server's: they are left alone.
+func (d *kvDisk) adopt(root string) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, de := range ents {
+		if !de.Type().IsRegular() || !strings.HasSuffix(de.Name(), ".kv") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(root, de.Name()))
+		if err != nil {
+			continue
+		}
+		_, _, err = d.readHeader(bufio.NewReader(f))
+		f.Close()
+		if err != nil {
+			continue
+		}
+		if err := os.Rename(filepath.Join(root, de.Name()), filepath.Join(d.dir, de.Name())); err != nil {
+			d.log.Warn("moving a KV cache file into its model's directory failed; it is left where it is", "err", err)
+		}
+	}
+}
+
+// logOthers says how much of root the other models' and formats' directories take.
+func (d *kvDisk) logOthers(root string) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	dirs, size := 0, int64(0)
+	for _, de := range ents {
+		if !de.IsDir() || filepath.Join(root, de.Name()) == d.dir {
+			continue
+		}
+		dirs++
+		filepath.WalkDir(filepath.Join(root, de.Name()), func(_ string, e os.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				if st, err := e.Info(); err == nil {
+					size += st.Size()
+				}
+			}
+			return nil
+		})
+	}
+	if dirs > 0 {
+		d.log.Info("the KV disk cache also holds other models' or backends' conversations, left alone (each capped by its own server's --kv-disk-max); remove a directory by hand when its model is no longer used",
+			"dir", root, "this_model", filepath.Base(d.dir), "other_dirs", dirs, "other_bytes", size)
+	}
 }
 
 // errStale marks a file written for another model, backend format or version.
@@ -335,10 +415,10 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // load reads file f into a new sequence of b. A file that is damaged or stale is removed and reported
 // with a log line; the error then says so (the caller evaluates the prompt instead). An error wrapping
-// ErrKVFull leaves the file: the pool had no room for it.
+// ErrKVFull or ErrBackendLost leaves the file: the pool had no room for it, or the device failed.
 func (d *kvDisk) load(b SeqBackend, x KVExporter, f *diskSeq) (SeqID, error) {
 	seq, err := d.read(b, x, f)
-	if err != nil && !errors.Is(err, ErrKVFull) {
+	if err != nil && !errors.Is(err, ErrKVFull) && !errors.Is(err, ErrBackendLost) {
 		d.files = slices.DeleteFunc(d.files, func(g *diskSeq) bool { return g == f })
 		d.discard(f.name, err)
 		return 0, err

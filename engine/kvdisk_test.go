@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,8 +12,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
+	"time"
+
+	"smolchat/internal/testutil"
 )
 
 // The seqFake exports a position as its token (4 bytes): what it "computed" for it.
@@ -54,24 +56,6 @@ func (f *seqFake) ImportSeq(r io.Reader, n int) (SeqID, error) {
 	return f.last, nil
 }
 
-// syncBuffer is a log destination the scheduler's goroutine writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // diskEngine makes an engine on a seqFake of blocks whose conversations spill to dir (at most maxBytes),
 // as the model named by identity; logs go to log.
 func diskEngine(t *testing.T, dir string, maxBytes int64, identity string, blocks int, log io.Writer) (*Engine, *seqFake) {
@@ -85,13 +69,18 @@ func diskEngine(t *testing.T, dir string, maxBytes int64, identity string, block
 	return e, f
 }
 
+// kvFiles lists the KV files in dir and in its models' subdirectories.
 func kvFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dir, "*"))
+	top, err := filepath.Glob(filepath.Join(dir, "*.kv"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return names
+	sub, err := filepath.Glob(filepath.Join(dir, "*", "*.kv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(top, sub...)
 }
 
 // firstTurn runs a conversation's first turn on an engine spilling to dir as "model A", closes it, and
@@ -116,7 +105,7 @@ func firstTurn(t *testing.T, dir string, log io.Writer) (first, answer []int32, 
 // conversation's next turn starts after what the first engine evaluated, read from disk.
 func TestKVDiskRestart(t *testing.T) {
 	dir := t.TempDir()
-	var log syncBuffer
+	var log testutil.LogBuffer
 	first, answer, _ := firstTurn(t, dir, &log)
 
 	e2, f2 := diskEngine(t, dir, 1<<20, "model A", 1000, &log)
@@ -161,36 +150,34 @@ func TestKVDiskUnusable(t *testing.T) {
 	}
 	payload := func(size int) int { return size - 12 - 40 } // a position's token, before the trailer
 	for _, c := range []struct {
-		name     string
-		damage   func(t *testing.T, path string)
-		identity string
-		why      string
+		name   string
+		damage func(t *testing.T, path string)
+		why    string
 	}{
-		{"flipped payload byte", flip(payload), "model A", "checksum mismatch"},
-		{"flipped checksum", flip(func(size int) int { return size - 1 }), "model A", "checksum mismatch"},
-		{"flipped magic", flip(func(int) int { return 0 }), "model A", "bad magic"},
+		{"flipped payload byte", flip(payload), "checksum mismatch"},
+		{"flipped checksum", flip(func(size int) int { return size - 1 }), "checksum mismatch"},
+		{"flipped magic", flip(func(int) int { return 0 }), "bad magic"},
 		{"truncated", func(t *testing.T, path string) {
 			if err := os.Truncate(path, 300); err != nil {
 				t.Fatal(err)
 			}
-		}, "model A", "truncated"},
+		}, "truncated"},
 		{"empty", func(t *testing.T, path string) {
 			if err := os.Truncate(path, 0); err != nil {
 				t.Fatal(err)
 			}
-		}, "model A", "truncated"},
-		{"other version", flip(func(int) int { return len(kvMagic) }), "model A", "version"},
-		{"other model", nil, "model B", "another model"},
-		{"other format", flip(func(int) int { return len(kvMagic) + 4 + sha256.Size + 4 }), "model A", "another KV format"},
+		}, "truncated"},
+		{"other version", flip(func(int) int { return len(kvMagic) }), "version"},
+		// A file of another model in this model's directory (copied there by hand, say).
+		{"other model", flip(func(int) int { return len(kvMagic) + 4 }), "another model"},
+		{"other format", flip(func(int) int { return len(kvMagic) + 4 + sha256.Size + 4 }), "another KV format"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			var log syncBuffer
+			var log testutil.LogBuffer
 			first, answer, file := firstTurn(t, dir, &log)
-			if c.damage != nil {
-				c.damage(t, file)
-			}
-			e2, f2 := diskEngine(t, dir, 1<<20, c.identity, 1000, &log)
+			c.damage(t, file)
+			e2, f2 := diskEngine(t, dir, 1<<20, "model A", 1000, &log)
 			next := slices.Concat(first, answer, prompt(7, 8))
 			r2, err := e2.Generate(context.Background(), next, greedy(5), false, nil)
 			if err != nil {
@@ -216,7 +203,7 @@ func TestKVDiskUnusable(t *testing.T) {
 // write or load) goes first.
 func TestKVDiskCap(t *testing.T) {
 	f := newSeqFake(300, 1000)
-	var log syncBuffer
+	var log testutil.LogBuffer
 	conv := map[string][]int32{"a": prompt(1, 40), "b": prompt(2, 40), "c": prompt(3, 40), "d": prompt(4, 40)}
 	seqs := map[string]SeqID{}
 	for name, p := range conv {
@@ -295,7 +282,7 @@ func TestKVDiskCap(t *testing.T) {
 // waiting for an eviction or a close.
 func TestKVDiskEvictedAndIdle(t *testing.T) {
 	dir := t.TempDir()
-	var log syncBuffer
+	var log testutil.LogBuffer
 	e, f := diskEngine(t, dir, 1<<20, "model A", 20, &log) // 20 blocks of 4: one 60-token conversation
 	idle := make(chan struct{}, 16)
 	e.scheduler().onIdle = func() { idle <- struct{}{} }
@@ -326,5 +313,211 @@ func TestKVDiskEvictedAndIdle(t *testing.T) {
 	}
 	if want := continuation(next, 3); !slices.Equal(r.Tokens, want) {
 		t.Errorf("tokens %v, want %v", r.Tokens, want)
+	}
+}
+
+// TestKVDiskSharedRoot: two servers sharing a data directory, of different models or of one model on
+// backends of different KV formats, each write more conversations than their cap holds. Each keeps its
+// own files under its own cap and removes none of the other's, and a restart of the first finds its
+// files.
+func TestKVDiskSharedRoot(t *testing.T) {
+	f := newSeqFake(300, 1000)
+	conv := [][]int32{prompt(1, 40), prompt(2, 40), prompt(3, 40), prompt(4, 40), prompt(5, 40)}
+	seqs := make([]SeqID, len(conv))
+	for i, p := range conv {
+		seqs[i] = f.NewSeq()
+		if _, err := f.ForwardSeqs(context.Background(), []SeqEntry{{Seq: seqs[i], Tokens: p}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const capTwo = 2*398 + 100 // two 40-token files (TestKVDiskCap)
+	idA := sha256.Sum256([]byte("model A"))
+	for _, c := range []struct {
+		name   string
+		id     [sha256.Size]byte
+		format string
+	}{
+		{"another model", sha256.Sum256([]byte("model B")), f.KVFormat()},
+		{"another format", idA, "another backend's format"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			var log testutil.LogBuffer
+			logger := slog.New(slog.NewTextHandler(&log, nil))
+			write := func(d *kvDisk, which ...int) {
+				for _, i := range which {
+					if err := d.write(f, seqs[i], conv[i], 4, nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			a, err := openKVDisk(root, capTwo, idA, f.KVFormat(), 4, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(a, 0, 1)
+			filesA := kvFiles(t, root)
+			b, err := openKVDisk(root, capTwo, c.id, c.format, 4, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.dir == b.dir {
+				t.Fatalf("both use the directory %s", a.dir)
+			}
+			write(b, 2, 3, 4) // the third write removes b's oldest
+			for _, name := range filesA {
+				if _, err := os.Stat(name); err != nil {
+					t.Errorf("the first server's file is gone: %v", err)
+				}
+			}
+			if n := len(kvFiles(t, b.dir)); n != 2 {
+				t.Errorf("the second server's directory holds %d files, want the 2 its cap holds", n)
+			}
+			if strings.Contains(log.String(), "removing") {
+				t.Errorf("a file was removed as unusable:\n%s", log.String())
+			}
+			if !strings.Contains(log.String(), "other_dirs=1") {
+				t.Errorf("opening the second did not log the first's directory:\n%s", log.String())
+			}
+			a2, err := openKVDisk(root, capTwo, idA, f.KVFormat(), 4, logger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range []int{0, 1} {
+				if got, n := a2.best(append(slices.Clone(conv[i]), 0)); got == nil || n != len(conv[i]) {
+					t.Errorf("after a restart the first server does not find conversation %d", i)
+				}
+			}
+		})
+	}
+}
+
+// TestKVDiskOpenLeftovers: opening the cache moves this model's files of the layout without
+// subdirectories (directly in the cache's directory) into its directory and leaves another model's
+// there, and removes a temporary file of an unfinished write only once it is old (another server of the
+// model may be writing a fresh one).
+func TestKVDiskOpenLeftovers(t *testing.T) {
+	f := newSeqFake(300, 1000)
+	conv := map[string][]int32{"a": prompt(1, 40), "b": prompt(2, 40)}
+	root := t.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	idA, idB := sha256.Sum256([]byte("model A")), sha256.Sum256([]byte("model B"))
+	// Write a file for each model, then move it up to the cache's directory as the old layout had it.
+	legacy := map[string]string{}
+	for name, id := range map[string][sha256.Size]byte{"a": idA, "b": idB} {
+		d, err := openKVDisk(root, 1<<20, id, f.KVFormat(), 4, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := f.NewSeq()
+		if _, err := f.ForwardSeqs(context.Background(), []SeqEntry{{Seq: seq, Tokens: conv[name]}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.write(f, seq, conv[name], 4, nil); err != nil {
+			t.Fatal(err)
+		}
+		legacy[name] = filepath.Join(root, d.files[0].name)
+		if err := os.Rename(filepath.Join(d.dir, d.files[0].name), legacy[name]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirA := filepath.Join(root, modelDir(idA, f.KVFormat()))
+	old, fresh := filepath.Join(dirA, "x.kv.1.tmp"), filepath.Join(dirA, "x.kv.2.tmp")
+	for _, p := range []string{old, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	then := time.Now().Add(-2 * staleTemp)
+	if err := os.Chtimes(old, then, then); err != nil {
+		t.Fatal(err)
+	}
+
+	d, err := openKVDisk(root, 1<<20, idA, f.KVFormat(), 4, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path  string
+		exist bool
+	}{
+		{legacy["a"], false}, // moved
+		{filepath.Join(dirA, filepath.Base(legacy["a"])), true},
+		{legacy["b"], true}, // another model's: left alone
+		{old, false},
+		{fresh, true},
+	} {
+		if _, err := os.Stat(c.path); (err == nil) != c.exist {
+			t.Errorf("%s: exists %v, want %v", c.path, err == nil, c.exist)
+		}
+	}
+	if got, n := d.best(append(slices.Clone(conv["a"]), 0)); got == nil || n != len(conv["a"]) {
+		t.Error("the moved file is not in the cache")
+	}
+}
+
+// lostImporter is a seqFake whose device is lost while it imports.
+type lostImporter struct{ *seqFake }
+
+func (lostImporter) ImportSeq(io.Reader, int) (SeqID, error) {
+	return 0, fmt.Errorf("seqfake: import: %w", ErrBackendLost)
+}
+
+// TestKVDiskLoadLost: a file whose import fails because the backend was lost stays on disk, for the
+// backend that replaces it.
+func TestKVDiskLoadLost(t *testing.T) {
+	dir := t.TempDir()
+	var log testutil.LogBuffer
+	first, _, file := firstTurn(t, dir, &log)
+	f := newSeqFake(300, 1000)
+	d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), f.KVFormat(), 4, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := d.best(append(slices.Clone(first), 0))
+	if got == nil {
+		t.Fatal("the first turn's file is not in the cache")
+	}
+	if _, err := d.load(f, lostImporter{f}, got); !errors.Is(err, ErrBackendLost) {
+		t.Fatalf("load on a lost backend: %v, want ErrBackendLost", err)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Errorf("the file was removed after a backend loss: %v", err)
+	}
+	if seq, err := d.load(f, f, got); err != nil || !slices.Equal(f.tokensOf(seq), got.tokens) {
+		t.Errorf("a load on a working backend: %v", err)
+	}
+}
+
+// otherFormat is a seqFake whose KV format is another backend's.
+type otherFormat struct{ *seqFake }
+
+func (otherFormat) KVFormat() string { return "another backend's tokens" }
+
+// TestKVDiskAfterLoss loses the backend; the one that replaces it exports another format (the CPU
+// after the GPU), and the disk cache goes on in that format's directory.
+func TestKVDiskAfterLoss(t *testing.T) {
+	dir := t.TempDir()
+	var log testutil.LogBuffer
+	e, f := diskEngine(t, dir, 1<<20, "model A", 1000, &log)
+	e.openDisk = func(b Backend) *kvDisk {
+		d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), b.(KVExporter).KVFormat(), 4, e.logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	f.loseAt = 1 // the first batch
+	e.reload = func() (Backend, error) { return otherFormat{newSeqFake(f.vocab, 1000)}, nil }
+	if _, err := e.Generate(context.Background(), prompt(1, 50), greedy(3), false, nil); !errors.Is(err, ErrBackendLost) {
+		t.Fatalf("err = %v, want ErrBackendLost", err)
+	}
+	if _, err := e.Generate(context.Background(), prompt(2, 50), greedy(3), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	want := filepath.Join(dir, modelDir(sha256.Sum256([]byte("model A")), "another backend's tokens"))
+	if files := kvFiles(t, dir); len(files) != 1 || filepath.Dir(files[0]) != want {
+		t.Errorf("files %v after the close, want one in %s", files, want)
 	}
 }

@@ -160,7 +160,8 @@ func Load(ctx context.Context, o LoadOptions) (*Engine, error) {
 	e.logger = log
 	e.setInfo()
 	if o.KVDisk != "" && o.KVDiskMax > 0 {
-		e.disk = openDisk(m, b, o.KVDisk, o.KVDiskMax, log)
+		e.openDisk = func(b Backend) *kvDisk { return openDisk(m, b, o.KVDisk, o.KVDiskMax, log) }
+		e.disk = e.openDisk(b)
 	}
 	// After a lost GPU device: a new device if one can be had, else the CPU.
 	e.reload = func() (Backend, error) {

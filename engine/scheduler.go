@@ -534,7 +534,11 @@ func (s *scheduler) fail(err error) {
 		}
 		if sb, ok := b.(SeqBackend); ok {
 			s.b, s.maxCtx = sb, sb.MaxContext()
-			s.useDisk(s.disk) // the disk cache stays if the new backend reads its format
+			d := s.disk // it stays if the new backend reads its format
+			if x, ok := sb.(KVExporter); ok && (d == nil || x.KVFormat() != d.format) && s.e.openDisk != nil {
+				d = s.e.openDisk(sb) // another backend (the CPU after the GPU): its format's directory
+			}
+			s.useDisk(d)
 		} else {
 			s.gone.Store(true)
 		}

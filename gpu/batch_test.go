@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"testing"
 
 	"github.com/oliverbestmann/webgpu/wgpu"
@@ -21,7 +20,14 @@ import (
 // none.
 func loadEngine(t testing.TB, path string, ctx, parallel int) *engine.Engine {
 	t.Helper()
-	e, err := engine.Load(context.Background(), engine.LoadOptions{Path: path, Backend: "gpu", Context: ctx, Parallel: parallel})
+	return loadEngineWith(t, engine.LoadOptions{Path: path, Context: ctx, Parallel: parallel})
+}
+
+// loadEngineWith is loadEngine with more options (the backend is the GPU).
+func loadEngineWith(t testing.TB, o engine.LoadOptions) *engine.Engine {
+	t.Helper()
+	o.Backend = "gpu"
+	e, err := engine.Load(context.Background(), o)
 	if errors.Is(err, errNoAdapter) {
 		t.Skipf("no WebGPU adapter: install mesa-vulkan-drivers (%v)", err)
 	}
@@ -57,18 +63,9 @@ func TestEngineBatchedMatchesSolo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for j, id := range r.Tokens {
-				if top := r.Logprobs[j].Top; len(top) == 2 && top[0].Logprob-top[1].Logprob < nearTie {
-					r.Tokens = r.Tokens[:j]
-					batched[i] = batched[i][:min(j, len(batched[i]))]
-					break
-				}
-				if j >= len(batched[i]) || batched[i][j] != id {
-					break
-				}
-			}
-			t.Logf("compared %d tokens (a near tie or the end after them)", len(r.Tokens))
-			if !slices.Equal(batched[i], r.Tokens) {
+			n, ok := backendtest.SameUpToTie(batched[i], r, nearTie)
+			t.Logf("compared %d tokens (a near tie or the end after them)", n)
+			if !ok {
 				t.Errorf("batched %v\nalone   %v", batched[i], r.Tokens)
 			}
 		})
@@ -134,11 +131,15 @@ func TestEngineLostMidBatch(t *testing.T) {
 // matvecMaxT rows. It loads $SMOLCHAT_BENCH_MODEL when set, else the shared tiny SmolLM3-shaped file;
 // run it with -count for interleaved samples. (cpu.BenchmarkStreams is its CPU twin.)
 func BenchmarkStreams(b *testing.B) {
-	path := os.Getenv("SMOLCHAT_BENCH_MODEL")
-	if path == "" {
-		path = testutil.SharedFile(b, "smollm3-tiny-synthetic-Q4_K_M.gguf")
+	backendtest.Streams(b, loadEngine(b, benchModel(b), 1024, 4))
+}
+
+// benchModel is $SMOLCHAT_BENCH_MODEL when set, else the shared tiny SmolLM3-shaped file.
+func benchModel(b *testing.B) string {
+	if path := os.Getenv("SMOLCHAT_BENCH_MODEL"); path != "" {
+		return path
 	}
-	backendtest.Streams(b, loadEngine(b, path, 1024, 4))
+	return testutil.SharedFile(b, "smollm3-tiny-synthetic-Q4_K_M.gguf")
 }
 
 // BenchmarkDecodeRows is the least CPU time per weight of the decode mat-vec for 1 and 4 rows (the
