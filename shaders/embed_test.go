@@ -72,7 +72,7 @@ func TestEmbeddedKernels(t *testing.T) {
 			}
 			for _, sg := range []string{"1", ""} {
 				for _, nt := range []int{1, 4} { // tokens per workgroup: decode, a few at once
-					mv := Defines{"WTYPE": wt, "WG": "128", "ROWS": "4", "NT": fmt.Sprint(nt), "RNT": fmt.Sprint(4 * nt), "SUBGROUPS": sg,
+					mv := Defines{"WTYPE": wt, "WG": "128", "ROWS": "4", "NT": fmt.Sprint(nt), "SUBGROUPS": sg,
 						"ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]}
 					file := "matvec.wgsl"
 					if wt == "q4_k" || wt == "q6_k" {

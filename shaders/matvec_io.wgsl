@@ -84,36 +84,39 @@ fn token_count(id: MatIds) -> u32 {
 
 // finish_rows sums each row's per-invocation partial sums acc (ROWS per token) over the workgroup and
 // stores the rows, a token at a time (every invocation must call it).
-fn finish_rows(acc: array<f32, {{RNT}}>, id: MatIds) {
+fn finish_rows(acc: array<array<f32, {{ROWS}}>, {{NT}}>, id: MatIds) {
     for (var tt = 0u; tt < {{NT}}u; tt++) {
         if (tt >= token_count(id)) {
             break;
         }
-        var a: array<f32, {{ROWS}}>;
-        for (var r = 0u; r < {{ROWS}}u; r++) {
-            a[r] = acc[tt * {{ROWS}}u + r];
-        }
 //#if SUBGROUPS
-        reduce_rows(a, id.lid, id.sg_lane, id.sg_id, id.n_sg);
+        reduce_rows(acc[tt], id.lid, id.sg_lane, id.sg_id, id.n_sg);
 //#else
-        reduce_rows(a, id.lid, 0u, 0u, 0u);
+        reduce_rows(acc[tt], id.lid, 0u, 0u, 0u);
 //#endif
         store_rows(first_token(id) + tt, first_row(id), id.lid);
     }
 }
 
 // store_rows writes the ROWS sums that reduce_rows left in red_out for token t, rows row0.. of the
-// chunk; invocation lid < ROWS stores row row0 + lid. Rows past the chunk's end are dropped.
+// chunk; invocation lid stores rows row0 + lid, row0 + lid + WG, ... Rows past the chunk's end are dropped.
 fn store_rows(t: u32, row0: u32, lid: u32) {
-    if (lid >= {{ROWS}}u || row0 + lid >= P.m) {
+    for (var r0 = 0u; r0 < {{ROWS}}u; r0 += {{WG}}u) {
+        store_row(t, row0, r0 + lid);
+    }
+}
+
+// store_row stores row row0 + r of token t, if it exists.
+fn store_row(t: u32, row0: u32, r: u32) {
+    if (r >= {{ROWS}}u || row0 + r >= P.m) {
         return;
     }
-    let i = t * P.y_stride + P.out_off + row0 + lid;
+    let i = t * P.y_stride + P.out_off + row0 + r;
 //#if ROPE
     // Rows come in (even, odd) pairs within the workgroup (ROWS is even), so the partner's sum is in red_out.
-    let v = rope_pair(red_out[lid & ~1u], red_out[lid | 1u], (lid & 1u) == 1u, t, P.out_off + row0 + lid);
+    let v = rope_pair(red_out[r & ~1u], red_out[r | 1u], (r & 1u) == 1u, t, P.out_off + row0 + r);
 //#else
-    let v = red_out[lid];
+    let v = red_out[r];
 //#endif
 //#if GLU
     y[i] = silu(y[i]) * v; // y holds the gate projection: SwiGLU, stored for the down projection

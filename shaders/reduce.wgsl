@@ -1,5 +1,6 @@
 // reduce.wgsl: sums ROWS per-thread partial values over a workgroup of WG threads; the total of row r
-// ends up in red_out[r]. With SUBGROUPS each subgroup adds in registers (subgroupAdd) and one value per
+// ends up in red_out[r] (threads lid, lid + WG, ... of the workgroup finish rows lid, lid + WG, ...: ROWS
+// may exceed WG). With SUBGROUPS each subgroup adds in registers (subgroupAdd) and one value per
 // subgroup goes through workgroup memory; otherwise a shared-memory tree does the whole job. Every
 // invocation of the workgroup must call reduce_rows (no early returns before it).
 
@@ -16,12 +17,15 @@ fn reduce_rows(acc: array<f32, {{ROWS}}>, lid: u32, sg_lane: u32, sg_id: u32, n_
         }
     }
     workgroupBarrier();
-    if (lid < {{ROWS}}u) {
-        var t = 0.0;
-        for (var i = 0u; i < n_sg; i++) {
-            t += red[lid * {{WG}}u + i];
+    for (var r0 = 0u; r0 < {{ROWS}}u; r0 += {{WG}}u) {
+        let r = r0 + lid;
+        if (r < {{ROWS}}u) {
+            var t = 0.0;
+            for (var i = 0u; i < n_sg; i++) {
+                t += red[r * {{WG}}u + i];
+            }
+            red_out[r] = t;
         }
-        red_out[lid] = t;
     }
     workgroupBarrier();
 }
@@ -40,8 +44,11 @@ fn reduce_rows(acc: array<f32, {{ROWS}}>, lid: u32, sg_lane: u32, sg_id: u32, n_
         }
         workgroupBarrier();
     }
-    if (lid < {{ROWS}}u) {
-        red_out[lid] = red[lid * {{WG}}u];
+    for (var r0 = 0u; r0 < {{ROWS}}u; r0 += {{WG}}u) {
+        let r = r0 + lid;
+        if (r < {{ROWS}}u) {
+            red_out[r] = red[r * {{WG}}u];
+        }
     }
     workgroupBarrier();
 }
