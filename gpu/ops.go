@@ -2,9 +2,9 @@ package gpu
 
 import (
 	"cmp"
-	"math/bits"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 
 	"github.com/oliverbestmann/webgpu/wgpu"
 
