@@ -12,9 +12,10 @@ import (
 )
 
 // matCase is one weight shape for the mat-vec and mat-mat tests. Rows are chosen not to be multiples of
-// the rows per workgroup (4 for mat-vec, 8 for the K-quant mat-vecs, 64 for mat-mat), and the F32/F16 K
-// not a multiple of the 32-wide K tile. The K-quant mat-vec threads take 64 elements at a time, 32
-// threads per workgroup for rows of up to 2048 elements, else 64 (matvecShapeFor): the long rows (4352
+// the rows per workgroup (4 for mat-vec, 8 for the K-quant mat-vecs, 16 for their few-token variants, 64
+// for mat-mat), and the F32/F16 K not a multiple of the 32-wide K tile. The K-quant mat-vec threads take
+// 64 elements at a time, one such unit a thread for rows of up to 2048 elements (8 to 32 threads, fewer
+// than the few-token variants' 16 rows for K 512), else 64 threads (matvecShapeFor): the long rows (4352
 // and 4864 elements: 68 and 76 units) leave some threads a second unit and others none. Q6_K rows of an
 // odd block count (768, 4864) start at byte offsets 2 mod 4.
 type matCase struct {

@@ -10,9 +10,10 @@
 //   4 y  storage read_write  array<f32>  outputs, token t at element t*y_stride + out_off
 //   5 cs storage read        array<vec2<f32>>  with ROPE only: (cos, sin) per token and pair
 //
-// Tokens: a workgroup takes NT consecutive tokens from wid.z * NT (NT = 1 for decode; a few at once
-// otherwise, so each weight comes from memory once for all of them), stopping at S.n_tok. Its partial
-// sums are ROWS per token, token-major, RNT = ROWS * NT in all.
+// Tokens: a workgroup takes NT consecutive tokens from wid.z * NT (NT = 1 for decode; 2 or 4 for a step
+// of a few tokens, FEW, so each weight is loaded and unpacked once for all of them), stopping at
+// S.n_tok. Its partial sums acc[t][r] are ROWS per token; finish_rows reduces them all (reduce.wgsl) and
+// stores those of the tokens that exist.
 //
 // The store is y[t][out_off + r] = sum (with ACCUM: +=, the residual add fused into the product that
 // feeds it; with GLU: y = silu(y) * sum, the up projection finishing SwiGLU on the gate projection that

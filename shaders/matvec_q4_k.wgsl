@@ -8,19 +8,23 @@
 // (sub-block 2g), element 64g+32+l its high nibble (sub-block 2g+1). Value = d*sc*q - dmin*m with the
 // 6-bit sc and m of the sub-block.
 //
-// Workgroup: WG threads computing ROWS consecutive rows for NT tokens (matvec_io.wgsl). For each token
-// in turn the unit below runs again: its weight bytes were just loaded for the previous token, so they
-// come from the cache, and each weight is read from memory once for all the tokens.
-// (For one token:) A thread's unit of work is one
-// group of one super-block, 64 elements: it loads the group's 16 x vec4s once and reuses them, and their
-// two sub-block sums, for all ROWS rows; per row it loads the super-block header (one vec4) and the
-// group's 32 quant bytes (two vec4s), unpacks the two sub-blocks' scales and mins once (32 elements
-// each), and accumulates d*(sc0*Σx·q + sc1*Σx·q) - dmin*(m0*Σx + m1*Σx), so the min costs nothing per
-// element. Threads take groups lid, lid+WG, ...: neighbours read neighbouring 32-byte pieces of a row.
+// Workgroup: WG threads computing ROWS consecutive rows for NT tokens (matvec_io.wgsl). A thread's unit
+// of work is one group of one super-block, 64 elements; threads take groups lid, lid+WG, ...: neighbours
+// read neighbouring 32-byte pieces of a row. For one token it loads the group's 16 x vec4s once and
+// reuses them, and their two sub-block sums, for all ROWS rows; per row it loads the super-block header
+// (one vec4) and the group's 32 quant bytes (two vec4s), unpacks the two sub-blocks' scales and mins
+// once (32 elements each), and accumulates d*(sc0*Σx·q + sc1*Σx·q) - dmin*(m0*Σx + m1*Σx), so the min
+// costs nothing per element.
+// FEW (NT > 1): the thread first loads every token's 16 x vec4s (or quantizes them, INT8), then per row
+// loads the weight words and unpacks the codes once (to floats on the float path) and applies them to
+// each token in turn: the weights' loads and unpacking are shared by the NT tokens, not redone per token.
+// On lavapipe, where a load costs a per-lane loop, 4 tokens cost about twice one per weight (the K=512
+// shapes of docs/BENCHMARKS.md), where they cost four times when each token re-ran the unit.
 // reduce_rows (subgroupAdd when SUBGROUPS, whatever the subgroup size; a shared-memory tree otherwise)
 // combines the threads' partial sums.
-// INT8 (q8.wgsl): the thread quantizes its 64 activations once (four groups of 16, a scale each) and
-// takes each Σx·q as Σ_16 scale * dot4I8Packed sums, and Σx for the min term from the quantized sums.
+// INT8 (q8.wgsl): the thread quantizes its 64 activations once per token (four groups of 16, a scale
+// each) and takes each Σx·q as Σ_16 scale * dot4I8Packed sums, and Σx for the min term from the
+// quantized sums.
 // Dispatch: grid (see common.wgsl) of ceil(M/ROWS) workgroups along x/y, ceil(T/NT) along z.
 // Requires K % 256 == 0 and x_stride % 4 == 0.
 

@@ -9,19 +9,22 @@
 // ql[64n + 32(q%2) + l] (low nibble for q < 2, high nibble otherwise) and 2 high bits from qh[32n + l]
 // bits 2q..2q+1. Element e uses scales[e/16]. Value = d * scale * (q6 - 32).
 //
-// Workgroup: WG threads computing ROWS consecutive rows for NT tokens (matvec_io.wgsl); for each token
-// in turn the unit below runs again, its weight bytes from the cache (read from memory once for all).
-// For one token: A thread's unit of work is 64
-// elements of one half n of a super-block: l = 16h..16h+15 of its four quarters, each quarter's 16 one
-// scale group. It loads their 16 x vec4s and four sums once for all ROWS rows; per row it loads 16 bytes
-// each of ql (two places) and qh and the scale words, merges the 6-bit codes four bytes per word op,
-// decodes the four scales once (16 elements each, the scale granularity of Q6_K) and accumulates
-// d * Σ_q sc_q * (Σx·q6 - 32 Σx), so the -32 offset costs nothing per element. Threads take units
-// lid, lid+WG, ...; reduce_rows (subgroupAdd when SUBGROUPS, whatever the subgroup size; a shared-memory
-// tree otherwise) combines their partial sums.
-// INT8 (q8.wgsl): the thread quantizes each quarter's 16 activations once (a scale each, the scale
-// granularity of the weights) and takes Σx·q6 as scale * dot4I8Packed sums, Σx for the -32 offset from
-// the quantized sums.
+// Workgroup: WG threads computing ROWS consecutive rows for NT tokens (matvec_io.wgsl). A thread's unit
+// of work is 64 elements of one half n of a super-block: l = 16h..16h+15 of its four quarters, each
+// quarter's 16 one scale group. For one token it loads their 16 x vec4s and four sums once for all ROWS
+// rows; per row it loads 16 bytes each of ql (two places) and qh and the scale words, merges the 6-bit
+// codes four bytes per word op, decodes the four scales once (16 elements each, the scale granularity
+// of Q6_K) and accumulates d * Σ_q sc_q * (Σx·q6 - 32 Σx), so the -32 offset costs nothing per element.
+// Threads take units lid, lid+WG, ...
+// FEW (NT > 1): the thread first loads every token's 16 x vec4s and sums (or quantizes them, INT8), then
+// per row loads the weight words, merges the codes and decodes the scales once (the codes widened to
+// floats once on the float path) and applies them to each token in turn, so the NT tokens share the
+// weights' loads and unpacking (matvec_q4_k.wgsl has the figures).
+// reduce_rows (subgroupAdd when SUBGROUPS, whatever the subgroup size; a shared-memory tree otherwise)
+// combines the threads' partial sums.
+// INT8 (q8.wgsl): the thread quantizes each quarter's 16 activations once per token (a scale each, the
+// scale granularity of the weights) and takes Σx·q6 as scale * dot4I8Packed sums, Σx for the -32
+// offset from the quantized sums.
 // Dispatch: grid (see common.wgsl) of ceil(M/ROWS) workgroups along x/y, ceil(T/NT) along z.
 // Requires K % 256 == 0 and x_stride % 4 == 0.
 
