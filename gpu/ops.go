@@ -24,9 +24,9 @@ const (
 	// which decodes each weight once per workgroup of up to 64 tokens (matmulShape).
 	matvecMaxT = 8
 	// matvecFewRows is the rows per workgroup of the few-token mat-vec variants of the K-quant kernels,
-	// whichever the one-token variant has: each thread loads a unit's activations for every token of the
-	// workgroup, and 16 rows share them (8 rows took 1.2-1.4 times as long per weight for 4 tokens, 32
-	// grew the registers for no gain; lavapipe, docs/BENCHMARKS.md).
+	// whatever the one-token variant has: each thread loads a unit's activations for every token of the
+	// workgroup, and 16 rows share them (on lavapipe 8 rows were slower per weight for 4 tokens, and 32,
+	// 10-20% faster, took ten times as long to compile; docs/BENCHMARKS.md).
 	matvecFewRows = 16
 )
 
