@@ -158,15 +158,23 @@ func BenchmarkDecodeRows(b *testing.B) {
 		w := must[*weights](b)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
 		xb := must[*buffer](b)(d.UploadF32("x", randF32(r, matvecMaxT*c.k, 1)))
 		yb := must[*buffer](b)(d.NewStorage("y", uint64(4*matvecMaxT*c.m)))
-		op := must[*matMulOp](b)(d.NewMatMul(w, whole(xb), c.k, whole(yb), c.m, 0))
-		for _, T := range []int{1, 4} {
-			b.Run(fmt.Sprintf("%s/%dx%d/rows%d", c.typ, c.m, c.k, T), func(b *testing.B) {
-				if err := d.SetStep(T, 0); err != nil {
-					b.Fatal(err)
-				}
-				best := leastCPU(b, d, func(e *encoder) { op.Record(e, T) })
-				b.ReportMetric(best*1e9/float64(c.m*c.k), "mincpu-ns/weight")
-			})
+		shape := matvecShapeFor(kernelTypes[c.typ].suffix, c.k)
+		for _, int8 := range []bool{false, true} {
+			if int8 && !d.dot4 {
+				continue
+			}
+			shape.int8 = int8
+			op := must[*matMulOp](b)(d.newMatMulShape(w, whole(xb), c.k, whole(yb), c.m, 0, matOptions{}, shape))
+			path := map[bool]string{false: "", true: "int8/"}[int8]
+			for _, T := range []int{1, 2, 4, 8} {
+				b.Run(fmt.Sprintf("%s/%dx%d/%srows%d", c.typ, c.m, c.k, path, T), func(b *testing.B) {
+					if err := d.SetStep(T, 0); err != nil {
+						b.Fatal(err)
+					}
+					best := leastCPU(b, d, func(e *encoder) { op.Record(e, T) })
+					b.ReportMetric(best*1e9/float64(c.m*c.k), "mincpu-ns/weight")
+				})
+			}
 		}
 	}
 }

@@ -12,9 +12,10 @@ import (
 )
 
 // matCase is one weight shape for the mat-vec and mat-mat tests. Rows are chosen not to be multiples of
-// the rows per workgroup (4 for mat-vec, 8 for the K-quant mat-vecs, 64 for mat-mat), and the F32/F16 K
-// not a multiple of the 32-wide K tile. The K-quant mat-vec threads take 64 elements at a time, 32
-// threads per workgroup for rows of up to 2048 elements, else 64 (matvecShapeFor): the long rows (4352
+// the rows per workgroup (4 for mat-vec, 8 for the K-quant mat-vecs, 16 for their few-token variants, 64
+// for mat-mat), and the F32/F16 K not a multiple of the 32-wide K tile. The K-quant mat-vec threads take
+// 64 elements at a time, one such unit a thread for rows of up to 2048 elements (8 to 32 threads, fewer
+// than the few-token variants' 16 rows for K 512), else 64 threads (matvecShapeFor): the long rows (4352
 // and 4864 elements: 68 and 76 units) leave some threads a second unit and others none. Q6_K rows of an
 // odd block count (768, 4864) start at byte offsets 2 mod 4.
 type matCase struct {
@@ -100,7 +101,7 @@ func TestMatVec(t *testing.T) {
 	d := testDevice(t)
 	for _, sg := range reductionModes(d) {
 		for _, c := range matCases {
-			for _, T := range []int{1, 2, 5, 8} { // decode; a few tokens in one workgroup
+			for _, T := range []int{1, 2, 3, 5, 8} { // decode; a few tokens per workgroup (matvecFewNT)
 				t.Run(fmt.Sprintf("%s/%dx%d/T%d/subgroups=%v", c.typ, c.m, c.k, T, sg), func(t *testing.T) {
 					useSubgroups(t, d, sg)
 					e := testMatMul(t, d, c, T, 0, plainProduct)
@@ -110,6 +111,51 @@ func TestMatVec(t *testing.T) {
 					t.Logf("max rel err %.2e", e)
 				})
 			}
+		}
+	}
+}
+
+// TestMatVecFewMatchesOne checks that a token's product from a few-token mat-vec variant (matvecFewNT:
+// the weights unpacked once for all the workgroup's tokens, other rows per workgroup, tokens past the
+// step's in the last workgroup) is the one-token variant's up to rounding, on the float and the integer
+// path: a sequence's logits must hardly depend on how many others share its step (backendtest's
+// SeqContract allows 1e-4 of their scale on the GPU; this holds the products to 1e-5).
+func TestMatVecFewMatchesOne(t *testing.T) {
+	d := testDevice(t)
+	for _, c := range matCases {
+		wt := kernelTypes[c.typ].suffix
+		for _, int8 := range []bool{false, true} {
+			if int8 && !(d.dot4 && ownKernels(wt)) {
+				continue
+			}
+			shape := matvecShapeFor(wt, c.k)
+			shape.int8 = int8
+			t.Run(fmt.Sprintf("%s/%dx%d/%s", c.typ, c.m, c.k, shape), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k)))
+				raw, _ := quantized(t, r, c.typ, c.m, c.k)
+				w := must[*weights](t)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
+				x := randF32(r, matvecMaxT*c.k, 1)
+				xb := must[*buffer](t)(d.UploadF32("x", x))
+				yb := must[*buffer](t)(d.NewStorage("y", uint64(4*matvecMaxT*c.m)))
+				op := must[*matMulOp](t)(d.newMatMulShape(w, whole(xb), c.k, whole(yb), c.m, 0, matOptions{}, shape))
+				// Each token alone, then 2..matvecMaxT of them in one step.
+				one := make([]float32, matvecMaxT*c.m)
+				for tok := range matvecMaxT {
+					xt := must[*buffer](t)(d.UploadF32("x1", x[tok*c.k:(tok+1)*c.k]))
+					op1 := must[*matMulOp](t)(d.newMatMulShape(w, whole(xt), c.k, whole(yb), c.m, 0, matOptions{}, shape))
+					run(t, d, 1, 0, func(e *encoder) { op1.Record(e, 1) })
+					copy(one[tok*c.m:], mustF32(t, d, yb, 0, c.m))
+				}
+				for T := 2; T <= matvecMaxT; T++ {
+					run(t, d, T, 0, func(e *encoder) { op.Record(e, T) })
+					y := mustF32(t, d, yb, 0, T*c.m)
+					for tok := range T {
+						if e := relErr(y[tok*c.m:(tok+1)*c.m], one[tok*c.m:(tok+1)*c.m]); e > 1e-5 {
+							t.Errorf("T=%d token %d: max relative error %.3g to the token alone > 1e-5", T, tok, e)
+						}
+					}
+				}
+			})
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"slices"
 
 	"github.com/oliverbestmann/webgpu/wgpu"
@@ -20,11 +21,22 @@ import (
 const (
 	matvecWG   = 128
 	matvecRows = 4
-	// matvecMaxT is the largest token count recorded as mat-vecs, one workgroup taking them all (the
-	// NT define), so each weight is read once for all; larger steps use the tiled mat-mat, which
-	// decodes each weight once per workgroup of up to 64 tokens (matmulShape).
+	// matvecMaxT is the largest token count recorded as mat-vecs; larger steps use the tiled mat-mat,
+	// which decodes each weight once per workgroup of up to 64 tokens (matmulShape).
 	matvecMaxT = 8
+	// matvecFewRows is the rows per workgroup of the few-token mat-vec variants of the K-quant kernels,
+	// whatever the one-token variant has: each thread loads a unit's activations for every token of the
+	// workgroup, and 16 rows share them (on lavapipe 8 rows were slower per weight for 4 tokens, and 32,
+	// 10-20% faster, took ten times as long to compile; docs/BENCHMARKS.md).
+	matvecFewRows = 16
 )
+
+// matvecFewNT are the token counts (the NT define) of the few-token mat-vec variants: a step of T tokens
+// (2 ≤ T ≤ matvecMaxT) takes the smallest that holds it, else the largest, ceil(T/NT) workgroups along z.
+// A workgroup's tokens past the step's cost as much as real ones where branches are masks (lavapipe), and
+// a variant's registers grow with NT: on lavapipe an NT=8 variant took 45 s to compile and ran slower
+// per token than two workgroups of 4.
+var matvecFewNT = []int{2, 4}
 
 var matBinds = []binding{bindReadOnly, bindReadOnly, bindReadWrite}
 
@@ -59,13 +71,16 @@ type matvecShape struct {
 
 // matvecShapeFor returns the mat-vec kernel for rows of k elements of type wt (kernelTypes). The K-quants
 // have kernels of their own whose threads take 64 elements of a row at a time (matvec_q4_k.wgsl) for 8
-// rows, sharing each x load 8 ways: rows of up to 32 such units get one unit per thread, 32 threads
-// (SmolLM3's 2048-wide rows), longer rows 64 threads (measured on lavapipe, docs/BENCHMARKS.md).
+// rows, sharing each x load 8 ways: rows of up to 32 such units get one unit per thread, 8 to 32 threads
+// (32 for SmolLM3's 2048-wide rows), longer rows 64 threads (measured on lavapipe, docs/BENCHMARKS.md).
 func matvecShapeFor(wt string, k int) matvecShape {
 	if ownKernels(wt) {
 		wg := 64
-		if k/64 <= 32 {
-			wg = 32
+		if units := k / 64; units <= 32 {
+			// Rows of 8 or 16 units (K 512, 1024) get that many threads: on lavapipe a workgroup's
+			// idle threads still pay for the reduction, and 32 threads took twice as long as 8 on K=512
+			// rows for 4 tokens.
+			wg = max(8, min(32, 1<<bits.Len(uint(units-1))))
 		}
 		return matvecShape{file: "matvec_" + wt + ".wgsl", wg: wg, rows: 8}
 	}
@@ -173,16 +188,35 @@ func (s matmulShape) defs(wt string) shaders.Defines {
 }
 
 // matMulOp computes y[t][yOff + r] = sum_k W[r][k] x[t][k] for r < W.M, one dispatch per weight chunk.
-// Decode (one token) runs the mat-vec mv, a few tokens (up to matvecMaxT) its variant mvFew that takes
-// them all in each workgroup, more the tiled mat-mat mm.
+// Decode (one token) runs the mat-vec mv, a few tokens (up to matvecMaxT) a variant of it from mvFew
+// that takes several in each workgroup (matvecFewNT), more the tiled mat-mat mm.
 type matMulOp struct {
-	W             *weights
-	mv, mvFew, mm *kernel
-	mvRows        int         // rows per mat-vec workgroup
-	mmTile        matmulShape // of the mat-mat
-	step          *buffer     // its own step uniform (NewMatMulRows), else nil: the device's
-	stepT         int         // the token count step holds (0: none written yet)
-	parts         []matPart
+	W      *weights
+	mv, mm *kernel
+	mvFew  []fewKernel // by ascending NT
+	mvRows int         // rows per mat-vec workgroup
+	mmTile matmulShape // of the mat-mat
+	step   *buffer     // its own step uniform (NewMatMulRows), else nil: the device's
+	stepT  int         // the token count step holds (0: none written yet)
+	parts  []matPart
+}
+
+// fewKernel is a few-token mat-vec variant: nt tokens and rows rows a workgroup.
+type fewKernel struct {
+	k        *kernel
+	nt, rows int
+}
+
+// few returns the few-token variant for a step of T tokens and its workgroups along z.
+func (o *matMulOp) few(T int) (fewKernel, int) {
+	f := o.mvFew[len(o.mvFew)-1]
+	for _, c := range o.mvFew {
+		if c.nt >= T {
+			f = c
+			break
+		}
+	}
+	return f, ceilDiv(T, f.nt)
 }
 
 type matPart struct {
@@ -278,22 +312,32 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	if o.rope {
 		binds = append(binds, bindReadOnly)
 	}
-	mvKernel := func(nt int) (*kernel, error) {
-		defs := weightDefs(w, shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(shape.rows), "NT": fmt.Sprint(nt),
-			"RNT": fmt.Sprint(shape.rows * nt), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope),
+	// The few-token variants keep the one-token variant's threads, reduction and numerics (the integer
+	// path or not), so that a sequence's logits hardly depend on how many others share its step.
+	mvKernel := func(nt, rows int) (*kernel, error) {
+		defs := weightDefs(w, shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(rows), "NT": fmt.Sprint(nt),
+			"FEW": boolDef(nt > 1), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope),
 			"INT8": boolDef(shape.int8)})
 		if shape.file == "matvec.wgsl" {
 			defs["WTYPE"] = wt
 		}
 		return d.kernel(kernelSpec{file: shape.file, entry: "main", binds: binds, subgroups: !shape.tree, defs: defs})
 	}
-	mv, err := mvKernel(1)
+	mv, err := mvKernel(1, shape.rows)
 	if err != nil {
 		return nil, err
 	}
-	mvFew, err := mvKernel(matvecMaxT)
-	if err != nil {
-		return nil, err
+	fewRows := shape.rows
+	if ownKernels(wt) {
+		fewRows = matvecFewRows
+	}
+	var mvFew []fewKernel
+	for _, nt := range matvecFewNT {
+		k, err := mvKernel(nt, fewRows)
+		if err != nil {
+			return nil, err
+		}
+		mvFew = append(mvFew, fewKernel{k: k, nt: nt, rows: fewRows})
 	}
 	tile := o.tile
 	if tile == (matmulShape{}) {
@@ -358,8 +402,9 @@ func (o *matMulOp) Record(e *encoder, T int) {
 			x, y := grid(ceilDiv(p.rows, o.mvRows))
 			e.Dispatch(o.mv, p.bg, x, y, 1)
 		case T <= matvecMaxT:
-			x, y := grid(ceilDiv(p.rows, o.mvRows))
-			e.Dispatch(o.mvFew, p.bg, x, y, 1)
+			f, z := o.few(T)
+			x, y := grid(ceilDiv(p.rows, f.rows))
+			e.Dispatch(f.k, p.bg, x, y, uint32(z))
 		default:
 			x, y := grid(ceilDiv(p.rows, o.mmTile.tm))
 			e.Dispatch(o.mm, p.bg, x, y, uint32(ceilDiv(T, o.mmTile.tn)))

@@ -542,7 +542,7 @@ func (d *device) timeRecord(rec func(e *encoder), reps int) (float64, error) {
 func matvecCandidates(d *device, wt string) []matvecShape {
 	file, wgs, rows := "matvec.wgsl", []int{64, 128, 256}, []int{2, 4, 8}
 	if ownKernels(wt) {
-		file, wgs, rows = "matvec_"+wt+".wgsl", []int{16, 32, 64, 128}, []int{8, 16, 32}
+		file, wgs, rows = "matvec_"+wt+".wgsl", []int{8, 16, 32, 64, 128}, []int{8, 16, 32}
 	}
 	reductions := []bool{false}
 	if d.subgroups {

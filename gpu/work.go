@@ -35,7 +35,8 @@ func (o *matMulOp) describe(T, _ int) opInfo {
 	case T > matvecMaxT:
 		k = o.mm
 	case T > 1:
-		k = o.mvFew
+		f, _ := o.few(T)
+		k = f.k
 	}
 	w := o.W
 	return opInfo{Kernel: variant(k), Shape: fmt.Sprintf("%dx%d %s", w.M, w.K, w.Type),

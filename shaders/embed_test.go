@@ -72,8 +72,8 @@ func TestEmbeddedKernels(t *testing.T) {
 			}
 			for _, sg := range []string{"1", ""} {
 				for _, nt := range []int{1, 4} { // tokens per workgroup: decode, a few at once
-					mv := Defines{"WTYPE": wt, "WG": "128", "ROWS": "4", "NT": fmt.Sprint(nt), "RNT": fmt.Sprint(4 * nt), "SUBGROUPS": sg,
-						"ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]}
+					mv := Defines{"WTYPE": wt, "WG": "128", "ROWS": "4", "NT": fmt.Sprint(nt), "FEW": map[bool]string{true: "1"}[nt > 1],
+						"SUBGROUPS": sg, "ACCUM": flags["ACCUM"], "GLU": flags["GLU"], "ROPE": flags["ROPE"]}
 					file := "matvec.wgsl"
 					if wt == "q4_k" || wt == "q6_k" {
 						file = "matvec_" + wt + ".wgsl" // the K-quants' own kernels

@@ -22,7 +22,7 @@ fn main(id: MatIds) {
     let rows = row_indices(first_row(id));
     let t0 = first_token(id);
     let nt = token_count(id);
-    var acc: array<f32, {{RNT}}>;
+    var acc: array<array<f32, {{ROWS}}>, {{NT}}>;
     for (var k = id.lid * 4u; k < P.k; k += {{WG}}u * 4u) {
         var xv: array<vec4<f32>, {{NT}}>;
         // Constant trip counts, so that the compiler unrolls the loops and keeps xv and acc in registers.
@@ -34,7 +34,7 @@ fn main(id: MatIds) {
         for (var r = 0u; r < {{ROWS}}u; r++) {
             let wv = dq4(rows[r] * P.row_bytes, k);
             for (var tt = 0u; tt < {{NT}}u; tt++) {
-                acc[tt * {{ROWS}}u + r] += dot(wv, xv[tt]); // tokens past nt add zeros
+                acc[tt][r] += dot(wv, xv[tt]); // tokens past nt add zeros
             }
         }
     }

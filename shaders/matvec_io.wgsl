@@ -10,9 +10,10 @@
 //   4 y  storage read_write  array<f32>  outputs, token t at element t*y_stride + out_off
 //   5 cs storage read        array<vec2<f32>>  with ROPE only: (cos, sin) per token and pair
 //
-// Tokens: a workgroup takes NT consecutive tokens from wid.z * NT (NT = 1 for decode; a few at once
-// otherwise, so each weight comes from memory once for all of them), stopping at S.n_tok. Its partial
-// sums are ROWS per token, token-major, RNT = ROWS * NT in all.
+// Tokens: a workgroup takes NT consecutive tokens from wid.z * NT (NT = 1 for decode; 2 or 4 for a step
+// of a few tokens, FEW, so each weight is loaded and unpacked once for all of them), stopping at
+// S.n_tok. Its partial sums acc[t][r] are ROWS per token; finish_rows reduces them all (reduce.wgsl) and
+// stores those of the tokens that exist.
 //
 // The store is y[t][out_off + r] = sum (with ACCUM: +=, the residual add fused into the product that
 // feeds it; with GLU: y = silu(y) * sum, the up projection finishing SwiGLU on the gate projection that
@@ -83,37 +84,44 @@ fn token_count(id: MatIds) -> u32 {
 }
 
 // finish_rows sums each row's per-invocation partial sums acc (ROWS per token) over the workgroup and
-// stores the rows, a token at a time (every invocation must call it).
-fn finish_rows(acc: array<f32, {{RNT}}>, id: MatIds) {
-    for (var tt = 0u; tt < {{NT}}u; tt++) {
-        if (tt >= token_count(id)) {
-            break;
-        }
-        var a: array<f32, {{ROWS}}>;
-        for (var r = 0u; r < {{ROWS}}u; r++) {
-            a[r] = acc[tt * {{ROWS}}u + r];
-        }
+// stores the rows of the workgroup's tokens (every invocation must call it). Every token's rows are
+// reduced, those past the step's too (their sums are zeros): where branches are masks (lavapipe), a
+// reduction in a branch costs as much as one outside it. A workgroup has its first token (dispatch), so
+// that store needs no test.
+fn finish_rows(acc: array<array<f32, {{ROWS}}>, {{NT}}>, id: MatIds) {
 //#if SUBGROUPS
-        reduce_rows(a, id.lid, id.sg_lane, id.sg_id, id.n_sg);
+    reduce_rows(acc, id.lid, id.sg_lane, id.sg_id, id.n_sg);
 //#else
-        reduce_rows(a, id.lid, 0u, 0u, 0u);
+    reduce_rows(acc, id.lid, 0u, 0u, 0u);
 //#endif
-        store_rows(first_token(id) + tt, first_row(id), id.lid);
+    let nt = token_count(id);
+    for (var tt = 0u; tt < {{NT}}u; tt++) {
+        if (tt == 0u || tt < nt) {
+            store_rows(first_token(id) + tt, tt * {{ROWS}}u, first_row(id), id.lid);
+        }
     }
 }
 
-// store_rows writes the ROWS sums that reduce_rows left in red_out for token t, rows row0.. of the
-// chunk; invocation lid < ROWS stores row row0 + lid. Rows past the chunk's end are dropped.
-fn store_rows(t: u32, row0: u32, lid: u32) {
-    if (lid >= {{ROWS}}u || row0 + lid >= P.m) {
+// store_rows writes the ROWS sums that reduce_rows left in red_out from sums for token t, rows row0.. of
+// the chunk; invocation lid stores rows row0 + lid, row0 + lid + WG, ... Rows past the chunk's end are
+// dropped.
+fn store_rows(t: u32, sums: u32, row0: u32, lid: u32) {
+    for (var r0 = 0u; r0 < {{ROWS}}u; r0 += {{WG}}u) {
+        store_row(t, sums, row0, r0 + lid);
+    }
+}
+
+// store_row stores row row0 + r of token t, if it exists.
+fn store_row(t: u32, sums: u32, row0: u32, r: u32) {
+    if (r >= {{ROWS}}u || row0 + r >= P.m) {
         return;
     }
-    let i = t * P.y_stride + P.out_off + row0 + lid;
+    let i = t * P.y_stride + P.out_off + row0 + r;
 //#if ROPE
     // Rows come in (even, odd) pairs within the workgroup (ROWS is even), so the partner's sum is in red_out.
-    let v = rope_pair(red_out[lid & ~1u], red_out[lid | 1u], (lid & 1u) == 1u, t, P.out_off + row0 + lid);
+    let v = rope_pair(red_out[sums + (r & ~1u)], red_out[sums + (r | 1u)], (r & 1u) == 1u, t, P.out_off + row0 + r);
 //#else
-    let v = red_out[lid];
+    let v = red_out[sums + r];
 //#endif
 //#if GLU
     y[i] = silu(y[i]) * v; // y holds the gate projection: SwiGLU, stored for the down projection
