@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"smolchat/engine"
 )
@@ -63,12 +64,7 @@ func Streams(b *testing.B, e *engine.Engine) {
 	// The end-of-generation tokens are banned, so that every stream runs its 128 tokens (random weights
 	// end some streams early otherwise, and the steps would decode fewer sequences than the benchmark
 	// says).
-	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0, LogitBias: map[int32]float32{}}, MaxTokens: tokens}
-	for id := range int32(e.Tokenizer().VocabSize()) {
-		if e.Tokenizer().IsEOG(id) {
-			params.LogitBias[id] = -1e9
-		}
-	}
+	params := endless(e, tokens)
 	round := uint64(0)
 	for _, streams := range []int{1, 4} {
 		b.Run(fmt.Sprint(streams), func(b *testing.B) {
@@ -99,3 +95,136 @@ func Streams(b *testing.B, e *engine.Engine) {
 		})
 	}
 }
+
+// endless is greedy decoding of up to n tokens with the end-of-generation tokens banned, so that a stream
+// runs its n tokens (random weights end some streams early otherwise).
+func endless(e *engine.Engine, n int) engine.GenParams {
+	p := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0, LogitBias: map[int32]float32{}}, MaxTokens: n}
+	for id := range int32(e.Tokenizer().VocabSize()) {
+		if e.Tokenizer().IsEOG(id) {
+			p.LogitBias[id] = -1e9
+		}
+	}
+	return p
+}
+
+// Arrival measures issue #15's goal for a request that arrives while others generate: its first token
+// within its own prefill time plus 2 decode steps. Each iteration times, from the call to the first
+// token's delta, a prompt of arrivalPrompt tokens on the idle engine (solo-ms), then starts 3 greedy
+// streams (32-token prompts), times their decode steps once all three decode (step-ms: a stream's
+// tokens apart), and submits another prompt of the same length (ttft-ms) before cancelling the streams.
+// Both prompts are fresh random tokens, so the conversation cache serves neither (the benchmark checks
+// it): same length, same cost. steps is (ttft − solo) / step of each iteration, which the goal wants
+// ≤ 2. Each figure is the median over the iterations (the solo and arrival runs of one iteration are
+// neighbours in time, so the per-iteration steps suffer least from other load on the machine). e must run --parallel 4 or more with a context of 1024 or more.
+func Arrival(b *testing.B, e *engine.Engine) {
+	const arrivalPrompt, streams, stepsTimed = 512, 3, 4
+	ask := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 1}
+	// firstToken generates prompt's first token and returns the time from the call to its delta.
+	firstToken := func(prompt []int32) time.Duration {
+		start := time.Now()
+		var first time.Duration
+		r, err := e.Generate(context.Background(), prompt, ask, false, func(engine.Delta) error {
+			if first == 0 {
+				first = time.Since(start)
+			}
+			return nil
+		})
+		switch {
+		case err != nil:
+			b.Fatal(err)
+		case first == 0:
+			b.Fatal("no token's delta")
+		case r.Timings.CachedTokens > 0:
+			b.Fatalf("the cache served %d of the prompt's %d tokens: the figure would not be a prefill", r.Timings.CachedTokens, len(prompt))
+		}
+		return first
+	}
+	seed := uint64(1000)
+	var solo, ttft, step, steps []float64
+	for b.Loop() {
+		seed += 10
+		solo = append(solo, ms(firstToken(EngineTokens(e, arrivalPrompt, seed))))
+
+		// The streams: each says when it decodes; the first one's token times give the step.
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		decoding := make([]chan struct{}, streams)
+		var clock tokenClock
+		for s := range streams {
+			decoding[s] = make(chan struct{})
+			prompt := EngineTokens(e, 32, seed+1+uint64(s))
+			wg.Go(func() {
+				n := 0
+				r, err := e.Generate(ctx, prompt, endless(e, 1024-32-1), false, func(engine.Delta) error {
+					if s == 0 {
+						clock.tick()
+					}
+					if n++; n == 1 {
+						close(decoding[s])
+					}
+					return nil
+				})
+				if err != nil {
+					b.Error(err)
+				} else if r.FinishReason != engine.FinishCancelled {
+					b.Errorf("a stream ended (%s after %d tokens) before the request that arrived got its first token", r.FinishReason, len(r.Tokens))
+				}
+			})
+		}
+		for _, c := range decoding {
+			<-c
+		}
+		step = append(step, ms(clock.step(stepsTimed))) // all three decode
+
+		ttft = append(ttft, ms(firstToken(EngineTokens(e, arrivalPrompt, seed+9))))
+		cancel()
+		wg.Wait()
+		i := len(ttft) - 1
+		steps = append(steps, (ttft[i]-solo[i])/step[i])
+	}
+	b.ReportMetric(median(solo), "solo-ms")
+	b.ReportMetric(median(ttft), "ttft-ms")
+	b.ReportMetric(median(step), "step-ms")
+	b.ReportMetric(median(steps), "steps")
+}
+
+func median(x []float64) float64 {
+	x = slices.Sorted(slices.Values(x))
+	if len(x)%2 == 1 {
+		return x[len(x)/2]
+	}
+	return (x[len(x)/2-1] + x[len(x)/2]) / 2
+}
+
+// tokenClock records when a stream's tokens come.
+type tokenClock struct {
+	mu      sync.Mutex
+	times   []time.Time
+	want    int // reached is closed when times has want entries (0: nobody waits)
+	reached chan struct{}
+}
+
+func (c *tokenClock) tick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.times = append(c.times, time.Now())
+	if c.want > 0 && len(c.times) == c.want {
+		close(c.reached)
+	}
+}
+
+// step waits for n more tokens after at least one and returns the mean time between them.
+func (c *tokenClock) step(n int) time.Duration {
+	c.mu.Lock()
+	from := len(c.times) - 1
+	c.want, c.reached = from+1+n, make(chan struct{})
+	reached := c.reached
+	c.mu.Unlock()
+	<-reached
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.times[from+n].Sub(c.times[from]) / time.Duration(n)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
