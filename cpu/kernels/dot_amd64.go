@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"math"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -101,7 +102,9 @@ var accelerated = func() *impl {
 	k.q6KGemv = func(w, a []byte, out []float32, nb, groups int) { gemvC6KQ8KAVX2(&w[0], &a[0], &out[0], nb, groups) }
 	k.q4KGemvs = gemvs(gemvC4KQ8Kx2AVX2, gemvC4KQ8Kx3AVX2, gemvC4KQ8Kx4AVX2)
 	k.q6KGemvs = gemvs(gemvC6KQ8Kx2AVX2, gemvC6KQ8Kx3AVX2, gemvC6KQ8Kx4AVX2)
+	k.fewMax = SmallBatch
 	if hasAVX512 {
+		k.fewMax = math.MaxInt
 		k.q4KGemvs = gemvs(gemvC4KQ8Kx2AVX512, gemvC4KQ8Kx3AVX512, gemvC4KQ8Kx4AVX512)
 		k.q6KGemvs = gemvs(gemvC6KQ8Kx2AVX2, gemvC6KQ8Kx3AVX2, gemvC6KQ8Kx4AVX512)
 	}

@@ -95,6 +95,10 @@ type impl struct {
 	// entry c multiplies groups interleaved groups with c rows, writing out[j·ldo + 4·g + r], bit for
 	// bit what gemv writes for each row; nil entries (and a nil slice) are counts without a kernel.
 	q4KGemvs, q6KGemvs []func(w, a []byte, lda int, out []float32, ldo, nb, groups int)
+	// fewMax is the most activation rows an interleaved product gives the small-batch kernels (more go
+	// through unpack and packed): SmallBatch, or no limit where the small-batch kernels cost less per
+	// row than unpacking and the packed kernels at any count (AVX-512's, BenchmarkInterleavedFew).
+	fewMax int
 
 	// q8K is quant.QuantizeRowQ8K for nb ≥ 1 blocks, nil for the Go implementation; for finite inputs
 	// it writes the same bytes.

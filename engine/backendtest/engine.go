@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"smolchat/engine"
+	"smolchat/internal/testutil"
 )
 
 // EngineTokens is n pseudo-random tokens of e's vocabulary, from seed, less its end-of-generation
@@ -57,8 +58,9 @@ func GenerateTogether(t testing.TB, e *engine.Engine, prompts [][]int32, p engin
 
 // Streams is the aggregate generation speed of 1 and 4 greedy streams of 128 tokens after 32-token
 // prompts, generated together by e (loaded with --parallel 4): continuous batching reads each weight
-// once per step for every stream. The sub-benchmarks alternate, so a run with -count gives interleaved
-// samples.
+// once per step for every stream. Besides tokens per second of wall time it reports the process's CPU
+// time per generated token (cpu-ms/tok, prompts included), which other load on a shared machine
+// disturbs less. The sub-benchmarks alternate, so a run with -count gives interleaved samples.
 func Streams(b *testing.B, e *engine.Engine) {
 	const tokens = 128
 	// The end-of-generation tokens are banned, so that every stream runs its 128 tokens (random weights
@@ -69,6 +71,7 @@ func Streams(b *testing.B, e *engine.Engine) {
 	for _, streams := range []int{1, 4} {
 		b.Run(fmt.Sprint(streams), func(b *testing.B) {
 			generated := 0
+			cpu0 := testutil.ProcessCPU()
 			for b.Loop() {
 				var wg sync.WaitGroup
 				counts := make([]int, streams)
@@ -92,6 +95,7 @@ func Streams(b *testing.B, e *engine.Engine) {
 				}
 			}
 			b.ReportMetric(float64(generated)/b.Elapsed().Seconds(), "tok/s")
+			b.ReportMetric((testutil.ProcessCPU()-cpu0)*1000/float64(generated), "cpu-ms/tok")
 		})
 	}
 }
