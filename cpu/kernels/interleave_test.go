@@ -30,7 +30,7 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 			{256, 8, 2, 8}, {512, 40, 6, 41}, {256, 36, 8, 36}, {256, 44, 3, 44}, {1024, 4, 12, 4}, {512, 8, 19, 8},
 		} {
 			w, a := matMulInputs(t, typ, c, uint64(100+ci))
-			wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, quant.Q8_K, c.n)
+			ab := mustRowBytes(t, quant.Q8_K, c.n)
 			il := interleaved(t, typ, w, c.rows, c.n)
 			for _, path := range []struct {
 				name string
@@ -46,24 +46,7 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 					out[i] = float32(math.NaN())
 				}
 				path.mul(out)
-				for j := range c.cols {
-					for i := range c.ldo {
-						if j*c.ldo+i >= len(out) {
-							break
-						}
-						got := out[j*c.ldo+i]
-						if i >= c.rows {
-							if !math.IsNaN(float64(got)) {
-								t.Errorf("%s %+v, %s: wrote %g to out[%d][%d], beyond the rows", typ, c, path.name, got, j, i)
-							}
-							continue
-						}
-						want := dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
-						if math.Float32bits(got) != math.Float32bits(want) {
-							t.Errorf("%s %+v, %s: out[%d][%d] = %.9g, Dot = %.9g", typ, c, path.name, j, i, got, want)
-						}
-					}
-				}
+				checkProducts(t, typ, c, w, a, quant.Q8_K, out, path.name)
 			}
 		}
 	}
