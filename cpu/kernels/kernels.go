@@ -8,8 +8,9 @@
 // and in builds with the purego tag. Both compute the same exact integer sums per block; they differ only
 // in the order of the float additions. The tests compare each assembly kernel with its Go twin and with
 // the dequantized rows. The kernels on interleaved matrices (one token, or the few of a decode step of
-// several sequences; one of them also on AVX-512 where the CPU has it) exist only in assembly, as does
-// the layout, and their tests compare them bit for bit with the dot products of the original rows.
+// several sequences; the 2-4-token Q4_K ones and the four-token Q6_K one also on AVX-512 where the CPU
+// has it) exist only in assembly, as does the layout, and their tests compare them bit for bit with the
+// dot products of the original rows.
 // Everything here is safe for concurrent use.
 package kernels
 
