@@ -125,8 +125,10 @@ func endless(e *engine.Engine, n int) engine.GenParams {
 func Arrival(b *testing.B, e *engine.Engine) {
 	const arrivalPrompt, streams, stepsTimed = 512, 3, 4
 	ask := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 1}
-	// firstToken generates prompt's first token and returns the time from the call to its delta.
-	firstToken := func(prompt []int32) time.Duration {
+	// firstToken generates prompt's first token and returns the time from the call to its delta, and the
+	// scheduler's steps meanwhile.
+	firstToken := func(prompt []int32) (time.Duration, float64) {
+		st0, _ := e.SchedulerStats()
 		start := time.Now()
 		var first time.Duration
 		r, err := e.Generate(context.Background(), prompt, ask, false, func(engine.Delta) error {
@@ -143,13 +145,16 @@ func Arrival(b *testing.B, e *engine.Engine) {
 		case r.Timings.CachedTokens > 0:
 			b.Fatalf("the cache served %d of the prompt's %d tokens: the figure would not be a prefill", r.Timings.CachedTokens, len(prompt))
 		}
-		return first
+		st, _ := e.SchedulerStats()
+		return first, float64(st.Steps - st0.Steps)
 	}
 	seed := uint64(1000)
 	var solo, ttft, step, steps []float64
+	var soloSteps, ttftSteps float64
 	for b.Loop() {
 		seed += 10
-		solo = append(solo, ms(firstToken(EngineTokens(e, arrivalPrompt, seed))))
+		d, n := firstToken(EngineTokens(e, arrivalPrompt, seed))
+		solo, soloSteps = append(solo, ms(d)), soloSteps+n
 
 		// The streams: each says when it decodes; the first one's token times give the step.
 		ctx, cancel := context.WithCancel(context.Background())
@@ -182,7 +187,8 @@ func Arrival(b *testing.B, e *engine.Engine) {
 		}
 		step = append(step, ms(clock.step(stepsTimed))) // all three decode
 
-		ttft = append(ttft, ms(firstToken(EngineTokens(e, arrivalPrompt, seed+9))))
+		d, n = firstToken(EngineTokens(e, arrivalPrompt, seed+9))
+		ttft, ttftSteps = append(ttft, ms(d)), ttftSteps+n
 		cancel()
 		wg.Wait()
 		i := len(ttft) - 1
@@ -192,6 +198,11 @@ func Arrival(b *testing.B, e *engine.Engine) {
 	b.ReportMetric(median(ttft), "ttft-ms")
 	b.ReportMetric(median(step), "step-ms")
 	b.ReportMetric(median(steps), "steps")
+	// The scheduler's steps (batches) until the first token, alone and beside the streams (whose step
+	// in flight at the arrival counts): each step reads all the weights once, so their difference is
+	// what the wall-clock figures measure, free of the load on the machine.
+	b.ReportMetric(soloSteps/float64(b.N), "solo-batches")
+	b.ReportMetric(ttftSteps/float64(b.N), "ttft-batches")
 	// The fastest of each, the least disturbed by other load.
 	b.ReportMetric(slices.Min(solo), "min-solo-ms")
 	b.ReportMetric(slices.Min(ttft), "min-ttft-ms")
