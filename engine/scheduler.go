@@ -15,9 +15,9 @@ import (
 // while they decode is evaluated in as many steps as alone, each carrying their decode rows. Smaller
 // chunks while others decode (64 before) kept their tokens coming four times as often, but every extra
 // step reads all the weights once more and carries the decode rows again: a 512-token prompt beside three
-// streams took 4–5 decode steps longer than alone on the CPU (BenchmarkArrival), against issue #15's
-// goal of 2. llama.cpp's server likewise evaluates its micro-batch of up to 512 prompt tokens in the
-// decode step.
+// streams took 9 batches against 2 alone (now 3, the one in flight at its arrival included;
+// BenchmarkArrival), against issue #15's goal of its prefill time plus 2 decode steps. llama.cpp's
+// server likewise evaluates its micro-batch of up to 512 prompt tokens in the decode step.
 
 // minShare is the fewest prompt tokens worth waiting for: a request whose prompt shares that many more
 // with a sequence in prefill than with any other waits for that prefill, then starts after it.
