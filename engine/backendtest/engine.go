@@ -121,7 +121,8 @@ func endless(e *engine.Engine, n int) engine.GenParams {
 // it): same length, same cost. steps is (ttft − solo) / step of each iteration, which the goal wants
 // ≤ 2. Each figure is the median over the iterations (the solo and arrival runs of one iteration are
 // neighbours in time, so the per-iteration steps suffer least from other load on the machine); the
-// min- figures are the fastest of each, and min-steps their (ttft − solo) / step. e must run --parallel 4 or more with a context of 1024 or more.
+// min- figures are the fastest of each, and min-steps their (ttft − solo) / step. e must run
+// --parallel 4 or more with a context of 1024 or more.
 func Arrival(b *testing.B, e *engine.Engine) {
 	const arrivalPrompt, streams, stepsTimed = 512, 3, 4
 	ask := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 1}
@@ -160,7 +161,7 @@ func Arrival(b *testing.B, e *engine.Engine) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		decoding := make([]chan struct{}, streams)
-		var clock tokenClock
+		clock := tokenClock{ended: make(chan struct{})}
 		for s := range streams {
 			decoding[s] = make(chan struct{})
 			prompt := EngineTokens(e, 32, seed+1+uint64(s))
@@ -180,12 +181,24 @@ func Arrival(b *testing.B, e *engine.Engine) {
 				} else if r.FinishReason != engine.FinishCancelled {
 					b.Errorf("a stream ended (%s after %d tokens) before the request that arrived got its first token", r.FinishReason, len(r.Tokens))
 				}
+				if n == 0 {
+					close(decoding[s]) // nothing will come: do not wait for it
+				}
+				if s == 0 {
+					close(clock.ended)
+				}
 			})
 		}
 		for _, c := range decoding {
 			<-c
 		}
-		step = append(step, ms(clock.step(stepsTimed))) // all three decode
+		d, ok := clock.step(stepsTimed) // all three decode
+		if !ok || b.Failed() {
+			cancel()
+			wg.Wait()
+			b.FailNow()
+		}
+		step = append(step, ms(d))
 
 		d, n = firstToken(EngineTokens(e, arrivalPrompt, seed+9))
 		ttft, ttftSteps = append(ttft, ms(d)), ttftSteps+n
@@ -224,6 +237,7 @@ type tokenClock struct {
 	times   []time.Time
 	want    int // reached is closed when times has want entries (0: nobody waits)
 	reached chan struct{}
+	ended   chan struct{} // closed when the stream ends
 }
 
 func (c *tokenClock) tick() {
@@ -235,17 +249,26 @@ func (c *tokenClock) tick() {
 	}
 }
 
-// step waits for n more tokens after at least one and returns the mean time between them.
-func (c *tokenClock) step(n int) time.Duration {
+// step waits for n more tokens after at least one and returns the mean time between them, or false when
+// the stream ended first.
+func (c *tokenClock) step(n int) (time.Duration, bool) {
 	c.mu.Lock()
 	from := len(c.times) - 1
+	if from < 0 {
+		c.mu.Unlock()
+		return 0, false // it ended before its first token
+	}
 	c.want, c.reached = from+1+n, make(chan struct{})
 	reached := c.reached
 	c.mu.Unlock()
-	<-reached
+	select {
+	case <-reached:
+	case <-c.ended:
+		return 0, false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.times[from+n].Sub(c.times[from]) / time.Duration(n)
+	return c.times[from+n].Sub(c.times[from]) / time.Duration(n), true
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
