@@ -77,3 +77,8 @@ func benchEngine(b *testing.B, ctx int, kvDisk string) *engine.Engine {
 	b.Cleanup(func() { e.Close() })
 	return e
 }
+
+// BenchmarkArrival is the time to first token of a 512-token prompt that arrives while 3 greedy streams
+// decode, against the same prefill alone and the streams' decode step (backendtest.Arrival: issue #15
+// wants ttft ≤ solo + 2 steps). Model as in BenchmarkStreams.
+func BenchmarkArrival(b *testing.B) { backendtest.Arrival(b, benchEngine(b, 1024, "")) }

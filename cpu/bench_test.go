@@ -54,18 +54,23 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 // BenchmarkPrefill64 is a 64-token prompt into an empty cache, with the last row's logits.
-func BenchmarkPrefill64(b *testing.B) {
+func BenchmarkPrefill64(b *testing.B) { benchPrefill(b, 64) }
+
+// BenchmarkPrefill256 is BenchmarkPrefill64 for 256 tokens, the most a scheduler step evaluates.
+func BenchmarkPrefill256(b *testing.B) { benchPrefill(b, 256) }
+
+func benchPrefill(b *testing.B, n int) {
 	m := benchModel(b)
 	be := newBackend(b, m, Options{Threads: 2, Context: 512})
 	ctx := context.Background()
-	prompt := benchTokens(m, 64)
+	prompt := benchTokens(m, n)
 	for b.Loop() {
 		be.Truncate(0)
-		if _, err := be.Forward(ctx, prompt, []int{63}); err != nil {
+		if _, err := be.Forward(ctx, prompt, []int{n - 1}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(64*b.N)/b.Elapsed().Seconds(), "tok/s")
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
 }
 
 // BenchmarkAttentionDecode is one decode step's attention in one layer of the SmolLM3-3B shape (16

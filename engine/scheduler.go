@@ -10,10 +10,14 @@ import (
 	"time"
 )
 
-// stepChunk bounds the prompt tokens a step evaluates while other sequences decode: a step's time is
-// about that of its tokens, so the running streams get a token every stepChunk prompt tokens or so
-// (prefillChunk when nobody decodes: nobody waits).
-const stepChunk = 64
+// A step evaluates at most prefillChunk prompt tokens, whether or not other sequences decode: the running
+// streams get a token per chunk (a step's time is about that of its tokens), and a prompt that arrives
+// while they decode is evaluated in as many steps as alone, each carrying their decode rows. Smaller
+// chunks while others decode (64 before) kept their tokens coming four times as often, but every extra
+// step reads all the weights once more and carries the decode rows again: a 512-token prompt beside three
+// streams took 9 batches against 2 alone (now 3, the one in flight at its arrival included;
+// BenchmarkArrival), against issue #15's goal of its prefill time plus 2 decode steps. llama.cpp's
+// server likewise evaluates its micro-batch of up to 512 prompt tokens in the decode step.
 
 // minShare is the fewest prompt tokens worth waiting for: a request whose prompt shares that many more
 // with a sequence in prefill than with any other waits for that prefill, then starts after it.
@@ -33,9 +37,8 @@ const maxCached = 64
 //     back into the conversation cache first), whose blocks it shares (Fork); a request whose prompt
 //     shares more with one still in prefill waits for that prefill to end;
 //  3. builds one batch: the last picked token of every decoding sequence (one row each, its logits
-//     wanted), then chunks of the prompts still in prefill, in arrival order, at most stepChunk tokens
-//     in all while some sequence decodes (prefillChunk otherwise). A prompt's last chunk wants its last
-//     row: the logits of the first token;
+//     wanted), then chunks of the prompts still in prefill, in arrival order, at most prefillChunk
+//     tokens in all. A prompt's last chunk wants its last row: the logits of the first token;
 //  4. evaluates the batch with one ForwardSeqs: every weight is read once for all its rows. When the KV
 //     budget is full it evicts the least recently used cached conversation and plans again; with no
 //     cached one left it fails the newest request (ErrKVFull);
@@ -52,7 +55,7 @@ type scheduler struct {
 	e        *Engine
 	b        SeqBackend
 	parallel int
-	chunk    int // stepChunk; tests make it small
+	chunk    int // prompt tokens per step: prefillChunk; tests make it small
 	maxCtx   int
 	base     context.Context
 	stop     context.CancelFunc
@@ -127,7 +130,7 @@ func newScheduler(e *Engine, b SeqBackend, parallel int) *scheduler {
 	if parallel <= 0 {
 		parallel = DefaultParallel
 	}
-	s := &scheduler{e: e, b: b, parallel: parallel, chunk: stepChunk, maxCtx: b.MaxContext(),
+	s := &scheduler{e: e, b: b, parallel: parallel, chunk: prefillChunk, maxCtx: b.MaxContext(),
 		wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.useDisk(e.disk)
@@ -441,10 +444,7 @@ func (s *scheduler) plan() ([]SeqEntry, []*seqRequest) {
 			who = append(who, r)
 		}
 	}
-	budget := prefillChunk
-	if len(batch) > 0 {
-		budget = s.chunk
-	}
+	budget := s.chunk
 	for _, r := range s.running {
 		if r.decoding || budget == 0 {
 			continue

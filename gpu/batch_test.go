@@ -142,6 +142,17 @@ func benchModel(b *testing.B) string {
 	return testutil.SharedFile(b, "smollm3-tiny-synthetic-Q4_K_M.gguf")
 }
 
+// BenchmarkArrival is the time to first token of a prompt that arrives while 3 streams decode, against
+// its prefill alone and the decode step (backendtest.Arrival), on the GPU. Model as in BenchmarkStreams.
+// (cpu.BenchmarkArrival is its CPU twin.)
+func BenchmarkArrival(b *testing.B) {
+	path := os.Getenv("SMOLCHAT_BENCH_MODEL")
+	if path == "" {
+		path = testutil.SharedFile(b, "smollm3-tiny-synthetic-Q4_K_M.gguf")
+	}
+	backendtest.Arrival(b, loadEngine(b, path, 1024, 4))
+}
+
 // BenchmarkDecodeRows is the least CPU time per weight of the decode mat-vec for 1 and 4 rows (the
 // few-token variant, matvecMaxT), on the shapes of the tiny SmolLM3-shaped file: its Q6_K output
 // projection (16,384 of its 128,256 rows) and a Q4_K feed-forward weight. Where the device is bound by

@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"math"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -101,7 +102,10 @@ var accelerated = func() *impl {
 	k.q6KGemv = func(w, a []byte, out []float32, nb, groups int) { gemvC6KQ8KAVX2(&w[0], &a[0], &out[0], nb, groups) }
 	k.q4KGemvs = gemvs(gemvC4KQ8Kx2AVX2, gemvC4KQ8Kx3AVX2, gemvC4KQ8Kx4AVX2)
 	k.q6KGemvs = gemvs(gemvC6KQ8Kx2AVX2, gemvC6KQ8Kx3AVX2, gemvC6KQ8Kx4AVX2)
+	k.fewMax = SmallBatch
 	if hasAVX512 {
+		k.fewMax = math.MaxInt
+		k.q4KGemvs = gemvs(gemvC4KQ8Kx2AVX512, gemvC4KQ8Kx3AVX512, gemvC4KQ8Kx4AVX512)
 		k.q6KGemvs = gemvs(gemvC6KQ8Kx2AVX2, gemvC6KQ8Kx3AVX2, gemvC6KQ8Kx4AVX512)
 	}
 	k.q8K = func(x []float32, dst []byte, nb int) { quantizeQ8KAVX2(&x[0], &dst[0], nb) }
@@ -117,7 +121,7 @@ var accelerated = func() *impl {
 	return &k
 }()
 
-// hasAVX512 is whether the CPU (and OS) run the AVX-512 instructions of gemvC6KQ8Kx4AVX512.
+// hasAVX512 is whether the CPU (and OS) run the AVX-512 instructions of the *AVX512 kernels.
 var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL
 
 // gemvs wraps the small-batch kernels for two, three and four activation rows as impl's q4KGemvs.
@@ -257,6 +261,22 @@ func gemvC6KQ8Kx4AVX2(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 //
 //go:noescape
 func gemvC6KQ8Kx4AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemvC4KQ8Kx4AVX512 is gemvC4KQ8Kx4AVX2 on 64-byte registers (AVX-512 F, BW, DQ and VL), with the same
+// results bit for bit.
+//
+//go:noescape
+func gemvC4KQ8Kx4AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemvC4KQ8Kx3AVX512 is gemvC4KQ8Kx3AVX2 on 64-byte registers.
+//
+//go:noescape
+func gemvC4KQ8Kx3AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+
+// gemvC4KQ8Kx2AVX512 is gemvC4KQ8Kx2AVX2 on 64-byte registers.
+//
+//go:noescape
+func gemvC4KQ8Kx2AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 
 // gemvC6KQ8Kx3AVX2 is gemvC6KQ8Kx4AVX2 for three activation rows.
 //

@@ -38,14 +38,15 @@ type multiRow struct {
 	gemv        func(w, a []byte, out []float32, nb, groups int)
 	gemm        func(p, a []byte, lda int, out []float32, ldo, nb, groups int)
 	gemvs       []func(w, a []byte, lda int, out []float32, ldo, nb, groups int) // by activation rows
+	fewMax      int                                                              // see impl
 }
 
 func q4KMultiRow(k *impl) multiRow {
-	return multiRow{q4KInterleavedBytes, q4KPackedBytes, k.q4KPack, k.q4KInterleave, k.q4KUnpack, k.q4KGemv, k.q4KPacked, k.q4KGemvs}
+	return multiRow{q4KInterleavedBytes, q4KPackedBytes, k.q4KPack, k.q4KInterleave, k.q4KUnpack, k.q4KGemv, k.q4KPacked, k.q4KGemvs, k.fewMax}
 }
 
 func q6KMultiRow(k *impl) multiRow {
-	return multiRow{q6KInterleavedBytes, q6KPackedBytes, k.q6KPack, k.q6KInterleave, k.q6KUnpack, k.q6KGemv, k.q6KPacked, k.q6KGemvs}
+	return multiRow{q6KInterleavedBytes, q6KPackedBytes, k.q6KPack, k.q6KInterleave, k.q6KUnpack, k.q6KGemv, k.q6KPacked, k.q6KGemvs, k.fewMax}
 }
 
 // interleavedKernels returns the kernels for t, or false when t cannot be interleaved on this CPU (or with
@@ -109,8 +110,9 @@ func Interleave(t quant.Type, src []byte, n int, dst []byte) error {
 // Interleave wrote them, a holds cols activation rows in Q8_K form, and out[j·ldo+r] is set to the dot
 // product of row r with activation row j, bit for bit what DotFunc(t) computes on the original rows.
 // One activation row runs the matrix-vector kernel, two to SmallBatch the small-batch kernels (each block
-// unpacked once into registers for all the rows); more are multiplied four at a time after unpacking the
-// rows into scratch (nil allocates). It returns nil when t cannot be interleaved; the
+// unpacked once into registers for all the rows; any count where the CPU has AVX-512, on which they cost
+// less per row than the unpacked kernels); more are multiplied four at a time after unpacking the rows
+// into scratch (nil allocates). It returns nil when t cannot be interleaved; the
 // function panics when the sizes do not match, a bug in the caller.
 func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
 	if !Interleaves(t) {
@@ -136,43 +138,50 @@ func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, ou
 			}
 			return
 		}
-		nb, groups := n/quant.QK_K, rows/4
-		if cols > 1 && cols <= SmallBatch && len(il.gemvs) > 0 {
-			il.few(w, a, ab, cols, out, ldo, nb, groups)
-			return
-		}
-		j := 0
-		if cols >= packCols {
-			if scratch == nil {
-				scratch = new(Scratch)
-			}
-			// Group by group: its unpacked rows stay in the L1 cache (the L2 for long rows) while the
-			// activation rows pass over them four at a time.
-			p := scratch.bytes(nb * il.packedBytes)
-			for g := range groups {
-				il.unpack(w[g*nb*il.blockBytes:], p, nb)
-				for j = 0; j+packCols <= cols; j += packCols {
-					il.gemm(p, a[j*ab:], ab, out[j*ldo+4*g:], ldo, nb, 1)
-				}
-			}
-		}
-		for ; j < cols; j++ {
-			il.gemv(w, a[j*ab:], out[j*ldo:], nb, groups)
-		}
+		il.mul(w, a, ab, cols, out, ldo, n/quant.QK_K, rows/4, scratch)
 	}
 }
 
-// SmallBatch is the most activation rows InterleavedMatMulFunc multiplies with the small-batch kernels
-// (the tokens of a decode step of several sequences), which stream the weights from memory once as the
-// matrix-vector kernel does; more go through the unpacked multi-row kernel, whose unpacking then pays off.
+// mul multiplies groups interleaved groups of nb blocks at w with cols ≥ 1 activation rows ab bytes
+// apart (see InterleavedMatMulFunc, which checked the sizes).
+func (il multiRow) mul(w, a []byte, ab, cols int, out []float32, ldo, nb, groups int, scratch *Scratch) {
+	if cols > 1 && cols <= il.fewMax && len(il.gemvs) > 0 {
+		il.few(w, a, ab, cols, out, ldo, nb, groups)
+		return
+	}
+	j := 0
+	if cols >= packCols {
+		if scratch == nil {
+			scratch = new(Scratch)
+		}
+		// Group by group: its unpacked rows stay in the L1 cache (the L2 for long rows) while the
+		// activation rows pass over them four at a time.
+		p := scratch.bytes(nb * il.packedBytes)
+		for g := range groups {
+			il.unpack(w[g*nb*il.blockBytes:], p, nb)
+			for j = 0; j+packCols <= cols; j += packCols {
+				il.gemm(p, a[j*ab:], ab, out[j*ldo+4*g:], ldo, nb, 1)
+			}
+		}
+	}
+	for ; j < cols; j++ {
+		il.gemv(w, a[j*ab:], out[j*ldo:], nb, groups)
+	}
+}
+
+// SmallBatch is the most activation rows InterleavedMatMulFunc multiplies with the 32-byte small-batch
+// kernels (the tokens of a decode step of several sequences), which stream the weights from memory once
+// as the matrix-vector kernel does; more go through the unpacked multi-row kernel, whose unpacking then
+// pays off (the 64-byte kernels take any count: impl.fewMax). The CPU backend streams a product of up to
+// SmallBatch rows.
 const SmallBatch = 8
 
 // fewSpan is how many groups of rows the passes of a product with more activation rows than one kernel
-// takes (up to SmallBatch) share: the later passes find the groups in the L2 cache (about 200 KB for
+// takes share: the later passes find the groups in the L2 cache (about 200 KB for
 // rows of 11008 elements).
 const fewSpan = 8
 
-// few multiplies groups interleaved groups of nb blocks at w with cols activation rows (2 to SmallBatch)
+// few multiplies groups interleaved groups of nb blocks at w with cols activation rows (2 to fewMax)
 // ab bytes apart, in passes of as many rows as a small-batch kernel takes: each pass reads a block of
 // weights once and unpacks it once for all its rows, and computes exactly what gemv does for each.
 func (il multiRow) few(w, a []byte, ab, cols int, out []float32, ldo, nb, groups int) {

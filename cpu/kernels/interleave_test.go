@@ -14,41 +14,39 @@ import (
 // TestInterleavedMatMulMatchesDot checks that the kernels on interleaved matrices compute exactly what
 // the dot product of the original rows does: one activation row (the matrix-vector kernel), two to
 // eight (the small-batch kernels, in passes of four, two and one, over spans of groups when they take
-// more than one pass), more (the unpacked multi-row kernel) and the tokens left over after the last four.
+// more than one pass), more (the small-batch kernels where the CPU has AVX-512, else the unpacked
+// multi-row kernel, which runs here with SmallBatch as the limit as well) and the tokens left over
+// after the last four.
 func TestInterleavedMatMulMatchesDot(t *testing.T) {
 	for _, typ := range []quant.Type{quant.Q4_K, quant.Q6_K} {
 		if !Interleaves(typ) {
 			t.Skipf("skipping: %s cannot be interleaved on this CPU or build", typ)
 		}
+		inUse, _ := interleavedKernels(typ)
+		unpacked := inUse
+		unpacked.fewMax = SmallBatch
 		for ci, c := range []matMulCase{
 			{256, 4, 1, 4}, {512, 8, 3, 9}, {2048, 16, 4, 16}, {768, 12, 7, 12}, {11008, 4, 5, 6}, {256, 4, 9, 4},
-			{256, 8, 2, 8}, {512, 40, 6, 41}, {256, 36, 8, 36}, {256, 44, 3, 44}, {1024, 4, 12, 4},
+			{256, 8, 2, 8}, {512, 40, 6, 41}, {256, 36, 8, 36}, {256, 44, 3, 44}, {1024, 4, 12, 4}, {512, 8, 19, 8},
 		} {
 			w, a := matMulInputs(t, typ, c, uint64(100+ci))
-			wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, quant.Q8_K, c.n)
+			ab := mustRowBytes(t, quant.Q8_K, c.n)
 			il := interleaved(t, typ, w, c.rows, c.n)
-			out := make([]float32, (c.cols-1)*c.ldo+c.rows)
-			for i := range out {
-				out[i] = float32(math.NaN())
-			}
-			InterleavedMatMulFunc(typ)(il, a, c.n, c.rows, c.cols, out, c.ldo, nil)
-			for j := range c.cols {
-				for i := range c.ldo {
-					if j*c.ldo+i >= len(out) {
-						break
-					}
-					got := out[j*c.ldo+i]
-					if i >= c.rows {
-						if !math.IsNaN(float64(got)) {
-							t.Errorf("%s %+v: wrote %g to out[%d][%d], beyond the rows", typ, c, got, j, i)
-						}
-						continue
-					}
-					want := dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
-					if math.Float32bits(got) != math.Float32bits(want) {
-						t.Errorf("%s %+v: out[%d][%d] = %.9g, Dot = %.9g", typ, c, j, i, got, want)
-					}
+			for _, path := range []struct {
+				name string
+				mul  func(out []float32)
+			}{
+				{"in use", func(out []float32) { InterleavedMatMulFunc(typ)(il, a, c.n, c.rows, c.cols, out, c.ldo, nil) }},
+				{"unpacked beyond SmallBatch", func(out []float32) {
+					unpacked.mul(il, a, ab, c.cols, out, c.ldo, c.n/quant.QK_K, c.rows/4, nil)
+				}},
+			} {
+				out := make([]float32, (c.cols-1)*c.ldo+c.rows)
+				for i := range out {
+					out[i] = float32(math.NaN())
 				}
+				path.mul(out)
+				checkProducts(t, typ, c, w, a, quant.Q8_K, out, path.name)
 			}
 		}
 	}
@@ -164,7 +162,7 @@ func BenchmarkInterleavedFew(b *testing.B) {
 			il := interleaved(b, typ, quanttest.RandomBlocks(r, typ, rows*n/quant.QK_K), rows, n)
 			mm := InterleavedMatMulFunc(typ)
 			blocks := float64(rows * n / quant.QK_K)
-			for _, cols := range []int{1, 2, 3, 4, 8} {
+			for _, cols := range []int{1, 2, 3, 4, 8, 16, 64} {
 				a := make([]byte, cols*mustRowBytes(b, quant.Q8_K, n))
 				quant.QuantizeRowQ8K(quanttest.Gaussian(r, cols*n, 1), a)
 				out := make([]float32, cols*rows)

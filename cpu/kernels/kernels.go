@@ -8,8 +8,9 @@
 // and in builds with the purego tag. Both compute the same exact integer sums per block; they differ only
 // in the order of the float additions. The tests compare each assembly kernel with its Go twin and with
 // the dequantized rows. The kernels on interleaved matrices (one token, or the few of a decode step of
-// several sequences; one of them also on AVX-512 where the CPU has it) exist only in assembly, as does
-// the layout, and their tests compare them bit for bit with the dot products of the original rows.
+// several sequences; the 2-4-token Q4_K ones and the four-token Q6_K one also on AVX-512 where the CPU
+// has it) exist only in assembly, as does the layout, and their tests compare them bit for bit with the
+// dot products of the original rows.
 // Everything here is safe for concurrent use.
 package kernels
 
@@ -95,6 +96,10 @@ type impl struct {
 	// entry c multiplies groups interleaved groups with c rows, writing out[j·ldo + 4·g + r], bit for
 	// bit what gemv writes for each row; nil entries (and a nil slice) are counts without a kernel.
 	q4KGemvs, q6KGemvs []func(w, a []byte, lda int, out []float32, ldo, nb, groups int)
+	// fewMax is the most activation rows an interleaved product gives the small-batch kernels (more go
+	// through unpack and packed): SmallBatch, or no limit where the small-batch kernels cost less per
+	// row than unpacking and the packed kernels at any count (AVX-512's, BenchmarkInterleavedFew).
+	fewMax int
 
 	// q8K is quant.QuantizeRowQ8K for nb ≥ 1 blocks, nil for the Go implementation; for finite inputs
 	// it writes the same bytes.

@@ -65,7 +65,6 @@ func TestMatMulMatchesDot(t *testing.T) {
 				continue
 			}
 			w, a := matMulInputs(t, typ, c, uint64(ci))
-			wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, at, c.n)
 			var scratch Scratch
 			eachKernelSet(t, func(t testing.TB, kernels string) {
 				out := make([]float32, max(0, (c.cols-1)*c.ldo+c.rows)+3)
@@ -73,25 +72,33 @@ func TestMatMulMatchesDot(t *testing.T) {
 					out[i] = float32(math.NaN())
 				}
 				MatMulFunc(typ)(w, a, c.n, c.rows, c.cols, out, c.ldo, &scratch)
-				for j := range c.cols {
-					for i := range c.ldo {
-						if j*c.ldo+i >= len(out) {
-							break
-						}
-						got := out[j*c.ldo+i]
-						if i >= c.rows {
-							if !math.IsNaN(float64(got)) {
-								t.Errorf("%s %+v (%s): wrote %g to out[%d][%d], beyond the rows", typ, c, kernels, got, j, i)
-							}
-							continue
-						}
-						want := dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
-						if math.Float32bits(got) != math.Float32bits(want) {
-							t.Errorf("%s %+v (%s): out[%d][%d] = %.9g, Dot = %.9g", typ, c, kernels, j, i, got, want)
-						}
-					}
-				}
+				checkProducts(t, typ, c, w, a, at, out, kernels)
 			})
+		}
+	}
+}
+
+// checkProducts checks that out (NaN before the product) holds Dot of every weight row of w with every
+// activation row of a (type at) as matMulCase c lays them out, and nothing beyond the rows of a column.
+func checkProducts(t testing.TB, typ quant.Type, c matMulCase, w, a []byte, at quant.Type, out []float32, label string) {
+	t.Helper()
+	wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, at, c.n)
+	for j := range c.cols {
+		for i := range c.ldo {
+			if j*c.ldo+i >= len(out) {
+				break
+			}
+			got := out[j*c.ldo+i]
+			if i >= c.rows {
+				if !math.IsNaN(float64(got)) {
+					t.Errorf("%s %+v (%s): wrote %g to out[%d][%d], beyond the rows", typ, c, label, got, j, i)
+				}
+				continue
+			}
+			want := dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
+			if math.Float32bits(got) != math.Float32bits(want) {
+				t.Errorf("%s %+v (%s): out[%d][%d] = %.9g, Dot = %.9g", typ, c, label, j, i, got, want)
+			}
 		}
 	}
 }

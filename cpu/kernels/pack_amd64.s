@@ -1550,3 +1550,181 @@ GLOBL wordOfLane<>(SB), RODATA|NOPTR, $512
 // func gemvC6KQ8Kx4AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
 TEXT ·gemvC6KQ8Kx4AVX512(SB), NOSPLIT, $0-56
 	Z_KERNEL(Z6K_BLOCK, 864)
+
+// ---- AVX-512: the small-batch Q4_K kernels on 64-byte registers. ----
+//
+// Two chunks of a sub-block pair (qwords c and c+1 of the four rows) are 64 contiguous bytes, so one
+// register takes both, its qwords put in row order (row r's sixteen codes in 128-bit lane r) so that one
+// VPMADDUBSW with the token's sixteen activation bytes broadcast to every lane covers what takes two on
+// 32 bytes, and one VPMADDWD with row r's scale in lane r applies a sub-block's scales: per token and
+// block about half the multiplies and adds of the 32-byte kernels. Per token and block the integer sums
+// are exactly those of the dot product, summed exactly into the 32-byte kernels' layout, and the block
+// ends with gemvC4KQ8KAVX2's float steps, so every output is bit for bit what gemvC4KQ8KAVX2 writes.
+//
+// Registers: SI the weights, DI token 0 (R8 = lda, R10 = 3·lda), DX the output (AX = DX + 2·ldo, R11 =
+// ldo bytes), CX the groups left, R12 the blocks left; Z31 = 0x0f bytes, Z29 = qwordsByRow, Z28 =
+// qwordsEven, Z30 = the odd qwords' indices; per token
+// L, H (16-bit sums of the block's sub-blocks 2g and 2g+1), S (the block's int32 sums) and F (the float
+// accumulator) in the token lists below; Z0-Z11 scratch.
+
+// qwordsEven picks the even qwords of a register into both halves of another (plus one: the odd ones).
+DATA qwordsEven<>+0x00(SB)/8, $0
+DATA qwordsEven<>+0x08(SB)/8, $2
+DATA qwordsEven<>+0x10(SB)/8, $4
+DATA qwordsEven<>+0x18(SB)/8, $6
+DATA qwordsEven<>+0x20(SB)/8, $0
+DATA qwordsEven<>+0x28(SB)/8, $2
+DATA qwordsEven<>+0x30(SB)/8, $4
+DATA qwordsEven<>+0x38(SB)/8, $6
+GLOBL qwordsEven<>(SB), RODATA|NOPTR, $64
+
+#define Z4K_TOKENS2(op, x, y) \
+	op(x, y, (DI), (DX), Z16, Z20, Z24, Y12, X12); \
+	op(x, y, (DI)(R8*1), (DX)(R11*1), Z17, Z21, Z25, Y13, X13)
+
+#define Z4K_TOKENS3(op, x, y) \
+	Z4K_TOKENS2(op, x, y); \
+	op(x, y, (DI)(R8*2), (DX)(R11*2), Z18, Z22, Z26, Y14, X14)
+
+#define Z4K_TOKENS4(op, x, y) \
+	Z4K_TOKENS3(op, x, y); \
+	op(x, y, (DI)(R10*1), (AX)(R11*1), Z19, Z23, Z27, Y15, X15)
+
+// Z4K_ZEROF zeroes a token's float accumulator; Z4K_STOREF writes its rows 0-3 to its output column.
+#define Z4K_ZEROF(x, y, base, out, L, H, S, F, XF) \
+	VXORPS F, F, F
+
+#define Z4K_STOREF(x, y, base, out, L, H, S, F, XF) \
+	P_STORE(F, XF, out)
+
+// Z4K_CODES leaves in Z0 (low nibbles: sub-block 2g) and Z1 (high nibbles: 2g+1) the codes of chunks
+// 2p and 2p+1 of group g, in row order (qwordsByRow).
+#define Z4K_CODES(g, p) \
+	VMOVDQU64 32*(4*g+2*p)(SI), Z0; \
+	VPERMQ    Z0, Z29, Z0; \
+	VPSRLW    $4, Z0, Z1; \
+	VPANDQ    Z31, Z0, Z0; \
+	VPANDQ    Z31, Z1, Z1
+
+// Z4K_FIRST and Z4K_NEXT multiply the codes in Z0 and Z1 (chunks 2p, 2p+1 of group g) with the token,
+// starting (FIRST) or adding to (NEXT) its 16-bit sums L and H.
+#define Z4K_FIRST(g, p, base, out, L, H, S, F, XF) \
+	VBROADCASTI64X2 4+64*g+16*p base, Z8; \
+	VPMADDUBSW      Z8, Z0, L; \
+	VBROADCASTI64X2 36+64*g+16*p base, Z9; \
+	VPMADDUBSW      Z9, Z1, H
+
+#define Z4K_NEXT(g, p, base, out, L, H, S, F, XF) \
+	VBROADCASTI64X2 4+64*g+16*p base, Z8; \
+	VPMADDUBSW      Z8, Z0, Z8; \
+	VPADDW          Z8, L, L; \
+	VBROADCASTI64X2 36+64*g+16*p base, Z9; \
+	VPMADDUBSW      Z9, Z1, Z9; \
+	VPADDW          Z9, H, H
+
+// Z4K_SCALE0 sets and Z4K_SCALE adds to S the token's 16-bit sums scaled by the sub-block scale words
+// in Z2 and Z3 (row r's in its lane).
+#define Z4K_SCALE0(g, p, base, out, L, H, S, F, XF) \
+	VPMADDWD Z2, L, S; \
+	VPMADDWD Z3, H, H; \
+	VPADDD   H, S, S
+
+#define Z4K_SCALE(g, p, base, out, L, H, S, F, XF) \
+	VPMADDWD Z2, L, L; \
+	VPADDD   L, S, S; \
+	VPMADDWD Z3, H, H; \
+	VPADDD   H, S, S
+
+// Z4K_GROUP multiplies sub-blocks 2g and 2g+1 of the four rows with the tokens (Z4: the block's scale
+// words, row r's eight in its lane).
+#define Z4K_GROUP(g, scale, tokens) \
+	Z4K_CODES(g, 0); \
+	tokens(Z4K_FIRST, g, 0); \
+	Z4K_CODES(g, 1); \
+	tokens(Z4K_NEXT, g, 1); \
+	VPSHUFB wordOfLane<>+64*(2*g)(SB), Z4, Z2; \
+	VPSHUFB wordOfLane<>+64*(2*g+1)(SB), Z4, Z3; \
+	tokens(scale, g, 0)
+
+// Z4K_END ends a block for the token as gemvC4KQ8KAVX2 does: the mins against its block sums (Z5: min
+// words 0-3 of the row in its lane, each twice; Z6: 4-7) into L, the sums S and L summed exactly per row
+// into [s0 s1 m0 m1 | s2 s3 m2 m3] in Y10 (the 32-byte kernels' layout, through the qword picks of
+// Z28 and Z30), then the two fused multiply-adds on F with d·da and -dmin·da (Y7, Y9 as K_DVECS
+// leaves them in Y0, Y1). Clobbers Z8, Z10 and Y11.
+#define Z4K_END(x, y, base, out, L, H, S, F, XF) \
+	VBROADCASTI32X4 260 base, Z8; \
+	VPMADDWD        Z8, Z5, L; \
+	VBROADCASTI32X4 276 base, Z8; \
+	VPMADDWD        Z8, Z6, Z8; \
+	VPADDD          Z8, L, L; \
+	VPUNPCKLQDQ     L, S, Z8; \
+	VPUNPCKHQDQ     L, S, S; \
+	VPADDD          Z8, S, S; \
+	VPERMQ          S, Z28, Z10; \
+	VPERMQ          S, Z30, Z8; \
+	VPHADDD         Y8, Y10, Y10; \
+	VCVTDQ2PS       Y10, Y10; \
+	VBROADCASTSS    base, Y11; \
+	VMULPS          Y11, Y7, Y8; \
+	VMULPS          Y11, Y9, Y11; \
+	VFMADD231PS     Y8, Y10, F; \
+	VPERMILPS       $0x4e, Y10, Y10; \
+	VFMADD231PS     Y11, Y10, F
+
+// Z4K_BLOCK multiplies one interleaved Q4_K block with the tokens.
+#define Z4K_BLOCK(tokens) \
+	N_PREFETCH5(1216); \
+	N_PREFETCH5(1536); \
+	VPMOVZXBW  512(SI), Z4; \
+	Z4K_GROUP(0, Z4K_SCALE0, tokens); \
+	Z4K_GROUP(1, Z4K_SCALE, tokens); \
+	Z4K_GROUP(2, Z4K_SCALE, tokens); \
+	Z4K_GROUP(3, Z4K_SCALE, tokens); \
+	VPMOVZXBW  544(SI), Z5; \
+	VPUNPCKHWD Z5, Z5, Z6; \
+	VPUNPCKLWD Z5, Z5, Z5; \
+	VCVTPH2PS  576(SI), Y7; \
+	VPERMILPS  $0xd8, Y7, Y7; \
+	VXORPS     packK<>+0x180(SB), Y7, Y7; \
+	VPERMILPS  $0x4e, Y7, Y9; \
+	tokens(Z4K_END, 0, 0)
+
+// Z4K_KERNEL is the body of the kernels below, as N_KERNEL's.
+#define Z4K_KERNEL(tokens) \
+	N_ARGS; \
+	MOVL         $0x0f0f0f0f, AX; \
+	VPBROADCASTD AX, Z31; \
+	VMOVDQU64    qwordsByRow<>(SB), Z29; \
+	VMOVDQU64    qwordsEven<>(SB), Z28; \
+	MOVQ         $1, AX; \
+	VPBROADCASTQ AX, Z30; \
+	VPADDQ       Z28, Z30, Z30; \
+z4Group: \
+	MOVQ a+8(FP), DI; \
+	MOVQ nb+40(FP), R12; \
+	tokens(Z4K_ZEROF, 0, 0); \
+z4Block: \
+	Z4K_BLOCK(tokens); \
+	ADDQ $608, SI; \
+	ADDQ $292, DI; \
+	DECQ R12; \
+	JNZ  z4Block; \
+	LEAQ (DX)(R11*2), AX; \
+	tokens(Z4K_STOREF, 0, 0); \
+	ADDQ $16, DX; \
+	DECQ CX; \
+	JNZ  z4Group; \
+	VZEROUPPER; \
+	RET
+
+// func gemvC4KQ8Kx4AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC4KQ8Kx4AVX512(SB), NOSPLIT, $0-56
+	Z4K_KERNEL(Z4K_TOKENS4)
+
+// func gemvC4KQ8Kx3AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC4KQ8Kx3AVX512(SB), NOSPLIT, $0-56
+	Z4K_KERNEL(Z4K_TOKENS3)
+
+// func gemvC4KQ8Kx2AVX512(w, a *byte, lda int, out *float32, ldo, nb, groups int)
+TEXT ·gemvC4KQ8Kx2AVX512(SB), NOSPLIT, $0-56
+	Z4K_KERNEL(Z4K_TOKENS2)

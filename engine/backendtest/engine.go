@@ -6,8 +6,10 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"smolchat/engine"
+	"smolchat/internal/testutil"
 )
 
 // EngineTokens is n pseudo-random tokens of e's vocabulary, from seed, less its end-of-generation
@@ -56,23 +58,20 @@ func GenerateTogether(t testing.TB, e *engine.Engine, prompts [][]int32, p engin
 
 // Streams is the aggregate generation speed of 1 and 4 greedy streams of 128 tokens after 32-token
 // prompts, generated together by e (loaded with --parallel 4): continuous batching reads each weight
-// once per step for every stream. The sub-benchmarks alternate, so a run with -count gives interleaved
-// samples.
+// once per step for every stream. Besides tokens per second of wall time it reports the process's CPU
+// time per generated token (cpu-ms/tok, prompts included), which other load on a shared machine
+// disturbs less. The sub-benchmarks alternate, so a run with -count gives interleaved samples.
 func Streams(b *testing.B, e *engine.Engine) {
 	const tokens = 128
 	// The end-of-generation tokens are banned, so that every stream runs its 128 tokens (random weights
 	// end some streams early otherwise, and the steps would decode fewer sequences than the benchmark
 	// says).
-	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0, LogitBias: map[int32]float32{}}, MaxTokens: tokens}
-	for id := range int32(e.Tokenizer().VocabSize()) {
-		if e.Tokenizer().IsEOG(id) {
-			params.LogitBias[id] = -1e9
-		}
-	}
+	params := endless(e, tokens)
 	round := uint64(0)
 	for _, streams := range []int{1, 4} {
 		b.Run(fmt.Sprint(streams), func(b *testing.B) {
 			generated := 0
+			cpu0 := testutil.ProcessCPU()
 			for b.Loop() {
 				var wg sync.WaitGroup
 				counts := make([]int, streams)
@@ -96,6 +95,180 @@ func Streams(b *testing.B, e *engine.Engine) {
 				}
 			}
 			b.ReportMetric(float64(generated)/b.Elapsed().Seconds(), "tok/s")
+			b.ReportMetric((testutil.ProcessCPU()-cpu0)*1000/float64(generated), "cpu-ms/tok")
 		})
 	}
 }
+
+// endless is greedy decoding of up to n tokens with the end-of-generation tokens banned, so that a stream
+// runs its n tokens (random weights end some streams early otherwise).
+func endless(e *engine.Engine, n int) engine.GenParams {
+	p := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0, LogitBias: map[int32]float32{}}, MaxTokens: n}
+	for id := range int32(e.Tokenizer().VocabSize()) {
+		if e.Tokenizer().IsEOG(id) {
+			p.LogitBias[id] = -1e9
+		}
+	}
+	return p
+}
+
+// Arrival measures issue #15's goal for a request that arrives while others generate: its first token
+// within its own prefill time plus 2 decode steps. Each iteration times, from the call to the first
+// token's delta, a prompt of arrivalPrompt tokens on the idle engine (solo-ms), then starts 3 greedy
+// streams (32-token prompts), times their decode steps once all three decode (step-ms: a stream's
+// tokens apart), and submits another prompt of the same length (ttft-ms) before cancelling the streams.
+// Both prompts are fresh random tokens, so the conversation cache serves neither (the benchmark checks
+// it): same length, same cost. steps is (ttft − solo) / step of each iteration, which the goal wants
+// ≤ 2. Each figure is the median over the iterations (the solo and arrival runs of one iteration are
+// neighbours in time, so the per-iteration steps suffer least from other load on the machine); the
+// min- figures are the fastest of each, and min-steps their (ttft − solo) / step. e must run
+// --parallel 4 or more with a context of 1024 or more.
+func Arrival(b *testing.B, e *engine.Engine) {
+	const arrivalPrompt, streams, stepsTimed = 512, 3, 4
+	ask := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 1}
+	// firstToken generates prompt's first token and returns the time from the call to its delta, and the
+	// scheduler's steps meanwhile.
+	firstToken := func(prompt []int32) (time.Duration, float64) {
+		st0, _ := e.SchedulerStats()
+		start := time.Now()
+		var first time.Duration
+		r, err := e.Generate(context.Background(), prompt, ask, false, func(engine.Delta) error {
+			if first == 0 {
+				first = time.Since(start)
+			}
+			return nil
+		})
+		switch {
+		case err != nil:
+			b.Fatal(err)
+		case first == 0:
+			b.Fatal("no token's delta")
+		case r.Timings.CachedTokens > 0:
+			b.Fatalf("the cache served %d of the prompt's %d tokens: the figure would not be a prefill", r.Timings.CachedTokens, len(prompt))
+		}
+		st, _ := e.SchedulerStats()
+		return first, float64(st.Steps - st0.Steps)
+	}
+	seed := uint64(1000)
+	var solo, ttft, step, steps []float64
+	var soloSteps, ttftSteps float64
+	for b.Loop() {
+		seed += 10
+		d, n := firstToken(EngineTokens(e, arrivalPrompt, seed))
+		solo, soloSteps = append(solo, ms(d)), soloSteps+n
+
+		// The streams: each says when it decodes; the first one's token times give the step.
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		decoding := make([]chan struct{}, streams)
+		clock := tokenClock{ended: make(chan struct{})}
+		for s := range streams {
+			decoding[s] = make(chan struct{})
+			prompt := EngineTokens(e, 32, seed+1+uint64(s))
+			wg.Go(func() {
+				n := 0
+				r, err := e.Generate(ctx, prompt, endless(e, 1024-32-1), false, func(engine.Delta) error {
+					if s == 0 {
+						clock.tick()
+					}
+					if n++; n == 1 {
+						close(decoding[s])
+					}
+					return nil
+				})
+				if err != nil {
+					b.Error(err)
+				} else if r.FinishReason != engine.FinishCancelled {
+					b.Errorf("a stream ended (%s after %d tokens) before the request that arrived got its first token", r.FinishReason, len(r.Tokens))
+				}
+				if n == 0 {
+					close(decoding[s]) // nothing will come: do not wait for it
+				}
+				if s == 0 {
+					close(clock.ended)
+				}
+			})
+		}
+		for _, c := range decoding {
+			<-c
+		}
+		d, ok := clock.step(stepsTimed) // all three decode
+		if !ok || b.Failed() {
+			cancel()
+			wg.Wait()
+			b.FailNow()
+		}
+		step = append(step, ms(d))
+
+		d, n = firstToken(EngineTokens(e, arrivalPrompt, seed+9))
+		ttft, ttftSteps = append(ttft, ms(d)), ttftSteps+n
+		cancel()
+		wg.Wait()
+		i := len(ttft) - 1
+		steps = append(steps, (ttft[i]-solo[i])/step[i])
+	}
+	b.ReportMetric(median(solo), "solo-ms")
+	b.ReportMetric(median(ttft), "ttft-ms")
+	b.ReportMetric(median(step), "step-ms")
+	b.ReportMetric(median(steps), "steps")
+	// The scheduler's steps (batches) until the first token, alone and beside the streams (whose step
+	// in flight at the arrival counts): each step reads all the weights once, so their difference is
+	// what the wall-clock figures measure, free of the load on the machine.
+	b.ReportMetric(soloSteps/float64(b.N), "solo-batches")
+	b.ReportMetric(ttftSteps/float64(b.N), "ttft-batches")
+	// The fastest of each, the least disturbed by other load.
+	b.ReportMetric(slices.Min(solo), "min-solo-ms")
+	b.ReportMetric(slices.Min(ttft), "min-ttft-ms")
+	b.ReportMetric(slices.Min(step), "min-step-ms")
+	b.ReportMetric((slices.Min(ttft)-slices.Min(solo))/slices.Min(step), "min-steps")
+}
+
+func median(x []float64) float64 {
+	x = slices.Sorted(slices.Values(x))
+	if len(x)%2 == 1 {
+		return x[len(x)/2]
+	}
+	return (x[len(x)/2-1] + x[len(x)/2]) / 2
+}
+
+// tokenClock records when a stream's tokens come.
+type tokenClock struct {
+	mu      sync.Mutex
+	times   []time.Time
+	want    int // reached is closed when times has want entries (0: nobody waits)
+	reached chan struct{}
+	ended   chan struct{} // closed when the stream ends
+}
+
+func (c *tokenClock) tick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.times = append(c.times, time.Now())
+	if c.want > 0 && len(c.times) == c.want {
+		close(c.reached)
+	}
+}
+
+// step waits for n more tokens after at least one and returns the mean time between them, or false when
+// the stream ended first.
+func (c *tokenClock) step(n int) (time.Duration, bool) {
+	c.mu.Lock()
+	from := len(c.times) - 1
+	if from < 0 {
+		c.mu.Unlock()
+		return 0, false // it ended before its first token
+	}
+	c.want, c.reached = from+1+n, make(chan struct{})
+	reached := c.reached
+	c.mu.Unlock()
+	select {
+	case <-reached:
+	case <-c.ended:
+		return 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.times[from+n].Sub(c.times[from]) / time.Duration(n), true
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
