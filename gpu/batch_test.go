@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/oliverbestmann/webgpu/wgpu"
 
@@ -129,9 +130,14 @@ func TestEngineLostMidBatch(t *testing.T) {
 // BenchmarkStreams is the aggregate generation speed of 1 and 4 greedy streams (backendtest.Streams) on
 // the GPU: four decode rows take the few-token mat-vec, which reads each weight once for up to
 // matvecMaxT rows. It loads $SMOLCHAT_BENCH_MODEL when set, else the shared tiny SmolLM3-shaped file;
-// run it with -count for interleaved samples. (cpu.BenchmarkStreams is its CPU twin.)
+// run it with -count for interleaved samples. With $SMOLCHAT_BENCH_TUNE_FILE set it tunes the kernels
+// (--gpu-tune auto with that file), as serve does by default. (cpu.BenchmarkStreams is its CPU twin.)
 func BenchmarkStreams(b *testing.B) {
-	backendtest.Streams(b, loadEngine(b, benchModel(b), 1024, 4))
+	o := engine.LoadOptions{Path: benchModel(b), Context: 1024, Parallel: 4}
+	if f := os.Getenv("SMOLCHAT_BENCH_TUNE_FILE"); f != "" {
+		o.Tune, o.TuneFile, o.TuneBudget = "auto", f, 10*time.Minute
+	}
+	backendtest.Streams(b, loadEngineWith(b, o))
 }
 
 // benchModel is $SMOLCHAT_BENCH_MODEL when set, else the shared tiny SmolLM3-shaped file.
