@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -13,28 +12,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"smolchat/internal/testutil"
 )
-
-// syncBuffer is a log sink that the test reads while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // serveFlags parses serve's flags.
 func serveFlags(t *testing.T, args ...string) *serveOptions {
@@ -54,7 +36,7 @@ var logURL = regexp.MustCompile(`url=(http://[0-9.:]+)`)
 func TestServeRealModel(t *testing.T) {
 	model := tinyModel(t)
 	o := serveFlags(t, "--model", model, "--cpu", "--port", "0", "--host", "127.0.0.1", "--data-dir", t.TempDir(), "--ctx", "1024")
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	env := &Env{Stdout: io.Discard, Stderr: io.Discard, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,30 +43,12 @@ func buildSmolchat(t *testing.T, dir string) string {
 	return bin
 }
 
-// lockedBuffer collects a child's stderr while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 var servingURL = regexp.MustCompile(`msg="serving[^"]*" url=(http://[^ ]+)`)
 
 // serveProcess is a running `smolchat serve`.
 type serveProcess struct {
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *testutil.LogBuffer
 	base string
 }
 
@@ -75,7 +56,7 @@ type serveProcess struct {
 // logs its address.
 func startServe(t *testing.T, bin string, prepare func(*exec.Cmd), args ...string) *serveProcess {
 	t.Helper()
-	p := &serveProcess{logs: &lockedBuffer{}}
+	p := &serveProcess{logs: &testutil.LogBuffer{}}
 	p.cmd = exec.Command(bin, append([]string{"serve", "--port", "0"}, args...)...)
 	p.cmd.Stdout = io.Discard
 	p.cmd.Stderr = p.logs
