@@ -51,10 +51,11 @@ func weightBinds(w *weights, binds []binding) []binding {
 }
 
 // weightDefs adds to defs what weights.wgsl needs to read w: WTEX when w is held in textures, WVEC4
-// when the kernel reads it 16 bytes at a time (the types with kernels of their own).
-func weightDefs(w *weights, defs shaders.Defines) shaders.Defines {
+// when the kernel reads it 16 bytes at a time (vec4: the types' own kernels do; matvec.wgsl,
+// mm_tile_dq4.wgsl and embed.wgsl read words).
+func weightDefs(w *weights, vec4 bool, defs shaders.Defines) shaders.Defines {
 	defs["WTEX"] = boolDef(w.Tex)
-	defs["WVEC4"] = boolDef(kernelTypes[w.Type].own)
+	defs["WVEC4"] = boolDef(vec4)
 	return defs
 }
 
@@ -315,7 +316,7 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	// The few-token variants keep the one-token variant's threads, reduction and numerics (the integer
 	// path or not), so that a sequence's logits hardly depend on how many others share its step.
 	mvKernel := func(nt, rows int) (*kernel, error) {
-		defs := weightDefs(w, shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(rows), "NT": fmt.Sprint(nt),
+		defs := weightDefs(w, shape.file != "matvec.wgsl", shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(rows), "NT": fmt.Sprint(nt),
 			"FEW": boolDef(nt > 1), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope),
 			"INT8": boolDef(shape.int8)})
 		if shape.file == "matvec.wgsl" {
@@ -351,7 +352,7 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	} else if err := tile.check(d, wt); err != nil {
 		return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
 	}
-	mmDefs := weightDefs(w, tile.defs(wt))
+	mmDefs := weightDefs(w, ownKernels(wt), tile.defs(wt))
 	mmDefs["ACCUM"], mmDefs["GLU"], mmDefs["ROPE"] = boolDef(o.accumulate), boolDef(o.glu), boolDef(o.rope)
 	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds, defs: mmDefs})
 	if err != nil {
@@ -660,8 +661,7 @@ type embedOp struct {
 
 // NewEmbed binds table w, the token ids tok (u32) and the output out (token t at t*K floats).
 func (d *device) NewEmbed(w *weights, tok, out bufRange) (*embedOp, error) {
-	defs := weightDefs(w, shaders.Defines{"WTYPE": kernelTypes[w.Type].suffix})
-	defs["WVEC4"] = "" // embed.wgsl reads its rows a word at a time (bytes.wgsl)
+	defs := weightDefs(w, false, shaders.Defines{"WTYPE": kernelTypes[w.Type].suffix})
 	k, err := d.kernel(kernelSpec{file: "embed.wgsl", entry: "main", binds: weightBinds(w, []binding{bindReadOnly, bindReadOnly, bindReadWrite}),
 		defs: defs})
 	if err != nil {

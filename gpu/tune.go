@@ -334,27 +334,12 @@ func (b *backend) knobs() []knob {
 // decide.
 func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 	d := b.d
-	rows := min(s.m, kn.rows)
-	rb := len(t.Data) / t.Rows
-	w, err := d.UploadWeights(t.Name+" (tuning)", t.Type, s.k, rows, t.Data[:rows*rb], nil)
+	p, err := b.uploadTuning(s, t, d.weightTex && kernelTypes[t.Type].own, kn.tokens, kn.rows)
 	if err != nil {
 		return tuneEntry{}, err
 	}
-	x, err := d.UploadF32("tuning x", make([]float32, kn.tokens*s.k))
-	if err != nil {
-		return tuneEntry{}, err
-	}
-	y, err := d.NewStorage("tuning y", uint64(4*kn.tokens*rows))
-	if err != nil {
-		return tuneEntry{}, err
-	}
-	defer func() {
-		for _, c := range w.Chunks {
-			d.free(c.Buf)
-		}
-		d.free(x)
-		d.free(y)
-	}()
+	defer p.free(d)
+	w, x, y, rows := p.w, p.x, p.y, p.rows
 	if err := d.SetStep(kn.tokens, 0); err != nil {
 		return tuneEntry{}, err
 	}
@@ -456,39 +441,60 @@ func (b *backend) raceStorage(shapes []matShape, tensors []model.Tensor) (tuneEn
 // uploaded to textures or to buffers.
 func (b *backend) timeStorage(s matShape, t model.Tensor, tex bool, T, rows int) (float64, error) {
 	d := b.d
-	rows = min(s.m, rows)
-	rb := len(t.Data) / t.Rows
-	w, err := d.uploadWeights(t.Name+" (tuning)", t.Type, s.k, rows, t.Data[:rows*rb], nil, tex)
+	p, err := b.uploadTuning(s, t, tex, T, rows)
 	if err != nil {
 		return 0, err
 	}
-	x, err := d.UploadF32("tuning x", make([]float32, T*s.k))
-	if err != nil {
-		return 0, err
-	}
-	y, err := d.NewStorage("tuning y", uint64(4*T*rows))
-	if err != nil {
-		return 0, err
-	}
-	defer func() {
-		for _, c := range w.Chunks {
-			d.free(c.Buf)
-		}
-		d.free(x)
-		d.free(y)
-	}()
-	op, err := d.newMatMulShape(w, whole(x), s.k, whole(y), rows, 0, matOptions{}, matvecShapeFor(s.wt, s.k))
+	defer p.free(d)
+	op, err := d.newMatMulShape(p.w, whole(p.x), s.k, whole(p.y), p.rows, 0, matOptions{}, matvecShapeFor(s.wt, s.k))
 	if err != nil {
 		return 0, err
 	}
 	if err := d.SetStep(T, 0); err != nil {
 		return 0, err
 	}
-	rec := func(e *encoder) { op.Record(e, T) }
-	if _, err := d.timeRecord(rec, 1); err != nil { // the first run builds and warms; it does not count
-		return 0, err
+	return d.timeRecord(func(e *encoder) { op.Record(e, T) }, 3)
+}
+
+// tuningProduct is what a timed product runs on: the first rows of a weight (in textures when tex),
+// zero activations for T tokens, and the outputs.
+type tuningProduct struct {
+	w    *weights
+	x, y *buffer
+	rows int
+}
+
+// uploadTuning uploads the first rows (at most) of t, of shape s, with activations and outputs for T
+// tokens.
+func (b *backend) uploadTuning(s matShape, t model.Tensor, tex bool, T, rows int) (*tuningProduct, error) {
+	d := b.d
+	p := &tuningProduct{rows: min(s.m, rows)}
+	rb := len(t.Data) / t.Rows
+	var err error
+	if p.w, err = d.uploadWeights(t.Name+" (tuning)", t.Type, s.k, p.rows, t.Data[:p.rows*rb], nil, tex); err == nil {
+		if p.x, err = d.UploadF32("tuning x", make([]float32, T*s.k)); err == nil {
+			p.y, err = d.NewStorage("tuning y", uint64(4*T*p.rows))
+		}
 	}
-	return d.timeRecord(rec, 3)
+	if err != nil {
+		p.free(d)
+		return nil, err
+	}
+	return p, nil
+}
+
+// free releases what uploadTuning made.
+func (p *tuningProduct) free(d *device) {
+	if p.w != nil {
+		for _, c := range p.w.Chunks {
+			d.free(c.Buf)
+		}
+	}
+	for _, b := range []*buffer{p.x, p.y} {
+		if b != nil {
+			d.free(b)
+		}
+	}
 }
 
 // tuneFinalists is how many of the fastest first runs are timed again.
