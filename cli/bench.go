@@ -15,12 +15,13 @@ func init() {
 	var (
 		mf                 *modelFlags
 		pp, tg, rep, depth *int
+		seqs               *int
 		asJSON, profile    *bool
 	)
 	register(&Command{
 		Name:    "bench",
 		Summary: "measure prompt processing and generation speed, like llama-bench",
-		Usage:   "--model FILE [--pp 512] [--tg 128] [--depth 0] [--reps 3] [--cpu|--gpu [--profile]] [--json]",
+		Usage:   "--model FILE [--pp 512] [--tg 128] [--depth 0] [--reps 3] [--cpu|--gpu [--profile [--seqs 1]]] [--json]",
 		Flags: func(fs *flag.FlagSet) {
 			mf = addModelFlags(fs)
 			pp = fs.Int("pp", 512, "prompt tokens evaluated in one batch (0 = skip)")
@@ -28,6 +29,7 @@ func init() {
 			rep = fs.Int("reps", 3, "repetitions; the median is reported")
 			depth = fs.Int("depth", 0, "positions cached before each measurement, like llama-bench's -d")
 			profile = fs.Bool("profile", false, "GPU only: time each kernel of a decode token and of a prefill step of min(--pp, batch) tokens instead")
+			seqs = fs.Int("seqs", 1, "with --profile: the profiled decode step evaluates one token of each of this many sequences, as that many streams decoding together do")
 			asJSON = fs.Bool("json", false, "print JSON")
 		},
 		Run: func(env *Env, args []string) error {
@@ -36,6 +38,9 @@ func init() {
 			}
 			if *rep < 1 || *pp < 0 || *tg < 0 || *depth < 0 {
 				return usageErr("--reps must be ≥ 1 and --pp, --tg, --depth ≥ 0")
+			}
+			if *seqs < 1 || (*seqs > 1 && !*profile) {
+				return usageErr("--seqs must be ≥ 1, and more than 1 only with --profile")
 			}
 			need := *depth + max(*pp, *tg) // each measurement starts again from the depth
 			if *mf.ctx < need {
@@ -58,7 +63,7 @@ func init() {
 				printTuning(env, tuning)
 			}
 			if *profile {
-				return runProfile(env, e.Info(), b, *depth, *pp, *rep, *asJSON)
+				return runProfile(env, e.Info(), b, *depth, *pp, *seqs, *rep, *asJSON)
 			}
 			vocab := e.Tokenizer().VocabSize()
 			rng := rand.New(rand.NewPCG(1, 2))

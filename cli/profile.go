@@ -25,9 +25,9 @@ type profileJSON struct {
 	*gpu.Profile
 }
 
-// runProfile is bench --profile: the time of each kernel of a decode token and of a prefill step of
-// min(pp, batch) tokens, after depth cached positions.
-func runProfile(env *Env, info engine.Info, b engine.Backend, depth, pp, reps int, asJSON bool) error {
+// runProfile is bench --profile: the time of each kernel of a decode step of seqs sequences and of a
+// prefill step of min(pp, batch) tokens, after depth cached positions.
+func runProfile(env *Env, info engine.Info, b engine.Backend, depth, pp, seqs, reps int, asJSON bool) error {
 	g, ok := b.(profiler)
 	if !ok {
 		return usageErr("--profile times GPU kernels: add --gpu (the %s backend has none)", info.Backend)
@@ -35,7 +35,7 @@ func runProfile(env *Env, info engine.Info, b engine.Backend, depth, pp, reps in
 	if pp < 1 {
 		return usageErr("--profile measures a prefill step of min(--pp, batch) tokens: --pp must be ≥ 1")
 	}
-	p, err := g.Profile(context.Background(), gpu.ProfileOptions{Depth: depth, Prefill: min(pp, g.Batch()), Reps: reps})
+	p, err := g.Profile(context.Background(), gpu.ProfileOptions{Depth: depth, Prefill: min(pp, g.Batch()), Seqs: seqs, Reps: reps})
 	if err != nil {
 		return err
 	}
@@ -43,8 +43,8 @@ func runProfile(env *Env, info engine.Info, b engine.Backend, depth, pp, reps in
 		return json.NewEncoder(env.Stdout).Encode(profileJSON{Model: info.Model, Quant: info.Quant, Backend: info.Backend, Adapter: info.Device, Profile: p})
 	}
 	fmt.Fprintf(env.Stdout, "model %s (%s) on %s: %s\n", info.Model, info.Quant, info.Backend, info.Device)
-	fmt.Fprintf(env.Stdout, "depth %d; decode %.3f ms/token, prefill %.3f ms/token (steps of %d tokens); %s of %d\n",
-		p.Depth, 1e3*p.DecodeSeconds, 1e3*p.PrefillSeconds, p.PrefillTokens, p.Method, p.Reps)
+	fmt.Fprintf(env.Stdout, "depth %d; decode %.3f ms/token (steps of %d sequences), prefill %.3f ms/token (steps of %d tokens); %s of %d\n",
+		p.Depth, 1e3*p.DecodeSeconds, p.DecodeSeqs, 1e3*p.PrefillSeconds, p.PrefillTokens, p.Method, p.Reps)
 	w := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "step\tshape\tkernel (decode)\tn\tdecode ms/tok\tGB/s\tGFLOP/s\tshare\tprefill ms/tok\tGB/s\tGFLOP/s\tshare\t")
 	for _, r := range p.Rows {

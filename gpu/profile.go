@@ -26,6 +26,10 @@ type ProfileOptions struct {
 	// Prefill is the number of tokens of the measured prefill step, at most the backend's batch; 0
 	// means the batch.
 	Prefill int
+	// Seqs is the number of sequences of the measured decode step, one token each, as that many
+	// streams decoding together (continuous batching) evaluate them; 0 means 1. The decode figures are
+	// then per token of that step.
+	Seqs int
 	// Reps is the number of timed submits per step; the median counts. 0 means 5.
 	Reps int
 	// Isolated times each step in a submit of its own even where timestamp queries exist.
@@ -36,6 +40,7 @@ type ProfileOptions struct {
 type Profile struct {
 	Method         string       `json:"method"`
 	Depth          int          `json:"depth"`
+	DecodeSeqs     int          `json:"decode_sequences"`
 	PrefillTokens  int          `json:"prefill_tokens"`
 	Reps           int          `json:"reps"`
 	DecodeSeconds  float64      `json:"decode_seconds_per_token"`  // sum over the rows
@@ -64,17 +69,22 @@ type PhaseStats struct {
 	flops   float64
 }
 
-// profileSteps are the steps the profiler times: the forward pass's, and the output projection of one row.
-func (b *backend) profileSteps() []step {
-	return append(b.Steps(), step{Layer: -1, Name: "output projection (logits)", op: headOp{b.lmHead}})
+// profileSteps are the steps the profiler times: the forward pass's, and the output projection of the
+// rows whose logits a step returns (head.rows, set per phase).
+func (b *backend) profileSteps(head *headOp) []step {
+	return append(b.Steps(), step{Layer: -1, Name: "output projection (logits)", op: head})
 }
 
-// headOp records the output projection for one row, as a decode step or bench's prompt does.
-type headOp struct{ m *matMulOp }
+// headOp records the output projection for rows rows: one for a prompt step, a row per sequence for a
+// decode step.
+type headOp struct {
+	m    *matMulOp
+	rows int
+}
 
-func (h headOp) Record(e *encoder, _ int) { h.m.Record(e, 1) }
+func (h *headOp) Record(e *encoder, _ int) { h.m.Record(e, h.rows) }
 
-func (h headOp) describe(_, pos int) opInfo { return h.m.describe(1, pos) }
+func (h *headOp) describe(_, pos int) opInfo { return h.m.describe(h.rows, pos) }
 
 // Profile fills the cache with opts.Depth positions of token 0 and times each step
 // of a decode token and of a prefill step at that depth. It leaves the cache at Len() == opts.Depth, its
@@ -90,9 +100,12 @@ func (b *backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, e
 	if prefill == 0 {
 		prefill = b.batch
 	}
+	seqs := max(opts.Seqs, 1)
 	switch {
-	case reps < 0 || opts.Depth < 0 || prefill < 0:
-		return nil, fmt.Errorf("gpu profile: depth %d, prefill %d and reps %d must not be negative", opts.Depth, prefill, reps)
+	case reps < 0 || opts.Depth < 0 || prefill < 0 || opts.Seqs < 0:
+		return nil, fmt.Errorf("gpu profile: depth %d, prefill %d, sequences %d and reps %d must not be negative", opts.Depth, prefill, opts.Seqs, reps)
+	case seqs > b.maxSeqs || seqs > b.batch:
+		return nil, fmt.Errorf("gpu profile: a decode step of %d sequences exceeds the %d a step holds: load with a larger --parallel", seqs, min(b.maxSeqs, b.batch))
 	case prefill > b.batch:
 		return nil, fmt.Errorf("gpu profile: a prefill step of %d tokens exceeds the batch of %d: profile at most %d", prefill, b.batch, b.batch)
 	case opts.Depth+prefill > b.maxCtx:
@@ -106,6 +119,7 @@ func (b *backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, e
 	}
 	// The steps' own rows land past the filler, in blocks Forward's sequence takes for them (its length
 	// stays opts.Depth; nothing else shares its blocks, so no copy on write).
+	// A decode step's sequences all read the filler's blocks (and write their row to the same place).
 	if need := b.kv.GrowCost(&b.own, prefill); need > b.kv.Available() {
 		return nil, b.kv.ErrFull("gpu backend", need)
 	} else if err := b.reserveKV(need); err != nil {
@@ -116,19 +130,28 @@ func (b *backend) Profile(ctx context.Context, opts ProfileOptions) (*Profile, e
 	if b.d.timestamps && !opts.Isolated {
 		method, timeSteps = "timestamp queries (every step in one submit, a compute pass each; median)", b.timeStepsStamped
 	}
-	p := &Profile{Method: method, Depth: opts.Depth, PrefillTokens: prefill, Reps: reps}
-	steps := b.profileSteps()
+	p := &Profile{Method: method, Depth: opts.Depth, DecodeSeqs: seqs, PrefillTokens: prefill, Reps: reps}
+	head := &headOp{m: b.lmHead}
+	steps := b.profileSteps(head)
 	rows := map[string]*ProfileRow{}
 	var order []string
 	for _, phase := range []struct {
 		T      int
 		decode bool
-	}{{1, true}, {prefill, false}} {
+	}{{seqs, true}, {prefill, false}} {
 		if phase.T == 0 {
 			continue
 		}
 		// Every step reads the step's inputs at the profiled depth.
-		if err := b.writeInputs(make([]int32, phase.T), []seqSpan{{blocks: b.own.Blocks, n: phase.T, pos0: opts.Depth}}); err != nil {
+		spans := []seqSpan{{blocks: b.own.Blocks, n: phase.T, pos0: opts.Depth}}
+		head.rows = 1
+		if phase.decode {
+			spans, head.rows = nil, seqs
+			for i := range seqs {
+				spans = append(spans, seqSpan{blocks: b.own.Blocks, row0: i, n: 1, pos0: opts.Depth})
+			}
+		}
+		if err := b.writeInputs(make([]int32, phase.T), spans); err != nil {
 			return nil, err
 		}
 		if err := b.d.SetStep(phase.T, opts.Depth); err != nil {

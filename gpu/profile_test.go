@@ -21,11 +21,13 @@ func TestProfile(t *testing.T) {
 	cases := []profCase{
 		{"isolated/depth0", ProfileOptions{Reps: 1, Isolated: true}},
 		{"isolated/depth5/prefill3", ProfileOptions{Depth: 5, Prefill: 3, Reps: 2, Isolated: true}},
+		{"isolated/depth5/seqs3", ProfileOptions{Depth: 5, Seqs: 3, Reps: 1, Isolated: true}},
 	}
 	if b.d.timestamps {
 		cases = append(cases,
 			profCase{"timestamps/depth0", ProfileOptions{Reps: 1}},
-			profCase{"timestamps/depth70/prefill3", ProfileOptions{Depth: 70, Prefill: 3, Reps: 3}})
+			profCase{"timestamps/depth70/prefill3", ProfileOptions{Depth: 70, Prefill: 3, Reps: 3}},
+			profCase{"timestamps/depth70/seqs4", ProfileOptions{Depth: 70, Seqs: 4, Reps: 1}})
 	} else {
 		t.Log("the device has no timestamp-query: only isolated submits are tested")
 	}
@@ -38,7 +40,10 @@ func TestProfile(t *testing.T) {
 			if stamped := strings.HasPrefix(p.Method, "timestamp"); stamped == c.opts.Isolated {
 				t.Errorf("method %q for Isolated=%v", p.Method, c.opts.Isolated)
 			}
-			steps := b.profileSteps()
+			if want := max(c.opts.Seqs, 1); p.DecodeSeqs != want {
+				t.Errorf("DecodeSeqs = %d, want %d", p.DecodeSeqs, want)
+			}
+			steps := b.profileSteps(&headOp{m: b.lmHead})
 			want := map[string]int{}
 			for _, s := range steps {
 				want[s.Name]++
@@ -76,5 +81,8 @@ func TestProfile(t *testing.T) {
 	}
 	if _, err := b.Profile(context.Background(), ProfileOptions{Prefill: 9}); err == nil {
 		t.Error("a prefill step over the batch was accepted")
+	}
+	if _, err := b.Profile(context.Background(), ProfileOptions{Seqs: b.maxSeqs + 1}); err == nil {
+		t.Errorf("a decode step of %d sequences was accepted (the backend holds %d)", b.maxSeqs+1, b.maxSeqs)
 	}
 }
