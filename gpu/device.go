@@ -10,6 +10,7 @@
 package gpu
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,8 @@ type device struct {
 	timestamps bool   // timestamp-query enabled: the profiler times passes inside one submit
 	sgFeature  bool   // a subgroup feature is enabled on the device
 	subgroups  bool   // subgroup kernels in use
+	sg8        bool   // a CPU-type adapter whose subgroups have 8 invocations (probed at open)
+	shuffle8   bool   // the mat-vecs reduce with subgroup shuffles where sg8 (reduce.wgsl's SG8)
 	dot4       bool   // WGSL's packed 4x8-bit integer dot products compile (the INT8 mat-vec variants)
 	int8       bool   // deviceOptions.Int8
 	f16Tiles   bool   // deviceOptions.F16Tiles
@@ -183,11 +186,15 @@ func (d *device) open(opts deviceOptions) error {
 	}
 	d.step = step
 	d.dot4 = d.compiles(dot4Probe)
+	// Software adapters run a subgroup as the lanes of one SIMD register, so its size is the same for
+	// every kernel; on a GPU it may differ between kernels (and subgroupAdd is a hardware reduction).
+	d.sg8 = d.subgroups && d.Info.Type == "cpu" && d.subgroupSize() == 8
+	d.shuffle8 = d.sg8
 	d.int8 = opts.Int8
 	d.f16Tiles = opts.F16Tiles
 	d.weightTex = opts.WeightTextures
 	d.log.Debug("gpu device opened", "adapter", d.Info.Name, "type", d.Info.Type, "backend", d.Info.Backend,
-		"shader_f16", d.f16, "subgroups", d.subgroups, "dot4", d.dot4, "max_binding", d.maxBinding, "reason", d.Reason)
+		"shader_f16", d.f16, "subgroups", d.subgroups, "subgroups_of_8", d.sg8, "dot4", d.dot4, "max_binding", d.maxBinding, "reason", d.Reason)
 	return nil
 }
 
@@ -207,6 +214,42 @@ func (d *device) compiles(src string) bool {
 		return err
 	})
 	return err == nil
+}
+
+// subgroupSize runs subgroup_size.wgsl and returns the subgroup size it reports, 0 when it fails.
+func (d *device) subgroupSize() uint32 {
+	k, err := d.kernel(kernelSpec{file: "subgroup_size.wgsl", entry: "main", binds: []binding{bindReadWrite}})
+	if err != nil {
+		d.log.Debug("subgroup size probe failed to build", "err", err)
+		return 0
+	}
+	out, err := d.NewStorage("subgroup size", 16)
+	if err != nil {
+		return 0
+	}
+	defer d.free(out)
+	p, err := d.uniform("subgroup size params", 0)
+	if err != nil {
+		return 0
+	}
+	defer d.free(p)
+	bg, err := d.bindGroupStep(k, p, d.step, whole(out))
+	if err != nil {
+		return 0
+	}
+	defer bg.Release()
+	raw := make([]byte, 4)
+	e, err := d.NewEncoder("subgroup size")
+	if err != nil {
+		return 0
+	}
+	e.Dispatch(k, bg, 1, 1, 1)
+	e.ReadBack(out, 0, raw)
+	if err := e.Submit(); err != nil {
+		d.log.Debug("subgroup size probe failed", "err", err)
+		return 0
+	}
+	return binary.LittleEndian.Uint32(raw)
 }
 
 // onLost is the device-lost callback: it marks the device dead, so every later call returns the loss

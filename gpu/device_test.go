@@ -149,3 +149,22 @@ func TestDeviceLoss(t *testing.T) {
 		t.Errorf("loss error %q does not carry the driver's message", b.d.Err())
 	}
 }
+
+// TestSubgroupSizeProbe runs subgroup_size.wgsl: on a device with subgroups it reports a power of two
+// that WebGPU allows (4 to 128), and the mat-vecs reduce with shuffles (reduce.wgsl's SG8) exactly on a
+// CPU-type adapter that reports 8.
+func TestSubgroupSizeProbe(t *testing.T) {
+	d := testDevice(t)
+	if !d.subgroupsAvail() {
+		t.Skip("the device has no subgroups")
+	}
+	useReduction(t, d, reduceSubgroupAdd)
+	n := d.subgroupSize()
+	if n < 4 || n > 128 || n&(n-1) != 0 {
+		t.Fatalf("subgroup size %d: want a power of two from 4 to 128", n)
+	}
+	if want := d.Info.Type == "cpu" && n == 8; d.sg8 != want {
+		t.Errorf("sg8 = %v on a %s adapter with subgroups of %d", d.sg8, d.Info.Type, n)
+	}
+	t.Logf("%s: subgroups of %d, shuffle reduction %v", d.Info.Name, n, d.sg8)
+}

@@ -35,20 +35,32 @@ func testDevice(t testing.TB) *device {
 	return testDev
 }
 
-// reductionModes lists the reductions the device can run: subgroups (when it has them) and the
-// workgroup-memory fallback.
-func reductionModes(d *device) []bool {
-	if d.subgroupsAvail() {
-		return []bool{true, false}
+// reduction is a way the mat-vecs' threads add their partial sums (reduce.wgsl).
+type reduction string
+
+const (
+	reduceShuffles    reduction = "shuffles"    // subgroup shuffles (SG8): CPU adapters with subgroups of 8
+	reduceSubgroupAdd reduction = "subgroupAdd" // a subgroupAdd per sum
+	reduceTree        reduction = "tree"        // workgroup memory only
+)
+
+// reductionModes lists the reductions the device can run, its default first.
+func reductionModes(d *device) []reduction {
+	var modes []reduction
+	if d.sg8 {
+		modes = append(modes, reduceShuffles)
 	}
-	return []bool{false}
+	if d.subgroupsAvail() {
+		modes = append(modes, reduceSubgroupAdd)
+	}
+	return append(modes, reduceTree)
 }
 
-// useSubgroups switches the device's kernels between reductions for one test.
-func useSubgroups(t *testing.T, d *device, on bool) {
-	old := d.subgroups
-	d.subgroups = on
-	t.Cleanup(func() { d.subgroups = old })
+// useReduction switches the device's kernels to reduction m for one test.
+func useReduction(t *testing.T, d *device, m reduction) {
+	sg, sh := d.subgroups, d.shuffle8
+	d.subgroups, d.shuffle8 = m != reduceTree, m == reduceShuffles
+	t.Cleanup(func() { d.subgroups, d.shuffle8 = sg, sh })
 }
 
 // limitBinding caps storage bindings for one test so that tensors split into several chunks.

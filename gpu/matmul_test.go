@@ -99,13 +99,13 @@ func testMatMulTol(t *testing.T, d *device, c matCase, T int, maxBinding uint64,
 
 func TestMatVec(t *testing.T) {
 	d := testDevice(t)
-	for _, sg := range reductionModes(d) {
+	for _, m := range reductionModes(d) {
 		for _, c := range matCases {
 			for _, T := range []int{1, 2, 3, 5, 8} { // decode; a few tokens per workgroup (matvecFewNT)
-				t.Run(fmt.Sprintf("%s/%dx%d/T%d/subgroups=%v", c.typ, c.m, c.k, T, sg), func(t *testing.T) {
-					useSubgroups(t, d, sg)
+				t.Run(fmt.Sprintf("%s/%dx%d/T%d/reduce=%s", c.typ, c.m, c.k, T, m), func(t *testing.T) {
+					useReduction(t, d, m)
 					e := testMatMul(t, d, c, T, 0, plainProduct)
-					if sg && !d.subgroups {
+					if m != reduceTree && !d.subgroups {
 						t.Fatal("the subgroup variant failed to build and the device fell back")
 					}
 					t.Logf("max rel err %.2e", e)
@@ -203,19 +203,19 @@ func TestMatMulFused(t *testing.T) {
 	}
 }
 
-// eachProductShape runs f as a subtest for every way a product is recorded: mat-vec (T 1 and 3, with
-// each reduction the device has) and mat-mat (T 33), with the weights whole and split into bindings of
-// split bytes.
+// eachProductShape runs f as a subtest for every way a product is recorded: mat-vec (T 1, 3 and
+// matvecMaxT, with each reduction the device has) and mat-mat (T 33), with the weights whole and split
+// into bindings of split bytes.
 func eachProductShape(t *testing.T, d *device, name string, split uint64, f func(t *testing.T, T int, split uint64)) {
 	modes := reductionModes(d)
-	for _, sg := range modes {
+	for _, m := range modes {
 		for _, T := range []int{1, 3, matvecMaxT, 33} {
-			if T > matvecMaxT && sg != modes[0] {
+			if T > matvecMaxT && m != modes[0] {
 				continue // the mat-mat has no subgroup variant
 			}
 			for _, sp := range []uint64{0, split} {
-				t.Run(fmt.Sprintf("%s/T%d/split=%v/subgroups=%v", name, T, sp > 0, sg), func(t *testing.T) {
-					useSubgroups(t, d, sg)
+				t.Run(fmt.Sprintf("%s/T%d/split=%v/reduce=%s", name, T, sp > 0, m), func(t *testing.T) {
+					useReduction(t, d, m)
 					f(t, T, sp)
 				})
 			}

@@ -318,7 +318,7 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	mvKernel := func(nt, rows int) (*kernel, error) {
 		defs := weightDefs(w, shape.file != "matvec.wgsl", shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(rows), "NT": fmt.Sprint(nt),
 			"FEW": boolDef(nt > 1), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope),
-			"INT8": boolDef(shape.int8)})
+			"INT8": boolDef(shape.int8), "SG8": boolDef(d.shuffle8 && rows%8 == 0)})
 		if shape.file == "matvec.wgsl" {
 			defs["WTYPE"] = wt
 		}
