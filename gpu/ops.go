@@ -26,9 +26,14 @@ const (
 	matvecMaxT = 8
 	// matvecFewRows is the rows per workgroup of the few-token mat-vec variants of the K-quant kernels,
 	// whatever the one-token variant has: each thread loads a unit's activations for every token of the
-	// workgroup, and 16 rows share them (on lavapipe 8 rows were slower per weight for 4 tokens, and 32,
-	// 10-20% faster, took ten times as long to compile; docs/BENCHMARKS.md).
+	// workgroup, and 16 rows share them (on lavapipe 8 rows were slower per weight for 4 tokens).
 	matvecFewRows = 16
+	// matvecFewRowsCPU is the rows per workgroup of the four-token variant on CPU-type adapters. There a
+	// thread's activation loads are a loop over the SIMD lanes, and 32 rows sharing them cut the
+	// four-token Q6_K product's time by about a third on lavapipe (docs/BENCHMARKS.md); on a GPU the
+	// 4 × 32 sums would crowd the registers. The price is compile time: about 4 s more at the first
+	// load on a machine (Mesa keeps compiled kernels in its disk cache).
+	matvecFewRowsCPU = 32
 )
 
 // matvecFewNT are the token counts (the NT define) of the few-token mat-vec variants: a step of T tokens
@@ -328,17 +333,14 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	if err != nil {
 		return nil, err
 	}
-	fewRows := shape.rows
-	if ownKernels(wt) {
-		fewRows = matvecFewRows
-	}
 	var mvFew []fewKernel
 	for _, nt := range matvecFewNT {
-		k, err := mvKernel(nt, fewRows)
+		rows := d.fewRows(wt, nt, shape.rows)
+		k, err := mvKernel(nt, rows)
 		if err != nil {
 			return nil, err
 		}
-		mvFew = append(mvFew, fewKernel{k: k, nt: nt, rows: fewRows})
+		mvFew = append(mvFew, fewKernel{k: k, nt: nt, rows: rows})
 	}
 	tile := o.tile
 	if tile == (matmulShape{}) {
@@ -379,6 +381,18 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 		op.parts = append(op.parts, matPart{bg: bg, rows: c.Rows})
 	}
 	return op, nil
+}
+
+// fewRows is the rows per workgroup of the nt-token mat-vec variant for weights of kernel type wt whose
+// one-token variant computes oneRows.
+func (d *device) fewRows(wt string, nt, oneRows int) int {
+	switch {
+	case !ownKernels(wt):
+		return oneRows
+	case nt == 4 && d.Info.Type == "cpu":
+		return matvecFewRowsCPU
+	}
+	return matvecFewRows
 }
 
 // Record adds the product for T tokens.
