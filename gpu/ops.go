@@ -31,8 +31,8 @@ const (
 	// matvecFewRowsCPU is the rows per workgroup of the four-token variant on CPU-type adapters. There a
 	// thread's activation loads are a loop over the SIMD lanes, and 32 rows sharing them cut the
 	// four-token Q6_K product's time by about a third on lavapipe (docs/BENCHMARKS.md); on a GPU the
-	// 4 × 32 sums would crowd the registers. The price is compile time: about 4 s more at the first
-	// load on a machine (Mesa keeps compiled kernels in its disk cache).
+	// 4 × 32 sums would crowd the registers. The price is compile time: 8-9 s more on lavapipe at the
+	// first load on a machine (Mesa keeps compiled kernels in its disk cache).
 	matvecFewRowsCPU = 32
 )
 
