@@ -1,8 +1,10 @@
 package gpu
 
 import (
+	"cmp"
 	"fmt"
 
+	"smolchat/engine"
 	"smolchat/internal/kvblock"
 	"smolchat/model"
 	"smolchat/model/quant"
@@ -12,7 +14,7 @@ import (
 // cache, and builds the forward pass's steps (forward.go) and the output head.
 func (b *backend) load(m *model.Model, opts options) error {
 	var err error
-	if b.tuning, err = b.tune(m.Weights, opts.Tune); err != nil {
+	if b.tuning, err = b.tune(m.Weights, opts.Tune, cmp.Or(opts.Parallel, engine.DefaultParallel)); err != nil {
 		return err
 	}
 	up := newUploader(b.d, m.Weights, b.cfg, opts.Progress)

@@ -88,7 +88,7 @@ type TuneEntryAt struct {
 // tuneEntry is a shape's choice as the file keeps it.
 type tuneEntry struct {
 	Variant string  `json:"variant"`           // matvecShape.String()
-	Seconds float64 `json:"seconds"`           // the variant's time per dispatch
+	Seconds float64 `json:"seconds"`           // the variant's time per dispatch (summed over the knob's steps)
 	Default float64 `json:"default_seconds"`   // the built-in choice's, for comparison
 	Tried   int     `json:"variants_tried"`    // candidates that built and ran
 	Date    string  `json:"measured,omitzero"` // when
@@ -124,8 +124,8 @@ const tuneTileRows = 256
 const tuneTimeBudget = 20 * time.Second
 
 // tune chooses the mat-vec variant of every weight shape in W (device.tuned), reading and updating the
-// cache file as opts.Mode says.
-func (b *backend) tune(W model.Weights, opts tuneOptions) (*TuneReport, error) {
+// cache file as opts.Mode says; parallel is how many sequences the engine decodes together (knobs).
+func (b *backend) tune(W model.Weights, opts tuneOptions, parallel int) (*TuneReport, error) {
 	if opts.Mode == TuneOff || opts.Mode == "" {
 		return nil, nil
 	}
@@ -147,7 +147,7 @@ func (b *backend) tune(W model.Weights, opts tuneOptions) (*TuneReport, error) {
 	rep := &TuneReport{File: file}
 	prefix := b.d.tuneKey()
 	changed := false
-	knobs := b.knobs()
+	knobs := b.knobs(parallel)
 	if n := opts.maxVariants; n > 0 {
 		for i := range knobs {
 			all := knobs[i].variants
@@ -186,6 +186,9 @@ func (b *backend) tune(W model.Weights, opts tuneOptions) (*TuneReport, error) {
 	for ki, kn := range knobs {
 		for i, s := range shapes {
 			name := kn.kind + " " + s.String()
+			if len(kn.tokens) > 1 {
+				name += fmt.Sprintf(" (steps of 1 and %d tokens)", kn.tokens[1]) // parallel streams weigh in
+			}
 			if b.d.weightTex {
 				name += " (tex)" // timed on the weights' storage: textures
 			}
@@ -266,7 +269,7 @@ func weightShapes(W model.Weights) ([]matShape, []model.Tensor) {
 // both.
 type knob struct {
 	kind   string // "matvec" or "matmul"
-	tokens int    // the step it is timed on: 1 for decode, the batch for prefill
+	tokens []int  // the steps it is timed on, whose times add: decode's (below), the batch for prefill
 	rows   int    // at most this many of the weight's rows are timed
 	// variants lists the candidates for weight type wt and names the built-in choice.
 	variants func(wt string, k int) (names []string, builtin string)
@@ -279,10 +282,20 @@ type knob struct {
 // knobs are the choices tuning makes: the mat-vec (decode; timed on 4096 rows) and the mat-mat tile
 // (prefill, timed on 1024 rows and one batch of tokens). F16 tiles are not candidates: they round the
 // weights and activations (TestMatMulTiles' tolerance), which a user chooses, not the tuner.
-func (b *backend) knobs() []knob {
+//
+// A mat-vec variant is timed on a step of one token and, when the engine runs parallel sequences, on
+// a step of one token for each of up to four of them (the few-token variant, which follows the
+// one-token variant's threads and numerics): the two times add, so a variant that is fastest alone but
+// slow beside other streams does not win. (On lavapipe the integer path won the output projection's
+// one-token race and made four streams a third slower.)
+func (b *backend) knobs(parallel int) []knob {
 	d := b.d
+	decode := []int{1}
+	if few := min(parallel, matvecFewNT[len(matvecFewNT)-1]); few > 1 {
+		decode = append(decode, few)
+	}
 	return []knob{{
-		kind: "matvec", tokens: 1, rows: tuneRowsMax,
+		kind: "matvec", tokens: decode, rows: tuneRowsMax,
 		variants: func(wt string, k int) ([]string, string) {
 			var names []string
 			for _, c := range matvecCandidates(d, wt) {
@@ -302,7 +315,7 @@ func (b *backend) knobs() []knob {
 			return ok
 		},
 	}, {
-		kind: "matmul", tokens: b.batch, rows: tuneTileRows,
+		kind: "matmul", tokens: []int{b.batch}, rows: tuneTileRows,
 		variants: func(wt string, k int) ([]string, string) {
 			var names []string
 			for _, c := range matmulTuned() {
@@ -328,20 +341,32 @@ func (b *backend) knobs() []knob {
 	}}
 }
 
-// race times every variant of kn on the first rows of t, for kn.tokens tokens, and returns the fastest.
-// Successive halving keeps it short: every candidate runs once (its first use, so a slow first run can
-// only lose it the race), then the fastest few and the built-in choice are timed again and the medians
-// decide.
+// race times every variant of kn on the first rows of t, on each of kn's steps, and returns the fastest
+// (the least sum). Successive halving keeps it short: every candidate runs once (its first use, so a
+// slow first run can only lose it the race), then the fastest few and the built-in choice are timed
+// again and the medians decide.
 func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 	d := b.d
-	p, err := b.uploadTuning(s, t, d.weightTex && kernelTypes[t.Type].own, kn.tokens, kn.rows)
+	p, err := b.uploadTuning(s, t, d.weightTex && kernelTypes[t.Type].own, slices.Max(kn.tokens), kn.rows)
 	if err != nil {
 		return tuneEntry{}, err
 	}
 	defer p.free(d)
 	w, x, y, rows := p.w, p.x, p.y, p.rows
-	if err := d.SetStep(kn.tokens, 0); err != nil {
-		return tuneEntry{}, err
+	// timeSteps is op's time summed over kn's steps, each the median of reps timings.
+	timeSteps := func(op *matMulOp, reps int) (float64, error) {
+		var sum float64
+		for _, T := range kn.tokens {
+			if err := d.SetStep(T, 0); err != nil {
+				return 0, err
+			}
+			sec, err := d.timeRecord(func(e *encoder) { op.Record(e, T) }, reps)
+			if err != nil {
+				return 0, err
+			}
+			sum += sec
+		}
+		return sum, nil
 	}
 	names, def := kn.variants(s.wt, s.k)
 	type timed struct {
@@ -354,7 +379,7 @@ func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 		op, err := kn.build(w, whole(x), whole(y), s.k, rows, v)
 		if err == nil {
 			var sec float64
-			if sec, err = d.timeRecord(func(e *encoder) { op.Record(e, kn.tokens) }, 1); err == nil {
+			if sec, err = timeSteps(op, 1); err == nil {
 				runs = append(runs, timed{v, op, sec})
 				continue
 			}
@@ -373,7 +398,7 @@ func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 		if i >= tuneFinalists && r.name != def {
 			continue
 		}
-		sec, err := d.timeRecord(func(e *encoder) { r.op.Record(e, kn.tokens) }, 3)
+		sec, err := timeSteps(r.op, 3)
 		if err != nil {
 			return tuneEntry{}, err
 		}

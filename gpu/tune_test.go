@@ -157,6 +157,11 @@ func TestTune(t *testing.T) {
 			if ok := map[bool]bool{true: mv, false: mm}[strings.HasPrefix(ch.Shape, "matvec ")]; !ok || ch.Seconds <= 0 {
 				t.Errorf("load %d: choice %+v", i, ch)
 			}
+			// The engine decodes engine.DefaultParallel sequences together: the mat-vecs are timed on
+			// their four-token steps too.
+			if mv && !strings.Contains(ch.Shape, " (steps of 1 and 4 tokens)") {
+				t.Errorf("load %d: mat-vec choice %q not timed on a step of 4 sequences", i, ch.Shape)
+			}
 		}
 		if i == 0 {
 			first = rep.Choices
