@@ -479,3 +479,19 @@ func leastCPU(b *testing.B, d *device, rec func(e *encoder)) float64 {
 	}
 	return best
 }
+
+// TestFewRowsFitWorkgroupMemory checks that every few-token variant tuning may build keeps its
+// reduction within the device's workgroup memory (a kernel that does not fit fails to build, and a
+// subgroup kernel that fails turns the device's subgroups off).
+func TestFewRowsFitWorkgroupMemory(t *testing.T) {
+	d := testDevice(t)
+	for _, wt := range []string{"q4_k", "q6_k"} {
+		for _, shape := range matvecCandidates(d, wt) {
+			for _, nt := range matvecFewNT {
+				if n := reduceBytes(d.fewRows(wt, nt, shape), nt, shape.wg); n > d.limits.MaxComputeWorkgroupStorageSize {
+					t.Errorf("%s %s, %d tokens: %d bytes of workgroup memory > %d", wt, shape, nt, n, d.limits.MaxComputeWorkgroupStorageSize)
+				}
+			}
+		}
+	}
+}

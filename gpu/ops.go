@@ -335,7 +335,7 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	}
 	var mvFew []fewKernel
 	for _, nt := range matvecFewNT {
-		rows := d.fewRows(wt, nt, shape.rows)
+		rows := d.fewRows(wt, nt, shape)
 		k, err := mvKernel(nt, rows)
 		if err != nil {
 			return nil, err
@@ -384,15 +384,22 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 }
 
 // fewRows is the rows per workgroup of the nt-token mat-vec variant for weights of kernel type wt whose
-// one-token variant computes oneRows.
-func (d *device) fewRows(wt string, nt, oneRows int) int {
+// one-token variant is one (the few-token variants keep its threads).
+func (d *device) fewRows(wt string, nt int, one matvecShape) int {
 	switch {
 	case !ownKernels(wt):
-		return oneRows
-	case nt == 4 && d.Info.Type == "cpu":
+		return one.rows
+	case nt == 4 && d.Info.Type == "cpu" && reduceBytes(matvecFewRowsCPU, nt, one.wg) <= d.limits.MaxComputeWorkgroupStorageSize:
 		return matvecFewRowsCPU
 	}
 	return matvecFewRows
+}
+
+// reduceBytes is the workgroup memory reduce.wgsl takes for rows × nt sums over wg threads: the totals,
+// and the larger of its two reductions' partial sums (one per subgroup of at least 4 threads, or one
+// per thread for the tree).
+func reduceBytes(rows, nt, wg int) uint32 {
+	return uint32(4 * (rows*nt + max(rows*nt*(wg/4), rows*wg)))
 }
 
 // Record adds the product for T tokens.
