@@ -582,9 +582,8 @@ func matvecCandidates(d *device, wt string) []matvecShape {
 	var out []matvecShape
 	for _, wg := range wgs {
 		for _, r := range rows {
-			// reduce.wgsl keeps ROWS x WG partial sums and ROWS totals in workgroup memory, and its
-			// first ROWS threads write the totals.
-			if r > wg || uint32(wg) > d.limits.MaxComputeInvocationsPerWorkgroup || uint32(4*r*(wg+1)) > d.limits.MaxComputeWorkgroupStorageSize {
+			// reduce.wgsl's first ROWS threads write the totals; its sums must fit workgroup memory.
+			if r > wg || uint32(wg) > d.limits.MaxComputeInvocationsPerWorkgroup || reduceBytes(r, 1, wg) > d.limits.MaxComputeWorkgroupStorageSize {
 				continue
 			}
 			for _, tree := range reductions {
