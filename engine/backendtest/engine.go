@@ -125,22 +125,12 @@ func endless(e *engine.Engine, n int) engine.GenParams {
 // --parallel 4 or more with a context of 1024 or more.
 func Arrival(b *testing.B, e *engine.Engine) {
 	const arrivalPrompt, streams, stepsTimed = 512, 3, 4
-	ask := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 1}
 	// firstToken generates prompt's first token and returns the time from the call to its delta, and the
 	// scheduler's steps meanwhile.
 	firstToken := func(prompt []int32) (time.Duration, float64) {
 		st0, _ := e.SchedulerStats()
-		start := time.Now()
-		var first time.Duration
-		r, err := e.Generate(context.Background(), prompt, ask, false, func(engine.Delta) error {
-			if first == 0 {
-				first = time.Since(start)
-			}
-			return nil
-		})
+		r, first := oneToken(b, e, prompt)
 		switch {
-		case err != nil:
-			b.Fatal(err)
 		case first == 0:
 			b.Fatal("no token's delta")
 		case r.Timings.CachedTokens > 0:

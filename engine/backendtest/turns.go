@@ -53,6 +53,17 @@ type turns struct {
 // generate evaluates prompt and picks one token; it returns the result and the time from the call to
 // that token's delta.
 func (t *turns) generate(b *testing.B, e *engine.Engine, prompt []int32) (engine.Result, time.Duration) {
+	start := time.Now()
+	r, first := oneToken(b, e, prompt)
+	if first == 0 {
+		first = time.Since(start) // the token made no text
+	}
+	return r, first
+}
+
+// oneToken evaluates prompt and picks one token greedily; it returns the result and the time from the
+// call to that token's delta, 0 when the token made no text.
+func oneToken(b *testing.B, e *engine.Engine, prompt []int32) (engine.Result, time.Duration) {
 	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 1}
 	start := time.Now()
 	var first time.Duration
@@ -64,9 +75,6 @@ func (t *turns) generate(b *testing.B, e *engine.Engine, prompt []int32) (engine
 	})
 	if err != nil {
 		b.Fatal(err)
-	}
-	if first == 0 {
-		first = time.Since(start) // the token made no text
 	}
 	return r, first
 }
