@@ -19,7 +19,9 @@
 // with F16 pairs likewise) beside it, transposed; then per k each thread takes RM/4 vec4s of weights and
 // RN/4 vec4s of activations and does RM*RN multiply-adds into its register tile. Rows past M re-read
 // the chunk's last row and are not stored; tokens past n_tok and K past the end (only F32/F16 rows may
-// end mid-tile) read zeros.
+// end mid-tile) read zeros. A thread whose register tile holds only tokens past n_tok skips the
+// multiply-adds: a step of 16 tokens in 64-token tiles costs a quarter of the arithmetic of a full one
+// (the threads of a token column are neighbours, lid % (TM/RM) the row, so they skip together).
 // Why F16 pairs: where the adapter pays per 32-bit word moved through workgroup memory (lavapipe
 // loads and stores each word of each thread one at a time), a pair halves the words per multiply-add.
 // Dispatch: grid (see common.wgsl) of ceil(M/TM) workgroups along x/y, ceil(T/TN) along z.
@@ -118,10 +120,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let tc = lid / (TM / RM); // tokens tc*RN ..
     // acc[j * RM4 + i] holds token tc*RN + j, rows tr*RM + 4i .. 4i+3.
     var acc: array<vec4<f32>, RM4 * RN>;
+    // A thread whose tokens all lie past n_tok (a step of fewer tokens than the tile) skips the
+    // multiply-adds; it still fills the tiles and meets the barriers.
+    let live = tok0 + tc * RN < S.n_tok;
     for (var k0 = 0u; k0 < P.k; k0 += TK) {
         fill_w(row0, k0, lid);
         fill_x(tok0, k0, lid);
         workgroupBarrier();
+        if (live) {
 //#if F16
         for (var kp = 0u; kp < TK / 2u; kp++) {
             // a[e * RM4 + i]: rows tr*RM + 4i .. 4i+3 at k = 2kp + e.
@@ -168,6 +174,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
 //#endif
+        }
         workgroupBarrier();
     }
     for (var j = 0u; j < RN; j++) {
