@@ -80,7 +80,7 @@ func addServeFlags(fs *flag.FlagSet) *serveOptions {
 		"memory for the KV cache of every sequence, running and cached conversations, e.g. 4GiB; auto: room for --parallel full contexts and one more, each with a block to spare, at most a quarter of the machine's memory (on the GPU also at most what one storage binding holds per layer)")
 	o.kvDiskMax = diskCap{v: engine.DefaultKVDiskMax, def: engine.DefaultKVDiskMax}
 	fs.Var(&o.kvDiskMax, "kv-disk-max",
-		"disk for cached conversations spilled from --kv-memory, in --data-dir's kv-cache, per model and backend (servers of different models can share a --data-dir): evicted and idle conversations, and all of them at exit, are written there and read back instead of evaluated again, after a restart too; 0 turns it off")
+		"disk for cached conversations spilled from --kv-memory, in --data-dir's kv-cache, per model and backend (servers of different models can share a --data-dir; a second server of the same model and backend there runs without it): evicted and idle conversations, and all of them at exit, are written there and read back instead of evaluated again, after a restart too; 0 turns it off")
 	fs.StringVar(&o.apiKey, "api-key", "",
 		"require this key everywhere but /health: API clients send 'Authorization: Bearer KEY', browsers sign in with it once (sessions end on restart)")
 	fs.StringVar(&o.corsOrigin, "cors-origin", "", "let this browser origin call the API (CORS), e.g. http://localhost:3000")

@@ -129,7 +129,9 @@ func (e *Engine) Close() error {
 	e.schedOnce.Do(func() {}) // no scheduler starts after this
 	if e.sched != nil {
 		e.sched.close()
+		e.sched.disk.close() // the one it spilled to: e.disk or, after a lost backend, its successor's
 	}
+	e.disk.close()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	err := e.backend.Close()

@@ -55,7 +55,9 @@ const minSpill = minShare
 // (modelDir), and a kvDisk reads, caps and removes nothing outside it: servers of different models, or
 // of one model on different backends, can share a data directory without removing each other's files,
 // each directory capped by its own server's --kv-disk-max. A directory whose model is gone stays until
-// removed by hand; opening the cache logs the others' sizes.
+// removed by hand; opening the cache logs the others' sizes. A directory serves one server at a time
+// (lockDir): a second server of the model and backend on the same data directory runs without the
+// disk cache, with a log line saying why.
 type kvDisk struct {
 	dir    string // root's subdirectory of this model and format
 	max    int64
@@ -65,6 +67,15 @@ type kvDisk struct {
 	files  []*diskSeq // least recently used first
 	// perPos is the estimated bytes of a position, for skipping a sequence that cannot fit under max.
 	perPos int64
+	lock   *os.File // dir's lock file (lockDir), nil once closed
+}
+
+// close releases the directory for another server (the files stay).
+func (d *kvDisk) close() {
+	if d != nil && d.lock != nil {
+		d.lock.Close()
+		d.lock = nil
+	}
 }
 
 // diskSeq is one file of a kvDisk.
@@ -96,10 +107,15 @@ func openKVDisk(root string, maxBytes int64, id [sha256.Size]byte, format string
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("the KV disk cache's directory: %w", err)
 	}
-	d := &kvDisk{dir: dir, max: maxBytes, model: id, format: format, log: log, perPos: max(perPos, 1)}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &kvDisk{dir: dir, max: maxBytes, model: id, format: format, log: log, perPos: max(perPos, 1), lock: lock}
 	d.adopt(root)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
+		d.close()
 		return nil, fmt.Errorf("the KV disk cache's directory: %w", err)
 	}
 	type found struct {

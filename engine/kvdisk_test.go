@@ -266,6 +266,7 @@ func TestKVDiskCap(t *testing.T) {
 				t.Errorf("%d files in the directory, want %d", n, len(c.want))
 			}
 			// A restart finds them in the same order.
+			d.close()
 			d2, err := openKVDisk(dir, 2*398+100, id, f.KVFormat(), 4, slog.New(slog.NewTextHandler(&log, nil)))
 			if err != nil {
 				t.Fatal(err)
@@ -379,6 +380,7 @@ func TestKVDiskSharedRoot(t *testing.T) {
 			if !strings.Contains(log.String(), "other_dirs=1") {
 				t.Errorf("opening the second did not log the first's directory:\n%s", log.String())
 			}
+			a.close() // the first server stops, and starts again
 			a2, err := openKVDisk(root, capTwo, idA, f.KVFormat(), 4, logger)
 			if err != nil {
 				t.Fatal(err)
@@ -390,6 +392,50 @@ func TestKVDiskSharedRoot(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKVDiskOneServerADirectory: a second server of the same model and backend on the same data
+// directory gets no disk cache (an error naming the directory and the remedy, which openDisk logs)
+// rather than trimming the first one's files under its own cap; another model's server on that data
+// directory gets its own; once the first server stops, the directory is free again.
+func TestKVDiskOneServerADirectory(t *testing.T) {
+	f := newSeqFake(300, 1000)
+	root := t.TempDir()
+	logger := slog.New(slog.DiscardHandler)
+	idA, idB := sha256.Sum256([]byte("model A")), sha256.Sum256([]byte("model B"))
+	first, err := openKVDisk(root, 1<<20, idA, f.KVFormat(), 4, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := openKVDisk(root, 1<<20, idA, f.KVFormat(), 4, logger)
+	if !errors.Is(err, errDiskInUse) || !strings.Contains(err.Error(), first.dir) || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("a second server of the model: %v, %v; want errDiskInUse naming %s and --data-dir", second, err, first.dir)
+	}
+	other, err := openKVDisk(root, 1<<20, idB, f.KVFormat(), 4, logger)
+	if err != nil {
+		t.Fatalf("another model's server: %v", err)
+	}
+	other.close()
+	first.close()
+	first.close() // twice is harmless
+	again, err := openKVDisk(root, 1<<20, idA, f.KVFormat(), 4, logger)
+	if err != nil {
+		t.Fatalf("after the first server stopped: %v", err)
+	}
+	again.close()
+
+	// Through the engine: a running engine holds its directory, and closing it frees the directory.
+	var log testutil.LogBuffer
+	e1, _ := diskEngine(t, root, 1<<20, "model A", 1000, &log)
+	d2, err := openKVDisk(root, 1<<20, sha256.Sum256([]byte("model A")), f.KVFormat(), 4, logger)
+	if err == nil {
+		t.Fatal("a second disk cache opened beside a running engine's")
+	}
+	e1.Close()
+	if d2, err = openKVDisk(root, 1<<20, sha256.Sum256([]byte("model A")), f.KVFormat(), 4, logger); err != nil {
+		t.Fatalf("after the engine closed: %v", err)
+	}
+	d2.close()
 }
 
 // TestKVDiskOpenLeftovers: opening the cache moves this model's files of the layout without
@@ -420,6 +466,7 @@ func TestKVDiskOpenLeftovers(t *testing.T) {
 		if err := os.Rename(filepath.Join(d.dir, d.files[0].name), legacy[name]); err != nil {
 			t.Fatal(err)
 		}
+		d.close()
 	}
 	dirA := filepath.Join(root, modelDir(idA, f.KVFormat()))
 	old, fresh := filepath.Join(dirA, "x.kv.1.tmp"), filepath.Join(dirA, "x.kv.2.tmp")

@@ -538,6 +538,9 @@ func (s *scheduler) fail(err error) {
 			if x, ok := sb.(KVExporter); ok && (d == nil || x.KVFormat() != d.format) && s.e.openDisk != nil {
 				d = s.e.openDisk(sb) // another backend (the CPU after the GPU): its format's directory
 			}
+			if s.disk != d && s.disk != s.e.disk {
+				s.disk.close() // a successor's directory, itself replaced (e.disk closes with the engine)
+			}
 			s.useDisk(d)
 		} else {
 			s.gone.Store(true)
