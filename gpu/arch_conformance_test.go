@@ -10,8 +10,9 @@ import (
 // TestArchConformance compares the GPU's teacher-forced logits with llama.cpp's on the families'
 // synthetic models (internal/conformance): Qwen3 (QK-norm and NEOX RoPE in head_rope.wgsl), Llama 3
 // (rope_freqs in the host's angles) and SmolLM3 with YaRN. The GPU computes in float32 as the CPU's
-// exact numerics do, so it is held to the same limits; the prompt is fed in one Forward, token by token
-// for the short cases too, so that both the mat-mat and the mat-vec paths are compared.
+// exact numerics do, so it is held to the same limits; the prompt is fed in one Forward (through the
+// mat-mat, or on a CPU-type adapter the few-token mat-vec, and the mat-mat with f16 tiles), token by
+// token for the short cases too.
 func TestArchConformance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("synthesizes the models")
@@ -30,10 +31,11 @@ func TestArchConformance(t *testing.T) {
 			conformance.Check(t, conformance.Errors(logits, c), c.Limits, false, "gpu, one forward")
 
 			// Prefill with f16-pair tiles (weights and activations rounded to halves, as llama.cpp's
-			// Vulkan mat-mat does) is held to the same limits. This backend and the integer one below
-			// keep their K-quant weights in textures (weights.wgsl's WTEX): the embedding, mat-mat and
-			// mat-vec kernels' texture path end to end.
-			bh := openTestBackend(t, m, options{Context: c.Context(), deviceOptions: deviceOptions{F16Tiles: true, WeightTextures: true}})
+			// Vulkan mat-mat does) is held to the same limits; the mat-mat even on a CPU-type adapter,
+			// whose prefill the first backend ran through the mat-vec (prefillMatVec). This backend and
+			// the integer one below keep their K-quant weights in textures (weights.wgsl's WTEX): the
+			// embedding, mat-mat and mat-vec kernels' texture path end to end.
+			bh := openTestBackend(t, m, options{Context: c.Context(), deviceOptions: deviceOptions{F16Tiles: true, WeightTextures: true, MatMat: true}})
 			logits, err = bh.Forward(context.Background(), c.Tokens, conformance.Want(c))
 			if err != nil {
 				t.Fatal(err)

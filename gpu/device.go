@@ -40,6 +40,10 @@ type deviceOptions struct {
 	// WeightTextures keeps the K-quant weights in textures (weights.wgsl's WTEX) whatever tuning says,
 	// so that tests check the texture path end to end.
 	WeightTextures bool
+	// MatMat makes steps of more than matvecMaxT tokens take the tiled mat-mat even on a CPU-type
+	// adapter, where they go through the few-token mat-vec (device.prefillMatVec), so that tests check
+	// the mat-mat end to end there.
+	MatMat bool
 	// Log receives device messages; nil discards them.
 	Log *slog.Logger
 }
@@ -68,6 +72,13 @@ type device struct {
 	f16Tiles   bool   // deviceOptions.F16Tiles
 	weightTex  bool   // K-quant weights are uploaded to textures (UploadWeights): tuning's choice or deviceOptions.WeightTextures
 	maxBinding uint64 // bytes per storage binding, a multiple of 256
+	// prefillMatVec sends the products of every step through the mat-vec kernels, a few tokens a
+	// workgroup (matMulOp.Record), never the tiled mat-mat: set on CPU-type adapters. There the weights'
+	// second reading comes from the CPU's caches while the mat-mat's workgroup-memory tiles are loads
+	// and stores of each lane in turn: on lavapipe a 32-token prompt went 2-3 times faster through the
+	// mat-vec (docs/BENCHMARKS.md). On a GPU the mat-mat reads each weight once for 64 tokens.
+	prefillMatVec bool
+
 	// matmulTile is the prefill mat-mat shape new products use; zero means the first of matmulPreferred
 	// the adapter accepts. Tests (and a tuner) set it to build other variants.
 	matmulTile matmulShape
@@ -193,8 +204,9 @@ func (d *device) open(opts deviceOptions) error {
 	d.int8 = opts.Int8
 	d.f16Tiles = opts.F16Tiles
 	d.weightTex = opts.WeightTextures
+	d.prefillMatVec = d.Info.Type == "cpu" && !opts.MatMat
 	d.log.Debug("gpu device opened", "adapter", d.Info.Name, "type", d.Info.Type, "backend", d.Info.Backend,
-		"shader_f16", d.f16, "subgroups", d.subgroups, "subgroups_of_8", d.sg8, "dot4", d.dot4, "max_binding", d.maxBinding, "reason", d.Reason)
+		"shader_f16", d.f16, "subgroups", d.subgroups, "subgroups_of_8", d.sg8, "dot4", d.dot4, "prefill_matvec", d.prefillMatVec, "max_binding", d.maxBinding, "reason", d.Reason)
 	return nil
 }
 

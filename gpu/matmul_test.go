@@ -69,6 +69,9 @@ func testMatMulTol(t *testing.T, d *device, c matCase, T int, maxBinding uint64,
 	newOp := map[int]func(*weights, bufRange, int, bufRange, int, int) (*matMulOp, error){
 		plainProduct: d.NewMatMul, addProduct: d.NewMatMulAdd, gluProduct: d.NewMatMulGLU}[kind]
 	op := must[*matMulOp](t)(newOp(w, whole(xb), xStride, whole(yb), yStride, yOff))
+	if (op.mm == nil) != d.prefillMatVec {
+		t.Fatalf("the op has a mat-mat: %v, on a device whose steps take the mat-vec: %v", op.mm != nil, d.prefillMatVec)
+	}
 	run(t, d, T, 0, func(e *encoder) { op.Record(e, T) })
 	y := mustF32(t, d, yb, 0, T*yStride)
 	var worst float64
@@ -160,14 +163,20 @@ func TestMatVecFewMatchesOne(t *testing.T) {
 	}
 }
 
+// TestMatMulPrefill checks steps of more tokens than the mat-vec's few-token variants hold, through the
+// tiled mat-mat and through the few-token mat-vec in as many workgroups as it takes (prefillMatVec, what
+// CPU-type adapters run).
 func TestMatMulPrefill(t *testing.T) {
 	d := testDevice(t)
 	for _, c := range matCases {
 		for _, T := range []int{matvecMaxT + 1, 33} {
-			t.Run(fmt.Sprintf("%s/%dx%d/T%d", c.typ, c.m, c.k, T), func(t *testing.T) {
-				e := testMatMul(t, d, c, T, 0, plainProduct)
-				t.Logf("max rel err %.2e", e)
-			})
+			for _, matVec := range prefillPaths(T) {
+				t.Run(fmt.Sprintf("%s/%dx%d/T%d/%s", c.typ, c.m, c.k, T, pathName(T, matVec)), func(t *testing.T) {
+					usePrefillPath(t, d, matVec)
+					e := testMatMul(t, d, c, T, 0, plainProduct)
+					t.Logf("max rel err %.2e", e)
+				})
+			}
 		}
 	}
 }
@@ -177,12 +186,15 @@ func TestMatMulSplitBindings(t *testing.T) {
 	for _, c := range matCases {
 		rb, _ := deviceRowBytes(c.typ, c.k)
 		for _, T := range []int{1, 6, 33} {
-			t.Run(fmt.Sprintf("%s/T%d", c.typ, T), func(t *testing.T) {
-				// Seven rows' worth per binding, six once uploads keep row pairs together: chunks whose row
-				// counts are not multiples of 4 or 64.
-				e := testMatMul(t, d, c, T, uint64(7*rb), plainProduct)
-				t.Logf("max rel err %.2e", e)
-			})
+			for _, matVec := range prefillPaths(T) {
+				t.Run(fmt.Sprintf("%s/T%d/%s", c.typ, T, pathName(T, matVec)), func(t *testing.T) {
+					// Seven rows' worth per binding, six once uploads keep row pairs together: chunks whose
+					// row counts are not multiples of 4 or 64.
+					usePrefillPath(t, d, matVec)
+					e := testMatMul(t, d, c, T, uint64(7*rb), plainProduct)
+					t.Logf("max rel err %.2e", e)
+				})
+			}
 		}
 	}
 }
@@ -210,14 +222,17 @@ func eachProductShape(t *testing.T, d *device, name string, split uint64, f func
 	modes := reductionModes(d)
 	for _, m := range modes {
 		for _, T := range []int{1, 3, matvecMaxT, 33} {
-			if T > matvecMaxT && m != modes[0] {
-				continue // the mat-mat has no subgroup variant
-			}
-			for _, sp := range []uint64{0, split} {
-				t.Run(fmt.Sprintf("%s/T%d/split=%v/reduce=%s", name, T, sp > 0, m), func(t *testing.T) {
-					useReduction(t, d, m)
-					f(t, T, sp)
-				})
+			for _, matVec := range prefillPaths(T) {
+				if T > matvecMaxT && !matVec && m != modes[0] {
+					continue // the mat-mat has no subgroup variant
+				}
+				for _, sp := range []uint64{0, split} {
+					t.Run(fmt.Sprintf("%s/T%d/%s/split=%v/reduce=%s", name, T, pathName(T, matVec), sp > 0, m), func(t *testing.T) {
+						useReduction(t, d, m)
+						usePrefillPath(t, d, matVec)
+						f(t, T, sp)
+					})
+				}
 			}
 		}
 	}
@@ -375,6 +390,35 @@ func useMatmulTile(t testing.TB, d *device, s matmulShape) {
 	old := d.matmulTile
 	d.matmulTile = s
 	t.Cleanup(func() { d.matmulTile = old })
+	usePrefillPath(t, d, false)
+}
+
+// usePrefillPath makes the device build products whose steps of more than matvecMaxT tokens take the
+// few-token mat-vec (matVec) or the tiled mat-mat, for one test, whatever the adapter's type.
+func usePrefillPath(t testing.TB, d *device, matVec bool) {
+	old := d.prefillMatVec
+	d.prefillMatVec = matVec
+	t.Cleanup(func() { d.prefillMatVec = old })
+}
+
+// prefillPaths are the ways a step of T tokens can be computed: for more than matvecMaxT, the tiled
+// mat-mat (false) and the few-token mat-vec (true, device.prefillMatVec); for fewer, the mat-vec only.
+func prefillPaths(T int) []bool {
+	if T > matvecMaxT {
+		return []bool{false, true}
+	}
+	return []bool{false}
+}
+
+// pathName names a prefill path in subtest names.
+func pathName(T int, matVec bool) string {
+	switch {
+	case T <= matvecMaxT:
+		return "mat-vec"
+	case matVec:
+		return "mat-vec-prefill"
+	}
+	return "mat-mat"
 }
 
 // BenchmarkMatMulTiles times one prefill product of SmolLM3-3B's widths (a 2048x2048 Q4_K or Q6_K

@@ -195,10 +195,11 @@ func (s matmulShape) defs(wt string) shaders.Defines {
 
 // matMulOp computes y[t][yOff + r] = sum_k W[r][k] x[t][k] for r < W.M, one dispatch per weight chunk.
 // Decode (one token) runs the mat-vec mv, a few tokens (up to matvecMaxT) a variant of it from mvFew
-// that takes several in each workgroup (matvecFewNT), more the tiled mat-mat mm.
+// that takes several in each workgroup (matvecFewNT), more the tiled mat-mat mm, or the largest mvFew
+// variant in as many workgroups as it takes where there is no mm (device.prefillMatVec).
 type matMulOp struct {
 	W      *weights
-	mv, mm *kernel
+	mv, mm *kernel     // mm: nil where every step takes the mat-vec
 	mvFew  []fewKernel // by ascending NT
 	mvRows int         // rows per mat-vec workgroup
 	mmTile matmulShape // of the mat-mat
@@ -342,25 +343,12 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 		}
 		mvFew = append(mvFew, fewKernel{k: k, nt: nt, rows: rows})
 	}
-	tile := o.tile
-	if tile == (matmulShape{}) {
-		tile = d.tunedTile[matShape{wt: wt, k: w.K, m: w.M}]
-	}
-	if tile == (matmulShape{}) {
-		var err error
-		if tile, err = matmulTileFor(d, wt); err != nil {
-			return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
+	op := &matMulOp{W: w, mv: mv, mvFew: mvFew, mvRows: shape.rows, step: o.step}
+	if !d.prefillMatVec {
+		if op.mm, op.mmTile, err = d.matMatKernel(w, binds, o); err != nil {
+			return nil, err
 		}
-	} else if err := tile.check(d, wt); err != nil {
-		return nil, fmt.Errorf("matmul %s: %w", w.Name, err)
 	}
-	mmDefs := weightDefs(w, ownKernels(wt), tile.defs(wt))
-	mmDefs["ACCUM"], mmDefs["GLU"], mmDefs["ROPE"] = boolDef(o.accumulate), boolDef(o.glu), boolDef(o.rope)
-	mm, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds, defs: mmDefs})
-	if err != nil {
-		return nil, err
-	}
-	op := &matMulOp{W: w, mv: mv, mvFew: mvFew, mm: mm, mvRows: shape.rows, mmTile: tile, step: o.step}
 	for _, c := range w.Chunks {
 		p, err := d.uniform(w.Name+" params", w.K, c.Rows, w.RowBytes, yOff+c.Row0, xStride, yStride, o.headDim, o.ropeDim)
 		if err != nil {
@@ -402,6 +390,28 @@ func reduceBytes(rows, nt, wg int) uint32 {
 	return uint32(4 * (rows*nt + max(rows*nt*(wg/4), rows*wg)))
 }
 
+// matMatKernel builds the tiled mat-mat of w: the tile o asks for, else tuning's choice for its shape,
+// else the first preferred one the adapter accepts.
+func (d *device) matMatKernel(w *weights, binds []binding, o matOptions) (*kernel, matmulShape, error) {
+	wt := kernelTypes[w.Type].suffix
+	tile := o.tile
+	if tile == (matmulShape{}) {
+		tile = d.tunedTile[matShape{wt: wt, k: w.K, m: w.M}]
+	}
+	if tile == (matmulShape{}) {
+		var err error
+		if tile, err = matmulTileFor(d, wt); err != nil {
+			return nil, tile, fmt.Errorf("matmul %s: %w", w.Name, err)
+		}
+	} else if err := tile.check(d, wt); err != nil {
+		return nil, tile, fmt.Errorf("matmul %s: %w", w.Name, err)
+	}
+	defs := weightDefs(w, ownKernels(wt), tile.defs(wt))
+	defs["ACCUM"], defs["GLU"], defs["ROPE"] = boolDef(o.accumulate), boolDef(o.glu), boolDef(o.rope)
+	k, err := d.kernel(kernelSpec{file: "matmul.wgsl", entry: "main", binds: binds, defs: defs})
+	return k, tile, err
+}
+
 // Record adds the product for T tokens.
 func (o *matMulOp) Record(e *encoder, T int) {
 	if o.step != nil && T != o.stepT {
@@ -423,7 +433,7 @@ func (o *matMulOp) Record(e *encoder, T int) {
 		case T == 1:
 			x, y := grid(ceilDiv(p.rows, o.mvRows))
 			e.Dispatch(o.mv, p.bg, x, y, 1)
-		case T <= matvecMaxT:
+		case T <= matvecMaxT || o.mm == nil:
 			f, z := o.few(T)
 			x, y := grid(ceilDiv(p.rows, f.rows))
 			e.Dispatch(f.k, p.bg, x, y, uint32(z))

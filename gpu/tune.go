@@ -280,7 +280,8 @@ type knob struct {
 }
 
 // knobs are the choices tuning makes: the mat-vec (decode; timed on 4096 rows) and the mat-mat tile
-// (prefill, timed on 1024 rows and one batch of tokens). F16 tiles are not candidates: they round the
+// (prefill, timed on 1024 rows and one batch of tokens; not where every step takes the mat-vec,
+// device.prefillMatVec). F16 tiles are not candidates: they round the
 // weights and activations (TestMatMulTiles' tolerance), which a user chooses, not the tuner.
 //
 // A mat-vec variant is timed on a step of one token and, when the engine runs parallel sequences, on
@@ -294,7 +295,7 @@ func (b *backend) knobs(parallel int) []knob {
 	if few := min(parallel, matvecFewNT[len(matvecFewNT)-1]); few > 1 {
 		decode = append(decode, few)
 	}
-	return []knob{{
+	knobs := []knob{{
 		kind: "matvec", tokens: decode, rows: tuneRowsMax,
 		variants: func(wt string, k int) ([]string, string) {
 			var names []string
@@ -339,6 +340,10 @@ func (b *backend) knobs(parallel int) []knob {
 			return false
 		},
 	}}
+	if d.prefillMatVec {
+		knobs = knobs[:1] // no mat-mat to tune: every step takes the mat-vec
+	}
+	return knobs
 }
 
 // race times every variant of kn on the first rows of t, on each of kn's steps, and returns the fastest

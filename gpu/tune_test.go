@@ -97,7 +97,8 @@ func TestMatvecShapeStrings(t *testing.T) {
 
 // TestTune loads a synthetic SmolLM3 three times over one cache file: auto times every shape and
 // writes the file, auto again reads every choice from it, redo times them again. The tuned backend's
-// logits match an untuned one's. A damaged file costs a re-tune, not the load.
+// logits match an untuned one's. A damaged file costs a re-tune, not the load. The backends take the
+// mat-mat for prefill even on a CPU-type adapter (MatMat), so that both knobs are tuned.
 func TestTune(t *testing.T) {
 	m := synthModel(t)
 	file := filepath.Join(t.TempDir(), "tune.json")
@@ -111,7 +112,8 @@ func TestTune(t *testing.T) {
 		}
 		return l[0]
 	}
-	untuned := openTestBackend(t, m, options{})
+	mm := deviceOptions{MatMat: true}
+	untuned := openTestBackend(t, m, options{deviceOptions: mm})
 	if untuned.Tuning() != nil {
 		t.Fatal("the zero Options tuned")
 	}
@@ -135,7 +137,7 @@ func TestTune(t *testing.T) {
 			}
 		}
 		var progress []string
-		b := openTestBackend(t, m, options{Tune: tuneOptions{Mode: c.mode, File: file, Budget: time.Hour, maxVariants: 4, Progress: func(done, total int, what string) {
+		b := openTestBackend(t, m, options{deviceOptions: mm, Tune: tuneOptions{Mode: c.mode, File: file, Budget: time.Hour, maxVariants: 4, Progress: func(done, total int, what string) {
 			progress = append(progress, fmt.Sprintf("%d/%d %s", done, total, what))
 		}}})
 		rep := b.Tuning()
@@ -193,12 +195,12 @@ func TestTune(t *testing.T) {
 
 	// A spent time budget leaves the shapes to the next load, which times them.
 	budgetFile := filepath.Join(t.TempDir(), "budget.json")
-	b := openTestBackend(t, m, options{Tune: tuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Nanosecond, maxVariants: 4}})
+	b := openTestBackend(t, m, options{deviceOptions: mm, Tune: tuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Nanosecond, maxVariants: 4}})
 	if rep := b.Tuning(); rep.Timed != 1 || rep.Left != shapes-1 {
 		t.Errorf("a spent budget: %d timed and %d left, want 1 (a load times one at least) and %d", rep.Timed, rep.Left, shapes-1)
 	}
 	b.Close()
-	b = openTestBackend(t, m, options{Tune: tuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Hour, maxVariants: 4}})
+	b = openTestBackend(t, m, options{deviceOptions: mm, Tune: tuneOptions{Mode: TuneAuto, File: budgetFile, Budget: time.Hour, maxVariants: 4}})
 	if rep := b.Tuning(); rep.Timed != shapes-1 || rep.Cached != 1 || rep.Left != 0 {
 		t.Errorf("the next load: %d timed, %d cached, %d left; want %d, 1, 0", rep.Timed, rep.Cached, rep.Left, shapes-1)
 	}

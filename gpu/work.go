@@ -32,7 +32,7 @@ func (o *op) describe(T, pos int) opInfo {
 func (o *matMulOp) describe(T, _ int) opInfo {
 	k := o.mv
 	switch {
-	case T > matvecMaxT:
+	case T > matvecMaxT && o.mm != nil:
 		k = o.mm
 	case T > 1:
 		f, _ := o.few(T)
