@@ -55,15 +55,17 @@ func TestBenchProfileJSON(t *testing.T) {
 }
 
 // TestBenchTuning runs bench --gpu twice over one tuning file: the first load times the kernel
-// variants of stories260K's five weight shapes (a mat-vec and a mat-mat choice each), the second reads
-// them; --gpu-tune redo times them again.
+// variants of stories260K's five weight shapes (a mat-vec choice each, and a mat-mat one on a GPU: a
+// CPU-type adapter runs every step through the mat-vec), the second reads them; --gpu-tune redo times
+// them again.
 func TestBenchTuning(t *testing.T) {
 	stories := testutil.SharedFile(t, "stories260K.gguf")
 	file := filepath.Join(t.TempDir(), "tune.json")
+	shapes := 0 // the first run's choices
 	for i, c := range []struct {
 		mode          string
-		timed, cached int
-	}{{"auto", 10, 0}, {"auto", 0, 10}, {"redo", 10, 0}} {
+		timed, cached bool
+	}{{"auto", true, false}, {"auto", false, true}, {"redo", true, false}} {
 		// A budget no machine reaches: the counts below must not depend on the machine's speed.
 		code, out, errs := runCLI("", "bench", "--model", stories, "--gpu", "--gpu-tune", c.mode, "--gpu-tune-file", file, "--gpu-tune-budget", "1h",
 			"--pp", "8", "--tg", "2", "--reps", "1", "--json")
@@ -77,8 +79,25 @@ func TestBenchTuning(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &got); err != nil {
 			t.Fatalf("bench --json is not JSON: %v\n%s", err, out)
 		}
-		if tu := got.Tuning; tu == nil || tu.Timed != c.timed || tu.Cached != c.cached || tu.File != file {
-			t.Errorf("run %d (--gpu-tune %s): tuning %+v, want %d timed and %d cached from %s", i, c.mode, tu, c.timed, c.cached, file)
+		tu := got.Tuning
+		if tu == nil {
+			t.Fatalf("run %d (--gpu-tune %s): no tuning report", i, c.mode)
+		}
+		if i == 0 {
+			shapes = len(tu.Choices)
+			mv := 0
+			for _, ch := range tu.Choices {
+				if strings.HasPrefix(ch.Shape, "matvec ") {
+					mv++
+				}
+			}
+			if mv != 5 || (shapes != 5 && shapes != 10) {
+				t.Fatalf("choices %+v: want a mat-vec choice for each of the 5 shapes, and a mat-mat one each or none", tu.Choices)
+			}
+		}
+		want := map[bool]int{true: shapes}
+		if tu.Timed != want[c.timed] || tu.Cached != want[c.cached] || len(tu.Choices) != shapes || tu.File != file {
+			t.Errorf("run %d (--gpu-tune %s): tuning %+v, want %d timed and %d cached of %d from %s", i, c.mode, tu, want[c.timed], want[c.cached], shapes, file)
 		}
 	}
 	code, _, errs := runCLI("", "bench", "--model", stories, "--gpu", "--gpu-tune", "fast")
