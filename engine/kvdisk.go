@@ -107,7 +107,7 @@ func openKVDisk(root string, maxBytes int64, id [sha256.Size]byte, format string
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("the KV disk cache's directory: %w", err)
 	}
-	lock, err := lockDir(dir)
+	lock, err := lockDir(dir, log)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,8 @@ func openKVDisk(root string, maxBytes int64, id [sha256.Size]byte, format string
 		name := de.Name()
 		switch {
 		case strings.HasSuffix(name, ".tmp"):
-			// A write that did not finish, unless another server of this model is writing it now.
+			// A write that did not finish (or, where the directory cannot be locked, another server's
+			// write in progress: hence the hour).
 			if st, err := de.Info(); err == nil && time.Since(st.ModTime()) > staleTemp {
 				os.Remove(filepath.Join(dir, name))
 			}

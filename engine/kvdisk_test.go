@@ -409,6 +409,9 @@ func TestKVDiskSharedRoot(t *testing.T) {
 // rather than trimming the first one's files under its own cap; another model's server on that data
 // directory gets its own; once the first server stops, the directory is free again.
 func TestKVDiskOneServerADirectory(t *testing.T) {
+	if !dirLocks {
+		t.Skip("no file locks on this system")
+	}
 	f := newSeqFake(300, 1000)
 	root := t.TempDir()
 	logger := slog.New(slog.DiscardHandler)
@@ -560,7 +563,7 @@ func TestKVDiskAfterLoss(t *testing.T) {
 	e.openDisk = func(b Backend) *kvDisk {
 		d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), b.(KVExporter).KVFormat(), 4, e.logger)
 		if err != nil {
-			t.Fatal(err)
+			t.Errorf("opening the disk cache for the new backend: %v", err) // the scheduler's goroutine: no Fatal
 		}
 		return d
 	}
@@ -576,5 +579,56 @@ func TestKVDiskAfterLoss(t *testing.T) {
 	want := filepath.Join(dir, modelDir(sha256.Sum256([]byte("model A")), "another backend's tokens"))
 	if files := kvFiles(t, dir); len(files) != 1 || filepath.Dir(files[0]) != want {
 		t.Errorf("files %v after the close, want one in %s", files, want)
+	}
+	// Closing the engine released both directories.
+	for _, format := range []string{f.KVFormat(), "another backend's tokens"} {
+		d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), format, 4, e.logger)
+		if err != nil {
+			t.Errorf("after the close, the %q directory: %v", format, err)
+			continue
+		}
+		d.close()
+	}
+}
+
+// TestKVDiskBackAfterLoss loses the backend twice: the second replacement reads the first backend's
+// format again, and the engine goes back to its first directory, which it still holds (opening it
+// anew would find it locked and leave the disk cache off).
+func TestKVDiskBackAfterLoss(t *testing.T) {
+	dir := t.TempDir()
+	var log testutil.LogBuffer
+	e, f := diskEngine(t, dir, 1<<20, "model A", 1000, &log)
+	e.openDisk = func(b Backend) *kvDisk {
+		d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), b.(KVExporter).KVFormat(), 4, e.logger)
+		if err != nil {
+			t.Errorf("opening the disk cache for the new backend: %v", err)
+		}
+		return d
+	}
+	f.loseAt = 1
+	second := otherFormat{newSeqFake(f.vocab, 1000)}
+	second.loseAt = 1
+	third := newSeqFake(f.vocab, 1000)
+	backends := []Backend{second, third}
+	e.reload = func() (Backend, error) {
+		b := backends[0]
+		backends = backends[1:]
+		return b, nil
+	}
+	for i := range 2 {
+		if _, err := e.Generate(context.Background(), prompt(int32(i+1), 50), greedy(3), false, nil); !errors.Is(err, ErrBackendLost) {
+			t.Fatalf("generation %d: err = %v, want ErrBackendLost", i, err)
+		}
+	}
+	if _, err := e.Generate(context.Background(), prompt(3, 50), greedy(3), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	want := filepath.Join(dir, modelDir(sha256.Sum256([]byte("model A")), f.KVFormat()))
+	if files := kvFiles(t, dir); len(files) != 1 || filepath.Dir(files[0]) != want {
+		t.Errorf("files %v after the close, want one in the first backend's %s", files, want)
+	}
+	if strings.Contains(log.String(), "disk cache is off") {
+		t.Errorf("the disk cache went off:\n%s", log.String())
 	}
 }

@@ -535,8 +535,13 @@ func (s *scheduler) fail(err error) {
 		if sb, ok := b.(SeqBackend); ok {
 			s.b, s.maxCtx = sb, sb.MaxContext()
 			d := s.disk // it stays if the new backend reads its format
-			if x, ok := sb.(KVExporter); ok && (d == nil || x.KVFormat() != d.format) && s.e.openDisk != nil {
-				d = s.e.openDisk(sb) // another backend (the CPU after the GPU): its format's directory
+			if x, ok := sb.(KVExporter); ok && (d == nil || x.KVFormat() != d.format) {
+				switch {
+				case s.e.disk != nil && x.KVFormat() == s.e.disk.format:
+					d = s.e.disk // the first backend's format again: the engine still holds its directory
+				case s.e.openDisk != nil:
+					d = s.e.openDisk(sb) // another backend (the CPU after the GPU): its format's directory
+				}
 			}
 			if s.disk != d && s.disk != s.e.disk {
 				s.disk.close() // a successor's directory, itself replaced (e.disk closes with the engine)

@@ -22,7 +22,8 @@ const (
 	matvecWG   = 128
 	matvecRows = 4
 	// matvecMaxT is the largest token count recorded as mat-vecs; larger steps use the tiled mat-mat,
-	// which decodes each weight once per workgroup of up to 64 tokens (matmulShape).
+	// which decodes each weight once per workgroup of up to 64 tokens (matmulShape), except on
+	// CPU-type adapters, where every step takes the mat-vec (device.prefillMatVec).
 	matvecMaxT = 8
 	// matvecFewRows is the rows per workgroup of the few-token mat-vec variants of the K-quant kernels,
 	// whatever the one-token variant has: each thread loads a unit's activations for every token of the
@@ -37,7 +38,8 @@ const (
 )
 
 // matvecFewNT are the token counts (the NT define) of the few-token mat-vec variants: a step of T tokens
-// (2 ≤ T ≤ matvecMaxT) takes the smallest that holds it, else the largest, ceil(T/NT) workgroups along z.
+// (2 ≤ T ≤ matvecMaxT, or any T > 1 with device.prefillMatVec) takes the smallest that holds it, else
+// the largest, ceil(T/NT) workgroups along z.
 // A workgroup's tokens past the step's cost as much as real ones where branches are masks (lavapipe), and
 // a variant's registers grow with NT: on lavapipe an NT=8 variant took 45 s to compile and ran slower
 // per token than two workgroups of 4.

@@ -284,15 +284,19 @@ type knob struct {
 // device.prefillMatVec). F16 tiles are not candidates: they round the
 // weights and activations (TestMatMulTiles' tolerance), which a user chooses, not the tuner.
 //
-// A mat-vec variant is timed on a step of one token and, when the engine runs parallel sequences, on
-// a step of one token for each of up to four of them (the few-token variant, which follows the
-// one-token variant's threads and numerics): the two times add, so a variant that is fastest alone but
+// A mat-vec variant is timed on a step of one token and, when the engine runs parallel sequences or
+// prompts take the mat-vec (device.prefillMatVec), on a step of up to four tokens (the few-token
+// variant, which follows the one-token variant's threads and numerics): the two times add, so a variant that is fastest alone but
 // slow beside other streams does not win. (On lavapipe the integer path won the output projection's
 // one-token race and made four streams a third slower.)
 func (b *backend) knobs(parallel int) []knob {
 	d := b.d
 	decode := []int{1}
-	if few := min(parallel, matvecFewNT[len(matvecFewNT)-1]); few > 1 {
+	few := min(parallel, matvecFewNT[len(matvecFewNT)-1])
+	if d.prefillMatVec {
+		few = matvecFewNT[len(matvecFewNT)-1] // the few-token variant evaluates every prompt there
+	}
+	if few > 1 {
 		decode = append(decode, few)
 	}
 	knobs := []knob{{
@@ -424,7 +428,8 @@ const (
 	storageTexture = "textures"
 )
 
-// raceStorage times the built-in decode mat-vec and prefill mat-mat of the largest weight shape of each
+// raceStorage times the built-in decode mat-vec and prefill (the mat-mat; the mat-vec where every step
+// takes it, device.prefillMatVec) of the largest weight shape of each
 // type with kernels of its own (the K-quants, which textures can hold) from storage buffers and from
 // textures, and chooses textures when their times, each relative to the buffers', multiply to less
 // than one. Seconds and Default are the decode times per token over all those shapes, textures' and

@@ -216,3 +216,31 @@ func TestParseTuneMode(t *testing.T) {
 		t.Error(`ParseTuneMode("fast") accepted`)
 	}
 }
+
+// TestTuneKnobs: where every step takes the mat-vec (prefillMatVec) tuning has no mat-mat tile to
+// choose and times the mat-vec on a four-token step even for one stream, since its few-token variant
+// evaluates the prompts; elsewhere it tunes both, the four-token step only for parallel streams.
+func TestTuneKnobs(t *testing.T) {
+	d := testDevice(t)
+	b := &backend{d: d, batch: 64}
+	for _, c := range []struct {
+		matVec   bool
+		parallel int
+		kinds    []string
+		tokens   []int // the mat-vec's
+	}{
+		{false, 1, []string{"matvec", "matmul"}, []int{1}},
+		{false, 4, []string{"matvec", "matmul"}, []int{1, 4}},
+		{true, 1, []string{"matvec"}, []int{1, 4}},
+		{true, 4, []string{"matvec"}, []int{1, 4}},
+	} {
+		usePrefillPath(t, d, c.matVec)
+		var kinds []string
+		for _, k := range b.knobs(c.parallel) {
+			kinds = append(kinds, k.kind)
+		}
+		if ks := b.knobs(c.parallel); !slices.Equal(kinds, c.kinds) || !slices.Equal(ks[0].tokens, c.tokens) {
+			t.Errorf("prefillMatVec %v, parallel %d: knobs %v, mat-vec steps %v; want %v and %v", c.matVec, c.parallel, kinds, ks[0].tokens, c.kinds, c.tokens)
+		}
+	}
+}

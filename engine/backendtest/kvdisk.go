@@ -251,8 +251,8 @@ func flipMiddle(t *testing.T, path string) {
 	}
 }
 
-// diskFiles lists the KV files (.kv) under dir and its subdirectories (none when dir does not exist),
-// not the directories' lock files.
+// diskFiles lists the files under dir and its subdirectories (none when dir does not exist) but the
+// directories' lock files.
 func diskFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	var names []string
@@ -260,7 +260,7 @@ func diskFiles(t *testing.T, dir string) []string {
 		if errors.Is(err, os.ErrNotExist) {
 			return filepath.SkipAll
 		}
-		if err == nil && e.Type().IsRegular() && strings.HasSuffix(path, ".kv") {
+		if err == nil && e.Type().IsRegular() && filepath.Base(path) != "lock" {
 			names = append(names, path)
 		}
 		return err
