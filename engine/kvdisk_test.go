@@ -560,13 +560,7 @@ func TestKVDiskAfterLoss(t *testing.T) {
 	dir := t.TempDir()
 	var log testutil.LogBuffer
 	e, f := diskEngine(t, dir, 1<<20, "model A", 1000, &log)
-	e.openDisk = func(b Backend) *kvDisk {
-		d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), b.(KVExporter).KVFormat(), 4, e.logger)
-		if err != nil {
-			t.Errorf("opening the disk cache for the new backend: %v", err) // the scheduler's goroutine: no Fatal
-		}
-		return d
-	}
+	e.openDisk = reopenDisk(t, e, dir)
 	f.loseAt = 1 // the first batch
 	e.reload = func() (Backend, error) { return otherFormat{newSeqFake(f.vocab, 1000)}, nil }
 	if _, err := e.Generate(context.Background(), prompt(1, 50), greedy(3), false, nil); !errors.Is(err, ErrBackendLost) {
@@ -591,6 +585,18 @@ func TestKVDiskAfterLoss(t *testing.T) {
 	}
 }
 
+// reopenDisk is an engine's openDisk for the backend that replaces a lost one: model A's disk cache in
+// dir, in the new backend's format. It runs on the scheduler's goroutine, so a failure is an Errorf.
+func reopenDisk(t *testing.T, e *Engine, dir string) func(Backend) *kvDisk {
+	return func(b Backend) *kvDisk {
+		d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), b.(KVExporter).KVFormat(), 4, e.logger)
+		if err != nil {
+			t.Errorf("opening the disk cache for the new backend: %v", err)
+		}
+		return d
+	}
+}
+
 // TestKVDiskBackAfterLoss loses the backend twice: the second replacement reads the first backend's
 // format again, and the engine goes back to its first directory, which it still holds (opening it
 // anew would find it locked and leave the disk cache off).
@@ -598,13 +604,7 @@ func TestKVDiskBackAfterLoss(t *testing.T) {
 	dir := t.TempDir()
 	var log testutil.LogBuffer
 	e, f := diskEngine(t, dir, 1<<20, "model A", 1000, &log)
-	e.openDisk = func(b Backend) *kvDisk {
-		d, err := openKVDisk(dir, 1<<20, sha256.Sum256([]byte("model A")), b.(KVExporter).KVFormat(), 4, e.logger)
-		if err != nil {
-			t.Errorf("opening the disk cache for the new backend: %v", err)
-		}
-		return d
-	}
+	e.openDisk = reopenDisk(t, e, dir)
 	f.loseAt = 1
 	second := otherFormat{newSeqFake(f.vocab, 1000)}
 	second.loseAt = 1
