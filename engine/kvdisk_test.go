@@ -440,12 +440,12 @@ func TestKVDiskOneServerADirectory(t *testing.T) {
 	// Through the engine: a running engine holds its directory, and closing it frees the directory.
 	var log testutil.LogBuffer
 	e1, _ := diskEngine(t, root, 1<<20, "model A", 1000, &log)
-	d2, err := openKVDisk(root, 1<<20, sha256.Sum256([]byte("model A")), f.KVFormat(), 4, logger)
+	d2, err := openKVDisk(root, 1<<20, idA, f.KVFormat(), 4, logger)
 	if err == nil {
 		t.Fatal("a second disk cache opened beside a running engine's")
 	}
 	e1.Close()
-	if d2, err = openKVDisk(root, 1<<20, sha256.Sum256([]byte("model A")), f.KVFormat(), 4, logger); err != nil {
+	if d2, err = openKVDisk(root, 1<<20, idA, f.KVFormat(), 4, logger); err != nil {
 		t.Fatalf("after the engine closed: %v", err)
 	}
 	d2.close()

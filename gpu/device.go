@@ -98,6 +98,10 @@ type device struct {
 	tunedTile map[matShape]matmulShape // mat-mat tiles chosen by tuning, by weight shape
 }
 
+// cpuType reports a CPU-type adapter (lavapipe, SwiftShader, WARP): its kernels are CPU code, whose
+// costs differ from a GPU's (per-lane loads, SIMD-register subgroups), so some kernel choices differ.
+func (d *device) cpuType() bool { return d.Info.Type == "cpu" }
+
 // openDevice enumerates adapters, picks one with Choose, and opens a device on it with the adapter's own
 // limits (not WebGPU's defaults) and the optional features smolchat can use. It returns an error
 // wrapping ErrNoAdapter when nothing qualifies.
@@ -199,12 +203,12 @@ func (d *device) open(opts deviceOptions) error {
 	d.dot4 = d.compiles(dot4Probe)
 	// Software adapters run a subgroup as the lanes of one SIMD register, so its size is the same for
 	// every kernel; on a GPU it may differ between kernels (and subgroupAdd is a hardware reduction).
-	d.sg8 = d.subgroups && d.Info.Type == "cpu" && d.subgroupSize() == 8
+	d.sg8 = d.subgroups && d.cpuType() && d.subgroupSize() == 8
 	d.shuffle8 = d.sg8
 	d.int8 = opts.Int8
 	d.f16Tiles = opts.F16Tiles
 	d.weightTex = opts.WeightTextures
-	d.prefillMatVec = d.Info.Type == "cpu" && !opts.MatMat
+	d.prefillMatVec = d.cpuType() && !opts.MatMat
 	d.log.Debug("gpu device opened", "adapter", d.Info.Name, "type", d.Info.Type, "backend", d.Info.Backend,
 		"shader_f16", d.f16, "subgroups", d.subgroups, "subgroups_of_8", d.sg8, "dot4", d.dot4, "prefill_matvec", d.prefillMatVec, "max_binding", d.maxBinding, "reason", d.Reason)
 	return nil

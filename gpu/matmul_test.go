@@ -190,9 +190,7 @@ func TestMatMulSplitBindings(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/T%d/%s", c.typ, T, pathName(T, matVec)), func(t *testing.T) {
 					// Seven rows' worth per binding, six once uploads keep row pairs together: chunks whose
 					// row counts are not multiples of 4 or 64.
-					if T > matvecMaxT {
-						usePrefillPath(t, d, matVec)
-					}
+					useStepPath(t, d, T, matVec)
 					e := testMatMul(t, d, c, T, uint64(7*rb), plainProduct)
 					t.Logf("max rel err %.2e", e)
 				})
@@ -231,9 +229,7 @@ func eachProductShape(t *testing.T, d *device, name string, split uint64, f func
 				for _, sp := range []uint64{0, split} {
 					t.Run(fmt.Sprintf("%s/T%d/%s/split=%v/reduce=%s", name, T, pathName(T, matVec), sp > 0, m), func(t *testing.T) {
 						useReduction(t, d, m)
-						if T > matvecMaxT {
-							usePrefillPath(t, d, matVec)
-						}
+						useStepPath(t, d, T, matVec)
 						f(t, T, sp)
 					})
 				}
@@ -405,10 +401,17 @@ func usePrefillPath(t testing.TB, d *device, matVec bool) {
 	t.Cleanup(func() { d.prefillMatVec = old })
 }
 
+// useStepPath is usePrefillPath for a step of T tokens: steps of up to matvecMaxT take the mat-vec
+// either way, so the device's path stays as it is (forcing the mat-mat would only compile kernels the
+// test never runs).
+func useStepPath(t testing.TB, d *device, T int, matVec bool) {
+	if T > matvecMaxT {
+		usePrefillPath(t, d, matVec)
+	}
+}
+
 // prefillPaths are the ways a step of T tokens can be computed: for more than matvecMaxT, the tiled
-// mat-mat (false) and the few-token mat-vec (true, device.prefillMatVec); for fewer, the mat-vec only
-// (the tests then leave the device's path as it is: forcing the mat-mat would only compile kernels
-// they never run).
+// mat-mat (false) and the few-token mat-vec (true, device.prefillMatVec); for fewer, the mat-vec only.
 func prefillPaths(T int) []bool {
 	if T > matvecMaxT {
 		return []bool{false, true}

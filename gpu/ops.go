@@ -379,7 +379,7 @@ func (d *device) fewRows(wt string, nt int, one matvecShape) int {
 	switch {
 	case !ownKernels(wt):
 		return one.rows
-	case nt == 4 && d.Info.Type == "cpu" && reduceBytes(matvecFewRowsCPU, nt, one.wg) <= d.limits.MaxComputeWorkgroupStorageSize:
+	case nt == 4 && d.cpuType() && reduceBytes(matvecFewRowsCPU, nt, one.wg) <= d.limits.MaxComputeWorkgroupStorageSize:
 		return matvecFewRowsCPU
 	}
 	return matvecFewRows

@@ -281,13 +281,13 @@ type knob struct {
 
 // knobs are the choices tuning makes: the mat-vec (decode; timed on 4096 rows) and the mat-mat tile
 // (prefill, timed on 1024 rows and one batch of tokens; not where every step takes the mat-vec,
-// device.prefillMatVec). F16 tiles are not candidates: they round the
-// weights and activations (TestMatMulTiles' tolerance), which a user chooses, not the tuner.
+// device.prefillMatVec). F16 tiles are not candidates: they round the weights and activations
+// (TestMatMulTiles' tolerance), which a user chooses, not the tuner.
 //
 // A mat-vec variant is timed on a step of one token and, when the engine runs parallel sequences or
 // prompts take the mat-vec (device.prefillMatVec), on a step of up to four tokens (the few-token
-// variant, which follows the one-token variant's threads and numerics): the two times add, so a variant that is fastest alone but
-// slow beside other streams does not win. (On lavapipe the integer path won the output projection's
+// variant, which follows the one-token variant's threads and numerics): the two times add, so a
+// variant that is fastest alone but slow beside other streams does not win. (On lavapipe the integer path won the output projection's
 // one-token race and made four streams a third slower.)
 func (b *backend) knobs(parallel int) []knob {
 	d := b.d
@@ -429,9 +429,8 @@ const (
 )
 
 // raceStorage times the built-in decode mat-vec and prefill (the mat-mat; the mat-vec where every step
-// takes it, device.prefillMatVec) of the largest weight shape of each
-// type with kernels of its own (the K-quants, which textures can hold) from storage buffers and from
-// textures, and chooses textures when their times, each relative to the buffers', multiply to less
+// takes it, device.prefillMatVec) of the largest weight shape of each type with kernels of its own
+// (the K-quants, which textures can hold) from storage buffers and from textures, and chooses textures when their times, each relative to the buffers', multiply to less
 // than one. Seconds and Default are the decode times per token over all those shapes, textures' and
 // buffers'.
 func (b *backend) raceStorage(shapes []matShape, tensors []model.Tensor) (tuneEntry, error) {

@@ -235,11 +235,12 @@ func TestTuneKnobs(t *testing.T) {
 		{true, 4, []string{"matvec"}, []int{1, 4}},
 	} {
 		usePrefillPath(t, d, c.matVec)
+		ks := b.knobs(c.parallel)
 		var kinds []string
-		for _, k := range b.knobs(c.parallel) {
+		for _, k := range ks {
 			kinds = append(kinds, k.kind)
 		}
-		if ks := b.knobs(c.parallel); !slices.Equal(kinds, c.kinds) || !slices.Equal(ks[0].tokens, c.tokens) {
+		if !slices.Equal(kinds, c.kinds) || !slices.Equal(ks[0].tokens, c.tokens) {
 			t.Errorf("prefillMatVec %v, parallel %d: knobs %v, mat-vec steps %v; want %v and %v", c.matVec, c.parallel, kinds, ks[0].tokens, c.kinds, c.tokens)
 		}
 	}

@@ -129,50 +129,50 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
         if (live) {
 //#if F16
-        for (var kp = 0u; kp < TK / 2u; kp++) {
-            // a[e * RM4 + i]: rows tr*RM + 4i .. 4i+3 at k = 2kp + e.
-            var a: array<vec4<f32>, 2u * RM4>;
-            for (var i = 0u; i < RM4; i++) {
-                let p = wt[kp * TM4 + tr * RM4 + i];
-                let r0 = unpack2x16float(p.x);
-                let r1 = unpack2x16float(p.y);
-                let r2 = unpack2x16float(p.z);
-                let r3 = unpack2x16float(p.w);
-                a[i] = vec4<f32>(r0.x, r1.x, r2.x, r3.x);
-                a[RM4 + i] = vec4<f32>(r0.y, r1.y, r2.y, r3.y);
-            }
-            for (var j4 = 0u; j4 < RN4; j4++) {
-                let p = xt[kp * TN4 + tc * RN4 + j4];
-                let t0 = unpack2x16float(p.x);
-                let t1 = unpack2x16float(p.y);
-                let t2 = unpack2x16float(p.z);
-                let t3 = unpack2x16float(p.w);
+            for (var kp = 0u; kp < TK / 2u; kp++) {
+                // a[e * RM4 + i]: rows tr*RM + 4i .. 4i+3 at k = 2kp + e.
+                var a: array<vec4<f32>, 2u * RM4>;
                 for (var i = 0u; i < RM4; i++) {
-                    let j = 4u * j4 * RM4 + i;
-                    acc[j] += a[i] * t0.x + a[RM4 + i] * t0.y;
-                    acc[j + RM4] += a[i] * t1.x + a[RM4 + i] * t1.y;
-                    acc[j + 2u * RM4] += a[i] * t2.x + a[RM4 + i] * t2.y;
-                    acc[j + 3u * RM4] += a[i] * t3.x + a[RM4 + i] * t3.y;
+                    let p = wt[kp * TM4 + tr * RM4 + i];
+                    let r0 = unpack2x16float(p.x);
+                    let r1 = unpack2x16float(p.y);
+                    let r2 = unpack2x16float(p.z);
+                    let r3 = unpack2x16float(p.w);
+                    a[i] = vec4<f32>(r0.x, r1.x, r2.x, r3.x);
+                    a[RM4 + i] = vec4<f32>(r0.y, r1.y, r2.y, r3.y);
+                }
+                for (var j4 = 0u; j4 < RN4; j4++) {
+                    let p = xt[kp * TN4 + tc * RN4 + j4];
+                    let t0 = unpack2x16float(p.x);
+                    let t1 = unpack2x16float(p.y);
+                    let t2 = unpack2x16float(p.z);
+                    let t3 = unpack2x16float(p.w);
+                    for (var i = 0u; i < RM4; i++) {
+                        let j = 4u * j4 * RM4 + i;
+                        acc[j] += a[i] * t0.x + a[RM4 + i] * t0.y;
+                        acc[j + RM4] += a[i] * t1.x + a[RM4 + i] * t1.y;
+                        acc[j + 2u * RM4] += a[i] * t2.x + a[RM4 + i] * t2.y;
+                        acc[j + 3u * RM4] += a[i] * t3.x + a[RM4 + i] * t3.y;
+                    }
                 }
             }
-        }
 //#else
-        for (var kk = 0u; kk < TK; kk++) {
-            var a: array<vec4<f32>, RM4>;
-            for (var i = 0u; i < RM4; i++) {
-                a[i] = wt[kk * TM4 + tr * RM4 + i];
-            }
-            for (var j4 = 0u; j4 < RN4; j4++) {
-                let b = xt[kk * TN4 + tc * RN4 + j4];
+            for (var kk = 0u; kk < TK; kk++) {
+                var a: array<vec4<f32>, RM4>;
                 for (var i = 0u; i < RM4; i++) {
-                    let j = 4u * j4 * RM4 + i;
-                    acc[j] += a[i] * b.x;
-                    acc[j + RM4] += a[i] * b.y;
-                    acc[j + 2u * RM4] += a[i] * b.z;
-                    acc[j + 3u * RM4] += a[i] * b.w;
+                    a[i] = wt[kk * TM4 + tr * RM4 + i];
+                }
+                for (var j4 = 0u; j4 < RN4; j4++) {
+                    let b = xt[kk * TN4 + tc * RN4 + j4];
+                    for (var i = 0u; i < RM4; i++) {
+                        let j = 4u * j4 * RM4 + i;
+                        acc[j] += a[i] * b.x;
+                        acc[j + RM4] += a[i] * b.y;
+                        acc[j + 2u * RM4] += a[i] * b.z;
+                        acc[j + 3u * RM4] += a[i] * b.w;
+                    }
                 }
             }
-        }
 //#endif
         }
         workgroupBarrier();
