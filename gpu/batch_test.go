@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -159,11 +161,12 @@ func BenchmarkArrival(b *testing.B) {
 	backendtest.Arrival(b, loadEngine(b, path, 1024, 4))
 }
 
-// BenchmarkDecodeRows is the least CPU time per weight of the decode mat-vec for 1 and 4 rows (the
+// BenchmarkDecodeRows is the least CPU time per weight of the decode mat-vec for 1 to 8 rows (the
 // few-token variant, matvecMaxT), on the shapes of the tiny SmolLM3-shaped file: its Q6_K output
 // projection (16,384 of its 128,256 rows) and a Q4_K feed-forward weight. Where the device is bound by
 // memory, four rows cost about one; on lavapipe, whose kernels are CPU code, the arithmetic per row
-// decides, and BenchmarkStreams follows it.
+// decides, and BenchmarkStreams follows it. Where the output projection reads its input from a texture
+// (device.headTex), the xtex/ lines time the products from one.
 func BenchmarkDecodeRows(b *testing.B) {
 	d := testDevice(b)
 	for _, c := range []struct {
@@ -175,22 +178,37 @@ func BenchmarkDecodeRows(b *testing.B) {
 		w := must[*weights](b)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
 		xb := must[*buffer](b)(d.UploadF32("x", randF32(r, matvecMaxT*c.k, 1)))
 		yb := must[*buffer](b)(d.NewStorage("y", uint64(4*matvecMaxT*c.m)))
+		inputs := map[string]*buffer{"": xb}
+		if d.headTex {
+			// The output projection's input on this device: the activations in a texture.
+			xt := must[*buffer](b)(d.NewActivationTexture("x", c.k, matvecMaxT))
+			e := must[*encoder](b)(d.NewEncoder("x texture"))
+			for tok := range matvecMaxT {
+				e.CopyToTexture(xb, uint64(4*tok*c.k), xt, tok)
+			}
+			if err := e.Submit(); err != nil {
+				b.Fatal(err)
+			}
+			inputs["xtex/"] = xt
+		}
 		shape := matvecShapeFor(kernelTypes[c.typ].suffix, c.k)
 		for _, int8 := range []bool{false, true} {
 			if int8 && !d.dot4 {
 				continue
 			}
 			shape.int8 = int8
-			op := must[*matMulOp](b)(d.newMatMulShape(w, whole(xb), c.k, whole(yb), c.m, 0, matOptions{}, shape))
-			path := map[bool]string{false: "", true: "int8/"}[int8]
-			for _, T := range []int{1, 2, 4, 8} {
-				b.Run(fmt.Sprintf("%s/%dx%d/%srows%d", c.typ, c.m, c.k, path, T), func(b *testing.B) {
-					if err := d.SetStep(T, 0); err != nil {
-						b.Fatal(err)
-					}
-					best := leastCPU(b, d, func(e *encoder) { op.Record(e, T) })
-					b.ReportMetric(best*1e9/float64(c.m*c.k), "mincpu-ns/weight")
-				})
+			for _, in := range slices.Sorted(maps.Keys(inputs)) {
+				op := must[*matMulOp](b)(d.newMatMulShape(w, whole(inputs[in]), c.k, whole(yb), c.m, 0, matOptions{}, shape))
+				path := map[bool]string{false: "", true: "int8/"}[int8] + in
+				for _, T := range []int{1, 2, 4, 8} {
+					b.Run(fmt.Sprintf("%s/%dx%d/%srows%d", c.typ, c.m, c.k, path, T), func(b *testing.B) {
+						if err := d.SetStep(T, 0); err != nil {
+							b.Fatal(err)
+						}
+						best := leastCPU(b, d, func(e *encoder) { op.Record(e, T) })
+						b.ReportMetric(best*1e9/float64(c.m*c.k), "mincpu-ns/weight")
+					})
+				}
 			}
 		}
 	}

@@ -375,23 +375,9 @@ func (d *device) weightTexture(staging *buffer) (*buffer, error) {
 	defer d.free(staging)
 	h := uint32(staging.Size / texRowBytes)
 	size := wgpu.Extent3D{Width: texWidth, Height: h, DepthOrArrayLayers: 1}
-	out := &buffer{Size: staging.Size, label: staging.label}
-	err := d.wrap("uploading "+staging.label+" to a texture", func() error {
-		var err error
-		out.tex, err = d.dev.TryCreateTexture(&wgpu.TextureDescriptor{Label: staging.label, Usage: wgpu.TextureUsageTextureBinding | wgpu.TextureUsageCopyDst,
-			Dimension: wgpu.TextureDimension2D, Size: size, Format: wgpu.TextureFormatRGBA32Uint, MipLevelCount: 1, SampleCount: 1})
-		if err != nil {
-			return err
-		}
-		if out.view, err = out.tex.TryCreateView(nil); err != nil {
-			out.tex.Release()
-			out.tex = nil
-			return err
-		}
-		return nil
-	})
+	out, err := d.newTexture(staging.label, size)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("uploading %s to a texture: %w", staging.label, err)
 	}
 	e, err := d.NewEncoder("weight texture")
 	if err == nil {
@@ -410,6 +396,49 @@ func (d *device) weightTexture(staging *buffer) (*buffer, error) {
 	d.mu.Lock()
 	d.owned = append(d.owned, out)
 	d.mu.Unlock()
+	return out, nil
+}
+
+// NewActivationTexture creates a texture of rows rows of k floats (k/4 rgba32uint texels each, the floats'
+// bits) from which mat-vecs read their activations (matvec_io.wgsl's XTEX; see device.headTex), filled
+// a row at a time by encoder.CopyToTexture. k must be a multiple of 64, since a buffer-to-texture copy
+// takes rows of a multiple of 256 bytes.
+func (d *device) NewActivationTexture(label string, k, rows int) (*buffer, error) {
+	if k <= 0 || k%64 != 0 || rows <= 0 || uint32(k/4) > d.limits.MaxTextureDimension2D || uint32(rows) > d.limits.MaxTextureDimension2D {
+		return nil, fmt.Errorf("activation texture %s: %d rows of %d floats: want rows of a multiple of 64 floats, at most %d texels each way",
+			label, rows, k, d.limits.MaxTextureDimension2D)
+	}
+	out, err := d.newTexture(label, wgpu.Extent3D{Width: uint32(k / 4), Height: uint32(rows), DepthOrArrayLayers: 1})
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.owned = append(d.owned, out)
+	d.mu.Unlock()
+	return out, nil
+}
+
+// newTexture creates an rgba32uint texture of size that kernels read (texture_2d<u32>) and copies fill,
+// with its view; the caller owns it.
+func (d *device) newTexture(label string, size wgpu.Extent3D) (*buffer, error) {
+	out := &buffer{Size: 16 * uint64(size.Width) * uint64(size.Height), label: label}
+	err := d.wrap("creating texture "+label, func() error {
+		var err error
+		out.tex, err = d.dev.TryCreateTexture(&wgpu.TextureDescriptor{Label: label, Usage: wgpu.TextureUsageTextureBinding | wgpu.TextureUsageCopyDst,
+			Dimension: wgpu.TextureDimension2D, Size: size, Format: wgpu.TextureFormatRGBA32Uint, MipLevelCount: 1, SampleCount: 1})
+		if err != nil {
+			return err
+		}
+		if out.view, err = out.tex.TryCreateView(nil); err != nil {
+			out.tex.Release()
+			out.tex = nil
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

@@ -391,10 +391,15 @@ func (b *backend) writeInputs(chunk []int32, spans []seqSpan) error {
 	return b.attnBatch.write(b.d, spans)
 }
 
-// selectRows copies the final-normed hidden states of rows (at most maxOut) to the LM head's input.
+// selectRows copies the final-normed hidden states of rows (at most maxOut) to the LM head's input, a
+// buffer or a texture (device.headTex).
 func (b *backend) selectRows(e *encoder, rows []int) {
 	rowBytes := uint64(4 * b.cfg.Dim)
 	for i, r := range rows {
-		e.Copy(b.xn, uint64(r)*rowBytes, b.sel, uint64(i)*rowBytes, rowBytes)
+		if b.sel.tex != nil {
+			e.CopyToTexture(b.xn, uint64(r)*rowBytes, b.sel, i)
+		} else {
+			e.Copy(b.xn, uint64(r)*rowBytes, b.sel, uint64(i)*rowBytes, rowBytes)
+		}
 	}
 }

@@ -53,6 +53,10 @@ func (s kernelSpec) key() string {
 	return b.String()
 }
 
+// subgroupDefs are the defines whose code uses subgroup builtins: SUBGROUPS, and the mat-vecs' shuffles
+// (reduce.wgsl's SG8, LANE_STORE).
+var subgroupDefs = []string{"SUBGROUPS", "SG8", "LANE_STORE"}
+
 // kernel compiles (or returns the cached) variant. A variant using subgroups that fails to compile
 // disables subgroups for the device and is rebuilt with the workgroup-memory reduction, since drivers
 // differ in which subgroup builtins they accept.
@@ -64,8 +68,10 @@ func (d *device) kernel(s kernelSpec) (*kernel, error) {
 	k, err := d.buildKernel(s)
 	if err != nil && d.subgroups {
 		d.log.Warn("subgroup kernel failed to build; using workgroup-memory reductions", "kernel", s.file, "err", err)
-		d.subgroups = false
-		s.defs = withDef(s.defs, "SUBGROUPS", "")
+		d.subgroups, d.shuffle8 = false, false
+		for _, name := range subgroupDefs {
+			s.defs = withDef(s.defs, name, "")
+		}
 		return d.buildKernel(s)
 	}
 	return k, err
@@ -342,6 +348,25 @@ func (e *encoder) Copy(src *buffer, srcOff uint64, dst *buffer, dstOff, size uin
 	}
 	e.endPass()
 	if err := e.enc.TryCopyBufferToBuffer(src.buf, srcOff, dst.buf, dstOff, size); err != nil {
+		e.err = fmt.Errorf("recording copy from %s: %w", src.label, err)
+	}
+}
+
+// CopyToTexture copies a row of dst, an activation texture (NewActivationTexture), from src at srcOff.
+func (e *encoder) CopyToTexture(src *buffer, srcOff uint64, dst *buffer, row int) {
+	if e.err != nil {
+		return
+	}
+	w, h := dst.tex.GetWidth(), dst.tex.GetHeight()
+	size := uint64(16 * w)
+	if srcOff%16 != 0 || srcOff+size > src.Size || row < 0 || uint32(row) >= h {
+		e.err = fmt.Errorf("copy of %d bytes from %s+%d to row %d of %s is out of bounds or misaligned", size, src.label, srcOff, row, dst.label)
+		return
+	}
+	e.endPass()
+	err := e.enc.TryCopyBufferToTexture(&wgpu.TexelCopyBufferInfo{Buffer: src.buf, Layout: wgpu.TexelCopyBufferLayout{Offset: srcOff, BytesPerRow: uint32(size), RowsPerImage: 1}},
+		&wgpu.TexelCopyTextureInfo{Texture: dst.tex, Origin: wgpu.Origin3D{Y: uint32(row)}}, &wgpu.Extent3D{Width: w, Height: 1, DepthOrArrayLayers: 1})
+	if err != nil {
 		e.err = fmt.Errorf("recording copy from %s: %w", src.label, err)
 	}
 }

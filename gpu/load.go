@@ -153,7 +153,12 @@ func (b *backend) allocActivations() error {
 		return fmt.Errorf("one row of %d logits exceeds the storage binding limit of %d bytes: this device cannot run a vocabulary this large",
 			c.Vocab, d.limits.MaxStorageBufferBindingSize)
 	}
-	if b.sel, err = d.NewStorage("selected rows", uint64(4*b.maxOut*c.Dim)); err != nil {
+	if d.headTex && c.Dim%64 == 0 {
+		b.sel, err = d.NewActivationTexture("selected rows", c.Dim, b.maxOut)
+	} else {
+		b.sel, err = d.NewStorage("selected rows", uint64(4*b.maxOut*c.Dim))
+	}
+	if err != nil {
 		return err
 	}
 	b.logits, err = d.NewStorage("logits", uint64(4*b.maxOut*c.Vocab))

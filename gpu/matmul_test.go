@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -118,13 +119,9 @@ func TestMatVec(t *testing.T) {
 	}
 }
 
-// TestMatVecFewMatchesOne checks that a token's product from a few-token mat-vec variant (matvecFewNT:
-// the weights unpacked once for all the workgroup's tokens, other rows per workgroup, tokens past the
-// step's in the last workgroup) is the one-token variant's up to rounding, on the float and the integer
-// path: a sequence's logits must hardly depend on how many others share its step (backendtest's
-// SeqContract allows 1e-4 of their scale on the GPU; this holds the products to 1e-5).
-func TestMatVecFewMatchesOne(t *testing.T) {
-	d := testDevice(t)
+// eachMatVecShape runs fn as a subtest for each of matCases with its built-in mat-vec shape on the float
+// path and, where the device has it, the integer one, over random weights uploaded as w (r made them).
+func eachMatVecShape(t *testing.T, d *device, fn func(t *testing.T, c matCase, shape matvecShape, r *rand.Rand, w *weights)) {
 	for _, c := range matCases {
 		wt := kernelTypes[c.typ].suffix
 		for _, int8 := range []bool{false, true} {
@@ -136,31 +133,86 @@ func TestMatVecFewMatchesOne(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%dx%d/%s", c.typ, c.m, c.k, shape), func(t *testing.T) {
 				r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k)))
 				raw, _ := quantized(t, r, c.typ, c.m, c.k)
-				w := must[*weights](t)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
-				x := randF32(r, matvecMaxT*c.k, 1)
-				xb := must[*buffer](t)(d.UploadF32("x", x))
-				yb := must[*buffer](t)(d.NewStorage("y", uint64(4*matvecMaxT*c.m)))
-				op := must[*matMulOp](t)(d.newMatMulShape(w, whole(xb), c.k, whole(yb), c.m, 0, matOptions{}, shape))
-				// Each token alone, then 2..matvecMaxT of them in one step.
-				one := make([]float32, matvecMaxT*c.m)
-				for tok := range matvecMaxT {
-					xt := must[*buffer](t)(d.UploadF32("x1", x[tok*c.k:(tok+1)*c.k]))
-					op1 := must[*matMulOp](t)(d.newMatMulShape(w, whole(xt), c.k, whole(yb), c.m, 0, matOptions{}, shape))
-					run(t, d, 1, 0, func(e *encoder) { op1.Record(e, 1) })
-					copy(one[tok*c.m:], mustF32(t, d, yb, 0, c.m))
-				}
-				for T := 2; T <= matvecMaxT; T++ {
-					run(t, d, T, 0, func(e *encoder) { op.Record(e, T) })
-					y := mustF32(t, d, yb, 0, T*c.m)
-					for tok := range T {
-						if e := relErr(y[tok*c.m:(tok+1)*c.m], one[tok*c.m:(tok+1)*c.m]); e > 1e-5 {
-							t.Errorf("T=%d token %d: max relative error %.3g to the token alone > 1e-5", T, tok, e)
-						}
-					}
-				}
+				fn(t, c, shape, r, must[*weights](t)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil)))
 			})
 		}
 	}
+}
+
+// TestMatVecFewMatchesOne checks that a token's product from a few-token mat-vec variant (matvecFewNT:
+// the weights unpacked once for all the workgroup's tokens, other rows per workgroup, tokens past the
+// step's in the last workgroup) is the one-token variant's up to rounding, on the float and the integer
+// path: a sequence's logits must hardly depend on how many others share its step (backendtest's
+// SeqContract allows 1e-4 of their scale on the GPU; this holds the products to 1e-5).
+func TestMatVecFewMatchesOne(t *testing.T) {
+	d := testDevice(t)
+	eachMatVecShape(t, d, func(t *testing.T, c matCase, shape matvecShape, r *rand.Rand, w *weights) {
+		x := randF32(r, matvecMaxT*c.k, 1)
+		xb := must[*buffer](t)(d.UploadF32("x", x))
+		yb := must[*buffer](t)(d.NewStorage("y", uint64(4*matvecMaxT*c.m)))
+		op := must[*matMulOp](t)(d.newMatMulShape(w, whole(xb), c.k, whole(yb), c.m, 0, matOptions{}, shape))
+		// Each token alone, then 2..matvecMaxT of them in one step.
+		one := make([]float32, matvecMaxT*c.m)
+		for tok := range matvecMaxT {
+			xt := must[*buffer](t)(d.UploadF32("x1", x[tok*c.k:(tok+1)*c.k]))
+			op1 := must[*matMulOp](t)(d.newMatMulShape(w, whole(xt), c.k, whole(yb), c.m, 0, matOptions{}, shape))
+			run(t, d, 1, 0, func(e *encoder) { op1.Record(e, 1) })
+			copy(one[tok*c.m:], mustF32(t, d, yb, 0, c.m))
+		}
+		for T := 2; T <= matvecMaxT; T++ {
+			run(t, d, T, 0, func(e *encoder) { op.Record(e, T) })
+			y := mustF32(t, d, yb, 0, T*c.m)
+			for tok := range T {
+				if e := relErr(y[tok*c.m:(tok+1)*c.m], one[tok*c.m:(tok+1)*c.m]); e > 1e-5 {
+					t.Errorf("T=%d token %d: max relative error %.3g to the token alone > 1e-5", T, tok, e)
+				}
+			}
+		}
+	})
+}
+
+// TestActivationTexture checks the mat-vecs that read their activations from a texture (matvec_io.wgsl's
+// XTEX: the output projection's input where every step takes the mat-vec, device.headTex) against the
+// same products from a buffer, bit for bit, for one token, a few and a prompt's worth, on every kernel
+// and numeric path; and that a device whose long steps take the mat-mat refuses such activations.
+func TestActivationTexture(t *testing.T) {
+	d := testDevice(t)
+	usePrefillPath(t, d, true)
+	eachMatVecShape(t, d, func(t *testing.T, c matCase, shape matvecShape, r *rand.Rand, w *weights) {
+		const T = 33
+		width := (c.k + 63) / 64 * 64 // the texture's rows and the buffer's stride
+		xb := must[*buffer](t)(d.UploadF32("x", randF32(r, T*width, 1)))
+		xt := must[*buffer](t)(d.NewActivationTexture("x", width, T))
+		run(t, d, T, 0, func(e *encoder) {
+			for tok := range T {
+				e.CopyToTexture(xb, uint64(4*tok*width), xt, tok)
+			}
+		})
+		product := func(x *buffer, n int) []float32 {
+			yb := must[*buffer](t)(d.NewStorage("y", uint64(4*T*c.m)))
+			op := must[*matMulOp](t)(d.newMatMulShape(w, whole(x), width, whole(yb), c.m, 0, matOptions{}, shape))
+			run(t, d, n, 0, func(e *encoder) { op.Record(e, n) })
+			return mustF32(t, d, yb, 0, n*c.m)
+		}
+		for _, n := range []int{1, 2, 4, 5, T} {
+			if got, want := product(xt, n), product(xb, n); !slices.Equal(got, want) {
+				t.Errorf("%d tokens: the product from the texture differs from the buffer's", n)
+			}
+		}
+	})
+	t.Run("mat-mat device", func(t *testing.T) {
+		usePrefillPath(t, d, false)
+		c := matCases[3]
+		r := rand.New(rand.NewPCG(1, 2))
+		raw, _ := quantized(t, r, c.typ, c.m, c.k)
+		w := must[*weights](t)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
+		xt := must[*buffer](t)(d.NewActivationTexture("x", c.k, 4))
+		yb := must[*buffer](t)(d.NewStorage("y", uint64(4*4*c.m)))
+		_, err := d.NewMatMul(w, whole(xt), c.k, whole(yb), c.m, 0)
+		if err == nil || !strings.Contains(err.Error(), "texture") {
+			t.Fatalf("activations in a texture on a device with the mat-mat: got %v, want an error naming the texture", err)
+		}
+	})
 }
 
 // TestMatMulPrefill checks steps of more tokens than the mat-vec's few-token variants hold, through the

@@ -318,15 +318,28 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 		return nil, fmt.Errorf("matmul %s: y stride %d too small for offset %d + %d rows", w.Name, yStride, yOff, w.M)
 	}
 	binds := weightBinds(w, matBinds)
+	// Activations in a texture (NewActivationTexture): only the mat-vecs read them so, and only where
+	// every step takes the mat-vec.
+	xTex := x.Buf != nil && x.Buf.tex != nil
+	if xTex {
+		if !d.prefillMatVec {
+			return nil, fmt.Errorf("matmul %s: activations in a texture need a device whose steps all take the mat-vec (a CPU-type adapter)", w.Name)
+		}
+		binds[1] = bindTexture
+	}
 	if o.rope {
 		binds = append(binds, bindReadOnly)
 	}
 	// The few-token variants keep the one-token variant's threads, reduction and numerics (the integer
 	// path or not), so that a sequence's logits hardly depend on how many others share its step.
 	mvKernel := func(nt, rows int) (*kernel, error) {
+		// Shuffles add the rows of a subgroup of 8 (reduce.wgsl's SG8); a workgroup that is one such
+		// subgroup stores the totals from the lanes (LANE_STORE).
+		sg8 := d.shuffle8 && !shape.tree && rows%8 == 0
 		defs := weightDefs(w, shape.file != "matvec.wgsl", shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(rows), "NT": fmt.Sprint(nt),
 			"FEW": boolDef(nt > 1), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope),
-			"INT8": boolDef(shape.int8), "SG8": boolDef(d.shuffle8 && rows%8 == 0)})
+			"INT8": boolDef(shape.int8), "SG8": boolDef(sg8), "LANE_STORE": boolDef(sg8 && shape.wg == 8), "PAIR_LANES": boolDef(rows == 8),
+			"XTEX": boolDef(xTex)})
 		if shape.file == "matvec.wgsl" {
 			defs["WTYPE"] = wt
 		}

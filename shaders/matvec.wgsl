@@ -28,7 +28,7 @@ fn main(id: MatIds) {
         // Constant trip counts, so that the compiler unrolls the loops and keeps xv and acc in registers.
         for (var tt = 0u; tt < {{NT}}u; tt++) {
             if (tt < nt) {
-                xv[tt] = x[(t0 + tt) * (P.x_stride >> 2u) + (k >> 2u)];
+                xv[tt] = xvec(t0 + tt, k >> 2u);
             }
         }
         for (var r = 0u; r < {{ROWS}}u; r++) {

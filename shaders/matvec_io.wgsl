@@ -6,7 +6,9 @@
 // Bindings (group 0):
 //   0 P  uniform  MatParams (below)
 //   1 S  uniform  Step (common.wgsl; unused here)
-//   3 x  storage read        array<vec4<f32>> activations, token t at element t*x_stride
+//   3 x  storage read        array<vec4<f32>> activations, token t at element t*x_stride; with XTEX a
+//        texture_2d<u32> x_tex of rgba32uint texels holding the floats' bits, token t in row t (x_stride
+//        unused). Kernels read either through xvec.
 //   4 y  storage read_write  array<f32>  outputs, token t at element t*y_stride + out_off
 //   5 cs storage read        array<vec2<f32>>  with ROPE only: (cos, sin) per token and pair
 //
@@ -34,7 +36,21 @@ struct MatParams {
 }
 
 @group(0) @binding(0) var<uniform> P: MatParams;
+//#if XTEX
+@group(0) @binding(3) var x_tex: texture_2d<u32>;
+
+// xvec returns activations 4c .. 4c + 3 of token t.
+fn xvec(t: u32, c: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(textureLoad(x_tex, vec2<u32>(c, t), 0));
+}
+//#else
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
+
+// xvec returns activations 4c .. 4c + 3 of token t.
+fn xvec(t: u32, c: u32) -> vec4<f32> {
+    return x[t * (P.x_stride >> 2u) + c];
+}
+//#endif
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 //#if ROPE
 @group(0) @binding(5) var<storage, read> cs: array<vec2<f32>>;
@@ -87,49 +103,79 @@ fn token_count(id: MatIds) -> u32 {
 // stores the rows of the workgroup's tokens (every invocation must call it). Every token's rows are
 // reduced, those past the step's too (their sums are zeros): where branches are masks (lavapipe), a
 // reduction in a branch costs as much as one outside it. A workgroup has its first token (dispatch), so
-// that store needs no test.
+// that store needs no test. With LANE_STORE (reduce.wgsl) each lane stores the totals the butterfly left
+// it; a ROPE row's partner (r ^ 1) is the lane's next or previous total, or with one row a lane (ROWS =
+// 8, PAIR_LANES) the neighbouring lane's.
 fn finish_rows(acc: array<array<f32, {{ROWS}}>, {{NT}}>, id: MatIds) {
+    let nt = token_count(id);
+//#if LANE_STORE
+    const K = {{ROWS}}u / 8u;
+    let tot = butterfly8(acc, id.sg_lane);
+    for (var tt = 0u; tt < {{NT}}u; tt++) {
+        for (var j = 0u; j < K; j++) {
+//#if ROPE
+//#if PAIR_LANES
+            let other = subgroupShuffleXor(tot[tt][j], 1u);
+//#else
+            let other = tot[tt][j ^ 1u];
+//#endif
+//#else
+            let other = 0.0;
+//#endif
+            if (tt == 0u || tt < nt) {
+                store_row(first_token(id) + tt, first_row(id), id.sg_lane * K + j, tot[tt][j], other);
+            }
+        }
+    }
+//#else
 //#if SUBGROUPS
     reduce_rows(acc, id.lid, id.sg_lane, id.sg_id, id.n_sg);
 //#else
     reduce_rows(acc, id.lid, 0u, 0u, 0u);
 //#endif
-    let nt = token_count(id);
     for (var tt = 0u; tt < {{NT}}u; tt++) {
         if (tt == 0u || tt < nt) {
             store_rows(first_token(id) + tt, tt * {{ROWS}}u, first_row(id), id.lid);
         }
     }
+//#endif
 }
 
-// store_rows writes the ROWS sums that reduce_rows left in red_out from sums for token t, rows row0.. of
-// the chunk; invocation lid stores rows row0 + lid, row0 + lid + WG, ... Rows past the chunk's end are
-// dropped.
+//#if LANE_STORE
+//#else
+// store_rows stores the ROWS totals that reduce_rows left in red_out from sums for token t, rows row0..
+// of the chunk; invocation lid stores rows row0 + lid, row0 + lid + WG, ...
 fn store_rows(t: u32, sums: u32, row0: u32, lid: u32) {
     for (var r0 = 0u; r0 < {{ROWS}}u; r0 += {{WG}}u) {
-        store_row(t, sums, row0, r0 + lid);
+        let r = r0 + lid;
+        if (r < {{ROWS}}u) {
+            store_row(t, row0, r, red_out[sums + r], red_out[sums + (r ^ 1u)]);
+        }
     }
 }
+//#endif
 
-// store_row stores row row0 + r of token t, if it exists.
-fn store_row(t: u32, sums: u32, row0: u32, r: u32) {
-    if (r >= {{ROWS}}u || row0 + r >= P.m) {
+// store_row stores v, the total of row row0 + r of token t, if that row exists (rows past the chunk's
+// end are dropped); other is row (r ^ 1)'s, the partner a ROPE pair needs (rows come in (even, odd) pairs
+// within a workgroup: ROWS is even).
+fn store_row(t: u32, row0: u32, r: u32, v: f32, other: f32) {
+    if (row0 + r >= P.m) {
         return;
     }
     let i = t * P.y_stride + P.out_off + row0 + r;
 //#if ROPE
-    // Rows come in (even, odd) pairs within the workgroup (ROWS is even), so the partner's sum is in red_out.
-    let v = rope_pair(red_out[sums + (r & ~1u)], red_out[sums + (r | 1u)], (r & 1u) == 1u, t, P.out_off + row0 + r);
+    let odd = (r & 1u) == 1u;
+    let out = rope_pair(select(v, other, odd), select(other, v, odd), odd, t, P.out_off + row0 + r);
 //#else
-    let v = red_out[sums + r];
+    let out = v;
 //#endif
 //#if GLU
-    y[i] = silu(y[i]) * v; // y holds the gate projection: SwiGLU, stored for the down projection
+    y[i] = silu(y[i]) * out; // y holds the gate projection: SwiGLU, stored for the down projection
 //#else
 //#if ACCUM
-    y[i] += v;
+    y[i] += out;
 //#else
-    y[i] = v;
+    y[i] = out;
 //#endif
 //#endif
 }

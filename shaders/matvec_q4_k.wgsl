@@ -57,30 +57,31 @@ fn main(id: MatIds) {
         var sx: array<vec2<f32>, {{NT}}>;
         for (var tt = 0u; tt < {{NT}}u; tt++) {
             if (tt < nt) {
-                let xi = (first_token(id) + tt) * (P.x_stride >> 2u) + gi * 16u;
+                let xt = first_token(id) + tt;
+                let xi = gi * 16u;
 //#if INT8
-                xq[tt][0] = q8x16(x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]);
-                xq[tt][1] = q8x16(x[xi + 4u], x[xi + 5u], x[xi + 6u], x[xi + 7u]);
-                xq[tt][2] = q8x16(x[xi + 8u], x[xi + 9u], x[xi + 10u], x[xi + 11u]);
-                xq[tt][3] = q8x16(x[xi + 12u], x[xi + 13u], x[xi + 14u], x[xi + 15u]);
+                xq[tt][0] = q8x16(xvec(xt, xi), xvec(xt, xi + 1u), xvec(xt, xi + 2u), xvec(xt, xi + 3u));
+                xq[tt][1] = q8x16(xvec(xt, xi + 4u), xvec(xt, xi + 5u), xvec(xt, xi + 6u), xvec(xt, xi + 7u));
+                xq[tt][2] = q8x16(xvec(xt, xi + 8u), xvec(xt, xi + 9u), xvec(xt, xi + 10u), xvec(xt, xi + 11u));
+                xq[tt][3] = q8x16(xvec(xt, xi + 12u), xvec(xt, xi + 13u), xvec(xt, xi + 14u), xvec(xt, xi + 15u));
                 sx[tt] = vec2<f32>(xq[tt][0].s + xq[tt][1].s, xq[tt][2].s + xq[tt][3].s);
 //#else
-                xs[tt][0] = x[xi];
-                xs[tt][1] = x[xi + 1u];
-                xs[tt][2] = x[xi + 2u];
-                xs[tt][3] = x[xi + 3u];
-                xs[tt][4] = x[xi + 4u];
-                xs[tt][5] = x[xi + 5u];
-                xs[tt][6] = x[xi + 6u];
-                xs[tt][7] = x[xi + 7u];
-                xs[tt][8] = x[xi + 8u];
-                xs[tt][9] = x[xi + 9u];
-                xs[tt][10] = x[xi + 10u];
-                xs[tt][11] = x[xi + 11u];
-                xs[tt][12] = x[xi + 12u];
-                xs[tt][13] = x[xi + 13u];
-                xs[tt][14] = x[xi + 14u];
-                xs[tt][15] = x[xi + 15u];
+                xs[tt][0] = xvec(xt, xi);
+                xs[tt][1] = xvec(xt, xi + 1u);
+                xs[tt][2] = xvec(xt, xi + 2u);
+                xs[tt][3] = xvec(xt, xi + 3u);
+                xs[tt][4] = xvec(xt, xi + 4u);
+                xs[tt][5] = xvec(xt, xi + 5u);
+                xs[tt][6] = xvec(xt, xi + 6u);
+                xs[tt][7] = xvec(xt, xi + 7u);
+                xs[tt][8] = xvec(xt, xi + 8u);
+                xs[tt][9] = xvec(xt, xi + 9u);
+                xs[tt][10] = xvec(xt, xi + 10u);
+                xs[tt][11] = xvec(xt, xi + 11u);
+                xs[tt][12] = xvec(xt, xi + 12u);
+                xs[tt][13] = xvec(xt, xi + 13u);
+                xs[tt][14] = xvec(xt, xi + 14u);
+                xs[tt][15] = xvec(xt, xi + 15u);
                 let one = vec4<f32>(1.0);
                 sx[tt] = vec2<f32>(dot(xs[tt][0] + xs[tt][1] + xs[tt][2] + xs[tt][3] + xs[tt][4] + xs[tt][5] + xs[tt][6] + xs[tt][7], one),
                     dot(xs[tt][8] + xs[tt][9] + xs[tt][10] + xs[tt][11] + xs[tt][12] + xs[tt][13] + xs[tt][14] + xs[tt][15], one));
@@ -90,9 +91,10 @@ fn main(id: MatIds) {
 //#else
         // The group's activations: 16 vec4s, elements 64g..64g+31 (sub-block 2g) then 64g+32.. (2g+1).
         var xs: array<vec4<f32>, 16>;
-        let xi = first_token(id) * (P.x_stride >> 2u) + gi * 16u;
+        let xt = first_token(id);
+        let xi = gi * 16u;
         for (var j = 0u; j < 16u; j++) {
-            xs[j] = x[xi + j];
+            xs[j] = xvec(xt, xi + j);
         }
 //#if INT8
         // Elements 0..15, 16..31 (sub-block 2g), 32..47, 48..63 (2g+1) of the group.

@@ -57,30 +57,31 @@ fn main(id: MatIds) {
         var sx: array<vec4<f32>, {{NT}}>;
         for (var tt = 0u; tt < {{NT}}u; tt++) {
             if (tt < nt) {
-                let xi = (first_token(id) + tt) * (P.x_stride >> 2u) + blk * 64u + n * 32u + h * 4u;
+                let xt = first_token(id) + tt;
+                let xi = blk * 64u + n * 32u + h * 4u;
 //#if INT8
-                xq[tt][0] = q8x16(x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]);
-                xq[tt][1] = q8x16(x[xi + 8u], x[xi + 9u], x[xi + 10u], x[xi + 11u]);
-                xq[tt][2] = q8x16(x[xi + 16u], x[xi + 17u], x[xi + 18u], x[xi + 19u]);
-                xq[tt][3] = q8x16(x[xi + 24u], x[xi + 25u], x[xi + 26u], x[xi + 27u]);
+                xq[tt][0] = q8x16(xvec(xt, xi), xvec(xt, xi + 1u), xvec(xt, xi + 2u), xvec(xt, xi + 3u));
+                xq[tt][1] = q8x16(xvec(xt, xi + 8u), xvec(xt, xi + 9u), xvec(xt, xi + 10u), xvec(xt, xi + 11u));
+                xq[tt][2] = q8x16(xvec(xt, xi + 16u), xvec(xt, xi + 17u), xvec(xt, xi + 18u), xvec(xt, xi + 19u));
+                xq[tt][3] = q8x16(xvec(xt, xi + 24u), xvec(xt, xi + 25u), xvec(xt, xi + 26u), xvec(xt, xi + 27u));
                 sx[tt] = vec4<f32>(xq[tt][0].s, xq[tt][1].s, xq[tt][2].s, xq[tt][3].s);
 //#else
-                xs[tt][0] = x[xi];
-                xs[tt][1] = x[xi + 1u];
-                xs[tt][2] = x[xi + 2u];
-                xs[tt][3] = x[xi + 3u];
-                xs[tt][4] = x[xi + 8u];
-                xs[tt][5] = x[xi + 9u];
-                xs[tt][6] = x[xi + 10u];
-                xs[tt][7] = x[xi + 11u];
-                xs[tt][8] = x[xi + 16u];
-                xs[tt][9] = x[xi + 17u];
-                xs[tt][10] = x[xi + 18u];
-                xs[tt][11] = x[xi + 19u];
-                xs[tt][12] = x[xi + 24u];
-                xs[tt][13] = x[xi + 25u];
-                xs[tt][14] = x[xi + 26u];
-                xs[tt][15] = x[xi + 27u];
+                xs[tt][0] = xvec(xt, xi);
+                xs[tt][1] = xvec(xt, xi + 1u);
+                xs[tt][2] = xvec(xt, xi + 2u);
+                xs[tt][3] = xvec(xt, xi + 3u);
+                xs[tt][4] = xvec(xt, xi + 8u);
+                xs[tt][5] = xvec(xt, xi + 9u);
+                xs[tt][6] = xvec(xt, xi + 10u);
+                xs[tt][7] = xvec(xt, xi + 11u);
+                xs[tt][8] = xvec(xt, xi + 16u);
+                xs[tt][9] = xvec(xt, xi + 17u);
+                xs[tt][10] = xvec(xt, xi + 18u);
+                xs[tt][11] = xvec(xt, xi + 19u);
+                xs[tt][12] = xvec(xt, xi + 24u);
+                xs[tt][13] = xvec(xt, xi + 25u);
+                xs[tt][14] = xvec(xt, xi + 26u);
+                xs[tt][15] = xvec(xt, xi + 27u);
                 let one = vec4<f32>(1.0);
                 sx[tt] = vec4<f32>(dot(xs[tt][0] + xs[tt][1] + xs[tt][2] + xs[tt][3], one),
                     dot(xs[tt][4] + xs[tt][5] + xs[tt][6] + xs[tt][7], one),
@@ -90,12 +91,13 @@ fn main(id: MatIds) {
             }
         }
 //#else
-        let xi = first_token(id) * (P.x_stride >> 2u) + blk * 64u + n * 32u + h * 4u;
+        let xt = first_token(id);
+        let xi = blk * 64u + n * 32u + h * 4u;
         // Quarter q's 16 elements start at element 256blk + 128n + 32q + 16h: x vec4 xi + 8q.
         var xs: array<vec4<f32>, 16>;
         for (var q = 0u; q < 4u; q++) {
             for (var j = 0u; j < 4u; j++) {
-                xs[4u * q + j] = x[xi + 8u * q + j];
+                xs[4u * q + j] = xvec(xt, xi + 8u * q + j);
             }
         }
 //#if INT8

@@ -18,16 +18,18 @@
 // subgroup's totals of rows l * K .. l * K + K - 1, for every token: 7 * K * NT shuffles in place of
 // 8 * K * NT reductions. (The arrays are indexed by loop counters over their own lengths, which is what
 // makes Mesa unroll the loops and keep them in registers.)
-
-var<workgroup> red_out: array<f32, {{ROWS}} * {{NT}}>;
+//
+// LANE_STORE (SG8 with WG = 8: the workgroup is one subgroup, as the K-quant mat-vecs of rows of up to
+// 512 elements are on lavapipe): the butterfly's totals are final, and the caller stores them from the
+// lanes that hold them (butterfly8; matvec_io.wgsl's finish_rows) instead of passing them through
+// workgroup memory between two barriers. There reduce_rows and its workgroup memory do not exist.
 
 //#if SUBGROUPS
-const SG_MAX = {{WG}}u / 4u; // subgroups a workgroup may have
-var<workgroup> red: array<f32, {{ROWS}} * {{NT}} * ({{WG}} / 4)>;
-
-fn reduce_rows(acc: array<array<f32, {{ROWS}}>, {{NT}}>, lid: u32, sg_lane: u32, sg_id: u32, n_sg: u32) {
-    var a = acc;
 //#if SG8
+// butterfly8 adds acc over the subgroup of 8 by the butterfly above; lane sg_lane gets the totals of rows
+// sg_lane * K + j, j < K, for each token.
+fn butterfly8(acc: array<array<f32, {{ROWS}}>, {{NT}}>, sg_lane: u32) -> array<array<f32, {{ROWS}} / 8>, {{NT}}> {
+    var a = acc;
     const K = {{ROWS}}u / 8u;
     let up4 = (sg_lane & 4u) != 0u;
     var s4: array<array<array<array<f32, {{ROWS}} / 8>, 2>, 2>, {{NT}}>; // [t][b1][b0][j]
@@ -54,15 +56,38 @@ fn reduce_rows(acc: array<array<f32, {{ROWS}}>, {{NT}}>, lid: u32, sg_lane: u32,
         }
     }
     let up1 = (sg_lane & 1u) != 0u;
+    var s1: array<array<f32, {{ROWS}} / 8>, {{NT}}>;
     for (var tt = 0u; tt < {{NT}}u; tt++) {
         for (var j = 0u; j < K; j++) {
             let lo = s2[tt][0][j];
             let hi = s2[tt][1][j];
-            let s = select(lo, hi, up1) + subgroupShuffleXor(select(hi, lo, up1), 1u);
-            red[(tt * {{ROWS}}u + sg_lane * K + j) * SG_MAX + sg_id] = s;
+            s1[tt][j] = select(lo, hi, up1) + subgroupShuffleXor(select(hi, lo, up1), 1u);
+        }
+    }
+    return s1;
+}
+//#endif
+//#endif
+
+//#if LANE_STORE
+//#else
+var<workgroup> red_out: array<f32, {{ROWS}} * {{NT}}>;
+
+//#if SUBGROUPS
+const SG_MAX = {{WG}}u / 4u; // subgroups a workgroup may have
+var<workgroup> red: array<f32, {{ROWS}} * {{NT}} * ({{WG}} / 4)>;
+
+fn reduce_rows(acc: array<array<f32, {{ROWS}}>, {{NT}}>, lid: u32, sg_lane: u32, sg_id: u32, n_sg: u32) {
+//#if SG8
+    const K = {{ROWS}}u / 8u;
+    let s1 = butterfly8(acc, sg_lane);
+    for (var tt = 0u; tt < {{NT}}u; tt++) {
+        for (var j = 0u; j < K; j++) {
+            red[(tt * {{ROWS}}u + sg_lane * K + j) * SG_MAX + sg_id] = s1[tt][j];
         }
     }
 //#else
+    var a = acc;
     for (var tt = 0u; tt < {{NT}}u; tt++) {
         for (var r = 0u; r < {{ROWS}}u; r++) {
             let s = subgroupAdd(a[tt][r]);
@@ -112,4 +137,5 @@ fn reduce_rows(acc: array<array<f32, {{ROWS}}>, {{NT}}>, lid: u32, sg_lane: u32,
         workgroupBarrier();
     }
 }
+//#endif
 //#endif
