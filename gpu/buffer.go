@@ -11,8 +11,8 @@ import (
 	"smolchat/model/quant"
 )
 
-// buffer is a GPU buffer owned by a device, or a chunk of weights held in a texture (tex and view set,
-// buf nil; see weightTexture).
+// buffer is a GPU buffer owned by a device, or a texture (tex and view set, buf nil): a chunk of weights
+// (weightTexture) or activations (NewActivationTexture).
 type buffer struct {
 	buf   *wgpu.Buffer
 	Size  uint64
@@ -377,7 +377,7 @@ func (d *device) weightTexture(staging *buffer) (*buffer, error) {
 	size := wgpu.Extent3D{Width: texWidth, Height: h, DepthOrArrayLayers: 1}
 	out, err := d.newTexture(staging.label, size)
 	if err != nil {
-		return nil, fmt.Errorf("uploading %s to a texture: %w", staging.label, err)
+		return nil, err
 	}
 	e, err := d.NewEncoder("weight texture")
 	if err == nil {

@@ -81,7 +81,8 @@ type device struct {
 	// headTex keeps the output projection's input, the selected rows, in a texture
 	// (NewActivationTexture) where every step takes the mat-vec: on a CPU-type adapter a texel fetch
 	// compiles to vector gathers but a storage load whose address differs between lanes to a loop over
-	// them, and each workgroup of the vocabulary's rows loads every selected row's activations.
+	// them, and each workgroup of the vocabulary's rows loads every selected row's activations. (A
+	// model whose dim is not a multiple of 64 keeps the buffer: NewActivationTexture.)
 	headTex bool
 
 	// matmulTile is the prefill mat-mat shape new products use; zero means the first of matmulPreferred

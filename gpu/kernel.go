@@ -20,7 +20,7 @@ const (
 	bindUniform binding = iota
 	bindReadOnly
 	bindReadWrite
-	bindTexture // a texture_2d<u32>: weights held in a texture (buffer.tex)
+	bindTexture // a texture_2d<u32>: weights or activations held in a texture (buffer.tex)
 )
 
 // kernel is a compiled compute pipeline with an explicit bind group layout.
@@ -70,7 +70,9 @@ func (d *device) kernel(s kernelSpec) (*kernel, error) {
 		d.log.Warn("subgroup kernel failed to build; using workgroup-memory reductions", "kernel", s.file, "err", err)
 		d.subgroups, d.shuffle8 = false, false
 		for _, name := range subgroupDefs {
-			s.defs = withDef(s.defs, name, "")
+			if _, ok := s.defs[name]; ok {
+				s.defs = withDef(s.defs, name, "")
+			}
 		}
 		return d.buildKernel(s)
 	}
@@ -355,6 +357,10 @@ func (e *encoder) Copy(src *buffer, srcOff uint64, dst *buffer, dstOff, size uin
 // CopyToTexture copies a row of dst, an activation texture (NewActivationTexture), from src at srcOff.
 func (e *encoder) CopyToTexture(src *buffer, srcOff uint64, dst *buffer, row int) {
 	if e.err != nil {
+		return
+	}
+	if dst.tex == nil {
+		e.err = fmt.Errorf("copy from %s: %s is not a texture", src.label, dst.label)
 		return
 	}
 	w, h := dst.tex.GetWidth(), dst.tex.GetHeight()

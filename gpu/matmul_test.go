@@ -290,6 +290,36 @@ func eachProductShape(t *testing.T, d *device, name string, split uint64, f func
 	}
 }
 
+// TestMatVecRopeRows checks the fused RoPE of the one-token mat-vec in workgroups of 8 threads for row
+// counts a tuned shape may name (tune.go's cache): on a device with subgroups of 8 the lanes store their
+// own totals (LANE_STORE), pairing rows within a lane (16, 32) or across two (8), and a count they
+// cannot pair (24, three rows a lane) goes through workgroup memory.
+func TestMatVecRopeRows(t *testing.T) {
+	d := testDevice(t)
+	const heads, headDim, k, pos0, base = 2, 128, 256, 17, 5e6
+	m := heads * headDim
+	r := rand.New(rand.NewPCG(3, 4))
+	raw, deq := quantized(t, r, quant.Q4_K, m, k)
+	w := must[*weights](t)(d.UploadWeights("w", quant.Q4_K, k, m, raw, nil))
+	x := randF32(r, k, 1)
+	xb := must[*buffer](t)(d.UploadF32("x", x))
+	cb := must[*buffer](t)(d.UploadF32("cs", ropeTable(pos0, 1, headDim, base)))
+	want := ref.MatVec(deq, m, k, x)
+	ref.Rope(want, headDim, headDim, pos0, base)
+	for _, rows := range []int{8, 16, 24, 32} {
+		t.Run(fmt.Sprintf("rows%d", rows), func(t *testing.T) {
+			yb := must[*buffer](t)(d.NewStorage("y", uint64(4*m)))
+			shape := matvecShape{file: "matvec_q4_k.wgsl", wg: 8, rows: rows}
+			op := must[*matMulOp](t)(d.newMatMulShape(w, whole(xb), k, whole(yb), m, 0,
+				matOptions{rope: true, cs: whole(cb), headDim: headDim, ropeDim: headDim}, shape))
+			run(t, d, 1, pos0, func(e *encoder) { op.Record(e, 1) })
+			if e := relErr(mustF32(t, d, yb, 0, m), want); e > 1e-4 {
+				t.Errorf("max relative error %.3g > 1e-4", e)
+			}
+		})
+	}
+}
+
 // TestMatMulRope checks the query and key projections that rotate their heads as they store them: the
 // product of random weights, then ref.Rope per token at its position, as mat-vec (both reductions) and
 // mat-mat, with whole and partial rotation, at SmolLM3's head size and a large position, and with the

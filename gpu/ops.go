@@ -325,6 +325,9 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 		if !d.prefillMatVec {
 			return nil, fmt.Errorf("matmul %s: activations in a texture need a device whose steps all take the mat-vec (a CPU-type adapter)", w.Name)
 		}
+		if x.Off != 0 || 4*int(x.Buf.tex.GetWidth()) < w.K {
+			return nil, fmt.Errorf("matmul %s: activations in texture %s must be bound whole, with rows of at least K=%d floats", w.Name, x.Buf.label, w.K)
+		}
 		binds[1] = bindTexture
 	}
 	if o.rope {
@@ -334,11 +337,13 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	// path or not), so that a sequence's logits hardly depend on how many others share its step.
 	mvKernel := func(nt, rows int) (*kernel, error) {
 		// Shuffles add the rows of a subgroup of 8 (reduce.wgsl's SG8); a workgroup that is one such
-		// subgroup stores the totals from the lanes (LANE_STORE).
+		// subgroup stores the totals from the lanes (LANE_STORE), where a RoPE pair's partner is the
+		// same lane's (an even number of rows a lane) or the neighbouring lane's (one row a lane).
 		sg8 := d.shuffle8 && !shape.tree && rows%8 == 0
+		laneStore := sg8 && shape.wg == 8 && (rows == 8 || rows%16 == 0)
 		defs := weightDefs(w, shape.file != "matvec.wgsl", shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(rows), "NT": fmt.Sprint(nt),
 			"FEW": boolDef(nt > 1), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope),
-			"INT8": boolDef(shape.int8), "SG8": boolDef(sg8), "LANE_STORE": boolDef(sg8 && shape.wg == 8), "PAIR_LANES": boolDef(rows == 8),
+			"INT8": boolDef(shape.int8), "SG8": boolDef(sg8), "LANE_STORE": boolDef(laneStore), "PAIR_LANES": boolDef(rows == 8),
 			"XTEX": boolDef(xTex)})
 		if shape.file == "matvec.wgsl" {
 			defs["WTYPE"] = wt

@@ -104,8 +104,9 @@ fn token_count(id: MatIds) -> u32 {
 // reduced, those past the step's too (their sums are zeros): where branches are masks (lavapipe), a
 // reduction in a branch costs as much as one outside it. A workgroup has its first token (dispatch), so
 // that store needs no test. With LANE_STORE (reduce.wgsl) each lane stores the totals the butterfly left
-// it; a ROPE row's partner (r ^ 1) is the lane's next or previous total, or with one row a lane (ROWS =
-// 8, PAIR_LANES) the neighbouring lane's.
+// it; a ROPE row's partner (r ^ 1) is the lane's next or previous total (the host sets LANE_STORE only
+// for an even number of rows a lane, ROWS a multiple of 16, or for one, ROWS = 8), or with one row a
+// lane (PAIR_LANES) the neighbouring lane's.
 fn finish_rows(acc: array<array<f32, {{ROWS}}>, {{NT}}>, id: MatIds) {
     let nt = token_count(id);
 //#if LANE_STORE
@@ -149,7 +150,12 @@ fn store_rows(t: u32, sums: u32, row0: u32, lid: u32) {
     for (var r0 = 0u; r0 < {{ROWS}}u; r0 += {{WG}}u) {
         let r = r0 + lid;
         if (r < {{ROWS}}u) {
-            store_row(t, row0, r, red_out[sums + r], red_out[sums + (r ^ 1u)]);
+//#if ROPE
+            let other = red_out[sums + (r ^ 1u)];
+//#else
+            let other = 0.0;
+//#endif
+            store_row(t, row0, r, red_out[sums + r], other);
         }
     }
 }
