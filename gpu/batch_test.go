@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"testing"
 	"time"
 
@@ -178,8 +176,12 @@ func BenchmarkDecodeRows(b *testing.B) {
 		w := must[*weights](b)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
 		xb := must[*buffer](b)(d.UploadF32("x", randF32(r, matvecMaxT*c.k, 1)))
 		yb := must[*buffer](b)(d.NewStorage("y", uint64(4*matvecMaxT*c.m)))
-		inputs := map[string]*buffer{"": xb}
-		if d.headTex {
+		type input struct {
+			name string // in the sub-benchmark's name
+			x    *buffer
+		}
+		inputs := []input{{"", xb}}
+		if d.headTex() {
 			// The output projection's input on this device: the activations in a texture.
 			xt := must[*buffer](b)(d.NewActivationTexture("x", c.k, matvecMaxT))
 			e := must[*encoder](b)(d.NewEncoder("x texture"))
@@ -189,7 +191,7 @@ func BenchmarkDecodeRows(b *testing.B) {
 			if err := e.Submit(); err != nil {
 				b.Fatal(err)
 			}
-			inputs["xtex/"] = xt
+			inputs = append(inputs, input{"xtex/", xt})
 		}
 		shape := matvecShapeFor(kernelTypes[c.typ].suffix, c.k)
 		for _, int8 := range []bool{false, true} {
@@ -197,9 +199,9 @@ func BenchmarkDecodeRows(b *testing.B) {
 				continue
 			}
 			shape.int8 = int8
-			for _, in := range slices.Sorted(maps.Keys(inputs)) {
-				op := must[*matMulOp](b)(d.newMatMulShape(w, whole(inputs[in]), c.k, whole(yb), c.m, 0, matOptions{}, shape))
-				path := map[bool]string{false: "", true: "int8/"}[int8] + in
+			for _, in := range inputs {
+				op := must[*matMulOp](b)(d.newMatMulShape(w, whole(in.x), c.k, whole(yb), c.m, 0, matOptions{}, shape))
+				path := map[bool]string{false: "", true: "int8/"}[int8] + in.name
 				for _, T := range []int{1, 2, 4, 8} {
 					b.Run(fmt.Sprintf("%s/%dx%d/%srows%d", c.typ, c.m, c.k, path, T), func(b *testing.B) {
 						if err := d.SetStep(T, 0); err != nil {

@@ -404,7 +404,7 @@ func (d *device) weightTexture(staging *buffer) (*buffer, error) {
 // a row at a time by encoder.CopyToTexture. k must be a multiple of 64, since a buffer-to-texture copy
 // takes rows of a multiple of 256 bytes.
 func (d *device) NewActivationTexture(label string, k, rows int) (*buffer, error) {
-	if k <= 0 || k%64 != 0 || rows <= 0 || uint32(k/4) > d.limits.MaxTextureDimension2D || uint32(rows) > d.limits.MaxTextureDimension2D {
+	if !d.activationTextureFits(k, rows) {
 		return nil, fmt.Errorf("activation texture %s: %d rows of %d floats: want rows of a multiple of 64 floats, at most %d texels each way",
 			label, rows, k, d.limits.MaxTextureDimension2D)
 	}
@@ -416,6 +416,11 @@ func (d *device) NewActivationTexture(label string, k, rows int) (*buffer, error
 	d.owned = append(d.owned, out)
 	d.mu.Unlock()
 	return out, nil
+}
+
+// activationTextureFits reports whether NewActivationTexture can hold rows rows of k floats.
+func (d *device) activationTextureFits(k, rows int) bool {
+	return k > 0 && k%64 == 0 && rows > 0 && uint32(k/4) <= d.limits.MaxTextureDimension2D && uint32(rows) <= d.limits.MaxTextureDimension2D
 }
 
 // newTexture creates an rgba32uint texture of size that kernels read (texture_2d<u32>) and copies fill,

@@ -78,12 +78,6 @@ type device struct {
 	// and stores of each lane in turn: on lavapipe a 32-token prompt went 2-3 times faster through the
 	// mat-vec (docs/BENCHMARKS.md). On a GPU the mat-mat reads each weight once for 64 tokens.
 	prefillMatVec bool
-	// headTex keeps the output projection's input, the selected rows, in a texture
-	// (NewActivationTexture) where every step takes the mat-vec: on a CPU-type adapter a texel fetch
-	// compiles to vector gathers but a storage load whose address differs between lanes to a loop over
-	// them, and each workgroup of the vocabulary's rows loads every selected row's activations. (A
-	// model whose dim is not a multiple of 64 keeps the buffer: NewActivationTexture.)
-	headTex bool
 
 	// matmulTile is the prefill mat-mat shape new products use; zero means the first of matmulPreferred
 	// the adapter accepts. Tests (and a tuner) set it to build other variants.
@@ -102,6 +96,15 @@ type device struct {
 
 	tuned     map[matShape]matvecShape // mat-vec variants chosen by tuning (tune.go), by weight shape
 	tunedTile map[matShape]matmulShape // mat-mat tiles chosen by tuning, by weight shape
+}
+
+// headTex reports whether the output projection reads its input, the selected rows, from a texture
+// (NewActivationTexture): where every step takes the mat-vec, since on a CPU-type adapter a texel fetch
+// compiles to vector gathers but a storage load whose address differs between lanes to a loop over
+// them, and each workgroup of the vocabulary's rows loads every selected row's activations. (Rows a
+// texture cannot hold keep the buffer: activationTextureFits.)
+func (d *device) headTex() bool {
+	return d.prefillMatVec
 }
 
 // cpuType reports a CPU-type adapter (lavapipe, SwiftShader, WARP): its kernels are CPU code, whose
@@ -215,9 +218,8 @@ func (d *device) open(opts deviceOptions) error {
 	d.f16Tiles = opts.F16Tiles
 	d.weightTex = opts.WeightTextures
 	d.prefillMatVec = d.cpuType() && !opts.MatMat
-	d.headTex = d.prefillMatVec
 	d.log.Debug("gpu device opened", "adapter", d.Info.Name, "type", d.Info.Type, "backend", d.Info.Backend,
-		"shader_f16", d.f16, "subgroups", d.subgroups, "subgroups_of_8", d.sg8, "dot4", d.dot4, "prefill_matvec", d.prefillMatVec, "head_texture", d.headTex, "max_binding", d.maxBinding, "reason", d.Reason)
+		"shader_f16", d.f16, "subgroups", d.subgroups, "subgroups_of_8", d.sg8, "dot4", d.dot4, "prefill_matvec", d.prefillMatVec, "max_binding", d.maxBinding, "reason", d.Reason)
 	return nil
 }
 

@@ -153,7 +153,7 @@ func (b *backend) allocActivations() error {
 		return fmt.Errorf("one row of %d logits exceeds the storage binding limit of %d bytes: this device cannot run a vocabulary this large",
 			c.Vocab, d.limits.MaxStorageBufferBindingSize)
 	}
-	if d.headTex && c.Dim%64 == 0 {
+	if d.headTex() && d.activationTextureFits(c.Dim, b.maxOut) {
 		b.sel, err = d.NewActivationTexture("selected rows", c.Dim, b.maxOut)
 	} else {
 		b.sel, err = d.NewStorage("selected rows", uint64(4*b.maxOut*c.Dim))

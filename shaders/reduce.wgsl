@@ -20,7 +20,8 @@
 // makes Mesa unroll the loops and keep them in registers.)
 //
 // LANE_STORE (SG8 with WG = 8: the workgroup is one subgroup, as the K-quant mat-vecs of rows of up to
-// 512 elements are on lavapipe): the butterfly's totals are final, and the caller stores them from the
+// 512 elements are on lavapipe; the host sets it for ROWS = 8 or a multiple of 16, where a RoPE pair's
+// rows are on one lane or two neighbours): the butterfly's totals are final, and the caller stores them from the
 // lanes that hold them (butterfly8; matvec_io.wgsl's finish_rows) instead of passing them through
 // workgroup memory between two barriers. There reduce_rows and its workgroup memory do not exist.
 
