@@ -55,13 +55,13 @@ func TestBenchProfileJSON(t *testing.T) {
 }
 
 // TestBenchTuning runs bench --gpu twice over one tuning file: the first load times the kernel
-// variants of stories260K's five weight shapes (a mat-vec choice each, and a mat-mat one on a GPU: a
-// CPU-type adapter runs every step through the mat-vec), the second reads them; --gpu-tune redo times
-// them again.
+// variants of stories260K's five weight shapes (a mat-vec choice each, its few-token variants' shape for
+// the parallel streams, and a mat-mat one on a GPU: a CPU-type adapter runs every step through the
+// mat-vec), the second reads them; --gpu-tune redo times them again.
 func TestBenchTuning(t *testing.T) {
 	stories := testutil.SharedFile(t, "stories260K.gguf")
 	file := filepath.Join(t.TempDir(), "tune.json")
-	shapes := 0 // choices: 5 mat-vec ones, and 5 mat-mat ones on a GPU
+	shapes := 0 // choices: 5 mat-vec ones, 5 few-token ones, and 5 mat-mat ones on a GPU
 	for i, c := range []struct {
 		mode          string
 		timed, cached bool
@@ -85,18 +85,21 @@ func TestBenchTuning(t *testing.T) {
 		}
 		if i == 0 {
 			// The adapter is "name (type, api)": a cpu one has no mat-mat to tune.
-			shapes = 10
+			shapes = 15
 			if strings.Contains(got.Adapter, "(cpu, ") {
-				shapes = 5
+				shapes = 10
 			}
-			mv := 0
+			mv, few := 0, 0
 			for _, ch := range tu.Choices {
-				if strings.HasPrefix(ch.Shape, "matvec ") {
+				switch {
+				case strings.HasPrefix(ch.Shape, "matvec few "):
+					few++
+				case strings.HasPrefix(ch.Shape, "matvec "):
 					mv++
 				}
 			}
-			if mv != 5 || len(tu.Choices) != shapes {
-				t.Fatalf("on %s: choices %+v; want a mat-vec choice for each of the 5 shapes, %d in all", got.Adapter, tu.Choices, shapes)
+			if mv != 5 || few != 5 || len(tu.Choices) != shapes {
+				t.Fatalf("on %s: choices %+v; want a mat-vec and a few-token choice for each of the 5 shapes, %d in all", got.Adapter, tu.Choices, shapes)
 			}
 		}
 		want := map[bool]int{true: shapes}

@@ -95,6 +95,7 @@ type device struct {
 	owned   []*buffer // buffers released by Close
 
 	tuned     map[matShape]matvecShape // mat-vec variants chosen by tuning (tune.go), by weight shape
+	tunedFew  map[matShape]fewShape    // the few-token mat-vec variants' shapes chosen by tuning
 	tunedTile map[matShape]matmulShape // mat-mat tiles chosen by tuning, by weight shape
 }
 
@@ -156,6 +157,7 @@ func openDevice(opts deviceOptions) (*device, error) {
 		kernels:   map[string]*kernel{},
 		layouts:   map[string]*wgpu.BindGroupLayout{},
 		tuned:     map[matShape]matvecShape{},
+		tunedFew:  map[matShape]fewShape{},
 		tunedTile: map[matShape]matmulShape{},
 	}
 	if err := d.open(opts); err != nil {

@@ -152,23 +152,39 @@ func TestMatVecFewMatchesOne(t *testing.T) {
 		yb := must[*buffer](t)(d.NewStorage("y", uint64(4*matvecMaxT*c.m)))
 		op := must[*matMulOp](t)(d.newMatMulShape(w, whole(xb), c.k, whole(yb), c.m, 0, matOptions{}, shape))
 		// Each token alone, then 2..matvecMaxT of them in one step.
-		one := make([]float32, matvecMaxT*c.m)
-		for tok := range matvecMaxT {
-			xt := must[*buffer](t)(d.UploadF32("x1", x[tok*c.k:(tok+1)*c.k]))
-			op1 := must[*matMulOp](t)(d.newMatMulShape(w, whole(xt), c.k, whole(yb), c.m, 0, matOptions{}, shape))
-			run(t, d, 1, 0, func(e *encoder) { op1.Record(e, 1) })
-			copy(one[tok*c.m:], mustF32(t, d, yb, 0, c.m))
-		}
+		one := productsAlone(t, d, w, c, shape, x, yb)
 		for T := 2; T <= matvecMaxT; T++ {
-			run(t, d, T, 0, func(e *encoder) { op.Record(e, T) })
-			y := mustF32(t, d, yb, 0, T*c.m)
-			for tok := range T {
-				if e := relErr(y[tok*c.m:(tok+1)*c.m], one[tok*c.m:(tok+1)*c.m]); e > 1e-5 {
-					t.Errorf("T=%d token %d: max relative error %.3g to the token alone > 1e-5", T, tok, e)
-				}
-			}
+			checkFewMatchesOne(t, d, op, c, T, yb, one)
 		}
 	})
+}
+
+// productsAlone returns the products of the tokens in x (k floats each) through shape's one-token
+// variant, a token at a time, using yb for the outputs.
+func productsAlone(t *testing.T, d *device, w *weights, c matCase, shape matvecShape, x []float32, yb *buffer) []float32 {
+	T := len(x) / c.k
+	one := make([]float32, T*c.m)
+	for tok := range T {
+		xt := must[*buffer](t)(d.UploadF32("x1", x[tok*c.k:(tok+1)*c.k]))
+		op := must[*matMulOp](t)(d.newMatMulShape(w, whole(xt), c.k, whole(yb), c.m, 0, matOptions{}, shape))
+		run(t, d, 1, 0, func(e *encoder) { op.Record(e, 1) })
+		copy(one[tok*c.m:], mustF32(t, d, yb, 0, c.m))
+		d.free(xt)
+	}
+	return one
+}
+
+// checkFewMatchesOne runs op on a step of T tokens (outputs in yb) and checks each token's product
+// against one's (productsAlone) to 1e-5.
+func checkFewMatchesOne(t *testing.T, d *device, op *matMulOp, c matCase, T int, yb *buffer, one []float32) {
+	t.Helper()
+	run(t, d, T, 0, func(e *encoder) { op.Record(e, T) })
+	y := mustF32(t, d, yb, 0, T*c.m)
+	for tok := range T {
+		if e := relErr(y[tok*c.m:(tok+1)*c.m], one[tok*c.m:(tok+1)*c.m]); e > 1e-5 {
+			t.Errorf("T=%d token %d: max relative error %.3g to the token alone > 1e-5", T, tok, e)
+		}
+	}
 }
 
 // TestActivationTexture checks the mat-vecs that read their activations from a texture (matvec_io.wgsl's
@@ -623,7 +639,7 @@ func TestFewRowsFitWorkgroupMemory(t *testing.T) {
 	for _, wt := range []string{"q4_k", "q6_k"} {
 		for _, shape := range matvecCandidates(d, wt) {
 			for _, nt := range matvecFewNT {
-				if n := reduceBytes(d.fewRows(wt, nt, shape), nt, shape.wg); n > d.limits.MaxComputeWorkgroupStorageSize {
+				if n := reduceBytes(d.fewShape(wt, nt, shape).rows, nt, shape.wg); n > d.limits.MaxComputeWorkgroupStorageSize {
 					t.Errorf("%s %s, %d tokens: %d bytes of workgroup memory > %d", wt, shape, nt, n, d.limits.MaxComputeWorkgroupStorageSize)
 				}
 			}

@@ -75,6 +75,16 @@ type matvecShape struct {
 	wg, rows int
 	tree     bool
 	int8     bool // the integer path of the K-quant kernels (q8.wgsl): 8-bit activations, dot4I8Packed
+	// few is the few-token variants' workgroup shape where tuning chose one; zero: this shape's threads
+	// and reduction with the rows of fewShape's rule. (Their file and numerics are always this shape's.)
+	few fewShape
+}
+
+// fewShape is the workgroup shape of the few-token mat-vec variants (matvecFewNT): wg threads, rows rows,
+// the workgroup-memory tree when tree is set.
+type fewShape struct {
+	wg, rows int
+	tree     bool
 }
 
 // matvecShapeFor returns the mat-vec kernel for rows of k elements of type wt (kernelTypes). The K-quants
@@ -299,12 +309,19 @@ func (d *device) newMatMul(w *weights, x bufRange, xStride int, y bufRange, yStr
 // matvecShapeOf is the mat-vec variant for w: tuning's choice for its shape, else the built-in one
 // (on the integer path where deviceOptions.Int8 asks for it and the device has it).
 func (d *device) matvecShapeOf(w *weights) matvecShape {
-	wt := kernelTypes[w.Type].suffix
-	if s, ok := d.tuned[matShape{wt: wt, k: w.K, m: w.M}]; ok {
-		return s
+	return d.matvecShapeAt(matShape{wt: kernelTypes[w.Type].suffix, k: w.K, m: w.M})
+}
+
+// matvecShapeAt is matvecShapeOf for a weight shape.
+func (d *device) matvecShapeAt(key matShape) matvecShape {
+	s, ok := d.tuned[key]
+	if !ok {
+		s = matvecShapeFor(key.wt, key.k)
+		s.int8 = d.int8 && d.dot4 && ownKernels(key.wt)
 	}
-	s := matvecShapeFor(wt, w.K)
-	s.int8 = d.int8 && d.dot4 && ownKernels(wt)
+	if f, ok := d.tunedFew[key]; ok {
+		s.few = f
+	}
 	return s
 }
 
@@ -335,33 +352,34 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	}
 	// The few-token variants keep the one-token variant's threads, reduction and numerics (the integer
 	// path or not), so that a sequence's logits hardly depend on how many others share its step.
-	mvKernel := func(nt, rows int) (*kernel, error) {
+	mvKernel := func(nt int, g fewShape) (*kernel, error) {
+		rows := g.rows
 		// Shuffles add the rows of a subgroup of 8 (reduce.wgsl's SG8); a workgroup that is one such
 		// subgroup stores the totals from the lanes (LANE_STORE), where a RoPE pair's partner is the
 		// same lane's (an even number of rows a lane) or the neighbouring lane's (one row a lane).
-		sg8 := d.shuffle8 && !shape.tree && rows%8 == 0
-		laneStore := sg8 && shape.wg == 8 && (rows == 8 || rows%16 == 0)
-		defs := weightDefs(w, shape.file != "matvec.wgsl", shaders.Defines{"WG": fmt.Sprint(shape.wg), "ROWS": fmt.Sprint(rows), "NT": fmt.Sprint(nt),
+		sg8 := d.shuffle8 && !g.tree && rows%8 == 0
+		laneStore := sg8 && g.wg == 8 && (rows == 8 || rows%16 == 0)
+		defs := weightDefs(w, shape.file != "matvec.wgsl", shaders.Defines{"WG": fmt.Sprint(g.wg), "ROWS": fmt.Sprint(rows), "NT": fmt.Sprint(nt),
 			"FEW": boolDef(nt > 1), "ACCUM": boolDef(o.accumulate), "GLU": boolDef(o.glu), "ROPE": boolDef(o.rope),
 			"INT8": boolDef(shape.int8), "SG8": boolDef(sg8), "LANE_STORE": boolDef(laneStore), "PAIR_LANES": boolDef(rows == 8),
 			"XTEX": boolDef(xTex)})
 		if shape.file == "matvec.wgsl" {
 			defs["WTYPE"] = wt
 		}
-		return d.kernel(kernelSpec{file: shape.file, entry: "main", binds: binds, subgroups: !shape.tree, defs: defs})
+		return d.kernel(kernelSpec{file: shape.file, entry: "main", binds: binds, subgroups: !g.tree, defs: defs})
 	}
-	mv, err := mvKernel(1, shape.rows)
+	mv, err := mvKernel(1, fewShape{wg: shape.wg, rows: shape.rows, tree: shape.tree})
 	if err != nil {
 		return nil, err
 	}
 	var mvFew []fewKernel
 	for _, nt := range matvecFewNT {
-		rows := d.fewRows(wt, nt, shape)
-		k, err := mvKernel(nt, rows)
+		g := d.fewShape(wt, nt, shape)
+		k, err := mvKernel(nt, g)
 		if err != nil {
 			return nil, err
 		}
-		mvFew = append(mvFew, fewKernel{k: k, nt: nt, rows: rows})
+		mvFew = append(mvFew, fewKernel{k: k, nt: nt, rows: g.rows})
 	}
 	op := &matMulOp{W: w, mv: mv, mvFew: mvFew, mvRows: shape.rows, step: o.step}
 	if !d.prefillMatVec {
@@ -391,16 +409,21 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	return op, nil
 }
 
-// fewRows is the rows per workgroup of the nt-token mat-vec variant for weights of kernel type wt whose
-// one-token variant is one (the few-token variants keep its threads).
-func (d *device) fewRows(wt string, nt int, one matvecShape) int {
+// fewShape is the workgroup shape of the nt-token mat-vec variant for weights of kernel type wt whose
+// one-token variant is one: tuning's choice (one.few) where it made one, else one's threads and
+// reduction with rows by type and adapter.
+func (d *device) fewShape(wt string, nt int, one matvecShape) fewShape {
+	if one.few != (fewShape{}) {
+		return one.few
+	}
+	rows := matvecFewRows
 	switch {
 	case !ownKernels(wt):
-		return one.rows
+		rows = one.rows
 	case nt == 4 && d.cpuType() && reduceBytes(matvecFewRowsCPU, nt, one.wg) <= d.limits.MaxComputeWorkgroupStorageSize:
-		return matvecFewRowsCPU
+		rows = matvecFewRowsCPU
 	}
-	return matvecFewRows
+	return fewShape{wg: one.wg, rows: rows, tree: one.tree}
 }
 
 // reduceBytes is the workgroup memory reduce.wgsl takes for rows × nt sums over wg threads: the totals,

@@ -151,8 +151,8 @@ func (b *backend) tune(W model.Weights, opts tuneOptions, parallel int) (*TuneRe
 	if n := opts.maxVariants; n > 0 {
 		for i := range knobs {
 			all := knobs[i].variants
-			knobs[i].variants = func(wt string, k int) ([]string, string) {
-				names, def := all(wt, k)
+			knobs[i].variants = func(s matShape) ([]string, string) {
+				names, def := all(s)
 				if len(names) > n {
 					names = append(slices.DeleteFunc(names[:n:n], func(v string) bool { return v == def }), def)
 				}
@@ -185,10 +185,7 @@ func (b *backend) tune(W model.Weights, opts tuneOptions, parallel int) (*TuneRe
 	}
 	for ki, kn := range knobs {
 		for i, s := range shapes {
-			name := kn.kind + " " + s.String()
-			if len(kn.tokens) > 1 {
-				name += fmt.Sprintf(" (steps of 1 and %d tokens)", kn.tokens[1]) // parallel streams weigh in
-			}
+			name := kn.kind + " " + s.String() + kn.steps
 			if b.d.weightTex {
 				name += " (tex)" // timed on the weights' storage: textures
 			}
@@ -264,18 +261,20 @@ func weightShapes(W model.Weights) ([]matShape, []model.Tensor) {
 	return shapes, tensors
 }
 
-// knob is one kernel choice tuning makes per weight shape: the decode mat-vec's workgroup shape, the
-// prefill mat-mat's tile. Its variants are named by strings (the cache file's), so that one race serves
-// both.
+// knob is one kernel choice tuning makes per weight shape: the decode mat-vec's workgroup shape, its
+// few-token variants' shape, the prefill mat-mat's tile. Its variants are named by strings (the cache
+// file's), so that one race serves them all.
 type knob struct {
-	kind   string // "matvec" or "matmul"
+	kind   string // "matvec", "matvec few" or "matmul"
+	steps  string // what the cache key adds about the steps timed, e.g. " (steps of 1 and 4 tokens)"
 	tokens []int  // the steps it is timed on, whose times add: decode's (below), the batch for prefill
 	rows   int    // at most this many of the weight's rows are timed
-	// variants lists the candidates for weight type wt and names the built-in choice.
-	variants func(wt string, k int) (names []string, builtin string)
-	// build makes the product of variant v over w; use records v as s's choice, false when v is not
-	// a variant this build knows (a file from another version is tuned again).
-	build func(w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error)
+	// variants lists the candidates for weight shape s and names the built-in choice.
+	variants func(s matShape) (names []string, builtin string)
+	// build makes the product of variant v over w, the first rows of a weight of shape s; use records
+	// v as s's choice, false when v is not a variant this build knows (a file from another version is
+	// tuned again).
+	build func(s matShape, w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error)
 	use   func(s matShape, v string) bool
 }
 
@@ -286,9 +285,13 @@ type knob struct {
 //
 // A mat-vec variant is timed on a step of one token and, when the engine runs parallel sequences or
 // prompts take the mat-vec (device.prefillMatVec), on a step of up to four tokens (the few-token
-// variant, which follows the one-token variant's threads and numerics): the two times add, so a
-// variant that is fastest alone but slow beside other streams does not win. (On lavapipe the integer path won the output projection's
-// one-token race and made four streams a third slower.)
+// variant with its built-in shape, which follows the one-token variant's threads and numerics): the two
+// times add, so a variant that is fastest alone but slow beside other streams does not win. (On lavapipe
+// the integer path won the output projection's one-token race and made four streams a third slower.)
+// Then the few-token variants' own workgroup shape is chosen on the four-token step alone ("matvec
+// few"), keeping the one-token choice's numerics (the integer path or not) and reduction, so that a
+// sequence's logits hardly depend on how many others share its step. (On lavapipe the one-token race
+// chose 32 threads for 512-wide rows, whose four-token variant took 1.7 times as long as 8 threads'.)
 func (b *backend) knobs(parallel int) []knob {
 	d := b.d
 	decode := []int{1}
@@ -296,20 +299,22 @@ func (b *backend) knobs(parallel int) []knob {
 	if d.prefillMatVec {
 		few = matvecFewNT[len(matvecFewNT)-1] // the few-token variant evaluates every prompt there
 	}
+	steps := ""
 	if few > 1 {
 		decode = append(decode, few)
+		steps = fmt.Sprintf(" (steps of 1 and %d tokens)", few) // parallel streams weigh in
 	}
 	knobs := []knob{{
-		kind: "matvec", tokens: decode, rows: tuneRowsMax,
-		variants: func(wt string, k int) ([]string, string) {
+		kind: "matvec", steps: steps, tokens: decode, rows: tuneRowsMax,
+		variants: func(s matShape) ([]string, string) {
 			var names []string
-			for _, c := range matvecCandidates(d, wt) {
+			for _, c := range matvecCandidates(d, s.wt) {
 				names = append(names, c.String())
 			}
-			return names, matvecShapeFor(wt, k).String()
+			return names, matvecShapeFor(s.wt, s.k).String()
 		},
-		build: func(w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error) {
-			shape, _ := parseMatvecShape(kernelTypes[w.Type].suffix, v)
+		build: func(s matShape, w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error) {
+			shape, _ := parseMatvecShape(s.wt, v)
 			return d.newMatMulShape(w, x, k, y, rows, 0, matOptions{}, shape)
 		},
 		use: func(s matShape, v string) bool {
@@ -321,19 +326,19 @@ func (b *backend) knobs(parallel int) []knob {
 		},
 	}, {
 		kind: "matmul", tokens: []int{b.batch}, rows: tuneTileRows,
-		variants: func(wt string, k int) ([]string, string) {
+		variants: func(s matShape) ([]string, string) {
 			var names []string
 			for _, c := range matmulTuned() {
-				if c.check(d, wt) == nil {
+				if c.check(d, s.wt) == nil {
 					names = append(names, c.String())
 				}
 			}
-			def, _ := matmulTileFor(d, wt)
+			def, _ := matmulTileFor(d, s.wt)
 			return names, def.String()
 		},
-		build: func(w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error) {
+		build: func(s matShape, w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error) {
 			tile, _ := parseMatmulShape(v)
-			return d.newMatMulShape(w, x, k, y, rows, 0, matOptions{tile: tile}, d.matvecShapeOf(w))
+			return d.newMatMulShape(w, x, k, y, rows, 0, matOptions{tile: tile}, d.matvecShapeAt(s))
 		},
 		use: func(s matShape, v string) bool {
 			tile, ok := parseMatmulShape(v)
@@ -347,13 +352,68 @@ func (b *backend) knobs(parallel int) []knob {
 	if d.prefillMatVec {
 		knobs = knobs[:1] // no mat-mat to tune: every step takes the mat-vec
 	}
+	if few > 1 {
+		knobs = slices.Insert(knobs, 1, b.fewKnob(few))
+	}
 	return knobs
 }
 
+// fewKnob chooses the workgroup shape of the few-token mat-vec variants on a step of few tokens, for
+// the one-token variant chosen before it (tuned or built in): its variants are named as mat-vec
+// shapes, with the one-token choice's integer path and reduction, which they keep.
+func (b *backend) fewKnob(few int) knob {
+	d := b.d
+	one := func(s matShape) matvecShape {
+		shape := d.matvecShapeAt(s)
+		shape.few = fewShape{}
+		return shape
+	}
+	name := func(s matShape, g fewShape) string {
+		o := one(s)
+		return matvecShape{wg: g.wg, rows: g.rows, tree: g.tree, int8: o.int8}.String()
+	}
+	// parse reads v back as a few-token shape of s, false when it is not one of s's candidates' forms or
+	// does not keep the one-token choice's numerics and reduction.
+	parse := func(s matShape, v string) (fewShape, bool) {
+		shape, ok := parseMatvecShape(s.wt, v)
+		g := fewShape{wg: shape.wg, rows: shape.rows, tree: shape.tree}
+		o := one(s)
+		return g, ok && shape.int8 == o.int8 && g.tree == o.tree && slices.Contains(fewCandidates(d, s.wt, g.tree), g)
+	}
+	return knob{
+		kind: "matvec few", steps: fmt.Sprintf(" (steps of %d tokens)", few), tokens: []int{few}, rows: tuneRowsMax,
+		variants: func(s matShape) ([]string, string) {
+			o := one(s)
+			var names []string
+			for _, g := range fewCandidates(d, s.wt, o.tree) {
+				names = append(names, name(s, g))
+			}
+			return names, name(s, d.fewShape(s.wt, matvecFewNT[len(matvecFewNT)-1], o))
+		},
+		build: func(s matShape, w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error) {
+			shape := one(s)
+			var ok bool
+			if shape.few, ok = parse(s, v); !ok {
+				return nil, fmt.Errorf("few-token shape %q is not a candidate", v)
+			}
+			return d.newMatMulShape(w, x, k, y, rows, 0, matOptions{}, shape)
+		},
+		use: func(s matShape, v string) bool {
+			g, ok := parse(s, v)
+			if ok {
+				d.tunedFew[s] = g
+			}
+			return ok
+		},
+	}
+}
+
 // race times every variant of kn on the first rows of t, on each of kn's steps, and returns the fastest
-// (the least sum). Successive halving keeps it short: every candidate runs once (its first use, so a
-// slow first run can only lose it the race), then the fastest few and the built-in choice are timed
-// again and the medians decide.
+// (the least sum). Every variant is built first and then timed in quick succession, a round at a time,
+// so that a slow spell of the machine (a shared one's neighbours, a software adapter's threads parked)
+// falls on all of them rather than on whichever was timed then: two rounds of one submit each rank
+// them (the better of the two counts), then the fastest few and the built-in choice are timed in
+// tuneFinalRounds more rounds and their medians decide.
 func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 	d := b.d
 	p, err := b.uploadTuning(s, t, d.weightTex && kernelTypes[t.Type].own, slices.Max(kn.tokens), kn.rows)
@@ -362,14 +422,19 @@ func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 	}
 	defer p.free(d)
 	w, x, y, rows := p.w, p.x, p.y, p.rows
-	// timeSteps is op's time summed over kn's steps, each the median of reps timings.
-	timeSteps := func(op *matMulOp, reps int) (float64, error) {
+	type variant struct {
+		name   string
+		timers []*timer // one for each of kn's steps
+		times  []float64
+	}
+	// measure times v once: one submit on each of kn's steps, summed.
+	measure := func(v *variant) (float64, error) {
 		var sum float64
-		for _, T := range kn.tokens {
+		for i, T := range kn.tokens {
 			if err := d.SetStep(T, 0); err != nil {
 				return 0, err
 			}
-			sec, err := d.timeRecord(func(e *encoder) { op.Record(e, T) }, reps)
+			sec, err := v.timers[i].time()
 			if err != nil {
 				return 0, err
 			}
@@ -377,45 +442,69 @@ func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 		}
 		return sum, nil
 	}
-	names, def := kn.variants(s.wt, s.k)
-	type timed struct {
-		name  string
-		op    *matMulOp
-		first float64
-	}
-	var runs []timed
-	for _, v := range names {
-		op, err := kn.build(w, whole(x), whole(y), s.k, rows, v)
-		if err == nil {
-			var sec float64
-			if sec, err = timeSteps(op, 1); err == nil {
-				runs = append(runs, timed{v, op, sec})
-				continue
+	names, def := kn.variants(s)
+	var vs []*variant
+	for _, name := range names {
+		v := &variant{name: name}
+		op, err := kn.build(s, w, whole(x), whole(y), s.k, rows, name)
+		for _, T := range kn.tokens {
+			if err != nil {
+				break
 			}
+			if err = d.SetStep(T, 0); err == nil {
+				var tm *timer
+				tm, err = d.newTimer(func(e *encoder) { op.Record(e, T) })
+				v.timers = append(v.timers, tm)
+			}
+		}
+		if err == nil {
+			vs = append(vs, v)
+			continue
 		}
 		if d.Err() != nil {
 			return tuneEntry{}, err // the device is gone: nothing more to time
 		}
-		b.log.Info("GPU tuning: variant skipped", "kernel", kn.kind, "shape", s.String(), "variant", v, "err", err)
+		b.log.Info("GPU tuning: variant skipped", "kernel", kn.kind, "shape", s.String(), "variant", name, "err", err)
 	}
-	if len(runs) == 0 {
+	if len(vs) == 0 {
 		return tuneEntry{}, errors.New("no variant ran")
 	}
-	slices.SortStableFunc(runs, func(a, b timed) int { return cmp.Compare(a.first, b.first) })
-	best := tuneEntry{Seconds: -1, Tried: len(runs)}
-	for i, r := range runs {
-		if i >= tuneFinalists && r.name != def {
-			continue
+	// rounds times each of vs n times, a round at a time.
+	rounds := func(vs []*variant, n int) error {
+		for range n {
+			for _, v := range vs {
+				sec, err := measure(v)
+				if err != nil {
+					return err
+				}
+				v.times = append(v.times, sec)
+			}
 		}
-		sec, err := timeSteps(r.op, 3)
-		if err != nil {
-			return tuneEntry{}, err
+		return nil
+	}
+	if err := rounds(vs, 2); err != nil {
+		return tuneEntry{}, err
+	}
+	slices.SortStableFunc(vs, func(a, b *variant) int { return cmp.Compare(slices.Min(a.times), slices.Min(b.times)) })
+	var finals []*variant
+	for i, v := range vs {
+		if i < tuneFinalists || v.name == def {
+			v.times = v.times[:0]
+			finals = append(finals, v)
 		}
-		if r.name == def {
+	}
+	if err := rounds(finals, tuneFinalRounds); err != nil {
+		return tuneEntry{}, err
+	}
+	best := tuneEntry{Seconds: -1, Tried: len(vs)}
+	for _, v := range finals {
+		slices.Sort(v.times)
+		sec := v.times[len(v.times)/2]
+		if v.name == def {
 			best.Default = sec
 		}
 		if best.Seconds < 0 || sec < best.Seconds {
-			best.Seconds, best.Variant = sec, r.name
+			best.Seconds, best.Variant = sec, v.name
 		}
 	}
 	best.Date = time.Now().UTC().Format(time.DateOnly)
@@ -430,9 +519,10 @@ const (
 
 // raceStorage times the built-in decode mat-vec and prefill (the mat-mat; the mat-vec where every step
 // takes it, device.prefillMatVec) of the largest weight shape of each type with kernels of its own
-// (the K-quants, which textures can hold) from storage buffers and from textures, and chooses textures when their times, each relative to the buffers', multiply to less
-// than one. Seconds and Default are the decode times per token over all those shapes, textures' and
-// buffers'.
+// (the K-quants, which textures can hold) from storage buffers and from textures, the four products of a
+// shape in turn for tuneFinalRounds rounds (as race does), and chooses textures when their median
+// times, each relative to the buffers', multiply to less than one. Seconds and Default are the decode
+// times per token over all those shapes, textures' and buffers'.
 func (b *backend) raceStorage(shapes []matShape, tensors []model.Tensor) (tuneEntry, error) {
 	largest := map[string]int{} // weight type: index in shapes
 	for i, s := range shapes {
@@ -443,25 +533,19 @@ func (b *backend) raceStorage(shapes []matShape, tensors []model.Tensor) (tuneEn
 	e := tuneEntry{Variant: storageBuffer, Tried: 2, Date: time.Now().UTC().Format(time.DateOnly)}
 	ratio := 1.0
 	for _, i := range largest {
-		s, t := shapes[i], tensors[i]
-		var dec, pre [2]float64 // buffers, textures
-		for j, tex := range []bool{false, true} {
-			var err error
-			if dec[j], err = b.timeStorage(s, t, tex, 1, tuneRowsMax); err == nil {
-				pre[j], err = b.timeStorage(s, t, tex, b.batch, tuneTileRows)
-			}
-			if err != nil && (!tex || b.d.Err() != nil) {
-				return tuneEntry{}, err
-			}
-			if err != nil {
-				b.log.Info("GPU tuning: variant skipped", "kernel", "weights", "shape", s.String(), "variant", storageTexture, "err", err)
-				e.Tried, e.Seconds = 1, e.Default
-				return e, nil
-			}
+		// times[j][k]: buffers (j 0) or textures (j 1), decode (k 0) or prefill (k 1).
+		times, texErr, err := b.timeStorage(shapes[i], tensors[i])
+		if err != nil {
+			return tuneEntry{}, err
 		}
-		e.Default += dec[0]
-		e.Seconds += dec[1]
-		ratio *= dec[1] / dec[0] * pre[1] / pre[0]
+		if texErr != nil {
+			b.log.Info("GPU tuning: variant skipped", "kernel", "weights", "shape", shapes[i].String(), "variant", storageTexture, "err", texErr)
+			e.Tried, e.Seconds = 1, e.Default
+			return e, nil
+		}
+		e.Default += times[0][0]
+		e.Seconds += times[1][0]
+		ratio *= times[1][0] / times[0][0] * times[1][1] / times[0][1]
 	}
 	if ratio < 1 {
 		e.Variant = storageTexture
@@ -471,23 +555,70 @@ func (b *backend) raceStorage(shapes []matShape, tensors []model.Tensor) (tuneEn
 	return e, nil
 }
 
-// timeStorage is the time of the built-in product of T tokens over the first rows of t (shape s),
-// uploaded to textures or to buffers.
-func (b *backend) timeStorage(s matShape, t model.Tensor, tex bool, T, rows int) (float64, error) {
+// timeStorage returns the median times of the built-in product of a decode token and of a prefill batch
+// over the first rows of t (shape s), uploaded to buffers and to textures: [storage][decode, prefill].
+// texErr says why the textures' products failed to build (the weights stay in buffers), err why the
+// buffers' did or the device was lost.
+func (b *backend) timeStorage(s matShape, t model.Tensor) (times [2][2]float64, texErr, err error) {
 	d := b.d
-	p, err := b.uploadTuning(s, t, tex, T, rows)
-	if err != nil {
-		return 0, err
+	type product struct {
+		T     int
+		tm    *timer
+		times []float64
 	}
-	defer p.free(d)
-	op, err := d.newMatMulShape(p.w, whole(p.x), s.k, whole(p.y), p.rows, 0, matOptions{}, matvecShapeFor(s.wt, s.k))
-	if err != nil {
-		return 0, err
+	var ps [2][2]*product
+	for j, tex := range []bool{false, true} {
+		for k, T := range []int{1, b.batch} {
+			rows := tuneRowsMax
+			if k == 1 {
+				rows = tuneTileRows
+			}
+			p, err := b.uploadTuning(s, t, tex, T, rows)
+			if err != nil {
+				if tex && d.Err() == nil {
+					return times, err, nil
+				}
+				return times, nil, err
+			}
+			defer p.free(d)
+			op, err := d.newMatMulShape(p.w, whole(p.x), s.k, whole(p.y), p.rows, 0, matOptions{}, matvecShapeFor(s.wt, s.k))
+			if err == nil {
+				err = d.SetStep(T, 0)
+			}
+			var tm *timer
+			if err == nil {
+				tm, err = d.newTimer(func(e *encoder) { op.Record(e, T) })
+			}
+			if err != nil {
+				if tex && d.Err() == nil {
+					return times, err, nil
+				}
+				return times, nil, err
+			}
+			ps[j][k] = &product{T: T, tm: tm}
+		}
 	}
-	if err := d.SetStep(T, 0); err != nil {
-		return 0, err
+	for range tuneFinalRounds {
+		for j := range ps {
+			for _, p := range ps[j] {
+				if err := d.SetStep(p.T, 0); err != nil {
+					return times, nil, err
+				}
+				sec, err := p.tm.time()
+				if err != nil {
+					return times, nil, err
+				}
+				p.times = append(p.times, sec)
+			}
+		}
 	}
-	return d.timeRecord(func(e *encoder) { op.Record(e, T) }, 3)
+	for j := range ps {
+		for k, p := range ps[j] {
+			slices.Sort(p.times)
+			times[j][k] = p.times[len(p.times)/2]
+		}
+	}
+	return times, nil, nil
 }
 
 // tuningProduct is what a timed product runs on: the first rows of a weight (in textures when tex),
@@ -531,47 +662,53 @@ func (p *tuningProduct) free(d *device) {
 	}
 }
 
-// tuneFinalists is how many of the fastest first runs are timed again.
-const tuneFinalists = 3
+// tuneFinalists is how many of the fastest variants of the first rounds are timed again, and
+// tuneFinalRounds how many times.
+const (
+	tuneFinalists   = 3
+	tuneFinalRounds = 5
+)
 
 // timingSpan is the device time one timed submit aims for: long enough to see past a submit's fixed cost,
 // short enough that a whole model tunes in seconds.
 const timingSpan = 2 * time.Millisecond
 
-// timeRecord returns the device time of what rec records, per recording: the median of reps submits
-// of a batch of recordings sized to take about timingSpan (one recording alone, first, sizes it and
-// counts when reps is 1).
-func (d *device) timeRecord(rec func(e *encoder), reps int) (float64, error) {
-	submit := func(n int) (float64, error) {
-		e, err := d.NewEncoder("tuning")
-		if err != nil {
-			return 0, err
-		}
-		for range n {
-			rec(e)
-		}
-		start := time.Now()
-		if err := e.Submit(); err != nil {
-			return 0, err
-		}
-		if err := d.Wait(); err != nil {
-			return 0, err
-		}
-		return time.Since(start).Seconds() / float64(n), nil
+// timer times what rec records, per recording, in submits of n recordings that take about timingSpan.
+type timer struct {
+	d   *device
+	rec func(e *encoder)
+	n   int
+}
+
+// newTimer runs rec once, which sizes the timer's submits (and takes a kernel's first use, which can be
+// slower, out of the times).
+func (d *device) newTimer(rec func(e *encoder)) (*timer, error) {
+	t := &timer{d: d, rec: rec, n: 1}
+	first, err := t.time()
+	if err != nil {
+		return nil, err
 	}
-	first, err := submit(1)
-	if err != nil || reps <= 1 {
-		return first, err
+	t.n = max(1, min(64, int(timingSpan.Seconds()/max(first, 1e-9))))
+	return t, nil
+}
+
+// time returns the device time of a submit of t.n recordings, per recording.
+func (t *timer) time() (float64, error) {
+	e, err := t.d.NewEncoder("tuning")
+	if err != nil {
+		return 0, err
 	}
-	n := max(1, min(64, int(timingSpan.Seconds()/max(first, 1e-9))))
-	runs := make([]float64, reps)
-	for i := range runs {
-		if runs[i], err = submit(n); err != nil {
-			return 0, err
-		}
+	for range t.n {
+		t.rec(e)
 	}
-	slices.Sort(runs)
-	return runs[reps/2], nil
+	start := time.Now()
+	if err := e.Submit(); err != nil {
+		return 0, err
+	}
+	if err := t.d.Wait(); err != nil {
+		return 0, err
+	}
+	return time.Since(start).Seconds() / float64(t.n), nil
 }
 
 // matvecCandidates are the workgroup shapes tuning tries for weight type wt: threads per workgroup and
@@ -601,6 +738,27 @@ func matvecCandidates(d *device, wt string) []matvecShape {
 				if d.dot4 && ownKernels(wt) && !tree && r <= 16 {
 					out = append(out, matvecShape{file: file, wg: wg, rows: r, int8: true})
 				}
+			}
+		}
+	}
+	return out
+}
+
+// fewCandidates are the few-token workgroup shapes tuning tries for weight type wt with the reduction
+// tree says: the one-token candidates' threads with 8, 16 or 32 rows (the K-quants; 2, 4 or 8 for
+// matvec.wgsl), those whose reduction fits the device's workgroup memory for the largest few-token
+// variant. Unlike a one-token workgroup, one of a few tokens may have more rows than threads.
+func fewCandidates(d *device, wt string, tree bool) []fewShape {
+	wgs, rows := []int{64, 128, 256}, []int{2, 4, 8}
+	if ownKernels(wt) {
+		wgs, rows = []int{8, 16, 32, 64, 128}, []int{8, 16, 32}
+	}
+	nt := matvecFewNT[len(matvecFewNT)-1]
+	var out []fewShape
+	for _, wg := range wgs {
+		for _, r := range rows {
+			if uint32(wg) <= d.limits.MaxComputeInvocationsPerWorkgroup && reduceBytes(r, nt, wg) <= d.limits.MaxComputeWorkgroupStorageSize {
+				out = append(out, fewShape{wg: wg, rows: r, tree: tree})
 			}
 		}
 	}

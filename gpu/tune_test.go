@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -66,6 +67,87 @@ func TestMatvecCandidates(t *testing.T) {
 	}
 }
 
+// TestFewCandidates runs every few-token workgroup shape tuning may choose (fewCandidates), with each
+// reduction and on the integer path where the device has it, on steps of two, three and four tokens
+// (both variants, the larger with a token missing) over the first case of each type, against the
+// one-token variant's products token by token: a choice must compute what the one-token variant does, to
+// TestMatVecFewMatchesOne's 1e-5.
+func TestFewCandidates(t *testing.T) {
+	d := testDevice(t)
+	seen := map[quant.Type]bool{}
+	for _, c := range matCases {
+		if seen[c.typ] {
+			continue
+		}
+		seen[c.typ] = true
+		wt := kernelTypes[c.typ].suffix
+		r := rand.New(rand.NewPCG(uint64(c.m), uint64(c.k)))
+		raw, _ := quantized(t, r, c.typ, c.m, c.k)
+		w := must[*weights](t)(d.UploadWeights("w", c.typ, c.k, c.m, raw, nil))
+		const T = 4
+		x := randF32(r, T*c.k, 1)
+		xb := must[*buffer](t)(d.UploadF32("x", x))
+		yb := must[*buffer](t)(d.NewStorage("y", uint64(4*T*c.m)))
+		var ones []matvecShape // the one-token variants: each reduction, and the integer path
+		for _, tree := range []bool{false, true} {
+			one := matvecShapeFor(wt, c.k)
+			one.tree = tree
+			ones = append(ones, one)
+			if one.int8 = true; !tree && d.dot4 && ownKernels(wt) {
+				ones = append(ones, one)
+			}
+		}
+		for _, one := range ones {
+			want := productsAlone(t, d, w, c, one, x, yb)
+			for _, g := range fewCandidates(d, wt, one.tree) {
+				shape := one
+				shape.few = g
+				t.Run(fmt.Sprintf("%s/%dx%d/%s/few wg=%d rows=%d", c.typ, c.m, c.k, one, g.wg, g.rows), func(t *testing.T) {
+					op := must[*matMulOp](t)(d.newMatMulShape(w, whole(xb), c.k, whole(yb), c.m, 0, matOptions{}, shape))
+					for _, f := range op.mvFew {
+						if f.rows != g.rows {
+							t.Fatalf("the %d-token variant has %d rows a workgroup, want the chosen %d", f.nt, f.rows, g.rows)
+						}
+					}
+					for _, n := range []int{2, 3, 4} {
+						checkFewMatchesOne(t, d, op, c, n, yb, want)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestFewKnobUse: a cached few-token choice is taken only when it keeps the one-token choice's numerics
+// and reduction and is one of the candidates; anything else is timed again.
+func TestFewKnobUse(t *testing.T) {
+	d := testDevice(t)
+	tuned, tunedFew := maps.Clone(d.tuned), maps.Clone(d.tunedFew)
+	t.Cleanup(func() { d.tuned, d.tunedFew = tuned, tunedFew })
+	b := &backend{d: d, batch: 64}
+	s := matShape{wt: "q4_k", k: 512, m: 1536}
+	kn := b.fewKnob(4)
+	for _, c := range []struct {
+		one  matvecShape
+		v    string
+		want bool
+	}{
+		{matvecShape{file: "matvec_q4_k.wgsl", wg: 32, rows: 32}, "wg=8 rows=32 reduce=auto", true},
+		{matvecShape{file: "matvec_q4_k.wgsl", wg: 32, rows: 32}, "wg=8 rows=32 reduce=tree", false},      // another reduction
+		{matvecShape{file: "matvec_q4_k.wgsl", wg: 32, rows: 32}, "wg=8 rows=32 reduce=auto int8", false}, // other numerics
+		{matvecShape{file: "matvec_q4_k.wgsl", wg: 32, rows: 32, int8: true}, "wg=8 rows=32 reduce=auto", false},
+		{matvecShape{file: "matvec_q4_k.wgsl", wg: 32, rows: 32, int8: true}, "wg=8 rows=32 reduce=auto int8", true},
+		{matvecShape{file: "matvec_q4_k.wgsl", wg: 32, rows: 32}, "wg=8 rows=6 reduce=auto", false}, // not a candidate
+		{matvecShape{file: "matvec_q4_k.wgsl", wg: 32, rows: 32}, "wg=8 rows=32", false},
+	} {
+		clear(d.tunedFew)
+		d.tuned[s] = c.one
+		if got := kn.use(s, c.v); got != c.want || (got && d.matvecShapeAt(s).few == fewShape{}) {
+			t.Errorf("one-token %s, cached few %q: used %v (recorded %+v), want %v", c.one, c.v, got, d.tunedFew[s], c.want)
+		}
+	}
+}
+
 // TestMatvecShapeStrings checks that every candidate's name reads back as itself, as the cache file
 // needs, and that names of other forms are refused (a file from another version is tuned again).
 func TestMatvecShapeStrings(t *testing.T) {
@@ -98,12 +180,12 @@ func TestMatvecShapeStrings(t *testing.T) {
 // TestTune loads a synthetic SmolLM3 three times over one cache file: auto times every shape and
 // writes the file, auto again reads every choice from it, redo times them again. The tuned backend's
 // logits match an untuned one's. A damaged file costs a re-tune, not the load. The backends take the
-// mat-mat for prefill even on a CPU-type adapter (MatMat), so that both knobs are tuned.
+// mat-mat for prefill even on a CPU-type adapter (MatMat), so that every knob is tuned.
 func TestTune(t *testing.T) {
 	m := synthModel(t)
 	file := filepath.Join(t.TempDir(), "tune.json")
 	ws, _ := weightShapes(m.Weights)
-	shapes := 2*len(ws) + 1 // a mat-vec and a mat-mat choice each, and where the weights live
+	shapes := 3*len(ws) + 1 // a mat-vec, its few-token variants' and a mat-mat choice each, and where the weights live
 	prompt := []int32{1, 2, 3, 4, 5}
 	logits := func(b *backend) []float32 {
 		l, err := b.Forward(context.Background(), prompt, []int{len(prompt) - 1})
@@ -160,9 +242,13 @@ func TestTune(t *testing.T) {
 				t.Errorf("load %d: choice %+v", i, ch)
 			}
 			// The engine decodes engine.DefaultParallel sequences together: the mat-vecs are timed on
-			// their four-token steps too.
-			if mv && !strings.Contains(ch.Shape, " (steps of 1 and 4 tokens)") {
+			// their four-token steps too, and the few-token variants on those alone.
+			few := strings.HasPrefix(ch.Shape, "matvec few ")
+			if mv && !few && !strings.Contains(ch.Shape, " (steps of 1 and 4 tokens)") {
 				t.Errorf("load %d: mat-vec choice %q not timed on a step of 4 sequences", i, ch.Shape)
+			}
+			if few && !strings.Contains(ch.Shape, " (steps of 4 tokens)") {
+				t.Errorf("load %d: few-token choice %q not timed on a step of 4 sequences alone", i, ch.Shape)
 			}
 		}
 		if i == 0 {
@@ -219,7 +305,8 @@ func TestParseTuneMode(t *testing.T) {
 
 // TestTuneKnobs: where every step takes the mat-vec (prefillMatVec) tuning has no mat-mat tile to
 // choose and times the mat-vec on a four-token step even for one stream, since its few-token variant
-// evaluates the prompts; elsewhere it tunes both, the four-token step only for parallel streams.
+// evaluates the prompts, and chooses that variant's shape; elsewhere it tunes the mat-vec and the
+// mat-mat, the four-token step and the few-token shape only for parallel streams.
 func TestTuneKnobs(t *testing.T) {
 	d := testDevice(t)
 	b := &backend{d: d, batch: 64}
@@ -230,9 +317,9 @@ func TestTuneKnobs(t *testing.T) {
 		tokens   []int // the mat-vec's
 	}{
 		{false, 1, []string{"matvec", "matmul"}, []int{1}},
-		{false, 4, []string{"matvec", "matmul"}, []int{1, 4}},
-		{true, 1, []string{"matvec"}, []int{1, 4}},
-		{true, 4, []string{"matvec"}, []int{1, 4}},
+		{false, 4, []string{"matvec", "matvec few", "matmul"}, []int{1, 4}},
+		{true, 1, []string{"matvec", "matvec few"}, []int{1, 4}},
+		{true, 4, []string{"matvec", "matvec few"}, []int{1, 4}},
 	} {
 		usePrefillPath(t, d, c.matVec)
 		ks := b.knobs(c.parallel)
