@@ -90,7 +90,6 @@ type backend struct {
 
 	// Activations for up to batch rows.
 	tok, h, xn, q, k, v, att, gate, cs *buffer
-	xnTex                              *buffer // the layers' normed rows, in a texture where device.headTex, else nil
 	sel, logits                        *buffer
 	attnBatch                          *attnBatch // the submit's sequences, for attention
 	attnAt                             []int      // index in steps of each layer's attention

@@ -375,7 +375,7 @@ func (d *device) weightTexture(staging *buffer) (*buffer, error) {
 	defer d.free(staging)
 	h := uint32(staging.Size / texRowBytes)
 	size := wgpu.Extent3D{Width: texWidth, Height: h, DepthOrArrayLayers: 1}
-	out, err := d.newTexture(staging.label, size, 0)
+	out, err := d.newTexture(staging.label, size)
 	if err != nil {
 		return nil, err
 	}
@@ -401,14 +401,14 @@ func (d *device) weightTexture(staging *buffer) (*buffer, error) {
 
 // NewActivationTexture creates a texture of rows rows of k floats (k/4 rgba32uint texels each, the floats'
 // bits) from which mat-vecs read their activations (matvec_io.wgsl's XTEX; see device.headTex), filled
-// a row at a time by encoder.CopyToTexture or whole by a kernel that writes it (rmsnorm.wgsl's YTEX). k
-// must be a multiple of 64, since a buffer-to-texture copy takes rows of a multiple of 256 bytes.
+// a row at a time by encoder.CopyToTexture. k must be a multiple of 64, since a buffer-to-texture copy
+// takes rows of a multiple of 256 bytes.
 func (d *device) NewActivationTexture(label string, k, rows int) (*buffer, error) {
 	if !d.activationTextureFits(k, rows) {
 		return nil, fmt.Errorf("activation texture %s: %d rows of %d floats: want rows of a multiple of 64 floats, at most %d texels each way",
 			label, rows, k, d.limits.MaxTextureDimension2D)
 	}
-	out, err := d.newTexture(label, wgpu.Extent3D{Width: uint32(k / 4), Height: uint32(rows), DepthOrArrayLayers: 1}, wgpu.TextureUsageStorageBinding)
+	out, err := d.newTexture(label, wgpu.Extent3D{Width: uint32(k / 4), Height: uint32(rows), DepthOrArrayLayers: 1})
 	if err != nil {
 		return nil, err
 	}
@@ -424,13 +424,12 @@ func (d *device) activationTextureFits(k, rows int) bool {
 }
 
 // newTexture creates an rgba32uint texture of size that kernels read (texture_2d<u32>) and copies fill,
-// and that the usage in more allows too (kernels writing it: storage binding), with its view; the caller
-// owns it.
-func (d *device) newTexture(label string, size wgpu.Extent3D, more wgpu.TextureUsage) (*buffer, error) {
+// with its view; the caller owns it.
+func (d *device) newTexture(label string, size wgpu.Extent3D) (*buffer, error) {
 	out := &buffer{Size: 16 * uint64(size.Width) * uint64(size.Height), label: label}
 	err := d.wrap("creating texture "+label, func() error {
 		var err error
-		out.tex, err = d.dev.TryCreateTexture(&wgpu.TextureDescriptor{Label: label, Usage: wgpu.TextureUsageTextureBinding | wgpu.TextureUsageCopyDst | more,
+		out.tex, err = d.dev.TryCreateTexture(&wgpu.TextureDescriptor{Label: label, Usage: wgpu.TextureUsageTextureBinding | wgpu.TextureUsageCopyDst,
 			Dimension: wgpu.TextureDimension2D, Size: size, Format: wgpu.TextureFormatRGBA32Uint, MipLevelCount: 1, SampleCount: 1})
 		if err != nil {
 			return err

@@ -100,11 +100,10 @@ type device struct {
 }
 
 // headTex reports whether the output projection reads its input, the selected rows, from a texture
-// (NewActivationTexture), and the layers' norms write theirs to one for the q, k, v, gate and up
-// projections: where every step takes the mat-vec, since on a CPU-type adapter a texel fetch compiles
-// to vector gathers but a storage load whose address differs between lanes to a loop over them, and
-// each workgroup of a product's rows loads every token's activations (the part of its work that grows
-// with the tokens). (Rows a texture cannot hold keep the buffer: activationTextureFits.)
+// (NewActivationTexture): where every step takes the mat-vec, since on a CPU-type adapter a texel fetch
+// compiles to vector gathers but a storage load whose address differs between lanes to a loop over
+// them, and each workgroup of the vocabulary's rows loads every selected row's activations. (Rows a
+// texture cannot hold keep the buffer: activationTextureFits.)
 func (d *device) headTex() bool {
 	return d.prefillMatVec
 }

@@ -102,7 +102,7 @@ func (b *backend) buildSteps(W model.Weights, embed *weights, up *uploader) erro
 func (b *backend) layerSteps(l int, w layerWeights) ([]step, error) {
 	c, d := b.cfg, b.d
 	dim, qdim, kvdim, ff := c.Dim, c.QDim(), c.KVDim(), c.FF
-	h, xn := whole(b.h), b.normed()
+	h, xn := whole(b.h), whole(b.xn)
 	rope := !c.NoRope[l]
 	// Adjacent-pair RoPE of un-normed heads is fused into the projection (rope_pair.wgsl); QK-norm and
 	// NEOX pairs take a step of their own after it (head_rope.wgsl).
@@ -171,25 +171,14 @@ func (b *backend) headRope(out *buffer, heads, stride int, g bufRange, rope bool
 		Norm: c.QKNorm, G: g, Eps: c.RMSEps, Rope: rope, CS: whole(b.cs), Neox: c.Rope == model.RopeNeox})
 }
 
-// normed is where the layers' norms write their rows and the projections after them read them: a
-// texture where the device reads activations from textures (device.headTex), else b.xn. (The final
-// norm writes b.xn, from which the wanted rows are selected for the output projection.)
-func (b *backend) normed() bufRange {
-	if b.xnTex != nil {
-		return whole(b.xnTex)
-	}
-	return whole(b.xn)
-}
-
 // projection binds a query or key projection of the normed hidden states into out (stride floats per
 // token), rotating the heads as they are stored when rope is set.
 func (b *backend) projection(w *weights, out *buffer, stride int, rope bool) (*matMulOp, error) {
 	c := b.cfg
-	xn := b.normed()
 	if !rope {
-		return b.d.NewMatMul(w, xn, c.Dim, whole(out), stride, 0)
+		return b.d.NewMatMul(w, whole(b.xn), c.Dim, whole(out), stride, 0)
 	}
-	return b.d.NewMatMulRope(w, xn, c.Dim, whole(out), stride, whole(b.cs), c.HeadDim, c.RopeDim)
+	return b.d.NewMatMulRope(w, whole(b.xn), c.Dim, whole(out), stride, whole(b.cs), c.HeadDim, c.RopeDim)
 }
 
 // buildHead builds the output projection (the embedding table again when the model ties them) and the

@@ -21,9 +21,6 @@ const (
 	bindReadOnly
 	bindReadWrite
 	bindTexture // a texture_2d<u32>: weights or activations held in a texture (buffer.tex)
-	// bindStorageTexture is a texture_storage_2d<rgba32uint, write>: activations a kernel writes to a
-	// texture (buffer.tex) that the next ones read as bindTexture.
-	bindStorageTexture
 )
 
 // kernel is a compiled compute pipeline with an explicit bind group layout.
@@ -153,11 +150,6 @@ func (d *device) layout(binds []binding) (*wgpu.BindGroupLayout, error) {
 				Texture: wgpu.TextureBindingLayout{SampleType: wgpu.TextureSampleTypeUint, ViewDimension: wgpu.TextureViewDimension2D}})
 			continue
 		}
-		if b == bindStorageTexture {
-			entries = append(entries, wgpu.BindGroupLayoutEntry{Binding: uint32(i + 2), Visibility: wgpu.ShaderStageCompute,
-				StorageTexture: wgpu.StorageTextureBindingLayout{Access: wgpu.StorageTextureAccessWriteOnly, Format: wgpu.TextureFormatRGBA32Uint, ViewDimension: wgpu.TextureViewDimension2D}})
-			continue
-		}
 		t := wgpu.BufferBindingTypeStorage
 		switch b {
 		case bindUniform:
@@ -208,7 +200,7 @@ func (d *device) bindGroupStep(k *kernel, params, step *buffer, ranges ...bufRan
 	}
 	align := uint64(max(d.limits.MinStorageBufferOffsetAlignment, 4))
 	for i, r := range ranges {
-		if k.binds[i] == bindTexture || k.binds[i] == bindStorageTexture {
+		if k.binds[i] == bindTexture {
 			if r.Buf == nil || r.Buf.view == nil {
 				return nil, fmt.Errorf("kernel %s: texture %d is missing", k.Name, i+2)
 			}

@@ -153,12 +153,6 @@ func (b *backend) allocActivations() error {
 		return fmt.Errorf("one row of %d logits exceeds the storage binding limit of %d bytes: this device cannot run a vocabulary this large",
 			c.Vocab, d.limits.MaxStorageBufferBindingSize)
 	}
-	// The layers' normed rows, written by their norms and read by five of their seven products.
-	if d.headTex() && d.activationTextureFits(c.Dim, T) {
-		if b.xnTex, err = d.NewActivationTexture("normed rows", c.Dim, T); err != nil {
-			return err
-		}
-	}
 	if d.headTex() && d.activationTextureFits(c.Dim, b.maxOut) {
 		b.sel, err = d.NewActivationTexture("selected rows", c.Dim, b.maxOut)
 	} else {

@@ -231,45 +231,6 @@ func TestActivationTexture(t *testing.T) {
 	})
 }
 
-// TestNormToTexture checks the layers' norm writing its rows to a texture (rmsnorm.wgsl's YTEX, where the
-// mat-vecs read the normed rows from a texture, device.headTex): a product of the texture's rows equals,
-// bit for bit, the same product of the rows the norm writes to a buffer; a texture whose rows are not the
-// norm's width is refused.
-func TestNormToTexture(t *testing.T) {
-	d := testDevice(t)
-	usePrefillPath(t, d, true)
-	for _, c := range []struct{ dim, T int }{{256, 1}, {512, 3}, {512, 9}} {
-		t.Run(fmt.Sprintf("dim%d/T%d", c.dim, c.T), func(t *testing.T) {
-			const m = 40
-			r := rand.New(rand.NewPCG(2, uint64(c.dim)))
-			raw, _ := quantized(t, r, quant.Q4_K, m, c.dim)
-			w := must[*weights](t)(d.UploadWeights("w", quant.Q4_K, c.dim, m, raw, nil))
-			xb := must[*buffer](t)(d.UploadF32("x", randF32(r, c.T*c.dim, 3)))
-			gb := must[*buffer](t)(d.UploadF32("g", randF32(r, c.dim, 1)))
-			normed := func(out *buffer) []float32 {
-				norm := must[*op](t)(d.NewRMSNorm(whole(xb), whole(gb), whole(out), c.dim, c.dim, 1e-6))
-				yb := must[*buffer](t)(d.NewStorage("y", uint64(4*c.T*m)))
-				mv := must[*matMulOp](t)(d.NewMatMul(w, whole(out), c.dim, whole(yb), m, 0))
-				run(t, d, c.T, 0, func(e *encoder) {
-					norm.Record(e, c.T)
-					mv.Record(e, c.T)
-				})
-				return mustF32(t, d, yb, 0, c.T*m)
-			}
-			tex := normed(must[*buffer](t)(d.NewActivationTexture("normed", c.dim, c.T)))
-			buf := normed(must[*buffer](t)(d.NewStorage("normed", uint64(4*c.T*c.dim))))
-			if !slices.Equal(tex, buf) {
-				t.Errorf("the product of the normed rows from the texture differs from the buffer's: %.3g", relErr(tex, buf))
-			}
-		})
-	}
-	narrow := must[*buffer](t)(d.NewActivationTexture("narrow", 256, 2))
-	xb := must[*buffer](t)(d.NewStorage("x", 4*2*512))
-	if _, err := d.NewRMSNorm(whole(xb), whole(xb), whole(narrow), 512, 512, 1e-6); err == nil || !strings.Contains(err.Error(), "narrow") {
-		t.Errorf("a norm of 512 floats into a texture of 256: got %v, want an error naming the texture", err)
-	}
-}
-
 // TestMatMulPrefill checks steps of more tokens than the mat-vec's few-token variants hold, through the
 // tiled mat-mat and through the few-token mat-vec in as many workgroups as it takes (prefillMatVec, what
 // CPU-type adapters run).

@@ -521,15 +521,7 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // NewRMSNorm normalizes rows of dim elements (token t at t*stride) of x into y with weight g.
 func (d *device) NewRMSNorm(x, g, y bufRange, dim, stride int, eps float32) (*op, error) {
-	// The output in a texture (NewActivationTexture), row t in texel row t, for the mat-vecs to read.
-	out, tex := bindReadWrite, y.Buf != nil && y.Buf.tex != nil
-	if tex {
-		if y.Off != 0 || dim%4 != 0 || 4*int(y.Buf.tex.GetWidth()) != dim {
-			return nil, fmt.Errorf("rmsnorm: output texture %s must be bound whole, with rows of the %d floats", y.Buf.label, dim)
-		}
-		out = bindStorageTexture
-	}
-	return d.newSimple(kernelSpec{file: "rmsnorm.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, out}, defs: shaders.Defines{"YTEX": boolDef(tex)}},
+	return d.newSimple(kernelSpec{file: "rmsnorm.wgsl", entry: "main", binds: []binding{bindReadOnly, bindReadOnly, bindReadWrite}},
 		[]any{dim, stride, eps}, []bufRange{x, g, y},
 		func(T int) (uint32, uint32, uint32) { return uint32(T), 1, 1 },
 		opCost{shape: fmt.Sprint(dim), cost: func(T, _ int) (float64, float64) {

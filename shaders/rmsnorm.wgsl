@@ -5,11 +5,8 @@
 //   1 S  uniform  Step
 //   2 x  storage read        array<f32>  input rows, token t at t*stride
 //   3 g  storage read        array<f32>  the norm weight (dim floats)
-//   4 y  storage read_write  array<f32>  output rows, token t at t*stride; with YTEX a
-//        texture_storage_2d<rgba32uint, write> y_tex, token t in texel row t (dim/4 texels of the
-//        floats' bits), which the mat-vecs read as matvec_io.wgsl's XTEX (gpu/device.go's headTex)
-// Workgroup: 256 threads per token; the sum of squares goes through a shared-memory tree; with YTEX
-// each thread stores 4 outputs at a time, a texel.
+//   4 y  storage read_write  array<f32>  output rows, token t at t*stride
+// Workgroup: 256 threads per token; the sum of squares goes through a shared-memory tree.
 // Dispatch: (T, 1, 1).
 
 //#include "common.wgsl"
@@ -24,11 +21,7 @@ struct NormParams {
 @group(0) @binding(0) var<uniform> P: NormParams;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> g: array<f32>;
-//#if YTEX
-@group(0) @binding(4) var y_tex: texture_storage_2d<rgba32uint, write>;
-//#else
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
-//#endif
 
 var<workgroup> part: array<f32, 256>;
 
@@ -49,16 +42,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
     }
     let inv = inverseSqrt(part[0] / f32(P.dim) + P.eps);
-//#if YTEX
-    for (var c = lid; c < P.dim / 4u; c += 256u) {
-        let i = base + 4u * c;
-        let v = vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]) * inv *
-            vec4<f32>(g[4u * c], g[4u * c + 1u], g[4u * c + 2u], g[4u * c + 3u]);
-        textureStore(y_tex, vec2<u32>(c, wid.x), bitcast<vec4<u32>>(v));
-    }
-//#else
     for (var i = lid; i < P.dim; i += 256u) {
         y[base + i] = x[base + i] * inv * g[i];
     }
-//#endif
 }
