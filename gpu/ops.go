@@ -319,7 +319,7 @@ func (d *device) matvecShapeAt(key matShape) matvecShape {
 		s = matvecShapeFor(key.wt, key.k)
 		s.int8 = d.int8 && d.dot4 && ownKernels(key.wt)
 	}
-	if f, ok := d.tunedFew[key]; ok {
+	if f, ok := d.tunedFew[key]; ok && f.tree == s.tree {
 		s.few = f
 	}
 	return s
@@ -350,7 +350,7 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 	if o.rope {
 		binds = append(binds, bindReadOnly)
 	}
-	// The few-token variants keep the one-token variant's threads, reduction and numerics (the integer
+	// The few-token variants keep the one-token variant's reduction and numerics (the integer
 	// path or not), so that a sequence's logits hardly depend on how many others share its step.
 	mvKernel := func(nt int, g fewShape) (*kernel, error) {
 		rows := g.rows
@@ -410,10 +410,10 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 }
 
 // fewShape is the workgroup shape of the nt-token mat-vec variant for weights of kernel type wt whose
-// one-token variant is one: tuning's choice (one.few) where it made one, else one's threads and
-// reduction with rows by type and adapter.
+// one-token variant is one: for the largest variant, tuning's choice (one.few, timed on that variant)
+// where it made one; else one's threads and reduction with rows by type and adapter.
 func (d *device) fewShape(wt string, nt int, one matvecShape) fewShape {
-	if one.few != (fewShape{}) {
+	if one.few != (fewShape{}) && nt == matvecFewNT[len(matvecFewNT)-1] {
 		return one.few
 	}
 	rows := matvecFewRows

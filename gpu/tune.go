@@ -286,12 +286,14 @@ type knob struct {
 // A mat-vec variant is timed on a step of one token and, when the engine runs parallel sequences or
 // prompts take the mat-vec (device.prefillMatVec), on a step of up to four tokens (the few-token
 // variant with its built-in shape, which follows the one-token variant's threads and numerics): the two
-// times add, so a variant that is fastest alone but slow beside other streams does not win. (On lavapipe
-// the integer path won the output projection's one-token race and made four streams a third slower.)
-// Then the few-token variants' own workgroup shape is chosen on the four-token step alone ("matvec
-// few"), keeping the one-token choice's numerics (the integer path or not) and reduction, so that a
-// sequence's logits hardly depend on how many others share its step. (On lavapipe the one-token race
-// chose 32 threads for 512-wide rows, whose four-token variant took 1.7 times as long as 8 threads'.)
+// times add, so that numerics and a reduction that are fastest alone but slow beside other streams do
+// not win. (On lavapipe the integer path won the output projection's one-token race and made four
+// streams a third slower.) Then, where the four-token variant runs (parallel streams of four or more,
+// or prompts through the mat-vec), its own workgroup shape is chosen on the four-token step alone
+// ("matvec few"), keeping the one-token choice's numerics (the integer path or not) and reduction, so
+// that a sequence's logits hardly depend on how many others share its step. (On lavapipe the one-token
+// race chose 32 threads for 512-wide rows, whose four-token variant took 1.7 times as long as 8
+// threads'.) The two-token variant keeps its built-in shape.
 func (b *backend) knobs(parallel int) []knob {
 	d := b.d
 	decode := []int{1}
@@ -321,6 +323,7 @@ func (b *backend) knobs(parallel int) []knob {
 			shape, ok := parseMatvecShape(s.wt, v)
 			if ok {
 				d.tuned[s] = shape
+				delete(d.tunedFew, s) // chosen for another one-token variant, if any: the next knob chooses again
 			}
 			return ok
 		},
@@ -352,15 +355,15 @@ func (b *backend) knobs(parallel int) []knob {
 	if d.prefillMatVec {
 		knobs = knobs[:1] // no mat-mat to tune: every step takes the mat-vec
 	}
-	if few > 1 {
+	if few == matvecFewNT[len(matvecFewNT)-1] {
 		knobs = slices.Insert(knobs, 1, b.fewKnob(few))
 	}
 	return knobs
 }
 
-// fewKnob chooses the workgroup shape of the few-token mat-vec variants on a step of few tokens, for
-// the one-token variant chosen before it (tuned or built in): its variants are named as mat-vec
-// shapes, with the one-token choice's integer path and reduction, which they keep.
+// fewKnob chooses the workgroup shape of the largest few-token mat-vec variant (few tokens) on a step of
+// few tokens, for the one-token variant chosen before it (tuned or built in): its variants are named as
+// mat-vec shapes, with the one-token choice's integer path and reduction, which they keep.
 func (b *backend) fewKnob(few int) knob {
 	d := b.d
 	one := func(s matShape) matvecShape {
@@ -388,7 +391,7 @@ func (b *backend) fewKnob(few int) knob {
 			for _, g := range fewCandidates(d, s.wt, o.tree) {
 				names = append(names, name(s, g))
 			}
-			return names, name(s, d.fewShape(s.wt, matvecFewNT[len(matvecFewNT)-1], o))
+			return names, name(s, d.fewShape(s.wt, few, o))
 		},
 		build: func(s matShape, w *weights, x, y bufRange, k, rows int, v string) (*matMulOp, error) {
 			shape := one(s)
@@ -606,6 +609,9 @@ func (b *backend) timeStorage(s matShape, t model.Tensor) (times [2][2]float64, 
 				}
 				sec, err := p.tm.time()
 				if err != nil {
+					if j == 1 && d.Err() == nil {
+						return times, err, nil
+					}
 					return times, nil, err
 				}
 				p.times = append(p.times, sec)

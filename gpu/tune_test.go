@@ -93,7 +93,8 @@ func TestFewCandidates(t *testing.T) {
 			one := matvecShapeFor(wt, c.k)
 			one.tree = tree
 			ones = append(ones, one)
-			if one.int8 = true; !tree && d.dot4 && ownKernels(wt) {
+			if !tree && d.dot4 && ownKernels(wt) {
+				one.int8 = true
 				ones = append(ones, one)
 			}
 		}
@@ -104,10 +105,8 @@ func TestFewCandidates(t *testing.T) {
 				shape.few = g
 				t.Run(fmt.Sprintf("%s/%dx%d/%s/few wg=%d rows=%d", c.typ, c.m, c.k, one, g.wg, g.rows), func(t *testing.T) {
 					op := must[*matMulOp](t)(d.newMatMulShape(w, whole(xb), c.k, whole(yb), c.m, 0, matOptions{}, shape))
-					for _, f := range op.mvFew {
-						if f.rows != g.rows {
-							t.Fatalf("the %d-token variant has %d rows a workgroup, want the chosen %d", f.nt, f.rows, g.rows)
-						}
+					if f := op.mvFew[len(op.mvFew)-1]; f.rows != g.rows {
+						t.Fatalf("the %d-token variant has %d rows a workgroup, want the chosen %d", f.nt, f.rows, g.rows)
 					}
 					for _, n := range []int{2, 3, 4} {
 						checkFewMatchesOne(t, d, op, c, n, yb, want)
@@ -142,7 +141,9 @@ func TestFewKnobUse(t *testing.T) {
 	} {
 		clear(d.tunedFew)
 		d.tuned[s] = c.one
-		if got := kn.use(s, c.v); got != c.want || (got && d.matvecShapeAt(s).few == fewShape{}) {
+		got := kn.use(s, c.v)
+		_, recorded := d.tunedFew[s]
+		if got != c.want || recorded != c.want || (got && d.matvecShapeAt(s).few == fewShape{}) {
 			t.Errorf("one-token %s, cached few %q: used %v (recorded %+v), want %v", c.one, c.v, got, d.tunedFew[s], c.want)
 		}
 	}
@@ -306,7 +307,8 @@ func TestParseTuneMode(t *testing.T) {
 // TestTuneKnobs: where every step takes the mat-vec (prefillMatVec) tuning has no mat-mat tile to
 // choose and times the mat-vec on a four-token step even for one stream, since its few-token variant
 // evaluates the prompts, and chooses that variant's shape; elsewhere it tunes the mat-vec and the
-// mat-mat, the four-token step and the few-token shape only for parallel streams.
+// mat-mat, the few-token step only for parallel streams and the four-token variant's shape only for four
+// or more.
 func TestTuneKnobs(t *testing.T) {
 	d := testDevice(t)
 	b := &backend{d: d, batch: 64}
@@ -317,6 +319,7 @@ func TestTuneKnobs(t *testing.T) {
 		tokens   []int // the mat-vec's
 	}{
 		{false, 1, []string{"matvec", "matmul"}, []int{1}},
+		{false, 2, []string{"matvec", "matmul"}, []int{1, 2}},
 		{false, 4, []string{"matvec", "matvec few", "matmul"}, []int{1, 4}},
 		{true, 1, []string{"matvec", "matvec few"}, []int{1, 4}},
 		{true, 4, []string{"matvec", "matvec few"}, []int{1, 4}},
@@ -329,6 +332,9 @@ func TestTuneKnobs(t *testing.T) {
 		}
 		if !slices.Equal(kinds, c.kinds) || !slices.Equal(ks[0].tokens, c.tokens) {
 			t.Errorf("prefillMatVec %v, parallel %d: knobs %v, mat-vec steps %v; want %v and %v", c.matVec, c.parallel, kinds, ks[0].tokens, c.kinds, c.tokens)
+		}
+		if len(ks) > 1 && ks[1].kind == "matvec few" && (!slices.Equal(ks[1].tokens, []int{4}) || ks[1].steps != " (steps of 4 tokens)") {
+			t.Errorf("prefillMatVec %v, parallel %d: the few-token knob times %v (%q), want the four-token step", c.matVec, c.parallel, ks[1].tokens, ks[1].steps)
 		}
 	}
 }
