@@ -433,11 +433,8 @@ func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 	// measure times v once: one submit on each of kn's steps, summed.
 	measure := func(v *variant) (float64, error) {
 		var sum float64
-		for i, T := range kn.tokens {
-			if err := d.SetStep(T, 0); err != nil {
-				return 0, err
-			}
-			sec, err := v.timers[i].time()
+		for _, tm := range v.timers {
+			sec, err := tm.time()
 			if err != nil {
 				return 0, err
 			}
@@ -450,13 +447,9 @@ func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 	for _, name := range names {
 		v := &variant{name: name}
 		op, err := kn.build(s, w, whole(x), whole(y), s.k, rows, name)
-		for _, T := range kn.tokens {
-			if err != nil {
-				break
-			}
-			if err = d.SetStep(T, 0); err == nil {
-				var tm *timer
-				tm, err = d.newTimer(func(e *encoder) { op.Record(e, T) })
+		for i := 0; err == nil && i < len(kn.tokens); i++ {
+			var tm *timer
+			if tm, err = d.newTimer(op, kn.tokens[i]); err == nil {
 				v.timers = append(v.timers, tm)
 			}
 		}
@@ -501,8 +494,7 @@ func (b *backend) race(kn knob, s matShape, t model.Tensor) (tuneEntry, error) {
 	}
 	best := tuneEntry{Seconds: -1, Tried: len(vs)}
 	for _, v := range finals {
-		slices.Sort(v.times)
-		sec := v.times[len(v.times)/2]
+		sec := medianOf(v.times)
 		if v.name == def {
 			best.Default = sec
 		}
@@ -560,16 +552,18 @@ func (b *backend) raceStorage(shapes []matShape, tensors []model.Tensor) (tuneEn
 
 // timeStorage returns the median times of the built-in product of a decode token and of a prefill batch
 // over the first rows of t (shape s), uploaded to buffers and to textures: [storage][decode, prefill].
-// texErr says why the textures' products failed to build (the weights stay in buffers), err why the
+// texErr says why the textures' products failed to build or run (the weights stay in buffers), err why the
 // buffers' did or the device was lost.
 func (b *backend) timeStorage(s matShape, t model.Tensor) (times [2][2]float64, texErr, err error) {
 	d := b.d
-	type product struct {
-		T     int
-		tm    *timer
-		times []float64
+	// fail sorts err: the textures' products' while the device lives, else the load's.
+	fail := func(tex bool, err error) ([2][2]float64, error, error) {
+		if tex && d.Err() == nil {
+			return times, err, nil
+		}
+		return times, nil, err
 	}
-	var ps [2][2]*product
+	var timers [2][2]*timer
 	for j, tex := range []bool{false, true} {
 		for k, T := range []int{1, b.batch} {
 			rows := tuneRowsMax
@@ -578,50 +572,33 @@ func (b *backend) timeStorage(s matShape, t model.Tensor) (times [2][2]float64, 
 			}
 			p, err := b.uploadTuning(s, t, tex, T, rows)
 			if err != nil {
-				if tex && d.Err() == nil {
-					return times, err, nil
-				}
-				return times, nil, err
+				return fail(tex, err)
 			}
-			defer p.free(d)
+			defer p.free(d) // every product lives until the rounds are done
 			op, err := d.newMatMulShape(p.w, whole(p.x), s.k, whole(p.y), p.rows, 0, matOptions{}, matvecShapeFor(s.wt, s.k))
 			if err == nil {
-				err = d.SetStep(T, 0)
-			}
-			var tm *timer
-			if err == nil {
-				tm, err = d.newTimer(func(e *encoder) { op.Record(e, T) })
+				timers[j][k], err = d.newTimer(op, T)
 			}
 			if err != nil {
-				if tex && d.Err() == nil {
-					return times, err, nil
-				}
-				return times, nil, err
+				return fail(tex, err)
 			}
-			ps[j][k] = &product{T: T, tm: tm}
 		}
 	}
+	var runs [2][2][]float64
 	for range tuneFinalRounds {
-		for j := range ps {
-			for _, p := range ps[j] {
-				if err := d.SetStep(p.T, 0); err != nil {
-					return times, nil, err
-				}
-				sec, err := p.tm.time()
+		for j := range timers {
+			for k, tm := range timers[j] {
+				sec, err := tm.time()
 				if err != nil {
-					if j == 1 && d.Err() == nil {
-						return times, err, nil
-					}
-					return times, nil, err
+					return fail(j == 1, err)
 				}
-				p.times = append(p.times, sec)
+				runs[j][k] = append(runs[j][k], sec)
 			}
 		}
 	}
-	for j := range ps {
-		for k, p := range ps[j] {
-			slices.Sort(p.times)
-			times[j][k] = p.times[len(p.times)/2]
+	for j := range runs {
+		for k := range runs[j] {
+			times[j][k] = medianOf(runs[j][k])
 		}
 	}
 	return times, nil, nil
@@ -679,17 +656,18 @@ const (
 // short enough that a whole model tunes in seconds.
 const timingSpan = 2 * time.Millisecond
 
-// timer times what rec records, per recording, in submits of n recordings that take about timingSpan.
+// timer times op on steps of T tokens, per step, in submits of n steps that take about timingSpan.
 type timer struct {
-	d   *device
-	rec func(e *encoder)
-	n   int
+	d  *device
+	op *matMulOp
+	T  int
+	n  int
 }
 
-// newTimer runs rec once, which sizes the timer's submits (and takes a kernel's first use, which can be
-// slower, out of the times).
-func (d *device) newTimer(rec func(e *encoder)) (*timer, error) {
-	t := &timer{d: d, rec: rec, n: 1}
+// newTimer runs op once on a step of T tokens, which sizes the timer's submits (and takes a kernel's
+// first use, which can be slower, out of the times).
+func (d *device) newTimer(op *matMulOp, T int) (*timer, error) {
+	t := &timer{d: d, op: op, T: T, n: 1}
 	first, err := t.time()
 	if err != nil {
 		return nil, err
@@ -698,14 +676,18 @@ func (d *device) newTimer(rec func(e *encoder)) (*timer, error) {
 	return t, nil
 }
 
-// time returns the device time of a submit of t.n recordings, per recording.
+// time returns the device time of a submit of t.n steps, per step. (It sets the step's token count
+// first: timers of other counts take turns.)
 func (t *timer) time() (float64, error) {
+	if err := t.d.SetStep(t.T, 0); err != nil {
+		return 0, err
+	}
 	e, err := t.d.NewEncoder("tuning")
 	if err != nil {
 		return 0, err
 	}
 	for range t.n {
-		t.rec(e)
+		t.op.Record(e, t.T)
 	}
 	start := time.Now()
 	if err := e.Submit(); err != nil {

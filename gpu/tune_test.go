@@ -68,10 +68,10 @@ func TestMatvecCandidates(t *testing.T) {
 }
 
 // TestFewCandidates runs every few-token workgroup shape tuning may choose (fewCandidates), with each
-// reduction and on the integer path where the device has it, on steps of two, three and four tokens
-// (both variants, the larger with a token missing) over the first case of each type, against the
-// one-token variant's products token by token: a choice must compute what the one-token variant does, to
-// TestMatVecFewMatchesOne's 1e-5.
+// reduction and on the integer path where the device has it, on steps of three and four tokens (the
+// four-token variant, which takes the choice, with a token missing and whole; and two, the two-token
+// variant beside it) over the first case of each type, against the one-token variant's products token
+// by token: a choice must compute what the one-token variant does, to TestMatVecFewMatchesOne's 1e-5.
 func TestFewCandidates(t *testing.T) {
 	d := testDevice(t)
 	seen := map[quant.Type]bool{}
