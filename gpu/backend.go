@@ -217,10 +217,9 @@ func (b *backend) logitsHead(logits [][]float32) headFunc {
 	return func(e *encoder, rows []int, first int) func() {
 		b.selectRows(e, rows)
 		b.lmHead.Record(e, len(rows))
-		raw := make([]byte, len(rows)*4*b.cfg.Vocab)
-		e.ReadBack(b.logits, 0, raw)
+		all := make([]float32, len(rows)*b.cfg.Vocab)
+		e.ReadBackF32(b.logits, 0, all)
 		return func() {
-			all := bytesF32(raw)
 			for i := range rows {
 				logits[first+i] = all[i*b.cfg.Vocab : (i+1)*b.cfg.Vocab : (i+1)*b.cfg.Vocab]
 			}

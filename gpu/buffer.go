@@ -168,11 +168,16 @@ func (d *device) Read(b *buffer, off, size uint64) ([]byte, error) {
 
 // ReadF32 reads n floats at element offset off.
 func (d *device) ReadF32(b *buffer, off, n int) ([]float32, error) {
-	raw, err := d.Read(b, uint64(off)*4, uint64(n)*4)
+	e, err := d.NewEncoder("read " + b.label)
 	if err != nil {
 		return nil, err
 	}
-	return bytesF32(raw), nil
+	out := make([]float32, n)
+	e.ReadBackF32(b, uint64(off)*4, out)
+	if err := e.Submit(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // stagingBuffer returns a mappable buffer of at least size bytes, reusing the last one when it fits.
@@ -512,12 +517,11 @@ func f32Bytes(v []float32) []byte {
 	return out
 }
 
-func bytesF32(b []byte) []float32 {
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+// decodeF32 decodes the little-endian floats of b into dst (len(b) = 4 len(dst)).
+func decodeF32(dst []float32, b []byte) {
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
-	return out
 }
 
 func u32Bytes(v []uint32) []byte {

@@ -261,7 +261,9 @@ type encoder struct {
 type pendingRead struct {
 	src *buffer
 	off uint64
-	dst []byte
+	n   uint64    // bytes
+	dst []byte    // the destination: bytes,
+	f32 []float32 // or floats (little-endian on the device)
 }
 
 // NewEncoder starts recording.
@@ -379,14 +381,25 @@ func (e *encoder) CopyToTexture(src *buffer, srcOff uint64, dst *buffer, row int
 
 // ReadBack arranges for len(dst) bytes at off of src to be copied into dst when Submit returns.
 func (e *encoder) ReadBack(src *buffer, off uint64, dst []byte) {
-	if e.err != nil || len(dst) == 0 {
+	e.readBack(pendingRead{src: src, off: off, dst: dst, n: uint64(len(dst))})
+}
+
+// ReadBackF32 arranges for len(dst) floats at byte offset off of src to be decoded into dst when
+// Submit returns: straight from the mapped staging buffer, with no bytes in between (a decode step's
+// logits are half a megabyte a row).
+func (e *encoder) ReadBackF32(src *buffer, off uint64, dst []float32) {
+	e.readBack(pendingRead{src: src, off: off, f32: dst, n: 4 * uint64(len(dst))})
+}
+
+func (e *encoder) readBack(r pendingRead) {
+	if e.err != nil || r.n == 0 {
 		return
 	}
-	if off%4 != 0 || len(dst)%4 != 0 || off+uint64(len(dst)) > src.Size {
-		e.err = fmt.Errorf("read-back of %d bytes at %d from %s (%d bytes) is out of bounds or misaligned", len(dst), off, src.label, src.Size)
+	if r.off%4 != 0 || r.n%4 != 0 || r.off+r.n > r.src.Size {
+		e.err = fmt.Errorf("read-back of %d bytes at %d from %s (%d bytes) is out of bounds or misaligned", r.n, r.off, r.src.label, r.src.Size)
 		return
 	}
-	e.reads = append(e.reads, pendingRead{src: src, off: off, dst: dst})
+	e.reads = append(e.reads, r)
 }
 
 // Dispatches is the number of dispatches recorded so far.
@@ -403,7 +416,7 @@ func (e *encoder) Submit() error {
 	}
 	var total uint64
 	for _, r := range e.reads {
-		total += uint64(len(r.dst))
+		total += r.n
 	}
 	var staging *wgpu.Buffer
 	if total > 0 {
@@ -413,10 +426,10 @@ func (e *encoder) Submit() error {
 		}
 		var off uint64
 		for _, r := range e.reads {
-			if err := e.enc.TryCopyBufferToBuffer(r.src.buf, r.off, staging, off, uint64(len(r.dst))); err != nil {
+			if err := e.enc.TryCopyBufferToBuffer(r.src.buf, r.off, staging, off, r.n); err != nil {
 				return fmt.Errorf("%s: recording read-back: %w", e.label, err)
 			}
-			off += uint64(len(r.dst))
+			off += r.n
 		}
 	}
 	err := d.wrap("submitting "+e.label, func() error {
@@ -448,8 +461,12 @@ func (e *encoder) Submit() error {
 		}
 		var off uint64
 		for _, r := range e.reads {
-			copy(r.dst, src[off:])
-			off += uint64(len(r.dst))
+			if r.f32 != nil {
+				decodeF32(r.f32, src[off:off+r.n])
+			} else {
+				copy(r.dst, src[off:])
+			}
+			off += r.n
 		}
 		return staging.TryUnmap()
 	})

@@ -60,7 +60,9 @@ func GenerateTogether(t testing.TB, e *engine.Engine, prompts [][]int32, p engin
 // prompts, generated together by e (loaded with --parallel 4): continuous batching reads each weight
 // once per step for every stream. Besides tokens per second of wall time it reports the process's CPU
 // time per generated token (cpu-ms/tok, prompts included), which other load on a shared machine
-// disturbs less. The sub-benchmarks alternate, so a run with -count gives interleaved samples.
+// disturbs less, and the scheduler's steps a run (steps/op: 128, or a few more when the prompts arrive
+// in different steps, if every step carries a row of every stream). The sub-benchmarks alternate, so
+// a run with -count gives interleaved samples.
 func Streams(b *testing.B, e *engine.Engine) {
 	const tokens = 128
 	// The end-of-generation tokens are banned, so that every stream runs its 128 tokens (random weights
@@ -72,6 +74,7 @@ func Streams(b *testing.B, e *engine.Engine) {
 		b.Run(fmt.Sprint(streams), func(b *testing.B) {
 			generated := 0
 			cpu0 := testutil.ProcessCPU()
+			st0, _ := e.SchedulerStats()
 			for b.Loop() {
 				var wg sync.WaitGroup
 				counts := make([]int, streams)
@@ -96,6 +99,8 @@ func Streams(b *testing.B, e *engine.Engine) {
 			}
 			b.ReportMetric(float64(generated)/b.Elapsed().Seconds(), "tok/s")
 			b.ReportMetric((testutil.ProcessCPU()-cpu0)*1000/float64(generated), "cpu-ms/tok")
+			st, _ := e.SchedulerStats()
+			b.ReportMetric(float64(st.Steps-st0.Steps)/float64(b.N), "steps/op")
 		})
 	}
 }
