@@ -45,8 +45,8 @@ func TestEngineBatchedMatchesSolo(t *testing.T) {
 
 // BenchmarkStreams is the aggregate generation speed of 1 and 4 greedy streams (backendtest.Streams) on
 // the CPU, 2 threads. It loads $SMOLCHAT_BENCH_MODEL when set (e.g. a SmolLM3-3B-shaped Q4_K_M file from
-// `smolchat synth --preset smollm3-3b`), else the tiny fixture; run it with -count for interleaved
-// samples.
+// `smolchat synth --preset smollm3-3b`), else the tiny fixture. For interleaved samples, run
+// 'BenchmarkStreams/^1$' and 'BenchmarkStreams/^4$' in processes of their own, alternating.
 func BenchmarkStreams(b *testing.B) { backendtest.Streams(b, benchEngine(b, 1024, "")) }
 
 // BenchmarkReturnToConversation is the time to first token of a 3,000-token conversation's next turn

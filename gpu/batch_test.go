@@ -130,8 +130,9 @@ func TestEngineLostMidBatch(t *testing.T) {
 // BenchmarkStreams is the aggregate generation speed of 1 and 4 greedy streams (backendtest.Streams) on
 // the GPU: four decode rows take the few-token mat-vec, which reads each weight once for up to
 // matvecMaxT rows. It loads $SMOLCHAT_BENCH_MODEL when set, else the shared tiny SmolLM3-shaped file;
-// run it with -count for interleaved samples. With $SMOLCHAT_BENCH_TUNE_FILE set it tunes the kernels
-// (--gpu-tune auto with that file), as serve does by default. (cpu.BenchmarkStreams is its CPU twin.)
+// for interleaved samples run each count in a process of its own (see backendtest.Streams). With
+// $SMOLCHAT_BENCH_TUNE_FILE set it tunes the kernels (--gpu-tune auto with that file), as serve does by
+// default. (cpu.BenchmarkStreams is its CPU twin.)
 func BenchmarkStreams(b *testing.B) {
 	o := engine.LoadOptions{Path: benchModel(b), Context: 1024, Parallel: 4}
 	if f := os.Getenv("SMOLCHAT_BENCH_TUNE_FILE"); f != "" {

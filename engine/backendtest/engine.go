@@ -61,8 +61,9 @@ func GenerateTogether(t testing.TB, e *engine.Engine, prompts [][]int32, p engin
 // once per step for every stream. Besides tokens per second of wall time it reports the process's CPU
 // time per generated token (cpu-ms/tok, prompts included), which other load on a shared machine
 // disturbs less, and the scheduler's steps a run (steps/op: 128, or a few more when the prompts arrive
-// in different steps, if every step carries a row of every stream). The sub-benchmarks alternate, so
-// a run with -count gives interleaved samples.
+// in different steps, if every step carries a row of every stream). -count repeats each
+// sub-benchmark in a row, all the 1s before the 4s, and every run leaves its conversations in the
+// cache: for interleaved samples, run each count in a process of its own, alternating.
 func Streams(b *testing.B, e *engine.Engine) {
 	const tokens = 128
 	// The end-of-generation tokens are banned, so that every stream runs its 128 tokens (random weights
