@@ -68,16 +68,25 @@ func TestConvCacheEvictionOrder(t *testing.T) {
 	e, f := newSeqEngine(t, 1, 8)
 	p := map[string][]int32{"A": prompt(1, 6), "B": prompt(2, 6), "C": prompt(3, 6), "D": prompt(4, 6)}
 	res := map[string]Result{}
+	steps := func() int64 { st, _ := e.SchedulerStats(); return st.Steps }
+	var stepsC int64
 	for _, k := range []string{"A", "B", "C"} {
+		before := steps()
 		res[k], _ = converse(t, e, f, p[k], 3)
+		stepsC = steps() - before
 	}
 	// A continues (14 positions, 4 blocks): the pool (2+2+4) is full; A is now the most recent.
 	converse(t, e, f, nextTurn(p["A"], res["A"], 9, 9, 9), 3)
 	// D needs 2 blocks: B, the least recently used, goes.
+	before := steps()
 	converse(t, e, f, p["D"], 3)
 	st, _ := e.SchedulerStats()
 	if st.Evictions != 1 || st.CachedSeqs != 3 {
 		t.Fatalf("after D: %d evictions, %d cached; want 1 and 3", st.Evictions, st.CachedSeqs)
+	}
+	// The batch the full pool refused evaluated nothing: D took as many steps as C.
+	if got := st.Steps - before; got != stepsC {
+		t.Errorf("D took %d steps, C %d: a refused batch counted as a step", got, stepsC)
 	}
 	for _, c := range []struct {
 		name   string

@@ -476,7 +476,9 @@ func (s *scheduler) step() {
 		ctx = who[0].ctx // alone, a request's cancellation can stop the pass between layers
 	}
 	out, err := s.b.ForwardSeqs(ctx, batch)
-	s.count(func(st *SchedulerStats) { st.Steps++ })
+	if !errors.Is(err, ErrKVFull) { // a full pool refuses the batch before evaluating any of it
+		s.count(func(st *SchedulerStats) { st.Steps++ })
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrKVFull):
