@@ -60,8 +60,8 @@ func GenerateTogether(t testing.TB, e *engine.Engine, prompts [][]int32, p engin
 // prompts, generated together by e (loaded with --parallel 4): continuous batching reads each weight
 // once per step for every stream. Besides tokens per second of wall time it reports the process's CPU
 // time per generated token (cpu-ms/tok, prompts included), which other load on a shared machine
-// disturbs less, and the scheduler's steps a run (steps/op: 128, or a few more when the prompts arrive
-// in different steps, if every step carries a row of every stream). -count repeats each
+// disturbs less, and the scheduler's steps a run (steps/op: 128 to 131 when every step carries a row of
+// every running stream, more than 128 when the prompts arrive in different steps). -count repeats each
 // sub-benchmark in a row, all the 1s before the 4s, and every run leaves its conversations in the
 // cache: for interleaved samples, run each count in a process of its own, alternating.
 func Streams(b *testing.B, e *engine.Engine) {
