@@ -154,13 +154,8 @@ func (d *device) SetStep(nTok, pos0 int) error {
 
 // Read copies size bytes at off from b back to the host, waiting for all submitted work first.
 func (d *device) Read(b *buffer, off, size uint64) ([]byte, error) {
-	e, err := d.NewEncoder("read " + b.label)
-	if err != nil {
-		return nil, err
-	}
 	out := make([]byte, size)
-	e.ReadBack(b, off, out)
-	if err := e.Submit(); err != nil {
+	if err := d.read(pendingRead{src: b, off: off, dst: out}); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -168,16 +163,21 @@ func (d *device) Read(b *buffer, off, size uint64) ([]byte, error) {
 
 // ReadF32 reads n floats at element offset off.
 func (d *device) ReadF32(b *buffer, off, n int) ([]float32, error) {
-	e, err := d.NewEncoder("read " + b.label)
-	if err != nil {
-		return nil, err
-	}
 	out := make([]float32, n)
-	e.ReadBackF32(b, uint64(off)*4, out)
-	if err := e.Submit(); err != nil {
+	if err := d.read(pendingRead{src: b, off: uint64(off) * 4, f32: out}); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// read submits the read-back r alone.
+func (d *device) read(r pendingRead) error {
+	e, err := d.NewEncoder("read " + r.src.label)
+	if err != nil {
+		return err
+	}
+	e.readBack(r)
+	return e.Submit()
 }
 
 // stagingBuffer returns a mappable buffer of at least size bytes, reusing the last one when it fits.

@@ -261,9 +261,16 @@ type encoder struct {
 type pendingRead struct {
 	src *buffer
 	off uint64
-	n   uint64    // bytes
 	dst []byte    // the destination: bytes,
 	f32 []float32 // or floats (little-endian on the device)
+}
+
+// size is the bytes r reads.
+func (r pendingRead) size() uint64 {
+	if r.f32 != nil {
+		return 4 * uint64(len(r.f32))
+	}
+	return uint64(len(r.dst))
 }
 
 // NewEncoder starts recording.
@@ -381,22 +388,23 @@ func (e *encoder) CopyToTexture(src *buffer, srcOff uint64, dst *buffer, row int
 
 // ReadBack arranges for len(dst) bytes at off of src to be copied into dst when Submit returns.
 func (e *encoder) ReadBack(src *buffer, off uint64, dst []byte) {
-	e.readBack(pendingRead{src: src, off: off, dst: dst, n: uint64(len(dst))})
+	e.readBack(pendingRead{src: src, off: off, dst: dst})
 }
 
 // ReadBackF32 arranges for len(dst) floats at byte offset off of src to be decoded into dst when
 // Submit returns: straight from the mapped staging buffer, with no bytes in between (a decode step's
 // logits are half a megabyte a row).
 func (e *encoder) ReadBackF32(src *buffer, off uint64, dst []float32) {
-	e.readBack(pendingRead{src: src, off: off, f32: dst, n: 4 * uint64(len(dst))})
+	e.readBack(pendingRead{src: src, off: off, f32: dst})
 }
 
 func (e *encoder) readBack(r pendingRead) {
-	if e.err != nil || r.n == 0 {
+	n := r.size()
+	if e.err != nil || n == 0 {
 		return
 	}
-	if r.off%4 != 0 || r.n%4 != 0 || r.off+r.n > r.src.Size {
-		e.err = fmt.Errorf("read-back of %d bytes at %d from %s (%d bytes) is out of bounds or misaligned", r.n, r.off, r.src.label, r.src.Size)
+	if r.off%4 != 0 || n%4 != 0 || r.off+n > r.src.Size {
+		e.err = fmt.Errorf("read-back of %d bytes at %d from %s (%d bytes) is out of bounds or misaligned", n, r.off, r.src.label, r.src.Size)
 		return
 	}
 	e.reads = append(e.reads, r)
@@ -416,7 +424,7 @@ func (e *encoder) Submit() error {
 	}
 	var total uint64
 	for _, r := range e.reads {
-		total += r.n
+		total += r.size()
 	}
 	var staging *wgpu.Buffer
 	if total > 0 {
@@ -426,10 +434,10 @@ func (e *encoder) Submit() error {
 		}
 		var off uint64
 		for _, r := range e.reads {
-			if err := e.enc.TryCopyBufferToBuffer(r.src.buf, r.off, staging, off, r.n); err != nil {
+			if err := e.enc.TryCopyBufferToBuffer(r.src.buf, r.off, staging, off, r.size()); err != nil {
 				return fmt.Errorf("%s: recording read-back: %w", e.label, err)
 			}
-			off += r.n
+			off += r.size()
 		}
 	}
 	err := d.wrap("submitting "+e.label, func() error {
@@ -462,11 +470,11 @@ func (e *encoder) Submit() error {
 		var off uint64
 		for _, r := range e.reads {
 			if r.f32 != nil {
-				decodeF32(r.f32, src[off:off+r.n])
+				decodeF32(r.f32, src[off:off+r.size()])
 			} else {
 				copy(r.dst, src[off:])
 			}
-			off += r.n
+			off += r.size()
 		}
 		return staging.TryUnmap()
 	})

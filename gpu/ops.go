@@ -45,6 +45,9 @@ const (
 // per token than two workgroups of 4.
 var matvecFewNT = []int{2, 4}
 
+// matvecFewMaxNT is the largest few-token variant's token count: the one tuning chooses a shape for.
+var matvecFewMaxNT = matvecFewNT[len(matvecFewNT)-1]
+
 var matBinds = []binding{bindReadOnly, bindReadOnly, bindReadWrite}
 
 // weightBinds returns binds, whose first is the weights', with a texture there when w is held in
@@ -413,7 +416,7 @@ func (d *device) newMatMulShape(w *weights, x bufRange, xStride int, y bufRange,
 // one-token variant is one: for the largest variant, tuning's choice (one.few, timed on that variant)
 // where it made one; else one's threads and reduction with rows by type and adapter.
 func (d *device) fewShape(wt string, nt int, one matvecShape) fewShape {
-	if one.few != (fewShape{}) && nt == matvecFewNT[len(matvecFewNT)-1] {
+	if one.few != (fewShape{}) && nt == matvecFewMaxNT {
 		return one.few
 	}
 	rows := matvecFewRows

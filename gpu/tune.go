@@ -297,9 +297,9 @@ type knob struct {
 func (b *backend) knobs(parallel int) []knob {
 	d := b.d
 	decode := []int{1}
-	few := min(parallel, matvecFewNT[len(matvecFewNT)-1])
+	few := min(parallel, matvecFewMaxNT)
 	if d.prefillMatVec {
-		few = matvecFewNT[len(matvecFewNT)-1] // the few-token variant evaluates every prompt there
+		few = matvecFewMaxNT // the few-token variant evaluates every prompt there
 	}
 	steps := ""
 	if few > 1 {
@@ -355,7 +355,7 @@ func (b *backend) knobs(parallel int) []knob {
 	if d.prefillMatVec {
 		knobs = knobs[:1] // no mat-mat to tune: every step takes the mat-vec
 	}
-	if few == matvecFewNT[len(matvecFewNT)-1] {
+	if few == matvecFewMaxNT {
 		knobs = slices.Insert(knobs, 1, b.fewKnob(few))
 	}
 	return knobs
@@ -705,10 +705,11 @@ func (t *timer) time() (float64, error) {
 // products, the integer path too (up to 16 rows). Shapes beyond the device's invocation or
 // workgroup-memory limits are left out.
 func matvecCandidates(d *device, wt string) []matvecShape {
-	file, wgs, rows := "matvec.wgsl", []int{64, 128, 256}, []int{2, 4, 8}
+	file := "matvec.wgsl"
 	if ownKernels(wt) {
-		file, wgs, rows = "matvec_"+wt+".wgsl", []int{8, 16, 32, 64, 128}, []int{8, 16, 32}
+		file = "matvec_" + wt + ".wgsl"
 	}
+	wgs, rows := candidateGrid(wt)
 	reductions := []bool{false}
 	if d.subgroups {
 		reductions = []bool{false, true}
@@ -732,20 +733,25 @@ func matvecCandidates(d *device, wt string) []matvecShape {
 	return out
 }
 
+// candidateGrid is the threads and rows per workgroup that tuning's mat-vec candidates combine, for
+// weight type wt: the K-quants' own kernels take 64 elements of a row a thread, matvec.wgsl 4.
+func candidateGrid(wt string) (wgs, rows []int) {
+	if ownKernels(wt) {
+		return []int{8, 16, 32, 64, 128}, []int{8, 16, 32}
+	}
+	return []int{64, 128, 256}, []int{2, 4, 8}
+}
+
 // fewCandidates are the few-token workgroup shapes tuning tries for weight type wt with the reduction
 // tree says: the one-token candidates' threads with 8, 16 or 32 rows (the K-quants; 2, 4 or 8 for
 // matvec.wgsl), those whose reduction fits the device's workgroup memory for the largest few-token
 // variant. Unlike a one-token workgroup, one of a few tokens may have more rows than threads.
 func fewCandidates(d *device, wt string, tree bool) []fewShape {
-	wgs, rows := []int{64, 128, 256}, []int{2, 4, 8}
-	if ownKernels(wt) {
-		wgs, rows = []int{8, 16, 32, 64, 128}, []int{8, 16, 32}
-	}
-	nt := matvecFewNT[len(matvecFewNT)-1]
+	wgs, rows := candidateGrid(wt)
 	var out []fewShape
 	for _, wg := range wgs {
 		for _, r := range rows {
-			if uint32(wg) <= d.limits.MaxComputeInvocationsPerWorkgroup && reduceBytes(r, nt, wg) <= d.limits.MaxComputeWorkgroupStorageSize {
+			if uint32(wg) <= d.limits.MaxComputeInvocationsPerWorkgroup && reduceBytes(r, matvecFewMaxNT, wg) <= d.limits.MaxComputeWorkgroupStorageSize {
 				out = append(out, fewShape{wg: wg, rows: r, tree: tree})
 			}
 		}
