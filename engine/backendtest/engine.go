@@ -58,12 +58,15 @@ func GenerateTogether(t testing.TB, e *engine.Engine, prompts [][]int32, p engin
 
 // Streams is the aggregate generation speed of 1 and 4 greedy streams of 128 tokens after 32-token
 // prompts, generated together by e (loaded with --parallel 4): continuous batching reads each weight
-// once per step for every stream. Besides tokens per second of wall time it reports the process's CPU
-// time per generated token (cpu-ms/tok, prompts included), which other load on a shared machine
-// disturbs less, and the scheduler's steps a run (steps/op: 128 to 131 when every step carries a row of
-// every running stream, more than 128 when the prompts arrive in different steps). -count repeats each
-// sub-benchmark in a row, all the 1s before the 4s, and every run leaves its conversations in the
-// cache: for interleaved samples, run each count in a process of its own, alternating.
+// once per step for every stream. Each stream takes its tokens as they come, as a server's streaming
+// client does. Besides tokens per second of wall time, prompts included (tok/s), it reports the tokens
+// per second while every stream decodes (decode-tok/s: from the last stream's first token to the first
+// stream's last, prompts left out, as llama-batched-bench's S_TG), the process's CPU time per generated
+// token (cpu-ms/tok, prompts included), which other load on a shared machine disturbs less, and the
+// scheduler's steps a run (steps/op: 128 to 131 when every step carries a row of every running stream,
+// more than 128 when the prompts arrive in different steps). -count repeats each sub-benchmark in a
+// row, all the 1s before the 4s, and every run leaves its conversations in the cache: for interleaved
+// samples, run each count in a process of its own, alternating.
 func Streams(b *testing.B, e *engine.Engine) {
 	const tokens = 128
 	// The end-of-generation tokens are banned, so that every stream runs its 128 tokens (random weights
@@ -73,17 +76,24 @@ func Streams(b *testing.B, e *engine.Engine) {
 	round := uint64(0)
 	for _, streams := range []int{1, 4} {
 		b.Run(fmt.Sprint(streams), func(b *testing.B) {
-			generated := 0
+			generated, decoded := 0, 0
+			var decodeTime time.Duration
 			cpu0 := testutil.ProcessCPU()
 			st0, _ := e.SchedulerStats()
 			for b.Loop() {
 				var wg sync.WaitGroup
 				counts := make([]int, streams)
+				stamps := make([][]time.Time, streams)
 				for s := range streams {
 					round++
 					prompt := EngineTokens(e, 32, round) // no cache hits
 					wg.Go(func() {
-						r, err := e.Generate(context.Background(), prompt, params, false, nil)
+						r, err := e.Generate(context.Background(), prompt, params, false, func(d engine.Delta) error {
+							if d.Token >= 0 {
+								stamps[s] = append(stamps[s], time.Now())
+							}
+							return nil
+						})
 						if err != nil {
 							b.Error(err)
 						}
@@ -91,6 +101,8 @@ func Streams(b *testing.B, e *engine.Engine) {
 					})
 				}
 				wg.Wait()
+				n, d := decodeSpan(stamps)
+				decoded, decodeTime = decoded+n, decodeTime+d
 				for _, n := range counts {
 					if n != tokens {
 						b.Fatalf("a stream generated %d tokens, want %d", n, tokens)
@@ -99,11 +111,39 @@ func Streams(b *testing.B, e *engine.Engine) {
 				}
 			}
 			b.ReportMetric(float64(generated)/b.Elapsed().Seconds(), "tok/s")
+			b.ReportMetric(float64(decoded)/decodeTime.Seconds(), "decode-tok/s")
 			b.ReportMetric((testutil.ProcessCPU()-cpu0)*1000/float64(generated), "cpu-ms/tok")
 			st, _ := e.SchedulerStats()
 			b.ReportMetric(float64(st.Steps-st0.Steps)/float64(b.N), "steps/op")
 		})
 	}
+}
+
+// decodeSpan takes the times at which each stream got its tokens and returns how many tokens came, and
+// in what time, while every stream decoded: after the last stream's first token, up to the first
+// stream's last.
+func decodeSpan(stamps [][]time.Time) (int, time.Duration) {
+	var from, to time.Time
+	for i, st := range stamps {
+		if len(st) == 0 {
+			return 0, 0
+		}
+		if i == 0 || st[0].After(from) {
+			from = st[0]
+		}
+		if i == 0 || st[len(st)-1].Before(to) {
+			to = st[len(st)-1]
+		}
+	}
+	n := 0
+	for _, st := range stamps {
+		for _, t := range st {
+			if t.After(from) && !t.After(to) {
+				n++
+			}
+		}
+	}
+	return n, to.Sub(from)
 }
 
 // endless is greedy decoding of up to n tokens with the end-of-generation tokens banned, so that a stream
