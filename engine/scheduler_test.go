@@ -603,15 +603,26 @@ func TestSchedulerStreamingClients(t *testing.T) {
 	}
 	produced := make([]int, clients)
 	var pending []int // clients with a token made by the last step, not taken yet
-	for step := 0; slices.ContainsFunc(produced, func(n int) bool { return n < tokens }); step++ {
+	unfinished := func() int {
+		return len(slices.DeleteFunc(slices.Clone(produced), func(n int) bool { return n == tokens }))
+	}
+	for step := 0; unfinished() > 0; step++ {
 		var b []SeqEntry
 		select {
 		case b = <-l.steps:
 		case <-waits:
-			for _, c := range ticks {
-				close(c) // let the clients go, so that the engine closes
+			if unfinished() > 1 {
+				for _, c := range ticks {
+					close(c) // let the clients go, so that the engine closes
+				}
+				t.Fatalf("after step %d the scheduler waited for the clients instead of decoding (tokens made %v)", step, produced)
 			}
-			t.Fatalf("after step %d the scheduler waited for the clients instead of decoding (tokens made %v)", step, produced)
+			// The last sequence running waits for its client (TestSchedulerLoneStreamWaits).
+			for _, c := range pending {
+				ticks[c] <- struct{}{}
+			}
+			pending = nil
+			b = <-l.steps
 		}
 		in := make([]bool, clients)
 		var made []int
@@ -647,6 +658,43 @@ func TestSchedulerStreamingClients(t *testing.T) {
 		if p := prompt(int32(c+1), 5); r.err != nil || !slices.Equal(r.res.Tokens, continuation(p, tokens)) {
 			t.Errorf("client %d: %v, tokens %v", c, r.err, r.res.Tokens)
 		}
+	}
+}
+
+// TestSchedulerLoneStreamWaits runs one streaming client: with no other row in the step, its sequence
+// waits for the client to take each token before it decodes the next (on a CPU-type device the
+// client's work would otherwise run beside the step's threads).
+func TestSchedulerLoneStreamWaits(t *testing.T) {
+	const tokens = 3
+	e, _ := newSeqEngine(t, 2, 1000)
+	l := holdSteps(t, e)
+	waits := make(chan struct{}, 1)
+	e.scheduler().onWait = func() { waits <- struct{}{} }
+	tick := make(chan struct{})
+	res := startGen(e, context.Background(), prompt(1, 5), greedy(tokens), func(d Delta) error {
+		if d.Token >= 0 {
+			<-tick
+		}
+		return nil
+	})
+	<-l.arrived
+	for i := range tokens {
+		l.next() // the prompt, then a decode step a token
+		l.release()
+		if i == tokens-1 {
+			break // the generation is over
+		}
+		select {
+		case <-waits:
+		case b := <-l.steps:
+			close(tick)
+			t.Fatalf("token %d: the lone sequence stepped (%d entries) before its client took its token", i+1, len(b))
+		}
+		tick <- struct{}{}
+	}
+	tick <- struct{}{}
+	if r := <-res; r.err != nil || !slices.Equal(r.res.Tokens, continuation(prompt(1, 5), tokens)) {
+		t.Errorf("%v, tokens %v", r.err, r.res.Tokens)
 	}
 }
 
