@@ -49,7 +49,7 @@ const maxCached = 64
 //
 // Deltas go to each request's outbox; the request's own goroutine (generate) calls emit, so a slow
 // client never holds up the batch. A sequence whose client has aheadMax of its tokens not emitted yet
-// sits out the decode steps until it takes them: a client that stops reading stops its own generation
+// sits out the decode steps until it takes one: a client that stops reading stops its own generation
 // (aheadMax tokens on), not the others. The slack lets a client's goroutine run a little after the
 // step that made its token: with none (sitting out while one token waits), the plan that follows a
 // step at once found most streaming sequences' goroutines not yet run, and four streams on lavapipe
@@ -464,9 +464,10 @@ func (s *scheduler) plan() ([]SeqEntry, []*seqRequest) {
 		who = append(who, r)
 	}
 	if len(batch) == 1 && who[0].decoding && who[0].out.pending() > 0 {
-		// A lone sequence waits for its client to take its token: no other row needs the step, and
-		// on a CPU-type device the client's work would run beside the step's threads and slow them
-		// (one stream through the server on lavapipe took 10–20% longer).
+		// A lone sequence waits for its client to take its tokens, on every device, as on the
+		// one-sequence path: no other row needs the step, and on a CPU-type device the client's work
+		// would run beside the step's threads and slow them (one stream through the server on
+		// lavapipe took 10–20% longer).
 		return nil, nil
 	}
 	return batch, who
@@ -633,7 +634,8 @@ func (s *scheduler) publish() {
 }
 
 // aheadMax is how many of its tokens a generation may have made that its client has not taken (emitted)
-// before its sequence sits out the decode steps (see scheduler).
+// before its sequence sits out the decode steps (see scheduler). A running generation pushes one delta
+// a token, so the outbox's pending deltas count them.
 const aheadMax = 4
 
 // outbox holds a request's deltas between the scheduler, which never waits for a client, and the

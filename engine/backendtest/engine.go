@@ -121,7 +121,8 @@ func Streams(b *testing.B, e *engine.Engine) {
 
 // decodeSpan takes the times at which each stream got its tokens and returns how many tokens came, and
 // in what time, while every stream decoded: after the last stream's first token, up to the first
-// stream's last.
+// stream's last. Each stream's tokens count up to its first one at or after that end, the token of the
+// same step (the streams' stamps of one step differ by the moments their goroutines ran).
 func decodeSpan(stamps [][]time.Time) (int, time.Duration) {
 	var from, to time.Time
 	for i, st := range stamps {
@@ -135,11 +136,17 @@ func decodeSpan(stamps [][]time.Time) (int, time.Duration) {
 			to = st[len(st)-1]
 		}
 	}
+	if !to.After(from) {
+		return 0, 0 // a stream ended before another began
+	}
 	n := 0
 	for _, st := range stamps {
 		for _, t := range st {
-			if t.After(from) && !t.After(to) {
+			if t.After(from) {
 				n++
+			}
+			if !t.Before(to) {
+				break
 			}
 		}
 	}
