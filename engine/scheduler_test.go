@@ -572,6 +572,29 @@ func TestSchedulerSlowClient(t *testing.T) {
 	}
 }
 
+// watchWaits reports, without blocking the scheduler, that it waited for its clients (at most one
+// report is held).
+func watchWaits(e *Engine) <-chan struct{} {
+	waits := make(chan struct{}, 1)
+	e.scheduler().onWait = func() {
+		select {
+		case waits <- struct{}{}:
+		default:
+		}
+	}
+	return waits
+}
+
+// takeOnTick is the emit of a streaming client that takes each token only when tick lets it.
+func takeOnTick(tick <-chan struct{}) func(Delta) error {
+	return func(d Delta) error {
+		if d.Token >= 0 {
+			<-tick
+		}
+		return nil
+	}
+}
+
 // TestSchedulerStreamingClients runs three streaming clients that each take a token only after the
 // scheduler has planned the step that follows the one that made it (a client's goroutine runs a moment
 // after the step; the scheduler plans the next one at once): every decoding sequence must still be in
@@ -581,30 +604,23 @@ func TestSchedulerStreamingClients(t *testing.T) {
 	const clients, tokens = 3, 8
 	e, f := newSeqEngine(t, clients, 1000)
 	l := holdSteps(t, e)
-	waits := make(chan struct{}, 1)
-	e.scheduler().onWait = func() {
-		select {
-		case waits <- struct{}{}:
-		default:
-		}
-	}
+	waits := watchWaits(e)
 	ticks := make([]chan struct{}, clients)
 	var results []<-chan genResult
 	for c := range clients {
 		ticks[c] = make(chan struct{})
-		emit := func(d Delta) error {
-			if d.Token >= 0 {
-				<-ticks[c]
-			}
-			return nil
-		}
-		results = append(results, startGen(e, context.Background(), prompt(int32(c+1), 5), greedy(tokens), emit))
+		results = append(results, startGen(e, context.Background(), prompt(int32(c+1), 5), greedy(tokens), takeOnTick(ticks[c])))
 		<-l.arrived
 	}
 	produced := make([]int, clients)
 	var pending []int // clients with a token made by the last step, not taken yet
-	unfinished := func() int {
-		return len(slices.DeleteFunc(slices.Clone(produced), func(n int) bool { return n == tokens }))
+	unfinished := func() (n int) {
+		for _, p := range produced {
+			if p < tokens {
+				n++
+			}
+		}
+		return n
 	}
 	for step := 0; unfinished() > 0; step++ {
 		var b []SeqEntry
@@ -668,20 +684,9 @@ func TestSchedulerLoneStreamWaits(t *testing.T) {
 	const tokens = 3
 	e, _ := newSeqEngine(t, 2, 1000)
 	l := holdSteps(t, e)
-	waits := make(chan struct{}, 1)
-	e.scheduler().onWait = func() {
-		select {
-		case waits <- struct{}{}:
-		default:
-		}
-	}
+	waits := watchWaits(e)
 	tick := make(chan struct{})
-	res := startGen(e, context.Background(), prompt(1, 5), greedy(tokens), func(d Delta) error {
-		if d.Token >= 0 {
-			<-tick
-		}
-		return nil
-	})
+	res := startGen(e, context.Background(), prompt(1, 5), greedy(tokens), takeOnTick(tick))
 	<-l.arrived
 	for i := range tokens {
 		l.next() // the prompt, then a decode step a token
