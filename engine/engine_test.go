@@ -15,7 +15,7 @@ import (
 
 // A SentencePiece vocabulary with byte fallback: <unk> <s> </s>, the 256 byte tokens, then a few words.
 // Any text round-trips through it, so scripted token streams decode to known text.
-func testTokenizer(t *testing.T) *tokenizer.Tokenizer {
+func testTokenizer(t testing.TB) *tokenizer.Tokenizer {
 	t.Helper()
 	v := tokenizer.Vocab{Model: "llama", Pre: "default", BOS: 1, EOS: 2, UNK: 0, EOT: -1, EOM: -1, PAD: -1}
 	add := func(s string, typ tokenizer.TokenType) {
