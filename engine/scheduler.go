@@ -42,8 +42,9 @@ const maxCached = 64
 //  4. evaluates the batch with one ForwardSeqs: every weight is read once for all its rows. When the KV
 //     budget is full it evicts the least recently used cached conversation and plans again; with no
 //     cached one left it fails the newest request (ErrKVFull);
-//  5. hands each wanted row to its generation: the stepper picks the token (sampling, grammar,
-//     logprobs), push emits it and says whether the generation is over. A finished sequence's blocks
+//  5. hands each wanted row to its generation: the steppers pick the tokens (sampling, grammar,
+//     logprobs), the rows at once (pickAll), then push emits each and says whether its generation is
+//     over. A finished sequence's blocks
 //     stay in the conversation cache (convCache), which spills to disk (kvdisk.go) what it evicts, and
 //     what it holds while the scheduler has nothing to run or closes.
 //
@@ -543,10 +544,11 @@ type picked struct {
 }
 
 // pickAll picks the next token of each sequence of a step that asked for one (Want), from its row of
-// logits, the rows at once. A pick reads only its own generation's state (sampler, penalties, guide),
-// and with the default sampling a row of a 128k vocabulary takes about a millisecond of CPU
+// logits, the rows at once. A pick changes only its own generation's state (sampler, penalties, guide,
+// log probabilities); what generations share (the tokenizer, the vocabulary, a grammar, a logit bias) it
+// only reads. With the default sampling a row of a 128k vocabulary takes about a millisecond of CPU
 // (BenchmarkSample/defaults): one row after another, a step of four would keep the device waiting four
-// times that.
+// times that (BenchmarkSchedulerPicks).
 func pickAll(who []*seqRequest, batch []SeqEntry, out [][][]float32) []picked {
 	picks := make([]picked, len(who))
 	pick := func(k int) {
@@ -559,7 +561,10 @@ func pickAll(who []*seqRequest, batch []SeqEntry, out [][][]float32) []picked {
 			rows = append(rows, k)
 		}
 	}
-	if len(rows) == 1 {
+	switch len(rows) {
+	case 0:
+		return picks // prompt chunks only
+	case 1:
 		pick(rows[0]) // no goroutine for a lone row
 		return picks
 	}

@@ -279,9 +279,10 @@ func TestSchedulerMatchesAlone(t *testing.T) {
 	}
 }
 
-// TestSchedulerSampledMatchesAlone runs sampled generations together (each its own seed, penalties, a
-// grammar, log probabilities: the state a step's picks read, which they take at once) and each alone
-// on an engine of its own: each request's tokens and log probabilities must not depend on the others.
+// TestSchedulerSampledMatchesAlone runs sampled generations together (each its own seed; penalties, a
+// grammar two of them share, log probabilities: the state a step's picks use, which they take at once)
+// and each alone on an engine of its own: each request's tokens and log probabilities must not depend on
+// the others, and a step must have picked the tokens of all four.
 func TestSchedulerSampledMatchesAlone(t *testing.T) {
 	str, err := constrain.CompileSchema([]byte(`{"type":"string","maxLength":12}`))
 	if err != nil {
@@ -295,7 +296,7 @@ func TestSchedulerSampledMatchesAlone(t *testing.T) {
 		case 2:
 			p.Grammar = str
 		case 3:
-			p.Logprobs, p.TopLogprobs = true, 3
+			p.Grammar, p.Logprobs, p.TopLogprobs = str, true, 3 // the grammar shared, as n > 1 choices share it
 		}
 		return p
 	}
@@ -310,18 +311,46 @@ func TestSchedulerSampledMatchesAlone(t *testing.T) {
 		alone = append(alone, res)
 	}
 	e, _ := newSeqEngine(t, len(prompts), 1000)
+	l := holdSteps(t, e)
 	var together []<-chan genResult
 	for i, pr := range prompts {
 		together = append(together, startGen(e, context.Background(), pr, params(i), nil))
 	}
+	for range prompts {
+		<-l.arrived // the first step waits for them all: the next admits the others beside the first
+	}
+	// Let the steps go, counting the rows that pick a token in each.
+	stop, most := make(chan struct{}), make(chan int)
+	go func() {
+		m := 0
+		for {
+			select {
+			case b := <-l.steps:
+				n := 0
+				for _, x := range b {
+					n += min(len(x.Want), 1)
+				}
+				m = max(m, n)
+				l.release()
+			case <-stop:
+				most <- m
+				return
+			}
+		}
+	}()
 	for i, c := range together {
 		r := <-c
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
 		if !slices.Equal(r.res.Tokens, alone[i].Tokens) || !reflect.DeepEqual(r.res.Logprobs, alone[i].Logprobs) {
-			t.Errorf("request %d: tokens %v together, %v alone", i, r.res.Tokens, alone[i].Tokens)
+			t.Errorf("request %d: tokens %v together, %v alone; log probabilities equal: %v", i, r.res.Tokens,
+				alone[i].Tokens, reflect.DeepEqual(r.res.Logprobs, alone[i].Logprobs))
 		}
+	}
+	close(stop)
+	if m := <-most; m < len(prompts) {
+		t.Errorf("at most %d rows picked a token in one step, want %d", m, len(prompts))
 	}
 }
 
