@@ -108,16 +108,19 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
 	if h.ignoreRange {
 		r.Header.Del("Range")
 	}
-	l := logged{method: r.Method, path: r.URL.Path, rng: r.Header.Get("Range"), ifRange: r.Header.Get("If-Range"),
-		auth: r.Header.Get("Authorization")}
+	// A request is logged as it arrives, so the log keeps the order the client sent them in (a stalled
+	// GET's handler returns only once the server notices the client hung up, which may be after the
+	// resumed GET is answered); its status is filled in when the handler writes it.
+	h.cdnReqs = append(h.cdnReqs, logged{method: r.Method, path: r.URL.Path, rng: r.Header.Get("Range"),
+		ifRange: r.Header.Get("If-Range"), auth: r.Header.Get("Authorization")})
+	i := len(h.cdnReqs) - 1
 	h.mu.Unlock()
-	rec := &recorder{ResponseWriter: w, left: -1, stall: mode == "stall-once", done: r.Context().Done()}
-	defer func() {
-		h.mu.Lock()
-		l.status = rec.status
-		h.cdnReqs = append(h.cdnReqs, l)
-		h.mu.Unlock()
-	}()
+	rec := &recorder{ResponseWriter: w, left: -1, stall: mode == "stall-once", done: r.Context().Done(),
+		onStatus: func(code int) {
+			h.mu.Lock()
+			h.cdnReqs[i].status = code
+			h.mu.Unlock()
+		}}
 	switch mode {
 	case "cut-once", "cut-then-down", "stall-once":
 		rec.left = len(h.body) / 2
@@ -133,20 +136,22 @@ func (h *fakeHub) serveCDN(w http.ResponseWriter, r *http.Request) {
 // stall set goes silent until the client hangs up.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	left   int
-	stall  bool
-	done   <-chan struct{}
+	status   int
+	left     int
+	stall    bool
+	done     <-chan struct{}
+	onStatus func(code int) // called with the status when it is written
 }
 
 func (r *recorder) WriteHeader(code int) {
 	r.status = code
+	r.onStatus(code)
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(p []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
 	}
 	if r.left >= 0 && len(p) >= r.left {
 		r.ResponseWriter.Write(p[:r.left])
