@@ -44,9 +44,9 @@ const maxCached = 64
 //     cached one left it fails the newest request (ErrKVFull);
 //  5. hands each wanted row to its generation: the steppers pick the tokens (sampling, grammar,
 //     logprobs), the rows at once (pickAll), then push emits each and says whether its generation is
-//     over. A finished sequence's blocks
-//     stay in the conversation cache (convCache), which spills to disk (kvdisk.go) what it evicts, and
-//     what it holds while the scheduler has nothing to run or closes.
+//     over. A finished sequence's blocks stay in the conversation cache (convCache), which spills to
+//     disk (kvdisk.go) what it evicts, and what it holds while the scheduler has nothing to run or
+//     closes.
 //
 // Deltas go to each request's outbox; the request's own goroutine (generate) calls emit, so a slow
 // client never holds up the batch. A sequence whose client has aheadMax of its tokens not emitted yet
@@ -561,11 +561,10 @@ func pickAll(who []*seqRequest, batch []SeqEntry, out [][][]float32) []picked {
 			rows = append(rows, k)
 		}
 	}
-	switch len(rows) {
-	case 0:
-		return picks // prompt chunks only
-	case 1:
-		pick(rows[0]) // no goroutine for a lone row
+	if len(rows) < 2 {
+		for _, k := range rows {
+			pick(k) // no goroutine for a lone row
+		}
 		return picks
 	}
 	var wg sync.WaitGroup
