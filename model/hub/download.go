@@ -20,22 +20,26 @@ import (
 	"time"
 )
 
-// Retry and timeout settings; variables so tests can shorten them.
-var (
+// retryPolicy is how a download retries and how long it waits; Options.retries carries it (nil: the
+// defaults below), so that tests shorten it for their own downloads only.
+type retryPolicy struct {
 	// maxFailures is how many attempts in a row may fail without receiving a byte before giving up.
-	maxFailures = 5
-	// retryDelay is the pause before the attempt that follows the n-th consecutive failure.
-	retryDelay = func(n int) time.Duration {
-		if n > 5 {
-			n = 5
-		}
-		return time.Second << (n - 1)
-	}
-	// stallTimeout aborts a request that receives nothing for this long; the download then resumes.
-	stallTimeout = 60 * time.Second
-	// headTimeout bounds the metadata request.
-	headTimeout = 30 * time.Second
-)
+	maxFailures int
+	// delay is the pause before the attempt that follows the n-th consecutive failure.
+	delay func(n int) time.Duration
+	// stall aborts a request that receives nothing for this long; the download then resumes.
+	stall time.Duration
+	// head bounds the metadata request.
+	head time.Duration
+}
+
+// defaultRetries back off from 1 s to 16 s and give up after 5 failures in a row.
+var defaultRetries = retryPolicy{
+	maxFailures: 5,
+	delay:       func(n int) time.Duration { return time.Second << (min(n, 5) - 1) },
+	stall:       60 * time.Second,
+	head:        30 * time.Second,
+}
 
 const userAgent = "smolchat (model/hub)"
 
@@ -60,6 +64,7 @@ var errStalled = errors.New("no data received")
 // downloader is one Download call. Its partial file and hash survive from one attempt to the next.
 type downloader struct {
 	o                        Options
+	retries                  retryPolicy
 	target, partial, sidecar string
 	prog                     *progress
 
@@ -74,7 +79,11 @@ func download(ctx context.Context, o Options) (string, error) {
 		return "", fmt.Errorf("create models directory: %w", err)
 	}
 	target := o.target()
-	d := &downloader{o: o, target: target, partial: target + ".partial", sidecar: target + ".partial.meta",
+	retries := defaultRetries
+	if o.retries != nil {
+		retries = *o.retries
+	}
+	d := &downloader{o: o, retries: retries, target: target, partial: target + ".partial", sidecar: target + ".partial.meta",
 		prog: newProgress(o.Progress, path.Base(o.File), time.Now)}
 	failures := 0
 	for {
@@ -95,7 +104,7 @@ func download(ctx context.Context, o Options) (string, error) {
 			failures = 0
 		}
 		failures++
-		if failures >= maxFailures {
+		if failures >= d.retries.maxFailures {
 			d.prog.Abort()
 			if !d.reachedHub {
 				return "", d.offline(err)
@@ -103,7 +112,7 @@ func download(ctx context.Context, o Options) (string, error) {
 			return "", fmt.Errorf("download of %s failed %d times in a row without progress, last: %w (run it again to resume)",
 				o.File, failures, err)
 		}
-		wait := retryDelay(failures)
+		wait := d.retries.delay(failures)
 		d.prog.Note(fmt.Sprintf("%v; retrying in %s", err, wait))
 		select {
 		case <-ctx.Done():
@@ -168,7 +177,7 @@ func (d *downloader) attempt(ctx context.Context) (progressed bool, err error) {
 // CDN, whose headers carry the size and hash. Relative redirects (a renamed repo, the Hub's own cache of
 // small files) are followed, as huggingface_hub does.
 func (d *downloader) metadata(ctx context.Context) (remote, error) {
-	hctx, cancel := context.WithTimeout(ctx, headTimeout)
+	hctx, cancel := context.WithTimeout(ctx, d.retries.head)
 	defer cancel()
 	client := *d.o.HTTPClient
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -355,7 +364,7 @@ func (d *downloader) discardPartial() {
 func (d *downloader) fetch(ctx context.Context, f *os.File, st *partialState, rem remote) (progressed bool, err error) {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stall := time.AfterFunc(stallTimeout, func() { cancel(errStalled) })
+	stall := time.AfterFunc(d.retries.stall, func() { cancel(errStalled) })
 	defer stall.Stop()
 
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, rem.location, nil)
@@ -373,7 +382,7 @@ func (d *downloader) fetch(ctx context.Context, f *os.File, st *partialState, re
 	resp, err := d.o.HTTPClient.Do(req)
 	if err != nil {
 		if context.Cause(rctx) == errStalled {
-			return false, retry("no answer from the download server for %s", stallTimeout)
+			return false, retry("no answer from the download server for %s", d.retries.stall)
 		}
 		return false, d.networkError(ctx, err)
 	}
@@ -426,7 +435,7 @@ func (d *downloader) fetch(ctx context.Context, f *os.File, st *partialState, re
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			stall.Reset(stallTimeout)
+			stall.Reset(d.retries.stall)
 			if offset+int64(n) > rem.size {
 				return progressed, fmt.Errorf("the download server sent more than the %d bytes the Hub lists for %s", rem.size, d.o.File)
 			}
@@ -444,7 +453,7 @@ func (d *downloader) fetch(ctx context.Context, f *os.File, st *partialState, re
 		}
 		if rerr != nil {
 			if context.Cause(rctx) == errStalled {
-				return progressed, retry("download stalled at %s: %w for %s", FormatSize(offset), errStalled, stallTimeout)
+				return progressed, retry("download stalled at %s: %w for %s", FormatSize(offset), errStalled, d.retries.stall)
 			}
 			if ctx.Err() != nil {
 				return progressed, ctx.Err()

@@ -177,21 +177,26 @@ func (h *fakeHub) requests() (hub, cdn []logged) {
 func (h *fakeHub) options(dir string, progress *bytes.Buffer) Options {
 	tr := &http.Transport{}
 	h.t.Cleanup(tr.CloseIdleConnections)
-	o := Options{Endpoint: h.hub.URL, Repo: h.repo, File: h.file, ModelsDir: dir, HTTPClient: &http.Client{Transport: tr}}
+	o := Options{Endpoint: h.hub.URL, Repo: h.repo, File: h.file, ModelsDir: dir, HTTPClient: &http.Client{Transport: tr},
+		retries: instantRetries()}
 	if progress != nil {
 		o.Progress = progress
 	}
 	return o
 }
 
-// quiet keeps the developer's own Hugging Face settings out of the tests and makes retries instant.
+// instantRetries are the default retries without their pauses, for a test's own downloads.
+func instantRetries() *retryPolicy {
+	r := defaultRetries
+	r.delay = func(int) time.Duration { return time.Millisecond }
+	return &r
+}
+
+// quiet keeps the developer's own Hugging Face settings out of the tests.
 func quiet(t *testing.T) {
 	t.Setenv("HF_TOKEN", "")
 	t.Setenv("HF_ENDPOINT", "")
 	t.Setenv("HF_TOKEN_PATH", filepath.Join(t.TempDir(), "no-token"))
-	oldDelay, oldMax := retryDelay, maxFailures
-	retryDelay = func(int) time.Duration { return time.Millisecond }
-	t.Cleanup(func() { retryDelay, maxFailures = oldDelay, oldMax })
 }
 
 const testRepo, testFile = "acme/tiny-GGUF", "tiny-Q4_K_M.gguf"
@@ -285,14 +290,13 @@ func TestDownloadResumesAfterCutConnection(t *testing.T) {
 
 func TestDownloadResumesAfterStall(t *testing.T) {
 	quiet(t)
-	old := stallTimeout
-	stallTimeout = 200 * time.Millisecond
-	t.Cleanup(func() { stallTimeout = old })
 	h := newFakeHub(t, testRepo, testFile, 1<<20)
 	h.cdnMode = "stall-once"
 	dir := t.TempDir()
 	var progress bytes.Buffer
-	path, err := Download(context.Background(), h.options(dir, &progress))
+	o := h.options(dir, &progress)
+	o.retries.stall = 200 * time.Millisecond
+	path, err := Download(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,11 +315,12 @@ func TestDownloadResumesAcrossRuns(t *testing.T) {
 	for _, changed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("changed=%v", changed), func(t *testing.T) {
 			quiet(t)
-			maxFailures = 2
 			h := newFakeHub(t, testRepo, testFile, 1<<20)
 			h.cdnMode = "cut-then-down"
 			dir := t.TempDir()
-			_, err := Download(context.Background(), h.options(dir, nil))
+			o := h.options(dir, nil)
+			o.retries.maxFailures = 2
+			_, err := Download(context.Background(), o)
 			if err == nil || !strings.Contains(err.Error(), "run it again to resume") {
 				t.Fatalf("first run err = %v, want a failure that says to run again", err)
 			}

@@ -53,6 +53,8 @@ type Options struct {
 	// seconds otherwise) and notes about retries; nil shows nothing.
 	Progress   io.Writer
 	HTTPClient *http.Client
+
+	retries *retryPolicy // nil: defaultRetries
 }
 
 // DefaultModelsDir is os.UserCacheDir()/smolchat/models.
