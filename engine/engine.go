@@ -44,6 +44,7 @@ type Engine struct {
 
 	schedOnce sync.Once
 	sched     *scheduler // nil until the first generation, and on backends without sequences
+	hooks     schedHooks // tests' hooks into the scheduler, set before it starts
 	// disk keeps the conversation cache's sequences in files (LoadOptions.KVDisk; nil: off); openDisk
 	// opens the disk cache for a backend (nil: off), for the backend that replaces a lost one.
 	disk     *kvDisk

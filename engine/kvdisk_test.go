@@ -286,11 +286,12 @@ func TestKVDiskEvictedAndIdle(t *testing.T) {
 	var log testutil.LogBuffer
 	e, f := diskEngine(t, dir, 1<<20, "model A", 20, &log) // 20 blocks of 4: one 60-token conversation
 	idle := make(chan struct{}, 1)
-	s := e.scheduler()
-	s.onIdle = func() {
+	beforeScheduler(t, e)
+	e.hooks.onIdle = func() {
 		// Only an idle moment with a conversation cached: the scheduler may also be idle before the
-		// first request arrives, with nothing to spill.
-		if len(s.cache.entries) > 0 {
+		// first request arrives, with nothing to spill. (The hook runs on the scheduler's goroutine,
+		// started after e.sched was set.)
+		if len(e.sched.cache.entries) > 0 {
 			select {
 			case idle <- struct{}{}:
 			default:

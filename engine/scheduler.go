@@ -60,7 +60,7 @@ type scheduler struct {
 	e        *Engine
 	b        SeqBackend
 	parallel int
-	chunk    int // prompt tokens per step: prefillChunk; tests make it small
+	chunk    int // prompt tokens per step: prefillChunk, or the hooks' chunk
 	maxCtx   int
 	base     context.Context
 	stop     context.CancelFunc
@@ -81,13 +81,20 @@ type scheduler struct {
 	exp  KVExporter
 
 	stats atomic.Pointer[SchedulerStats]
-	// onStep and onSubmit, when set (tests), are called with each batch before it is evaluated, and
-	// after a request is handed to the scheduler; onIdle when the scheduler, idle, has spilled what it
-	// could to disk and waits; onWait when every running sequence waits for its client.
+	schedHooks
+}
+
+// schedHooks are what tests set on an Engine before its scheduler starts (newScheduler copies them, so
+// the scheduler's goroutine reads them without a lock). onStep and onSubmit, when set, are called with
+// each batch before it is evaluated, and after a request is handed to the scheduler; onIdle when the
+// scheduler, idle, has spilled what it could to disk and waits; onWait when every running sequence waits
+// for its client. chunk, when not 0, replaces prefillChunk.
+type schedHooks struct {
 	onStep   func(batch []SeqEntry)
 	onSubmit func()
 	onIdle   func()
 	onWait   func()
+	chunk    int
 }
 
 // seqRequest is one generation in the scheduler.
@@ -137,7 +144,10 @@ func newScheduler(e *Engine, b SeqBackend, parallel int) *scheduler {
 		parallel = DefaultParallel
 	}
 	s := &scheduler{e: e, b: b, parallel: parallel, chunk: prefillChunk, maxCtx: b.MaxContext(),
-		wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+		wake: make(chan struct{}, 1), stopped: make(chan struct{}), schedHooks: e.hooks}
+	if s.schedHooks.chunk > 0 {
+		s.chunk = s.schedHooks.chunk
+	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.useDisk(e.disk)
 	s.publish()

@@ -191,11 +191,11 @@ type lockstep struct {
 
 // holdSteps installs the test hooks; call it before the engine's first generation.
 func holdSteps(t *testing.T, e *Engine) *lockstep {
+	beforeScheduler(t, e)
 	l := &lockstep{steps: make(chan []SeqEntry), proceed: make(chan struct{}), done: make(chan struct{}),
 		arrived: make(chan struct{}, 64)}
-	s := e.scheduler()
-	s.onSubmit = func() { l.arrived <- struct{}{} }
-	s.onStep = func(b []SeqEntry) {
+	e.hooks.onSubmit = func() { l.arrived <- struct{}{} }
+	e.hooks.onStep = func(b []SeqEntry) {
 		select {
 		case l.steps <- b:
 			select {
@@ -207,6 +207,14 @@ func holdSteps(t *testing.T, e *Engine) *lockstep {
 	}
 	t.Cleanup(func() { close(l.done) })
 	return l
+}
+
+// beforeScheduler fails the test if e's scheduler has started: hooks set later would race with it.
+func beforeScheduler(t *testing.T, e *Engine) {
+	t.Helper()
+	if e.sched != nil {
+		t.Fatal("test hooks set after the scheduler started")
+	}
 }
 
 // next waits for the next batch; the scheduler evaluates it when release is called.
@@ -359,7 +367,7 @@ func TestSchedulerSampledMatchesAlone(t *testing.T) {
 // ends its prompt: the next step decodes it beside them.
 func TestSchedulerNewcomer(t *testing.T) {
 	e, f := newSeqEngine(t, 4, 1000)
-	e.scheduler().chunk = 8
+	e.hooks.chunk = 8
 	l := holdSteps(t, e)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -652,9 +660,10 @@ func TestSchedulerSlowClient(t *testing.T) {
 
 // watchWaits reports, without blocking the scheduler, that it waited for its clients (at most one
 // report is held).
-func watchWaits(e *Engine) <-chan struct{} {
+func watchWaits(t *testing.T, e *Engine) <-chan struct{} {
+	beforeScheduler(t, e)
 	waits := make(chan struct{}, 1)
-	e.scheduler().onWait = func() {
+	e.hooks.onWait = func() {
 		select {
 		case waits <- struct{}{}:
 		default:
@@ -682,7 +691,7 @@ func TestSchedulerStreamingClients(t *testing.T) {
 	const clients, tokens = 3, 8
 	e, f := newSeqEngine(t, clients, 1000)
 	l := holdSteps(t, e)
-	waits := watchWaits(e)
+	waits := watchWaits(t, e)
 	ticks := make([]chan struct{}, clients)
 	var results []<-chan genResult
 	for c := range clients {
@@ -762,7 +771,7 @@ func TestSchedulerLoneStreamWaits(t *testing.T) {
 	const tokens = 3
 	e, _ := newSeqEngine(t, 2, 1000)
 	l := holdSteps(t, e)
-	waits := watchWaits(e)
+	waits := watchWaits(t, e)
 	tick := make(chan struct{})
 	res := startGen(e, context.Background(), prompt(1, 5), greedy(tokens), takeOnTick(tick))
 	<-l.arrived
