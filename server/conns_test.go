@@ -35,8 +35,12 @@ func TestWatchClose(t *testing.T) {
 	t.Run("pipelined", func(t *testing.T) {
 		tc, peer := pipe()
 		ctx, stop := watchClose(context.Background(), tc)
-		go peer.Write([]byte("GET / HTTP/1.1\r\n"))
-		time.Sleep(30 * time.Millisecond)
+		// A pipe's Write returns once a Read took its bytes: here the watch's, before stop.
+		wrote := make(chan error, 1)
+		go func() { _, err := peer.Write([]byte("GET / HTTP/1.1\r\n")); wrote <- err }()
+		if err := <-wrote; err != nil {
+			t.Fatal(err)
+		}
 		stop()
 		if gone(ctx) {
 			t.Fatal("pipelined bytes taken for a disconnect")
@@ -71,4 +75,11 @@ func TestWatchClose(t *testing.T) {
 			t.Fatal("a connection the server does not track got a watch")
 		}
 	})
+}
+
+// count is the number of open connections the tracker holds.
+func (t *connTracker) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
 }

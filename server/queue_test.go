@@ -33,26 +33,32 @@ func TestQueueOrderAndBound(t *testing.T) {
 	}
 	mu.Unlock()
 
-	// The third reports its position as it moves up, and gets the model after the second.
-	var got []int
+	// The third reports its position as it moves up, and gets the model after the second. Each waiter
+	// reports its position when it joins the line and when it moves (the heartbeat is an hour away), and
+	// the test moves the line only after the reports it expects.
 	var order []string
 	var wg sync.WaitGroup
 	var omu sync.Mutex
+	secondPos, thirdPos := make(chan int, 8), make(chan int, 8)
+	letSecondGo := make(chan struct{})
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := second.wait(context.Background(), time.Hour, nil); err != nil {
+		if err := second.wait(context.Background(), time.Hour, func(pos int) error { secondPos <- pos; return nil }); err != nil {
 			t.Error(err)
 		}
 		omu.Lock()
 		order = append(order, "second")
 		omu.Unlock()
-		time.Sleep(20 * time.Millisecond)
+		<-letSecondGo
 		second.release()
 	}()
+	if pos := <-secondPos; pos != 1 {
+		t.Fatalf("second joined at position %d, want 1", pos)
+	}
 	go func() {
 		defer wg.Done()
-		err := third.wait(context.Background(), time.Hour, func(pos int) error { got = append(got, pos); return nil })
+		err := third.wait(context.Background(), time.Hour, func(pos int) error { thirdPos <- pos; return nil })
 		if err != nil {
 			t.Error(err)
 		}
@@ -61,14 +67,17 @@ func TestQueueOrderAndBound(t *testing.T) {
 		omu.Unlock()
 		third.release()
 	}()
-	time.Sleep(20 * time.Millisecond)
+	if pos := <-thirdPos; pos != 2 {
+		t.Fatalf("third joined at position %d, want 2", pos)
+	}
 	first.release()
+	if pos := <-thirdPos; pos != 1 {
+		t.Fatalf("third moved to position %d when the first left, want 1", pos)
+	}
+	close(letSecondGo)
 	wg.Wait()
 	if len(order) != 2 || order[0] != "second" || order[1] != "third" {
 		t.Fatalf("order = %v", order)
-	}
-	if len(got) < 2 || got[0] != 2 || got[len(got)-1] != 1 {
-		t.Fatalf("positions reported = %v, want 2 then 1", got)
 	}
 	if q.full() || q.running != 0 {
 		t.Fatal("queue not free after every ticket was released")

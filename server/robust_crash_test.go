@@ -112,6 +112,8 @@ func TestCrashKeepsHistory(t *testing.T) {
 	stop := make(chan struct{})
 	var mu sync.Mutex
 	acked := map[string]string{} // conversation → its first message, for every POST /chat answered 200
+	const ackedBeforeKill = 4    // the kill comes once this many chats were acknowledged
+	going := make(chan struct{}) // closed then
 	var wg sync.WaitGroup
 	for w := range 2 {
 		wb := newBrowser(t, base)
@@ -137,6 +139,9 @@ func TestCrashKeepsHistory(t *testing.T) {
 				if p := resp.Header.Get("HX-Push-Url"); resp.StatusCode == 200 && p != "" {
 					mu.Lock()
 					acked[strings.TrimPrefix(p, "/c/")] = text
+					if len(acked) == ackedBeforeKill {
+						close(going)
+					}
 					mu.Unlock()
 				}
 			}
@@ -149,7 +154,11 @@ func TestCrashKeepsHistory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "smolchat.db-wal")); err != nil {
 		t.Errorf("no write-ahead log next to the database while serving: %v", err)
 	}
-	time.Sleep(20 * time.Millisecond) // let the writers get going
+	select { // the writers are creating chats
+	case <-going:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no %d chats acknowledged in 30 s", ackedBeforeKill)
+	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +204,9 @@ func TestCrashKeepsHistory(t *testing.T) {
 	msgs, err := st.Messages(ctx, conv)
 	if err != nil || len(msgs) != 1 || msgs[0].Content != "doomed question" {
 		t.Fatalf("the conversation whose answer was streaming: %+v, %v; want its question alone", msgs, err)
+	}
+	if len(acked) < ackedBeforeKill {
+		t.Fatalf("%d chats acknowledged before the kill, want at least %d", len(acked), ackedBeforeKill)
 	}
 	for id, text := range acked { // the writers have stopped
 		msgs, err := st.Messages(ctx, id)

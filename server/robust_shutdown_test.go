@@ -47,7 +47,12 @@ func TestShutdownWithSilentConnections(t *testing.T) {
 		defer c.Close()
 		silent = append(silent, c)
 	}
-	time.Sleep(50 * time.Millisecond) // let the server accept them
+	// The server has accepted them (the keep-alive one and the three silent ones) before it shuts down.
+	for deadline := time.Now().Add(10 * time.Second); s.conns.count() < 4; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server tracks %d connections after 10 s, want 4", s.conns.count())
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

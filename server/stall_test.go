@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 type floodGen struct {
 	*fakeGen
 	ended chan floodEnd
+	// emitting is when the emit call in progress began (Unix nanoseconds), 0 between calls.
+	emitting atomic.Int64
 }
 
 type floodEnd struct {
@@ -39,7 +42,10 @@ func (g *floodGen) Chat(ctx context.Context, req engine.ChatRequest, emit func(e
 	var answer strings.Builder
 	for ctx.Err() == nil {
 		start := time.Now()
-		if err := emit(engine.Delta{Answer: delta}); err != nil {
+		g.emitting.Store(start.UnixNano())
+		err := emit(engine.Delta{Answer: delta})
+		g.emitting.Store(0)
+		if err != nil {
 			g.ended <- floodEnd{cause: context.Cause(ctx), sent: answer.Len(), blocked: time.Since(start)}
 			break
 		}
@@ -139,20 +145,19 @@ func TestStalledReaderFreesModel(t *testing.T) {
 // answer's own writes.
 func TestStalledPageBlocksNothingElse(t *testing.T) {
 	g := newFlood()
-	s, base := startServer(t, g, Config{StreamWriteTimeout: time.Minute})
+	_, base := startServer(t, g, Config{StreamWriteTimeout: time.Minute})
 	b := newBrowser(t, base)
 	conv, sid, _ := b.send("", "flood", false)
 	stalledClient(t, base, "GET /stream/"+sid+" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-	s.streamsMu.Lock()
-	st := s.streams[sid]
-	s.streamsMu.Unlock()
-	// The socket's buffers fill in well under a second; then the answer stops growing.
-	for prev := -1; ; time.Sleep(100 * time.Millisecond) {
-		_, a := st.text()
-		if len(a) > 0 && len(a) == prev {
+	// The socket's buffers fill in well under a second; then an emit blocks on the stalled write, which
+	// a minute's timeout leaves blocked for the rest of the test.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if since := g.emitting.Load(); since != 0 && time.Since(time.Unix(0, since)) > 500*time.Millisecond {
 			break
 		}
-		prev = len(a)
+		if time.Now().After(deadline) {
+			t.Fatal("no emit blocked on the stalled stream within 10 s")
+		}
 	}
 	start := time.Now()
 	if page := b.get("/c/" + conv); !strings.Contains(page, `sse-connect="/stream/`+sid+`"`) {

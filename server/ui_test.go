@@ -542,16 +542,25 @@ func TestUnknownStream(t *testing.T) {
 
 func TestBrowserQueuePosition(t *testing.T) {
 	f := newFake()
-	f.delay = 10 * time.Millisecond
-	f.answerWords = 60
+	f.resume, f.pauseAt = make(chan struct{}), 1
+	var resumeOnce sync.Once
+	resume := func() { resumeOnce.Do(func() { close(f.resume) }) }
+	t.Cleanup(resume)
 	_, base := startServer(t, f, Config{})
 	b := newBrowser(t, base)
-	// An API request holds the model; the browser's answer waits and is told its place.
+	// An API request holds the model, paused mid-answer; the browser's answer waits and is told its
+	// place, and then the API answer goes on. (Ten seconds without a queue event let it go on anyway,
+	// and the test fails on the events.)
 	resp := postJSON(t, base+"/v1/chat/completions", `{"stream":true,"messages":[{"role":"user","content":"busy"}]}`)
 	defer resp.Body.Close()
-	time.Sleep(30 * time.Millisecond)
 	_, sid, _ := b.send("", "queued question", false)
-	evs := b.stream(sid, nil)
+	timer := time.AfterFunc(10*time.Second, resume)
+	defer timer.Stop()
+	evs := b.stream(sid, func(ev sseEvent) {
+		if ev.Name == "queue" {
+			resume()
+		}
+	})
 	if q := eventData(evs, "queue"); !strings.Contains(q, "you are next") {
 		t.Fatalf("queue events = %q", q)
 	}

@@ -95,7 +95,8 @@ type Message struct {
 
 // Store is the history database. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db  *sql.DB
+	now func() time.Time // the clock of created_at and updated_at: time.Now; tests step their own
 }
 
 // Schema versions: 1, the first; 2 adds messages.replaced_by (earlier versions of a turn are kept); 3
@@ -283,7 +284,7 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, now: time.Now}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: preparing %s: %w", path, err)
@@ -358,7 +359,7 @@ func (s *Store) CreateConversation(ctx context.Context, c Conversation, first Me
 // transaction; the messages stored, with their IDs, go to out.
 func (s *Store) createWith(ctx context.Context, what string, c Conversation, msgs []Message, out *[]Message) (Conversation, error) {
 	c.ID = newID()
-	now := time.Now()
+	now := s.now()
 	c.CreatedAt, c.UpdatedAt = now, now
 	err := s.inTx(ctx, what, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
@@ -370,7 +371,7 @@ func (s *Store) createWith(ctx context.Context, what string, c Conversation, msg
 		*out = (*out)[:0]
 		for _, m := range msgs {
 			m.ConversationID = c.ID
-			m, err := insertMessage(ctx, tx, m, parent, true)
+			m, err := s.insertMessage(ctx, tx, m, parent, true)
 			if err != nil {
 				return err
 			}
@@ -513,7 +514,7 @@ func checkOne(res sql.Result, err error, what string) error {
 func (s *Store) AddMessage(ctx context.Context, m Message) (Message, error) {
 	err := s.inTx(ctx, "adding message", func(tx *sql.Tx) error {
 		var err error
-		m, err = appendMessage(ctx, tx, m)
+		m, err = s.appendMessage(ctx, tx, m)
 		return err
 	})
 	return m, err
@@ -528,7 +529,7 @@ func (s *Store) AddTurn(ctx context.Context, c Conversation, m Message) (Message
 		}
 		m.ConversationID = c.ID
 		var err error
-		m, err = appendMessage(ctx, tx, m)
+		m, err = s.appendMessage(ctx, tx, m)
 		return err
 	})
 	return m, err
@@ -542,7 +543,7 @@ func (s *Store) ReplaceMessage(ctx context.Context, old int64, m Message) (Messa
 		if err != nil {
 			return err
 		}
-		m, err = insertMessage(ctx, tx, m, parent, true)
+		m, err = s.insertMessage(ctx, tx, m, parent, true)
 		return err
 	})
 	return m, err
@@ -561,7 +562,7 @@ func (s *Store) EditMessage(ctx context.Context, conversationID string, id int64
 		if err != nil {
 			return err
 		}
-		m, err = insertMessage(ctx, tx, Message{ConversationID: conversationID, Role: old.Role, Content: content}, old.ParentID, true)
+		m, err = s.insertMessage(ctx, tx, Message{ConversationID: conversationID, Role: old.Role, Content: content}, old.ParentID, true)
 		return err
 	})
 	return m, err
@@ -629,13 +630,13 @@ func parentOf(ctx context.Context, tx *sql.Tx, conversationID string, id int64) 
 
 // appendMessage adds m after the last message of its conversation's branch, which it becomes; or, with
 // m.ReplacedBy set, as a hidden version of that message.
-func appendMessage(ctx context.Context, tx *sql.Tx, m Message) (Message, error) {
+func (s *Store) appendMessage(ctx context.Context, tx *sql.Tx, m Message) (Message, error) {
 	if m.ReplacedBy != 0 {
 		parent, err := parentOf(ctx, tx, m.ConversationID, m.ReplacedBy)
 		if err != nil {
 			return Message{}, err
 		}
-		return insertMessage(ctx, tx, m, parent, false)
+		return s.insertMessage(ctx, tx, m, parent, false)
 	}
 	var leaf int64
 	err := tx.QueryRowContext(ctx, `SELECT COALESCE(leaf_id, 0) FROM conversations WHERE id = ?`, m.ConversationID).Scan(&leaf)
@@ -645,13 +646,13 @@ func appendMessage(ctx context.Context, tx *sql.Tx, m Message) (Message, error) 
 	if err != nil {
 		return Message{}, err
 	}
-	return insertMessage(ctx, tx, m, leaf, true)
+	return s.insertMessage(ctx, tx, m, leaf, true)
 }
 
 // insertMessage stores m under parent (0: none), makes it the end of the branch shown if leaf, and
 // marks the conversation active.
-func insertMessage(ctx context.Context, tx *sql.Tx, m Message, parent int64, leaf bool) (Message, error) {
-	m.CreatedAt = time.Now()
+func (s *Store) insertMessage(ctx context.Context, tx *sql.Tx, m Message, parent int64, leaf bool) (Message, error) {
+	m.CreatedAt = s.now()
 	m.ParentID = parent
 	res, err := tx.ExecContext(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, millis(m.CreatedAt), m.ConversationID)
 	if err := checkOne(res, err, "adding message to conversation "+m.ConversationID); err != nil {

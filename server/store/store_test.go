@@ -383,10 +383,10 @@ func TestNotFound(t *testing.T) {
 func TestConversationsOrder(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
+	clock := time.Now()
+	s.now = func() time.Time { clock = clock.Add(time.Millisecond); return clock } // each write a millisecond later
 	a, _, _ := s.CreateConversation(ctx, Conversation{Title: "a"}, Message{Role: "user"})
-	time.Sleep(2 * time.Millisecond)
 	b, _, _ := s.CreateConversation(ctx, Conversation{Title: "b"}, Message{Role: "user"})
-	time.Sleep(2 * time.Millisecond)
 	if _, err := s.AddMessage(ctx, Message{ConversationID: a.ID, Role: "user", Content: "bump"}); err != nil {
 		t.Fatal(err)
 	}
