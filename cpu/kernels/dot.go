@@ -21,57 +21,60 @@ func blocks(name string, w, a []byte, n, blk, wBytes, aBytes int) int {
 
 // dotQ4KQ8K is the dot product of a Q4_K row with a Q8_K row, both of n elements. It panics when n is not a
 // multiple of 256 or the slices do not hold exactly n elements.
-func dotQ4KQ8K(w, a []byte, n int) float32 {
+func (k *impl) dotQ4KQ8K(w, a []byte, n int) float32 {
 	nb := blocks("dotQ4KQ8K", w, a, n, quant.QK_K, quant.Q4KBytes, quant.Q8KBytes)
-	return active.Load().q4K(w, a, nb)
+	return k.q4K(w, a, nb)
 }
 
 // dotQ5KQ8K is the dot product of a Q5_K row with a Q8_K row, both of n elements. It panics when n is not a
 // multiple of 256 or the slices do not hold exactly n elements.
-func dotQ5KQ8K(w, a []byte, n int) float32 {
+func (k *impl) dotQ5KQ8K(w, a []byte, n int) float32 {
 	nb := blocks("dotQ5KQ8K", w, a, n, quant.QK_K, quant.Q5KBytes, quant.Q8KBytes)
-	return active.Load().q5K(w, a, nb)
+	return k.q5K(w, a, nb)
 }
 
 // dotQ6KQ8K is the dot product of a Q6_K row with a Q8_K row, both of n elements. It panics when n is not a
 // multiple of 256 or the slices do not hold exactly n elements.
-func dotQ6KQ8K(w, a []byte, n int) float32 {
+func (k *impl) dotQ6KQ8K(w, a []byte, n int) float32 {
 	nb := blocks("dotQ6KQ8K", w, a, n, quant.QK_K, quant.Q6KBytes, quant.Q8KBytes)
-	return active.Load().q6K(w, a, nb)
+	return k.q6K(w, a, nb)
 }
 
 // dotQ8_0Q8_0 is the dot product of a Q8_0 weight row with a Q8_0 activation row of n elements. The
 // activation quants must lie in [-127, 127], as QuantizeRowQ8_0 writes them (the AVX2 kernel, like
 // ggml's, moves the weight's sign onto the activation). It panics when n is not a multiple of 32 or the
 // slices do not hold exactly n elements.
-func dotQ8_0Q8_0(w, a []byte, n int) float32 {
+func (k *impl) dotQ8_0Q8_0(w, a []byte, n int) float32 {
 	nb := blocks("dotQ8_0Q8_0", w, a, n, 32, quant.Q8_0Bytes, quant.Q8_0Bytes)
-	return active.Load().q8_0(w, a, nb)
+	return k.q8_0(w, a, nb)
 }
 
 // dotQ4_0Q8_0 is the dot product of a Q4_0 row with a Q8_0 activation row (quants in [-127, 127], see
 // dotQ8_0Q8_0), both of n elements. It panics when n is not a multiple of 32 or the slices do not hold
 // exactly n elements.
-func dotQ4_0Q8_0(w, a []byte, n int) float32 {
+func (k *impl) dotQ4_0Q8_0(w, a []byte, n int) float32 {
 	nb := blocks("dotQ4_0Q8_0", w, a, n, 32, quant.Q4_0Bytes, quant.Q8_0Bytes)
-	return active.Load().q4_0(w, a, nb)
+	return k.q4_0(w, a, nb)
 }
 
 // DotF32 is Σ x[i]·y[i]. It panics when the lengths differ.
-func DotF32(x, y []float32) float32 {
+func DotF32(x, y []float32) float32 { return active.dotF32(x, y) }
+
+// dotF32 is DotF32 on the kernels k.
+func (k *impl) dotF32(x, y []float32) float32 {
 	if len(x) != len(y) {
 		panic(fmt.Sprintf("kernels: DotF32 of %d and %d elements", len(x), len(y)))
 	}
-	return active.Load().f32(x, y)
+	return k.f32(x, y)
 }
 
 // dotF16F32 is the dot product of a row of len(x) F16 values (2 bytes each, little-endian) with x. It
 // panics when len(w) != 2·len(x).
-func dotF16F32(w []byte, x []float32) float32 {
+func (k *impl) dotF16F32(w []byte, x []float32) float32 {
 	if len(w) != 2*len(x) {
 		panic(fmt.Sprintf("kernels: dotF16F32 of %d weight bytes and %d elements", len(w), len(x)))
 	}
-	return active.Load().f16(w, x)
+	return k.f16(w, x)
 }
 
 func dotF16F32Generic(w []byte, x []float32) float32 {
@@ -89,11 +92,11 @@ func dotF16F32Generic(w []byte, x []float32) float32 {
 
 // dotBF16F32 is the dot product of a row of len(x) BF16 values (2 bytes each, little-endian) with x. It
 // panics when len(w) != 2·len(x).
-func dotBF16F32(w []byte, x []float32) float32 {
+func (k *impl) dotBF16F32(w []byte, x []float32) float32 {
 	if len(w) != 2*len(x) {
 		panic(fmt.Sprintf("kernels: dotBF16F32 of %d weight bytes and %d elements", len(w), len(x)))
 	}
-	return active.Load().bf16(w, x)
+	return k.bf16(w, x)
 }
 
 func dotBF16F32Generic(w []byte, x []float32) float32 {
@@ -111,19 +114,19 @@ func dotBF16F32Generic(w []byte, x []float32) float32 {
 
 // The byte forms behind DotFunc for float weights: the activation is float32 little-endian bytes.
 
-func dotF32Bytes(w, a []byte, n int) float32 {
+func (k *impl) dotF32Bytes(w, a []byte, n int) float32 {
 	blocks("Dot F32", w, a, n, 1, 4, 4)
-	return active.Load().f32Bytes(w, a, n)
+	return k.f32Bytes(w, a, n)
 }
 
-func dotF16Bytes(w, a []byte, n int) float32 {
+func (k *impl) dotF16Bytes(w, a []byte, n int) float32 {
 	blocks("Dot F16", w, a, n, 1, 2, 4)
-	return active.Load().f16Bytes(w, a, n)
+	return k.f16Bytes(w, a, n)
 }
 
-func dotBF16Bytes(w, a []byte, n int) float32 {
+func (k *impl) dotBF16Bytes(w, a []byte, n int) float32 {
 	blocks("Dot BF16", w, a, n, 1, 2, 4)
-	return active.Load().bf16Bytes(w, a, n)
+	return k.bf16Bytes(w, a, n)
 }
 
 func dotF32BytesGeneric(w, a []byte, n int) float32 {

@@ -10,16 +10,13 @@ import (
 	"smolchat/model/quant"
 )
 
-// eachKernelSet runs f once with the portable kernels and, where this CPU has them, once with the
-// assembly ones, restoring the default afterwards.
-func eachKernelSet(t testing.TB, f func(t testing.TB, name string)) {
-	defer forceGeneric(false)
-	forceGeneric(true)
-	f(t, "generic")
-	forceGeneric(false)
-	if accelerated != nil {
-		f(t, accelerated.name)
+// kernelSets are the implementations the tests run their kernels on: the portable kernels and, where
+// this CPU has them, the assembly ones.
+func kernelSets() []*impl {
+	if accelerated == nil {
+		return []*impl{generic}
 	}
+	return []*impl{generic, accelerated}
 }
 
 // refDot is Σ w·a in float64 over the dequantized rows, and Σ |w·a| as the scale of its rounding error.
@@ -57,12 +54,12 @@ func TestDotMatchesDequantized(t *testing.T) {
 				t.Fatal(err)
 			}
 			want, mag := refDot(t, typ, w, VecDotType(typ), a, n)
-			eachKernelSet(t, func(t testing.TB, kernels string) {
-				got := dot(typ, w, a, n)
+			for _, k := range kernelSets() {
+				got := k.dot(typ, w, a, n)
 				if d := math.Abs(float64(got) - want); d > 1e-6*mag+1e-6 {
-					t.Errorf("%s n=%d (%s): Dot = %.7g, want %.7g (Σ|w·a| = %.4g)", typ, n, kernels, got, want, mag)
+					t.Errorf("%s n=%d (%s): Dot = %.7g, want %.7g (Σ|w·a| = %.4g)", typ, n, k.name, got, want, mag)
 				}
-			})
+			}
 		}
 	}
 }
@@ -189,21 +186,21 @@ func TestDotFloats(t *testing.T) {
 			name string
 			typ  quant.Type
 			w    []byte
-			f    func() float32
+			f    func(k *impl) float32
 		}{
-			{"DotF32", quant.F32, quanttest.FloatBytes(x), func() float32 { return DotF32(x, y) }},
-			{"dotF16F32", quant.F16, wf16, func() float32 { return dotF16F32(wf16, y) }},
-			{"dotBF16F32", quant.BF16, wbf16, func() float32 { return dotBF16F32(wbf16, y) }},
+			{"DotF32", quant.F32, quanttest.FloatBytes(x), func(k *impl) float32 { return k.dotF32(x, y) }},
+			{"dotF16F32", quant.F16, wf16, func(k *impl) float32 { return k.dotF16F32(wf16, y) }},
+			{"dotBF16F32", quant.BF16, wbf16, func(k *impl) float32 { return k.dotBF16F32(wbf16, y) }},
 		} {
 			want, mag := refDot(t, tt.typ, tt.w, quant.F32, quanttest.FloatBytes(y), n)
-			eachKernelSet(t, func(t testing.TB, kernels string) {
-				if got := tt.f(); math.Abs(float64(got)-want) > 1e-6*mag {
-					t.Errorf("%s n=%d (%s) = %.7g, want %.7g", tt.name, n, kernels, got, want)
+			for _, k := range kernelSets() {
+				if got := tt.f(k); math.Abs(float64(got)-want) > 1e-6*mag {
+					t.Errorf("%s n=%d (%s) = %.7g, want %.7g", tt.name, n, k.name, got, want)
 				}
-				if got := dot(tt.typ, tt.w, quanttest.FloatBytes(y), n); math.Abs(float64(got)-want) > 1e-6*mag {
-					t.Errorf("Dot(%s) n=%d (%s) = %.7g, want %.7g", tt.typ, n, kernels, got, want)
+				if got := k.dot(tt.typ, tt.w, quanttest.FloatBytes(y), n); math.Abs(float64(got)-want) > 1e-6*mag {
+					t.Errorf("Dot(%s) n=%d (%s) = %.7g, want %.7g", tt.typ, n, k.name, got, want)
 				}
-			})
+			}
 		}
 	}
 }
@@ -223,11 +220,11 @@ func TestMatVec(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := make([]float32, rows)
-		if err := matVec(typ, w, a, n, out); err != nil {
+		if err := active.matVec(typ, w, a, n, out); err != nil {
 			t.Fatal(err)
 		}
 		for i := range out {
-			if want := dot(typ, w[i*rb:(i+1)*rb], a, n); out[i] != want {
+			if want := active.dot(typ, w[i*rb:(i+1)*rb], a, n); out[i] != want {
 				t.Errorf("%s row %d = %g, want %g", typ, i, out[i], want)
 			}
 		}
@@ -250,7 +247,7 @@ func TestMatVec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := matVec(tt.typ, make([]byte, tt.w), tt.a, tt.n, make([]float32, tt.rows))
+			err := active.matVec(tt.typ, make([]byte, tt.w), tt.a, tt.n, make([]float32, tt.rows))
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("MatVec = %v, want an error containing %q", err, tt.wantErr)
 			}
@@ -263,16 +260,16 @@ func TestDotPanicsOnBadLengths(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"Q4_K short weights", func() { dotQ4KQ8K(make([]byte, 143), make([]byte, 292), 256) }},
-		{"Q6_K short activation", func() { dotQ6KQ8K(make([]byte, 210), make([]byte, 291), 256) }},
-		{"Q5_K partial block", func() { dotQ5KQ8K(make([]byte, 176), make([]byte, 292), 255) }},
-		{"Q8_0 long weights", func() { dotQ8_0Q8_0(make([]byte, 35), make([]byte, 34), 32) }},
-		{"Q4_0 negative n", func() { dotQ4_0Q8_0(nil, nil, -32) }},
+		{"Q4_K short weights", func() { active.dotQ4KQ8K(make([]byte, 143), make([]byte, 292), 256) }},
+		{"Q6_K short activation", func() { active.dotQ6KQ8K(make([]byte, 210), make([]byte, 291), 256) }},
+		{"Q5_K partial block", func() { active.dotQ5KQ8K(make([]byte, 176), make([]byte, 292), 255) }},
+		{"Q8_0 long weights", func() { active.dotQ8_0Q8_0(make([]byte, 35), make([]byte, 34), 32) }},
+		{"Q4_0 negative n", func() { active.dotQ4_0Q8_0(nil, nil, -32) }},
 		{"F32 lengths", func() { DotF32(make([]float32, 3), make([]float32, 4)) }},
-		{"F16 lengths", func() { dotF16F32(make([]byte, 3), make([]float32, 2)) }},
-		{"BF16 lengths", func() { dotBF16F32(make([]byte, 6), make([]float32, 2)) }},
-		{"Dot unsupported", func() { dot(quant.Q2_K, make([]byte, 84), make([]byte, 292), 256) }},
-		{"Dot F32 bytes", func() { dot(quant.F32, make([]byte, 8), make([]byte, 4), 2) }},
+		{"F16 lengths", func() { active.dotF16F32(make([]byte, 3), make([]float32, 2)) }},
+		{"BF16 lengths", func() { active.dotBF16F32(make([]byte, 6), make([]float32, 2)) }},
+		{"Dot unsupported", func() { active.dot(quant.Q2_K, make([]byte, 84), make([]byte, 292), 256) }},
+		{"Dot F32 bytes", func() { active.dot(quant.F32, make([]byte, 8), make([]byte, 4), 2) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,9 +309,9 @@ func BenchmarkDot(b *testing.B) {
 			if err := quant.QuantizeRow(VecDotType(typ), quanttest.Gaussian(r, n, 1), a); err != nil {
 				b.Fatal(err)
 			}
-			dot := DotFunc(typ)
-			eachKernelSet(b, func(_ testing.TB, kernels string) {
-				b.Run(fmt.Sprintf("%s/n=%d/%s", typ, n, kernels), func(b *testing.B) {
+			for _, k := range kernelSets() {
+				dot := k.dotFunc(typ)
+				b.Run(fmt.Sprintf("%s/n=%d/%s", typ, n, k.name), func(b *testing.B) {
 					b.SetBytes(int64(len(w)))
 					var sink float32
 					for b.Loop() {
@@ -322,7 +319,7 @@ func BenchmarkDot(b *testing.B) {
 					}
 					_ = sink
 				})
-			})
+			}
 		}
 	}
 }
@@ -332,7 +329,7 @@ func BenchmarkQuantizeRowQ8K(b *testing.B) {
 	dst := make([]byte, 11008/256*292)
 	b.SetBytes(int64(4 * len(x)))
 	for b.Loop() {
-		quantizeRowQ8K(x, dst)
+		active.quantizeRowQ8K(x, dst)
 	}
 }
 

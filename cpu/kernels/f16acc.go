@@ -15,6 +15,11 @@ import (
 // ggml's ggml_vec_scale_f16 and ggml_vec_mad_f16 on a half accumulator; the cpu backend repeats them so
 // that its logits round as the reference's do, with the accumulator in registers across positions.
 func AccumulateF16(acc []float32, v []byte, ldv int, ms, vs []float32) {
+	active.accumulateF16(acc, v, ldv, ms, vs)
+}
+
+// accumulateF16 is AccumulateF16 on the kernels k.
+func (k *impl) accumulateF16(acc []float32, v []byte, ldv int, ms, vs []float32) {
 	n := len(ms)
 	if len(vs) != n || (n > 0 && (ldv < 2*len(acc) || len(v) < (n-1)*ldv+2*len(acc))) {
 		panic(fmt.Sprintf("kernels: AccumulateF16 of %d positions (%d weights) over %d elements with %d bytes of v (stride %d)",
@@ -24,9 +29,9 @@ func AccumulateF16(acc []float32, v []byte, ldv int, ms, vs []float32) {
 		return
 	}
 	i := 0
-	if k := active.Load().accumF16; k != nil && len(acc) >= 8 {
+	if accum := k.accumF16; accum != nil && len(acc) >= 8 {
 		i = len(acc) &^ 7
-		k(acc[:i], v, ldv, ms, vs)
+		accum(acc[:i], v, ldv, ms, vs)
 	}
 	if i == len(acc) {
 		return
@@ -49,6 +54,11 @@ func AccumulateF16(acc []float32, v []byte, ldv int, ms, vs []float32) {
 // the weights each head's softmax over them. Sums are float32; with AVX2 and four heads (SmolLM3's
 // grouping) each row is converted once for the four.
 func WeightedSumF16(out []float32, heads int, v []byte, ldv int, w []float32, ldw, n int) {
+	active.weightedSumF16(out, heads, v, ldv, w, ldw, n)
+}
+
+// weightedSumF16 is WeightedSumF16 on the kernels k.
+func (k *impl) weightedSumF16(out []float32, heads int, v []byte, ldv int, w []float32, ldw, n int) {
 	if heads <= 0 || len(out)%heads != 0 {
 		panic(fmt.Sprintf("kernels: WeightedSumF16 of %d outputs over %d heads", len(out), heads))
 	}
@@ -61,9 +71,9 @@ func WeightedSumF16(out []float32, heads int, v []byte, ldv int, w []float32, ld
 			n, dims, len(v), ldv, len(w), ldw))
 	}
 	j := 0
-	if k := active.Load().wsumF16x4; k != nil && heads == 4 && dims >= 16 {
+	if wsum := k.wsumF16x4; wsum != nil && heads == 4 && dims >= 16 {
 		j = dims &^ 15
-		k(out, dims, v, ldv, w, ldw, n, j)
+		wsum(out, dims, v, ldv, w, ldw, n, j)
 	}
 	if j == dims {
 		return

@@ -42,15 +42,15 @@ func TestAccumulateF16(t *testing.T) {
 				want[i] = halfRound(float32(x*float64(vs[p]) + float64(a)))
 			}
 		}
-		eachKernelSet(t, func(t testing.TB, kernels string) {
+		for _, k := range kernelSets() {
 			acc := append([]float32(nil), init...)
-			AccumulateF16(acc, v, c.ldv, ms, vs)
+			k.accumulateF16(acc, v, c.ldv, ms, vs)
 			for i := range acc {
 				if acc[i] != want[i] {
-					t.Errorf("%+v (%s): acc[%d] = %v, want %v", c, kernels, i, acc[i], want[i])
+					t.Errorf("%+v (%s): acc[%d] = %v, want %v", c, k.name, i, acc[i], want[i])
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -68,9 +68,9 @@ func TestWeightedSumF16(t *testing.T) {
 		}
 		w := quanttest.Gaussian(r, c.heads*c.ldw, 1)
 		init := quanttest.Gaussian(r, c.heads*c.dims, 1)
-		eachKernelSet(t, func(t testing.TB, kernels string) {
+		for _, k := range kernelSets() {
 			out := append([]float32(nil), init...)
-			WeightedSumF16(out, c.heads, v, c.ldv, w, c.ldw, c.n)
+			k.weightedSumF16(out, c.heads, v, c.ldv, w, c.ldw, c.n)
 			for g := range c.heads {
 				for i := range c.dims {
 					want, mag := float64(init[g*c.dims+i]), math.Abs(float64(init[g*c.dims+i]))
@@ -80,10 +80,10 @@ func TestWeightedSumF16(t *testing.T) {
 						mag += math.Abs(x)
 					}
 					if got := out[g*c.dims+i]; math.Abs(float64(got)-want) > 1e-6*mag {
-						t.Errorf("%+v (%s): out[%d][%d] = %v, want %v", c, kernels, g, i, got, want)
+						t.Errorf("%+v (%s): out[%d][%d] = %v, want %v", c, k.name, g, i, got, want)
 					}
 				}
 			}
-		})
+		}
 	}
 }

@@ -24,25 +24,25 @@ func TestDotF16Rows(t *testing.T) {
 		}
 		x := quanttest.Gaussian(r, c.nx*c.ldx, 1)
 		init := quanttest.Gaussian(r, c.nx*c.ldo, 1)
-		eachKernelSet(t, func(t testing.TB, kernels string) {
+		for _, k := range kernelSets() {
 			out := append([]float32(nil), init...)
-			DotF16Rows(w, c.ldw, c.rows, x, c.ldx, c.nx, c.n, out, c.ldo)
+			k.dotF16Rows(w, c.ldw, c.rows, x, c.ldx, c.nx, c.n, out, c.ldo)
 			for j := 0; j < c.nx; j++ {
 				for i := 0; i < c.ldo; i++ {
 					want := init[j*c.ldo+i]
 					var mag float64
 					if i < c.rows {
-						want += dotF16F32(w[i*c.ldw:][:2*c.n], x[j*c.ldx:][:c.n])
-						for k := 0; k < c.n; k++ {
-							mag += math.Abs(float64(quant.F16ToF32(uint16(w[i*c.ldw+2*k])|uint16(w[i*c.ldw+2*k+1])<<8)) * float64(x[j*c.ldx+k]))
+						want += k.dotF16F32(w[i*c.ldw:][:2*c.n], x[j*c.ldx:][:c.n])
+						for e := 0; e < c.n; e++ {
+							mag += math.Abs(float64(quant.F16ToF32(uint16(w[i*c.ldw+2*e])|uint16(w[i*c.ldw+2*e+1])<<8)) * float64(x[j*c.ldx+e]))
 						}
 					}
 					if got := out[j*c.ldo+i]; math.Abs(float64(got-want)) > 1e-6*(mag+math.Abs(float64(init[j*c.ldo+i]))) {
-						t.Errorf("%+v (%s): out[%d][%d] = %.7g, want %.7g", c, kernels, j, i, got, want)
+						t.Errorf("%+v (%s): out[%d][%d] = %.7g, want %.7g", c, k.name, j, i, got, want)
 					}
 				}
 			}
-		})
+		}
 	}
 }
 

@@ -27,8 +27,8 @@ const (
 	q6KInterleavedBytes = 864 // one block of four interleaved Q6_K rows
 )
 
-// multiRow is one weight type's kernels on four rows at a time, in the implementation in use: the
-// packed products of matmul.go and the interleaved layout. A nil function is a kernel this CPU lacks.
+// multiRow is one weight type's kernels on four rows at a time, in one implementation: the packed
+// products of matmul.go and the interleaved layout. A nil function is a kernel the implementation lacks.
 type multiRow struct {
 	blockBytes  int // one interleaved block of four rows
 	packedBytes int // one packed block of four rows
@@ -49,27 +49,35 @@ func q6KMultiRow(k *impl) multiRow {
 	return multiRow{q6KInterleavedBytes, q6KPackedBytes, k.q6KPack, k.q6KInterleave, k.q6KUnpack, k.q6KGemv, k.q6KPacked, k.q6KGemvs, k.fewMax}
 }
 
-// interleavedKernels returns the kernels for t, or false when t cannot be interleaved on this CPU (or with
-// the tests' forceGeneric).
-func interleavedKernels(t quant.Type) (multiRow, bool) {
+// interleavedKernels returns k's kernels for t, or false when k cannot interleave t (the generic kernels
+// never can).
+func (k *impl) interleavedKernels(t quant.Type) (multiRow, bool) {
 	if weights[t].multiRow == nil {
 		return multiRow{}, false
 	}
-	il := weights[t].multiRow(active.Load())
+	il := weights[t].multiRow(k)
 	return il, il.interleave != nil
 }
 
 // Interleaves reports whether matrices of type t can be interleaved with the kernels in use: Q4_K and
 // Q6_K on CPUs with AVX2. Check it once when loading.
-func Interleaves(t quant.Type) bool {
-	_, ok := interleavedKernels(t)
+func Interleaves(t quant.Type) bool { return active.interleaves(t) }
+
+// interleaves is Interleaves on the kernels k.
+func (k *impl) interleaves(t quant.Type) bool {
+	_, ok := k.interleavedKernels(t)
 	return ok
 }
 
 // InterleavedSize is the size of rows rows of n elements of type t once interleaved. rows must be a
 // multiple of 4 and n of 256.
 func InterleavedSize(t quant.Type, rows, n int) (int, error) {
-	il, ok := interleavedKernels(t)
+	return active.interleavedSize(t, rows, n)
+}
+
+// interleavedSize is InterleavedSize on the kernels k.
+func (k *impl) interleavedSize(t quant.Type, rows, n int) (int, error) {
+	il, ok := k.interleavedKernels(t)
 	if !ok {
 		return 0, fmt.Errorf("interleave: %s matrices cannot be interleaved on this CPU", t)
 	}
@@ -82,6 +90,11 @@ func InterleavedSize(t quant.Type, rows, n int) (int, error) {
 // Interleave rearranges the consecutive rows of n elements of type t in src, a multiple of four of them,
 // into dst, which must be InterleavedSize bytes.
 func Interleave(t quant.Type, src []byte, n int, dst []byte) error {
+	return active.interleave(t, src, n, dst)
+}
+
+// interleave is Interleave on the kernels k.
+func (k *impl) interleave(t quant.Type, src []byte, n int, dst []byte) error {
 	rb, err := t.RowBytes(n)
 	if err != nil {
 		return fmt.Errorf("interleave: %w", err)
@@ -90,14 +103,14 @@ func Interleave(t quant.Type, src []byte, n int, dst []byte) error {
 		return fmt.Errorf("interleave: %d bytes are not a whole number of groups of four %s rows of %d elements", len(src), t, n)
 	}
 	rows := len(src) / rb
-	size, err := InterleavedSize(t, rows, n)
+	size, err := k.interleavedSize(t, rows, n)
 	if err != nil {
 		return err
 	}
 	if len(dst) != size {
 		return fmt.Errorf("interleave: %d %s rows of %d elements take %d bytes interleaved, got %d", rows, t, n, size, len(dst))
 	}
-	il, _ := interleavedKernels(t)
+	il, _ := k.interleavedKernels(t)
 	nb := n / quant.QK_K
 	for g := 0; g < rows/4; g++ {
 		il.interleave(src[g*4*rb:], rb, dst[g*nb*il.blockBytes:], nb)
@@ -115,14 +128,16 @@ func Interleave(t quant.Type, src []byte, n int, dst []byte) error {
 // into scratch (nil allocates). It returns nil when t cannot be interleaved; the
 // function panics when the sizes do not match, a bug in the caller.
 func InterleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
-	if !Interleaves(t) {
+	return active.interleavedMatMulFunc(t)
+}
+
+// interleavedMatMulFunc is InterleavedMatMulFunc on the kernels k.
+func (k *impl) interleavedMatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
+	il, ok := k.interleavedKernels(t)
+	if !ok {
 		return nil
 	}
 	return func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
-		il, ok := interleavedKernels(t)
-		if !ok {
-			panic(fmt.Sprintf("kernels: interleaved %s matmul with kernels that cannot run it", t))
-		}
 		ab, err := quant.Q8_K.RowBytes(n)
 		if err != nil || rows < 0 || rows%4 != 0 || cols < 0 || ldo < rows ||
 			len(w) < rows/4*n/quant.QK_K*il.blockBytes || len(a) < cols*ab || (cols > 0 && len(out) < (cols-1)*ldo+rows) {

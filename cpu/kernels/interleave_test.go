@@ -22,7 +22,7 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 		if !Interleaves(typ) {
 			t.Skipf("skipping: %s cannot be interleaved on this CPU or build", typ)
 		}
-		inUse, _ := interleavedKernels(typ)
+		inUse, _ := active.interleavedKernels(typ)
 		unpacked := inUse
 		unpacked.fewMax = SmallBatch
 		for ci, c := range []matMulCase{
@@ -46,7 +46,7 @@ func TestInterleavedMatMulMatchesDot(t *testing.T) {
 					out[i] = float32(math.NaN())
 				}
 				path.mul(out)
-				checkProducts(t, typ, c, w, a, quant.Q8_K, out, path.name)
+				checkProducts(t, active, typ, c, w, a, quant.Q8_K, out, path.name)
 			}
 		}
 	}
@@ -97,9 +97,7 @@ func TestInterleaveErrors(t *testing.T) {
 	if InterleavedMatMulFunc(quant.Q5_K) != nil {
 		t.Error("InterleavedMatMulFunc(Q5_K) is not nil")
 	}
-	defer forceGeneric(false)
-	forceGeneric(true)
-	if Interleaves(quant.Q4_K) {
+	if generic.interleaves(quant.Q4_K) {
 		t.Error("Interleaves(Q4_K) with the generic kernels")
 	}
 }

@@ -16,7 +16,6 @@ package kernels
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"smolchat/model/quant"
 )
@@ -35,8 +34,8 @@ import (
 type weightKernels struct {
 	// vecDot is the activation format of the dot product (VecDotType).
 	vecDot quant.Type
-	// dot is the dot product of a weight row with an activation row (DotFunc).
-	dot func(w, a []byte, n int) float32
+	// dot is the dot product of a weight row with an activation row on the kernels k (DotFunc).
+	dot func(k *impl, w, a []byte, n int) float32
 	// multiRow returns the multi-row kernels of an implementation (matmul.go, interleave.go); nil for
 	// the types that have only the dot product.
 	multiRow func(k *impl) multiRow
@@ -45,26 +44,29 @@ type weightKernels struct {
 // weights lists the weight types the CPU computes with. Every type quant.Supported accepts has an entry
 // (TestEveryWeightTypeHasKernels).
 var weights = map[quant.Type]weightKernels{
-	quant.F32:  {vecDot: quant.F32, dot: dotF32Bytes},
-	quant.F16:  {vecDot: quant.F32, dot: dotF16Bytes},
-	quant.BF16: {vecDot: quant.F32, dot: dotBF16Bytes},
-	quant.Q4_0: {vecDot: quant.Q8_0, dot: dotQ4_0Q8_0},
-	quant.Q8_0: {vecDot: quant.Q8_0, dot: dotQ8_0Q8_0},
-	quant.Q4_K: {vecDot: quant.Q8_K, dot: dotQ4KQ8K, multiRow: q4KMultiRow},
-	quant.Q5_K: {vecDot: quant.Q8_K, dot: dotQ5KQ8K},
-	quant.Q6_K: {vecDot: quant.Q8_K, dot: dotQ6KQ8K, multiRow: q6KMultiRow},
+	quant.F32:  {vecDot: quant.F32, dot: (*impl).dotF32Bytes},
+	quant.F16:  {vecDot: quant.F32, dot: (*impl).dotF16Bytes},
+	quant.BF16: {vecDot: quant.F32, dot: (*impl).dotBF16Bytes},
+	quant.Q4_0: {vecDot: quant.Q8_0, dot: (*impl).dotQ4_0Q8_0},
+	quant.Q8_0: {vecDot: quant.Q8_0, dot: (*impl).dotQ8_0Q8_0},
+	quant.Q4_K: {vecDot: quant.Q8_K, dot: (*impl).dotQ4KQ8K, multiRow: q4KMultiRow},
+	quant.Q5_K: {vecDot: quant.Q8_K, dot: (*impl).dotQ5KQ8K},
+	quant.Q6_K: {vecDot: quant.Q8_K, dot: (*impl).dotQ6KQ8K, multiRow: q6KMultiRow},
 }
 
 // activations are the encoders of the activation formats, for QuantizeActivation: the fast Q8_K quantizer
-// here, quant's reference quantizer for Q8_0 (prompt rows are few next to the weights), and float32 bytes.
-var activations = map[quant.Type]func(x []float32, dst []byte) error{
-	quant.F32:  func(x []float32, dst []byte) error { return quant.QuantizeRow(quant.F32, x, dst) },
-	quant.Q8_0: func(x []float32, dst []byte) error { quant.QuantizeRowQ8_0(x, dst); return nil },
-	quant.Q8_K: func(x []float32, dst []byte) error { quantizeRowQ8K(x, dst); return nil },
+// here (on the kernels k), quant's reference quantizer for Q8_0 (prompt rows are few next to the
+// weights), and float32 bytes.
+var activations = map[quant.Type]func(k *impl, x []float32, dst []byte) error{
+	quant.F32:  func(_ *impl, x []float32, dst []byte) error { return quant.QuantizeRow(quant.F32, x, dst) },
+	quant.Q8_0: func(_ *impl, x []float32, dst []byte) error { quant.QuantizeRowQ8_0(x, dst); return nil },
+	quant.Q8_K: func(k *impl, x []float32, dst []byte) error { k.quantizeRowQ8K(x, dst); return nil },
 }
 
 // impl is one implementation of the kernels. Each function receives slices whose lengths were checked
-// against nb, the number of blocks (or elements, for the float kernels).
+// against nb, the number of blocks (or elements, for the float kernels). The package's functions are
+// methods on an impl that run its kernels; the exported ones call them on active, and the tests call
+// them on generic and accelerated alike, so that both sets are tested with no state to switch.
 type impl struct {
 	name      string
 	q4K       func(w, a []byte, nb int) float32
@@ -132,26 +134,15 @@ var generic = &impl{
 	bf16Bytes: dotBF16BytesGeneric,
 }
 
-// active is the implementation in use: the fastest this CPU supports (see accelerated, set per
-// architecture) unless the tests' forceGeneric turned it off.
-var active atomic.Pointer[impl]
+// active is the implementation the exported functions run: the fastest this CPU supports (see
+// accelerated, set per architecture). init sets it; nothing changes it afterwards.
+var active *impl
 
 func init() {
 	if accelerated != nil {
-		active.Store(accelerated)
+		active = accelerated
 	} else {
-		active.Store(generic)
-	}
-}
-
-// forceGeneric selects the portable pure-Go kernels (on = true) or the fastest ones this CPU supports
-// (on = false), for the tests that compare the two through the exported functions. Dots already running
-// finish with the old kernels.
-func forceGeneric(on bool) {
-	if on || accelerated == nil {
-		active.Store(generic)
-	} else {
-		active.Store(accelerated)
+		active = generic
 	}
 }
 
@@ -164,41 +155,56 @@ func VecDotType(t quant.Type) quant.Type { return weights[t].vecDot } // F32 is 
 // writes). Fetch it once per matrix: the returned function checks the lengths and calls the kernel, with
 // no switch on the type per row. DotFunc returns nil for a type without kernels. The function panics
 // when the slices do not hold n elements, a bug in the caller.
-func DotFunc(t quant.Type) func(w, a []byte, n int) float32 { return weights[t].dot }
+func DotFunc(t quant.Type) func(w, a []byte, n int) float32 { return active.dotFunc(t) }
+
+// dotFunc is DotFunc on the kernels k.
+func (k *impl) dotFunc(t quant.Type) func(w, a []byte, n int) float32 {
+	dot := weights[t].dot
+	if dot == nil {
+		return nil
+	}
+	return func(w, a []byte, n int) float32 { return dot(k, w, a, n) }
+}
 
 // QuantizeActivation encodes the activation row x in format t (a VecDotType) into dst, which must be
 // exactly that many bytes (a wrong length panics, a bug in the caller). F32 activations must be finite;
 // the quantized formats take any input, as llama.cpp's do.
 func QuantizeActivation(t quant.Type, x []float32, dst []byte) error {
+	return active.quantizeActivation(t, x, dst)
+}
+
+// quantizeActivation is QuantizeActivation on the kernels k.
+func (k *impl) quantizeActivation(t quant.Type, x []float32, dst []byte) error {
 	enc := activations[t]
 	if enc == nil {
 		return fmt.Errorf("kernels: %s is not an activation format (%s are)", t, quant.Names(func(t quant.Type) bool { return activations[t] != nil }))
 	}
-	return enc(x, dst)
+	return enc(k, x, dst)
 }
 
-// quantizeRowQ8K is quant.QuantizeRowQ8K, in assembly where the CPU has it.
-func quantizeRowQ8K(x []float32, dst []byte) {
-	if k := active.Load().q8K; k != nil && len(x) >= quant.QK_K && len(x)%quant.QK_K == 0 && len(dst) == len(x)/quant.QK_K*quant.Q8KBytes {
-		k(x, dst, len(x)/quant.QK_K)
+// quantizeRowQ8K is quant.QuantizeRowQ8K, in assembly where k has it.
+func (k *impl) quantizeRowQ8K(x []float32, dst []byte) {
+	if q8K := k.q8K; q8K != nil && len(x) >= quant.QK_K && len(x)%quant.QK_K == 0 && len(dst) == len(x)/quant.QK_K*quant.Q8KBytes {
+		q8K(x, dst, len(x)/quant.QK_K)
 		return
 	}
 	quant.QuantizeRowQ8K(x, dst) // the reference, which also panics on wrong lengths
 }
 
 // dot is the dot product of a row w of n elements of type t with the activation row a in VecDotType(t)
-// form. It panics when t has no kernels or the lengths are wrong.
-func dot(t quant.Type, w, a []byte, n int) float32 {
-	f := DotFunc(t)
+// form, on the kernels k. It panics when t has no kernels or the lengths are wrong.
+func (k *impl) dot(t quant.Type, w, a []byte, n int) float32 {
+	f := weights[t].dot
 	if f == nil {
 		panic(fmt.Sprintf("kernels: no dot product for %s weights", t))
 	}
-	return f(w, a, n)
+	return f(k, w, a, n)
 }
 
-// matVec computes out[r] = dot(t, row r of w, a, n) for the len(out) consecutive rows of n elements in w.
-func matVec(t quant.Type, w, a []byte, n int, out []float32) error {
-	f := DotFunc(t)
+// matVec computes out[r] = k.dot(t, row r of w, a, n) for the len(out) consecutive rows of n elements
+// in w.
+func (k *impl) matVec(t quant.Type, w, a []byte, n int, out []float32) error {
+	f := weights[t].dot
 	if f == nil {
 		return fmt.Errorf("matvec: no dot product for %s weights", t)
 	}
@@ -216,7 +222,7 @@ func matVec(t quant.Type, w, a []byte, n int, out []float32) error {
 		return fmt.Errorf("matvec: activation: %d %s elements take %d bytes, got %d", n, at, ab, len(a))
 	}
 	for r := range out {
-		out[r] = f(w[r*rowBytes:(r+1)*rowBytes], a, n)
+		out[r] = f(k, w[r*rowBytes:(r+1)*rowBytes], a, n)
 	}
 	return nil
 }

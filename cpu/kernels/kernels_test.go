@@ -110,7 +110,6 @@ func TestDotLlamaCppTensors(t *testing.T) {
 		{"blk.0.ffn_down.weight", 1536, 12, 0x8dcbf758e24487db, []float32{-0.358062267, 3.80103064, 6.02925634, 0.332345009}},
 		{"blk.1.ffn_down.weight", 1536, 13, 0x633d9bd0e39498ca, []float32{-9.98037243, -5.28845501, -6.57180119, 1.56291771}},
 	}
-	defer forceGeneric(false)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ti := f.Tensor(tt.name)
@@ -118,7 +117,7 @@ func TestDotLlamaCppTensors(t *testing.T) {
 				t.Fatalf("tensor %s missing or not %d wide", tt.name, tt.n)
 			}
 			act := make([]byte, tt.n/256*292)
-			quantizeRowQ8K(quanttest.DetInput(tt.n, tt.seed), act)
+			active.quantizeRowQ8K(quanttest.DetInput(tt.n, tt.seed), act)
 			if h := quanttest.FNV64(act); h != tt.actHash {
 				t.Fatalf("Q8_K activation hash %016x, want %016x (llama.cpp)", h, tt.actHash)
 			}
@@ -127,15 +126,14 @@ func TestDotLlamaCppTensors(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := f.Data(ti)
-			for _, generic := range []bool{true, false} {
-				forceGeneric(generic)
+			for _, k := range kernelSets() {
 				out := make([]float32, len(tt.want))
-				if err := matVec(ti.Type, w[:len(out)*rb], act, tt.n, out); err != nil {
+				if err := k.matVec(ti.Type, w[:len(out)*rb], act, tt.n, out); err != nil {
 					t.Fatal(err)
 				}
 				for r, want := range tt.want {
 					if d := math.Abs(float64(out[r] - want)); d > 2e-5*max(1, math.Abs(float64(want))) {
-						t.Errorf("row %d (%s kernels) = %.9g, want %.9g (llama.cpp)", r, active.Load().name, out[r], want)
+						t.Errorf("row %d (%s kernels) = %.9g, want %.9g (llama.cpp)", r, k.name, out[r], want)
 					}
 				}
 			}

@@ -62,11 +62,19 @@ func (s *Scratch) bytes(n int) []byte {
 // the dot product. MatMulFunc returns nil for a type without kernels. The function panics when the slices
 // are too short for the sizes given or ldo < rows, a bug in the caller.
 func MatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
-	dot := DotFunc(t)
+	return active.matMulFunc(t)
+}
+
+// matMulFunc is MatMulFunc on the kernels k.
+func (k *impl) matMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
+	dot := weights[t].dot
 	if dot == nil {
 		return nil
 	}
-	multi := weights[t].multiRow
+	var multi multiRow // the zero value, without pack, where t has only the dot product
+	if f := weights[t].multiRow; f != nil {
+		multi = f(k)
+	}
 	at := VecDotType(t)
 	return func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
 		wb, err := t.RowBytes(n)
@@ -80,22 +88,20 @@ func MatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32
 				rows, t, cols, at, n, len(w), len(a), len(out), ldo))
 		}
 		r0, j0 := 0, 0 // the rows and columns the packed kernels covered
-		if multi != nil && n > 0 && rows >= packRows && cols >= packCols {
-			if k := multi(active.Load()); k.pack != nil {
-				if scratch == nil {
-					scratch = new(Scratch)
-				}
-				nb, groups := n/quant.QK_K, rows/packRows
-				gb := nb * k.packedBytes
-				p := scratch.bytes(groups * gb)
-				for g := range groups {
-					k.pack(w[g*packRows*wb:], wb, p[g*gb:], nb)
-				}
-				for j0 = 0; j0+packCols <= cols; j0 += packCols {
-					k.gemm(p, a[j0*ab:], ab, out[j0*ldo:], ldo, nb, groups)
-				}
-				r0 = groups * packRows
+		if multi.pack != nil && n > 0 && rows >= packRows && cols >= packCols {
+			if scratch == nil {
+				scratch = new(Scratch)
 			}
+			nb, groups := n/quant.QK_K, rows/packRows
+			gb := nb * multi.packedBytes
+			p := scratch.bytes(groups * gb)
+			for g := range groups {
+				multi.pack(w[g*packRows*wb:], wb, p[g*gb:], nb)
+			}
+			for j0 = 0; j0+packCols <= cols; j0 += packCols {
+				multi.gemm(p, a[j0*ab:], ab, out[j0*ldo:], ldo, nb, groups)
+			}
+			r0 = groups * packRows
 		}
 		for j := range cols {
 			aj := a[j*ab:][:ab]
@@ -105,7 +111,7 @@ func MatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32
 				lo = 0
 			}
 			for r := lo; r < rows; r++ {
-				o[r] = dot(w[r*wb:][:wb], aj, n)
+				o[r] = dot(k, w[r*wb:][:wb], aj, n)
 			}
 		}
 	}

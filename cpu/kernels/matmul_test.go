@@ -66,21 +66,22 @@ func TestMatMulMatchesDot(t *testing.T) {
 			}
 			w, a := matMulInputs(t, typ, c, uint64(ci))
 			var scratch Scratch
-			eachKernelSet(t, func(t testing.TB, kernels string) {
+			for _, k := range kernelSets() {
 				out := make([]float32, max(0, (c.cols-1)*c.ldo+c.rows)+3)
 				for i := range out {
 					out[i] = float32(math.NaN())
 				}
-				MatMulFunc(typ)(w, a, c.n, c.rows, c.cols, out, c.ldo, &scratch)
-				checkProducts(t, typ, c, w, a, at, out, kernels)
-			})
+				k.matMulFunc(typ)(w, a, c.n, c.rows, c.cols, out, c.ldo, &scratch)
+				checkProducts(t, k, typ, c, w, a, at, out, k.name)
+			}
 		}
 	}
 }
 
-// checkProducts checks that out (NaN before the product) holds Dot of every weight row of w with every
-// activation row of a (type at) as matMulCase c lays them out, and nothing beyond the rows of a column.
-func checkProducts(t testing.TB, typ quant.Type, c matMulCase, w, a []byte, at quant.Type, out []float32, label string) {
+// checkProducts checks that out (NaN before the product) holds the dot product on the kernels k of every
+// weight row of w with every activation row of a (type at) as matMulCase c lays them out, and nothing
+// beyond the rows of a column.
+func checkProducts(t testing.TB, k *impl, typ quant.Type, c matMulCase, w, a []byte, at quant.Type, out []float32, label string) {
 	t.Helper()
 	wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, at, c.n)
 	for j := range c.cols {
@@ -95,7 +96,7 @@ func checkProducts(t testing.TB, typ quant.Type, c matMulCase, w, a []byte, at q
 				}
 				continue
 			}
-			want := dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
+			want := k.dot(typ, w[i*wb:][:wb], a[j*ab:][:ab], c.n)
 			if math.Float32bits(got) != math.Float32bits(want) {
 				t.Errorf("%s %+v (%s): out[%d][%d] = %.9g, Dot = %.9g", typ, c, label, j, i, got, want)
 			}
@@ -114,7 +115,7 @@ func TestMatMulAssemblyMatchesGeneric(t *testing.T) {
 		w, a := matMulInputs(t, typ, c, 77)
 		wb, ab := mustRowBytes(t, typ, c.n), mustRowBytes(t, quant.Q8_K, c.n)
 		out := make([]float32, c.cols*c.ldo)
-		MatMulFunc(typ)(w, a, c.n, c.rows, c.cols, out, c.ldo, nil)
+		accelerated.matMulFunc(typ)(w, a, c.n, c.rows, c.cols, out, c.ldo, nil)
 		pure := generic.q4K
 		if typ == quant.Q6_K {
 			pure = generic.q6K
@@ -143,7 +144,7 @@ func TestScratchReuse(t *testing.T) {
 		MatMulFunc(quant.Q4_K)(w, a, c.n, c.rows, c.cols, out, c.ldo, &scratch)
 		for j := range c.cols {
 			for i := range c.rows {
-				if want := dot(quant.Q4_K, w[i*wb:][:wb], a[j*ab:][:ab], c.n); out[j*c.ldo+i] != want {
+				if want := active.dot(quant.Q4_K, w[i*wb:][:wb], a[j*ab:][:ab], c.n); out[j*c.ldo+i] != want {
 					t.Fatalf("%+v: out[%d][%d] = %g, want %g", c, j, i, out[j*c.ldo+i], want)
 				}
 			}
@@ -195,18 +196,18 @@ func BenchmarkMatMul(b *testing.B) {
 			a := make([]byte, cols*mustRowBytes(b, quant.Q8_K, n))
 			quant.QuantizeRowQ8K(quanttest.Gaussian(r, cols*n, 1), a)
 			out := make([]float32, rows*cols)
-			mm, dot := MatMulFunc(typ), DotFunc(typ)
 			wb, ab := len(w)/rows, len(a)/cols
 			blocks := float64(rows * cols * n / quant.QK_K)
-			eachKernelSet(b, func(_ testing.TB, kernels string) {
+			for _, k := range kernelSets() {
+				mm, dot := k.matMulFunc(typ), k.dotFunc(typ)
 				var scratch Scratch
-				b.Run(fmt.Sprintf("%s/n=%d/%s", typ, n, kernels), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/n=%d/%s", typ, n, k.name), func(b *testing.B) {
 					for b.Loop() {
 						mm(w, a, n, rows, cols, out, rows, &scratch)
 					}
 					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*blocks), "ns/blk")
 				})
-				b.Run(fmt.Sprintf("%s/n=%d/%s/dots", typ, n, kernels), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/n=%d/%s/dots", typ, n, k.name), func(b *testing.B) {
 					for b.Loop() {
 						for j := range cols {
 							for i := range rows {
@@ -216,7 +217,7 @@ func BenchmarkMatMul(b *testing.B) {
 					}
 					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*blocks), "ns/blk")
 				})
-			})
+			}
 		}
 	}
 }
