@@ -169,9 +169,8 @@ func New(m *model.Model, opts Options) (*Backend, error) {
 	case maxCtx > c.Context:
 		return nil, fmt.Errorf("cpu backend: context %d exceeds the model's trained context of %d", maxCtx, c.Context)
 	}
-	if c.Heads%c.KVHeads != 0 || c.RopeDim > c.HeadDim || len(c.NoRope) != c.Layers {
-		return nil, fmt.Errorf("cpu backend: inconsistent model config (heads %d, kv heads %d, head dim %d, rope dim %d, %d NoRope flags for %d layers)",
-			c.Heads, c.KVHeads, c.HeadDim, c.RopeDim, len(c.NoRope), c.Layers)
+	if err := c.Check(); err != nil {
+		return nil, fmt.Errorf("cpu backend: %w", err)
 	}
 	if opts.Numerics < Fast || opts.Numerics > Exact {
 		return nil, fmt.Errorf("cpu backend: unknown numerics %d", opts.Numerics)

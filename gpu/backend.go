@@ -115,9 +115,8 @@ type StepStats struct {
 // Forward only writes the step's inputs, records dispatches and submits.
 func newBackend(m *model.Model, opts options) (*backend, error) {
 	c := m.Config
-	if c.Heads <= 0 || c.KVHeads <= 0 || c.Heads%c.KVHeads != 0 || c.RopeDim > c.HeadDim || len(c.NoRope) != c.Layers {
-		return nil, fmt.Errorf("gpu backend: inconsistent model config (heads %d, kv heads %d, head dim %d, rope dim %d, %d NoRope flags for %d layers)",
-			c.Heads, c.KVHeads, c.HeadDim, c.RopeDim, len(c.NoRope), c.Layers)
+	if err := c.Check(); err != nil {
+		return nil, fmt.Errorf("gpu backend: %w", err)
 	}
 	if c.Dim%4 != 0 || c.HeadDim%2 != 0 || c.FF%4 != 0 {
 		return nil, fmt.Errorf("gpu backend: model dims (embedding %d, head %d, feed-forward %d) must be multiples of 4, 2 and 4", c.Dim, c.HeadDim, c.FF)

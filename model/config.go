@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"smolchat/model/gguf"
+	"smolchat/model/quant"
 )
 
 // Config is a model's hyperparameters and the shape of its forward pass. Behaviour that varies by
@@ -107,28 +108,52 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	return c, nil
 }
 
+// Check reports a shape no backend can run: the checks the loader makes on a file's keys, again for
+// configs put together by hand (tests, synthesized models), so that the backends need not repeat them.
+func (c Config) Check() error {
+	if c.Heads <= 0 || c.KVHeads <= 0 || c.Heads%c.KVHeads != 0 || c.RopeDim > c.HeadDim || c.RopeDim%2 != 0 || len(c.NoRope) != c.Layers {
+		return fmt.Errorf("inconsistent model config (heads %d, kv heads %d, head dim %d, rope dim %d, %d NoRope flags for %d layers)",
+			c.Heads, c.KVHeads, c.HeadDim, c.RopeDim, len(c.NoRope), c.Layers)
+	}
+	return nil
+}
+
 // KVDim is the width of one layer's K (or V) row: KVHeads × HeadDim.
 func (c Config) KVDim() int { return c.KVHeads * c.HeadDim }
 
 // QDim is the width of the attention's query: Heads × HeadDim.
 func (c Config) QDim() int { return c.Heads * c.HeadDim }
 
-// fileTypes maps general.file_type (llama_ftype) to its usual name.
-var fileTypes = map[uint64]string{0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
-	10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M",
-	18: "Q6_K", 32: "BF16"}
-
-// FileTypeName names a file's quantization from general.file_type, or from its most common weight type.
+// FileTypeName names a file's quantization as llama-quantize does: general.file_type mapped to its
+// name (Q4_K_M), else the weight type holding the most bytes (Q4_K), else "unknown".
 func FileTypeName(f *gguf.File) string {
-	if v, ok := f.Uint("general.file_type"); ok {
-		if n, ok := fileTypes[v]; ok {
-			return n
+	if ft, ok := f.Uint("general.file_type"); ok {
+		if name, ok := fileTypeNames[ft]; ok {
+			return name
 		}
 	}
-	for _, tc := range f.TypeCounts() {
-		if tc.Type != 0 || len(f.TypeCounts()) == 1 { // skip F32 norms unless everything is F32
-			return tc.Type.String()
+	bytes := map[quant.Type]uint64{}
+	for _, t := range f.Tensors {
+		bytes[t.Type] += t.Size
+	}
+	best, found := quant.Type(0), false
+	for t, n := range bytes {
+		if !found || n > bytes[best] || n == bytes[best] && t < best {
+			best, found = t, true
 		}
 	}
-	return "unknown"
+	if !found {
+		return "unknown"
+	}
+	return best.String()
+}
+
+// fileTypeNames maps llama.cpp's llama_ftype (general.file_type) to the names llama-quantize uses.
+// Ids 4 to 6 and 33 to 35 were retired and are absent.
+var fileTypeNames = map[uint64]string{
+	0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+	10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M",
+	18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S",
+	25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16",
+	36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
 }

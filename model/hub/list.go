@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"smolchat/model"
 	"smolchat/model/gguf"
-	"smolchat/model/quant"
 )
 
 // LocalModel is a file in the models directory.
@@ -68,68 +68,5 @@ func describe(path string) (arch, quantization string, err error) {
 	}
 	defer f.Close()
 	arch, _ = f.String("general.architecture")
-	return arch, Quantization(f), nil
-}
-
-// Quantization names a model's quantization: general.file_type mapped to llama.cpp's name (Q4_K_M),
-// else the tensor type holding the most bytes (Q4_K), else "".
-func Quantization(f *gguf.File) string {
-	if ft, ok := f.Uint("general.file_type"); ok {
-		if name, ok := fileTypeNames[ft]; ok {
-			return name
-		}
-	}
-	bytes := map[quant.Type]uint64{}
-	for _, t := range f.Tensors {
-		bytes[t.Type] += t.Size
-	}
-	var best quant.Type
-	found := false
-	for t, n := range bytes {
-		if !found || n > bytes[best] || n == bytes[best] && t < best {
-			best, found = t, true
-		}
-	}
-	if !found {
-		return ""
-	}
-	return best.String()
-}
-
-// fileTypeNames maps llama.cpp's llama_ftype (general.file_type) to the names llama-quantize uses.
-// Ids 4 to 6 and 33 to 35 were retired and are absent.
-var fileTypeNames = map[uint64]string{
-	0:  "F32",
-	1:  "F16",
-	2:  "Q4_0",
-	3:  "Q4_1",
-	7:  "Q8_0",
-	8:  "Q5_0",
-	9:  "Q5_1",
-	10: "Q2_K",
-	11: "Q3_K_S",
-	12: "Q3_K_M",
-	13: "Q3_K_L",
-	14: "Q4_K_S",
-	15: "Q4_K_M",
-	16: "Q5_K_S",
-	17: "Q5_K_M",
-	18: "Q6_K",
-	19: "IQ2_XXS",
-	20: "IQ2_XS",
-	21: "Q2_K_S",
-	22: "IQ3_XS",
-	23: "IQ3_XXS",
-	24: "IQ1_S",
-	25: "IQ4_NL",
-	26: "IQ3_S",
-	27: "IQ3_M",
-	28: "IQ2_S",
-	29: "IQ2_M",
-	30: "IQ4_XS",
-	31: "IQ1_M",
-	32: "BF16",
-	36: "TQ1_0",
-	37: "TQ2_0",
-	38: "MXFP4_MOE",
+	return arch, model.FileTypeName(f), nil
 }
