@@ -76,9 +76,9 @@ func (s *Server) runCommand(c *fiber.Ctx, name, arg, convID string, settings sto
 	var msg string
 	switch {
 	case name == "/think":
-		msg = "Thinking is on: SmolLM3 reasons before it answers."
+		msg = "Thinking is on: the model reasons before it answers."
 	case name == "/no_think":
-		msg = "Thinking is off: SmolLM3 answers directly."
+		msg = "Thinking is off: the model answers directly."
 	case settings.Temperature == nil:
 		def := engine.DefaultSamplerParams().Temperature
 		msg = "Temperature reset to the default (" + strconv.FormatFloat(float64(def), 'g', -1, 32) + ")."
