@@ -106,9 +106,6 @@ func (e *Engine) log() *slog.Logger {
 	return e.logger
 }
 
-// Model is the loaded model.
-func (e *Engine) Model() *model.Model { return e.model }
-
 // Tokenizer is the model's tokenizer.
 func (e *Engine) Tokenizer() *tokenizer.Tokenizer { return e.tok }
 

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -63,9 +62,6 @@ func (p SamplerParams) Validate() error {
 	return nil
 }
 
-// ErrNoLogits is what Sample's -1 means: there was nothing to choose from.
-var ErrNoLogits = errors.New("sampler: empty logits")
-
 // Sampler draws tokens from logits. It keeps scratch buffers between calls, so it is not safe for
 // concurrent use; give each generation its own.
 type Sampler struct {
@@ -97,7 +93,7 @@ func NewSampler(p SamplerParams) *Sampler {
 // With Temperature ≤ 0 it returns the argmax of the penalized logits (ties: the lowest id). Otherwise
 // it applies, in order: the repeat, frequency and presence penalties; top-k; softmax at the
 // temperature; top-p; min-p; and draws from what is left. NaN logits count as -Inf. It returns -1
-// (ErrNoLogits) when logits is empty.
+// when logits is empty (nothing to choose from).
 //
 // Tokens whose probability is below e^-30 (1e-13) times the top token's are left out from the start:
 // a 128k vocabulary of them holds less than 1e-8 of the mass, below float32 resolution, and skipping

@@ -190,9 +190,6 @@ func (b *backend) LastStep() StepStats {
 	return b.last
 }
 
-// DeviceInfo describes the adapter in use.
-func (b *backend) DeviceInfo() AdapterInfo { return b.d.Info }
-
 // Close releases the device and all its memory.
 func (b *backend) Close() error {
 	b.mu.Lock()

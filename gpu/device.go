@@ -307,9 +307,6 @@ func (d *device) Subgroups() bool { return d.subgroups }
 // subgroupsAvail reports whether the device could run subgroup kernels.
 func (d *device) subgroupsAvail() bool { return d.sgFeature }
 
-// MaxBinding is the most bytes one storage binding may cover on this device (or the test cap).
-func (d *device) MaxBinding() uint64 { return d.maxBinding }
-
 // Limits are the device's limits (the adapter's, requested in full).
 func (d *device) Limits() wgpu.Limits { return d.limits }
 

@@ -140,15 +140,6 @@ func ropeFreqs(path string, t Tensor) ([]float32, error) {
 // Name is the file's base name.
 func (m *Model) Name() string { return filepath.Base(m.Path) }
 
-// Tensor returns a tensor's info and data by name.
-func (m *Model) Tensor(name string) (*gguf.TensorInfo, []byte, error) {
-	t := m.File.Tensor(name)
-	if t == nil {
-		return nil, nil, fmt.Errorf("model %s: no tensor %s", m.Path, name)
-	}
-	return t, m.File.Data(t), nil
-}
-
 // ParamCount is the number of weights in the file.
 func (m *Model) ParamCount() int64 {
 	var n int64

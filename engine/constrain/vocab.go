@@ -71,9 +71,6 @@ func NewVocab(size int, piece func(id int32) []byte, eog []int32) *Vocab {
 	return v
 }
 
-// Size is the number of tokens.
-func (v *Vocab) Size() int { return v.size }
-
 // Constraint holds one generation to a grammar over a vocabulary: the mask of allowed tokens at each
 // step, cached per matcher state.
 type Constraint struct {

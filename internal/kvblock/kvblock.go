@@ -48,9 +48,6 @@ func (p *Pool) Available() int { return len(p.free) + p.limit - len(p.refs) }
 // Used is the number of blocks with a reference.
 func (p *Pool) Used() int { return len(p.refs) - len(p.free) }
 
-// Refs is the number of sequences holding block id.
-func (p *Pool) Refs(id int32) int32 { return p.refs[id] }
-
 // alloc takes a block with one reference; the caller has checked Available.
 func (p *Pool) alloc() int32 {
 	if n := len(p.free); n > 0 {

@@ -471,14 +471,6 @@ func (t *Tokenizer) TokenID(s string) (int32, bool) {
 	return id, ok
 }
 
-// Token returns a token's text as stored in the vocabulary ("" for an id out of range).
-func (t *Tokenizer) Token(id int32) string {
-	if id < 0 || int(id) >= len(t.tokens) {
-		return ""
-	}
-	return t.tokens[id]
-}
-
 // Type returns a token's type after llama.cpp's adjustments (end-of-turn tokens become control tokens).
 func (t *Tokenizer) Type(id int32) TokenType {
 	if id < 0 || int(id) >= len(t.types) {
