@@ -295,35 +295,59 @@ func fitLastTurn(g Generator, size int, msgs []engine.Message, think *bool, p en
 }
 
 func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
+	job, err := s.chatJob(c)
+	if err != nil {
+		return err
+	}
+	if !job.stream {
+		return s.chatResponse(c, job)
+	}
+	return s.chatStream(c, job)
+}
+
+// chatCompletion is a validated chat completion request that holds its queue places: what the answer
+// and the stream share.
+type chatCompletion struct {
+	creq         engine.ChatRequest
+	parseCalls   bool // the answer's <tool_call> blocks become tool_calls
+	stream       bool
+	includeUsage bool // stream_options.include_usage
+	tickets      []*ticket
+	out          completion[chatChoice] // the response (or each chunk) before its choices
+}
+
+// chatJob decodes and checks a chat completion request, refuses what cannot fit the context window
+// while a status can still be sent, and takes the queue places of its choices.
+func (s *Server) chatJob(c *fiber.Ctx) (*chatCompletion, error) {
 	var req chatRequest
 	if err := decodeJSON(c.Body(), &req); err != nil {
-		return err
+		return nil, err
 	}
 	msgs, aerr := req.messages(s.cfg.MaxMessages)
 	if aerr != nil {
-		return aerr
+		return nil, aerr
 	}
 	if aerr := req.unsupported(); aerr != nil {
-		return aerr
+		return nil, aerr
 	}
 	m := s.ready()
 	if m == nil {
-		return s.errLoading()
+		return nil, s.errLoading()
 	}
 	info := m.info() // one view of the model for the whole request
 	params, aerr := req.params(info.Context, info.Vocab)
 	if aerr != nil {
-		return aerr
+		return nil, aerr
 	}
 	if aerr := req.logprobs(&params); aerr != nil {
-		return aerr
+		return nil, aerr
 	}
 	if params.Grammar, aerr = req.grammar(); aerr != nil {
-		return aerr
+		return nil, aerr
 	}
 	plan, aerr := req.tools(info, &params)
 	if aerr != nil {
-		return aerr
+		return nil, aerr
 	}
 	think := req.think()
 	// The engine drops old turns to fit the context; refuse here, while a status can still be sent, what
@@ -336,150 +360,167 @@ func (s *Server) handleChatCompletions(c *fiber.Ctx) error {
 	}
 	n, limit, err := fitLastTurn(m.gen, info.Context, msgs, think, params, tools...)
 	if err != nil {
-		return badRequest("messages", "cannot render the conversation: %v", err)
+		return nil, badRequest("messages", "cannot render the conversation: %v", err)
 	}
 	if n >= info.Context {
-		return badRequest("messages", "the last turn alone is %d tokens; the context window holds %d", n, info.Context).
+		return nil, badRequest("messages", "the last turn alone is %d tokens; the context window holds %d", n, info.Context).
 			withCode("context_length_exceeded")
 	}
 	if n > limit {
-		return badRequest("messages", "the last turn alone is %d tokens; with %d kept for the answer, the context window of %d holds at most %d",
+		return nil, badRequest("messages", "the last turn alone is %d tokens; with %d kept for the answer, the context window of %d holds at most %d",
 			n, info.Context-limit, info.Context, limit).withCode("context_length_exceeded")
 	}
 	tickets, aerr := s.takeTickets(&req.sampling)
 	if aerr != nil {
-		return aerr
+		return nil, aerr
 	}
-	creq := engine.ChatRequest{Messages: msgs, Think: think, Params: params}
-	parseCalls := plan != nil && plan.parse
-	if plan != nil {
-		creq.Tools = plan.tools
+	return &chatCompletion{
+		creq:         engine.ChatRequest{Messages: msgs, Think: think, Params: params, Tools: tools},
+		parseCalls:   plan != nil && plan.parse,
+		stream:       req.Stream,
+		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage,
+		tickets:      tickets,
+		out:          completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(info)},
+	}, nil
+}
+
+// choiceRequest is the engine request of choice i: the request with the choice's seed.
+func (j *chatCompletion) choiceRequest(i int) engine.ChatRequest {
+	r := j.creq
+	r.Params.Seed = choiceSeed(j.creq.Params.Seed, i)
+	return r
+}
+
+// callsFinish is the finish reason: "tool_calls" when the answer made calls and ended by itself.
+func callsFinish(res engine.Result, calls int) *string {
+	if calls > 0 && res.FinishReason == engine.FinishStop {
+		r := "tool_calls"
+		return &r
 	}
-	// callsFinish is the finish reason: "tool_calls" when the answer made calls and ended by itself.
-	callsFinish := func(res engine.Result, calls int) *string {
-		if calls > 0 && res.FinishReason == engine.FinishStop {
-			r := "tool_calls"
-			return &r
-		}
-		return finishReason(res.FinishReason)
+	return finishReason(res.FinishReason)
+}
+
+// chatResponse generates the choices and answers with them in one JSON response.
+func (s *Server) chatResponse(c *fiber.Ctx, j *chatCompletion) error {
+	results, err := s.generateChoices(c, j.tickets, func(ctx context.Context, g Generator, i int) (engine.Result, error) {
+		return g.Chat(ctx, j.choiceRequest(i), nil)
+	})
+	if err != nil {
+		return generationError(err)
 	}
-	out := completion[chatChoice]{ID: newID("chatcmpl-"), Object: "chat.completion", Created: time.Now().Unix(), Model: modelID(info)}
-	if !req.Stream {
-		results, err := s.generateChoices(c, tickets, func(ctx context.Context, g Generator, i int) (engine.Result, error) {
-			r := creq
-			r.Params.Seed = choiceSeed(params.Seed, i)
-			return g.Chat(ctx, r, nil)
-		})
-		if err != nil {
-			return generationError(err)
-		}
-		for i, res := range results {
-			msg := &chatOutMsg{Role: "assistant", Content: &res.Answer, ReasoningContent: res.Thinking}
-			if parseCalls {
-				content, calls := splitCalls(res.Answer)
-				msg.Content, msg.ToolCalls = &content, calls
-				if content == "" && len(calls) > 0 {
-					msg.Content = nil
-				}
+	out := j.out
+	for i, res := range results {
+		msg := &chatOutMsg{Role: "assistant", Content: &res.Answer, ReasoningContent: res.Thinking}
+		if j.parseCalls {
+			content, calls := splitCalls(res.Answer)
+			msg.Content, msg.ToolCalls = &content, calls
+			if content == "" && len(calls) > 0 {
+				msg.Content = nil
 			}
-			out.Choices = append(out.Choices, chatChoice{Index: i, Message: msg, Logprobs: chatLogprobsOf(res.Logprobs...),
-				FinishReason: callsFinish(res, len(msg.ToolCalls))})
 		}
-		out.Usage, out.Timings = usageOfChoices(results), timingsOf(results[0].Timings)
-		return c.JSON(out)
+		out.Choices = append(out.Choices, chatChoice{Index: i, Message: msg, Logprobs: chatLogprobsOf(res.Logprobs...),
+			FinishReason: callsFinish(res, len(msg.ToolCalls))})
 	}
-	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	out.Usage, out.Timings = usageOfChoices(results), timingsOf(results[0].Timings)
+	return c.JSON(out)
+}
+
+// chatStream streams the choices as chat.completion.chunk events, then the usage when asked for.
+func (s *Server) chatStream(c *fiber.Ctx, j *chatCompletion) error {
+	out := j.out
 	out.Object = "chat.completion.chunk"
 	return s.startSSE(c, func(sse sseWriter) {
-		// choice is how choice i streams (its chunks carry its index; the streamAPI serializes writes).
-		choice := func(i int) streamChoice {
-			send := func(delta chatOutMsg, lp *chatLogprobs, finish *string) error {
-				out.Choices = []chatChoice{{Index: i, Delta: &delta, Logprobs: lp, FinishReason: finish}}
-				return sendJSON(sse, out)
-			}
-			empty := ""
-			var split callSplitter
-			calls := 0
-			// answer turns answer text into deltas: content, or with tools, content and tool calls (the
-			// call's id and name first, then its arguments in chunks).
-			answer := func(text string, outs []chatOutMsg) []chatOutMsg {
-				content := func(t string) { outs = append(outs, chatOutMsg{Content: &t}) }
-				if !parseCalls {
-					if text != "" {
-						content(text)
-					}
-					return outs
-				}
-				split.push(text, content, func(c toolCallOut) {
-					index := calls
-					calls++
-					head := c
-					head.Index, head.Function.Arguments = &index, ""
-					outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{head}})
-					for _, a := range argumentChunks(c.Function.Arguments, 32) {
-						var part toolCallOut
-						part.Index, part.Function.Arguments = &index, a
-						outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{part}})
-					}
-				})
-				return outs
-			}
-			sendAll := func(outs []chatOutMsg, lp *chatLogprobs) error {
-				for i, m := range outs {
-					var withLP *chatLogprobs
-					if i == len(outs)-1 {
-						withLP = lp
-					}
-					if err := send(m, withLP, nil); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			r := creq
-			r.Params.Seed = choiceSeed(params.Seed, i)
-			return streamChoice{
-				start: func() error { return send(chatOutMsg{Role: "assistant", Content: &empty}, nil, nil) },
-				run: func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
-					return g.Chat(ctx, r, emit)
-				},
-				emit: func(d engine.Delta) error {
-					var outs []chatOutMsg
-					if d.Thinking != "" {
-						outs = append(outs, chatOutMsg{ReasoningContent: d.Thinking})
-					}
-					outs = answer(d.Answer, outs)
-					// A token's log probability rides on the last chunk its text makes, or on a chunk of
-					// its own when the token's text is held back.
-					var lp *chatLogprobs
-					if d.Logprob != nil {
-						lp = chatLogprobsOf(*d.Logprob)
-						if len(outs) == 0 {
-							outs = append(outs, chatOutMsg{})
-						}
-					}
-					return sendAll(outs, lp)
-				},
-				finish: func(res engine.Result) error {
-					if parseCalls {
-						var outs []chatOutMsg
-						split.flush(func(t string) { outs = append(outs, chatOutMsg{Content: &t}) })
-						if err := sendAll(outs, nil); err != nil {
-							return err
-						}
-					}
-					return send(chatOutMsg{}, nil, callsFinish(res, calls))
-				},
-			}
-		}
-		s.streamAPI(sse, tickets, choice, func(results []engine.Result) error {
-			if !includeUsage {
+		// Chunks are written one at a time (streamAPI serializes the choices' writes), so they share out.
+		choice := func(i int) streamChoice { return j.streamChoice(sse, &out, i) }
+		s.streamAPI(sse, j.tickets, choice, func(results []engine.Result) error {
+			if !j.includeUsage {
 				return nil
 			}
 			out.Choices, out.Usage, out.Timings = []chatChoice{}, usageOfChoices(results), timingsOf(results[0].Timings)
 			return sendJSON(sse, out)
 		})
 	})
+}
+
+// streamChoice is how choice i streams: its chunks carry its index, each written through out.
+func (j *chatCompletion) streamChoice(sse sseWriter, out *completion[chatChoice], i int) streamChoice {
+	send := func(delta chatOutMsg, lp *chatLogprobs, finish *string) error {
+		out.Choices = []chatChoice{{Index: i, Delta: &delta, Logprobs: lp, FinishReason: finish}}
+		return sendJSON(sse, *out)
+	}
+	empty := ""
+	var split callSplitter
+	calls := 0
+	// answer turns answer text into deltas: content, or with tools, content and tool calls (the call's
+	// id and name first, then its arguments in chunks).
+	answer := func(text string, outs []chatOutMsg) []chatOutMsg {
+		content := func(t string) { outs = append(outs, chatOutMsg{Content: &t}) }
+		if !j.parseCalls {
+			if text != "" {
+				content(text)
+			}
+			return outs
+		}
+		split.push(text, content, func(c toolCallOut) {
+			index := calls
+			calls++
+			head := c
+			head.Index, head.Function.Arguments = &index, ""
+			outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{head}})
+			for _, a := range argumentChunks(c.Function.Arguments, 32) {
+				var part toolCallOut
+				part.Index, part.Function.Arguments = &index, a
+				outs = append(outs, chatOutMsg{ToolCalls: []toolCallOut{part}})
+			}
+		})
+		return outs
+	}
+	sendAll := func(outs []chatOutMsg, lp *chatLogprobs) error {
+		for i, m := range outs {
+			var withLP *chatLogprobs
+			if i == len(outs)-1 {
+				withLP = lp
+			}
+			if err := send(m, withLP, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	r := j.choiceRequest(i)
+	return streamChoice{
+		start: func() error { return send(chatOutMsg{Role: "assistant", Content: &empty}, nil, nil) },
+		run: func(ctx context.Context, g Generator, emit func(engine.Delta) error) (engine.Result, error) {
+			return g.Chat(ctx, r, emit)
+		},
+		emit: func(d engine.Delta) error {
+			var outs []chatOutMsg
+			if d.Thinking != "" {
+				outs = append(outs, chatOutMsg{ReasoningContent: d.Thinking})
+			}
+			outs = answer(d.Answer, outs)
+			// A token's log probability rides on the last chunk its text makes, or on a chunk of its own
+			// when the token's text is held back.
+			var lp *chatLogprobs
+			if d.Logprob != nil {
+				lp = chatLogprobsOf(*d.Logprob)
+				if len(outs) == 0 {
+					outs = append(outs, chatOutMsg{})
+				}
+			}
+			return sendAll(outs, lp)
+		},
+		finish: func(res engine.Result) error {
+			if j.parseCalls {
+				var outs []chatOutMsg
+				split.flush(func(t string) { outs = append(outs, chatOutMsg{Content: &t}) })
+				if err := sendAll(outs, nil); err != nil {
+					return err
+				}
+			}
+			return send(chatOutMsg{}, nil, callsFinish(res, calls))
+		},
+	}
 }
 
 func (s *Server) handleCompletions(c *fiber.Ctx) error {
