@@ -23,7 +23,7 @@ func init() {
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&opts.model, "model", "", "GGUF `file` whose tokenizer to use")
 			fs.BoolVar(&opts.special, "special", false, "match special tokens such as <|im_start|> written in the text")
-			fs.BoolVar(&opts.noBOS, "no-bos", false, "do not prepend BOS even if the model asks for it")
+			fs.BoolVar(&opts.noBOS, "no-bos", false, "do not add BOS (nor EOS, for a model that appends one) even if the model asks for it, as llama-tokenize's --no-bos")
 		},
 		Run: func(env *Env, args []string) error {
 			if opts.model == "" {
@@ -51,6 +51,7 @@ func init() {
 			}
 			ids := tok.Encode(text, tokenizer.EncodeOptions{
 				AddBOS:       tok.AddsBOS() && !opts.noBOS,
+				AddEOS:       tok.AddsEOS() && !opts.noBOS,
 				ParseSpecial: opts.special,
 			})
 			if ids == nil {

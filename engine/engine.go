@@ -142,9 +142,10 @@ func (e *Engine) Close() error {
 	return err
 }
 
-// Tokenize encodes raw text, with BOS when the model's rules add one.
+// Tokenize encodes raw text, with BOS and EOS where the model's rules add them (llama.cpp's add_special,
+// which its server sets for every prompt).
 func (e *Engine) Tokenize(text string, parseSpecial bool) []int32 {
-	return e.tok.Encode(text, tokenizer.EncodeOptions{AddBOS: e.tok.AddsBOS(), ParseSpecial: parseSpecial})
+	return e.tok.Encode(text, tokenizer.EncodeOptions{AddBOS: e.tok.AddsBOS(), AddEOS: e.tok.AddsEOS(), ParseSpecial: parseSpecial})
 }
 
 // RenderChat renders msgs with the model's chat template and encodes them: template markup with
@@ -172,6 +173,9 @@ func (e *Engine) RenderChat(msgs []Message, think *bool, tools ...json.RawMessag
 	ids = append(ids, p.Tokens(func(text string, special bool) []int32 {
 		return e.tok.Encode(text, tokenizer.EncodeOptions{ParseSpecial: special})
 	})...)
+	if e.tok.AddsEOS() { // as llama.cpp's server tokenizes a rendered chat: with add_special
+		ids = append(ids, e.tok.EOS())
+	}
 	return p, ids, nil
 }
 
@@ -271,7 +275,8 @@ func dropOldestTurn(msgs []Message) ([]Message, bool) {
 	return out, true
 }
 
-// Complete continues a raw prompt (no chat template; BOS per the model's rules, special tokens parsed).
+// Complete continues a raw prompt (no chat template; BOS and EOS per the model's rules, special tokens
+// parsed).
 func (e *Engine) Complete(ctx context.Context, prompt string, p GenParams, emit func(Delta) error) (Result, error) {
 	ids := e.Tokenize(prompt, true)
 	if len(ids) == 0 {

@@ -17,6 +17,15 @@ import (
 // Any text round-trips through it, so scripted token streams decode to known text.
 func testTokenizer(t testing.TB) *tokenizer.Tokenizer {
 	t.Helper()
+	tok, err := tokenizer.New(testVocab())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// testVocab is testTokenizer's vocabulary.
+func testVocab() tokenizer.Vocab {
 	v := tokenizer.Vocab{Model: "llama", Pre: "default", BOS: 1, EOS: 2, UNK: 0, EOT: -1, EOM: -1, PAD: -1}
 	add := func(s string, typ tokenizer.TokenType) {
 		v.Tokens = append(v.Tokens, s)
@@ -36,11 +45,7 @@ func testTokenizer(t testing.TB) *tokenizer.Tokenizer {
 		}
 		add(w, typ)
 	}
-	tok, err := tokenizer.New(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return v
 }
 
 func id(t *testing.T, tok *tokenizer.Tokenizer, s string) int32 {
@@ -463,6 +468,34 @@ func TestContinuation(t *testing.T) {
 		}
 		if slices.Contains(got, th) != (tc.p.Thinking != "") {
 			t.Errorf("continuation(%+v): the <think> token is there: %v, want %v", tc.p, slices.Contains(got, th), tc.p.Thinking != "")
+		}
+	}
+}
+
+// TestPromptSpecialTokens: a raw prompt and a rendered chat get BOS and EOS as the model's
+// tokenizer.ggml.add_bos_token and add_eos_token say, as llama.cpp's server adds them (add_special).
+func TestPromptSpecialTokens(t *testing.T) {
+	for _, tc := range []struct {
+		addBOS, addEOS bool
+	}{{false, false}, {true, false}, {false, true}, {true, true}} {
+		v := testVocab()
+		v.AddBOS, v.AddEOS = &tc.addBOS, &tc.addEOS
+		tok, err := tokenizer.New(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &Engine{tok: tok, tmpl: chat.ForModel("llama", "")}
+		_, chatIDs, err := e.RenderChat([]Message{{Role: "user", Content: "Hello"}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, ids := range map[string][]int32{"raw prompt": e.Tokenize("Hello world", false), "chat": chatIDs} {
+			if got := ids[0] == tok.BOS(); got != tc.addBOS {
+				t.Errorf("add_bos %v, add_eos %v: %s %v starts with BOS: %v", tc.addBOS, tc.addEOS, what, ids, got)
+			}
+			if got := ids[len(ids)-1] == tok.EOS(); got != tc.addEOS {
+				t.Errorf("add_bos %v, add_eos %v: %s %v ends with EOS: %v", tc.addBOS, tc.addEOS, what, ids, got)
+			}
 		}
 	}
 }
