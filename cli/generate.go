@@ -32,7 +32,7 @@ func init() {
 		Flags: func(fs *flag.FlagSet) {
 			mf = addModelFlags(fs)
 			prompt = fs.String("prompt", "", "the prompt: one user message, or raw text with --raw")
-			raw = fs.Bool("raw", false, "tokenize the prompt as is (BOS per the model's rules) instead of using the chat template")
+			raw = fs.Bool("raw", false, "tokenize the prompt as is (BOS and EOS per the model's rules) instead of using the chat template")
 			asJSON = fs.Bool("json", false, "print one JSON object with ids, text, finish reason and timings")
 			think = fs.Bool("think", false, "SmolLM3 reasoning mode on (/think)")
 			noThink = fs.Bool("no-think", false, "SmolLM3 reasoning mode off (/no_think)")

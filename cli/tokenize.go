@@ -23,7 +23,7 @@ func init() {
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&opts.model, "model", "", "GGUF `file` whose tokenizer to use")
 			fs.BoolVar(&opts.special, "special", false, "match special tokens such as <|im_start|> written in the text")
-			fs.BoolVar(&opts.noBOS, "no-bos", false, "do not add BOS (nor EOS, for a model that appends one) even if the model asks for it, as llama-tokenize's --no-bos")
+			fs.BoolVar(&opts.noBOS, "no-bos", false, "do not add BOS or EOS even if the model asks for them")
 		},
 		Run: func(env *Env, args []string) error {
 			if opts.model == "" {

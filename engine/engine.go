@@ -173,7 +173,7 @@ func (e *Engine) RenderChat(msgs []Message, think *bool, tools ...json.RawMessag
 	ids = append(ids, p.Tokens(func(text string, special bool) []int32 {
 		return e.tok.Encode(text, tokenizer.EncodeOptions{ParseSpecial: special})
 	})...)
-	if e.tok.AddsEOS() { // as llama.cpp's server tokenizes a rendered chat: with add_special
+	if e.tok.AddsEOS() && e.tok.EOS() >= 0 { // as llama.cpp's server tokenizes a rendered chat: with add_special
 		ids = append(ids, e.tok.EOS())
 	}
 	return p, ids, nil

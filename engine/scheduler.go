@@ -60,7 +60,7 @@ type scheduler struct {
 	e        *Engine
 	b        SeqBackend
 	parallel int
-	chunk    int // prompt tokens per step: prefillChunk, or the hooks' chunk
+	chunk    int // prompt tokens per step: prefillChunk, or the hooks' promptChunk
 	maxCtx   int
 	base     context.Context
 	stop     context.CancelFunc
@@ -88,13 +88,13 @@ type scheduler struct {
 // the scheduler's goroutine reads them without a lock). onStep and onSubmit, when set, are called with
 // each batch before it is evaluated, and after a request is handed to the scheduler; onIdle when the
 // scheduler, idle, has spilled what it could to disk and waits; onWait when every running sequence waits
-// for its client. chunk, when not 0, replaces prefillChunk.
+// for its client. promptChunk, when not 0, replaces prefillChunk.
 type schedHooks struct {
-	onStep   func(batch []SeqEntry)
-	onSubmit func()
-	onIdle   func()
-	onWait   func()
-	chunk    int
+	onStep      func(batch []SeqEntry)
+	onSubmit    func()
+	onIdle      func()
+	onWait      func()
+	promptChunk int
 }
 
 // seqRequest is one generation in the scheduler.
@@ -145,8 +145,8 @@ func newScheduler(e *Engine, b SeqBackend, parallel int) *scheduler {
 	}
 	s := &scheduler{e: e, b: b, parallel: parallel, chunk: prefillChunk, maxCtx: b.MaxContext(),
 		wake: make(chan struct{}, 1), stopped: make(chan struct{}), schedHooks: e.hooks}
-	if s.schedHooks.chunk > 0 {
-		s.chunk = s.schedHooks.chunk
+	if s.schedHooks.promptChunk > 0 {
+		s.chunk = s.schedHooks.promptChunk
 	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.useDisk(e.disk)

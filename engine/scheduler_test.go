@@ -367,7 +367,7 @@ func TestSchedulerSampledMatchesAlone(t *testing.T) {
 // ends its prompt: the next step decodes it beside them.
 func TestSchedulerNewcomer(t *testing.T) {
 	e, f := newSeqEngine(t, 4, 1000)
-	e.hooks.chunk = 8
+	e.hooks.promptChunk = 8
 	l := holdSteps(t, e)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

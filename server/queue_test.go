@@ -53,7 +53,7 @@ func TestQueueOrderAndBound(t *testing.T) {
 		<-letSecondGo
 		second.release()
 	}()
-	if pos := <-secondPos; pos != 1 {
+	if pos := nextPos(t, secondPos); pos != 1 {
 		t.Fatalf("second joined at position %d, want 1", pos)
 	}
 	go func() {
@@ -67,11 +67,11 @@ func TestQueueOrderAndBound(t *testing.T) {
 		omu.Unlock()
 		third.release()
 	}()
-	if pos := <-thirdPos; pos != 2 {
+	if pos := nextPos(t, thirdPos); pos != 2 {
 		t.Fatalf("third joined at position %d, want 2", pos)
 	}
 	first.release()
-	if pos := <-thirdPos; pos != 1 {
+	if pos := nextPos(t, thirdPos); pos != 1 {
 		t.Fatalf("third moved to position %d when the first left, want 1", pos)
 	}
 	close(letSecondGo)
@@ -81,6 +81,18 @@ func TestQueueOrderAndBound(t *testing.T) {
 	}
 	if q.full() || q.running != 0 {
 		t.Fatal("queue not free after every ticket was released")
+	}
+}
+
+// nextPos is the next position a waiting ticket reports; ten seconds without one fail the test.
+func nextPos(t *testing.T, reports <-chan int) int {
+	t.Helper()
+	select {
+	case pos := <-reports:
+		return pos
+	case <-time.After(10 * time.Second):
+		t.Fatal("no position reported in 10 s")
+		return 0
 	}
 }
 

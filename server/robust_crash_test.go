@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"smolchat/engine"
 	"smolchat/server/store"
 )
 
@@ -36,7 +37,7 @@ func TestCrashHelperProcess(t *testing.T) {
 	f := newFake()
 	f.delay = 5 * time.Millisecond
 	f.thinkWords = 0
-	s, err := New(Config{DataDir: dir, Log: slog.New(slog.DiscardHandler)}, f)
+	s, err := New(Config{DataDir: dir, Log: slog.New(slog.DiscardHandler)}, holdDoomed{f})
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
@@ -49,6 +50,23 @@ func TestCrashHelperProcess(t *testing.T) {
 	fmt.Println("ADDR http://" + ln.Addr().String())
 	go s.Serve(ln)
 	time.Sleep(time.Hour)
+}
+
+// holdDoomed answers "doomed question" with a few words and then holds the answer until the process is
+// killed, so that the kill always comes mid-answer however slow the other clients are.
+type holdDoomed struct{ *fakeGen }
+
+func (g holdDoomed) Chat(ctx context.Context, req engine.ChatRequest, emit func(engine.Delta) error) (engine.Result, error) {
+	if req.Messages[len(req.Messages)-1].Content != "doomed question" {
+		return g.fakeGen.Chat(ctx, req, emit)
+	}
+	for i := range 5 {
+		if err := emit(engine.Delta{Answer: fmt.Sprintf(" word%d", i)}); err != nil {
+			break
+		}
+	}
+	<-ctx.Done()
+	return engine.Result{FinishReason: engine.FinishCancelled}, nil
 }
 
 // TestCrashKeepsHistory kills the server (SIGKILL, no chance to clean up) while one answer streams and

@@ -34,8 +34,9 @@ import (
 type weightKernels struct {
 	// vecDot is the activation format of the dot product (VecDotType).
 	vecDot quant.Type
-	// dot is the dot product of a weight row with an activation row on the kernels k (DotFunc).
-	dot func(k *impl, w, a []byte, n int) float32
+	// dot returns the dot product of a weight row with an activation row on the kernels k (DotFunc): a
+	// method value, called with no more indirection than the kernel itself.
+	dot func(k *impl) rowDot
 	// multiRow returns the multi-row kernels of an implementation (matmul.go, interleave.go); nil for
 	// the types that have only the dot product.
 	multiRow func(k *impl) multiRow
@@ -44,14 +45,14 @@ type weightKernels struct {
 // weights lists the weight types the CPU computes with. Every type quant.Supported accepts has an entry
 // (TestEveryWeightTypeHasKernels).
 var weights = map[quant.Type]weightKernels{
-	quant.F32:  {vecDot: quant.F32, dot: (*impl).dotF32Bytes},
-	quant.F16:  {vecDot: quant.F32, dot: (*impl).dotF16Bytes},
-	quant.BF16: {vecDot: quant.F32, dot: (*impl).dotBF16Bytes},
-	quant.Q4_0: {vecDot: quant.Q8_0, dot: (*impl).dotQ4_0Q8_0},
-	quant.Q8_0: {vecDot: quant.Q8_0, dot: (*impl).dotQ8_0Q8_0},
-	quant.Q4_K: {vecDot: quant.Q8_K, dot: (*impl).dotQ4KQ8K, multiRow: q4KMultiRow},
-	quant.Q5_K: {vecDot: quant.Q8_K, dot: (*impl).dotQ5KQ8K},
-	quant.Q6_K: {vecDot: quant.Q8_K, dot: (*impl).dotQ6KQ8K, multiRow: q6KMultiRow},
+	quant.F32:  {vecDot: quant.F32, dot: func(k *impl) rowDot { return k.dotF32Bytes }},
+	quant.F16:  {vecDot: quant.F32, dot: func(k *impl) rowDot { return k.dotF16Bytes }},
+	quant.BF16: {vecDot: quant.F32, dot: func(k *impl) rowDot { return k.dotBF16Bytes }},
+	quant.Q4_0: {vecDot: quant.Q8_0, dot: func(k *impl) rowDot { return k.dotQ4_0Q8_0 }},
+	quant.Q8_0: {vecDot: quant.Q8_0, dot: func(k *impl) rowDot { return k.dotQ8_0Q8_0 }},
+	quant.Q4_K: {vecDot: quant.Q8_K, dot: func(k *impl) rowDot { return k.dotQ4KQ8K }, multiRow: q4KMultiRow},
+	quant.Q5_K: {vecDot: quant.Q8_K, dot: func(k *impl) rowDot { return k.dotQ5KQ8K }},
+	quant.Q6_K: {vecDot: quant.Q8_K, dot: func(k *impl) rowDot { return k.dotQ6KQ8K }, multiRow: q6KMultiRow},
 }
 
 // activations are the encoders of the activation formats, for QuantizeActivation: the fast Q8_K quantizer
@@ -157,13 +158,16 @@ func VecDotType(t quant.Type) quant.Type { return weights[t].vecDot } // F32 is 
 // when the slices do not hold n elements, a bug in the caller.
 func DotFunc(t quant.Type) func(w, a []byte, n int) float32 { return active.dotFunc(t) }
 
+// rowDot is the dot product of a weight row with an activation row of n elements.
+type rowDot = func(w, a []byte, n int) float32
+
 // dotFunc is DotFunc on the kernels k.
-func (k *impl) dotFunc(t quant.Type) func(w, a []byte, n int) float32 {
+func (k *impl) dotFunc(t quant.Type) rowDot {
 	dot := weights[t].dot
 	if dot == nil {
 		return nil
 	}
-	return func(w, a []byte, n int) float32 { return dot(k, w, a, n) }
+	return dot(k)
 }
 
 // QuantizeActivation encodes the activation row x in format t (a VecDotType) into dst, which must be
@@ -194,17 +198,17 @@ func (k *impl) quantizeRowQ8K(x []float32, dst []byte) {
 // dot is the dot product of a row w of n elements of type t with the activation row a in VecDotType(t)
 // form, on the kernels k. It panics when t has no kernels or the lengths are wrong.
 func (k *impl) dot(t quant.Type, w, a []byte, n int) float32 {
-	f := weights[t].dot
+	f := k.dotFunc(t)
 	if f == nil {
 		panic(fmt.Sprintf("kernels: no dot product for %s weights", t))
 	}
-	return f(k, w, a, n)
+	return f(w, a, n)
 }
 
 // matVec computes out[r] = k.dot(t, row r of w, a, n) for the len(out) consecutive rows of n elements
 // in w.
 func (k *impl) matVec(t quant.Type, w, a []byte, n int, out []float32) error {
-	f := weights[t].dot
+	f := k.dotFunc(t)
 	if f == nil {
 		return fmt.Errorf("matvec: no dot product for %s weights", t)
 	}
@@ -222,7 +226,7 @@ func (k *impl) matVec(t quant.Type, w, a []byte, n int, out []float32) error {
 		return fmt.Errorf("matvec: activation: %d %s elements take %d bytes, got %d", n, at, ab, len(a))
 	}
 	for r := range out {
-		out[r] = f(k, w[r*rowBytes:(r+1)*rowBytes], a, n)
+		out[r] = f(w[r*rowBytes:(r+1)*rowBytes], a, n)
 	}
 	return nil
 }

@@ -67,7 +67,7 @@ func MatMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32
 
 // matMulFunc is MatMulFunc on the kernels k.
 func (k *impl) matMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out []float32, ldo int, scratch *Scratch) {
-	dot := weights[t].dot
+	dot := k.dotFunc(t)
 	if dot == nil {
 		return nil
 	}
@@ -111,7 +111,7 @@ func (k *impl) matMulFunc(t quant.Type) func(w, a []byte, n, rows, cols int, out
 				lo = 0
 			}
 			for r := lo; r < rows; r++ {
-				o[r] = dot(k, w[r*wb:][:wb], aj, n)
+				o[r] = dot(w[r*wb:][:wb], aj, n)
 			}
 		}
 	}

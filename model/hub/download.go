@@ -33,7 +33,7 @@ type retryPolicy struct {
 	head time.Duration
 }
 
-// defaultRetries back off from 1 s to 16 s and give up after 5 failures in a row.
+// defaultRetries pause 1, 2, 4 and 8 s after the first failures in a row and give up at the fifth.
 var defaultRetries = retryPolicy{
 	maxFailures: 5,
 	delay:       func(n int) time.Duration { return time.Second << (min(n, 5) - 1) },

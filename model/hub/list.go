@@ -16,7 +16,7 @@ type LocalModel struct {
 	Name         string
 	Path         string
 	Size         int64
-	Quantization string // "Q4_K_M", or the dominant tensor type when the file does not say
+	Quantization string // "Q4_K_M", or the type holding the most bytes when the file does not say (model.FileTypeName)
 	Architecture string // general.architecture, e.g. "smollm3"
 	Incomplete   bool   // a NAME.partial download waiting to be resumed
 	Err          error  // why the file could not be read as a GGUF model
