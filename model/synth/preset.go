@@ -3,8 +3,10 @@ package synth
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
+	"smolchat/model"
 	"smolchat/model/quant"
 )
 
@@ -127,8 +129,8 @@ func (p Preset) check() error {
 		return fmt.Errorf("synth: preset %q: dim %d, heads %d and kv heads %d do not divide", p.Name, p.Dim, p.Heads, p.KVHeads)
 	case p.Dim%quant.QK_K != 0 || p.FF%quant.QK_K != 0:
 		return fmt.Errorf("synth: preset %q: dim %d and ff %d must be multiples of %d for K-quants", p.Name, p.Dim, p.FF, quant.QK_K)
-	case p.Arch != "smollm3" && p.Arch != "llama" && p.Arch != "qwen3":
-		return fmt.Errorf("synth: preset %q: architecture %q (want smollm3, llama or qwen3)", p.Name, p.Arch)
+	case !slices.Contains(model.Architectures, p.Arch):
+		return fmt.Errorf("synth: preset %q: architecture %q (smolchat runs %s)", p.Name, p.Arch, strings.Join(model.Architectures, ", "))
 	case p.Vocab <= maxSpecialID:
 		return fmt.Errorf("synth: preset %q: vocab %d cannot hold SmolLM3's special tokens (ids up to %d)", p.Name, p.Vocab, maxSpecialID)
 	}
