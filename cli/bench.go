@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"smolchat/gpu"
 	"sort"
 	"time"
+
+	"smolchat/engine"
+	"smolchat/gpu"
 )
 
 func init() {
@@ -21,7 +23,7 @@ func init() {
 	register(&Command{
 		Name:    "bench",
 		Summary: "measure prompt processing and generation speed, like llama-bench",
-		Usage:   "--model FILE [--pp 512] [--tg 128] [--depth 0] [--reps 3] [--cpu|--gpu [--profile [--seqs 1]]] [--json]",
+		Usage:   "--model FILE [--pp 512] [--tg 128] [--depth 0] [--reps 3] [--seqs 1] [--cpu|--gpu [--profile]] [--json]",
 		Flags: func(fs *flag.FlagSet) {
 			mf = addModelFlags(fs)
 			pp = fs.Int("pp", 512, "prompt tokens evaluated in one batch (0 = skip)")
@@ -29,7 +31,7 @@ func init() {
 			rep = fs.Int("reps", 3, "repetitions; the median is reported")
 			depth = fs.Int("depth", 0, "positions cached before each measurement, like llama-bench's -d")
 			profile = fs.Bool("profile", false, "GPU only: time each kernel of a decode token and of a prefill step of min(--pp, batch) tokens instead")
-			seqs = fs.Int("seqs", 1, "with --profile: the profiled decode step evaluates one token of each of this many sequences, as that many streams decoding together do")
+			seqs = fs.Int("seqs", 1, "sequences decoding together: --tg's steps (and with --profile the profiled decode step) evaluate one token of each, as that many streams do; tok/s counts them all, like llama-batched-bench's S_TG")
 			asJSON = fs.Bool("json", false, "print JSON")
 		},
 		Run: func(env *Env, args []string) error {
@@ -39,10 +41,11 @@ func init() {
 			if *rep < 1 || *pp < 0 || *tg < 0 || *depth < 0 {
 				return usageErr("--reps must be ≥ 1 and --pp, --tg, --depth ≥ 0")
 			}
-			if *seqs < 1 || (*seqs > 1 && !*profile) {
-				return usageErr("--seqs must be ≥ 1, and more than 1 only with --profile")
+			if *seqs < 1 {
+				return usageErr("--seqs must be ≥ 1")
 			}
-			need := *depth + max(*pp, *tg) // each measurement starts again from the depth
+			mf.parallel = max(*seqs, engine.DefaultParallel) // the KV budget holds every sequence's context
+			need := *depth + max(*pp, *tg)                   // each measurement starts again from the depth
 			if *mf.ctx < need {
 				*mf.ctx = need
 			}
@@ -65,53 +68,22 @@ func init() {
 			if *profile {
 				return runProfile(env, e.Info(), b, *depth, *pp, *seqs, *rep, *asJSON)
 			}
-			vocab := e.Tokenizer().VocabSize()
-			rng := rand.New(rand.NewPCG(1, 2))
-			randTokens := func(n int) []int32 {
-				t := make([]int32, n)
-				for i := range t {
-					t[i] = int32(rng.IntN(vocab))
-				}
-				return t
-			}
-			ctx := context.Background()
-			// toDepth empties the cache and fills it with --depth random tokens, untimed. It asks for the last
-			// row's logits: a GPU forward without read-backs returns once its work is queued, and the
-			// fill still running would be timed as the first measured token.
-			toDepth := func() error {
-				b.Truncate(0)
-				if *depth == 0 {
-					return nil
-				}
-				_, err := b.Forward(ctx, randTokens(*depth), []int{*depth - 1})
-				return err
-			}
+			m := benchMeasure{b: b, vocab: e.Tokenizer().VocabSize(), depth: *depth, seqs: *seqs}
 			var ppRates, tgRates []float64
 			for r := 0; r < *rep; r++ {
 				if *pp > 0 {
-					if err := toDepth(); err != nil {
+					rate, err := m.prompt(*pp)
+					if err != nil {
 						return err
 					}
-					toks := randTokens(*pp)
-					start := time.Now()
-					// One batch, like llama-bench's pp: logits for the last row only.
-					if _, err := b.Forward(ctx, toks, []int{len(toks) - 1}); err != nil {
-						return err
-					}
-					ppRates = append(ppRates, float64(*pp)/time.Since(start).Seconds())
+					ppRates = append(ppRates, rate)
 				}
 				if *tg > 0 {
-					if err := toDepth(); err != nil {
+					rate, err := m.generate(*tg)
+					if err != nil {
 						return err
 					}
-					tok := randTokens(1)
-					start := time.Now()
-					for i := 0; i < *tg; i++ {
-						if _, err := b.Forward(ctx, tok, []int{0}); err != nil {
-							return err
-						}
-					}
-					tgRates = append(tgRates, float64(*tg)/time.Since(start).Seconds())
+					tgRates = append(tgRates, rate)
 				}
 			}
 			info := e.Info()
@@ -121,7 +93,7 @@ func init() {
 				steps = &st
 			}
 			res := benchJSON{StepStats: steps, Tuning: tuning, Model: info.Model, Quant: info.Quant, Backend: info.Backend, Adapter: info.Device,
-				PP: *pp, TG: *tg, Depth: *depth, Reps: *rep, PPRate: median(ppRates), TGRate: median(tgRates), PPRuns: ppRates, TGRuns: tgRates}
+				PP: *pp, TG: *tg, Depth: *depth, Seqs: *seqs, Reps: *rep, PPRate: median(ppRates), TGRate: median(tgRates), PPRuns: ppRates, TGRuns: tgRates}
 			if *asJSON {
 				return json.NewEncoder(env.Stdout).Encode(res)
 			}
@@ -133,7 +105,11 @@ func init() {
 				fmt.Fprintf(env.Stdout, "pp%d: %.2f tok/s (median of %d: %v)\n", *pp, res.PPRate, *rep, roundAll(ppRates))
 			}
 			if *tg > 0 {
-				fmt.Fprintf(env.Stdout, "tg%d: %.2f tok/s (median of %d: %v)\n", *tg, res.TGRate, *rep, roundAll(tgRates))
+				together := ""
+				if *seqs > 1 {
+					together = fmt.Sprintf(", %d sequences decoding together", *seqs)
+				}
+				fmt.Fprintf(env.Stdout, "tg%d: %.2f tok/s (median of %d: %v%s)\n", *tg, res.TGRate, *rep, roundAll(tgRates), together)
 			}
 			if steps != nil {
 				fmt.Fprintf(env.Stdout, "decode step: %d dispatches, %d submit(s) per token\n", steps.Dispatches, steps.Submits)
@@ -141,6 +117,100 @@ func init() {
 			return nil
 		},
 	})
+}
+
+// benchMeasure times a backend's prompt processing and generation after depth cached positions, with
+// random tokens.
+type benchMeasure struct {
+	b     engine.Backend
+	vocab int
+	depth int
+	seqs  int // sequences decoding together in generate
+	rng   *rand.Rand
+}
+
+func (m *benchMeasure) tokens(n int) []int32 {
+	if m.rng == nil {
+		m.rng = rand.New(rand.NewPCG(1, 2))
+	}
+	t := make([]int32, n)
+	for i := range t {
+		t[i] = int32(m.rng.IntN(m.vocab))
+	}
+	return t
+}
+
+// toDepth empties the backend's own sequence and fills it with depth random tokens, untimed. It asks
+// for the last row's logits: a GPU forward without read-backs returns once its work is queued, and the
+// fill still running would be timed as the first measured token.
+func (m *benchMeasure) toDepth() error {
+	m.b.Truncate(0)
+	if m.depth == 0 {
+		return nil
+	}
+	_, err := m.b.Forward(context.Background(), m.tokens(m.depth), []int{m.depth - 1})
+	return err
+}
+
+// prompt is the rate of one batch of n tokens after depth, like llama-bench's pp: logits for the last
+// row only.
+func (m *benchMeasure) prompt(n int) (float64, error) {
+	if err := m.toDepth(); err != nil {
+		return 0, err
+	}
+	toks := m.tokens(n)
+	start := time.Now()
+	if _, err := m.b.Forward(context.Background(), toks, []int{len(toks) - 1}); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// generate is the rate of n decode steps after depth: of the backend's own sequence, or with seqs > 1 of
+// that many sequences of the backend's pool, each filled to depth with tokens of its own and given one
+// token a step; the rate counts every sequence's tokens.
+func (m *benchMeasure) generate(n int) (float64, error) {
+	ctx := context.Background()
+	if m.seqs == 1 {
+		if err := m.toDepth(); err != nil {
+			return 0, err
+		}
+		tok := m.tokens(1)
+		start := time.Now()
+		for range n {
+			if _, err := m.b.Forward(ctx, tok, []int{0}); err != nil {
+				return 0, err
+			}
+		}
+		return float64(n) / time.Since(start).Seconds(), nil
+	}
+	sb, ok := m.b.(engine.SeqBackend)
+	if !ok {
+		return 0, usageErr("--seqs %d: the %s backend runs one sequence at a time", m.seqs, m.b.Name())
+	}
+	batch := make([]engine.SeqEntry, m.seqs)
+	defer func() {
+		for _, e := range batch {
+			sb.FreeSeq(e.Seq)
+		}
+	}()
+	for i := range batch {
+		batch[i].Seq = sb.NewSeq()
+		if m.depth > 0 {
+			fill := []engine.SeqEntry{{Seq: batch[i].Seq, Tokens: m.tokens(m.depth), Want: []int{m.depth - 1}}}
+			if _, err := sb.ForwardSeqs(ctx, fill); err != nil {
+				return 0, err
+			}
+		}
+		batch[i].Tokens, batch[i].Want = m.tokens(1), []int{0}
+	}
+	start := time.Now()
+	for range n {
+		if _, err := sb.ForwardSeqs(ctx, batch); err != nil {
+			return 0, err
+		}
+	}
+	return float64(m.seqs*n) / time.Since(start).Seconds(), nil
 }
 
 type benchJSON struct {
@@ -151,6 +221,7 @@ type benchJSON struct {
 	PP      int       `json:"pp"`
 	TG      int       `json:"tg"`
 	Depth   int       `json:"depth"`
+	Seqs    int       `json:"seqs"` // sequences decoding together in tg; tg_tokens_per_second counts them all
 	Reps    int       `json:"reps"`
 	PPRate  float64   `json:"pp_tokens_per_second"`
 	TGRate  float64   `json:"tg_tokens_per_second"`

@@ -24,6 +24,31 @@ func TestBenchDepth(t *testing.T) {
 	}
 }
 
+// TestBenchSeqs: --seqs 3 times generation steps of three sequences decoding together, each after its
+// own --depth positions, on either backend.
+func TestBenchSeqs(t *testing.T) {
+	stories := testutil.SharedFile(t, "stories260K.gguf")
+	for _, backend := range []string{"--cpu", "--gpu"} {
+		code, out, errs := runCLI("", "bench", "--model", stories, backend, "--gpu-tune", "off", "--pp", "0", "--tg", "4", "--depth", "70", "--seqs", "3", "--reps", "1", "--json")
+		if code != 0 {
+			if backend == "--gpu" && strings.Contains(errs, "no suitable GPU adapter") {
+				t.Skipf("no WebGPU adapter: %s", errs)
+			}
+			t.Fatalf("%s: exit %d: %s", backend, code, errs)
+		}
+		var got benchJSON
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("%s: bench --json is not JSON: %v\n%s", backend, err, out)
+		}
+		if got.Seqs != 3 || got.Depth != 70 || got.TGRate <= 0 || len(got.TGRuns) != 1 {
+			t.Errorf("%s: bench --seqs 3: %+v", backend, got)
+		}
+	}
+	if code, _, errs := runCLI("", "bench", "--model", stories, "--cpu", "--seqs", "0"); code != 2 || !strings.Contains(errs, "--seqs") {
+		t.Errorf("--seqs 0: exit %d, %q; want a usage error naming --seqs", code, errs)
+	}
+}
+
 func TestBenchProfileJSON(t *testing.T) {
 	stories := testutil.SharedFile(t, "stories260K.gguf")
 	code, out, errs := runCLI("", "bench", "--model", stories, "--gpu", "--gpu-tune", "off", "--profile", "--pp", "8", "--depth", "4", "--reps", "1", "--json")

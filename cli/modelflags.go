@@ -30,6 +30,8 @@ type modelFlags struct {
 	rope       *string
 	ropeFac    *float64
 	yarnOrig   *int
+
+	parallel int // sequences the KV budget is sized for (0 = engine.DefaultParallel); set by a command, not a flag
 }
 
 func addModelFlags(fs *flag.FlagSet) *modelFlags {
@@ -82,7 +84,7 @@ func (f *modelFlags) loadOptions(env *Env, path string) (engine.LoadOptions, err
 	if err != nil {
 		return engine.LoadOptions{}, err
 	}
-	return engine.LoadOptions{Path: path, Backend: b, Adapter: *f.adapter, Context: *f.ctx, Threads: *f.threads,
+	return engine.LoadOptions{Path: path, Backend: b, Adapter: *f.adapter, Context: *f.ctx, Threads: *f.threads, Parallel: f.parallel,
 		Numerics: *f.numerics, Rope: rope, Tune: *f.tune, TuneFile: *f.tuneFile, TuneBudget: *f.tuneBudget, Log: env.Log, Progress: loadProgress(env.Stderr)}, nil
 }
 

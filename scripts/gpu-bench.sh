@@ -12,12 +12,13 @@
 #   3. check GPU against CPU logits on the synthetic smollm3-tiny model;
 #   4. tune the kernels on the 3B-shaped file (--gpu-tune redo, the choices kept in OUTDIR's tune.json,
 #      which the benchmarks then read);
-#   5. bench --gpu --profile --json at depth 0 and SMOLCHAT_BENCH_DEPTH, and bench --gpu pp/tg;
+#   5. bench --gpu --profile --json at depth 0 and SMOLCHAT_BENCH_DEPTH, bench --gpu pp/tg, and tg with
+#      SMOLCHAT_BENCH_SEQS sequences decoding together (the batched step of parallel streams);
 #   6. write summary.txt: the figures and decode's share of the memory-bandwidth roofline.
 #
-# OUTDIR receives 8 small files (what a lent machine sends back): devices.json, logits-check.json, tune.json
-# (the tuning's choices, which summary.txt lists), bench.json, profile-d0.json, profile-dN.json, summary.txt,
-# run.log. The model files are large and go to a
+# OUTDIR receives 9 small files (what a lent machine sends back): devices.json, logits-check.json, tune.json
+# (the tuning's choices, which summary.txt lists), bench.json, bench-seqs.json, profile-d0.json,
+# profile-dN.json, summary.txt, run.log. The model files are large and go to a
 # temporary directory that is removed at exit (SMOLCHAT_BENCH_WORKDIR keeps them in a directory of yours).
 #
 # Settings (environment):
@@ -26,6 +27,7 @@
 #   SMOLCHAT_BENCH_PP       prompt tokens of bench and of the profile's prefill step (default 512)
 #   SMOLCHAT_BENCH_TG       generated tokens of bench (default 128)
 #   SMOLCHAT_BENCH_REPS     repetitions of every measurement; medians are reported (default 3)
+#   SMOLCHAT_BENCH_SEQS     sequences decoding together in the batched tg (default 4, smolchat serve's --parallel)
 #   SMOLCHAT_BENCH_BUDGET   total seconds for the whole run (default 480)
 #   SMOLCHAT_BENCH_WORKDIR  where the model files go (default: a temporary directory, removed at exit)
 #   SMOLCHAT_PEAK_GBPS      the adapter's peak memory bandwidth in GB/s (WebGPU does not report it), e.g.
@@ -51,9 +53,10 @@ depth=${SMOLCHAT_BENCH_DEPTH:-4096}
 pp=${SMOLCHAT_BENCH_PP:-512}
 tg=${SMOLCHAT_BENCH_TG:-128}
 reps=${SMOLCHAT_BENCH_REPS:-3}
+seqs=${SMOLCHAT_BENCH_SEQS:-4}
 budget=${SMOLCHAT_BENCH_BUDGET:-480}
 peak=${SMOLCHAT_PEAK_GBPS:-}
-for v in "$depth" "$pp" "$tg" "$reps" "$budget" ${layers:+"$layers"}; do
+for v in "$depth" "$pp" "$tg" "$reps" "$seqs" "$budget" ${layers:+"$layers"}; do
   case $v in '' | *[!0-9]*) echo "gpu-bench: settings must be whole numbers, got '$v'" >&2; exit 2 ;; esac
 done
 case $peak in '' | [0-9]* ) ;; *) echo "gpu-bench: SMOLCHAT_PEAK_GBPS must be a number, got '$peak'" >&2; exit 2 ;; esac
@@ -74,7 +77,7 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$work}
 # Flags' environment twins would silently change what is measured; the script passes what it needs.
 unset SMOLCHAT_CTX SMOLCHAT_NUMERICS SMOLCHAT_THREADS SMOLCHAT_CPU SMOLCHAT_GPU SMOLCHAT_JSON SMOLCHAT_PROFILE \
   SMOLCHAT_DEPTH SMOLCHAT_PP SMOLCHAT_TG SMOLCHAT_REPS SMOLCHAT_TOP SMOLCHAT_LAYERS SMOLCHAT_MODEL \
-  SMOLCHAT_GPU_TUNE SMOLCHAT_GPU_TUNE_FILE SMOLCHAT_GPU_TUNE_BUDGET
+  SMOLCHAT_GPU_TUNE SMOLCHAT_GPU_TUNE_FILE SMOLCHAT_GPU_TUNE_BUDGET SMOLCHAT_SEQS
 # Every GPU command reads and writes the tuning choices in OUTDIR: step 4 makes them, the benchmarks use them.
 tune=(--gpu-tune auto --gpu-tune-file "$out/tune.json")
 
@@ -108,7 +111,7 @@ step() {
   esac
 }
 
-settings="layers ${layers:-36 (preset)}, depth $depth, pp $pp, tg $tg, reps $reps, budget ${budget}s"
+settings="layers ${layers:-36 (preset)}, depth $depth, pp $pp, tg $tg, seqs $seqs, reps $reps, budget ${budget}s"
 say "binary $bin; output in $out; $settings"
 
 # 1. Adapters. The JSON goes back with the results; the table is for the log and a person watching.
@@ -192,6 +195,8 @@ step "5/6 bench --gpu --profile --depth $depth" 150 "$out/profile-d$depth.json" 
   "$bin" bench --model "$big" --gpu "${tune[@]}" --profile --json --depth "$depth" --pp "$pp" --reps "$reps" --ctx $((depth + pp))
 step "5/6 bench --gpu pp$pp/tg$tg" 180 "$out/bench.json" \
   "$bin" bench --model "$big" --gpu "${tune[@]}" --json --pp "$pp" --tg "$tg" --reps "$reps" --ctx $((pp > tg ? pp : tg))
+step "5/6 bench --gpu --seqs $seqs tg$tg" 120 "$out/bench-seqs.json" \
+  "$bin" bench --model "$big" --gpu "${tune[@]}" --json --pp 0 --tg "$tg" --seqs "$seqs" --reps "$reps" --ctx "$tg"
 
 # 6. The summary. Bytes per decode token are the tensors' bytes (every weight is read once per token); with
 # an untied output matrix, token_embd contributes one row only and is left out. The profile's bytes are
@@ -203,6 +208,7 @@ out, work, depth, peak, check_ok, took, settings = sys.argv[1:]
 peak = float(peak) if peak else None
 js = lambda path: json.load(open(path))
 dev, chk, bench = js(f"{out}/devices.json"), js(f"{out}/logits-check.json"), js(f"{out}/bench.json")
+together = js(f"{out}/bench-seqs.json")
 ins = js(f"{work}/inspect.json")
 # The adapter the benchmarks ran on ("NAME (TYPE, BACKEND)"), with its details from devices.json.
 a = next((x for x in dev["adapters"] if bench["adapter"].startswith(x["name"] + " (")),
@@ -239,6 +245,9 @@ st = {k.lower(): v for k, v in (bench.get("decode_step") or {}).items()}
 print(f"bench    pp{bench['pp']} {bench['pp_tokens_per_second']:.2f} tok/s, tg{bench['tg']}"
       f" {bench['tg_tokens_per_second']:.2f} tok/s (median of {bench['reps']});"
       f" {st.get('dispatches', '?')} dispatches, {st.get('submits', '?')} submit(s) per decode token")
+print(f"batched  tg{together['tg']} with {together['seqs']} sequences decoding together:"
+      f" {together['tg_tokens_per_second']:.2f} tok/s in all (median of {together['reps']}),"
+      f" {together['tg_tokens_per_second'] / bench['tg_tokens_per_second']:.2f}x one sequence's")
 print(f"roofline decode tg{bench['tg']}: {weights / 1e9:.3f} GB/token × {bench['tg_tokens_per_second']:.2f} tok/s"
       f" = {roof(weights, bench['tg_tokens_per_second'])}")
 for d in ("0", depth):
