@@ -25,7 +25,7 @@ type generation struct {
 	emit    func(Delta) error
 
 	dec                    *tokenizer.StreamDecoder
-	split                  *ThinkSplitter
+	split                  *thinkSplitter
 	stops                  *stopMatcher
 	text, thinking, answer strings.Builder
 
@@ -66,7 +66,7 @@ func (e *Engine) newGeneration(ctx context.Context, prompt []int32, p GenParams,
 		gd.phase = guideReasoning
 	}
 	g := &generation{e: e, ctx: ctx, p: p, step: newStepper(e, dev, p), history: append([]int32(nil), prompt...),
-		maxCtx: maxCtx, emit: emit, dec: e.tok.NewStreamDecoder(), split: NewThinkSplitter(startInThink),
+		maxCtx: maxCtx, emit: emit, dec: e.tok.NewStreamDecoder(), split: newThinkSplitter(startInThink),
 		stops: newStopMatcher(p.Stop), res: Result{PromptTokens: prompt, FinishReason: FinishStop}}
 	g.step.guide = gd
 	g.res.Timings.PromptTokens = len(prompt)

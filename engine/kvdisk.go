@@ -61,7 +61,7 @@ const minSpill = minShare
 type kvDisk struct {
 	dir    string // root's subdirectory of this model and format
 	max    int64
-	model  [sha256.Size]byte // ModelIdentity
+	model  [sha256.Size]byte // modelIdentity
 	format string            // the backend's KVFormat
 	log    *slog.Logger
 	files  []*diskSeq // least recently used first
@@ -85,10 +85,10 @@ type diskSeq struct {
 	size   int64
 }
 
-// ModelIdentity identifies what a model's keys and values depend on: the file (gguf.File.Fingerprint:
+// modelIdentity identifies what a model's keys and values depend on: the file (gguf.File.Fingerprint:
 // its size, header, tensor table and sampled weights) and the configuration it was opened with (RoPE
 // scaling overrides change every key).
-func ModelIdentity(m *model.Model) [sha256.Size]byte {
+func modelIdentity(m *model.Model) [sha256.Size]byte {
 	fp := m.File.Fingerprint()
 	h := sha256.New()
 	h.Write(fp[:])

@@ -189,7 +189,7 @@ func openDisk(m *model.Model, b Backend, dir string, maxBytes int64, log *slog.L
 		return nil
 	}
 	kv := sb.KV()
-	d, err := openKVDisk(dir, maxBytes, ModelIdentity(m), x.KVFormat(), int64(kv.BlockBytes/max(kv.BlockLen, 1)), log)
+	d, err := openKVDisk(dir, maxBytes, modelIdentity(m), x.KVFormat(), int64(kv.BlockBytes/max(kv.BlockLen, 1)), log)
 	if err != nil {
 		log.Warn("the KV disk cache is off", "dir", dir, "err", err)
 		return nil

@@ -62,9 +62,9 @@ func (p SamplerParams) Validate() error {
 	return nil
 }
 
-// Sampler draws tokens from logits. It keeps scratch buffers between calls, so it is not safe for
+// sampler draws tokens from logits. It keeps scratch buffers between calls, so it is not safe for
 // concurrent use; give each generation its own.
-type Sampler struct {
+type sampler struct {
 	p   SamplerParams
 	rng *rand.Rand
 
@@ -79,12 +79,12 @@ type candidate struct {
 	p     float64 // probability, unnormalized until the draw
 }
 
-// NewSampler returns a sampler with the given parameters. Parameters that fail Validate are used as
+// newSampler returns a sampler with the given parameters. Parameters that fail Validate are used as
 // far as they make sense (a negative temperature samples greedily, a TopP above 1 keeps everything);
 // check them first where they come from users.
-func NewSampler(p SamplerParams) *Sampler {
+func newSampler(p SamplerParams) *sampler {
 	// PCG's second word is a fixed odd constant, so the stream depends on Seed alone.
-	return &Sampler{p: p, rng: rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15)), counts: map[int32]int{}}
+	return &sampler{p: p, rng: rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15)), counts: map[int32]int{}}
 }
 
 // Sample chooses the next token from one row of logits, given the tokens so far (prompt and
@@ -98,7 +98,7 @@ func NewSampler(p SamplerParams) *Sampler {
 // Tokens whose probability is below e^-30 (1e-13) times the top token's are left out from the start:
 // a 128k vocabulary of them holds less than 1e-8 of the mass, below float32 resolution, and skipping
 // them spares most of the exponentials.
-func (s *Sampler) Sample(logits []float32, history []int32) int32 {
+func (s *sampler) Sample(logits []float32, history []int32) int32 {
 	if len(logits) == 0 {
 		return -1
 	}
@@ -199,7 +199,7 @@ func expNeg(x float64) float64 {
 // in the last RepeatLastN tokens has its logit divided by RepeatPenalty if positive (multiplied if
 // not), then lowered by c·FrequencyPenalty + PresencePenalty; then LogitBias is added. Without
 // penalties or bias it returns logits itself; with them, a copy.
-func (s *Sampler) penalize(logits []float32, history []int32) []float32 {
+func (s *sampler) penalize(logits []float32, history []int32) []float32 {
 	rp, fp, pp := s.p.RepeatPenalty, s.p.FrequencyPenalty, s.p.PresencePenalty
 	window := history
 	switch n := s.p.RepeatLastN; {

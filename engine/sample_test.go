@@ -20,7 +20,7 @@ func logitsOf(probs ...float64) []float32 {
 }
 
 // draws samples n tokens and counts each id.
-func draws(s *Sampler, logits []float32, history []int32, n int) []int {
+func draws(s *sampler, logits []float32, history []int32, n int) []int {
 	counts := make([]int, len(logits))
 	for range n {
 		id := s.Sample(logits, history)
@@ -61,7 +61,7 @@ func TestSampleGreedy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, seed := range []uint64{0, 1, 42} {
 				tt.p.Seed = seed
-				if got := NewSampler(tt.p).Sample(tt.logits, tt.history); got != tt.want {
+				if got := newSampler(tt.p).Sample(tt.logits, tt.history); got != tt.want {
 					t.Errorf("seed %d: Sample = %d, want %d", seed, got, tt.want)
 				}
 			}
@@ -73,7 +73,7 @@ func TestSampleGreedy(t *testing.T) {
 // caller's logits alone.
 func TestSampleLogitBiasBans(t *testing.T) {
 	logits := logitsOf(0.7, 0.2, 0.1)
-	s := NewSampler(SamplerParams{Temperature: 1, Seed: 3, LogitBias: map[int32]float32{0: -100}})
+	s := newSampler(SamplerParams{Temperature: 1, Seed: 3, LogitBias: map[int32]float32{0: -100}})
 	counts := draws(s, logits, nil, 2000)
 	if counts[0] != 0 || counts[1] == 0 || counts[2] == 0 {
 		t.Errorf("counts with token 0 banned: %v", counts)
@@ -88,7 +88,7 @@ func TestSampleLogitBiasBans(t *testing.T) {
 
 func TestSampleEmptyLogits(t *testing.T) {
 	for _, p := range []SamplerParams{{}, DefaultSamplerParams()} {
-		if got := NewSampler(p).Sample(nil, nil); got != -1 {
+		if got := newSampler(p).Sample(nil, nil); got != -1 {
 			t.Errorf("Sample(nil) = %d, want -1", got)
 		}
 	}
@@ -103,7 +103,7 @@ func TestSampleDeterministicBySeed(t *testing.T) {
 	stream := func(seed uint64) []int32 {
 		p := DefaultSamplerParams()
 		p.Temperature, p.Seed = 1.5, seed
-		s := NewSampler(p)
+		s := newSampler(p)
 		ids := make([]int32, 200)
 		for i := range ids {
 			ids[i] = s.Sample(logits, ids[:i])
@@ -124,7 +124,7 @@ func TestSampleDoesNotModifyInputs(t *testing.T) {
 	history := []int32{2, 2, 0, 9, -1}
 	wantL, wantH := slices.Clone(logits), slices.Clone(history)
 	p := SamplerParams{Temperature: 0.8, TopK: 3, TopP: 0.9, MinP: 0.01, RepeatPenalty: 1.3, PresencePenalty: 0.5, FrequencyPenalty: 0.2, RepeatLastN: -1}
-	s := NewSampler(p)
+	s := newSampler(p)
 	for range 10 {
 		s.Sample(logits, history)
 	}
@@ -193,7 +193,7 @@ func TestSampleDistribution(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			want := normalize(tt.want)
 			tt.p.Seed = 12345
-			counts := draws(NewSampler(tt.p), logits, nil, 40000)
+			counts := draws(newSampler(tt.p), logits, nil, 40000)
 			df := -1
 			for _, w := range want {
 				if w > 0 {
@@ -256,7 +256,7 @@ func TestPenalize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := NewSampler(tt.p).penalize(logits, tt.history)
+			got := newSampler(tt.p).penalize(logits, tt.history)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("penalize = %v, want %v", got, tt.want)
 			}
@@ -438,7 +438,7 @@ func BenchmarkSample(b *testing.B) {
 		{"minp0.05", SamplerParams{Temperature: 1, MinP: 0.05}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := NewSampler(bc.p)
+			s := newSampler(bc.p)
 			for b.Loop() {
 				s.Sample(l, history)
 			}

@@ -12,7 +12,7 @@ import (
 // logits and samples on the CPU. Both ways pick the same token for the same seed.
 type stepper struct {
 	e       *Engine
-	sampler *Sampler
+	sampler *sampler
 	argmax  Argmaxer
 	topk    TopKer
 	k       int
@@ -33,7 +33,7 @@ type stepper struct {
 // logits to pick.
 func newStepper(e *Engine, dev Backend, g GenParams) *stepper {
 	p := g.SamplerParams
-	s := &stepper{e: e, sampler: NewSampler(p), logprobs: g.Logprobs, top: g.TopLogprobs, temp: p.Temperature}
+	s := &stepper{e: e, sampler: newSampler(p), logprobs: g.Logprobs, top: g.TopLogprobs, temp: p.Temperature}
 	neutral := (p.RepeatPenalty == 0 || p.RepeatPenalty == 1) && p.PresencePenalty == 0 && p.FrequencyPenalty == 0 &&
 		len(p.LogitBias) == 0
 	if !neutral || g.Logprobs || g.Grammar != nil { // log probabilities and masks need the whole row

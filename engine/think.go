@@ -12,7 +12,7 @@ const (
 	thinkClose = "</think>"
 )
 
-// ThinkSplitter separates a model's reasoning, the <think>…</think> block at the start of its output,
+// thinkSplitter separates a model's reasoning, the <think>…</think> block at the start of its output,
 // from the answer that follows, while the output streams in: tags split across chunks ("<thi" +
 // "nk>") are recognised, so no partial tag ever reaches either side.
 //
@@ -28,7 +28,7 @@ const (
 // opens the block itself, and its /no_think prompt already holds a closed, empty block, so SmolLM3
 // always starts with startInThink false (chat.Prompt.InThink). True is for templates whose prompt
 // ends inside an opened block: the output is reasoning until </think>.
-type ThinkSplitter struct {
+type thinkSplitter struct {
 	state   thinkState
 	pending string // held back: a possible tag prefix, or white space whose role is not known yet
 }
@@ -43,19 +43,19 @@ const (
 	thinkAnswer                   // everything from here on is answer
 )
 
-// NewThinkSplitter returns a splitter for an output that starts inside a reasoning block when
+// newThinkSplitter returns a splitter for an output that starts inside a reasoning block when
 // startInThink is true.
-func NewThinkSplitter(startInThink bool) *ThinkSplitter {
+func newThinkSplitter(startInThink bool) *thinkSplitter {
 	if startInThink {
-		return &ThinkSplitter{state: thinkInside}
+		return &thinkSplitter{state: thinkInside}
 	}
-	return &ThinkSplitter{state: thinkStart}
+	return &thinkSplitter{state: thinkStart}
 }
 
 // Push adds the next chunk of output and returns what of it is now known to be reasoning and answer.
 // Text held back (a possible partial tag, trailing white space of the reasoning) comes out with a
 // later chunk or with Flush.
-func (s *ThinkSplitter) Push(text string) (thinking, answer string) {
+func (s *thinkSplitter) Push(text string) (thinking, answer string) {
 	var th, an strings.Builder
 	buf := s.pending + text
 	s.pending = ""
@@ -110,11 +110,11 @@ func (s *ThinkSplitter) Push(text string) (thinking, answer string) {
 
 // Answering reports that the output is past the reasoning block (or had none): what follows is
 // answer.
-func (s *ThinkSplitter) Answering() bool { return s.state == thinkAfter || s.state == thinkAnswer }
+func (s *thinkSplitter) Answering() bool { return s.state == thinkAfter || s.state == thinkAnswer }
 
 // Flush ends the output and returns what was held back: the start of an unclosed tag is text after
 // all, and the trailing white space of the reasoning is dropped.
-func (s *ThinkSplitter) Flush() (thinking, answer string) {
+func (s *thinkSplitter) Flush() (thinking, answer string) {
 	p := s.pending
 	s.pending = ""
 	switch s.state {

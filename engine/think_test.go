@@ -67,7 +67,7 @@ func TestThinkSplitterEverySplit(t *testing.T) {
 
 // TestThinkSplitterStreams checks that text is released as soon as it is known, not at Flush.
 func TestThinkSplitterStreams(t *testing.T) {
-	s := NewThinkSplitter(false)
+	s := newThinkSplitter(false)
 	steps := []struct{ in, th, an string }{
 		{"<thi", "", ""},
 		{"nk>\nStep one", "Step one", ""},
@@ -89,7 +89,7 @@ func TestThinkSplitterStreams(t *testing.T) {
 }
 
 func split(startInThink bool, chunks ...string) (thinking, answer string) {
-	s := NewThinkSplitter(startInThink)
+	s := newThinkSplitter(startInThink)
 	var th, an strings.Builder
 	for _, c := range chunks {
 		a, b := s.Push(c)
