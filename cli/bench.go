@@ -68,7 +68,7 @@ func init() {
 			if *profile {
 				return runProfile(env, e.Info(), b, *depth, *pp, *seqs, *rep, *asJSON)
 			}
-			m := benchMeasure{b: b, vocab: e.Tokenizer().VocabSize(), depth: *depth, seqs: *seqs}
+			m := benchMeasure{b: b, vocab: e.Tokenizer().VocabSize(), depth: *depth, seqs: *seqs, rng: rand.New(rand.NewPCG(1, 2))}
 			var ppRates, tgRates []float64
 			for r := 0; r < *rep; r++ {
 				if *pp > 0 {
@@ -130,9 +130,6 @@ type benchMeasure struct {
 }
 
 func (m *benchMeasure) tokens(n int) []int32 {
-	if m.rng == nil {
-		m.rng = rand.New(rand.NewPCG(1, 2))
-	}
 	t := make([]int32, n)
 	for i := range t {
 		t[i] = int32(m.rng.IntN(m.vocab))

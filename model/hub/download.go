@@ -20,8 +20,8 @@ import (
 	"time"
 )
 
-// retryPolicy is how a download retries and how long it waits; Options.retries carries it (nil: the
-// defaults below), so that tests shorten it for their own downloads only.
+// retryPolicy is how a download retries and how long it waits; Options.retries carries it (resolve
+// fills in the defaults below), so that tests shorten it for their own downloads only.
 type retryPolicy struct {
 	// maxFailures is how many attempts in a row may fail without receiving a byte before giving up.
 	maxFailures int
@@ -64,7 +64,6 @@ var errStalled = errors.New("no data received")
 // downloader is one Download call. Its partial file and hash survive from one attempt to the next.
 type downloader struct {
 	o                        Options
-	retries                  retryPolicy
 	target, partial, sidecar string
 	prog                     *progress
 
@@ -79,11 +78,7 @@ func download(ctx context.Context, o Options) (string, error) {
 		return "", fmt.Errorf("create models directory: %w", err)
 	}
 	target := o.target()
-	retries := defaultRetries
-	if o.retries != nil {
-		retries = *o.retries
-	}
-	d := &downloader{o: o, retries: retries, target: target, partial: target + ".partial", sidecar: target + ".partial.meta",
+	d := &downloader{o: o, target: target, partial: target + ".partial", sidecar: target + ".partial.meta",
 		prog: newProgress(o.Progress, path.Base(o.File), time.Now)}
 	failures := 0
 	for {
@@ -104,7 +99,7 @@ func download(ctx context.Context, o Options) (string, error) {
 			failures = 0
 		}
 		failures++
-		if failures >= d.retries.maxFailures {
+		if failures >= d.o.retries.maxFailures {
 			d.prog.Abort()
 			if !d.reachedHub {
 				return "", d.offline(err)
@@ -112,7 +107,7 @@ func download(ctx context.Context, o Options) (string, error) {
 			return "", fmt.Errorf("download of %s failed %d times in a row without progress, last: %w (run it again to resume)",
 				o.File, failures, err)
 		}
-		wait := d.retries.delay(failures)
+		wait := d.o.retries.delay(failures)
 		d.prog.Note(fmt.Sprintf("%v; retrying in %s", err, wait))
 		select {
 		case <-ctx.Done():
@@ -177,7 +172,7 @@ func (d *downloader) attempt(ctx context.Context) (progressed bool, err error) {
 // CDN, whose headers carry the size and hash. Relative redirects (a renamed repo, the Hub's own cache of
 // small files) are followed, as huggingface_hub does.
 func (d *downloader) metadata(ctx context.Context) (remote, error) {
-	hctx, cancel := context.WithTimeout(ctx, d.retries.head)
+	hctx, cancel := context.WithTimeout(ctx, d.o.retries.head)
 	defer cancel()
 	client := *d.o.HTTPClient
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -364,7 +359,7 @@ func (d *downloader) discardPartial() {
 func (d *downloader) fetch(ctx context.Context, f *os.File, st *partialState, rem remote) (progressed bool, err error) {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stall := time.AfterFunc(d.retries.stall, func() { cancel(errStalled) })
+	stall := time.AfterFunc(d.o.retries.stall, func() { cancel(errStalled) })
 	defer stall.Stop()
 
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, rem.location, nil)
@@ -382,7 +377,7 @@ func (d *downloader) fetch(ctx context.Context, f *os.File, st *partialState, re
 	resp, err := d.o.HTTPClient.Do(req)
 	if err != nil {
 		if context.Cause(rctx) == errStalled {
-			return false, retry("no answer from the download server for %s", d.retries.stall)
+			return false, retry("no answer from the download server for %s", d.o.retries.stall)
 		}
 		return false, d.networkError(ctx, err)
 	}
@@ -435,7 +430,7 @@ func (d *downloader) fetch(ctx context.Context, f *os.File, st *partialState, re
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			stall.Reset(d.retries.stall)
+			stall.Reset(d.o.retries.stall)
 			if offset+int64(n) > rem.size {
 				return progressed, fmt.Errorf("the download server sent more than the %d bytes the Hub lists for %s", rem.size, d.o.File)
 			}
@@ -453,7 +448,7 @@ func (d *downloader) fetch(ctx context.Context, f *os.File, st *partialState, re
 		}
 		if rerr != nil {
 			if context.Cause(rctx) == errStalled {
-				return progressed, retry("download stalled at %s: %w for %s", FormatSize(offset), errStalled, d.retries.stall)
+				return progressed, retry("download stalled at %s: %w for %s", FormatSize(offset), errStalled, d.o.retries.stall)
 			}
 			if ctx.Err() != nil {
 				return progressed, ctx.Err()

@@ -54,7 +54,7 @@ type Options struct {
 	Progress   io.Writer
 	HTTPClient *http.Client
 
-	retries *retryPolicy // nil: defaultRetries
+	retries *retryPolicy // nil: defaultRetries (resolve)
 }
 
 // DefaultModelsDir is os.UserCacheDir()/smolchat/models.
@@ -135,6 +135,10 @@ func (o Options) resolve() (Options, error) {
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = http.DefaultClient
+	}
+	if o.retries == nil {
+		r := defaultRetries
+		o.retries = &r
 	}
 	return o, nil
 }
