@@ -3,6 +3,7 @@ package backendtest
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -170,19 +171,22 @@ func endless(e *engine.Engine, n int) engine.GenParams {
 // token's delta, a prompt of arrivalPrompt tokens on the idle engine (solo-ms), then starts 3 greedy
 // streams (32-token prompts), times their decode steps once all three decode (step-ms: a stream's
 // tokens apart), and submits another prompt of the same length (ttft-ms) before cancelling the streams.
+// A request arriving just after a step began waits for all of it, one arriving at its end for none of
+// it: the iterations submit at phases spread evenly over the step (a golden-ratio sequence after a
+// stream's token, which comes as the next step begins), as requests arriving at random times would.
 // Both prompts are fresh random tokens, so the conversation cache serves neither (the benchmark checks
 // it): same length, same cost. steps is (ttft − solo) / step of each iteration, which the goal wants
-// ≤ 2. Each figure is the median over the iterations (the solo and arrival runs of one iteration are
+// ≤ 2, and cpu-steps the same of the process's CPU time. Each figure is the median over the iterations (the solo and arrival runs of one iteration are
 // neighbours in time, so the per-iteration steps suffer least from other load on the machine); the
 // min- figures are the fastest of each, and min-steps their (ttft − solo) / step. e must run
 // --parallel 4 or more with a context of 1024 or more.
 func Arrival(b *testing.B, e *engine.Engine) {
 	const arrivalPrompt, streams, stepsTimed = 512, 3, 4
-	// firstToken generates prompt's first token and returns the time from the call to its delta, and the
-	// scheduler's steps meanwhile.
-	firstToken := func(prompt []int32) (time.Duration, float64) {
+	// firstToken generates prompt's first token and returns the time from the call to its delta, the
+	// process's CPU time meanwhile (seconds), and the scheduler's steps.
+	firstToken := func(prompt []int32) (time.Duration, float64, float64) {
 		st0, _ := e.SchedulerStats()
-		r, first := oneToken(b, e, prompt)
+		r, first, cpu := oneToken(b, e, prompt)
 		switch {
 		case first == 0:
 			b.Fatal("no token's delta")
@@ -190,14 +194,14 @@ func Arrival(b *testing.B, e *engine.Engine) {
 			b.Fatalf("the cache served %d of the prompt's %d tokens: the figure would not be a prefill", r.Timings.CachedTokens, len(prompt))
 		}
 		st, _ := e.SchedulerStats()
-		return first, float64(st.Steps - st0.Steps)
+		return first, cpu, float64(st.Steps - st0.Steps)
 	}
 	seed := uint64(1000)
-	var solo, ttft, step, steps []float64
+	var solo, ttft, step, steps, cpuSteps []float64
 	var soloSteps, ttftSteps float64
 	for b.Loop() {
 		seed += 10
-		d, n := firstToken(EngineTokens(e, arrivalPrompt, seed))
+		d, soloCPU, n := firstToken(EngineTokens(e, arrivalPrompt, seed))
 		solo, soloSteps = append(solo, ms(d)), soloSteps+n
 
 		// The streams: each says when it decodes; the first one's token times give the step.
@@ -235,25 +239,35 @@ func Arrival(b *testing.B, e *engine.Engine) {
 		for _, c := range decoding {
 			<-c
 		}
-		d, ok := clock.step(stepsTimed) // all three decode
+		d, stepCPU, ok := clock.step(stepsTimed) // all three decode
 		if !ok || b.Failed() {
 			cancel()
 			wg.Wait()
 			b.FailNow()
 		}
 		step = append(step, ms(d))
+		phase := math.Mod(float64(len(step))*0.6180339887, 1)
+		time.Sleep(time.Duration(phase * float64(d)))
 
-		d, n = firstToken(EngineTokens(e, arrivalPrompt, seed+9))
+		d, ttftCPU, n := firstToken(EngineTokens(e, arrivalPrompt, seed+9))
 		ttft, ttftSteps = append(ttft, ms(d)), ttftSteps+n
 		cancel()
 		wg.Wait()
 		i := len(ttft) - 1
 		steps = append(steps, (ttft[i]-solo[i])/step[i])
+		if stepCPU > 0 {
+			cpuSteps = append(cpuSteps, (ttftCPU-soloCPU)/stepCPU)
+		}
 	}
 	b.ReportMetric(median(solo), "solo-ms")
 	b.ReportMetric(median(ttft), "ttft-ms")
 	b.ReportMetric(median(step), "step-ms")
 	b.ReportMetric(median(steps), "steps")
+	// steps in CPU time, where the process's threads keep the cores busy (the CPU backend, lavapipe):
+	// other load on a shared machine lengthens the wall clock more than the work.
+	if len(cpuSteps) > 0 {
+		b.ReportMetric(median(cpuSteps), "cpu-steps")
+	}
 	// The scheduler's steps (batches) until the first token, alone and beside the streams (whose step
 	// in flight at the arrival counts): each step reads all the weights once, so their difference is
 	// what the wall-clock figures measure, free of the load on the machine.
@@ -274,10 +288,11 @@ func median(x []float64) float64 {
 	return (x[len(x)/2-1] + x[len(x)/2]) / 2
 }
 
-// tokenClock records when a stream's tokens come.
+// tokenClock records when a stream's tokens come, and the process's CPU time then.
 type tokenClock struct {
 	mu      sync.Mutex
 	times   []time.Time
+	cpu     []float64
 	want    int // reached is closed when times has want entries (0: nobody waits)
 	reached chan struct{}
 	ended   chan struct{} // closed when the stream ends
@@ -286,20 +301,20 @@ type tokenClock struct {
 func (c *tokenClock) tick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.times = append(c.times, time.Now())
+	c.times, c.cpu = append(c.times, time.Now()), append(c.cpu, testutil.ProcessCPU())
 	if c.want > 0 && len(c.times) == c.want {
 		close(c.reached)
 	}
 }
 
-// step waits for n more tokens after at least one and returns the mean time between them, or false when
-// the stream ended first.
-func (c *tokenClock) step(n int) (time.Duration, bool) {
+// step waits for n more tokens after at least one and returns the mean time between them and the CPU
+// time the process used meanwhile per token (seconds), or false when the stream ended first.
+func (c *tokenClock) step(n int) (time.Duration, float64, bool) {
 	c.mu.Lock()
 	from := len(c.times) - 1
 	if from < 0 {
 		c.mu.Unlock()
-		return 0, false // it ended before its first token
+		return 0, 0, false // it ended before its first token
 	}
 	c.want, c.reached = from+1+n, make(chan struct{})
 	reached := c.reached
@@ -307,11 +322,11 @@ func (c *tokenClock) step(n int) (time.Duration, bool) {
 	select {
 	case <-reached:
 	case <-c.ended:
-		return 0, false
+		return 0, 0, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.times[from+n].Sub(c.times[from]) / time.Duration(n), true
+	return c.times[from+n].Sub(c.times[from]) / time.Duration(n), (c.cpu[from+n] - c.cpu[from]) / float64(n), true
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

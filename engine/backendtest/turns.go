@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"smolchat/engine"
+	"smolchat/internal/testutil"
 )
 
 // ReturnToConversation is the time to first token of a 3,000-token conversation's next turn (20 new
@@ -54,29 +55,31 @@ type turns struct {
 // that token's delta.
 func (t *turns) generate(b *testing.B, e *engine.Engine, prompt []int32) (engine.Result, time.Duration) {
 	start := time.Now()
-	r, first := oneToken(b, e, prompt)
+	r, first, _ := oneToken(b, e, prompt)
 	if first == 0 {
 		first = time.Since(start) // the token made no text
 	}
 	return r, first
 }
 
-// oneToken evaluates prompt and picks one token greedily; it returns the result and the time from the
-// call to that token's delta, 0 when the token made no text.
-func oneToken(b *testing.B, e *engine.Engine, prompt []int32) (engine.Result, time.Duration) {
+// oneToken evaluates prompt and picks one token greedily; it returns the result, the time from the call
+// to that token's delta (0 when the token made no text) and the CPU time the process used meanwhile
+// (seconds, testutil.ProcessCPU).
+func oneToken(b *testing.B, e *engine.Engine, prompt []int32) (engine.Result, time.Duration, float64) {
 	params := engine.GenParams{SamplerParams: engine.SamplerParams{Temperature: 0}, MaxTokens: 1}
-	start := time.Now()
+	start, cpu0 := time.Now(), testutil.ProcessCPU()
 	var first time.Duration
+	var cpu float64
 	r, err := e.Generate(context.Background(), prompt, params, false, func(engine.Delta) error {
 		if first == 0 {
-			first = time.Since(start)
+			first, cpu = time.Since(start), testutil.ProcessCPU()-cpu0
 		}
 		return nil
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return r, first
+	return r, first, cpu
 }
 
 func (t *turns) first(b *testing.B, e *engine.Engine) {
