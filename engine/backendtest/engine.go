@@ -176,10 +176,10 @@ func endless(e *engine.Engine, n int) engine.GenParams {
 // stream's token, which comes as the next step begins), as requests arriving at random times would.
 // Both prompts are fresh random tokens, so the conversation cache serves neither (the benchmark checks
 // it): same length, same cost. steps is (ttft − solo) / step of each iteration, which the goal wants
-// ≤ 2, and cpu-steps the same of the process's CPU time. Each figure is the median over the iterations (the solo and arrival runs of one iteration are
-// neighbours in time, so the per-iteration steps suffer least from other load on the machine); the
-// min- figures are the fastest of each, and min-steps their (ttft − solo) / step. e must run
-// --parallel 4 or more with a context of 1024 or more.
+// ≤ 2, and cpu-steps the same of the process's CPU time. Each figure is the median over the iterations
+// (the solo and arrival runs of one iteration are neighbours in time, so the per-iteration steps suffer
+// least from other load on the machine); the min- figures are the fastest of each, and min-steps their
+// (ttft − solo) / step. e must run --parallel 4 or more with a context of 1024 or more.
 func Arrival(b *testing.B, e *engine.Engine) {
 	const arrivalPrompt, streams, stepsTimed = 512, 3, 4
 	// firstToken generates prompt's first token and returns the time from the call to its delta, the
