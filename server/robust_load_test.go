@@ -179,7 +179,7 @@ func TestLoadRealModel(t *testing.T) {
 		maxQueue  = 16
 	)
 	e := storiesOnCPU(t, 256)
-	_, base := startServer(t, e, Config{MaxQueue: maxQueue})
+	s, base := startServer(t, e, Config{MaxQueue: maxQueue})
 	transport := &http.Transport{MaxIdleConnsPerHost: clients}
 	client := &http.Client{Transport: transport, Timeout: 60 * time.Second}
 	defer transport.CloseIdleConnections()
@@ -216,7 +216,12 @@ func TestLoadRealModel(t *testing.T) {
 		}
 	}
 	transport.CloseIdleConnections()
-	time.Sleep(100 * time.Millisecond)
+	// The baseline once the server has closed the solo requests' connections too.
+	for deadline := time.Now().Add(10 * time.Second); s.conns.count() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still tracks %d connections 10 s after the client closed them", s.conns.count())
+		}
+	}
 	goBefore, liveBefore := liveGoroutines()
 	heapBefore, rssBefore := heapInUse(), rssKiB()
 
