@@ -10,14 +10,13 @@ import (
 	"time"
 )
 
-// A step evaluates at most prefillChunk prompt tokens, whether or not other sequences decode: the running
-// streams get a token per chunk (a step's time is about that of its tokens), and a prompt that arrives
-// while they decode is evaluated in as many steps as alone, each carrying their decode rows. Smaller
-// chunks while others decode (64 before) kept their tokens coming four times as often, but every extra
-// step reads all the weights once more and carries the decode rows again: a 512-token prompt beside three
-// streams took 9 batches against 2 alone (now 3, the one in flight at its arrival included;
-// BenchmarkArrival), against issue #15's goal of its prefill time plus 2 decode steps. llama.cpp's
-// server likewise evaluates its micro-batch of up to 512 prompt tokens in the decode step.
+// A step evaluates at most prefillChunk prompt tokens, whether or not other sequences decode: a prompt
+// that arrives while they decode is evaluated in as many steps as alone, and the running streams' decode
+// rows ride with those chunks as far as its share of their cost allows (ride.go). Smaller chunks while
+// others decode (64 before) kept their tokens coming four times as often, but every extra step reads all
+// the weights once more: a 512-token prompt beside three streams took 9 batches against 2 alone (now 3,
+// the one in flight at its arrival included; BenchmarkArrival). llama.cpp's server likewise evaluates its
+// micro-batch of up to 512 prompt tokens in the decode step.
 
 // minShare is the fewest prompt tokens worth waiting for: a request whose prompt shares that many more
 // with a sequence in prefill than with any other waits for that prefill, then starts after it.
@@ -38,7 +37,8 @@ const maxCached = 64
 //     shares more with one still in prefill waits for that prefill to end;
 //  3. builds one batch: the last picked token of every decoding sequence (one row each, its logits
 //     wanted), then chunks of the prompts still in prefill, in arrival order, at most prefillChunk
-//     tokens in all. A prompt's last chunk wants its last row: the logits of the first token;
+//     tokens in all. A prompt's last chunk wants its last row: the logits of the first token. The
+//     decode rows sit out a chunk that cannot afford them (ride.go);
 //  4. evaluates the batch with one ForwardSeqs: every weight is read once for all its rows. When the KV
 //     budget is full it evicts the least recently used cached conversation and plans again; with no
 //     cached one left it fails the newest request (ErrKVFull);
@@ -80,6 +80,9 @@ type scheduler struct {
 	disk *kvDisk
 	exp  KVExporter
 
+	costs   stepCosts
+	skipped int // chunks evaluated in a row without the decode rows of sequences that wait to decode
+
 	stats atomic.Pointer[SchedulerStats]
 	schedHooks
 }
@@ -88,13 +91,15 @@ type scheduler struct {
 // the scheduler's goroutine reads them without a lock). onStep and onSubmit, when set, are called with
 // each batch before it is evaluated, and after a request is handed to the scheduler; onIdle when the
 // scheduler, idle, has spilled what it could to disk and waits; onWait when every running sequence waits
-// for its client. promptChunk, when not 0, replaces prefillChunk.
+// for its client. promptChunk, when not 0, replaces prefillChunk; now, when set, replaces time.Now as
+// the clock that times the steps.
 type schedHooks struct {
 	onStep      func(batch []SeqEntry)
 	onSubmit    func()
 	onIdle      func()
 	onWait      func()
 	promptChunk int
+	now         func() time.Time
 }
 
 // seqRequest is one generation in the scheduler.
@@ -107,6 +112,7 @@ type seqRequest struct {
 	fed      int   // positions of the sequence in the KV cache: prompt, then generated tokens
 	next     int32 // while decoding, the picked token to evaluate next
 	decoding bool
+	share    prefillShare
 	out      outbox
 	done     chan seqDone
 }
@@ -147,6 +153,12 @@ func newScheduler(e *Engine, b SeqBackend, parallel int) *scheduler {
 		wake: make(chan struct{}, 1), stopped: make(chan struct{}), schedHooks: e.hooks}
 	if s.schedHooks.promptChunk > 0 {
 		s.chunk = s.schedHooks.promptChunk
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if e.model != nil {
+		s.costs.logits = logitsShare(e.model)
 	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.useDisk(e.disk)
@@ -373,6 +385,7 @@ func (s *scheduler) admit() {
 			continue
 		}
 		r.hasSeq, r.fed = true, keep
+		r.share = prefillShare{chunks: (len(r.prompt) - keep + s.chunk - 1) / s.chunk}
 		s.addHits(keep)
 		r.g.begin(keep, start)
 		s.running = append(s.running, r)
@@ -450,16 +463,16 @@ func (s *scheduler) prefillShares(prompt []int32, keep int) bool {
 	return false
 }
 
-// plan builds a step's batch (see scheduler) and returns it with the request of each entry.
-func (s *scheduler) plan() ([]SeqEntry, []*seqRequest) {
-	var batch []SeqEntry
-	var who []*seqRequest
+// plan builds a step's batch (see scheduler) and returns it with the request of each entry, and whether
+// decode rows sit it out for its prompt chunks.
+func (s *scheduler) plan() (batch []SeqEntry, who []*seqRequest, satOut bool) {
 	for _, r := range s.running {
 		if r.decoding && r.out.pending() < aheadMax {
 			batch = append(batch, SeqEntry{Seq: r.seq, Tokens: []int32{r.next}, Want: []int{0}})
 			who = append(who, r)
 		}
 	}
+	decoders := len(batch)
 	budget := s.chunk
 	for _, r := range s.running {
 		if r.decoding || budget == 0 {
@@ -474,19 +487,65 @@ func (s *scheduler) plan() ([]SeqEntry, []*seqRequest) {
 		batch = append(batch, e)
 		who = append(who, r)
 	}
+	if decoders > 0 && len(batch) > decoders && !s.ride(who[decoders:], decoders) {
+		return batch[decoders:], who[decoders:], true
+	}
 	if len(batch) == 1 && who[0].decoding && who[0].out.pending() > 0 {
 		// A lone sequence waits for its client to take its tokens, on every device, as on the
 		// one-sequence path: no other row needs the step, and on a CPU-type device the client's work
 		// would run beside the step's threads and slow them (one stream through the server on
 		// lavapipe took 10–20% longer).
-		return nil, nil
+		return nil, nil, false
 	}
-	return batch, who
+	return batch, who, false
+}
+
+// ride reports whether rows decode rows go with the chunks of prefill's prompts (see ride.go).
+func (s *scheduler) ride(prefill []*seqRequest, rows int) bool {
+	if s.skipped+1 >= rideEvery {
+		return true
+	}
+	cost := s.costs.ride(rows)
+	for _, r := range prefill {
+		if !r.share.allows(cost) {
+			return false
+		}
+	}
+	return true
+}
+
+// account records a step evaluated in d, before its prompts that ended start decoding: its cost, and
+// each prompt's share of the decode rows (satOut: they sat the step out).
+func (s *scheduler) account(batch []SeqEntry, who []*seqRequest, satOut bool, d time.Duration) {
+	s.costs.observe(batch, d)
+	if satOut {
+		s.skipped++
+	} else {
+		s.skipped = 0
+	}
+	rows := 0
+	for _, r := range who {
+		if r.decoding {
+			rows++
+		}
+	}
+	if rows == len(who) {
+		return // no prompt chunk
+	}
+	cost := s.costs.ride(rows)
+	for _, r := range who {
+		if !r.decoding {
+			r.share.done++
+			if rows > 0 {
+				r.share.paid += cost
+			}
+		}
+	}
 }
 
 // step evaluates one batch and hands its logits to the generations.
 func (s *scheduler) step() {
-	batch, who := s.plan()
+	batch, who, satOut := s.plan()
 	if len(batch) == 0 {
 		if s.onWait != nil {
 			s.onWait()
@@ -501,6 +560,7 @@ func (s *scheduler) step() {
 	if len(who) == 1 {
 		ctx = who[0].ctx // alone, a request's cancellation can stop the pass between layers
 	}
+	start := s.now()
 	out, err := s.b.ForwardSeqs(ctx, batch)
 	if !errors.Is(err, ErrKVFull) { // a full pool refuses the batch before evaluating any of it
 		s.count(func(st *SchedulerStats) { st.Steps++ })
@@ -523,6 +583,7 @@ func (s *scheduler) step() {
 		s.fail(err)
 		return
 	}
+	s.account(batch, who, satOut, s.now().Sub(start))
 	for k, r := range who {
 		r.fed += len(batch[k].Tokens)
 		if len(batch[k].Want) > 0 && !r.decoding {

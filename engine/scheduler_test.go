@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"smolchat/engine/constrain"
 )
@@ -27,6 +28,10 @@ type seqFake struct {
 	freed    []SeqID
 	fed      int // tokens evaluated, all sequences together
 	loseAt   int // ForwardSeqs fails with ErrBackendLost once fed would pass this (0 = never)
+	// clock is the scheduler's clock (newSeqEngine): ForwardSeqs moves it on by cost(batch) when cost
+	// is set, and otherwise the steps take no time.
+	clock time.Time
+	cost  func(batch []SeqEntry) time.Duration
 }
 
 func newSeqFake(vocab, blocks int) *seqFake {
@@ -148,6 +153,9 @@ func (f *seqFake) ForwardSeqs(ctx context.Context, batch []SeqEntry) ([][][]floa
 	if f.loseAt > 0 && f.fed+len(batch) > f.loseAt {
 		return nil, fmt.Errorf("seqfake: device gone: %w", ErrBackendLost)
 	}
+	if f.cost != nil {
+		f.clock = f.clock.Add(f.cost(batch))
+	}
 	out := make([][][]float32, len(batch))
 	for i, e := range batch {
 		start := len(f.seqs[e.Seq])
@@ -169,12 +177,20 @@ func (f *seqFake) tokensOf(id SeqID) []int32 {
 	return slices.Clone(f.seqs[id])
 }
 
-// newSeqEngine makes an engine on a seqFake with the test tokenizer.
+// now is the fake's clock.
+func (f *seqFake) now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.clock
+}
+
+// newSeqEngine makes an engine on a seqFake with the test tokenizer, timed by the fake's clock.
 func newSeqEngine(t *testing.T, parallel, blocks int) (*Engine, *seqFake) {
 	tok := testTokenizer(t)
 	f := newSeqFake(tok.VocabSize(), blocks)
 	e := New(nil, tok, nil, f)
 	e.Parallel = parallel
+	e.hooks.now = f.now
 	t.Cleanup(func() { e.Close() })
 	return e, f
 }
@@ -371,29 +387,8 @@ func TestSchedulerNewcomer(t *testing.T) {
 	l := holdSteps(t, e)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var results []<-chan genResult
-	for i := range 3 {
-		results = append(results, startGen(e, ctx, prompt(int32(i), 5), greedy(0), nil))
-	}
-	decoders := func(b []SeqEntry) (n int) {
-		for _, x := range b {
-			if len(x.Tokens) == 1 && len(x.Want) == 1 {
-				n++
-			}
-		}
-		return n
-	}
-	for {
-		b := l.next()
-		if decoders(b) == 3 {
-			break
-		}
-		l.release()
-	}
+	results := startStreams(e, l, ctx, 3)
 	const newLen = 2*8 + 5 // two full chunks and a part
-	for range 3 {
-		<-l.arrived
-	}
 	results = append(results, startGen(e, ctx, prompt(9, newLen), greedy(0), nil))
 	<-l.arrived // it arrived while the scheduler waits: the next step admits it
 	l.release()
@@ -416,12 +411,12 @@ func TestSchedulerNewcomer(t *testing.T) {
 		if newSeq == 0 {
 			newSeq = prefill[0].Seq
 		}
-		if d := decoders(b); d != 3 && len(chunks) < 3 {
+		if d := decodeRows(b); d != 3 && len(chunks) < 3 {
 			t.Errorf("step %d of the new prompt: %d sequences decode beside it, want 3", len(chunks)+1, d)
 		}
 		if len(chunks) == 3 {
 			// The step after the prompt's last chunk: the new sequence decodes its first token.
-			if len(prefill) != 1 || len(prefill[0].Tokens) != 1 || decoders(b) != 4 {
+			if len(prefill) != 1 || len(prefill[0].Tokens) != 1 || decodeRows(b) != 4 {
 				t.Errorf("after its prompt: batch %v, want four decoding sequences", b)
 			}
 			if got := f.tokensOf(newSeq); len(got) != newLen {
@@ -436,6 +431,38 @@ func TestSchedulerNewcomer(t *testing.T) {
 	if !slices.Equal(chunks, []int{8, 8, 5}) {
 		t.Errorf("the new prompt was evaluated in chunks %v, want [8 8 5]", chunks)
 	}
+	cancelAll(t, l, cancel, results)
+}
+
+// decodeRows counts the decode rows of batch b.
+func decodeRows(b []SeqEntry) (n int) {
+	for _, x := range b {
+		if len(x.Tokens) == 1 && len(x.Want) == 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// startStreams starts n endless greedy generations and returns once a step carries the decode rows of
+// all n; that step is held (l.release lets it go).
+func startStreams(e *Engine, l *lockstep, ctx context.Context, n int) []<-chan genResult {
+	var results []<-chan genResult
+	for i := range n {
+		results = append(results, startGen(e, ctx, prompt(int32(i), 5), greedy(0), nil))
+	}
+	for decodeRows(l.next()) != n {
+		l.release()
+	}
+	for range n {
+		<-l.arrived
+	}
+	return results
+}
+
+// cancelAll cancels the generations of results and checks that each ended cancelled.
+func cancelAll(t *testing.T, l *lockstep, cancel context.CancelFunc, results []<-chan genResult) {
+	t.Helper()
 	cancel()
 	stop := make(chan struct{})
 	go l.drain(stop)
@@ -445,6 +472,78 @@ func TestSchedulerNewcomer(t *testing.T) {
 		}
 	}
 	close(stop)
+}
+
+// TestSchedulerRides runs a prompt of chunks chunks while 3 sequences decode, on a fake device whose
+// decode step takes 120 ms and a step with a prompt chunk rowCost per row, so that the 3 decode rows
+// cost a chunk 3·rowCost/120 ms decode steps (sums of quarters: exact in floating point), and checks
+// which chunks they ride with (ride.go): within rideBudget (1.5) over the prompt, spread evenly, and
+// at least every rideEvery (8) chunks.
+func TestSchedulerRides(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		chunks  int
+		rowCost time.Duration
+		want    string // per chunk: R the decode rows ride with it, - they sit it out
+	}{
+		{"free rows", 12, 0, "RRRRRRRRRRRR"},                             // the steps take no time: the costs stay unknown
+		{"cheap rows", 12, time.Millisecond, "RRRRRRRRRRRR"},             // 0.025 steps a chunk
+		{"one chunk", 1, 20 * time.Millisecond, "R"},                     // 0.5 ≤ 1.5
+		{"four chunks", 4, 20 * time.Millisecond, "-RRR"},                // 0.5 > 1.5/4; 0.5 ≤ 1.5·2/4, 1 ≤ 1.5·3/4, 1.5 ≤ 1.5
+		{"twelve chunks", 12, 20 * time.Millisecond, "---R---R---R"},     // 0.5, 1, 1.5 ≤ 1.5·i/12 from i = 4, 8, 12
+		{"twelve cheaper", 12, 10 * time.Millisecond, "-R-R-R-R-R-R"},    // 0.25 a chunk
+		{"dear rows", 20, 70 * time.Millisecond, "-------R-------R----"}, // 1.75 a chunk: every rideEvery
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, f := newSeqEngine(t, 4, 1000)
+			e.hooks.promptChunk = 8
+			if c.rowCost > 0 {
+				f.cost = func(batch []SeqEntry) time.Duration {
+					rows, prompt := 0, false
+					for _, x := range batch {
+						rows += len(x.Tokens)
+						prompt = prompt || len(x.Want) == 0 || len(x.Tokens) > 1
+					}
+					if !prompt {
+						return 120 * time.Millisecond
+					}
+					return time.Duration(rows) * c.rowCost
+				}
+			}
+			l := holdSteps(t, e)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			results := startStreams(e, l, ctx, 3)
+			l.release() // a decode step of all three, timed
+			newLen := 8 * c.chunks
+			results = append(results, startGen(e, ctx, prompt(9, newLen), greedy(0), nil))
+			<-l.arrived
+			var got []byte
+			for fed := 0; fed < newLen; {
+				b := l.next()
+				switch d := decodeRows(b); {
+				case len(b) == d:
+					// a decode step before the new request's admission
+				case d == 3:
+					got = append(got, 'R')
+				case d == 0:
+					got = append(got, '-')
+				default:
+					t.Fatalf("a chunk with %d of the 3 decode rows: %v", d, b)
+				}
+				for _, x := range b {
+					if len(x.Tokens) > 1 {
+						fed += len(x.Tokens)
+					}
+				}
+				l.release()
+			}
+			if string(got) != c.want {
+				t.Errorf("the decode rows rode with the chunks as %s, want %s", got, c.want)
+			}
+			cancelAll(t, l, cancel, results)
+		})
+	}
 }
 
 // TestSchedulerCancelMidBatch cancels one of three decoding requests: its sequence leaves before the
