@@ -78,7 +78,13 @@ func benchEngine(b *testing.B, ctx int, kvDisk string) *engine.Engine {
 	return e
 }
 
-// BenchmarkArrival is the time to first token of a 512-token prompt that arrives while 3 greedy streams
-// decode, against the same prefill alone and the streams' decode step (backendtest.Arrival: issue #15
-// wants ttft ≤ solo + 2 steps). Model as in BenchmarkStreams.
-func BenchmarkArrival(b *testing.B) { backendtest.Arrival(b, benchEngine(b, 1024, "")) }
+// BenchmarkArrival is the time to first token of a prompt of 512 or 1,536 tokens (2 or 6 chunks) that
+// arrives while 3 greedy streams decode, against the same prefill alone and the streams' decode step
+// (backendtest.Arrival: issue #15 wants ttft ≤ solo + 2 steps). Model as in BenchmarkStreams.
+func BenchmarkArrival(b *testing.B) {
+	for _, n := range []int{512, 1536} {
+		b.Run(fmt.Sprintf("prompt=%d", n), func(b *testing.B) {
+			backendtest.Arrival(b, benchEngine(b, n+512, ""), n)
+		})
+	}
+}

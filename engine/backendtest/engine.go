@@ -168,7 +168,7 @@ func endless(e *engine.Engine, n int) engine.GenParams {
 
 // Arrival measures issue #15's goal for a request that arrives while others generate: its first token
 // within its own prefill time plus 2 decode steps. Each iteration times, from the call to the first
-// token's delta, a prompt of arrivalPrompt tokens on the idle engine (solo-ms), then starts 3 greedy
+// token's delta, a prompt of promptLen tokens on the idle engine (solo-ms), then starts 3 greedy
 // streams (32-token prompts), times their decode steps once all three decode (step-ms: a stream's
 // tokens apart), and submits another prompt of the same length (ttft-ms) before cancelling the streams.
 // A request arriving just after a step began waits for all of it, one arriving at its end for none of
@@ -176,12 +176,14 @@ func endless(e *engine.Engine, n int) engine.GenParams {
 // stream's token, which comes as the next step begins), as requests arriving at random times would.
 // Both prompts are fresh random tokens, so the conversation cache serves neither (the benchmark checks
 // it): same length, same cost. steps is (ttft − solo) / step of each iteration, which the goal wants
-// ≤ 2, and cpu-steps the same of the process's CPU time. Each figure is the median over the iterations
-// (the solo and arrival runs of one iteration are neighbours in time, so the per-iteration steps suffer
-// least from other load on the machine); the min- figures are the fastest of each, and min-steps their
-// (ttft − solo) / step. e must run --parallel 4 or more with a context of 1024 or more.
-func Arrival(b *testing.B, e *engine.Engine) {
-	const arrivalPrompt, streams, stepsTimed = 512, 3, 4
+// ≤ 2, and cpu-steps the same of the process's CPU time; stream-gap-ms is the longest the first stream
+// went without a token from the arrival to its first token, what the streams pay. Each figure is the
+// median over the iterations (the solo and arrival runs of one iteration are neighbours in time, so the
+// per-iteration steps suffer least from other load on the machine); the min- figures are the fastest
+// of each, and min-steps their (ttft − solo) / step. e must run --parallel 4 or more with a context of
+// promptLen + 512 or more.
+func Arrival(b *testing.B, e *engine.Engine, promptLen int) {
+	const streams, stepsTimed = 3, 4
 	// firstToken generates prompt's first token and returns the time from the call to its delta, the
 	// process's CPU time meanwhile (seconds), and the scheduler's steps.
 	firstToken := func(prompt []int32) (time.Duration, float64, float64) {
@@ -197,11 +199,11 @@ func Arrival(b *testing.B, e *engine.Engine) {
 		return first, cpu, float64(st.Steps - st0.Steps)
 	}
 	seed := uint64(1000)
-	var solo, ttft, step, steps, cpuSteps []float64
+	var solo, ttft, step, steps, cpuSteps, gap []float64
 	var soloSteps, ttftSteps float64
 	for b.Loop() {
 		seed += 10
-		d, soloCPU, n := firstToken(EngineTokens(e, arrivalPrompt, seed))
+		d, soloCPU, n := firstToken(EngineTokens(e, promptLen, seed))
 		solo, soloSteps = append(solo, ms(d)), soloSteps+n
 
 		// The streams: each says when it decodes; the first one's token times give the step.
@@ -249,8 +251,10 @@ func Arrival(b *testing.B, e *engine.Engine) {
 		phase := math.Mod(float64(len(step))*0.6180339887, 1)
 		time.Sleep(time.Duration(phase * float64(d)))
 
-		d, ttftCPU, n := firstToken(EngineTokens(e, arrivalPrompt, seed+9))
+		arrived := time.Now()
+		d, ttftCPU, n := firstToken(EngineTokens(e, promptLen, seed+9))
 		ttft, ttftSteps = append(ttft, ms(d)), ttftSteps+n
+		gap = append(gap, ms(clock.longestGap(arrived, arrived.Add(d))))
 		cancel()
 		wg.Wait()
 		i := len(ttft) - 1
@@ -263,6 +267,7 @@ func Arrival(b *testing.B, e *engine.Engine) {
 	b.ReportMetric(median(ttft), "ttft-ms")
 	b.ReportMetric(median(step), "step-ms")
 	b.ReportMetric(median(steps), "steps")
+	b.ReportMetric(median(gap), "stream-gap-ms")
 	// steps in CPU time, where the process's threads keep the cores busy (the CPU backend, lavapipe):
 	// other load on a shared machine lengthens the wall clock more than the work.
 	if len(cpuSteps) > 0 {
@@ -305,6 +310,20 @@ func (c *tokenClock) tick() {
 	if c.want > 0 && len(c.times) == c.want {
 		close(c.reached)
 	}
+}
+
+// longestGap is the longest the stream went without a token from from to to.
+func (c *tokenClock) longestGap(from, to time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last, gap := from, time.Duration(0)
+	for _, t := range c.times {
+		if t.Before(from) || t.After(to) {
+			continue
+		}
+		gap, last = max(gap, t.Sub(last)), t
+	}
+	return max(gap, to.Sub(last))
 }
 
 // step waits for n more tokens after at least one and returns the mean time between them and the CPU
