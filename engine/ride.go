@@ -33,40 +33,50 @@ const rideBudget = 1.5
 
 // rideEvery bounds the chunks in a row that go without the decode rows: the streams get a token at least
 // every rideEvery chunks (2,048 prompt tokens, the batch llama.cpp's server evaluates per step before it
-// decodes its running slots again). So from 24 chunks on (6,144 tokens) a prompt of the 3B model on a
-// 2-core CPU pays more than rideBudget: the streams do not stall for minutes.
+// decodes its running slots again), whichever prompts those chunks are of. So from 24 chunks on (6,144
+// tokens; from 17 when the streams had already sat out 7 chunks of an earlier prompt) a prompt of the
+// 3B model on a 2-core CPU pays more than rideBudget: the streams do not stall for minutes.
 const rideEvery = 8
 
 // stepCosts are running averages of what the scheduler's steps take on its backend: a step of decode
 // rows only, and a row of a step with a prompt chunk; logits is logitsShare of the model.
 type stepCosts struct {
-	decode time.Duration
-	row    time.Duration
-	logits float64
+	decode, row   time.Duration
+	decodes, rows int // samples of each
+	logits        float64
 }
 
-// observe adds a step that evaluated batch in d.
-func (c *stepCosts) observe(batch []SeqEntry, d time.Duration) {
+// observe adds a step that evaluated batch in d; chunk is the scheduler's prompt tokens a step.
+func (c *stepCosts) observe(batch []SeqEntry, d time.Duration, chunk int) {
 	if d <= 0 {
 		return // a clock that does not move (tests)
 	}
-	rows, prompt := 0, false
+	rows, prompt := 0, 0
 	for _, e := range batch {
 		rows += len(e.Tokens)
-		prompt = prompt || len(e.Tokens) > 1 || len(e.Want) == 0
-	}
-	// A quarter of each new step: a few steps follow a change of load, one odd step moves little.
-	avg := func(old, d time.Duration) time.Duration {
-		if old == 0 {
-			return d
+		if len(e.Tokens) > 1 || len(e.Want) == 0 {
+			prompt += len(e.Tokens)
 		}
-		return old + (d-old)/4
 	}
-	if prompt {
-		c.row = avg(c.row, d/time.Duration(rows))
-	} else {
-		c.decode = avg(c.decode, d)
+	switch {
+	case prompt == 0:
+		c.decode = average(c.decode, d, &c.decodes)
+	case 2*prompt >= chunk:
+		// Only long chunks: where a step is bound by reading the weights (a GPU, a short chunk), its
+		// time over a few rows is not what a row adds to a chunk.
+		c.row = average(c.row, d/time.Duration(rows), &c.rows)
 	}
+}
+
+// average adds sample d to the running average avg of n samples. The second sample replaces the
+// first, which may have paid for a cold start (the weights' pages read in, kernels compiled); then
+// each new one weighs a quarter: a few steps follow a change of load, one odd step moves it little.
+func average(avg, d time.Duration, n *int) time.Duration {
+	*n++
+	if *n <= 2 {
+		return d
+	}
+	return avg + (d-avg)/4
 }
 
 // ride is what rows decode rows add to a step with a prompt chunk, in decode steps: their arithmetic, a

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"math"
 	"testing"
+	"time"
 
 	"smolchat/model"
 	"smolchat/model/gguf"
@@ -26,6 +28,54 @@ func TestLogitsShare(t *testing.T) {
 	} {
 		if got := logitsShare(&c.m); got != c.want {
 			t.Errorf("%s: logitsShare = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestStepCosts feeds stepCosts steps and checks its averages: the second sample of each kind replaces
+// the first (a cold start), later ones weigh a quarter, a step with a short chunk or no time is left
+// out, and a ride costs its rows' share of a chunk step plus the logits.
+func TestStepCosts(t *testing.T) {
+	const chunk = 8
+	decode := []SeqEntry{{Tokens: []int32{1}, Want: []int{0}}, {Tokens: []int32{2}, Want: []int{0}}}
+	prompt := func(n int) SeqEntry { return SeqEntry{Tokens: make([]int32, n)} }
+	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
+	type step struct {
+		batch []SeqEntry
+		d     time.Duration
+	}
+	for _, c := range []struct {
+		name        string
+		steps       []step
+		decode, row time.Duration
+	}{
+		{"decode steps", []step{{decode, ms(100)}, {decode, ms(40)}, {decode, ms(60)}}, ms(45), 0},
+		{"chunk steps", []step{{[]SeqEntry{prompt(8)}, ms(80)}, {append([]SeqEntry{prompt(8)}, decode...), ms(200)},
+			{append([]SeqEntry{prompt(4)}, decode...), ms(60)}}, 0, ms(17.5)},
+		{"short chunk left out", []step{{[]SeqEntry{prompt(8)}, ms(80)}, {[]SeqEntry{prompt(3)}, ms(90)}}, 0, ms(10)},
+		{"no time", []step{{decode, 0}, {[]SeqEntry{prompt(8)}, 0}}, 0, 0},
+	} {
+		var got stepCosts
+		for _, s := range c.steps {
+			got.observe(s.batch, s.d, chunk)
+		}
+		if got.decode != c.decode || got.row != c.row {
+			t.Errorf("%s: decode %v, row %v; want %v, %v", c.name, got.decode, got.row, c.decode, c.row)
+		}
+	}
+
+	c := stepCosts{decode: ms(100), row: ms(10), logits: 0.125}
+	for _, r := range []struct {
+		costs stepCosts
+		rows  int
+		want  float64
+	}{
+		{c, 3, 0.425},
+		{c, 0, 0},
+		{stepCosts{decode: ms(100), logits: 0.125}, 3, 0}, // the row's cost unknown
+	} {
+		if got := r.costs.ride(r.rows); math.Abs(got-r.want) > 1e-12 {
+			t.Errorf("ride(%d) with %+v = %v, want %v", r.rows, r.costs, got, r.want)
 		}
 	}
 }

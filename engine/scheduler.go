@@ -515,9 +515,11 @@ func (s *scheduler) ride(prefill []*seqRequest, rows int) bool {
 }
 
 // account records a step evaluated in d, before its prompts that ended start decoding: its cost, and
-// each prompt's share of the decode rows (satOut: they sat the step out).
+// each prompt's share of the decode rows (satOut: they sat the step out). The share is charged at the
+// estimate that includes this step, the better one, not at the one plan decided with (0 while a cost
+// was unknown).
 func (s *scheduler) account(batch []SeqEntry, who []*seqRequest, satOut bool, d time.Duration) {
-	s.costs.observe(batch, d)
+	s.costs.observe(batch, d, s.chunk)
 	if satOut {
 		s.skipped++
 	} else {
@@ -657,6 +659,8 @@ func (s *scheduler) fail(err error) {
 		b := s.e.backend
 		s.e.mu.Unlock()
 		s.cache = convCache{} // the sequences lived in the lost backend
+		// Its successor's steps take their own time.
+		s.costs, s.skipped = stepCosts{logits: s.costs.logits}, 0
 		for _, r := range s.running {
 			r.hasSeq = false
 		}
