@@ -17,14 +17,15 @@ import (
 // 7 prompt rows). A prompt of n chunks carrying them in every chunk paid about n/2 steps more than
 // alone: 2.3–3.6 steps for a 768-token prompt on the 3B model cut to 4 layers (BENCHMARKS, session 16),
 // against issue #15's goal of its first token within its prefill time and 2 decode steps. Where a
-// chunk's rows are cheap beside a decode step, as on a GPU, only the logits cost much.
+// chunk's rows are cheap beside a decode step (a GPU's tiled products should be; not measured yet),
+// only their logits cost much.
 //
 // So the scheduler measures the two costs (stepCosts) and lets the rows ride while the prompt's share
 // of their cost stays within rideBudget decode steps over its whole prefill, spread evenly over its
-// chunks: chunk i of n may bring its share to rideBudget·i/n. On the 3B model and a 2-core CPU (0.58 of
-// a step a ride, as measured) a 512-token prompt rides both its chunks and a 3,000-token one 2 of its 12;
-// with cheap rows (0.15) every chunk of a prompt of up to 10 does. However long the prompt, the streams
-// ride at least every rideEvery chunks.
+// chunks: chunk i of n may bring its share to rideBudget·i/n. On the 3B model and a 2-core CPU (0.55–0.58
+// of a step a ride, as estimated; BENCHMARKS, session 17) a 512-token prompt rides both its chunks and a
+// 3,000-token one 2 of its 12; with cheap rows (0.15) every chunk of a prompt of up to 10 does. However
+// long the prompt, the streams ride at least every rideEvery chunks.
 
 // rideBudget is the decode steps a prompt may pay in all for the decode rows riding with its chunks. With
 // the half step it waits on average for the one in flight when it arrives, its first token comes within
