@@ -82,9 +82,5 @@ func benchEngine(b *testing.B, ctx int, kvDisk string) *engine.Engine {
 // arrives while 3 greedy streams decode, against the same prefill alone and the streams' decode step
 // (backendtest.Arrival: issue #15 wants ttft ≤ solo + 2 steps). Model as in BenchmarkStreams.
 func BenchmarkArrival(b *testing.B) {
-	for _, n := range []int{512, 1536} {
-		b.Run(fmt.Sprintf("prompt=%d", n), func(b *testing.B) {
-			backendtest.Arrival(b, benchEngine(b, n+512, ""), n)
-		})
-	}
+	backendtest.Arrival(b, func(b *testing.B, ctx int) *engine.Engine { return benchEngine(b, ctx, "") })
 }

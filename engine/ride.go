@@ -47,25 +47,18 @@ type stepCosts struct {
 	logits        float64
 }
 
-// observe adds a step that evaluated batch in d; chunk is the scheduler's prompt tokens a step.
-func (c *stepCosts) observe(batch []SeqEntry, d time.Duration, chunk int) {
-	if d <= 0 {
-		return // a clock that does not move (tests)
-	}
-	rows, prompt := 0, 0
-	for _, e := range batch {
-		rows += len(e.Tokens)
-		if len(e.Tokens) > 1 || len(e.Want) == 0 {
-			prompt += len(e.Tokens)
-		}
-	}
+// observe adds a step of decode decode rows and prompt prompt rows evaluated in d; chunk is the
+// scheduler's prompt tokens a step.
+func (c *stepCosts) observe(decode, prompt int, d time.Duration, chunk int) {
 	switch {
+	case d <= 0:
+		// a clock that does not move (tests)
 	case prompt == 0:
 		c.decode = average(c.decode, d, &c.decodes)
 	case 2*prompt >= chunk:
 		// Only long chunks: where a step is bound by reading the weights (a GPU, a short chunk), its
 		// time over a few rows is not what a row adds to a chunk.
-		c.row = average(c.row, d/time.Duration(rows), &c.rows)
+		c.row = average(c.row, d/time.Duration(decode+prompt), &c.rows)
 	}
 }
 

@@ -37,27 +37,24 @@ func TestLogitsShare(t *testing.T) {
 // out, and a ride costs its rows' share of a chunk step plus the logits.
 func TestStepCosts(t *testing.T) {
 	const chunk = 8
-	decode := []SeqEntry{{Tokens: []int32{1}, Want: []int{0}}, {Tokens: []int32{2}, Want: []int{0}}}
-	prompt := func(n int) SeqEntry { return SeqEntry{Tokens: make([]int32, n)} }
 	ms := func(x float64) time.Duration { return time.Duration(x * float64(time.Millisecond)) }
 	type step struct {
-		batch []SeqEntry
-		d     time.Duration
+		decode, prompt int
+		d              time.Duration
 	}
 	for _, c := range []struct {
 		name        string
 		steps       []step
 		decode, row time.Duration
 	}{
-		{"decode steps", []step{{decode, ms(100)}, {decode, ms(40)}, {decode, ms(60)}}, ms(45), 0},
-		{"chunk steps", []step{{[]SeqEntry{prompt(8)}, ms(80)}, {append([]SeqEntry{prompt(8)}, decode...), ms(200)},
-			{append([]SeqEntry{prompt(4)}, decode...), ms(60)}}, 0, ms(17.5)},
-		{"short chunk left out", []step{{[]SeqEntry{prompt(8)}, ms(80)}, {[]SeqEntry{prompt(3)}, ms(90)}}, 0, ms(10)},
-		{"no time", []step{{decode, 0}, {[]SeqEntry{prompt(8)}, 0}}, 0, 0},
+		{"decode steps", []step{{2, 0, ms(100)}, {2, 0, ms(40)}, {2, 0, ms(60)}}, ms(45), 0},
+		{"chunk steps", []step{{0, 8, ms(80)}, {2, 8, ms(200)}, {2, 4, ms(60)}}, 0, ms(17.5)},
+		{"short chunk left out", []step{{0, 8, ms(80)}, {0, 3, ms(90)}}, 0, ms(10)},
+		{"no time", []step{{2, 0, 0}, {0, 8, 0}}, 0, 0},
 	} {
 		var got stepCosts
 		for _, s := range c.steps {
-			got.observe(s.batch, s.d, chunk)
+			got.observe(s.decode, s.prompt, s.d, chunk)
 		}
 		if got.decode != c.decode || got.row != c.row {
 			t.Errorf("%s: decode %v, row %v; want %v, %v", c.name, got.decode, got.row, c.decode, c.row)

@@ -519,26 +519,28 @@ func (s *scheduler) ride(prefill []*seqRequest, rows int) bool {
 // estimate that includes this step, the better one, not at the one plan decided with (0 while a cost
 // was unknown).
 func (s *scheduler) account(batch []SeqEntry, who []*seqRequest, satOut bool, d time.Duration) {
-	s.costs.observe(batch, d, s.chunk)
+	decode, prompt := 0, 0
+	for k, r := range who {
+		if r.decoding {
+			decode++
+		} else {
+			prompt += len(batch[k].Tokens)
+		}
+	}
+	s.costs.observe(decode, prompt, d, s.chunk)
 	if satOut {
 		s.skipped++
 	} else {
 		s.skipped = 0
 	}
-	rows := 0
-	for _, r := range who {
-		if r.decoding {
-			rows++
-		}
+	if prompt == 0 {
+		return
 	}
-	if rows == len(who) {
-		return // no prompt chunk
-	}
-	cost := s.costs.ride(rows)
+	cost := s.costs.ride(decode)
 	for _, r := range who {
 		if !r.decoding {
 			r.share.done++
-			if rows > 0 {
+			if decode > 0 {
 				r.share.paid += cost
 			}
 		}

@@ -157,11 +157,7 @@ func BenchmarkArrival(b *testing.B) {
 	if path == "" {
 		path = testutil.SharedFile(b, "smollm3-tiny-synthetic-Q4_K_M.gguf")
 	}
-	for _, n := range []int{512, 1536} { // as cpu.BenchmarkArrival's
-		b.Run(fmt.Sprintf("prompt=%d", n), func(b *testing.B) {
-			backendtest.Arrival(b, loadEngine(b, path, n+512, 4), n)
-		})
-	}
+	backendtest.Arrival(b, func(b *testing.B, ctx int) *engine.Engine { return loadEngine(b, path, ctx, 4) })
 }
 
 // BenchmarkDecodeRows is the least CPU time per weight of the decode mat-vec for 1 to 8 rows (the

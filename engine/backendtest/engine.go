@@ -180,9 +180,16 @@ func endless(e *engine.Engine, n int) engine.GenParams {
 // went without a token from the arrival to its first token, what the streams pay. Each figure is the
 // median over the iterations (the solo and arrival runs of one iteration are neighbours in time, so the
 // per-iteration steps suffer least from other load on the machine); the min- figures are the fastest
-// of each, and min-steps their (ttft − solo) / step. e must run --parallel 4 or more with a context of
-// promptLen + 512 or more.
-func Arrival(b *testing.B, e *engine.Engine, promptLen int) {
+// of each, and min-steps their (ttft − solo) / step. It runs prompts of 512 and 1,536 tokens (2 and 6
+// chunks) as sub-benchmarks, each on an engine from load, which must run --parallel 4 or more with the
+// context it is asked for.
+func Arrival(b *testing.B, load func(b *testing.B, context int) *engine.Engine) {
+	for _, n := range []int{512, 1536} {
+		b.Run(fmt.Sprintf("prompt=%d", n), func(b *testing.B) { arrival(b, load(b, n+512), n) })
+	}
+}
+
+func arrival(b *testing.B, e *engine.Engine, promptLen int) {
 	const streams, stepsTimed = 3, 4
 	// firstToken generates prompt's first token and returns the time from the call to its delta, the
 	// process's CPU time meanwhile (seconds), and the scheduler's steps.
